@@ -1,0 +1,48 @@
+// The logging facade: one line per message on stderr, with time, level and
+// component. libbpf's print callback is routed here (node/probe/bpf_probe.cc).
+//
+//   FM_LOG(Info, "probe") << "attached " << name;
+#pragma once
+
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace flowmesh::log {
+
+enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3 };
+
+void SetLevel(Level level);
+Level GetLevel();
+bool Enabled(Level level);
+// Parses "debug", "info", "warn", "error".
+std::optional<Level> ParseLevel(std::string_view name);
+
+// Writes one complete line; safe to call from any thread.
+void Write(Level level, std::string_view component, std::string_view message);
+
+class Line {
+ public:
+  Line(Level level, std::string_view component) : level_(level), component_(component) {}
+  ~Line() { Write(level_, component_, stream_.str()); }
+  Line(const Line&) = delete;
+  Line& operator=(const Line&) = delete;
+  template <typename T>
+  Line& operator<<(const T& v) {
+    stream_ << v;
+    return *this;
+  }
+
+ private:
+  Level level_;
+  std::string_view component_;
+  std::ostringstream stream_;
+};
+
+}  // namespace flowmesh::log
+
+#define FM_LOG(level, component)                                              \
+  if (!::flowmesh::log::Enabled(::flowmesh::log::Level::level)) {             \
+  } else                                                                      \
+    ::flowmesh::log::Line(::flowmesh::log::Level::level, component)

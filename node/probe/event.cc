@@ -1,0 +1,91 @@
+// Ring-buffer record decoding and the names of event fields.
+#include "node/probe/event.h"
+
+#include <sys/socket.h>
+
+#include "node/common/clock.h"
+
+namespace flowmesh {
+
+std::string_view KindName(EventKind k) {
+  switch (k) {
+    case EventKind::kOpen: return "open";
+    case EventKind::kClose: return "close";
+    case EventKind::kListen: return "listen";
+    case EventKind::kUnlisten: return "unlisten";
+    case EventKind::kUpdate: return "update";
+  }
+  return "?";
+}
+
+std::string_view DirectionName(Direction d) {
+  switch (d) {
+    case Direction::kActive: return "active";
+    case Direction::kPassive: return "passive";
+    case Direction::kUnknown: return "unknown";
+  }
+  return "?";
+}
+
+std::string_view SourceName(EventSource s) {
+  switch (s) {
+    case EventSource::kKernel: return "kernel";
+    case EventSource::kPoll: return "poll";
+    case EventSource::kSeed: return "seed";
+  }
+  return "?";
+}
+
+void ProcessRef::set_comm(std::string_view c) {
+  std::memset(comm, 0, sizeof comm);
+  std::memcpy(comm, c.data(), std::min(c.size(), sizeof comm - 1));
+}
+
+size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {
+  IpAddrHash h;
+  size_t v = h(k.laddr) * 31 + h(k.raddr);
+  v = v * 0x9e3779b97f4a7c15ULL + ((uint64_t{k.lport} << 16) | k.rport);
+  return v ^ (uint64_t{k.netns} << 32);
+}
+
+Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
+  if (size < sizeof(fm_event))
+    return InvalidArgument("ring buffer record of " + std::to_string(size) + " bytes, expected " +
+                           std::to_string(sizeof(fm_event)));
+  fm_event raw;
+  std::memcpy(&raw, data, sizeof raw);
+  if (raw.kind < FM_EV_OPEN || raw.kind > FM_EV_UNLISTEN)
+    return InvalidArgument("unknown event kind " + std::to_string(raw.kind));
+  if (raw.family != AF_INET && raw.family != AF_INET6)
+    return InvalidArgument("unknown address family " + std::to_string(raw.family));
+  if (raw.direction > FM_DIR_PASSIVE)
+    return InvalidArgument("unknown direction " + std::to_string(raw.direction));
+
+  ConnEvent ev;
+  ev.kind = static_cast<EventKind>(raw.kind);
+  ev.direction = static_cast<Direction>(raw.direction);
+  ev.source = EventSource::kKernel;
+  ev.ts_ns = MonotonicToRealtimeNs(raw.ts_ns);
+  ev.key.netns = raw.netns;
+  ev.key.laddr = IpAddr::FromRaw(raw.family, raw.laddr);
+  ev.key.lport = raw.lport;
+  if (ev.kind == EventKind::kOpen || ev.kind == EventKind::kClose) {
+    ev.key.raddr = IpAddr::FromRaw(raw.family, raw.raddr);
+    ev.key.rport = raw.rport;
+  }
+  ev.proc.pid = raw.pid;
+  ev.proc.start_ticks = raw.pid ? BoottimeNsToTicks(raw.proc_start_ns) : 0;
+  std::memcpy(ev.proc.comm, raw.comm, sizeof ev.proc.comm);
+  ev.proc.comm[sizeof ev.proc.comm - 1] = '\0';
+  ev.counters.bytes_tx = raw.bytes_acked;
+  ev.counters.bytes_rx = raw.bytes_received;
+  ev.counters.segs_out = raw.segs_out;
+  ev.counters.segs_in = raw.segs_in;
+  ev.counters.retrans = raw.total_retrans;
+  ev.counters.rtt_us = raw.srtt_us;
+  ev.counters.rttvar_us = raw.rttvar_us;
+  ev.duration_ns = raw.duration_ns;
+  return ev;
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,96 @@
+// The C++ companion of bpf/flowmesh.h: connection events as meshd handles
+// them once they leave the ring buffer (or the sock_diag poller), with
+// decoding, hashing and naming. Every probe produces ConnEvent.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "bpf/flowmesh.h"
+#include "node/common/net.h"
+#include "node/common/status.h"
+
+namespace flowmesh {
+
+enum class EventKind : uint8_t {
+  kOpen = FM_EV_OPEN,
+  kClose = FM_EV_CLOSE,
+  kListen = FM_EV_LISTEN,
+  kUnlisten = FM_EV_UNLISTEN,
+  // Live counters of a connection that is still open, from sock_diag. Never
+  // produced by BPF (which reports counters at CLOSE), so not in flowmesh.h.
+  kUpdate = 5,
+};
+
+enum class Direction : uint8_t {
+  kUnknown = FM_DIR_UNKNOWN,
+  kActive = FM_DIR_ACTIVE,
+  kPassive = FM_DIR_PASSIVE,
+};
+
+// Where an event came from: the BPF ring buffer, a sock_diag poll, or the
+// sock_diag snapshot taken at start-up.
+enum class EventSource : uint8_t { kKernel = 0, kPoll = 1, kSeed = 2 };
+
+std::string_view KindName(EventKind k);       // "open", "close", "listen", "unlisten"
+std::string_view DirectionName(Direction d);  // "active", "passive", "unknown"
+std::string_view SourceName(EventSource s);   // "kernel", "poll", "seed"
+
+struct TcpCounters {
+  uint64_t bytes_tx = 0;  // bytes sent and acknowledged
+  uint64_t bytes_rx = 0;  // bytes received
+  uint32_t segs_out = 0;
+  uint32_t segs_in = 0;
+  uint32_t retrans = 0;
+  uint32_t rtt_us = 0;
+  uint32_t rttvar_us = 0;
+  bool operator==(const TcpCounters&) const = default;
+};
+
+// A process as the probe saw it. (pid, start_ticks) is its identity; comm is
+// for display. start_ticks is /proc/<pid>/stat's starttime (clock ticks).
+struct ProcessRef {
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;
+  char comm[FM_TASK_COMM_LEN] = {};
+
+  bool known() const { return pid != 0; }
+  std::string_view comm_view() const { return {comm, strnlen(comm, sizeof comm)}; }
+  void set_comm(std::string_view c);
+};
+
+// One TCP connection (or listener, with raddr unset and rport 0) in one
+// network namespace. Unique among the sockets open at any moment.
+struct ConnKey {
+  uint32_t netns = 0;
+  IpAddr laddr;
+  IpAddr raddr;
+  uint16_t lport = 0;
+  uint16_t rport = 0;
+
+  uint16_t family() const { return laddr.family; }
+  bool operator==(const ConnKey&) const = default;
+};
+
+struct ConnKeyHash {
+  size_t operator()(const ConnKey& k) const noexcept;
+};
+
+struct ConnEvent {
+  EventKind kind = EventKind::kOpen;
+  Direction direction = Direction::kUnknown;
+  EventSource source = EventSource::kKernel;
+  int64_t ts_ns = 0;  // Unix epoch nanoseconds
+  ConnKey key;
+  ProcessRef proc;
+  TcpCounters counters;   // CLOSE: final; OPEN from a poll or seed: as of then
+  uint64_t duration_ns = 0;  // CLOSE only; 0 when the open was not seen
+};
+
+// Decodes one ring-buffer record. Wrong size or an unknown kind or family is
+// an error (the caller counts it and drops the record).
+Result<ConnEvent> DecodeEvent(const void* data, size_t size);
+
+}  // namespace flowmesh

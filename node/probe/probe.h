@@ -1,0 +1,55 @@
+// The interface every probe implements (after pixie's collectors: Init,
+// TransferData, Stop), and what it needs to know before it starts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/probe/event.h"
+
+namespace flowmesh {
+
+// Receives every event a probe produces, on the probe's thread.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnEvent(const ConnEvent& event) = 0;
+};
+
+// What to record. Fixed before the probe starts (BPF: .rodata before load).
+struct ProbeFilter {
+  uint32_t netns = 0;           // network namespace inode; 0 = all
+  uint16_t family = 0;          // AF_INET, AF_INET6; 0 = both
+  std::vector<uint16_t> ports;  // local or remote port in this list; empty = all
+
+  bool Matches(const ConnKey& key) const;
+};
+
+// Counters a probe keeps; read from any thread.
+struct ProbeStats {
+  uint64_t events = 0;     // delivered to the sink
+  uint64_t lost = 0;       // known to be missed (ring buffer full, tables full)
+  uint64_t malformed = 0;  // records that did not decode; dropped
+  uint64_t polls = 0;      // sock_diag dumps done
+  std::vector<std::pair<std::string, uint64_t>> detail;  // per-cause breakdown
+};
+
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  // "streaming" or "polling".
+  virtual std::string_view Mode() const = 0;
+  // Loads, attaches or opens whatever the probe needs. Errors name the fix.
+  virtual Status Init() = 0;
+  // Waits up to timeout_ms for activity and delivers what arrived to `sink`.
+  // Returns how many events were delivered.
+  virtual Result<int> TransferData(EventSink& sink, int timeout_ms) = 0;
+  // Detaches; TransferData is not called after this.
+  virtual void Stop() = 0;
+  virtual ProbeStats Stats() const = 0;
+};
+
+}  // namespace flowmesh

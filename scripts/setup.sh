@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package flowmesh needs to build, test, benchmark and
+# run its lab. Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang llvm
+  # kernel side
+  bpftool libbpf-dev libelf-dev zlib1g-dev
+  # libraries named in DESIGN.md
+  libmnl-dev libasio-dev capnproto libcapnp-dev librocksdb-dev libcli11-dev
+  libgtest-dev libgmock-dev libssl-dev
+  # lab, tests and benchmarks
+  iproute2 procps curl nginx redis-server libbpf-tools python3 time
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: must run as root to install packages (try: sudo $0)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts packaged servers on install; the lab starts its own copies.
+for svc in nginx redis-server; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+done
+echo "setup: done"
