@@ -1,0 +1,104 @@
+// Open-connection and listener bookkeeping.
+#include "node/flow/conn_table.h"
+
+namespace flowmesh {
+namespace {
+
+// Listeners are keyed without the remote side.
+ConnKey ListenKey(const ConnKey& k) { return ConnKey{k.netns, k.laddr, {}, k.lport, 0}; }
+
+void FillFrom(const OpenConnection& open, ConnEvent& ev) {
+  if (!ev.proc.known()) ev.proc = open.proc;
+  if (ev.direction == Direction::kUnknown) ev.direction = open.direction;
+  // BPF reports duration only for connections it saw open; a connection the
+  // poller saw open has a first-seen time, which is as good as we know.
+  if (ev.duration_ns == 0 && open.source == EventSource::kPoll && ev.ts_ns > open.opened_ns)
+    ev.duration_ns = static_cast<uint64_t>(ev.ts_ns - open.opened_ns);
+}
+
+}  // namespace
+
+bool ConnTable::Apply(ConnEvent& ev) {
+  std::lock_guard lock(mu_);
+  switch (ev.kind) {
+    case EventKind::kOpen: {
+      auto [it, inserted] = open_.try_emplace(ev.key);
+      OpenConnection& c = it->second;
+      if (inserted) {
+        c.key = ev.key;
+        c.source = ev.source;
+        c.opened_ns = ev.ts_ns;
+        stats_.opens++;
+      }
+      // A second report of the same open (snapshot and ring buffer racing)
+      // merges: keep what is known, prefer the kernel's attribution.
+      if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel)) c.proc = ev.proc;
+      if (ev.direction != Direction::kUnknown) c.direction = ev.direction;
+      if (ev.counters.segs_in || ev.counters.segs_out) c.counters = ev.counters;
+      c.updated_ns = ev.ts_ns;
+      return inserted;
+    }
+    case EventKind::kUpdate: {
+      auto it = open_.find(ev.key);
+      if (it == open_.end()) return false;
+      it->second.counters = ev.counters;
+      it->second.updated_ns = ev.ts_ns;
+      if (!it->second.proc.known() && ev.proc.known()) it->second.proc = ev.proc;
+      return true;
+    }
+    case EventKind::kClose: {
+      stats_.closes++;
+      auto it = open_.find(ev.key);
+      if (it == open_.end()) {
+        stats_.close_without_open++;
+        if (!ev.proc.known()) stats_.close_unattributed++;
+        return true;
+      }
+      FillFrom(it->second, ev);
+      if (!ev.proc.known()) stats_.close_unattributed++;
+      open_.erase(it);
+      return true;
+    }
+    case EventKind::kListen: {
+      Listener& l = listeners_[ListenKey(ev.key)];
+      l.key = ListenKey(ev.key);
+      if (ev.proc.known() || !l.proc.known()) l.proc = ev.proc;
+      if (l.since_ns == 0) l.since_ns = ev.ts_ns;
+      return true;
+    }
+    case EventKind::kUnlisten: {
+      auto it = listeners_.find(ListenKey(ev.key));
+      if (it == listeners_.end()) return true;
+      if (!ev.proc.known()) ev.proc = it->second.proc;
+      listeners_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<OpenConnection> ConnTable::Connections() const {
+  std::lock_guard lock(mu_);
+  std::vector<OpenConnection> out;
+  out.reserve(open_.size());
+  for (const auto& [k, c] : open_) out.push_back(c);
+  return out;
+}
+
+std::vector<Listener> ConnTable::Listeners() const {
+  std::lock_guard lock(mu_);
+  std::vector<Listener> out;
+  out.reserve(listeners_.size());
+  for (const auto& [k, l] : listeners_) out.push_back(l);
+  return out;
+}
+
+ConnTableStats ConnTable::Stats() const {
+  std::lock_guard lock(mu_);
+  ConnTableStats s = stats_;
+  s.open = open_.size();
+  s.listeners = listeners_.size();
+  return s;
+}
+
+}  // namespace flowmesh
