@@ -28,12 +28,20 @@ enum fm_direction {
 	FM_DIR_PASSIVE = 2, /* this side accepted */
 };
 
+/* The kernel's byte counters count sequence space: the active side's SYN and
+ * each FIN are one byte each. These say which FINs are in them, so user space
+ * can report payload bytes. */
+enum fm_tcp_flags {
+	FM_TCP_FIN_ACKED = 1,    /* our FIN was sent and acknowledged (in bytes_acked) */
+	FM_TCP_FIN_RECEIVED = 2, /* the peer's FIN arrived (in bytes_received) */
+};
+
 struct fm_event {
 	__u64 ts_ns;          /* bpf_ktime_get_ns() when the event happened */
 	__u64 duration_ns;    /* CLOSE: from SYN_SENT/SYN_RECV to CLOSE, 0 if unknown */
 	__u64 proc_start_ns;  /* owning process start, ns since boot (task->start_boottime) */
-	__u64 bytes_acked;    /* tcp_sock.bytes_acked: bytes sent and acknowledged */
-	__u64 bytes_received; /* tcp_sock.bytes_received */
+	__u64 bytes_acked;    /* tcp_sock.bytes_acked, sequence space (see fm_tcp_flags) */
+	__u64 bytes_received; /* tcp_sock.bytes_received, sequence space */
 	__u32 segs_out;
 	__u32 segs_in;
 	__u32 total_retrans;
@@ -46,6 +54,8 @@ struct fm_event {
 	__u16 rport;     /* host byte order */
 	__u8 kind;       /* enum fm_event_kind */
 	__u8 direction;  /* enum fm_direction */
+	__u8 tcp_flags;  /* CLOSE: enum fm_tcp_flags */
+	__u8 pad;
 	__u8 laddr[16];  /* IPv4 in the first 4 bytes */
 	__u8 raddr[16];
 	char comm[FM_TASK_COMM_LEN];

@@ -24,12 +24,17 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define SOCK_DONE 1 /* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
 
 /* include/net/tcp_states.h; vmlinux.h's enum names clash across kernels. */
 #define FM_TCP_ESTABLISHED 1
 #define FM_TCP_SYN_SENT 2
 #define FM_TCP_SYN_RECV 3
+#define FM_TCP_FIN_WAIT1 4
+#define FM_TCP_FIN_WAIT2 5
 #define FM_TCP_CLOSE 7
+#define FM_TCP_LAST_ACK 9
+#define FM_TCP_CLOSING 11
 #define FM_TCP_LISTEN 10
 
 /* Filters, fixed before load by meshd (0 = everything). */
@@ -316,6 +321,14 @@ static __always_inline void on_close(const struct sock *sk, int oldstate, __u16 
 	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
 	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 	e->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+	/* A FIN was sent in these states; it was acknowledged when nothing
+	 * written, FIN included, is still unacknowledged. */
+	if ((oldstate == FM_TCP_FIN_WAIT1 || oldstate == FM_TCP_FIN_WAIT2 ||
+	     oldstate == FM_TCP_CLOSING || oldstate == FM_TCP_LAST_ACK) &&
+	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+		e->tcp_flags |= FM_TCP_FIN_ACKED;
+	if (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE))
+		e->tcp_flags |= FM_TCP_FIN_RECEIVED;
 	submit_event(e);
 out:
 	if (so)
@@ -337,9 +350,16 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (filter_netns && netns != filter_netns)
 		return 0;
-	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* inet_sport, not skc_num: at CLOSE the port is already released and
+	 * skc_num reads 0; inet_sport keeps it (as the tracepoint's own
+	 * format does). */
+	lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	if (!lport) /* listen() on a socket that was never bound */
+		lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!port_selected(lport, rport))
+	/* At SYN_SENT the local port is not chosen yet: remember the socket
+	 * whatever the filter says; OPEN and CLOSE are filtered. */
+	if (newstate != FM_TCP_SYN_SENT && !port_selected(lport, rport))
 		return 0;
 
 	if (newstate == FM_TCP_LISTEN)

@@ -40,9 +40,14 @@ class Line {
   std::ostringstream stream_;
 };
 
+// Lets FM_LOG be a single expression, safe inside an unbraced if/else.
+struct Voidify {
+  void operator&(const Line&) {}
+};
+
 }  // namespace flowmesh::log
 
-#define FM_LOG(level, component)                                              \
-  if (!::flowmesh::log::Enabled(::flowmesh::log::Level::level)) {             \
-  } else                                                                      \
-    ::flowmesh::log::Line(::flowmesh::log::Level::level, component)
+#define FM_LOG(level, component)                                      \
+  !::flowmesh::log::Enabled(::flowmesh::log::Level::level)            \
+      ? (void)0                                                       \
+      : ::flowmesh::log::Voidify() & ::flowmesh::log::Line(::flowmesh::log::Level::level, component)

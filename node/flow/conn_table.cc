@@ -20,6 +20,14 @@ void FillFrom(const OpenConnection& open, ConnEvent& ev) {
 
 bool ConnTable::Apply(ConnEvent& ev) {
   std::lock_guard lock(mu_);
+  bool changed = ApplyLocked(ev);
+  // Counters leave here as payload bytes, computed once the direction is as
+  // well known as it will be.
+  ev.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);
+  return changed;
+}
+
+bool ConnTable::ApplyLocked(ConnEvent& ev) {
   switch (ev.kind) {
     case EventKind::kOpen: {
       auto [it, inserted] = open_.try_emplace(ev.key);
@@ -34,14 +42,16 @@ bool ConnTable::Apply(ConnEvent& ev) {
       // merges: keep what is known, prefer the kernel's attribution.
       if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel)) c.proc = ev.proc;
       if (ev.direction != Direction::kUnknown) c.direction = ev.direction;
-      if (ev.counters.segs_in || ev.counters.segs_out) c.counters = ev.counters;
+      if (ev.counters.segs_in || ev.counters.segs_out)
+        c.counters = PayloadCounters(ev.counters, c.direction, ev.tcp_flags);
       c.updated_ns = ev.ts_ns;
       return inserted;
     }
     case EventKind::kUpdate: {
       auto it = open_.find(ev.key);
       if (it == open_.end()) return false;
-      it->second.counters = ev.counters;
+      if (ev.direction == Direction::kUnknown) ev.direction = it->second.direction;
+      it->second.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);
       it->second.updated_ns = ev.ts_ns;
       if (!it->second.proc.known() && ev.proc.known()) it->second.proc = ev.proc;
       return true;

@@ -42,8 +42,9 @@ class ConnTable {
  public:
   // Applies one event. A CLOSE (or UNLISTEN) that lacks the process or
   // direction gets them from the open record, so what leaves here is as
-  // complete as anything this node knew. Returns false for an event that
-  // carried nothing new (an UPDATE for a connection not in the table).
+  // complete as anything this node knew, with payload byte counts (see
+  // PayloadCounters). Returns false for an event that carried nothing new
+  // (an UPDATE for a connection not in the table).
   bool Apply(ConnEvent& event);
 
   std::vector<OpenConnection> Connections() const;
@@ -51,6 +52,8 @@ class ConnTable {
   ConnTableStats Stats() const;
 
  private:
+  bool ApplyLocked(ConnEvent& event);
+
   mutable std::mutex mu_;
   std::unordered_map<ConnKey, OpenConnection, ConnKeyHash> open_;
   std::unordered_map<ConnKey, Listener, ConnKeyHash> listeners_;

@@ -84,8 +84,28 @@ Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
   ev.counters.retrans = raw.total_retrans;
   ev.counters.rtt_us = raw.srtt_us;
   ev.counters.rttvar_us = raw.rttvar_us;
+  ev.tcp_flags = raw.tcp_flags;
   ev.duration_ns = raw.duration_ns;
   return ev;
+}
+
+TcpCounters PayloadCounters(const TcpCounters& raw, Direction direction, uint8_t tcp_flags) {
+  TcpCounters c = raw;
+  auto take = [](uint64_t& v, uint64_t n) { v = v >= n ? v - n : 0; };
+  if (direction == Direction::kActive) take(c.bytes_tx, 1);
+  if (tcp_flags & FM_TCP_FIN_ACKED) take(c.bytes_tx, 1);
+  if (tcp_flags & FM_TCP_FIN_RECEIVED) take(c.bytes_rx, 1);
+  return c;
+}
+
+uint8_t TcpFlagsForState(uint8_t tcp_state) {
+  enum { kFinWait2 = 5, kTimeWait = 6, kCloseWait = 8, kLastAck = 9, kClosing = 11 };
+  uint8_t f = 0;
+  if (tcp_state == kFinWait2 || tcp_state == kTimeWait) f |= FM_TCP_FIN_ACKED;
+  if (tcp_state == kCloseWait || tcp_state == kLastAck || tcp_state == kClosing ||
+      tcp_state == kTimeWait)
+    f |= FM_TCP_FIN_RECEIVED;
+  return f;
 }
 
 }  // namespace flowmesh

@@ -85,9 +85,21 @@ struct ConnEvent {
   int64_t ts_ns = 0;  // Unix epoch nanoseconds
   ConnKey key;
   ProcessRef proc;
-  TcpCounters counters;   // CLOSE: final; OPEN from a poll or seed: as of then
+  // As the kernel counts them (sequence space: SYN and FINs included) until
+  // ConnTable::Apply turns them into payload bytes, once the direction is
+  // known. CLOSE: final; OPEN/UPDATE from a poll or seed: as of then.
+  TcpCounters counters;
+  uint8_t tcp_flags = 0;     // enum fm_tcp_flags: which FINs the counters include
   uint64_t duration_ns = 0;  // CLOSE only; 0 when the open was not seen
 };
+
+// Kernel counters to payload bytes: the active opener's bytes_acked includes
+// its SYN; a FIN sent and acknowledged, or received, adds one.
+TcpCounters PayloadCounters(const TcpCounters& raw, Direction direction, uint8_t tcp_flags);
+
+// The fm_tcp_flags a socket in this TCP state (include/net/tcp_states.h)
+// has, for counters read through sock_diag.
+uint8_t TcpFlagsForState(uint8_t tcp_state);
 
 // Decodes one ring-buffer record. Wrong size or an unknown kind or family is
 // an error (the caller counts it and drops the record).

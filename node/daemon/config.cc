@@ -1,0 +1,136 @@
+// Flag definitions for meshd (CLI11), with MESHD_* environment fallbacks.
+#include "node/daemon/config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+
+#include "node/common/log.h"
+#include "node/common/net.h"
+#include "node/control/duration.h"
+
+namespace flowmesh {
+namespace {
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+std::string_view ProbeModeName(ProbeMode m) {
+  switch (m) {
+    case ProbeMode::kAuto: return "auto";
+    case ProbeMode::kStreaming: return "streaming";
+    case ProbeMode::kPolling: return "polling";
+  }
+  return "?";
+}
+
+std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_code) {
+  DaemonConfig cfg;
+  cfg.node_name = HostName();
+  std::string mode = "auto", interval = "1s", ports, family = "all";
+
+  CLI::App app{
+      "meshd: traces every TCP connection on this host with eBPF (or sock_diag polling),\n"
+      "attributes each to a process and serves what it sees to meshctl over a Unix socket.",
+      "meshd"};
+  app.get_formatter()->column_width(34);
+  app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
+      ->envname("MESHD_NODE_NAME");
+  app.add_option("--control-socket", cfg.control_socket,
+                 "Unix socket meshctl talks to (created mode 0600)")
+      ->envname("MESHD_CONTROL_SOCKET")
+      ->capture_default_str();
+  app.add_option("--probe-mode", mode,
+                 "auto: eBPF, falling back to polling if it cannot load; streaming: eBPF only; "
+                 "polling: sock_diag only (misses connections shorter than --probe-interval)")
+      ->envname("MESHD_PROBE_MODE")
+      ->check(CLI::IsMember({"auto", "streaming", "polling"}))
+      ->capture_default_str();
+  app.add_option("--probe-interval", interval,
+                 "How often sock_diag is polled (polling mode; live counters in streaming "
+                 "mode), e.g. 500ms, 1s")
+      ->envname("MESHD_PROBE_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--netns", cfg.netns,
+                 "Network namespaces to record: all, self (the one meshd runs in) or an inode "
+                 "number as in /proc/<pid>/ns/net")
+      ->envname("MESHD_NETNS")
+      ->capture_default_str();
+  app.add_option("--ports", ports,
+                 "Record only connections whose local or remote port is listed, e.g. "
+                 "80,443,8000-8010 (at most 16)")
+      ->envname("MESHD_PORTS");
+  app.add_option("--family", family, "Address family to record: all, ipv4, ipv6")
+      ->envname("MESHD_FAMILY")
+      ->check(CLI::IsMember({"all", "ipv4", "ipv6"}))
+      ->capture_default_str();
+  app.add_option("--proc-root", cfg.proc_root, "Where procfs is mounted")
+      ->envname("MESHD_PROC_ROOT")
+      ->capture_default_str();
+  app.add_option("--bpf-attach", cfg.bpf_attach,
+                 "Which BPF program type to attach: auto (tp_btf, then raw_tp), tp_btf, raw_tp")
+      ->envname("MESHD_BPF_ATTACH")
+      ->check(CLI::IsMember({"auto", "tp_btf", "raw_tp"}))
+      ->capture_default_str();
+  app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
+      ->envname("MESHD_LOG_LEVEL")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    *exit_code = rc == 0 ? 0 : 2;
+    return std::nullopt;
+  }
+
+  auto usage = [&](const std::string& msg) {
+    std::fprintf(stderr, "meshd: %s\nRun with --help for more information.\n", msg.c_str());
+    *exit_code = 2;
+    return std::nullopt;
+  };
+  cfg.probe_mode = mode == "streaming" ? ProbeMode::kStreaming
+                   : mode == "polling" ? ProbeMode::kPolling
+                                       : ProbeMode::kAuto;
+  Result<std::chrono::milliseconds> iv = ParseDuration(interval);
+  if (!iv.ok()) return usage("--probe-interval: " + iv.status().message());
+  if (iv->count() < 10) return usage("--probe-interval: must be at least 10ms");
+  cfg.probe_interval = *iv;
+  if (!ports.empty()) {
+    Result<std::vector<uint16_t>> p = ParsePortList(ports, 16);
+    if (!p.ok()) return usage("--ports: " + p.status().message());
+    cfg.ports = *p;
+  }
+  cfg.family = family == "ipv4" ? AF_INET : family == "ipv6" ? AF_INET6 : 0;
+  if (cfg.netns != "all" && cfg.netns != "self") {
+    uint32_t inode = 0;
+    auto [ptr, ec] = std::from_chars(cfg.netns.data(), cfg.netns.data() + cfg.netns.size(), inode);
+    if (ec != std::errc() || ptr != cfg.netns.data() + cfg.netns.size() || inode == 0)
+      return usage("--netns: '" + cfg.netns +
+                   "' is not all, self or a namespace inode (see: stat -L -c %i /proc/PID/ns/net)");
+  }
+  if (cfg.node_name.empty()) return usage("--node-name: must not be empty");
+  return cfg;
+}
+
+Result<uint32_t> ResolveNetns(const std::string& spec, const std::string& proc_root) {
+  if (spec == "all") return uint32_t{0};
+  if (spec == "self") {
+    std::string path = proc_root + "/self/ns/net";
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "cannot stat " + path);
+    return static_cast<uint32_t>(st.st_ino);
+  }
+  return static_cast<uint32_t>(std::stoul(spec));
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,38 @@
+// meshd's flags (each also MESHD_<NAME> in the environment) and their checks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/common/status.h"
+
+namespace flowmesh {
+
+enum class ProbeMode { kAuto, kStreaming, kPolling };
+
+struct DaemonConfig {
+  std::string node_name;  // default: the host name
+  std::string control_socket = "/run/flowmesh/meshd.sock";
+  ProbeMode probe_mode = ProbeMode::kAuto;
+  std::chrono::milliseconds probe_interval{1000};
+  std::string netns = "all";  // "all", "self" or an inode number
+  std::vector<uint16_t> ports;
+  uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
+  std::string proc_root = "/proc";
+  std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
+  std::string log_level = "info";
+};
+
+// Parses argv. On --help or a bad flag it has already printed what to print;
+// the caller exits with *exit_code (0 for help, 2 for a usage error).
+std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_code);
+
+// Resolves --netns to an inode (0 = all namespaces).
+Result<uint32_t> ResolveNetns(const std::string& spec, const std::string& proc_root);
+
+std::string_view ProbeModeName(ProbeMode m);
+
+}  // namespace flowmesh

@@ -1,0 +1,187 @@
+// Daemon: probe selection and lifecycle, control backend.
+#include "node/daemon/daemon.h"
+
+#include <unistd.h>
+
+#include <asio/signal_set.hpp>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+#include "node/probe/bpf_probe.h"
+#include "node/probe/poll_probe.h"
+#include "node/probe/snapshot.h"
+
+namespace flowmesh {
+namespace {
+
+constexpr int kProbeWaitMs = 200;
+
+std::string NetnsLabel(const std::string& spec, uint32_t inode) {
+  if (inode == 0) return "all";
+  return spec == "self" ? "self (" + std::to_string(inode) + ")" : std::to_string(inode);
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() {
+  Shutdown();
+  if (probe_thread_.joinable()) probe_thread_.join();
+}
+
+Status Daemon::Init() {
+  started_ns_ = RealtimeNs();
+  if (auto level = log::ParseLevel(config_.log_level)) log::SetLevel(*level);
+
+  FM_ASSIGN_OR_RETURN(filter_.netns, ResolveNetns(config_.netns, config_.proc_root));
+  filter_.family = config_.family;
+  filter_.ports = config_.ports;
+
+  FM_RETURN_IF_ERROR(InitProbe());
+
+  control_ = std::make_unique<ControlServer>(io_, *this);
+  FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
+  FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
+                        << " probe, netns " << NetnsLabel(config_.netns, filter_.netns)
+                        << ", control socket " << config_.control_socket;
+  return Status::Ok();
+}
+
+Status Daemon::InitProbe() {
+  auto polling = [&](std::string reason) -> Status {
+    auto probe = std::make_unique<PollProbe>(filter_, config_.probe_interval, config_.proc_root);
+    FM_RETURN_IF_ERROR(probe->Init());
+    probe_ = std::move(probe);
+    probe_reason_ = std::move(reason);
+    return Status::Ok();
+  };
+  if (config_.probe_mode == ProbeMode::kPolling)
+    return polling("requested with --probe-mode polling");
+
+  BpfProbeOptions opts;
+  opts.filter = filter_;
+  opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
+                : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
+                                                 : BpfAttach::kAuto;
+  auto bpf = std::make_unique<BpfProbe>(opts);
+  Status s = bpf->Init();
+  if (!s.ok()) {
+    if (config_.probe_mode == ProbeMode::kStreaming) return s;
+    FM_LOG(Warn, "probe") << "eBPF probe unavailable, falling back to polling every "
+                          << config_.probe_interval.count() << "ms: " << s.message();
+    return polling("fallback from eBPF: " + s.message());
+  }
+  // Attach first, then snapshot: anything that opens in between is seen by
+  // both, and the connection table merges the two reports.
+  FM_RETURN_IF_ERROR(SeedFromSnapshot(*bpf));
+  probe_reason_ = std::string("eBPF (") + std::string(bpf->AttachKind()) + "/inet_sock_set_state)";
+  probe_ = std::move(bpf);
+  refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+  return Status::Ok();
+}
+
+Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
+  Snapshotter snapshotter(filter_, config_.proc_root);
+  Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed);
+  if (!snap.ok()) {
+    // Not fatal: new connections are still traced; older ones lose their process.
+    FM_LOG(Warn, "probe") << "start-up snapshot failed, connections opened before meshd will "
+                          << "show without a process: " << snap.status().message();
+    return Status::Ok();
+  }
+  for (const ConnEvent& l : snap->listeners) {
+    if (l.proc.known()) {
+      Status s = probe.SeedListener(l.key, l.proc);
+      if (!s.ok()) FM_LOG(Warn, "probe") << s.message();
+    }
+    pipeline_.OnEvent(l);
+  }
+  for (const ConnEvent& c : snap->connections) pipeline_.OnEvent(c);
+  FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and "
+                        << snap->connections.size() << " connections that existed at start-up";
+  return Status::Ok();
+}
+
+void Daemon::ProbeLoop() {
+  while (running_.load()) {
+    Result<int> n = probe_->TransferData(pipeline_, kProbeWaitMs);
+    if (!n.ok()) {
+      FM_LOG(Error, "probe") << n.status().message() << "; stopping";
+      exit_code_.store(1);
+      asio::post(io_, [this] { Shutdown(); });
+      return;
+    }
+  }
+}
+
+int Daemon::Run() {
+  running_.store(true);
+  probe_thread_ = std::thread([this] { ProbeLoop(); });
+
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    FM_LOG(Info, "meshd") << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                          << ", shutting down";
+    Shutdown();
+  });
+  io_.run();
+  if (probe_thread_.joinable()) probe_thread_.join();
+  if (probe_) probe_->Stop();
+  ProbeStats st = probe_ ? probe_->Stats() : ProbeStats{};
+  FM_LOG(Info, "meshd") << "stopped: " << st.events << " events, " << st.lost << " lost";
+  return exit_code_.load();
+}
+
+void Daemon::Shutdown() {
+  running_.store(false);
+  if (control_) control_->Stop();
+  io_.stop();
+}
+
+NodeStatus Daemon::GetStatus() {
+  NodeStatus s;
+  s.node_name = config_.node_name;
+  s.version = FLOWMESH_VERSION;
+  s.pid = static_cast<uint32_t>(getpid());
+  s.started_ns = started_ns_;
+  s.probe_mode = std::string(probe_ ? probe_->Mode() : "none");
+  s.probe_reason = probe_reason_;
+  s.netns = NetnsLabel(config_.netns, filter_.netns);
+  if (probe_) s.probe = probe_->Stats();
+  s.table = pipeline_.table().Stats();
+  s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());
+  s.first_event_ns = pipeline_.first_event_ns();
+  return s;
+}
+
+void Daemon::RefreshCounters() {
+  // Streaming mode learns counters only at CLOSE; `top` wants them live, so
+  // ask sock_diag, at most once per probe interval, and only when asked.
+  std::lock_guard lock(refresh_mu_);
+  if (!refresher_) return;
+  int64_t now = RealtimeNs();
+  if (now - last_refresh_ns_ < config_.probe_interval.count() * 1'000'000 / 2) return;
+  last_refresh_ns_ = now;
+  Result<Snapshot> snap = refresher_->Take(EventSource::kPoll);
+  if (!snap.ok()) {
+    FM_LOG(Warn, "probe") << "live counter refresh failed: " << snap.status().message();
+    return;
+  }
+  for (ConnEvent c : snap->connections) {
+    c.kind = EventKind::kUpdate;
+    // UPDATE never inserts, so a snapshot racing the ring buffer cannot
+    // resurrect a connection that has just closed.
+    pipeline_.OnEvent(c);
+  }
+}
+
+std::vector<OpenConnection> Daemon::GetConnections() {
+  RefreshCounters();
+  return pipeline_.table().Connections();
+}
+
+std::shared_ptr<Subscriber> Daemon::Subscribe() { return pipeline_.hub().Subscribe(); }
+
+}  // namespace flowmesh

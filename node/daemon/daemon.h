@@ -1,0 +1,63 @@
+// meshd itself: picks and starts the probe, seeds it from a sock_diag
+// snapshot, runs the probe on its own thread and the control socket on an
+// Asio io_context, and stops cleanly on SIGINT/SIGTERM.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "node/control/backend.h"
+#include "node/control/control_server.h"
+#include "node/daemon/config.h"
+#include "node/daemon/pipeline.h"
+#include "node/probe/probe.h"
+
+namespace flowmesh {
+
+class BpfProbe;
+class Snapshotter;
+
+class Daemon final : public ControlBackend {
+ public:
+  explicit Daemon(DaemonConfig config);
+  ~Daemon() override;
+
+  // Everything that can fail at start-up; the error says what to do.
+  Status Init();
+  // Serves until SIGINT/SIGTERM (or a fatal probe error). Returns the exit code.
+  int Run();
+
+  // ControlBackend
+  NodeStatus GetStatus() override;
+  std::vector<OpenConnection> GetConnections() override;
+  std::shared_ptr<Subscriber> Subscribe() override;
+
+ private:
+  Status InitProbe();
+  Status SeedFromSnapshot(BpfProbe& probe);
+  void ProbeLoop();
+  void RefreshCounters();
+  void Shutdown();
+
+  DaemonConfig config_;
+  ProbeFilter filter_;
+  int64_t started_ns_ = 0;
+  Pipeline pipeline_;
+  std::unique_ptr<Probe> probe_;
+  std::string probe_reason_;
+  asio::io_context io_;
+  std::unique_ptr<ControlServer> control_;
+  std::thread probe_thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<int> exit_code_{0};
+
+  // Live counters for `top` in streaming mode, refreshed on demand.
+  std::mutex refresh_mu_;
+  std::unique_ptr<Snapshotter> refresher_;
+  int64_t last_refresh_ns_ = 0;
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,195 @@
+// BpfProbe: skeleton lifecycle, ring buffer consumption and kernel counters.
+#include "node/probe/bpf_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+#include "node/common/log.h"
+#include "tcptrace.skel.h"
+
+namespace flowmesh {
+namespace {
+
+// Mirrors of the kernel-side map keys (tcptrace.bpf.c); they are private to
+// that program and this loader, so they are not in the shared header.
+struct ListenKey {
+  uint32_t netns;
+  uint16_t family;
+  uint16_t port;
+  uint8_t addr[16];
+};
+struct ListenOwner {
+  uint64_t proc_start_ns;
+  uint32_t pid;
+  uint32_t pad;
+  char comm[FM_TASK_COMM_LEN];
+};
+static_assert(sizeof(ListenKey) == 24 && sizeof(ListenOwner) == 32);
+
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  log::Level ours = level == LIBBPF_WARN   ? log::Level::Warn
+                    : level == LIBBPF_INFO ? log::Level::Info
+                                           : log::Level::Debug;
+  // libbpf is chatty at INFO about things that are fine (e.g. memlock);
+  // its INFO goes to our DEBUG.
+  if (ours == log::Level::Info) ours = log::Level::Debug;
+  if (!log::Enabled(ours)) return 0;
+  char buf[1024];
+  int n = vsnprintf(buf, sizeof buf, fmt, args);
+  log::Write(ours, "libbpf", buf);
+  return n;
+}
+
+}  // namespace
+
+Status BpfError(int err, const std::string& what) {
+  err = err < 0 ? -err : err;
+  Status s = Status::FromErrno(err, what);
+  if (err == EPERM || err == EACCES)
+    return PermissionDenied(s.message() +
+                            "; run as root or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on "
+                            "kernels older than 5.8), or use --probe-mode polling");
+  return s;
+}
+
+BpfProbe::BpfProbe(BpfProbeOptions options) : options_(std::move(options)) {}
+
+BpfProbe::~BpfProbe() { Destroy(); }
+
+void BpfProbe::Destroy() {
+  if (ring_) ring_buffer__free(ring_);
+  ring_ = nullptr;
+  if (skel_) tcptrace_bpf::destroy(skel_);
+  skel_ = nullptr;
+}
+
+Status BpfProbe::Load(bool btf) {
+  skel_ = tcptrace_bpf::open();
+  if (!skel_) return BpfError(errno, "cannot open BPF object tcptrace");
+
+  const ProbeFilter& f = options_.filter;
+  if (f.ports.size() > FM_MAX_PORT_FILTER)
+    return InvalidArgument("at most " + std::to_string(FM_MAX_PORT_FILTER) +
+                           " ports can be filtered in the kernel");
+  skel_->rodata->filter_netns = f.netns;
+  skel_->rodata->filter_family = f.family;
+  skel_->rodata->filter_nports = static_cast<uint16_t>(f.ports.size());
+  for (size_t i = 0; i < f.ports.size(); i++) skel_->rodata->filter_ports[i] = f.ports[i];
+  skel_->rodata->wakeup_bytes = options_.wakeup_bytes;
+
+  bpf_program__set_autoload(skel_->progs.set_state_btf, btf);
+  bpf_program__set_autoload(skel_->progs.set_state_raw, !btf);
+
+  if (int err = tcptrace_bpf::load(skel_); err)
+    return BpfError(err, std::string("cannot load BPF programs (") + (btf ? "tp_btf" : "raw_tp") +
+                             " inet_sock_set_state)");
+  if (int err = tcptrace_bpf::attach(skel_); err)
+    return BpfError(err, std::string("cannot attach BPF program to ") +
+                             (btf ? "tp_btf" : "raw_tp") + "/inet_sock_set_state");
+  attach_kind_ = btf ? "tp_btf" : "raw_tp";
+  return Status::Ok();
+}
+
+Status BpfProbe::Init() {
+  libbpf_set_print(LibbpfPrint);
+  Status s;
+  if (options_.attach != BpfAttach::kRaw) {
+    s = Load(/*btf=*/true);
+    if (!s.ok() && options_.attach == BpfAttach::kAuto &&
+        s.code() != Status::Code::kPermissionDenied) {
+      FM_LOG(Info, "probe") << "tp_btf unavailable (" << s.message() << "); using raw_tp";
+      Destroy();
+      s = Load(/*btf=*/false);
+    }
+  } else {
+    s = Load(/*btf=*/false);
+  }
+  if (!s.ok()) {
+    Destroy();
+    return s;
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfProbe::OnSample, this, nullptr);
+  if (!ring_) {
+    Status err = BpfError(errno, "cannot create ring buffer consumer");
+    Destroy();
+    return err;
+  }
+  FM_LOG(Info, "probe") << "streaming probe attached (" << attach_kind_
+                        << "/inet_sock_set_state)";
+  return Status::Ok();
+}
+
+int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<BpfProbe*>(ctx);
+  Result<ConnEvent> ev = DecodeEvent(data, size);
+  if (!ev.ok()) {
+    // Counted and dropped; one bad record must not stop the stream.
+    if (self->malformed_.fetch_add(1, std::memory_order_relaxed) == 0)
+      FM_LOG(Warn, "probe") << "dropping malformed ring buffer record: " << ev.status().message();
+    return 0;
+  }
+  self->delivered_.fetch_add(1, std::memory_order_relaxed);
+  self->sink_->OnEvent(*ev);
+  return 0;
+}
+
+Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
+  if (!ring_) return Unavailable("streaming probe is not initialised");
+  sink_ = &sink;
+  int wait = std::min(timeout_ms, options_.max_latency_ms);
+  int n = ring_buffer__poll(ring_, wait);
+  // Events submitted without a wake-up are only found by consuming.
+  if (n >= 0) {
+    int more = ring_buffer__consume(ring_);
+    n = more < 0 ? more : n + more;
+  }
+  sink_ = nullptr;
+  if (n == -EINTR) return 0;
+  if (n < 0) return BpfError(n, "ring buffer poll failed");
+  return n;
+}
+
+void BpfProbe::Stop() {
+  if (skel_) tcptrace_bpf::detach(skel_);
+}
+
+ProbeStats BpfProbe::Stats() const {
+  ProbeStats s;
+  s.events = delivered_.load(std::memory_order_relaxed);
+  s.malformed = malformed_.load(std::memory_order_relaxed);
+  if (!skel_) return s;
+  // The kernel's counters live in the mmapped .bss; plain reads are fine for
+  // monotonically growing statistics.
+  const volatile fm_counters& c = skel_->bss->counters;
+  s.lost = c.lost_ringbuf;
+  s.detail = {{"kernel_events", c.events},
+              {"lost_ringbuf", c.lost_ringbuf},
+              {"lost_sockmap", c.lost_sockmap},
+              {"lost_listenmap", c.lost_listenmap},
+              {"passive_no_owner", c.passive_no_owner}};
+  return s;
+}
+
+Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {
+  if (!skel_) return Unavailable("streaming probe is not initialised");
+  ListenKey k{};
+  k.netns = key.netns;
+  k.family = key.laddr.family;
+  k.port = key.lport;
+  std::memcpy(k.addr, key.laddr.bytes.data(), key.laddr.is_v4() ? 4 : 16);
+  ListenOwner v{};
+  v.pid = owner.pid;
+  // start_ticks back to ns so the kernel side hands out the same identity.
+  v.proc_start_ns = owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
+  std::memcpy(v.comm, owner.comm, sizeof v.comm);
+  if (bpf_map__update_elem(skel_->maps.listeners, &k, sizeof k, &v, sizeof v, BPF_ANY) != 0)
+    return BpfError(errno, "cannot seed listener " + Endpoint{key.laddr, key.lport}.ToString());
+  return Status::Ok();
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,67 @@
+// The streaming probe: loads bpf/tcptrace.bpf.c through its libbpf skeleton,
+// attaches it to inet_sock_set_state (tp_btf, or raw_tp where BTF trampolines
+// are missing) and consumes its ring buffer.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "node/probe/probe.h"
+
+struct tcptrace_bpf;
+struct ring_buffer;
+
+namespace flowmesh {
+
+enum class BpfAttach { kAuto, kBtf, kRaw };
+
+struct BpfProbeOptions {
+  ProbeFilter filter;
+  BpfAttach attach = BpfAttach::kAuto;
+  // The kernel wakes the consumer when this much is queued; below that the
+  // consumer's own poll timer collects it. Batching wake-ups is what keeps
+  // the cost per connection low under churn.
+  uint32_t wakeup_bytes = 256 * 1024;
+  // Longest an event waits in the ring buffer when traffic is light.
+  int max_latency_ms = 50;
+};
+
+class BpfProbe final : public Probe {
+ public:
+  explicit BpfProbe(BpfProbeOptions options);
+  ~BpfProbe() override;
+  BpfProbe(const BpfProbe&) = delete;
+  BpfProbe& operator=(const BpfProbe&) = delete;
+
+  std::string_view Mode() const override { return "streaming"; }
+  Status Init() override;
+  Result<int> TransferData(EventSink& sink, int timeout_ms) override;
+  void Stop() override;
+  ProbeStats Stats() const override;
+
+  // Which program is attached: "tp_btf" or "raw_tp".
+  std::string_view AttachKind() const { return attach_kind_; }
+  // Tells the kernel side who owns a listener that existed before the probe
+  // started, so connections it accepts are attributed (from the start-up
+  // sock_diag snapshot).
+  Status SeedListener(const ConnKey& key, const ProcessRef& owner);
+
+ private:
+  Status Load(bool btf);
+  void Destroy();
+  static int OnSample(void* ctx, void* data, size_t size);
+
+  BpfProbeOptions options_;
+  tcptrace_bpf* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  std::string attach_kind_;
+  EventSink* sink_ = nullptr;  // valid during TransferData only
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> malformed_{0};
+};
+
+// Formats a libbpf error (negative errno) with what to do about it.
+Status BpfError(int err, const std::string& what);
+
+}  // namespace flowmesh

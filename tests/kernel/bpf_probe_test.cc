@@ -1,0 +1,168 @@
+// The streaming probe against the real kernel: exact events for real
+// loopback connections made by known child processes.
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "node/common/clock.h"
+#include "node/probe/bpf_probe.h"
+#include "tests/kernel/kernel_test_util.h"
+#include "tests/kernel/traffic_util.h"
+
+namespace flowmesh {
+namespace {
+
+using testing::RunTraffic;
+using testing::TrafficResult;
+using testing::TrafficSpec;
+
+class Collector : public EventSink {
+ public:
+  void OnEvent(const ConnEvent& e) override { events.push_back(e); }
+  std::vector<ConnEvent> events;
+};
+
+// Drains the probe until `done` holds or two seconds pass.
+template <typename Pred>
+void PumpUntil(BpfProbe& probe, Collector& c, Pred done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    Result<int> n = probe.TransferData(c, 50);
+    ASSERT_TRUE(n.ok()) << n.status().message();
+  }
+}
+
+const ConnEvent* Find(const Collector& c, EventKind kind, uint16_t lport, uint16_t rport) {
+  for (const ConnEvent& e : c.events)
+    if (e.kind == kind && e.key.lport == lport && e.key.rport == rport) return &e;
+  return nullptr;
+}
+
+class BpfProbeTest : public ::testing::TestWithParam<std::tuple<int, BpfAttach>> {};
+
+TEST_P(BpfProbeTest, ExactEventsForBothSidesOfALoopbackConnection) {
+  FM_REQUIRE_ROOT();
+  auto [family, attach] = GetParam();
+  BpfProbeOptions opts;
+  opts.attach = attach;
+  opts.filter.family = static_cast<uint16_t>(family);
+  BpfProbe probe(opts);
+  Status s = probe.Init();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(probe.AttachKind(), attach == BpfAttach::kRaw ? "raw_tp" : "tp_btf");
+
+  TrafficSpec spec;
+  spec.family = family;
+  int64_t before = RealtimeNs();
+  TrafficResult t = RunTraffic(spec);
+  ASSERT_TRUE(t.ok) << t.error;
+
+  Collector c;
+  PumpUntil(probe, c, [&] {
+    return Find(c, EventKind::kClose, t.client_port, t.server_port) &&
+           Find(c, EventKind::kClose, t.server_port, t.client_port);
+  });
+
+  const ConnEvent* listen = nullptr;
+  for (const ConnEvent& e : c.events)
+    if (e.kind == EventKind::kListen && e.key.lport == t.server_port) listen = &e;
+  ASSERT_NE(listen, nullptr);
+  EXPECT_EQ(listen->proc.pid, static_cast<uint32_t>(t.server_pid));
+  EXPECT_EQ(listen->proc.comm_view(), "fm-server");
+
+  const ConnEvent* a_open = Find(c, EventKind::kOpen, t.client_port, t.server_port);
+  const ConnEvent* p_open = Find(c, EventKind::kOpen, t.server_port, t.client_port);
+  const ConnEvent* a_close = Find(c, EventKind::kClose, t.client_port, t.server_port);
+  const ConnEvent* p_close = Find(c, EventKind::kClose, t.server_port, t.client_port);
+  ASSERT_NE(a_open, nullptr);
+  ASSERT_NE(p_open, nullptr);
+  ASSERT_NE(a_close, nullptr);
+  ASSERT_NE(p_close, nullptr);
+
+  IpAddr lo = family == AF_INET ? IpAddr::V4(127, 0, 0, 1) : *IpAddr::Parse("::1");
+  for (const ConnEvent* e : {a_open, p_open, a_close, p_close}) {
+    EXPECT_EQ(e->key.laddr, lo);
+    EXPECT_EQ(e->key.raddr, lo);
+    EXPECT_GE(e->ts_ns, before - 1'000'000'000);
+    EXPECT_NE(e->key.netns, 0u);
+  }
+  // The connecting side is the client process, active.
+  EXPECT_EQ(a_open->direction, Direction::kActive);
+  EXPECT_EQ(a_open->proc.pid, static_cast<uint32_t>(t.client_pid));
+  EXPECT_EQ(a_open->proc.comm_view(), "fm-client");
+  EXPECT_EQ(a_close->direction, Direction::kActive);
+  EXPECT_EQ(a_close->proc.pid, static_cast<uint32_t>(t.client_pid));
+  EXPECT_EQ(a_close->proc.start_ticks, a_open->proc.start_ticks);
+  // The accepting side is attributed to the listener's process, passive.
+  EXPECT_EQ(p_open->direction, Direction::kPassive);
+  EXPECT_EQ(p_open->proc.pid, static_cast<uint32_t>(t.server_pid));
+  EXPECT_EQ(p_open->proc.comm_view(), "fm-server");
+  EXPECT_EQ(p_close->direction, Direction::kPassive);
+  EXPECT_EQ(p_close->proc.pid, static_cast<uint32_t>(t.server_pid));
+
+  // The kernel counts sequence space: the client's SYN, and both FINs (each
+  // side's FIN was acknowledged and the peer's received in this exchange).
+  EXPECT_EQ(a_close->counters.bytes_tx, spec.client_sends + 2);
+  EXPECT_EQ(a_close->counters.bytes_rx, spec.server_sends + 1);
+  EXPECT_EQ(p_close->counters.bytes_tx, spec.server_sends + 1);
+  EXPECT_EQ(p_close->counters.bytes_rx, spec.client_sends + 1);
+  EXPECT_EQ(a_close->tcp_flags, FM_TCP_FIN_ACKED | FM_TCP_FIN_RECEIVED);
+  EXPECT_EQ(p_close->tcp_flags, FM_TCP_FIN_ACKED | FM_TCP_FIN_RECEIVED);
+  // Which payload bytes, exactly, in each direction, seen from both ends.
+  TcpCounters a = PayloadCounters(a_close->counters, a_close->direction, a_close->tcp_flags);
+  TcpCounters p = PayloadCounters(p_close->counters, p_close->direction, p_close->tcp_flags);
+  EXPECT_EQ(a.bytes_tx, spec.client_sends);
+  EXPECT_EQ(a.bytes_rx, spec.server_sends);
+  EXPECT_EQ(p.bytes_tx, spec.server_sends);
+  EXPECT_EQ(p.bytes_rx, spec.client_sends);
+  EXPECT_GT(a_close->counters.segs_out, 0u);
+  EXPECT_GT(p_close->counters.segs_in, 0u);
+  EXPECT_GT(a_close->duration_ns, 0u);
+  EXPECT_GT(p_close->duration_ns, 0u);
+  EXPECT_GT(a_close->counters.rtt_us, 0u);
+
+  ProbeStats st = probe.Stats();
+  EXPECT_EQ(st.lost, 0u);
+  EXPECT_EQ(st.malformed, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FamiliesAndAttachTypes, BpfProbeTest,
+    ::testing::Values(std::make_tuple(AF_INET, BpfAttach::kBtf),
+                      std::make_tuple(AF_INET6, BpfAttach::kBtf),
+                      std::make_tuple(AF_INET, BpfAttach::kRaw),
+                      std::make_tuple(AF_INET6, BpfAttach::kRaw)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == AF_INET ? "IPv4" : "IPv6") +
+             (std::get<1>(info.param) == BpfAttach::kRaw ? "RawTp" : "TpBtf");
+    });
+
+TEST(BpfProbePortFilter, RecordsOnlySelectedPorts) {
+  FM_REQUIRE_ROOT();
+  TrafficSpec spec;
+  spec.port = testing::FreePort(AF_INET);
+  BpfProbeOptions opts;
+  opts.filter.ports = {spec.port};
+  BpfProbe probe(opts);
+  ASSERT_TRUE(probe.Init().ok());
+
+  TrafficSpec other;  // a different, unselected port
+  TrafficResult o = RunTraffic(other);
+  ASSERT_TRUE(o.ok) << o.error;
+  TrafficResult t = RunTraffic(spec);
+  ASSERT_TRUE(t.ok) << t.error;
+
+  Collector c;
+  PumpUntil(probe, c, [&] { return Find(c, EventKind::kClose, t.server_port, t.client_port); });
+  EXPECT_NE(Find(c, EventKind::kClose, t.server_port, t.client_port), nullptr);
+  for (const ConnEvent& e : c.events)
+    EXPECT_TRUE(e.key.lport == spec.port || e.key.rport == spec.port)
+        << "unselected event on " << e.key.lport << "->" << e.key.rport;
+}
+
+}  // namespace
+}  // namespace flowmesh

@@ -1,0 +1,46 @@
+// Real TCP traffic for kernel tests: a server and a client, each a forked
+// child with a known name, exchanging a known number of bytes over loopback.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace flowmesh::testing {
+
+struct TrafficSpec {
+  int family = 2;                  // AF_INET or AF_INET6
+  std::string server_comm = "fm-server";
+  std::string client_comm = "fm-client";
+  size_t client_sends = 3000;      // bytes client -> server
+  size_t server_sends = 70000;     // bytes server -> client
+  int hold_ms = 0;                 // keep the connection open this long after the exchange
+  uint16_t port = 0;               // 0 = any free port
+};
+
+struct TrafficResult {
+  pid_t server_pid = 0;
+  pid_t client_pid = 0;
+  uint16_t server_port = 0;
+  uint16_t client_port = 0;
+  bool ok = false;
+  std::string error;
+};
+
+// Runs one connection to completion (both children exited 0).
+TrafficResult RunTraffic(const TrafficSpec& spec);
+
+// Starts the exchange and returns once the connection is established and the
+// bytes are exchanged; the connection stays open until FinishTraffic.
+TrafficResult StartHeldTraffic(const TrafficSpec& spec);
+bool FinishTraffic(TrafficResult& t);
+
+// Runs `fn` in a child process inside a fresh network namespace with lo up.
+// Returns the child's exit status (0 = ok).
+int RunInNewNetns(const std::string& name, int (*fn)());
+
+// A free TCP port on loopback.
+uint16_t FreePort(int family);
+
+}  // namespace flowmesh::testing
