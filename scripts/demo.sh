@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The main job: sets up and builds flowmesh, then shows meshd tracing a real
+# curl to a real nginx on this host, as meshctl prints it. Needs root (BPF).
+# Everything it starts is stopped on exit; traffic stays on loopback.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root (meshd loads BPF programs): sudo bash scripts/demo.sh" >&2
+  exit 1
+fi
+bash scripts/setup.sh
+bash scripts/build.sh >/dev/null
+
+work=$(mktemp -d /tmp/flowmesh-demo.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+meshd=build/node/daemon/meshd
+meshctl() { build/cli/meshctl --socket "$work/meshd.sock" "$@"; }
+port=8080
+
+cat > "$work/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events {}
+http {
+  access_log off;
+  server { listen 127.0.0.1:$port; location / { return 200 "hello from nginx\n"; } }
+}
+CONF
+/usr/sbin/nginx -p "$work" -c "$work/nginx.conf" &
+pids+=($!)
+
+"$meshd" --control-socket "$work/meshd.sock" --probe-mode auto --log-level warn &
+pids+=($!)
+for _ in $(seq 100); do meshctl status >/dev/null 2>&1 && break; sleep 0.05; done
+
+echo "== meshctl watch -L $port   (while curl fetches http://127.0.0.1:$port/ three times)"
+meshctl watch -L "$port" --timeout 3s &
+watch_pid=$!
+sleep 0.5
+for _ in 1 2 3; do curl -s --retry 10 --retry-connrefused --retry-delay 0 "http://127.0.0.1:$port/" >/dev/null; done
+wait "$watch_pid" || true
+
+echo
+echo "== meshctl watch --json (one event)"
+meshctl watch --json -D "$port" --count 1 --timeout 3s &
+watch_pid=$!
+sleep 0.3
+curl -s "http://127.0.0.1:$port/" >/dev/null
+wait "$watch_pid" || true
+
+echo
+echo "== meshctl status"
+meshctl status
