@@ -1,0 +1,577 @@
+#!/usr/bin/env python3
+"""Tracer overhead benchmark: loopback churn under no tracer, meshd and tcplife.
+
+Runs the arms interleaved (round-robin, order rotated each round) in one run on
+one machine, prints per-round figures, a summary table and the issue's targets
+with PASS/MISS. See docs/bench.md. Exit code: 0 unless something failed to run.
+"""
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TRACEFS = "/sys/kernel/tracing"
+ARMS = ("none", "meshd", "tcplife")
+
+
+class RunError(Exception):
+    """Something the benchmark needs did not run; reported, and exit code 1."""
+
+
+# ------------------------------------------------------------ processes ----
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_children = []  # every Popen we started and have not reaped yet
+
+
+def _die_with_parent():
+    _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphans if we are killed
+
+
+def spawn(argv, **kw):
+    # Own session: a terminal Ctrl-C reaches only us, and we stop children in order.
+    p = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
+    _children.append(p)
+    return p
+
+
+def reap(p, rusage=False):
+    """Waits for p; returns its rusage if asked (for the churn's own CPU)."""
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p in _children:
+        _children.remove(p)
+    return ru if rusage else None
+
+
+def stop(p, sig=signal.SIGINT, grace=10.0):
+    """Stops p with sig, then SIGKILL after grace; returns (cpu_s at exit, killed)."""
+    if p.poll() is not None:
+        if p in _children:
+            _children.remove(p)
+        return None, False
+    p.send_signal(sig)
+    killed = False
+    deadline = time.monotonic() + grace
+    while True:
+        # WNOWAIT leaves a zombie whose /proc stat still holds the final CPU times.
+        info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None:
+            break
+        if time.monotonic() > deadline and not killed:
+            p.kill()
+            killed = True
+        time.sleep(0.01)
+    cpu = proc_cpu(p.pid)
+    reap(p)
+    return cpu, killed
+
+
+def cleanup_children():
+    for p in list(_children):
+        try:
+            stop(p, signal.SIGTERM, grace=3.0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    _children.clear()
+
+
+def proc_cpu(pid):
+    """utime+stime of every thread of pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def proc_hwm_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
+def tail(path, n=8):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------- churn ----
+
+class Churn:
+    def __init__(self, args, tmp):
+        self.args, self.tmp = args, tmp
+
+    def argv(self, duration, rate=0, port=None):
+        a = self.args
+        return [a.churn, "--duration", str(duration), "--rate", str(rate),
+                "--port", str(port or a.port), "--threads", str(a.threads),
+                "--server-threads", str(a.server_threads), "--concurrency", str(a.concurrency),
+                "--addrs", str(a.addrs), "--bytes", str(a.bytes)]
+
+    def start(self, duration, rate=0, tag="churn"):
+        err = open(os.path.join(self.tmp, tag + ".err"), "w")
+        p = spawn(self.argv(duration, rate), stdout=subprocess.PIPE, stderr=err)
+        p.err_path = err.name
+        err.close()
+        return p
+
+    def finish(self, p):
+        out = p.stdout.read()
+        p.stdout.close()
+        ru = reap(p, rusage=True)
+        if p.returncode != 0:
+            raise RunError(f"churn exited {p.returncode}: {tail(p.err_path)}")
+        res = json.loads(out)
+        res["churn_cpu_s"] = ru.ru_utime + ru.ru_stime
+        return res
+
+    def run(self, duration):
+        return self.finish(self.start(duration))
+
+
+# -------------------------------------------------------------- tracers ----
+
+class Meshd:
+    def __init__(self, args, tmp):
+        self.args, self.tmp = args, tmp
+
+    def start(self, tag):
+        self.sock = os.path.join(self.tmp, tag + ".sock")
+        self.log = os.path.join(self.tmp, tag + ".log")
+        with open(self.log, "w") as log:
+            self.t_exec = time.monotonic()
+            self.p = spawn([self.args.meshd, "--probe-mode", "streaming",
+                            "--control-socket", self.sock, "--ports", str(self.args.port),
+                            "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT)
+
+    def status(self, timeout=2.0):
+        try:
+            r = subprocess.run([self.args.meshctl, "--socket", self.sock, "status", "--json"],
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def wait_ready(self, timeout=15.0, poll=0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                raise RunError(f"meshd exited {self.p.returncode} before answering:\n"
+                               + tail(self.log))
+            s = self.status()
+            if s is not None:
+                return s
+            time.sleep(poll)
+        raise RunError(f"meshd did not answer status within {timeout:.0f}s:\n" + tail(self.log))
+
+    def stop(self):
+        cpu, killed = stop(self.p)
+        if killed:
+            raise RunError("meshd ignored SIGINT for 10 s and was killed:\n" + tail(self.log))
+        if self.p.returncode != 0:
+            print(f"  note: meshd exited {self.p.returncode}: {tail(self.log, 3).strip()}")
+        return cpu
+
+
+def online_cpus():
+    """Number of online CPUs, from /sys/devices/system/cpu/online ("0-1,4")."""
+    n = 0
+    with open("/sys/devices/system/cpu/online") as f:
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+def tcplife_ready(pid, ncpu):
+    """tcplife is attached once it holds its bpf_link and one perf buffer per CPU."""
+    links = perf = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            links += target == "anon_inode:bpf_link"
+            perf += target == "anon_inode:[perf_event]"
+    except OSError:
+        return False
+    return links >= 1 and perf >= ncpu + 1
+
+
+def count_tcplife(out_path, err_path, port):
+    records = 0
+    with open(out_path, errors="replace") as f:
+        for line in f:
+            cols = line.split()
+            # ... LADDR LPORT RADDR RPORT TX_KB RX_KB MS: count from the right, COMM may hold spaces
+            if len(cols) >= 8 and port in (cols[-6], cols[-4]):
+                records += 1
+    lost = 0
+    with open(err_path, errors="replace") as f:
+        for line in f:
+            if line.startswith("lost ") and "events on CPU" in line:
+                lost += int(line.split()[1])
+    return records, lost
+
+
+# ----------------------------------------------------------------- arms ----
+
+def drain_meshd(m, base_closes, expected, min_wait=1.0, max_wait=10.0):
+    """Waits until meshd's close count reaches expected or stops moving."""
+    t0 = time.monotonic()
+    last, last_change = None, t0
+    while True:
+        time.sleep(0.1)
+        s = m.status()
+        now = time.monotonic()
+        if s is not None:
+            closes = s.get("closes", 0)
+            if closes != last:
+                last, last_change = closes, now
+            if now - t0 >= min_wait and (closes - base_closes >= expected or now - last_change > 1.0):
+                return s
+        if now - t0 > max_wait:
+            return s if s is not None else m.status()
+
+
+def arm_none(churn, meshd, args, tmp, tag):
+    return churn.run(args.duration)
+
+
+def arm_meshd(churn, meshd, args, tmp, tag):
+    meshd.start(tag)
+    s0 = meshd.wait_ready()
+    cpu0 = proc_cpu(meshd.p.pid)
+    res = churn.run(args.duration)
+    expected = 2 * res["connections"]
+    s1 = drain_meshd(meshd, s0.get("closes", 0), expected)
+    res["rss_mb"] = proc_hwm_mb(meshd.p.pid)
+    cpu1 = meshd.stop()
+    if s1 is None:
+        raise RunError("meshd stopped answering status after the churn:\n" + tail(meshd.log))
+    res["tracer_cpu_s"] = cpu1 - cpu0
+    res["records"] = s1.get("closes", 0) - s0.get("closes", 0)
+    res["opens"] = s1.get("opens", 0) - s0.get("opens", 0)
+    res["lost"] = s1.get("lost", 0)
+    res["malformed"] = s1.get("malformed", 0)
+    return res
+
+
+def arm_tcplife(churn, meshd, args, tmp, tag):
+    out, err = os.path.join(tmp, tag + ".out"), os.path.join(tmp, tag + ".err")
+    with open(out, "w") as fo, open(err, "w") as fe:
+        p = spawn([args.tcplife], stdout=fo, stderr=fe)
+    deadline = time.monotonic() + 15
+    while not tcplife_ready(p.pid, online_cpus()):
+        if p.poll() is not None:
+            raise RunError(f"tcplife exited {p.returncode}:\n" + tail(err))
+        if time.monotonic() > deadline:
+            raise RunError("tcplife did not attach within 15 s:\n" + tail(err))
+        time.sleep(0.02)
+    time.sleep(0.1)  # header printed and polling
+    cpu0 = proc_cpu(p.pid)
+    res = churn.run(args.duration)
+    time.sleep(1.0)  # the same minimum drain as meshd; tcplife polls every 100 ms
+    res["rss_mb"] = proc_hwm_mb(p.pid)
+    cpu1, killed = stop(p)
+    if killed:
+        raise RunError("tcplife ignored SIGINT and was killed")
+    res["tracer_cpu_s"] = cpu1 - cpu0
+    res["records"], res["lost"] = count_tcplife(out, err, str(args.port))
+    return res
+
+
+ARM_FUNCS = {"none": arm_none, "meshd": arm_meshd, "tcplife": arm_tcplife}
+
+
+def measure_startup(churn, meshd, args, tmp, trial):
+    """meshd exec -> first recorded event, while a slow churn is already running."""
+    bg = churn.start(duration=20, rate=args.startup_rate, tag=f"startup-churn-{trial}")
+    try:
+        time.sleep(0.5)
+        meshd.start(f"startup-{trial}")
+        t_answer = t_event = None
+        first = None
+        deadline = meshd.t_exec + 10
+        while time.monotonic() < deadline and t_event is None:
+            if meshd.p.poll() is not None:
+                raise RunError(f"meshd exited {meshd.p.returncode}:\n" + tail(meshd.log))
+            s = meshd.status(timeout=1.0)
+            now = time.monotonic()
+            if s is not None:
+                t_answer = t_answer or now
+                if s.get("opens", 0) > 0 or s.get("closes", 0) > 0:
+                    t_event, first = now, s
+                    break
+            time.sleep(0.01)
+        if first is None:
+            raise RunError("meshd recorded no event within 10 s of start:\n" + tail(meshd.log))
+        # meshd may fill first_event_after_ms only once the event is processed
+        internal = first.get("first_event_after_ms")
+        if internal is None:
+            s = meshd.status()
+            internal = s.get("first_event_after_ms") if s else None
+        meshd.stop()
+    finally:
+        stop(bg)
+        bg.stdout.close()
+    return {"internal_ms": internal,
+            "answer_ms": (t_answer - meshd.t_exec) * 1000,
+            "external_ms": (t_event - meshd.t_exec) * 1000}
+
+
+# -------------------------------------------------------------- reports ----
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def per_100k(cpu, conns):
+    return None if cpu is None or not conns else cpu / conns * 100000
+
+
+def summarize(results, startup, args):
+    none_cps = median(r["conn_per_s"] for r in results.get("none", []))
+    rows, summary = [], {}
+    for arm in args.arms:
+        rs = results.get(arm, [])
+        if not rs:
+            continue
+        cps = median(r["conn_per_s"] for r in rs)
+        conns = sum(r["connections"] for r in rs)
+        s = {
+            "cps": cps,
+            "ratio": cps / none_cps if none_cps else None,
+            "tracer_cpu": per_100k(sum(r["tracer_cpu_s"] for r in rs), conns)
+            if arm != "none" else None,
+            "churn_cpu": per_100k(sum(r["churn_cpu_s"] for r in rs), conns),
+            "records": sum(r.get("records", 0) for r in rs) if arm != "none" else None,
+            "expected": 2 * conns,
+            "lost": sum(r.get("lost", 0) for r in rs) if arm != "none" else None,
+            "rss": max((r.get("rss_mb") or 0) for r in rs) if arm != "none" else None,
+            "errors": sum(r["errors"] for r in rs),
+            "all_complete": all(r.get("records", 0) == 2 * r["connections"] for r in rs),
+        }
+        summary[arm] = s
+        rec = "-" if s["records"] is None else (
+            f"{s['records']}/{s['expected']} ({100.0 * s['records'] / max(s['expected'], 1):.2f}%)")
+        rows.append((arm, fmt(cps, ",.0f"), fmt(s["ratio"], ".3f"), fmt(s["tracer_cpu"], ".3f"),
+                     fmt(s["churn_cpu"], ".3f"), rec, fmt(s["lost"], "d"), fmt(s["rss"], ".1f"),
+                     str(s["errors"])))
+    head = ("arm", "conn/s (median)", "vs none", "tracer CPU s/100k", "churn CPU s/100k",
+            "records/expected", "lost", "peak RSS MB", "churn errors")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print("\n== summary ({} round(s) x {:g} s, port {}, {} client thread(s), {} addr(s), "
+          "{} byte(s) each way) ==".format(args.rounds, args.duration, args.port, args.threads,
+                                          args.addrs, args.bytes))
+    for r in (head, *rows):
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    if startup:
+        print("meshd start-up (median of {}): first event {} ms after start by meshd's clock "
+              "(first_event_after_ms); externally, exec -> status answers {:.0f} ms, "
+              "exec -> first event visible {:.0f} ms".format(
+                  len(startup), fmt(median(s["internal_ms"] for s in startup), ".0f"),
+                  median(s["answer_ms"] for s in startup),
+                  median(s["external_ms"] for s in startup)))
+    return summary
+
+
+def targets(summary, startup):
+    m, t, n = summary.get("meshd"), summary.get("tcplife"), summary.get("none")
+    out = []
+
+    def check(name, ok, detail):
+        out.append(("n/a " if ok is None else "PASS" if ok else "MISS", name, detail))
+
+    if m:
+        check("meshd records 100%, zero lost", m["all_complete"] and m["lost"] == 0,
+              f"{m['records']}/{m['expected']} records, {m['lost']} lost")
+        check("meshd conn/s >= tcplife's", m["cps"] >= t["cps"] if t else None,
+              f"{m['cps']:,.0f} vs {t['cps']:,.0f}" if t else "no tcplife arm")
+        check("meshd conn/s >= 90% of untraced", m["ratio"] >= 0.9 if n else None,
+              f"{m['ratio']:.1%}" if n else "no untraced arm")
+        check("meshd CPU/conn <= tcplife's", m["tracer_cpu"] <= t["tracer_cpu"] if t else None,
+              f"{m['tracer_cpu']:.3f} vs {t['tracer_cpu']:.3f} s/100k" if t else "no tcplife arm")
+        check("meshd peak RSS < 40 MB", m["rss"] < 40, f"{m['rss']:.1f} MB")
+    if startup:
+        internal = median(s["internal_ms"] for s in startup)
+        external = median(s["external_ms"] for s in startup)
+        ok = internal is not None and internal < 500 and external < 500
+        check("start-up to first event < 0.5 s", ok,
+              f"{fmt(internal, '.0f')} ms (meshd), {external:.0f} ms (external)")
+    print("\n== targets (issue 2) ==")
+    if not out:
+        print("n/a   no meshd arm in this run")
+    for verdict, name, detail in out:
+        print(f"{verdict}  {name}: {detail}")
+
+
+def print_round(arm, r):
+    extra = ""
+    if arm != "none":
+        extra = (f", tracer CPU {r['tracer_cpu_s']:.2f} s, records {r['records']}/"
+                 f"{2 * r['connections']}, lost {r['lost']}, RSS {fmt(r.get('rss_mb'), '.1f')} MB")
+    errs = f", errors {r['errors']} {r['error_kinds']}" if r["errors"] else ""
+    print(f"  {arm:8} {r['connections']:>9} conns {r['conn_per_s']:>10,.0f}/s"
+          f"  churn CPU {r['churn_cpu_s']:.2f} s{extra}{errs}", flush=True)
+
+
+# ----------------------------------------------------------------- main ----
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--churn", required=True, help="path to the churn binary")
+    ap.add_argument("--meshd", help="path to meshd")
+    ap.add_argument("--meshctl", help="path to meshctl")
+    ap.add_argument("--tcplife", default="/usr/sbin/tcplife")
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma list of none,meshd,tcplife")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of churn per arm")
+    ap.add_argument("--port", type=int, default=18473)
+    ap.add_argument("--threads", type=int, default=2, help="churn client threads")
+    ap.add_argument("--server-threads", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=16, help="in flight per client thread")
+    ap.add_argument("--addrs", type=int, default=4, help="destinations 127.0.0.1..N")
+    ap.add_argument("--bytes", type=int, default=1, help="bytes each way per connection")
+    ap.add_argument("--startup-trials", type=int, default=3)
+    ap.add_argument("--startup-rate", type=int, default=200)
+    ap.add_argument("--json-out", help="also write every measurement to this file")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with logs")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 round of 3 s")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.startup_trials = 1, 3.0, 1
+    args.arms = [a for a in args.arms.split(",") if a]
+    bad = [a for a in args.arms if a not in ARMS]
+    if bad or not (1 <= args.rounds <= 20) or not (0.5 <= args.duration <= 600):
+        ap.error(f"bad --arms {bad}, --rounds 1..20 or --duration 0.5..600")
+    need = [("--churn", args.churn)]
+    if "meshd" in args.arms:
+        need += [("--meshd", args.meshd), ("--meshctl", args.meshctl)]
+    if "tcplife" in args.arms:
+        need.append(("--tcplife", args.tcplife))
+    for flag, path in need:
+        if not path or not os.access(path, os.X_OK):
+            ap.error(f"{flag} {path!r} is not an executable; build it or leave its arm out "
+                     f"with --arms")
+    return args
+
+
+def warn_about_noise(args):
+    others = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm in ("meshd", "tcplife", "churn"):
+            others.append(f"{comm}[{pid}]")
+    if others:
+        print(f"warning: already running, will skew every arm: {', '.join(others)}")
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: 1-minute load average is {load:.2f}; other work skews the figures")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main():
+    args = parse_args()
+    if os.geteuid() != 0:
+        print("tracer_bench: tracers need root (CAP_BPF, CAP_PERFMON); run as root",
+              file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="flowmesh-bench-")
+    mounted_tracefs = False
+    failed = []
+    # Explicit, so cleanup also runs when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if "tcplife" in args.arms and not os.path.ismount(TRACEFS):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+            mounted_tracefs = True
+        warn_about_noise(args)
+        churn, meshd = Churn(args, tmp), Meshd(args, tmp)
+        print(f"churn: {' '.join(churn.argv(args.duration))}")
+        churn.run(1.0)  # warm-up, not measured
+        results = {a: [] for a in args.arms}
+        for rnd in range(args.rounds):
+            k = rnd % len(args.arms)
+            order = args.arms[k:] + args.arms[:k]
+            print(f"round {rnd + 1}/{args.rounds}: {' -> '.join(order)}", flush=True)
+            for arm in order:
+                try:
+                    r = ARM_FUNCS[arm](churn, meshd, args, tmp, f"{arm}-{rnd}")
+                except RunError as e:
+                    print(f"  {arm:8} FAILED: {e}", flush=True)
+                    failed.append(arm)
+                    cleanup_children()
+                    continue
+                results[arm].append(r)
+                print_round(arm, r)
+        startup = []
+        if "meshd" in args.arms:
+            for trial in range(args.startup_trials):
+                try:
+                    startup.append(measure_startup(churn, meshd, args, tmp, trial))
+                    s = startup[-1]
+                    print(f"  start-up trial {trial + 1}: meshd says {fmt(s['internal_ms'], '.0f')}"
+                          f" ms; external: answers at {s['answer_ms']:.0f} ms, first event at "
+                          f"{s['external_ms']:.0f} ms", flush=True)
+                except RunError as e:
+                    print(f"  start-up trial {trial + 1} FAILED: {e}", flush=True)
+                    failed.append("startup")
+                    cleanup_children()
+        summary = summarize(results, startup, args)
+        targets(summary, startup)
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump({"args": vars(args), "rounds": results, "startup": startup}, f, indent=1)
+        if failed:
+            print(f"\nfailed to run: {', '.join(sorted(set(failed)))}")
+        return 1 if failed else 0
+    except RunError as e:
+        print(f"tracer_bench: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        cleanup_children()
+        if mounted_tracefs:
+            if subprocess.run(["umount", TRACEFS]).returncode != 0:
+                print(f"note: could not unmount {TRACEFS}; it was mounted by this run",
+                      file=sys.stderr)
+        if args.keep_logs:
+            print(f"logs kept in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
