@@ -17,7 +17,7 @@ int64_t Now(clockid_t id) {
 }
 
 std::atomic<int64_t> g_offset{0};
-std::atomic<int64_t> g_offset_at{INT64_MIN};
+std::atomic<int64_t> g_offset_at{0};  // 0 = never measured
 
 }  // namespace
 
@@ -26,7 +26,8 @@ int64_t MonotonicNs() { return Now(CLOCK_MONOTONIC); }
 
 int64_t MonotonicToRealtimeNs(uint64_t monotonic_ns) {
   int64_t mono_now = MonotonicNs();
-  if (mono_now - g_offset_at.load(std::memory_order_relaxed) > 1'000'000'000) {
+  int64_t at = g_offset_at.load(std::memory_order_relaxed);
+  if (at == 0 || mono_now - at > 1'000'000'000) {
     g_offset.store(RealtimeNs() - MonotonicNs(), std::memory_order_relaxed);
     g_offset_at.store(mono_now, std::memory_order_relaxed);
   }
