@@ -1,0 +1,408 @@
+// Conversions between meshd's structs and the control schema.
+#include "node/control/convert.h"
+
+#include <capnp/message.h>
+#include <kj/exception.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace flowmesh {
+namespace {
+
+namespace s = schema;
+
+// Names under which StatusInfo.detail carries the NodeStatus fields the
+// schema lacks (see convert.h).
+constexpr std::string_view kPollsDetail = "polls";
+constexpr std::string_view kCloseWithoutOpenDetail = "close_without_open";
+constexpr std::string_view kCloseUnattributedDetail = "close_unattributed";
+
+s::EventKind KindToWire(EventKind k) {
+  switch (k) {
+    case EventKind::kOpen: return s::EventKind::OPEN;
+    case EventKind::kClose: return s::EventKind::CLOSE;
+    case EventKind::kListen: return s::EventKind::LISTEN;
+    case EventKind::kUnlisten: return s::EventKind::UNLISTEN;
+    case EventKind::kUpdate: return s::EventKind::UPDATE;
+  }
+  return s::EventKind::OPEN;
+}
+
+Result<EventKind> KindFromWire(s::EventKind k) {
+  switch (k) {
+    case s::EventKind::OPEN: return EventKind::kOpen;
+    case s::EventKind::CLOSE: return EventKind::kClose;
+    case s::EventKind::LISTEN: return EventKind::kListen;
+    case s::EventKind::UNLISTEN: return EventKind::kUnlisten;
+    case s::EventKind::UPDATE: return EventKind::kUpdate;
+  }
+  return InvalidArgument("unknown event kind " + std::to_string(static_cast<int>(k)));
+}
+
+s::Direction DirectionToWire(Direction d) {
+  switch (d) {
+    case Direction::kActive: return s::Direction::ACTIVE;
+    case Direction::kPassive: return s::Direction::PASSIVE;
+    case Direction::kUnknown: return s::Direction::UNKNOWN;
+  }
+  return s::Direction::UNKNOWN;
+}
+
+Result<Direction> DirectionFromWire(s::Direction d) {
+  switch (d) {
+    case s::Direction::UNKNOWN: return Direction::kUnknown;
+    case s::Direction::ACTIVE: return Direction::kActive;
+    case s::Direction::PASSIVE: return Direction::kPassive;
+  }
+  return InvalidArgument("unknown direction " + std::to_string(static_cast<int>(d)));
+}
+
+s::Source SourceToWire(EventSource src) {
+  switch (src) {
+    case EventSource::kKernel: return s::Source::KERNEL;
+    case EventSource::kPoll: return s::Source::POLL;
+    case EventSource::kSeed: return s::Source::SEED;
+  }
+  return s::Source::KERNEL;
+}
+
+Result<EventSource> SourceFromWire(s::Source src) {
+  switch (src) {
+    case s::Source::KERNEL: return EventSource::kKernel;
+    case s::Source::POLL: return EventSource::kPoll;
+    case s::Source::SEED: return EventSource::kSeed;
+  }
+  return InvalidArgument("unknown event source " + std::to_string(static_cast<int>(src)));
+}
+
+kj::ArrayPtr<const kj::byte> AddrBytes(const IpAddr& a) {
+  size_t n = a.family == AF_INET ? 4 : a.family == AF_INET6 ? 16 : 0;
+  return {a.bytes.data(), n};
+}
+
+// Decodes an address by its length (4, 16, or 0 for "none"), so a listener's
+// empty remote address round-trips as unset.
+Result<IpAddr> AddrFromWire(capnp::Data::Reader d, const char* what) {
+  IpAddr a;
+  if (d.size() == 0) return a;
+  if (d.size() != 4 && d.size() != 16)
+    return InvalidArgument(std::string(what) + " of " + std::to_string(d.size()) +
+                           " bytes (expected 4 or 16)");
+  a.family = d.size() == 4 ? AF_INET : AF_INET6;
+  std::copy(d.begin(), d.end(), a.bytes.begin());
+  return a;
+}
+
+void KeyToWire(const ConnKey& k, s::SocketKey::Builder b) {
+  b.setNetns(k.netns);
+  b.setFamily(k.family());
+  b.setLaddr(AddrBytes(k.laddr));
+  b.setLport(k.lport);
+  b.setRaddr(AddrBytes(k.raddr));
+  b.setRport(k.rport);
+}
+
+Result<ConnKey> KeyFromWire(s::SocketKey::Reader r) {
+  ConnKey k;
+  k.netns = r.getNetns();
+  uint16_t family = r.getFamily();
+  if (family != AF_INET && family != AF_INET6)
+    return InvalidArgument("unknown address family " + std::to_string(family));
+  FM_ASSIGN_OR_RETURN(k.laddr, AddrFromWire(r.getLaddr(), "local address"));
+  if (k.laddr.family != family) return InvalidArgument("local address does not match its family");
+  FM_ASSIGN_OR_RETURN(k.raddr, AddrFromWire(r.getRaddr(), "remote address"));
+  k.lport = r.getLport();
+  k.rport = r.getRport();
+  return k;
+}
+
+void ProcessToWire(const ProcessRef& p, s::Process::Builder b) {
+  b.setPid(p.pid);
+  b.setStartTicks(p.start_ticks);
+  std::string_view comm = p.comm_view();
+  b.setComm(capnp::Text::Reader(comm.data(), comm.size()));
+}
+
+ProcessRef ProcessFromWire(s::Process::Reader r) {
+  ProcessRef p;
+  p.pid = r.getPid();
+  p.start_ticks = r.getStartTicks();
+  capnp::Text::Reader comm = r.getComm();
+  p.set_comm(std::string_view(comm.cStr(), comm.size()));  // truncates to TASK_COMM_LEN
+  return p;
+}
+
+void CountersToWire(const TcpCounters& c, s::Counters::Builder b) {
+  b.setBytesTx(c.bytes_tx);
+  b.setBytesRx(c.bytes_rx);
+  b.setSegsOut(c.segs_out);
+  b.setSegsIn(c.segs_in);
+  b.setRetrans(c.retrans);
+  b.setRttUs(c.rtt_us);
+  b.setRttvarUs(c.rttvar_us);
+}
+
+TcpCounters CountersFromWire(s::Counters::Reader r) {
+  TcpCounters c;
+  c.bytes_tx = r.getBytesTx();
+  c.bytes_rx = r.getBytesRx();
+  c.segs_out = r.getSegsOut();
+  c.segs_in = r.getSegsIn();
+  c.retrans = r.getRetrans();
+  c.rtt_us = r.getRttUs();
+  c.rttvar_us = r.getRttvarUs();
+  return c;
+}
+
+Result<std::vector<uint8_t>> ResponseFrame(capnp::MallocMessageBuilder& message) {
+  return EncodeFrame(message, kMaxResponseBytes);
+}
+
+}  // namespace
+
+bool WatchFilter::Matches(const ConnKey& key, uint32_t event_pid) const {
+  if (pid != 0 && event_pid != pid) return false;
+  if (family != 0 && key.family() != family) return false;
+  if (!lports.empty() && std::find(lports.begin(), lports.end(), key.lport) == lports.end())
+    return false;
+  if (!rports.empty() && std::find(rports.begin(), rports.end(), key.rport) == rports.end())
+    return false;
+  return true;
+}
+
+void ToCapnp(const ConnEvent& e, s::Event::Builder b) {
+  b.setKind(KindToWire(e.kind));
+  b.setDirection(DirectionToWire(e.direction));
+  b.setSource(SourceToWire(e.source));
+  b.setTsNs(e.ts_ns);
+  KeyToWire(e.key, b.initKey());
+  ProcessToWire(e.proc, b.initProcess());
+  CountersToWire(e.counters, b.initCounters());
+  b.setDurationNs(e.duration_ns);
+}
+
+Result<ConnEvent> FromCapnp(s::Event::Reader r) {
+  ConnEvent e;
+  FM_ASSIGN_OR_RETURN(e.kind, KindFromWire(r.getKind()));
+  FM_ASSIGN_OR_RETURN(e.direction, DirectionFromWire(r.getDirection()));
+  FM_ASSIGN_OR_RETURN(e.source, SourceFromWire(r.getSource()));
+  e.ts_ns = r.getTsNs();
+  FM_ASSIGN_OR_RETURN(e.key, KeyFromWire(r.getKey()));
+  e.proc = ProcessFromWire(r.getProcess());
+  e.counters = CountersFromWire(r.getCounters());
+  e.duration_ns = r.getDurationNs();
+  return e;
+}
+
+void ToCapnp(const OpenConnection& c, s::Connection::Builder b) {
+  KeyToWire(c.key, b.initKey());
+  b.setDirection(DirectionToWire(c.direction));
+  b.setSource(SourceToWire(c.source));
+  ProcessToWire(c.proc, b.initProcess());
+  CountersToWire(c.counters, b.initCounters());
+  b.setOpenedNs(c.opened_ns);
+  b.setUpdatedNs(c.updated_ns);
+}
+
+Result<OpenConnection> FromCapnp(s::Connection::Reader r) {
+  OpenConnection c;
+  FM_ASSIGN_OR_RETURN(c.key, KeyFromWire(r.getKey()));
+  FM_ASSIGN_OR_RETURN(c.direction, DirectionFromWire(r.getDirection()));
+  FM_ASSIGN_OR_RETURN(c.source, SourceFromWire(r.getSource()));
+  c.proc = ProcessFromWire(r.getProcess());
+  c.counters = CountersFromWire(r.getCounters());
+  c.opened_ns = r.getOpenedNs();
+  c.updated_ns = r.getUpdatedNs();
+  return c;
+}
+
+void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
+  b.setNodeName(st.node_name);
+  b.setVersion(st.version);
+  b.setPid(st.pid);
+  b.setStartedNs(st.started_ns);
+  b.setProbeMode(st.probe_mode);
+  b.setProbeReason(st.probe_reason);
+  b.setNetns(st.netns);
+  b.setEvents(st.probe.events);
+  b.setLost(st.probe.lost);
+  b.setMalformed(st.probe.malformed);
+  std::vector<std::pair<std::string_view, uint64_t>> detail;
+  for (const auto& [name, value] : st.probe.detail) detail.emplace_back(name, value);
+  detail.emplace_back(kPollsDetail, st.probe.polls);
+  detail.emplace_back(kCloseWithoutOpenDetail, st.table.close_without_open);
+  detail.emplace_back(kCloseUnattributedDetail, st.table.close_unattributed);
+  auto list = b.initDetail(static_cast<unsigned>(detail.size()));
+  for (unsigned i = 0; i < detail.size(); i++) {
+    list[i].setName(capnp::Text::Reader(detail[i].first.data(), detail[i].first.size()));
+    list[i].setValue(detail[i].second);
+  }
+  b.setOpenConnections(st.table.open);
+  b.setListeners(st.table.listeners);
+  b.setOpens(st.table.opens);
+  b.setCloses(st.table.closes);
+  b.setWatchers(st.watchers);
+  b.setFirstEventNs(st.first_event_ns);
+}
+
+Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
+  NodeStatus st;
+  st.node_name = r.getNodeName();
+  st.version = r.getVersion();
+  st.pid = r.getPid();
+  st.started_ns = r.getStartedNs();
+  st.probe_mode = r.getProbeMode();
+  st.probe_reason = r.getProbeReason();
+  st.netns = r.getNetns();
+  st.probe.events = r.getEvents();
+  st.probe.lost = r.getLost();
+  st.probe.malformed = r.getMalformed();
+  for (s::NamedCount::Reader d : r.getDetail()) {
+    std::string name = d.getName();
+    if (name == kPollsDetail)
+      st.probe.polls = d.getValue();
+    else if (name == kCloseWithoutOpenDetail)
+      st.table.close_without_open = d.getValue();
+    else if (name == kCloseUnattributedDetail)
+      st.table.close_unattributed = d.getValue();
+    else
+      st.probe.detail.emplace_back(std::move(name), d.getValue());
+  }
+  st.table.open = r.getOpenConnections();
+  st.table.listeners = r.getListeners();
+  st.table.opens = r.getOpens();
+  st.table.closes = r.getCloses();
+  st.watchers = r.getWatchers();
+  st.first_event_ns = r.getFirstEventNs();
+  return st;
+}
+
+void ToCapnp(const WatchFilter& f, s::Filter::Builder b) {
+  b.setPid(f.pid);
+  b.setFamily(f.family);
+  auto lports = b.initLports(static_cast<unsigned>(f.lports.size()));
+  for (unsigned i = 0; i < f.lports.size(); i++) lports.set(i, f.lports[i]);
+  auto rports = b.initRports(static_cast<unsigned>(f.rports.size()));
+  for (unsigned i = 0; i < f.rports.size(); i++) rports.set(i, f.rports[i]);
+}
+
+Result<WatchFilter> FromCapnp(s::Filter::Reader r) {
+  WatchFilter f;
+  f.pid = r.getPid();
+  f.family = r.getFamily();
+  if (f.family != 0 && f.family != AF_INET && f.family != AF_INET6)
+    return InvalidArgument("filter: unknown address family " + std::to_string(f.family));
+  for (uint16_t p : r.getLports()) f.lports.push_back(p);
+  for (uint16_t p : r.getRports()) f.rports.push_back(p);
+  return f;
+}
+
+Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
+  capnp::MallocMessageBuilder message;
+  auto req = message.initRoot<s::Request>();
+  switch (request.kind) {
+    case RequestKind::kStatus: req.setStatus(); break;
+    case RequestKind::kConnections: ToCapnp(request.filter, req.initConnections()); break;
+    case RequestKind::kWatch: ToCapnp(request.filter, req.initWatch()); break;
+  }
+  return EncodeFrame(message, kMaxRequestBytes);
+}
+
+Result<std::vector<uint8_t>> EncodeErrorResponse(std::string_view text) {
+  capnp::MallocMessageBuilder message;
+  message.initRoot<s::Response>().setError(capnp::Text::Reader(text.data(), text.size()));
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status) {
+  capnp::MallocMessageBuilder message;
+  ToCapnp(status, message.initRoot<s::Response>().initStatus());
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<s::Response>().initConnections(static_cast<unsigned>(conns.size()));
+  for (unsigned i = 0; i < conns.size(); i++) ToCapnp(conns[i], list[i]);
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event) {
+  capnp::MallocMessageBuilder message(64);  // one event is ~50 words; one allocation
+  ToCapnp(event, message.initRoot<s::Response>().initEvent());
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped) {
+  capnp::MallocMessageBuilder message(8);
+  message.initRoot<s::Response>().setWatchDropped(total_dropped);
+  return ResponseFrame(message);
+}
+
+Result<ControlRequest> DecodeRequest(Frame& frame) {
+  try {
+    auto req = frame.Root<s::Request>();
+    ControlRequest out;
+    switch (req.which()) {
+      case s::Request::STATUS: out.kind = RequestKind::kStatus; return out;
+      case s::Request::CONNECTIONS: {
+        out.kind = RequestKind::kConnections;
+        FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(req.getConnections()));
+        return out;
+      }
+      case s::Request::WATCH: {
+        out.kind = RequestKind::kWatch;
+        FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(req.getWatch()));
+        return out;
+      }
+    }
+    return InvalidArgument("unknown request " + std::to_string(static_cast<int>(req.which())) +
+                           " (is meshctl newer than meshd?)");
+  } catch (const kj::Exception& e) {
+    return InvalidArgument("malformed request: " + std::string(e.getDescription().cStr()));
+  }
+}
+
+Result<ControlResponse> DecodeResponse(Frame& frame) {
+  try {
+    auto resp = frame.Root<s::Response>();
+    ControlResponse out;
+    switch (resp.which()) {
+      case s::Response::ERROR:
+        out.kind = ControlResponse::Kind::kError;
+        out.error = resp.getError();
+        return out;
+      case s::Response::STATUS: {
+        out.kind = ControlResponse::Kind::kStatus;
+        FM_ASSIGN_OR_RETURN(out.status, FromCapnp(resp.getStatus()));
+        return out;
+      }
+      case s::Response::CONNECTIONS: {
+        out.kind = ControlResponse::Kind::kConnections;
+        auto list = resp.getConnections();
+        out.connections.reserve(list.size());
+        for (s::Connection::Reader c : list) {
+          FM_ASSIGN_OR_RETURN(OpenConnection conn, FromCapnp(c));
+          out.connections.push_back(std::move(conn));
+        }
+        return out;
+      }
+      case s::Response::EVENT: {
+        out.kind = ControlResponse::Kind::kEvent;
+        FM_ASSIGN_OR_RETURN(out.event, FromCapnp(resp.getEvent()));
+        return out;
+      }
+      case s::Response::WATCH_DROPPED:
+        out.kind = ControlResponse::Kind::kWatchDropped;
+        out.dropped = resp.getWatchDropped();
+        return out;
+    }
+    return InvalidArgument("unknown response " + std::to_string(static_cast<int>(resp.which())) +
+                           " (is meshd newer than meshctl?)");
+  } catch (const kj::Exception& e) {
+    return InvalidArgument("malformed response: " + std::string(e.getDescription().cStr()));
+  }
+}
+
+}  // namespace flowmesh
