@@ -1,0 +1,54 @@
+// meshctl's side of the control socket: plain blocking Unix-socket calls
+// that return C++ structs. One request per connection, as meshd expects.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/control/backend.h"
+#include "node/control/convert.h"
+
+namespace flowmesh {
+
+class ControlClient {
+ public:
+  // Connects now, so a wrong path or missing permission is reported before
+  // any work; the error says what to do.
+  static Result<ControlClient> Connect(const std::string& path);
+
+  ControlClient(ControlClient&& other) noexcept;
+  ControlClient& operator=(ControlClient&& other) noexcept;
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+  ~ControlClient();
+
+  Result<NodeStatus> Status();
+  Result<std::vector<OpenConnection>> Connections(const WatchFilter& filter);
+  // Streams events (filtered by meshd) to `on_event` until it returns false
+  // or `timeout` passes (0 = no limit), both Ok, or meshd goes away (error).
+  // `on_dropped` gets meshd's running total of events dropped for this watcher.
+  ::flowmesh::Status Watch(const WatchFilter& filter,
+                           std::function<bool(const ConnEvent&)> on_event,
+                           std::function<void(uint64_t dropped)> on_dropped,
+                           std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+
+  // How long a status or connections call waits for meshd (default 10 s).
+  void set_io_timeout(std::chrono::milliseconds t) { io_timeout_ = t; }
+  const std::string& path() const { return path_; }
+
+ private:
+  ControlClient(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  // The socket for the next request: the one Connect opened, then new ones.
+  Result<int> TakeConnection();
+  Result<ControlResponse> Call(const ControlRequest& request);
+
+  std::string path_;
+  int fd_ = -1;
+  std::chrono::milliseconds io_timeout_{10'000};
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,225 @@
+// A control connection: request, response or event stream, hang-up detection.
+#include "node/control/control_session.h"
+
+#include <asio/buffer.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <exception>
+
+#include "node/common/log.h"
+
+namespace flowmesh::control_internal {
+namespace {
+
+// A client must send its request promptly; an idle connection holds a slot.
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// Events handed over per strand turn; between turns other sessions run.
+constexpr size_t kDrainBatch = 256;
+// Stop draining the watcher's queue while this much is waiting for the
+// socket: the backlog then stays in the Subscriber, which drops and counts.
+constexpr size_t kMaxQueuedBytes = 1 << 20;
+// Frames gathered into one write.
+constexpr size_t kMaxGather = 64;
+
+}  // namespace
+
+Session::Session(std::shared_ptr<ServerState> state, UnixSocket socket)
+    : state_(std::move(state)), socket_(std::move(socket)), request_timer_(state_->strand) {}
+
+Session::~Session() {
+  // Normally Close() ran already; this covers an io_context torn down with
+  // handlers still pending, so the hub never feeds a watcher nobody reads.
+  if (sub_) {
+    sub_->SetNotify(nullptr);
+    sub_->Close();
+  }
+}
+
+void Session::Start(const char* reject) {
+  state_->sessions[this] = weak_from_this();
+  if (reject != nullptr) {
+    close_after_write_ = true;
+    Enqueue(EncodeErrorResponse(reject));
+    return;
+  }
+  request_timer_.expires_after(kRequestTimeout);
+  request_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    if (ec || self->closed_) return;
+    FM_LOG(Debug, "control") << "client sent no complete request within " << kRequestTimeout.count()
+                             << "s; closing";
+    self->Close();
+  });
+  ReadRequest();
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  request_timer_.cancel();
+  asio::error_code ignored;
+  socket_.shutdown(UnixSocket::shutdown_both, ignored);
+  socket_.close(ignored);
+  if (sub_) {
+    // The hub forgets a closed subscriber on its next publish.
+    sub_->SetNotify(nullptr);
+    sub_->Close();
+  }
+  // queue_ stays: a write may still reference it until its handler runs.
+  state_->sessions.erase(this);
+}
+
+void Session::ReadRequest() {
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                            if (self->closed_) return;
+                            if (ec) {
+                              // Hung up before asking anything (e.g. a liveness probe).
+                              self->Close();
+                              return;
+                            }
+                            self->OnRequestBytes(n);
+                          });
+}
+
+void Session::OnRequestBytes(size_t n) {
+  Status fed = decoder_.Feed(read_buf_.data(), n);
+  if (!fed.ok()) return Malformed(fed);
+  Frame frame;
+  if (!decoder_.Next(&frame)) return ReadRequest();
+  request_timer_.cancel();
+  Result<ControlRequest> request = DecodeRequest(frame);
+  if (!request.ok()) return Malformed(request.status());
+  Dispatch(std::move(request).value());
+}
+
+void Session::Malformed(const Status& why) {
+  uint64_t total = state_->malformed.fetch_add(1) + 1;
+  FM_LOG(Warn, "control") << "dropping control connection: " << why.message() << " (" << total
+                          << " malformed so far)";
+  request_timer_.cancel();
+  close_after_write_ = true;
+  Enqueue(EncodeErrorResponse("meshd could not decode the request: " + why.message()));
+}
+
+void Session::Dispatch(ControlRequest request) {
+  if (state_->stopped.load()) return Close();
+  if (request.kind == RequestKind::kWatch) return StartWatch(std::move(request.filter));
+
+  // status and connections: ask the backend on the worker, answer on the strand.
+  close_after_write_ = true;
+  asio::post(state_->worker, [self = shared_from_this(), request = std::move(request)] {
+    Result<std::vector<uint8_t>> frame = Internal("no answer");
+    try {
+      if (request.kind == RequestKind::kStatus) {
+        NodeStatus st = self->state_->backend.GetStatus();
+        st.probe.detail.emplace_back("control_malformed_frames", self->state_->malformed.load());
+        frame = EncodeStatusResponse(st);
+      } else {
+        std::vector<OpenConnection> all = self->state_->backend.GetConnections();
+        std::erase_if(all, [&](const OpenConnection& c) { return !request.filter.Matches(c); });
+        frame = EncodeConnectionsResponse(all);
+      }
+    } catch (const std::exception& e) {
+      frame = Internal(std::string("meshd failed to answer: ") + e.what());
+    }
+    if (!frame.ok()) frame = EncodeErrorResponse(frame.status().message());
+    asio::post(self->state_->strand,
+               [self, frame = std::move(frame)]() mutable { self->Enqueue(std::move(frame)); });
+  });
+}
+
+void Session::StartWatch(WatchFilter filter) {
+  filter_ = std::move(filter);
+  sub_ = state_->backend.Subscribe();
+  if (!sub_) {
+    close_after_write_ = true;
+    return Enqueue(EncodeErrorResponse("meshd cannot serve watchers right now"));
+  }
+  FM_LOG(Debug, "control") << "watcher attached";
+  // Runs on the probe's thread: hand off to the strand and nothing else.
+  sub_->SetNotify([weak = weak_from_this(), strand = state_->strand] {
+    asio::post(strand, [weak] {
+      if (auto self = weak.lock()) self->PostDrain();
+    });
+  });
+  AwaitHangup();
+}
+
+void Session::AwaitHangup() {
+  // A watch stream is one-way; the only thing the client can still say is
+  // goodbye. EOF (or any error) means it went away: release its queue now.
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](const asio::error_code& ec, size_t) {
+                            if (self->closed_) return;
+                            if (ec) {
+                              FM_LOG(Debug, "control") << "watcher hung up: " << ec.message();
+                              return self->Close();
+                            }
+                            self->Malformed(InvalidArgument("client sent data during a watch"));
+                          });
+}
+
+void Session::PostDrain() {
+  if (drain_posted_ || closed_) return;
+  drain_posted_ = true;
+  asio::post(state_->strand, [self = shared_from_this()] { self->Drain(); });
+}
+
+void Session::Drain() {
+  drain_posted_ = false;
+  if (closed_ || !sub_ || close_after_write_) return;
+  // Resumed by the write completion once the socket catches up.
+  if (queued_bytes_ >= kMaxQueuedBytes) return;
+  batch_.clear();
+  size_t n = sub_->Drain(&batch_, kDrainBatch);
+  for (const ConnEvent& e : batch_) {
+    // UPDATEs are meshd's internal counter refreshes, not events to show.
+    if (e.kind == EventKind::kUpdate || !filter_.Matches(e)) continue;
+    Enqueue(EncodeEventResponse(e));
+  }
+  uint64_t dropped = sub_->dropped();
+  if (dropped > reported_dropped_) {
+    reported_dropped_ = dropped;
+    Enqueue(EncodeDroppedResponse(dropped));
+  }
+  if (n == kDrainBatch) PostDrain();
+}
+
+void Session::Enqueue(Result<std::vector<uint8_t>> frame) {
+  if (closed_) return;
+  if (!frame.ok()) {
+    FM_LOG(Warn, "control") << "cannot encode a response: " << frame.status().message();
+    return;
+  }
+  queued_bytes_ += frame->size();
+  queue_.push_back(std::move(frame).value());
+  WriteMore();
+}
+
+void Session::WriteMore() {
+  if (closed_ || in_flight_ > 0) return;
+  if (queue_.empty()) {
+    if (close_after_write_) Close();
+    return;
+  }
+  std::vector<asio::const_buffer> buffers;
+  for (size_t i = 0; i < queue_.size() && i < kMaxGather; i++)
+    buffers.push_back(asio::buffer(queue_[i]));
+  in_flight_ = buffers.size();
+  asio::async_write(socket_, buffers,
+                    [self = shared_from_this()](const asio::error_code& ec, size_t) {
+                      if (self->closed_) return;
+                      if (ec) {
+                        FM_LOG(Debug, "control") << "write failed: " << ec.message();
+                        return self->Close();
+                      }
+                      for (; self->in_flight_ > 0; self->in_flight_--) {
+                        self->queued_bytes_ -= self->queue_.front().size();
+                        self->queue_.pop_front();
+                      }
+                      self->WriteMore();
+                      if (self->sub_) self->Drain();
+                    });
+}
+
+}  // namespace flowmesh::control_internal
