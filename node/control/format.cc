@@ -1,0 +1,339 @@
+// meshctl's text and JSON renderings.
+#include "node/control/format.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <tuple>
+
+#include "node/common/clock.h"
+#include "node/control/duration.h"
+#include "node/control/json.h"
+
+namespace flowmesh {
+namespace {
+
+std::string Printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Printf(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  va_end(ap);
+  std::string out(static_cast<size_t>(n > 0 ? n : 0) + 1, '\0');
+  std::vsnprintf(out.data(), out.size(), fmt, ap2);
+  va_end(ap2);
+  out.pop_back();
+  return out;
+}
+
+std::string Pid(const ProcessRef& p) { return p.known() ? std::to_string(p.pid) : "-"; }
+
+// A listener has no remote address; JSON shows the family's wildcard (what
+// sock_diag reports) so the field keeps its type.
+std::string RemoteAddr(const ConnKey& k) {
+  if (k.raddr.family != 0) return k.raddr.ToString();
+  return k.family() == AF_INET6 ? "::" : "0.0.0.0";
+}
+
+bool IsListenKind(EventKind k) { return k == EventKind::kListen || k == EventKind::kUnlisten; }
+
+std::string UpperKind(EventKind k) {
+  std::string s(KindName(k));
+  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  return s;
+}
+
+void AddProcess(JsonObject& o, const ProcessRef& p) {
+  if (p.known()) {
+    o.Uint("pid", p.pid).Str("comm", p.comm_view());
+  } else {
+    o.Null("pid").Null("comm");
+  }
+}
+
+void AddKey(JsonObject& o, const ConnKey& k) {
+  o.Str("family", FamilyName(k.family()))
+      .Str("laddr", k.laddr.ToString())
+      .Uint("lport", k.lport)
+      .Str("raddr", RemoteAddr(k))
+      .Uint("rport", k.rport);
+}
+
+void AddCounters(JsonObject& o, const TcpCounters& c) {
+  o.Uint("tx_bytes", c.bytes_tx)
+      .Uint("rx_bytes", c.bytes_rx)
+      .Uint("segs_out", c.segs_out)
+      .Uint("segs_in", c.segs_in)
+      .Uint("retrans", c.retrans)
+      .Uint("rtt_us", c.rtt_us)
+      .Uint("rttvar_us", c.rttvar_us);
+}
+
+std::string Rate(const std::optional<double>& bytes_per_s) {
+  return bytes_per_s ? Printf("%.1f", *bytes_per_s / 1024.0) : "-";
+}
+
+void AddRate(JsonObject& o, std::string_view key, const std::optional<double>& r) {
+  if (r)
+    o.Fixed(key, *r, 1);
+  else
+    o.Null(key);
+}
+
+}  // namespace
+
+std::string TerminalSafe(std::string_view s) {
+  if (s.empty()) return "-";
+  std::string out(s);
+  for (char& c : out) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
+}
+
+std::string_view FamilyName(uint16_t family) {
+  return family == AF_INET ? "ipv4" : family == AF_INET6 ? "ipv6" : "unknown";
+}
+
+std::string_view DirectionShort(Direction d) {
+  switch (d) {
+    case Direction::kActive: return "out";
+    case Direction::kPassive: return "in";
+    case Direction::kUnknown: return "-";
+  }
+  return "-";
+}
+
+std::string WatchHeader() {
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %6s %6s %9s %s", "TIME", "EV",
+                "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
+                "DIR");
+}
+
+std::string WatchLine(const ConnEvent& e) {
+  const bool listen = IsListenKind(e.kind);
+  std::string ms = e.kind == EventKind::kClose && e.duration_ns > 0
+                       ? Printf("%.2f", static_cast<double>(e.duration_ns) / 1e6)
+                       : "-";
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5u %-15s %-5s %6llu %6llu %9s %s",
+                FormatClock(e.ts_ns).c_str(), UpperKind(e.kind).c_str(), Pid(e.proc).c_str(),
+                TerminalSafe(e.proc.comm_view()).c_str(), e.key.family() == AF_INET6 ? "6" : "4",
+                e.key.laddr.ToString().c_str(), e.key.lport,
+                listen ? "*" : e.key.raddr.ToString().c_str(),
+                listen ? "*" : std::to_string(e.key.rport).c_str(),
+                static_cast<unsigned long long>(e.counters.bytes_tx / 1024),
+                static_cast<unsigned long long>(e.counters.bytes_rx / 1024), ms.c_str(),
+                std::string(listen ? "-" : DirectionShort(e.direction)).c_str());
+}
+
+std::string WatchJson(const ConnEvent& e) {
+  JsonObject o;
+  o.Str("ts", FormatRfc3339(e.ts_ns)).Str("event", KindName(e.kind));
+  AddProcess(o, e.proc);
+  AddKey(o, e.key);
+  o.Str("direction", DirectionName(e.direction));
+  AddCounters(o, e.counters);
+  // Only a CLOSE whose open was seen has a duration; null says "not known".
+  if (e.kind == EventKind::kClose && e.duration_ns > 0)
+    o.Fixed("duration_ms", static_cast<double>(e.duration_ns) / 1e6, 3);
+  else
+    o.Null("duration_ms");
+  o.Uint("netns", e.key.netns).Str("source", SourceName(e.source));
+  return std::move(o).Finish();
+}
+
+std::vector<TopRow> RateTracker::Update(std::vector<OpenConnection> conns) {
+  std::unordered_map<ConnKey, Sample, ConnKeyHash> next;
+  std::vector<TopRow> rows;
+  rows.reserve(conns.size());
+  for (OpenConnection& c : conns) {
+    Sample s{c.counters.bytes_tx, c.counters.bytes_rx, c.updated_ns, std::nullopt, std::nullopt};
+    auto it = prev_.find(c.key);
+    // Counters that went backwards are a new connection on a reused 4-tuple.
+    if (it != prev_.end() && s.tx >= it->second.tx && s.rx >= it->second.rx) {
+      const Sample& p = it->second;
+      if (s.at_ns > p.at_ns) {
+        double dt = static_cast<double>(s.at_ns - p.at_ns) / 1e9;
+        s.tx_rate = static_cast<double>(s.tx - p.tx) / dt;
+        s.rx_rate = static_cast<double>(s.rx - p.rx) / dt;
+      } else {
+        s.tx_rate = p.tx_rate;
+        s.rx_rate = p.rx_rate;
+      }
+    }
+    next.emplace(c.key, s);
+    rows.push_back(TopRow{std::move(c), s.tx_rate, s.rx_rate});
+  }
+  prev_ = std::move(next);
+  return rows;
+}
+
+Result<TopSort> ParseTopSort(std::string_view name) {
+  if (name == "bytes") return TopSort::kBytes;
+  if (name == "rx") return TopSort::kRx;
+  if (name == "tx") return TopSort::kTx;
+  if (name == "pid") return TopSort::kPid;
+  if (name == "rtt") return TopSort::kRtt;
+  return InvalidArgument("'" + std::string(name) + "' is not a sort key (bytes, rx, tx, pid, rtt)");
+}
+
+std::string_view TopSortName(TopSort s) {
+  switch (s) {
+    case TopSort::kBytes: return "bytes";
+    case TopSort::kRx: return "rx";
+    case TopSort::kTx: return "tx";
+    case TopSort::kPid: return "pid";
+    case TopSort::kRtt: return "rtt";
+  }
+  return "?";
+}
+
+void SortTopRows(std::vector<TopRow>* rows, TopSort by) {
+  auto metric = [by](const TopRow& r) -> uint64_t {
+    const TcpCounters& c = r.conn.counters;
+    switch (by) {
+      case TopSort::kBytes: return c.bytes_tx + c.bytes_rx;
+      case TopSort::kRx: return c.bytes_rx;
+      case TopSort::kTx: return c.bytes_tx;
+      case TopSort::kRtt: return c.rtt_us;
+      case TopSort::kPid: return UINT64_MAX - r.conn.proc.pid;  // smallest pid first
+    }
+    return 0;
+  };
+  auto tuple = [](const TopRow& r) {
+    const ConnKey& k = r.conn.key;
+    return std::tie(k.laddr, k.lport, k.raddr, k.rport, k.netns);
+  };
+  std::stable_sort(rows->begin(), rows->end(), [&](const TopRow& a, const TopRow& b) {
+    uint64_t ma = metric(a), mb = metric(b);
+    if (ma != mb) return ma > mb;
+    return tuple(a) < tuple(b);
+  });
+}
+
+std::string TopTitle(size_t shown, size_t total, TopSort by, int64_t now_ns) {
+  std::string s = FormatClock(now_ns) + "  " + std::to_string(total) + " open connection" +
+                  (total == 1 ? "" : "s");
+  if (shown < total) s += " (top " + std::to_string(shown) + ")";
+  return s + ", sorted by " + std::string(TopSortName(by));
+}
+
+std::string TopHeader() {
+  return Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %8s %8s %8s %8s %7s %7s", "PID",
+                "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "DIR", "TX_KB", "RX_KB", "TX_KB/s",
+                "RX_KB/s", "SEGS_OUT", "SEGS_IN", "RETRANS", "RTT_US");
+}
+
+std::string TopLine(const TopRow& r) {
+  const OpenConnection& c = r.conn;
+  return Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8llu %8llu %8s %8s %8u %8u %7u %7u",
+                Pid(c.proc).c_str(), TerminalSafe(c.proc.comm_view()).c_str(),
+                c.key.laddr.ToString().c_str(), c.key.lport, c.key.raddr.ToString().c_str(),
+                c.key.rport, std::string(DirectionShort(c.direction)).c_str(),
+                static_cast<unsigned long long>(c.counters.bytes_tx / 1024),
+                static_cast<unsigned long long>(c.counters.bytes_rx / 1024),
+                Rate(r.tx_rate).c_str(), Rate(r.rx_rate).c_str(), c.counters.segs_out,
+                c.counters.segs_in, c.counters.retrans, c.counters.rtt_us);
+}
+
+std::string TopRowJson(const TopRow& r) {
+  const OpenConnection& c = r.conn;
+  JsonObject o;
+  AddProcess(o, c.proc);
+  AddKey(o, c.key);
+  o.Str("direction", DirectionName(c.direction));
+  AddCounters(o, c.counters);
+  AddRate(o, "tx_bytes_per_s", r.tx_rate);
+  AddRate(o, "rx_bytes_per_s", r.rx_rate);
+  o.Str("opened", FormatRfc3339(c.opened_ns))
+      .Str("updated", FormatRfc3339(c.updated_ns))
+      .Uint("netns", c.key.netns)
+      .Str("source", SourceName(c.source));
+  return std::move(o).Finish();
+}
+
+std::string TopJson(const std::vector<TopRow>& rows) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); i++) {
+    if (i > 0) out.push_back(',');
+    out += TopRowJson(rows[i]);
+  }
+  return out + "]";
+}
+
+std::string StatusText(const NodeStatus& s, int64_t now_ns) {
+  using std::chrono::milliseconds;
+  auto row = [](const char* label, const std::string& value) {
+    return Printf("%-12s %s\n", label, value.c_str());
+  };
+  std::string out;
+  out += row("node", TerminalSafe(s.node_name) + " (meshd " + s.version + ", pid " +
+                         std::to_string(s.pid) + ")");
+  out += row("uptime", FormatDuration(milliseconds((now_ns - s.started_ns) / 1'000'000)) +
+                           " (since " + FormatRfc3339(s.started_ns) + ")");
+  out += row("probe", s.probe_mode + (s.probe_reason.empty() ? "" : ": " + s.probe_reason));
+  out += row("netns", s.netns);
+  std::string events = std::to_string(s.probe.events);
+  if (s.first_event_ns > 0)
+    events += " (first " +
+              FormatDuration(milliseconds((s.first_event_ns - s.started_ns) / 1'000'000)) +
+              " after start)";
+  else
+    events += " (none yet)";
+  out += row("events", events);
+  out += row("lost", std::to_string(s.probe.lost) + (s.probe.lost > 0 ? "  <- see detail" : ""));
+  out += row("malformed", std::to_string(s.probe.malformed));
+  out += row("connections", std::to_string(s.table.open) + " open, " +
+                                std::to_string(s.table.listeners) + " listeners; " +
+                                std::to_string(s.table.opens) + " opened, " +
+                                std::to_string(s.table.closes) + " closed since start");
+  out += row("watchers", std::to_string(s.watchers));
+  out += "detail\n";
+  std::vector<std::pair<std::string, uint64_t>> detail = s.probe.detail;
+  if (s.probe.polls > 0) detail.emplace_back("polls", s.probe.polls);
+  detail.emplace_back("close_without_open", s.table.close_without_open);
+  detail.emplace_back("close_unattributed", s.table.close_unattributed);
+  for (const auto& [name, value] : detail)
+    out += Printf("  %-26s %llu\n", TerminalSafe(name).c_str(),
+                  static_cast<unsigned long long>(value));
+  return out;
+}
+
+std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
+  JsonObject detail;
+  for (const auto& [name, value] : s.probe.detail) detail.Uint(name, value);
+  JsonObject o;
+  o.Str("node", s.node_name)
+      .Str("version", s.version)
+      .Uint("pid", s.pid)
+      .Str("started", FormatRfc3339(s.started_ns))
+      .Int("uptime_s", (now_ns - s.started_ns) / 1'000'000'000)
+      .Str("probe_mode", s.probe_mode)
+      .Str("probe_reason", s.probe_reason)
+      .Str("netns", s.netns)
+      .Uint("events", s.probe.events)
+      .Uint("lost", s.probe.lost)
+      .Uint("malformed", s.probe.malformed)
+      .Uint("polls", s.probe.polls)
+      .Uint("open_connections", s.table.open)
+      .Uint("listeners", s.table.listeners)
+      .Uint("opens", s.table.opens)
+      .Uint("closes", s.table.closes)
+      .Uint("close_without_open", s.table.close_without_open)
+      .Uint("close_unattributed", s.table.close_unattributed)
+      .Uint("watchers", s.watchers);
+  if (s.first_event_ns > 0)
+    o.Fixed("first_event_after_ms", static_cast<double>(s.first_event_ns - s.started_ns) / 1e6, 3);
+  else
+    o.Null("first_event_after_ms");
+  o.Raw("detail", std::move(detail).Finish());
+  return std::move(o).Finish();
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,77 @@
+// What meshctl prints, as pure functions over plain structs so every column
+// and JSON field is unit tested: watch lines, the top table with its rates,
+// and status. Text is for people (control characters neutralised); JSON is
+// one compact object or array per line for scripts.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/control/backend.h"
+
+namespace flowmesh {
+
+// A process may name itself with terminal escapes; text output shows '?'
+// for every control character, and "-" for an empty string.
+std::string TerminalSafe(std::string_view s);
+// "ipv4", "ipv6", "unknown".
+std::string_view FamilyName(uint16_t family);
+// The DIR column: "out" (active: this host connected), "in" (passive:
+// accepted), "-" (unknown or a listener).
+std::string_view DirectionShort(Direction d);
+
+// ---- watch: columns after tcplife/tcpconnect ----
+std::string WatchHeader();
+std::string WatchLine(const ConnEvent& e);
+// The DESIGN.md flows fields plus "event" and "source".
+std::string WatchJson(const ConnEvent& e);
+
+// ---- top ----
+struct TopRow {
+  OpenConnection conn;
+  // Bytes per second since the previous refresh; none the first time a
+  // connection is seen (there is nothing to compare with).
+  std::optional<double> tx_rate;
+  std::optional<double> rx_rate;
+};
+
+// Remembers the previous refresh's counters to turn them into rates. Rates
+// use the counters' own timestamps (updated_ns), so a refresh that brought no
+// new measurement keeps the last rate instead of showing a false zero.
+class RateTracker {
+ public:
+  std::vector<TopRow> Update(std::vector<OpenConnection> conns);
+
+ private:
+  struct Sample {
+    uint64_t tx = 0;
+    uint64_t rx = 0;
+    int64_t at_ns = 0;
+    std::optional<double> tx_rate, rx_rate;
+  };
+  std::unordered_map<ConnKey, Sample, ConnKeyHash> prev_;
+};
+
+enum class TopSort { kBytes, kRx, kTx, kPid, kRtt };
+Result<TopSort> ParseTopSort(std::string_view name);
+std::string_view TopSortName(TopSort s);
+// bytes/rx/tx/rtt: largest first; pid: smallest first. Ties by 4-tuple, so
+// rows do not jump around between refreshes.
+void SortTopRows(std::vector<TopRow>* rows, TopSort by);
+
+std::string TopTitle(size_t shown, size_t total, TopSort by, int64_t now_ns);
+std::string TopHeader();
+std::string TopLine(const TopRow& r);
+std::string TopRowJson(const TopRow& r);
+std::string TopJson(const std::vector<TopRow>& rows);  // one array
+
+// ---- status ----
+std::string StatusText(const NodeStatus& s, int64_t now_ns);
+std::string StatusJson(const NodeStatus& s, int64_t now_ns);
+
+}  // namespace flowmesh

@@ -1,0 +1,36 @@
+// A minimal, correct JSON writer for meshctl's output: compact objects, one
+// per line, strings escaped (comm and cmdline are arbitrary bytes, so control
+// characters are escaped and invalid UTF-8 becomes U+FFFD).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace flowmesh {
+
+// Appends `s` as a quoted JSON string.
+void AppendJsonString(std::string* out, std::string_view s);
+std::string JsonString(std::string_view s);
+
+// Builds {"k":v,...} in insertion order.
+class JsonObject {
+ public:
+  JsonObject() : out_("{") {}
+  JsonObject& Str(std::string_view key, std::string_view value);
+  JsonObject& Int(std::string_view key, int64_t value);
+  JsonObject& Uint(std::string_view key, uint64_t value);
+  // Fixed-point with `decimals` digits ("12.345"), never exponent notation.
+  JsonObject& Fixed(std::string_view key, double value, int decimals);
+  JsonObject& Null(std::string_view key);
+  JsonObject& Bool(std::string_view key, bool value);
+  // `json` must already be valid JSON (a nested object or array).
+  JsonObject& Raw(std::string_view key, std::string_view json);
+  std::string Finish() &&;
+
+ private:
+  void Key(std::string_view key);
+  std::string out_;
+};
+
+}  // namespace flowmesh
