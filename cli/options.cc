@@ -1,0 +1,48 @@
+// Flags shared by several subcommands: the connection filter.
+#include <sys/socket.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "node/common/net.h"
+
+namespace flowmesh::cli {
+
+void AddFilterOptions(CLI::App* cmd, FilterOptions* f) {
+  cmd->add_option("-p,--pid", f->pid, "only connections of this process id")
+      ->type_name("PID")
+      ->check(CLI::Range(1u, 4194304u));
+  cmd->add_option("-L,--lport", f->lports,
+                  "only these local ports: a list with ranges, e.g. 80,443,8000-8010")
+      ->type_name("PORTS");
+  cmd->add_option("-D,--rport", f->rports, "only these remote ports, same syntax as -L")
+      ->type_name("PORTS");
+  CLI::Option* v4 = cmd->add_flag("-4,--ipv4", f->ipv4, "only IPv4");
+  CLI::Option* v6 = cmd->add_flag("-6,--ipv6", f->ipv6, "only IPv6");
+  v4->excludes(v6);
+}
+
+Result<WatchFilter> BuildFilter(const FilterOptions& f) {
+  WatchFilter w;
+  w.pid = f.pid;
+  w.family = f.ipv4 ? AF_INET : f.ipv6 ? AF_INET6 : 0;
+  if (!f.lports.empty()) {
+    Result<std::vector<uint16_t>> p = ParsePortList(f.lports);
+    if (!p.ok()) return p.status().WithContext("-L");
+    w.lports = std::move(p).value();
+  }
+  if (!f.rports.empty()) {
+    Result<std::vector<uint16_t>> p = ParsePortList(f.rports);
+    if (!p.ok()) return p.status().WithContext("-D");
+    w.rports = std::move(p).value();
+  }
+  return w;
+}
+
+int Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "meshctl: %s\n", message.c_str());
+  if (code == kExitUsage) std::fprintf(stderr, "Run with --help for more information.\n");
+  return code;
+}
+
+}  // namespace flowmesh::cli
