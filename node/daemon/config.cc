@@ -41,46 +41,56 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       "meshd: traces every TCP connection on this host with eBPF (or sock_diag polling),\n"
       "attributes each to a process and serves what it sees to meshctl over a Unix socket.",
       "meshd"};
-  app.get_formatter()->column_width(34);
+  app.get_formatter()->column_width(40);
   app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
+      ->type_name("NAME")
       ->envname("MESHD_NODE_NAME");
   app.add_option("--control-socket", cfg.control_socket,
                  "Unix socket meshctl talks to (created mode 0600)")
+      ->type_name("PATH")
       ->envname("MESHD_CONTROL_SOCKET")
       ->capture_default_str();
   app.add_option("--probe-mode", mode,
                  "auto: eBPF, falling back to polling if it cannot load; streaming: eBPF only; "
                  "polling: sock_diag only (misses connections shorter than --probe-interval)")
+      ->type_name("MODE")
       ->envname("MESHD_PROBE_MODE")
       ->check(CLI::IsMember({"auto", "streaming", "polling"}))
       ->capture_default_str();
   app.add_option("--probe-interval", interval,
                  "How often sock_diag is polled (polling mode; live counters in streaming "
                  "mode), e.g. 500ms, 1s")
+      ->type_name("DURATION")
       ->envname("MESHD_PROBE_INTERVAL")
       ->capture_default_str();
   app.add_option("--netns", cfg.netns,
                  "Network namespaces to record: all, self (the one meshd runs in) or an inode "
                  "number as in /proc/<pid>/ns/net")
+      ->type_name("NETNS")
       ->envname("MESHD_NETNS")
       ->capture_default_str();
   app.add_option("--ports", ports,
                  "Record only connections whose local or remote port is listed, e.g. "
                  "80,443,8000-8010 (at most 16)")
+      ->type_name("PORTS")
       ->envname("MESHD_PORTS");
   app.add_option("--family", family, "Address family to record: all, ipv4, ipv6")
+      ->type_name("FAMILY")
       ->envname("MESHD_FAMILY")
       ->check(CLI::IsMember({"all", "ipv4", "ipv6"}))
       ->capture_default_str();
   app.add_option("--proc-root", cfg.proc_root, "Where procfs is mounted")
+      ->type_name("PATH")
       ->envname("MESHD_PROC_ROOT")
       ->capture_default_str();
   app.add_option("--bpf-attach", cfg.bpf_attach,
                  "Which BPF program type to attach: auto (tp_btf, then raw_tp), tp_btf, raw_tp")
+      ->type_name("TYPE")
       ->envname("MESHD_BPF_ATTACH")
       ->check(CLI::IsMember({"auto", "tp_btf", "raw_tp"}))
       ->capture_default_str();
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
+      ->type_name("LEVEL")
       ->envname("MESHD_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
