@@ -1,0 +1,86 @@
+// A NETLINK_SOCK_DIAG client (libmnl): dumps the TCP sockets of one network
+// namespace with their struct tcp_info counters.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/probe/event.h"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace flowmesh {
+
+// TCP states as sock_diag reports them (the kernel's include/net/tcp_states.h;
+// glibc's netinet/tcp.h has them too but clashes with linux/tcp.h).
+enum TcpState : uint8_t {
+  kTcpEstablished = 1,
+  kTcpSynSent,
+  kTcpSynRecv,
+  kTcpFinWait1,
+  kTcpFinWait2,
+  kTcpTimeWait,
+  kTcpClose,
+  kTcpCloseWait,
+  kTcpLastAck,
+  kTcpListen,
+  kTcpClosing,
+  kTcpNewSynRecv,
+};
+
+// One socket as sock_diag reports it.
+struct DiagSocket {
+  ConnKey key;         // listeners: raddr unset and rport 0, as ConnEvent has them
+  uint8_t state = 0;   // TcpState
+  uint32_t inode = 0;  // 0 when no file refers to it (accept queue, TIME_WAIT, orphans)
+  uint32_t uid = 0;
+  uint64_t cookie = 0;    // the kernel's socket cookie: tells a reused 4-tuple apart
+  bool has_info = false;  // INET_DIAG_INFO was present; counters are meaningful
+  TcpCounters counters;
+};
+
+// "ESTABLISHED", "LISTEN", ... as ss(8) spells them; "UNKNOWN" otherwise.
+std::string_view TcpStateName(uint8_t state);
+
+// Parses one SOCK_DIAG_BY_FAMILY reply. Trusts nothing but nlh->nlmsg_len
+// bytes from nlh: a short header, a bad attribute or an unknown family is an
+// error (the dump counts it and skips the message). A tcp_info shorter than
+// this build's (older kernels) fills only the counters it contains.
+Status ParseDiagMessage(const struct nlmsghdr* nlh, uint32_t netns, DiagSocket* out);
+
+// Move-only owner of one netlink socket. The socket belongs to the network
+// namespace the calling thread was in when Open ran; Dump sees that one only.
+class SockDiag {
+ public:
+  static Result<SockDiag> Open();
+
+  SockDiag(SockDiag&& other) noexcept;
+  SockDiag& operator=(SockDiag&& other) noexcept;
+  SockDiag(const SockDiag&) = delete;
+  SockDiag& operator=(const SockDiag&) = delete;
+  ~SockDiag();
+
+  // Every TCP socket of `family` (AF_INET or AF_INET6), all states.
+  // `netns_inode` is only stamped into each key. Messages that do not parse
+  // are skipped and counted in malformed().
+  Result<std::vector<DiagSocket>> Dump(uint16_t family, uint32_t netns_inode);
+
+  // Messages skipped as malformed, over this socket's life.
+  uint64_t malformed() const { return malformed_; }
+
+ private:
+  explicit SockDiag(struct mnl_socket* nl);
+  Status DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<DiagSocket>* out,
+                  bool* interrupted);
+
+  struct mnl_socket* nl_ = nullptr;
+  uint32_t portid_ = 0;
+  uint32_t seq_ = 0;
+  uint64_t malformed_ = 0;
+  std::vector<char> buf_;
+};
+
+}  // namespace flowmesh
