@@ -1,0 +1,63 @@
+// Socket inode -> owning process, from the "socket:[INODE]" links under
+// /proc/<pid>/fd, cached and rescanned at a bounded rate.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "node/probe/event.h"
+#include "node/proc/process.h"
+
+namespace flowmesh {
+
+// Not thread-safe: one owner per probe thread (or behind the caller's lock).
+class SocketOwners {
+ public:
+  // Monotonic nanoseconds; injectable so tests can step time.
+  using Clock = std::function<int64_t()>;
+
+  explicit SocketOwners(std::string proc_root = "/proc",
+                        std::chrono::milliseconds min_rescan = std::chrono::milliseconds(100),
+                        Clock clock = nullptr);
+
+  // Rescans every process now, replacing the cache (closed sockets drop out).
+  void Refresh();
+
+  // The process holding socket `inode`, or an unknown ProcessRef (pid 0).
+  // A cache miss rescans /proc, but at most once per `min_rescan`, so a storm
+  // of unknown inodes (sockets of processes we may not inspect, sockets
+  // already closed) costs one scan, not thousands. Inode 0 (a socket with no
+  // file yet, e.g. still in the accept queue) never triggers a scan.
+  ProcessRef Lookup(uint32_t inode);
+
+  // Lookup for a socket known to exist at `seen_at_ns` (the clock's time
+  // when the sock_diag dump that reported it had ended). A miss rescans only
+  // if the last scan started before then: a scan started later would have
+  // seen the socket's fd already. So a whole snapshot's misses cost at most
+  // one scan, and a socket opened just after the previous snapshot's scan is
+  // still found, however short the polling interval.
+  ProcessRef Lookup(uint32_t inode, int64_t seen_at_ns);
+
+  size_t size() const { return owners_.size(); }
+  uint64_t scans() const { return scans_; }
+  // Processes whose fd directory could not be read in the last scan
+  // (EACCES as non-root); their sockets show without a process.
+  uint64_t unreadable() const { return unreadable_; }
+
+ private:
+  void Scan();
+
+  ProcReader reader_;
+  int64_t min_rescan_ns_;
+  Clock clock_;
+  std::unordered_map<uint32_t, ProcessRef> owners_;
+  bool scanned_ = false;
+  int64_t last_scan_ns_ = 0;
+  uint64_t scans_ = 0;
+  uint64_t unreadable_ = 0;
+};
+
+}  // namespace flowmesh
