@@ -1,0 +1,192 @@
+// Snapshots: per-namespace sock_diag dumps turned into listener and
+// connection events.
+#include "node/probe/snapshot.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+
+namespace flowmesh {
+namespace {
+
+bool ListenerCovers(const IpAddr& listener, const IpAddr& local) {
+  if (listener == local) return true;
+  if (!listener.is_unspecified()) return false;
+  // [::] takes IPv4 too unless IPV6_V6ONLY, which sock_diag does not show;
+  // the rare v6only listener sharing a port number with a v4 connection is
+  // misread as passive.
+  return listener.family == local.family || listener.family == AF_INET6;
+}
+
+// Deterministic pick among SO_REUSEPORT siblings listening on the same key.
+bool BetterListenerOwner(const ProcessRef& a, const ProcessRef& b) {
+  if (a.known() != b.known()) return a.known();
+  if (a.start_ticks != b.start_ticks) return a.start_ticks < b.start_ticks;
+  return a.pid < b.pid;
+}
+
+}  // namespace
+
+bool IsConnectedState(uint8_t state) {
+  switch (state) {
+    case kTcpEstablished:
+    case kTcpFinWait1:
+    case kTcpFinWait2:
+    case kTcpCloseWait:
+    case kTcpLastAck:
+    case kTcpClosing: return true;
+    default: return false;
+  }
+}
+
+void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
+                     EventSource source, int64_t now_ns,
+                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out) {
+  // Every listener of the namespace, filtered or not: port -> (addr, owner).
+  struct Listener {
+    IpAddr addr;
+    ProcessRef proc;
+  };
+  std::unordered_multimap<uint16_t, Listener> by_port;
+  std::unordered_map<ConnKey, size_t, ConnKeyHash> listener_index;  // into out->listeners
+  for (const DiagSocket& s : sockets) {
+    if (s.state != kTcpListen) continue;
+    ProcessRef proc = owner(s.inode);
+    by_port.emplace(s.key.lport, Listener{s.key.laddr, proc});
+    if (!filter.Matches(s.key)) continue;
+    if (auto it = listener_index.find(s.key); it != listener_index.end()) {
+      ConnEvent& existing = out->listeners[it->second];
+      if (BetterListenerOwner(proc, existing.proc)) existing.proc = proc;
+      continue;
+    }
+    ConnEvent ev;
+    ev.kind = EventKind::kListen;
+    ev.source = source;
+    ev.ts_ns = now_ns;
+    ev.key = s.key;
+    ev.proc = proc;
+    ev.counters = s.counters;
+    listener_index.emplace(s.key, out->listeners.size());
+    out->listeners.push_back(ev);
+  }
+
+  for (const DiagSocket& s : sockets) {
+    if (!IsConnectedState(s.state) || !filter.Matches(s.key)) continue;
+    ConnEvent ev;
+    ev.kind = EventKind::kOpen;
+    ev.source = source;
+    ev.ts_ns = now_ns;
+    ev.key = s.key;
+    ev.counters = s.counters;
+    ev.proc = owner(s.inode);
+    ev.direction = Direction::kActive;
+    const Listener* listener = nullptr;
+    auto [lo, hi] = by_port.equal_range(s.key.lport);
+    for (auto it = lo; it != hi; ++it) {
+      const Listener& l = it->second;
+      if (!ListenerCovers(l.addr, s.key.laddr)) continue;
+      // The kernel delivers to the most specific listener; among equals the
+      // pick must not depend on hash order, as it feeds the fallback below.
+      bool exact = l.addr == s.key.laddr;
+      bool best_exact = listener && listener->addr == s.key.laddr;
+      if (!listener || (exact && !best_exact) ||
+          (exact == best_exact && BetterListenerOwner(l.proc, listener->proc)))
+        listener = &l;
+    }
+    if (listener) {
+      ev.direction = Direction::kPassive;
+      // Not accepted yet (no file, inode 0) or held by a process we may not
+      // inspect: the listener's owner is who will serve it, as the
+      // streaming probe reports passive connections.
+      if (!ev.proc.known()) ev.proc = listener->proc;
+    }
+    out->connections.push_back(ev);
+    out->cookies.push_back(s.cookie);
+  }
+}
+
+Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root)
+    : filter_(std::move(filter)), proc_root_(proc_root), owners_(std::move(proc_root)) {}
+
+Status Snapshotter::Init() {
+  FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
+  if (filter_.netns == 0 || filter_.netns == self) {
+    FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(NetnsRef{self, 0, ""}));
+    (void)diag;
+    return Status::Ok();
+  }
+  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces());
+  FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(refs.front()));
+  (void)diag;
+  return Status::Ok();
+}
+
+Result<std::vector<NetnsRef>> Snapshotter::Namespaces() {
+  FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
+  if (filter_.netns == self) return std::vector<NetnsRef>{NetnsRef{self, 0, ""}};
+  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, ListNetns(proc_root_));
+  diags_.Retain(refs);
+  if (filter_.netns == 0) {
+    // Our own namespace is always there, even if the proc root hides us.
+    if (std::none_of(refs.begin(), refs.end(), [&](const NetnsRef& r) { return r.inode == self; }))
+      refs.push_back(NetnsRef{self, 0, ""});
+    return refs;
+  }
+  for (NetnsRef& r : refs)
+    if (r.inode == filter_.netns) return std::vector<NetnsRef>{std::move(r)};
+  return NotFound("network namespace " + std::to_string(filter_.netns) + " has no process under " +
+                  proc_root_ + "; is the inode right (ls -L -i /proc/<pid>/ns/net)?");
+}
+
+Result<Snapshot> Snapshotter::Take(EventSource source) {
+  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces());
+  Snapshot snap;
+  const int64_t now = RealtimeNs();
+  Status last_error;
+  // Dump every namespace first, then resolve owners: one /proc scan then
+  // serves the whole snapshot.
+  std::vector<std::vector<DiagSocket>> dumps(refs.size());
+  std::vector<bool> dumped(refs.size(), false);
+  for (size_t i = 0; i < refs.size(); i++) {
+    const NetnsRef& ref = refs[i];
+    Status s = [&]() -> Status {
+      FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(ref));
+      for (uint16_t family : {AF_INET, AF_INET6}) {
+        FM_ASSIGN_OR_RETURN(std::vector<DiagSocket> part, diag->Dump(family, ref.inode));
+        dumps[i].insert(dumps[i].end(), part.begin(), part.end());
+      }
+      return Status::Ok();
+    }();
+    if (!s.ok()) {
+      snap.namespaces_skipped++;
+      if (warned_.insert(ref.inode).second)
+        FM_LOG(Warn, "probe") << "skipping network namespace " << ref.inode << ": " << s.message();
+      last_error = s;
+      continue;
+    }
+    dumped[i] = true;
+  }
+  const int64_t dumped_at = MonotonicNs();
+  auto owner = [&](uint32_t inode) { return owners_.Lookup(inode, dumped_at); };
+  for (size_t i = 0; i < refs.size(); i++) {
+    if (!dumped[i]) continue;
+    snap.namespaces++;
+    AddNetnsSockets(dumps[i], filter_, source, now, owner, &snap);
+  }
+  // Forget warnings for namespaces that are gone, so the set stays bounded.
+  std::erase_if(warned_, [&](uint32_t inode) {
+    return std::none_of(refs.begin(), refs.end(),
+                        [&](const NetnsRef& r) { return r.inode == inode; });
+  });
+  uint64_t malformed = diags_.malformed();
+  snap.malformed = malformed >= malformed_seen_ ? malformed - malformed_seen_ : malformed;
+  malformed_seen_ = malformed;
+  if (snap.namespaces == 0 && !last_error.ok()) return last_error;
+  return snap;
+}
+
+}  // namespace flowmesh

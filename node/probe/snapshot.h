@@ -1,0 +1,78 @@
+// One sock_diag picture of the TCP listeners and open connections of the
+// selected network namespaces, as ConnEvents with processes and direction.
+// Seeds the streaming probe at start-up, refreshes live counters, and is
+// what the poller diffs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/probe/event.h"
+#include "node/probe/netns.h"
+#include "node/probe/probe.h"
+#include "node/probe/sock_diag.h"
+#include "node/proc/socket_owners.h"
+
+namespace flowmesh {
+
+struct Snapshot {
+  std::vector<ConnEvent> listeners;    // kind kListen, direction kUnknown
+  std::vector<ConnEvent> connections;  // kind kOpen, direction from the listeners
+  std::vector<uint64_t> cookies;       // socket cookie of connections[i]: tells a reused
+                                       // 4-tuple from the same connection
+  uint64_t malformed = 0;              // sock_diag messages skipped while taking it
+  uint32_t namespaces = 0;             // network namespaces dumped
+  uint32_t namespaces_skipped = 0;     // could not be entered or dumped (logged once each)
+};
+
+// Whether a socket in `state` is an open connection: every state from
+// ESTABLISHED until the socket is gone, i.e. ESTABLISHED, FIN_WAIT1,
+// FIN_WAIT2, CLOSE_WAIT, LAST_ACK and CLOSING. Such a socket still has a
+// process and counters that can change; SYN_* never carried data yet,
+// TIME_WAIT and CLOSE are the connection's past.
+bool IsConnectedState(uint8_t state);
+
+// Adds the sockets of one network namespace (both families, one dump each)
+// to `out`: filter, owner lookup, direction. Pure apart from `owner`, so
+// tests can feed it sockets.
+//
+// Direction: a connection is passive when a listener in the same namespace
+// has its local port and either its exact local address or a wildcard
+// address of the same family (or the IPv6 wildcard, which takes IPv4 too).
+// Listeners are taken unfiltered for this, so a port filter cannot hide the
+// listener that makes a connection passive.
+void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
+                     EventSource source, int64_t now_ns,
+                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out);
+
+// Not thread-safe; use one per thread or hold a lock around Take.
+class Snapshotter {
+ public:
+  Snapshotter(ProbeFilter filter, std::string proc_root);
+
+  // Opens the sock_diag socket of the selected namespace (our own when the
+  // filter says all) so a missing permission shows at start-up. Optional:
+  // Take opens what it needs.
+  Status Init();
+
+  // Dumps AF_INET and AF_INET6 in the namespace filter.netns names (0: every
+  // namespace a process under the proc root lives in). A namespace that
+  // cannot be entered is skipped, logged once and counted; the result is an
+  // error only when nothing could be dumped.
+  Result<Snapshot> Take(EventSource source);
+
+ private:
+  Result<std::vector<NetnsRef>> Namespaces();
+
+  ProbeFilter filter_;
+  std::string proc_root_;
+  SocketOwners owners_;
+  NetnsDiagCache diags_;
+  std::set<uint32_t> warned_;  // namespaces whose failure was logged already
+  uint64_t malformed_seen_ = 0;
+};
+
+}  // namespace flowmesh
