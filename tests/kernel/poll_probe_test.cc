@@ -1,0 +1,327 @@
+// The polling probe against the real kernel: loopback sockets made by this
+// process, and a listener in a child's own network namespace.
+#include "node/probe/poll_probe.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/probe/netns.h"
+#include "node/probe/sock_diag.h"
+#include "tests/kernel/kernel_test_util.h"
+
+namespace flowmesh {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+socklen_t Loopback(int family, uint16_t port, sockaddr_storage* ss) {
+  std::memset(ss, 0, sizeof *ss);
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sizeof *sin;
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  sin6->sin6_addr = in6addr_loopback;
+  return sizeof *sin6;
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+}
+
+bool Send(int fd, size_t n) {
+  std::vector<char> buf(n, 'x');
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write(fd, buf.data() + off, n - off);
+    if (w <= 0) return false;
+    off += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool Receive(int fd, size_t n) {
+  std::vector<char> buf(65536);
+  while (n > 0) {
+    ssize_t r = read(fd, buf.data(), std::min(n, buf.size()));
+    if (r <= 0) return false;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+std::string OwnComm() {
+  char name[17] = {};
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  return name;
+}
+
+class Collector : public EventSink {
+ public:
+  void OnEvent(const ConnEvent& e) override { events.push_back(e); }
+  // The latest event of `kind` (any kind if kind is nullopt) for this key.
+  const ConnEvent* Last(std::optional<EventKind> kind, uint16_t lport, uint16_t rport) const {
+    for (auto it = events.rbegin(); it != events.rend(); ++it)
+      if ((!kind || it->kind == *kind) && it->key.lport == lport && it->key.rport == rport)
+        return &*it;
+    return nullptr;
+  }
+  std::vector<ConnEvent> events;
+};
+
+// Polls until `done` holds or three seconds pass.
+void PumpUntil(PollProbe& probe, Collector& c, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    Result<int> n = probe.TransferData(c, 50);
+    ASSERT_TRUE(n.ok()) << n.status().message();
+  }
+}
+
+class PollProbeLoopback : public ::testing::TestWithParam<int> {};
+
+TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
+  FM_REQUIRE_ROOT();
+  const int family = GetParam();
+  constexpr size_t kClientSends = 3000, kServerSends = 70000;
+  sockaddr_storage ss;
+
+  Fd listener(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(listener.get(), 0) << strerror(errno);
+  socklen_t len = Loopback(family, 0, &ss);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
+  ASSERT_EQ(listen(listener.get(), 8), 0) << strerror(errno);
+  const uint16_t port = LocalPort(listener.get());
+
+  Result<uint32_t> self_ns = SelfNetnsInode();
+  ASSERT_TRUE(self_ns.ok()) << self_ns.status().message();
+  ProbeFilter filter;
+  filter.netns = *self_ns;
+  filter.ports = {port};
+  PollProbe probe(filter, std::chrono::milliseconds(100), "/proc");
+  Status init = probe.Init();
+  ASSERT_TRUE(init.ok()) << init.message();
+  EXPECT_EQ(probe.Mode(), "polling");
+
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const std::string comm = OwnComm();
+  Collector c;
+  PumpUntil(probe, c, [&] { return probe.Stats().polls >= 1; });
+  ASSERT_NE(c.Last(EventKind::kListen, port, 0), nullptr);
+  const ConnEvent listen_ev = *c.Last(EventKind::kListen, port, 0);  // a copy: c.events grows
+  EXPECT_EQ(listen_ev.source, EventSource::kSeed);  // it was there before the first poll
+  EXPECT_EQ(listen_ev.proc.pid, pid);
+  EXPECT_EQ(listen_ev.proc.comm_view(), comm);
+  EXPECT_EQ(listen_ev.key.netns, *self_ns);
+
+  Fd client(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  len = Loopback(family, port, &ss);
+  ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
+  Fd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(server.get(), 0) << strerror(errno);
+  const uint16_t cport = LocalPort(client.get());
+  ASSERT_TRUE(Send(client.get(), kClientSends) && Receive(server.get(), kClientSends));
+  ASSERT_TRUE(Send(server.get(), kServerSends) && Receive(client.get(), kServerSends));
+
+  // The kernel counts sequence space: the active side's SYN is one byte of
+  // bytes_acked. Wait until the (possibly delayed) ACKs show in a poll.
+  auto settled = [&](uint16_t lport, uint16_t rport, uint64_t tx, uint64_t rx) {
+    const ConnEvent* e = c.Last(std::nullopt, lport, rport);
+    return e && e->counters.bytes_tx == tx && e->counters.bytes_rx == rx;
+  };
+  PumpUntil(probe, c, [&] {
+    return settled(cport, port, kClientSends + 1, kServerSends) &&
+           settled(port, cport, kServerSends, kClientSends);
+  });
+  const ConnEvent* a_open = c.Last(EventKind::kOpen, cport, port);
+  const ConnEvent* p_open = c.Last(EventKind::kOpen, port, cport);
+  ASSERT_NE(a_open, nullptr);
+  ASSERT_NE(p_open, nullptr);
+  EXPECT_TRUE(settled(cport, port, kClientSends + 1, kServerSends));
+  EXPECT_TRUE(settled(port, cport, kServerSends, kClientSends));
+
+  const IpAddr lo = family == AF_INET ? IpAddr::V4(127, 0, 0, 1) : *IpAddr::Parse("::1");
+  for (const ConnEvent* e : {a_open, p_open}) {
+    EXPECT_EQ(e->source, EventSource::kPoll);
+    EXPECT_EQ(e->key.netns, *self_ns);
+    EXPECT_EQ(e->key.laddr, lo);
+    EXPECT_EQ(e->key.raddr, lo);
+    EXPECT_EQ(e->proc.pid, pid);
+    EXPECT_EQ(e->proc.comm_view(), comm);
+    EXPECT_EQ(e->proc.start_ticks, listen_ev.proc.start_ticks);
+  }
+  EXPECT_EQ(a_open->direction, Direction::kActive);
+  EXPECT_EQ(p_open->direction, Direction::kPassive);
+  a_open = p_open = nullptr;  // pointers into c.events: invalid once it grows
+
+  client.Reset();
+  server.Reset();
+  PumpUntil(probe, c, [&] {
+    return c.Last(EventKind::kClose, cport, port) && c.Last(EventKind::kClose, port, cport);
+  });
+  const ConnEvent* a_close = c.Last(EventKind::kClose, cport, port);
+  const ConnEvent* p_close = c.Last(EventKind::kClose, port, cport);
+  ASSERT_NE(a_close, nullptr);
+  ASSERT_NE(p_close, nullptr);
+  EXPECT_EQ(a_close->direction, Direction::kActive);
+  EXPECT_EQ(p_close->direction, Direction::kPassive);
+  EXPECT_EQ(a_close->proc.pid, pid);
+  EXPECT_EQ(p_close->proc.pid, pid);
+  // The counters of the last poll that saw the connection: the payload (and
+  // the SYN). A poll that caught the closing handshake half-way may add the
+  // FIN's one byte.
+  EXPECT_GE(a_close->counters.bytes_tx, kClientSends + 1);
+  EXPECT_LE(a_close->counters.bytes_tx, kClientSends + 2);
+  EXPECT_GE(a_close->counters.bytes_rx, kServerSends);
+  EXPECT_LE(a_close->counters.bytes_rx, kServerSends + 1);
+  EXPECT_GE(p_close->counters.bytes_tx, kServerSends);
+  EXPECT_LE(p_close->counters.bytes_tx, kServerSends + 1);
+  EXPECT_GE(p_close->counters.bytes_rx, kClientSends);
+  EXPECT_LE(p_close->counters.bytes_rx, kClientSends + 1);
+  EXPECT_GT(a_close->counters.segs_out, 0u);
+  EXPECT_GT(p_close->counters.segs_in, 0u);
+  EXPECT_GT(a_close->counters.rtt_us, 0u);
+  EXPECT_GT(a_close->duration_ns, 0u);  // opened after the first poll
+  EXPECT_GT(p_close->duration_ns, 0u);
+
+  listener.Reset();
+  PumpUntil(probe, c, [&] { return c.Last(EventKind::kUnlisten, port, 0) != nullptr; });
+  EXPECT_NE(c.Last(EventKind::kUnlisten, port, 0), nullptr);
+
+  ProbeStats st = probe.Stats();
+  EXPECT_GE(st.polls, 3u);
+  EXPECT_EQ(st.malformed, 0u);
+  EXPECT_EQ(st.events, c.events.size());
+  for (const ConnEvent& e : c.events)
+    EXPECT_TRUE(e.key.lport == port || e.key.rport == port) << "unfiltered event";
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, PollProbeLoopback, ::testing::Values(AF_INET, AF_INET6),
+                         [](const auto& info) { return info.param == AF_INET ? "IPv4" : "IPv6"; });
+
+TEST(SockDiagKernel, DumpFindsOwnListenerByInode) {
+  // Needs no privilege: sock_diag shows every socket of our own namespace.
+  Fd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage ss;
+  socklen_t len = Loopback(AF_INET, 0, &ss);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ASSERT_EQ(listen(listener.get(), 1), 0);
+  struct stat st {};
+  ASSERT_EQ(fstat(listener.get(), &st), 0);
+
+  Result<SockDiag> diag = SockDiag::Open();
+  ASSERT_TRUE(diag.ok()) << diag.status().message();
+  Result<std::vector<DiagSocket>> socks = diag->Dump(AF_INET, 7);
+  ASSERT_TRUE(socks.ok()) << socks.status().message();
+  const DiagSocket* found = nullptr;
+  for (const DiagSocket& s : *socks)
+    if (s.inode == st.st_ino) found = &s;
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->state, kTcpListen);
+  EXPECT_EQ(found->key.lport, LocalPort(listener.get()));
+  EXPECT_EQ(found->key.laddr, IpAddr::V4(127, 0, 0, 1));
+  EXPECT_EQ(found->key.netns, 7u);
+  EXPECT_EQ(found->uid, geteuid());
+  EXPECT_NE(found->cookie, 0u);
+  EXPECT_TRUE(found->has_info);
+  EXPECT_EQ(diag->malformed(), 0u);
+}
+
+TEST(PollProbeNetns, SeesAListenerInAChildNamespace) {
+  FM_REQUIRE_ROOT();
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe2(to_child, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(from_child, O_CLOEXEC), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // only syscalls from here on: we forked a threaded process
+    prctl(PR_SET_NAME, "fm-netns-child", 0, 0, 0);
+    close(to_child[1]);  // or the EOF we wait for below never comes
+    close(from_child[0]);
+    uint16_t port = 0;
+    if (unshare(CLONE_NEWNET) == 0) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0 &&
+          listen(fd, 1) == 0)
+        port = LocalPort(fd);
+    }
+    if (write(from_child[1], &port, sizeof port) != sizeof port) _exit(1);
+    char c;
+    (void)!read(to_child[0], &c, 1);  // until the parent closes its end
+    _exit(port ? 0 : 1);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  Fd release(to_child[1]);
+  Fd ready(from_child[0]);
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready.get(), &port, sizeof port), static_cast<ssize_t>(sizeof port));
+  ASSERT_NE(port, 0) << "the child could not listen in a new network namespace";
+  struct stat ns {};
+  ASSERT_EQ(stat(("/proc/" + std::to_string(child) + "/ns/net").c_str(), &ns), 0);
+
+  ProbeFilter filter;  // every namespace
+  filter.ports = {port};
+  PollProbe probe(filter, std::chrono::milliseconds(100), "/proc");
+  ASSERT_TRUE(probe.Init().ok());
+  Collector c;
+  PumpUntil(probe, c, [&] { return probe.Stats().polls >= 1; });
+  const ConnEvent* l = nullptr;
+  for (const ConnEvent& e : c.events)
+    if (e.kind == EventKind::kListen && e.key.netns == ns.st_ino) l = &e;
+  ASSERT_NE(l, nullptr) << "no listener seen in network namespace " << ns.st_ino;
+  EXPECT_EQ(l->key.lport, port);
+  EXPECT_EQ(l->proc.pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(l->proc.comm_view(), "fm-netns-child");
+
+  release.Reset();  // the child exits, and its namespace with it
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  PumpUntil(probe, c, [&] { return c.Last(EventKind::kUnlisten, port, 0) != nullptr; });
+  const ConnEvent* gone = c.Last(EventKind::kUnlisten, port, 0);
+  ASSERT_NE(gone, nullptr);
+  EXPECT_EQ(gone->key.netns, ns.st_ino);
+}
+
+}  // namespace
+}  // namespace flowmesh
