@@ -1,8 +1,6 @@
 // Conversions between meshd's structs and the control schema.
 #include "node/control/convert.h"
 
-#include <capnp/message.h>
-#include <kj/exception.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -155,10 +153,6 @@ TcpCounters CountersFromWire(s::Counters::Reader r) {
   return c;
 }
 
-Result<std::vector<uint8_t>> ResponseFrame(capnp::MallocMessageBuilder& message) {
-  return EncodeFrame(message, kMaxResponseBytes);
-}
-
 }  // namespace
 
 bool WatchFilter::Matches(const ConnKey& key, uint32_t event_pid) const {
@@ -296,113 +290,6 @@ Result<WatchFilter> FromCapnp(s::Filter::Reader r) {
   for (uint16_t p : r.getLports()) f.lports.push_back(p);
   for (uint16_t p : r.getRports()) f.rports.push_back(p);
   return f;
-}
-
-Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
-  capnp::MallocMessageBuilder message;
-  auto req = message.initRoot<s::Request>();
-  switch (request.kind) {
-    case RequestKind::kStatus: req.setStatus(); break;
-    case RequestKind::kConnections: ToCapnp(request.filter, req.initConnections()); break;
-    case RequestKind::kWatch: ToCapnp(request.filter, req.initWatch()); break;
-  }
-  return EncodeFrame(message, kMaxRequestBytes);
-}
-
-Result<std::vector<uint8_t>> EncodeErrorResponse(std::string_view text) {
-  capnp::MallocMessageBuilder message;
-  message.initRoot<s::Response>().setError(capnp::Text::Reader(text.data(), text.size()));
-  return ResponseFrame(message);
-}
-
-Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status) {
-  capnp::MallocMessageBuilder message;
-  ToCapnp(status, message.initRoot<s::Response>().initStatus());
-  return ResponseFrame(message);
-}
-
-Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns) {
-  capnp::MallocMessageBuilder message;
-  auto list = message.initRoot<s::Response>().initConnections(static_cast<unsigned>(conns.size()));
-  for (unsigned i = 0; i < conns.size(); i++) ToCapnp(conns[i], list[i]);
-  return ResponseFrame(message);
-}
-
-Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event) {
-  capnp::MallocMessageBuilder message(64);  // one event is ~50 words; one allocation
-  ToCapnp(event, message.initRoot<s::Response>().initEvent());
-  return ResponseFrame(message);
-}
-
-Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped) {
-  capnp::MallocMessageBuilder message(8);
-  message.initRoot<s::Response>().setWatchDropped(total_dropped);
-  return ResponseFrame(message);
-}
-
-Result<ControlRequest> DecodeRequest(Frame& frame) {
-  try {
-    auto req = frame.Root<s::Request>();
-    ControlRequest out;
-    switch (req.which()) {
-      case s::Request::STATUS: out.kind = RequestKind::kStatus; return out;
-      case s::Request::CONNECTIONS: {
-        out.kind = RequestKind::kConnections;
-        FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(req.getConnections()));
-        return out;
-      }
-      case s::Request::WATCH: {
-        out.kind = RequestKind::kWatch;
-        FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(req.getWatch()));
-        return out;
-      }
-    }
-    return InvalidArgument("unknown request " + std::to_string(static_cast<int>(req.which())) +
-                           " (is meshctl newer than meshd?)");
-  } catch (const kj::Exception& e) {
-    return InvalidArgument("malformed request: " + std::string(e.getDescription().cStr()));
-  }
-}
-
-Result<ControlResponse> DecodeResponse(Frame& frame) {
-  try {
-    auto resp = frame.Root<s::Response>();
-    ControlResponse out;
-    switch (resp.which()) {
-      case s::Response::ERROR:
-        out.kind = ControlResponse::Kind::kError;
-        out.error = resp.getError();
-        return out;
-      case s::Response::STATUS: {
-        out.kind = ControlResponse::Kind::kStatus;
-        FM_ASSIGN_OR_RETURN(out.status, FromCapnp(resp.getStatus()));
-        return out;
-      }
-      case s::Response::CONNECTIONS: {
-        out.kind = ControlResponse::Kind::kConnections;
-        auto list = resp.getConnections();
-        out.connections.reserve(list.size());
-        for (s::Connection::Reader c : list) {
-          FM_ASSIGN_OR_RETURN(OpenConnection conn, FromCapnp(c));
-          out.connections.push_back(std::move(conn));
-        }
-        return out;
-      }
-      case s::Response::EVENT: {
-        out.kind = ControlResponse::Kind::kEvent;
-        FM_ASSIGN_OR_RETURN(out.event, FromCapnp(resp.getEvent()));
-        return out;
-      }
-      case s::Response::WATCH_DROPPED:
-        out.kind = ControlResponse::Kind::kWatchDropped;
-        out.dropped = resp.getWatchDropped();
-        return out;
-    }
-    return InvalidArgument("unknown response " + std::to_string(static_cast<int>(resp.which())) +
-                           " (is meshd newer than meshctl?)");
-  } catch (const kj::Exception& e) {
-    return InvalidArgument("malformed response: " + std::string(e.getDescription().cStr()));
-  }
 }
 
 }  // namespace flowmesh
