@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <asio/dispatch.hpp>
+#include <asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -25,6 +26,7 @@ using Acceptor = asio::local::stream_protocol::acceptor;
 // More concurrent meshctl connections than any operator runs; the limit
 // keeps a runaway script from exhausting meshd's file descriptors.
 constexpr size_t kMaxSessions = 64;
+constexpr std::chrono::milliseconds kAcceptRetry{100};
 const std::string kFixHint = "; choose another path with --control-socket";
 
 // mkdir -p for the socket's parent, 0755 so meshctl can reach the socket.
@@ -77,15 +79,20 @@ void Accept(std::shared_ptr<ServerState> state, std::shared_ptr<Acceptor> accept
                                                           control_internal::UnixSocket socket) {
     if (state->stopped.load() || !acceptor->is_open()) return;
     if (ec) {
-      // EMFILE and friends: log, and keep accepting after the next turn.
-      FM_LOG(Warn, "control") << "accept failed: " << ec.message();
-    } else {
-      state->accepted.fetch_add(1);
-      auto session = std::make_shared<Session>(state, std::move(socket));
-      session->Start(state->sessions.size() >= kMaxSessions
-                         ? "meshd is serving too many control connections; try again"
-                         : nullptr);
+      // EMFILE and friends fail again at once: pause instead of spinning.
+      FM_LOG(Warn, "control") << "accept failed: " << ec.message() << "; retrying in "
+                              << kAcceptRetry.count() << "ms";
+      auto timer = std::make_shared<asio::steady_timer>(state->strand, kAcceptRetry);
+      timer->async_wait([state, acceptor, timer](const asio::error_code&) {
+        if (!state->stopped.load()) Accept(state, acceptor);
+      });
+      return;
     }
+    state->accepted.fetch_add(1);
+    auto session = std::make_shared<Session>(state, std::move(socket));
+    session->Start(state->sessions.size() >= kMaxSessions
+                       ? "meshd is serving too many control connections; try again"
+                       : nullptr);
     Accept(state, acceptor);
   });
 }
@@ -117,6 +124,7 @@ ControlServer::~ControlServer() {
 
 Status ControlServer::Listen(const std::string& path) {
   if (listening_) return Internal("control server already listening on " + path_);
+  if (state_->stopped.load()) return Internal("control server was stopped; create a new one");
   if (path.empty()) return InvalidArgument("empty control socket path" + kFixHint);
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return InvalidArgument("control socket path " + path + " is " + std::to_string(path.size()) +

@@ -139,7 +139,9 @@ void Session::StartWatch(WatchFilter filter) {
   // Runs on the probe's thread: hand off to the strand and nothing else.
   sub_->SetNotify([weak = weak_from_this(), strand = state_->strand] {
     asio::post(strand, [weak] {
-      if (auto self = weak.lock()) self->PostDrain();
+      auto self = weak.lock();
+      // A drain already scheduled will see this event too.
+      if (self && !self->drain_posted_) self->Drain();
     });
   });
   AwaitHangup();
@@ -175,17 +177,18 @@ void Session::Drain() {
   for (const ConnEvent& e : batch_) {
     // UPDATEs are meshd's internal counter refreshes, not events to show.
     if (e.kind == EventKind::kUpdate || !filter_.Matches(e)) continue;
-    Enqueue(EncodeEventResponse(e));
+    Push(EncodeEventResponse(e));
   }
   uint64_t dropped = sub_->dropped();
   if (dropped > reported_dropped_) {
     reported_dropped_ = dropped;
-    Enqueue(EncodeDroppedResponse(dropped));
+    Push(EncodeDroppedResponse(dropped));
   }
+  WriteMore();  // once per batch, so the write gathers the whole batch
   if (n == kDrainBatch) PostDrain();
 }
 
-void Session::Enqueue(Result<std::vector<uint8_t>> frame) {
+void Session::Push(Result<std::vector<uint8_t>> frame) {
   if (closed_) return;
   if (!frame.ok()) {
     FM_LOG(Warn, "control") << "cannot encode a response: " << frame.status().message();
@@ -193,6 +196,10 @@ void Session::Enqueue(Result<std::vector<uint8_t>> frame) {
   }
   queued_bytes_ += frame->size();
   queue_.push_back(std::move(frame).value());
+}
+
+void Session::Enqueue(Result<std::vector<uint8_t>> frame) {
+  Push(std::move(frame));
   WriteMore();
 }
 

@@ -62,6 +62,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void AwaitHangup();
   void PostDrain();
   void Drain();
+  // Push queues a frame; Enqueue also starts writing it.
+  void Push(Result<std::vector<uint8_t>> frame);
   void Enqueue(Result<std::vector<uint8_t>> frame);
   void WriteMore();
 
