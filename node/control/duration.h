@@ -15,7 +15,7 @@ namespace flowmesh {
 // allowed ("0s"); the caller decides whether it makes sense.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
-// "450ms", "12s", "3m4s", "2h0m5s", "9d3h": the two largest units (ms only below 1 s).
+// "450ms", "12s", "3m4s", "2h0m", "9d3h": the two largest units (ms only below 1 s).
 std::string FormatDuration(std::chrono::milliseconds d);
 
 }  // namespace flowmesh

@@ -277,8 +277,9 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
                          std::to_string(s.pid) + ")");
   out += row("uptime", FormatDuration(milliseconds((now_ns - s.started_ns) / 1'000'000)) +
                            " (since " + FormatRfc3339(s.started_ns) + ")");
-  out += row("probe", s.probe_mode + (s.probe_reason.empty() ? "" : ": " + s.probe_reason));
-  out += row("netns", s.netns);
+  out += row("probe", TerminalSafe(s.probe_mode) +
+                          (s.probe_reason.empty() ? "" : ": " + TerminalSafe(s.probe_reason)));
+  out += row("netns", TerminalSafe(s.netns));
   std::string events = std::to_string(s.probe.events);
   if (s.first_event_ns > 0)
     events += " (first " +
