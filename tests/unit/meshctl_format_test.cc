@@ -1,0 +1,254 @@
+// What meshctl prints: JSON escaping, watch lines and objects, the top table
+// and its rates, status.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <limits>
+
+#include "node/control/format.h"
+#include "node/control/json.h"
+
+namespace flowmesh {
+namespace {
+
+ConnEvent Close80() {
+  ConnEvent e;
+  e.kind = EventKind::kClose;
+  e.direction = Direction::kActive;
+  e.source = EventSource::kKernel;
+  e.ts_ns = 1'700'000'000'123'000'000;  // 2023-11-14T22:13:20.123Z
+  e.key.netns = 4026531840u;
+  e.key.laddr = IpAddr::V4(10, 213, 0, 1);
+  e.key.raddr = IpAddr::V4(10, 213, 0, 2);
+  e.key.lport = 51234;
+  e.key.rport = 80;
+  e.proc.pid = 5982;
+  e.proc.set_comm("curl");
+  e.counters = {2048, 10240, 5, 6, 1, 350, 120};
+  e.duration_ns = 12'345'678;
+  return e;
+}
+
+TEST(Json, EscapesWhatJsonRequires) {
+  EXPECT_EQ(JsonString("plain"), "\"plain\"");
+  EXPECT_EQ(JsonString("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(JsonString("\n\r\t\b\f"), "\"\\n\\r\\t\\b\\f\"");
+  EXPECT_EQ(JsonString(std::string("\x01\x1f\x7f", 3)), "\"\\u0001\\u001f\\u007f\"");
+  EXPECT_EQ(JsonString(std::string("a\0b", 3)), "\"a\\u0000b\"");
+}
+
+TEST(Json, KeepsValidUtf8AndReplacesInvalidBytes) {
+  EXPECT_EQ(JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(JsonString("\xff"), "\"\\ufffd\"");
+  EXPECT_EQ(JsonString("\xc0\xaf"), "\"\\ufffd\\ufffd\"");                        // overlong '/'
+  EXPECT_EQ(JsonString("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");             // surrogate
+  EXPECT_EQ(JsonString("\xe2\x82"), "\"\\ufffd\\ufffd\"");                        // truncated
+  EXPECT_EQ(JsonString("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // > U+10FFFF
+}
+
+TEST(Json, ObjectWriter) {
+  JsonObject o;
+  o.Str("s", "x").Int("i", -3).Uint("u", 18446744073709551615ULL).Fixed("f", 1.23456, 3);
+  o.Null("n")
+      .Bool("b", true)
+      .Raw("r", "[1,2]")
+      .Fixed("nan", std::numeric_limits<double>::quiet_NaN(), 1);
+  EXPECT_EQ(std::move(o).Finish(),
+            "{\"s\":\"x\",\"i\":-3,\"u\":18446744073709551615,\"f\":1.235,\"n\":null,"
+            "\"b\":true,\"r\":[1,2],\"nan\":null}");
+  EXPECT_EQ(JsonObject().Finish(), "{}");
+}
+
+TEST(WatchFormat, JsonHasExactlyTheFlowFieldsPlusEventAndSource) {
+  EXPECT_EQ(WatchJson(Close80()),
+            "{\"ts\":\"2023-11-14T22:13:20.123Z\",\"event\":\"close\",\"pid\":5982,"
+            "\"comm\":\"curl\",\"family\":\"ipv4\",\"laddr\":\"10.213.0.1\",\"lport\":51234,"
+            "\"raddr\":\"10.213.0.2\",\"rport\":80,\"direction\":\"active\",\"tx_bytes\":2048,"
+            "\"rx_bytes\":10240,\"segs_out\":5,\"segs_in\":6,\"retrans\":1,\"rtt_us\":350,"
+            "\"rttvar_us\":120,\"duration_ms\":12.346,\"netns\":4026531840,"
+            "\"source\":\"kernel\"}");
+}
+
+TEST(WatchFormat, JsonForOpensListenersAndUnknownProcesses) {
+  ConnEvent open = Close80();
+  open.kind = EventKind::kOpen;
+  open.duration_ns = 0;
+  open.proc = ProcessRef{};
+  std::string j = WatchJson(open);
+  EXPECT_NE(j.find("\"event\":\"open\",\"pid\":null,\"comm\":null,"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"duration_ms\":null"), std::string::npos) << j;
+
+  ConnEvent listen = Close80();
+  listen.kind = EventKind::kListen;
+  listen.key.laddr = *IpAddr::Parse("::");
+  listen.key.raddr = IpAddr{};
+  listen.key.rport = 0;
+  j = WatchJson(listen);
+  EXPECT_NE(j.find("\"family\":\"ipv6\",\"laddr\":\"::\",\"lport\":51234,\"raddr\":\"::\","
+                   "\"rport\":0"),
+            std::string::npos)
+      << j;
+}
+
+TEST(WatchFormat, CommWithQuotesAndEscapesStaysValid) {
+  ConnEvent e = Close80();
+  e.proc.set_comm("a\"b\\c\x1b[31m");
+  EXPECT_NE(WatchJson(e).find("\"comm\":\"a\\\"b\\\\c\\u001b[31m\""), std::string::npos);
+  // Text never passes a terminal escape through.
+  EXPECT_EQ(WatchLine(e).find('\x1b'), std::string::npos);
+  EXPECT_NE(WatchLine(e).find("a\"b\\c?[31m"), std::string::npos);
+}
+
+TEST(WatchFormat, TextColumnsLineUpWithTheHeader) {
+  std::string header = WatchHeader();
+  std::string line = WatchLine(Close80());
+  EXPECT_EQ(header.rfind("TIME     EV       PID     COMM            IP LADDR", 0), 0u) << header;
+  // Every column starts where its header does (values fit their widths here).
+  for (const char* col : {"EV", "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT"}) {
+    size_t at = header.find(std::string(" ") + col + " ") + 1;
+    EXPECT_NE(line[at], ' ') << col << "\n" << header << "\n" << line;
+    EXPECT_EQ(line[at - 1], ' ') << col;
+  }
+  EXPECT_NE(line.find(" CLOSE    5982    curl            4  10.213.0.1      51234 10.213.0.2"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("      2     10     12.35 out"), std::string::npos) << line;
+}
+
+TEST(WatchFormat, TextForListenersAndOpens) {
+  ConnEvent e = Close80();
+  e.kind = EventKind::kUnlisten;
+  e.key.raddr = IpAddr{};
+  e.key.rport = 0;
+  std::string line = WatchLine(e);
+  EXPECT_NE(line.find("UNLISTEN"), std::string::npos);
+  EXPECT_NE(line.find(" *               *    "), std::string::npos) << line;
+  EXPECT_EQ(line.back(), '-');
+  e = Close80();
+  e.kind = EventKind::kOpen;
+  e.direction = Direction::kPassive;
+  line = WatchLine(e);
+  EXPECT_NE(line.find("         - in"), std::string::npos) << line;
+}
+
+OpenConnection Conn(uint16_t lport, uint64_t tx, uint64_t rx, int64_t updated_s, uint32_t pid) {
+  OpenConnection c;
+  c.key.laddr = IpAddr::V4(127, 0, 0, 1);
+  c.key.raddr = IpAddr::V4(127, 0, 0, 1);
+  c.key.lport = lport;
+  c.key.rport = 9000;
+  c.proc.pid = pid;
+  c.proc.set_comm("srv");
+  c.direction = Direction::kPassive;
+  c.counters.bytes_tx = tx;
+  c.counters.bytes_rx = rx;
+  c.counters.rtt_us = lport;
+  c.updated_ns = updated_s * 1'000'000'000;
+  return c;
+}
+
+TEST(TopFormat, RatesComeFromCounterTimestamps) {
+  RateTracker t;
+  std::vector<TopRow> rows = t.Update({Conn(1, 1000, 0, 10, 1)});
+  EXPECT_FALSE(rows[0].tx_rate.has_value()) << "nothing to compare with yet";
+  rows = t.Update({Conn(1, 5000, 2048, 12, 1)});
+  ASSERT_TRUE(rows[0].tx_rate.has_value());
+  EXPECT_DOUBLE_EQ(*rows[0].tx_rate, 2000.0);
+  EXPECT_DOUBLE_EQ(*rows[0].rx_rate, 1024.0);
+  // A refresh without a new measurement keeps the last rate.
+  rows = t.Update({Conn(1, 5000, 2048, 12, 1)});
+  EXPECT_DOUBLE_EQ(*rows[0].tx_rate, 2000.0);
+  // Counters going backwards: a new connection on the same 4-tuple.
+  rows = t.Update({Conn(1, 10, 0, 13, 1)});
+  EXPECT_FALSE(rows[0].tx_rate.has_value());
+  // Gone, then back: starts over.
+  t.Update({});
+  EXPECT_FALSE(t.Update({Conn(1, 100, 0, 20, 1)})[0].tx_rate.has_value());
+}
+
+TEST(TopFormat, SortsByEachKeyWithStableTies) {
+  RateTracker t;
+  std::vector<TopRow> rows =
+      t.Update({Conn(1, 10, 500, 1, 30), Conn(2, 300, 0, 1, 10), Conn(3, 10, 10, 1, 20)});
+  auto order = [&](TopSort by) {
+    SortTopRows(&rows, by);
+    std::vector<uint16_t> ports;
+    for (const TopRow& r : rows) ports.push_back(r.conn.key.lport);
+    return ports;
+  };
+  EXPECT_EQ(order(TopSort::kBytes), (std::vector<uint16_t>{1, 2, 3}));
+  EXPECT_EQ(order(TopSort::kTx), (std::vector<uint16_t>{2, 1, 3}));
+  EXPECT_EQ(order(TopSort::kRx), (std::vector<uint16_t>{1, 3, 2}));
+  EXPECT_EQ(order(TopSort::kPid), (std::vector<uint16_t>{2, 3, 1}));
+  EXPECT_EQ(order(TopSort::kRtt), (std::vector<uint16_t>{3, 2, 1}));
+  EXPECT_FALSE(ParseTopSort("size").ok());
+  EXPECT_EQ(*ParseTopSort("rtt"), TopSort::kRtt);
+}
+
+TEST(TopFormat, TextAndJson) {
+  RateTracker t;
+  t.Update({Conn(8080, 0, 0, 1, 77)});
+  std::vector<TopRow> rows = t.Update({Conn(8080, 10240, 2048, 2, 77)});
+  std::string line = TopLine(rows[0]);
+  EXPECT_EQ(
+      line.rfind("77      srv             127.0.0.1       8080  127.0.0.1       9000  in ", 0), 0u)
+      << line;
+  EXPECT_NE(line.find("10        2     10.0      2.0"), std::string::npos) << line;
+  EXPECT_EQ(TopHeader().rfind("PID     COMM            LADDR", 0), 0u);
+  std::string j = TopJson(rows);
+  EXPECT_EQ(j.front(), '[');
+  EXPECT_EQ(j.back(), ']');
+  EXPECT_NE(j.find("\"comm\":\"srv\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"tx_bytes\":10240"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"tx_bytes_per_s\":10240.0,\"rx_bytes_per_s\":2048.0"), std::string::npos) << j;
+  EXPECT_EQ(TopJson({}), "[]");
+  EXPECT_NE(TopTitle(2, 5, TopSort::kRx, 0).find("5 open connections (top 2), sorted by rx"),
+            std::string::npos);
+}
+
+NodeStatus SampleStatus() {
+  NodeStatus s;
+  s.node_name = "web-1";
+  s.version = "0.1.0";
+  s.pid = 42;
+  s.started_ns = 1'700'000'000'000'000'000;
+  s.probe_mode = "polling";
+  s.probe_reason = "fallback from eBPF: Operation not permitted";
+  s.netns = "self (4026531840)";
+  s.probe.events = 10;
+  s.probe.lost = 2;
+  s.probe.detail = {{"lost_ringbuf", 2}};
+  s.table.open = 3;
+  s.first_event_ns = s.started_ns + 12'500'000;
+  return s;
+}
+
+TEST(StatusFormat, Json) {
+  NodeStatus s = SampleStatus();
+  std::string j = StatusJson(s, s.started_ns + 3'723'000'000'000);
+  for (const char* want :
+       {"\"node\":\"web-1\"", "\"probe_mode\":\"polling\"",
+        "\"probe_reason\":\"fallback from eBPF: Operation not permitted\"", "\"events\":10",
+        "\"lost\":2", "\"malformed\":0", "\"open_connections\":3", "\"uptime_s\":3723",
+        "\"started\":\"2023-11-14T22:13:20.000Z\"", "\"first_event_after_ms\":12.500",
+        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2}}"})
+    EXPECT_NE(j.find(want), std::string::npos) << want << " in " << j;
+  s.first_event_ns = 0;
+  EXPECT_NE(StatusJson(s, s.started_ns).find("\"first_event_after_ms\":null"), std::string::npos);
+}
+
+TEST(StatusFormat, Text) {
+  NodeStatus s = SampleStatus();
+  std::string t = StatusText(s, s.started_ns + 3'723'000'000'000);
+  EXPECT_NE(t.find("probe        polling: fallback from eBPF: Operation not permitted\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("uptime       1h2m (since 2023-11-14T22:13:20.000Z)"), std::string::npos) << t;
+  EXPECT_NE(t.find("events       10 (first 12ms after start)"), std::string::npos) << t;
+  EXPECT_NE(t.find("lost         2  <- see detail"), std::string::npos) << t;
+  EXPECT_NE(t.find("  lost_ringbuf               2\n"), std::string::npos) << t;
+}
+
+}  // namespace
+}  // namespace flowmesh
