@@ -118,6 +118,10 @@ void Session::Dispatch(ControlRequest request) {
         std::vector<OpenConnection> all = self->state_->backend.GetConnections();
         std::erase_if(all, [&](const OpenConnection& c) { return !request.filter.Matches(c); });
         frame = EncodeConnectionsResponse(all);
+        if (!frame.ok())
+          frame = Status(frame.status().code(),
+                         std::to_string(all.size()) + " connections do not fit in one reply (" +
+                             frame.status().message() + "); narrow them with -p, -L, -D, -4 or -6");
       }
     } catch (const std::exception& e) {
       frame = Internal(std::string("meshd failed to answer: ") + e.what());

@@ -19,7 +19,7 @@ namespace flowmesh {
 constexpr size_t kFrameHeaderBytes = 4;
 // A request is a union with at most a filter; 64 KiB is generous.
 constexpr size_t kMaxRequestBytes = 64 * 1024;
-// A connections list of ~200k entries still fits; beyond that meshd answers an error.
+// About 150k connections fit in one reply; beyond that meshd answers an error.
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
 // Our schema nests five deep; anything deeper is not ours.
 constexpr int kFrameNestingLimit = 16;

@@ -251,5 +251,20 @@ TEST(WatchFilter, MatchesEachCriterion) {
   EXPECT_TRUE((WatchFilter{4656, AF_INET, {80}, {}}.Matches(c)));
 }
 
+TEST(Convert, AboutOneHundredFiftyThousandConnectionsFitInOneReply) {
+  // frame.h promises this; IPv6 with a full comm is the largest case.
+  std::vector<OpenConnection> conns(1000);
+  for (OpenConnection& c : conns) {
+    ConnEvent e = SampleEvent(AF_INET6);
+    c.key = e.key;
+    c.proc = e.proc;
+    c.proc.set_comm("fifteen-chars-x");
+    c.counters = e.counters;
+  }
+  Result<std::vector<uint8_t>> frame = EncodeConnectionsResponse(conns);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_LT(frame->size() * 150, kMaxResponseBytes) << frame->size() / 1000 << " bytes each";
+}
+
 }  // namespace
 }  // namespace flowmesh
