@@ -75,8 +75,9 @@ void PollDiff::Apply(const Snapshot& snap, int64_t now_ns, std::vector<ConnEvent
       Tracked t = std::move(old->second);
       conns_.erase(old);
       bool changed = false;
-      if (t.last.counters != c.counters) {
-        t.last.counters = c.counters;
+      if (t.last.counters != c.counters || t.last.tcp_flags != c.tcp_flags) {
+        t.last.counters = c.counters;  // the flags say which FINs these include
+        t.last.tcp_flags = c.tcp_flags;
         changed = true;
       }
       if (!t.last.proc.known() && c.proc.known()) {

@@ -29,8 +29,8 @@ class PollDiff {
   //    duration now - first seen (0 when it was already there at the first
   //    snapshot: its real start is unknown). Counters and duration miss what
   //    happened after the last snapshot, at most one interval.
-  //  - A connection whose counters changed (or whose process became known)
-  //    is kUpdate carrying the new values.
+  //  - A connection whose counters or tcp_flags changed (or whose process
+  //    became known) is kUpdate carrying the new values.
   //  - The same 4-tuple with a different socket cookie is a new connection:
   //    kClose of the old one, kOpen of the new.
   //  - A listener that changed owner is kUnlisten + kListen.

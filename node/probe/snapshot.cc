@@ -82,6 +82,9 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
     ev.ts_ns = now_ns;
     ev.key = s.key;
     ev.counters = s.counters;
+    // Which FINs the sequence-space counters already include, so payload
+    // bytes come out right for a connection caught while closing.
+    ev.tcp_flags = TcpFlagsForState(s.state);
     ev.proc = owner(s.inode);
     ev.direction = Direction::kActive;
     const Listener* listener = nullptr;

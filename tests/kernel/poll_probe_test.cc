@@ -191,6 +191,22 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
   EXPECT_EQ(p_open->direction, Direction::kPassive);
   a_open = p_open = nullptr;  // pointers into c.events: invalid once it grows
 
+  // Half-close: the client's FIN is acknowledged (FIN_WAIT2) and received
+  // by the server (CLOSE_WAIT). A poll sees it as an UPDATE whose tcp_flags
+  // say which counter now holds a FIN.
+  ASSERT_EQ(shutdown(client.get(), SHUT_WR), 0) << strerror(errno);
+  auto flags_are = [&](uint16_t lport, uint16_t rport, uint8_t flags) {
+    const ConnEvent* e = c.Last(std::nullopt, lport, rport);
+    return e && e->kind == EventKind::kUpdate && e->tcp_flags == flags;
+  };
+  PumpUntil(probe, c, [&] {
+    return flags_are(cport, port, FM_TCP_FIN_ACKED) && flags_are(port, cport, FM_TCP_FIN_RECEIVED);
+  });
+  EXPECT_TRUE(flags_are(cport, port, FM_TCP_FIN_ACKED));
+  EXPECT_TRUE(flags_are(port, cport, FM_TCP_FIN_RECEIVED));
+  EXPECT_TRUE(settled(cport, port, kClientSends + 2, kServerSends));
+  EXPECT_TRUE(settled(port, cport, kServerSends, kClientSends + 1));
+
   client.Reset();
   server.Reset();
   PumpUntil(probe, c, [&] {
@@ -204,17 +220,19 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
   EXPECT_EQ(p_close->direction, Direction::kPassive);
   EXPECT_EQ(a_close->proc.pid, pid);
   EXPECT_EQ(p_close->proc.pid, pid);
-  // The counters of the last poll that saw the connection: the payload (and
-  // the SYN). A poll that caught the closing handshake half-way may add the
-  // FIN's one byte.
-  EXPECT_GE(a_close->counters.bytes_tx, kClientSends + 1);
-  EXPECT_LE(a_close->counters.bytes_tx, kClientSends + 2);
-  EXPECT_GE(a_close->counters.bytes_rx, kServerSends);
-  EXPECT_LE(a_close->counters.bytes_rx, kServerSends + 1);
-  EXPECT_GE(p_close->counters.bytes_tx, kServerSends);
-  EXPECT_LE(p_close->counters.bytes_tx, kServerSends + 1);
-  EXPECT_GE(p_close->counters.bytes_rx, kClientSends);
-  EXPECT_LE(p_close->counters.bytes_rx, kClientSends + 1);
+  // The counters of the last poll that saw the connection, in sequence
+  // space (the SYN, the client's FIN), and tcp_flags saying which FINs are
+  // in them, so the payload comes out exact.
+  EXPECT_EQ(a_close->counters.bytes_tx, kClientSends + 2);
+  EXPECT_EQ(p_close->counters.bytes_rx, kClientSends + 1);
+  EXPECT_EQ(a_close->tcp_flags, FM_TCP_FIN_ACKED);
+  EXPECT_EQ(p_close->tcp_flags, FM_TCP_FIN_RECEIVED);
+  TcpCounters a = PayloadCounters(a_close->counters, a_close->direction, a_close->tcp_flags);
+  TcpCounters p = PayloadCounters(p_close->counters, p_close->direction, p_close->tcp_flags);
+  EXPECT_EQ(a.bytes_tx, kClientSends);
+  EXPECT_EQ(a.bytes_rx, kServerSends);
+  EXPECT_EQ(p.bytes_tx, kServerSends);
+  EXPECT_EQ(p.bytes_rx, kClientSends);
   EXPECT_GT(a_close->counters.segs_out, 0u);
   EXPECT_GT(p_close->counters.segs_in, 0u);
   EXPECT_GT(a_close->counters.rtt_us, 0u);

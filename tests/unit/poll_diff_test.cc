@@ -149,6 +149,21 @@ TEST(PollDiff, ListenAndUnlisten) {
   EXPECT_TRUE(Apply(diff, Snap({Listener(8080, 21)}, {}), 6 * kSec).empty());
 }
 
+TEST(PollDiff, ClosingStateIsAnUpdateAndItsFlagsReachTheClose) {
+  PollDiff diff;
+  Apply(diff, Snap({}, {Conn(5000, 443, 101)}), 1 * kSec);
+  ConnEvent closing = Conn(5000, 443, 101);
+  closing.tcp_flags = FM_TCP_FIN_RECEIVED;  // CLOSE_WAIT: the peer's FIN, same bytes
+  auto ev = Apply(diff, Snap({}, {closing}), 2 * kSec);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::kUpdate);
+  EXPECT_EQ(ev[0].tcp_flags, FM_TCP_FIN_RECEIVED);
+  ev = Apply(diff, Snap({}, {}), 3 * kSec);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::kClose);
+  EXPECT_EQ(ev[0].tcp_flags, FM_TCP_FIN_RECEIVED);
+}
+
 TEST(PollDiff, ReusedFourTupleIsANewConnection) {
   PollDiff diff;
   Apply(diff, Snap({}, {}), 1 * kSec);
@@ -265,6 +280,10 @@ TEST(Snapshot, DirectionOwnersAndStates) {
   EXPECT_EQ(snap.connections[1].proc.pid, 1001u);
   EXPECT_EQ(FindConn(snap, 8080)->direction, Direction::kPassive);
   EXPECT_EQ(FindConn(snap, 9000)->direction, Direction::kActive);
+  // Which FINs the counters include, from the state.
+  EXPECT_EQ(accepted->tcp_flags, 0);
+  EXPECT_EQ(FindConn(snap, 8080)->tcp_flags, FM_TCP_FIN_RECEIVED);  // CLOSE_WAIT
+  EXPECT_EQ(FindConn(snap, 9000)->tcp_flags, FM_TCP_FIN_ACKED);     // FIN_WAIT2
   EXPECT_EQ(FindConn(snap, 50000)->direction, Direction::kActive);
   EXPECT_EQ(FindConn(snap, 50001), nullptr);  // TIME_WAIT is history
   EXPECT_EQ(FindConn(snap, 50002), nullptr);  // SYN_SENT is not open yet
