@@ -28,6 +28,7 @@ using Acceptor = asio::local::stream_protocol::acceptor;
 constexpr size_t kMaxSessions = 64;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 const std::string kFixHint = "; choose another path with --control-socket";
+const std::string kOrFixHint = " or choose another path with --control-socket";
 
 // mkdir -p for the socket's parent, 0755 so meshctl can reach the socket.
 Status MakeParentDirs(const std::string& path) {
@@ -53,7 +54,7 @@ Status ClearStaleSocket(const std::string& path) {
     return Status::FromErrno(errno, "cannot inspect " + path);
   }
   if (!S_ISSOCK(st.st_mode))
-    return InvalidArgument(path + " exists and is not a socket; remove it" + kFixHint);
+    return InvalidArgument(path + " exists and is not a socket; remove it" + kOrFixHint);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Status::FromErrno(errno, "cannot create a socket to probe " + path);
   sockaddr_un addr{};
@@ -64,7 +65,7 @@ Status ClearStaleSocket(const std::string& path) {
   close(fd);
   // EAGAIN: a listener whose backlog is full, so very much alive.
   if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
-    return Unavailable("another meshd is serving " + path + "; stop it first" + kFixHint);
+    return Unavailable("another meshd is serving " + path + "; stop it first" + kOrFixHint);
   if (err != ECONNREFUSED && err != ENOENT)
     return Status::FromErrno(err, "cannot tell whether " + path + " is in use");
   if (unlink(path.c_str()) != 0 && errno != ENOENT)
@@ -147,7 +148,7 @@ Status ControlServer::Listen(const std::string& path) {
     return Unavailable("another meshd is serving " + path + " (it appeared just now)" + kFixHint);
   if (ec == asio::error::access_denied)
     return PermissionDenied("cannot create the control socket " + path + ": " + ec.message() +
-                            "; run meshd as root" + kFixHint);
+                            "; run meshd as root" + kOrFixHint);
   if (ec) return IoError("cannot bind the control socket " + path + ": " + ec.message() + kFixHint);
   struct stat st {};
   if (chmod(path.c_str(), 0600) != 0 || stat(path.c_str(), &st) != 0) {
