@@ -12,5 +12,9 @@ find_package(OpenSSL REQUIRED)
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(flowmesh_asio INTERFACE)
 target_include_directories(flowmesh_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
-target_compile_definitions(flowmesh_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+# ASIO_DISABLE_STD_ALIGNED_ALLOC: Asio picks its allocator by include order,
+# so translation units can disagree and ASan reports alloc-dealloc
+# mismatches (chriskohlhoff/asio#1139). One choice for every user.
+target_compile_definitions(flowmesh_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
+  ASIO_DISABLE_STD_ALIGNED_ALLOC)
 target_link_libraries(flowmesh_asio INTERFACE Threads::Threads)

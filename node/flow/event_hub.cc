@@ -46,6 +46,12 @@ std::shared_ptr<Subscriber> EventHub::Subscribe(size_t capacity) {
   return sub;
 }
 
+size_t EventHub::subscriber_count() const {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(subs_.begin(), subs_.end(),
+                                           [](const auto& s) { return !s->closed(); }));
+}
+
 void EventHub::Publish(const ConnEvent& event) {
   if (count_.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard lock(mu_);

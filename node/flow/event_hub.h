@@ -47,7 +47,9 @@ class EventHub {
   std::shared_ptr<Subscriber> Subscribe(size_t capacity = 65536);
   // Delivers to every open subscriber; costs one atomic load when none.
   void Publish(const ConnEvent& event);
-  size_t subscriber_count() const { return count_.load(std::memory_order_relaxed); }
+  // Watchers still connected (a closed one is forgotten at the next Publish,
+  // but not counted from the moment it closes).
+  size_t subscriber_count() const;
 
  private:
   mutable std::mutex mu_;
