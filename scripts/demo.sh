@@ -44,16 +44,16 @@ pids+=($!)
 pids+=($!)
 for _ in $(seq 100); do meshctl status >/dev/null 2>&1 && break; sleep 0.05; done
 
-echo "== meshctl watch -L $port   (while curl fetches http://127.0.0.1:$port/ three times)"
-meshctl watch -L "$port" --timeout 3s &
+echo "== meshctl watch   (while curl fetches http://127.0.0.1:$port/ three times)"
+meshctl watch --no-listen --timeout 3s &
 watch_pid=$!
 sleep 0.5
 for _ in 1 2 3; do curl -s --retry 10 --retry-connrefused --retry-delay 0 "http://127.0.0.1:$port/" >/dev/null; done
 wait "$watch_pid" || true
 
 echo
-echo "== meshctl watch --json (one event)"
-meshctl watch --json -D "$port" --count 1 --timeout 3s &
+echo "== meshctl watch --json -D $port   (one curl: its open and close)"
+meshctl watch --json -D "$port" --count 2 --timeout 3s &
 watch_pid=$!
 sleep 0.3
 curl -s "http://127.0.0.1:$port/" >/dev/null

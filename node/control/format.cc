@@ -111,7 +111,7 @@ std::string_view DirectionShort(Direction d) {
 }
 
 std::string WatchHeader() {
-  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %6s %6s %9s %s", "TIME", "EV",
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %8s %8s %9s %s", "TIME", "EV",
                 "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
                 "DIR");
 }
@@ -121,14 +121,15 @@ std::string WatchLine(const ConnEvent& e) {
   std::string ms = e.kind == EventKind::kClose && e.duration_ns > 0
                        ? Printf("%.2f", static_cast<double>(e.duration_ns) / 1e6)
                        : "-";
-  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5u %-15s %-5s %6llu %6llu %9s %s",
+  // KB with two decimals, as tcplife prints them: a small request is not 0.
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5u %-15s %-5s %8.2f %8.2f %9s %s",
                 FormatClock(e.ts_ns).c_str(), UpperKind(e.kind).c_str(), Pid(e.proc).c_str(),
                 TerminalSafe(e.proc.comm_view()).c_str(), e.key.family() == AF_INET6 ? "6" : "4",
                 e.key.laddr.ToString().c_str(), e.key.lport,
                 listen ? "*" : e.key.raddr.ToString().c_str(),
                 listen ? "*" : std::to_string(e.key.rport).c_str(),
-                static_cast<unsigned long long>(e.counters.bytes_tx / 1024),
-                static_cast<unsigned long long>(e.counters.bytes_rx / 1024), ms.c_str(),
+                static_cast<double>(e.counters.bytes_tx) / 1024.0,
+                static_cast<double>(e.counters.bytes_rx) / 1024.0, ms.c_str(),
                 std::string(listen ? "-" : DirectionShort(e.direction)).c_str());
 }
 
@@ -232,12 +233,12 @@ std::string TopHeader() {
 
 std::string TopLine(const TopRow& r) {
   const OpenConnection& c = r.conn;
-  return Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8llu %8llu %8s %8s %8u %8u %7u %7u",
+  return Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %8s %8s %8u %8u %7u %7u",
                 Pid(c.proc).c_str(), TerminalSafe(c.proc.comm_view()).c_str(),
                 c.key.laddr.ToString().c_str(), c.key.lport, c.key.raddr.ToString().c_str(),
                 c.key.rport, std::string(DirectionShort(c.direction)).c_str(),
-                static_cast<unsigned long long>(c.counters.bytes_tx / 1024),
-                static_cast<unsigned long long>(c.counters.bytes_rx / 1024),
+                static_cast<double>(c.counters.bytes_tx) / 1024.0,
+                static_cast<double>(c.counters.bytes_rx) / 1024.0,
                 Rate(r.tx_rate).c_str(), Rate(r.rx_rate).c_str(), c.counters.segs_out,
                 c.counters.segs_in, c.counters.retrans, c.counters.rtt_us);
 }

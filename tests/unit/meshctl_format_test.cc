@@ -113,7 +113,7 @@ TEST(WatchFormat, TextColumnsLineUpWithTheHeader) {
   EXPECT_NE(line.find(" CLOSE    5982    curl            4  10.213.0.1      51234 10.213.0.2"),
             std::string::npos)
       << line;
-  EXPECT_NE(line.find("      2     10     12.35 out"), std::string::npos) << line;
+  EXPECT_NE(line.find("    2.00    10.00     12.35 out"), std::string::npos) << line;
 }
 
 TEST(WatchFormat, TextForListenersAndOpens) {
@@ -194,7 +194,7 @@ TEST(TopFormat, TextAndJson) {
   EXPECT_EQ(
       line.rfind("77      srv             127.0.0.1       8080  127.0.0.1       9000  in ", 0), 0u)
       << line;
-  EXPECT_NE(line.find("10        2     10.0      2.0"), std::string::npos) << line;
+  EXPECT_NE(line.find("10.00     2.00     10.0      2.0"), std::string::npos) << line;
   EXPECT_EQ(TopHeader().rfind("PID     COMM            LADDR", 0), 0u);
   std::string j = TopJson(rows);
   EXPECT_EQ(j.front(), '[');
