@@ -67,6 +67,15 @@ void ExpectConnection(Watcher& w, const TrafficSpec& spec, const TrafficResult& 
   EXPECT_GT(std::stod(At(p_close, "duration_ms")), 0.0);
 }
 
+// One connection between fm-ns-client and fm-ns-server, run in a child's own
+// network namespace.
+int OtherNamespaceTraffic() {
+  TrafficSpec spec;
+  spec.client_comm = "fm-ns-client";
+  spec.server_comm = "fm-ns-server";
+  return RunTraffic(spec).ok ? 0 : 1;
+}
+
 class MeshdStreaming : public ::testing::TestWithParam<int> {};
 
 TEST_P(MeshdStreaming, WatchShowsBothProcessesAndExactBytes) {
@@ -176,12 +185,7 @@ TEST(Meshd, NetnsSelfExcludesOtherNamespaces) {
   Watcher w(meshd);
 
   // Traffic in a namespace of its own, with names we can look for.
-  int rc = RunInNewNetns("fm-other-ns", [] {
-    TrafficSpec spec;
-    spec.client_comm = "fm-ns-client";
-    spec.server_comm = "fm-ns-server";
-    return RunTraffic(spec).ok ? 0 : 1;
-  });
+  int rc = RunInNewNetns("fm-other-ns", OtherNamespaceTraffic);
   ASSERT_EQ(rc, 0);
   // Then traffic here, as a marker that everything before it was processed.
   TrafficSpec here;
@@ -200,12 +204,7 @@ TEST(Meshd, NetnsAllIncludesOtherNamespaces) {
   std::string err;
   ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--netns", "all"}, &err)) << err;
   Watcher w(meshd);
-  int rc = RunInNewNetns("fm-other-ns", [] {
-    TrafficSpec spec;
-    spec.client_comm = "fm-ns-client";
-    spec.server_comm = "fm-ns-server";
-    return RunTraffic(spec).ok ? 0 : 1;
-  });
+  int rc = RunInNewNetns("fm-other-ns", OtherNamespaceTraffic);
   ASSERT_EQ(rc, 0);
   EXPECT_TRUE(w.WaitFor([](const JsonLine& l) {
     auto c = l.find("comm");

@@ -23,6 +23,7 @@
 #include "node/probe/netns.h"
 #include "node/probe/sock_diag.h"
 #include "tests/kernel/kernel_test_util.h"
+#include "tests/kernel/traffic_util.h"
 
 namespace flowmesh {
 namespace {
@@ -43,21 +44,6 @@ class Fd {
   int fd_;
 };
 
-socklen_t Loopback(int family, uint16_t port, sockaddr_storage* ss) {
-  std::memset(ss, 0, sizeof *ss);
-  if (family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return sizeof *sin;
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  sin6->sin6_addr = in6addr_loopback;
-  return sizeof *sin6;
-}
 
 uint16_t LocalPort(int fd) {
   sockaddr_storage ss{};
@@ -125,7 +111,7 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
 
   Fd listener(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_GE(listener.get(), 0) << strerror(errno);
-  socklen_t len = Loopback(family, 0, &ss);
+  socklen_t len = testing::LoopbackAddr(family, 0, &ss);
   ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
   ASSERT_EQ(listen(listener.get(), 8), 0) << strerror(errno);
   const uint16_t port = LocalPort(listener.get());
@@ -152,7 +138,7 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
   EXPECT_EQ(listen_ev.key.netns, *self_ns);
 
   Fd client(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  len = Loopback(family, port, &ss);
+  len = testing::LoopbackAddr(family, port, &ss);
   ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
   Fd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_GE(server.get(), 0) << strerror(errno);
@@ -258,7 +244,7 @@ TEST(SockDiagKernel, DumpFindsOwnListenerByInode) {
   // Needs no privilege: sock_diag shows every socket of our own namespace.
   Fd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_storage ss;
-  socklen_t len = Loopback(AF_INET, 0, &ss);
+  socklen_t len = testing::LoopbackAddr(AF_INET, 0, &ss);
   ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
   ASSERT_EQ(listen(listener.get(), 1), 0);
   struct stat st {};

@@ -18,21 +18,6 @@
 namespace flowmesh::testing {
 namespace {
 
-socklen_t Loopback(int family, uint16_t port, sockaddr_storage* ss) {
-  std::memset(ss, 0, sizeof *ss);
-  if (family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return sizeof *sin;
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  sin6->sin6_addr = in6addr_loopback;
-  return sizeof *sin6;
-}
 
 uint16_t PortOf(int fd, bool peer) {
   sockaddr_storage ss{};
@@ -85,7 +70,7 @@ bool WaitChild(pid_t pid) {
   int one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_storage ss;
-  socklen_t len = Loopback(spec.family, spec.port, &ss);
+  socklen_t len = LoopbackAddr(spec.family, spec.port, &ss);
   if (bind(ls, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(ls, 16) != 0) _exit(10);
   uint16_t port = PortOf(ls, false);
   if (write(report_fd, &port, sizeof port) != sizeof port) _exit(11);
@@ -104,7 +89,7 @@ bool WaitChild(pid_t pid) {
   Name(spec.client_comm);
   int s = socket(spec.family, SOCK_STREAM, 0);
   sockaddr_storage ss;
-  socklen_t len = Loopback(spec.family, port, &ss);
+  socklen_t len = LoopbackAddr(spec.family, port, &ss);
   if (connect(s, reinterpret_cast<sockaddr*>(&ss), len) != 0) _exit(20);
   if (!WriteAll(s, spec.client_sends)) _exit(21);
   if (!ReadExactly(s, spec.server_sends)) _exit(22);
@@ -193,10 +178,26 @@ int RunInNewNetns(const std::string& name, int (*fn)()) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
 }
 
+socklen_t LoopbackAddr(int family, uint16_t port, sockaddr_storage* ss) {
+  std::memset(ss, 0, sizeof *ss);
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sizeof *sin;
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  sin6->sin6_addr = in6addr_loopback;
+  return sizeof *sin6;
+}
+
 uint16_t FreePort(int family) {
   int s = socket(family, SOCK_STREAM, 0);
   sockaddr_storage ss;
-  socklen_t len = Loopback(family, 0, &ss);
+  socklen_t len = LoopbackAddr(family, 0, &ss);
   bind(s, reinterpret_cast<sockaddr*>(&ss), len);
   uint16_t port = PortOf(s, false);
   close(s);

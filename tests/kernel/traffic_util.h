@@ -2,6 +2,7 @@
 // child with a known name, exchanging a known number of bytes over loopback.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -39,6 +40,9 @@ bool FinishTraffic(TrafficResult& t);
 // Runs `fn` in a child process inside a fresh network namespace with lo up.
 // Returns the child's exit status (0 = ok).
 int RunInNewNetns(const std::string& name, int (*fn)());
+
+// Fills `ss` with the loopback address of `family` and `port`; returns its length.
+socklen_t LoopbackAddr(int family, uint16_t port, sockaddr_storage* ss);
 
 // A free TCP port on loopback.
 uint16_t FreePort(int family);
