@@ -1,0 +1,137 @@
+// What the aggregator makes of connection events and the store keeps:
+// closed-connection records, flows (Transtracer's edges, one ephemeral port
+// collapsed) with their stats per time bucket, process details and local
+// endpoints. Passive data only; encoding lives in node/store, building in
+// aggregator.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "node/common/net.h"
+#include "node/probe/event.h"
+
+namespace flowmesh {
+
+// Flows are summed per bucket of this many nanoseconds (aligned to the Unix
+// epoch), so a --since/--until window reads only the buckets it overlaps.
+inline constexpr int64_t kFlowBucketNs = 60'000'000'000;  // one minute
+
+inline int64_t FlowBucketOf(int64_t ts_ns) {
+  return ts_ns <= 0 ? 0 : ts_ns - ts_ns % kFlowBucketNs;
+}
+
+// A process for display and grouping. (pid, start_ticks) is the identity;
+// prefork servers (nginx master and workers) share a pgid and are one server
+// node in `look`. Fields other than the identity may be empty/0 when the
+// process was gone before /proc could be read.
+struct ProcessDetails {
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;
+  uint32_t pgid = 0;
+  uint32_t ppid = 0;
+  std::string comm;
+  std::string exe;
+  bool operator==(const ProcessDetails&) const = default;
+};
+
+// One closed connection, as `meshctl flows` prints it. Counters are payload
+// bytes (ConnTable::Apply has already converted them).
+struct ConnRecord {
+  int64_t ts_ns = 0;  // close time, Unix epoch ns
+  ConnKey key;
+  Direction direction = Direction::kUnknown;
+  ProcessRef proc;
+  TcpCounters counters;
+  uint64_t duration_ns = 0;
+  bool operator==(const ConnRecord& o) const {
+    return ts_ns == o.ts_ns && key == o.key && direction == o.direction &&
+           proc.pid == o.proc.pid && proc.start_ticks == o.proc.start_ticks &&
+           proc.comm_view() == o.proc.comm_view() && counters == o.counters &&
+           duration_ns == o.duration_ns;
+  }
+};
+
+// An edge. Active: this node's process -> remote ip:port (local port
+// collapsed to 0, local address kept). Passive: remote ip -> this node's
+// endpoint laddr:lport owned by the process (remote port collapsed to 0).
+struct FlowKey {
+  Direction direction = Direction::kUnknown;
+  uint32_t netns = 0;
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;
+  IpAddr laddr;
+  uint16_t lport = 0;  // 0 for active flows
+  IpAddr raddr;
+  uint16_t rport = 0;  // 0 for passive flows
+  bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const noexcept;
+};
+
+// Summable: two FlowStats of the same key add with Merge. A connection is
+// counted once, in the bucket where it was first seen (open, or close when
+// the open was missed); bytes and segments are added where they were
+// measured (a close, or a live update of a long connection).
+struct FlowStats {
+  uint64_t connections = 0;
+  uint64_t bytes_tx = 0;
+  uint64_t bytes_rx = 0;
+  uint64_t segs_out = 0;
+  uint64_t segs_in = 0;
+  uint64_t retrans = 0;
+  uint64_t rtt_sum_us = 0;  // over rtt_samples closes that had an RTT
+  uint64_t rtt_samples = 0;
+  uint32_t rtt_max_us = 0;
+  int64_t first_seen_ns = 0;  // 0 = unset
+  int64_t last_seen_ns = 0;
+
+  void Merge(const FlowStats& o);
+  uint32_t rtt_mean_us() const { return rtt_samples ? static_cast<uint32_t>(rtt_sum_us / rtt_samples) : 0; }
+  bool operator==(const FlowStats&) const = default;
+};
+
+struct Flow {
+  FlowKey key;
+  FlowStats stats;
+};
+
+// A flow's contribution to one bucket.
+struct FlowDelta {
+  int64_t bucket_ns = 0;  // FlowBucketOf(...)
+  FlowKey key;
+  FlowStats stats;
+};
+
+// A listening socket on this node and its owner.
+struct EndpointRecord {
+  uint32_t netns = 0;
+  IpAddr addr;  // may be unspecified (0.0.0.0 / ::): listens on every address
+  uint16_t port = 0;
+  ProcessRef proc;
+  int64_t since_ns = 0;
+  bool operator==(const EndpointRecord& o) const {
+    return netns == o.netns && addr == o.addr && port == o.port && proc.pid == o.proc.pid &&
+           proc.start_ticks == o.proc.start_ticks && since_ns == o.since_ns;
+  }
+};
+
+// Everything the aggregator produced since the last flush; the store writes
+// one Batch as one atomic RocksDB WriteBatch, so a crash keeps all of it or
+// none of it.
+struct Batch {
+  std::vector<ConnRecord> records;
+  std::vector<FlowDelta> flows;                 // several deltas may share a key
+  std::vector<ProcessDetails> processes;        // new or changed processes
+  std::vector<EndpointRecord> endpoints_added;  // listen
+  std::vector<EndpointRecord> endpoints_removed;
+  bool empty() const {
+    return records.empty() && flows.empty() && processes.empty() && endpoints_added.empty() &&
+           endpoints_removed.empty();
+  }
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,118 @@
+// `look`: the dependency tree around one endpoint. The engine walks it by
+// asking the node that owns each address two questions (Describe, Clients);
+// Directory says which node owns what and how to ask it. Today the only node
+// is this one (LocalDirectory answers from the store); the mesh-wide walk
+// plugs in a Directory whose queriers go over the network, with the same
+// engine.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/common/net.h"
+#include "node/common/status.h"
+#include "node/flow/flow.h"
+#include "node/store/store.h"
+
+namespace flowmesh {
+
+enum class LookDirection : uint8_t { kBoth, kIn, kOut };  // in = clients, out = dependencies
+enum class LookStatus : uint8_t { kOk, kNoAgent, kUnreachable, kCycle, kDepthLimit };
+
+std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
+std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...
+Result<LookDirection> ParseLookDirection(std::string_view text);
+
+struct LookQuery {
+  Endpoint target;  // port 0: the host's processes with active flows (issue 5)
+  LookDirection direction = LookDirection::kBoth;
+  int depth = 3;
+  TimeWindow window;
+};
+
+// One vertex of the tree. `stats` describe the edge to the parent (absent
+// on the root).
+struct LookNode {
+  std::string host;  // owning node's name; "" = unknown (no-agent)
+  IpAddr addr;
+  uint16_t port = 0;  // 0 = none (a client address)
+  std::optional<ProcessDetails> process;
+  LookStatus status = LookStatus::kOk;
+  std::optional<FlowStats> stats;
+  std::vector<LookNode> clients;
+  std::vector<LookNode> dependencies;
+};
+
+struct LookResult {
+  LookQuery query;
+  LookNode root;
+};
+
+// ---- What one node answers (the mesh sends these over the wire later) ----
+
+// A client address that connected to an endpoint, summed over its connections.
+struct ClientEdge {
+  IpAddr addr;
+  FlowStats stats;
+};
+
+// An endpoint this process (group) connected to.
+struct DependencyEdge {
+  Endpoint remote;
+  FlowStats stats;
+};
+
+// "Describe your endpoint ip:port": the process listening there (a wildcard
+// listener matches), who connected to it (by client address) and what that
+// server node (its pgid group) connected to, in the window.
+struct EndpointDescription {
+  bool found = false;  // false: nothing listens there (any more)
+  Endpoint endpoint;   // as asked
+  ProcessDetails process;
+  std::vector<ClientEdge> clients;
+  std::vector<DependencyEdge> dependencies;
+};
+
+// "Which of your processes connected to ip:port (from address `from`)":
+// each such process (group) with its flow to the target, and that process's
+// own clients and listening endpoints, so the upward walk continues without a
+// second round trip to the same node.
+struct ClientProcess {
+  ProcessDetails process;
+  FlowStats stats;                      // its connections to the target
+  std::vector<Endpoint> endpoints;      // where it listens
+  std::vector<ClientEdge> clients;      // who connected to those endpoints
+};
+
+class NodeQuerier {
+ public:
+  virtual ~NodeQuerier() = default;
+  virtual Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) = 0;
+  virtual Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
+                                                     const TimeWindow& w) = 0;
+};
+
+struct NodeRef {
+  std::string name;
+  NodeQuerier* querier = nullptr;  // owned by the Directory
+};
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+  // The node listening on this endpoint (a wildcard listener matches any of
+  // its owner's addresses); nullopt = no agent knows it.
+  virtual std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) = 0;
+  // The node that has this address; nullopt = no agent.
+  virtual std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) = 0;
+};
+
+// Walks the tree: clients upward, dependencies downward, to query.depth, with
+// a visited set (cycle leaves). A querier error makes an `unreachable` leaf;
+// the rest of the tree still comes back.
+LookResult Look(const LookQuery& query, Directory& directory);
+
+}  // namespace flowmesh

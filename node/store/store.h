@@ -1,0 +1,108 @@
+// meshd's own history in an embedded RocksDB under --data-dir: closed
+// connection records keyed by close time, flows summed per minute bucket,
+// process details, local endpoints and node metadata, one column family
+// each. A Batch is written atomically through the WAL, so kill -9 keeps
+// every batch that Write returned OK for and never half of one.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/flow/flow.h"
+
+namespace flowmesh {
+
+struct StoreOptions {
+  std::string dir;                       // created if missing
+  int64_t retention_ns = 7LL * 24 * 3600 * 1'000'000'000;  // records/flows older go
+  uint64_t retention_bytes = 2ULL << 30;  // oldest buckets go while larger; 0 = no limit
+  int64_t retention_interval_ns = 60'000'000'000;  // background check; 0 = no thread
+};
+
+// [since, until], Unix epoch ns, both inclusive.
+struct TimeWindow {
+  int64_t since_ns = 0;
+  int64_t until_ns = std::numeric_limits<int64_t>::max();
+  bool Contains(int64_t ts) const { return ts >= since_ns && ts <= until_ns; }
+};
+
+// Zeros and empty lists select everything (as in control.capnp's Filter).
+struct RecordFilter {
+  uint32_t pid = 0;
+  uint16_t family = 0;
+  std::vector<uint16_t> lports;
+  std::vector<uint16_t> rports;
+  bool Matches(const ConnRecord& r) const;
+};
+
+struct StoreStats {
+  std::string dir;
+  uint64_t disk_bytes = 0;  // SST files + WAL
+  uint64_t records = 0;     // connection records held
+  int64_t oldest_ns = 0;    // close time of the oldest record; 0 = none
+  uint64_t batches = 0;     // batches written since open
+  uint64_t write_errors = 0;
+  std::string last_error;   // "" when the last write succeeded
+  uint64_t expired_records = 0;  // removed by retention since open
+};
+
+// Identity of this node's store: a random id made on first open, and a
+// generation that grows by one on every open (the mesh gossips both).
+struct NodeMeta {
+  std::string node_id;  // 32 hex digits
+  uint64_t generation = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();  // stops the retention thread, closes the database
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // One atomic write. On failure (disk full, read-only) the error says so
+  // and the next Write first tries to resume the database.
+  Status Write(const Batch& batch);
+
+  // Records whose close time is in the window, oldest first. `fn` returns
+  // false to stop early.
+  Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                     const std::function<bool(const ConnRecord&)>& fn) const;
+  // Flows of every bucket that overlaps the window, summed per key. `keep`
+  // (optional) skips keys before they are summed.
+  Result<std::vector<Flow>> ReadFlows(const TimeWindow& window,
+                                      const std::function<bool(const FlowKey&)>& keep = {}) const;
+
+  Result<std::vector<EndpointRecord>> Endpoints() const;
+  // Start-up: the endpoints table becomes exactly this (the snapshot's listeners).
+  Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);
+
+  Result<std::optional<ProcessDetails>> Process(uint32_t pid, uint64_t start_ticks) const;
+  Result<std::vector<ProcessDetails>> Processes() const;
+
+  const NodeMeta& meta() const;
+  // Small values the mesh keeps (known peers); key is free-form text.
+  Status PutMeta(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> GetMeta(const std::string& key) const;
+
+  StoreStats Stats() const;
+  // Drops records, flows and processes older than retention, then the oldest
+  // buckets while the store is over retention_bytes. Returns the number of
+  // records removed. The background thread calls it; tests call it directly.
+  Result<uint64_t> EnforceRetention(int64_t now_ns);
+  // Memtables to SST files and a full compaction (benchmarks, size checks).
+  Status CompactAll();
+
+ private:
+  class Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowmesh
