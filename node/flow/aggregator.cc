@@ -1,0 +1,348 @@
+// Aggregator: per-connection accounting (count once, add only new counters),
+// duplicate suppression across probes, and the pending batch.
+#include "node/flow/aggregator.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace flowmesh {
+namespace {
+
+ConnKey ListenKey(const ConnKey& k) { return ConnKey{k.netns, k.laddr, {}, k.lport, 0}; }
+
+uint64_t Delta(uint64_t now, uint64_t& accounted) {
+  if (now <= accounted) return 0;  // counters never go back; a lower report adds nothing
+  uint64_t d = now - accounted;
+  accounted = now;
+  return d;
+}
+
+uint32_t Delta32(uint32_t now, uint32_t& accounted) {
+  uint64_t a = accounted;
+  uint64_t d = Delta(now, a);
+  accounted = static_cast<uint32_t>(a);
+  return static_cast<uint32_t>(d);
+}
+
+ProcessDetails DetailsFromRef(const ProcessRef& ref) {
+  ProcessDetails d;
+  d.pid = ref.pid;
+  d.start_ticks = ref.start_ticks;
+  d.comm = std::string(ref.comm_view());
+  return d;
+}
+
+}  // namespace
+
+size_t Aggregator::ProcKeyHash::operator()(const ProcKey& k) const noexcept {
+  return std::hash<uint64_t>{}(k.start_ticks * 0x9e3779b97f4a7c15ULL ^ k.pid);
+}
+
+size_t Aggregator::BucketKeyHash::operator()(const BucketKey& k) const noexcept {
+  return FlowKeyHash{}(k.flow) ^ std::hash<int64_t>{}(k.bucket_ns);
+}
+
+Aggregator::Aggregator(ProcessCache* cache, AggregatorOptions options)
+    : cache_(cache), options_(options) {}
+
+void Aggregator::Add(const ConnEvent& ev) {
+  Work w;
+  {
+    std::lock_guard lock(state_mu_);
+    stats_.events++;
+    ExpireClosed(ev.ts_ns);
+    switch (ev.kind) {
+      case EventKind::kOpen: OnOpen(ev, w); break;
+      case EventKind::kUpdate: OnUpdate(ev, w); break;
+      case EventKind::kClose: OnClose(ev, w); break;
+      case EventKind::kListen: OnListen(ev, w); break;
+      case EventKind::kUnlisten: OnUnlisten(ev, w); break;
+    }
+    BoundTracked();
+    std::lock_guard pending(pending_mu_);
+    MergeLocked(w);
+  }
+  if (w.processes.empty()) return;
+  std::vector<ProcessDetails> details;
+  details.reserve(w.processes.size());
+  for (const ProcessRef& ref : w.processes)
+    details.push_back(cache_ ? cache_->Lookup(ref) : DetailsFromRef(ref));
+  std::lock_guard pending(pending_mu_);
+  for (ProcessDetails& d : details) pending_.processes.push_back(std::move(d));
+}
+
+void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
+  auto closed = closed_.find(ev.key);
+  if (closed != closed_.end() && ev.source != EventSource::kKernel &&
+      closed->second.source == EventSource::kKernel) {
+    // A sock_diag dump taken before the close, delivered after it. Its own
+    // CLOSE will follow and is then a duplicate too, as the key stays closed.
+    stats_.stale_opens_ignored++;
+    return;
+  }
+  auto it = tracked_.find(ev.key);
+  if (it != tracked_.end()) {
+    stats_.duplicate_opens++;
+    if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+    Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
+    NoteProcess(Attribute(ev, it->second.flow.direction), ev.ts_ns, w);
+    return;
+  }
+  if (closed != closed_.end()) closed_.erase(closed);  // a new connection on the same 4-tuple
+  Tracked& t = tracked_[ev.key];
+  t.flow = FlowKeyOf(ev);
+  Account(t, ev, /*count=*/true, /*rtt_sample=*/false, w);
+  NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
+}
+
+void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
+  auto it = tracked_.find(ev.key);
+  if (it == tracked_.end()) {
+    // Never creates a connection: an UPDATE can be a snapshot racing a CLOSE.
+    stats_.untracked_updates++;
+    return;
+  }
+  if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+  Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
+}
+
+void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
+  auto it = tracked_.find(ev.key);
+  Tracked t;
+  if (it != tracked_.end()) {
+    t = it->second;
+    tracked_.erase(it);
+    if (t.flow.pid == 0 && ev.proc.known()) t.flow = FlowKeyOf(ev);
+    Account(t, ev, /*count=*/false, /*rtt_sample=*/true, w);
+  } else {
+    if (closed_.count(ev.key)) {
+      stats_.duplicates_ignored++;
+      return;
+    }
+    t.flow = FlowKeyOf(ev);
+    Account(t, ev, /*count=*/true, /*rtt_sample=*/true, w);
+  }
+  RememberClose(ev.key, ev);
+
+  ConnRecord r;
+  r.ts_ns = ev.ts_ns;
+  r.key = ev.key;
+  r.direction = ev.direction;
+  r.proc = Attribute(ev, t.flow.direction);
+  r.counters = ev.counters;
+  r.duration_ns = ev.duration_ns;
+  w.records.push_back(r);
+  NoteProcess(r.proc, ev.ts_ns, w);
+}
+
+void Aggregator::OnListen(const ConnEvent& ev, Work& w) {
+  ConnKey lk = ListenKey(ev.key);
+  auto it = listeners_.find(lk);
+  if (it != listeners_.end()) {
+    ProcessRef& have = it->second.proc;
+    bool same = have.pid == ev.proc.pid && have.start_ticks == ev.proc.start_ticks;
+    // Another probe's report of the same listener, or one that knows less.
+    if (same || !ev.proc.known()) return;
+    have = ev.proc;  // the owner became known, or the port changed hands
+    w.added.push_back(it->second);
+    NoteProcess(ev.proc, ev.ts_ns, w);
+    return;
+  }
+  EndpointRecord r;
+  r.netns = lk.netns;
+  r.addr = lk.laddr;
+  r.port = lk.lport;
+  r.proc = ev.proc;
+  r.since_ns = ev.ts_ns;
+  listeners_.emplace(lk, r);
+  w.added.push_back(r);
+  NoteProcess(ev.proc, ev.ts_ns, w);
+}
+
+void Aggregator::OnUnlisten(const ConnEvent& ev, Work& w) {
+  ConnKey lk = ListenKey(ev.key);
+  auto it = listeners_.find(lk);
+  if (it != listeners_.end()) {
+    w.removed.push_back(it->second);
+    listeners_.erase(it);
+    return;
+  }
+  // Not known here, but the store may hold it from before a restart.
+  EndpointRecord r;
+  r.netns = lk.netns;
+  r.addr = lk.laddr;
+  r.port = lk.lport;
+  r.proc = ev.proc;
+  w.removed.push_back(r);
+}
+
+const EndpointRecord* Aggregator::ListenerFor(const ConnKey& key) const {
+  auto it = listeners_.find(ListenKey(key));
+  if (it != listeners_.end()) return &it->second;
+  ConnKey any{key.netns, {}, {}, key.lport, 0};
+  any.laddr.family = key.laddr.family;  // 0.0.0.0 or ::
+  it = listeners_.find(any);
+  if (it != listeners_.end()) return &it->second;
+  if (key.laddr.is_v4()) {  // a dual-stack :: listener accepts IPv4 too
+    any.laddr.family = AF_INET6;
+    it = listeners_.find(any);
+    if (it != listeners_.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+ProcessRef Aggregator::Attribute(const ConnEvent& ev, Direction direction) const {
+  if (ev.proc.known() || direction != Direction::kPassive) return ev.proc;
+  const EndpointRecord* l = ListenerFor(ev.key);
+  return l ? l->proc : ev.proc;
+}
+
+FlowKey Aggregator::FlowKeyOf(const ConnEvent& ev) {
+  Direction dir = ev.direction;
+  if (dir == Direction::kUnknown) {
+    dir = ListenerFor(ev.key) ? Direction::kPassive : Direction::kActive;
+    stats_.direction_inferred++;
+  }
+  ProcessRef proc = Attribute(ev, dir);
+  FlowKey k;
+  k.direction = dir;
+  k.netns = ev.key.netns;
+  k.pid = proc.pid;
+  k.start_ticks = proc.known() ? proc.start_ticks : 0;
+  k.laddr = ev.key.laddr;
+  k.raddr = ev.key.raddr;
+  if (dir == Direction::kPassive) {
+    k.lport = ev.key.lport;  // the client's ephemeral port collapses
+  } else {
+    k.rport = ev.key.rport;  // our ephemeral port collapses
+  }
+  return k;
+}
+
+void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_sample, Work& w) {
+  FlowStats s;
+  if (count) {
+    s.connections = 1;
+    if (t.flow.pid == 0) stats_.unattributed++;
+  }
+  const TcpCounters& c = ev.counters;
+  s.bytes_tx = Delta(c.bytes_tx, t.accounted.bytes_tx);
+  s.bytes_rx = Delta(c.bytes_rx, t.accounted.bytes_rx);
+  s.segs_out = Delta32(c.segs_out, t.accounted.segs_out);
+  s.segs_in = Delta32(c.segs_in, t.accounted.segs_in);
+  s.retrans = Delta32(c.retrans, t.accounted.retrans);
+  if (rtt_sample && c.rtt_us > 0) {
+    s.rtt_sum_us = c.rtt_us;
+    s.rtt_samples = 1;
+    s.rtt_max_us = c.rtt_us;
+  }
+  t.touched_ns = ev.ts_ns;
+  // A live refresh that found nothing new is not activity; a close always is.
+  if (!count && !rtt_sample && s == FlowStats{}) return;
+  s.first_seen_ns = ev.ts_ns;
+  s.last_seen_ns = ev.ts_ns;
+  w.flows.push_back(FlowDelta{FlowBucketOf(ev.ts_ns), t.flow, s});
+}
+
+void Aggregator::NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w) {
+  if (!proc.known()) return;
+  auto [it, inserted] = processes_.try_emplace(ProcKey{proc.pid, proc.start_ticks}, ts_ns);
+  if (!inserted) {
+    if (ts_ns - it->second < options_.process_refresh_ns) return;
+    it->second = ts_ns;
+  }
+  w.processes.push_back(proc);
+  if (processes_.size() > options_.max_processes) BoundProcesses(ts_ns);
+}
+
+void Aggregator::BoundProcesses(int64_t now_ns) {
+  std::erase_if(processes_,
+                [&](const auto& p) { return now_ns - p.second >= options_.process_refresh_ns; });
+  // Still too many live processes: forgetting one only means writing its
+  // details once more.
+  if (processes_.size() > options_.max_processes) processes_.clear();
+}
+
+void Aggregator::RememberClose(const ConnKey& key, const ConnEvent& ev) {
+  closed_[key] = Closed{ev.ts_ns, ev.source};
+  closed_order_.emplace_back(ev.ts_ns, key);
+}
+
+void Aggregator::ExpireClosed(int64_t now_ns) {
+  while (!closed_order_.empty() &&
+         (now_ns - closed_order_.front().first > options_.duplicate_close_window_ns ||
+          closed_order_.size() > options_.max_tracked)) {
+    auto it = closed_.find(closed_order_.front().second);
+    if (it != closed_.end() && it->second.ts_ns == closed_order_.front().first) closed_.erase(it);
+    closed_order_.pop_front();
+  }
+}
+
+void Aggregator::BoundTracked() {
+  if (tracked_.size() <= options_.max_tracked) return;
+  // Forget the tenth least recently touched (their CLOSE was most likely
+  // lost); if one does close later it is counted again, at its close.
+  std::vector<int64_t> touched;
+  touched.reserve(tracked_.size());
+  for (const auto& [k, t] : tracked_) touched.push_back(t.touched_ns);
+  auto nth = touched.begin() + static_cast<ptrdiff_t>(touched.size() / 10);
+  std::nth_element(touched.begin(), nth, touched.end());
+  const int64_t cutoff = *nth;
+  stats_.tracked_evicted +=
+      std::erase_if(tracked_, [&](const auto& p) { return p.second.touched_ns <= cutoff; });
+}
+
+void Aggregator::MergeLocked(Work& w) {
+  for (FlowDelta& d : w.flows) {
+    auto [it, inserted] =
+        pending_index_.try_emplace(BucketKey{d.bucket_ns, d.key}, pending_.flows.size());
+    if (inserted) {
+      pending_.flows.push_back(std::move(d));
+      flows_touched_++;
+    } else {
+      pending_.flows[it->second].stats.Merge(d.stats);
+    }
+  }
+  records_ += w.records.size();
+  for (ConnRecord& r : w.records) pending_.records.push_back(std::move(r));
+  // Within one batch an endpoint is either added or removed, so the store
+  // need not apply the two lists in any particular order.
+  auto same = [](const EndpointRecord& a, const EndpointRecord& b) {
+    return a.netns == b.netns && a.addr == b.addr && a.port == b.port;
+  };
+  for (EndpointRecord& r : w.added) {
+    std::erase_if(pending_.endpoints_removed, [&](const auto& x) { return same(x, r); });
+    std::erase_if(pending_.endpoints_added, [&](const auto& x) { return same(x, r); });
+    pending_.endpoints_added.push_back(std::move(r));
+  }
+  for (EndpointRecord& r : w.removed) {
+    std::erase_if(pending_.endpoints_added, [&](const auto& x) { return same(x, r); });
+    std::erase_if(pending_.endpoints_removed, [&](const auto& x) { return same(x, r); });
+    pending_.endpoints_removed.push_back(std::move(r));
+  }
+}
+
+Batch Aggregator::TakeBatch() {
+  Batch b;
+  std::lock_guard lock(pending_mu_);
+  std::swap(b, pending_);
+  pending_index_.clear();
+  return b;
+}
+
+AggregatorStats Aggregator::Stats() const {
+  std::lock_guard lock(state_mu_);
+  AggregatorStats s = stats_;
+  s.tracked = tracked_.size();
+  s.listeners = listeners_.size();
+  std::lock_guard pending(pending_mu_);
+  s.records = records_;
+  s.flows_touched = flows_touched_;
+  s.pending_records = pending_.records.size();
+  s.pending_flows = pending_.flows.size();
+  return s;
+}
+
+}  // namespace flowmesh

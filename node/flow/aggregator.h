@@ -1,0 +1,151 @@
+// Connection events -> flows (Transtracer edges with the ephemeral port
+// collapsed), closed-connection records, process details and endpoint
+// changes, collected into the Batch the store writes at each flush. It sees
+// every event after ConnTable::Apply, from every probe, and counts each real
+// connection once however many probes reported it.
+//
+// Decisions:
+// - A connection is counted in the bucket of its first report (an OPEN, or
+//   its CLOSE when no OPEN was seen); counters are added as deltas where they
+//   were measured (OPEN/UPDATE from sock_diag, CLOSE), never more than the
+//   final counters.
+// - Unknown process: the record keeps pid 0 and the flow goes to the
+//   "unknown process" node, pid 0 and start_ticks 0 (a passive connection
+//   first borrows its listener's owner, as BPF does).
+// - Unknown direction (a CLOSE of a connection open before meshd that the
+//   snapshot missed): the record says "unknown"; the flow is classified as
+//   the poller classifies sockets, passive when the local port has a
+//   listener in the same network namespace, else active.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "node/flow/flow.h"
+#include "node/flow/process_cache.h"
+#include "node/probe/event.h"
+
+namespace flowmesh {
+
+struct AggregatorOptions {
+  // A second CLOSE of the same 4-tuple within this long, with no OPEN in
+  // between, is the other probe reporting the same close.
+  int64_t duplicate_close_window_ns = 30'000'000'000;
+  // Process details are written again when a process is seen after this
+  // long, so retention does not drop a process that is still active.
+  int64_t process_refresh_ns = 3600'000'000'000;
+  // Bounds on what is remembered between events (open connections whose
+  // CLOSE was lost would otherwise stay forever).
+  size_t max_tracked = 1 << 20;
+  size_t max_processes = 1 << 16;
+};
+
+struct AggregatorStats {
+  uint64_t events = 0;
+  uint64_t records = 0;              // ConnRecords produced
+  uint64_t flows_touched = 0;        // (bucket, flow) deltas produced
+  uint64_t duplicate_opens = 0;      // OPEN of a connection already counted
+  uint64_t duplicates_ignored = 0;   // CLOSE of a connection already closed
+  uint64_t stale_opens_ignored = 0;  // sock_diag OPEN of a connection the kernel closed
+  uint64_t untracked_updates = 0;    // UPDATE of a connection not seen open
+  uint64_t unattributed = 0;         // connections counted with no process
+  uint64_t direction_inferred = 0;   // connections whose direction came from the listeners
+  uint64_t tracked_evicted = 0;      // open connections forgotten to stay within max_tracked
+  uint64_t tracked = 0;              // open connections now
+  uint64_t listeners = 0;            // listening endpoints now
+  uint64_t pending_records = 0;      // waiting for the next TakeBatch
+  uint64_t pending_flows = 0;
+};
+
+class Aggregator {
+ public:
+  // `cache` resolves process details; may be null (details = the ref only).
+  explicit Aggregator(ProcessCache* cache, AggregatorOptions options = {});
+
+  // Any thread; events of one connection must arrive in order.
+  void Add(const ConnEvent& ev);
+  // Everything since the last call; the flusher writes it as one batch.
+  Batch TakeBatch();
+  AggregatorStats Stats() const;
+
+ private:
+  struct Tracked {
+    FlowKey flow;
+    TcpCounters accounted;  // payload counters already added to the flow
+    int64_t touched_ns = 0;
+  };
+  struct ProcKey {
+    uint32_t pid = 0;
+    uint64_t start_ticks = 0;
+    bool operator==(const ProcKey&) const = default;
+  };
+  struct ProcKeyHash {
+    size_t operator()(const ProcKey& k) const noexcept;
+  };
+  struct BucketKey {
+    int64_t bucket_ns = 0;
+    FlowKey flow;
+    bool operator==(const BucketKey&) const = default;
+  };
+  struct BucketKeyHash {
+    size_t operator()(const BucketKey& k) const noexcept;
+  };
+  struct Closed {
+    int64_t ts_ns = 0;
+    EventSource source = EventSource::kKernel;
+  };
+  // What one event contributes. Computed under state_mu_ and merged into the
+  // pending batch before state_mu_ is released (so batches see events in
+  // order); only the process lookups (which may read /proc) run unlocked.
+  struct Work {
+    std::vector<FlowDelta> flows;
+    std::vector<ConnRecord> records;
+    std::vector<EndpointRecord> added, removed;
+    std::vector<ProcessRef> processes;
+  };
+
+  void OnOpen(const ConnEvent& ev, Work& w);
+  void OnUpdate(const ConnEvent& ev, Work& w);
+  void OnClose(const ConnEvent& ev, Work& w);
+  void OnListen(const ConnEvent& ev, Work& w);
+  void OnUnlisten(const ConnEvent& ev, Work& w);
+
+  // The process a connection belongs to: the event's, or for a passive one
+  // its listener's owner.
+  ProcessRef Attribute(const ConnEvent& ev, Direction direction) const;
+  FlowKey FlowKeyOf(const ConnEvent& ev);
+  const EndpointRecord* ListenerFor(const ConnKey& key) const;
+  // Adds counters beyond t.accounted (and the connection itself if `count`).
+  void Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_sample, Work& w);
+  void NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w);
+  void RememberClose(const ConnKey& key, const ConnEvent& ev);
+  void ExpireClosed(int64_t now_ns);
+  void BoundTracked();
+  void BoundProcesses(int64_t now_ns);
+  void MergeLocked(Work& w);
+
+  ProcessCache* const cache_;
+  const AggregatorOptions options_;
+
+  // Between-event state. Add may run on the probe thread and on the control
+  // thread (counter refreshes) at once.
+  mutable std::mutex state_mu_;
+  std::unordered_map<ConnKey, Tracked, ConnKeyHash> tracked_;
+  std::unordered_map<ConnKey, Closed, ConnKeyHash> closed_;
+  std::deque<std::pair<int64_t, ConnKey>> closed_order_;
+  std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
+  std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
+  AggregatorStats stats_;
+
+  // The batch being filled; the flusher swaps it out.
+  mutable std::mutex pending_mu_;
+  Batch pending_;
+  std::unordered_map<BucketKey, size_t, BucketKeyHash> pending_index_;  // -> pending_.flows
+  uint64_t records_ = 0;
+  uint64_t flows_touched_ = 0;
+};
+
+}  // namespace flowmesh

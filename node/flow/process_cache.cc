@@ -1,0 +1,116 @@
+// ProcessCache: bounded LRU of verified identities plus short-lived negatives.
+#include "node/flow/process_cache.h"
+
+#include <utility>
+
+#include "node/common/clock.h"
+
+namespace flowmesh {
+namespace {
+
+ProcessDetails FromRef(const ProcessRef& ref) {
+  ProcessDetails d;
+  d.pid = ref.pid;
+  d.start_ticks = ref.start_ticks;
+  d.comm = std::string(ref.comm_view());
+  return d;
+}
+
+}  // namespace
+
+ProcessCache::ProcessCache(ProcReader reader, ProcessCacheOptions options,
+                           std::function<int64_t()> now_ns)
+    : reader_(std::move(reader)),
+      options_(options),
+      now_ns_(now_ns ? std::move(now_ns) : std::function<int64_t()>(MonotonicNs)) {}
+
+ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
+  if (!ref.known()) return {};
+  const Key key{ref.pid, ref.start_ticks};
+  const int64_t now = now_ns_();
+  {
+    std::lock_guard lock(mu_);
+    stats_.lookups++;
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      if (it->second->expires_ns == 0 || it->second->expires_ns > now) {
+        stats_.hits++;
+        lru_.splice(lru_.begin(), lru_, it->second);
+        ProcessDetails d = it->second->details;
+        // A negative entry knows no comm of its own; the ref's is the best.
+        if (d.comm.empty()) d.comm = std::string(ref.comm_view());
+        return d;
+      }
+      lru_.erase(it->second);
+      index_.erase(it);
+    }
+  }
+  // /proc is read without the lock: a slow read must not stall other callers.
+  ReadOutcome outcome = ReadOutcome::kGone;
+  ProcessDetails d = ReadProc(ref, &outcome);
+  std::lock_guard lock(mu_);
+  if (outcome == ReadOutcome::kVerified) {
+    InsertLocked(key, d, 0);
+  } else if (outcome == ReadOutcome::kUnverified) {
+    InsertLocked(key, d, now + options_.negative_ttl_ns);  // read, but unverifiable
+  } else {
+    // Gone or reused: remember only that, never another process's details.
+    ProcessDetails neg = FromRef(ref);
+    neg.comm.clear();
+    InsertLocked(key, neg, now + options_.negative_ttl_ns);
+  }
+  return d;
+}
+
+ProcessDetails ProcessCache::ReadProc(const ProcessRef& ref, ReadOutcome* outcome) {
+  {
+    std::lock_guard lock(mu_);
+    stats_.proc_reads++;
+  }
+  Result<ProcessInfo> info = reader_.Read(ref.pid);
+  if (!info.ok()) {
+    std::lock_guard lock(mu_);
+    stats_.gone++;
+    return FromRef(ref);
+  }
+  if (ref.start_ticks != 0 && info->start_ticks != ref.start_ticks) {
+    std::lock_guard lock(mu_);
+    stats_.pid_reused++;
+    return FromRef(ref);
+  }
+  ProcessDetails d;
+  d.pid = ref.pid;
+  d.start_ticks = ref.start_ticks;
+  d.pgid = info->pgid;
+  d.ppid = info->ppid;
+  d.comm = info->comm.empty() ? std::string(ref.comm_view()) : info->comm;
+  d.exe = info->exe;
+  // Without a start time the ref cannot be checked against /proc: use what is
+  // there now, but only for as long as a negative would be kept.
+  *outcome = ref.start_ticks != 0 ? ReadOutcome::kVerified : ReadOutcome::kUnverified;
+  return d;
+}
+
+void ProcessCache::InsertLocked(Key key, const ProcessDetails& details, int64_t expires_ns) {
+  auto it = index_.find(key);
+  if (it != index_.end()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  lru_.push_front(Entry{key, details, expires_ns});
+  index_[key] = lru_.begin();
+  while (lru_.size() > options_.capacity && !lru_.empty()) {
+    index_.erase(lru_.back().key);
+    lru_.pop_back();
+    stats_.evictions++;
+  }
+}
+
+ProcessCacheStats ProcessCache::Stats() const {
+  std::lock_guard lock(mu_);
+  ProcessCacheStats s = stats_;
+  s.size = lru_.size();
+  return s;
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,80 @@
+// Process identity -> display details (pgid, ppid, exe) from /proc, cached by
+// (pid, start_ticks) so the aggregator reads /proc once per process, not per
+// event, and never pins a reused pid's details on the wrong process.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "node/flow/flow.h"
+#include "node/probe/event.h"
+#include "node/proc/process.h"
+
+namespace flowmesh {
+
+struct ProcessCacheOptions {
+  size_t capacity = 16384;  // entries, least recently used go first
+  // How long "that process is gone (or its pid now belongs to another)" is
+  // remembered: a flood of short-lived clients must not reread /proc per
+  // event, but a ref whose start_ticks was 0 (unverifiable) is retried soon.
+  int64_t negative_ttl_ns = 5'000'000'000;
+};
+
+struct ProcessCacheStats {
+  uint64_t lookups = 0;
+  uint64_t hits = 0;
+  uint64_t proc_reads = 0;  // /proc/<pid> reads done
+  uint64_t gone = 0;        // /proc/<pid> missing or unreadable
+  uint64_t pid_reused = 0;  // /proc/<pid> belongs to a process with another start time
+  uint64_t evictions = 0;
+  size_t size = 0;
+};
+
+class ProcessCache {
+ public:
+  // `now_ns` is a monotonic clock (tests pass a fake one).
+  explicit ProcessCache(ProcReader reader, ProcessCacheOptions options = {},
+                        std::function<int64_t()> now_ns = {});
+
+  // Details of the process `ref` names. When /proc no longer has it (or the
+  // pid was reused), the result holds only what the ref has: pid,
+  // start_ticks and comm. A ref with pid 0 yields empty details.
+  ProcessDetails Lookup(const ProcessRef& ref);
+
+  ProcessCacheStats Stats() const;
+
+ private:
+  struct Key {
+    uint32_t pid;
+    uint64_t start_ticks;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept {
+      return std::hash<uint64_t>{}((uint64_t{k.pid} << 40) ^ k.start_ticks * 0x9e3779b97f4a7c15ULL);
+    }
+  };
+  struct Entry {
+    Key key;
+    ProcessDetails details;
+    int64_t expires_ns = 0;  // 0 = never (a verified identity does not change)
+  };
+
+  enum class ReadOutcome { kVerified, kUnverified, kGone };
+  ProcessDetails ReadProc(const ProcessRef& ref, ReadOutcome* outcome);
+  void InsertLocked(Key key, const ProcessDetails& details, int64_t expires_ns);
+
+  const ProcReader reader_;
+  const ProcessCacheOptions options_;
+  const std::function<int64_t()> now_ns_;
+
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // front = most recently used
+  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
+  ProcessCacheStats stats_;
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,410 @@
+// The aggregator: ephemeral-port collapse, active/passive flows, one count per
+// real connection across probes, counter deltas, pid reuse, buckets,
+// listeners and process details. Events go through ConnTable::Apply first,
+// as in meshd.
+#include "node/flow/aggregator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <map>
+
+#include "node/flow/conn_table.h"
+
+namespace flowmesh {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr int64_t kT0 = 1'700'000'000'000'000'000;  // 2023-11-14, Unix ns
+constexpr int64_t kSec = 1'000'000'000;
+const IpAddr kWeb = IpAddr::V4(10, 213, 0, 2);
+const IpAddr kApp = IpAddr::V4(10, 213, 0, 3);
+const IpAddr kClient = IpAddr::V4(10, 213, 0, 1);
+
+ProcessRef Proc(uint32_t pid, uint64_t start, const char* comm) {
+  ProcessRef p;
+  p.pid = pid;
+  p.start_ticks = start;
+  p.set_comm(comm);
+  return p;
+}
+
+ConnEvent Ev(EventKind kind, EventSource src, Direction dir, int64_t ts, ConnKey key,
+             ProcessRef proc = {}) {
+  ConnEvent e;
+  e.kind = kind;
+  e.source = src;
+  e.direction = dir;
+  e.ts_ns = ts;
+  e.key = key;
+  e.proc = proc;
+  return e;
+}
+
+// An active connection from kWeb:lport to kApp:8000.
+ConnKey Active(uint16_t lport) { return ConnKey{1, kWeb, kApp, lport, 8000}; }
+// A passive connection accepted on kWeb:80 from kClient:rport.
+ConnKey Passive(uint16_t rport) { return ConnKey{1, kWeb, kClient, 80, rport}; }
+
+TcpCounters Bytes(uint64_t tx, uint64_t rx, uint32_t rtt = 0) {
+  TcpCounters c;
+  c.bytes_tx = tx;
+  c.bytes_rx = rx;
+  c.segs_out = static_cast<uint32_t>(tx / 100);
+  c.segs_in = static_cast<uint32_t>(rx / 100);
+  c.rtt_us = rtt;
+  return c;
+}
+
+// Runs events through a ConnTable and an Aggregator, as the pipeline does.
+class AggregatorTest : public ::testing::Test {
+ protected:
+  void Feed(ConnEvent ev) {
+    table_.Apply(ev);
+    agg_.Add(ev);
+  }
+  // Flow stats of the taken batch summed per key (over buckets).
+  static std::map<std::pair<uint32_t, uint16_t>, FlowStats> ByPidAndPort(const Batch& b) {
+    std::map<std::pair<uint32_t, uint16_t>, FlowStats> out;
+    for (const FlowDelta& d : b.flows)
+      out[{d.key.pid, static_cast<uint16_t>(d.key.lport + d.key.rport)}].Merge(d.stats);
+    return out;
+  }
+
+  ConnTable table_;
+  Aggregator agg_{nullptr};
+  const ProcessRef nginx_ = Proc(4656, 9000, "nginx");
+};
+
+TEST_F(AggregatorTest, ActiveConnectionsCollapseTheLocalEphemeralPort) {
+  for (uint16_t lport : {40001, 40002, 40003}) {
+    Feed(
+        Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(lport), nginx_));
+    ConnEvent close =
+        Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + kSec, Active(lport));
+    close.counters = Bytes(1000, 2000, 150);
+    Feed(close);
+  }
+  Batch b = agg_.TakeBatch();
+  EXPECT_THAT(b.records, SizeIs(3));
+  ASSERT_THAT(b.flows, SizeIs(1));  // same bucket, same key
+  const FlowDelta& d = b.flows[0];
+  EXPECT_EQ(d.key.direction, Direction::kActive);
+  EXPECT_EQ(d.key.pid, 4656u);
+  EXPECT_EQ(d.key.start_ticks, 9000u);
+  EXPECT_EQ(d.key.laddr, kWeb);
+  EXPECT_EQ(d.key.lport, 0);
+  EXPECT_EQ(d.key.raddr, kApp);
+  EXPECT_EQ(d.key.rport, 8000);
+  EXPECT_EQ(d.stats.connections, 3u);
+  // ConnTable::Apply removed the active opener's SYN from bytes_tx (no FIN flags).
+  EXPECT_EQ(d.stats.bytes_tx, 3u * 999);
+  EXPECT_EQ(d.stats.bytes_rx, 3u * 2000);
+  EXPECT_EQ(d.stats.rtt_samples, 3u);
+  EXPECT_EQ(d.stats.rtt_mean_us(), 150u);
+  EXPECT_EQ(d.stats.first_seen_ns, kT0);
+  EXPECT_EQ(d.stats.last_seen_ns, kT0 + kSec);
+}
+
+TEST_F(AggregatorTest, PassiveConnectionsCollapseThePeerPort) {
+  Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0,
+          ConnKey{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0}, nginx_));
+  for (uint16_t rport : {50001, 50002}) {
+    Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kPassive, kT0, Passive(rport),
+            nginx_));
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kPassive, kT0, Passive(rport)));
+  }
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(1));
+  EXPECT_EQ(b.flows[0].key.direction, Direction::kPassive);
+  EXPECT_EQ(b.flows[0].key.laddr, kWeb);  // the accepted socket's address, not 0.0.0.0
+  EXPECT_EQ(b.flows[0].key.lport, 80);
+  EXPECT_EQ(b.flows[0].key.raddr, kClient);
+  EXPECT_EQ(b.flows[0].key.rport, 0);
+  EXPECT_EQ(b.flows[0].stats.connections, 2u);
+  ASSERT_THAT(b.records, SizeIs(2));
+  EXPECT_EQ(b.records[1].key.rport, 50002);  // records keep the full 4-tuple
+  EXPECT_EQ(b.records[1].proc.pid, 4656u);
+}
+
+TEST_F(AggregatorTest, SeedAndKernelOpenOfOneConnectionCountOnce) {
+  ConnEvent seed =
+      Ev(EventKind::kOpen, EventSource::kSeed, Direction::kActive, kT0, Active(40001), nginx_);
+  seed.counters = Bytes(500, 700);
+  Feed(seed);
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_));
+  ConnEvent close =
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kUnknown, kT0 + kSec, Active(40001));
+  close.counters = Bytes(1001, 1200);
+  Feed(close);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.records, SizeIs(1));
+  EXPECT_EQ(b.records[0].proc.pid, 4656u);
+  EXPECT_EQ(b.records[0].direction, Direction::kActive);
+  auto flows = ByPidAndPort(b);
+  ASSERT_EQ(flows.size(), 1u);
+  FlowStats s = flows.begin()->second;
+  EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(s.bytes_tx, 1000u);  // the final counters, not seed + close
+  EXPECT_EQ(s.bytes_rx, 1200u);
+  AggregatorStats st = agg_.Stats();
+  EXPECT_EQ(st.duplicate_opens, 1u);
+  EXPECT_EQ(st.records, 1u);
+  EXPECT_EQ(st.tracked, 0u);
+}
+
+TEST_F(AggregatorTest, PollAndKernelCloseOfOneConnectionMakeOneRecord) {
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_));
+  ConnEvent kclose =
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + kSec, Active(40001));
+  kclose.counters = Bytes(1001, 300);
+  Feed(kclose);
+  // The poller notices the socket is gone a moment later, with its last counters.
+  ConnEvent pclose = Ev(EventKind::kClose, EventSource::kPoll, Direction::kActive, kT0 + 2 * kSec,
+                        Active(40001), nginx_);
+  pclose.counters = Bytes(801, 300);
+  Feed(pclose);
+  Batch b = agg_.TakeBatch();
+  EXPECT_THAT(b.records, SizeIs(1));
+  auto flows = ByPidAndPort(b);
+  EXPECT_EQ(flows.begin()->second.connections, 1u);
+  EXPECT_EQ(flows.begin()->second.bytes_tx, 1000u);
+  EXPECT_EQ(agg_.Stats().duplicates_ignored, 1u);
+
+  // Past the window, the same 4-tuple closing is a new connection (its open unseen).
+  ConnEvent later = Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + 40 * kSec,
+                       Active(40001), nginx_);
+  Feed(later);
+  b = agg_.TakeBatch();
+  EXPECT_THAT(b.records, SizeIs(1));
+  EXPECT_EQ(ByPidAndPort(b).begin()->second.connections, 1u);
+}
+
+TEST_F(AggregatorTest, AnOpenBetweenTwoClosesMakesTheSecondReal) {
+  for (int i = 0; i < 2; i++) {
+    Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0 + i, Active(40001),
+            nginx_));
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + i, Active(40001)));
+  }
+  Batch b = agg_.TakeBatch();
+  EXPECT_THAT(b.records, SizeIs(2));
+  EXPECT_EQ(ByPidAndPort(b).begin()->second.connections, 2u);
+}
+
+TEST_F(AggregatorTest, UpdatesAddDeltasAndTheCloseOnlyTheRest) {
+  const int64_t t = FlowBucketOf(kT0);
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
+  // One update per minute bucket; the second changed nothing and adds no delta.
+  const uint64_t tx[] = {100, 100, 400};
+  for (int i = 0; i < 3; i++) {
+    ConnEvent up = Ev(EventKind::kUpdate, EventSource::kPoll, Direction::kActive,
+                      t + i * kFlowBucketNs, Active(40001), nginx_);
+    up.counters = Bytes(tx[i] + 1, 2 * tx[i]);  // +1: the SYN in sequence space
+    Feed(up);
+  }
+  ConnEvent close = Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive,
+                       t + 2 * kFlowBucketNs, Active(40001));
+  close.counters = Bytes(1001, 2000, 80);
+  Feed(close);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(2));
+  EXPECT_EQ(b.flows[0].bucket_ns, t);
+  EXPECT_EQ(b.flows[0].stats.bytes_tx, 100u);
+  EXPECT_EQ(b.flows[1].bucket_ns, t + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 900u);
+  FlowStats s = ByPidAndPort(b).begin()->second;
+  EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(s.bytes_tx, 1000u);
+  EXPECT_EQ(s.bytes_rx, 2000u);
+  EXPECT_EQ(s.segs_out, 10u);
+  EXPECT_EQ(s.rtt_samples, 1u);  // only the close samples RTT
+  EXPECT_EQ(s.rtt_max_us, 80u);
+}
+
+TEST_F(AggregatorTest, UpdateOfAnUntrackedConnectionCreatesNothing) {
+  ConnEvent up =
+      Ev(EventKind::kUpdate, EventSource::kPoll, Direction::kActive, kT0, Active(40001), nginx_);
+  up.counters = Bytes(100, 100);
+  agg_.Add(up);  // straight in: ConnTable would drop it too
+  EXPECT_TRUE(agg_.TakeBatch().empty());
+  EXPECT_EQ(agg_.Stats().untracked_updates, 1u);
+}
+
+TEST_F(AggregatorTest, PidReuseMakesADifferentFlow) {
+  ProcessRef first = Proc(777, 100, "worker");
+  ProcessRef second = Proc(777, 5000, "worker");  // same pid, later start
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), first));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(40001)));
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40002), second));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(40002)));
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(2));
+  EXPECT_EQ(b.flows[0].key.start_ticks, 100u);
+  EXPECT_EQ(b.flows[1].key.start_ticks, 5000u);
+  EXPECT_EQ(b.flows[0].stats.connections, 1u);
+  EXPECT_EQ(b.flows[1].stats.connections, 1u);
+  EXPECT_THAT(b.processes, SizeIs(2));
+}
+
+TEST_F(AggregatorTest, CountsInTheBucketOfTheOpenAndBytesInTheBucketOfTheClose) {
+  const int64_t t = FlowBucketOf(kT0) + 30 * kSec;
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
+  ConnEvent close =
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 90 * kSec, Active(40001));
+  close.counters = Bytes(101, 200);
+  Feed(close);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(2));
+  EXPECT_EQ(b.flows[0].bucket_ns, FlowBucketOf(t));
+  EXPECT_EQ(b.flows[0].stats.connections, 1u);
+  EXPECT_EQ(b.flows[0].stats.bytes_tx, 0u);
+  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.connections, 0u);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 100u);
+  EXPECT_EQ(b.flows[1].stats.last_seen_ns, t + 90 * kSec);
+}
+
+TEST_F(AggregatorTest, CloseWithoutOpenIsCountedAtClose) {
+  ConnEvent close =
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_);
+  close.counters = Bytes(51, 60);
+  Feed(close);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(1));
+  EXPECT_EQ(b.flows[0].stats.connections, 1u);
+  EXPECT_EQ(b.flows[0].stats.bytes_tx, 50u);
+  EXPECT_THAT(b.records, SizeIs(1));
+}
+
+TEST_F(AggregatorTest, UnknownProcessAndDirection) {
+  Feed(Ev(EventKind::kListen, EventSource::kSeed, Direction::kUnknown, kT0,
+          ConnKey{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0}, nginx_));
+  // A passive close with no process: its listener's owner. An unknown-direction
+  // close whose local port has a listener: passive. One with no listener: active,
+  // owner unknown (pid 0).
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kPassive, kT0, Passive(50001)));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kUnknown, kT0, Passive(50002)));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kUnknown, kT0, Active(40001)));
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.records, SizeIs(3));
+  EXPECT_EQ(b.records[0].proc.pid, 4656u);
+  EXPECT_EQ(b.records[1].direction, Direction::kUnknown);  // the record stays honest
+  EXPECT_EQ(b.records[2].proc.pid, 0u);
+  ASSERT_THAT(b.flows, SizeIs(2));
+  EXPECT_EQ(b.flows[0].key.direction, Direction::kPassive);
+  EXPECT_EQ(b.flows[0].key.pid, 4656u);
+  EXPECT_EQ(b.flows[0].stats.connections, 2u);
+  EXPECT_EQ(b.flows[1].key.direction, Direction::kActive);
+  EXPECT_EQ(b.flows[1].key.pid, 0u);
+  EXPECT_EQ(b.flows[1].key.rport, 8000);
+  AggregatorStats st = agg_.Stats();
+  EXPECT_EQ(st.direction_inferred, 2u);
+  EXPECT_EQ(st.unattributed, 1u);
+}
+
+TEST_F(AggregatorTest, StaleSnapshotOpenAfterAKernelCloseIsIgnored) {
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(40001)));
+  // A poll dumped before the close and delivered after it, then its own close.
+  Feed(Ev(EventKind::kOpen, EventSource::kPoll, Direction::kActive, kT0 + kSec, Active(40001),
+          nginx_));
+  Feed(
+      Ev(EventKind::kClose, EventSource::kPoll, Direction::kActive, kT0 + 2 * kSec, Active(40001)));
+  Batch b = agg_.TakeBatch();
+  EXPECT_THAT(b.records, SizeIs(1));
+  EXPECT_EQ(ByPidAndPort(b).begin()->second.connections, 1u);
+  EXPECT_EQ(agg_.Stats().stale_opens_ignored, 1u);
+  EXPECT_EQ(agg_.Stats().duplicates_ignored, 1u);
+}
+
+TEST_F(AggregatorTest, ListenAndUnlistenKeepTheEndpointTable) {
+  ConnKey l80{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0};
+  ConnKey l6379{1, IpAddr::V4(127, 0, 0, 1), {}, 6379, 0};
+  Feed(Ev(EventKind::kListen, EventSource::kSeed, Direction::kUnknown, kT0, l80, nginx_));
+  Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0 + 1, l80, nginx_));
+  Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0, l6379,
+          Proc(2127, 1, "redis-server")));
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.endpoints_added, SizeIs(2));  // the second report of :80 adds nothing
+  EXPECT_EQ(b.endpoints_added[0].port, 80);
+  EXPECT_EQ(b.endpoints_added[0].proc.pid, 4656u);
+  EXPECT_EQ(b.endpoints_added[0].since_ns, kT0);
+  EXPECT_EQ(b.endpoints_added[1].addr, IpAddr::V4(127, 0, 0, 1));
+  EXPECT_THAT(b.endpoints_removed, IsEmpty());
+
+  Feed(Ev(EventKind::kUnlisten, EventSource::kKernel, Direction::kUnknown, kT0 + 5, l6379));
+  b = agg_.TakeBatch();
+  EXPECT_THAT(b.endpoints_added, IsEmpty());
+  ASSERT_THAT(b.endpoints_removed, SizeIs(1));
+  EXPECT_EQ(b.endpoints_removed[0].port, 6379);
+  EXPECT_EQ(b.endpoints_removed[0].proc.pid, 2127u);
+  EXPECT_EQ(agg_.Stats().listeners, 1u);
+
+  // Listen then unlisten within one batch leaves only the removal.
+  Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0 + 6, l6379,
+          Proc(2127, 1, "redis-server")));
+  Feed(Ev(EventKind::kUnlisten, EventSource::kKernel, Direction::kUnknown, kT0 + 7, l6379));
+  b = agg_.TakeBatch();
+  EXPECT_THAT(b.endpoints_added, IsEmpty());
+  EXPECT_THAT(b.endpoints_removed, SizeIs(1));
+}
+
+TEST_F(AggregatorTest, ProcessDetailsOncePerProcessAndAgainAfterAWhile) {
+  for (uint16_t lport = 40001; lport < 40011; lport++) {
+    Feed(
+        Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(lport), nginx_));
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(lport)));
+  }
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.processes, SizeIs(1));
+  EXPECT_EQ(b.processes[0].pid, 4656u);
+  EXPECT_EQ(b.processes[0].start_ticks, 9000u);
+  EXPECT_EQ(b.processes[0].comm, "nginx");  // no cache: what the ref had
+
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0 + 10 * kSec,
+          Active(50000), nginx_));
+  EXPECT_THAT(agg_.TakeBatch().processes, IsEmpty());
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0 + 2 * 3600 * kSec,
+          Active(50001), nginx_));
+  EXPECT_THAT(agg_.TakeBatch().processes, SizeIs(1));
+}
+
+TEST(Aggregator, ProcessDetailsComeFromTheCache) {
+  ProcessCache cache(ProcReader(std::string(FLOWMESH_TESTDATA) + "/proc"));
+  Aggregator agg(&cache);
+  ConnEvent ev = Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001),
+                    Proc(101, 1010, "nginx"));
+  agg.Add(ev);
+  Batch b = agg.TakeBatch();
+  ASSERT_THAT(b.processes, SizeIs(1));
+  EXPECT_EQ(b.processes[0].pgid, 100u);
+  EXPECT_EQ(b.processes[0].ppid, 100u);
+  EXPECT_EQ(b.processes[0].exe, "/usr/sbin/nginx");
+}
+
+TEST(Aggregator, ForgetsTheLeastRecentlyTouchedWhenOverTheBound) {
+  AggregatorOptions opt;
+  opt.max_tracked = 100;
+  Aggregator agg(nullptr, opt);
+  for (uint16_t i = 0; i < 101; i++)
+    agg.Add(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0 + i,
+               Active(static_cast<uint16_t>(40000 + i)), Proc(1, 1, "x")));
+  AggregatorStats st = agg.Stats();
+  EXPECT_EQ(st.tracked_evicted, 11u);  // the tenth oldest and everything older
+  EXPECT_EQ(st.tracked, 90u);
+  // The oldest is gone: its close counts it again; the newest is still tracked.
+  agg.TakeBatch();
+  agg.Add(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + 200, Active(40000),
+             Proc(1, 1, "x")));
+  agg.Add(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + 200, Active(40100),
+             Proc(1, 1, "x")));
+  EXPECT_EQ(agg.TakeBatch().flows.at(0).stats.connections, 1u);
+}
+
+}  // namespace
+}  // namespace flowmesh
