@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@ enum class LookStatus : uint8_t { kOk, kNoAgent, kUnreachable, kCycle, kDepthLim
 std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
 std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...
 Result<LookDirection> ParseLookDirection(std::string_view text);
+Result<LookStatus> ParseLookStatus(std::string_view text);
 
 struct LookQuery {
   Endpoint target;  // port 0: the host's processes with active flows (issue 5)
@@ -57,6 +59,10 @@ struct LookResult {
 struct ClientEdge {
   IpAddr addr;
   FlowStats stats;
+  // Which of the process's endpoints it connected to (the concrete address,
+  // also behind a wildcard listener), in ClientProcess.clients; port 0 = not
+  // said, and the walk then asks about each of ClientProcess.endpoints.
+  Endpoint endpoint;
 };
 
 // An endpoint this process (group) connected to.
@@ -82,9 +88,9 @@ struct EndpointDescription {
 // second round trip to the same node.
 struct ClientProcess {
   ProcessDetails process;
-  FlowStats stats;                      // its connections to the target
-  std::vector<Endpoint> endpoints;      // where it listens
-  std::vector<ClientEdge> clients;      // who connected to those endpoints
+  FlowStats stats;                  // its connections to the target
+  std::vector<Endpoint> endpoints;  // where it listens
+  std::vector<ClientEdge> clients;  // who connected to those endpoints
 };
 
 class NodeQuerier {
@@ -110,9 +116,30 @@ class Directory {
   virtual std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) = 0;
 };
 
+// One question of a level of the walk, and its answer.
+struct LookQuestion {
+  enum class Kind : uint8_t { kDescribe, kClients };
+  Kind kind = Kind::kDescribe;
+  NodeRef node;
+  Endpoint endpoint;  // Describe: the endpoint; Clients: the target
+  IpAddr from;        // Clients: the client address
+};
+struct LookAnswer {
+  Status status;                       // not ok: the node did not answer (an `unreachable` leaf)
+  EndpointDescription description;     // kDescribe
+  std::vector<ClientProcess> clients;  // kClients
+};
+// Asks one level's questions; returns one answer per question, in order.
+// The local walk asks in turn (AskInTurn); the mesh replaces it with one
+// that asks every node of the level in parallel with a per-hop timeout.
+using LookAsker =
+    std::function<std::vector<LookAnswer>(const std::vector<LookQuestion>&, const TimeWindow&)>;
+std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w);
+
 // Walks the tree: clients upward, dependencies downward, to query.depth, with
 // a visited set (cycle leaves). A querier error makes an `unreachable` leaf;
 // the rest of the tree still comes back.
 LookResult Look(const LookQuery& query, Directory& directory);
+LookResult Look(const LookQuery& query, Directory& directory, const LookAsker& ask);
 
 }  // namespace flowmesh

@@ -1,0 +1,388 @@
+// The look walk: level by level from the root, clients upward and
+// dependencies downward, one batch of questions per level, with a visited set.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "node/look/look.h"
+
+namespace flowmesh {
+namespace {
+
+// One client address still to be asked about: who there connected to
+// which of our endpoints.
+struct UpEdge {
+  IpAddr ip;
+  FlowStats stats;
+  std::vector<Endpoint> targets;
+};
+
+// The tree is built in an arena (children by index) so growing one level
+// never invalidates what the next level points at.
+struct Vertex {
+  LookNode node;  // children left empty; see Materialize
+  std::vector<int> clients, dependencies;
+  NodeRef where;                     // the node that answers for it
+  std::vector<UpEdge> up;            // what to ask next, upward
+  std::vector<DependencyEdge> down;  // ... and downward
+};
+
+// A child as an answer made it, before it is placed and checked.
+struct Candidate {
+  LookNode node;
+  NodeRef where;
+  std::vector<UpEdge> up;
+  std::vector<DependencyEdge> down;
+};
+
+std::string GroupKey(const std::string& host, const ProcessDetails& p) {
+  if (p.pgid != 0) return host + "|g" + std::to_string(p.pgid);
+  return host + "|p" + std::to_string(p.pid) + "/" + std::to_string(p.start_ticks);
+}
+
+std::string QuestionKey(const LookQuestion& q) {
+  return std::string(q.kind == LookQuestion::Kind::kDescribe ? "D|" : "C|") + q.node.name + "|" +
+         q.endpoint.ToString() + "|" + q.from.ToString();
+}
+
+bool ByWeightThenAddress(const Candidate& a, const Candidate& b) {
+  uint64_t ca = a.node.stats ? a.node.stats->connections : 0;
+  uint64_t cb = b.node.stats ? b.node.stats->connections : 0;
+  if (ca != cb) return ca > cb;
+  uint32_t pa = a.node.process ? a.node.process->pid : 0;
+  uint32_t pb = b.node.process ? b.node.process->pid : 0;
+  return std::tie(a.node.addr, a.node.port, a.node.host, pa) <
+         std::tie(b.node.addr, b.node.port, b.node.host, pb);
+}
+
+std::optional<ProcessDetails> Known(const ProcessDetails& p) {
+  if (p.pid == 0) return std::nullopt;  // the "unknown process" of unattributed flows
+  return p;
+}
+
+// The next upward questions of a client process: each client address of its
+// endpoints. A wildcard endpoint is reached at the address the process itself
+// was seen with (`self`), an address of the same node.
+std::vector<UpEdge> UpEdgesOf(const std::vector<ClientEdge>& clients,
+                              const std::vector<Endpoint>& endpoints, const IpAddr& self) {
+  auto concrete = [&](Endpoint e) {
+    if (e.addr.is_unspecified()) e.addr = self;
+    return e;
+  };
+  std::map<IpAddr, UpEdge> by_ip;
+  for (const ClientEdge& c : clients) {
+    UpEdge& u = by_ip[c.addr];
+    u.ip = c.addr;
+    u.stats.Merge(c.stats);
+    std::vector<Endpoint> targets;
+    if (c.endpoint.port != 0) {
+      targets.push_back(concrete(c.endpoint));
+    } else {
+      for (const Endpoint& e : endpoints) targets.push_back(concrete(e));
+    }
+    for (const Endpoint& t : targets)
+      if (std::find(u.targets.begin(), u.targets.end(), t) == u.targets.end())
+        u.targets.push_back(t);
+  }
+  std::vector<UpEdge> out;
+  for (auto& [ip, u] : by_ip) out.push_back(std::move(u));
+  return out;
+}
+
+class Walker {
+ public:
+  Walker(const LookQuery& query, Directory& directory, const LookAsker& ask)
+      : query_(query), dir_(directory), ask_(ask) {}
+
+  LookResult Run();
+
+ private:
+  // A pending child of `parent`: the questions whose answers make it.
+  struct Slot {
+    int parent = 0;
+    bool client = false;
+    NodeRef owner;
+    UpEdge up;            // client slots
+    DependencyEdge down;  // dependency slots
+    std::vector<size_t> questions;
+  };
+
+  std::optional<NodeRef> Owner(const IpAddr& addr, const Endpoint* endpoint, const NodeRef& here);
+  size_t Enqueue(LookQuestion q);
+  void AskPending();
+  void Describe(Vertex& root);
+  std::vector<Candidate> ChildrenOf(const Slot& s);
+  // Places one level's children and returns the next frontier.
+  std::vector<int> Place(std::vector<std::vector<Candidate>>& clients,
+                         std::vector<std::vector<Candidate>>& deps,
+                         const std::vector<int>& frontier, int level);
+  LookNode Materialize(int index);
+
+  const LookQuery& query_;
+  Directory& dir_;
+  const LookAsker& ask_;
+  std::vector<Vertex> arena_;
+  std::set<std::string> visited_;
+  // Every answer of the walk, so a question is asked at most once.
+  std::map<std::string, LookAnswer> answers_;
+  std::vector<LookQuestion> pending_;
+  std::vector<std::string> pending_keys_;
+  std::vector<std::string> slot_keys_;  // question index -> key
+};
+
+std::optional<NodeRef> Walker::Owner(const IpAddr& addr, const Endpoint* endpoint,
+                                     const NodeRef& here) {
+  // Loopback never leaves the host: the node asking is the node that owns it.
+  if (addr.is_loopback() && here.querier != nullptr) return here;
+  if (endpoint != nullptr) {
+    if (auto n = dir_.OwnerOfEndpoint(*endpoint)) return n;
+  }
+  // An agent that has the address but no listener known in its table can
+  // still say what it knows (historical flows), which beats `no-agent`.
+  return dir_.OwnerOfAddress(addr);
+}
+
+size_t Walker::Enqueue(LookQuestion q) {
+  std::string key = QuestionKey(q);
+  if (!answers_.count(key) &&
+      std::find(pending_keys_.begin(), pending_keys_.end(), key) == pending_keys_.end()) {
+    pending_.push_back(std::move(q));
+    pending_keys_.push_back(key);
+  }
+  slot_keys_.push_back(std::move(key));
+  return slot_keys_.size() - 1;
+}
+
+void Walker::AskPending() {
+  if (pending_.empty()) return;
+  std::vector<LookAnswer> got = ask_(pending_, query_.window);
+  for (size_t i = 0; i < pending_.size(); i++) {
+    LookAnswer a = i < got.size() ? std::move(got[i]) : LookAnswer{Internal("no answer"), {}, {}};
+    answers_[pending_keys_[i]] = std::move(a);
+  }
+  pending_.clear();
+  pending_keys_.clear();
+}
+
+void Walker::Describe(Vertex& root) {
+  const Endpoint& target = query_.target;
+  std::optional<NodeRef> owner = Owner(target.addr, &target, NodeRef{});
+  if (!owner) {
+    root.node.status = LookStatus::kNoAgent;
+    return;
+  }
+  root.node.host = owner->name;
+  root.where = *owner;
+  size_t qi = Enqueue({LookQuestion::Kind::kDescribe, *owner, target, {}});
+  AskPending();
+  const LookAnswer& a = answers_[slot_keys_[qi]];
+  if (!a.status.ok()) {
+    root.node.status = LookStatus::kUnreachable;
+    return;
+  }
+  if (!a.description.found) return;
+  root.node.process = Known(a.description.process);
+  if (root.node.process) visited_.insert(GroupKey(root.where.name, *root.node.process));
+  if (query_.direction != LookDirection::kOut) {
+    for (const ClientEdge& c : a.description.clients) {
+      UpEdge u{c.addr, c.stats, {target}};
+      root.up.push_back(std::move(u));
+    }
+  }
+  if (query_.direction != LookDirection::kIn) root.down = a.description.dependencies;
+}
+
+std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
+  std::vector<Candidate> out;
+  if (s.client) {
+    // One child per client process (group); answers for several targets merge.
+    std::map<std::string, Candidate> by_group;
+    std::vector<std::string> order;
+    bool answered = false;
+    for (size_t qi : s.questions) {
+      const LookAnswer& a = answers_[slot_keys_[qi]];
+      if (!a.status.ok()) continue;
+      answered = true;
+      for (const ClientProcess& cp : a.clients) {
+        std::string key = GroupKey(s.owner.name, cp.process);
+        auto [it, inserted] = by_group.try_emplace(key);
+        Candidate& c = it->second;
+        if (inserted) {
+          order.push_back(key);
+          c.node.host = s.owner.name;
+          c.node.addr = s.up.ip;
+          c.node.process = Known(cp.process);
+          c.node.stats = FlowStats{};
+          c.where = s.owner;
+        }
+        c.node.stats->Merge(cp.stats);
+        std::vector<UpEdge> more = UpEdgesOf(cp.clients, cp.endpoints, s.up.ip);
+        c.up.insert(c.up.end(), more.begin(), more.end());
+      }
+    }
+    for (const std::string& k : order) out.push_back(std::move(by_group[k]));
+    if (out.empty()) {
+      Candidate leaf;
+      leaf.node.host = s.owner.name;
+      leaf.node.addr = s.up.ip;
+      leaf.node.stats = s.up.stats;
+      if (!answered) leaf.node.status = LookStatus::kUnreachable;
+      out.push_back(std::move(leaf));
+    }
+    return out;
+  }
+  Candidate c;
+  c.node.host = s.owner.name;
+  c.node.addr = s.down.remote.addr;
+  c.node.port = s.down.remote.port;
+  c.node.stats = s.down.stats;
+  c.where = s.owner;
+  const LookAnswer& a = answers_[slot_keys_[s.questions.at(0)]];
+  if (!a.status.ok()) {
+    c.node.status = LookStatus::kUnreachable;
+  } else if (a.description.found) {
+    c.node.process = Known(a.description.process);
+    c.down = a.description.dependencies;
+  }
+  out.push_back(std::move(c));
+  return out;
+}
+
+std::vector<int> Walker::Place(std::vector<std::vector<Candidate>>& clients,
+                               std::vector<std::vector<Candidate>>& deps,
+                               const std::vector<int>& frontier, int level) {
+  std::vector<int> next;
+  for (size_t f = 0; f < frontier.size(); f++) {
+    for (bool client : {true, false}) {
+      std::vector<Candidate>& kids = client ? clients[f] : deps[f];
+      std::stable_sort(kids.begin(), kids.end(), ByWeightThenAddress);
+      for (Candidate& c : kids) {
+        Vertex v;
+        v.node = std::move(c.node);
+        v.where = c.where;
+        bool more = client ? !c.up.empty() : !c.down.empty();
+        if (v.node.process && !visited_.insert(GroupKey(v.where.name, *v.node.process)).second) {
+          v.node.status = LookStatus::kCycle;
+        } else if (more && level >= query_.depth) {
+          v.node.status = LookStatus::kDepthLimit;
+        } else if (more) {
+          v.up = std::move(c.up);
+          v.down = std::move(c.down);
+          next.push_back(static_cast<int>(arena_.size()));
+        }
+        int index = static_cast<int>(arena_.size());
+        arena_.push_back(std::move(v));
+        Vertex& parent = arena_[frontier[f]];
+        (client ? parent.clients : parent.dependencies).push_back(index);
+      }
+    }
+  }
+  return next;
+}
+
+LookResult Walker::Run() {
+  LookResult result;
+  result.query = query_;
+  arena_.emplace_back();
+  arena_[0].node.addr = query_.target.addr;
+  arena_[0].node.port = query_.target.port;
+  Describe(arena_[0]);
+  std::vector<int> frontier;
+  if (!arena_[0].up.empty() || !arena_[0].down.empty()) {
+    if (query_.depth <= 0) {
+      arena_[0].node.status = LookStatus::kDepthLimit;
+    } else {
+      frontier.push_back(0);
+    }
+  }
+  for (int level = 1; !frontier.empty(); level++) {
+    // Every question of the level first, then one batch of asking.
+    std::vector<Slot> slots;
+    std::vector<std::vector<Candidate>> clients(frontier.size()), deps(frontier.size());
+    for (size_t f = 0; f < frontier.size(); f++) {
+      const Vertex& p = arena_[frontier[f]];
+      for (const UpEdge& u : p.up) {
+        std::optional<NodeRef> owner = Owner(u.ip, nullptr, p.where);
+        if (!owner) {
+          Candidate leaf;
+          leaf.node.addr = u.ip;
+          leaf.node.status = LookStatus::kNoAgent;
+          leaf.node.stats = u.stats;
+          clients[f].push_back(std::move(leaf));
+          continue;
+        }
+        Slot s{static_cast<int>(f), true, *owner, u, {}, {}};
+        for (const Endpoint& t : u.targets)
+          s.questions.push_back(Enqueue({LookQuestion::Kind::kClients, *owner, t, u.ip}));
+        slots.push_back(std::move(s));
+      }
+      for (const DependencyEdge& d : p.down) {
+        std::optional<NodeRef> owner = Owner(d.remote.addr, &d.remote, p.where);
+        if (!owner) {
+          Candidate leaf;
+          leaf.node.addr = d.remote.addr;
+          leaf.node.port = d.remote.port;
+          leaf.node.status = LookStatus::kNoAgent;
+          leaf.node.stats = d.stats;
+          deps[f].push_back(std::move(leaf));
+          continue;
+        }
+        Slot s{static_cast<int>(f), false, *owner, {}, d, {}};
+        s.questions.push_back(Enqueue({LookQuestion::Kind::kDescribe, *owner, d.remote, {}}));
+        slots.push_back(std::move(s));
+      }
+    }
+    AskPending();
+    for (const Slot& s : slots) {
+      std::vector<Candidate> made = ChildrenOf(s);
+      auto& into = s.client ? clients[s.parent] : deps[s.parent];
+      for (Candidate& c : made) into.push_back(std::move(c));
+    }
+    frontier = Place(clients, deps, frontier, level);
+  }
+  result.root = Materialize(0);
+  return result;
+}
+
+LookNode Walker::Materialize(int index) {
+  LookNode n = std::move(arena_[index].node);
+  for (int c : arena_[index].clients) n.clients.push_back(Materialize(c));
+  for (int d : arena_[index].dependencies) n.dependencies.push_back(Materialize(d));
+  return n;
+}
+
+}  // namespace
+
+std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w) {
+  std::vector<LookAnswer> out;
+  out.reserve(questions.size());
+  for (const LookQuestion& q : questions) {
+    LookAnswer a;
+    if (q.node.querier == nullptr) {
+      a.status = Unavailable("no way to ask node '" + q.node.name + "'");
+    } else if (q.kind == LookQuestion::Kind::kDescribe) {
+      Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w);
+      a.status = r.status();
+      if (r.ok()) a.description = std::move(r).value();
+    } else {
+      Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w);
+      a.status = r.status();
+      if (r.ok()) a.clients = std::move(r).value();
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+LookResult Look(const LookQuery& query, Directory& directory, const LookAsker& ask) {
+  return Walker(query, directory, ask).Run();
+}
+
+LookResult Look(const LookQuery& query, Directory& directory) {
+  return Look(query, directory, AskInTurn);
+}
+
+}  // namespace flowmesh

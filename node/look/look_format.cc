@@ -1,0 +1,269 @@
+// Text, JSON and dot renderings of a look tree, and the names of its enums.
+#include "node/look/look_format.h"
+
+#include <cstdio>
+#include <map>
+#include <string_view>
+
+#include "node/common/clock.h"
+
+namespace flowmesh {
+namespace {
+
+// comm and host come from other machines' processes: no terminal control
+// characters reach the operator's screen.
+std::string Printable(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+std::string Address(const LookNode& n) {
+  return n.port != 0 ? Endpoint{n.addr, n.port}.ToString() : n.addr.ToString();
+}
+
+// The Shawk part: address, process, host.
+std::string Label(const LookNode& n) {
+  std::string s = Address(n);
+  if (n.process) {
+    const ProcessDetails& p = *n.process;
+    s += " ('" + Printable(p.comm) + "', ";
+    s += p.pgid != 0 ? "pgid=" + std::to_string(p.pgid) : "pid=" + std::to_string(p.pid);
+    s += ")";
+  }
+  if (!n.host.empty()) s += " on " + Printable(n.host);
+  return s;
+}
+
+void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
+  if (level > 0) {
+    out.append(static_cast<size_t>(5 * (level - 1)), ' ');
+    out += client ? "└<-- " : "└--> ";
+  }
+  out += Label(n);
+  if (n.status != LookStatus::kOk) out += " [" + std::string(LookStatusName(n.status)) + "]";
+  if (n.stats) {
+    uint64_t c = n.stats->connections;
+    out += "  " + std::to_string(c) + (c == 1 ? " conn " : " conns ");
+    out += FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
+  }
+  out += '\n';
+  for (const LookNode& k : n.clients) TreeLines(k, level + 1, true, out);
+  for (const LookNode& k : n.dependencies) TreeLines(k, level + 1, false, out);
+}
+
+// JSON string with escapes; bytes that are not UTF-8 become U+FFFD so the
+// output always parses.
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+      i++;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      i++;
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+      i++;
+    } else {
+      size_t len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+      bool ok = len != 0 && i + len <= s.size();
+      for (size_t k = 1; ok && k < len; k++)
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      if (ok) {
+        out.append(s.substr(i, len));
+        i += len;
+      } else {
+        out += "\xef\xbf\xbd";
+        i++;
+      }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Time(int64_t ns) { return ns == 0 ? "null" : Quote(FormatRfc3339(ns)); }
+
+void JsonNode(const LookNode& n, std::string& out) {
+  out += "{\"host\": " + (n.host.empty() ? std::string("null") : Quote(n.host));
+  out += ", \"addr\": " + Quote(n.addr.ToString());
+  out += ", \"port\": " + (n.port ? std::to_string(n.port) : std::string("null"));
+  out += ", \"process\": ";
+  if (n.process) {
+    const ProcessDetails& p = *n.process;
+    out += "{\"comm\": " + Quote(p.comm) + ", \"pid\": " + std::to_string(p.pid) +
+           ", \"pgid\": " + std::to_string(p.pgid) + ", \"exe\": " + Quote(p.exe) + "}";
+  } else {
+    out += "null";
+  }
+  out += ", \"status\": " + Quote(LookStatusName(n.status));
+  if (n.stats) {
+    const FlowStats& s = *n.stats;
+    out += ", \"stats\": {\"connections\": " + std::to_string(s.connections) +
+           ", \"bytes_tx\": " + std::to_string(s.bytes_tx) +
+           ", \"bytes_rx\": " + std::to_string(s.bytes_rx) +
+           ", \"retrans\": " + std::to_string(s.retrans) +
+           ", \"rtt_us\": " + std::to_string(s.rtt_mean_us()) +
+           ", \"first_seen\": " + Time(s.first_seen_ns) +
+           ", \"last_seen\": " + Time(s.last_seen_ns) + "}";
+  }
+  for (bool clients : {true, false}) {
+    out += clients ? ", \"clients\": [" : ", \"dependencies\": [";
+    const auto& kids = clients ? n.clients : n.dependencies;
+    for (size_t i = 0; i < kids.size(); i++) {
+      if (i) out += ", ";
+      JsonNode(kids[i], out);
+    }
+    out += "]";
+  }
+  out += "}";
+}
+
+// Line breaks in labels are dot's \n; other control characters are dropped.
+std::string DotQuote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// One vertex per process on a host; addresses without an agent by address.
+std::string DotId(const LookNode& n) {
+  if (n.process) {
+    const ProcessDetails& p = *n.process;
+    std::string group = p.pgid ? "g" + std::to_string(p.pgid) : "p" + std::to_string(p.pid);
+    return n.host + "/" + group;
+  }
+  return n.host + "/" + Address(n);
+}
+
+// Only the label's own line breaks survive; names are made printable first.
+std::string DotLabel(const LookNode& n) {
+  std::string s;
+  if (n.process) {
+    const ProcessDetails& p = *n.process;
+    s = Printable(p.comm) + (p.pgid ? " (pgid=" + std::to_string(p.pgid) + ")"
+                                    : " (pid=" + std::to_string(p.pid) + ")");
+    s += "\n" + Address(n);
+  } else {
+    s = Address(n);
+  }
+  if (!n.host.empty()) s += "\non " + Printable(n.host);
+  if (n.status != LookStatus::kOk && n.status != LookStatus::kCycle)
+    s += "\n[" + std::string(LookStatusName(n.status)) + "]";
+  return s;
+}
+
+void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, std::string& edges) {
+  std::string id = DotId(n);
+  // A cycle leaf names a process already drawn; keep the first label.
+  vertices.try_emplace(id, DotLabel(n));
+  for (bool clients : {true, false}) {
+    for (const LookNode& k : clients ? n.clients : n.dependencies) {
+      std::string kid = DotId(k);
+      vertices.try_emplace(kid, DotLabel(k));
+      std::string label;
+      if (k.stats) {
+        uint64_t c = k.stats->connections;
+        label = std::to_string(c) + (c == 1 ? " conn\n" : " conns\n") +
+                FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
+      }
+      // Arrows go the way the calls go: client -> server.
+      const std::string& from = clients ? kid : id;
+      const std::string& to = clients ? id : kid;
+      edges +=
+          "  " + DotQuote(from) + " -> " + DotQuote(to) + " [label=" + DotQuote(label) + "];\n";
+      DotWalk(k, vertices, edges);
+    }
+  }
+}
+
+}  // namespace
+
+std::string_view LookDirectionName(LookDirection d) {
+  switch (d) {
+    case LookDirection::kBoth: return "both";
+    case LookDirection::kIn: return "in";
+    case LookDirection::kOut: return "out";
+  }
+  return "both";
+}
+
+std::string_view LookStatusName(LookStatus s) {
+  switch (s) {
+    case LookStatus::kOk: return "ok";
+    case LookStatus::kNoAgent: return "no-agent";
+    case LookStatus::kUnreachable: return "unreachable";
+    case LookStatus::kCycle: return "cycle";
+    case LookStatus::kDepthLimit: return "depth-limit";
+  }
+  return "ok";
+}
+
+Result<LookDirection> ParseLookDirection(std::string_view text) {
+  for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
+    if (text == LookDirectionName(d)) return d;
+  return InvalidArgument("unknown direction '" + std::string(text) +
+                         "'; use in (clients), out (dependencies) or both");
+}
+
+Result<LookStatus> ParseLookStatus(std::string_view text) {
+  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
+                       LookStatus::kCycle, LookStatus::kDepthLimit})
+    if (text == LookStatusName(s)) return s;
+  return InvalidArgument("unknown look status '" + std::string(text) + "'");
+}
+
+std::string FormatLookBytes(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  static constexpr const char* kUnits[] = {"KB", "MB", "GB", "TB", "PB"};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    u++;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  return buf;
+}
+
+std::string FormatLookTree(const LookResult& result) {
+  std::string out;
+  TreeLines(result.root, 0, false, out);
+  return out;
+}
+
+std::string FormatLookJson(const LookResult& result) {
+  const LookQuery& q = result.query;
+  std::string out = "{\"query\": {\"target\": " + Quote(q.target.ToString()) +
+                    ", \"direction\": " + Quote(LookDirectionName(q.direction)) +
+                    ", \"depth\": " + std::to_string(q.depth) + "}, \"root\": ";
+  JsonNode(result.root, out);
+  return out + "}\n";
+}
+
+std::string FormatLookDot(const LookResult& result) {
+  std::map<std::string, std::string> vertices;
+  std::string edges;
+  DotWalk(result.root, vertices, edges);
+  std::string out = "digraph look {\n  rankdir=LR;\n  node [shape=box];\n";
+  for (const auto& [id, label] : vertices)
+    out += "  " + DotQuote(id) + " [label=" + DotQuote(label) + "];\n";
+  return out + edges + "}\n";
+}
+
+}  // namespace flowmesh

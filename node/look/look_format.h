@@ -1,0 +1,32 @@
+// How `meshctl look` prints a tree: Shawk's text tree, DESIGN.md's JSON and
+// Graphviz dot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "node/look/look.h"
+
+namespace flowmesh {
+
+// Shawk's tree, one line per node and a newline after each:
+//   10.213.0.2:80 ('nginx', pgid=4656) on web-1
+//   └<-- 10.213.0.1 ('curl', pgid=5982) on client-1  3 conns 1.2 KB
+//   └--> 10.213.0.3:8000 ('python3', pgid=6111) on app-1  12 conns 3.4 KB
+//        └--> 10.213.0.4:6379 ('redis-server', pgid=2127) on cache-1 [depth-limit]  1 conn 80 B
+// A non-ok status follows in brackets, then the edge's connections and bytes
+// (both directions).
+std::string FormatLookTree(const LookResult& result);
+
+// {"query": {...}, "root": NODE} on one line, as DESIGN.md specifies.
+std::string FormatLookJson(const LookResult& result);
+
+// A Graphviz digraph: one vertex per process on a host (a process reached
+// twice, as in a cycle, is one vertex), arrows from caller to callee
+// labelled with connections and bytes.
+std::string FormatLookDot(const LookResult& result);
+
+// "512 B", "3.4 KB", "1.2 MB" (units of 1024, as tcplife).
+std::string FormatLookBytes(uint64_t bytes);
+
+}  // namespace flowmesh

@@ -1,0 +1,164 @@
+// look's three renderings of one small tree: Shawk's text, DESIGN.md's JSON
+// (exactly), Graphviz dot; and what hostile process names become.
+#include "node/look/look_format.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace flowmesh {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+ProcessDetails Proc(uint32_t pid, uint32_t pgid, const char* comm, const char* exe) {
+  ProcessDetails p;
+  p.pid = pid;
+  p.pgid = pgid;
+  p.comm = comm;
+  p.exe = exe;
+  return p;
+}
+
+// 10.213.0.2:80 nginx on web-1, a curl client, an app dependency that was
+// depth-limited and a no-agent database.
+LookResult SmallTree() {
+  LookResult r;
+  r.query.target = *Endpoint::Parse("10.213.0.2:80");
+  r.query.direction = LookDirection::kBoth;
+  r.query.depth = 1;
+  LookNode& root = r.root;
+  root.host = "web-1";
+  root.addr = r.query.target.addr;
+  root.port = 80;
+  root.process = Proc(123, 120, "nginx", "/usr/sbin/nginx");
+
+  LookNode curl;
+  curl.host = "client-1";
+  curl.addr = *IpAddr::Parse("10.213.0.1");
+  curl.process = Proc(5982, 5982, "curl", "/usr/bin/curl");
+  FlowStats s;
+  s.connections = 12;
+  s.bytes_tx = 3000;
+  s.bytes_rx = 500;
+  s.retrans = 1;
+  s.rtt_sum_us = 300;
+  s.rtt_samples = 2;
+  s.first_seen_ns = 1763768746123000000;
+  s.last_seen_ns = 1763768800000000000;
+  curl.stats = s;
+  root.clients.push_back(curl);
+
+  LookNode app;
+  app.host = "app-1";
+  app.addr = *IpAddr::Parse("10.213.0.3");
+  app.port = 8000;
+  app.process = Proc(6111, 6111, "python3", "/usr/bin/python3.11");
+  app.status = LookStatus::kDepthLimit;
+  app.stats = FlowStats{};
+  app.stats->connections = 1;
+  app.stats->bytes_rx = 2 * 1024 * 1024;
+  root.dependencies.push_back(app);
+
+  LookNode db;
+  db.addr = *IpAddr::Parse("10.213.0.9");
+  db.port = 5432;
+  db.status = LookStatus::kNoAgent;
+  db.stats = FlowStats{};
+  db.stats->connections = 2;
+  root.dependencies.push_back(db);
+  return r;
+}
+
+TEST(LookFormat, TextTreeIsShawksWithStatusAndEdgeTotals) {
+  EXPECT_EQ(FormatLookTree(SmallTree()),
+            "10.213.0.2:80 ('nginx', pgid=120) on web-1\n"
+            "└<-- 10.213.0.1 ('curl', pgid=5982) on client-1  12 conns 3.4 KB\n"
+            "└--> 10.213.0.3:8000 ('python3', pgid=6111) on app-1 [depth-limit]  1 conn 2.0 MB\n"
+            "└--> 10.213.0.9:5432 [no-agent]  2 conns 0 B\n");
+}
+
+TEST(LookFormat, DeeperLevelsIndentFiveSpacesAndPidWithoutPgid) {
+  LookResult r = SmallTree();
+  LookNode worker;
+  worker.host = "cache-1";
+  worker.addr = *IpAddr::Parse("10.213.0.4");
+  worker.port = 6379;
+  worker.process = Proc(77, 0, "redis-server", "");
+  worker.stats = FlowStats{};
+  r.root.dependencies[0].dependencies.push_back(worker);
+  r.root.dependencies[0].dependencies[0].dependencies.push_back(worker);
+  std::string text = FormatLookTree(r);
+  EXPECT_THAT(
+      text,
+      HasSubstr("\n     └--> 10.213.0.4:6379 ('redis-server', pid=77) on cache-1  0 conns 0 B\n"
+                "          └--> 10.213.0.4:6379"));
+}
+
+TEST(LookFormat, JsonIsDesignsSchema) {
+  EXPECT_EQ(
+      FormatLookJson(SmallTree()),
+      R"({"query": {"target": "10.213.0.2:80", "direction": "both", "depth": 1}, )"
+      R"("root": {"host": "web-1", "addr": "10.213.0.2", "port": 80, )"
+      R"("process": {"comm": "nginx", "pid": 123, "pgid": 120, "exe": "/usr/sbin/nginx"}, )"
+      R"("status": "ok", "clients": [)"
+      R"({"host": "client-1", "addr": "10.213.0.1", "port": null, )"
+      R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl"}, )"
+      R"("status": "ok", "stats": {"connections": 12, "bytes_tx": 3000, "bytes_rx": 500, )"
+      R"("retrans": 1, "rtt_us": 150, "first_seen": "2025-11-21T23:45:46.123Z", )"
+      R"("last_seen": "2025-11-21T23:46:40.000Z"}, "clients": [], "dependencies": []}], )"
+      R"("dependencies": [)"
+      R"({"host": "app-1", "addr": "10.213.0.3", "port": 8000, )"
+      R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11"}, )"
+      R"("status": "depth-limit", "stats": {"connections": 1, "bytes_tx": 0, )"
+      R"("bytes_rx": 2097152, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
+      R"("clients": [], "dependencies": []}, )"
+      R"({"host": null, "addr": "10.213.0.9", "port": 5432, "process": null, )"
+      R"("status": "no-agent", "stats": {"connections": 2, "bytes_tx": 0, "bytes_rx": 0, )"
+      R"("retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
+      R"("clients": [], "dependencies": []}]}})"
+      "\n");
+}
+
+TEST(LookFormat, HostileNamesStayOnOneLineAndParse) {
+  LookResult r = SmallTree();
+  r.root.process->comm = "evil\"\\\n\x1b[2J";
+  r.root.process->exe = "/tmp/\xff\xfe bad";
+  std::string text = FormatLookTree(r);
+  EXPECT_THAT(text, HasSubstr("('evil\"\\??[2J', pgid=120)"));
+  std::string json = FormatLookJson(r);
+  EXPECT_THAT(json, HasSubstr(R"("comm": "evil\"\\\u000a\u001b[2J")"));
+  EXPECT_THAT(json, HasSubstr("\"exe\": \"/tmp/\xef\xbf\xbd\xef\xbf\xbd bad\""));
+  std::string dot = FormatLookDot(r);
+  EXPECT_THAT(dot, Not(HasSubstr("\x1b")));
+  EXPECT_THAT(dot, HasSubstr(R"(evil\"\\??[2J)"));
+}
+
+TEST(LookFormat, DotHasOneVertexPerProcessAndArrowsAlongTheCalls) {
+  LookResult r = SmallTree();
+  LookNode again = r.root;  // a cycle leaf naming the root's process
+  again.status = LookStatus::kCycle;
+  again.clients.clear();
+  again.dependencies.clear();
+  again.stats = FlowStats{};
+  r.root.dependencies[0].dependencies.push_back(again);
+  std::string dot = FormatLookDot(r);
+  EXPECT_THAT(dot, HasSubstr("digraph look {"));
+  EXPECT_THAT(dot, HasSubstr(R"("client-1/g5982" -> "web-1/g120" [label="12 conns\n3.4 KB"];)"));
+  EXPECT_THAT(dot, HasSubstr(R"("web-1/g120" -> "app-1/g6111" [label="1 conn\n2.0 MB"];)"));
+  EXPECT_THAT(dot, HasSubstr(R"("app-1/g6111" -> "web-1/g120")"));
+  EXPECT_THAT(dot, HasSubstr(R"("/10.213.0.9:5432" [label="10.213.0.9:5432\n[no-agent]"];)"));
+  size_t first = dot.find("\n  \"web-1/g120\" [label=");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(dot.find("\n  \"web-1/g120\" [label=", first + 1), std::string::npos);
+}
+
+TEST(LookFormat, Bytes) {
+  EXPECT_EQ(FormatLookBytes(0), "0 B");
+  EXPECT_EQ(FormatLookBytes(1023), "1023 B");
+  EXPECT_EQ(FormatLookBytes(3500), "3.4 KB");
+  EXPECT_EQ(FormatLookBytes(5ull << 30), "5.0 GB");
+}
+
+}  // namespace
+}  // namespace flowmesh

@@ -1,0 +1,273 @@
+// The look walk over a fake mesh of named nodes: a chain client -> nginx ->
+// app -> redis, addresses no agent owns, a node that does not answer, a
+// cycle, depth limits, directions, and one batch of questions per level.
+#include "node/look/look.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+
+#include "node/look/look_format.h"
+
+namespace flowmesh {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+Endpoint Ep(const char* text) { return *Endpoint::Parse(text); }
+IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
+
+ProcessDetails Proc(uint32_t pid, uint32_t pgid, const char* comm) {
+  ProcessDetails p;
+  p.pid = pid;
+  p.start_ticks = pid * 10;
+  p.pgid = pgid;
+  p.comm = comm;
+  return p;
+}
+
+FlowStats Conns(uint64_t n) {
+  FlowStats s;
+  s.connections = n;
+  s.bytes_tx = n * 100;
+  return s;
+}
+
+class FakeNode : public NodeQuerier {
+ public:
+  Result<EndpointDescription> Describe(const Endpoint& ep, const TimeWindow&) override {
+    calls++;
+    if (down) return Unavailable("timed out");
+    auto it = describe.find(ep);
+    if (it != describe.end()) return it->second;
+    return EndpointDescription{};
+  }
+  Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
+                                             const TimeWindow&) override {
+    calls++;
+    if (down) return Unavailable("timed out");
+    auto it = clients.find({target, from});
+    if (it != clients.end()) return it->second;
+    return std::vector<ClientProcess>{};
+  }
+  // What it serves: `ep` owned by `p`, with these clients and dependencies.
+  void Serve(const char* ep, ProcessDetails p, std::vector<ClientEdge> in,
+             std::vector<DependencyEdge> out) {
+    EndpointDescription d;
+    d.found = true;
+    d.endpoint = Ep(ep);
+    d.process = std::move(p);
+    d.clients = std::move(in);
+    d.dependencies = std::move(out);
+    describe[Ep(ep)] = d;
+  }
+
+  std::map<Endpoint, EndpointDescription> describe;
+  std::map<std::pair<Endpoint, IpAddr>, std::vector<ClientProcess>> clients;
+  bool down = false;
+  int calls = 0;
+};
+
+class FakeMesh : public Directory {
+ public:
+  FakeNode& Node(const std::string& name, std::vector<const char*> addrs = {}) {
+    auto& n = nodes_[name];
+    if (!n) n = std::make_unique<FakeNode>();
+    for (const char* a : addrs) addr_owner_[Ip(a)] = name;
+    return *n;
+  }
+  std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& ep) override {
+    for (auto& [name, n] : nodes_)
+      if (n->describe.count(ep) || n->down) {
+        if (addr_owner_.count(ep.addr) && addr_owner_[ep.addr] == name)
+          return NodeRef{name, n.get()};
+      }
+    return std::nullopt;
+  }
+  std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override {
+    auto it = addr_owner_.find(addr);
+    if (it == addr_owner_.end()) return std::nullopt;
+    return NodeRef{it->second, nodes_[it->second].get()};
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<FakeNode>> nodes_;
+  std::map<IpAddr, std::string> addr_owner_;
+};
+
+// client-1 (curl) -> web-1 (nginx :80) -> app-1 (python3 :8000) -> cache-1
+// (redis :6379); nginx also has a client no agent knows (10.213.0.8), a
+// dependency no agent knows (10.213.0.9:5432) and one on a node that does
+// not answer (down-1).
+class LookTest : public ::testing::Test {
+ protected:
+  LookTest() {
+    mesh_.Node("client-1", {"10.213.0.1"});
+    ClientProcess curl;
+    curl.process = Proc(5982, 5982, "curl");
+    curl.stats = Conns(3);
+    mesh_.Node("client-1").clients[{Ep("10.213.0.2:80"), Ip("10.213.0.1")}] = {curl};
+
+    mesh_.Node("web-1", {"10.213.0.2"})
+        .Serve("10.213.0.2:80", Proc(4656, 4656, "nginx"),
+               {{Ip("10.213.0.1"), Conns(3), {}}, {Ip("10.213.0.8"), Conns(1), {}}},
+               {{Ep("10.213.0.3:8000"), Conns(12)},
+                {Ep("10.213.0.9:5432"), Conns(2)},
+                {Ep("10.213.0.5:80"), Conns(2)}});
+    mesh_.Node("app-1", {"10.213.0.3"})
+        .Serve("10.213.0.3:8000", Proc(6111, 6111, "python3"), {{Ip("10.213.0.2"), Conns(12), {}}},
+               {{Ep("10.213.0.4:6379"), Conns(5)}});
+    ClientProcess nginx;
+    nginx.process = Proc(4657, 4656, "nginx");  // a worker: same group as the master
+    nginx.stats = Conns(12);
+    nginx.endpoints = {Ep("0.0.0.0:80")};
+    nginx.clients = {{Ip("10.213.0.1"), Conns(3), Ep("10.213.0.2:80")}};
+    mesh_.Node("web-1").clients[{Ep("10.213.0.3:8000"), Ip("10.213.0.2")}] = {nginx};
+    mesh_.Node("cache-1", {"10.213.0.4"})
+        .Serve("10.213.0.4:6379", Proc(2127, 2127, "redis-server"), {}, {});
+    mesh_.Node("down-1", {"10.213.0.5"}).down = true;
+  }
+
+  LookResult Run(const char* target, LookDirection dir = LookDirection::kBoth, int depth = 3) {
+    LookQuery q;
+    q.target = Ep(target);
+    q.direction = dir;
+    q.depth = depth;
+    return Look(q, mesh_);
+  }
+
+  FakeMesh mesh_;
+};
+
+TEST_F(LookTest, WalksClientsUpAndDependenciesDown) {
+  LookResult r = Run("10.213.0.2:80");
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.2:80 ('nginx', pgid=4656) on web-1\n"
+            "└<-- 10.213.0.1 ('curl', pgid=5982) on client-1  3 conns 300 B\n"
+            "└<-- 10.213.0.8 [no-agent]  1 conn 100 B\n"
+            "└--> 10.213.0.3:8000 ('python3', pgid=6111) on app-1  12 conns 1.2 KB\n"
+            "     └--> 10.213.0.4:6379 ('redis-server', pgid=2127) on cache-1  5 conns 500 B\n"
+            "└--> 10.213.0.5:80 on down-1 [unreachable]  2 conns 200 B\n"
+            "└--> 10.213.0.9:5432 [no-agent]  2 conns 200 B\n");
+  EXPECT_EQ(r.root.status, LookStatus::kOk);
+  EXPECT_FALSE(r.root.stats.has_value());
+  const LookNode& curl = r.root.clients.at(0);
+  EXPECT_EQ(curl.host, "client-1");
+  EXPECT_EQ(curl.port, 0);
+  EXPECT_EQ(curl.stats->connections, 3u);
+}
+
+TEST_F(LookTest, DepthLimitMarksNodesWithMoreBeyond) {
+  LookResult r = Run("10.213.0.2:80", LookDirection::kOut, 1);
+  ASSERT_THAT(r.root.dependencies, SizeIs(3));
+  const LookNode& app = r.root.dependencies[0];
+  EXPECT_EQ(app.process->comm, "python3");
+  EXPECT_EQ(app.status, LookStatus::kDepthLimit);
+  EXPECT_THAT(app.dependencies, IsEmpty());
+  EXPECT_EQ(mesh_.Node("cache-1").calls, 0);  // never asked beyond the depth
+
+  r = Run("10.213.0.4:6379", LookDirection::kBoth, 0);
+  EXPECT_EQ(r.root.status, LookStatus::kOk);  // nothing beyond: not limited
+
+  r = Run("10.213.0.2:80", LookDirection::kOut, 2);
+  EXPECT_EQ(r.root.dependencies[0].status, LookStatus::kOk);
+  EXPECT_EQ(r.root.dependencies[0].dependencies.at(0).status, LookStatus::kOk);  // redis: a leaf
+}
+
+TEST_F(LookTest, DirectionSelectsTheSide) {
+  LookResult in = Run("10.213.0.2:80", LookDirection::kIn);
+  EXPECT_THAT(in.root.clients, SizeIs(2));
+  EXPECT_THAT(in.root.dependencies, IsEmpty());
+  LookResult out = Run("10.213.0.2:80", LookDirection::kOut);
+  EXPECT_THAT(out.root.clients, IsEmpty());
+  EXPECT_THAT(out.root.dependencies, SizeIs(3));
+}
+
+TEST_F(LookTest, ClientsContinueUpwardThroughTheClientsEndpoints) {
+  LookResult r = Run("10.213.0.3:8000", LookDirection::kIn);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.3:8000 ('python3', pgid=6111) on app-1\n"
+            "└<-- 10.213.0.2 ('nginx', pgid=4656) on web-1  12 conns 1.2 KB\n"
+            "     └<-- 10.213.0.1 ('curl', pgid=5982) on client-1  3 conns 300 B\n");
+
+  // Without the endpoint on the edge, every endpoint of the process is asked
+  // about; the wildcard one at the address nginx was seen with.
+  mesh_.Node("web-1").clients.begin()->second[0].clients[0].endpoint = {};
+  EXPECT_EQ(FormatLookTree(Run("10.213.0.3:8000", LookDirection::kIn)), FormatLookTree(r));
+}
+
+TEST_F(LookTest, UnreachableAndUnknownRoots) {
+  EXPECT_EQ(Run("10.213.0.99:80").root.status, LookStatus::kNoAgent);
+  mesh_.Node("web-1").down = true;
+  LookResult r = Run("10.213.0.2:80");
+  EXPECT_EQ(r.root.status, LookStatus::kUnreachable);
+  EXPECT_EQ(r.root.host, "web-1");
+  // The node has the address but nothing listens there: a root without a process.
+  r = Run("10.213.0.3:9999");
+  EXPECT_EQ(r.root.status, LookStatus::kOk);
+  EXPECT_EQ(r.root.host, "app-1");
+  EXPECT_FALSE(r.root.process.has_value());
+}
+
+TEST_F(LookTest, ACycleEndsInACycleLeaf) {
+  mesh_.Node("a-1", {"10.213.1.1"})
+      .Serve("10.213.1.1:80", Proc(10, 10, "a"), {}, {{Ep("10.213.1.2:80"), Conns(1)}});
+  mesh_.Node("b-1", {"10.213.1.2"})
+      .Serve("10.213.1.2:80", Proc(20, 20, "b"), {}, {{Ep("10.213.1.1:81"), Conns(1)}});
+  // The same process group as a's root, on another port.
+  mesh_.Node("a-1").Serve("10.213.1.1:81", Proc(11, 10, "a"), {},
+                          {{Ep("10.213.1.2:80"), Conns(1)}});
+  LookResult r = Run("10.213.1.1:80", LookDirection::kOut, 10);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.1.1:80 ('a', pgid=10) on a-1\n"
+            "└--> 10.213.1.2:80 ('b', pgid=20) on b-1  1 conn 100 B\n"
+            "     └--> 10.213.1.1:81 ('a', pgid=10) on a-1 [cycle]  1 conn 100 B\n");
+}
+
+TEST_F(LookTest, AsksOneBatchPerLevelAndEachQuestionOnce) {
+  // nginx also talks to redis directly: redis is asked about once.
+  auto& web = mesh_.Node("web-1").describe[Ep("10.213.0.2:80")];
+  web.dependencies.push_back({Ep("10.213.0.4:6379"), Conns(1)});
+  std::vector<size_t> batches;
+  LookAsker ask = [&](const std::vector<LookQuestion>& qs, const TimeWindow& w) {
+    batches.push_back(qs.size());
+    return AskInTurn(qs, w);
+  };
+  LookQuery q;
+  q.target = Ep("10.213.0.2:80");
+  LookResult r = Look(q, mesh_, ask);
+  // root; curl's node, app, down-1 and redis; nothing new on level 2.
+  EXPECT_THAT(batches, ElementsAre(1u, 4u));
+  EXPECT_EQ(mesh_.Node("cache-1").calls, 1);
+  // Level 1 placed redis under nginx; under app it is already in the tree.
+  const LookNode& app = r.root.dependencies.at(0);
+  ASSERT_EQ(app.process->comm, "python3");
+  EXPECT_EQ(app.dependencies.at(0).status, LookStatus::kCycle);
+}
+
+TEST_F(LookTest, LoopbackStaysOnTheAskingNode) {
+  auto& web = mesh_.Node("web-1").describe[Ep("10.213.0.2:80")];
+  web.dependencies = {{Ep("127.0.0.1:6379"), Conns(4)}};
+  mesh_.Node("web-1").Serve("127.0.0.1:6379", Proc(300, 300, "redis-server"), {}, {});
+  LookResult r = Run("10.213.0.2:80", LookDirection::kOut);
+  ASSERT_THAT(r.root.dependencies, SizeIs(1));
+  EXPECT_EQ(r.root.dependencies[0].host, "web-1");
+  EXPECT_EQ(r.root.dependencies[0].process->pid, 300u);
+}
+
+TEST(LookNames, RoundTrip) {
+  for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
+    EXPECT_EQ(*ParseLookDirection(LookDirectionName(d)), d);
+  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
+                       LookStatus::kCycle, LookStatus::kDepthLimit})
+    EXPECT_EQ(*ParseLookStatus(LookStatusName(s)), s);
+  EXPECT_EQ(LookStatusName(LookStatus::kNoAgent), "no-agent");
+  EXPECT_FALSE(ParseLookDirection("up").ok());
+}
+
+}  // namespace
+}  // namespace flowmesh
