@@ -50,6 +50,7 @@ struct StoreStats {
   uint64_t write_errors = 0;
   std::string last_error;   // "" when the last write succeeded
   uint64_t expired_records = 0;  // removed by retention since open
+  uint64_t corrupt_values = 0;   // malformed keys/values skipped since open
 };
 
 // Identity of this node's store: a random id made on first open, and a

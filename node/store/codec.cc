@@ -1,0 +1,258 @@
+// Value encodings for records, flow stats, processes, endpoints and counts.
+#include "node/store/codec.h"
+
+namespace flowmesh {
+namespace {
+
+// Bumped when a value layout changes; decoders refuse layouts they do not know.
+constexpr char kRecordFormat = 1;
+constexpr char kProcessFormat = 1;
+constexpr char kEndpointFormat = 1;
+
+Status Malformed(std::string_view what, std::string_view value) {
+  return {Status::Code::kCorruption, "malformed " + std::string(what) + " value of " +
+                                         std::to_string(value.size()) + " bytes"};
+}
+
+// Reads varints in sequence; any failure sticks, so decoders check once.
+class Reader {
+ public:
+  explicit Reader(std::string_view in, size_t pos = 0) : in_(in), pos_(pos) {}
+  uint64_t U64() {
+    uint64_t v = 0;
+    if (ok_ && !GetVarint(in_, &pos_, &v)) ok_ = false;
+    return ok_ ? v : 0;
+  }
+  uint32_t U32() {
+    uint64_t v = U64();
+    if (v > UINT32_MAX) ok_ = false;
+    return static_cast<uint32_t>(v);
+  }
+  int64_t I64() {
+    uint64_t v = U64();
+    return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));  // zigzag
+  }
+  uint8_t Byte() {
+    if (!ok_ || pos_ >= in_.size()) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<uint8_t>(in_[pos_++]);
+  }
+  uint16_t BigEndian16() {
+    if (!ok_ || in_.size() - pos_ < 2) {
+      ok_ = false;
+      return 0;
+    }
+    uint16_t v = GetBigEndian16(in_.data() + pos_);
+    pos_ += 2;
+    return v;
+  }
+  IpAddr Addr() {
+    IpAddr a;
+    if (ok_ && !GetAddr(in_, &pos_, &a)) ok_ = false;
+    return a;
+  }
+  std::string String() {
+    uint64_t n = U64();
+    if (!ok_ || n > in_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    std::string s(in_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  // True when everything read was well-formed and nothing is left over.
+  bool done() const { return ok_ && pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_;
+  bool ok_ = true;
+};
+
+void PutSigned(std::string* out, int64_t v) {
+  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+
+void PutString(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+
+}  // namespace
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view in, size_t* pos, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64 && *pos < in.size(); shift += 7) {
+    uint8_t b = static_cast<uint8_t>(in[(*pos)++]);
+    if (shift == 63 && b > 1) return false;  // would overflow 64 bits
+    result |= uint64_t{b & 0x7fu} << shift;
+    if (!(b & 0x80)) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string EncodeRecordValue(const ConnRecord& r) {
+  std::string out;
+  out.reserve(48);
+  out.push_back(kRecordFormat);
+  out.push_back(static_cast<char>(r.direction));
+  PutVarint(&out, r.key.netns);
+  PutAddr(&out, r.key.laddr);
+  PutBigEndian16(&out, r.key.lport);
+  PutAddr(&out, r.key.raddr);
+  PutBigEndian16(&out, r.key.rport);
+  PutVarint(&out, r.proc.pid);
+  PutVarint(&out, r.proc.start_ticks);
+  const TcpCounters& c = r.counters;
+  PutVarint(&out, c.bytes_tx);
+  PutVarint(&out, c.bytes_rx);
+  PutVarint(&out, c.segs_out);
+  PutVarint(&out, c.segs_in);
+  PutVarint(&out, c.retrans);
+  PutVarint(&out, c.rtt_us);
+  PutVarint(&out, c.rttvar_us);
+  PutVarint(&out, r.duration_ns);
+  return out;
+}
+
+Result<ConnRecord> DecodeRecordValue(int64_t ts_ns, std::string_view value) {
+  Reader in(value);
+  if (in.Byte() != kRecordFormat) return Malformed("record", value);
+  ConnRecord r;
+  r.ts_ns = ts_ns;
+  uint8_t dir = in.Byte();
+  if (dir > static_cast<uint8_t>(Direction::kPassive)) return Malformed("record", value);
+  r.direction = static_cast<Direction>(dir);
+  r.key.netns = in.U32();
+  r.key.laddr = in.Addr();
+  r.key.lport = in.BigEndian16();
+  r.key.raddr = in.Addr();
+  r.key.rport = in.BigEndian16();
+  r.proc.pid = in.U32();
+  r.proc.start_ticks = in.U64();
+  TcpCounters& c = r.counters;
+  c.bytes_tx = in.U64();
+  c.bytes_rx = in.U64();
+  c.segs_out = in.U32();
+  c.segs_in = in.U32();
+  c.retrans = in.U32();
+  c.rtt_us = in.U32();
+  c.rttvar_us = in.U32();
+  r.duration_ns = in.U64();
+  if (!in.done()) return Malformed("record", value);
+  return r;
+}
+
+std::string EncodeFlowStats(const FlowStats& s) {
+  std::string out;
+  PutVarint(&out, s.connections);
+  PutVarint(&out, s.bytes_tx);
+  PutVarint(&out, s.bytes_rx);
+  PutVarint(&out, s.segs_out);
+  PutVarint(&out, s.segs_in);
+  PutVarint(&out, s.retrans);
+  PutVarint(&out, s.rtt_sum_us);
+  PutVarint(&out, s.rtt_samples);
+  PutVarint(&out, s.rtt_max_us);
+  PutSigned(&out, s.first_seen_ns);
+  PutSigned(&out, s.last_seen_ns);
+  return out;
+}
+
+Result<FlowStats> DecodeFlowStats(std::string_view value) {
+  Reader in(value);
+  FlowStats s;
+  s.connections = in.U64();
+  s.bytes_tx = in.U64();
+  s.bytes_rx = in.U64();
+  s.segs_out = in.U64();
+  s.segs_in = in.U64();
+  s.retrans = in.U64();
+  s.rtt_sum_us = in.U64();
+  s.rtt_samples = in.U64();
+  s.rtt_max_us = in.U32();
+  s.first_seen_ns = in.I64();
+  s.last_seen_ns = in.I64();
+  if (!in.done()) return Malformed("flow", value);
+  return s;
+}
+
+std::string EncodeProcessValue(const ProcessDetails& p, int64_t last_seen_ns) {
+  std::string out;
+  out.push_back(kProcessFormat);
+  PutSigned(&out, last_seen_ns);
+  PutVarint(&out, p.pgid);
+  PutVarint(&out, p.ppid);
+  PutString(&out, p.comm);
+  PutString(&out, p.exe);
+  return out;
+}
+
+Result<StoredProcess> DecodeProcessValue(const ProcessKeyParts& key, std::string_view value) {
+  Reader in(value);
+  if (in.Byte() != kProcessFormat) return Malformed("process", value);
+  StoredProcess p;
+  p.details.pid = key.pid;
+  p.details.start_ticks = key.start_ticks;
+  p.last_seen_ns = in.I64();
+  p.details.pgid = in.U32();
+  p.details.ppid = in.U32();
+  p.details.comm = in.String();
+  p.details.exe = in.String();
+  if (!in.done()) return Malformed("process", value);
+  return p;
+}
+
+std::string EncodeEndpointValue(const EndpointRecord& e) {
+  std::string out;
+  out.push_back(kEndpointFormat);
+  PutVarint(&out, e.proc.pid);
+  PutVarint(&out, e.proc.start_ticks);
+  PutSigned(&out, e.since_ns);
+  PutString(&out, e.proc.comm_view());
+  return out;
+}
+
+Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::string_view value) {
+  Reader in(value);
+  if (in.Byte() != kEndpointFormat) return Malformed("endpoint", value);
+  EndpointRecord e;
+  e.netns = key.netns;
+  e.addr = key.addr;
+  e.port = key.port;
+  e.proc.pid = in.U32();
+  e.proc.start_ticks = in.U64();
+  e.since_ns = in.I64();
+  e.proc.set_comm(in.String());
+  if (!in.done()) return Malformed("endpoint", value);
+  return e;
+}
+
+std::string EncodeCount(uint64_t n) {
+  std::string out;
+  PutVarint(&out, n);
+  return out;
+}
+
+Result<uint64_t> DecodeCount(std::string_view value) {
+  Reader in(value);
+  uint64_t n = in.U64();
+  if (!in.done()) return Malformed("record count", value);
+  return n;
+}
+
+}  // namespace flowmesh

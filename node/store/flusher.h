@@ -1,0 +1,82 @@
+// The flush loop between the aggregator and the store: every interval it
+// drains a Batch and writes it. While writes fail (disk full, read-only) the
+// batch stays pending and grows, up to a bound past which the oldest records
+// are dropped and counted; the probe never waits on the disk.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "node/common/status.h"
+#include "node/flow/flow.h"
+
+namespace flowmesh {
+
+class Store;
+
+struct FlusherOptions {
+  int64_t interval_ns = 1'000'000'000;     // --flush-interval; 0 = no thread, FlushNow only
+  size_t max_pending_records = 1'000'000;  // also bounds pending flow deltas
+};
+
+struct FlusherStats {
+  uint64_t flushes = 0;  // successful writes of a non-empty batch
+  uint64_t records_written = 0;
+  uint64_t pending_records = 0;  // drained but not yet written
+  uint64_t dropped_records = 0;  // oldest pending records given up while writes failed
+  uint64_t dropped_flow_deltas = 0;
+  uint64_t write_errors = 0;
+  std::string last_error;  // "" when the last write succeeded
+};
+
+class Flusher {
+ public:
+  using DrainFn = std::function<Batch()>;               // e.g. the aggregator's TakeBatch
+  using WriteFn = std::function<Status(const Batch&)>;  // Store::Write, or a fake in tests
+
+  // Writes to `store`, which must outlive the Flusher.
+  static WriteFn WriteTo(Store* store);
+
+  Flusher(FlusherOptions options, DrainFn drain, WriteFn write);
+  ~Flusher();  // Stop()
+  Flusher(const Flusher&) = delete;
+  Flusher& operator=(const Flusher&) = delete;
+
+  // Drains and writes now, on the caller's thread (queries that must see the
+  // latest records, SIGTERM). Serialised with the background flushes.
+  Status FlushNow();
+  // Stops the thread, then flushes one last time. Idempotent.
+  void Stop();
+  FlusherStats Stats() const;
+
+ private:
+  Status FlushLocked();
+  void AppendPending(Batch&& more);
+  void TrimPending();
+  void Loop();
+
+  const FlusherOptions options_;
+  const DrainFn drain_;
+  const WriteFn write_;
+
+  std::mutex flush_mu_;  // one flush at a time; guards pending_ and failing_
+  Batch pending_;
+  bool failing_ = false;
+  uint64_t streak_errors_ = 0;
+  uint64_t streak_dropped_ = 0;
+
+  mutable std::mutex stats_mu_;
+  FlusherStats stats_;
+
+  std::mutex thread_mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+}  // namespace flowmesh

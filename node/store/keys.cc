@@ -1,0 +1,198 @@
+// Order-preserving key encodings for the store's column families.
+#include "node/store/keys.h"
+
+#include <sys/socket.h>
+
+namespace flowmesh {
+namespace {
+
+Status BadKey(std::string_view what, std::string_view key) {
+  return {Status::Code::kCorruption,
+          "malformed " + std::string(what) + " key of " + std::to_string(key.size()) + " bytes"};
+}
+
+size_t AddrBytes(uint16_t family) {
+  switch (family) {
+    case 0: return 0;
+    case AF_INET: return 4;
+    case AF_INET6: return 16;
+    default: return SIZE_MAX;
+  }
+}
+
+}  // namespace
+
+void PutBigEndian16(std::string* out, uint16_t v) {
+  out->push_back(static_cast<char>(v >> 8));
+  out->push_back(static_cast<char>(v));
+}
+
+void PutBigEndian32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+void PutBigEndian64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+void PutTime(std::string* out, int64_t ts_ns) {
+  PutBigEndian64(out, ts_ns < 0 ? 0 : static_cast<uint64_t>(ts_ns));
+}
+
+uint16_t GetBigEndian16(const char* p) {
+  auto u = reinterpret_cast<const uint8_t*>(p);
+  return static_cast<uint16_t>((u[0] << 8) | u[1]);
+}
+
+uint32_t GetBigEndian32(const char* p) {
+  auto u = reinterpret_cast<const uint8_t*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
+}
+
+uint64_t GetBigEndian64(const char* p) {
+  return (uint64_t{GetBigEndian32(p)} << 32) | GetBigEndian32(p + 4);
+}
+
+void PutAddr(std::string* out, const IpAddr& addr) {
+  size_t n = AddrBytes(addr.family);
+  if (n == SIZE_MAX) {  // not a family meshd produces; keep the key well-formed
+    out->push_back(0);
+    return;
+  }
+  out->push_back(static_cast<char>(addr.family));
+  out->append(reinterpret_cast<const char*>(addr.bytes.data()), n);
+}
+
+bool GetAddr(std::string_view in, size_t* pos, IpAddr* addr) {
+  if (*pos >= in.size()) return false;
+  uint16_t family = static_cast<uint8_t>(in[*pos]);
+  size_t n = AddrBytes(family);
+  if (n == SIZE_MAX || in.size() - *pos - 1 < n) return false;
+  *addr = IpAddr{};
+  addr->family = family;
+  std::memcpy(addr->bytes.data(), in.data() + *pos + 1, n);
+  *pos += 1 + n;
+  return true;
+}
+
+uint32_t ConnKeyHash32(const ConnKey& key) {
+  std::string bytes;
+  PutBigEndian32(&bytes, key.netns);
+  PutAddr(&bytes, key.laddr);
+  PutBigEndian16(&bytes, key.lport);
+  PutAddr(&bytes, key.raddr);
+  PutBigEndian16(&bytes, key.rport);
+  uint32_t h = 2166136261u;
+  for (char c : bytes) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 16777619u;
+  }
+  return h;
+}
+
+std::string RecordKey(int64_t ts_ns, const ConnKey& key) {
+  std::string out;
+  out.reserve(kRecordKeySize);
+  PutTime(&out, ts_ns);
+  PutBigEndian32(&out, ConnKeyHash32(key));
+  return out;
+}
+
+std::string RecordKeyAt(int64_t ts_ns) {
+  std::string out;
+  PutTime(&out, ts_ns);
+  return out;
+}
+
+Result<RecordKeyParts> DecodeRecordKey(std::string_view key) {
+  if (key.size() != kRecordKeySize) return BadKey("record", key);
+  return RecordKeyParts{static_cast<int64_t>(GetBigEndian64(key.data())),
+                        GetBigEndian32(key.data() + 8)};
+}
+
+std::string FlowRowKey(int64_t bucket_ns, const FlowKey& key) {
+  std::string out;
+  out.reserve(8 + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
+  PutTime(&out, bucket_ns);
+  out.push_back(static_cast<char>(key.direction));
+  PutBigEndian32(&out, key.netns);
+  PutBigEndian32(&out, key.pid);
+  PutBigEndian64(&out, key.start_ticks);
+  PutAddr(&out, key.laddr);
+  PutBigEndian16(&out, key.lport);
+  PutAddr(&out, key.raddr);
+  PutBigEndian16(&out, key.rport);
+  return out;
+}
+
+std::string BucketKey(int64_t bucket_ns) { return RecordKeyAt(bucket_ns); }
+
+Result<FlowRowKeyParts> DecodeFlowRowKey(std::string_view key) {
+  constexpr size_t kFixedHead = 8 + 1 + 4 + 4 + 8;
+  if (key.size() < kFixedHead) return BadKey("flow", key);
+  FlowRowKeyParts p;
+  const char* d = key.data();
+  p.bucket_ns = static_cast<int64_t>(GetBigEndian64(d));
+  uint8_t dir = static_cast<uint8_t>(d[8]);
+  if (dir > static_cast<uint8_t>(Direction::kPassive)) return BadKey("flow", key);
+  p.key.direction = static_cast<Direction>(dir);
+  p.key.netns = GetBigEndian32(d + 9);
+  p.key.pid = GetBigEndian32(d + 13);
+  p.key.start_ticks = GetBigEndian64(d + 17);
+  size_t pos = kFixedHead;
+  if (!GetAddr(key, &pos, &p.key.laddr) || key.size() - pos < 2) return BadKey("flow", key);
+  p.key.lport = GetBigEndian16(d + pos);
+  pos += 2;
+  if (!GetAddr(key, &pos, &p.key.raddr) || key.size() - pos != 2) return BadKey("flow", key);
+  p.key.rport = GetBigEndian16(d + pos);
+  return p;
+}
+
+std::string ProcessKey(uint32_t pid, uint64_t start_ticks) {
+  std::string out;
+  PutBigEndian32(&out, pid);
+  PutBigEndian64(&out, start_ticks);
+  return out;
+}
+
+Result<ProcessKeyParts> DecodeProcessKey(std::string_view key) {
+  if (key.size() != 12) return BadKey("process", key);
+  return ProcessKeyParts{GetBigEndian32(key.data()), GetBigEndian64(key.data() + 4)};
+}
+
+std::string EndpointKey(uint32_t netns, const IpAddr& addr, uint16_t port) {
+  std::string out;
+  PutBigEndian32(&out, netns);
+  PutAddr(&out, addr);
+  PutBigEndian16(&out, port);
+  return out;
+}
+
+Result<EndpointKeyParts> DecodeEndpointKey(std::string_view key) {
+  if (key.size() < 4) return BadKey("endpoint", key);
+  EndpointKeyParts p;
+  p.netns = GetBigEndian32(key.data());
+  size_t pos = 4;
+  if (!GetAddr(key, &pos, &p.addr) || key.size() - pos != 2) return BadKey("endpoint", key);
+  p.port = GetBigEndian16(key.data() + pos);
+  return p;
+}
+
+std::string CountKey(int64_t bucket_ns) {
+  std::string out(1, kMetaCountPrefix);
+  PutTime(&out, bucket_ns);
+  return out;
+}
+
+Result<int64_t> DecodeCountKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kMetaCountPrefix) return BadKey("record count", key);
+  return static_cast<int64_t>(GetBigEndian64(key.data() + 1));
+}
+
+std::string UserMetaKey(std::string_view key) {
+  std::string out(1, kMetaUserPrefix);
+  out.append(key);
+  return out;
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,81 @@
+// Order-preserving RocksDB keys for the store's column families: big-endian
+// fixed-width integers, so byte order is time order and range scans and
+// DeleteRange work on whole minute buckets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "node/common/net.h"
+#include "node/common/status.h"
+#include "node/flow/flow.h"
+
+namespace flowmesh {
+
+// Big-endian helpers shared with codec.cc. Negative timestamps clamp to 0:
+// nothing meshd stores predates the epoch, and unsigned order is then time order.
+void PutBigEndian16(std::string* out, uint16_t v);
+void PutBigEndian32(std::string* out, uint32_t v);
+void PutBigEndian64(std::string* out, uint64_t v);
+void PutTime(std::string* out, int64_t ts_ns);
+uint16_t GetBigEndian16(const char* p);
+uint32_t GetBigEndian32(const char* p);
+uint64_t GetBigEndian64(const char* p);
+// Family byte (0, AF_INET or AF_INET6) then 0, 4 or 16 address bytes.
+void PutAddr(std::string* out, const IpAddr& addr);
+// Reads one PutAddr encoding at *pos and advances it; false if truncated or
+// the family is unknown.
+bool GetAddr(std::string_view in, size_t* pos, IpAddr* addr);
+
+// --- records: close ts (8) + 32-bit hash of the ConnKey (4). The hash makes
+// rewriting a record idempotent and keeps two closes in the same ns apart.
+inline constexpr size_t kRecordKeySize = 12;
+uint32_t ConnKeyHash32(const ConnKey& key);  // FNV-1a, stable across builds
+std::string RecordKey(int64_t ts_ns, const ConnKey& key);
+// Sorts before every record key of `ts_ns` (and after all earlier ones).
+std::string RecordKeyAt(int64_t ts_ns);
+struct RecordKeyParts {
+  int64_t ts_ns = 0;
+  uint32_t hash = 0;
+};
+Result<RecordKeyParts> DecodeRecordKey(std::string_view key);
+
+// --- flows: bucket (8) + direction, netns, pid, start_ticks, laddr, lport,
+// raddr, rport.
+std::string FlowRowKey(int64_t bucket_ns, const FlowKey& key);
+std::string BucketKey(int64_t bucket_ns);  // the 8-byte prefix of a bucket
+struct FlowRowKeyParts {
+  int64_t bucket_ns = 0;
+  FlowKey key;
+};
+Result<FlowRowKeyParts> DecodeFlowRowKey(std::string_view key);
+
+// --- processes: pid (4) + start_ticks (8).
+std::string ProcessKey(uint32_t pid, uint64_t start_ticks);
+struct ProcessKeyParts {
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;
+};
+Result<ProcessKeyParts> DecodeProcessKey(std::string_view key);
+
+// --- endpoints: netns (4) + address + port (2).
+std::string EndpointKey(uint32_t netns, const IpAddr& addr, uint16_t port);
+struct EndpointKeyParts {
+  uint32_t netns = 0;
+  IpAddr addr;
+  uint16_t port = 0;
+};
+Result<EndpointKeyParts> DecodeEndpointKey(std::string_view key);
+
+// --- meta: one prefix byte keeps the store's own keys, the per-bucket record
+// counts and the free-form keys of PutMeta apart.
+inline constexpr char kMetaCountPrefix = 'c';
+inline constexpr char kMetaUserPrefix = 'u';
+inline constexpr std::string_view kMetaNodeIdKey = "n/node_id";
+inline constexpr std::string_view kMetaGenerationKey = "n/generation";
+std::string CountKey(int64_t bucket_ns);  // 'c' + bucket (8)
+Result<int64_t> DecodeCountKey(std::string_view key);
+std::string UserMetaKey(std::string_view key);
+
+}  // namespace flowmesh

@@ -1,0 +1,272 @@
+// Opening and closing the store (column families, options, node identity)
+// and the Store facade that forwards to Store::Impl.
+#include "node/store/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "node/common/log.h"
+#include "node/store/codec.h"
+#include "node/store/merge_operators.h"
+#include "node/store/store_impl.h"
+
+namespace flowmesh {
+namespace {
+
+constexpr const char* kRecordsCf = "records";
+constexpr const char* kFlowsCf = "flows";
+constexpr const char* kProcessesCf = "processes";
+constexpr const char* kEndpointsCf = "endpoints";
+constexpr const char* kMetaCf = "meta";
+
+rocksdb::ColumnFamilyOptions BaseCfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                           size_t block_size, size_t write_buffer) {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  t.block_size = block_size;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  // LZ4 is cheap while data moves through the upper levels; the bottommost
+  // level holds nearly everything after compaction, and ZSTD is what keeps a
+  // record well under 100 bytes there.
+  o.compression = rocksdb::kLZ4Compression;
+  o.bottommost_compression = rocksdb::kZSTD;
+  o.level_compaction_dynamic_level_bytes = true;
+  o.write_buffer_size = write_buffer;
+  o.max_write_buffer_number = 3;
+  return o;
+}
+
+std::string OpenHint(const rocksdb::Status& s) {
+  const std::string text = s.ToString();
+  if (text.find("lock") != std::string::npos || text.find("LOCK") != std::string::npos)
+    return "another meshd may be using it; stop that one or choose another --data-dir";
+  if (s.IsCorruption())
+    return "the database is damaged and meshd does not repair it automatically; move the "
+           "directory aside to start with an empty history";
+  if (text.find("Permission denied") != std::string::npos)
+    return "run meshd as a user that can write there, or choose another --data-dir";
+  if (s.IsNoSpace()) return "free some space on that file system or choose another --data-dir";
+  if (s.IsInvalidArgument() || s.IsNotSupported())
+    return "it may not be a meshd store (or was written by a newer meshd); choose another "
+           "--data-dir";
+  return "check the disk and the directory, or choose another --data-dir";
+}
+
+std::string RandomNodeId() {
+  std::random_device rd;  // getrandom(2) on Linux
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    uint32_t v = rd();
+    for (int b = 0; b < 8; ++b, v >>= 4) id.push_back(kHex[v & 0xf]);
+  }
+  return id;
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+bool IsNodeId(const std::string& s) {
+  return s.size() == 32 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
+
+// Node id made once and kept; generation one more than last time. Synced,
+// because gossip peers trust a generation never to repeat.
+Status Store::Impl::LoadNodeMeta() {
+  std::string value;
+  rocksdb::Status rs = db->Get({}, meta, ToSlice(kMetaNodeIdKey), &value);
+  if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "cannot read the node id");
+  if (rs.ok() && IsNodeId(value)) {
+    node_meta.node_id = value;
+  } else {
+    if (rs.ok()) FM_LOG(Warn, "store") << "stored node id is malformed; making a new one";
+    node_meta.node_id = RandomNodeId();
+  }
+  uint64_t generation = 0;
+  rs = db->Get({}, meta, ToSlice(kMetaGenerationKey), &value);
+  if (rs.ok()) {
+    auto g = DecodeCount(value);
+    if (!g.ok())
+      return Status(Status::Code::kCorruption,
+                    "the node generation stored in " + options.dir +
+                        " is malformed; move the directory aside to start with a new identity");
+    generation = *g;
+  } else if (!rs.IsNotFound()) {
+    return FromRocks(rs, "cannot read the generation");
+  }
+  node_meta.generation = generation + 1;
+  rocksdb::WriteBatch wb;
+  wb.Put(meta, ToSlice(kMetaNodeIdKey), node_meta.node_id);
+  wb.Put(meta, ToSlice(kMetaGenerationKey), EncodeCount(node_meta.generation));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db->Write(wo, &wb), "cannot persist the node generation");
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  Status::Code code = Status::Code::kInternal;
+  if (s.IsNotFound())
+    code = Status::Code::kNotFound;
+  else if (s.IsCorruption())
+    code = Status::Code::kCorruption;
+  else if (s.IsNoSpace())
+    code = Status::Code::kResourceExhausted;
+  else if (s.IsIOError())
+    code = Status::Code::kIoError;
+  else if (s.IsInvalidArgument() || s.IsNotSupported())
+    code = Status::Code::kInvalidArgument;
+  else if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsIncomplete())
+    code = Status::Code::kUnavailable;
+  return {code, what + ": " + s.ToString()};
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (options.dir.empty()) return InvalidArgument("store: no data directory given (--data-dir)");
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec)
+    return Status(ec == std::errc::permission_denied ? Status::Code::kPermissionDenied
+                                                     : Status::Code::kIoError,
+                  "cannot create store directory " + options.dir + ": " + ec.message() +
+                      "; check permissions or choose another --data-dir");
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = 128 << 20;  // old memtables flush instead of the WAL growing
+  db_options.keep_log_file_num = 3;           // RocksDB's own LOG files, not the WAL
+  db_options.max_log_file_size = 4 << 20;
+  db_options.max_open_files = 512;
+  // Default recovery mode (point in time): after kill -9 the WAL replays up
+  // to its last complete record; no repair is ever run on open.
+
+  auto cache = rocksdb::NewLRUCache(32 << 20);
+  rocksdb::ColumnFamilyOptions records_opt = BaseCfOptions(cache, 16 << 10, 32 << 20);
+  rocksdb::ColumnFamilyOptions flows_opt = BaseCfOptions(cache, 16 << 10, 16 << 20);
+  flows_opt.merge_operator = MakeFlowStatsMerge(impl->corrupt);
+  rocksdb::ColumnFamilyOptions small_opt = BaseCfOptions(cache, 4 << 10, 4 << 20);
+  rocksdb::ColumnFamilyOptions meta_opt = small_opt;
+  meta_opt.merge_operator = MakeCountMerge(impl->corrupt);
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {kRecordsCf, records_opt}, {kFlowsCf, flows_opt},
+      {kProcessesCf, small_opt}, {kEndpointsCf, small_opt},
+      {kMetaCf, meta_opt},       {rocksdb::kDefaultColumnFamilyName, small_opt}};
+  // Every existing column family must be opened; keep ones we do not know.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.dir, &existing).ok()) {
+    for (const auto& name : existing)
+      if (std::none_of(cfs.begin(), cfs.end(), [&](const auto& d) { return d.name == name; }))
+        cfs.emplace_back(name, small_opt);
+  }
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.dir, cfs, &impl->handles, &raw);
+  if (!rs.ok()) {
+    Status st = FromRocks(rs, "cannot open store in " + options.dir);
+    return Status(st.code(), st.message() + "; " + OpenHint(rs));
+  }
+  impl->db.reset(raw);
+  impl->records = impl->handles[0];
+  impl->flows = impl->handles[1];
+  impl->processes = impl->handles[2];
+  impl->endpoints = impl->handles[3];
+  impl->meta = impl->handles[4];
+
+  FM_RETURN_IF_ERROR(impl->LoadNodeMeta());
+  FM_RETURN_IF_ERROR(impl->LoadTotalRecords());
+  FM_LOG(Info, "store") << "opened " << options.dir << ": node " << impl->node_meta.node_id
+                        << " generation " << impl->node_meta.generation << ", "
+                        << impl->total_records.load() << " records";
+  impl->StartRetentionThread();
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Impl::~Impl() {
+  StopRetentionThread();
+  if (!db) return;
+  // A clean stop (SIGTERM) makes the last batches durable; kill -9 relies on
+  // the WAL already being in the page cache.
+  rocksdb::Status s = db->FlushWAL(/*sync=*/true);
+  if (!s.ok())
+    FM_LOG(Warn, "store") << "syncing the WAL of " << options.dir << ": " << s.ToString();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  handles.clear();
+  s = db->Close();
+  if (!s.ok()) FM_LOG(Warn, "store") << "closing " << options.dir << ": " << s.ToString();
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Status Store::Write(const Batch& batch) { return impl_->Write(batch); }
+
+Status Store::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                          const std::function<bool(const ConnRecord&)>& fn) const {
+  return impl_->ScanRecords(window, filter, fn);
+}
+
+Result<std::vector<Flow>> Store::ReadFlows(const TimeWindow& window,
+                                           const std::function<bool(const FlowKey&)>& keep) const {
+  return impl_->ReadFlows(window, keep);
+}
+
+Result<std::vector<EndpointRecord>> Store::Endpoints() const { return impl_->Endpoints(); }
+
+Status Store::ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints) {
+  return impl_->ReplaceEndpoints(endpoints);
+}
+
+Result<std::optional<ProcessDetails>> Store::Process(uint32_t pid, uint64_t start_ticks) const {
+  return impl_->Process(pid, start_ticks);
+}
+
+Result<std::vector<ProcessDetails>> Store::Processes() const { return impl_->Processes(); }
+
+const NodeMeta& Store::meta() const { return impl_->node_meta; }
+
+Status Store::PutMeta(const std::string& key, const std::string& value) {
+  return FromRocks(impl_->db->Put({}, impl_->meta, UserMetaKey(key), value),
+                   "cannot store " + key + " in " + impl_->options.dir);
+}
+
+Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get({}, impl_->meta, UserMetaKey(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "cannot read " + key + " from " + impl_->options.dir);
+  return std::optional<std::string>(std::move(value));
+}
+
+StoreStats Store::Stats() const { return impl_->Stats(); }
+
+Result<uint64_t> Store::EnforceRetention(int64_t now_ns) { return impl_->EnforceRetention(now_ns); }
+
+Status Store::CompactAll() { return impl_->CompactAll(); }
+
+bool RecordFilter::Matches(const ConnRecord& r) const {
+  if (pid != 0 && r.proc.pid != pid) return false;
+  if (family != 0 && r.key.family() != family) return false;
+  if (!lports.empty() && std::find(lports.begin(), lports.end(), r.key.lport) == lports.end())
+    return false;
+  if (!rports.empty() && std::find(rports.begin(), rports.end(), r.key.rport) == rports.end())
+    return false;
+  return true;
+}
+
+}  // namespace flowmesh

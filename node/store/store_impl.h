@@ -1,0 +1,127 @@
+// Store's private state, shared by store.cc (open, write), store_read.cc
+// (queries) and store_retention.cc (retention, stats). Not for other modules.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "node/store/store.h"
+
+namespace flowmesh {
+
+// A process still mentioned by records gets its last_seen rewritten at most
+// this often; retention keeps processes this much longer than records so a
+// record never outlives its process's comm.
+inline constexpr int64_t kLastSeenRefreshNs = 3600LL * 1'000'000'000;
+
+// rocksdb::Status to Status; `what` says which operation on which store.
+Status FromRocks(const rocksdb::Status& s, const std::string& what);
+
+struct ProcessIdHash {
+  size_t operator()(const std::pair<uint32_t, uint64_t>& p) const noexcept {
+    return (uint64_t{p.first} * 0x9e3779b97f4a7c15ULL) ^ p.second;
+  }
+};
+using ProcessId = std::pair<uint32_t, uint64_t>;  // (pid, start_ticks)
+
+// comm by process identity, so records (which do not store comm) read back
+// with it. Write keeps it coherent, so "unknown" answers may be cached too.
+class CommCache {
+ public:
+  // Sets *comm and returns true when cached.
+  bool Find(const ProcessId& id, std::string* comm) const;
+  void Put(const ProcessId& id, std::string comm);
+  void Clear();
+
+ private:
+  static constexpr size_t kMaxEntries = 1 << 16;
+  mutable std::mutex mu_;
+  std::unordered_map<ProcessId, std::string, ProcessIdHash> map_;
+};
+
+class Store::Impl {
+ public:
+  ~Impl();
+
+  // Open's steps after the database is open.
+  Status LoadNodeMeta();
+  Status LoadTotalRecords();
+
+  Status Write(const Batch& batch);
+  Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);
+  Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                     const std::function<bool(const ConnRecord&)>& fn) const;
+  Result<std::vector<Flow>> ReadFlows(const TimeWindow& window,
+                                      const std::function<bool(const FlowKey&)>& keep) const;
+  Result<std::vector<EndpointRecord>> Endpoints() const;
+  Result<std::optional<ProcessDetails>> Process(uint32_t pid, uint64_t start_ticks) const;
+  Result<std::vector<ProcessDetails>> Processes() const;
+  std::string CommOf(const ProcessId& id) const;  // "" when unknown
+
+  StoreStats Stats() const;
+  uint64_t DiskBytes() const;
+  Result<uint64_t> EnforceRetention(int64_t now_ns);
+  Status CompactAll();
+  void StartRetentionThread();
+  void StopRetentionThread();
+
+  // Set by Open.
+  StoreOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every CF opened, ours first
+  rocksdb::ColumnFamilyHandle* records = nullptr;
+  rocksdb::ColumnFamilyHandle* flows = nullptr;
+  rocksdb::ColumnFamilyHandle* processes = nullptr;
+  rocksdb::ColumnFamilyHandle* endpoints = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  NodeMeta node_meta;
+  std::shared_ptr<std::atomic<uint64_t>> corrupt = std::make_shared<std::atomic<uint64_t>>(0);
+  std::atomic<uint64_t> total_records{0};  // sum of the per-bucket counts
+
+ private:
+  struct Counts {
+    std::vector<std::pair<int64_t, uint64_t>> buckets;  // oldest first
+  };
+  Result<Counts> ReadCounts() const;
+  // Deletes every record, flow and count before `cut_bucket` (whole buckets);
+  // returns how many records went. Caller holds write_mu_.
+  Result<uint64_t> DeleteBefore(int64_t cut_bucket, const Counts& counts);
+  Result<uint64_t> ExpireProcesses(int64_t cutoff_ns);
+  void CompactBefore(int64_t cut_bucket);
+  void RecordWriteError(const rocksdb::Status& s);
+  Status RefreshProcesses(const Batch& batch, int64_t batch_time, rocksdb::WriteBatch* wb);
+  void RetentionLoop();
+
+  // Serialises writers: the "is this record new?" check and the count merge
+  // must not interleave with another write or with retention's deletes.
+  std::mutex write_mu_;
+  bool needs_resume_ = false;
+  // Last last_seen written per process; lets Write refresh a process that
+  // records still mention without rewriting it every batch.
+  std::unordered_map<ProcessId, int64_t, ProcessIdHash> last_seen_written_;
+
+  mutable std::mutex stats_mu_;
+  uint64_t batches_ = 0;
+  uint64_t write_errors_ = 0;
+  std::string last_error_;
+  uint64_t expired_records_ = 0;
+
+  mutable CommCache comm_cache_;  // filled by reads, kept coherent by writes
+
+  std::mutex thread_mu_;
+  std::condition_variable thread_cv_;
+  std::atomic<bool> stop_{false};  // set under thread_mu_; read by retention's loops
+  std::thread thread_;
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,213 @@
+// Store writes: one Batch as one atomic WriteBatch (records, flow merges,
+// per-bucket counts, processes, endpoints), and what happens when the disk
+// refuses it.
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_set>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+#include "node/store/codec.h"
+#include "node/store/store_impl.h"
+
+namespace flowmesh {
+namespace {
+
+// The batch's own time (its newest timestamp), so stores fed with old data in
+// tests and replays age consistently; the wall clock when it carries none.
+int64_t BatchTime(const Batch& batch) {
+  int64_t t = 0;
+  for (const auto& r : batch.records) t = std::max(t, r.ts_ns);
+  for (const auto& f : batch.flows) t = std::max({t, f.bucket_ns, f.stats.last_seen_ns});
+  for (const auto& e : batch.endpoints_added) t = std::max(t, e.since_ns);
+  return t > 0 ? t : RealtimeNs();
+}
+
+std::string WriteErrorMessage(const std::string& dir, const rocksdb::Status& s) {
+  std::string why = s.ToString();
+  if (s.IsNoSpace() || why.find("No space left") != std::string::npos)
+    why = "No space left on device (" + why + ")";
+  else if (why.find("Read-only file system") != std::string::npos)
+    why = "read-only file system (" + why + ")";
+  return "store write failed in " + dir + ": " + why + "; queries answer from what is stored";
+}
+
+}  // namespace
+
+bool CommCache::Find(const ProcessId& id, std::string* comm) const {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(id);
+  if (it == map_.end()) return false;
+  *comm = it->second;
+  return true;
+}
+
+void CommCache::Put(const ProcessId& id, std::string comm) {
+  std::lock_guard lock(mu_);
+  if (map_.size() >= kMaxEntries) map_.clear();  // crude, but bounded and rare
+  map_[id] = std::move(comm);
+}
+
+void CommCache::Clear() {
+  std::lock_guard lock(mu_);
+  map_.clear();
+}
+
+void Store::Impl::RecordWriteError(const rocksdb::Status& s) {
+  needs_resume_ = true;
+  std::string message = WriteErrorMessage(options.dir, s);
+  std::lock_guard lock(stats_mu_);
+  ++write_errors_;
+  if (last_error_.empty()) FM_LOG(Error, "store") << message;  // once per streak
+  last_error_ = std::move(message);
+}
+
+Status Store::Impl::RefreshProcesses(const Batch& batch, int64_t batch_time,
+                                     rocksdb::WriteBatch* wb) {
+  std::unordered_set<ProcessId, ProcessIdHash> mentioned;
+  for (const auto& r : batch.records)
+    if (r.proc.pid) mentioned.insert({r.proc.pid, r.proc.start_ticks});
+  for (const auto& f : batch.flows)
+    if (f.key.pid) mentioned.insert({f.key.pid, f.key.start_ticks});
+  for (const auto& p : batch.processes) mentioned.erase({p.pid, p.start_ticks});
+
+  for (const ProcessId& id : mentioned) {
+    auto it = last_seen_written_.find(id);
+    if (it != last_seen_written_.end() &&
+        (it->second < 0 || batch_time - it->second < kLastSeenRefreshNs))
+      continue;  // unknown process, or refreshed recently enough
+    std::string key = ProcessKey(id.first, id.second), value;
+    rocksdb::Status s = db->Get({}, processes, key, &value);
+    if (s.IsNotFound()) {
+      last_seen_written_[id] = -1;
+      continue;
+    }
+    if (!s.ok()) return FromRocks(s, "cannot read a process from " + options.dir);
+    auto stored = DecodeProcessValue({id.first, id.second}, value);
+    if (!stored.ok()) {
+      corrupt->fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (batch_time - stored->last_seen_ns < kLastSeenRefreshNs) {
+      last_seen_written_[id] = stored->last_seen_ns;
+      continue;
+    }
+    wb->Put(processes, key, EncodeProcessValue(stored->details, batch_time));
+    last_seen_written_[id] = batch_time;
+  }
+  return Status::Ok();
+}
+
+Status Store::Impl::Write(const Batch& batch) {
+  std::lock_guard lock(write_mu_);
+  if (needs_resume_) {
+    // After a failed write RocksDB may be in read-only mode; try to leave it.
+    rocksdb::Status s = db->Resume();
+    if (!s.ok()) {
+      RecordWriteError(s);
+      return FromRocks(s, "store in " + options.dir + " is not writable");
+    }
+    needs_resume_ = false;
+  }
+  if (batch.empty()) return Status::Ok();
+  const int64_t batch_time = BatchTime(batch);
+  rocksdb::WriteBatch wb;
+
+  // Records: a key already stored (a replayed batch) is rewritten but not
+  // counted again, so Stats().records stays exact.
+  std::vector<std::string> keys;
+  keys.reserve(batch.records.size());
+  for (const auto& r : batch.records) keys.push_back(RecordKey(r.ts_ns, r.key));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> found(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  if (!keys.empty())
+    db->MultiGet({}, records, keys.size(), slices.data(), found.data(), statuses.data());
+  std::unordered_set<std::string_view> seen;
+  std::map<int64_t, uint64_t> new_per_bucket;
+  uint64_t new_records = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!statuses[i].ok() && !statuses[i].IsNotFound())
+      return FromRocks(statuses[i], "cannot check records in " + options.dir);
+    wb.Put(records, keys[i], EncodeRecordValue(batch.records[i]));
+    if (statuses[i].IsNotFound() && seen.insert(keys[i]).second) {
+      ++new_per_bucket[FlowBucketOf(batch.records[i].ts_ns)];
+      ++new_records;
+    }
+  }
+  for (const auto& [bucket, n] : new_per_bucket) wb.Merge(meta, CountKey(bucket), EncodeCount(n));
+
+  for (const auto& f : batch.flows)
+    wb.Merge(flows, FlowRowKey(f.bucket_ns, f.key), EncodeFlowStats(f.stats));
+
+  for (const auto& p : batch.processes)
+    wb.Put(processes, ProcessKey(p.pid, p.start_ticks), EncodeProcessValue(p, batch_time));
+  FM_RETURN_IF_ERROR(RefreshProcesses(batch, batch_time, &wb));
+
+  // The Batch does not say whether a listener went before or after it came
+  // back, so per key the newest `since` decides: a re-listen (newer since)
+  // survives the removal of its predecessor; add-then-remove of the same
+  // listener removes it.
+  struct EndpointOp {
+    const EndpointRecord* add = nullptr;  // the newest listen of this key
+    bool removed = false;
+    int64_t removed_since = 0;  // the newest since among the removals
+  };
+  std::map<std::string, EndpointOp> endpoint_ops;
+  for (const auto& e : batch.endpoints_added) {
+    EndpointOp& op = endpoint_ops[EndpointKey(e.netns, e.addr, e.port)];
+    if (!op.add || e.since_ns >= op.add->since_ns) op.add = &e;
+  }
+  for (const auto& e : batch.endpoints_removed) {
+    EndpointOp& op = endpoint_ops[EndpointKey(e.netns, e.addr, e.port)];
+    op.removed_since = op.removed ? std::max(op.removed_since, e.since_ns) : e.since_ns;
+    op.removed = true;
+  }
+  for (const auto& [key, op] : endpoint_ops) {
+    if (op.add && (!op.removed || op.add->since_ns > op.removed_since))
+      wb.Put(endpoints, key, EncodeEndpointValue(*op.add));
+    else
+      wb.Delete(endpoints, key);
+  }
+
+  rocksdb::WriteOptions wo;
+  // sync=false: a process crash (kill -9) loses nothing, the WAL is in the
+  // page cache; a power loss can lose the batches of the last moments.
+  wo.sync = false;
+  rocksdb::Status s = db->Write(wo, &wb);
+  if (!s.ok()) {
+    RecordWriteError(s);
+    return Status(s.IsNoSpace() ? Status::Code::kResourceExhausted : Status::Code::kIoError,
+                  WriteErrorMessage(options.dir, s));
+  }
+  total_records.fetch_add(new_records, std::memory_order_relaxed);
+  for (const auto& p : batch.processes) {
+    comm_cache_.Put({p.pid, p.start_ticks}, p.comm);
+    last_seen_written_[{p.pid, p.start_ticks}] = batch_time;
+  }
+  std::lock_guard stats_lock(stats_mu_);
+  if (!last_error_.empty()) FM_LOG(Info, "store") << "writes to " << options.dir << " work again";
+  ++batches_;
+  last_error_.clear();
+  return Status::Ok();
+}
+
+Status Store::Impl::ReplaceEndpoints(const std::vector<EndpointRecord>& list) {
+  std::lock_guard lock(write_mu_);
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, endpoints));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) wb.Delete(endpoints, it->key());
+  if (!it->status().ok()) return FromRocks(it->status(), "cannot read endpoints in " + options.dir);
+  for (const auto& e : list)
+    wb.Put(endpoints, EndpointKey(e.netns, e.addr, e.port), EncodeEndpointValue(e));
+  rocksdb::Status s = db->Write({}, &wb);
+  if (!s.ok()) {
+    RecordWriteError(s);
+    return Status(Status::Code::kIoError, WriteErrorMessage(options.dir, s));
+  }
+  return Status::Ok();
+}
+
+}  // namespace flowmesh

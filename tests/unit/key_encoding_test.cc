@@ -1,0 +1,145 @@
+// The store's key encodings: byte order is time order, every key decodes to
+// what was encoded (IPv4 and IPv6), and wrong lengths are rejected.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "node/store/keys.h"
+#include "tests/unit/store_test_util.h"
+
+namespace flowmesh {
+namespace {
+
+using testing::MakeFlowKey;
+using testing::MakeRecord;
+
+IpAddr V6(uint8_t last) {
+  uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last};
+  return IpAddr::V6(b);
+}
+
+TEST(KeyEncoding, RecordKeysSortInTimeOrder) {
+  // Includes values whose little-endian bytes would sort the other way.
+  std::vector<int64_t> times = {
+      0,        1, 255, 256, 65535, 65536, 1'700'000'000'000'000'000, 1'700'000'000'000'000'001,
+      INT64_MAX};
+  std::vector<std::string> keys;
+  for (int64_t t : times) keys.push_back(RecordKey(t, MakeRecord(t, 7, 40000, 80).key));
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  for (size_t i = 0; i < times.size(); ++i) {
+    auto parts = DecodeRecordKey(keys[i]);
+    ASSERT_TRUE(parts.ok()) << parts.status().message();
+    EXPECT_EQ(parts->ts_ns, times[i]);
+    // RecordKeyAt(t) bounds every record of t from below and of t-1 from above.
+    EXPECT_LT(RecordKeyAt(times[i]), keys[i]);
+    if (i + 1 < times.size()) {
+      EXPECT_LT(keys[i], RecordKeyAt(times[i + 1]));
+    }
+  }
+}
+
+TEST(KeyEncoding, RecordKeyIsDeterministicAndSeparatesConnections) {
+  ConnRecord a = MakeRecord(5, 7, 40000, 80), b = MakeRecord(5, 7, 40001, 80);
+  EXPECT_EQ(RecordKey(5, a.key), RecordKey(5, a.key));
+  EXPECT_NE(RecordKey(5, a.key), RecordKey(5, b.key));
+  EXPECT_EQ(RecordKey(5, a.key).size(), kRecordKeySize);
+  // Pinned: the hash is part of the on-disk format and must not change
+  // between builds (std::hash would be free to).
+  ConnKey k;
+  k.netns = 1;
+  k.laddr = IpAddr::V4(127, 0, 0, 1);
+  k.raddr = IpAddr::V4(127, 0, 0, 1);
+  k.lport = 1;
+  k.rport = 2;
+  EXPECT_EQ(ConnKeyHash32(k), 0xac92d079u);  // FNV-1a, computed independently
+}
+
+TEST(KeyEncoding, NegativeTimesClampToZero) { EXPECT_EQ(RecordKeyAt(-5), RecordKeyAt(0)); }
+
+TEST(KeyEncoding, FlowKeysRoundTripV4AndV6) {
+  FlowKey active = MakeFlowKey(4242, 6379);
+  FlowKey passive;
+  passive.direction = Direction::kPassive;
+  passive.netns = 0xfffffffe;
+  passive.pid = 0xffffffff;
+  passive.start_ticks = 0x0123456789abcdefULL;
+  passive.laddr = V6(1);
+  passive.lport = 443;
+  passive.raddr = V6(2);
+  FlowKey unknown;  // unset addresses are legal (family 0)
+  for (const FlowKey& k : {active, passive, unknown}) {
+    const int64_t bucket = testing::kT0 + 3 * testing::kMin;
+    auto parts = DecodeFlowRowKey(FlowRowKey(bucket, k));
+    ASSERT_TRUE(parts.ok()) << parts.status().message();
+    EXPECT_EQ(parts->bucket_ns, bucket);
+    EXPECT_EQ(parts->key, k);
+  }
+  EXPECT_EQ(FlowRowKey(0, active).size(), 8u + 1 + 4 + 4 + 8 + 5 + 2 + 5 + 2);
+  EXPECT_EQ(FlowRowKey(0, passive).size(), 8u + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
+}
+
+TEST(KeyEncoding, FlowKeysSortByBucketFirst) {
+  FlowKey small = MakeFlowKey(1, 1), big = MakeFlowKey(0xffffffff, 65535);
+  big.laddr = V6(9);
+  const int64_t b0 = testing::kT0, b1 = testing::kT0 + testing::kMin;
+  EXPECT_LT(FlowRowKey(b0, big), FlowRowKey(b1, small));
+  EXPECT_LT(BucketKey(b0), FlowRowKey(b0, small));
+  EXPECT_LT(FlowRowKey(b0, big), BucketKey(b1));
+}
+
+TEST(KeyEncoding, FlowKeyDecoderRejectsMalformedKeys) {
+  std::string good = FlowRowKey(testing::kT0, MakeFlowKey(1, 80));
+  for (size_t n = 0; n < good.size(); ++n)
+    EXPECT_FALSE(DecodeFlowRowKey(good.substr(0, n)).ok()) << "length " << n;
+  EXPECT_FALSE(DecodeFlowRowKey(good + "x").ok());
+  std::string bad_family = good;
+  bad_family[25] = 3;  // laddr's family byte
+  EXPECT_FALSE(DecodeFlowRowKey(bad_family).ok());
+  std::string bad_direction = good;
+  bad_direction[8] = 9;
+  EXPECT_FALSE(DecodeFlowRowKey(bad_direction).ok());
+}
+
+TEST(KeyEncoding, ProcessAndEndpointKeysRoundTrip) {
+  auto p = DecodeProcessKey(ProcessKey(31337, 0xdeadbeefcafeULL));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->pid, 31337u);
+  EXPECT_EQ(p->start_ticks, 0xdeadbeefcafeULL);
+  EXPECT_LT(ProcessKey(1, 0xffffffffffffULL), ProcessKey(2, 0));
+
+  for (const IpAddr& addr : {IpAddr::V4(0, 0, 0, 0), IpAddr::V4(10, 213, 0, 3), V6(7)}) {
+    auto e = DecodeEndpointKey(EndpointKey(4026531840u, addr, 6379));
+    ASSERT_TRUE(e.ok()) << e.status().message();
+    EXPECT_EQ(e->netns, 4026531840u);
+    EXPECT_EQ(e->addr, addr);
+    EXPECT_EQ(e->port, 6379);
+  }
+}
+
+TEST(KeyEncoding, DecodersRejectWrongLengths) {
+  std::string rec = RecordKey(1, {});
+  EXPECT_FALSE(DecodeRecordKey(rec.substr(0, 11)).ok());
+  EXPECT_FALSE(DecodeRecordKey(rec + "x").ok());
+  std::string proc = ProcessKey(1, 2);
+  EXPECT_FALSE(DecodeProcessKey(proc.substr(0, 11)).ok());
+  EXPECT_FALSE(DecodeProcessKey(proc + "x").ok());
+  std::string ep = EndpointKey(1, IpAddr::V4(1, 2, 3, 4), 80);
+  for (size_t n = 0; n < ep.size(); ++n) EXPECT_FALSE(DecodeEndpointKey(ep.substr(0, n)).ok());
+  EXPECT_FALSE(DecodeEndpointKey(ep + "x").ok());
+  EXPECT_FALSE(DecodeCountKey(CountKey(5).substr(0, 8)).ok());
+  EXPECT_FALSE(DecodeCountKey("u" + CountKey(5).substr(1)).ok());
+  auto count = DecodeCountKey(CountKey(testing::kT0));
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, testing::kT0);
+}
+
+TEST(KeyEncoding, MetaNamespacesDoNotOverlap) {
+  // User keys can never be mistaken for record counts, whatever their text.
+  EXPECT_NE(UserMetaKey("c")[0], kMetaCountPrefix);
+  EXPECT_LT(CountKey(INT64_MAX), std::string(1, kMetaCountPrefix + 1));
+}
+
+}  // namespace
+}  // namespace flowmesh

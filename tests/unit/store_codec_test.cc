@@ -1,0 +1,178 @@
+// The store's value encodings: round trips, size, and malformed input
+// rejected with an error (truncation, trailing bytes, unknown formats).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "node/store/codec.h"
+#include "tests/unit/store_test_util.h"
+
+namespace flowmesh {
+namespace {
+
+using testing::MakeRecord;
+
+TEST(StoreCodec, RecordRoundTripsWithoutComm) {
+  for (bool v6 : {false, true}) {
+    ConnRecord r = MakeRecord(testing::kT0 + 17, 4242, 40000, 6379, v6);
+    r.proc.set_comm("redis-cli");
+    r.counters.bytes_tx = 1ULL << 40;  // wide values survive the varints
+    r.duration_ns = UINT64_MAX;
+    std::string v = EncodeRecordValue(r);
+    EXPECT_EQ(v.find("redis-cli"), std::string::npos) << "comm must live in the processes CF";
+    auto back = DecodeRecordValue(r.ts_ns, v);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->proc.comm_view(), "");
+    r.proc.set_comm("");
+    EXPECT_EQ(*back, r);
+  }
+}
+
+TEST(StoreCodec, TypicalRecordIsSmall) {
+  std::string v = EncodeRecordValue(MakeRecord(testing::kT0, 4242, 40000, 6379));
+  EXPECT_LE(v.size(), 48u);  // before compression; key adds 12
+}
+
+TEST(StoreCodec, RecordDecoderRejectsMalformedValues) {
+  std::string good = EncodeRecordValue(MakeRecord(testing::kT0, 4242, 40000, 6379, true));
+  for (size_t n = 0; n < good.size(); ++n)
+    EXPECT_FALSE(DecodeRecordValue(0, good.substr(0, n)).ok()) << "truncated to " << n;
+  EXPECT_FALSE(DecodeRecordValue(0, good + '\0').ok()) << "trailing byte";
+  std::string wrong_format = good;
+  wrong_format[0] = 2;
+  EXPECT_FALSE(DecodeRecordValue(0, wrong_format).ok());
+  std::string wrong_direction = good;
+  wrong_direction[1] = 7;
+  EXPECT_FALSE(DecodeRecordValue(0, wrong_direction).ok());
+  // Laid out by hand: the same record with a pid that does not fit 32 bits.
+  auto with_pid = [](uint64_t pid) {
+    std::string v(1, '\x01');
+    v.push_back(static_cast<char>(Direction::kActive));
+    PutVarint(&v, 1);  // netns
+    PutAddr(&v, IpAddr::V4(1, 2, 3, 4));
+    PutBigEndian16(&v, 1);
+    PutAddr(&v, IpAddr::V4(5, 6, 7, 8));
+    PutBigEndian16(&v, 2);
+    PutVarint(&v, pid);
+    for (int i = 0; i < 9; ++i) PutVarint(&v, 0);  // start_ticks, counters, duration
+    return v;
+  };
+  auto ok = DecodeRecordValue(0, with_pid(UINT32_MAX));
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->proc.pid, UINT32_MAX);
+  EXPECT_FALSE(DecodeRecordValue(0, with_pid(uint64_t{UINT32_MAX} + 1)).ok());
+}
+
+TEST(StoreCodec, RandomBytesNeverCrashTheDecoders) {
+  std::mt19937 rng(42);
+  std::string good = EncodeRecordValue(MakeRecord(testing::kT0, 4242, 40000, 6379));
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string v = good;
+    v[rng() % v.size()] = static_cast<char>(rng());
+    if (rng() % 4 == 0) v.resize(rng() % (v.size() + 1));
+    accepted += DecodeRecordValue(0, v).ok();
+    (void)DecodeFlowStats(v);
+    (void)DecodeProcessValue({1, 2}, v);
+    (void)DecodeEndpointValue({}, v);
+    (void)DecodeCount(v);
+  }
+  EXPECT_LT(accepted, 20000);  // the mutations are noticed at least sometimes
+}
+
+TEST(StoreCodec, VarintOverflowIsRejected) {
+  std::string eleven(10, '\xff');
+  eleven.push_back('\x01');
+  size_t pos = 0;
+  uint64_t v = 0;
+  EXPECT_FALSE(GetVarint(eleven, &pos, &v));
+  std::string max;
+  PutVarint(&max, UINT64_MAX);
+  pos = 0;
+  ASSERT_TRUE(GetVarint(max, &pos, &v));
+  EXPECT_EQ(v, UINT64_MAX);
+  EXPECT_EQ(pos, max.size());
+  std::string too_big = max;
+  too_big.back() = '\x02';  // bit 64
+  pos = 0;
+  EXPECT_FALSE(GetVarint(too_big, &pos, &v));
+}
+
+TEST(StoreCodec, FlowStatsRoundTrip) {
+  FlowStats s{.connections = 3,
+              .bytes_tx = 1 << 20,
+              .bytes_rx = 5,
+              .segs_out = 6,
+              .segs_in = 7,
+              .retrans = 1,
+              .rtt_sum_us = 900,
+              .rtt_samples = 3,
+              .rtt_max_us = 400,
+              .first_seen_ns = testing::kT0,
+              .last_seen_ns = testing::kT0 + 5};
+  auto back = DecodeFlowStats(EncodeFlowStats(s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, s);
+  EXPECT_FALSE(DecodeFlowStats(EncodeFlowStats(s) + "x").ok());
+  EXPECT_FALSE(DecodeFlowStats("").ok());
+}
+
+TEST(StoreCodec, FlowStatsMergeAddsAndKeepsTheWindow) {
+  FlowStats a{.connections = 1,
+              .bytes_tx = 10,
+              .rtt_sum_us = 100,
+              .rtt_samples = 1,
+              .rtt_max_us = 100,
+              .first_seen_ns = 0,
+              .last_seen_ns = 50};
+  FlowStats b{.connections = 2,
+              .bytes_tx = 5,
+              .rtt_sum_us = 500,
+              .rtt_samples = 2,
+              .rtt_max_us = 300,
+              .first_seen_ns = 20,
+              .last_seen_ns = 40};
+  a.Merge(b);
+  EXPECT_EQ(a.connections, 3u);
+  EXPECT_EQ(a.bytes_tx, 15u);
+  EXPECT_EQ(a.rtt_mean_us(), 200u);
+  EXPECT_EQ(a.rtt_max_us, 300u);
+  EXPECT_EQ(a.first_seen_ns, 20) << "an unset first_seen (0) must not win";
+  EXPECT_EQ(a.last_seen_ns, 50);
+  FlowStats c{.first_seen_ns = 10};
+  a.Merge(c);
+  EXPECT_EQ(a.first_seen_ns, 10);
+}
+
+TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
+  ProcessDetails p = testing::MakeProcess(77, "nginx");
+  auto sp = DecodeProcessValue({77, 1077}, EncodeProcessValue(p, testing::kT0));
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(sp->details, p);
+  EXPECT_EQ(sp->last_seen_ns, testing::kT0);
+
+  EndpointRecord e;
+  e.netns = 9;
+  e.addr = IpAddr::V4(0, 0, 0, 0);
+  e.port = 80;
+  e.proc.pid = 77;
+  e.proc.start_ticks = 1077;
+  e.proc.set_comm("nginx");
+  e.since_ns = testing::kT0;
+  auto back = DecodeEndpointValue({9, e.addr, 80}, EncodeEndpointValue(e));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(back->proc.comm_view(), "nginx");
+  std::string v = EncodeEndpointValue(e);
+  EXPECT_FALSE(DecodeEndpointValue({}, v.substr(0, v.size() - 1)).ok());
+}
+
+TEST(StoreCodec, CountRoundTrip) {
+  auto n = DecodeCount(EncodeCount(123456789));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 123456789u);
+  EXPECT_FALSE(DecodeCount("\x80").ok());
+}
+
+}  // namespace
+}  // namespace flowmesh
