@@ -1,0 +1,256 @@
+// LocalDirectory and LocalQuerier: look's questions answered from this
+// node's store and live listeners, with processes grouped by pgid.
+#include "node/look/local_directory.h"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "node/common/log.h"
+
+namespace flowmesh {
+namespace {
+
+using ProcId = std::pair<uint32_t, uint64_t>;  // (pid, start_ticks)
+
+// What the store knows about processes, and their pgid groups. A process
+// the store does not know (or with pgid 0) is a group of its own.
+class ProcessIndex {
+ public:
+  explicit ProcessIndex(std::vector<ProcessDetails> all) {
+    for (ProcessDetails& p : all) by_id_[{p.pid, p.start_ticks}] = std::move(p);
+  }
+  ProcessDetails Details(uint32_t pid, uint64_t start_ticks, std::string_view comm = {}) const {
+    auto it = by_id_.find({pid, start_ticks});
+    if (it != by_id_.end()) return it->second;
+    ProcessDetails d;
+    d.pid = pid;
+    d.start_ticks = start_ticks;
+    d.comm = std::string(comm);
+    return d;
+  }
+  // pgid groups are "g<pgid>", lone processes "p<pid>/<start>".
+  std::string Group(uint32_t pid, uint64_t start_ticks) const {
+    auto it = by_id_.find({pid, start_ticks});
+    if (it != by_id_.end() && it->second.pgid != 0) return "g" + std::to_string(it->second.pgid);
+    return "p" + std::to_string(pid) + "/" + std::to_string(start_ticks);
+  }
+  // The process to show for a group: its leader when known (nginx's
+  // master), else `fallback`.
+  ProcessDetails Representative(const ProcessDetails& fallback) const {
+    if (fallback.pgid == 0) return fallback;
+    for (const auto& [id, p] : by_id_)
+      if (p.pid == fallback.pgid && p.pgid == fallback.pgid) return p;
+    return fallback;
+  }
+
+ private:
+  std::map<ProcId, ProcessDetails> by_id_;
+};
+
+bool SameEndpoint(const EndpointRecord& a, const EndpointRecord& b) {
+  return a.netns == b.netns && a.addr == b.addr && a.port == b.port;
+}
+
+// Does a listener on `l` accept connections to `addr`? (0.0.0.0 takes IPv4,
+// :: takes both on a dual-stack host; an unspecified `addr` asks for any.)
+bool ListensOn(const EndpointRecord& l, const IpAddr& addr) {
+  if (addr.is_unspecified() || l.addr == addr) return true;
+  return l.addr.is_unspecified() && (l.addr.family == addr.family || !l.addr.is_v4());
+}
+
+bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
+  if (from.is_unspecified()) return true;
+  // Any loopback address may be the source of a connection to another.
+  if (from.is_loopback()) return laddr.is_loopback();
+  return laddr == from;
+}
+
+}  // namespace
+
+std::vector<IpAddr> LocalAddresses() {
+  std::vector<IpAddr> out;
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    FM_LOG(Warn, "look") << "cannot list this host's addresses (getifaddrs): "
+                         << std::strerror(errno) << "; look sees only loopback as local";
+    return out;
+  }
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    IpAddr a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a = IpAddr::V4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a = IpAddr::FromRaw(AF_INET6,
+                          reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr.s6_addr);
+    } else {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+LocalQuerier::LocalQuerier(const Store& store, ListenerSource listeners)
+    : store_(store), listeners_(std::move(listeners)) {}
+
+Result<std::vector<EndpointRecord>> LocalQuerier::Listeners() const {
+  std::vector<EndpointRecord> out = listeners_ ? listeners_() : std::vector<EndpointRecord>{};
+  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> stored, store_.Endpoints());
+  for (EndpointRecord& s : stored) {
+    bool live = std::any_of(out.begin(), out.end(),
+                            [&](const EndpointRecord& l) { return SameEndpoint(l, s); });
+    if (!live) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, const TimeWindow& w) {
+  EndpointDescription d;
+  d.endpoint = endpoint;
+  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> listeners, Listeners());
+  const EndpointRecord* listener = nullptr;
+  for (const EndpointRecord& l : listeners) {
+    if (l.port != endpoint.port || !ListensOn(l, endpoint.addr)) continue;
+    // An exact address beats a wildcard; live ones come first.
+    if (listener == nullptr || (l.addr == endpoint.addr && listener->addr != endpoint.addr))
+      listener = &l;
+  }
+  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
+  ProcessIndex procs(std::move(all));
+
+  FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
+    return k.direction == Direction::kPassive && k.lport == endpoint.port &&
+           (endpoint.addr.is_unspecified() || k.laddr == endpoint.addr) &&
+           (listener == nullptr || k.netns == listener->netns);
+  }));
+  std::map<IpAddr, FlowStats> by_client;
+  std::map<ProcId, uint64_t> by_owner;
+  for (const Flow& f : passive) {
+    by_client[f.key.raddr].Merge(f.stats);
+    by_owner[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+  }
+  for (const auto& [addr, stats] : by_client) d.clients.push_back(ClientEdge{addr, stats, {}});
+
+  if (listener != nullptr) {
+    d.process =
+        procs.Details(listener->proc.pid, listener->proc.start_ticks, listener->proc.comm_view());
+  } else if (!by_owner.empty()) {
+    // Nothing listens there now, but it was served in the window: by whom.
+    auto most = std::max_element(by_owner.begin(), by_owner.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    d.process = procs.Details(most->first.first, most->first.second);
+  } else {
+    return d;  // found = false
+  }
+  d.found = true;
+  if (d.process.pid == 0) return d;  // an unknown owner has no dependencies of its own
+
+  const std::string group = procs.Group(d.process.pid, d.process.start_ticks);
+  FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
+    return k.direction == Direction::kActive && k.pid != 0 &&
+           procs.Group(k.pid, k.start_ticks) == group;
+  }));
+  std::map<Endpoint, FlowStats> by_remote;
+  for (const Flow& f : active) by_remote[Endpoint{f.key.raddr, f.key.rport}].Merge(f.stats);
+  for (const auto& [ep, stats] : by_remote) d.dependencies.push_back(DependencyEdge{ep, stats});
+  return d;
+}
+
+Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target, const IpAddr& from,
+                                                         const TimeWindow& w) {
+  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
+  ProcessIndex procs(std::move(all));
+  FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
+    return k.direction == Direction::kActive && k.rport == target.port &&
+           (target.addr.is_unspecified() || k.raddr == target.addr) && FromMatches(k.laddr, from);
+  }));
+  struct Group {
+    ClientProcess cp;
+    std::map<ProcId, uint64_t> members;  // -> connections
+  };
+  std::map<std::string, Group> groups;
+  for (const Flow& f : active) {
+    Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
+    g.cp.stats.Merge(f.stats);
+    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+  }
+  if (groups.empty()) return std::vector<ClientProcess>{};
+
+  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> listeners, Listeners());
+  for (auto& [key, g] : groups) {
+    auto most = std::max_element(g.members.begin(), g.members.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    g.cp.process = procs.Representative(procs.Details(most->first.first, most->first.second));
+    if (g.cp.process.pid == 0) continue;  // the unknown process listens nowhere we know
+    std::vector<const EndpointRecord*> mine;
+    for (const EndpointRecord& l : listeners) {
+      if (procs.Group(l.proc.pid, l.proc.start_ticks) != key) continue;
+      mine.push_back(&l);
+      g.cp.endpoints.push_back(Endpoint{l.addr, l.port});
+    }
+    if (mine.empty()) continue;
+    FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
+      if (k.direction != Direction::kPassive) return false;
+      return std::any_of(mine.begin(), mine.end(), [&](const auto* l) {
+        return l->port == k.lport && l->netns == k.netns && ListensOn(*l, k.laddr);
+      });
+    }));
+    std::map<std::pair<IpAddr, Endpoint>, FlowStats> by_client;
+    for (const Flow& f : passive)
+      by_client[{f.key.raddr, Endpoint{f.key.laddr, f.key.lport}}].Merge(f.stats);
+    for (const auto& [k, stats] : by_client)
+      g.cp.clients.push_back(ClientEdge{k.first, stats, k.second});
+  }
+  std::vector<ClientProcess> out;
+  for (auto& [key, g] : groups) out.push_back(std::move(g.cp));
+  std::sort(out.begin(), out.end(), [](const ClientProcess& a, const ClientProcess& b) {
+    if (a.stats.connections != b.stats.connections)
+      return a.stats.connections > b.stats.connections;
+    return a.process.pid < b.process.pid;
+  });
+  return out;
+}
+
+LocalDirectory::LocalDirectory(const Store& store, std::string node_name,
+                               std::vector<IpAddr> local_addrs, ListenerSource listeners)
+    : node_name_(std::move(node_name)),
+      local_addrs_(std::move(local_addrs)),
+      querier_(store, std::move(listeners)) {}
+
+bool LocalDirectory::IsLocal(const IpAddr& addr) const {
+  return addr.is_loopback() ||
+         std::find(local_addrs_.begin(), local_addrs_.end(), addr) != local_addrs_.end();
+}
+
+std::optional<NodeRef> LocalDirectory::OwnerOfEndpoint(const Endpoint& endpoint) {
+  Result<std::vector<EndpointRecord>> listeners = querier_.Listeners();
+  if (!listeners.ok()) {
+    FM_LOG(Warn, "look") << "cannot read this node's endpoints: " << listeners.status().message();
+    return std::nullopt;
+  }
+  for (const EndpointRecord& l : *listeners) {
+    if (l.port != endpoint.port) continue;
+    // A wildcard listener owns the port on this host's addresses only.
+    if (l.addr == endpoint.addr || endpoint.addr.is_unspecified() ||
+        (ListensOn(l, endpoint.addr) && IsLocal(endpoint.addr)))
+      return NodeRef{node_name_, &querier_};
+  }
+  return std::nullopt;
+}
+
+std::optional<NodeRef> LocalDirectory::OwnerOfAddress(const IpAddr& addr) {
+  if (IsLocal(addr)) return NodeRef{node_name_, &querier_};
+  return std::nullopt;
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,63 @@
+// `look` answered from this node alone: a Directory in which this node owns
+// every local address and listener, and a NodeQuerier that answers from the
+// store (plus the live listener table). The mesh-wide walk replaces the
+// Directory; the querier is what each node runs for remote questions too.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "node/look/look.h"
+#include "node/store/store.h"
+
+namespace flowmesh {
+
+using ListenerSource = std::function<std::vector<EndpointRecord>()>;
+
+// This host's interface addresses (getifaddrs), loopback included; empty
+// when they cannot be read.
+std::vector<IpAddr> LocalAddresses();
+
+class LocalQuerier final : public NodeQuerier {
+ public:
+  // `listeners` gives the live listening sockets (may be empty); the store's
+  // endpoints are the fallback.
+  LocalQuerier(const Store& store, ListenerSource listeners);
+
+  // The process listening on `endpoint` (a wildcard listener matches), its
+  // clients by address, and the dependencies of its whole pgid group.
+  Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) override;
+  // The process groups whose active flows go to `target` from `from` (any
+  // loopback address when `from` is loopback, any address when unspecified),
+  // each with its listening endpoints and their clients.
+  Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
+                                             const TimeWindow& w) override;
+
+  // Live listeners first, then stored ones not also live.
+  Result<std::vector<EndpointRecord>> Listeners() const;
+
+ private:
+  const Store& store_;
+  ListenerSource listeners_;
+};
+
+class LocalDirectory final : public Directory {
+ public:
+  LocalDirectory(const Store& store, std::string node_name, std::vector<IpAddr> local_addrs,
+                 ListenerSource listeners);
+
+  std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
+  std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
+
+  LocalQuerier& querier() { return querier_; }
+
+ private:
+  bool IsLocal(const IpAddr& addr) const;
+
+  std::string node_name_;
+  std::vector<IpAddr> local_addrs_;
+  LocalQuerier querier_;
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,172 @@
+// look on one node, end to end: events through the aggregator (process
+// details from the fake /proc), into a real Store, answered by
+// LocalDirectory/LocalQuerier: wildcard listeners, loopback clients, pgid
+// groups (nginx master and worker), time windows.
+#include "node/look/local_directory.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "node/flow/aggregator.h"
+#include "node/look/look_format.h"
+#include "tests/unit/store_test_util.h"
+
+namespace flowmesh {
+namespace {
+
+using ::flowmesh::testing::kT0;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr uint32_t kNetns = 1;
+const IpAddr kHost = IpAddr::V4(10, 213, 0, 2);
+const IpAddr kLoop = IpAddr::V4(127, 0, 0, 1);
+const IpAddr kRemote = IpAddr::V4(10, 213, 0, 7);
+
+// Processes of testdata/proc: nginx master 100 and worker 101 (pgid 100),
+// "my (weird) proc" 200, sshd 300, redis-server 400.
+ProcessRef Ref(uint32_t pid, uint64_t start) {
+  ProcessRef r;
+  r.pid = pid;
+  r.start_ticks = start;
+  return r;
+}
+const ProcessRef kMaster = Ref(100, 1000), kWorker = Ref(101, 1010), kWeird = Ref(200, 1500),
+                 kSshd = Ref(300, 1600), kRedis = Ref(400, 2000);
+
+class LocalDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = flowmesh::testing::MustOpen(flowmesh::testing::TestOptions(dir_.path()));
+    ASSERT_NE(store_, nullptr);
+    Listen(IpAddr::V4(0, 0, 0, 0), 80, kMaster);
+    Listen(kLoop, 6379, kRedis);
+    uint16_t port = 40000;
+    // Clients of nginx: a remote without an agent (2), a local process over
+    // the host address, another over loopback.
+    for (int i = 0; i < 2; i++) Conn(Direction::kPassive, kHost, 80, kRemote, port++, kMaster);
+    Pair(kHost, kHost, 80, port++, kWeird, kMaster);
+    Pair(kLoop, kLoop, 80, port++, kSshd, kMaster);
+    // nginx's worker calls an app elsewhere (3) and the local redis (2).
+    for (int i = 0; i < 3; i++)
+      Conn(Direction::kActive, kHost, port++, IpAddr::V4(10, 213, 0, 3), 8000, kWorker);
+    for (int i = 0; i < 2; i++) Pair(kLoop, kLoop, 6379, port++, kWorker, kRedis);
+    ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
+  }
+
+  void Listen(IpAddr addr, uint16_t port, ProcessRef owner) {
+    ConnEvent e;
+    e.kind = EventKind::kListen;
+    e.ts_ns = kT0;
+    e.key = ConnKey{kNetns, addr, {}, port, 0};
+    e.proc = owner;
+    agg_.Add(e);
+  }
+  // One connection seen from one side: open and close.
+  void Conn(Direction dir, IpAddr laddr, uint16_t lport, IpAddr raddr, uint16_t rport,
+            ProcessRef proc) {
+    ConnEvent e;
+    e.direction = dir;
+    e.ts_ns = kT0 + flowmesh::testing::kSec;
+    e.key = ConnKey{kNetns, laddr, raddr, lport, rport};
+    e.proc = proc;
+    e.kind = EventKind::kOpen;
+    agg_.Add(e);
+    e.kind = EventKind::kClose;
+    agg_.Add(e);
+  }
+  // A connection between two local processes: both ends are on this node.
+  void Pair(IpAddr client, IpAddr server, uint16_t sport, uint16_t cport, ProcessRef from,
+            ProcessRef to) {
+    Conn(Direction::kActive, client, cport, server, sport, from);
+    Conn(Direction::kPassive, server, sport, client, cport, to);
+  }
+  LookResult Run(const char* target, LookDirection dir, TimeWindow w = {}) {
+    LocalDirectory d(*store_, "web-1", {kHost}, [this] { return live_; });
+    LookQuery q;
+    q.target = *Endpoint::Parse(target);
+    q.direction = dir;
+    q.window = w;
+    return Look(q, d);
+  }
+
+  flowmesh::testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  ProcessCache cache_{ProcReader(std::string(FLOWMESH_TESTDATA) + "/proc")};
+  Aggregator agg_{&cache_};
+  std::vector<EndpointRecord> live_;
+};
+
+TEST_F(LocalDirectoryTest, OwnsLocalAddressesAndListeners) {
+  LocalDirectory d(*store_, "web-1", {kHost}, [this] { return live_; });
+  EXPECT_TRUE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.2:80")));  // wildcard listener
+  EXPECT_TRUE(d.OwnerOfEndpoint(*Endpoint::Parse("127.0.0.1:80")));
+  EXPECT_FALSE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.9:80")));  // not our address
+  EXPECT_TRUE(d.OwnerOfEndpoint(*Endpoint::Parse("127.0.0.1:6379")));
+  EXPECT_FALSE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.2:6379")));  // loopback only
+  EXPECT_FALSE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.2:9090")));
+  EXPECT_EQ(d.OwnerOfAddress(kHost)->name, "web-1");
+  EXPECT_TRUE(d.OwnerOfAddress(IpAddr::V4(127, 0, 0, 5)));
+  EXPECT_FALSE(d.OwnerOfAddress(kRemote));
+
+  // A listener the live table has and the store not yet.
+  EndpointRecord fresh;
+  fresh.netns = kNetns;
+  fresh.addr = IpAddr::V4(0, 0, 0, 0);
+  fresh.port = 9090;
+  fresh.proc = kSshd;
+  live_.push_back(fresh);
+  EXPECT_TRUE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.2:9090")));
+  Result<EndpointDescription> desc =
+      d.querier().Describe(*Endpoint::Parse("10.213.0.2:9090"), TimeWindow{});
+  ASSERT_TRUE(desc.ok()) << desc.status().message();
+  EXPECT_TRUE(desc->found);
+  EXPECT_EQ(desc->process.pid, 300u);
+}
+
+TEST_F(LocalDirectoryTest, DescribesTheServerGroupAndItsClients) {
+  EXPECT_EQ(FormatLookTree(Run("10.213.0.2:80", LookDirection::kBoth)),
+            "10.213.0.2:80 ('nginx', pgid=100) on web-1\n"
+            "└<-- 10.213.0.7 [no-agent]  2 conns 0 B\n"
+            "└<-- 10.213.0.2 ('my (weird) proc', pgid=200) on web-1  1 conn 0 B\n"
+            "└--> 10.213.0.3:8000 [no-agent]  3 conns 0 B\n"
+            "└--> 127.0.0.1:6379 ('redis-server', pgid=400) on web-1  2 conns 0 B\n");
+}
+
+TEST_F(LocalDirectoryTest, ClientsUpwardThroughLoopbackAndTheGroupsWildcardListener) {
+  LookResult r = Run("127.0.0.1:6379", LookDirection::kIn);
+  EXPECT_EQ(FormatLookTree(r),
+            "127.0.0.1:6379 ('redis-server', pgid=400) on web-1\n"
+            "└<-- 127.0.0.1 ('nginx', pgid=100) on web-1  2 conns 0 B\n"
+            "     └<-- 10.213.0.7 [no-agent]  2 conns 0 B\n"
+            "     └<-- 10.213.0.2 ('my (weird) proc', pgid=200) on web-1  1 conn 0 B\n"
+            "     └<-- 127.0.0.1 ('sshd', pgid=300) on web-1  1 conn 0 B\n");
+  // The group is shown by its leader, the master, though the worker connected.
+  EXPECT_EQ(r.root.clients.at(0).process->pid, 100u);
+  EXPECT_EQ(r.root.clients.at(0).process->exe, "/usr/sbin/nginx");
+}
+
+TEST_F(LocalDirectoryTest, AWindowWithoutTrafficKeepsOnlyTheListener) {
+  TimeWindow later{kT0 + 10 * flowmesh::testing::kMin, kT0 + 20 * flowmesh::testing::kMin};
+  LookResult r = Run("10.213.0.2:80", LookDirection::kBoth, later);
+  EXPECT_EQ(r.root.process->comm, "nginx");
+  EXPECT_THAT(r.root.clients, IsEmpty());
+  EXPECT_THAT(r.root.dependencies, IsEmpty());
+}
+
+TEST_F(LocalDirectoryTest, ClientsQuestionMatchesTheSourceAddress) {
+  LocalQuerier q(*store_, {});
+  Endpoint target = *Endpoint::Parse("10.213.0.2:80");
+  auto from_host = q.Clients(target, kHost, {});
+  ASSERT_TRUE(from_host.ok());
+  ASSERT_THAT(*from_host, SizeIs(1));
+  EXPECT_EQ((*from_host)[0].process.pid, 200u);
+  EXPECT_THAT(*q.Clients(target, kRemote, {}), IsEmpty());
+  auto any = q.Clients(*Endpoint::Parse("127.0.0.1:80"), IpAddr::V4(127, 0, 0, 1), {});
+  ASSERT_THAT(*any, SizeIs(1));
+  EXPECT_EQ((*any)[0].process.pid, 300u);
+}
+
+}  // namespace
+}  // namespace flowmesh
