@@ -273,7 +273,7 @@ void Aggregator::RememberClose(const ConnKey& key, const ConnEvent& ev) {
 void Aggregator::ExpireClosed(int64_t now_ns) {
   while (!closed_order_.empty() &&
          (now_ns - closed_order_.front().first > options_.duplicate_close_window_ns ||
-          closed_order_.size() > options_.max_tracked)) {
+          closed_order_.size() > options_.max_closed)) {
     auto it = closed_.find(closed_order_.front().second);
     if (it != closed_.end() && it->second.ts_ns == closed_order_.front().first) closed_.erase(it);
     closed_order_.pop_front();

@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "node/flow/conn_table.h"
 
@@ -404,6 +406,55 @@ TEST(Aggregator, ForgetsTheLeastRecentlyTouchedWhenOverTheBound) {
   agg.Add(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + 200, Active(40100),
              Proc(1, 1, "x")));
   EXPECT_EQ(agg.TakeBatch().flows.at(0).stats.connections, 1u);
+}
+
+TEST(Aggregator, RemembersAtMostMaxClosedCloses) {
+  AggregatorOptions opt;
+  opt.max_closed = 2;
+  Aggregator agg(nullptr, opt);
+  for (uint16_t lport : {40001, 40002, 40003})
+    agg.Add(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(lport),
+               Proc(1, 1, "x")));
+  // 40001 was forgotten (its duplicate now counts); 40003 is still known.
+  for (uint16_t lport : {40001, 40003})
+    agg.Add(Ev(EventKind::kClose, EventSource::kPoll, Direction::kActive, kT0, Active(lport),
+               Proc(1, 1, "x")));
+  EXPECT_EQ(agg.Stats().duplicates_ignored, 1u);
+  EXPECT_THAT(agg.TakeBatch().records, SizeIs(4));
+}
+
+TEST(Aggregator, AddsFromTwoThreadsWhileAThirdTakesBatches) {
+  Aggregator agg(nullptr);
+  constexpr int kPerThread = 20000;
+  std::atomic<bool> done{false};
+  uint64_t connections = 0, records = 0;
+  std::thread flusher([&] {
+    while (true) {
+      bool last = done.load();
+      Batch b = agg.TakeBatch();
+      records += b.records.size();
+      for (const FlowDelta& d : b.flows) connections += d.stats.connections;
+      if (last) break;
+    }
+  });
+  auto probe = [&](uint32_t netns) {
+    for (int i = 0; i < kPerThread; i++) {
+      ConnKey k = Active(static_cast<uint16_t>(1024 + i % 60000));
+      k.netns = netns;
+      k.raddr = IpAddr::V4(10, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i));
+      agg.Add(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0 + i, k,
+                 Proc(netns, 1, "x")));
+      agg.Add(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + i, k));
+    }
+  };
+  std::thread a(probe, 1), b(probe, 2);
+  a.join();
+  b.join();
+  done.store(true);
+  flusher.join();
+  EXPECT_EQ(connections, 2u * kPerThread);
+  EXPECT_EQ(records, 2u * kPerThread);
+  EXPECT_EQ(agg.Stats().tracked, 0u);
 }
 
 }  // namespace
