@@ -1,0 +1,54 @@
+// Replay protection for sealed mesh messages: each carries its sender's wall
+// clock and a random 64-bit id inside the ciphertext; a receiver accepts a
+// message only if its time is within the window of its own clock and its id
+// has not been seen. Memory is bounded: ids are forgotten once their time
+// leaves the window, or, under a flood of genuine traffic, oldest first; either
+// way a "floor" remembers the newest forgotten time, and nothing at or below
+// the floor is accepted again, so forgetting never reopens a replay (not even
+// if the local clock steps backwards).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace flowmesh::mesh {
+
+struct ReplayOptions {
+  // Accepted clock difference between sender and receiver, both ways. Nodes
+  // whose clocks differ by more cannot talk: run NTP.
+  int64_t window_ns = 30'000'000'000;
+  // Ids remembered at most; about 32 bytes each. Steady state is the
+  // authenticated message rate times twice the window.
+  size_t max_remembered = 1 << 16;
+};
+
+enum class Freshness { kFresh, kReplayed, kTooOld, kTooNew };
+const char* FreshnessName(Freshness f);
+
+class ReplayGuard {
+ public:
+  explicit ReplayGuard(ReplayOptions options = {}) : options_(options) {}
+
+  // Decides about one authenticated message and, if fresh, remembers it.
+  Freshness Check(int64_t sent_ns, uint64_t id, int64_t now_ns);
+
+  size_t remembered() const { return ids_.size(); }
+  const ReplayOptions& options() const { return options_; }
+
+ private:
+  void Forget();
+
+  using Entry = std::pair<int64_t, uint64_t>;  // (sent_ns, id), oldest on top
+  ReplayOptions options_;
+  std::unordered_set<uint64_t> ids_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> by_time_;
+  int64_t floor_ns_ = std::numeric_limits<int64_t>::min();
+};
+
+}  // namespace flowmesh::mesh

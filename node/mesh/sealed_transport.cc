@@ -1,0 +1,241 @@
+// Sealing, opening and checking around an inner Transport.
+#include "node/mesh/sealed_transport.h"
+
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <limits>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+#include "node/mesh/seal.h"
+
+namespace flowmesh::mesh {
+namespace {
+
+enum Kind : uint8_t { kPacket = 1, kRequest = 2, kResponse = 3 };
+
+// Dropped traffic is logged at most this often, with a count: a node with the
+// wrong key sends several packets a second and must not flood the log.
+constexpr int64_t kDropLogIntervalNs = 10'000'000'000;
+
+void PutLe(uint8_t* p, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t GetLe(const uint8_t* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= uint64_t{p[i]} << (8 * i);
+  return v;
+}
+
+struct Opened {
+  Bytes plain;  // header + payload
+  uint8_t kind = 0;
+  int64_t sent_ns = 0;
+  uint64_t id = 0;
+  uint32_t seq = 0;
+  std::span<const uint8_t> payload() const {
+    return std::span<const uint8_t>(plain).subspan(kSealHeaderBytes);
+  }
+};
+
+}  // namespace
+
+struct SealedTransport::Core {
+  Transport* inner = nullptr;
+  std::unique_ptr<Sealer> sealer;  // null: insecure
+  ReplayGuard replay;
+  SealOptions options;
+  SealStats stats;
+  PacketHandler on_packet;
+  ExchangeHandler on_exchange;
+  int64_t last_drop_log_ns = std::numeric_limits<int64_t>::min();
+  uint64_t drops_unlogged = 0;
+
+  int64_t Wall() const { return options.wall_clock ? options.wall_clock() : RealtimeNs(); }
+
+  void LogDrop(const Address& from, const char* what, const std::string& why) {
+    int64_t now = Wall();
+    if (last_drop_log_ns != std::numeric_limits<int64_t>::min() &&
+        now - last_drop_log_ns < kDropLogIntervalNs) {
+      drops_unlogged++;
+      return;
+    }
+    FM_LOG(Warn, "mesh") << "dropped " << what << " from " << from << ": " << why
+                         << (drops_unlogged ? " (and " + std::to_string(drops_unlogged) +
+                                                  " more dropped since the last report)"
+                                            : std::string());
+    last_drop_log_ns = now;
+    drops_unlogged = 0;
+  }
+
+  Result<Bytes> Wrap(uint8_t kind, uint64_t id, uint32_t seq, std::span<const uint8_t> payload) {
+    Bytes plain(kSealHeaderBytes + payload.size());
+    plain[0] = kind;
+    PutLe(&plain[1], static_cast<uint64_t>(Wall()), 8);
+    PutLe(&plain[9], id, 8);
+    PutLe(&plain[17], seq, 4);
+    if (!payload.empty())
+      std::memcpy(plain.data() + kSealHeaderBytes, payload.data(), payload.size());
+    Result<Bytes> sealed = sealer->Seal(plain);
+    if (sealed.ok()) {
+      stats.sealed++;
+    } else {
+      stats.seal_failed++;
+      FM_LOG(Error, "mesh") << sealed.status().message();
+    }
+    return sealed;
+  }
+
+  // Opens one message of `kind` and, for those that start a stream, checks
+  // its freshness. Counts and logs every refusal.
+  Result<Opened> Unwrap(const Address& from, std::span<const uint8_t> sealed, uint8_t kind,
+                        const char* what) {
+    Result<Bytes> plain = sealer->Open(sealed);
+    if (!plain.ok()) {
+      stats.open_failed++;
+      LogDrop(from, what, plain.status().message());
+      return plain.status();
+    }
+    Opened m;
+    m.plain = std::move(*plain);
+    if (m.plain.size() < kSealHeaderBytes || m.plain[0] != kind) {
+      stats.malformed++;
+      std::string why = m.plain.size() < kSealHeaderBytes
+                            ? "sealed header is truncated"
+                            : "kind " + std::to_string(m.plain[0]) + " where " +
+                                  std::to_string(kind) + " was expected";
+      LogDrop(from, what, why);
+      return InvalidArgument(why);
+    }
+    m.kind = m.plain[0];
+    m.sent_ns = static_cast<int64_t>(GetLe(&m.plain[1], 8));
+    m.id = GetLe(&m.plain[9], 8);
+    m.seq = static_cast<uint32_t>(GetLe(&m.plain[17], 4));
+    if (kind == kResponse) return m;
+    Freshness f = m.seq != 0 ? Freshness::kReplayed : replay.Check(m.sent_ns, m.id, Wall());
+    if (f == Freshness::kFresh) return m;
+    uint64_t& counter = f == Freshness::kReplayed ? stats.replayed
+                        : f == Freshness::kTooOld ? stats.too_old
+                                                  : stats.too_new;
+    counter++;
+    std::string why = FreshnessName(f);
+    if (f != Freshness::kReplayed)
+      why += ": sender clock is " + std::to_string((m.sent_ns - Wall()) / 1'000'000) +
+             " ms from ours (window ±" + std::to_string(replay.options().window_ns / 1'000'000) +
+             " ms); check NTP on both nodes";
+    LogDrop(from, what, why);
+    return Unavailable(why);
+  }
+
+  void OnPacket(const Address& from, std::span<const uint8_t> sealed) {
+    Result<Opened> m = Unwrap(from, sealed, kPacket, "packet");
+    if (!m.ok()) return;
+    stats.opened++;
+    if (on_packet) on_packet(from, m->payload());
+  }
+
+  Result<Bytes> OnExchange(const Address& from, std::span<const uint8_t> sealed) {
+    FM_ASSIGN_OR_RETURN(Opened m, Unwrap(from, sealed, kRequest, "exchange request"));
+    stats.opened++;
+    if (!on_exchange) return Unavailable("no exchange handler");
+    FM_ASSIGN_OR_RETURN(Bytes response, on_exchange(from, m.payload()));
+    return Wrap(kResponse, m.id, 1, response);
+  }
+
+  Result<Bytes> OnResponse(const Address& from, uint64_t id, std::span<const uint8_t> sealed) {
+    Result<Opened> opened = Unwrap(from, sealed, kResponse, "exchange response");
+    if (!opened.ok()) return opened.status().WithContext("exchange with " + from + ": response");
+    Opened& m = *opened;
+    if (m.id != id || m.seq != 1) {
+      stats.replayed++;
+      LogDrop(from, "exchange response", "it answers another request (replayed or misrouted)");
+      return Unavailable("exchange with " + from + ": response belongs to another request");
+    }
+    stats.opened++;
+    return Bytes(m.payload().begin(), m.payload().end());
+  }
+};
+
+SealedTransport::SealedTransport(Transport& inner) : core_(std::make_shared<Core>()) {
+  core_->inner = &inner;
+  FM_LOG(Warn, "mesh") << "mesh traffic is NOT encrypted or authenticated (no cluster key); "
+                          "anyone who can reach "
+                       << inner.LocalAddress() << " can read and change the mesh";
+}
+
+SealedTransport::SealedTransport(Transport& inner, const Keyring& keyring, SealOptions options)
+    : core_(std::make_shared<Core>()) {
+  core_->inner = &inner;
+  core_->sealer = std::make_unique<Sealer>(keyring, options.label);
+  core_->replay = ReplayGuard(options.replay);
+  core_->options = std::move(options);
+}
+
+SealedTransport::~SealedTransport() { core_->inner->SetHandlers(nullptr, nullptr); }
+
+bool SealedTransport::insecure() const { return core_->sealer == nullptr; }
+const SealStats& SealedTransport::stats() const { return core_->stats; }
+const Address& SealedTransport::LocalAddress() const { return core_->inner->LocalAddress(); }
+
+size_t SealedTransport::MaxPacketBytes() const {
+  size_t inner = core_->inner->MaxPacketBytes();
+  if (insecure()) return inner;
+  size_t overhead = kSealOverhead + kSealHeaderBytes;
+  return inner > overhead ? inner - overhead : 0;
+}
+
+void SealedTransport::SetHandlers(PacketHandler on_packet, ExchangeHandler on_exchange) {
+  if (insecure()) {
+    core_->inner->SetHandlers(std::move(on_packet), std::move(on_exchange));
+    return;
+  }
+  core_->on_packet = std::move(on_packet);
+  core_->on_exchange = std::move(on_exchange);
+  std::weak_ptr<Core> weak = core_;
+  core_->inner->SetHandlers(
+      [weak](const Address& from, std::span<const uint8_t> packet) {
+        if (auto core = weak.lock()) core->OnPacket(from, packet);
+      },
+      [weak](const Address& from, std::span<const uint8_t> request) -> Result<Bytes> {
+        auto core = weak.lock();
+        if (!core) return Unavailable("mesh transport closed");
+        return core->OnExchange(from, request);
+      });
+}
+
+void SealedTransport::SendPacket(const Address& to, Bytes packet) {
+  if (insecure()) return core_->inner->SendPacket(to, std::move(packet));
+  uint64_t id = 0;
+  if (RAND_bytes(reinterpret_cast<uint8_t*>(&id), sizeof id) != 1) {
+    core_->stats.seal_failed++;
+    return;
+  }
+  Result<Bytes> sealed = core_->Wrap(kPacket, id, 0, packet);
+  if (sealed.ok()) core_->inner->SendPacket(to, std::move(*sealed));
+}
+
+void SealedTransport::Exchange(const Address& to, Bytes request, int64_t timeout_ns,
+                               ExchangeDone done) {
+  if (insecure())
+    return core_->inner->Exchange(to, std::move(request), timeout_ns, std::move(done));
+  uint64_t id = 0;
+  if (RAND_bytes(reinterpret_cast<uint8_t*>(&id), sizeof id) != 1) {
+    core_->stats.seal_failed++;
+    return done(Internal("cannot seal an exchange request: RAND_bytes failed"));
+  }
+  Result<Bytes> sealed = core_->Wrap(kRequest, id, 0, request);
+  if (!sealed.ok()) return done(sealed.status());
+  std::weak_ptr<Core> weak = core_;
+  core_->inner->Exchange(
+      to, std::move(*sealed), timeout_ns,
+      [weak, id, to, done = std::move(done)](Result<Bytes> response) {
+        auto core = weak.lock();
+        if (!core) return done(Unavailable("exchange with " + to + ": mesh transport closed"));
+        if (!response.ok()) return done(response.status());
+        done(core->OnResponse(to, id, *response));
+      });
+}
+
+}  // namespace flowmesh::mesh
