@@ -1,0 +1,89 @@
+// The mesh Transport in meshd: one UDP socket for packets (probes, gossip) and
+// a TCP listener on the same ip:port for exchanges (push-pull sync, queries),
+// all on one asio::io_context. An exchange is one connection carrying one
+// length-prefixed request and one length-prefixed response (frame.h).
+//
+// Everything is bounded: datagram size, frame size (checked before
+// allocation), concurrent connections both ways, and the time a peer may take
+// to send its request or read our answer, so neither a slow peer (slowloris)
+// nor a hostile one can pin memory or descriptors. Whatever is refused is
+// counted in stats().
+//
+// Call every method on the io_context's thread; the io_context must outlive
+// the transport. Destroying the transport closes every socket and drops
+// pending callbacks: none runs afterwards.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <cstdint>
+#include <memory>
+
+#include "node/common/net.h"
+#include "node/mesh/frame.h"
+#include "node/mesh/transport.h"
+
+namespace flowmesh::mesh {
+
+struct AsioTransportOptions {
+  // Largest datagram accepted or sent; fits an Ethernet MTU with headers.
+  size_t max_packet_bytes = 1400;
+  size_t max_frame_bytes = kMaxStreamFrameBytes;
+  size_t max_inbound_connections = 256;
+  size_t max_outbound_exchanges = 256;
+  // From accept until the whole request has arrived; a peer that trickles
+  // bytes or says nothing is cut off here.
+  int64_t request_timeout_ns = 5'000'000'000;
+  // For writing our response, which may be a few MiB to a slow reader.
+  int64_t response_timeout_ns = 10'000'000'000;
+};
+
+struct AsioTransportStats {
+  uint64_t packets_in = 0;
+  uint64_t bytes_in = 0;  // UDP payload bytes
+  uint64_t packets_out = 0;
+  uint64_t bytes_out = 0;
+  uint64_t packets_oversized = 0;  // datagrams over max_packet_bytes (either way), dropped
+  uint64_t packets_malformed = 0;  // empty datagrams, dropped
+  uint64_t packet_errors = 0;      // unparseable address, send or receive failure
+  uint64_t exchanges_out = 0;      // answered exchanges we asked
+  uint64_t exchange_errors = 0;    // our exchanges that failed (refused, timeout, reset, bad frame)
+  uint64_t exchange_timeouts = 0;  // of which timed out
+  uint64_t exchanges_in = 0;       // requests answered
+  uint64_t inbound_errors = 0;     // inbound connections closed early (reset, handler error)
+  uint64_t inbound_timeouts = 0;   // inbound connections cut off by a timeout
+  uint64_t frames_oversized = 0;   // length headers over max_frame_bytes, either way
+  uint64_t connections_rejected = 0;  // inbound over max_inbound_connections
+};
+
+class AsioTransport : public Transport {
+ public:
+  // Binds UDP and TCP to `bind`. Port 0 picks one free for both (tests).
+  static Result<std::unique_ptr<AsioTransport>> Bind(asio::io_context& io, const Endpoint& bind,
+                                                     AsioTransportOptions options = {});
+  ~AsioTransport() override;
+  AsioTransport(const AsioTransport&) = delete;
+  AsioTransport& operator=(const AsioTransport&) = delete;
+
+  const AsioTransportStats& stats() const;
+  size_t inbound_connections() const;
+  size_t outbound_exchanges() const;
+
+  // The bound address with the real port, e.g. "10.0.0.1:7946".
+  const Address& LocalAddress() const override;
+  // For packets, `from` is the sender's socket address; for exchanges it is
+  // the asker's connecting address (its IP, an ephemeral port): protocols
+  // name the asker in the request itself.
+  void SetHandlers(PacketHandler on_packet, ExchangeHandler on_exchange) override;
+  void SendPacket(const Address& to, Bytes packet) override;
+  // `done` never runs inside this call.
+  void Exchange(const Address& to, Bytes request, int64_t timeout_ns, ExchangeDone done) override;
+  size_t MaxPacketBytes() const override;
+
+  struct Core;
+
+ private:
+  explicit AsioTransport(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace flowmesh::mesh
