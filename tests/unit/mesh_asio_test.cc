@@ -16,6 +16,7 @@
 
 #include "node/mesh/asio_runtime.h"
 #include "node/mesh/asio_transport.h"
+#include "node/mesh/frame.h"
 #include "node/mesh/sealed_transport.h"
 
 namespace flowmesh::mesh {
@@ -68,6 +69,20 @@ struct Recorder {
   std::vector<Address> froms;
   int requests = 0;
 };
+
+TEST(MeshFrame, LengthIsLittleEndianAndCappedBeforeAnyAllocation) {
+  Result<FrameHeader> h = EncodeFrameHeader(0x030201);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, (FrameHeader{1, 2, 3, 0}));
+  EXPECT_EQ(*DecodeFrameHeader(*h), 0x030201u);
+  EXPECT_EQ(*DecodeFrameHeader(*EncodeFrameHeader(kMaxStreamFrameBytes)), kMaxStreamFrameBytes);
+  EXPECT_EQ(*DecodeFrameHeader(FrameHeader{0, 0, 0, 0}), 0u);
+  EXPECT_FALSE(EncodeFrameHeader(kMaxStreamFrameBytes + 1).ok());
+  Result<size_t> huge = DecodeFrameHeader(FrameHeader{0xff, 0xff, 0xff, 0xff});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_FALSE(DecodeFrameHeader(FrameHeader{1, 0, 0, 0}, 0).ok());
+}
 
 TEST(MeshAsio, PacketsBothWaysAndAnExchange) {
   asio::io_context io;

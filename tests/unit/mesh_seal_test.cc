@@ -1,6 +1,7 @@
 // Sealing: AES-256-GCM round trips and every way to fail (key, label, a
 // flipped bit, truncation), key rotation, the replay guard, and the
-// SealedTransport decorator over a tiny in-memory transport pair.
+// SealedTransport decorator over a tiny in-memory transport pair and over the
+// simulated network.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include "node/mesh/seal.h"
 #include "node/mesh/seal_replay.h"
 #include "node/mesh/sealed_transport.h"
+#include "node/mesh/sim_network.h"
 
 namespace flowmesh::mesh {
 namespace {
@@ -352,6 +354,52 @@ TEST(MeshSealedTransport, KeysRotateWithoutAnyNodeLosingTheOther) {
   Peer old(net, "old:1", Ring({K(1)}), "prod");
   EXPECT_FALSE(old.Ask(a, net, "z").at(0).ok());
   EXPECT_EQ(a.sealed->stats().open_failed, 1u);
+}
+
+TEST(MeshSealedTransport, OverTheSimulatedNetwork) {
+  SimNetwork net(7);
+  constexpr int64_t kEpoch = 1'700'000'000'000'000'000;
+  Keyring ring = Ring({K(1)});
+  Keyring wrong = Ring({K(2)});
+  SealOptions options;
+  options.label = "prod";
+  // Virtual time as the wall clock, so the replay window follows the sim.
+  options.wall_clock = [&net] { return kEpoch + net.NowNs(); };
+  std::vector<std::unique_ptr<SealedTransport>> nodes;
+  const Address hosts[] = {"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.3:7946"};
+  for (int i = 0; i < 3; i++) {
+    net.AddHost(hosts[i]);
+    // The third host has another key.
+    nodes.push_back(
+        std::make_unique<SealedTransport>(net.transport(hosts[i]), i == 2 ? wrong : ring, options));
+  }
+  std::vector<std::string> got;
+  nodes[1]->SetHandlers([&](const Address&, std::span<const uint8_t> p) { got.push_back(S(p)); },
+                        [](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
+                          return Bytes(r.begin(), r.end());
+                        });
+  std::vector<Bytes> captured;
+  net.SetPacketHook([&](const Address&, const Address&, const Bytes& p) {
+    captured.push_back(p);
+    return true;
+  });
+  nodes[0]->SendPacket("10.0.0.2:7946", B("alive"));
+  nodes[2]->SendPacket("10.0.0.2:7946", B("forged"));
+  std::vector<Result<Bytes>> answers;
+  for (int i : {0, 2})
+    nodes[i]->Exchange("10.0.0.2:7946", B("sync"), 1'000'000'000,
+                       [&](Result<Bytes> r) { answers.push_back(std::move(r)); });
+  net.RunFor(100'000'000);
+  EXPECT_EQ(got, std::vector<std::string>{"alive"});
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].ok() + answers[1].ok(), 1);
+  ASSERT_EQ(captured.size(), 2u);
+  net.Inject("10.0.0.1:7946", "10.0.0.2:7946", captured[0]);
+  net.RunFor(100'000'000);
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(nodes[1]->stats().replayed, 1u);
+  EXPECT_EQ(nodes[1]->stats().open_failed, 2u);
+  nodes.clear();  // before the network, which owns the inner transports
 }
 
 TEST(MeshSealedTransport, InsecureModePassesBytesThrough) {
