@@ -1,0 +1,174 @@
+// MeshNode over reliable exchanges: join, periodic push-pull full state
+// sync with table digests and deltas, and the fallback ping.
+#include "node/common/log.h"
+#include "node/mesh/mesh_node.h"
+#include "node/mesh/wire.h"
+
+namespace flowmesh::mesh {
+
+bool MeshNode::Shareable(uint32_t owner) const {
+  const Member* m = membership_.members().Find(owner);
+  return m != nullptr && m->live();
+}
+
+PushPullMsg MeshNode::LocalState(bool join, const std::vector<MemberEntryMsg>* peer) const {
+  PushPullMsg out;
+  out.join = join;
+  out.members = membership_.Snapshot();
+  tables_->FillDigests(out.members);
+  if (peer != nullptr)
+    out.tables = tables_->DeltasFor(
+        *peer, [this](uint32_t o) { return Shareable(o); }, config_.table_sync_budget_bytes);
+  return out;
+}
+
+void MeshNode::MergeRemote(const PushPullMsg& remote) {
+  membership_.Merge(remote.members);
+  tables_->ApplyBulk(remote.tables);
+}
+
+void MeshNode::PushMissingTables(const Address& to, const std::vector<MemberEntryMsg>& peer) {
+  std::vector<TableDeltaMsg> deltas = tables_->DeltasFor(
+      peer, [this](uint32_t o) { return Shareable(o); }, config_.table_sync_budget_bytes);
+  if (deltas.empty()) return;
+  Result<Bytes> request = EncodeExchangeRequest(TablePushMsg{std::move(deltas)});
+  if (!request.ok()) {
+    stats_.encode_failures++;
+    return;
+  }
+  stats_.exchanges_out++;
+  stats_.bytes_out += request->size();
+  transport_.Exchange(to, std::move(request).value(), config_.exchange_timeout_ns,
+                      life_.Guard([this](Result<Bytes> response) {
+                        if (!response.ok()) stats_.exchanges_failed++;
+                      }));
+}
+
+Result<Bytes> MeshNode::OnExchange(const Address& from, std::span<const uint8_t> bytes) {
+  if (stopped_) return Unavailable("leaving");
+  stats_.exchanges_in++;
+  stats_.bytes_in += bytes.size();
+  Result<ExchangeRequestMsg> request = DecodeExchangeRequest(bytes);
+  if (!request.ok()) {
+    stats_.malformed++;
+    FM_LOG(Debug, "mesh") << "dropped an exchange from " << from << ": "
+                          << request.status().ToString();
+    return request.status();
+  }
+  ExchangeResponseMsg response = DoneMsg{};
+  if (auto* pp = std::get_if<PushPullMsg>(&request.value())) {
+    // Answer with what we knew before their news (memberlist does the same),
+    // including the table rows their digests show they miss.
+    response = LocalState(false, &pp->members);
+    MergeRemote(*pp);
+  } else if (auto* ping = std::get_if<PingMsg>(&request.value())) {
+    if (!membership_.HandleFallbackPing(*ping)) return Unavailable("ping for another node");
+    response = AckMsg{ping->seq};
+  } else {
+    tables_->ApplyBulk(std::get<TablePushMsg>(request.value()).deltas);
+  }
+  Result<Bytes> out = EncodeExchangeResponse(response);
+  if (!out.ok()) {
+    stats_.encode_failures++;
+    return out.status();
+  }
+  stats_.bytes_out += out->size();
+  return out;
+}
+
+void MeshNode::FallbackPing(const Address& to, PingMsg ping, int64_t timeout_ns,
+                            std::function<void(bool)> done) {
+  Result<Bytes> request = EncodeExchangeRequest(ping);
+  if (!request.ok()) return;
+  stats_.exchanges_out++;
+  stats_.bytes_out += request->size();
+  uint32_t seq = ping.seq;
+  transport_.Exchange(to, std::move(request).value(), timeout_ns,
+                      life_.Guard([this, seq, done = std::move(done)](Result<Bytes> response) {
+                        if (!response.ok()) {
+                          stats_.exchanges_failed++;
+                          return done(false);
+                        }
+                        stats_.bytes_in += response->size();
+                        Result<ExchangeResponseMsg> r = DecodeExchangeResponse(*response);
+                        if (!r.ok()) stats_.malformed++;
+                        auto* ack = r.ok() ? std::get_if<AckMsg>(&r.value()) : nullptr;
+                        done(ack != nullptr && ack->seq == seq);
+                      }));
+}
+
+void MeshNode::PushPullTick() {
+  if (stopped_) return;
+  int64_t interval = PushPullInterval(config_.push_pull_interval_ns, membership_.NumLive());
+  runtime_.After(interval, life_.Guard([this] { PushPullTick(); }));
+  const Member* peer = membership_.RandomLiveMember();
+  if (peer == nullptr) return;
+  Address to = interner_->Get(peer->addr);
+  Result<Bytes> request = EncodeExchangeRequest(LocalState(false, nullptr));
+  if (!request.ok()) {
+    stats_.encode_failures++;
+    return;
+  }
+  stats_.push_pulls++;
+  stats_.exchanges_out++;
+  stats_.bytes_out += request->size();
+  transport_.Exchange(to, std::move(request).value(), config_.exchange_timeout_ns,
+                      life_.Guard([this, to](Result<Bytes> response) {
+                        if (!response.ok()) {
+                          stats_.exchanges_failed++;
+                          return;
+                        }
+                        stats_.bytes_in += response->size();
+                        Result<ExchangeResponseMsg> r = DecodeExchangeResponse(*response);
+                        auto* pp = r.ok() ? std::get_if<PushPullMsg>(&r.value()) : nullptr;
+                        if (pp == nullptr) {
+                          stats_.malformed++;
+                          return;
+                        }
+                        MergeRemote(*pp);
+                        PushMissingTables(to, pp->members);
+                      }));
+}
+
+void MeshNode::TryJoin(int attempt) {
+  if (stopped_ || joined_) return;
+  Result<Bytes> request = EncodeExchangeRequest(LocalState(true, nullptr));
+  if (!request.ok()) {
+    stats_.encode_failures++;
+    return;
+  }
+  // Every seed is asked; the attempt failed when all have answered badly.
+  auto pending = std::make_shared<size_t>(seeds_.size());
+  for (const Address& seed : seeds_) {
+    stats_.join_attempts++;
+    stats_.exchanges_out++;
+    stats_.bytes_out += request->size();
+    transport_.Exchange(
+        seed, request.value(), config_.exchange_timeout_ns,
+        life_.Guard([this, seed, attempt, pending](Result<Bytes> response) {
+          Result<ExchangeResponseMsg> r = response.ok()
+                                              ? DecodeExchangeResponse(*response)
+                                              : Result<ExchangeResponseMsg>(response.status());
+          auto* pp = r.ok() ? std::get_if<PushPullMsg>(&r.value()) : nullptr;
+          if (pp != nullptr) {
+            stats_.bytes_in += response->size();
+            MergeRemote(*pp);
+            PushMissingTables(seed, pp->members);
+            if (!joined_)
+              FM_LOG(Info, "mesh") << config_.name << " joined the mesh through " << seed;
+            joined_ = true;
+          } else {
+            stats_.exchanges_failed++;
+          }
+          if (--*pending > 0 || joined_) return;
+          int64_t delay = config_.join_retry_first_ns << std::min(attempt, 20);
+          delay = std::min(delay, config_.join_retry_max_ns);
+          FM_LOG(Warn, "mesh") << config_.name << " could not join through any of " << seeds_.size()
+                               << " seeds (last: " << r.status().ToString() << "); retrying in "
+                               << delay / kMs << " ms";
+          runtime_.After(delay, life_.Guard([this, attempt] { TryJoin(attempt + 1); }));
+        }));
+  }
+}
+
+}  // namespace flowmesh::mesh

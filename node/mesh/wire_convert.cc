@@ -1,0 +1,262 @@
+// Setters and validating readers for the mesh schema.
+#include "node/mesh/wire_convert.h"
+
+#include <sys/socket.h>
+
+#include <string>
+
+#include "node/mesh/wire.h"
+
+namespace flowmesh::mesh::wire {
+namespace {
+
+Status Malformed(const std::string& what) {
+  return InvalidArgument("malformed mesh message: " + what);
+}
+
+Status ReadText(capnp::Text::Reader t, size_t max, bool required, const char* what,
+                std::string* out) {
+  if (t.size() > max)
+    return Malformed(std::string(what) + " of " + std::to_string(t.size()) + " bytes (max " +
+                     std::to_string(max) + ")");
+  if (required && t.size() == 0) return Malformed(std::string(what) + " is empty");
+  out->assign(t.begin(), t.size());
+  return Status::Ok();
+}
+
+Status ReadName(capnp::Text::Reader t, const char* what, std::string* out) {
+  return ReadText(t, kMaxNameBytes, true, what, out);
+}
+
+s::MemberStatus ToWire(MemberState state) {
+  switch (state) {
+    case MemberState::kAlive: return s::MemberStatus::ALIVE;
+    case MemberState::kSuspect: return s::MemberStatus::SUSPECT;
+    case MemberState::kDead: return s::MemberStatus::DEAD;
+    case MemberState::kLeft: return s::MemberStatus::LEFT;
+  }
+  return s::MemberStatus::DEAD;
+}
+
+Status FromWire(s::MemberStatus status, MemberState* out) {
+  switch (status) {
+    case s::MemberStatus::ALIVE: *out = MemberState::kAlive; return Status::Ok();
+    case s::MemberStatus::SUSPECT: *out = MemberState::kSuspect; return Status::Ok();
+    case s::MemberStatus::DEAD: *out = MemberState::kDead; return Status::Ok();
+    case s::MemberStatus::LEFT: *out = MemberState::kLeft; return Status::Ok();
+  }
+  return Malformed("unknown member status " + std::to_string(static_cast<int>(status)));
+}
+
+void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
+  b.setVersion(m.version);
+  b.setDeleted(m.deleted);
+  b.setIsAddress(m.is_address);
+  size_t n = m.addr.is_v4() ? 4 : 16;
+  b.setAddr(kj::arrayPtr(m.addr.bytes.data(), n));
+  b.setPort(m.port);
+  b.setPid(m.pid);
+  b.setPgid(m.pgid);
+  b.setComm(m.comm);
+  b.setExe(m.exe);
+}
+
+Status ReadEntry(s::TableEntry::Reader r, TableEntryMsg* m) {
+  m->version = r.getVersion();
+  m->deleted = r.getDeleted();
+  m->is_address = r.getIsAddress();
+  capnp::Data::Reader addr = r.getAddr();
+  if (addr.size() == 4)
+    m->addr = IpAddr::V4(addr[0], addr[1], addr[2], addr[3]);
+  else if (addr.size() == 16)
+    m->addr = IpAddr::FromRaw(AF_INET6, addr.begin());
+  else
+    return Malformed("table entry address of " + std::to_string(addr.size()) + " bytes");
+  m->port = r.getPort();
+  m->pid = r.getPid();
+  m->pgid = r.getPgid();
+  FM_RETURN_IF_ERROR(ReadText(r.getComm(), kMaxCommBytes, false, "comm", &m->comm));
+  return ReadText(r.getExe(), kMaxExeBytes, false, "exe", &m->exe);
+}
+
+}  // namespace
+
+void Set(s::Ping::Builder b, const PingMsg& m) {
+  b.setSeq(m.seq);
+  b.setTarget(m.target);
+}
+
+Status Read(s::Ping::Reader r, PingMsg* m) {
+  m->seq = r.getSeq();
+  return ReadText(r.getTarget(), kMaxNameBytes, false, "ping target", &m->target);
+}
+
+void Set(s::PingReq::Builder b, const PingReqMsg& m) {
+  b.setSeq(m.seq);
+  b.setTarget(m.target);
+  b.setTargetAddr(m.target_addr);
+  b.setWantNack(m.want_nack);
+}
+
+Status Read(s::PingReq::Reader r, PingReqMsg* m) {
+  m->seq = r.getSeq();
+  m->want_nack = r.getWantNack();
+  FM_RETURN_IF_ERROR(ReadName(r.getTarget(), "ping-req target", &m->target));
+  return ReadText(r.getTargetAddr(), kMaxAddressBytes, true, "ping-req address", &m->target_addr);
+}
+
+void Set(s::TableDelta::Builder b, const TableDeltaMsg& m) {
+  b.setOwner(m.owner);
+  b.setGeneration(m.generation);
+  b.setFromVersion(m.from_version);
+  b.setToVersion(m.to_version);
+  b.setReset(m.reset);
+  if (m.entries.empty()) return;
+  auto entries = b.initEntries(static_cast<unsigned>(m.entries.size()));
+  for (size_t i = 0; i < m.entries.size(); i++) SetEntry(entries[i], m.entries[i]);
+}
+
+Status Read(s::TableDelta::Reader r, TableDeltaMsg* m) {
+  FM_RETURN_IF_ERROR(ReadName(r.getOwner(), "table owner", &m->owner));
+  m->generation = r.getGeneration();
+  m->from_version = r.getFromVersion();
+  m->to_version = r.getToVersion();
+  m->reset = r.getReset();
+  if (m->to_version < m->from_version) return Malformed("table delta ends before it starts");
+  auto entries = r.getEntries();
+  m->entries.resize(entries.size());
+  for (size_t i = 0; i < entries.size(); i++) {
+    FM_RETURN_IF_ERROR(ReadEntry(entries[i], &m->entries[i]));
+    const TableEntryMsg& e = m->entries[i];
+    // Ascending versions inside (from, to] is what makes a prefix a valid state.
+    uint64_t floor = i == 0 ? m->from_version : m->entries[i - 1].version;
+    if (e.version <= floor || e.version > m->to_version)
+      return Malformed("table entry version " + std::to_string(e.version) + " out of order");
+  }
+  return Status::Ok();
+}
+
+void Set(s::TableDigest::Builder b, const TableDigestMsg& m) {
+  b.setOwner(m.owner);
+  b.setGeneration(m.generation);
+  b.setVersion(m.version);
+}
+
+Status Read(s::TableDigest::Reader r, TableDigestMsg* m) {
+  m->generation = r.getGeneration();
+  m->version = r.getVersion();
+  return ReadName(r.getOwner(), "digest owner", &m->owner);
+}
+
+void Set(s::Gossip::Builder b, const GossipMsg& m) {
+  if (auto* a = std::get_if<AliveMsg>(&m)) {
+    auto w = b.initAlive();
+    w.setName(a->name);
+    w.setAddr(a->addr);
+    w.setNodeId(a->node_id);
+    w.setGeneration(a->generation);
+    w.setIncarnation(a->incarnation);
+  } else if (auto* s = std::get_if<SuspectMsg>(&m)) {
+    auto w = b.initSuspect();
+    w.setName(s->name);
+    w.setGeneration(s->generation);
+    w.setIncarnation(s->incarnation);
+    w.setFrom(s->from);
+  } else if (auto* d = std::get_if<DeadMsg>(&m)) {
+    auto w = b.initDead();
+    w.setName(d->name);
+    w.setGeneration(d->generation);
+    w.setIncarnation(d->incarnation);
+    w.setFrom(d->from);
+  } else {
+    Set(b.initTable(), std::get<TableDeltaMsg>(m));
+  }
+}
+
+Status Read(s::Gossip::Reader r, GossipMsg* m) {
+  switch (r.which()) {
+    case s::Gossip::ALIVE: {
+      auto a = r.getAlive();
+      AliveMsg out;
+      FM_RETURN_IF_ERROR(ReadName(a.getName(), "alive name", &out.name));
+      FM_RETURN_IF_ERROR(ReadText(a.getAddr(), kMaxAddressBytes, true, "alive address", &out.addr));
+      FM_RETURN_IF_ERROR(
+          ReadText(a.getNodeId(), kMaxNameBytes, false, "alive node id", &out.node_id));
+      out.generation = a.getGeneration();
+      out.incarnation = a.getIncarnation();
+      *m = std::move(out);
+      return Status::Ok();
+    }
+    case s::Gossip::SUSPECT: {
+      auto w = r.getSuspect();
+      SuspectMsg out;
+      FM_RETURN_IF_ERROR(ReadName(w.getName(), "suspect name", &out.name));
+      FM_RETURN_IF_ERROR(ReadName(w.getFrom(), "suspect from", &out.from));
+      out.generation = w.getGeneration();
+      out.incarnation = w.getIncarnation();
+      *m = std::move(out);
+      return Status::Ok();
+    }
+    case s::Gossip::DEAD: {
+      auto w = r.getDead();
+      DeadMsg out;
+      FM_RETURN_IF_ERROR(ReadName(w.getName(), "dead name", &out.name));
+      FM_RETURN_IF_ERROR(ReadName(w.getFrom(), "dead from", &out.from));
+      out.generation = w.getGeneration();
+      out.incarnation = w.getIncarnation();
+      *m = std::move(out);
+      return Status::Ok();
+    }
+    case s::Gossip::TABLE: {
+      TableDeltaMsg out;
+      FM_RETURN_IF_ERROR(Read(r.getTable(), &out));
+      *m = std::move(out);
+      return Status::Ok();
+    }
+  }
+  return Malformed("unknown gossip kind " + std::to_string(static_cast<int>(r.which())));
+}
+
+void Set(s::PushPull::Builder b, const PushPullMsg& m) {
+  b.setJoin(m.join);
+  auto members = b.initMembers(static_cast<unsigned>(m.members.size()));
+  for (size_t i = 0; i < m.members.size(); i++) {
+    const MemberEntryMsg& e = m.members[i];
+    auto w = members[i];
+    w.setName(e.name);
+    w.setAddr(e.addr);
+    w.setNodeId(e.node_id);
+    w.setGeneration(e.generation);
+    w.setIncarnation(e.incarnation);
+    w.setStatus(ToWire(e.state));
+    w.setTableGeneration(e.table_generation);
+    w.setTableVersion(e.table_version);
+  }
+  if (m.tables.empty()) return;
+  auto tables = b.initTables(static_cast<unsigned>(m.tables.size()));
+  for (size_t i = 0; i < m.tables.size(); i++) Set(tables[i], m.tables[i]);
+}
+
+Status Read(s::PushPull::Reader r, PushPullMsg* m) {
+  m->join = r.getJoin();
+  auto members = r.getMembers();
+  m->members.resize(members.size());
+  for (size_t i = 0; i < members.size(); i++) {
+    auto w = members[i];
+    MemberEntryMsg& e = m->members[i];
+    FM_RETURN_IF_ERROR(ReadName(w.getName(), "member name", &e.name));
+    FM_RETURN_IF_ERROR(ReadText(w.getAddr(), kMaxAddressBytes, true, "member address", &e.addr));
+    FM_RETURN_IF_ERROR(ReadText(w.getNodeId(), kMaxNameBytes, false, "member node id", &e.node_id));
+    e.generation = w.getGeneration();
+    e.incarnation = w.getIncarnation();
+    FM_RETURN_IF_ERROR(FromWire(w.getStatus(), &e.state));
+    e.table_generation = w.getTableGeneration();
+    e.table_version = w.getTableVersion();
+  }
+  auto tables = r.getTables();
+  m->tables.resize(tables.size());
+  for (size_t i = 0; i < tables.size(); i++) FM_RETURN_IF_ERROR(Read(tables[i], &m->tables[i]));
+  return Status::Ok();
+}
+
+}  // namespace flowmesh::mesh::wire

@@ -1,0 +1,105 @@
+// A five-node mesh on the simulated network: join, endpoint tables, kill,
+// graceful leave, restart with a new generation.
+#include <gtest/gtest.h>
+
+#include "node/common/log.h"
+#include "node/mesh/sim_cluster.h"
+
+namespace flowmesh::mesh {
+namespace {
+
+class MeshSimSmall : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log::SetLevel(log::Level::Error);
+    c_.AddNodes(5);
+    c_.StartAll(1, 50 * kMs);
+    ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSeeAlive(5); },
+                                  c_.net().NowNs() + 30 * kSecond, 100 * kMs));
+  }
+  void TearDown() override { log::SetLevel(log::Level::Info); }
+
+  SimCluster c_{7};
+};
+
+TEST_F(MeshSimSmall, JoinsAndSharesTables) {
+  EndpointSummary e{*IpAddr::Parse("10.0.0.1"), 8080, 42, 40, "nginx", "/usr/sbin/nginx"};
+  c_.node(1).SetLocalTable({*IpAddr::Parse("10.0.0.1")}, {e});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(1, 2) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  for (size_t i = 0; i < 5; i++) {
+    auto tables = c_.node(i).Tables();
+    ASSERT_EQ(tables.size(), 5u);
+    bool found = false;
+    for (const NodeTable& t : tables) {
+      if (t.name != SimCluster::NameOf(1)) continue;
+      found = true;
+      ASSERT_EQ(t.endpoints.size(), 1u);
+      EXPECT_EQ(t.endpoints[0].comm, "nginx");
+      EXPECT_EQ(t.endpoints[0].port, 8080);
+      EXPECT_EQ(t.endpoints[0].pid, 42u);
+      ASSERT_EQ(t.addresses.size(), 1u);
+      EXPECT_EQ(t.address, SimCluster::AddressOf(1));
+    }
+    EXPECT_TRUE(found);
+  }
+  // Removing the endpoint spreads as a tombstone.
+  c_.node(1).SetLocalTable({*IpAddr::Parse("10.0.0.1")}, {});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(1, 3) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  for (const MemberView& m : c_.node(4).Members())
+    if (m.name == SimCluster::NameOf(1)) EXPECT_EQ(m.endpoints, 0u);
+}
+
+TEST_F(MeshSimSmall, KilledNodeIsDeclaredDead) {
+  c_.Kill(2);
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSee(2, MemberState::kDead); },
+                                c_.net().NowNs() + 60 * kSecond, 100 * kMs));
+  EXPECT_EQ(c_.FalseDeaths(), 0u);
+}
+
+TEST_F(MeshSimSmall, LeaveIsSeenAsLeft) {
+  bool done = false;
+  c_.node(3).Leave([&] { done = true; });
+  ASSERT_TRUE(c_.net().RunUntil([&] { return done; }, c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  EXPECT_EQ(c_.CountSeeing(3, MemberState::kLeft), 4u);
+  // Left is not dead: nobody counts a death.
+  c_.net().RunFor(30 * kSecond);
+  EXPECT_EQ(c_.CountSeeing(3, MemberState::kLeft), 4u);
+  EXPECT_TRUE(c_.deaths().empty());
+}
+
+TEST_F(MeshSimSmall, RestartReplacesOldGenerationAndTable) {
+  c_.node(4).SetLocalTable({}, {{*IpAddr::Parse("10.0.0.4"), 22, 1, 1, "sshd", "/usr/sbin/sshd"}});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(4, 1) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  c_.Restart(4, {SimCluster::AddressOf(0)});
+  ASSERT_TRUE(c_.net().RunUntil(
+      [&] {
+        for (size_t i = 0; i < 4; i++)
+          for (const MemberView& m : c_.node(i).Members())
+            if (m.name == SimCluster::NameOf(4) &&
+                (m.generation != 2 || m.state != MemberState::kAlive))
+              return false;
+        return true;
+      },
+      c_.net().NowNs() + 30 * kSecond, 100 * kMs));
+  // The old table went with the old generation.
+  for (size_t i = 0; i < 4; i++)
+    for (const NodeTable& t : c_.node(i).Tables())
+      if (t.name == SimCluster::NameOf(4)) EXPECT_TRUE(t.endpoints.empty());
+  c_.node(4).SetLocalTable({},
+                           {{*IpAddr::Parse("10.0.0.4"), 2222, 9, 9, "sshd", "/usr/sbin/sshd"}});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(4, 1) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  for (const NodeTable& t : c_.node(0).Tables())
+    if (t.name == SimCluster::NameOf(4)) {
+      ASSERT_EQ(t.endpoints.size(), 1u);
+      EXPECT_EQ(t.endpoints[0].port, 2222);
+      EXPECT_EQ(t.generation, 2u);
+    }
+  EXPECT_EQ(c_.FalseDeaths(), 0u);
+}
+
+}  // namespace
+}  // namespace flowmesh::mesh
