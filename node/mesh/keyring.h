@@ -37,6 +37,8 @@ struct KeyInfo {
   bool primary = false;
 };
 
+// Not thread-safe: sealers read it on the mesh's thread, so changes (meshctl
+// keys ...) are posted to that thread.
 class Keyring {
  public:
   Keyring() = default;

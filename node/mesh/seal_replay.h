@@ -35,6 +35,12 @@ class ReplayGuard {
  public:
   explicit ReplayGuard(ReplayOptions options = {}) : options_(options) {}
 
+  // Refuses everything sent at or before `ns` from now on. Set to the start
+  // time, so a restart (which empties the set) does not reopen replays of
+  // what the previous process already accepted.
+  void RaiseFloor(int64_t ns) {
+    if (ns > floor_ns_) floor_ns_ = ns;
+  }
   // Decides about one authenticated message and, if fresh, remembers it.
   Freshness Check(int64_t sent_ns, uint64_t id, int64_t now_ns);
 

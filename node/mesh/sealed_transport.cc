@@ -171,6 +171,9 @@ SealedTransport::SealedTransport(Transport& inner, const Keyring& keyring, SealO
   core_->sealer = std::make_unique<Sealer>(keyring, options.label);
   core_->replay = ReplayGuard(options.replay);
   core_->options = std::move(options);
+  // The cost: a peer whose clock is behind ours by d is not heard for the
+  // first d after start; with NTP that is milliseconds.
+  core_->replay.RaiseFloor(core_->Wall() - 1);
 }
 
 SealedTransport::~SealedTransport() { core_->inner->SetHandlers(nullptr, nullptr); }

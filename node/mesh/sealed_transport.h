@@ -5,12 +5,13 @@
 //   [kind 1][sender wall clock ns 8][id 8][sequence 4]
 //
 // A packet and an exchange request carry a fresh random id and go through the
-// replay guard. An exchange is a two-message stream: the response carries the
-// request's id and sequence 1, so an old response cannot answer a new
-// request and no message of a stream can be replayed or reordered into
-// another. Whatever fails to open or check is dropped, counted, and never
-// reaches the protocols, so a node with the wrong key or label changes
-// nothing. Without a keyring (insecure mode) bytes pass through unchanged.
+// replay guard, whose floor starts at this object's creation, so a restarted
+// node does not accept replays of what was sent to its previous process. An exchange is a
+// two-message stream: the response carries the request's id and sequence 1, so an old response
+// cannot answer a new request and no message of a stream can be replayed or reordered into another.
+// Whatever fails to open or check is dropped, counted, and never reaches the protocols, so a node
+// with the wrong key or label changes nothing. Without a keyring (insecure mode) bytes pass through
+// unchanged.
 #pragma once
 
 #include <cstdint>

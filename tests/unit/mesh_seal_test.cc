@@ -298,6 +298,30 @@ TEST(MeshSealedTransport, ReplayedPacketsAndRequestsAreRejected) {
   EXPECT_EQ(b.sealed->stats().replayed, 3u);
 }
 
+TEST(MeshSealedTransport, ARestartedNodeRefusesWhatWasSentBeforeItStarted) {
+  MemNet net;
+  Peer a(net, "a:1", Ring({K(1)}), "prod");
+  Peer b(net, "b:1", Ring({K(1)}), "prod");
+  a.sealed->SendPacket("b:1", B("before"));
+  net.Pump();
+  ASSERT_EQ(b.packets.size(), 1u);
+  // b restarts a second later: an empty replay set, but a floor at its start.
+  b.clock_ns += 1'000'000'000;
+  SealOptions options;
+  options.label = "prod";
+  options.wall_clock = [&b] { return b.clock_ns; };
+  b.sealed = std::make_unique<SealedTransport>(*b.inner, b.keyring, options);
+  b.Listen();
+  net.Inject("a:1", "b:1", net.wire.at(0));
+  net.Pump();
+  EXPECT_EQ(b.packets.size(), 1u);
+  EXPECT_EQ(b.sealed->stats().too_old, 1u);
+  a.clock_ns = b.clock_ns;
+  a.sealed->SendPacket("b:1", B("after"));
+  net.Pump();
+  EXPECT_EQ(b.packets.back(), "after");
+}
+
 TEST(MeshSealedTransport, OldResponsesCannotAnswerNewRequests) {
   MemNet net;
   Peer a(net, "a:1", Ring({K(1)}), "prod");
