@@ -16,12 +16,24 @@ namespace flowmesh {
 // Varint (LEB128) helpers, also used by the merge operators.
 void PutVarint(std::string* out, uint64_t v);
 // Reads one varint at *pos and advances it; false if truncated or over 10 bytes.
-bool GetVarint(std::string_view in, size_t* pos, uint64_t* v);
+bool GetVarintSlow(std::string_view in, size_t* pos, uint64_t* v);
+inline bool GetVarint(std::string_view in, size_t* pos, uint64_t* v) {
+  // Most fields of a record (ports, flags, small counters) fit one byte;
+  // scans decode hundreds of thousands of records.
+  if (*pos < in.size() && !(static_cast<uint8_t>(in[*pos]) & 0x80)) {
+    *v = static_cast<uint8_t>(in[(*pos)++]);
+    return true;
+  }
+  return GetVarintSlow(in, pos, v);
+}
 
 // Everything but ts_ns (in the key) and proc.comm (in the processes CF).
 std::string EncodeRecordValue(const ConnRecord& r);
 // The record with ts_ns set and comm empty; the caller fills comm.
 Result<ConnRecord> DecodeRecordValue(int64_t ts_ns, std::string_view value);
+// The same into *r, without allocating (scans); false if malformed, and *r
+// is then partly overwritten.
+bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r);
 
 std::string EncodeFlowStats(const FlowStats& s);
 Result<FlowStats> DecodeFlowStats(std::string_view value);

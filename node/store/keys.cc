@@ -110,9 +110,10 @@ Result<RecordKeyParts> DecodeRecordKey(std::string_view key) {
                         GetBigEndian32(key.data() + 8)};
 }
 
-std::string FlowRowKey(int64_t bucket_ns, const FlowKey& key) {
+std::string FlowRowKey(int level, int64_t bucket_ns, const FlowKey& key) {
   std::string out;
-  out.reserve(8 + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
+  out.reserve(1 + 8 + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
+  out.push_back(static_cast<char>(level));
   PutTime(&out, bucket_ns);
   out.push_back(static_cast<char>(key.direction));
   PutBigEndian32(&out, key.netns);
@@ -125,26 +126,37 @@ std::string FlowRowKey(int64_t bucket_ns, const FlowKey& key) {
   return out;
 }
 
-std::string BucketKey(int64_t bucket_ns) { return RecordKeyAt(bucket_ns); }
+std::string FlowBucketKey(int level, int64_t bucket_ns) {
+  std::string out(1, static_cast<char>(level));
+  PutTime(&out, bucket_ns);
+  return out;
+}
+
+bool ParseFlowRowKey(std::string_view key, FlowRowKeyParts* p) {
+  constexpr size_t kFixedHead = 1 + 8 + 1 + 4 + 4 + 8;
+  if (key.size() < kFixedHead) return false;
+  const char* d = key.data();
+  const uint8_t level = static_cast<uint8_t>(d[0]);
+  const uint8_t dir = static_cast<uint8_t>(d[9]);
+  if (level >= kFlowLevels || dir > static_cast<uint8_t>(Direction::kPassive)) return false;
+  p->level = level;
+  p->bucket_ns = static_cast<int64_t>(GetBigEndian64(d + 1));
+  p->key.direction = static_cast<Direction>(dir);
+  p->key.netns = GetBigEndian32(d + 10);
+  p->key.pid = GetBigEndian32(d + 14);
+  p->key.start_ticks = GetBigEndian64(d + 18);
+  size_t pos = kFixedHead;
+  if (!GetAddr(key, &pos, &p->key.laddr) || key.size() - pos < 2) return false;
+  p->key.lport = GetBigEndian16(d + pos);
+  pos += 2;
+  if (!GetAddr(key, &pos, &p->key.raddr) || key.size() - pos != 2) return false;
+  p->key.rport = GetBigEndian16(d + pos);
+  return true;
+}
 
 Result<FlowRowKeyParts> DecodeFlowRowKey(std::string_view key) {
-  constexpr size_t kFixedHead = 8 + 1 + 4 + 4 + 8;
-  if (key.size() < kFixedHead) return BadKey("flow", key);
   FlowRowKeyParts p;
-  const char* d = key.data();
-  p.bucket_ns = static_cast<int64_t>(GetBigEndian64(d));
-  uint8_t dir = static_cast<uint8_t>(d[8]);
-  if (dir > static_cast<uint8_t>(Direction::kPassive)) return BadKey("flow", key);
-  p.key.direction = static_cast<Direction>(dir);
-  p.key.netns = GetBigEndian32(d + 9);
-  p.key.pid = GetBigEndian32(d + 13);
-  p.key.start_ticks = GetBigEndian64(d + 17);
-  size_t pos = kFixedHead;
-  if (!GetAddr(key, &pos, &p.key.laddr) || key.size() - pos < 2) return BadKey("flow", key);
-  p.key.lport = GetBigEndian16(d + pos);
-  pos += 2;
-  if (!GetAddr(key, &pos, &p.key.raddr) || key.size() - pos != 2) return BadKey("flow", key);
-  p.key.rport = GetBigEndian16(d + pos);
+  if (!ParseFlowRowKey(key, &p)) return BadKey("flow", key);
   return p;
 }
 

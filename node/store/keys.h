@@ -41,14 +41,25 @@ struct RecordKeyParts {
 };
 Result<RecordKeyParts> DecodeRecordKey(std::string_view key);
 
-// --- flows: bucket (8) + direction, netns, pid, start_ticks, laddr, lport,
-// raddr, rport.
-std::string FlowRowKey(int64_t bucket_ns, const FlowKey& key);
-std::string BucketKey(int64_t bucket_ns);  // the 8-byte prefix of a bucket
+// --- flows: level (1) + bucket (8) + direction, netns, pid, start_ticks,
+// laddr, lport, raddr, rport. Level 0 holds the minute buckets; levels 1 and
+// 2 hold the finished minutes summed per 10 minutes and per hour, so a long
+// window reads a few coarse buckets instead of every minute of it.
+inline constexpr int kFlowLevels = 3;
+inline constexpr int64_t kFlowLevelNs[kFlowLevels] = {kFlowBucketNs, 10 * kFlowBucketNs,
+                                                      60 * kFlowBucketNs};
+inline int64_t FlowLevelBucketOf(int level, int64_t ts_ns) {
+  return ts_ns <= 0 ? 0 : ts_ns - ts_ns % kFlowLevelNs[level];
+}
+std::string FlowRowKey(int level, int64_t bucket_ns, const FlowKey& key);
+std::string FlowBucketKey(int level, int64_t bucket_ns);  // the 9-byte prefix of a bucket
 struct FlowRowKeyParts {
+  int level = 0;
   int64_t bucket_ns = 0;
   FlowKey key;
 };
+// False if malformed; no allocation, for scans over many rows.
+bool ParseFlowRowKey(std::string_view key, FlowRowKeyParts* out);
 Result<FlowRowKeyParts> DecodeFlowRowKey(std::string_view key);
 
 // --- processes: pid (4) + start_ticks (8).
@@ -74,6 +85,12 @@ inline constexpr char kMetaCountPrefix = 'c';
 inline constexpr char kMetaUserPrefix = 'u';
 inline constexpr std::string_view kMetaNodeIdKey = "n/node_id";
 inline constexpr std::string_view kMetaGenerationKey = "n/generation";
+// Retention's last cut: data before it is gone, so flow reads start there
+// (a coarse bucket that straddles it still holds expired minutes).
+inline constexpr std::string_view kMetaExpiredBeforeKey = "n/expired_before";
+// Minute buckets before this are summed into the 10-minute and hour buckets
+// too (see store_rollup.cc).
+inline constexpr std::string_view kMetaRolledUpToKey = "n/rolled_up_to";
 std::string CountKey(int64_t bucket_ns);  // 'c' + bucket (8)
 Result<int64_t> DecodeCountKey(std::string_view key);
 std::string UserMetaKey(std::string_view key);

@@ -42,20 +42,37 @@ rocksdb::ColumnFamilyOptions BaseCfOptions(const std::shared_ptr<rocksdb::Cache>
   return o;
 }
 
+bool LockHeld(const std::string& text) {
+  return text.find("lock hold by current process") != std::string::npos ||
+         (text.find("lock") != std::string::npos &&
+          text.find("Resource temporarily unavailable") != std::string::npos);
+}
+
 std::string OpenHint(const rocksdb::Status& s) {
   const std::string text = s.ToString();
-  if (text.find("lock") != std::string::npos || text.find("LOCK") != std::string::npos)
+  if (LockHeld(text))
     return "another meshd may be using it; stop that one or choose another --data-dir";
+  if (text.find("Read-only file system") != std::string::npos)
+    return "the file system is read-only; remount it read-write or choose another --data-dir";
+  if (s.IsNoSpace() || text.find("No space left") != std::string::npos)
+    return "free some space on that file system or choose another --data-dir";
   if (s.IsCorruption())
     return "the database is damaged and meshd does not repair it automatically; move the "
            "directory aside to start with an empty history";
   if (text.find("Permission denied") != std::string::npos)
     return "run meshd as a user that can write there, or choose another --data-dir";
-  if (s.IsNoSpace()) return "free some space on that file system or choose another --data-dir";
   if (s.IsInvalidArgument() || s.IsNotSupported())
     return "it may not be a meshd store (or was written by a newer meshd); choose another "
            "--data-dir";
   return "check the disk and the directory, or choose another --data-dir";
+}
+
+// A store that exists but cannot be written (read-only or full file system)
+// is still worth opening for queries; a store in use by another meshd is not.
+bool ReadOnlyMayHelp(const rocksdb::Status& s, const std::string& dir) {
+  std::error_code ec;
+  return s.IsIOError() && !LockHeld(s.ToString()) &&
+         std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
 }
 
 std::string RandomNodeId() {
@@ -104,6 +121,9 @@ Status Store::Impl::LoadNodeMeta() {
     return FromRocks(rs, "cannot read the generation");
   }
   node_meta.generation = generation + 1;
+  // Read-only: the next writable open will hand out this generation again;
+  // acceptable, since a read-only node writes nothing for peers to confuse.
+  if (!read_only_reason.empty()) return Status::Ok();
   rocksdb::WriteBatch wb;
   wb.Put(meta, ToSlice(kMetaNodeIdKey), node_meta.node_id);
   wb.Put(meta, ToSlice(kMetaGenerationKey), EncodeCount(node_meta.generation));
@@ -176,7 +196,25 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   }
 
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.dir, cfs, &impl->handles, &raw);
+  rocksdb::Status rs;
+  if (options.read_only) {
+    impl->read_only_reason = "opened read-only";
+    rs = rocksdb::DB::OpenForReadOnly(db_options, options.dir, cfs, &impl->handles, &raw);
+  } else {
+    rs = rocksdb::DB::Open(db_options, options.dir, cfs, &impl->handles, &raw);
+    if (!rs.ok() && ReadOnlyMayHelp(rs, options.dir)) {
+      impl->handles.clear();
+      rocksdb::Status ro =
+          rocksdb::DB::OpenForReadOnly(db_options, options.dir, cfs, &impl->handles, &raw);
+      if (ro.ok()) {
+        impl->read_only_reason = "cannot write (" + rs.ToString() + "); " + OpenHint(rs);
+        FM_LOG(Error, "store") << "cannot open " << options.dir << " for writing: " << rs.ToString()
+                               << "; answering queries read-only from what is "
+                               << "stored; " << OpenHint(rs);
+        rs = ro;
+      }
+    }
+  }
   if (!rs.ok()) {
     Status st = FromRocks(rs, "cannot open store in " + options.dir);
     return Status(st.code(), st.message() + "; " + OpenHint(rs));
@@ -193,7 +231,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   FM_LOG(Info, "store") << "opened " << options.dir << ": node " << impl->node_meta.node_id
                         << " generation " << impl->node_meta.generation << ", "
                         << impl->total_records.load() << " records";
-  impl->StartRetentionThread();
+  if (impl->read_only_reason.empty()) impl->StartRetentionThread();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -202,7 +240,8 @@ Store::Impl::~Impl() {
   if (!db) return;
   // A clean stop (SIGTERM) makes the last batches durable; kill -9 relies on
   // the WAL already being in the page cache.
-  rocksdb::Status s = db->FlushWAL(/*sync=*/true);
+  rocksdb::Status s;
+  if (read_only_reason.empty()) s = db->FlushWAL(/*sync=*/true);
   if (!s.ok())
     FM_LOG(Warn, "store") << "syncing the WAL of " << options.dir << ": " << s.ToString();
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
@@ -241,6 +280,7 @@ Result<std::vector<ProcessDetails>> Store::Processes() const { return impl_->Pro
 const NodeMeta& Store::meta() const { return impl_->node_meta; }
 
 Status Store::PutMeta(const std::string& key, const std::string& value) {
+  if (!impl_->read_only_reason.empty()) return impl_->RefuseWrite();
   return FromRocks(impl_->db->Put({}, impl_->meta, UserMetaKey(key), value),
                    "cannot store " + key + " in " + impl_->options.dir);
 }

@@ -23,6 +23,10 @@ struct StoreOptions {
   int64_t retention_ns = 7LL * 24 * 3600 * 1'000'000'000;  // records/flows older go
   uint64_t retention_bytes = 2ULL << 30;  // oldest buckets go while larger; 0 = no limit
   int64_t retention_interval_ns = 60'000'000'000;  // background check; 0 = no thread
+  // Queries only: nothing is written (not even the generation). Open also
+  // falls back to this, with the reason in Stats().last_error, when the disk
+  // refuses writes (read-only or full file system) but the store is readable.
+  bool read_only = false;
 };
 
 // [since, until], Unix epoch ns, both inclusive.
@@ -51,6 +55,7 @@ struct StoreStats {
   std::string last_error;   // "" when the last write succeeded
   uint64_t expired_records = 0;  // removed by retention since open
   uint64_t corrupt_values = 0;   // malformed keys/values skipped since open
+  bool read_only = false;        // opened read-only (asked for, or the disk refused writes)
 };
 
 // Identity of this node's store: a random id made on first open, and a

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +50,19 @@ class CommCache {
   std::unordered_map<ProcessId, std::string, ProcessIdHash> map_;
 };
 
+// A run of consecutive buckets of one flow level: [begin_ns, end_ns).
+struct FlowSpan {
+  int level = 0;
+  int64_t begin_ns = 0;
+  int64_t end_ns = 0;
+  bool operator==(const FlowSpan&) const = default;
+};
+// The fewest buckets that exactly cover the minute buckets [first, end):
+// hours where whole hours fit, then 10 minutes, then minutes. Coarse buckets
+// are used only where they end by `coarse_end` (what has been rolled up).
+std::vector<FlowSpan> PlanFlowSpans(int64_t first_bucket, int64_t end_bucket,
+                                    int64_t coarse_end = std::numeric_limits<int64_t>::max());
+
 class Store::Impl {
  public:
   ~Impl();
@@ -72,6 +86,7 @@ class Store::Impl {
   uint64_t DiskBytes() const;
   Result<uint64_t> EnforceRetention(int64_t now_ns);
   Status CompactAll();
+  Status RefuseWrite();  // counts and explains a write to a read-only store
   void StartRetentionThread();
   void StopRetentionThread();
 
@@ -85,8 +100,11 @@ class Store::Impl {
   rocksdb::ColumnFamilyHandle* endpoints = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   NodeMeta node_meta;
+  // Why the store is read-only ("" = writable); every write is refused with it.
+  std::string read_only_reason;
   std::shared_ptr<std::atomic<uint64_t>> corrupt = std::make_shared<std::atomic<uint64_t>>(0);
   std::atomic<uint64_t> total_records{0};  // sum of the per-bucket counts
+  std::atomic<int64_t> expired_before{0};  // retention's last cut (kMetaExpiredBeforeKey)
 
  private:
   struct Counts {
@@ -99,6 +117,9 @@ class Store::Impl {
   Result<uint64_t> ExpireProcesses(int64_t cutoff_ns);
   void CompactBefore(int64_t cut_bucket);
   void RecordWriteError(const rocksdb::Status& s);
+  // Sums the minute buckets [rolled_up_to_, target) into the coarse levels
+  // and moves the watermark, atomically. Caller holds write_mu_.
+  Status RollUp(int64_t target_bucket);
   Status RefreshProcesses(const Batch& batch, int64_t batch_time, rocksdb::WriteBatch* wb);
   void RetentionLoop();
 
@@ -106,6 +127,8 @@ class Store::Impl {
   // must not interleave with another write or with retention's deletes.
   std::mutex write_mu_;
   bool needs_resume_ = false;
+  int64_t rolled_up_to_ = 0;  // kMetaRolledUpToKey; under write_mu_
+  bool rollup_failing_ = false;
   // Last last_seen written per process; lets Write refresh a process that
   // records still mention without rewriting it every batch.
   std::unordered_map<ProcessId, int64_t, ProcessIdHash> last_seen_written_;

@@ -1,5 +1,7 @@
 // Store queries: records in a time window, flows summed over the buckets of a
 // window, endpoints and processes. Malformed values are counted and skipped.
+#include <algorithm>
+#include <limits>
 #include <unordered_map>
 
 #include "node/store/codec.h"
@@ -45,22 +47,29 @@ Status Store::Impl::ScanRecords(const TimeWindow& window, const RecordFilter& fi
   // Records of one window come from few processes: a local map spares the
   // shared cache's lock on every record.
   std::unordered_map<ProcessId, std::string, ProcessIdHash> comms;
+  ProcessId last_id{};
+  const std::string* last_comm = nullptr;
+  ConnRecord rec;  // reused: no allocation per record
   for (it->Seek(RecordKeyAt(window.since_ns)); it->Valid(); it->Next()) {
-    auto key = DecodeRecordKey(View(it->key()));
-    auto rec = key.ok() ? DecodeRecordValue(key->ts_ns, View(it->value()))
-                        : Result<ConnRecord>(key.status());
-    if (!rec.ok()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != kRecordKeySize ||
+        !ParseRecordValue(static_cast<int64_t>(GetBigEndian64(k.data())), View(it->value()),
+                          &rec)) {
       corrupt->fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (!filter.Matches(*rec)) continue;
-    if (rec->proc.pid != 0) {
-      ProcessId id{rec->proc.pid, rec->proc.start_ticks};
-      auto c = comms.find(id);
-      if (c == comms.end()) c = comms.emplace(id, CommOf(id)).first;
-      rec->proc.set_comm(c->second);
+    if (!filter.Matches(rec)) continue;
+    if (rec.proc.pid != 0) {
+      ProcessId id{rec.proc.pid, rec.proc.start_ticks};
+      if (!last_comm || id != last_id) {
+        auto c = comms.find(id);
+        if (c == comms.end()) c = comms.emplace(id, CommOf(id)).first;
+        last_id = id;
+        last_comm = &c->second;  // node-based map: stays valid as it grows
+      }
+      rec.proc.set_comm(*last_comm);
     }
-    if (!fn(*rec)) break;
+    if (!fn(rec)) break;
   }
   return FromRocks(it->status(), "cannot read records from " + options.dir);
 }
@@ -69,32 +78,56 @@ Result<std::vector<Flow>> Store::Impl::ReadFlows(
     const TimeWindow& window, const std::function<bool(const FlowKey&)>& keep) const {
   std::vector<Flow> out;
   if (window.since_ns > window.until_ns) return out;
-  rocksdb::ReadOptions ro;
-  std::string upper;
-  rocksdb::Slice upper_slice;
-  const int64_t last_bucket = FlowBucketOf(window.until_ns);
-  if (last_bucket <= std::numeric_limits<int64_t>::max() - kFlowBucketNs) {
-    upper = BucketKey(last_bucket + kFlowBucketNs);
-    upper_slice = upper;
-    ro.iterate_upper_bound = &upper_slice;
+  // Minute buckets [first, end) overlap the window; cover them with as few
+  // (coarse) buckets as possible. The sum is the same.
+  const int64_t first = std::max(FlowBucketOf(window.since_ns), expired_before.load());
+  const int64_t last = FlowBucketOf(window.until_ns);
+  const int64_t end = last <= std::numeric_limits<int64_t>::max() - kFlowBucketNs
+                          ? last + kFlowBucketNs
+                          : last;  // the bucket at the end of time is not readable
+  // One snapshot for the watermark and every span: a roll-up or a late
+  // delta committed meanwhile is seen everywhere or nowhere.
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db.get(), snapshot};
+  rocksdb::ReadOptions at;
+  at.snapshot = snapshot;
+  int64_t rolled_up_to = 0;
+  std::string value;
+  rocksdb::Status s = db->Get(at, meta, std::string(kMetaRolledUpToKey), &value);
+  if (s.ok()) {
+    auto r = DecodeCount(value);
+    if (r.ok()) rolled_up_to = static_cast<int64_t>(*r);
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "cannot read flows from " + options.dir);
   }
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, flows));
+
   std::unordered_map<FlowKey, FlowStats, FlowKeyHash> sums;
-  for (it->Seek(BucketKey(FlowBucketOf(window.since_ns))); it->Valid(); it->Next()) {
-    auto key = DecodeFlowRowKey(View(it->key()));
-    if (!key.ok()) {
-      corrupt->fetch_add(1, std::memory_order_relaxed);
-      continue;
+  FlowRowKeyParts key;
+  for (const FlowSpan& span : PlanFlowSpans(first, end, rolled_up_to)) {
+    rocksdb::ReadOptions ro = at;
+    const std::string upper = FlowBucketKey(span.level, span.end_ns);
+    const rocksdb::Slice upper_slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, flows));
+    for (it->Seek(FlowBucketKey(span.level, span.begin_ns)); it->Valid(); it->Next()) {
+      if (!ParseFlowRowKey(View(it->key()), &key)) {
+        corrupt->fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (keep && !keep(key.key)) continue;
+      auto stats = DecodeFlowStats(View(it->value()));
+      if (!stats.ok()) {
+        corrupt->fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      sums[key.key].Merge(*stats);
     }
-    if (keep && !keep(key->key)) continue;
-    auto stats = DecodeFlowStats(View(it->value()));
-    if (!stats.ok()) {
-      corrupt->fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    sums[key->key].Merge(*stats);
+    FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
   }
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
   out.reserve(sums.size());
   for (auto& [k, s] : sums) out.push_back({k, s});
   return out;

@@ -2,6 +2,7 @@
 // Stats and full compaction.
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -41,6 +42,19 @@ Result<Store::Impl::Counts> Store::Impl::ReadCounts() const {
 }
 
 Status Store::Impl::LoadTotalRecords() {
+  std::string value;
+  rocksdb::Status s = db->Get({}, meta, std::string(kMetaExpiredBeforeKey), &value);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "cannot read " + options.dir);
+  if (s.ok()) {
+    auto cut = DecodeCount(value);
+    if (cut.ok()) expired_before = static_cast<int64_t>(*cut);
+  }
+  s = db->Get({}, meta, std::string(kMetaRolledUpToKey), &value);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "cannot read " + options.dir);
+  if (s.ok()) {
+    auto r = DecodeCount(value);
+    if (r.ok()) rolled_up_to_ = static_cast<int64_t>(*r);
+  }
   FM_ASSIGN_OR_RETURN(Counts counts, ReadCounts());
   uint64_t total = 0;
   for (const auto& b : counts.buckets) total += b.second;
@@ -54,10 +68,21 @@ Result<uint64_t> Store::Impl::DeleteBefore(int64_t cut_bucket, const Counts& cou
     if (bucket < cut_bucket) removed += n;
   rocksdb::WriteBatch wb;
   wb.DeleteRange(records, RecordKeyAt(0), RecordKeyAt(cut_bucket));
-  wb.DeleteRange(flows, BucketKey(0), BucketKey(cut_bucket));
+  // A coarse flow bucket goes once all of its minutes have: until then a
+  // window that starts after the cut may still read it whole.
+  for (int level = 0; level < kFlowLevels; ++level)
+    wb.DeleteRange(flows, FlowBucketKey(level, 0),
+                   FlowBucketKey(level, FlowLevelBucketOf(level, cut_bucket)));
   wb.DeleteRange(meta, CountKey(0), CountKey(cut_bucket));
+  const int64_t floor = std::max(expired_before.load(), cut_bucket);
+  wb.Put(meta, std::string(kMetaExpiredBeforeKey), EncodeCount(static_cast<uint64_t>(floor)));
+  // Deleted minutes need no roll-up.
+  const int64_t rolled = std::max(rolled_up_to_, cut_bucket);
+  wb.Put(meta, std::string(kMetaRolledUpToKey), EncodeCount(static_cast<uint64_t>(rolled)));
   FM_RETURN_IF_ERROR(
       FromRocks(db->Write({}, &wb), "retention cannot delete old buckets in " + options.dir));
+  expired_before = floor;
+  rolled_up_to_ = rolled;
   uint64_t total = total_records.load();
   total_records = total >= removed ? total - removed : 0;
   std::lock_guard lock(stats_mu_);
@@ -90,13 +115,19 @@ void Store::Impl::CompactBefore(int64_t cut_bucket) {
   // DeleteRange only hides data; compacting the range is what frees the disk.
   rocksdb::CompactRangeOptions o;
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
-  const std::string rec_end = RecordKeyAt(cut_bucket), count_end = CountKey(cut_bucket);
-  const rocksdb::Slice rec(rec_end), count(count_end);
-  const std::pair<rocksdb::ColumnFamilyHandle*, const rocksdb::Slice*> ranges[] = {
-      {records, &rec}, {flows, &rec}, {meta, &count}};
-  for (auto [cf, end] : ranges) {
+  struct Range {
+    rocksdb::ColumnFamilyHandle* cf;
+    std::string begin, end;
+  };
+  std::vector<Range> ranges = {{records, RecordKeyAt(0), RecordKeyAt(cut_bucket)},
+                               {meta, CountKey(0), CountKey(cut_bucket)}};
+  for (int level = 0; level < kFlowLevels; ++level)
+    ranges.push_back({flows, FlowBucketKey(level, 0),
+                      FlowBucketKey(level, FlowLevelBucketOf(level, cut_bucket))});
+  for (const Range& r : ranges) {
     if (stop_) return;
-    rocksdb::Status s = db->CompactRange(o, cf, nullptr, end);
+    const rocksdb::Slice begin(r.begin), end(r.end);
+    rocksdb::Status s = db->CompactRange(o, r.cf, &begin, &end);
     if (!s.ok() && !stop_)
       FM_LOG(Warn, "store") << "compacting expired data in " << options.dir << ": " << s.ToString();
   }
@@ -104,6 +135,7 @@ void Store::Impl::CompactBefore(int64_t cut_bucket) {
 
 Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
   uint64_t removed = 0;
+  if (!read_only_reason.empty()) return removed;  // nothing can be deleted
   if (options.retention_ns > 0 && now_ns > options.retention_ns) {
     const int64_t cut = FlowBucketOf(now_ns - options.retention_ns);
     bool deleted = false;
@@ -111,9 +143,13 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
       std::lock_guard lock(write_mu_);
       FM_ASSIGN_OR_RETURN(Counts counts, ReadCounts());
       bool old_records = !counts.buckets.empty() && counts.buckets.front().first < cut;
+      bool old_flows = false;
       std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, flows));
-      it->SeekToFirst();
-      bool old_flows = it->Valid() && it->key().compare(BucketKey(cut)) < 0;
+      for (int level = 0; level < kFlowLevels && !old_flows; ++level) {
+        it->Seek(FlowBucketKey(level, 0));
+        old_flows = it->Valid() &&
+                    it->key().compare(FlowBucketKey(level, FlowLevelBucketOf(level, cut))) < 0;
+      }
       if (old_records || old_flows) {
         FM_ASSIGN_OR_RETURN(removed, DeleteBefore(cut, counts));
         deleted = true;
@@ -182,15 +218,20 @@ StoreStats Store::Impl::Stats() const {
     if (key.ok()) st.oldest_ns = key->ts_ns;
   }
   st.corrupt_values = corrupt->load(std::memory_order_relaxed);
+  st.read_only = !read_only_reason.empty();
   std::lock_guard lock(stats_mu_);
   st.batches = batches_;
   st.write_errors = write_errors_;
   st.last_error = last_error_;
   st.expired_records = expired_records_;
+  if (st.last_error.empty() && st.read_only && !options.read_only)  // the disk refused at open
+    st.last_error = "store in " + options.dir + " is read-only: " + read_only_reason +
+                    "; queries answer from what is stored";
   return st;
 }
 
 Status Store::Impl::CompactAll() {
+  if (!read_only_reason.empty()) return RefuseWrite();
   rocksdb::FlushOptions fo;
   fo.wait = true;
   FM_RETURN_IF_ERROR(FromRocks(db->Flush(fo, handles), "cannot flush " + options.dir));

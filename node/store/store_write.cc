@@ -64,6 +64,15 @@ void Store::Impl::RecordWriteError(const rocksdb::Status& s) {
   last_error_ = std::move(message);
 }
 
+Status Store::Impl::RefuseWrite() {
+  std::string message = "store write refused in " + options.dir + ": " + read_only_reason +
+                        "; queries answer from what is stored";
+  std::lock_guard lock(stats_mu_);
+  ++write_errors_;
+  last_error_ = message;
+  return Status(Status::Code::kUnavailable, std::move(message));
+}
+
 Status Store::Impl::RefreshProcesses(const Batch& batch, int64_t batch_time,
                                      rocksdb::WriteBatch* wb) {
   std::unordered_set<ProcessId, ProcessIdHash> mentioned;
@@ -101,6 +110,7 @@ Status Store::Impl::RefreshProcesses(const Batch& batch, int64_t batch_time,
 }
 
 Status Store::Impl::Write(const Batch& batch) {
+  if (!read_only_reason.empty()) return batch.empty() ? Status::Ok() : RefuseWrite();
   std::lock_guard lock(write_mu_);
   if (needs_resume_) {
     // After a failed write RocksDB may be in read-only mode; try to leave it.
@@ -139,8 +149,17 @@ Status Store::Impl::Write(const Batch& batch) {
   }
   for (const auto& [bucket, n] : new_per_bucket) wb.Merge(meta, CountKey(bucket), EncodeCount(n));
 
-  for (const auto& f : batch.flows)
-    wb.Merge(flows, FlowRowKey(f.bucket_ns, f.key), EncodeFlowStats(f.stats));
+  // Minute buckets only; the coarse levels get them when the minute is over
+  // (RollUp, below). A late delta for a minute already rolled up goes to
+  // every level at once.
+  int64_t newest_flow_bucket = 0;
+  for (const auto& f : batch.flows) {
+    const std::string stats = EncodeFlowStats(f.stats);
+    const int levels = f.bucket_ns < rolled_up_to_ ? kFlowLevels : 1;
+    for (int level = 0; level < levels; ++level)
+      wb.Merge(flows, FlowRowKey(level, FlowLevelBucketOf(level, f.bucket_ns), f.key), stats);
+    newest_flow_bucket = std::max(newest_flow_bucket, FlowBucketOf(f.bucket_ns));
+  }
 
   for (const auto& p : batch.processes)
     wb.Put(processes, ProcessKey(p.pid, p.start_ticks), EncodeProcessValue(p, batch_time));
@@ -183,6 +202,13 @@ Status Store::Impl::Write(const Batch& batch) {
                   WriteErrorMessage(options.dir, s));
   }
   total_records.fetch_add(new_records, std::memory_order_relaxed);
+  // The minutes before the newest one are taken as finished. A failure is
+  // not this batch's (it is stored); the next write tries again.
+  if (newest_flow_bucket > rolled_up_to_) {
+    Status r = RollUp(newest_flow_bucket);
+    if (!r.ok() && !rollup_failing_) FM_LOG(Warn, "store") << r.message();
+    rollup_failing_ = !r.ok();
+  }
   for (const auto& p : batch.processes) {
     comm_cache_.Put({p.pid, p.start_ticks}, p.comm);
     last_seen_written_[{p.pid, p.start_ticks}] = batch_time;
@@ -195,6 +221,7 @@ Status Store::Impl::Write(const Batch& batch) {
 }
 
 Status Store::Impl::ReplaceEndpoints(const std::vector<EndpointRecord>& list) {
+  if (!read_only_reason.empty()) return RefuseWrite();
   std::lock_guard lock(write_mu_);
   rocksdb::WriteBatch wb;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, endpoints));

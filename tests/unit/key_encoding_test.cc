@@ -70,36 +70,48 @@ TEST(KeyEncoding, FlowKeysRoundTripV4AndV6) {
   passive.raddr = V6(2);
   FlowKey unknown;  // unset addresses are legal (family 0)
   for (const FlowKey& k : {active, passive, unknown}) {
-    const int64_t bucket = testing::kT0 + 3 * testing::kMin;
-    auto parts = DecodeFlowRowKey(FlowRowKey(bucket, k));
-    ASSERT_TRUE(parts.ok()) << parts.status().message();
-    EXPECT_EQ(parts->bucket_ns, bucket);
-    EXPECT_EQ(parts->key, k);
+    for (int level = 0; level < kFlowLevels; ++level) {
+      const int64_t bucket = FlowLevelBucketOf(level, testing::kT0 + 3 * testing::kMin);
+      auto parts = DecodeFlowRowKey(FlowRowKey(level, bucket, k));
+      ASSERT_TRUE(parts.ok()) << parts.status().message();
+      EXPECT_EQ(parts->level, level);
+      EXPECT_EQ(parts->bucket_ns, bucket);
+      EXPECT_EQ(parts->key, k);
+    }
   }
-  EXPECT_EQ(FlowRowKey(0, active).size(), 8u + 1 + 4 + 4 + 8 + 5 + 2 + 5 + 2);
-  EXPECT_EQ(FlowRowKey(0, passive).size(), 8u + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
+  EXPECT_EQ(FlowRowKey(0, 0, active).size(), 1u + 8 + 1 + 4 + 4 + 8 + 5 + 2 + 5 + 2);
+  EXPECT_EQ(FlowRowKey(0, 0, passive).size(), 1u + 8 + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
 }
 
-TEST(KeyEncoding, FlowKeysSortByBucketFirst) {
+TEST(KeyEncoding, FlowKeysSortByLevelThenBucket) {
   FlowKey small = MakeFlowKey(1, 1), big = MakeFlowKey(0xffffffff, 65535);
   big.laddr = V6(9);
   const int64_t b0 = testing::kT0, b1 = testing::kT0 + testing::kMin;
-  EXPECT_LT(FlowRowKey(b0, big), FlowRowKey(b1, small));
-  EXPECT_LT(BucketKey(b0), FlowRowKey(b0, small));
-  EXPECT_LT(FlowRowKey(b0, big), BucketKey(b1));
+  EXPECT_LT(FlowRowKey(0, b0, big), FlowRowKey(0, b1, small));
+  EXPECT_LT(FlowBucketKey(0, b0), FlowRowKey(0, b0, small));
+  EXPECT_LT(FlowRowKey(0, b0, big), FlowBucketKey(0, b1));
+  // Each level is one contiguous range.
+  EXPECT_LT(FlowRowKey(0, INT64_MAX, big), FlowBucketKey(1, 0));
+  EXPECT_LT(FlowRowKey(1, INT64_MAX, big), FlowBucketKey(2, 0));
+  EXPECT_EQ(FlowLevelBucketOf(1, testing::kT0 + 17 * testing::kMin + 5),
+            testing::kT0 - testing::kT0 % (10 * testing::kMin) + 20 * testing::kMin);
 }
 
 TEST(KeyEncoding, FlowKeyDecoderRejectsMalformedKeys) {
-  std::string good = FlowRowKey(testing::kT0, MakeFlowKey(1, 80));
+  std::string good = FlowRowKey(1, testing::kT0, MakeFlowKey(1, 80));
+  ASSERT_TRUE(DecodeFlowRowKey(good).ok());
   for (size_t n = 0; n < good.size(); ++n)
     EXPECT_FALSE(DecodeFlowRowKey(good.substr(0, n)).ok()) << "length " << n;
   EXPECT_FALSE(DecodeFlowRowKey(good + "x").ok());
   std::string bad_family = good;
-  bad_family[25] = 3;  // laddr's family byte
+  bad_family[26] = 3;  // laddr's family byte
   EXPECT_FALSE(DecodeFlowRowKey(bad_family).ok());
   std::string bad_direction = good;
-  bad_direction[8] = 9;
+  bad_direction[9] = 9;
   EXPECT_FALSE(DecodeFlowRowKey(bad_direction).ok());
+  std::string bad_level = good;
+  bad_level[0] = kFlowLevels;
+  EXPECT_FALSE(DecodeFlowRowKey(bad_level).ok());
 }
 
 TEST(KeyEncoding, ProcessAndEndpointKeysRoundTrip) {

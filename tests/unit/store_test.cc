@@ -1,6 +1,6 @@
-// Store: writes, windowed scans and filters, flow sums across buckets and
-// batches, processes, endpoints, node identity, reopen, idempotent rewrites,
-// exact counts, open errors and malformed values on disk.
+// Store: writes, windowed scans and filters, processes, endpoints, node
+// identity, reopen, idempotent rewrites, exact counts, open errors, read-only
+// stores and malformed values on disk. Flows: store_flows_test.cc.
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
@@ -85,79 +85,6 @@ TEST(Store, ScanFilters) {
   EXPECT_EQ(ScanAll(*store, {}, filter(0, 0, {}, {81})).size(), 6u);
   EXPECT_EQ(ScanAll(*store, {}, filter(0, 0, {40000, 40005, 50000}, {})).size(), 3u);
   EXPECT_EQ(ScanAll(*store, {}, filter(100, 0, {}, {81})).size(), 2u);
-}
-
-TEST(Store, ReadFlowsSumsTheBucketsThatOverlapTheWindow) {
-  TempDir dir;
-  auto store = MustOpen(TestOptions(dir.path()));
-  ASSERT_TRUE(store);
-  FlowKey a = MakeFlowKey(100, 6379), b = MakeFlowKey(200, 5432);
-  Batch batch;
-  for (int m : {0, 1, 2, 5}) {
-    const int64_t t = kT0 + m * kMin + 7 * kSec;
-    batch.flows.push_back({FlowBucketOf(t), a, MakeStats(1, 10 << m, t)});
-  }
-  batch.flows.push_back({kT0 + kMin, b, MakeStats(4, 1, kT0 + kMin)});
-  ASSERT_TRUE(store->Write(batch).ok());
-
-  // 00:30 .. 02:10 overlaps buckets 0, 1 and 2, not 5.
-  auto flows = store->ReadFlows({kT0 + 30 * kSec, kT0 + 2 * kMin + 10 * kSec});
-  ASSERT_TRUE(flows.ok()) << flows.status().message();
-  ASSERT_EQ(flows->size(), 2u);
-  auto fa = std::find_if(flows->begin(), flows->end(), [&](const Flow& f) { return f.key == a; });
-  ASSERT_NE(fa, flows->end());
-  EXPECT_EQ(fa->stats.connections, 3u);
-  EXPECT_EQ(fa->stats.bytes_tx, 10u + 20 + 40);
-  EXPECT_EQ(fa->stats.first_seen_ns, kT0 + 7 * kSec);
-  EXPECT_EQ(fa->stats.last_seen_ns, kT0 + 2 * kMin + 7 * kSec);
-
-  // A window inside one bucket reads that whole bucket.
-  flows = store->ReadFlows({kT0 + 5 * kMin + 59 * kSec, kT0 + 5 * kMin + 59 * kSec});
-  ASSERT_TRUE(flows.ok());
-  ASSERT_EQ(flows->size(), 1u);
-  EXPECT_EQ((*flows)[0].stats.bytes_tx, 10u << 5);
-
-  flows = store->ReadFlows({kT0 + 3 * kMin, kT0 + 4 * kMin + 59 * kSec});
-  ASSERT_TRUE(flows.ok());
-  EXPECT_TRUE(flows->empty());
-
-  // `keep` sees keys before they are summed.
-  flows = store->ReadFlows({}, [&](const FlowKey& k) { return k.pid == 200; });
-  ASSERT_TRUE(flows.ok());
-  ASSERT_EQ(flows->size(), 1u);
-  EXPECT_EQ((*flows)[0].stats.connections, 4u);
-}
-
-TEST(Store, SameFlowKeyMergesAcrossBatchesReopenAndCompaction) {
-  TempDir dir;
-  FlowKey a = MakeFlowKey(100, 6379);
-  {
-    auto store = MustOpen(TestOptions(dir.path()));
-    ASSERT_TRUE(store);
-    Batch b1;
-    b1.flows = {{kT0, a, MakeStats(1, 100, kT0 + 1)}, {kT0, a, MakeStats(2, 200, kT0 + 2)}};
-    ASSERT_TRUE(store->Write(b1).ok());
-    Batch b2;
-    b2.flows = {{kT0, a, MakeStats(3, 300, kT0 + 3)}};
-    ASSERT_TRUE(store->Write(b2).ok());
-    auto flows = store->ReadFlows({kT0, kT0});
-    ASSERT_TRUE(flows.ok());
-    ASSERT_EQ(flows->size(), 1u);
-    EXPECT_EQ((*flows)[0].stats.connections, 6u);
-  }
-  auto store = MustOpen(TestOptions(dir.path()));
-  ASSERT_TRUE(store);
-  Batch b3;
-  b3.flows = {{kT0, a, MakeStats(4, 400, kT0 + 4)}};
-  ASSERT_TRUE(store->Write(b3).ok());
-  ASSERT_TRUE(store->CompactAll().ok());
-  auto flows = store->ReadFlows({});
-  ASSERT_TRUE(flows.ok());
-  ASSERT_EQ(flows->size(), 1u);
-  EXPECT_EQ((*flows)[0].stats.connections, 10u);
-  EXPECT_EQ((*flows)[0].stats.bytes_tx, 1000u);
-  EXPECT_EQ((*flows)[0].stats.first_seen_ns, kT0 + 1);
-  EXPECT_EQ((*flows)[0].stats.last_seen_ns, kT0 + 4);
 }
 
 TEST(Store, ProcessesAreStoredAndLookedUp) {
@@ -385,6 +312,48 @@ TEST(Store, OpenFailuresSayWhereAndWhatToDo) {
       << second.status().message();
 
   EXPECT_FALSE(Store::Open(TestOptions("")).ok());
+}
+
+TEST(Store, ReadOnlyAnswersQueriesAndRefusesWritesWithACount) {
+  TempDir dir;
+  NodeMeta first;
+  {
+    auto store = MustOpen(TestOptions(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Write(TwelveRecords()).ok());
+    first = store->meta();
+  }
+  StoreOptions o = TestOptions(dir.path());
+  o.read_only = true;
+  o.retention_ns = kMin;  // would expire everything, if it could
+  {
+    auto store = MustOpen(o);
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->meta().node_id, first.node_id);
+    EXPECT_EQ(store->meta().generation, first.generation + 1);
+    EXPECT_EQ(ScanAll(*store).size(), 12u);
+    EXPECT_EQ(ScanAll(*store)[0].proc.comm_view(), "curl");
+    Status s = store->Write(TwelveRecords());
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find(dir.path()), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("queries answer from what is stored"), std::string::npos);
+    EXPECT_FALSE(store->ReplaceEndpoints({}).ok());
+    EXPECT_FALSE(store->PutMeta("k", "v").ok());
+    auto removed = store->EnforceRetention(kT0 + 60 * kMin);
+    ASSERT_TRUE(removed.ok());
+    EXPECT_EQ(*removed, 0u);
+    StoreStats st = store->Stats();
+    EXPECT_TRUE(st.read_only);
+    EXPECT_EQ(st.write_errors, 3u);
+    EXPECT_EQ(st.last_error, "store write refused in " + dir.path() +
+                                 ": opened read-only; queries answer from what is stored");
+    EXPECT_EQ(st.records, 12u);
+  }
+  // Nothing was written: the generation was not used up.
+  auto store = MustOpen(TestOptions(dir.path()));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->meta().generation, first.generation + 1);
+  EXPECT_FALSE(store->Stats().read_only);
 }
 
 TEST(Store, MalformedValuesOnDiskAreSkippedAndCounted) {
