@@ -169,8 +169,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 128 << 20;  // old memtables flush instead of the WAL growing
-  db_options.keep_log_file_num = 3;           // RocksDB's own LOG files, not the WAL
-  db_options.max_log_file_size = 4 << 20;
+  db_options.info_log = MakeRocksLog();       // no LOG file on the data disk
   db_options.max_open_files = 512;
   // Default recovery mode (point in time): after kill -9 the WAL replays up
   // to its last complete record; no repair is ever run on open.
@@ -241,7 +240,9 @@ Store::Impl::~Impl() {
   // A clean stop (SIGTERM) makes the last batches durable; kill -9 relies on
   // the WAL already being in the page cache.
   rocksdb::Status s;
-  if (read_only_reason.empty()) s = db->FlushWAL(/*sync=*/true);
+  // Not after a failed write: syncing a WAL that failed aborts in Debian's
+  // librocksdb 7.8 (an assertion), and there is nothing new in it to keep.
+  if (read_only_reason.empty() && !needs_resume_) s = db->FlushWAL(/*sync=*/true);
   if (!s.ok())
     FM_LOG(Warn, "store") << "syncing the WAL of " << options.dir << ": " << s.ToString();
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);

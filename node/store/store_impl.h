@@ -25,6 +25,9 @@ namespace flowmesh {
 // record never outlives its process's comm.
 inline constexpr int64_t kLastSeenRefreshNs = 3600LL * 1'000'000'000;
 
+// RocksDB's info log, into meshd's (rocks_log.cc).
+std::shared_ptr<rocksdb::Logger> MakeRocksLog();
+
 // rocksdb::Status to Status; `what` says which operation on which store.
 Status FromRocks(const rocksdb::Status& s, const std::string& what);
 

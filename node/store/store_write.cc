@@ -113,11 +113,15 @@ Status Store::Impl::Write(const Batch& batch) {
   if (!read_only_reason.empty()) return batch.empty() ? Status::Ok() : RefuseWrite();
   std::lock_guard lock(write_mu_);
   if (needs_resume_) {
-    // After a failed write RocksDB may be in read-only mode; try to leave it.
+    // After a failed write RocksDB stops writes until it recovers (by itself
+    // for a full disk, once enough space is free; "busy" meanwhile). The
+    // cause stays the first error, which is what the operator must fix.
     rocksdb::Status s = db->Resume();
     if (!s.ok()) {
-      RecordWriteError(s);
-      return FromRocks(s, "store in " + options.dir + " is not writable");
+      std::lock_guard lock(stats_mu_);
+      ++write_errors_;
+      return Status(Status::Code::kUnavailable,
+                    last_error_.empty() ? WriteErrorMessage(options.dir, s) : last_error_);
     }
     needs_resume_ = false;
   }
