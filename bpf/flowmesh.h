@@ -49,6 +49,7 @@ struct fm_event {
 	__u32 rttvar_us; /* RTT variance in µs (tcp_sock.mdev_us >> 2) */
 	__u32 pid;       /* tgid of the owning process, 0 if unknown */
 	__u32 netns;     /* network namespace inode */
+	__u32 pgid;      /* process group of the owning process (init pid ns), 0 if unknown */
 	__u16 family;    /* AF_INET or AF_INET6 */
 	__u16 lport;     /* host byte order */
 	__u16 rport;     /* host byte order */
@@ -58,6 +59,23 @@ struct fm_event {
 	__u8 pad;
 	__u8 laddr[16];  /* IPv4 in the first 4 bytes */
 	__u8 raddr[16];
+	char comm[FM_TASK_COMM_LEN];
+};
+
+/* The listeners map: which process owns a listening socket. BPF fills it at
+ * listen(); user space seeds it at start-up with the listeners that existed
+ * before (from sock_diag and /proc). */
+struct fm_listen_key {
+	__u32 netns;
+	__u16 family;
+	__u16 port;
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
+};
+
+struct fm_listen_owner {
+	__u64 proc_start_ns; /* task->start_boottime of the group leader */
+	__u32 pid;
+	__u32 pgid;
 	char comm[FM_TASK_COMM_LEN];
 };
 

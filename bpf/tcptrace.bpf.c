@@ -52,22 +52,9 @@ struct sock_owner {
 	__u64 birth_ns;
 	__u64 proc_start_ns;
 	__u32 pid;
+	__u32 pgid;
 	__u8 direction;
 	__u8 pad[3];
-	char comm[FM_TASK_COMM_LEN];
-};
-
-struct listen_key {
-	__u32 netns;
-	__u16 family;
-	__u16 port;
-	__u8 addr[16];
-};
-
-struct listen_owner {
-	__u64 proc_start_ns;
-	__u32 pid;
-	__u32 pad;
 	char comm[FM_TASK_COMM_LEN];
 };
 
@@ -89,8 +76,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct listen_key);
-	__type(value, struct listen_owner);
+	__type(key, struct fm_listen_key);
+	__type(value, struct fm_listen_owner);
 } listeners SEC(".maps");
 
 static __always_inline bool port_selected(__u16 lport, __u16 rport)
@@ -118,12 +105,16 @@ static __always_inline void read_addrs(const struct sock *sk, __u16 family, __u8
 	}
 }
 
-static __always_inline void current_process(__u32 *pid, __u64 *start_ns, char *comm)
+static __always_inline void current_process(__u32 *pid, __u32 *pgid, __u64 *start_ns,
+					    char *comm)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 
 	*pid = bpf_get_current_pid_tgid() >> 32;
+	/* Read now: a short-lived client (curl) is gone before user space could
+	 * look its process group up in /proc, and look groups by it. */
+	*pgid = BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID], numbers[0].nr);
 	*start_ns = BPF_CORE_READ(leader, start_boottime);
 	/* The process's name (group leader), as /proc/<pid>/comm shows it,
 	 * not the calling thread's. */
@@ -164,7 +155,7 @@ static __always_inline void fill_endpoints(struct fm_event *e, const struct sock
 	read_addrs(sk, family, e->laddr, e->raddr);
 }
 
-static __always_inline void make_listen_key(struct listen_key *key, const struct sock *sk,
+static __always_inline void make_listen_key(struct fm_listen_key *key, const struct sock *sk,
 					    __u16 family, __u32 netns, __u16 lport)
 {
 	__u8 raddr[16];
@@ -179,12 +170,12 @@ static __always_inline void make_listen_key(struct listen_key *key, const struct
 static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32 netns,
 				      __u16 lport)
 {
-	struct listen_key key;
-	struct listen_owner owner = {};
+	struct fm_listen_key key;
+	struct fm_listen_owner owner = {};
 	struct fm_event *e;
 
 	make_listen_key(&key, sk, family, netns, lport);
-	current_process(&owner.pid, &owner.proc_start_ns, owner.comm);
+	current_process(&owner.pid, &owner.pgid, &owner.proc_start_ns, owner.comm);
 	if (bpf_map_update_elem(&listeners, &key, &owner, BPF_ANY))
 		__sync_fetch_and_add(&counters.lost_listenmap, 1);
 
@@ -195,6 +186,7 @@ static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32
 	e->kind = FM_EV_LISTEN;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = owner.pid;
+	e->pgid = owner.pgid;
 	e->proc_start_ns = owner.proc_start_ns;
 	__builtin_memcpy(e->comm, owner.comm, sizeof(e->comm));
 	submit_event(e);
@@ -203,8 +195,8 @@ static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32
 static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u32 netns,
 					__u16 lport)
 {
-	struct listen_key key;
-	struct listen_owner *owner;
+	struct fm_listen_key key;
+	struct fm_listen_owner *owner;
 	struct fm_event *e;
 
 	make_listen_key(&key, sk, family, netns, lport);
@@ -216,6 +208,7 @@ static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u
 		owner = bpf_map_lookup_elem(&listeners, &key);
 		if (owner) {
 			e->pid = owner->pid;
+			e->pgid = owner->pgid;
 			e->proc_start_ns = owner->proc_start_ns;
 			__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
 		}
@@ -227,11 +220,11 @@ static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u
 /* The child of a listener is created in softirq context: the process that
  * will accept it is the listener's owner. Exact address first, then the
  * wildcard listener on the same port. */
-static __always_inline struct listen_owner *find_listener(const struct sock *sk, __u16 family,
+static __always_inline struct fm_listen_owner *find_listener(const struct sock *sk, __u16 family,
 							  __u32 netns, __u16 lport)
 {
-	struct listen_key key;
-	struct listen_owner *owner;
+	struct fm_listen_key key;
+	struct fm_listen_owner *owner;
 
 	make_listen_key(&key, sk, family, netns, lport);
 	owner = bpf_map_lookup_elem(&listeners, &key);
@@ -246,16 +239,17 @@ static __always_inline void remember_socket(const struct sock *sk, __u16 family,
 {
 	__u64 skp = (__u64)sk;
 	struct sock_owner so = {};
-	struct listen_owner *owner;
+	struct fm_listen_owner *owner;
 
 	so.birth_ns = bpf_ktime_get_ns();
 	so.direction = direction;
 	if (direction == FM_DIR_ACTIVE) {
-		current_process(&so.pid, &so.proc_start_ns, so.comm);
+		current_process(&so.pid, &so.pgid, &so.proc_start_ns, so.comm);
 	} else {
 		owner = find_listener(sk, family, netns, lport);
 		if (owner) {
 			so.pid = owner->pid;
+			so.pgid = owner->pgid;
 			so.proc_start_ns = owner->proc_start_ns;
 			__builtin_memcpy(so.comm, owner->comm, sizeof(so.comm));
 		} else {
@@ -269,6 +263,7 @@ static __always_inline void remember_socket(const struct sock *sk, __u16 family,
 static __always_inline void copy_owner(struct fm_event *e, const struct sock_owner *so)
 {
 	e->pid = so->pid;
+	e->pgid = so->pgid;
 	e->proc_start_ns = so->proc_start_ns;
 	__builtin_memcpy(e->comm, so->comm, sizeof(e->comm));
 }

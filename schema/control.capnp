@@ -11,6 +11,7 @@ struct Process {
   pid @0 :UInt32;          # 0 = unknown
   startTicks @1 :UInt64;   # /proc/<pid>/stat starttime; (pid, startTicks) is the identity
   comm @2 :Text;
+  pgid @3 :UInt32;         # 0 = unknown
 }
 
 struct Counters {
@@ -90,6 +91,110 @@ struct StatusInfo {
   watchers @14 :UInt32;
   netns @15 :Text;         # "all", "self (4026531840)", ...
   firstEventNs @16 :Int64; # when the first event arrived; 0 = none yet
+  polls @17 :UInt64;       # sock_diag dumps (polling mode and refreshes)
+  closeWithoutOpen @18 :UInt64;   # closes of connections never seen open
+  closeUnattributed @19 :UInt64;  # ... whose process stayed unknown
+  store @20 :StoreInfo;
+}
+
+struct StoreInfo {
+  dir @0 :Text;
+  diskBytes @1 :UInt64;
+  records @2 :UInt64;      # connection records held
+  oldestNs @3 :Int64;      # close time of the oldest record; 0 = none
+  flushes @4 :UInt64;
+  pendingRecords @5 :UInt64;   # aggregated, not yet written
+  droppedRecords @6 :UInt64;   # given up after write errors (disk full, read-only)
+  writeErrors @7 :UInt64;
+  lastError @8 :Text;      # "" when the last write succeeded
+  expiredRecords @9 :UInt64;   # removed by retention
+  flows @10 :UInt64;       # flow deltas written
+  duplicates @11 :UInt64;  # opens/closes reported twice (both probes) and ignored
+}
+
+# ---- History: meshctl flows, endpoints, look ----
+
+# One closed connection.
+struct Record {
+  tsNs @0 :Int64;          # close time, Unix epoch ns
+  key @1 :SocketKey;
+  direction @2 :Direction;
+  process @3 :Process;
+  counters @4 :Counters;   # payload bytes
+  durationNs @5 :UInt64;
+}
+
+struct FlowsQuery {
+  filter @0 :Filter;
+  sinceNs @1 :Int64;
+  untilNs @2 :Int64;       # 0 = now
+  limit @3 :UInt64;        # 0 = no limit
+}
+
+# Records stream as several of these; the last one has done = true.
+struct RecordBatch {
+  records @0 :List(Record);
+  done @1 :Bool;
+  truncated @2 :Bool;      # the limit stopped the scan
+}
+
+struct ProcessDetails {
+  pid @0 :UInt32;
+  startTicks @1 :UInt64;
+  pgid @2 :UInt32;
+  ppid @3 :UInt32;
+  comm @4 :Text;
+  exe @5 :Text;
+}
+
+struct EndpointInfo {
+  netns @0 :UInt32;
+  family @1 :UInt16;
+  addr @2 :Data;
+  port @3 :UInt16;
+  process @4 :ProcessDetails;
+  sinceNs @5 :Int64;
+}
+
+struct FlowStats {
+  connections @0 :UInt64;
+  bytesTx @1 :UInt64;
+  bytesRx @2 :UInt64;
+  segsOut @3 :UInt64;
+  segsIn @4 :UInt64;
+  retrans @5 :UInt64;
+  rttSumUs @6 :UInt64;
+  rttSamples @7 :UInt64;
+  rttMaxUs @8 :UInt32;
+  firstSeenNs @9 :Int64;
+  lastSeenNs @10 :Int64;
+}
+
+enum LookDirection { both @0; in @1; out @2; }
+enum LookStatus { ok @0; noAgent @1; unreachable @2; cycle @3; depthLimit @4; }
+
+struct LookQuery {
+  family @0 :UInt16;
+  addr @1 :Data;
+  port @2 :UInt16;         # 0 = the host's processes
+  direction @3 :LookDirection;
+  depth @4 :UInt32;
+  sinceNs @5 :Int64;
+  untilNs @6 :Int64;
+}
+
+struct LookNode {
+  host @0 :Text;
+  family @1 :UInt16;
+  addr @2 :Data;
+  port @3 :UInt16;
+  hasProcess @4 :Bool;
+  process @5 :ProcessDetails;
+  status @6 :LookStatus;
+  hasStats @7 :Bool;
+  stats @8 :FlowStats;
+  clients @9 :List(LookNode);
+  dependencies @10 :List(LookNode);
 }
 
 struct Request {
@@ -97,6 +202,9 @@ struct Request {
     status @0 :Void;
     connections @1 :Filter;  # one Response.connections
     watch @2 :Filter;        # a stream of Response.event until the client goes
+    flows @3 :FlowsQuery;    # a stream of Response.records
+    endpoints @4 :Void;      # one Response.endpoints
+    look @5 :LookQuery;      # one Response.look
   }
 }
 
@@ -109,5 +217,8 @@ struct Response {
     # Sent on a watch stream when this watcher fell behind and meshd dropped
     # events for it (the probe never waits for a watcher): total so far.
     watchDropped @4 :UInt64;
+    records @5 :RecordBatch;
+    endpoints @6 :List(EndpointInfo);
+    look @7 :LookNode;       # the root of the tree
   }
 }

@@ -5,16 +5,11 @@
 
 #include <algorithm>
 
+#include "node/control/convert_wire.h"
+
 namespace flowmesh {
-namespace {
-
 namespace s = schema;
-
-// Names under which StatusInfo.detail carries the NodeStatus fields the
-// schema lacks (see convert.h).
-constexpr std::string_view kPollsDetail = "polls";
-constexpr std::string_view kCloseWithoutOpenDetail = "close_without_open";
-constexpr std::string_view kCloseUnattributedDetail = "close_unattributed";
+namespace wire {
 
 s::EventKind KindToWire(EventKind k) {
   switch (k) {
@@ -118,6 +113,7 @@ Result<ConnKey> KeyFromWire(s::SocketKey::Reader r) {
 void ProcessToWire(const ProcessRef& p, s::Process::Builder b) {
   b.setPid(p.pid);
   b.setStartTicks(p.start_ticks);
+  b.setPgid(p.pgid);
   std::string_view comm = p.comm_view();
   b.setComm(capnp::Text::Reader(comm.data(), comm.size()));
 }
@@ -126,6 +122,7 @@ ProcessRef ProcessFromWire(s::Process::Reader r) {
   ProcessRef p;
   p.pid = r.getPid();
   p.start_ticks = r.getStartTicks();
+  p.pgid = r.getPgid();
   capnp::Text::Reader comm = r.getComm();
   p.set_comm(std::string_view(comm.cStr(), comm.size()));  // truncates to TASK_COMM_LEN
   return p;
@@ -153,7 +150,9 @@ TcpCounters CountersFromWire(s::Counters::Reader r) {
   return c;
 }
 
-}  // namespace
+}  // namespace wire
+
+using namespace wire;
 
 bool WatchFilter::Matches(const ConnKey& key, uint32_t event_pid) const {
   if (pid != 0 && event_pid != pid) return false;
@@ -224,9 +223,6 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setMalformed(st.probe.malformed);
   std::vector<std::pair<std::string_view, uint64_t>> detail;
   for (const auto& [name, value] : st.probe.detail) detail.emplace_back(name, value);
-  detail.emplace_back(kPollsDetail, st.probe.polls);
-  detail.emplace_back(kCloseWithoutOpenDetail, st.table.close_without_open);
-  detail.emplace_back(kCloseUnattributedDetail, st.table.close_unattributed);
   auto list = b.initDetail(static_cast<unsigned>(detail.size()));
   for (unsigned i = 0; i < detail.size(); i++) {
     list[i].setName(capnp::Text::Reader(detail[i].first.data(), detail[i].first.size()));
@@ -238,6 +234,10 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setCloses(st.table.closes);
   b.setWatchers(st.watchers);
   b.setFirstEventNs(st.first_event_ns);
+  b.setPolls(st.probe.polls);
+  b.setCloseWithoutOpen(st.table.close_without_open);
+  b.setCloseUnattributed(st.table.close_unattributed);
+  StoreToWire(st.store, b.initStore());
 }
 
 Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
@@ -252,17 +252,12 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.probe.events = r.getEvents();
   st.probe.lost = r.getLost();
   st.probe.malformed = r.getMalformed();
-  for (s::NamedCount::Reader d : r.getDetail()) {
-    std::string name = d.getName();
-    if (name == kPollsDetail)
-      st.probe.polls = d.getValue();
-    else if (name == kCloseWithoutOpenDetail)
-      st.table.close_without_open = d.getValue();
-    else if (name == kCloseUnattributedDetail)
-      st.table.close_unattributed = d.getValue();
-    else
-      st.probe.detail.emplace_back(std::move(name), d.getValue());
-  }
+  for (s::NamedCount::Reader d : r.getDetail())
+    st.probe.detail.emplace_back(std::string(d.getName()), d.getValue());
+  st.probe.polls = r.getPolls();
+  st.table.close_without_open = r.getCloseWithoutOpen();
+  st.table.close_unattributed = r.getCloseUnattributed();
+  st.store = StoreFromWire(r.getStore());
   st.table.open = r.getOpenConnections();
   st.table.listeners = r.getListeners();
   st.table.opens = r.getOpens();

@@ -28,21 +28,29 @@ struct WatchFilter {
   bool operator==(const WatchFilter&) const = default;
 };
 
-enum class RequestKind { kStatus, kConnections, kWatch };
+enum class RequestKind { kStatus, kConnections, kWatch, kFlows, kEndpoints, kLook };
 
 struct ControlRequest {
   RequestKind kind = RequestKind::kStatus;
-  WatchFilter filter;  // connections and watch
+  WatchFilter filter;  // connections, watch and flows
+  TimeWindow window;   // flows
+  uint64_t limit = 0;  // flows: at most this many records; 0 = all
+  LookQuery look;
 };
 
 struct ControlResponse {
-  enum class Kind { kError, kStatus, kConnections, kEvent, kWatchDropped };
+  enum class Kind { kError, kStatus, kConnections, kEvent, kWatchDropped, kRecords, kEndpoints, kLook };
   Kind kind = Kind::kError;
   std::string error;
   NodeStatus status;
   std::vector<OpenConnection> connections;
   ConnEvent event;
   uint64_t dropped = 0;  // total for this watcher so far
+  std::vector<ConnRecord> records;  // one batch of a flows stream
+  bool done = false;                // ... the last one
+  bool truncated = false;           // ... and the limit cut the scan short
+  std::vector<EndpointView> endpoints;
+  LookNode look;
 };
 
 // Struct <-> schema. The From* functions validate what a peer could get
@@ -51,13 +59,25 @@ void ToCapnp(const ConnEvent& e, schema::Event::Builder b);
 Result<ConnEvent> FromCapnp(schema::Event::Reader r);
 void ToCapnp(const OpenConnection& c, schema::Connection::Builder b);
 Result<OpenConnection> FromCapnp(schema::Connection::Reader r);
-// StatusInfo has no fields for polls and the table's close_without_open /
-// close_unattributed: they travel as named entries of `detail` and come back
-// into their NodeStatus fields.
 void ToCapnp(const NodeStatus& s, schema::StatusInfo::Builder b);
 Result<NodeStatus> FromCapnp(schema::StatusInfo::Reader r);
 void ToCapnp(const WatchFilter& f, schema::Filter::Builder b);
 Result<WatchFilter> FromCapnp(schema::Filter::Reader r);
+
+void ToCapnp(const ConnRecord& r, schema::Record::Builder b);
+Result<ConnRecord> FromCapnp(schema::Record::Reader r);
+void ToCapnp(const EndpointView& e, schema::EndpointInfo::Builder b);
+Result<EndpointView> FromCapnp(schema::EndpointInfo::Reader r);
+void ToCapnp(const LookQuery& q, schema::LookQuery::Builder b);
+Result<LookQuery> FromCapnp(schema::LookQuery::Reader r);
+void ToCapnp(const LookNode& n, schema::LookNode::Builder b);
+Result<LookNode> FromCapnp(schema::LookNode::Reader r);
+
+// The deepest `look` a request may ask for: deeper trees are not useful to
+// read and would strain the message nesting limits.
+constexpr int kMaxLookDepth = 16;
+// Records per frame of a flows stream.
+constexpr size_t kRecordsPerFrame = 2048;
 
 // Whole messages as frames (header included), ready to write.
 Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request);
@@ -66,6 +86,10 @@ Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status);
 Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns);
 Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event);
 Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped);
+Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records, bool done,
+                                                   bool truncated);
+Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointView>& endpoints);
+Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root);
 
 // Decoding never throws: a message that does not fit the schema is an error.
 Result<ControlRequest> DecodeRequest(Frame& frame);

@@ -21,8 +21,9 @@ constexpr size_t kFrameHeaderBytes = 4;
 constexpr size_t kMaxRequestBytes = 64 * 1024;
 // About 150k connections fit in one reply; beyond that meshd answers an error.
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
-// Our schema nests five deep; anything deeper is not ours.
-constexpr int kFrameNestingLimit = 16;
+// Our schema nests five deep, except a look tree: two levels (a list and a
+// node) per hop, at most kMaxLookDepth (16) hops each way below the root.
+constexpr int kFrameNestingLimit = 40;
 
 // Reader limits for a message of `words` words: a reader may traverse the
 // message a few times over (accessors re-read) but never amplify beyond that.

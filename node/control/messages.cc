@@ -23,6 +23,16 @@ Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
     case RequestKind::kStatus: req.setStatus(); break;
     case RequestKind::kConnections: ToCapnp(request.filter, req.initConnections()); break;
     case RequestKind::kWatch: ToCapnp(request.filter, req.initWatch()); break;
+    case RequestKind::kFlows: {
+      auto q = req.initFlows();
+      ToCapnp(request.filter, q.initFilter());
+      q.setSinceNs(request.window.since_ns);
+      q.setUntilNs(request.window.until_ns);
+      q.setLimit(request.limit);
+      break;
+    }
+    case RequestKind::kEndpoints: req.setEndpoints(); break;
+    case RequestKind::kLook: ToCapnp(request.look, req.initLook()); break;
   }
   return EncodeFrame(message, kMaxRequestBytes);
 }
@@ -58,6 +68,31 @@ Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped) {
   return ResponseFrame(message);
 }
 
+Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records,
+                                                   bool done, bool truncated) {
+  capnp::MallocMessageBuilder message;
+  auto batch = message.initRoot<s::Response>().initRecords();
+  auto list = batch.initRecords(static_cast<unsigned>(records.size()));
+  for (unsigned i = 0; i < records.size(); i++) ToCapnp(records[i], list[i]);
+  batch.setDone(done);
+  batch.setTruncated(truncated);
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointView>& endpoints) {
+  capnp::MallocMessageBuilder message;
+  auto list =
+      message.initRoot<s::Response>().initEndpoints(static_cast<unsigned>(endpoints.size()));
+  for (unsigned i = 0; i < endpoints.size(); i++) ToCapnp(endpoints[i], list[i]);
+  return ResponseFrame(message);
+}
+
+Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root) {
+  capnp::MallocMessageBuilder message;
+  ToCapnp(root, message.initRoot<s::Response>().initLook());
+  return ResponseFrame(message);
+}
+
 Result<ControlRequest> DecodeRequest(Frame& frame) {
   try {
     auto req = frame.Root<s::Request>();
@@ -72,6 +107,23 @@ Result<ControlRequest> DecodeRequest(Frame& frame) {
       case s::Request::WATCH: {
         out.kind = RequestKind::kWatch;
         FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(req.getWatch()));
+        return out;
+      }
+      case s::Request::FLOWS: {
+        out.kind = RequestKind::kFlows;
+        auto q = req.getFlows();
+        FM_ASSIGN_OR_RETURN(out.filter, FromCapnp(q.getFilter()));
+        out.window.since_ns = q.getSinceNs();
+        out.window.until_ns = q.getUntilNs();
+        if (out.window.until_ns < out.window.since_ns)
+          return InvalidArgument("flows: the window ends before it starts");
+        out.limit = q.getLimit();
+        return out;
+      }
+      case s::Request::ENDPOINTS: out.kind = RequestKind::kEndpoints; return out;
+      case s::Request::LOOK: {
+        out.kind = RequestKind::kLook;
+        FM_ASSIGN_OR_RETURN(out.look, FromCapnp(req.getLook()));
         return out;
       }
     }
@@ -115,6 +167,31 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
         out.kind = ControlResponse::Kind::kWatchDropped;
         out.dropped = resp.getWatchDropped();
         return out;
+      case s::Response::RECORDS: {
+        out.kind = ControlResponse::Kind::kRecords;
+        auto batch = resp.getRecords();
+        out.records.reserve(batch.getRecords().size());
+        for (s::Record::Reader r : batch.getRecords()) {
+          FM_ASSIGN_OR_RETURN(ConnRecord rec, FromCapnp(r));
+          out.records.push_back(rec);
+        }
+        out.done = batch.getDone();
+        out.truncated = batch.getTruncated();
+        return out;
+      }
+      case s::Response::ENDPOINTS: {
+        out.kind = ControlResponse::Kind::kEndpoints;
+        for (s::EndpointInfo::Reader e : resp.getEndpoints()) {
+          FM_ASSIGN_OR_RETURN(EndpointView view, FromCapnp(e));
+          out.endpoints.push_back(std::move(view));
+        }
+        return out;
+      }
+      case s::Response::LOOK: {
+        out.kind = ControlResponse::Kind::kLook;
+        FM_ASSIGN_OR_RETURN(out.look, FromCapnp(resp.getLook()));
+        return out;
+      }
     }
     return InvalidArgument("unknown response " + std::to_string(static_cast<int>(resp.which())) +
                            " (is meshd newer than meshctl?)");

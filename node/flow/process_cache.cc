@@ -12,6 +12,7 @@ ProcessDetails FromRef(const ProcessRef& ref) {
   ProcessDetails d;
   d.pid = ref.pid;
   d.start_ticks = ref.start_ticks;
+  d.pgid = ref.pgid;  // the kernel's, read while the process was alive
   d.comm = std::string(ref.comm_view());
   return d;
 }
@@ -39,6 +40,7 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
         ProcessDetails d = it->second->details;
         // A negative entry knows no comm of its own; the ref's is the best.
         if (d.comm.empty()) d.comm = std::string(ref.comm_view());
+        if (d.pgid == 0) d.pgid = ref.pgid;
         return d;
       }
       lru_.erase(it->second);

@@ -15,22 +15,6 @@
 namespace flowmesh {
 namespace {
 
-// Mirrors of the kernel-side map keys (tcptrace.bpf.c); they are private to
-// that program and this loader, so they are not in the shared header.
-struct ListenKey {
-  uint32_t netns;
-  uint16_t family;
-  uint16_t port;
-  uint8_t addr[16];
-};
-struct ListenOwner {
-  uint64_t proc_start_ns;
-  uint32_t pid;
-  uint32_t pad;
-  char comm[FM_TASK_COMM_LEN];
-};
-static_assert(sizeof(ListenKey) == 24 && sizeof(ListenOwner) == 32);
-
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   log::Level ours = level == LIBBPF_WARN   ? log::Level::Warn
                     : level == LIBBPF_INFO ? log::Level::Info
@@ -177,13 +161,14 @@ ProbeStats BpfProbe::Stats() const {
 
 Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {
   if (!skel_) return Unavailable("streaming probe is not initialised");
-  ListenKey k{};
+  fm_listen_key k{};
   k.netns = key.netns;
   k.family = key.laddr.family;
   k.port = key.lport;
   std::memcpy(k.addr, key.laddr.bytes.data(), key.laddr.is_v4() ? 4 : 16);
-  ListenOwner v{};
+  fm_listen_owner v{};
   v.pid = owner.pid;
+  v.pgid = owner.pgid;
   // start_ticks back to ns so the kernel side hands out the same identity.
   v.proc_start_ns = owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
   std::memcpy(v.comm, owner.comm, sizeof v.comm);

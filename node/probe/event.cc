@@ -74,6 +74,7 @@ Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
     ev.key.rport = raw.rport;
   }
   ev.proc.pid = raw.pid;
+  ev.proc.pgid = raw.pgid;
   ev.proc.start_ticks = raw.pid ? BoottimeNsToTicks(raw.proc_start_ns) : 0;
   std::memcpy(ev.proc.comm, raw.comm, sizeof ev.proc.comm);
   ev.proc.comm[sizeof ev.proc.comm - 1] = '\0';

@@ -54,6 +54,7 @@ struct TcpCounters {
 struct ProcessRef {
   uint32_t pid = 0;
   uint64_t start_ticks = 0;
+  uint32_t pgid = 0;  // 0 = not known; the kernel reports it, /proc fills it in otherwise
   char comm[FM_TASK_COMM_LEN] = {};
 
   bool known() const { return pid != 0; }
