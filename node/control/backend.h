@@ -2,15 +2,36 @@
 // server (control_server.h) never reaches into the data path otherwise.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "node/flow/conn_table.h"
 #include "node/flow/event_hub.h"
+#include "node/flow/flow.h"
+#include "node/look/look.h"
 #include "node/probe/probe.h"
+#include "node/store/store.h"
 
 namespace flowmesh {
+
+// The store as `meshctl status` shows it: RocksDB's figures plus the
+// flusher's and the aggregator's.
+struct StoreStatus {
+  StoreStats stats;
+  uint64_t flushes = 0;
+  uint64_t pending_records = 0;
+  uint64_t dropped_records = 0;
+  uint64_t flows = 0;
+  uint64_t duplicates = 0;
+};
+
+// A listening endpoint with its owner's details, for `meshctl endpoints`.
+struct EndpointView {
+  EndpointRecord endpoint;
+  ProcessDetails process;
+};
 
 struct NodeStatus {
   std::string node_name;
@@ -24,6 +45,7 @@ struct NodeStatus {
   ConnTableStats table;
   uint32_t watchers = 0;
   int64_t first_event_ns = 0;
+  StoreStatus store;
 };
 
 class ControlBackend {
@@ -33,6 +55,13 @@ class ControlBackend {
   virtual std::vector<OpenConnection> GetConnections() = 0;
   // A live queue of events for one watcher; the caller Close()s it when done.
   virtual std::shared_ptr<Subscriber> Subscribe() = 0;
+
+  // Closed connections in the window, oldest first, as stored (what was
+  // aggregated is flushed first). `fn` returns false to stop.
+  virtual Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                             const std::function<bool(const ConnRecord&)>& fn) = 0;
+  virtual std::vector<EndpointView> GetEndpoints() = 0;
+  virtual Result<LookResult> RunLook(const LookQuery& query) = 0;
 };
 
 }  // namespace flowmesh

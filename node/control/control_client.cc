@@ -102,6 +102,13 @@ Result<bool> ReadFrame(int fd, FrameDecoder& decoder, Frame* out, Clock::time_po
   return true;
 }
 
+ControlRequest Request(RequestKind kind, const WatchFilter& filter = {}) {
+  ControlRequest r;
+  r.kind = kind;
+  r.filter = filter;
+  return r;
+}
+
 Status AnswerError(const ControlResponse& r) {
   if (r.kind == ControlResponse::Kind::kError) return Unavailable("meshd: " + r.error);
   return Internal("meshd sent an unexpected reply (are meshd and meshctl the same version?)");
@@ -140,27 +147,74 @@ Result<int> ControlClient::TakeConnection() {
 }
 
 Result<ControlResponse> ControlClient::Call(const ControlRequest& request) {
+  return Call(request, io_timeout_);
+}
+
+Result<ControlResponse> ControlClient::Call(const ControlRequest& request,
+                                            std::chrono::milliseconds timeout) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
   Fd fd(raw);
   FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, EncodeRequest(request));
   FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
   FrameDecoder decoder(kMaxResponseBytes);
   Frame reply;
-  FM_ASSIGN_OR_RETURN(bool got, ReadFrame(fd.get(), decoder, &reply, Clock::now() + io_timeout_));
+  FM_ASSIGN_OR_RETURN(bool got, ReadFrame(fd.get(), decoder, &reply, Clock::now() + timeout));
   if (!got)
     return Unavailable("meshd at " + path_ + " did not answer within " +
-                       std::to_string(io_timeout_.count()) + "ms (is it overloaded or stuck?)");
+                       std::to_string(timeout.count()) + "ms (is it overloaded or stuck?)");
   return DecodeResponse(reply);
 }
 
+Status ControlClient::Flows(const WatchFilter& filter, const TimeWindow& window, uint64_t limit,
+                            std::function<bool(const ConnRecord&)> on_record, bool* truncated) {
+  FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
+  Fd fd(raw);
+  ControlRequest request = Request(RequestKind::kFlows, filter);
+  request.window = window;
+  request.limit = limit;
+  FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, EncodeRequest(request));
+  FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
+  FrameDecoder decoder(kMaxResponseBytes);
+  for (;;) {
+    Frame msg;
+    // Each batch must come within the timeout; a long scan streams many.
+    FM_ASSIGN_OR_RETURN(bool got, ReadFrame(fd.get(), decoder, &msg, Clock::now() + io_timeout_));
+    if (!got)
+      return Unavailable("meshd at " + path_ + " stopped sending records for " +
+                         std::to_string(io_timeout_.count()) + "ms (is it overloaded or stuck?)");
+    FM_ASSIGN_OR_RETURN(ControlResponse r, DecodeResponse(msg));
+    if (r.kind != ControlResponse::Kind::kRecords) return AnswerError(r);
+    for (const ConnRecord& rec : r.records)
+      if (on_record && !on_record(rec)) return Status::Ok();
+    if (r.done) {
+      if (truncated) *truncated = r.truncated;
+      return Status::Ok();
+    }
+  }
+}
+
+Result<std::vector<EndpointView>> ControlClient::Endpoints() {
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kEndpoints)));
+  if (r.kind != ControlResponse::Kind::kEndpoints) return AnswerError(r);
+  return std::move(r.endpoints);
+}
+
+Result<LookNode> ControlClient::Look(const LookQuery& query, std::chrono::milliseconds timeout) {
+  ControlRequest request = Request(RequestKind::kLook);
+  request.look = query;
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(request, timeout));
+  if (r.kind != ControlResponse::Kind::kLook) return AnswerError(r);
+  return std::move(r.look);
+}
+
 Result<NodeStatus> ControlClient::Status() {
-  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(ControlRequest{RequestKind::kStatus, {}}));
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kStatus)));
   if (r.kind != ControlResponse::Kind::kStatus) return AnswerError(r);
   return std::move(r.status);
 }
 
 Result<std::vector<OpenConnection>> ControlClient::Connections(const WatchFilter& filter) {
-  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(ControlRequest{RequestKind::kConnections, filter}));
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kConnections, filter)));
   if (r.kind != ControlResponse::Kind::kConnections) return AnswerError(r);
   return std::move(r.connections);
 }
@@ -172,7 +226,7 @@ Status ControlClient::Watch(const WatchFilter& filter,
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
   Fd fd(raw);
   FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame,
-                      EncodeRequest(ControlRequest{RequestKind::kWatch, filter}));
+                      EncodeRequest(Request(RequestKind::kWatch, filter)));
   FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
   Clock::time_point deadline =
       timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();

@@ -36,6 +36,16 @@ class ControlClient {
                            std::function<void(uint64_t dropped)> on_dropped,
                            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
+  // Closed connections from the store, oldest first, streamed to `on_record`
+  // until it returns false or the window is done. `truncated` (optional)
+  // says whether meshd stopped at `limit`.
+  ::flowmesh::Status Flows(const WatchFilter& filter, const TimeWindow& window, uint64_t limit,
+                           std::function<bool(const ConnRecord&)> on_record,
+                           bool* truncated = nullptr);
+  Result<std::vector<EndpointView>> Endpoints();
+  // The tree; waits up to `timeout` (a mesh-wide walk takes a while).
+  Result<LookNode> Look(const LookQuery& query, std::chrono::milliseconds timeout);
+
   // How long a status or connections call waits for meshd (default 10 s).
   void set_io_timeout(std::chrono::milliseconds t) { io_timeout_ = t; }
   const std::string& path() const { return path_; }
@@ -45,6 +55,7 @@ class ControlClient {
   // The socket for the next request: the one Connect opened, then new ones.
   Result<int> TakeConnection();
   Result<ControlResponse> Call(const ControlRequest& request);
+  Result<ControlResponse> Call(const ControlRequest& request, std::chrono::milliseconds timeout);
 
   std::string path_;
   int fd_ = -1;

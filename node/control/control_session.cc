@@ -5,6 +5,7 @@
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 #include <exception>
+#include <thread>
 
 #include "node/common/log.h"
 
@@ -20,6 +21,9 @@ constexpr size_t kDrainBatch = 256;
 constexpr size_t kMaxQueuedBytes = 1 << 20;
 // Frames gathered into one write.
 constexpr size_t kMaxGather = 64;
+// Frames of a flows stream that may wait for the socket (each up to
+// kRecordsPerFrame records) before the scan pauses.
+constexpr size_t kMaxStreamFrames = 8;
 
 }  // namespace
 
@@ -55,6 +59,7 @@ void Session::Start(const char* reject) {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  gone_ = true;
   request_timer_.cancel();
   asio::error_code ignored;
   socket_.shutdown(UnixSocket::shutdown_both, ignored);
@@ -104,6 +109,7 @@ void Session::Malformed(const Status& why) {
 void Session::Dispatch(ControlRequest request) {
   if (state_->stopped.load()) return Close();
   if (request.kind == RequestKind::kWatch) return StartWatch(std::move(request.filter));
+  if (request.kind == RequestKind::kFlows) return StreamRecords(std::move(request));
 
   // status and connections: ask the backend on the worker, answer on the strand.
   close_after_write_ = true;
@@ -114,6 +120,12 @@ void Session::Dispatch(ControlRequest request) {
         NodeStatus st = self->state_->backend.GetStatus();
         st.probe.detail.emplace_back("control_malformed_frames", self->state_->malformed.load());
         frame = EncodeStatusResponse(st);
+      } else if (request.kind == RequestKind::kEndpoints) {
+        frame = EncodeEndpointsResponse(self->state_->backend.GetEndpoints());
+      } else if (request.kind == RequestKind::kLook) {
+        Result<LookResult> look = self->state_->backend.RunLook(request.look);
+        frame = look.ok() ? EncodeLookResponse(look->root)
+                          : Result<std::vector<uint8_t>>(look.status());
       } else {
         std::vector<OpenConnection> all = self->state_->backend.GetConnections();
         std::erase_if(all, [&](const OpenConnection& c) { return !request.filter.Matches(c); });
@@ -130,6 +142,62 @@ void Session::Dispatch(ControlRequest request) {
     asio::post(self->state_->strand,
                [self, frame = std::move(frame)]() mutable { self->Enqueue(std::move(frame)); });
   });
+}
+
+void Session::StreamRecords(ControlRequest request) {
+  // Not close_after_write_ yet: the queue may run dry between two batches.
+  asio::post(state_->worker, [self = shared_from_this(), request = std::move(request)] {
+    RecordFilter filter{request.filter.pid, request.filter.family, request.filter.lports,
+                        request.filter.rports};
+    std::vector<ConnRecord> chunk;
+    chunk.reserve(kRecordsPerFrame);
+    uint64_t sent = 0;
+    bool truncated = false;
+    auto send = [&](bool done) {
+      Result<std::vector<uint8_t>> frame = EncodeRecordsResponse(chunk, done, truncated);
+      chunk.clear();
+      self->stream_frames_++;
+      asio::post(self->state_->strand, [self, done, frame = std::move(frame)]() mutable {
+        if (done) self->close_after_write_ = true;
+        self->Enqueue(std::move(frame));
+      });
+    };
+    Status scanned;
+    try {
+      scanned = self->state_->backend.ScanRecords(request.window, filter, [&](const ConnRecord& r) {
+        if (request.limit != 0 && sent == request.limit) {
+          truncated = true;
+          return false;
+        }
+        chunk.push_back(r);
+        sent++;
+        if (chunk.size() == kRecordsPerFrame) {
+          if (!self->WaitForRoom()) return false;
+          send(false);
+        }
+        return !self->gone_.load();
+      });
+    } catch (const std::exception& e) {
+      scanned = Internal(std::string("meshd failed to read its store: ") + e.what());
+    }
+    if (self->gone_.load()) return;
+    if (!scanned.ok()) {
+      asio::post(self->state_->strand, [self, why = scanned.message()] {
+        self->close_after_write_ = true;
+        self->Enqueue(EncodeErrorResponse(why));
+      });
+      return;
+    }
+    send(true);
+  });
+}
+
+bool Session::WaitForRoom() {
+  while (stream_frames_.load() >= kMaxStreamFrames) {
+    if (gone_.load()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return !gone_.load();
 }
 
 void Session::StartWatch(WatchFilter filter) {
@@ -227,6 +295,7 @@ void Session::WriteMore() {
                       for (; self->in_flight_ > 0; self->in_flight_--) {
                         self->queued_bytes_ -= self->queue_.front().size();
                         self->queue_.pop_front();
+                        if (self->stream_frames_.load() > 0) self->stream_frames_--;
                       }
                       self->WriteMore();
                       if (self->sub_) self->Drain();

@@ -59,6 +59,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Malformed(const Status& why);
   void Dispatch(ControlRequest request);
   void StartWatch(WatchFilter filter);
+  // flows: scans on the worker, frames go out as the socket takes them.
+  void StreamRecords(ControlRequest request);
+  // Runs on the worker: waits while too many frames wait for the socket;
+  // false once the client has gone.
+  bool WaitForRoom();
   void AwaitHangup();
   void PostDrain();
   void Drain();
@@ -79,6 +84,10 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t queued_bytes_ = 0;
   size_t in_flight_ = 0;  // frames of queue_ being written
   bool close_after_write_ = false;
+  // A flows stream's frames posted by the worker and not yet written, and
+  // whether the session closed: the worker reads both.
+  std::atomic<size_t> stream_frames_{0};
+  std::atomic<bool> gone_{false};
 
   // Watch.
   std::shared_ptr<Subscriber> sub_;

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 
 namespace flowmesh {
 namespace {
@@ -74,6 +76,63 @@ std::string FormatDuration(std::chrono::milliseconds d) {
     return out;
   }
   return std::to_string(ms) + "ms";
+}
+
+Result<int64_t> ParseTimeSpec(std::string_view text, int64_t now_ns) {
+  if (text == "now") return now_ns;
+  if (text.find('T') == std::string_view::npos) {
+    Result<std::chrono::milliseconds> ago = ParseDuration(text);
+    if (!ago.ok())
+      return InvalidArgument("'" + std::string(text) +
+                             "' is neither a duration (15m, 2h, 7d) nor an RFC 3339 time "
+                             "(2026-11-22T10:00:00Z)");
+    return now_ns - static_cast<int64_t>(ago->count()) * 1'000'000;
+  }
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
+  std::string t(text);
+  auto bad = [&](const char* why) {
+    return InvalidArgument("'" + t + "' is not an RFC 3339 time (" + why +
+                           "); e.g. 2026-11-22T10:00:00Z");
+  };
+  int y, mo, d, h, mi, sec, consumed = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) !=
+          6 ||
+      consumed != 19)
+    return bad("expected YYYY-MM-DDTHH:MM:SS");
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return bad("a field is out of range");
+  std::string_view rest = std::string_view(t).substr(19);
+  int64_t frac_ns = 0;
+  if (!rest.empty() && rest[0] == '.') {
+    rest.remove_prefix(1);
+    int digits = 0;
+    while (!rest.empty() && rest[0] >= '0' && rest[0] <= '9') {
+      if (digits < 9) frac_ns = frac_ns * 10 + (rest[0] - '0');
+      digits++;
+      rest.remove_prefix(1);
+    }
+    if (digits == 0) return bad("no digits after '.'");
+    for (int i = digits; i < 9; i++) frac_ns *= 10;
+  }
+  int64_t offset_s = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = (rest[1] - '0') * 10 + (rest[2] - '0');
+    int om = (rest[4] - '0') * 10 + (rest[5] - '0');
+    if (oh > 23 || om > 59) return bad("bad UTC offset");
+    offset_s = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else {
+    return bad("expected Z or a UTC offset like +01:00 at the end");
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset_s;
+  return secs * 1'000'000'000 + frac_ns;
 }
 
 }  // namespace flowmesh

@@ -18,4 +18,9 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 // "450ms", "12s", "3m4s", "2h0m", "9d3h": the two largest units (ms only below 1 s).
 std::string FormatDuration(std::chrono::milliseconds d);
 
+// A point in time for --since/--until: "now", a duration meaning that long
+// before now_ns ("15m", "1h30m"), or an RFC 3339 time ("2026-11-22T10:00:00Z",
+// "2026-11-22T10:00:00.5+01:00"). Returns Unix epoch ns.
+Result<int64_t> ParseTimeSpec(std::string_view text, int64_t now_ns);
+
 }  // namespace flowmesh

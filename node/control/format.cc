@@ -11,12 +11,13 @@
 
 #include "node/common/clock.h"
 #include "node/control/duration.h"
+#include "node/control/format_internal.h"
 #include "node/control/json.h"
+#include "node/look/look_format.h"
 
 namespace flowmesh {
-namespace {
+namespace format_internal {
 
-std::string Printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string Printf(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -40,13 +41,8 @@ std::string RemoteAddr(const ConnKey& k) {
   return k.family() == AF_INET6 ? "::" : "0.0.0.0";
 }
 
-bool IsListenKind(EventKind k) { return k == EventKind::kListen || k == EventKind::kUnlisten; }
-
-std::string UpperKind(EventKind k) {
-  std::string s(KindName(k));
-  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
-  return s;
-}
+// One spelling of sizes for every meshctl view.
+std::string HumanBytes(uint64_t bytes) { return FormatLookBytes(bytes); }
 
 void AddProcess(JsonObject& o, const ProcessRef& p) {
   if (p.known()) {
@@ -72,6 +68,20 @@ void AddCounters(JsonObject& o, const TcpCounters& c) {
       .Uint("retrans", c.retrans)
       .Uint("rtt_us", c.rtt_us)
       .Uint("rttvar_us", c.rttvar_us);
+}
+
+}  // namespace format_internal
+
+using namespace format_internal;
+
+namespace {
+
+bool IsListenKind(EventKind k) { return k == EventKind::kListen || k == EventKind::kUnlisten; }
+
+std::string UpperKind(EventKind k) {
+  std::string s(KindName(k));
+  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  return s;
 }
 
 std::string Rate(const std::optional<double>& bytes_per_s) {
@@ -238,9 +248,9 @@ std::string TopLine(const TopRow& r) {
                 c.key.laddr.ToString().c_str(), c.key.lport, c.key.raddr.ToString().c_str(),
                 c.key.rport, std::string(DirectionShort(c.direction)).c_str(),
                 static_cast<double>(c.counters.bytes_tx) / 1024.0,
-                static_cast<double>(c.counters.bytes_rx) / 1024.0,
-                Rate(r.tx_rate).c_str(), Rate(r.rx_rate).c_str(), c.counters.segs_out,
-                c.counters.segs_in, c.counters.retrans, c.counters.rtt_us);
+                static_cast<double>(c.counters.bytes_rx) / 1024.0, Rate(r.tx_rate).c_str(),
+                Rate(r.rx_rate).c_str(), c.counters.segs_out, c.counters.segs_in,
+                c.counters.retrans, c.counters.rtt_us);
 }
 
 std::string TopRowJson(const TopRow& r) {
@@ -296,11 +306,32 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
                                 std::to_string(s.table.opens) + " opened, " +
                                 std::to_string(s.table.closes) + " closed since start");
   out += row("watchers", std::to_string(s.watchers));
+  const StoreStatus& st = s.store;
+  if (!st.stats.dir.empty()) {
+    out += row("store", TerminalSafe(st.stats.dir) + ": " +
+                            format_internal::HumanBytes(st.stats.disk_bytes) + ", " +
+                            std::to_string(st.stats.records) + " records" +
+                            (st.stats.oldest_ns > 0 ? " since " + FormatRfc3339(st.stats.oldest_ns)
+                                                    : std::string()));
+    out += row("", std::to_string(st.flushes) + " flushes, " + std::to_string(st.pending_records) +
+                       " records pending, " + std::to_string(st.stats.expired_records) +
+                       " expired by retention");
+    if (st.stats.write_errors > 0 || st.dropped_records > 0)
+      out += row("store errors", std::to_string(st.stats.write_errors) + " failed writes, " +
+                                     std::to_string(st.dropped_records) + " records dropped" +
+                                     (st.stats.last_error.empty()
+                                          ? std::string(" (writing again now)")
+                                          : "; last: " + TerminalSafe(st.stats.last_error)));
+  }
   out += "detail\n";
   std::vector<std::pair<std::string, uint64_t>> detail = s.probe.detail;
   if (s.probe.polls > 0) detail.emplace_back("polls", s.probe.polls);
   detail.emplace_back("close_without_open", s.table.close_without_open);
   detail.emplace_back("close_unattributed", s.table.close_unattributed);
+  if (!st.stats.dir.empty()) {
+    detail.emplace_back("store_flow_deltas", st.flows);
+    detail.emplace_back("duplicate_reports_ignored", st.duplicates);
+  }
   for (const auto& [name, value] : detail)
     out += Printf("  %-26s %llu\n", TerminalSafe(name).c_str(),
                   static_cast<unsigned long long>(value));
@@ -335,6 +366,28 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
   else
     o.Null("first_event_after_ms");
   o.Raw("detail", std::move(detail).Finish());
+  const StoreStatus& st = s.store;
+  if (st.stats.dir.empty()) {
+    o.Null("store");
+  } else {
+    JsonObject store;
+    store.Str("dir", st.stats.dir)
+        .Uint("disk_bytes", st.stats.disk_bytes)
+        .Uint("records", st.stats.records);
+    if (st.stats.oldest_ns > 0)
+      store.Str("oldest", FormatRfc3339(st.stats.oldest_ns));
+    else
+      store.Null("oldest");
+    store.Uint("flushes", st.flushes)
+        .Uint("pending_records", st.pending_records)
+        .Uint("dropped_records", st.dropped_records)
+        .Uint("write_errors", st.stats.write_errors)
+        .Str("last_error", st.stats.last_error)
+        .Uint("expired_records", st.stats.expired_records)
+        .Uint("flow_deltas", st.flows)
+        .Uint("duplicates_ignored", st.duplicates);
+    o.Raw("store", std::move(store).Finish());
+  }
   return std::move(o).Finish();
 }
 

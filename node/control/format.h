@@ -70,6 +70,24 @@ std::string TopLine(const TopRow& r);
 std::string TopRowJson(const TopRow& r);
 std::string TopJson(const std::vector<TopRow>& rows);  // one array
 
+// ---- flows: closed connections from the store, tcplife's columns ----
+// time_column: 0 none, 's' seconds since the first record (tcplife -t),
+// 'T' wall-clock HH:MM:SS (tcplife -T).
+std::string FlowsHeader(char time_column);
+std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns);
+// DESIGN.md's flows fields: ts, pid, comm, family, laddr, lport, raddr,
+// rport, direction, tx_bytes, rx_bytes, segs_out, segs_in, retrans, rtt_us,
+// rttvar_us, duration_ms, netns.
+std::string FlowsJson(const ConnRecord& r);
+
+// ---- endpoints ----
+std::string EndpointsHeader();
+std::string EndpointsLine(const EndpointView& e);
+std::string EndpointsJson(const std::vector<EndpointView>& all);  // one array
+
+// "512 B", "3.4 KB", "12.0 MB".
+std::string HumanBytes(uint64_t bytes);
+
 // ---- status ----
 std::string StatusText(const NodeStatus& s, int64_t now_ns);
 std::string StatusJson(const NodeStatus& s, int64_t now_ns);

@@ -34,6 +34,10 @@ class FakeBackend : public ControlBackend {
   NodeStatus GetStatus() override;
   std::vector<OpenConnection> GetConnections() override;
   std::shared_ptr<Subscriber> Subscribe() override;
+  Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                     const std::function<bool(const ConnRecord&)>& fn) override;
+  std::vector<EndpointView> GetEndpoints() override { return endpoints; }
+  Result<LookResult> RunLook(const LookQuery& query) override;
 
   // Waits until the n-th subscriber (1-based) exists and returns it.
   std::shared_ptr<Subscriber> WaitForSubscriber(size_t n);
@@ -44,6 +48,10 @@ class FakeBackend : public ControlBackend {
   EventHub hub;
   NodeStatus status;
   std::vector<OpenConnection> connections;
+  std::vector<ConnRecord> records;  // served by ScanRecords, window and filter applied
+  std::vector<EndpointView> endpoints;
+  LookNode look_root;               // RunLook's answer
+  LookQuery last_look;
   // When set, Subscribe returns a queue of this capacity already holding
   // `prefill` events, so drops are deterministic.
   size_t small_capacity = 0;
@@ -107,6 +115,19 @@ inline std::shared_ptr<Subscriber> FakeBackend::Subscribe() {
   subs_.push_back(sub);
   cv_.notify_all();
   return sub;
+}
+
+inline Status FakeBackend::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                                       const std::function<bool(const ConnRecord&)>& fn) {
+  for (const ConnRecord& r : records)
+    if (window.Contains(r.ts_ns) && filter.Matches(r) && !fn(r)) break;
+  return Status::Ok();
+}
+
+inline Result<LookResult> FakeBackend::RunLook(const LookQuery& query) {
+  last_look = query;
+  if (look_root.host == "fail") return Unavailable("look failed on purpose");
+  return LookResult{query, look_root};
 }
 
 inline std::shared_ptr<Subscriber> FakeBackend::WaitForSubscriber(size_t n) {

@@ -53,3 +53,34 @@ TEST(Duration, FormatsTheTwoLargestUnits) {
 
 }  // namespace
 }  // namespace flowmesh
+
+namespace flowmesh {
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000'000'000'000;  // 2023-11-14T22:13:20Z
+
+TEST(TimeSpec, DurationsCountBackFromNow) {
+  EXPECT_EQ(*ParseTimeSpec("now", kNow), kNow);
+  EXPECT_EQ(*ParseTimeSpec("15m", kNow), kNow - 15LL * 60 * 1'000'000'000);
+  EXPECT_EQ(*ParseTimeSpec("1h30m", kNow), kNow - 90LL * 60 * 1'000'000'000);
+}
+
+TEST(TimeSpec, Rfc3339TimesWithZonesAndFractions) {
+  EXPECT_EQ(*ParseTimeSpec("2023-11-14T22:13:20Z", 0), kNow);
+  EXPECT_EQ(*ParseTimeSpec("2023-11-14T23:13:20+01:00", 0), kNow);
+  EXPECT_EQ(*ParseTimeSpec("2023-11-14T21:13:20-01:00", 0), kNow);
+  EXPECT_EQ(*ParseTimeSpec("2023-11-14T22:13:20.25Z", 0), kNow + 250'000'000);
+}
+
+TEST(TimeSpec, BadInputSaysWhatIsExpected) {
+  for (const char* bad : {"", "yesterday", "5", "2023-11-14T22:13Z", "2023-13-14T22:13:20Z",
+                          "2023-11-14T22:13:20", "2023-11-14T22:13:20+1:00"}) {
+    Result<int64_t> r = ParseTimeSpec(bad, kNow);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+  EXPECT_NE(ParseTimeSpec("2023-11-14T22:13:20", 0).status().message().find("Z or a UTC offset"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace flowmesh

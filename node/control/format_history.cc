@@ -1,0 +1,95 @@
+// meshctl's renderings of what the store holds: flows and endpoints.
+#include <sys/socket.h>
+
+#include "node/common/clock.h"
+#include "node/control/format.h"
+#include "node/control/format_internal.h"
+
+namespace flowmesh {
+
+using namespace format_internal;
+
+std::string HumanBytes(uint64_t bytes) { return format_internal::HumanBytes(bytes); }
+
+std::string FlowsHeader(char time_column) {
+  std::string time = time_column == 's'   ? Printf("%-9s ", "TIME(s)")
+                     : time_column == 'T' ? Printf("%-8s ", "TIME")
+                                          : "";
+  return time + Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %9s %7s %8s", "PID", "COMM",
+                       "LADDR", "LPORT", "RADDR", "RPORT", "DIR", "TX_KB", "RX_KB", "MS", "RETRANS",
+                       "RTT_US");
+}
+
+std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns) {
+  std::string time;
+  if (time_column == 's')
+    time = Printf("%-9.3f ", static_cast<double>(r.ts_ns - first_ts_ns) / 1e9);
+  else if (time_column == 'T')
+    time = Printf("%-8s ", FormatClock(r.ts_ns).c_str());
+  std::string ms =
+      r.duration_ns > 0 ? Printf("%.2f", static_cast<double>(r.duration_ns) / 1e6) : "-";
+  return time + Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %9s %7u %8u",
+                       Pid(r.proc).c_str(), TerminalSafe(r.proc.comm_view()).c_str(),
+                       r.key.laddr.ToString().c_str(), r.key.lport, r.key.raddr.ToString().c_str(),
+                       r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
+                       static_cast<double>(r.counters.bytes_tx) / 1024.0,
+                       static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(),
+                       r.counters.retrans, r.counters.rtt_us);
+}
+
+std::string FlowsJson(const ConnRecord& r) {
+  JsonObject o;
+  o.Str("ts", FormatRfc3339(r.ts_ns));
+  AddProcess(o, r.proc);
+  AddKey(o, r.key);
+  o.Str("direction", DirectionName(r.direction));
+  AddCounters(o, r.counters);
+  if (r.duration_ns > 0)
+    o.Fixed("duration_ms", static_cast<double>(r.duration_ns) / 1e6, 3);
+  else
+    o.Null("duration_ms");
+  o.Uint("netns", r.key.netns);
+  return std::move(o).Finish();
+}
+
+std::string EndpointsHeader() {
+  return Printf("%-22s %-7s %-7s %-15s %-10s %s", "ENDPOINT", "PID", "PGID", "COMM", "NETNS",
+                "EXE");
+}
+
+std::string EndpointsLine(const EndpointView& e) {
+  Endpoint ep{e.endpoint.addr, e.endpoint.port};
+  return Printf("%-22s %-7s %-7s %-15s %-10u %s", ep.ToString().c_str(),
+                e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
+                e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
+                TerminalSafe(e.process.comm).c_str(), e.endpoint.netns,
+                TerminalSafe(e.process.exe).c_str());
+}
+
+std::string EndpointsJson(const std::vector<EndpointView>& all) {
+  std::string out = "[";
+  for (const EndpointView& e : all) {
+    JsonObject o;
+    o.Str("family", FamilyName(e.endpoint.addr.family))
+        .Str("addr", e.endpoint.addr.ToString())
+        .Uint("port", e.endpoint.port)
+        .Uint("netns", e.endpoint.netns);
+    if (e.process.pid) {
+      o.Uint("pid", e.process.pid)
+          .Uint("pgid", e.process.pgid)
+          .Str("comm", e.process.comm)
+          .Str("exe", e.process.exe);
+    } else {
+      o.Null("pid").Null("pgid").Null("comm").Null("exe");
+    }
+    if (e.endpoint.since_ns > 0)
+      o.Str("since", FormatRfc3339(e.endpoint.since_ns));
+    else
+      o.Null("since");
+    if (out.size() > 1) out += ",";
+    out += std::move(o).Finish();
+  }
+  return out + "]";
+}
+
+}  // namespace flowmesh
