@@ -23,6 +23,27 @@ std::string HostName() {
 
 }  // namespace
 
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr == text.data())
+    return InvalidArgument("'" + std::string(text) + "' is not a size; use e.g. 500M or 2G");
+  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  if (unit.size() > 1 && (unit.ends_with("iB") || unit.ends_with("B")))
+    unit.remove_suffix(unit.ends_with("iB") ? 2 : 1);
+  int shift = unit.empty()                 ? 0
+              : unit == "K" || unit == "k" ? 10
+              : unit == "M" || unit == "m" ? 20
+              : unit == "G" || unit == "g" ? 30
+              : unit == "T" || unit == "t" ? 40
+                                           : -1;
+  if (shift < 0)
+    return InvalidArgument("'" + std::string(text) + "' has an unknown unit; use K, M, G or T");
+  if (shift > 0 && value > (UINT64_MAX >> shift))
+    return InvalidArgument("'" + std::string(text) + "' is too large");
+  return value << shift;
+}
+
 std::string_view ProbeModeName(ProbeMode m) {
   switch (m) {
     case ProbeMode::kAuto: return "auto";
@@ -36,6 +57,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   DaemonConfig cfg;
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
+  std::string flush = "1s", retention = "7d", retention_size = "2G";
 
   CLI::App app{
       "meshd: traces every TCP connection on this host with eBPF (or sock_diag polling),\n"
@@ -89,6 +111,28 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->envname("MESHD_BPF_ATTACH")
       ->check(CLI::IsMember({"auto", "tp_btf", "raw_tp"}))
       ->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir,
+                 "Where meshd keeps its history (RocksDB): closed connections, flows, "
+                 "endpoints, node identity")
+      ->type_name("DIR")
+      ->envname("MESHD_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--flush-interval", flush,
+                 "How often what was aggregated is written to the store; kill -9 loses at "
+                 "most this much, e.g. 500ms, 1s")
+      ->type_name("DURATION")
+      ->envname("MESHD_FLUSH_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--retention", retention, "How long records and flows are kept, e.g. 12h, 7d")
+      ->type_name("DURATION")
+      ->envname("MESHD_RETENTION")
+      ->capture_default_str();
+  app.add_option("--retention-size", retention_size,
+                 "Largest the store may grow before the oldest history goes, e.g. 500M, 2G; "
+                 "0 = no limit")
+      ->type_name("SIZE")
+      ->envname("MESHD_RETENTION_SIZE")
+      ->capture_default_str();
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->type_name("LEVEL")
       ->envname("MESHD_LOG_LEVEL")
@@ -115,6 +159,21 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (!iv.ok()) return usage("--probe-interval: " + iv.status().message());
   if (iv->count() < 10) return usage("--probe-interval: must be at least 10ms");
   cfg.probe_interval = *iv;
+  Result<std::chrono::milliseconds> fl = ParseDuration(flush);
+  if (!fl.ok()) return usage("--flush-interval: " + fl.status().message());
+  if (fl->count() < 10 || fl->count() > 60'000)
+    return usage("--flush-interval: must be between 10ms and 60s");
+  cfg.flush_interval = *fl;
+  Result<std::chrono::milliseconds> rt = ParseDuration(retention);
+  if (!rt.ok()) return usage("--retention: " + rt.status().message());
+  if (rt->count() < 60'000) return usage("--retention: must be at least 1m");
+  cfg.retention = *rt;
+  Result<uint64_t> rs = ParseByteSize(retention_size);
+  if (!rs.ok()) return usage("--retention-size: " + rs.status().message());
+  if (*rs != 0 && *rs < (16ULL << 20))
+    return usage("--retention-size: must be 0 (no limit) or at least 16M");
+  cfg.retention_bytes = *rs;
+  if (cfg.data_dir.empty()) return usage("--data-dir: must not be empty");
   if (!ports.empty()) {
     Result<std::vector<uint16_t>> p = ParsePortList(ports, 16);
     if (!p.ok()) return usage("--ports: " + p.status().message());

@@ -24,7 +24,15 @@ struct DaemonConfig {
   std::string proc_root = "/proc";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
   std::string log_level = "info";
+  // History (RocksDB).
+  std::string data_dir = "/var/lib/flowmesh";
+  std::chrono::milliseconds flush_interval{1000};
+  std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
+  uint64_t retention_bytes = 2ULL << 30;  // 0 = no size limit
 };
+
+// "2G", "500M", "64KiB", "1048576" (bytes); K/M/G/T are powers of 1024.
+Result<uint64_t> ParseByteSize(std::string_view text);
 
 // Parses argv. On --help or a bad flag it has already printed what to print;
 // the caller exits with *exit_code (0 for help, 2 for a usage error).

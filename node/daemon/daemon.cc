@@ -7,6 +7,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/look/local_directory.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
@@ -38,7 +39,11 @@ Status Daemon::Init() {
   filter_.family = config_.family;
   filter_.ports = config_.ports;
 
+  FM_RETURN_IF_ERROR(InitStore());
   FM_RETURN_IF_ERROR(InitProbe());
+  // The endpoints table is what listens now: the snapshot's listeners.
+  Status eps = store_->ReplaceEndpoints(LiveEndpoints());
+  if (!eps.ok()) FM_LOG(Warn, "store") << eps.message();
 
   control_ = std::make_unique<ControlServer>(io_, *this);
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
@@ -46,6 +51,36 @@ Status Daemon::Init() {
                         << " probe, netns " << NetnsLabel(config_.netns, filter_.netns)
                         << ", control socket " << config_.control_socket;
   return Status::Ok();
+}
+
+Status Daemon::InitStore() {
+  StoreOptions opts;
+  opts.dir = config_.data_dir;
+  opts.retention_ns = static_cast<int64_t>(config_.retention.count()) * 1'000'000;
+  opts.retention_bytes = config_.retention_bytes;
+  FM_ASSIGN_OR_RETURN(store_, Store::Open(opts));  // logs what it opened
+  processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root));
+  aggregator_ = std::make_unique<Aggregator>(processes_.get());
+  pipeline_.set_aggregator(aggregator_.get());
+  FlusherOptions fo;
+  fo.interval_ns = static_cast<int64_t>(config_.flush_interval.count()) * 1'000'000;
+  flusher_ = std::make_unique<Flusher>(
+      fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()));
+  return Status::Ok();
+}
+
+void Daemon::FlushForQuery() {
+  if (!flusher_) return;
+  Status s = flusher_->FlushNow();
+  // Not fatal: the query answers from what is stored; status shows the error.
+  if (!s.ok()) FM_LOG(Debug, "store") << "flush before a query failed: " << s.message();
+}
+
+std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
+  std::vector<EndpointRecord> out;
+  for (const Listener& l : pipeline_.table().Listeners())
+    out.push_back(EndpointRecord{l.key.netns, l.key.laddr, l.key.lport, l.proc, l.since_ns});
+  return out;
 }
 
 Status Daemon::InitProbe() {
@@ -129,6 +164,8 @@ int Daemon::Run() {
   io_.run();
   if (probe_thread_.joinable()) probe_thread_.join();
   if (probe_) probe_->Stop();
+  // Everything the probe delivered is aggregated by now: write it.
+  if (flusher_) flusher_->Stop();
   ProbeStats st = probe_ ? probe_->Stats() : ProbeStats{};
   FM_LOG(Info, "meshd") << "stopped: " << st.events << " events, " << st.lost << " lost";
   return exit_code_.load();
@@ -153,6 +190,16 @@ NodeStatus Daemon::GetStatus() {
   s.table = pipeline_.table().Stats();
   s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());
   s.first_event_ns = pipeline_.first_event_ns();
+  if (store_) {
+    s.store.stats = store_->Stats();
+    FlusherStats fs = flusher_->Stats();
+    AggregatorStats as = aggregator_->Stats();
+    s.store.flushes = fs.flushes;
+    s.store.pending_records = fs.pending_records + as.pending_records;
+    s.store.dropped_records = fs.dropped_records;
+    s.store.flows = as.flows_touched;
+    s.store.duplicates = as.duplicate_opens + as.duplicates_ignored;
+  }
   return s;
 }
 
@@ -183,5 +230,25 @@ std::vector<OpenConnection> Daemon::GetConnections() {
 }
 
 std::shared_ptr<Subscriber> Daemon::Subscribe() { return pipeline_.hub().Subscribe(); }
+
+Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                           const std::function<bool(const ConnRecord&)>& fn) {
+  FlushForQuery();
+  return store_->ScanRecords(window, filter, fn);
+}
+
+std::vector<EndpointView> Daemon::GetEndpoints() {
+  std::vector<EndpointView> out;
+  for (const EndpointRecord& e : LiveEndpoints())
+    out.push_back(EndpointView{e, processes_->Lookup(e.proc)});
+  return out;
+}
+
+Result<LookResult> Daemon::RunLook(const LookQuery& query) {
+  FlushForQuery();
+  LocalDirectory directory(*store_, config_.node_name, LocalAddresses(),
+                           [this] { return LiveEndpoints(); });
+  return Look(query, directory);
+}
 
 }  // namespace flowmesh

@@ -1,6 +1,7 @@
-// meshd itself: picks and starts the probe, seeds it from a sock_diag
-// snapshot, runs the probe on its own thread and the control socket on an
-// Asio io_context, and stops cleanly on SIGINT/SIGTERM.
+// meshd itself: opens its store, picks and starts the probe, seeds it from a
+// sock_diag snapshot, runs the probe on its own thread, the flusher on
+// another and the control socket on an Asio io_context, and stops cleanly on
+// SIGINT/SIGTERM (flushing what was aggregated).
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -13,7 +14,11 @@
 #include "node/control/control_server.h"
 #include "node/daemon/config.h"
 #include "node/daemon/pipeline.h"
+#include "node/flow/aggregator.h"
+#include "node/flow/process_cache.h"
 #include "node/probe/probe.h"
+#include "node/store/flusher.h"
+#include "node/store/store.h"
 
 namespace flowmesh {
 
@@ -34,9 +39,17 @@ class Daemon final : public ControlBackend {
   NodeStatus GetStatus() override;
   std::vector<OpenConnection> GetConnections() override;
   std::shared_ptr<Subscriber> Subscribe() override;
+  Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
+                     const std::function<bool(const ConnRecord&)>& fn) override;
+  std::vector<EndpointView> GetEndpoints() override;
+  Result<LookResult> RunLook(const LookQuery& query) override;
 
  private:
+  Status InitStore();
   Status InitProbe();
+  // Queries read the store: what was aggregated goes there first.
+  void FlushForQuery();
+  std::vector<EndpointRecord> LiveEndpoints() const;
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
   void RefreshCounters();
@@ -46,6 +59,10 @@ class Daemon final : public ControlBackend {
   ProbeFilter filter_;
   int64_t started_ns_ = 0;
   Pipeline pipeline_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ProcessCache> processes_;
+  std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<Probe> probe_;
   std::string probe_reason_;
   asio::io_context io_;

@@ -10,6 +10,7 @@ void Pipeline::OnEvent(const ConnEvent& event) {
     first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
   ConnEvent ev = event;
   if (!table_.Apply(ev)) return;
+  if (aggregator_ != nullptr) aggregator_->Add(ev);
   // Live counter refreshes are for `top`, not news for watchers.
   if (ev.kind == EventKind::kUpdate) return;
   hub_.Publish(ev);

@@ -1,10 +1,12 @@
-// Where every probe event goes: the open-connection table, then the watchers.
-// Runs on the probe's thread; issue #3's aggregator and store join here.
+// Where every probe event goes: the open-connection table, then the
+// aggregator (flows and records for the store), then the watchers. Runs on
+// the probe's thread.
 #pragma once
 
 #include <atomic>
 
 #include "node/flow/conn_table.h"
+#include "node/flow/aggregator.h"
 #include "node/flow/event_hub.h"
 #include "node/probe/probe.h"
 
@@ -13,14 +15,18 @@ namespace flowmesh {
 class Pipeline final : public EventSink {
  public:
   void OnEvent(const ConnEvent& event) override;
+  // Set once before the probe starts; null = no history (tests).
+  void set_aggregator(Aggregator* aggregator) { aggregator_ = aggregator; }
 
   ConnTable& table() { return table_; }
+  const ConnTable& table() const { return table_; }
   EventHub& hub() { return hub_; }
   // Unix ns of the first event from the probe (not the start-up snapshot); 0 = none yet.
   int64_t first_event_ns() const { return first_event_ns_.load(std::memory_order_relaxed); }
 
  private:
   ConnTable table_;
+  Aggregator* aggregator_ = nullptr;
   EventHub hub_;
   std::atomic<int64_t> first_event_ns_{0};
 };
