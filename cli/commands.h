@@ -33,6 +33,9 @@ void AddFilterOptions(CLI::App* cmd, FilterOptions* f);
 // The filter, or an error naming the flag and what is wrong with its value.
 Result<WatchFilter> BuildFilter(const FilterOptions& f);
 
+// --since/--until as a window; each names itself in the error.
+Result<TimeWindow> BuildWindow(const std::string& since, const std::string& until);
+
 // Prints "meshctl: <message>" to stderr and returns `code`.
 int Fail(int code, const std::string& message);
 
@@ -54,6 +57,32 @@ struct TopOptions {
 };
 CLI::App* AddTopCommand(CLI::App& app, TopOptions* o);
 int RunTop(const GlobalOptions& g, const TopOptions& o);
+
+struct FlowsOptions {
+  FilterOptions filter;
+  std::string since = "1h";
+  std::string until = "now";
+  bool seconds = false;  // -t
+  bool clock = false;    // -T
+  uint64_t limit = 0;
+};
+CLI::App* AddFlowsCommand(CLI::App& app, FlowsOptions* o);
+int RunFlows(const GlobalOptions& g, const FlowsOptions& o);
+
+CLI::App* AddEndpointsCommand(CLI::App& app);
+int RunEndpoints(const GlobalOptions& g);
+
+struct LookOptions {
+  std::string target;
+  int depth = 3;
+  std::string direction = "both";
+  std::string since = "1h";
+  std::string until = "now";
+  std::string format = "tree";
+  std::string timeout = "30s";
+};
+CLI::App* AddLookCommand(CLI::App& app, LookOptions* o);
+int RunLook(const GlobalOptions& g, const LookOptions& o);
 
 CLI::App* AddStatusCommand(CLI::App& app);
 int RunStatus(const GlobalOptions& g);

@@ -4,7 +4,9 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "node/common/clock.h"
 #include "node/common/net.h"
+#include "node/control/duration.h"
 
 namespace flowmesh::cli {
 
@@ -36,6 +38,21 @@ Result<WatchFilter> BuildFilter(const FilterOptions& f) {
     if (!p.ok()) return p.status().WithContext("-D");
     w.rports = std::move(p).value();
   }
+  return w;
+}
+
+Result<TimeWindow> BuildWindow(const std::string& since, const std::string& until) {
+  int64_t now = RealtimeNs();
+  TimeWindow w;
+  Result<int64_t> s = ParseTimeSpec(since, now);
+  if (!s.ok()) return s.status().WithContext("--since");
+  Result<int64_t> u = ParseTimeSpec(until, now);
+  if (!u.ok()) return u.status().WithContext("--until");
+  if (*u < *s)
+    return InvalidArgument("--until (" + FormatRfc3339(*u) + ") is before --since (" +
+                           FormatRfc3339(*s) + ")");
+  w.since_ns = *s;
+  w.until_ns = *u;
   return w;
 }
 

@@ -1,0 +1,84 @@
+// meshctl look: the dependency tree around one endpoint.
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.h"
+#include "node/control/control_client.h"
+#include "node/control/duration.h"
+#include "node/look/look_format.h"
+
+namespace flowmesh::cli {
+
+CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
+  CLI::App* cmd = app.add_subcommand(
+      "look", "show who calls an endpoint and what it calls: the dependency tree");
+  cmd->footer(
+      "The root is the process listening on IP:PORT. '└<--' lines are its clients (who\n"
+      "connected to it), '└-->' lines its dependencies (what it connected to); clients keep\n"
+      "going upward and dependencies downward, to --depth. A leaf marked [no-agent] is an\n"
+      "address no meshd owns, [unreachable] a node that did not answer, [cycle] a process\n"
+      "already in the tree, [depth-limit] where --depth stopped the walk.\n"
+      "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
+      "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md.");
+  cmd->add_option("target", o->target, "the endpoint, e.g. 10.213.0.2:80 or [::1]:8080")
+      ->type_name("IP:PORT")
+      ->required();
+  cmd->add_option("--depth", o->depth, "how many hops to walk each way")
+      ->type_name("N")
+      ->check(CLI::Range(1, kMaxLookDepth))
+      ->capture_default_str();
+  cmd->add_option("--direction", o->direction, "in: clients only, out: dependencies only, both")
+      ->type_name("DIR")
+      ->check(CLI::IsMember({"in", "out", "both"}))
+      ->capture_default_str();
+  cmd->add_option("--since", o->since, "start of the window")
+      ->type_name("WHEN")
+      ->capture_default_str();
+  cmd->add_option("--until", o->until, "end of the window")
+      ->type_name("WHEN")
+      ->capture_default_str();
+  cmd->add_option("--format", o->format, "tree (text), json or dot (Graphviz)")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"tree", "json", "dot"}))
+      ->capture_default_str();
+  cmd->add_option("--timeout", o->timeout, "give up waiting for meshd after this long")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  return cmd;
+}
+
+int RunLook(const GlobalOptions& g, const LookOptions& o) {
+  LookQuery query;
+  Result<Endpoint> target = Endpoint::Parse(o.target);
+  if (!target.ok())
+    return Fail(kExitUsage, "look: '" + o.target + "' is not IP:PORT (" +
+                                target.status().message() + "); e.g. 10.213.0.2:80");
+  if (target->port == 0) return Fail(kExitUsage, "look: port 0 is not an endpoint");
+  query.target = *target;
+  query.depth = o.depth;
+  Result<LookDirection> dir = ParseLookDirection(o.direction);
+  if (!dir.ok()) return Fail(kExitUsage, "--direction: " + dir.status().message());
+  query.direction = *dir;
+  Result<TimeWindow> window = BuildWindow(o.since, o.until);
+  if (!window.ok()) return Fail(kExitUsage, window.status().message());
+  query.window = *window;
+  Result<std::chrono::milliseconds> timeout = ParseDuration(o.timeout);
+  if (!timeout.ok() || timeout->count() == 0)
+    return Fail(kExitUsage, "--timeout: " + (timeout.ok() ? std::string("must be more than 0")
+                                                          : timeout.status().message()));
+
+  Result<ControlClient> client = ControlClient::Connect(g.socket);
+  if (!client.ok()) return Fail(kExitFailure, client.status().message());
+  Result<LookNode> root = client->Look(query, *timeout);
+  if (!root.ok()) return Fail(kExitFailure, root.status().message());
+  LookResult result{query, std::move(root).value()};
+  std::string format = g.json ? "json" : o.format;
+  std::string out = format == "json"  ? FormatLookJson(result)
+                    : format == "dot" ? FormatLookDot(result)
+                                      : FormatLookTree(result);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  if (out.empty() || out.back() != '\n') std::fputc('\n', stdout);
+  return kExitOk;
+}
+
+}  // namespace flowmesh::cli
