@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -145,11 +146,18 @@ MeshdProcess::~MeshdProcess() {
 
 bool MeshdProcess::Start(const std::vector<std::string>& flags, std::string* error) {
   std::vector<std::string> args = {MESHD_BIN, "--control-socket", socket_, "--log-level", "debug"};
+  // Each meshd keeps its history in the test's own directory, kept across
+  // restarts of the same MeshdProcess.
+  if (std::find(flags.begin(), flags.end(), "--data-dir") == flags.end()) {
+    args.push_back("--data-dir");
+    args.push_back(data_dir());
+  }
   args.insert(args.end(), flags.begin(), flags.end());
   std::string log = dir_ + "/meshd.log";
   pid_ = fork();
   if (pid_ == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    // Appended: a restarted meshd's log follows the one before it.
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 2);
     dup2(fd, 1);
     auto v = Argv(args);
@@ -169,6 +177,13 @@ bool MeshdProcess::Start(const std::vector<std::string>& flags, std::string* err
   }
   *error = "meshd did not answer on " + socket_ + " within 10s:\n" + Log();
   return false;
+}
+
+void MeshdProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 int MeshdProcess::Stop() {

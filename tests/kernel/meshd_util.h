@@ -38,6 +38,9 @@ class MeshdProcess {
   bool Start(const std::vector<std::string>& flags, std::string* error);
   // SIGTERM and wait; returns the exit code.
   int Stop();
+  // SIGKILL: a crash. Start() again reopens the same data directory.
+  void Kill();
+  std::string data_dir() const { return dir_ + "/data"; }
   const std::string& socket() const { return socket_; }
   std::string Log() const;  // meshd's stderr so far
   pid_t pid() const { return pid_; }
