@@ -173,9 +173,12 @@ class Meshd:
         self.log = os.path.join(self.tmp, tag + ".log")
         with open(self.log, "w") as log:
             self.t_exec = time.monotonic()
+            # The store is on, as in production: every close becomes a record.
+            self.data = os.path.join(self.tmp, tag + ".data")
             self.p = spawn([self.args.meshd, "--probe-mode", "streaming",
                             "--control-socket", self.sock, "--ports", str(self.args.port),
-                            "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT)
+                            "--data-dir", self.data, "--log-level", "warn"],
+                           stdout=log, stderr=subprocess.STDOUT)
 
     def status(self, timeout=2.0):
         try:
@@ -270,6 +273,24 @@ def drain_meshd(m, base_closes, expected, min_wait=1.0, max_wait=10.0):
             return s if s is not None else m.status()
 
 
+def drain_store(m, s, max_wait=10.0):
+    """Waits until the store's record count stops moving (flushes every second)."""
+    deadline = time.monotonic() + max_wait
+    last = None
+    while time.monotonic() < deadline:
+        time.sleep(1.2)
+        cur = m.status()
+        if cur is None:
+            return s
+        s = cur
+        records = (s.get("store") or {}).get("records")
+        pending = (s.get("store") or {}).get("pending_records", 0)
+        if records == last and not pending:
+            return s
+        last = records
+    return s
+
+
 def arm_none(churn, meshd, args, tmp, tag):
     return churn.run(args.duration)
 
@@ -281,6 +302,7 @@ def arm_meshd(churn, meshd, args, tmp, tag):
     res = churn.run(args.duration, meshd.p.pid)
     expected = 2 * res["connections"]
     s1 = drain_meshd(meshd, s0.get("closes", 0), expected)
+    s1 = drain_store(meshd, s1)
     res["rss_mb"] = proc_hwm_mb(meshd.p.pid)
     cpu1 = meshd.stop()
     if s1 is None:
@@ -289,6 +311,10 @@ def arm_meshd(churn, meshd, args, tmp, tag):
     res["records"] = s1.get("closes", 0) - s0.get("closes", 0)
     res["opens"] = s1.get("opens", 0) - s0.get("opens", 0)
     res["lost"] = s1.get("lost", 0)
+    store = s1.get("store") or {}
+    res["stored"] = store.get("records", 0) - ((s0.get("store") or {}).get("records", 0))
+    res["store_bytes"] = store.get("disk_bytes", 0)
+    res["store_dropped"] = store.get("dropped_records", 0) + store.get("write_errors", 0)
     # Anything meshd counts as degraded (DESIGN.md: logged and counted) is shown.
     odd = {k: s1.get(k) for k in ("malformed", "close_without_open", "close_unattributed")}
     odd.update(s1.get("detail") or {})
@@ -400,6 +426,9 @@ def summarize(results, startup, args):
             "rss": max((r.get("rss_mb") or 0) for r in rs) if arm != "none" else None,
             "errors": sum(r["errors"] for r in rs),
             "all_complete": all(r.get("records", 0) == 2 * r["connections"] for r in rs),
+            "stored": sum(r.get("stored", 0) for r in rs) if arm == "meshd" else None,
+            "store_bytes": max((r.get("store_bytes") or 0) for r in rs) if arm == "meshd" else None,
+            "store_dropped": sum(r.get("store_dropped", 0) for r in rs) if arm == "meshd" else None,
         }
         summary[arm] = s
         rec = "-" if s["records"] is None else (
@@ -450,13 +479,18 @@ def targets(summary, startup):
         check("meshd CPU/conn <= tcplife's", m["tracer_cpu"] <= t["tracer_cpu"] if t else None,
               f"{m['tracer_cpu']:.3f} vs {t['tracer_cpu']:.3f} s/100k" if t else "no tcplife arm")
         check("meshd peak RSS < 40 MB", m["rss"] < 40, f"{m['rss']:.1f} MB")
+        check("store on: every record stored, no write errors",
+              m["stored"] == m["records"] and m["store_dropped"] == 0,
+              f"{m['stored']}/{m['records']} records in RocksDB, "
+              f"{m['store_bytes'] / max(m['stored'], 1):.1f} bytes/record on disk before "
+              f"compaction, {m['store_dropped']} dropped or failed")
     if startup:
         internal = median(s["internal_ms"] for s in startup)
         external = median(s["external_ms"] for s in startup)
         ok = internal is not None and internal < 500 and external < 500
         check("start-up to first event < 0.5 s", ok,
               f"{fmt(internal, '.0f')} ms (meshd), {external:.0f} ms (external)")
-    print("\n== targets (issue 2) ==")
+    print("\n== targets (issues 2 and 3) ==")
     if not out:
         print("n/a   no meshd arm in this run")
     for verdict, name, detail in out:
@@ -468,6 +502,8 @@ def print_round(arm, r):
     if arm != "none":
         extra = (f", tracer CPU {r['tracer_cpu_s']:.2f} s, records {r['records']}/"
                  f"{2 * r['connections']}, lost {r['lost']}, RSS {fmt(r.get('rss_mb'), '.1f')} MB")
+        if "stored" in r:
+            extra += f", stored {r['stored']} ({r['store_bytes'] / 1e6:.1f} MB)"
     if r.get("meshd_anomalies"):
         extra += f", meshd counted {r['meshd_anomalies']}"
     errs = f", errors {r['errors']} {r['error_kinds']}" if r["errors"] else ""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: sets up and builds flowmesh, then shows meshd tracing a real
-# curl to a real nginx on this host, as meshctl prints it. Needs root (BPF).
+# The main job: sets up and builds flowmesh, then shows meshd tracing real
+# curl requests to a real nginx that proxies to a python3 web server on this
+# host, and the dependency tree `meshctl look` builds from its history.
+# Needs root (BPF).
 # Everything it starts is stopped on exit; traffic stays on loopback.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +27,7 @@ trap cleanup EXIT INT TERM
 meshd=build/node/daemon/meshd
 meshctl() { build/cli/meshctl --socket "$work/meshd.sock" "$@"; }
 port=8080
+upstream=8081
 
 cat > "$work/nginx.conf" <<CONF
 daemon off;
@@ -34,13 +37,24 @@ error_log $work/nginx-error.log;
 events {}
 http {
   access_log off;
-  server { listen 127.0.0.1:$port; location / { return 200 "hello from nginx\n"; } }
+  server { listen 127.0.0.1:$port; location / { proxy_pass http://127.0.0.1:$upstream; } }
 }
 CONF
-/usr/sbin/nginx -p "$work" -c "$work/nginx.conf" &
+mkdir -p "$work/www" && echo "hello from python3 behind nginx" > "$work/www/index.html"
+# setsid: each server is its own process group, as under systemd; look groups
+# a server's processes (nginx's master and workers) by process group.
+setsid python3 -m http.server "$upstream" --bind 127.0.0.1 --directory "$work/www" \
+  >/dev/null 2>&1 &
 pids+=($!)
+setsid /usr/sbin/nginx -p "$work" -c "$work/nginx.conf" &
+pids+=($!)
+# Both answer before meshd starts, so the readiness checks are not traced.
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+  sleep 0.05
+done
 
-"$meshd" --control-socket "$work/meshd.sock" --probe-mode auto --log-level warn &
+"$meshd" --control-socket "$work/meshd.sock" --data-dir "$work/data" --probe-mode auto --log-level warn &
 pids+=($!)
 for _ in $(seq 100); do meshctl status >/dev/null 2>&1 && break; sleep 0.05; done
 
@@ -58,6 +72,18 @@ watch_pid=$!
 sleep 0.3
 curl -s "http://127.0.0.1:$port/" >/dev/null
 wait "$watch_pid" || true
+
+echo
+echo "== meshctl flows   (closed connections from meshd's RocksDB history)"
+meshctl flows --since 5m
+
+echo
+echo "== meshctl endpoints"
+meshctl endpoints
+
+echo
+echo "== meshctl look 127.0.0.1:$port   (who calls nginx, and what nginx calls)"
+meshctl look "127.0.0.1:$port"
 
 echo
 echo "== meshctl status"
