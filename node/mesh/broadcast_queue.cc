@@ -86,8 +86,11 @@ std::vector<std::shared_ptr<const BroadcastQueue::Item>> BroadcastQueue::Take(si
   }
   std::vector<std::shared_ptr<const Item>> out;
   out.reserve(picked.size());
-  for (Item* item : picked) {
-    out.push_back(item->shared_from_this());
+  for (Item* item : picked) out.push_back(item->shared_from_this());
+  // Oldest first, so that those sent together keep their order in the next
+  // list, newest at its tail.
+  for (auto it = picked.rbegin(); it != picked.rend(); ++it) {
+    Item* item = *it;
     if (item->transmits + 1 >= limit) {
       Remove(item->key);
       continue;

@@ -54,7 +54,11 @@ class BroadcastQueue {
   bool empty() const { return by_key_.empty(); }
 
  private:
-  // Newest at the tail.
+  // Messages enter at the tail when queued or moved up by a send, and a
+  // send takes from the tail: among messages sent equally often the one
+  // queued (or last sent) most recently goes first. memberlist orders
+  // strictly by age there; keeping it exact costs a sorted insert per send,
+  // which a join storm of thousands of queued messages cannot afford.
   struct List {
     Item* head = nullptr;
     Item* tail = nullptr;

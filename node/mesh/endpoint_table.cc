@@ -149,8 +149,11 @@ std::optional<TableDeltaMsg> EndpointTables::DeltaFor(uint32_t owner, TableDiges
     if (used + cost > budget_bytes) {
       if (i == 0) return std::nullopt;
       // Everything below the first row left out is in: that is the state
-      // the peer will hold.
+      // the peer will hold. A reset cut below the collection floor would
+      // leave the peer behind it and start over next time: it must come
+      // whole (push-pull's budget is made for that).
       d.to_version = rows[i]->version - 1;
+      if (reset && d.to_version < t->gc_floor) return std::nullopt;
       break;
     }
     used += cost;

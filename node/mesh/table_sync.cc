@@ -2,7 +2,6 @@
 #include "node/mesh/table_sync.h"
 
 #include <algorithm>
-#include <limits>
 
 #include "node/mesh/wire.h"
 
@@ -102,9 +101,9 @@ void TableSync::HandleRequest(const Address& from, const TableRequestMsg& reques
     const OwnerTable* t = owner ? tables_.Find(*owner) : nullptr;
     if (t == nullptr) continue;
     TableDigest have{d.generation, d.version};
-    bool reset = have.generation < t->generation;
-    uint64_t staleness = reset ? std::numeric_limits<uint64_t>::max()
-                               : (t->version > have.version ? t->version - have.version : 0);
+    bool reset = have.generation < t->generation || have.version < t->gc_floor;
+    uint64_t behind = reset ? 0 : std::min(have.version, t->version);
+    uint64_t staleness = t->version - behind;
     asks.push_back({*owner, have, staleness});
   }
   std::stable_sort(asks.begin(), asks.end(),
@@ -173,8 +172,8 @@ std::vector<TableDeltaMsg> TableSync::DeltasFor(const std::vector<MemberEntryMsg
     if (have.generation > t.generation) continue;
     bool reset = have.generation < t.generation || have.version < t.gc_floor;
     if (!reset && have.version >= t.version) continue;
-    stale.push_back(
-        {owner, have, reset ? std::numeric_limits<uint64_t>::max() : t.version - have.version});
+    // How many versions behind: all of them when it needs the whole table.
+    stale.push_back({owner, have, t.version - (reset ? 0 : have.version)});
   }
   // Stalest first: with a budget, the peers that lag most catch up first.
   std::sort(stale.begin(), stale.end(), [](const Candidate& a, const Candidate& b) {

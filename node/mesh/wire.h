@@ -24,7 +24,7 @@ constexpr size_t kMaxPacketBytes = 1400;
 constexpr size_t kMaxPacketWords = 2048;
 // Exchanges: a push-pull of 10,000 members is under 1 MiB packed.
 constexpr size_t kMaxExchangeBytes = 4u << 20;  // the TCP frame cap (frame.h)
-constexpr size_t kMaxExchangeWords = 8u << 20;
+constexpr size_t kMaxExchangeWords = 2u << 20;
 // Our schema nests six deep (Packet > gossip > table > entries > entry > text).
 constexpr int kNestingLimit = 8;
 
