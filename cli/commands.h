@@ -69,8 +69,14 @@ struct FlowsOptions {
 CLI::App* AddFlowsCommand(CLI::App& app, FlowsOptions* o);
 int RunFlows(const GlobalOptions& g, const FlowsOptions& o);
 
-CLI::App* AddEndpointsCommand(CLI::App& app);
-int RunEndpoints(const GlobalOptions& g);
+struct EndpointsOptions {
+  bool all = false;  // every node's, from the mesh
+};
+CLI::App* AddEndpointsCommand(CLI::App& app, EndpointsOptions* o);
+int RunEndpoints(const GlobalOptions& g, const EndpointsOptions& o);
+
+CLI::App* AddPeersCommand(CLI::App& app);
+int RunPeers(const GlobalOptions& g);
 
 struct LookOptions {
   std::string target;

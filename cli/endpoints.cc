@@ -8,31 +8,34 @@
 
 namespace flowmesh::cli {
 
-CLI::App* AddEndpointsCommand(CLI::App& app) {
+CLI::App* AddEndpointsCommand(CLI::App& app, EndpointsOptions* o) {
   CLI::App* cmd = app.add_subcommand(
-      "endpoints", "show this node's listening TCP endpoints and their processes");
+      "endpoints", "show listening TCP endpoints and their processes: this node's, or --all");
   cmd->footer(
-      "Columns: ENDPOINT (ip:port; 0.0.0.0 or :: = every address) PID PGID COMM NETNS EXE.\n"
+      "Columns: ENDPOINT (ip:port; 0.0.0.0 or :: = every address) PID PGID COMM NETNS EXE;\n"
+      "with --all, NODE first: the mesh member that announced it (loopback-only listeners\n"
+      "are not announced).\n"
       "With --json: one array of objects with family, addr, port, netns, pid, pgid, comm,\n"
-      "exe, since.");
+      "exe, since (and node with --all).");
+  cmd->add_flag("--all", o->all, "every endpoint in the mesh, with its owner node");
   return cmd;
 }
 
-int RunEndpoints(const GlobalOptions& g) {
+int RunEndpoints(const GlobalOptions& g, const EndpointsOptions& o) {
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
-  Result<std::vector<EndpointView>> all = client->Endpoints();
+  Result<std::vector<EndpointView>> all = o.all ? client->MeshEndpoints() : client->Endpoints();
   if (!all.ok()) return Fail(kExitFailure, all.status().message());
   std::sort(all->begin(), all->end(), [](const EndpointView& a, const EndpointView& b) {
-    return std::tie(a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
-           std::tie(b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
+    return std::tie(a.node, a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
+           std::tie(b.node, b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
   });
   if (g.json) {
-    std::printf("%s\n", EndpointsJson(*all).c_str());
+    std::printf("%s\n", EndpointsJson(*all, o.all).c_str());
     return kExitOk;
   }
-  std::printf("%s\n", EndpointsHeader().c_str());
-  for (const EndpointView& e : *all) std::printf("%s\n", EndpointsLine(e).c_str());
+  std::printf("%s\n", EndpointsHeader(o.all).c_str());
+  for (const EndpointView& e : *all) std::printf("%s\n", EndpointsLine(e, o.all).c_str());
   return kExitOk;
 }
 

@@ -31,7 +31,9 @@ int Main(int argc, char** argv) {
   LookOptions look;
   CLI::App* look_cmd = AddLookCommand(app, &look);
   CLI::App* flows_cmd = AddFlowsCommand(app, &flows);
-  CLI::App* endpoints_cmd = AddEndpointsCommand(app);
+  EndpointsOptions endpoints;
+  CLI::App* endpoints_cmd = AddEndpointsCommand(app, &endpoints);
+  CLI::App* peers_cmd = AddPeersCommand(app);
   CLI::App* watch_cmd = AddWatchCommand(app, &watch);
   CLI::App* top_cmd = AddTopCommand(app, &top);
   CLI::App* status_cmd = AddStatusCommand(app);
@@ -43,13 +45,14 @@ int Main(int argc, char** argv) {
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty() &&
         !app.remaining().empty())
       return Fail(kExitUsage, "unknown subcommand '" + app.remaining().front() +
-                                  "' (expected look, flows, endpoints, watch, top or status)");
+                                  "' (expected look, flows, endpoints, peers, watch, top or status)");
     // CLI11 prints the message (or the help); its codes vary, ours do not.
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   if (look_cmd->parsed()) return RunLook(global, look);
   if (flows_cmd->parsed()) return RunFlows(global, flows);
-  if (endpoints_cmd->parsed()) return RunEndpoints(global);
+  if (endpoints_cmd->parsed()) return RunEndpoints(global, endpoints);
+  if (peers_cmd->parsed()) return RunPeers(global);
   if (watch_cmd->parsed()) return RunWatch(global, watch);
   if (top_cmd->parsed()) return RunTop(global, top);
   if (status_cmd->parsed()) return RunStatus(global);

@@ -154,6 +154,18 @@ struct EndpointInfo {
   port @3 :UInt16;
   process @4 :ProcessDetails;
   sinceNs @5 :Int64;
+  node @6 :Text;           # owner in the mesh; "" = the node that answered
+}
+
+struct PeerInfo {
+  name @0 :Text;
+  addr @1 :Text;
+  state @2 :Text;          # alive, suspect, dead, left
+  incarnation @3 :UInt32;
+  endpoints @4 :UInt64;
+  stateChangeNs @5 :Int64;
+  generation @6 :UInt64;
+  nodeId @7 :Text;
 }
 
 struct FlowStats {
@@ -205,6 +217,8 @@ struct Request {
     flows @3 :FlowsQuery;    # a stream of Response.records
     endpoints @4 :Void;      # one Response.endpoints
     look @5 :LookQuery;      # one Response.look
+    peers @6 :Void;          # one Response.peers
+    meshEndpoints @7 :Void;  # one Response.endpoints: every node's
   }
 }
 
@@ -220,5 +234,6 @@ struct Response {
     records @5 :RecordBatch;
     endpoints @6 :List(EndpointInfo);
     look @7 :LookNode;       # the root of the tree
+    peers @8 :List(PeerInfo);
   }
 }

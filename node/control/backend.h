@@ -31,6 +31,19 @@ struct StoreStatus {
 struct EndpointView {
   EndpointRecord endpoint;
   ProcessDetails process;
+  std::string node;  // owner in the mesh; "" = this node
+};
+
+// A member of the mesh, for `meshctl peers`.
+struct PeerView {
+  std::string name;
+  std::string addr;   // "ip:port"
+  std::string state;  // alive, suspect, dead, left
+  uint32_t incarnation = 0;
+  uint64_t endpoints = 0;
+  int64_t state_change_ns = 0;  // Unix ns
+  uint64_t generation = 0;
+  std::string node_id;
 };
 
 struct NodeStatus {
@@ -62,6 +75,10 @@ class ControlBackend {
                              const std::function<bool(const ConnRecord&)>& fn) = 0;
   virtual std::vector<EndpointView> GetEndpoints() = 0;
   virtual Result<LookResult> RunLook(const LookQuery& query) = 0;
+  // The mesh's members and every endpoint it knows; empty when the mesh is off.
+  virtual std::vector<PeerView> GetPeers() { return {}; }
+  virtual std::vector<EndpointView> GetMeshEndpoints() { return {}; }
+  virtual bool MeshEnabled() { return false; }
 };
 
 }  // namespace flowmesh

@@ -199,6 +199,18 @@ Result<std::vector<EndpointView>> ControlClient::Endpoints() {
   return std::move(r.endpoints);
 }
 
+Result<std::vector<PeerView>> ControlClient::Peers() {
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kPeers)));
+  if (r.kind != ControlResponse::Kind::kPeers) return AnswerError(r);
+  return std::move(r.peers);
+}
+
+Result<std::vector<EndpointView>> ControlClient::MeshEndpoints() {
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kMeshEndpoints)));
+  if (r.kind != ControlResponse::Kind::kEndpoints) return AnswerError(r);
+  return std::move(r.endpoints);
+}
+
 Result<LookNode> ControlClient::Look(const LookQuery& query, std::chrono::milliseconds timeout) {
   ControlRequest request = Request(RequestKind::kLook);
   request.look = query;

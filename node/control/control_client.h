@@ -43,6 +43,9 @@ class ControlClient {
                            std::function<bool(const ConnRecord&)> on_record,
                            bool* truncated = nullptr);
   Result<std::vector<EndpointView>> Endpoints();
+  // The mesh: its members, and every endpoint every member announced.
+  Result<std::vector<PeerView>> Peers();
+  Result<std::vector<EndpointView>> MeshEndpoints();
   // The tree; waits up to `timeout` (a mesh-wide walk takes a while).
   Result<LookNode> Look(const LookQuery& query, std::chrono::milliseconds timeout);
 

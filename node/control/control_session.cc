@@ -122,6 +122,17 @@ void Session::Dispatch(ControlRequest request) {
         frame = EncodeStatusResponse(st);
       } else if (request.kind == RequestKind::kEndpoints) {
         frame = EncodeEndpointsResponse(self->state_->backend.GetEndpoints());
+      } else if (request.kind == RequestKind::kPeers ||
+                 request.kind == RequestKind::kMeshEndpoints) {
+        ControlBackend& b = self->state_->backend;
+        if (!b.MeshEnabled())
+          frame = EncodeErrorResponse(
+              "this meshd is not in a mesh (start it with --cluster-key-file FILE and --join "
+              "SEEDS, or --insecure)");
+        else if (request.kind == RequestKind::kPeers)
+          frame = EncodePeersResponse(b.GetPeers());
+        else
+          frame = EncodeEndpointsResponse(b.GetMeshEndpoints());
       } else if (request.kind == RequestKind::kLook) {
         Result<LookResult> look = self->state_->backend.RunLook(request.look);
         frame = look.ok() ? EncodeLookResponse(look->root)

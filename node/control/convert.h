@@ -28,7 +28,9 @@ struct WatchFilter {
   bool operator==(const WatchFilter&) const = default;
 };
 
-enum class RequestKind { kStatus, kConnections, kWatch, kFlows, kEndpoints, kLook };
+enum class RequestKind {
+  kStatus, kConnections, kWatch, kFlows, kEndpoints, kLook, kPeers, kMeshEndpoints
+};
 
 struct ControlRequest {
   RequestKind kind = RequestKind::kStatus;
@@ -39,7 +41,9 @@ struct ControlRequest {
 };
 
 struct ControlResponse {
-  enum class Kind { kError, kStatus, kConnections, kEvent, kWatchDropped, kRecords, kEndpoints, kLook };
+  enum class Kind {
+    kError, kStatus, kConnections, kEvent, kWatchDropped, kRecords, kEndpoints, kLook, kPeers
+  };
   Kind kind = Kind::kError;
   std::string error;
   NodeStatus status;
@@ -51,6 +55,7 @@ struct ControlResponse {
   bool truncated = false;           // ... and the limit cut the scan short
   std::vector<EndpointView> endpoints;
   LookNode look;
+  std::vector<PeerView> peers;
 };
 
 // Struct <-> schema. The From* functions validate what a peer could get
@@ -90,6 +95,7 @@ Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>
                                                    bool truncated);
 Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointView>& endpoints);
 Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root);
+Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& peers);
 
 // Decoding never throws: a message that does not fit the schema is an error.
 Result<ControlRequest> DecodeRequest(Frame& frame);

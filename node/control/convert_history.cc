@@ -187,6 +187,7 @@ void ToCapnp(const EndpointView& e, s::EndpointInfo::Builder b) {
   b.setPort(e.endpoint.port);
   DetailsToWire(e.process, b.initProcess());
   b.setSinceNs(e.endpoint.since_ns);
+  b.setNode(e.node);
 }
 
 Result<EndpointView> FromCapnp(s::EndpointInfo::Reader r) {
@@ -201,6 +202,7 @@ Result<EndpointView> FromCapnp(s::EndpointInfo::Reader r) {
   e.endpoint.proc.start_ticks = e.process.start_ticks;
   e.endpoint.proc.set_comm(e.process.comm);
   e.endpoint.since_ns = r.getSinceNs();
+  e.node = r.getNode();
   return e;
 }
 

@@ -81,9 +81,17 @@ std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns
 std::string FlowsJson(const ConnRecord& r);
 
 // ---- endpoints ----
-std::string EndpointsHeader();
-std::string EndpointsLine(const EndpointView& e);
-std::string EndpointsJson(const std::vector<EndpointView>& all);  // one array
+// with_node: a NODE column / "node" field first (endpoints --all).
+std::string EndpointsHeader(bool with_node = false);
+std::string EndpointsLine(const EndpointView& e, bool with_node = false);
+std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node = false);
+
+// ---- peers ----
+std::string PeersHeader();
+std::string PeersLine(const PeerView& p, int64_t now_ns);
+// DESIGN.md: an array of {"name", "addr", "state", "incarnation", "endpoints"},
+// plus generation and last_change.
+std::string PeersJson(const std::vector<PeerView>& peers);
 
 // "512 B", "3.4 KB", "12.0 MB".
 std::string HumanBytes(uint64_t bytes);

@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 
 #include "node/common/clock.h"
+#include "node/control/duration.h"
 #include "node/control/format.h"
 #include "node/control/format_internal.h"
 
@@ -52,24 +53,27 @@ std::string FlowsJson(const ConnRecord& r) {
   return std::move(o).Finish();
 }
 
-std::string EndpointsHeader() {
-  return Printf("%-22s %-7s %-7s %-15s %-10s %s", "ENDPOINT", "PID", "PGID", "COMM", "NETNS",
+std::string EndpointsHeader(bool with_node) {
+  return (with_node ? Printf("%-16s ", "NODE") : std::string()) +
+         Printf("%-22s %-7s %-7s %-15s %-10s %s", "ENDPOINT", "PID", "PGID", "COMM", "NETNS",
                 "EXE");
 }
 
-std::string EndpointsLine(const EndpointView& e) {
+std::string EndpointsLine(const EndpointView& e, bool with_node) {
   Endpoint ep{e.endpoint.addr, e.endpoint.port};
-  return Printf("%-22s %-7s %-7s %-15s %-10u %s", ep.ToString().c_str(),
+  return (with_node ? Printf("%-16s ", TerminalSafe(e.node).c_str()) : std::string()) +
+         Printf("%-22s %-7s %-7s %-15s %-10u %s", ep.ToString().c_str(),
                 e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
                 e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
                 TerminalSafe(e.process.comm).c_str(), e.endpoint.netns,
                 TerminalSafe(e.process.exe).c_str());
 }
 
-std::string EndpointsJson(const std::vector<EndpointView>& all) {
+std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) {
   std::string out = "[";
   for (const EndpointView& e : all) {
     JsonObject o;
+    if (with_node) o.Str("node", e.node);
     o.Str("family", FamilyName(e.endpoint.addr.family))
         .Str("addr", e.endpoint.addr.ToString())
         .Uint("port", e.endpoint.port)
@@ -86,6 +90,42 @@ std::string EndpointsJson(const std::vector<EndpointView>& all) {
       o.Str("since", FormatRfc3339(e.endpoint.since_ns));
     else
       o.Null("since");
+    if (out.size() > 1) out += ",";
+    out += std::move(o).Finish();
+  }
+  return out + "]";
+}
+
+std::string PeersHeader() {
+  return Printf("%-16s %-22s %-8s %11s %9s  %s", "NAME", "ADDRESS", "STATE", "INCARNATION",
+                "ENDPOINTS", "LAST CHANGE");
+}
+
+std::string PeersLine(const PeerView& p, int64_t now_ns) {
+  std::string change = "-";
+  if (p.state_change_ns > 0)
+    change = FormatDuration(std::chrono::milliseconds(
+                 std::max<int64_t>(0, now_ns - p.state_change_ns) / 1'000'000)) +
+             " ago";
+  return Printf("%-16s %-22s %-8s %11u %9llu  %s", TerminalSafe(p.name).c_str(),
+                TerminalSafe(p.addr).c_str(), TerminalSafe(p.state).c_str(), p.incarnation,
+                static_cast<unsigned long long>(p.endpoints), change.c_str());
+}
+
+std::string PeersJson(const std::vector<PeerView>& peers) {
+  std::string out = "[";
+  for (const PeerView& p : peers) {
+    JsonObject o;
+    o.Str("name", p.name)
+        .Str("addr", p.addr)
+        .Str("state", p.state)
+        .Uint("incarnation", p.incarnation)
+        .Uint("endpoints", p.endpoints)
+        .Uint("generation", p.generation);
+    if (p.state_change_ns > 0)
+      o.Str("last_change", FormatRfc3339(p.state_change_ns));
+    else
+      o.Null("last_change");
     if (out.size() > 1) out += ",";
     out += std::move(o).Finish();
   }

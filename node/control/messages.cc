@@ -33,6 +33,8 @@ Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
     }
     case RequestKind::kEndpoints: req.setEndpoints(); break;
     case RequestKind::kLook: ToCapnp(request.look, req.initLook()); break;
+    case RequestKind::kPeers: req.setPeers(); break;
+    case RequestKind::kMeshEndpoints: req.setMeshEndpoints(); break;
   }
   return EncodeFrame(message, kMaxRequestBytes);
 }
@@ -93,6 +95,24 @@ Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root) {
   return ResponseFrame(message);
 }
 
+Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& peers) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<s::Response>().initPeers(static_cast<unsigned>(peers.size()));
+  for (unsigned i = 0; i < peers.size(); i++) {
+    const PeerView& p = peers[i];
+    auto b = list[i];
+    b.setName(p.name);
+    b.setAddr(p.addr);
+    b.setState(p.state);
+    b.setIncarnation(p.incarnation);
+    b.setEndpoints(p.endpoints);
+    b.setStateChangeNs(p.state_change_ns);
+    b.setGeneration(p.generation);
+    b.setNodeId(p.node_id);
+  }
+  return ResponseFrame(message);
+}
+
 Result<ControlRequest> DecodeRequest(Frame& frame) {
   try {
     auto req = frame.Root<s::Request>();
@@ -121,6 +141,8 @@ Result<ControlRequest> DecodeRequest(Frame& frame) {
         return out;
       }
       case s::Request::ENDPOINTS: out.kind = RequestKind::kEndpoints; return out;
+      case s::Request::PEERS: out.kind = RequestKind::kPeers; return out;
+      case s::Request::MESH_ENDPOINTS: out.kind = RequestKind::kMeshEndpoints; return out;
       case s::Request::LOOK: {
         out.kind = RequestKind::kLook;
         FM_ASSIGN_OR_RETURN(out.look, FromCapnp(req.getLook()));
@@ -184,6 +206,22 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
         for (s::EndpointInfo::Reader e : resp.getEndpoints()) {
           FM_ASSIGN_OR_RETURN(EndpointView view, FromCapnp(e));
           out.endpoints.push_back(std::move(view));
+        }
+        return out;
+      }
+      case s::Response::PEERS: {
+        out.kind = ControlResponse::Kind::kPeers;
+        for (s::PeerInfo::Reader r : resp.getPeers()) {
+          PeerView p;
+          p.name = r.getName();
+          p.addr = r.getAddr();
+          p.state = r.getState();
+          p.incarnation = r.getIncarnation();
+          p.endpoints = r.getEndpoints();
+          p.state_change_ns = r.getStateChangeNs();
+          p.generation = r.getGeneration();
+          p.node_id = r.getNodeId();
+          out.peers.push_back(std::move(p));
         }
         return out;
       }

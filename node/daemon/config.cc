@@ -133,6 +133,36 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->type_name("SIZE")
       ->envname("MESHD_RETENTION_SIZE")
       ->capture_default_str();
+  std::string join;
+  app.add_option("--bind", cfg.bind, "UDP and TCP address of the mesh (gossip and queries)")
+      ->type_name("IP:PORT")
+      ->envname("MESHD_BIND")
+      ->capture_default_str();
+  app.add_option("--advertise", cfg.advertise,
+                 "Address peers use to reach this node (default: the --bind address, or this "
+                 "host's first non-loopback address when binding 0.0.0.0)")
+      ->type_name("IP")
+      ->envname("MESHD_ADVERTISE");
+  app.add_option("--join", join,
+                 "Seeds to join the mesh through, e.g. 10.0.0.5:7946,10.0.0.6:7946; retried "
+                 "until one answers. A restarted node also rejoins through the peers it knew")
+      ->type_name("HOST:PORT,...")
+      ->envname("MESHD_JOIN");
+  app.add_option("--cluster-key-file", cfg.cluster_key_file,
+                 "Keyring sealing every mesh packet with AES-256-GCM: one base64 32-byte key "
+                 "per line, the first encrypts, all decrypt (mode 0600). Turns the mesh on")
+      ->type_name("FILE")
+      ->envname("MESHD_CLUSTER_KEY_FILE");
+  app.add_option("--cluster-label", cfg.cluster_label,
+                 "Name of the mesh, bound into every sealed packet: meshes with different "
+                 "labels never mix")
+      ->type_name("LABEL")
+      ->envname("MESHD_CLUSTER_LABEL")
+      ->capture_default_str();
+  app.add_flag("--insecure", cfg.insecure,
+               "Run the mesh without a key: packets unsealed, anyone on the network can join "
+               "(trusted lab networks only)")
+      ->envname("MESHD_INSECURE");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->type_name("LEVEL")
       ->envname("MESHD_LOG_LEVEL")
@@ -174,6 +204,28 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     return usage("--retention-size: must be 0 (no limit) or at least 16M");
   cfg.retention_bytes = *rs;
   if (cfg.data_dir.empty()) return usage("--data-dir: must not be empty");
+  cfg.join = std::vector<std::string>();
+  for (size_t start = 0; start < join.size();) {
+    size_t comma = join.find(',', start);
+    std::string part =
+        join.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty()) {
+      if (!Endpoint::Parse(part).ok())
+        return usage("--join: '" + part + "' is not IP:PORT (e.g. 10.0.0.5:7946)");
+      cfg.join.push_back(part);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (!cfg.join.empty() && !cfg.mesh_enabled())
+    return usage(
+        "--join: refusing to join a mesh without a cluster key; give --cluster-key-file FILE "
+        "(head -c32 /dev/urandom | base64 > FILE; chmod 600 FILE) or --insecure");
+  if (Result<Endpoint> b = Endpoint::Parse(cfg.bind); !b.ok() || b->port == 0)
+    return usage("--bind: '" + cfg.bind + "' is not IP:PORT with a port (e.g. 0.0.0.0:7946)");
+  if (!cfg.advertise.empty() && !IpAddr::Parse(cfg.advertise).ok())
+    return usage("--advertise: '" + cfg.advertise + "' is not an IP address");
+  if (cfg.cluster_label.empty()) return usage("--cluster-label: must not be empty");
   if (!ports.empty()) {
     Result<std::vector<uint16_t>> p = ParsePortList(ports, 16);
     if (!p.ok()) return usage("--ports: " + p.status().message());

@@ -29,6 +29,14 @@ struct DaemonConfig {
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
   uint64_t retention_bytes = 2ULL << 30;  // 0 = no size limit
+  // Mesh. On when a key file is given, or --insecure.
+  std::string bind = "0.0.0.0:7946";
+  std::string advertise;  // "" = the bind address, or the host's first address
+  std::vector<std::string> join;
+  std::string cluster_key_file;
+  std::string cluster_label = "flowmesh";
+  bool insecure = false;
+  bool mesh_enabled() const { return !cluster_key_file.empty() || insecure; }
 };
 
 // "2G", "500M", "64KiB", "1048576" (bytes); K/M/G/T are powers of 1024.

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/signal_set.hpp>
+#include <tuple>
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
@@ -45,6 +47,8 @@ Status Daemon::Init() {
   Status eps = store_->ReplaceEndpoints(LiveEndpoints());
   if (!eps.ok()) FM_LOG(Warn, "store") << eps.message();
 
+  if (config_.mesh_enabled()) FM_RETURN_IF_ERROR(InitMesh());
+
   control_ = std::make_unique<ControlServer>(io_, *this);
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
@@ -80,6 +84,75 @@ std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
   std::vector<EndpointRecord> out;
   for (const Listener& l : pipeline_.table().Listeners())
     out.push_back(EndpointRecord{l.key.netns, l.key.laddr, l.key.lport, l.proc, l.since_ns});
+  return out;
+}
+
+Status Daemon::InitMesh() {
+  MeshServiceOptions mo;
+  mo.node_name = config_.node_name;
+  FM_ASSIGN_OR_RETURN(mo.bind, Endpoint::Parse(config_.bind));
+  if (!config_.advertise.empty()) {
+    FM_ASSIGN_OR_RETURN(mo.advertise, IpAddr::Parse(config_.advertise));
+  }
+  mo.join = config_.join;
+  mo.key_file = config_.cluster_key_file;
+  mo.label = config_.cluster_label;
+  mo.insecure = config_.insecure;
+  FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
+  return Status::Ok();
+}
+
+LocalTable Daemon::MeshTable() {
+  LocalTable t;
+  t.addresses = GossipAddresses();
+  for (const EndpointRecord& e : LiveEndpoints()) {
+    // Loopback listeners are not reachable from other hosts.
+    if (e.addr.is_loopback()) continue;
+    ProcessDetails p = processes_->Lookup(e.proc);
+    t.endpoints.push_back({e.addr, e.port, p.pid, p.pgid, p.comm, p.exe});
+  }
+  std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
+  });
+  return t;
+}
+
+std::vector<PeerView> Daemon::GetPeers() {
+  std::vector<PeerView> out;
+  if (!mesh_) return out;
+  for (const mesh::MemberView& m : mesh_->Members()) {
+    PeerView p;
+    p.name = m.name;
+    p.addr = m.address;
+    p.state = mesh::MemberStateName(m.state);
+    p.incarnation = m.incarnation;
+    p.endpoints = m.endpoints;
+    p.state_change_ns = m.state_change_ns > 0 ? MonotonicToRealtimeNs(m.state_change_ns) : 0;
+    p.generation = m.generation;
+    p.node_id = m.node_id;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<EndpointView> Daemon::GetMeshEndpoints() {
+  std::vector<EndpointView> out;
+  if (!mesh_) return out;
+  for (const mesh::NodeTable& t : mesh_->Tables()) {
+    for (const mesh::EndpointSummary& e : t.endpoints) {
+      EndpointView v;
+      v.endpoint.addr = e.addr;
+      v.endpoint.port = e.port;
+      v.process.pid = e.pid;
+      v.process.pgid = e.pgid;
+      v.process.comm = e.comm;
+      v.process.exe = e.exe;
+      v.endpoint.proc.pid = e.pid;
+      v.endpoint.proc.set_comm(e.comm);
+      v.node = t.name;
+      out.push_back(std::move(v));
+    }
+  }
   return out;
 }
 
@@ -166,6 +239,8 @@ int Daemon::Run() {
   if (probe_) probe_->Stop();
   // Everything the probe delivered is aggregated by now: write it.
   if (flusher_) flusher_->Stop();
+  // Leave the mesh gracefully: peers mark us left, not dead.
+  if (mesh_) mesh_->Stop();
   ProbeStats st = probe_ ? probe_->Stats() : ProbeStats{};
   FM_LOG(Info, "meshd") << "stopped: " << st.events << " events, " << st.lost << " lost";
   return exit_code_.load();

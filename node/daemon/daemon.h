@@ -13,6 +13,7 @@
 #include "node/control/backend.h"
 #include "node/control/control_server.h"
 #include "node/daemon/config.h"
+#include "node/daemon/mesh_service.h"
 #include "node/daemon/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
@@ -43,6 +44,9 @@ class Daemon final : public ControlBackend {
                      const std::function<bool(const ConnRecord&)>& fn) override;
   std::vector<EndpointView> GetEndpoints() override;
   Result<LookResult> RunLook(const LookQuery& query) override;
+  std::vector<PeerView> GetPeers() override;
+  std::vector<EndpointView> GetMeshEndpoints() override;
+  bool MeshEnabled() override { return mesh_ != nullptr; }
 
  private:
   Status InitStore();
@@ -50,6 +54,8 @@ class Daemon final : public ControlBackend {
   // Queries read the store: what was aggregated goes there first.
   void FlushForQuery();
   std::vector<EndpointRecord> LiveEndpoints() const;
+  Status InitMesh();
+  LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
   void RefreshCounters();
@@ -63,6 +69,7 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<Flusher> flusher_;
+  std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<Probe> probe_;
   std::string probe_reason_;
   asio::io_context io_;

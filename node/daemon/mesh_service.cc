@@ -1,0 +1,228 @@
+// MeshService: the mesh's thread, transports and keyring inside meshd.
+#include "node/daemon/mesh_service.h"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <chrono>
+#include <future>
+#include <sstream>
+
+#include "node/common/log.h"
+#include "node/look/local_directory.h"
+
+namespace flowmesh {
+namespace {
+
+constexpr std::string_view kPeersMetaKey = "mesh.peers";
+constexpr auto kAskTimeout = std::chrono::seconds(2);
+constexpr auto kLeaveTimeout = std::chrono::seconds(3);
+constexpr int kSavePeersEvery = 30;  // publisher ticks (seconds)
+
+// The address peers reach us at, when the socket is bound to a wildcard.
+class AdvertiseAs final : public mesh::Transport {
+ public:
+  AdvertiseAs(mesh::Transport& inner, mesh::Address advertised)
+      : inner_(inner), advertised_(std::move(advertised)) {}
+  const mesh::Address& LocalAddress() const override { return advertised_; }
+  void SetHandlers(PacketHandler p, ExchangeHandler e) override {
+    inner_.SetHandlers(std::move(p), std::move(e));
+  }
+  void SendPacket(const mesh::Address& to, mesh::Bytes packet) override {
+    inner_.SendPacket(to, std::move(packet));
+  }
+  void Exchange(const mesh::Address& to, mesh::Bytes request, int64_t timeout_ns,
+                ExchangeDone done) override {
+    inner_.Exchange(to, std::move(request), timeout_ns, std::move(done));
+  }
+  size_t MaxPacketBytes() const override { return inner_.MaxPacketBytes(); }
+
+ private:
+  mesh::Transport& inner_;
+  mesh::Address advertised_;
+};
+
+std::vector<std::string> SplitCommas(std::string_view s) {
+  std::vector<std::string> out;
+  std::stringstream in{std::string(s)};
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+std::string TableFingerprint(const LocalTable& t) {
+  std::string out;
+  for (const IpAddr& a : t.addresses) out += a.ToString() + ",";
+  out += "|";
+  for (const mesh::EndpointSummary& e : t.endpoints)
+    out += Endpoint{e.addr, e.port}.ToString() + "/" + std::to_string(e.pid) + "/" + e.comm + ",";
+  return out;
+}
+
+}  // namespace
+
+std::vector<IpAddr> GossipAddresses() {
+  std::vector<IpAddr> out;
+  for (const IpAddr& a : LocalAddresses()) {
+    if (a.is_loopback() || a.is_unspecified()) continue;
+    // fe80::/10 is meaningless off the link it was seen on.
+    if (!a.is_v4() && a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) continue;
+    out.push_back(a);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions options, Store& store,
+                                                        std::function<LocalTable()> local) {
+  std::unique_ptr<MeshService> svc(new MeshService());
+  svc->options_ = std::move(options);
+  svc->store_ = &store;
+  svc->local_ = std::move(local);
+
+  IpAddr advertise = svc->options_.advertise;
+  if (advertise.family == 0 || advertise.is_unspecified()) {
+    if (!svc->options_.bind.addr.is_unspecified()) {
+      advertise = svc->options_.bind.addr;
+    } else {
+      std::vector<IpAddr> mine = GossipAddresses();
+      std::stable_partition(mine.begin(), mine.end(), [](const IpAddr& a) { return a.is_v4(); });
+      if (mine.empty())
+        return InvalidArgument(
+            "cannot tell which address peers should use to reach this node (no non-loopback "
+            "address); give --advertise IP or --bind IP:PORT");
+      advertise = mine.front();
+    }
+  }
+  svc->advertised_ = Endpoint{advertise, svc->options_.bind.port}.ToString();
+
+  if (!svc->options_.key_file.empty()) {
+    FM_ASSIGN_OR_RETURN(svc->keyring_, mesh::LoadKeyringFile(svc->options_.key_file));
+  } else if (!svc->options_.insecure) {
+    return InvalidArgument(
+        "refusing to join a mesh without a cluster key: give --cluster-key-file FILE (create "
+        "one with: head -c32 /dev/urandom | base64 > FILE; chmod 600 FILE), or --insecure to "
+        "run the mesh unsealed on a trusted network");
+  }
+
+  svc->runtime_ = std::make_unique<mesh::AsioRuntime>(svc->io_);
+  FM_ASSIGN_OR_RETURN(svc->udp_tcp_, mesh::AsioTransport::Bind(svc->io_, svc->options_.bind));
+  svc->advertise_as_ = std::make_unique<AdvertiseAs>(*svc->udp_tcp_, svc->advertised_);
+  if (svc->options_.insecure && svc->options_.key_file.empty()) {
+    svc->sealed_ = std::make_unique<mesh::SealedTransport>(*svc->advertise_as_);
+  } else {
+    mesh::SealOptions so;
+    so.label = svc->options_.label;
+    svc->sealed_ = std::make_unique<mesh::SealedTransport>(*svc->advertise_as_, svc->keyring_, so);
+  }
+
+  mesh::MeshConfig config;
+  config.name = svc->options_.node_name;
+  config.node_id = store.meta().node_id;
+  config.generation = store.meta().generation;
+  svc->node_ = std::make_unique<mesh::MeshNode>(*svc->runtime_, *svc->sealed_, config);
+
+  std::vector<std::string> seeds;
+  for (const std::string& j : svc->options_.join) seeds.push_back(j);
+  Result<std::optional<std::string>> saved = store.GetMeta(std::string(kPeersMetaKey));
+  if (saved.ok() && saved->has_value())
+    for (std::string& p : SplitCommas(**saved))
+      if (std::find(seeds.begin(), seeds.end(), p) == seeds.end()) seeds.push_back(std::move(p));
+  svc->node_->Start(seeds);
+  FM_LOG(Info, "mesh") << "node " << config.name << " (generation " << config.generation << ") on "
+                       << svc->options_.bind.ToString() << ", advertised as " << svc->advertised_
+                       << ", "
+                       << (svc->sealed_->insecure()
+                               ? "UNSEALED (--insecure)"
+                               : "sealed with " + std::to_string(svc->keyring_.size()) +
+                                     " key(s), label '" + svc->options_.label + "'")
+                       << "; joining through " << seeds.size() << " seed(s)";
+
+  MeshService* raw = svc.get();
+  raw->thread_ = std::thread([raw] {
+    auto guard = asio::make_work_guard(raw->io_);
+    raw->io_.run();
+  });
+  raw->publisher_ = std::thread([raw] { raw->PublishLoop(); });
+  return svc;
+}
+
+MeshService::~MeshService() { Stop(); }
+
+template <typename T>
+T MeshService::Ask(std::function<T()> fn, T fallback) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> result = promise->get_future();
+  asio::post(io_, [fn = std::move(fn), promise] { promise->set_value(fn()); });
+  if (result.wait_for(kAskTimeout) != std::future_status::ready) return fallback;
+  return result.get();
+}
+
+void MeshService::PublishLoop() {
+  std::unique_lock lock(mu_);
+  for (int tick = 0; !stopping_; tick++) {
+    lock.unlock();
+    LocalTable table = local_();
+    std::string fp = TableFingerprint(table);
+    if (fp != last_table_) {
+      last_table_ = std::move(fp);
+      asio::post(io_, [this, table = std::move(table)]() mutable {
+        node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints));
+      });
+    }
+    // Often enough that a node killed soon after joining still rejoins.
+    if (tick < kSavePeersEvery ? tick % 2 == 1 : tick % kSavePeersEvery == 0) SavePeers();
+    lock.lock();
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+  }
+}
+
+void MeshService::SavePeers() {
+  std::vector<mesh::Address> peers =
+      Ask<std::vector<mesh::Address>>([this] { return node_->KnownPeers(); }, {});
+  if (peers.empty()) return;
+  std::sort(peers.begin(), peers.end());
+  std::string joined;
+  for (const mesh::Address& p : peers) joined += (joined.empty() ? "" : ",") + p;
+  if (joined == saved_peers_) return;
+  saved_peers_ = joined;
+  Status s = store_->PutMeta(std::string(kPeersMetaKey), joined);
+  if (!s.ok()) FM_LOG(Warn, "mesh") << "cannot remember the known peers: " << s.message();
+}
+
+void MeshService::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (publisher_.joinable()) publisher_.join();
+  SavePeers();
+  auto left = std::make_shared<std::promise<void>>();
+  std::future<void> done = left->get_future();
+  asio::post(io_, [this, left] { node_->Leave([left] { left->set_value(); }); });
+  if (done.wait_for(kLeaveTimeout) != std::future_status::ready)
+    FM_LOG(Warn, "mesh") << "leave was not acknowledged within 3s; peers will notice by probing";
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+  // The io_context no longer runs: take the protocol down before its transports.
+  node_.reset();
+  sealed_.reset();
+  advertise_as_.reset();
+  udp_tcp_.reset();
+  runtime_.reset();
+}
+
+std::vector<mesh::MemberView> MeshService::Members() {
+  return Ask<std::vector<mesh::MemberView>>([this] { return node_->Members(); }, {});
+}
+
+std::vector<mesh::NodeTable> MeshService::Tables() {
+  return Ask<std::vector<mesh::NodeTable>>([this] { return node_->Tables(); }, {});
+}
+
+mesh::MeshStats MeshService::Stats() {
+  return Ask<mesh::MeshStats>([this] { return node_->Stats(); }, {});
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,95 @@
+// meshd's membership in the mesh: the mesh protocols on their own thread and
+// io_context (so the failure detector never waits on disk or the probe),
+// over UDP/TCP sealed with the cluster keyring. It publishes this node's
+// endpoint table, remembers known peers in the store so a restarted node
+// rejoins by itself, and answers what the control socket asks.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/common/net.h"
+#include "node/common/status.h"
+#include "node/mesh/asio_runtime.h"
+#include "node/mesh/asio_transport.h"
+#include "node/mesh/keyring.h"
+#include "node/mesh/mesh_node.h"
+#include "node/mesh/sealed_transport.h"
+#include "node/store/store.h"
+
+namespace flowmesh {
+
+struct MeshServiceOptions {
+  std::string node_name;
+  Endpoint bind;                  // UDP and TCP
+  IpAddr advertise;               // what peers use to reach us; unspecified = from bind/interfaces
+  std::vector<std::string> join;  // seeds, "host:port"
+  std::string key_file;           // "" with insecure = no sealing
+  std::string label = "flowmesh";
+  bool insecure = false;
+};
+
+// This node's table as the mesh spreads it.
+struct LocalTable {
+  std::vector<IpAddr> addresses;
+  std::vector<mesh::EndpointSummary> endpoints;
+};
+
+class MeshService {
+ public:
+  // Binds, loads the keyring and starts joining; `local` is asked every
+  // second for this node's table (from the daemon's threads; must be safe).
+  static Result<std::unique_ptr<MeshService>> Start(MeshServiceOptions options, Store& store,
+                                                    std::function<LocalTable()> local);
+  ~MeshService();  // Stop()
+
+  // Graceful leave (bounded), then the thread stops. Idempotent.
+  void Stop();
+
+  std::vector<mesh::MemberView> Members();
+  std::vector<mesh::NodeTable> Tables();
+  mesh::MeshStats Stats();
+  const std::string& advertised() const { return advertised_; }
+
+ private:
+  MeshService() = default;
+  // Runs fn on the mesh thread and waits for its result (bounded).
+  template <typename T>
+  T Ask(std::function<T()> fn, T fallback);
+  // Off the mesh thread: reads the local table (locks, /proc) and the
+  // store's disk, then hands results to the mesh thread.
+  void PublishLoop();
+  void SavePeers();
+
+  MeshServiceOptions options_;
+  Store* store_ = nullptr;
+  std::function<LocalTable()> local_;
+  std::string advertised_;
+  asio::io_context io_;
+  std::unique_ptr<mesh::AsioRuntime> runtime_;
+  std::unique_ptr<mesh::AsioTransport> udp_tcp_;
+  std::unique_ptr<mesh::Transport> advertise_as_;
+  mesh::Keyring keyring_;
+  std::unique_ptr<mesh::SealedTransport> sealed_;
+  std::unique_ptr<mesh::MeshNode> node_;
+  std::thread thread_;
+  std::thread publisher_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;    // guarded by mu_
+  std::string last_table_;   // publisher only: what was published last
+  std::string saved_peers_;  // publisher (and Stop, after it): what the store holds
+  bool stopped_ = false;
+};
+
+// Non-loopback, non-link-local addresses of this host: what the node gossips
+// as its own (127.0.0.1 belongs to every host).
+std::vector<IpAddr> GossipAddresses();
+
+}  // namespace flowmesh
