@@ -202,6 +202,13 @@ CONF
   wait_listen 6 11211 memcached "$work/kv-1/server.log" "$(cat "$work/kv-1/server.pid")"
 }
 
+up_failed() {
+  local rc=$?
+  [ "$rc" -eq 0 ] && return 0
+  echo "topology: up failed; stopping the lab (logs kept in $work)" >&2
+  cmd_down >/dev/null 2>&1 || true
+}
+
 cmd_up() {
   need_root
   [ -x "$meshd" ] || die "meshd binary $meshd is missing or not executable (build with scripts/build.sh, or set MESHD)"
@@ -220,7 +227,7 @@ cmd_up() {
   printf 'MESHD=%s\nMESHCTL=%s\n' "$meshd" "$meshctl_bin" >"$work/topology.env"
 
   # From here on, a failure takes down whatever was started; logs stay.
-  trap 'rc=$?; if [ $rc -ne 0 ]; then echo "topology: up failed; stopping the lab (logs kept in $work)" >&2; cmd_down >/dev/null 2>&1 || true; fi' EXIT
+  trap up_failed EXIT
 
   if [ ! -s "$work/cluster.key" ]; then
     (umask 077; head -c 32 /dev/urandom | base64 >"$work/cluster.key")
@@ -246,7 +253,7 @@ cmd_up() {
 
 cmd_traffic() {
   local n=${1:-20} i ok=0 code sample="" other=""
-  [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 1000 ] || die "N must be 1..1000"
+  if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 1000 ]; then die "N must be 1..1000"; fi
   ip netns list | awk '{print $1}' | grep -qx "$prefix-1" || die "the lab is not up (no namespace $prefix-1); run: $0 up WORKDIR"
   for i in $(seq "$n"); do
     code=$(ip netns exec "$prefix-1" curl -s -o "$work/client-1.last" -w '%{http_code}' --max-time 2 \
@@ -302,12 +309,12 @@ cmd_down() {
   hosts=$(ip netns list | awk '{print $1}' | grep -E "^$prefix-[0-9]+$" || true)
   # meshd first, with SIGTERM: each flushes its store and leaves the mesh.
   pids=()
-  for ns in $hosts; do pids+=($(ns_pids "$ns" meshd)); done
+  for ns in $hosts; do mapfile -t -O "${#pids[@]}" pids < <(ns_pids "$ns" meshd); done
   left=$(stop_pids TERM 10 "${pids[@]}")
   [ -z "$left" ] || echo "topology: meshd $left did not stop in 10 s after SIGTERM; killing" >&2
   # Then the servers (and anything else still in the lab's namespaces).
   pids=()
-  for ns in $hosts; do pids+=($(ns_pids "$ns")); done
+  for ns in $hosts; do mapfile -t -O "${#pids[@]}" pids < <(ns_pids "$ns"); done
   left=$(stop_pids TERM 5 "${pids[@]}")
   [ -z "$left" ] || echo "topology: processes $left did not stop in 5 s after SIGTERM; killing" >&2
   # lab.sh kills whatever is left with SIGKILL and removes the namespaces.
@@ -318,7 +325,7 @@ cmd_down() {
 work=
 case "$cmd" in
   up) [ $# -eq 1 ] || usage; work=$1; load_env; cmd_up ;;
-  traffic) [ $# -ge 1 ] && [ $# -le 2 ] || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" ;;
+  traffic) { [ $# -ge 1 ] && [ $# -le 2 ]; } || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" ;;
   ctl) [ $# -ge 3 ] || usage; work=$1; shift; load_env; cmd_ctl "$@" ;;
   down) [ $# -le 1 ] || usage; work=${1:-}; cmd_down ;;
   *) usage ;;
