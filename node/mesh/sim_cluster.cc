@@ -43,6 +43,9 @@ std::unique_ptr<MeshNode> SimCluster::MakeNode(size_t i) {
 }
 
 void SimCluster::AddNodes(size_t n) {
+  // Names first: they get the low ids, and each node's name-indexed lookup
+  // table then needs one slot per member rather than one per string.
+  for (size_t k = 0; k < n; k++) interner_->Intern(NameOf(nodes_.size() + k));
   for (size_t k = 0; k < n; k++) {
     size_t i = nodes_.size();
     net_.AddHost(AddressOf(i));

@@ -4,6 +4,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "node/common/clock.h"
 #include "node/store/codec.h"
 #include "node/store/store_impl.h"
 
@@ -81,7 +82,11 @@ Result<std::vector<Flow>> Store::Impl::ReadFlows(
   // Minute buckets [first, end) overlap the window; cover them with as few
   // (coarse) buckets as possible. The sum is the same.
   const int64_t first = std::max(FlowBucketOf(window.since_ns), expired_before.load());
-  const int64_t last = FlowBucketOf(window.until_ns);
+  // An open-ended window ("until now", or the end of time) cannot hold flows
+  // from the future: stop an hour past now (clock steps), so the plan stays
+  // a handful of spans instead of millions of empty buckets.
+  const int64_t horizon = RealtimeNs() + 3600 * int64_t{1'000'000'000};
+  const int64_t last = FlowBucketOf(std::min(window.until_ns, horizon));
   const int64_t end = last <= std::numeric_limits<int64_t>::max() - kFlowBucketNs
                           ? last + kFlowBucketNs
                           : last;  // the bucket at the end of time is not readable

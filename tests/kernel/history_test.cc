@@ -71,20 +71,6 @@ size_t CountSide(const std::vector<JsonLine>& lines, const Side& s, std::string*
   return n;
 }
 
-// Splits meshctl's one-line JSON array of flat objects.
-std::vector<JsonLine> JsonArray(const std::string& text) {
-  std::vector<JsonLine> out;
-  size_t pos = 0;
-  while ((pos = text.find('{', pos)) != std::string::npos) {
-    size_t end = text.find('}', pos);
-    if (end == std::string::npos) break;
-    JsonLine l;
-    if (ParseFlatJson(text.substr(pos, end - pos + 1), &l)) out.push_back(std::move(l));
-    pos = end + 1;
-  }
-  return out;
-}
-
 std::string LineWith(const std::string& text, const std::string& needle) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);)
@@ -135,7 +121,7 @@ class HistoryTest : public ::testing::Test {
     CommandResult r = meshd_.Meshctl({"endpoints", "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::map<std::string, JsonLine> by_port;
-    for (JsonLine& l : JsonArray(r.out)) by_port[At(l, "port")] = l;
+    for (JsonLine& l : ParseFlatJsonArray(r.out)) by_port[At(l, "port")] = l;
     ASSERT_TRUE(by_port.count(std::to_string(app_.port()))) << r.out;
     ASSERT_TRUE(by_port.count(std::to_string(store_.port()))) << r.out;
     const JsonLine& a = by_port[std::to_string(app_.port())];

@@ -221,8 +221,9 @@ TEST(Meshd, WithoutBpfPermissionStreamingFailsNamingTheFixAndAutoFallsBack) {
   std::string dir = mkdtemp(tmpl);
   chmod(dir.c_str(), 0777);
 
+  // Its own data directory: nobody cannot write the default one.
   CommandResult r = RunCommand({MESHD_BIN, "--probe-mode", "streaming", "--control-socket",
-                                dir + "/a.sock"},
+                                dir + "/a.sock", "--data-dir", dir + "/a-data"},
                                std::chrono::seconds(10), nobody->pw_uid);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("CAP_BPF"), std::string::npos) << r.err;
@@ -231,7 +232,7 @@ TEST(Meshd, WithoutBpfPermissionStreamingFailsNamingTheFixAndAutoFallsBack) {
   // auto: one clear line naming the reason, then polling serves. Run it
   // briefly (the timeout kills it) and check what it said.
   CommandResult a = RunCommand({MESHD_BIN, "--probe-mode", "auto", "--netns", "self",
-                                "--control-socket", dir + "/b.sock"},
+                                "--control-socket", dir + "/b.sock", "--data-dir", dir + "/b-data"},
                                std::chrono::milliseconds(1500), nobody->pw_uid);
   EXPECT_NE(a.err.find("falling back to polling"), std::string::npos) << a.err;
   EXPECT_NE(a.err.find("ready: polling probe"), std::string::npos) << a.err;

@@ -33,6 +33,19 @@ std::string ReadAll(int fd) {
 
 }  // namespace
 
+std::vector<JsonLine> ParseFlatJsonArray(const std::string& text) {
+  std::vector<JsonLine> out;
+  size_t pos = 0;
+  while ((pos = text.find('{', pos)) != std::string::npos) {
+    size_t end = text.find('}', pos);
+    if (end == std::string::npos) break;
+    JsonLine l;
+    if (ParseFlatJson(text.substr(pos, end - pos + 1), &l)) out.push_back(std::move(l));
+    pos = end + 1;
+  }
+  return out;
+}
+
 bool ParseFlatJson(const std::string& line, JsonLine* out) {
   out->clear();
   size_t i = 0;
@@ -153,6 +166,8 @@ bool MeshdProcess::Start(const std::vector<std::string>& flags, std::string* err
     args.push_back(data_dir());
   }
   args.insert(args.end(), flags.begin(), flags.end());
+  // ip netns exec execs meshd: the pid stays meshd's.
+  if (!netns_.empty()) args.insert(args.begin(), {"ip", "netns", "exec", netns_});
   std::string log = dir_ + "/meshd.log";
   pid_ = fork();
   if (pid_ == 0) {
@@ -161,7 +176,7 @@ bool MeshdProcess::Start(const std::vector<std::string>& flags, std::string* err
     dup2(fd, 2);
     dup2(fd, 1);
     auto v = Argv(args);
-    execv(v[0], v.data());
+    execvp(v[0], v.data());
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

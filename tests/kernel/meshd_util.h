@@ -18,6 +18,8 @@ namespace flowmesh::testing {
 // for meshctl's line-per-event output.
 using JsonLine = std::map<std::string, std::string>;
 bool ParseFlatJson(const std::string& line, JsonLine* out);
+// meshctl's one-line arrays of flat objects (endpoints, peers).
+std::vector<JsonLine> ParseFlatJsonArray(const std::string& text);
 
 struct CommandResult {
   int exit_code = -1;
@@ -40,6 +42,8 @@ class MeshdProcess {
   int Stop();
   // SIGKILL: a crash. Start() again reopens the same data directory.
   void Kill();
+  // Runs meshd inside this network namespace (ip netns exec) from now on.
+  void set_netns(std::string name) { netns_ = std::move(name); }
   std::string data_dir() const { return dir_ + "/data"; }
   const std::string& socket() const { return socket_; }
   std::string Log() const;  // meshd's stderr so far
@@ -50,6 +54,7 @@ class MeshdProcess {
  private:
   std::string dir_;
   std::string socket_;
+  std::string netns_;
   pid_t pid_ = -1;
 };
 

@@ -232,7 +232,7 @@ TEST(StatusFormat, Json) {
         "\"probe_reason\":\"fallback from eBPF: Operation not permitted\"", "\"events\":10",
         "\"lost\":2", "\"malformed\":0", "\"open_connections\":3", "\"uptime_s\":3723",
         "\"started\":\"2023-11-14T22:13:20.000Z\"", "\"first_event_after_ms\":12.500",
-        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2}}"})
+        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2},\"store\":null}"})
     EXPECT_NE(j.find(want), std::string::npos) << want << " in " << j;
   s.first_event_ns = 0;
   EXPECT_NE(StatusJson(s, s.started_ns).find("\"first_event_after_ms\":null"), std::string::npos);
