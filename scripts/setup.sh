@@ -12,7 +12,7 @@ packages=(
   libmnl-dev libasio-dev capnproto libcapnp-dev librocksdb-dev libcli11-dev
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
-  iproute2 procps curl nginx redis-server libbpf-tools python3 time
+  iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,7 +35,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged servers on install; the lab starts its own copies.
-for svc in nginx redis-server; do
+for svc in nginx redis-server memcached; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "setup: done"
