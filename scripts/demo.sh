@@ -1,90 +1,98 @@
 #!/usr/bin/env bash
-# The main job: sets up and builds flowmesh, then shows meshd tracing real
-# curl requests to a real nginx that proxies to a python3 web server on this
-# host, and the dependency tree `meshctl look` builds from its history.
-# Needs root (BPF).
-# Everything it starts is stopped on exit; traffic stays on loopback.
+# The main job: sets up and builds flowmesh, then starts the six-host lab of
+# tests/integration/topology.sh on this machine (network namespaces, one meshd
+# each, in a sealed mesh):
+#
+#   client-1 --curl--> web-1 nginx :80 --> app-1, app-2 python3 :8000
+#                                            --> cache-1 redis :6379
+#                                            --> kv-1 memcached :11211
+#
+# sends real requests through it and prints what meshctl on client-1 shows:
+# the mesh's members, every endpoint in the mesh and the dependency tree of
+# web-1's nginx. Needs root (BPF, network namespaces).
+#
+#   scripts/demo.sh [--keep] [--no-build]
+#     --keep       leave the lab running and print how to explore it
+#     --no-build   skip setup.sh and build.sh (use build/ as it is)
+#
+# Everything it starts is stopped on exit (unless --keep); lab traffic stays
+# on the lab's own addresses (10.213.0.0/16 inside the namespaces).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "demo: run as root (meshd loads BPF programs): sudo bash scripts/demo.sh" >&2
-  exit 1
-fi
-bash scripts/setup.sh
-bash scripts/build.sh >/dev/null
-
-work=$(mktemp -d /tmp/flowmesh-demo.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-meshd=build/node/daemon/meshd
-meshctl() { build/cli/meshctl --socket "$work/meshd.sock" "$@"; }
-port=8080
-upstream=8081
-
-cat > "$work/nginx.conf" <<CONF
-daemon off;
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events {}
-http {
-  access_log off;
-  server { listen 127.0.0.1:$port; location / { proxy_pass http://127.0.0.1:$upstream; } }
-}
-CONF
-mkdir -p "$work/www" && echo "hello from python3 behind nginx" > "$work/www/index.html"
-# setsid: each server is its own process group, as under systemd; look groups
-# a server's processes (nginx's master and workers) by process group.
-setsid python3 -m http.server "$upstream" --bind 127.0.0.1 --directory "$work/www" \
-  >/dev/null 2>&1 &
-pids+=($!)
-setsid /usr/sbin/nginx -p "$work" -c "$work/nginx.conf" &
-pids+=($!)
-# Both answer before meshd starts, so the readiness checks are not traced.
-for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
-  sleep 0.05
+keep=0 build=1
+for a in "$@"; do
+  case "$a" in
+    --keep) keep=1 ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown option $a (try --help)" >&2; exit 2 ;;
+  esac
 done
 
-"$meshd" --control-socket "$work/meshd.sock" --data-dir "$work/data" --probe-mode auto --log-level warn &
-pids+=($!)
-for _ in $(seq 100); do meshctl status >/dev/null 2>&1 && break; sleep 0.05; done
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root (meshd loads BPF programs, the lab makes network namespaces): sudo bash scripts/demo.sh" >&2
+  exit 1
+fi
+if [ $build -eq 1 ]; then
+  bash scripts/setup.sh
+  bash scripts/build.sh >/dev/null
+fi
 
-echo "== meshctl watch   (while curl fetches http://127.0.0.1:$port/ three times)"
-meshctl watch --no-listen --timeout 3s &
-watch_pid=$!
-sleep 0.5
-for _ in 1 2 3; do curl -s --retry 10 --retry-connrefused --retry-delay 0 "http://127.0.0.1:$port/" >/dev/null; done
-wait "$watch_pid" || true
+topology=$root/tests/integration/topology.sh
+work=$(mktemp -d /tmp/flowmesh-demo.XXXXXX)
+cleanup() {
+  local rc=$?
+  if [ $keep -eq 1 ]; then
+    [ $rc -eq 0 ] || echo "demo: failed; the lab (if it came up) is kept: bash $topology down" >&2
+    return
+  fi
+  bash "$topology" down >/dev/null 2>&1 || true
+  if [ $rc -eq 0 ]; then rm -rf "$work"
+  else echo "demo: failed; logs kept in $work (each host's meshd.log and server.log)" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-echo
-echo "== meshctl watch --json -D $port   (one curl: its open and close)"
-meshctl watch --json -D "$port" --count 2 --timeout 3s &
-watch_pid=$!
-sleep 0.3
-curl -s "http://127.0.0.1:$port/" >/dev/null
-wait "$watch_pid" || true
+ctl() { bash "$topology" ctl "$work" "$@"; }
 
-echo
-echo "== meshctl flows   (closed connections from meshd's RocksDB history)"
-meshctl flows --since 5m
-
-echo
-echo "== meshctl endpoints"
-meshctl endpoints
-
-echo
-echo "== meshctl look 127.0.0.1:$port   (who calls nginx, and what nginx calls)"
-meshctl look "127.0.0.1:$port"
+echo "== starting the lab: 6 hosts, 6 meshd, nginx, 2 x python3, redis, memcached"
+bash "$topology" up "$work"
 
 echo
-echo "== meshctl status"
-meshctl status
+echo "== curl from client-1 to http://10.213.0.2/ (nginx on web-1), 20 requests"
+bash "$topology" traffic "$work" 20
+sleep 3 # one flush interval (1 s) on every node, and the endpoint gossip
+
+echo
+echo "== meshctl peers   (on client-1: the mesh's members)"
+ctl client-1 peers
+
+echo
+echo "== meshctl endpoints --all   (on client-1: every listening endpoint in the mesh)"
+ctl client-1 endpoints --all
+
+echo
+echo "== meshctl look 10.213.0.2:80   (on client-1: who calls web-1's nginx, and what it calls)"
+ctl client-1 look 10.213.0.2:80
+
+echo
+echo "(as a picture: meshctl look 10.213.0.2:80 --format dot | dot -Tsvg > look.svg; --format json for scripts)"
+
+if [ $keep -eq 1 ]; then
+  t="bash $topology"
+  cat <<EOF
+
+== the lab is still running (--keep); explore it with
+  the tree from any host:   $t ctl $work client-1 look 10.213.0.2:80
+  one app, as JSON:         $t ctl $work app-1 look 10.213.0.3:8000 --format json
+  history on a host:        $t ctl $work web-1 flows --since 5m
+  live events (Ctrl-C):     $t ctl $work cache-1 watch
+  more requests:            $t traffic $work 50
+  any command on a host:    ip netns exec fmt-1 curl -s http://10.213.0.2/   (hosts fmt-1 .. fmt-6)
+  logs:                     $work/<host>/meshd.log, server.log
+and stop it with
+  $t down && rm -rf $work
+EOF
+fi
