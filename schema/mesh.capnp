@@ -152,6 +152,7 @@ struct ExchangeRequest {
     pushPull @0 :PushPull;
     ping @1 :Ping;                 # the TCP fallback of a failed UDP probe
     tables @2 :List(TableDelta);   # push: deltas the peer showed it misses
+    query @3 :Data;                # a look query (schema/query.capnp), for the layer above
   }
 }
 
@@ -160,5 +161,6 @@ struct ExchangeResponse {
     pushPull @0 :PushPull;
     ack @1 :Ack;
     done @2 :Void;
+    query @3 :Data;                # the answer to a query
   }
 }

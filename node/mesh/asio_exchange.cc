@@ -63,8 +63,16 @@ class ServerExchange : public AsioConnection, public std::enable_shared_from_thi
     if (ec) return End(kError, "reading the request: " + ec.message());
     Transport::ExchangeHandler handler = core_->on_exchange;
     if (!handler) return End(kError, "no exchange handler is set");
-    Result<Bytes> response = handler(peer_, body_);
-    if (ended_) return;  // the handler closed the transport
+    // The handler may answer later (a query reads the store off this
+    // thread); it gets as long as a peer gets to send its request.
+    Arm(core_->options.request_timeout_ns, "the answer");
+    handler(peer_, body_, [self = shared_from_this()](Result<Bytes> response) {
+      self->OnAnswer(std::move(response));
+    });
+  }
+
+  void OnAnswer(Result<Bytes> response) {
+    if (ended_) return;  // timed out, aborted, or the handler closed the transport
     if (!response.ok()) return End(kError, "not answered: " + response.status().message());
     Result<FrameHeader> header =
         EncodeFrameHeader(response->size(), core_->options.max_frame_bytes);

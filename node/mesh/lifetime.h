@@ -17,6 +17,10 @@ class Lifetime {
     };
   }
 
+  // For callbacks that must run either way (to report an error when the
+  // owner is gone): expired() says whether it is.
+  std::weak_ptr<const char> Token() const { return token_; }
+
  private:
   std::shared_ptr<const char> token_ = std::make_shared<const char>(0);
 };

@@ -28,8 +28,8 @@ void MeshNode::Begin(const std::vector<AliveMsg>* preload) {
   started_ = true;
   transport_.SetHandlers(
       [this](const Address& from, std::span<const uint8_t> bytes) { OnPacket(from, bytes); },
-      [this](const Address& from, std::span<const uint8_t> bytes) {
-        return OnExchange(from, bytes);
+      [this](const Address& from, std::span<const uint8_t> bytes, Transport::ExchangeReply reply) {
+        OnExchange(from, bytes, std::move(reply));
       });
   membership_.Start(transport_.LocalAddress());
   if (preload != nullptr) {

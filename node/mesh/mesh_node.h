@@ -32,6 +32,7 @@ struct NodeTable {
   Address address;
   std::vector<IpAddr> addresses;
   std::vector<EndpointSummary> endpoints;
+  MemberState state = MemberState::kAlive;
 };
 
 struct MemberView {
@@ -58,6 +59,8 @@ struct MeshStats {
   uint64_t gossip_sent = 0;  // messages piggybacked
   uint64_t gossip_received = 0;
   uint64_t push_pulls = 0;
+  uint64_t queries_in = 0;  // look queries answered for others
+  uint64_t queries_out = 0;
   uint64_t join_attempts = 0;
   size_t queued_broadcasts = 0;
   int awareness = 0;
@@ -89,11 +92,24 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   void SetLocalTable(std::vector<IpAddr> addresses, std::vector<EndpointSummary> endpoints);
 
   std::vector<MemberView> Members() const;
-  // Tables of live members (alive or suspect), this node's included.
-  std::vector<NodeTable> Tables() const;
+  // Tables of live members (alive or suspect), this node's included; with
+  // `with_gone`, also what is still held of dead and departed members (look
+  // shows their addresses as unreachable rather than unknown).
+  std::vector<NodeTable> Tables(bool with_gone = false) const;
   MeshStats Stats() const;
   // Addresses of live peers, to persist for a later rejoin.
   std::vector<Address> KnownPeers() const;
+
+  // Queries of the layer above (look) ride the mesh's sealed exchanges, so
+  // they need no port, key or connection handling of their own. The handler
+  // runs on the runtime's thread and may answer later (reply on that thread);
+  // the mesh neither reads nor interprets the bytes.
+  using QueryHandler =
+      std::function<void(const Address& from, Bytes query, Transport::ExchangeReply reply)>;
+  void SetQueryHandler(QueryHandler handler) { query_handler_ = std::move(handler); }
+  // Sends one query to the member at `to`; `done` runs once, on the runtime's
+  // thread, with the answer's bytes or an error (timeout, refused, no handler).
+  void Query(const Address& to, Bytes query, int64_t timeout_ns, Transport::ExchangeDone done);
 
   // Called on every change of a member's state as this node sees it.
   using StateObserver = std::function<void(const std::string& member, MemberState state)>;
@@ -124,7 +140,9 @@ class MeshNode : private MembershipIo, private TableSyncIo {
 
   void Begin(const std::vector<AliveMsg>* preload);
   void OnPacket(const Address& from, std::span<const uint8_t> bytes);
-  Result<Bytes> OnExchange(const Address& from, std::span<const uint8_t> bytes);
+  void OnExchange(const Address& from, std::span<const uint8_t> bytes,
+                  Transport::ExchangeReply reply);
+  Result<Bytes> Answer(const Address& from, ExchangeRequestMsg& request);
   void Dispatch(const Address& from, PacketMsg& packet);
 
   void GossipTick();
@@ -150,6 +168,7 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   bool stopped_ = false;
   bool joined_ = false;
   StateObserver observer_;
+  QueryHandler query_handler_;
   mutable MeshStats stats_;
   Lifetime life_;
 };

@@ -44,8 +44,9 @@ void MeshNode::PushMissingTables(const Address& to, const std::vector<MemberEntr
                       }));
 }
 
-Result<Bytes> MeshNode::OnExchange(const Address& from, std::span<const uint8_t> bytes) {
-  if (stopped_) return Unavailable("leaving");
+void MeshNode::OnExchange(const Address& from, std::span<const uint8_t> bytes,
+                          Transport::ExchangeReply reply) {
+  if (stopped_) return reply(Unavailable("leaving"));
   stats_.exchanges_in++;
   stats_.bytes_in += bytes.size();
   Result<ExchangeRequestMsg> request = DecodeExchangeRequest(bytes);
@@ -53,19 +54,42 @@ Result<Bytes> MeshNode::OnExchange(const Address& from, std::span<const uint8_t>
     stats_.malformed++;
     FM_LOG(Debug, "mesh") << "dropped an exchange from " << from << ": "
                           << request.status().ToString();
-    return request.status();
+    return reply(request.status());
   }
+  if (auto* q = std::get_if<QueryMsg>(&request.value())) {
+    if (!query_handler_) return reply(Unavailable("this node answers no queries"));
+    stats_.queries_in++;
+    // The answer may come later, from another thread's work posted back to
+    // ours: only the life guard knows whether this node still exists then.
+    return query_handler_(
+        from, std::move(q->payload),
+        [this, alive = life_.Token(), reply = std::move(reply)](Result<Bytes> answer) {
+          if (!alive.lock()) return reply(Unavailable("mesh node stopped"));
+          if (!answer.ok()) return reply(answer.status());
+          Result<Bytes> out = EncodeExchangeResponse(QueryMsg{std::move(*answer)});
+          if (!out.ok()) {
+            stats_.encode_failures++;
+            return reply(out.status());
+          }
+          stats_.bytes_out += out->size();
+          reply(std::move(out));
+        });
+  }
+  reply(Answer(from, request.value()));
+}
+
+Result<Bytes> MeshNode::Answer(const Address& from, ExchangeRequestMsg& request) {
   ExchangeResponseMsg response = DoneMsg{};
-  if (auto* pp = std::get_if<PushPullMsg>(&request.value())) {
+  if (auto* pp = std::get_if<PushPullMsg>(&request)) {
     // Answer with what we knew before their news (memberlist does the same),
     // including the table rows their digests show they miss.
     response = LocalState(false, &pp->members);
     MergeRemote(*pp);
-  } else if (auto* ping = std::get_if<PingMsg>(&request.value())) {
+  } else if (auto* ping = std::get_if<PingMsg>(&request)) {
     if (!membership_.HandleFallbackPing(*ping)) return Unavailable("ping for another node");
     response = AckMsg{ping->seq};
   } else {
-    tables_->ApplyBulk(std::get<TablePushMsg>(request.value()).deltas);
+    tables_->ApplyBulk(std::get<TablePushMsg>(request).deltas);
   }
   Result<Bytes> out = EncodeExchangeResponse(response);
   if (!out.ok()) {
@@ -74,6 +98,39 @@ Result<Bytes> MeshNode::OnExchange(const Address& from, std::span<const uint8_t>
   }
   stats_.bytes_out += out->size();
   return out;
+}
+
+void MeshNode::Query(const Address& to, Bytes query, int64_t timeout_ns,
+                     Transport::ExchangeDone done) {
+  Result<Bytes> request = EncodeExchangeRequest(QueryMsg{std::move(query)});
+  if (!request.ok()) {
+    stats_.encode_failures++;
+    return done(request.status());
+  }
+  stats_.exchanges_out++;
+  stats_.queries_out++;
+  stats_.bytes_out += request->size();
+  transport_.Exchange(
+      to, std::move(request).value(), timeout_ns,
+      [this, alive = life_.Token(), to, done = std::move(done)](Result<Bytes> response) {
+        if (!alive.lock()) return done(Unavailable("mesh node stopped"));
+        if (!response.ok()) {
+          stats_.exchanges_failed++;
+          return done(response.status());
+        }
+        stats_.bytes_in += response->size();
+        Result<ExchangeResponseMsg> decoded = DecodeExchangeResponse(*response);
+        if (!decoded.ok()) {
+          stats_.malformed++;
+          return done(decoded.status().WithContext("query to " + to));
+        }
+        auto* answer = std::get_if<QueryMsg>(&decoded.value());
+        if (answer == nullptr) {
+          stats_.malformed++;
+          return done(InvalidArgument("query to " + to + ": the answer is not a query answer"));
+        }
+        done(std::move(answer->payload));
+      });
 }
 
 void MeshNode::FallbackPing(const Address& to, PingMsg ping, int64_t timeout_ns,

@@ -22,12 +22,13 @@ std::vector<MemberView> MeshNode::Members() const {
   return out;
 }
 
-std::vector<NodeTable> MeshNode::Tables() const {
+std::vector<NodeTable> MeshNode::Tables(bool with_gone) const {
   std::vector<NodeTable> out;
   const EndpointTables& tables = tables_->tables();
   for (const Member& m : membership_.members().all()) {
-    if (!m.live()) continue;
+    if (!m.live() && !with_gone) continue;
     NodeTable t;
+    t.state = m.state;
     t.name = interner_->Get(m.name);
     t.node_id = interner_->Get(m.node_id);
     t.generation = m.generation;

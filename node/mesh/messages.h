@@ -111,8 +111,12 @@ struct TablePushMsg {
   std::vector<TableDeltaMsg> deltas;
 };
 struct DoneMsg {};
+// A query (or its answer) of the layer above the mesh (look), carried opaque.
+struct QueryMsg {
+  std::vector<uint8_t> payload;
+};
 
-using ExchangeRequestMsg = std::variant<PushPullMsg, PingMsg, TablePushMsg>;
-using ExchangeResponseMsg = std::variant<PushPullMsg, AckMsg, DoneMsg>;
+using ExchangeRequestMsg = std::variant<PushPullMsg, PingMsg, TablePushMsg, QueryMsg>;
+using ExchangeResponseMsg = std::variant<PushPullMsg, AckMsg, DoneMsg, QueryMsg>;
 
 }  // namespace flowmesh::mesh

@@ -136,12 +136,22 @@ struct SealedTransport::Core {
     if (on_packet) on_packet(from, m->payload());
   }
 
-  Result<Bytes> OnExchange(const Address& from, std::span<const uint8_t> sealed) {
-    FM_ASSIGN_OR_RETURN(Opened m, Unwrap(from, sealed, kRequest, "exchange request"));
+  // `self` is this Core: a late answer seals with the keyring of that
+  // moment and is dropped if the transport is gone.
+  void OnExchange(const std::shared_ptr<Core>& self, const Address& from,
+                  std::span<const uint8_t> sealed, ExchangeReply reply) {
+    Result<Opened> m = Unwrap(from, sealed, kRequest, "exchange request");
+    if (!m.ok()) return reply(m.status());
     stats.opened++;
-    if (!on_exchange) return Unavailable("no exchange handler");
-    FM_ASSIGN_OR_RETURN(Bytes response, on_exchange(from, m.payload()));
-    return Wrap(kResponse, m.id, 1, response);
+    if (!on_exchange) return reply(Unavailable("no exchange handler"));
+    std::weak_ptr<Core> weak = self;
+    on_exchange(from, m->payload(),
+                [weak, id = m->id, reply = std::move(reply)](Result<Bytes> response) {
+                  auto core = weak.lock();
+                  if (!core) return reply(Unavailable("mesh transport closed"));
+                  if (!response.ok()) return reply(response.status());
+                  reply(core->Wrap(kResponse, id, 1, *response));
+                });
   }
 
   Result<Bytes> OnResponse(const Address& from, uint64_t id, std::span<const uint8_t> sealed) {
@@ -201,10 +211,10 @@ void SealedTransport::SetHandlers(PacketHandler on_packet, ExchangeHandler on_ex
       [weak](const Address& from, std::span<const uint8_t> packet) {
         if (auto core = weak.lock()) core->OnPacket(from, packet);
       },
-      [weak](const Address& from, std::span<const uint8_t> request) -> Result<Bytes> {
+      [weak](const Address& from, std::span<const uint8_t> request, ExchangeReply reply) {
         auto core = weak.lock();
-        if (!core) return Unavailable("mesh transport closed");
-        return core->OnExchange(from, request);
+        if (!core) return reply(Unavailable("mesh transport closed"));
+        core->OnExchange(core, from, request, std::move(reply));
       });
 }
 

@@ -271,29 +271,34 @@ void SimNetwork::StartExchange(Host& from, const Address& to, Bytes request, int
   Host* dest = Lookup(to);
   if (dest == nullptr || !Reachable(from, *dest)) return;  // nothing answers: timeout
   int64_t asker_lag = from.delivery_lag_ns_;
-  Schedule(now_ns_ + Delay() + dest->delivery_lag_ns_,
-           [this, st, dest, finish, asker_lag, src = from.address_, request = std::move(request)] {
-             Host& asker = *st->asker;
-             if (!Reachable(asker, *dest)) return;
-             if (!dest->up_ || !dest->on_exchange_) {
-               Schedule(now_ns_ + Delay() + asker_lag,
-                        [finish] { finish(Unavailable("exchange refused: nobody listening")); });
-               return;
-             }
-             dest->counters_.bytes_in += request.size();
-             Result<Bytes> response = dest->on_exchange_(src, request);
-             if (response.ok()) dest->counters_.bytes_out += response->size();
-             Schedule(now_ns_ + Delay() + asker.delivery_lag_ns_,
-                      [this, st, dest, finish, response = std::move(response)]() mutable {
-                        Host& a = *st->asker;
-                        if (!Reachable(a, *dest)) return;  // lost with the link: timeout
-                        if (response.ok()) a.counters_.bytes_in += response->size();
-                        if (!response.ok())
-                          finish(Unavailable("exchange reset: " + response.status().message()));
-                        else
-                          finish(std::move(response));
-                      });
-           });
+  Schedule(now_ns_ + Delay() + dest->delivery_lag_ns_, [this, st, dest, finish, asker_lag,
+                                                        src = from.address_,
+                                                        request = std::move(request)] {
+    Host& asker = *st->asker;
+    if (!Reachable(asker, *dest)) return;
+    if (!dest->up_ || !dest->on_exchange_) {
+      Schedule(now_ns_ + Delay() + asker_lag,
+               [finish] { finish(Unavailable("exchange refused: nobody listening")); });
+      return;
+    }
+    dest->counters_.bytes_in += request.size();
+    uint32_t dest_epoch = dest->epoch_;
+    dest->on_exchange_(src, request, [this, st, dest, dest_epoch, finish](Result<Bytes> response) {
+      // An answer from a process that died meanwhile never leaves.
+      if (!dest->up_ || dest->epoch_ != dest_epoch) return;
+      if (response.ok()) dest->counters_.bytes_out += response->size();
+      Schedule(now_ns_ + Delay() + st->asker->delivery_lag_ns_,
+               [this, st, dest, finish, response = std::move(response)]() mutable {
+                 Host& a = *st->asker;
+                 if (!Reachable(a, *dest)) return;  // lost with the link: timeout
+                 if (response.ok()) a.counters_.bytes_in += response->size();
+                 if (!response.ok())
+                   finish(Unavailable("exchange reset: " + response.status().message()));
+                 else
+                   finish(std::move(response));
+               });
+    });
+  });
 }
 
 }  // namespace flowmesh::mesh

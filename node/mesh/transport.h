@@ -37,10 +37,15 @@ class Runtime {
 class Transport {
  public:
   using PacketHandler = std::function<void(const Address& from, std::span<const uint8_t> packet)>;
-  // Answers one exchange request; the returned bytes go back to the asker.
-  // An error closes the exchange without an answer.
-  using ExchangeHandler =
-      std::function<Result<Bytes>(const Address& from, std::span<const uint8_t> request)>;
+  // The answer to one exchange request: call it exactly once, on the
+  // runtime's thread, now or later; the bytes go back to the asker, and an
+  // error closes the exchange without an answer. Calling it after the
+  // transport (or the asker) gave up is harmless.
+  using ExchangeReply = std::function<void(Result<Bytes> response)>;
+  // Answers one exchange request. `request` is valid only during the call:
+  // a handler that answers later copies what it needs.
+  using ExchangeHandler = std::function<void(const Address& from, std::span<const uint8_t> request,
+                                             ExchangeReply reply)>;
   using ExchangeDone = std::function<void(Result<Bytes> response)>;
 
   virtual ~Transport() = default;
@@ -51,8 +56,17 @@ class Transport {
   virtual void SendPacket(const Address& to, Bytes packet) = 0;
   // Reliable request/response, like a TCP connection: `done` runs exactly
   // once, with the response or an error (timeout, refused, reset).
-  virtual void Exchange(const Address& to, Bytes request, int64_t timeout_ns, ExchangeDone done) = 0;
+  virtual void Exchange(const Address& to, Bytes request, int64_t timeout_ns,
+                        ExchangeDone done) = 0;
   virtual size_t MaxPacketBytes() const { return 1400; }
 };
+
+// An ExchangeHandler for protocols that answer at once.
+inline Transport::ExchangeHandler AnswerAtOnce(
+    std::function<Result<Bytes>(const Address& from, std::span<const uint8_t> request)> fn) {
+  if (!fn) return nullptr;
+  return [fn = std::move(fn)](const Address& from, std::span<const uint8_t> request,
+                              Transport::ExchangeReply reply) { reply(fn(from, request)); };
+}
 
 }  // namespace flowmesh::mesh

@@ -218,6 +218,8 @@ Result<Bytes> EncodeExchangeRequest(const ExchangeRequestMsg& request) {
     wire::Set(root.initPushPull(), *pp);
   } else if (auto* ping = std::get_if<PingMsg>(&request)) {
     wire::Set(root.initPing(), *ping);
+  } else if (auto* q = std::get_if<QueryMsg>(&request)) {
+    root.setQuery(kj::arrayPtr(q->payload.data(), q->payload.size()));
   } else {
     const auto& deltas = std::get<TablePushMsg>(request).deltas;
     auto list = root.initTables(static_cast<unsigned>(deltas.size()));
@@ -252,6 +254,11 @@ Result<ExchangeRequestMsg> DecodeExchangeRequest(std::span<const uint8_t> bytes)
             *out = std::move(m);
             return Status::Ok();
           }
+          case s::ExchangeRequest::QUERY: {
+            auto d = r.getQuery();
+            *out = QueryMsg{std::vector<uint8_t>(d.begin(), d.end())};
+            return Status::Ok();
+          }
         }
         return InvalidArgument("malformed exchange request: unknown kind");
       });
@@ -264,6 +271,8 @@ Result<Bytes> EncodeExchangeResponse(const ExchangeResponseMsg& response) {
     wire::Set(root.initPushPull(), *pp);
   else if (auto* ack = std::get_if<AckMsg>(&response))
     root.initAck().setSeq(ack->seq);
+  else if (auto* q = std::get_if<QueryMsg>(&response))
+    root.setQuery(kj::arrayPtr(q->payload.data(), q->payload.size()));
   else
     root.setDone();
   return PackWithin(message, kMaxExchangeBytes, kMaxExchangeWords, "exchange response");
@@ -282,6 +291,11 @@ Result<ExchangeResponseMsg> DecodeExchangeResponse(std::span<const uint8_t> byte
           }
           case s::ExchangeResponse::ACK: *out = AckMsg{r.getAck().getSeq()}; return Status::Ok();
           case s::ExchangeResponse::DONE: *out = DoneMsg{}; return Status::Ok();
+          case s::ExchangeResponse::QUERY: {
+            auto d = r.getQuery();
+            *out = QueryMsg{std::vector<uint8_t>(d.begin(), d.end())};
+            return Status::Ok();
+          }
         }
         return InvalidArgument("malformed exchange response: unknown kind");
       });

@@ -60,10 +60,10 @@ struct Recorder {
           packets.push_back(S(p));
           froms.push_back(from);
         },
-        [this](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
+        AnswerAtOnce([this](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
           requests++;
           return B("re: " + S(r));
-        });
+        }));
   }
   std::vector<std::string> packets;
   std::vector<Address> froms;

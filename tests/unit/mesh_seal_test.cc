@@ -182,7 +182,10 @@ class MemNet {
   Result<Bytes> CallExchange(const Address& from, const Address& to, const Bytes& request) {
     auto it = nodes_.find(to);
     if (it == nodes_.end() || !it->second->on_exchange) return Unavailable("connection refused");
-    return it->second->on_exchange(from, request);
+    // Synchronous handlers answer inside the call; the test handlers all do.
+    Result<Bytes> answer = Unavailable("not answered");
+    it->second->on_exchange(from, request, [&answer](Result<Bytes> r) { answer = std::move(r); });
+    return answer;
   }
   void Pump() {
     for (int i = 0; i < 10000 && !tasks_.empty(); i++) {
@@ -214,10 +217,10 @@ struct Peer {
   void Listen() {
     sealed->SetHandlers(
         [this](const Address& from, std::span<const uint8_t> p) { packets.push_back(S(p)); },
-        [this](const Address& from, std::span<const uint8_t> req) -> Result<Bytes> {
+        AnswerAtOnce([this](const Address& from, std::span<const uint8_t> req) -> Result<Bytes> {
           requests.push_back(S(req));
           return B("re: " + S(req));
-        });
+        }));
   }
   std::vector<Result<Bytes>> Ask(Peer& other, MemNet& net, const std::string& text) {
     std::vector<Result<Bytes>> out;
@@ -398,10 +401,11 @@ TEST(MeshSealedTransport, OverTheSimulatedNetwork) {
         std::make_unique<SealedTransport>(net.transport(hosts[i]), i == 2 ? wrong : ring, options));
   }
   std::vector<std::string> got;
-  nodes[1]->SetHandlers([&](const Address&, std::span<const uint8_t> p) { got.push_back(S(p)); },
-                        [](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
-                          return Bytes(r.begin(), r.end());
-                        });
+  nodes[1]->SetHandlers(
+      [&](const Address&, std::span<const uint8_t> p) { got.push_back(S(p)); },
+      AnswerAtOnce([](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
+        return Bytes(r.begin(), r.end());
+      }));
   std::vector<Bytes> captured;
   net.SetPacketHook([&](const Address&, const Address&, const Bytes& p) {
     captured.push_back(p);
@@ -436,9 +440,9 @@ TEST(MeshSealedTransport, InsecureModePassesBytesThrough) {
   EXPECT_EQ(a.MaxPacketBytes(), 1400u);
   std::vector<std::string> got;
   b.SetHandlers([&](const Address&, std::span<const uint8_t> p) { got.push_back(S(p)); },
-                [](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
+                AnswerAtOnce([](const Address&, std::span<const uint8_t> r) -> Result<Bytes> {
                   return Bytes(r.begin(), r.end());
-                });
+                }));
   a.SendPacket("b:1", B("plain"));
   net.Pump();
   EXPECT_EQ(got, std::vector<std::string>{"plain"});

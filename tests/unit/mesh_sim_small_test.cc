@@ -101,5 +101,37 @@ TEST_F(MeshSimSmall, RestartReplacesOldGenerationAndTable) {
   EXPECT_EQ(c_.FalseDeaths(), 0u);
 }
 
+// Look queries ride the members' exchanges: answered later (as meshd does,
+// after reading its store off the mesh thread), refused without a handler,
+// timed out when the member is dead.
+TEST_F(MeshSimSmall, QueriesAreAnsweredLaterRefusedOrTimedOut) {
+  Runtime& rt3 = c_.net().runtime(SimCluster::AddressOf(3));
+  c_.node(3).SetQueryHandler([&rt3](const Address&, Bytes q, Transport::ExchangeReply reply) {
+    rt3.After(300 * kMs, [q = std::move(q), reply = std::move(reply)] {
+      Bytes answer(q.rbegin(), q.rend());
+      reply(std::move(answer));
+    });
+  });
+  std::vector<Result<Bytes>> got;
+  auto keep = [&got](Result<Bytes> r) { got.push_back(std::move(r)); };
+  c_.node(0).Query(SimCluster::AddressOf(3), Bytes{1, 2, 3}, 2 * kSecond, keep);
+  c_.node(0).Query(SimCluster::AddressOf(4), Bytes{1}, 2 * kSecond, keep);
+  c_.net().RunFor(1 * kSecond);
+  ASSERT_EQ(got.size(), 2u);
+  // No handler on node 4 answers first; node 3 after its 300 ms of work.
+  EXPECT_FALSE(got[0].ok());
+  ASSERT_TRUE(got[1].ok()) << got[1].status().ToString();
+  EXPECT_EQ(*got[1], (Bytes{3, 2, 1}));
+  EXPECT_EQ(c_.node(0).Stats().queries_out, 2u);
+  EXPECT_EQ(c_.node(3).Stats().queries_in, 1u);
+
+  got.clear();
+  c_.Kill(3);
+  c_.node(0).Query(SimCluster::AddressOf(3), Bytes{9}, 2 * kSecond, keep);
+  c_.net().RunFor(3 * kSecond);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_FALSE(got[0].ok());
+}
+
 }  // namespace
 }  // namespace flowmesh::mesh
