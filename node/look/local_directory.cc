@@ -221,6 +221,41 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   return out;
 }
 
+Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, const TimeWindow& w) {
+  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
+  ProcessIndex procs(std::move(all));
+  FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
+    return k.direction == Direction::kActive && FromMatches(k.laddr, host);
+  }));
+  struct Group {
+    ActiveProcess ap;
+    std::map<ProcId, uint64_t> members;  // -> connections
+    std::map<Endpoint, FlowStats> by_remote;
+  };
+  std::map<std::string, Group> groups;
+  for (const Flow& f : active) {
+    Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
+    g.ap.stats.Merge(f.stats);
+    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+    g.by_remote[Endpoint{f.key.raddr, f.key.rport}].Merge(f.stats);
+  }
+  std::vector<ActiveProcess> out;
+  for (auto& [key, g] : groups) {
+    auto most = std::max_element(g.members.begin(), g.members.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    g.ap.process = procs.Representative(procs.Details(most->first.first, most->first.second));
+    for (const auto& [ep, stats] : g.by_remote)
+      g.ap.dependencies.push_back(DependencyEdge{ep, stats});
+    out.push_back(std::move(g.ap));
+  }
+  std::sort(out.begin(), out.end(), [](const ActiveProcess& a, const ActiveProcess& b) {
+    if (a.stats.connections != b.stats.connections)
+      return a.stats.connections > b.stats.connections;
+    return a.process.pid < b.process.pid;
+  });
+  return out;
+}
+
 LocalDirectory::LocalDirectory(const Store& store, std::string node_name,
                                std::vector<IpAddr> local_addrs, ListenerSource listeners)
     : node_name_(std::move(node_name)),

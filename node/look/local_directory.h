@@ -34,6 +34,10 @@ class LocalQuerier final : public NodeQuerier {
   Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
                                              const TimeWindow& w) override;
 
+  // The process groups with active flows from `host` (any loopback address
+  // when `host` is loopback), each with the endpoints it connected to.
+  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w) override;
+
   // Live listeners first, then stored ones not also live.
   Result<std::vector<EndpointRecord>> Listeners() const;
 
@@ -51,6 +55,7 @@ class LocalDirectory final : public Directory {
   std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
 
   LocalQuerier& querier() { return querier_; }
+  const std::string& name() const { return node_name_; }
 
  private:
   bool IsLocal(const IpAddr& addr) const;

@@ -29,10 +29,14 @@ Result<LookDirection> ParseLookDirection(std::string_view text);
 Result<LookStatus> ParseLookStatus(std::string_view text);
 
 struct LookQuery {
-  Endpoint target;  // port 0: the host's processes with active flows (issue 5)
+  Endpoint target;  // port 0: the host's processes with active flows, downward only
   LookDirection direction = LookDirection::kBoth;
   int depth = 3;
   TimeWindow window;
+  // The mesh-wide walk: how long one node may take to answer (it becomes an
+  // `unreachable` leaf after that), and the whole walk.
+  int64_t hop_timeout_ns = 2'000'000'000;
+  int64_t timeout_ns = 10'000'000'000;
 };
 
 // One vertex of the tree. `stats` describe the edge to the parent (absent
@@ -93,12 +97,22 @@ struct ClientProcess {
   std::vector<ClientEdge> clients;  // who connected to those endpoints
 };
 
+// "Which of your processes, seen at address `host`, connected anywhere":
+// Shawk's active-side query, the start of `look <ip>` (no port). Each process
+// (group) with the endpoints it connected to.
+struct ActiveProcess {
+  ProcessDetails process;
+  FlowStats stats;  // all its connections in the window
+  std::vector<DependencyEdge> dependencies;
+};
+
 class NodeQuerier {
  public:
   virtual ~NodeQuerier() = default;
   virtual Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) = 0;
   virtual Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
                                                      const TimeWindow& w) = 0;
+  virtual Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w) = 0;
 };
 
 struct NodeRef {
@@ -118,17 +132,21 @@ class Directory {
 
 // One question of a level of the walk, and its answer.
 struct LookQuestion {
-  enum class Kind : uint8_t { kDescribe, kClients };
+  enum class Kind : uint8_t { kDescribe, kClients, kActive };
   Kind kind = Kind::kDescribe;
   NodeRef node;
   Endpoint endpoint;  // Describe: the endpoint; Clients: the target
-  IpAddr from;        // Clients: the client address
+  IpAddr from;        // Clients: the client address; Active: the host's address
 };
 struct LookAnswer {
   Status status;                       // not ok: the node did not answer (an `unreachable` leaf)
   EndpointDescription description;     // kDescribe
   std::vector<ClientProcess> clients;  // kClients
+  std::vector<ActiveProcess> active;   // kActive
 };
+// One question answered by the querier it names (what every asker does for
+// questions to this node).
+LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w);
 // Asks one level's questions; returns one answer per question, in order.
 // The local walk asks in turn (AskInTurn); the mesh replaces it with one
 // that asks every node of the level in parallel with a per-hop timeout.

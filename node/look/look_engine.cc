@@ -2,7 +2,6 @@
 // dependencies downward, one batch of questions per level, with a visited set.
 #include <algorithm>
 #include <map>
-#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -24,6 +23,8 @@ struct UpEdge {
 // never invalidates what the next level points at.
 struct Vertex {
   LookNode node;  // children left empty; see Materialize
+  int parent = -1;
+  std::string group;  // GroupKey of its process; "" = none
   std::vector<int> clients, dependencies;
   NodeRef where;                     // the node that answers for it
   std::vector<UpEdge> up;            // what to ask next, upward
@@ -44,8 +45,10 @@ std::string GroupKey(const std::string& host, const ProcessDetails& p) {
 }
 
 std::string QuestionKey(const LookQuestion& q) {
-  return std::string(q.kind == LookQuestion::Kind::kDescribe ? "D|" : "C|") + q.node.name + "|" +
-         q.endpoint.ToString() + "|" + q.from.ToString();
+  const char* kind = q.kind == LookQuestion::Kind::kDescribe  ? "D|"
+                     : q.kind == LookQuestion::Kind::kClients ? "C|"
+                                                              : "A|";
+  return kind + q.node.name + "|" + q.endpoint.ToString() + "|" + q.from.ToString();
 }
 
 bool ByWeightThenAddress(const Candidate& a, const Candidate& b) {
@@ -114,6 +117,9 @@ class Walker {
   size_t Enqueue(LookQuestion q);
   void AskPending();
   void Describe(Vertex& root);
+  // `look <ip>`: the root is the host, its children the processes there
+  // that connected anywhere; returns them as the first frontier.
+  std::vector<int> DescribeHost();
   std::vector<Candidate> ChildrenOf(const Slot& s);
   // Places one level's children and returns the next frontier.
   std::vector<int> Place(std::vector<std::vector<Candidate>>& clients,
@@ -125,7 +131,8 @@ class Walker {
   Directory& dir_;
   const LookAsker& ask_;
   std::vector<Vertex> arena_;
-  std::set<std::string> visited_;
+  // A process already on the path from the root: the walk went round.
+  bool OnPath(int parent, const std::string& group) const;
   // Every answer of the walk, so a question is asked at most once.
   std::map<std::string, LookAnswer> answers_;
   std::vector<LookQuestion> pending_;
@@ -185,7 +192,7 @@ void Walker::Describe(Vertex& root) {
   }
   if (!a.description.found) return;
   root.node.process = Known(a.description.process);
-  if (root.node.process) visited_.insert(GroupKey(root.where.name, *root.node.process));
+  if (root.node.process) root.group = GroupKey(root.where.name, *root.node.process);
   if (query_.direction != LookDirection::kOut) {
     for (const ClientEdge& c : a.description.clients) {
       UpEdge u{c.addr, c.stats, {target}};
@@ -193,6 +200,40 @@ void Walker::Describe(Vertex& root) {
     }
   }
   if (query_.direction != LookDirection::kIn) root.down = a.description.dependencies;
+}
+
+std::vector<int> Walker::DescribeHost() {
+  const IpAddr& host = query_.target.addr;
+  std::optional<NodeRef> owner = Owner(host, nullptr, NodeRef{});
+  if (!owner) {
+    arena_[0].node.status = LookStatus::kNoAgent;
+    return {};
+  }
+  arena_[0].node.host = owner->name;
+  arena_[0].where = *owner;
+  size_t qi = Enqueue({LookQuestion::Kind::kActive, *owner, {}, host});
+  AskPending();
+  const LookAnswer& a = answers_[slot_keys_[qi]];
+  if (!a.status.ok()) {
+    arena_[0].node.status = LookStatus::kUnreachable;
+    return {};
+  }
+  std::vector<Candidate> procs;
+  for (const ActiveProcess& p : a.active) {
+    Candidate c;
+    c.node.host = owner->name;
+    c.node.addr = host;
+    c.node.process = Known(p.process);
+    c.node.stats = p.stats;
+    c.where = *owner;
+    if (query_.direction != LookDirection::kIn) c.down = p.dependencies;
+    procs.push_back(std::move(c));
+  }
+  // The processes are not a hop: they are placed at level 0, so --depth
+  // counts the hops from them as it does from an endpoint's process.
+  std::vector<std::vector<Candidate>> none(1), deps(1);
+  deps[0] = std::move(procs);
+  return Place(none, deps, {0}, 0);
 }
 
 std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
@@ -264,7 +305,12 @@ std::vector<int> Walker::Place(std::vector<std::vector<Candidate>>& clients,
         v.node = std::move(c.node);
         v.where = c.where;
         bool more = client ? !c.up.empty() : !c.down.empty();
-        if (v.node.process && !visited_.insert(GroupKey(v.where.name, *v.node.process)).second) {
+        v.parent = frontier[f];
+        if (v.node.process) v.group = GroupKey(v.where.name, *v.node.process);
+        // Only a repeat on its own path is a cycle: a process that two
+        // branches share (both apps use one redis) shows under each; its
+        // questions were asked once and their answers are reused.
+        if (!v.group.empty() && OnPath(v.parent, v.group)) {
           v.node.status = LookStatus::kCycle;
         } else if (more && level >= query_.depth) {
           v.node.status = LookStatus::kDepthLimit;
@@ -289,9 +335,13 @@ LookResult Walker::Run() {
   arena_.emplace_back();
   arena_[0].node.addr = query_.target.addr;
   arena_[0].node.port = query_.target.port;
-  Describe(arena_[0]);
   std::vector<int> frontier;
-  if (!arena_[0].up.empty() || !arena_[0].down.empty()) {
+  if (query_.target.port == 0) {
+    frontier = DescribeHost();
+  } else {
+    Describe(arena_[0]);
+  }
+  if (query_.target.port != 0 && (!arena_[0].up.empty() || !arena_[0].down.empty())) {
     if (query_.depth <= 0) {
       arena_[0].node.status = LookStatus::kDepthLimit;
     } else {
@@ -347,6 +397,12 @@ LookResult Walker::Run() {
   return result;
 }
 
+bool Walker::OnPath(int parent, const std::string& group) const {
+  for (int i = parent; i >= 0; i = arena_[i].parent)
+    if (arena_[i].group == group) return true;
+  return false;
+}
+
 LookNode Walker::Materialize(int index) {
   LookNode n = std::move(arena_[index].node);
   for (int c : arena_[index].clients) n.clients.push_back(Materialize(c));
@@ -356,24 +412,39 @@ LookNode Walker::Materialize(int index) {
 
 }  // namespace
 
-std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w) {
-  std::vector<LookAnswer> out;
-  out.reserve(questions.size());
-  for (const LookQuestion& q : questions) {
-    LookAnswer a;
-    if (q.node.querier == nullptr) {
-      a.status = Unavailable("no way to ask node '" + q.node.name + "'");
-    } else if (q.kind == LookQuestion::Kind::kDescribe) {
+LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
+  LookAnswer a;
+  if (q.node.querier == nullptr) {
+    a.status = Unavailable("no way to ask node '" + q.node.name + "'");
+    return a;
+  }
+  switch (q.kind) {
+    case LookQuestion::Kind::kDescribe: {
       Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w);
       a.status = r.status();
       if (r.ok()) a.description = std::move(r).value();
-    } else {
+      break;
+    }
+    case LookQuestion::Kind::kClients: {
       Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w);
       a.status = r.status();
       if (r.ok()) a.clients = std::move(r).value();
+      break;
     }
-    out.push_back(std::move(a));
+    case LookQuestion::Kind::kActive: {
+      Result<std::vector<ActiveProcess>> r = q.node.querier->Active(q.from, w);
+      a.status = r.status();
+      if (r.ok()) a.active = std::move(r).value();
+      break;
+    }
   }
+  return a;
+}
+
+std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w) {
+  std::vector<LookAnswer> out;
+  out.reserve(questions.size());
+  for (const LookQuestion& q : questions) out.push_back(AskOne(q, w));
   return out;
 }
 

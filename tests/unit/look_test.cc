@@ -54,6 +54,13 @@ class FakeNode : public NodeQuerier {
     if (it != clients.end()) return it->second;
     return std::vector<ClientProcess>{};
   }
+  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow&) override {
+    calls++;
+    if (down) return Unavailable("timed out");
+    auto it = active.find(host);
+    if (it != active.end()) return it->second;
+    return std::vector<ActiveProcess>{};
+  }
   // What it serves: `ep` owned by `p`, with these clients and dependencies.
   void Serve(const char* ep, ProcessDetails p, std::vector<ClientEdge> in,
              std::vector<DependencyEdge> out) {
@@ -68,6 +75,7 @@ class FakeNode : public NodeQuerier {
 
   std::map<Endpoint, EndpointDescription> describe;
   std::map<std::pair<Endpoint, IpAddr>, std::vector<ClientProcess>> clients;
+  std::map<IpAddr, std::vector<ActiveProcess>> active;
   bool down = false;
   int calls = 0;
 };
@@ -134,7 +142,7 @@ class LookTest : public ::testing::Test {
 
   LookResult Run(const char* target, LookDirection dir = LookDirection::kBoth, int depth = 3) {
     LookQuery q;
-    q.target = Ep(target);
+    q.target = *Endpoint::Parse(target, /*allow_no_port=*/true);
     q.direction = dir;
     q.depth = depth;
     return Look(q, mesh_);
@@ -243,10 +251,12 @@ TEST_F(LookTest, AsksOneBatchPerLevelAndEachQuestionOnce) {
   // root; curl's node, app, down-1 and redis; nothing new on level 2.
   EXPECT_THAT(batches, ElementsAre(1u, 4u));
   EXPECT_EQ(mesh_.Node("cache-1").calls, 1);
-  // Level 1 placed redis under nginx; under app it is already in the tree.
+  // redis shows under nginx and again under app (a shared dependency is not
+  // a cycle), from the one answer.
   const LookNode& app = r.root.dependencies.at(0);
   ASSERT_EQ(app.process->comm, "python3");
-  EXPECT_EQ(app.dependencies.at(0).status, LookStatus::kCycle);
+  EXPECT_EQ(app.dependencies.at(0).status, LookStatus::kOk);
+  EXPECT_EQ(app.dependencies.at(0).process->comm, "redis-server");
 }
 
 TEST_F(LookTest, LoopbackStaysOnTheAskingNode) {
@@ -257,6 +267,32 @@ TEST_F(LookTest, LoopbackStaysOnTheAskingNode) {
   ASSERT_THAT(r.root.dependencies, SizeIs(1));
   EXPECT_EQ(r.root.dependencies[0].host, "web-1");
   EXPECT_EQ(r.root.dependencies[0].process->pid, 300u);
+}
+
+TEST_F(LookTest, AHostWithoutAPortStartsFromItsProcessesWithActiveFlows) {
+  ActiveProcess curl;
+  curl.process = Proc(5982, 5982, "curl");
+  curl.stats = Conns(3);
+  curl.dependencies = {{Ep("10.213.0.2:80"), Conns(3)}};
+  ActiveProcess dig;
+  dig.process = Proc(7000, 7000, "dig");
+  dig.stats = Conns(1);
+  dig.dependencies = {{Ep("10.213.0.9:53"), Conns(1)}};
+  mesh_.Node("client-1").active[Ip("10.213.0.1")] = {curl, dig};
+  LookResult r = Run("10.213.0.1", LookDirection::kBoth, 1);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.1 on client-1\n"
+            "└--> 10.213.0.1 ('curl', pgid=5982) on client-1  3 conns 300 B\n"
+            "     └--> 10.213.0.2:80 ('nginx', pgid=4656) on web-1 [depth-limit]  3 conns 300 B\n"
+            "└--> 10.213.0.1 ('dig', pgid=7000) on client-1  1 conn 100 B\n"
+            "     └--> 10.213.0.9:53 [no-agent]  1 conn 100 B\n");
+  // --direction in has nothing to show from the active side.
+  r = Run("10.213.0.1", LookDirection::kIn);
+  ASSERT_THAT(r.root.dependencies, SizeIs(2));
+  EXPECT_THAT(r.root.dependencies[0].dependencies, IsEmpty());
+  EXPECT_EQ(Run("10.213.0.77").root.status, LookStatus::kNoAgent);
+  mesh_.Node("client-1").down = true;
+  EXPECT_EQ(Run("10.213.0.1").root.status, LookStatus::kUnreachable);
 }
 
 TEST(LookNames, RoundTrip) {
