@@ -85,7 +85,8 @@ struct LookOptions {
   std::string since = "1h";
   std::string until = "now";
   std::string format = "tree";
-  std::string timeout = "30s";
+  std::string hop_timeout = "2s";
+  std::string timeout = "10s";
 };
 CLI::App* AddLookCommand(CLI::App& app, LookOptions* o);
 int RunLook(const GlobalOptions& g, const LookOptions& o);

@@ -13,6 +13,11 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
   CLI::App* cmd = app.add_subcommand(
       "look", "show who calls an endpoint and what it calls: the dependency tree");
   cmd->footer(
+      "The walk crosses the mesh: the node that owns each address answers for it, every node\n"
+      "of one level is asked at once, and a node that does not answer within --hop-timeout\n"
+      "becomes an [unreachable] leaf while the rest of the tree still comes back.\n"
+      "With IP alone (no port) the root is that host, and the tree starts from its\n"
+      "processes that connected anywhere, going downward.\n"
       "The root is the process listening on IP:PORT. '└<--' lines are its clients (who\n"
       "connected to it), '└-->' lines its dependencies (what it connected to); clients keep\n"
       "going upward and dependencies downward, to --depth. A leaf marked [no-agent] is an\n"
@@ -20,8 +25,9 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "already in the tree, [depth-limit] where --depth stopped the walk.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
       "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md.");
-  cmd->add_option("target", o->target, "the endpoint, e.g. 10.213.0.2:80 or [::1]:8080")
-      ->type_name("IP:PORT")
+  cmd->add_option("target", o->target,
+                  "the endpoint, e.g. 10.213.0.2:80 or [::1]:8080; or a host's address alone")
+      ->type_name("IP[:PORT]")
       ->required();
   cmd->add_option("--depth", o->depth, "how many hops to walk each way")
       ->type_name("N")
@@ -41,7 +47,12 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"tree", "json", "dot"}))
       ->capture_default_str();
-  cmd->add_option("--timeout", o->timeout, "give up waiting for meshd after this long")
+  cmd->add_option("--hop-timeout", o->hop_timeout,
+                  "how long one node may take to answer before it is an [unreachable] leaf")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd->add_option("--timeout", o->timeout,
+                  "deadline for the whole walk; nodes not asked by then are [unreachable]")
       ->type_name("DURATION")
       ->capture_default_str();
   return cmd;
@@ -49,11 +60,10 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
 
 int RunLook(const GlobalOptions& g, const LookOptions& o) {
   LookQuery query;
-  Result<Endpoint> target = Endpoint::Parse(o.target);
+  Result<Endpoint> target = Endpoint::Parse(o.target, /*allow_no_port=*/true);
   if (!target.ok())
-    return Fail(kExitUsage, "look: '" + o.target + "' is not IP:PORT (" +
+    return Fail(kExitUsage, "look: '" + o.target + "' is not IP:PORT or IP (" +
                                 target.status().message() + "); e.g. 10.213.0.2:80");
-  if (target->port == 0) return Fail(kExitUsage, "look: port 0 is not an endpoint");
   query.target = *target;
   query.depth = o.depth;
   Result<LookDirection> dir = ParseLookDirection(o.direction);
@@ -66,10 +76,17 @@ int RunLook(const GlobalOptions& g, const LookOptions& o) {
   if (!timeout.ok() || timeout->count() == 0)
     return Fail(kExitUsage, "--timeout: " + (timeout.ok() ? std::string("must be more than 0")
                                                           : timeout.status().message()));
+  Result<std::chrono::milliseconds> hop = ParseDuration(o.hop_timeout);
+  if (!hop.ok() || hop->count() == 0)
+    return Fail(kExitUsage, "--hop-timeout: " + (hop.ok() ? std::string("must be more than 0")
+                                                          : hop.status().message()));
+  query.hop_timeout_ns = hop->count() * 1'000'000;
+  query.timeout_ns = timeout->count() * 1'000'000;
 
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
-  Result<LookNode> root = client->Look(query, *timeout);
+  // meshd answers by the deadline; the margin covers its local work.
+  Result<LookNode> root = client->Look(query, *timeout + std::chrono::seconds(5));
   if (!root.ok()) return Fail(kExitFailure, root.status().message());
   LookResult result{query, std::move(root).value()};
   std::string format = g.json ? "json" : o.format;

@@ -193,6 +193,8 @@ struct LookQuery {
   depth @4 :UInt32;
   sinceNs @5 :Int64;
   untilNs @6 :Int64;
+  hopTimeoutNs @7 :Int64;  # 0 = meshd's default (2 s)
+  timeoutNs @8 :Int64;     # the whole walk; 0 = meshd's default (10 s)
 }
 
 struct LookNode {

@@ -214,6 +214,8 @@ void ToCapnp(const LookQuery& q, s::LookQuery::Builder b) {
   b.setDepth(static_cast<uint32_t>(q.depth));
   b.setSinceNs(q.window.since_ns);
   b.setUntilNs(q.window.until_ns);
+  b.setHopTimeoutNs(q.hop_timeout_ns);
+  b.setTimeoutNs(q.timeout_ns);
 }
 
 Result<LookQuery> FromCapnp(s::LookQuery::Reader r) {
@@ -231,6 +233,10 @@ Result<LookQuery> FromCapnp(s::LookQuery::Reader r) {
   q.window.until_ns = r.getUntilNs();
   if (q.window.until_ns < q.window.since_ns)
     return InvalidArgument("look window ends before it starts");
+  if (r.getHopTimeoutNs() < 0 || r.getTimeoutNs() < 0)
+    return InvalidArgument("look timeouts must not be negative");
+  if (r.getHopTimeoutNs() > 0) q.hop_timeout_ns = r.getHopTimeoutNs();
+  if (r.getTimeoutNs() > 0) q.timeout_ns = r.getTimeoutNs();
   return q;
 }
 

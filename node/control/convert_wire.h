@@ -1,6 +1,7 @@
 // Field-level conversions between meshd's structs and the control schema,
 // shared by convert.cc (live data) and convert_history.cc (store and look).
-// Internal to node/control.
+// Internal to node/control, and used by node/daemon/query_wire.cc for the
+// same structs inside look queries between nodes.
 #pragma once
 
 #include "node/control/backend.h"

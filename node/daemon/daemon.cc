@@ -9,6 +9,8 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/daemon/mesh_look.h"
+#include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
@@ -66,6 +68,7 @@ Status Daemon::InitStore() {
   processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root));
   aggregator_ = std::make_unique<Aggregator>(processes_.get());
   pipeline_.set_aggregator(aggregator_.get());
+  if (config_.mesh_enabled()) pipeline_.set_own_pid(static_cast<uint32_t>(getpid()));
   FlusherOptions fo;
   fo.interval_ns = static_cast<int64_t>(config_.flush_interval.count()) * 1'000'000;
   flusher_ = std::make_unique<Flusher>(
@@ -98,6 +101,7 @@ Status Daemon::InitMesh() {
   mo.key_file = config_.cluster_key_file;
   mo.label = config_.cluster_label;
   mo.insecure = config_.insecure;
+  mo.answer_query = [this](std::span<const uint8_t> query) { return AnswerQuery(query); };
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
 }
@@ -321,9 +325,34 @@ std::vector<EndpointView> Daemon::GetEndpoints() {
 
 Result<LookResult> Daemon::RunLook(const LookQuery& query) {
   FlushForQuery();
-  LocalDirectory directory(*store_, config_.node_name, LocalAddresses(),
-                           [this] { return LiveEndpoints(); });
-  return Look(query, directory);
+  LocalDirectory local(*store_, config_.node_name, LocalAddresses(),
+                       [this] { return LiveEndpoints(); });
+  if (!mesh_) return Look(query, local);
+  MeshDirectory directory(local, mesh_->Tables(/*with_gone=*/true),
+                          [this](const std::string& to, std::vector<uint8_t> q, int64_t timeout_ns,
+                                 std::function<void(Result<std::vector<uint8_t>>)> done) {
+                            mesh_->Query(to, std::move(q), timeout_ns, std::move(done));
+                          });
+  LookResult result = MeshLook(query, directory);
+  const MeshLookStats& st = directory.stats();
+  FM_LOG(Debug, "look") << query.target.ToString() << ": " << st.round_trips << " round trips, "
+                        << st.questions << " questions, " << st.failed << " unanswered";
+  looks_.fetch_add(1, std::memory_order_relaxed);
+  look_round_trips_.fetch_add(st.round_trips, std::memory_order_relaxed);
+  return result;
+}
+
+Result<std::vector<uint8_t>> Daemon::AnswerQuery(std::span<const uint8_t> bytes) {
+  FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
+  FlushForQuery();
+  LocalQuerier here(*store_, [this] { return LiveEndpoints(); });
+  std::vector<LookAnswer> answers;
+  answers.reserve(batch.questions.size());
+  for (LookQuestion& q : batch.questions) {
+    q.node = NodeRef{config_.node_name, &here};
+    answers.push_back(AskOne(q, batch.window));
+  }
+  return EncodeAnswers(answers);
 }
 
 }  // namespace flowmesh

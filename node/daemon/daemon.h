@@ -55,6 +55,9 @@ class Daemon final : public ControlBackend {
   void FlushForQuery();
   std::vector<EndpointRecord> LiveEndpoints() const;
   Status InitMesh();
+  // A look query from another node, answered from this node's store (on a
+  // mesh query worker thread).
+  Result<std::vector<uint8_t>> AnswerQuery(std::span<const uint8_t> query);
   LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
@@ -77,6 +80,8 @@ class Daemon final : public ControlBackend {
   std::thread probe_thread_;
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
+  std::atomic<uint64_t> looks_{0};             // mesh-wide looks run from here
+  std::atomic<uint64_t> look_round_trips_{0};  // and the queries they sent
 
   // Live counters for `top` in streaming mode, refreshed on demand.
   std::mutex refresh_mu_;

@@ -17,6 +17,9 @@ constexpr std::string_view kPeersMetaKey = "mesh.peers";
 constexpr auto kAskTimeout = std::chrono::seconds(2);
 constexpr auto kLeaveTimeout = std::chrono::seconds(3);
 constexpr int kSavePeersEvery = 30;  // publisher ticks (seconds)
+// Look queries answered at once; more are refused (the asker shows an
+// `unreachable` leaf) rather than queued behind a slow store.
+constexpr int kMaxQueriesInFlight = 16;
 
 // The address peers reach us at, when the socket is bound to a wildcard.
 class AdvertiseAs final : public mesh::Transport {
@@ -119,6 +122,13 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
   config.node_id = store.meta().node_id;
   config.generation = store.meta().generation;
   svc->node_ = std::make_unique<mesh::MeshNode>(*svc->runtime_, *svc->sealed_, config);
+  if (svc->options_.answer_query) {
+    MeshService* raw = svc.get();
+    svc->node_->SetQueryHandler(
+        [raw](const mesh::Address&, mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
+          raw->ServeQuery(std::move(query), std::move(reply));
+        });
+  }
 
   std::vector<std::string> seeds;
   for (const std::string& j : svc->options_.join) seeds.push_back(j);
@@ -154,6 +164,29 @@ T MeshService::Ask(std::function<T()> fn, T fallback) {
   asio::post(io_, [fn = std::move(fn), promise] { promise->set_value(fn()); });
   if (result.wait_for(kAskTimeout) != std::future_status::ready) return fallback;
   return result.get();
+}
+
+void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
+  if (queries_in_flight_ >= kMaxQueriesInFlight)
+    return reply(
+        Unavailable("busy: " + std::to_string(queries_in_flight_) + " look queries in flight"));
+  queries_in_flight_++;
+  asio::post(query_pool_, [this, query = std::move(query), reply = std::move(reply)]() mutable {
+    Result<mesh::Bytes> answer = options_.answer_query(query);
+    asio::post(io_, [this, answer = std::move(answer), reply = std::move(reply)]() mutable {
+      queries_in_flight_--;
+      reply(std::move(answer));
+    });
+  });
+}
+
+void MeshService::Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
+                        mesh::Transport::ExchangeDone done) {
+  asio::post(io_,
+             [this, to, query = std::move(query), timeout_ns, done = std::move(done)]() mutable {
+               if (node_ == nullptr) return done(Unavailable("the mesh is stopping"));
+               node_->Query(to, std::move(query), timeout_ns, std::move(done));
+             });
 }
 
 void MeshService::PublishLoop() {
@@ -203,6 +236,10 @@ void MeshService::Stop() {
   asio::post(io_, [this, left] { node_->Leave([left] { left->set_value(); }); });
   if (done.wait_for(kLeaveTimeout) != std::future_status::ready)
     FM_LOG(Warn, "mesh") << "leave was not acknowledged within 3s; peers will notice by probing";
+  // Queries being answered finish (they read the store, which outlives us);
+  // queued ones are dropped, and so are their answers with the io_context.
+  query_pool_.stop();
+  query_pool_.join();
   io_.stop();
   if (thread_.joinable()) thread_.join();
   // The io_context no longer runs: take the protocol down before its transports.
@@ -217,8 +254,9 @@ std::vector<mesh::MemberView> MeshService::Members() {
   return Ask<std::vector<mesh::MemberView>>([this] { return node_->Members(); }, {});
 }
 
-std::vector<mesh::NodeTable> MeshService::Tables() {
-  return Ask<std::vector<mesh::NodeTable>>([this] { return node_->Tables(); }, {});
+std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
+  return Ask<std::vector<mesh::NodeTable>>([this, with_gone] { return node_->Tables(with_gone); },
+                                           {});
 }
 
 mesh::MeshStats MeshService::Stats() {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -33,6 +35,10 @@ struct MeshServiceOptions {
   std::string key_file;           // "" with insecure = no sealing
   std::string label = "flowmesh";
   bool insecure = false;
+  // Answers one look query from another node (query_wire.h bytes in and
+  // out). Runs on a query worker thread, never the mesh thread: it reads the
+  // store. Unset: this node answers no queries.
+  std::function<Result<mesh::Bytes>(std::span<const uint8_t> query)> answer_query;
 };
 
 // This node's table as the mesh spreads it.
@@ -52,8 +58,14 @@ class MeshService {
   // Graceful leave (bounded), then the thread stops. Idempotent.
   void Stop();
 
+  // Sends one look query to the member at `to` over the sealed mesh; `done`
+  // runs once, on the mesh thread, with the answer or an error (timeout,
+  // refused, the service stopping). Callable from any thread.
+  void Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
+             mesh::Transport::ExchangeDone done);
+
   std::vector<mesh::MemberView> Members();
-  std::vector<mesh::NodeTable> Tables();
+  std::vector<mesh::NodeTable> Tables(bool with_gone = false);
   mesh::MeshStats Stats();
   const std::string& advertised() const { return advertised_; }
 
@@ -66,6 +78,7 @@ class MeshService {
   // store's disk, then hands results to the mesh thread.
   void PublishLoop();
   void SavePeers();
+  void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
 
   MeshServiceOptions options_;
   Store* store_ = nullptr;
@@ -80,6 +93,9 @@ class MeshService {
   std::unique_ptr<mesh::MeshNode> node_;
   std::thread thread_;
   std::thread publisher_;
+  // Queries from other nodes read the store here, off the mesh thread.
+  asio::thread_pool query_pool_{2};
+  int queries_in_flight_ = 0;  // mesh thread only
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;    // guarded by mu_

@@ -5,8 +5,8 @@
 
 #include <atomic>
 
-#include "node/flow/conn_table.h"
 #include "node/flow/aggregator.h"
+#include "node/flow/conn_table.h"
 #include "node/flow/event_hub.h"
 #include "node/probe/probe.h"
 
@@ -17,6 +17,10 @@ class Pipeline final : public EventSink {
   void OnEvent(const ConnEvent& event) override;
   // Set once before the probe starts; null = no history (tests).
   void set_aggregator(Aggregator* aggregator) { aggregator_ = aggregator; }
+  // meshd's own connections (mesh syncs and queries, on both ends) stay out
+  // of the history: otherwise every node would depend on every other in
+  // look. watch and top still show them. 0 = keep everything (tests).
+  void set_own_pid(uint32_t pid) { own_pid_ = pid; }
 
   ConnTable& table() { return table_; }
   const ConnTable& table() const { return table_; }
@@ -27,6 +31,7 @@ class Pipeline final : public EventSink {
  private:
   ConnTable table_;
   Aggregator* aggregator_ = nullptr;
+  uint32_t own_pid_ = 0;
   EventHub hub_;
   std::atomic<int64_t> first_event_ns_{0};
 };

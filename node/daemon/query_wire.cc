@@ -1,0 +1,248 @@
+// query_wire: look's batches of questions and answers in Cap'n Proto.
+#include "node/daemon/query_wire.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstring>
+
+#include "node/control/convert_wire.h"
+#include "schema/query.capnp.h"
+
+namespace flowmesh {
+namespace {
+
+namespace q = schema::query;
+using wire::AddrBytes;
+using wire::AddrFromWire;
+
+// Our deepest path: response > answers > answer > processes > process >
+// clients > edge > endpoint > addr.
+constexpr int kNestingLimit = 12;
+
+void SetAddr(q::Addr::Builder b, const IpAddr& a) { b.setBytes(AddrBytes(a)); }
+
+void SetEndpoint(q::Endpoint::Builder b, const Endpoint& e) {
+  SetAddr(b.initAddr(), e.addr);
+  b.setPort(e.port);
+}
+
+Result<Endpoint> GetEndpoint(q::Endpoint::Reader r) {
+  Endpoint e;
+  FM_ASSIGN_OR_RETURN(e.addr, AddrFromWire(r.getAddr().getBytes(), "endpoint address"));
+  e.port = r.getPort();
+  return e;
+}
+
+void SetClients(capnp::List<q::ClientEdge>::Builder list, const std::vector<ClientEdge>& edges) {
+  for (unsigned i = 0; i < edges.size(); i++) {
+    SetAddr(list[i].initAddr(), edges[i].addr);
+    wire::FlowStatsToWire(edges[i].stats, list[i].initStats());
+    SetEndpoint(list[i].initEndpoint(), edges[i].endpoint);
+  }
+}
+
+Result<std::vector<ClientEdge>> GetClients(capnp::List<q::ClientEdge>::Reader list) {
+  std::vector<ClientEdge> out(list.size());
+  for (unsigned i = 0; i < list.size(); i++) {
+    FM_ASSIGN_OR_RETURN(out[i].addr, AddrFromWire(list[i].getAddr().getBytes(), "client address"));
+    out[i].stats = wire::FlowStatsFromWire(list[i].getStats());
+    FM_ASSIGN_OR_RETURN(out[i].endpoint, GetEndpoint(list[i].getEndpoint()));
+  }
+  return out;
+}
+
+void SetDependencies(capnp::List<q::DependencyEdge>::Builder list,
+                     const std::vector<DependencyEdge>& edges) {
+  for (unsigned i = 0; i < edges.size(); i++) {
+    SetEndpoint(list[i].initRemote(), edges[i].remote);
+    wire::FlowStatsToWire(edges[i].stats, list[i].initStats());
+  }
+}
+
+Result<std::vector<DependencyEdge>> GetDependencies(capnp::List<q::DependencyEdge>::Reader list) {
+  std::vector<DependencyEdge> out(list.size());
+  for (unsigned i = 0; i < list.size(); i++) {
+    FM_ASSIGN_OR_RETURN(out[i].remote, GetEndpoint(list[i].getRemote()));
+    out[i].stats = wire::FlowStatsFromWire(list[i].getStats());
+  }
+  return out;
+}
+
+Result<std::vector<uint8_t>> Flatten(capnp::MallocMessageBuilder& message, const char* what) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  if (bytes.size() > kMaxQueryBytes)
+    return Status(Status::Code::kResourceExhausted,
+                  std::string(what) + " of " + std::to_string(bytes.size()) +
+                      " bytes is over the " + std::to_string(kMaxQueryBytes) +
+                      "-byte cap; narrow the window (--since/--until)");
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+// Reads a flat message after checking its size; `fn` converts the root.
+template <typename Root, typename T, typename Fn>
+Result<T> Read(std::span<const uint8_t> bytes, const char* what, Fn fn) {
+  if (bytes.size() > kMaxQueryBytes)
+    return InvalidArgument(std::string(what) + " of " + std::to_string(bytes.size()) +
+                           " bytes is over the cap");
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0)
+    return InvalidArgument(std::string("malformed ") + what + ": " + std::to_string(bytes.size()) +
+                           " bytes is not whole words");
+  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 2;  // no amplification beyond the bytes sent
+  options.nestingLimit = kNestingLimit;
+  try {
+    capnp::FlatArrayMessageReader reader(words, options);
+    T out;
+    FM_RETURN_IF_ERROR(fn(reader.getRoot<Root>(), &out));
+    return out;
+  } catch (const kj::Exception& e) {
+    return InvalidArgument(std::string("malformed ") + what + ": " + e.getDescription().cStr());
+  }
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<q::QueryRequest>();
+  root.setSinceNs(batch.window.since_ns);
+  root.setUntilNs(batch.window.until_ns);
+  auto list = root.initQuestions(static_cast<unsigned>(batch.questions.size()));
+  for (unsigned i = 0; i < batch.questions.size(); i++) {
+    const LookQuestion& in = batch.questions[i];
+    switch (in.kind) {
+      case LookQuestion::Kind::kDescribe: list[i].setKind(q::Kind::DESCRIBE); break;
+      case LookQuestion::Kind::kClients: list[i].setKind(q::Kind::CLIENTS); break;
+      case LookQuestion::Kind::kActive: list[i].setKind(q::Kind::ACTIVE); break;
+    }
+    SetEndpoint(list[i].initEndpoint(), in.endpoint);
+    SetAddr(list[i].initAddr(), in.from);
+  }
+  return Flatten(message, "look query");
+}
+
+Result<QueryBatch> DecodeQuery(std::span<const uint8_t> bytes) {
+  return Read<q::QueryRequest, QueryBatch>(
+      bytes, "look query", [](q::QueryRequest::Reader r, QueryBatch* out) -> Status {
+        out->window.since_ns = r.getSinceNs();
+        out->window.until_ns = r.getUntilNs();
+        for (q::Question::Reader in : r.getQuestions()) {
+          LookQuestion question;
+          switch (in.getKind()) {
+            case q::Kind::DESCRIBE: question.kind = LookQuestion::Kind::kDescribe; break;
+            case q::Kind::CLIENTS: question.kind = LookQuestion::Kind::kClients; break;
+            case q::Kind::ACTIVE: question.kind = LookQuestion::Kind::kActive; break;
+            default: return InvalidArgument("malformed look query: unknown question kind");
+          }
+          FM_ASSIGN_OR_RETURN(question.endpoint, GetEndpoint(in.getEndpoint()));
+          FM_ASSIGN_OR_RETURN(question.from, AddrFromWire(in.getAddr().getBytes(), "address"));
+          out->questions.push_back(std::move(question));
+        }
+        return Status::Ok();
+      });
+}
+
+Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answers) {
+  capnp::MallocMessageBuilder message;
+  auto list =
+      message.initRoot<q::QueryResponse>().initAnswers(static_cast<unsigned>(answers.size()));
+  for (unsigned i = 0; i < answers.size(); i++) {
+    const LookAnswer& a = answers[i];
+    q::Answer::Builder b = list[i];
+    if (!a.status.ok()) {
+      b.setError(a.status.message().empty() ? "failed" : a.status.message());
+      continue;
+    }
+    const EndpointDescription& d = a.description;
+    if (d.found) {
+      auto db = b.initDescription();
+      db.setFound(true);
+      SetEndpoint(db.initEndpoint(), d.endpoint);
+      wire::DetailsToWire(d.process, db.initProcess());
+      SetClients(db.initClients(static_cast<unsigned>(d.clients.size())), d.clients);
+      SetDependencies(db.initDependencies(static_cast<unsigned>(d.dependencies.size())),
+                      d.dependencies);
+    }
+    size_t n = a.clients.size() + a.active.size();
+    auto procs = b.initProcesses(static_cast<unsigned>(n));
+    unsigned k = 0;
+    for (const ClientProcess& cp : a.clients) {
+      auto pb = procs[k++];
+      wire::DetailsToWire(cp.process, pb.initProcess());
+      wire::FlowStatsToWire(cp.stats, pb.initStats());
+      auto eps = pb.initEndpoints(static_cast<unsigned>(cp.endpoints.size()));
+      for (unsigned e = 0; e < cp.endpoints.size(); e++) SetEndpoint(eps[e], cp.endpoints[e]);
+      SetClients(pb.initClients(static_cast<unsigned>(cp.clients.size())), cp.clients);
+    }
+    for (const ActiveProcess& ap : a.active) {
+      auto pb = procs[k++];
+      wire::DetailsToWire(ap.process, pb.initProcess());
+      wire::FlowStatsToWire(ap.stats, pb.initStats());
+      SetDependencies(pb.initDependencies(static_cast<unsigned>(ap.dependencies.size())),
+                      ap.dependencies);
+    }
+  }
+  return Flatten(message, "look answer");
+}
+
+Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
+                                              const std::vector<LookQuestion>& asked) {
+  return Read<q::QueryResponse, std::vector<LookAnswer>>(
+      bytes, "look answer",
+      [&asked](q::QueryResponse::Reader r, std::vector<LookAnswer>* out) -> Status {
+        auto list = r.getAnswers();
+        if (list.size() != asked.size())
+          return InvalidArgument("malformed look answer: " + std::to_string(list.size()) +
+                                 " answers to " + std::to_string(asked.size()) + " questions");
+        out->resize(list.size());
+        for (unsigned i = 0; i < list.size(); i++) {
+          q::Answer::Reader in = list[i];
+          LookAnswer& a = (*out)[i];
+          if (in.hasError() && in.getError().size() > 0) {
+            a.status = Unavailable(std::string(in.getError().cStr()));
+            continue;
+          }
+          switch (asked[i].kind) {
+            case LookQuestion::Kind::kDescribe: {
+              if (!in.hasDescription()) break;
+              auto d = in.getDescription();
+              a.description.found = d.getFound();
+              FM_ASSIGN_OR_RETURN(a.description.endpoint, GetEndpoint(d.getEndpoint()));
+              a.description.process = wire::DetailsFromWire(d.getProcess());
+              FM_ASSIGN_OR_RETURN(a.description.clients, GetClients(d.getClients()));
+              FM_ASSIGN_OR_RETURN(a.description.dependencies, GetDependencies(d.getDependencies()));
+              break;
+            }
+            case LookQuestion::Kind::kClients:
+              for (q::Process::Reader p : in.getProcesses()) {
+                ClientProcess cp;
+                cp.process = wire::DetailsFromWire(p.getProcess());
+                cp.stats = wire::FlowStatsFromWire(p.getStats());
+                for (q::Endpoint::Reader e : p.getEndpoints()) {
+                  FM_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(e));
+                  cp.endpoints.push_back(ep);
+                }
+                FM_ASSIGN_OR_RETURN(cp.clients, GetClients(p.getClients()));
+                a.clients.push_back(std::move(cp));
+              }
+              break;
+            case LookQuestion::Kind::kActive:
+              for (q::Process::Reader p : in.getProcesses()) {
+                ActiveProcess ap;
+                ap.process = wire::DetailsFromWire(p.getProcess());
+                ap.stats = wire::FlowStatsFromWire(p.getStats());
+                FM_ASSIGN_OR_RETURN(ap.dependencies, GetDependencies(p.getDependencies()));
+                a.active.push_back(std::move(ap));
+              }
+              break;
+          }
+        }
+        return Status::Ok();
+      });
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,76 @@
+# look's questions between nodes (DESIGN.md "look"): the origin of a walk
+# sends each node of one level all its questions in one QueryRequest and gets
+# one QueryResponse back, inside a sealed mesh exchange (mesh.capnp
+# ExchangeRequest.query). node/daemon/query_wire.cc reads these with tight
+# ReaderOptions after checking the size against a cap.
+@0xc4b0b3e1f27a9d51;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("flowmesh::schema::query");
+
+using Control = import "control.capnp";
+
+struct Addr {
+  bytes @0 :Data;          # 4 or 16 bytes, network order; empty = unspecified
+}
+
+struct Endpoint {
+  addr @0 :Addr;
+  port @1 :UInt16;
+}
+
+enum Kind {
+  describe @0;             # "describe your endpoint": listener, clients, dependencies
+  clients @1;              # "which of your processes connected to endpoint from addr"
+  active @2;               # "which of your processes at addr connected anywhere"
+}
+
+struct Question {
+  kind @0 :Kind;
+  endpoint @1 :Endpoint;   # describe: the endpoint; clients: the target
+  addr @2 :Addr;           # clients: the client address; active: the host address
+}
+
+struct QueryRequest {
+  sinceNs @0 :Int64;
+  untilNs @1 :Int64;
+  questions @2 :List(Question);
+}
+
+struct ClientEdge {
+  addr @0 :Addr;
+  stats @1 :Control.FlowStats;
+  endpoint @2 :Endpoint;   # port 0 = not said
+}
+
+struct DependencyEdge {
+  remote @0 :Endpoint;
+  stats @1 :Control.FlowStats;
+}
+
+struct Description {
+  found @0 :Bool;
+  endpoint @1 :Endpoint;
+  process @2 :Control.ProcessDetails;
+  clients @3 :List(ClientEdge);
+  dependencies @4 :List(DependencyEdge);
+}
+
+# A process (group) in a clients or active answer.
+struct Process {
+  process @0 :Control.ProcessDetails;
+  stats @1 :Control.FlowStats;
+  endpoints @2 :List(Endpoint);         # clients: where it listens
+  clients @3 :List(ClientEdge);         # clients: who connected to those
+  dependencies @4 :List(DependencyEdge);  # active: where it connected
+}
+
+struct Answer {
+  error @0 :Text;          # non-empty: this question failed on the node
+  description @1 :Description;
+  processes @2 :List(Process);
+}
+
+struct QueryResponse {
+  answers @0 :List(Answer);  # one per question, in order
+}

@@ -1,0 +1,134 @@
+// look's questions and answers between nodes: every field round-trips, an
+// error answer stays an error, and malformed or mismatched bytes are refused
+// with a message rather than read.
+#include "node/daemon/query_wire.h"
+
+#include <gtest/gtest.h>
+
+namespace flowmesh {
+namespace {
+
+Endpoint Ep(const char* text) { return *Endpoint::Parse(text); }
+IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
+
+FlowStats Stats(uint64_t n) {
+  FlowStats s;
+  s.connections = n;
+  s.bytes_tx = n * 10;
+  s.bytes_rx = n * 20;
+  s.retrans = 1;
+  s.rtt_sum_us = 300;
+  s.rtt_samples = 3;
+  s.rtt_max_us = 150;
+  s.first_seen_ns = 1'700'000'000'000'000'000;
+  s.last_seen_ns = 1'700'000'060'000'000'000;
+  return s;
+}
+
+ProcessDetails Proc(uint32_t pid, const char* comm) {
+  ProcessDetails p;
+  p.pid = pid;
+  p.pgid = pid - 1;
+  p.start_ticks = 12345;
+  p.comm = comm;
+  p.exe = std::string("/usr/bin/") + comm;
+  return p;
+}
+
+std::vector<LookQuestion> Questions() {
+  return {{LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.2:80"), {}},
+          {LookQuestion::Kind::kClients, {}, Ep("[fd00::3]:8000"), Ip("10.213.0.2")},
+          {LookQuestion::Kind::kActive, {}, {}, Ip("10.213.0.1")},
+          {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.9:1"), {}}};
+}
+
+TEST(QueryWire, QuestionsRoundTrip) {
+  QueryBatch b;
+  b.window = TimeWindow{100, 200};
+  b.questions = Questions();
+  Result<std::vector<uint8_t>> bytes = EncodeQuery(b);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  Result<QueryBatch> back = DecodeQuery(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->window.since_ns, 100);
+  EXPECT_EQ(back->window.until_ns, 200);
+  ASSERT_EQ(back->questions.size(), 4u);
+  for (size_t i = 0; i < 4; i++) {
+    EXPECT_EQ(back->questions[i].kind, b.questions[i].kind);
+    EXPECT_EQ(back->questions[i].endpoint, b.questions[i].endpoint);
+    EXPECT_EQ(back->questions[i].from, b.questions[i].from);
+  }
+}
+
+TEST(QueryWire, AnswersRoundTripByKind) {
+  std::vector<LookAnswer> answers(4);
+  EndpointDescription& d = answers[0].description;
+  d.found = true;
+  d.endpoint = Ep("10.213.0.2:80");
+  d.process = Proc(4656, "nginx");
+  d.clients = {{Ip("10.213.0.1"), Stats(3), Ep("10.213.0.2:80")}, {Ip("10.213.0.8"), Stats(1), {}}};
+  d.dependencies = {{Ep("10.213.0.3:8000"), Stats(12)}};
+  ClientProcess cp;
+  cp.process = Proc(4657, "nginx");
+  cp.stats = Stats(12);
+  cp.endpoints = {Ep("0.0.0.0:80")};
+  cp.clients = {{Ip("10.213.0.1"), Stats(3), Ep("10.213.0.2:80")}};
+  answers[1].clients = {cp};
+  ActiveProcess ap;
+  ap.process = Proc(5982, "curl");
+  ap.stats = Stats(3);
+  ap.dependencies = {{Ep("10.213.0.2:80"), Stats(3)}};
+  answers[2].active = {ap};
+  answers[3].status = Unavailable("store is read-only");
+
+  Result<std::vector<uint8_t>> bytes = EncodeAnswers(answers);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  Result<std::vector<LookAnswer>> back = DecodeAnswers(*bytes, Questions());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 4u);
+
+  const EndpointDescription& bd = (*back)[0].description;
+  EXPECT_TRUE(bd.found);
+  EXPECT_EQ(bd.endpoint, d.endpoint);
+  EXPECT_EQ(bd.process.comm, "nginx");
+  EXPECT_EQ(bd.process.exe, "/usr/bin/nginx");
+  EXPECT_EQ(bd.process.pgid, 4655u);
+  ASSERT_EQ(bd.clients.size(), 2u);
+  EXPECT_EQ(bd.clients[0].endpoint, Ep("10.213.0.2:80"));
+  EXPECT_EQ(bd.clients[1].endpoint.port, 0);
+  EXPECT_EQ(bd.clients[1].stats.connections, 1u);
+  ASSERT_EQ(bd.dependencies.size(), 1u);
+  EXPECT_EQ(bd.dependencies[0].stats.bytes_rx, 240u);
+  EXPECT_EQ(bd.dependencies[0].stats.rtt_max_us, 150u);
+  EXPECT_EQ(bd.dependencies[0].stats.last_seen_ns, 1'700'000'060'000'000'000);
+
+  ASSERT_EQ((*back)[1].clients.size(), 1u);
+  EXPECT_EQ((*back)[1].clients[0].endpoints, cp.endpoints);
+  EXPECT_EQ((*back)[1].clients[0].clients[0].addr, Ip("10.213.0.1"));
+  ASSERT_EQ((*back)[2].active.size(), 1u);
+  EXPECT_EQ((*back)[2].active[0].process.comm, "curl");
+  EXPECT_EQ((*back)[2].active[0].dependencies[0].remote, Ep("10.213.0.2:80"));
+  EXPECT_FALSE((*back)[3].status.ok());
+  EXPECT_EQ((*back)[3].status.message(), "store is read-only");
+}
+
+TEST(QueryWire, MalformedOrMismatchedIsRefused) {
+  EXPECT_FALSE(DecodeQuery(std::vector<uint8_t>{}).ok());
+  EXPECT_FALSE(DecodeQuery(std::vector<uint8_t>{1, 2, 3}).ok());
+  std::vector<uint8_t> garbage(64, 0xff);
+  EXPECT_FALSE(DecodeQuery(garbage).ok());
+  std::vector<uint8_t> huge(kMaxQueryBytes + 8, 0);
+  Result<QueryBatch> big = DecodeQuery(huge);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("cap"), std::string::npos);
+
+  // Three answers to four questions: the asker cannot pair them.
+  Result<std::vector<uint8_t>> three = EncodeAnswers(std::vector<LookAnswer>(3));
+  ASSERT_TRUE(three.ok());
+  Result<std::vector<LookAnswer>> r = DecodeAnswers(*three, Questions());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("3 answers to 4 questions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flowmesh
