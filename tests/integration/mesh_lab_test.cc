@@ -3,11 +3,10 @@
 // node is marked dead by every other and comes back alive with a higher
 // generation; an endpoint opened on one host reaches every other; a node
 // with the wrong key never gets in.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
@@ -48,7 +47,8 @@ class MeshLabTest : public ::testing::Test {
  protected:
   void SetUp() override {
     FM_REQUIRE_ROOT();
-    CommandResult up = RunCommand({"/bin/bash", LAB_SH, "up", kLab, std::to_string(kHosts + 1)}, 30s);
+    CommandResult up =
+        RunCommand({"/bin/bash", LAB_SH, "up", kLab, std::to_string(kHosts + 1)}, 30s);
     ASSERT_EQ(up.exit_code, 0) << up.err;
     char tmpl[] = "/tmp/fm-lab-XXXXXX";
     dir_ = mkdtemp(tmpl);
@@ -75,9 +75,8 @@ class MeshLabTest : public ::testing::Test {
   }
 
   std::vector<std::string> Flags(int i, const std::string& key) {
-    return {"--node-name", "h" + std::to_string(i), "--netns", "self", "--bind",
-            Addr(i) + ":7946", "--cluster-key-file", key, "--join", Addr(1) + ":7946",
-            "--log-level", "info"};
+    return {"--node-name",     "h" + std::to_string(i), "--netns", "self",   "--bind",
+            Addr(i) + ":7946", "--cluster-key-file",    key,       "--join", Addr(1) + ":7946"};
   }
 
   void StartNode(int i, const std::string& key) {
@@ -162,8 +161,7 @@ TEST_F(MeshLabTest, FiveNodesJoinDetectDeathRejoinAndShareEndpoints) {
     std::string generation;
     EXPECT_TRUE(Eventually(
         [&] { return StateOf(i, "h4", &generation) == "alive" && generation == "2"; }, 30s))
-        << "h" << i << " has h4 " << StateOf(i, "h4", &generation) << " generation "
-        << generation;
+        << "h" << i << " has h4 " << StateOf(i, "h4", &generation) << " generation " << generation;
   }
 
   // A node with another key never gets in and changes nobody's tables.
@@ -176,7 +174,8 @@ TEST_F(MeshLabTest, FiveNodesJoinDetectDeathRejoinAndShareEndpoints) {
   std::vector<JsonLine> outsider = Peers(kHosts + 1);
   for (const JsonLine& p : outsider)
     EXPECT_TRUE(Field(p, "name") == "h6") << "h6 learned about " << Field(p, "name");
-  std::printf("mesh lab: 5 joined, kill -9 detected, rejoined at generation 2, wrong key shut out\n");
+  std::printf(
+      "mesh lab: 5 joined, kill -9 detected, rejoined at generation 2, wrong key shut out\n");
 }
 
 }  // namespace

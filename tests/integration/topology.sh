@@ -20,20 +20,21 @@
 #
 # Binaries: MESHD and MESHCTL (env), or --meshd PATH / --meshctl PATH before the
 # command; default build/node/daemon/meshd and build/cli/meshctl in the repo.
-# Any other command on a host: ip netns exec fmt-I COMMAND.
+# Any other command on a host: ip netns exec fmt-I COMMAND (TOPOLOGY_PREFIX
+# replaces fmt).
 # WORKDIR/NAME/ holds each host's meshd.log, meshd.sock, data/ and server log.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-prefix=fmt
+prefix=${TOPOLOGY_PREFIX:-fmt}   # the lab tests use their own, beside a running demo
 names=(client-1 web-1 app-1 app-2 cache-1 kv-1)
 seed=10.213.0.2:7946
 wait_members=${TOPOLOGY_WAIT:-30}   # seconds for the mesh to form
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 

@@ -1,0 +1,287 @@
+// The mesh-wide look on the lab (issue 5): topology.sh's six hosts (client ->
+// nginx -> two python apps -> redis and memcached), each with its own meshd in
+// one sealed mesh, real traffic, and `meshctl look` asked on every host. Plus
+// an address no agent owns, a cycle (A calls B calls A), and an app host whose
+// meshd is killed, which must come back as an `unreachable` leaf in time while
+// the rest of the tree is intact.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/kernel/kernel_test_util.h"
+#include "tests/kernel/meshd_util.h"
+
+namespace flowmesh::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kPrefix = "fmc";  // not the demo's fmt: both may be up at once
+const char* kHostNames[] = {"client-1", "web-1", "app-1", "app-2", "cache-1", "kv-1"};
+
+std::string Ns(int i) { return std::string(kPrefix) + "-" + std::to_string(i); }
+
+std::string Rfc3339(std::chrono::system_clock::time_point t) {
+  std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The line of `text` matching `pattern` (ECMAScript), or "".
+std::string LineMatching(const std::string& text, const std::string& pattern) {
+  std::regex re(pattern);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_search(line, re)) return line;
+  return "";
+}
+
+int CountMatching(const std::string& text, const std::string& pattern) {
+  std::regex re(pattern);
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += std::regex_search(line, re);
+  return n;
+}
+
+class LookLabTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FM_REQUIRE_ROOT();
+    setenv("TOPOLOGY_PREFIX", kPrefix, 1);
+    setenv("MESHD", MESHD_BIN, 1);
+    setenv("MESHCTL", MESHCTL_BIN, 1);
+    char tmpl[] = "/tmp/fm-look-XXXXXX";
+    work_ = mkdtemp(tmpl);
+    Topology({"down", work_}, 60s);  // a lab left over from an aborted run
+    CommandResult up = Topology({"up", work_}, 120s);
+    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+    before_traffic_ = std::chrono::system_clock::now() - 2s;
+  }
+
+  void TearDown() override {
+    if (work_.empty()) return;
+    CommandResult down = Topology({"down", work_}, 60s);
+    EXPECT_EQ(down.exit_code, 0) << down.err;
+    RunCommand({"/bin/rm", "-rf", work_});
+  }
+
+  CommandResult Topology(std::vector<std::string> args, std::chrono::milliseconds limit = 30s) {
+    args.insert(args.begin(), {"/bin/bash", TOPOLOGY_SH});
+    return RunCommand(args, limit);
+  }
+
+  // meshctl on host i (1..6).
+  CommandResult Ctl(int i, std::vector<std::string> args) {
+    args.insert(args.begin(), {"ctl", work_, std::to_string(i)});
+    return Topology(args, 30s);
+  }
+
+  std::string Look(int i, std::vector<std::string> args) {
+    args.insert(args.begin(), "look");
+    CommandResult r = Ctl(i, args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  }
+
+  // A command in the background on host i, output to a file in the work dir.
+  void Background(int i, const std::string& name, const std::string& command) {
+    std::string log = work_ + "/" + name + ".log";
+    CommandResult r = RunCommand(
+        {"/bin/sh", "-c",
+         "ip netns exec " + Ns(i) + " setsid " + command + " >" + log + " 2>&1 </dev/null &"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // Polls until something listens on addr:port inside host i.
+  bool Listening(int i, const std::string& addr_port) {
+    for (int n = 0; n < 100; n++) {
+      CommandResult r = RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(i), "ss", "-Hltn"});
+      if (r.out.find(addr_port) != std::string::npos) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::string work_;
+  std::chrono::system_clock::time_point before_traffic_;
+};
+
+// The whole nginx tree from every host, the directions, depth, windows, the
+// JSON and dot renderings, look <ip>, a no-agent leaf and a cycle.
+TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  CommandResult t = Topology({"traffic", work_, "20"}, 60s);
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+
+  for (int i = 1; i <= 6; i++) {
+    SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
+    std::string tree = Look(i, {"10.213.0.2:80"});
+    EXPECT_NE(LineMatching(tree, R"(^10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1$)"), "")
+        << tree;
+    EXPECT_NE(
+        LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1  20 conns)"), "")
+        << tree;
+    for (const char* app : {R"(10\.213\.0\.3:8000 \('python3', pgid=\d+\) on app-1  \d+ conns)",
+                            R"(10\.213\.0\.4:8000 \('python3', pgid=\d+\) on app-2  \d+ conns)"})
+      EXPECT_NE(LineMatching(tree, std::string("^└--> ") + app), "") << tree;
+    // Both apps use both backends: two levels of dependencies.
+    EXPECT_EQ(
+        CountMatching(
+            tree,
+            R"(^     └--> 10\.213\.0\.5:6379 \('redis-server', pgid=\d+\) on cache-1  [1-9]\d* conns)"),
+        2)
+        << tree;
+    EXPECT_EQ(
+        CountMatching(
+            tree,
+            R"(^     └--> 10\.213\.0\.6:11211 \('memcached', pgid=\d+\) on kv-1  [1-9]\d* conns)"),
+        2)
+        << tree;
+    EXPECT_EQ(tree.find("[unreachable]"), std::string::npos) << tree;
+    EXPECT_EQ(tree.find("[no-agent]"), std::string::npos) << tree;
+  }
+
+  // Directions and depth.
+  std::string in = Look(1, {"10.213.0.2:80", "--direction", "in"});
+  EXPECT_NE(in.find("└<-- 10.213.0.1 ('curl'"), std::string::npos) << in;
+  EXPECT_EQ(in.find("└-->"), std::string::npos) << in;
+  std::string out = Look(1, {"10.213.0.2:80", "--direction", "out", "--depth", "1"});
+  EXPECT_EQ(out.find("└<--"), std::string::npos) << out;
+  EXPECT_EQ(CountMatching(out, R"(^└--> 10\.213\.0\.[34]:8000 .* on app-[12] \[depth-limit\])"), 2)
+      << out;
+  EXPECT_EQ(out.find("redis-server"), std::string::npos) << out;
+  // From the app upward: nginx, then curl above it.
+  std::string up = Look(5, {"10.213.0.3:8000", "--direction", "in"});
+  EXPECT_NE(LineMatching(up, R"(^└<-- 10\.213\.0\.2 \('nginx', pgid=\d+\) on web-1)"), "") << up;
+  EXPECT_NE(LineMatching(up, R"(^     └<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+      << up;
+
+  // Windows: one that ends before the traffic holds none of it. Flows are
+  // kept per minute, so it ends before the minute the traffic began in.
+  auto minute = std::chrono::floor<std::chrono::minutes>(before_traffic_);
+  std::string before = Look(3, {"10.213.0.2:80", "--until", Rfc3339(minute - 1s)});
+  EXPECT_EQ(before.find("└"), std::string::npos) << before;
+  std::string recent = Look(3, {"10.213.0.2:80", "--since", "10m"});
+  EXPECT_NE(recent.find("└<-- 10.213.0.1 ('curl'"), std::string::npos) << recent;
+
+  // JSON is one valid object with the DESIGN.md fields; dot is a digraph.
+  CommandResult json = Ctl(4, {"look", "10.213.0.2:80", "--format", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  CommandResult valid = RunCommand(
+      {"/usr/bin/python3", "-c",
+       "import json,sys; d=json.loads(sys.argv[1]); r=d['root']; "
+       "assert d['query']=={'target':'10.213.0.2:80','direction':'both','depth':3}, d['query']; "
+       "assert r['host']=='web-1' and r['process']['comm']=='nginx' and r['status']=='ok'; "
+       "assert r['clients'][0]['stats']['connections']==20; "
+       "deps=[n for n in r['dependencies'] if n['host'] in ('app-1','app-2')]; assert "
+       "len(deps)==2; "
+       "assert all({c['host'] for c in n['dependencies']}=={'cache-1','kv-1'} for n in deps); "
+       "print('ok')",
+       json.out});
+  EXPECT_EQ(valid.out, "ok\n") << valid.err << json.out;
+  CommandResult dot = Ctl(6, {"look", "10.213.0.2:80", "--format", "dot"});
+  EXPECT_EQ(dot.out.rfind("digraph", 0), 0u) << dot.out;
+  EXPECT_NE(dot.out.find("redis-server"), std::string::npos) << dot.out;
+
+  // An address no agent owns: a seventh host without meshd serves, client-1's
+  // curl fetches from it, and look <ip> of client-1 shows it as a no-agent leaf
+  // beside nginx.
+  ASSERT_EQ(RunCommand({"/bin/bash", LAB_SH, "add", kPrefix, "7"}).exit_code, 0);
+  Background(7, "ext",
+             "/usr/bin/python3 -m http.server 8080 --bind 10.213.0.7 --directory /var/empty");
+  ASSERT_TRUE(Listening(7, "10.213.0.7:8080"));
+  for (int n = 0; n < 3; n++)
+    RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o", "/dev/null",
+                "--max-time", "2", "http://10.213.0.7:8080/"});
+  std::string host = Look(2, {"10.213.0.1"});
+  EXPECT_NE(LineMatching(host, R"(^10\.213\.0\.1 on client-1$)"), "") << host;
+  EXPECT_NE(LineMatching(host, R"(^└--> 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+      << host;
+  EXPECT_NE(
+      LineMatching(host, R"(^     └--> 10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1  20 conns)"),
+      "")
+      << host;
+  EXPECT_NE(LineMatching(host, R"(^     └--> 10\.213\.0\.7:8080 \[no-agent\]  3 conns)"), "")
+      << host;
+
+  // A cycle: A (app-1:9001) calls B (app-2:9002), which calls A again.
+  Background(3, "ping",
+             std::string("/usr/bin/python3 ") + PING_PONG_PY +
+                 " --listen 10.213.0.3:9001 --peer 10.213.0.4:9002");
+  Background(4, "pong",
+             std::string("/usr/bin/python3 ") + PING_PONG_PY +
+                 " --listen 10.213.0.4:9002 --peer 10.213.0.3:9001");
+  ASSERT_TRUE(Listening(3, "10.213.0.3:9001"));
+  ASSERT_TRUE(Listening(4, "10.213.0.4:9002"));
+  CommandResult c = RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o",
+                                "/dev/null", "--max-time", "5", "http://10.213.0.3:9001/?n=3"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  std::string cycle = Look(1, {"10.213.0.3:9001", "--direction", "out", "--depth", "6"});
+  EXPECT_NE(LineMatching(cycle, R"(^└--> 10\.213\.0\.4:9002 \('python3', pgid=\d+\) on app-2)"), "")
+      << cycle;
+  EXPECT_NE(
+      LineMatching(cycle,
+                   R"(^     └--> 10\.213\.0\.3:9001 \('python3', pgid=\d+\) on app-1 \[cycle\])"),
+      "")
+      << cycle;
+}
+
+// kill -9 of app-2's meshd: asked before the mesh has noticed, app-2 is an
+// unreachable leaf within the per-hop timeout; after it is declared dead,
+// at once. Either way the rest of the tree comes back whole.
+TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  CommandResult t = Topology({"traffic", work_, "10"}, 60s);
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  CommandResult pid = RunCommand({"/bin/cat", work_ + "/app-2/meshd.pid"});
+  ASSERT_EQ(pid.exit_code, 0);
+  ASSERT_EQ(kill(std::stoi(pid.out), SIGKILL), 0);
+
+  for (const char* phase : {"just killed", "declared dead"}) {
+    SCOPED_TRACE(phase);
+    auto start = std::chrono::steady_clock::now();
+    std::string tree = Look(1, {"10.213.0.2:80", "--hop-timeout", "1s"});
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(took, 4s) << "look took "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms";
+    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"),
+              "")
+        << tree;
+    EXPECT_NE(LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+        << tree;
+    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.3:8000 \('python3', pgid=\d+\) on app-1)"),
+              "")
+        << tree;
+    EXPECT_NE(LineMatching(tree, R"(^     └--> 10\.213\.0\.5:6379 \('redis-server')"), "") << tree;
+    if (std::string(phase) == "just killed") {
+      // Wait for the failure detector (memberlist LAN defaults: a few seconds).
+      bool dead = false;
+      for (int n = 0; n < 60 && !dead; n++) {
+        std::this_thread::sleep_for(500ms);
+        for (const JsonLine& p : ParseFlatJsonArray(Ctl(1, {"--json", "peers"}).out)) {
+          auto name = p.find("name");
+          auto state = p.find("state");
+          if (name != p.end() && name->second == "app-2" && state != p.end() &&
+              state->second == "dead")
+            dead = true;
+        }
+      }
+      ASSERT_TRUE(dead) << Ctl(1, {"peers"}).out;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace flowmesh::testing
