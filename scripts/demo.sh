@@ -78,6 +78,14 @@ echo "== meshctl look 10.213.0.2:80   (on client-1: who calls web-1's nginx, and
 ctl client-1 look 10.213.0.2:80
 
 echo
+echo "== meshctl look 10.213.0.5:6379 --direction in   (on kv-1: who uses redis, up to the client)"
+ctl kv-1 look 10.213.0.5:6379 --direction in
+
+echo
+echo "== meshctl look 10.213.0.1   (on web-1: what client-1's processes connect to, all the way down)"
+ctl web-1 look 10.213.0.1
+
+echo
 echo "(as a picture: meshctl look 10.213.0.2:80 --format dot | dot -Tsvg > look.svg; --format json for scripts)"
 
 if [ $keep -eq 1 ]; then
