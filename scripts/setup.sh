@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
+  vagrant
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -7,6 +7,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 if ! command -v vagrant >/dev/null; then
+  # scripts/setup.sh installs it; CI must not pass by skipping.
+  if [ "${CI:-}" = "true" ]; then
+    echo "vagrant_validate: FAILED: vagrant is not on PATH under CI=true (scripts/setup.sh installs it)" >&2
+    exit 1
+  fi
   echo "vagrant_validate: skipped: vagrant is not on PATH (apt-get install vagrant)"
   exit 0
 fi
