@@ -45,7 +45,10 @@ class ControlServer {
 
  private:
   asio::io_context& io_;
-  asio::thread_pool worker_{1};
+  // Backend calls run here, never on the io thread. A look may wait seconds
+  // on a node that does not answer: more than one thread, so status and
+  // other requests are answered meanwhile (the backend is thread-safe).
+  asio::thread_pool worker_{4};
   std::shared_ptr<control_internal::ServerState> state_;
   std::shared_ptr<asio::local::stream_protocol::acceptor> acceptor_;
   std::string path_;
