@@ -62,10 +62,12 @@ std::string EndpointsHeader(bool with_node) {
 std::string EndpointsLine(const EndpointView& e, bool with_node) {
   Endpoint ep{e.endpoint.addr, e.endpoint.port};
   return (with_node ? Printf("%-16s ", TerminalSafe(e.node).c_str()) : std::string()) +
-         Printf("%-22s %-7s %-7s %-15s %-10u %s", ep.ToString().c_str(),
+         Printf("%-22s %-7s %-7s %-15s %-10s %s", ep.ToString().c_str(),
                 e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
                 e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
-                TerminalSafe(e.process.comm).c_str(), e.endpoint.netns,
+                TerminalSafe(e.process.comm).c_str(),
+                // Gossiped endpoints do not carry their namespace.
+                e.endpoint.netns ? std::to_string(e.endpoint.netns).c_str() : "-",
                 TerminalSafe(e.process.exe).c_str());
 }
 
@@ -76,8 +78,11 @@ std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) 
     if (with_node) o.Str("node", e.node);
     o.Str("family", FamilyName(e.endpoint.addr.family))
         .Str("addr", e.endpoint.addr.ToString())
-        .Uint("port", e.endpoint.port)
-        .Uint("netns", e.endpoint.netns);
+        .Uint("port", e.endpoint.port);
+    if (e.endpoint.netns != 0)
+      o.Uint("netns", e.endpoint.netns);
+    else
+      o.Null("netns");
     if (e.process.pid) {
       o.Uint("pid", e.process.pid)
           .Uint("pgid", e.process.pgid)
