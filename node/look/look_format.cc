@@ -43,6 +43,12 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
   }
   out += Label(n);
   if (n.status != LookStatus::kOk) out += " [" + std::string(LookStatusName(n.status)) + "]";
+  // A root that the node has, but with nothing to show: say so, rather
+  // than print what looks like an answer.
+  if (level == 0 && n.status == LookStatus::kOk && !n.process && n.clients.empty() &&
+      n.dependencies.empty())
+    out += n.port != 0 ? "  (nothing listens here, and no flows to it in the window)"
+                       : "  (no process here connected anywhere in the window)";
   if (n.stats) {
     uint64_t c = n.stats->connections;
     out += "  " + std::to_string(c) + (c == 1 ? " conn " : " conns ");

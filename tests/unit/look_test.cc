@@ -219,6 +219,8 @@ TEST_F(LookTest, UnreachableAndUnknownRoots) {
   EXPECT_EQ(r.root.status, LookStatus::kOk);
   EXPECT_EQ(r.root.host, "app-1");
   EXPECT_FALSE(r.root.process.has_value());
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.3:9999 on app-1  (nothing listens here, and no flows to it in the window)\n");
 }
 
 TEST_F(LookTest, ACycleEndsInACycleLeaf) {
