@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds everything, and runs
-# every test (unit, unit under ASan+UBSan, kernel, lab) through ctest.
+# every test (unit, unit under ASan+UBSan, kernel, lab, vagrant validate)
+# through ctest.
 # Kernel and lab tests need root; under CI=true a skipped test is a failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -61,7 +61,10 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
 
   CLI::App app{
       "meshd: traces every TCP connection on this host with eBPF (or sock_diag polling),\n"
-      "attributes each to a process and serves what it sees to meshctl over a Unix socket.",
+      "attributes each to a process, keeps the history as flows in RocksDB (--data-dir),\n"
+      "and with a cluster key joins the mesh of the other hosts' meshd (--join), so that\n"
+      "`meshctl look` on any host can walk the whole dependency tree. meshctl talks to it\n"
+      "over a Unix socket (--control-socket).",
       "meshd"};
   app.get_formatter()->column_width(40);
   app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
