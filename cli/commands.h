@@ -75,6 +75,14 @@ struct EndpointsOptions {
 CLI::App* AddEndpointsCommand(CLI::App& app, EndpointsOptions* o);
 int RunEndpoints(const GlobalOptions& g, const EndpointsOptions& o);
 
+struct KeysOptions {
+  KeyOp op = KeyOp::kList;
+  std::string key;
+  std::string timeout = "20s";
+};
+CLI::App* AddKeysCommand(CLI::App& app, KeysOptions* o);
+int RunKeys(const GlobalOptions& g, const KeysOptions& o);
+
 CLI::App* AddPeersCommand(CLI::App& app);
 int RunPeers(const GlobalOptions& g);
 

@@ -34,6 +34,8 @@ int Main(int argc, char** argv) {
   EndpointsOptions endpoints;
   CLI::App* endpoints_cmd = AddEndpointsCommand(app, &endpoints);
   CLI::App* peers_cmd = AddPeersCommand(app);
+  KeysOptions keys;
+  CLI::App* keys_cmd = AddKeysCommand(app, &keys);
   CLI::App* watch_cmd = AddWatchCommand(app, &watch);
   CLI::App* top_cmd = AddTopCommand(app, &top);
   CLI::App* status_cmd = AddStatusCommand(app);
@@ -44,8 +46,9 @@ int Main(int argc, char** argv) {
     // "A subcommand is required" is misleading when one was given misspelt.
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty() &&
         !app.remaining().empty())
-      return Fail(kExitUsage, "unknown subcommand '" + app.remaining().front() +
-                                  "' (expected look, flows, endpoints, peers, watch, top or status)");
+      return Fail(kExitUsage,
+                  "unknown subcommand '" + app.remaining().front() +
+                      "' (expected look, flows, endpoints, peers, keys, watch, top or status)");
     // CLI11 prints the message (or the help); its codes vary, ours do not.
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
@@ -53,6 +56,7 @@ int Main(int argc, char** argv) {
   if (flows_cmd->parsed()) return RunFlows(global, flows);
   if (endpoints_cmd->parsed()) return RunEndpoints(global, endpoints);
   if (peers_cmd->parsed()) return RunPeers(global);
+  if (keys_cmd->parsed()) return RunKeys(global, keys);
   if (watch_cmd->parsed()) return RunWatch(global, watch);
   if (top_cmd->parsed()) return RunTop(global, top);
   if (status_cmd->parsed()) return RunStatus(global);

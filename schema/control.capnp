@@ -211,6 +211,26 @@ struct LookNode {
   dependencies @10 :List(LookNode);
 }
 
+# meshctl keys: rotation of the cluster key across the running mesh.
+enum KeyOp { list @0; install @1; use @2; remove @3; }
+
+struct KeysRequest {
+  op @0 :KeyOp;
+  key @1 :Text;            # install: base64; use, remove: base64 or a fingerprint prefix
+}
+
+struct KeyState {
+  fingerprint @0 :Text;
+  primary @1 :Bool;
+}
+
+# One member's answer: its keyring after the operation, or why it failed.
+struct NodeKeys {
+  node @0 :Text;
+  error @1 :Text;
+  keys @2 :List(KeyState);
+}
+
 struct Request {
   union {
     status @0 :Void;
@@ -221,6 +241,7 @@ struct Request {
     look @5 :LookQuery;      # one Response.look
     peers @6 :Void;          # one Response.peers
     meshEndpoints @7 :Void;  # one Response.endpoints: every node's
+    keys @8 :KeysRequest;    # one Response.keys: every live member's answer
   }
 }
 
@@ -237,5 +258,6 @@ struct Response {
     endpoints @6 :List(EndpointInfo);
     look @7 :LookNode;       # the root of the tree
     peers @8 :List(PeerInfo);
+    keys @9 :List(NodeKeys);
   }
 }

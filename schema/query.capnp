@@ -1,8 +1,9 @@
-# look's questions between nodes (DESIGN.md "look"): the origin of a walk
-# sends each node of one level all its questions in one QueryRequest and gets
-# one QueryResponse back, inside a sealed mesh exchange (mesh.capnp
-# ExchangeRequest.query). node/daemon/query_wire.cc reads these with tight
-# ReaderOptions after checking the size against a cap.
+# Queries between nodes, inside a sealed mesh exchange (mesh.capnp
+# ExchangeRequest.query): look's questions (DESIGN.md "look": the origin of a
+# walk sends each node of one level all its questions in one QueryRequest and
+# gets one QueryResponse back) and key rotation (meshctl keys). Every query is
+# a NodeQuery and every answer a NodeAnswer. node/daemon/query_wire.cc reads
+# these with tight ReaderOptions after checking the size against a cap.
 @0xc4b0b3e1f27a9d51;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -73,4 +74,34 @@ struct Answer {
 
 struct QueryResponse {
   answers @0 :List(Answer);  # one per question, in order
+}
+
+# ---- meshctl keys ----
+
+enum KeyOp { list @0; install @1; use @2; remove @3; }
+
+struct KeyRequest {
+  op @0 :KeyOp;
+  key @1 :Data;            # 32 bytes; empty for list
+}
+
+struct KeyResponse {
+  error @0 :Text;          # non-empty: the operation failed on this node
+  fingerprints @1 :List(Text);  # the keyring after it, the primary first
+}
+
+# ---- The envelope ----
+
+struct NodeQuery {
+  union {
+    look @0 :QueryRequest;
+    keys @1 :KeyRequest;
+  }
+}
+
+struct NodeAnswer {
+  union {
+    look @0 :QueryResponse;
+    keys @1 :KeyResponse;
+  }
 }

@@ -46,6 +46,18 @@ struct PeerView {
   std::string node_id;
 };
 
+// meshctl keys: the operation, and each member's keyring after it.
+enum class KeyOp : uint8_t { kList, kInstall, kUse, kRemove };
+struct KeyState {
+  std::string fingerprint;
+  bool primary = false;
+};
+struct NodeKeys {
+  std::string node;
+  std::string error;  // "" = done
+  std::vector<KeyState> keys;
+};
+
 struct NodeStatus {
   std::string node_name;
   std::string version;
@@ -79,6 +91,11 @@ class ControlBackend {
   virtual std::vector<PeerView> GetPeers() { return {}; }
   virtual std::vector<EndpointView> GetMeshEndpoints() { return {}; }
   virtual bool MeshEnabled() { return false; }
+  // Applies a key operation on every live member (this node last); `key` is
+  // base64, or for use/remove a fingerprint prefix of a key this node has.
+  virtual Result<std::vector<NodeKeys>> RunKeyOp(KeyOp op, const std::string& key) {
+    return Unavailable("this meshd is not in a mesh");
+  }
 };
 
 }  // namespace flowmesh

@@ -219,6 +219,16 @@ Result<LookNode> ControlClient::Look(const LookQuery& query, std::chrono::millis
   return std::move(r.look);
 }
 
+Result<std::vector<NodeKeys>> ControlClient::Keys(KeyOp op, const std::string& key,
+                                                  std::chrono::milliseconds timeout) {
+  ControlRequest request = Request(RequestKind::kKeys);
+  request.key_op = op;
+  request.key = key;
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(request, timeout));
+  if (r.kind != ControlResponse::Kind::kKeys) return AnswerError(r);
+  return std::move(r.keys);
+}
+
 Result<NodeStatus> ControlClient::Status() {
   FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kStatus)));
   if (r.kind != ControlResponse::Kind::kStatus) return AnswerError(r);

@@ -45,6 +45,9 @@ class ControlClient {
   Result<std::vector<EndpointView>> Endpoints();
   // The mesh: its members, and every endpoint every member announced.
   Result<std::vector<PeerView>> Peers();
+  // A key operation across the mesh (meshctl keys); `timeout` bounds the wait.
+  Result<std::vector<NodeKeys>> Keys(KeyOp op, const std::string& key,
+                                     std::chrono::milliseconds timeout);
   Result<std::vector<EndpointView>> MeshEndpoints();
   // The tree; waits up to `timeout` (a mesh-wide walk takes a while).
   Result<LookNode> Look(const LookQuery& query, std::chrono::milliseconds timeout);

@@ -133,6 +133,10 @@ void Session::Dispatch(ControlRequest request) {
           frame = EncodePeersResponse(b.GetPeers());
         else
           frame = EncodeEndpointsResponse(b.GetMeshEndpoints());
+      } else if (request.kind == RequestKind::kKeys) {
+        Result<std::vector<NodeKeys>> keys =
+            self->state_->backend.RunKeyOp(request.key_op, request.key);
+        frame = keys.ok() ? EncodeKeysResponse(*keys) : Result<std::vector<uint8_t>>(keys.status());
       } else if (request.kind == RequestKind::kLook) {
         Result<LookResult> look = self->state_->backend.RunLook(request.look);
         frame = look.ok() ? EncodeLookResponse(look->root)

@@ -29,7 +29,15 @@ struct WatchFilter {
 };
 
 enum class RequestKind {
-  kStatus, kConnections, kWatch, kFlows, kEndpoints, kLook, kPeers, kMeshEndpoints
+  kStatus,
+  kConnections,
+  kWatch,
+  kFlows,
+  kEndpoints,
+  kLook,
+  kPeers,
+  kMeshEndpoints,
+  kKeys
 };
 
 struct ControlRequest {
@@ -38,24 +46,36 @@ struct ControlRequest {
   TimeWindow window;   // flows
   uint64_t limit = 0;  // flows: at most this many records; 0 = all
   LookQuery look;
+  KeyOp key_op = KeyOp::kList;  // keys
+  std::string key;
 };
 
 struct ControlResponse {
   enum class Kind {
-    kError, kStatus, kConnections, kEvent, kWatchDropped, kRecords, kEndpoints, kLook, kPeers
+    kError,
+    kStatus,
+    kConnections,
+    kEvent,
+    kWatchDropped,
+    kRecords,
+    kEndpoints,
+    kLook,
+    kPeers,
+    kKeys
   };
   Kind kind = Kind::kError;
   std::string error;
   NodeStatus status;
   std::vector<OpenConnection> connections;
   ConnEvent event;
-  uint64_t dropped = 0;  // total for this watcher so far
+  uint64_t dropped = 0;             // total for this watcher so far
   std::vector<ConnRecord> records;  // one batch of a flows stream
   bool done = false;                // ... the last one
   bool truncated = false;           // ... and the limit cut the scan short
   std::vector<EndpointView> endpoints;
   LookNode look;
   std::vector<PeerView> peers;
+  std::vector<NodeKeys> keys;
 };
 
 // Struct <-> schema. The From* functions validate what a peer could get
@@ -91,11 +111,12 @@ Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status);
 Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns);
 Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event);
 Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped);
-Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records, bool done,
-                                                   bool truncated);
+Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records,
+                                                   bool done, bool truncated);
 Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointView>& endpoints);
 Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root);
 Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& peers);
+Result<std::vector<uint8_t>> EncodeKeysResponse(const std::vector<NodeKeys>& nodes);
 
 // Decoding never throws: a message that does not fit the schema is an error.
 Result<ControlRequest> DecodeRequest(Frame& frame);

@@ -35,6 +35,12 @@ Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
     case RequestKind::kLook: ToCapnp(request.look, req.initLook()); break;
     case RequestKind::kPeers: req.setPeers(); break;
     case RequestKind::kMeshEndpoints: req.setMeshEndpoints(); break;
+    case RequestKind::kKeys: {
+      auto k = req.initKeys();
+      k.setOp(static_cast<s::KeyOp>(request.key_op));
+      k.setKey(request.key);
+      break;
+    }
   }
   return EncodeFrame(message, kMaxRequestBytes);
 }
@@ -113,6 +119,21 @@ Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& pe
   return ResponseFrame(message);
 }
 
+Result<std::vector<uint8_t>> EncodeKeysResponse(const std::vector<NodeKeys>& nodes) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<s::Response>().initKeys(static_cast<unsigned>(nodes.size()));
+  for (unsigned i = 0; i < nodes.size(); i++) {
+    list[i].setNode(nodes[i].node);
+    list[i].setError(nodes[i].error);
+    auto keys = list[i].initKeys(static_cast<unsigned>(nodes[i].keys.size()));
+    for (unsigned k = 0; k < nodes[i].keys.size(); k++) {
+      keys[k].setFingerprint(nodes[i].keys[k].fingerprint);
+      keys[k].setPrimary(nodes[i].keys[k].primary);
+    }
+  }
+  return ResponseFrame(message);
+}
+
 Result<ControlRequest> DecodeRequest(Frame& frame) {
   try {
     auto req = frame.Root<s::Request>();
@@ -143,6 +164,19 @@ Result<ControlRequest> DecodeRequest(Frame& frame) {
       case s::Request::ENDPOINTS: out.kind = RequestKind::kEndpoints; return out;
       case s::Request::PEERS: out.kind = RequestKind::kPeers; return out;
       case s::Request::MESH_ENDPOINTS: out.kind = RequestKind::kMeshEndpoints; return out;
+      case s::Request::KEYS: {
+        out.kind = RequestKind::kKeys;
+        auto k = req.getKeys();
+        switch (k.getOp()) {
+          case s::KeyOp::LIST: out.key_op = KeyOp::kList; break;
+          case s::KeyOp::INSTALL: out.key_op = KeyOp::kInstall; break;
+          case s::KeyOp::USE: out.key_op = KeyOp::kUse; break;
+          case s::KeyOp::REMOVE: out.key_op = KeyOp::kRemove; break;
+          default: return InvalidArgument("keys: unknown operation (is meshctl newer than meshd?)");
+        }
+        out.key = k.getKey();
+        return out;
+      }
       case s::Request::LOOK: {
         out.kind = RequestKind::kLook;
         FM_ASSIGN_OR_RETURN(out.look, FromCapnp(req.getLook()));
@@ -222,6 +256,18 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
           p.generation = r.getGeneration();
           p.node_id = r.getNodeId();
           out.peers.push_back(std::move(p));
+        }
+        return out;
+      }
+      case s::Response::KEYS: {
+        out.kind = ControlResponse::Kind::kKeys;
+        for (s::NodeKeys::Reader n : resp.getKeys()) {
+          NodeKeys nk;
+          nk.node = n.getNode();
+          nk.error = n.getError();
+          for (s::KeyState::Reader k : n.getKeys())
+            nk.keys.push_back(KeyState{k.getFingerprint(), k.getPrimary()});
+          out.keys.push_back(std::move(nk));
         }
         return out;
       }

@@ -342,6 +342,13 @@ Result<LookResult> Daemon::RunLook(const LookQuery& query) {
   return result;
 }
 
+Result<std::vector<NodeKeys>> Daemon::RunKeyOp(KeyOp op, const std::string& key) {
+  if (!mesh_)
+    return Unavailable(
+        "this meshd is not in a mesh (start it with --cluster-key-file FILE and --join SEEDS)");
+  return mesh_->KeyOp(op, key);
+}
+
 Result<std::vector<uint8_t>> Daemon::AnswerQuery(std::span<const uint8_t> bytes) {
   FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
   FlushForQuery();

@@ -47,6 +47,7 @@ class Daemon final : public ControlBackend {
   std::vector<PeerView> GetPeers() override;
   std::vector<EndpointView> GetMeshEndpoints() override;
   bool MeshEnabled() override { return mesh_ != nullptr; }
+  Result<std::vector<NodeKeys>> RunKeyOp(KeyOp op, const std::string& key) override;
 
  private:
   Status InitStore();

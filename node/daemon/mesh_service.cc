@@ -1,13 +1,17 @@
 // MeshService: the mesh's thread, transports and keyring inside meshd.
 #include "node/daemon/mesh_service.h"
 
+#include <algorithm>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <sstream>
 
 #include "node/common/log.h"
+#include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
 
 namespace flowmesh {
@@ -20,6 +24,8 @@ constexpr int kSavePeersEvery = 30;  // publisher ticks (seconds)
 // Look queries answered at once; more are refused (the asker shows an
 // `unreachable` leaf) rather than queued behind a slow store.
 constexpr int kMaxQueriesInFlight = 16;
+// How long each member has to apply a key operation.
+constexpr int64_t kKeyOpTimeoutNs = 5'000'000'000;
 
 // The address peers reach us at, when the socket is bound to a wildcard.
 class AdvertiseAs final : public mesh::Transport {
@@ -122,7 +128,7 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
   config.node_id = store.meta().node_id;
   config.generation = store.meta().generation;
   svc->node_ = std::make_unique<mesh::MeshNode>(*svc->runtime_, *svc->sealed_, config);
-  if (svc->options_.answer_query) {
+  {
     MeshService* raw = svc.get();
     svc->node_->SetQueryHandler(
         [raw](const mesh::Address&, mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
@@ -167,6 +173,17 @@ T MeshService::Ask(std::function<T()> fn, T fallback) {
 }
 
 void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
+  Result<QueryKind> kind = PeekQuery(query);
+  if (!kind.ok()) return reply(kind.status());
+  if (*kind == QueryKind::kKeys) {
+    Result<KeyRequest> request = DecodeKeyRequest(query);
+    if (!request.ok()) return reply(request.status());
+    return ApplyKeyOp(request->op, request->key,
+                      [reply = std::move(reply)](Status st, std::vector<mesh::KeyInfo> keys) {
+                        reply(EncodeKeyAnswer(st, keys));
+                      });
+  }
+  if (!options_.answer_query) return reply(Unavailable("this node answers no look queries"));
   if (queries_in_flight_ >= kMaxQueriesInFlight)
     return reply(
         Unavailable("busy: " + std::to_string(queries_in_flight_) + " look queries in flight"));
@@ -178,6 +195,146 @@ void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply r
       reply(std::move(answer));
     });
   });
+}
+
+void MeshService::ApplyKeyOp(flowmesh::KeyOp op, const mesh::Key& key,
+                             std::function<void(Status, std::vector<mesh::KeyInfo>)> done) {
+  if (sealed_->insecure())
+    return done(Unavailable("this node runs unsealed (--insecure): it has no keys"), {});
+  Status st = Status::Ok();
+  switch (op) {
+    case flowmesh::KeyOp::kList: break;
+    case flowmesh::KeyOp::kInstall: st = keyring_.Install(key); break;
+    case flowmesh::KeyOp::kUse: st = keyring_.Use(key); break;
+    case flowmesh::KeyOp::kRemove: st = keyring_.Remove(key); break;
+  }
+  std::vector<mesh::KeyInfo> keys = keyring_.List();
+  if (!st.ok() || op == flowmesh::KeyOp::kList || options_.key_file.empty())
+    return done(st, std::move(keys));
+  // The file is written off the mesh thread (it fsyncs); the answer waits for
+  // it, so a member that says "done" has the rotation on disk.
+  FM_LOG(Info, "mesh") << "keyring changed by meshctl keys; now " << keys.size()
+                       << " key(s), primary " << keys.front().fingerprint;
+  asio::post(query_pool_,
+             [this, ring = keyring_, keys = std::move(keys), done = std::move(done)]() mutable {
+               Status saved = mesh::SaveKeyringFile(options_.key_file, ring);
+               if (!saved.ok())
+                 saved = saved.WithContext("the keyring changed in memory but was not saved");
+               asio::post(io_, [saved, keys = std::move(keys), done = std::move(done)]() mutable {
+                 done(saved, std::move(keys));
+               });
+             });
+}
+
+Result<std::vector<NodeKeys>> MeshService::KeyOp(flowmesh::KeyOp op, const std::string& text) {
+  if (sealed_->insecure())
+    return Unavailable(
+        "this mesh runs unsealed (--insecure): there are no keys to rotate; start every meshd "
+        "with --cluster-key-file FILE");
+  mesh::Key key{};
+  if (op != flowmesh::KeyOp::kList) {
+    Result<mesh::Key> decoded = mesh::DecodeKey(text);
+    if (decoded.ok()) {
+      key = *decoded;
+    } else if (op == flowmesh::KeyOp::kInstall) {
+      return decoded.status();
+    } else {
+      // use and remove also take a fingerprint prefix of a key this node has.
+      auto found = std::make_shared<std::promise<Result<mesh::Key>>>();
+      std::future<Result<mesh::Key>> f = found->get_future();
+      asio::post(io_, [this, found, text] { found->set_value(keyring_.FindByFingerprint(text)); });
+      if (f.wait_for(kAskTimeout) != std::future_status::ready)
+        return Unavailable("the mesh thread did not answer");
+      Result<mesh::Key> k = f.get();
+      if (!k.ok())
+        return InvalidArgument("'" + text +
+                               "' is neither a base64 key nor the fingerprint of a "
+                               "key this node has (" +
+                               k.status().message() + "); see meshctl keys list");
+      key = *k;
+    }
+  }
+  Result<std::vector<uint8_t>> request = EncodeKeyRequest(KeyRequest{op, key});
+  if (!request.ok()) return request.status();
+
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t waiting = 0;
+    std::vector<NodeKeys> answers;
+  };
+  auto pending = std::make_shared<Pending>();
+  auto answered = [pending](NodeKeys nk) {
+    std::lock_guard lock(pending->mu);
+    pending->answers.push_back(std::move(nk));
+    pending->waiting--;
+    pending->cv.notify_all();
+  };
+  auto to_state = [](const std::vector<mesh::KeyInfo>& keys) {
+    std::vector<KeyState> out;
+    for (const mesh::KeyInfo& k : keys) out.push_back(KeyState{k.fingerprint, k.primary});
+    return out;
+  };
+  // The others first: after `use`, this node seals with the new key, and
+  // after `remove` it no longer reads the old one.
+  std::vector<mesh::MemberView> members = Members();
+  for (const mesh::MemberView& m : members) {
+    if (m.name == options_.node_name) continue;
+    if (m.state != mesh::MemberState::kAlive && m.state != mesh::MemberState::kSuspect) continue;
+    {
+      std::lock_guard lock(pending->mu);
+      pending->waiting++;
+    }
+    Query(m.address, *request, kKeyOpTimeoutNs,
+          [answered, to_state, name = m.name](Result<mesh::Bytes> reply) {
+            NodeKeys nk;
+            nk.node = name;
+            Result<std::vector<mesh::KeyInfo>> keys =
+                reply.ok() ? DecodeKeyAnswer(*reply)
+                           : Result<std::vector<mesh::KeyInfo>>(reply.status());
+            if (keys.ok())
+              nk.keys = to_state(*keys);
+            else
+              nk.error = keys.status().message();
+            answered(std::move(nk));
+          });
+  }
+  {
+    std::unique_lock lock(pending->mu);
+    pending->cv.wait_for(lock, std::chrono::nanoseconds(kKeyOpTimeoutNs) + std::chrono::seconds(1),
+                         [&] { return pending->waiting == 0; });
+  }
+  // Then here.
+  auto mine = std::make_shared<std::promise<NodeKeys>>();
+  std::future<NodeKeys> f = mine->get_future();
+  asio::post(io_, [this, op, key, mine, to_state] {
+    ApplyKeyOp(op, key, [this, mine, to_state](Status st, std::vector<mesh::KeyInfo> keys) {
+      NodeKeys nk;
+      nk.node = options_.node_name;
+      nk.error = st.ok() ? "" : st.message();
+      nk.keys = to_state(keys);
+      mine->set_value(std::move(nk));
+    });
+  });
+  NodeKeys self;
+  self.node = options_.node_name;
+  if (f.wait_for(std::chrono::seconds(5)) == std::future_status::ready)
+    self = f.get();
+  else
+    self.error = "the mesh thread did not answer";
+  std::lock_guard lock(pending->mu);
+  std::vector<NodeKeys> out = pending->answers;
+  for (const mesh::MemberView& m : members) {
+    bool live = m.state == mesh::MemberState::kAlive || m.state == mesh::MemberState::kSuspect;
+    bool have =
+        std::any_of(out.begin(), out.end(), [&](const NodeKeys& n) { return n.node == m.name; });
+    if (live && !have && m.name != options_.node_name)
+      out.push_back(NodeKeys{m.name, "no answer within 5s", {}});
+  }
+  out.push_back(std::move(self));
+  std::sort(out.begin(), out.end(),
+            [](const NodeKeys& a, const NodeKeys& b) { return a.node < b.node; });
+  return out;
 }
 
 void MeshService::Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,

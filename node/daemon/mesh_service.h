@@ -18,6 +18,7 @@
 
 #include "node/common/net.h"
 #include "node/common/status.h"
+#include "node/control/backend.h"
 #include "node/mesh/asio_runtime.h"
 #include "node/mesh/asio_transport.h"
 #include "node/mesh/keyring.h"
@@ -64,6 +65,12 @@ class MeshService {
   void Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
              mesh::Transport::ExchangeDone done);
 
+  // meshctl keys: applies `op` on every live member, then here, and answers
+  // with every member's keyring after it (or its error). The key file of each
+  // node is rewritten, so a rotation survives restarts. Blocks for at most a
+  // few seconds; call it off the mesh thread.
+  Result<std::vector<NodeKeys>> KeyOp(KeyOp op, const std::string& key);
+
   std::vector<mesh::MemberView> Members();
   std::vector<mesh::NodeTable> Tables(bool with_gone = false);
   mesh::MeshStats Stats();
@@ -79,6 +86,10 @@ class MeshService {
   void PublishLoop();
   void SavePeers();
   void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
+  // On the mesh thread: changes the keyring (sealing reads it there), then
+  // saves the key file on a worker; `done` gets the ring after the change.
+  void ApplyKeyOp(flowmesh::KeyOp op, const mesh::Key& key,
+                  std::function<void(Status, std::vector<mesh::KeyInfo>)> done);
 
   MeshServiceOptions options_;
   Store* store_ = nullptr;

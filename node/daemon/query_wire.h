@@ -1,6 +1,6 @@
-// look's questions and answers between nodes (schema/query.capnp): one
-// request carries every question the origin has for a node at one level of
-// the walk, one response every answer. Decoding checks the size against a cap
+// Queries between nodes (schema/query.capnp): look's questions and answers
+// (one request carries every question the origin has for a node at one level
+// of the walk, one response every answer) and key rotation. Decoding checks the size against a cap
 // before anything is allocated and reads with tight ReaderOptions; a malformed
 // message is an error the caller counts and drops.
 #pragma once
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "node/common/status.h"
+#include "node/control/backend.h"
 #include "node/look/look.h"
+#include "node/mesh/keyring.h"
 
 namespace flowmesh {
 
@@ -32,5 +34,24 @@ Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answer
 // answer to read, and the count must match.
 Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
                                               const std::vector<LookQuestion>& asked);
+
+// What a query asks, to route it before decoding it whole: look questions
+// read the store (a worker thread), key operations change the keyring (the
+// mesh thread).
+enum class QueryKind : uint8_t { kLook, kKeys };
+Result<QueryKind> PeekQuery(std::span<const uint8_t> bytes);
+
+struct KeyRequest {
+  KeyOp op = KeyOp::kList;
+  mesh::Key key{};  // unused for list
+};
+Result<std::vector<uint8_t>> EncodeKeyRequest(const KeyRequest& request);
+Result<KeyRequest> DecodeKeyRequest(std::span<const uint8_t> bytes);
+// A member's keyring after the operation (fingerprints, the primary first),
+// or why it failed.
+Result<std::vector<uint8_t>> EncodeKeyAnswer(const Status& status,
+                                             const std::vector<mesh::KeyInfo>& keys);
+// A failed operation decodes as its error status.
+Result<std::vector<mesh::KeyInfo>> DecodeKeyAnswer(std::span<const uint8_t> bytes);
 
 }  // namespace flowmesh

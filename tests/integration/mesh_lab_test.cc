@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -176,6 +177,78 @@ TEST_F(MeshLabTest, FiveNodesJoinDetectDeathRejoinAndShareEndpoints) {
     EXPECT_TRUE(Field(p, "name") == "h6") << "h6 learned about " << Field(p, "name");
   std::printf(
       "mesh lab: 5 joined, kill -9 detected, rejoined at generation 2, wrong key shut out\n");
+}
+
+// meshctl keys on one node rotates the key on every member while the mesh
+// runs: install, use, remove; every member keeps answering, every key file
+// is rewritten (a restarted member rejoins with it), and a node that only has
+// the old key is shut out.
+TEST_F(MeshLabTest, KeysRotateAcrossTheRunningMesh) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  // Each member its own key file, as on real hosts.
+  std::map<int, std::string> files;
+  for (int i = 1; i <= kHosts + 1; i++) {
+    files[i] = dir_ + "/key-" + std::to_string(i);
+    ASSERT_EQ(RunCommand({"/bin/cp", "-p", key_, files[i]}).exit_code, 0);
+    if (i <= kHosts) StartNode(i, files[i]);
+  }
+  auto all_alive = [&](int viewer) {
+    std::vector<JsonLine> peers = Peers(viewer);
+    int alive = 0;
+    for (const JsonLine& p : peers) alive += Field(p, "state") == "alive";
+    return peers.size() == kHosts && alive == kHosts;
+  };
+  for (int i = 1; i <= kHosts; i++) ASSERT_TRUE(Eventually([&] { return all_alive(i); }, 20s));
+
+  CommandResult k2 = RunCommand({"/bin/sh", "-c", "head -c32 /dev/urandom | base64"});
+  std::string new_key = k2.out.substr(0, k2.out.find('\n'));
+  std::string old_key;
+  {
+    CommandResult r = RunCommand({"/usr/bin/head", "-n1", key_});
+    old_key = r.out.substr(0, r.out.find('\n'));
+  }
+  // Each step on a different member; each must reach all five.
+  CommandResult install = nodes_[1]->Meshctl({"keys", "install", new_key});
+  EXPECT_EQ(install.exit_code, 0) << install.out << install.err;
+  EXPECT_NE(install.out.find("5 of 5 members answered"), std::string::npos) << install.out;
+  CommandResult list = nodes_[3]->Meshctl({"--json", "keys", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  for (int i = 1; i <= kHosts; i++)
+    EXPECT_NE(list.out.find("\"node\":\"h" + std::to_string(i) + "\",\"error\":null,\"keys\":[{"),
+              std::string::npos)
+        << list.out;
+  CommandResult use = nodes_[2]->Meshctl({"keys", "use", new_key});
+  EXPECT_EQ(use.exit_code, 0) << use.out << use.err;
+  CommandResult remove = nodes_[5]->Meshctl({"keys", "remove", old_key});
+  EXPECT_EQ(remove.exit_code, 0) << remove.out << remove.err;
+  CommandResult after = nodes_[4]->Meshctl({"keys", "list"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  // One key left, installed on and used by all five.
+  std::string rows = after.out.substr(after.out.find('\n') + 1);
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 2) << after.out;
+  EXPECT_NE(after.out.find("5/5        5"), std::string::npos) << after.out;
+
+  // The mesh carries on under the new key alone.
+  std::this_thread::sleep_for(3s);
+  for (int i = 1; i <= kHosts; i++) EXPECT_TRUE(all_alive(i)) << nodes_[i]->Meshctl({"peers"}).out;
+  // Every key file now holds the new key only.
+  for (int i = 1; i <= kHosts; i++) {
+    CommandResult f = RunCommand({"/bin/grep", "-v", "^#", files[i]});
+    EXPECT_EQ(f.out, new_key + "\n") << files[i];
+  }
+  // A member restarted from its rewritten file rejoins...
+  nodes_[4]->Kill();
+  StartNode(4, files[4]);
+  for (int i = 1; i <= kHosts; i++) {
+    std::string generation;
+    EXPECT_TRUE(Eventually(
+        [&] { return StateOf(i, "h4", &generation) == "alive" && generation == "2"; }, 30s))
+        << "h" << i << " has h4 " << StateOf(i, "h4");
+  }
+  // ... and a node that only has the old key never gets in.
+  StartNode(kHosts + 1, files[kHosts + 1]);
+  std::this_thread::sleep_for(5s);
+  for (int i = 1; i <= kHosts; i++) EXPECT_EQ(StateOf(i, "h6"), "") << "h" << i;
 }
 
 }  // namespace
