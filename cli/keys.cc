@@ -100,19 +100,22 @@ int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
   };
   std::map<std::string, Count> by_key;
   for (const NodeKeys& n : *nodes)
-    for (const KeyState& k : n.keys) {
+    for (const KeyState& k : n.error.empty() ? n.keys : std::vector<KeyState>{}) {
       by_key[k.fingerprint].installed++;
       by_key[k.fingerprint].primary += k.primary;
     }
-  size_t answered = nodes->size() - failed;
-  std::printf("%-12s %-10s %s\n", "FINGERPRINT", "INSTALLED", "PRIMARY ON");
-  for (const auto& [fp, c] : by_key)
-    std::printf("%-12s %-10s %zu\n", fp.c_str(),
-                (std::to_string(c.installed) + "/" + std::to_string(answered)).c_str(), c.primary);
+  size_t done = nodes->size() - failed;
+  if (done > 0) {
+    std::printf("%-12s %-10s %s\n", "FINGERPRINT", "INSTALLED", "PRIMARY ON");
+    for (const auto& [fp, c] : by_key)
+      std::printf("%-12s %-10s %zu\n", fp.c_str(),
+                  (std::to_string(c.installed) + "/" + std::to_string(done)).c_str(), c.primary);
+  }
   for (const NodeKeys& n : *nodes)
     if (!n.error.empty()) std::printf("%s: %s\n", n.node.c_str(), n.error.c_str());
-  std::printf("%zu of %zu members answered%s\n", answered, nodes->size(),
-              failed ? "; repeat the command once the others are back" : "");
+  std::printf("done on %zu of %zu members%s\n", done, nodes->size(),
+              failed == 0 ? ""
+                          : "; fix what the others said and repeat (each step is idempotent)");
   return failed == 0 ? kExitOk : kExitFailure;
 }
 

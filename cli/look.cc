@@ -22,7 +22,9 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "connected to it), '└-->' lines its dependencies (what it connected to); clients keep\n"
       "going upward and dependencies downward, to --depth. A leaf marked [no-agent] is an\n"
       "address no meshd owns, [unreachable] a node that did not answer, [cycle] a process\n"
-      "already in the tree, [depth-limit] where --depth stopped the walk.\n"
+      "already on its own path (the calls went round), [depth-limit] where --depth stopped\n"
+      "the walk. A process two branches share (two apps, one redis) shows under each.\n"
+      "Flows are kept per minute: a window takes in the whole minutes it touches.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
       "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md.");
   cmd->add_option("target", o->target,

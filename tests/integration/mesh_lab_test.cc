@@ -210,7 +210,7 @@ TEST_F(MeshLabTest, KeysRotateAcrossTheRunningMesh) {
   // Each step on a different member; each must reach all five.
   CommandResult install = nodes_[1]->Meshctl({"keys", "install", new_key});
   EXPECT_EQ(install.exit_code, 0) << install.out << install.err;
-  EXPECT_NE(install.out.find("5 of 5 members answered"), std::string::npos) << install.out;
+  EXPECT_NE(install.out.find("done on 5 of 5 members"), std::string::npos) << install.out;
   CommandResult list = nodes_[3]->Meshctl({"--json", "keys", "list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   for (int i = 1; i <= kHosts; i++)
