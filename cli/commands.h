@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -38,6 +39,8 @@ Result<TimeWindow> BuildWindow(const std::string& since, const std::string& unti
 
 // Prints "meshctl: <message>" to stderr and returns `code`.
 int Fail(int code, const std::string& message);
+// A duration flag that must be more than 0 (e.g. --timeout 2s); the error names the flag.
+Result<std::chrono::milliseconds> PositiveDuration(const char* flag, const std::string& text);
 
 struct WatchOptions {
   FilterOptions filter;

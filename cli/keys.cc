@@ -7,7 +7,6 @@
 
 #include "cli/commands.h"
 #include "node/control/control_client.h"
-#include "node/control/duration.h"
 #include "node/control/json.h"
 
 namespace flowmesh::cli {
@@ -80,10 +79,8 @@ CLI::App* AddKeysCommand(CLI::App& app, KeysOptions* o) {
 }
 
 int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
-  Result<std::chrono::milliseconds> timeout = ParseDuration(o.timeout);
-  if (!timeout.ok() || timeout->count() == 0)
-    return Fail(kExitUsage, "--timeout: " + (timeout.ok() ? std::string("must be more than 0")
-                                                          : timeout.status().message()));
+  Result<std::chrono::milliseconds> timeout = PositiveDuration("--timeout", o.timeout);
+  if (!timeout.ok()) return Fail(kExitUsage, timeout.status().message());
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
   Result<std::vector<NodeKeys>> nodes = client->Keys(o.op, o.key, *timeout);
@@ -114,8 +111,7 @@ int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
   for (const NodeKeys& n : *nodes)
     if (!n.error.empty()) std::printf("%s: %s\n", n.node.c_str(), n.error.c_str());
   std::printf("done on %zu of %zu members%s\n", done, nodes->size(),
-              failed == 0 ? ""
-                          : "; fix what the others said and repeat (each step is idempotent)");
+              failed == 0 ? "" : "; fix what the others said and repeat (each step is idempotent)");
   return failed == 0 ? kExitOk : kExitFailure;
 }
 

@@ -74,14 +74,10 @@ int RunLook(const GlobalOptions& g, const LookOptions& o) {
   Result<TimeWindow> window = BuildWindow(o.since, o.until);
   if (!window.ok()) return Fail(kExitUsage, window.status().message());
   query.window = *window;
-  Result<std::chrono::milliseconds> timeout = ParseDuration(o.timeout);
-  if (!timeout.ok() || timeout->count() == 0)
-    return Fail(kExitUsage, "--timeout: " + (timeout.ok() ? std::string("must be more than 0")
-                                                          : timeout.status().message()));
-  Result<std::chrono::milliseconds> hop = ParseDuration(o.hop_timeout);
-  if (!hop.ok() || hop->count() == 0)
-    return Fail(kExitUsage, "--hop-timeout: " + (hop.ok() ? std::string("must be more than 0")
-                                                          : hop.status().message()));
+  Result<std::chrono::milliseconds> timeout = PositiveDuration("--timeout", o.timeout);
+  if (!timeout.ok()) return Fail(kExitUsage, timeout.status().message());
+  Result<std::chrono::milliseconds> hop = PositiveDuration("--hop-timeout", o.hop_timeout);
+  if (!hop.ok()) return Fail(kExitUsage, hop.status().message());
   query.hop_timeout_ns = hop->count() * 1'000'000;
   query.timeout_ns = timeout->count() * 1'000'000;
 

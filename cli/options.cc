@@ -1,4 +1,4 @@
-// Flags shared by several subcommands: the connection filter.
+// Flags shared by several subcommands: the connection filter, windows, durations.
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -54,6 +54,13 @@ Result<TimeWindow> BuildWindow(const std::string& since, const std::string& unti
   w.since_ns = *s;
   w.until_ns = *u;
   return w;
+}
+
+Result<std::chrono::milliseconds> PositiveDuration(const char* flag, const std::string& text) {
+  Result<std::chrono::milliseconds> d = ParseDuration(text);
+  if (!d.ok()) return d.status().WithContext(flag);
+  if (d->count() == 0) return InvalidArgument(std::string(flag) + ": must be more than 0");
+  return d;
 }
 
 int Fail(int code, const std::string& message) {
