@@ -1,0 +1,164 @@
+// MeshDirectory and its asker without a network: owners found in gossiped
+// tables (exact and wildcard listeners, addresses), one query per member and
+// level carrying all its questions, this node's questions answered here,
+// dead members unreachable without a query, silence turned into
+// `unreachable` after the hop timeout.
+#include "node/daemon/mesh_look.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "node/common/clock.h"
+#include "node/daemon/query_wire.h"
+#include "tests/unit/store_test_util.h"
+
+namespace flowmesh {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::kSec;
+using testing::MustOpen;
+using testing::TempDir;
+using testing::TestOptions;
+
+Endpoint Ep(const char* text) { return *Endpoint::Parse(text); }
+IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
+
+mesh::NodeTable Table(const char* name, const char* addr, std::vector<IpAddr> addresses,
+                      std::vector<mesh::EndpointSummary> endpoints,
+                      mesh::MemberState state = mesh::MemberState::kAlive) {
+  mesh::NodeTable t;
+  t.name = name;
+  t.address = addr;
+  t.addresses = std::move(addresses);
+  t.endpoints = std::move(endpoints);
+  t.state = state;
+  return t;
+}
+
+class MeshLookTest : public ::testing::Test {
+ protected:
+  MeshLookTest()
+      : store_(MustOpen(TestOptions(dir_.sub("store")))),
+        local_(*store_, "client-1", {Ip("10.213.0.1")}, nullptr) {}
+
+  // A directory whose sender answers every look query by `answer` (or stays
+  // silent when it returns false), recording what was sent where.
+  std::unique_ptr<MeshDirectory> Directory(std::vector<mesh::NodeTable> tables) {
+    return std::make_unique<MeshDirectory>(
+        local_, std::move(tables),
+        [this](const std::string& to, std::vector<uint8_t> q, int64_t,
+               std::function<void(Result<std::vector<uint8_t>>)> done) {
+          Result<QueryBatch> batch = DecodeQuery(q);
+          ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+          sent_[to].push_back(batch->questions.size());
+          if (silent_.count(to)) return;  // never answers: the timeout decides
+          std::vector<LookAnswer> answers(batch->questions.size());
+          for (size_t i = 0; i < answers.size(); i++) {
+            answers[i].description.found = true;
+            answers[i].description.process.pid = 100 + static_cast<uint32_t>(i);
+            ClientProcess cp;
+            cp.process.pid = 200 + static_cast<uint32_t>(i);
+            answers[i].clients = {cp};  // read only for a clients question
+          }
+          // From another thread, as the mesh thread would.
+          std::thread([done, a = EncodeAnswers(answers)] { done(a); }).detach();
+        });
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  LocalDirectory local_;
+  std::map<std::string, std::vector<size_t>> sent_;
+  std::set<std::string> silent_;
+};
+
+TEST_F(MeshLookTest, OwnersComeFromTheGossipedTables) {
+  auto dir = Directory({
+      Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")},
+            {{Ip("0.0.0.0"), 80, 1, 1, "nginx", ""}}),
+      Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")},
+            {{Ip("10.213.0.3"), 8000, 2, 2, "python3", ""}}),
+      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, mesh::MemberState::kDead),
+  });
+  // A wildcard listener owns the port on its own addresses only.
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.2:80"))->name, "web-1");
+  EXPECT_FALSE(dir->OwnerOfEndpoint(Ep("10.213.0.3:80")).has_value());
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.3:8000"))->name, "app-1");
+  EXPECT_EQ(dir->OwnerOfAddress(Ip("10.213.0.3"))->name, "app-1");
+  // This node answers for its own addresses, from its store.
+  std::optional<NodeRef> me = dir->OwnerOfAddress(Ip("10.213.0.1"));
+  ASSERT_TRUE(me.has_value());
+  EXPECT_EQ(me->name, "client-1");
+  // A dead member still owns its address (an unreachable leaf, not no-agent).
+  EXPECT_EQ(dir->OwnerOfAddress(Ip("10.213.0.9"))->name, "old-1");
+  EXPECT_FALSE(dir->OwnerOfAddress(Ip("10.213.0.77")).has_value());
+}
+
+TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
+  auto dir = Directory({
+      Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),
+      Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {}),
+      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, mesh::MemberState::kDead),
+  });
+  NodeRef web = *dir->OwnerOfAddress(Ip("10.213.0.2"));
+  NodeRef app = *dir->OwnerOfAddress(Ip("10.213.0.3"));
+  NodeRef old = *dir->OwnerOfAddress(Ip("10.213.0.9"));
+  NodeRef me = *dir->OwnerOfAddress(Ip("10.213.0.1"));
+  using K = LookQuestion::Kind;
+  std::vector<LookQuestion> qs = {
+      {K::kDescribe, web, Ep("10.213.0.2:80"), {}},
+      {K::kDescribe, app, Ep("10.213.0.3:8000"), {}},
+      {K::kClients, web, Ep("10.213.0.3:8000"), Ip("10.213.0.2")},
+      {K::kDescribe, old, Ep("10.213.0.9:80"), {}},
+      {K::kActive, me, {}, Ip("10.213.0.1")},
+  };
+  std::vector<LookAnswer> a = dir->Ask(qs, TimeWindow{}, 2'000'000'000, MonotonicNs() + 10 * kSec);
+  ASSERT_EQ(a.size(), qs.size());
+  EXPECT_EQ(sent_["10.213.0.2:7946"], std::vector<size_t>{2});  // both of web-1's questions
+  EXPECT_EQ(sent_["10.213.0.3:7946"], std::vector<size_t>{1});
+  EXPECT_EQ(sent_.count("10.213.0.9:7946"), 0u);
+  EXPECT_TRUE(a[0].status.ok());
+  EXPECT_EQ(a[0].description.process.pid, 100u);
+  ASSERT_EQ(a[2].clients.size(), 1u);
+  EXPECT_EQ(a[2].clients[0].process.pid, 201u);  // the second answer of web-1's batch
+  EXPECT_FALSE(a[3].status.ok());
+  EXPECT_NE(a[3].status.message().find("dead"), std::string::npos) << a[3].status.message();
+  EXPECT_TRUE(a[4].status.ok()) << a[4].status.message();  // answered here, from the store
+  EXPECT_EQ(dir->stats().round_trips, 2u);
+  EXPECT_EQ(dir->stats().questions, 3u);
+}
+
+TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswers) {
+  silent_.insert("10.213.0.3:7946");
+  auto dir = Directory({
+      Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),
+      Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {}),
+  });
+  NodeRef web = *dir->OwnerOfAddress(Ip("10.213.0.2"));
+  NodeRef app = *dir->OwnerOfAddress(Ip("10.213.0.3"));
+  using K = LookQuestion::Kind;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<LookAnswer> a = dir->Ask({{K::kDescribe, web, Ep("10.213.0.2:80"), {}},
+                                        {K::kDescribe, app, Ep("10.213.0.3:8000"), {}}},
+                                       TimeWindow{}, 200'000'000, MonotonicNs() + 10 * kSec);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(a[0].status.ok());
+  EXPECT_FALSE(a[1].status.ok());
+  // The sender itself times out in meshd; here nothing does, so the asker's
+  // own guard (hop timeout + 1 s) ends the wait.
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(dir->stats().failed, 1u);
+  // Past the deadline nothing is sent at all.
+  sent_.clear();
+  a = dir->Ask({{K::kDescribe, web, Ep("10.213.0.2:80"), {}}}, TimeWindow{}, 200'000'000,
+               MonotonicNs() - 1);
+  EXPECT_FALSE(a[0].status.ok());
+  EXPECT_TRUE(sent_.empty());
+}
+
+}  // namespace
+}  // namespace flowmesh
