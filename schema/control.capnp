@@ -95,6 +95,24 @@ struct StatusInfo {
   closeWithoutOpen @18 :UInt64;   # closes of connections never seen open
   closeUnattributed @19 :UInt64;  # ... whose process stayed unknown
   store @20 :StoreInfo;
+  mesh @21 :MeshInfo;
+}
+
+struct MeshInfo {
+  enabled @0 :Bool;
+  address @1 :Text;
+  sealed @2 :Bool;
+  keys @3 :UInt32;
+  alive @4 :UInt64;
+  suspect @5 :UInt64;
+  dead @6 :UInt64;
+  left @7 :UInt64;
+  bytesIn @8 :UInt64;
+  bytesOut @9 :UInt64;
+  malformed @10 :UInt64;
+  queriesIn @11 :UInt64;
+  looks @12 :UInt64;
+  lookRoundTrips @13 :UInt64;
 }
 
 struct StoreInfo {

@@ -27,6 +27,20 @@ struct StoreStatus {
   uint64_t duplicates = 0;
 };
 
+// The mesh as `meshctl status` shows it; `enabled` false = not in a mesh.
+struct MeshStatus {
+  bool enabled = false;
+  std::string address;  // advertised ip:port
+  bool sealed = false;
+  uint32_t keys = 0;
+  uint64_t alive = 0, suspect = 0, dead = 0, left = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;  // gossip, syncs and queries
+  uint64_t malformed = 0;                // dropped as undecodable, oversized or unsealable
+  uint64_t queries_in = 0;               // look and key queries answered for others
+  uint64_t looks = 0;                    // mesh-wide looks run from here
+  uint64_t look_round_trips = 0;         // ... and the queries they sent
+};
+
 // A listening endpoint with its owner's details, for `meshctl endpoints`.
 struct EndpointView {
   EndpointRecord endpoint;
@@ -71,6 +85,7 @@ struct NodeStatus {
   uint32_t watchers = 0;
   int64_t first_event_ns = 0;
   StoreStatus store;
+  MeshStatus mesh;
 };
 
 class ControlBackend {

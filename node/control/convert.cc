@@ -238,6 +238,21 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setCloseWithoutOpen(st.table.close_without_open);
   b.setCloseUnattributed(st.table.close_unattributed);
   StoreToWire(st.store, b.initStore());
+  auto m = b.initMesh();
+  m.setEnabled(st.mesh.enabled);
+  m.setAddress(st.mesh.address);
+  m.setSealed(st.mesh.sealed);
+  m.setKeys(st.mesh.keys);
+  m.setAlive(st.mesh.alive);
+  m.setSuspect(st.mesh.suspect);
+  m.setDead(st.mesh.dead);
+  m.setLeft(st.mesh.left);
+  m.setBytesIn(st.mesh.bytes_in);
+  m.setBytesOut(st.mesh.bytes_out);
+  m.setMalformed(st.mesh.malformed);
+  m.setQueriesIn(st.mesh.queries_in);
+  m.setLooks(st.mesh.looks);
+  m.setLookRoundTrips(st.mesh.look_round_trips);
 }
 
 Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
@@ -258,6 +273,21 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.table.close_without_open = r.getCloseWithoutOpen();
   st.table.close_unattributed = r.getCloseUnattributed();
   st.store = StoreFromWire(r.getStore());
+  auto m = r.getMesh();
+  st.mesh.enabled = m.getEnabled();
+  st.mesh.address = m.getAddress();
+  st.mesh.sealed = m.getSealed();
+  st.mesh.keys = m.getKeys();
+  st.mesh.alive = m.getAlive();
+  st.mesh.suspect = m.getSuspect();
+  st.mesh.dead = m.getDead();
+  st.mesh.left = m.getLeft();
+  st.mesh.bytes_in = m.getBytesIn();
+  st.mesh.bytes_out = m.getBytesOut();
+  st.mesh.malformed = m.getMalformed();
+  st.mesh.queries_in = m.getQueriesIn();
+  st.mesh.looks = m.getLooks();
+  st.mesh.look_round_trips = m.getLookRoundTrips();
   st.table.open = r.getOpenConnections();
   st.table.listeners = r.getListeners();
   st.table.opens = r.getOpens();

@@ -323,6 +323,25 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
                                           ? std::string(" (writing again now)")
                                           : "; last: " + TerminalSafe(st.stats.last_error)));
   }
+  const MeshStatus& m = s.mesh;
+  if (m.enabled) {
+    out += row("mesh", TerminalSafe(m.address) + ", " +
+                           (m.sealed ? "sealed, " + std::to_string(m.keys) +
+                                           (m.keys == 1 ? " key" : " keys")
+                                     : std::string("UNSEALED (--insecure)")));
+    out += row("peers", std::to_string(m.alive) + " alive, " + std::to_string(m.suspect) +
+                            " suspect, " + std::to_string(m.dead) + " dead, " +
+                            std::to_string(m.left) + " left");
+    out +=
+        row("", format_internal::HumanBytes(m.bytes_in) + " in, " +
+                    format_internal::HumanBytes(m.bytes_out) + " out, " +
+                    std::to_string(m.malformed) + " dropped (malformed, unsealable or replayed)");
+    out += row("look", std::to_string(m.looks) + " run here (" +
+                           std::to_string(m.look_round_trips) + " queries sent), " +
+                           std::to_string(m.queries_in) + " queries answered for others");
+  } else {
+    out += row("mesh", "off (no --cluster-key-file)");
+  }
   out += "detail\n";
   std::vector<std::pair<std::string, uint64_t>> detail = s.probe.detail;
   if (s.probe.polls > 0) detail.emplace_back("polls", s.probe.polls);
@@ -387,6 +406,26 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
         .Uint("flow_deltas", st.flows)
         .Uint("duplicates_ignored", st.duplicates);
     o.Raw("store", std::move(store).Finish());
+  }
+  const MeshStatus& m = s.mesh;
+  if (!m.enabled) {
+    o.Null("mesh");
+  } else {
+    JsonObject mesh;
+    mesh.Str("address", m.address)
+        .Bool("sealed", m.sealed)
+        .Uint("keys", m.keys)
+        .Uint("alive", m.alive)
+        .Uint("suspect", m.suspect)
+        .Uint("dead", m.dead)
+        .Uint("left", m.left)
+        .Uint("bytes_in", m.bytes_in)
+        .Uint("bytes_out", m.bytes_out)
+        .Uint("malformed", m.malformed)
+        .Uint("queries_in", m.queries_in)
+        .Uint("looks", m.looks)
+        .Uint("look_round_trips", m.look_round_trips);
+    o.Raw("mesh", std::move(mesh).Finish());
   }
   return std::move(o).Finish();
 }

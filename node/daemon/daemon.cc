@@ -269,6 +269,11 @@ NodeStatus Daemon::GetStatus() {
   s.table = pipeline_.table().Stats();
   s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());
   s.first_event_ns = pipeline_.first_event_ns();
+  if (mesh_) {
+    s.mesh = mesh_->Summary();
+    s.mesh.looks = looks_.load(std::memory_order_relaxed);
+    s.mesh.look_round_trips = look_round_trips_.load(std::memory_order_relaxed);
+  }
   if (store_) {
     s.store.stats = store_->Stats();
     FlusherStats fs = flusher_->Stats();

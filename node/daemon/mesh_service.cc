@@ -416,6 +416,30 @@ std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
                                            {});
 }
 
+MeshStatus MeshService::Summary() {
+  return Ask<MeshStatus>(
+      [this] {
+        mesh::MeshStats st = node_->Stats();
+        const mesh::SealStats& seal = sealed_->stats();
+        MeshStatus m;
+        m.enabled = true;
+        m.address = advertised_;
+        m.sealed = !sealed_->insecure();
+        m.keys = static_cast<uint32_t>(keyring_.size());
+        m.alive = st.alive;
+        m.suspect = st.suspect;
+        m.dead = st.dead;
+        m.left = st.left;
+        m.bytes_in = st.bytes_in;
+        m.bytes_out = st.bytes_out;
+        m.malformed = st.malformed + seal.open_failed + seal.malformed + seal.replayed +
+                      seal.too_old + seal.too_new;
+        m.queries_in = st.queries_in;
+        return m;
+      },
+      MeshStatus{true, advertised_});
+}
+
 mesh::MeshStats MeshService::Stats() {
   return Ask<mesh::MeshStats>([this] { return node_->Stats(); }, {});
 }

@@ -74,6 +74,8 @@ class MeshService {
   std::vector<mesh::MemberView> Members();
   std::vector<mesh::NodeTable> Tables(bool with_gone = false);
   mesh::MeshStats Stats();
+  // What `meshctl status` shows of the mesh (looks are counted by the caller).
+  MeshStatus Summary();
   const std::string& advertised() const { return advertised_; }
 
  private:

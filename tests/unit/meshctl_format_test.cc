@@ -232,7 +232,7 @@ TEST(StatusFormat, Json) {
         "\"probe_reason\":\"fallback from eBPF: Operation not permitted\"", "\"events\":10",
         "\"lost\":2", "\"malformed\":0", "\"open_connections\":3", "\"uptime_s\":3723",
         "\"started\":\"2023-11-14T22:13:20.000Z\"", "\"first_event_after_ms\":12.500",
-        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2},\"store\":null}"})
+        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2},\"store\":null,\"mesh\":null}"})
     EXPECT_NE(j.find(want), std::string::npos) << want << " in " << j;
   s.first_event_ns = 0;
   EXPECT_NE(StatusJson(s, s.started_ns).find("\"first_event_after_ms\":null"), std::string::npos);
@@ -248,6 +248,25 @@ TEST(StatusFormat, Text) {
   EXPECT_NE(t.find("events       10 (first 12ms after start)"), std::string::npos) << t;
   EXPECT_NE(t.find("lost         2  <- see detail"), std::string::npos) << t;
   EXPECT_NE(t.find("  lost_ringbuf               2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("mesh         off (no --cluster-key-file)\n"), std::string::npos) << t;
+}
+
+TEST(StatusFormat, Mesh) {
+  NodeStatus s = SampleStatus();
+  s.mesh = MeshStatus{true, "10.213.0.2:7946", true, 2, 5, 1, 1, 0, 2048, 4096, 3, 7, 2, 9};
+  std::string t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("mesh         10.213.0.2:7946, sealed, 2 keys\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("peers        5 alive, 1 suspect, 1 dead, 0 left\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("look         2 run here (9 queries sent), 7 queries answered for others\n"),
+            std::string::npos)
+      << t;
+  std::string j = StatusJson(s, s.started_ns);
+  EXPECT_NE(j.find("\"mesh\":{\"address\":\"10.213.0.2:7946\",\"sealed\":true,\"keys\":2,"
+                   "\"alive\":5,\"suspect\":1,\"dead\":1,\"left\":0,\"bytes_in\":2048,"
+                   "\"bytes_out\":4096,\"malformed\":3,\"queries_in\":7,\"looks\":2,"
+                   "\"look_round_trips\":9}"),
+            std::string::npos)
+      << j;
 }
 
 }  // namespace
