@@ -187,6 +187,10 @@ Status Daemon::InitProbe() {
   // Attach first, then snapshot: anything that opens in between is seen by
   // both, and the connection table merges the two reports.
   FM_RETURN_IF_ERROR(SeedFromSnapshot(*bpf));
+  // The seed went through the pipeline before any kernel event will (the
+  // probe thread starts in Run), so no sock_diag report can race a kernel
+  // close from here on: see Aggregator::set_remember_kernel_closes.
+  if (aggregator_) aggregator_->set_remember_kernel_closes(false);
   probe_reason_ = std::string("eBPF (") + std::string(bpf->AttachKind()) + "/inet_sock_set_state)";
   probe_ = std::move(bpf);
   refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);

@@ -266,6 +266,7 @@ void Aggregator::BoundProcesses(int64_t now_ns) {
 }
 
 void Aggregator::RememberClose(const ConnKey& key, const ConnEvent& ev) {
+  if (ev.source == EventSource::kKernel && !remember_kernel_closes_) return;
   closed_[key] = Closed{ev.ts_ns, ev.source};
   closed_order_.emplace_back(ev.ts_ns, key);
 }
@@ -329,6 +330,10 @@ Batch Aggregator::TakeBatch() {
   std::lock_guard lock(pending_mu_);
   std::swap(b, pending_);
   pending_index_.clear();
+  // The next batch is likely as large: growing it from nothing costs a
+  // reallocation and fresh pages per doubling, on the probe's thread.
+  pending_.records.reserve(b.records.size());
+  pending_.flows.reserve(b.flows.size());
   return b;
 }
 

@@ -46,10 +46,9 @@ struct ConnRecord {
   TcpCounters counters;
   uint64_t duration_ns = 0;
   bool operator==(const ConnRecord& o) const {
-    return ts_ns == o.ts_ns && key == o.key && direction == o.direction &&
-           proc.pid == o.proc.pid && proc.start_ticks == o.proc.start_ticks &&
-           proc.comm_view() == o.proc.comm_view() && counters == o.counters &&
-           duration_ns == o.duration_ns;
+    return ts_ns == o.ts_ns && key == o.key && direction == o.direction && proc.pid == o.proc.pid &&
+           proc.start_ticks == o.proc.start_ticks && proc.comm_view() == o.proc.comm_view() &&
+           counters == o.counters && duration_ns == o.duration_ns;
   }
 };
 
@@ -90,7 +89,9 @@ struct FlowStats {
   int64_t last_seen_ns = 0;
 
   void Merge(const FlowStats& o);
-  uint32_t rtt_mean_us() const { return rtt_samples ? static_cast<uint32_t>(rtt_sum_us / rtt_samples) : 0; }
+  uint32_t rtt_mean_us() const {
+    return rtt_samples ? static_cast<uint32_t>(rtt_sum_us / rtt_samples) : 0;
+  }
   bool operator==(const FlowStats&) const = default;
 };
 
@@ -128,6 +129,9 @@ struct Batch {
   std::vector<ProcessDetails> processes;        // new or changed processes
   std::vector<EndpointRecord> endpoints_added;  // listen
   std::vector<EndpointRecord> endpoints_removed;
+  // An earlier write of (part of) this batch failed: the store checks which
+  // of its records it already holds before counting them.
+  bool retried = false;
   bool empty() const {
     return records.empty() && flows.empty() && processes.empty() && endpoints_added.empty() &&
            endpoints_removed.empty();

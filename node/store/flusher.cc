@@ -135,6 +135,7 @@ Status Flusher::FlushLocked() {
     pending_ = Batch{};
     return s;
   }
+  pending_.retried = true;
   if (!failing_)  // once per error streak, not once per interval
     FM_LOG(Error, "store") << s.message() << "; keeping up to " << options_.max_pending_records
                            << " records pending";

@@ -19,9 +19,9 @@
 namespace flowmesh {
 
 struct StoreOptions {
-  std::string dir;                       // created if missing
+  std::string dir;                                         // created if missing
   int64_t retention_ns = 7LL * 24 * 3600 * 1'000'000'000;  // records/flows older go
-  uint64_t retention_bytes = 2ULL << 30;  // oldest buckets go while larger; 0 = no limit
+  uint64_t retention_bytes = 2ULL << 30;           // oldest buckets go while larger; 0 = no limit
   int64_t retention_interval_ns = 60'000'000'000;  // background check; 0 = no thread
   // Queries only: nothing is written (not even the generation). Open also
   // falls back to this, with the reason in Stats().last_error, when the disk
@@ -52,7 +52,7 @@ struct StoreStats {
   int64_t oldest_ns = 0;    // close time of the oldest record; 0 = none
   uint64_t batches = 0;     // batches written since open
   uint64_t write_errors = 0;
-  std::string last_error;   // "" when the last write succeeded
+  std::string last_error;        // "" when the last write succeeded
   uint64_t expired_records = 0;  // removed by retention since open
   uint64_t corrupt_values = 0;   // malformed keys/values skipped since open
   bool read_only = false;        // opened read-only (asked for, or the disk refused writes)
@@ -73,7 +73,11 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // One atomic write. On failure (disk full, read-only) the error says so
-  // and the next Write first tries to resume the database.
+  // and the next Write first tries to resume the database. Records are keyed
+  // by close time and 4-tuple, so writing one again never duplicates it; the
+  // record count stays exact for a batch written again when it is marked
+  // `retried` (the flusher does), which makes the store look its keys up.
+
   Status Write(const Batch& batch);
 
   // Records whose close time is in the window, oldest first. `fn` returns

@@ -160,6 +160,25 @@ TEST_F(AggregatorTest, SeedAndKernelOpenOfOneConnectionCountOnce) {
   EXPECT_EQ(st.tracked, 0u);
 }
 
+// Streaming mode after the seed: kernel closes are not remembered (nothing
+// else reports opens or closes any more), closes from other sources still are.
+TEST_F(AggregatorTest, KernelOnlyModeRemembersOnlyOtherSourcesCloses) {
+  agg_.set_remember_kernel_closes(false);
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + kSec, Active(40001)));
+  // Not remembered: a (hypothetical) second report would count again.
+  Feed(Ev(EventKind::kClose, EventSource::kPoll, Direction::kActive, kT0 + 2 * kSec, Active(40001),
+          nginx_));
+  EXPECT_EQ(agg_.Stats().duplicates_ignored, 0u);
+  // A poll close is remembered, so its duplicate is still ignored.
+  Feed(Ev(EventKind::kClose, EventSource::kPoll, Direction::kActive, kT0 + 3 * kSec, Active(40002),
+          nginx_));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + 3 * kSec,
+          Active(40002)));
+  EXPECT_EQ(agg_.Stats().duplicates_ignored, 1u);
+  EXPECT_THAT(agg_.TakeBatch().records, SizeIs(3));
+}
+
 TEST_F(AggregatorTest, PollAndKernelCloseOfOneConnectionMakeOneRecord) {
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(40001), nginx_));
   ConnEvent kclose =
