@@ -48,9 +48,11 @@ Aggregator::Aggregator(ProcessCache* cache, AggregatorOptions options)
     : cache_(cache), options_(options) {}
 
 void Aggregator::Add(const ConnEvent& ev) {
-  Work w;
+  std::vector<ProcessRef> new_processes;
   {
     std::lock_guard lock(state_mu_);
+    Work& w = scratch_;
+    w.clear();
     stats_.events++;
     ExpireClosed(ev.ts_ns);
     switch (ev.kind) {
@@ -61,13 +63,17 @@ void Aggregator::Add(const ConnEvent& ev) {
       case EventKind::kUnlisten: OnUnlisten(ev, w); break;
     }
     BoundTracked();
-    std::lock_guard pending(pending_mu_);
-    MergeLocked(w);
+    {
+      std::lock_guard pending(pending_mu_);
+      MergeLocked(w);
+    }
+    if (!w.processes.empty()) new_processes = w.processes;  // rare: a process seen first
   }
-  if (w.processes.empty()) return;
+  if (new_processes.empty()) return;
+  // Outside the state lock: details may come from /proc.
   std::vector<ProcessDetails> details;
-  details.reserve(w.processes.size());
-  for (const ProcessRef& ref : w.processes)
+  details.reserve(new_processes.size());
+  for (const ProcessRef& ref : new_processes)
     details.push_back(cache_ ? cache_->Lookup(ref) : DetailsFromRef(ref));
   std::lock_guard pending(pending_mu_);
   for (ProcessDetails& d : details) pending_.processes.push_back(std::move(d));

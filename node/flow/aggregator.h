@@ -109,11 +109,21 @@ class Aggregator {
   // What one event contributes. Computed under state_mu_ and merged into the
   // pending batch before state_mu_ is released (so batches see events in
   // order); only the process lookups (which may read /proc) run unlocked.
+  // What one event produces. One instance (scratch_) is reused for every
+  // event, under state_mu_: its vectors keep their capacity, so an event
+  // allocates nothing.
   struct Work {
     std::vector<FlowDelta> flows;
     std::vector<ConnRecord> records;
     std::vector<EndpointRecord> added, removed;
     std::vector<ProcessRef> processes;
+    void clear() {
+      flows.clear();
+      records.clear();
+      added.clear();
+      removed.clear();
+      processes.clear();
+    }
   };
 
   void OnOpen(const ConnEvent& ev, Work& w);
@@ -145,6 +155,7 @@ class Aggregator {
   std::unordered_map<ConnKey, Tracked, ConnKeyHash> tracked_;
   std::unordered_map<ConnKey, Closed, ConnKeyHash> closed_;
   bool remember_kernel_closes_ = true;
+  Work scratch_;  // guarded by state_mu_
   std::deque<std::pair<int64_t, ConnKey>> closed_order_;
   std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
   std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
