@@ -171,6 +171,13 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->envname("MESHD_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", cfg.log_format,
+                 "text: one readable line per message on stderr; json: one JSON object per "
+                 "line (ts, level, component, msg) for log shippers")
+      ->type_name("FORMAT")
+      ->envname("MESHD_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

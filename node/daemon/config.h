@@ -24,6 +24,7 @@ struct DaemonConfig {
   std::string proc_root = "/proc";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
   std::string log_level = "info";
+  std::string log_format = "text";  // text, json
   // History (RocksDB).
   std::string data_dir = "/var/lib/flowmesh";
   std::chrono::milliseconds flush_interval{1000};
