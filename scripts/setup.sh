@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # man pages: rendered and checked by tests/packaging
+  groff-base man-db
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
 )
