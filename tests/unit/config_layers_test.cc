@@ -350,5 +350,51 @@ TEST(ConfigLayers, HelpStillShowsTheEnvironmentNames) {
   EXPECT_NE(r.out.find("--print-config"), std::string::npos) << r.out;
 }
 
+// packaging/meshd.toml, uncommented, is a valid config file that sets every option to its
+// default (the node name excepted: its default is the host's name).
+TEST(ConfigSample, CoversEveryOptionAtItsDefault) {
+  std::string path = std::string(FLOWMESH_TESTDATA) + "/../../../packaging/meshd.toml";
+  Result<std::string> sample = ReadConfigFile(path);
+  ASSERT_TRUE(sample.ok()) << sample.status().message();
+  Result<std::vector<ConfigEntry>> commented = ParseConfigText(*sample, path);
+  ASSERT_TRUE(commented.ok()) << commented.status().message();
+  EXPECT_TRUE(commented->empty()) << "every key in the sample is commented out";
+  std::string uncommented;
+  std::istringstream in(*sample);
+  for (std::string line; std::getline(in, line);) {
+    size_t eq = line.find(" = ");
+    bool setting = line.starts_with("# ") && eq != std::string::npos &&
+                   line.find_first_not_of("abcdefghijklmnopqrstuvwxyz-", 2) == eq;
+    uncommented += (setting ? line.substr(2) : line) + "\n";
+  }
+  Result<std::vector<ConfigEntry>> entries = ParseConfigText(uncommented, path);
+  ASSERT_TRUE(entries.ok()) << entries.status().message();
+
+  Outcome defaults = Parse({"--config", "", "--print-config"});
+  ASSERT_EQ(defaults.code, 0) << defaults.err;
+  auto want = PrintedLines(defaults.out);
+  std::set<std::string> missing;
+  for (const auto& [key, line] : want) missing.insert(key);
+  for (const ConfigEntry& e : *entries) {
+    ASSERT_TRUE(want.count(e.key)) << "the sample sets '" << e.key << "', which meshd lacks";
+    missing.erase(e.key);
+    if (e.key == "node-name") continue;
+    std::string value;
+    if (e.type == ConfigEntry::Type::kBool) {
+      value = e.items[0];
+    } else {
+      for (const std::string& item : e.items) value += (value.empty() ? "" : ",") + item;
+      value = TomlQuote(value);
+    }
+    EXPECT_EQ(value, want[e.key].first) << "packaging/meshd.toml's default for " << e.key;
+  }
+  EXPECT_TRUE(missing.empty()) << "packaging/meshd.toml lacks a commented line for: "
+                               << ::testing::PrintToString(missing);
+  // And meshd itself reads the uncommented sample.
+  TempConfig file(uncommented);
+  Outcome r = Parse({"--config", file.path()});
+  EXPECT_TRUE(r.config) << r.err;
+}
+
 }  // namespace
 }  // namespace flowmesh
