@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
 #include "tests/kernel/traffic_util.h"
@@ -340,6 +342,31 @@ TEST(Meshd, BadFlagsExitTwoNamingTheFlag) {
   r = RunCommand({MESHD_BIN, "--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--probe-mode"), std::string::npos);
+}
+
+// No root needed: a bad config file stops meshd before anything starts, and --print-config
+// prints and exits.
+TEST(Meshd, ConfigFileErrorsExitTwoNamingFileAndLine) {
+  char dir[] = "/tmp/meshd-config-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/meshd.toml";
+  {
+    std::ofstream f(path);
+    f << "# test\nretention = \"12h\"\nretention = \"1d\"\n";
+  }
+  CommandResult r = RunCommand({MESHD_BIN, "--config", path});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(path + ":3: 'retention' is set twice"), std::string::npos) << r.err;
+  {
+    std::ofstream f(path);
+    f << "# test\nretention = \"12h\"\n";
+  }
+  r = RunCommand({MESHD_BIN, "--config", path, "--print-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("retention = \"12h\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("# " + path + ":2"), std::string::npos) << r.out;
+  unlink(path.c_str());
+  rmdir(dir);
 }
 
 }  // namespace
