@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # promtool, which checks meshd's --metrics-listen output in a kernel test
+  prometheus
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
 )
@@ -36,8 +38,9 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts packaged servers on install; the lab starts its own copies.
-for svc in nginx redis-server memcached; do
+# Debian starts packaged servers on install; the lab starts its own copies,
+# and of prometheus only promtool is used.
+for svc in nginx redis-server memcached prometheus; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "setup: done"
