@@ -33,9 +33,10 @@ Status FromAsio(const asio::error_code& ec, const std::string& what) {
   return IoError(what + ": " + ec.message());
 }
 
-}  // namespace
-
+// One accepted connection; file-local, like everything but State.
 class Connection;
+
+}  // namespace
 
 struct HttpServer::State {
   State(asio::io_context& io, HttpServerOptions o, std::function<std::string()> r)
@@ -48,6 +49,8 @@ struct HttpServer::State {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> open;
   std::atomic<uint64_t> requests{0}, rejected{0}, timed_out{0};
 };
+
+namespace {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -113,8 +116,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string reply_;
   bool done_ = false;
 };
-
-namespace {
 
 void Accept(std::shared_ptr<HttpServer::State> state) {
   state->acceptor.async_accept([state](const asio::error_code& ec, tcp::socket socket) {
