@@ -15,6 +15,11 @@ packages=(
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
   # promtool, which checks meshd's --metrics-listen output in a kernel test
   prometheus
+  # man pages: rendered and checked by tests/packaging
+  groff-base man-db
+  # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify),
+  # the service's user and capabilities applied where systemd is not PID 1
+  dpkg-dev systemd util-linux passwd
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
 )

@@ -8,7 +8,8 @@
 #     JOIN  seed ip:port to join the mesh through, or - for the seed itself
 #
 # Installs the packages and builds flowmesh with the project's own scripts
-# (from the synced copy in /flowmesh), installs meshd as a systemd service with
+# (from the synced copy in /flowmesh), installs its .debs (meshd runs as the
+# packaged systemd service) with /etc/flowmesh/meshd.toml naming this node and
 # the cluster key the Vagrantfile copied to /tmp/flowmesh-cluster.key, and
 # starts the role's server configured as tests/integration/topology.sh does.
 # Running it again (vagrant provision) rebuilds and restarts.
@@ -25,19 +26,12 @@ say() { echo "provision $name: $*"; }
 # Packages and build, as on any Debian 12 machine.
 say "packages (scripts/setup.sh)"
 bash "$src/scripts/setup.sh"
-say "building flowmesh (scripts/build.sh; a few minutes)"
-bash "$src/scripts/build.sh" >/tmp/flowmesh-build.log 2>&1 ||
+say "building flowmesh and its packages (scripts/package.sh; a few minutes)"
+bash "$src/scripts/package.sh" >/tmp/flowmesh-build.log 2>&1 ||
   { tail -n 30 /tmp/flowmesh-build.log >&2; die "build failed (whole log: /tmp/flowmesh-build.log)"; }
-install -m 0755 "$src/build/node/daemon/meshd" /usr/local/sbin/meshd
-install -m 0755 "$src/build/cli/meshctl" /usr/local/bin/meshctl
-
-# The cluster key, readable by root only.
-install -d -m 0700 /etc/meshd
-if [ -f /tmp/flowmesh-cluster.key ]; then
-  install -m 0600 /tmp/flowmesh-cluster.key /etc/meshd/cluster.key
-  rm -f /tmp/flowmesh-cluster.key
-fi
-[ -s /etc/meshd/cluster.key ] || die "no cluster key at /etc/meshd/cluster.key"
+# The packages: meshd.service (user meshd, its capabilities), the config file,
+# man pages, completion. The unit is enabled and started by the package.
+dpkg -i "$src"/build/packages/meshd_*.deb "$src"/build/packages/meshctl_*.deb >/dev/null
 
 # Waits (bounded) until something listens on IP:PORT.
 wait_listen() {
@@ -50,29 +44,28 @@ wait_listen() {
   die "$what is not listening on $addr:$port after 10 s"
 }
 
-# meshd: every network namespace of the VM (--netns all), its store in
-# /var/lib/flowmesh, control socket /run/flowmesh/meshd.sock (meshctl's default).
-join_flag=""
-[ "$join" = "-" ] || join_flag="--join $join"
-cat >/etc/systemd/system/meshd.service <<UNIT
-[Unit]
-Description=flowmesh meshd: traces TCP connections, member of the mesh
-Documentation=file://$src/README.md
-After=network-online.target
-Wants=network-online.target
+# The cluster key, readable by the service only. It lives in meshd's state
+# directory: `meshctl keys` rewrites it there, and the unit's /etc is read-only.
+install -d -o meshd -g meshd -m 0750 /var/lib/flowmesh
+if [ -f /tmp/flowmesh-cluster.key ]; then
+  install -o meshd -g meshd -m 0600 /tmp/flowmesh-cluster.key /var/lib/flowmesh/cluster.key
+  rm -f /tmp/flowmesh-cluster.key
+fi
+[ -s /var/lib/flowmesh/cluster.key ] || die "no cluster key at /var/lib/flowmesh/cluster.key"
 
-[Service]
-ExecStart=/usr/local/sbin/meshd --node-name $name --bind $ip:7946 $join_flag --cluster-key-file /etc/meshd/cluster.key --data-dir /var/lib/flowmesh --control-socket /run/flowmesh/meshd.sock --flush-interval 1s
-RuntimeDirectory=flowmesh
-StateDirectory=flowmesh
-KillSignal=SIGTERM
-TimeoutStopSec=20
-Restart=on-failure
-RestartSec=2
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+# This node's settings; everything else keeps the packaged defaults (meshd
+# --print-config shows the result and where each value came from).
+join_line=""
+[ "$join" = "-" ] || join_line="join = [\"$join\"]"
+cat >/etc/flowmesh/meshd.toml <<CONF
+# flowmesh lab node $name (written by vagrant/provision.sh)
+node-name = "$name"
+bind = "$ip:7946"
+$join_line
+cluster-key-file = "/var/lib/flowmesh/cluster.key"
+CONF
+meshd --config /etc/flowmesh/meshd.toml --print-config >/dev/null ||
+  die "meshd rejects /etc/flowmesh/meshd.toml"
 systemctl daemon-reload
 systemctl enable meshd >/dev/null 2>&1
 systemctl restart meshd

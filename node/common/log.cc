@@ -5,28 +5,55 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 namespace flowmesh::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::Info)};
+std::atomic<int> g_format{static_cast<int>(Format::kText)};
 
-const char* Name(Level level) {
+const char* Name(Level level, Format format) {
+  bool json = format == Format::kJson;
   switch (level) {
-    case Level::Debug: return "DEBUG";
-    case Level::Info: return "INFO";
-    case Level::Warn: return "WARN";
-    case Level::Error: return "ERROR";
+    case Level::Debug: return json ? "debug" : "DEBUG";
+    case Level::Info: return json ? "info" : "INFO";
+    case Level::Warn: return json ? "warn" : "WARN";
+    case Level::Error: return json ? "error" : "ERROR";
   }
   return "?";
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char esc[8];
+          std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(c));
+          out += esc;
+        } else {
+          out += c;  // UTF-8 passes through; invalid bytes are the writer's
+        }
+    }
+  }
+  out += '"';
 }
 
 }  // namespace
 
 void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
 Level GetLevel() { return static_cast<Level>(g_level.load()); }
-bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 std::optional<Level> ParseLevel(std::string_view name) {
   if (name == "debug") return Level::Debug;
@@ -36,30 +63,55 @@ std::optional<Level> ParseLevel(std::string_view name) {
   return std::nullopt;
 }
 
-void Write(Level level, std::string_view component, std::string_view message) {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  std::time_t secs = system_clock::to_time_t(now);
-  int millis = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
+void SetFormat(Format format) { g_format.store(static_cast<int>(format)); }
+
+std::optional<Format> ParseFormat(std::string_view name) {
+  if (name == "text") return Format::kText;
+  if (name == "json") return Format::kJson;
+  return std::nullopt;
+}
+
+std::string FormatLine(Format format, int64_t unix_ms, Level level, std::string_view component,
+                       std::string_view message) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  char stamp[40];
+  size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(stamp + n, sizeof stamp - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
+  // Trailing newlines (libbpf's messages carry one) would split the line.
+  while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
 
   std::string line;
-  line.reserve(64 + message.size());
+  line.reserve(80 + message.size());
+  if (format == Format::kJson) {
+    line += "{\"ts\":\"";
+    line += stamp;
+    line += "\",\"level\":\"";
+    line += Name(level, format);
+    line += "\",\"component\":";
+    AppendJsonString(line, component);
+    line += ",\"msg\":";
+    AppendJsonString(line, message);
+    line += "}\n";
+    return line;
+  }
   line += stamp;
-  char ms[8];
-  std::snprintf(ms, sizeof ms, ".%03dZ ", millis);
-  line += ms;
-  line += Name(level);
+  line += ' ';
+  line += Name(level, format);
   line += ' ';
   line += component;
   line += ": ";
-  // Trailing newlines (libbpf's messages carry one) would split the line.
-  while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
   line += message;
   line += '\n';
+  return line;
+}
+
+void Write(Level level, std::string_view component, std::string_view message) {
+  using namespace std::chrono;
+  int64_t now_ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  std::string line = FormatLine(static_cast<Format>(g_format.load(std::memory_order_relaxed)),
+                                now_ms, level, component, message);
   // One write(2) per line keeps lines from different threads whole.
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;

@@ -1,9 +1,15 @@
 // The logging facade: one line per message on stderr, with time, level and
-// component. libbpf's print callback is routed here (node/probe/bpf_probe.cc).
+// component, as text or as one JSON object per line for log shippers.
+// libbpf's print callback is routed here (node/probe/bpf_probe.cc).
 //
 //   FM_LOG(Info, "probe") << "attached " << name;
+//
+//   text: 2026-11-30T00:41:02.113Z INFO probe: attached tp_btf
+//   json: {"ts":"2026-11-30T00:41:02.113Z","level":"info","component":"probe","msg":"attached
+//   tp_btf"}
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -12,12 +18,21 @@
 namespace flowmesh::log {
 
 enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3 };
+enum class Format { kText, kJson };
 
 void SetLevel(Level level);
 Level GetLevel();
 bool Enabled(Level level);
 // Parses "debug", "info", "warn", "error".
 std::optional<Level> ParseLevel(std::string_view name);
+
+void SetFormat(Format format);
+// Parses "text", "json".
+std::optional<Format> ParseFormat(std::string_view name);
+
+// The line Write would emit (with its trailing newline), for a given time.
+std::string FormatLine(Format format, int64_t unix_ms, Level level, std::string_view component,
+                       std::string_view message);
 
 // Writes one complete line; safe to call from any thread.
 void Write(Level level, std::string_view component, std::string_view message);
@@ -47,7 +62,8 @@ struct Voidify {
 
 }  // namespace flowmesh::log
 
-#define FM_LOG(level, component)                                      \
-  !::flowmesh::log::Enabled(::flowmesh::log::Level::level)            \
-      ? (void)0                                                       \
-      : ::flowmesh::log::Voidify() & ::flowmesh::log::Line(::flowmesh::log::Level::level, component)
+#define FM_LOG(level, component)                           \
+  !::flowmesh::log::Enabled(::flowmesh::log::Level::level) \
+      ? (void)0                                            \
+      : ::flowmesh::log::Voidify() &                       \
+            ::flowmesh::log::Line(::flowmesh::log::Level::level, component)

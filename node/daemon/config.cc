@@ -1,4 +1,4 @@
-// Flag definitions for meshd (CLI11), with MESHD_* environment fallbacks.
+// Flag definitions for meshd (CLI11), with MESHD_* environment and config file fallbacks.
 #include "node/daemon/config.h"
 
 #include <sys/socket.h>
@@ -11,6 +11,7 @@
 #include "node/common/log.h"
 #include "node/common/net.h"
 #include "node/control/duration.h"
+#include "node/daemon/config_layers.h"
 
 namespace flowmesh {
 namespace {
@@ -19,6 +20,18 @@ std::string HostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
+}
+
+// "/etc/flowmesh/meshd.toml (flag --config)", for the header of --print-config.
+std::string DescribeConfigFile(const std::string& path, const ConfigLayers& layers, bool found) {
+  if (path.empty()) return "none (--config \"\")";
+  std::string from;
+  switch (layers.OriginOf("--config").kind) {
+    case ConfigLayers::Origin::Kind::kFlag: from = "flag --config"; break;
+    case ConfigLayers::Origin::Kind::kEnv: from = "env MESHD_CONFIG"; break;
+    default: from = "default"; break;
+  }
+  return path + " (" + from + (found ? ")" : "; not found, so nothing from it)");
 }
 
 }  // namespace
@@ -58,15 +71,31 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
+  std::string config_path = kDefaultConfigPath;
+  bool print_config = false;
 
   CLI::App app{
       "meshd: traces every TCP connection on this host with eBPF (or sock_diag polling),\n"
       "attributes each to a process, keeps the history as flows in RocksDB (--data-dir),\n"
       "and with a cluster key joins the mesh of the other hosts' meshd (--join), so that\n"
       "`meshctl look` on any host can walk the whole dependency tree. meshctl talks to it\n"
-      "over a Unix socket (--control-socket).",
+      "over a Unix socket (--control-socket).\n"
+      "Every flag can also be set as MESHD_<FLAG> in the environment or as `flag = value` in\n"
+      "the config file (--config, TOML, keys are the long flags without --); a flag wins over\n"
+      "the environment, which wins over the file. --print-config shows what applies and why.",
       "meshd"};
   app.get_formatter()->column_width(40);
+  CLI::Option* config_option =
+      app.add_option("--config", config_path,
+                     "Config file: `key = value` lines, e.g. data-dir = \"/srv/flowmesh\", "
+                     "join = [\"10.0.0.5:7946\"]. A missing default file is fine; \"\" reads none")
+          ->type_name("FILE")
+          ->envname("MESHD_CONFIG")
+          ->capture_default_str();
+  CLI::Option* print_option = app.add_flag(
+      "--print-config", print_config,
+      "Print the effective configuration as a config file, each value with where it came from "
+      "(flag, environment, file:line or default), and exit");
   app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
       ->type_name("NAME")
       ->envname("MESHD_NODE_NAME");
@@ -177,9 +206,17 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->envname("MESHD_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", cfg.log_format,
+                 "text: one readable line per message on stderr; json: one JSON object per "
+                 "line (ts, level, component, msg) for log shippers")
+      ->type_name("FORMAT")
+      ->envname("MESHD_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
+  ConfigLayers layers(app, {app.get_help_ptr(), config_option, print_option});
   try {
-    app.parse(argc, argv);
+    layers.ParseCommandLine(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     *exit_code = rc == 0 ? 0 : 2;
@@ -191,28 +228,43 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     *exit_code = 2;
     return std::nullopt;
   };
+  if (Status s = layers.ApplyEnvironment(); !s.ok()) return usage(s.message());
+  bool config_found = false;
+  if (!config_path.empty()) {
+    Result<std::string> text = ReadConfigFile(config_path);
+    bool explicit_path = layers.OriginOf("--config").kind != ConfigLayers::Origin::Kind::kDefault;
+    if (!text.ok() && (explicit_path || text.status().code() != Status::Code::kNotFound))
+      return usage(layers.Where("--config") + text.status().message());
+    if (text.ok()) {
+      config_found = true;
+      Result<std::vector<ConfigEntry>> entries = ParseConfigText(*text, config_path);
+      if (!entries.ok()) return usage(entries.status().message());
+      if (Status s = layers.ApplyFile(*entries, config_path); !s.ok()) return usage(s.message());
+    }
+  }
+  auto at = [&](std::string_view flag) { return layers.Where(flag); };
   cfg.probe_mode = mode == "streaming" ? ProbeMode::kStreaming
                    : mode == "polling" ? ProbeMode::kPolling
                                        : ProbeMode::kAuto;
   Result<std::chrono::milliseconds> iv = ParseDuration(interval);
-  if (!iv.ok()) return usage("--probe-interval: " + iv.status().message());
-  if (iv->count() < 10) return usage("--probe-interval: must be at least 10ms");
+  if (!iv.ok()) return usage(at("--probe-interval") + iv.status().message());
+  if (iv->count() < 10) return usage(at("--probe-interval") + "must be at least 10ms");
   cfg.probe_interval = *iv;
   Result<std::chrono::milliseconds> fl = ParseDuration(flush);
-  if (!fl.ok()) return usage("--flush-interval: " + fl.status().message());
+  if (!fl.ok()) return usage(at("--flush-interval") + fl.status().message());
   if (fl->count() < 10 || fl->count() > 60'000)
-    return usage("--flush-interval: must be between 10ms and 60s");
+    return usage(at("--flush-interval") + "must be between 10ms and 60s");
   cfg.flush_interval = *fl;
   Result<std::chrono::milliseconds> rt = ParseDuration(retention);
-  if (!rt.ok()) return usage("--retention: " + rt.status().message());
-  if (rt->count() < 60'000) return usage("--retention: must be at least 1m");
+  if (!rt.ok()) return usage(at("--retention") + rt.status().message());
+  if (rt->count() < 60'000) return usage(at("--retention") + "must be at least 1m");
   cfg.retention = *rt;
   Result<uint64_t> rs = ParseByteSize(retention_size);
-  if (!rs.ok()) return usage("--retention-size: " + rs.status().message());
+  if (!rs.ok()) return usage(at("--retention-size") + rs.status().message());
   if (*rs != 0 && *rs < (16ULL << 20))
-    return usage("--retention-size: must be 0 (no limit) or at least 16M");
+    return usage(at("--retention-size") + "must be 0 (no limit) or at least 16M");
   cfg.retention_bytes = *rs;
-  if (cfg.data_dir.empty()) return usage("--data-dir: must not be empty");
+  if (cfg.data_dir.empty()) return usage(at("--data-dir") + "must not be empty");
   cfg.join = std::vector<std::string>();
   for (size_t start = 0; start < join.size();) {
     size_t comma = join.find(',', start);
@@ -220,30 +272,31 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
         join.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!part.empty()) {
       if (!Endpoint::Parse(part).ok())
-        return usage("--join: '" + part + "' is not IP:PORT (e.g. 10.0.0.5:7946)");
+        return usage(at("--join") + "'" + part + "' is not IP:PORT (e.g. 10.0.0.5:7946)");
       cfg.join.push_back(part);
     }
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   if (!cfg.join.empty() && !cfg.mesh_enabled())
-    return usage(
-        "--join: refusing to join a mesh without a cluster key; give --cluster-key-file FILE "
-        "(head -c32 /dev/urandom | base64 > FILE; chmod 600 FILE) or --insecure");
+    return usage(at("--join") +
+                 "refusing to join a mesh without a cluster key; give --cluster-key-file FILE "
+                 "(head -c32 /dev/urandom | base64 > FILE; chmod 600 FILE) or --insecure");
   if (Result<Endpoint> b = Endpoint::Parse(cfg.bind); !b.ok() || b->port == 0)
-    return usage("--bind: '" + cfg.bind + "' is not IP:PORT with a port (e.g. 0.0.0.0:7946)");
+    return usage(at("--bind") + "'" + cfg.bind +
+                 "' is not IP:PORT with a port (e.g. 0.0.0.0:7946)");
   if (!cfg.advertise.empty() && !IpAddr::Parse(cfg.advertise).ok())
-    return usage("--advertise: '" + cfg.advertise + "' is not an IP address");
+    return usage(at("--advertise") + "'" + cfg.advertise + "' is not an IP address");
   if (!cfg.metrics_listen.empty()) {
     Result<Endpoint> m = Endpoint::Parse(cfg.metrics_listen);
     if (!m.ok() || m->port == 0)
-      return usage("--metrics-listen: '" + cfg.metrics_listen +
+      return usage(at("--metrics-listen") + "'" + cfg.metrics_listen +
                    "' is not IP:PORT with a port (e.g. 127.0.0.1:9479 or [::1]:9479)");
   }
-  if (cfg.cluster_label.empty()) return usage("--cluster-label: must not be empty");
+  if (cfg.cluster_label.empty()) return usage(at("--cluster-label") + "must not be empty");
   if (!ports.empty()) {
     Result<std::vector<uint16_t>> p = ParsePortList(ports, 16);
-    if (!p.ok()) return usage("--ports: " + p.status().message());
+    if (!p.ok()) return usage(at("--ports") + p.status().message());
     cfg.ports = *p;
   }
   cfg.family = family == "ipv4" ? AF_INET : family == "ipv6" ? AF_INET6 : 0;
@@ -251,10 +304,20 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     uint32_t inode = 0;
     auto [ptr, ec] = std::from_chars(cfg.netns.data(), cfg.netns.data() + cfg.netns.size(), inode);
     if (ec != std::errc() || ptr != cfg.netns.data() + cfg.netns.size() || inode == 0)
-      return usage("--netns: '" + cfg.netns +
+      return usage(at("--netns") + "'" + cfg.netns +
                    "' is not all, self or a namespace inode (see: stat -L -c %i /proc/PID/ns/net)");
   }
-  if (cfg.node_name.empty()) return usage("--node-name: must not be empty");
+  if (cfg.node_name.empty()) return usage(at("--node-name") + "must not be empty");
+  if (print_config) {
+    std::printf(
+        "# meshd --print-config: the effective configuration, itself a valid config file.\n"
+        "# Precedence: command-line flag > MESHD_* environment > config file > default.\n"
+        "# Config file: %s\n%s",
+        DescribeConfigFile(config_path, layers, config_found).c_str(), layers.Render().c_str());
+    std::fflush(stdout);
+    *exit_code = 0;
+    return std::nullopt;
+  }
   return cfg;
 }
 

@@ -1,4 +1,5 @@
-// meshd's flags (each also MESHD_<NAME> in the environment) and their checks.
+// meshd's flags (each also MESHD_<NAME> in the environment and a key in the config file) and
+// their checks.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,7 @@ struct DaemonConfig {
   std::string proc_root = "/proc";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
   std::string log_level = "info";
+  std::string log_format = "text";  // text, json
   // History (RocksDB).
   std::string data_dir = "/var/lib/flowmesh";
   std::chrono::milliseconds flush_interval{1000};
@@ -44,8 +46,11 @@ struct DaemonConfig {
 // "2G", "500M", "64KiB", "1048576" (bytes); K/M/G/T are powers of 1024.
 Result<uint64_t> ParseByteSize(std::string_view text);
 
-// Parses argv. On --help or a bad flag it has already printed what to print;
-// the caller exits with *exit_code (0 for help, 2 for a usage error).
+inline constexpr const char* kDefaultConfigPath = "/etc/flowmesh/meshd.toml";
+
+// Parses argv, then fills what it left unset from MESHD_* variables, then from the config file
+// (--config). On --help, --print-config or a bad value it has already printed what to print;
+// the caller exits with *exit_code (0 for help and --print-config, 2 for a usage error).
 std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_code);
 
 // Resolves --netns to an inode (0 = all namespaces).

@@ -7,6 +7,7 @@
 #include <asio/signal_set.hpp>
 #include <tuple>
 
+#include "node/common/capabilities.h"
 #include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/daemon/mesh_look.h"
@@ -38,7 +39,6 @@ Daemon::~Daemon() {
 
 Status Daemon::Init() {
   started_ns_ = RealtimeNs();
-  if (auto level = log::ParseLevel(config_.log_level)) log::SetLevel(*level);
 
   FM_ASSIGN_OR_RETURN(filter_.netns, ResolveNetns(config_.netns, config_.proc_root));
   filter_.family = config_.family;
@@ -46,6 +46,7 @@ Status Daemon::Init() {
 
   FM_RETURN_IF_ERROR(InitStore());
   FM_RETURN_IF_ERROR(InitProbe());
+  ReportMissingCapabilities();
   // The endpoints table is what listens now: the snapshot's listeners.
   Status eps = store_->ReplaceEndpoints(LiveEndpoints());
   if (!eps.ok()) FM_LOG(Warn, "store") << eps.message();
@@ -179,6 +180,29 @@ std::vector<EndpointView> Daemon::GetMeshEndpoints() {
     }
   }
   return out;
+}
+
+void Daemon::ReportMissingCapabilities() const {
+  // As root these are all held; under the systemd unit, the unit grants them.
+  // Each missing one costs something specific: say what, once, at start-up.
+  uint64_t caps = EffectiveCaps();
+  auto check = [&](Cap cap, const char* cost) {
+    if (MissingCaps(caps, {cap}).empty()) return;
+    FM_LOG(Warn, "meshd") << "missing " << CapName(cap) << ": " << cost << "; run as root or grant "
+                          << CapName(cap) << " (systemd: AmbientCapabilities=" << CapName(cap)
+                          << ")";
+  };
+  check(Cap::kSysPtrace,
+        "other users' processes cannot be inspected (/proc/<pid>/exe, ns/net, fd): their "
+        "connections show without the executable, and their sockets that existed at start-up "
+        "(in polling mode, all of them) cannot be tied to a process");
+  check(Cap::kDacReadSearch,
+        "/proc/<pid>/fd of other users' processes cannot be listed: their sockets that existed "
+        "at start-up (in polling mode, all of them) cannot be tied to a process");
+  if (probe_ && probe_->Mode() == "polling" && filter_.netns == 0)
+    check(Cap::kSysAdmin,
+          "polling cannot enter other network namespaces (setns), so only meshd's own is "
+          "seen; the eBPF probe sees them all, or say --netns self");
 }
 
 Status Daemon::InitProbe() {

@@ -54,6 +54,7 @@ class Daemon final : public ControlBackend {
  private:
   Status InitStore();
   Status InitProbe();
+  void ReportMissingCapabilities() const;
   // Queries read the store: what was aggregated goes there first.
   void FlushForQuery();
   std::vector<EndpointRecord> LiveEndpoints() const;

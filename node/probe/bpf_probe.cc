@@ -9,6 +9,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "node/common/capabilities.h"
 #include "node/common/log.h"
 #include "tcptrace.skel.h"
 
@@ -34,11 +35,16 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
 Status BpfError(int err, const std::string& what) {
   err = err < 0 ? -err : err;
   Status s = Status::FromErrno(err, what);
-  if (err == EPERM || err == EACCES)
-    return PermissionDenied(s.message() +
-                            "; run as root or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on "
-                            "kernels older than 5.8), or use --probe-mode polling");
-  return s;
+  if (err != EPERM && err != EACCES) return s;
+  // Name what is missing: CAP_SYS_ADMIN alone also allows BPF, on every kernel.
+  uint64_t caps = EffectiveCaps();
+  std::vector<std::string> missing = MissingCaps(caps, {Cap::kBpf, Cap::kPerfmon});
+  std::string which;
+  if (!missing.empty() && !MissingCaps(caps, {Cap::kSysAdmin}).empty())
+    which = "; missing " + JoinCapNames(missing);
+  return PermissionDenied(s.message() + which +
+                          "; run as root or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on "
+                          "kernels older than 5.8), or use --probe-mode polling");
 }
 
 BpfProbe::BpfProbe(BpfProbeOptions options) : options_(std::move(options)) {}
@@ -103,8 +109,7 @@ Status BpfProbe::Init() {
     Destroy();
     return err;
   }
-  FM_LOG(Info, "probe") << "streaming probe attached (" << attach_kind_
-                        << "/inet_sock_set_state)";
+  FM_LOG(Info, "probe") << "streaming probe attached (" << attach_kind_ << "/inet_sock_set_state)";
   return Status::Ok();
 }
 
@@ -170,7 +175,8 @@ Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {
   v.pid = owner.pid;
   v.pgid = owner.pgid;
   // start_ticks back to ns so the kernel side hands out the same identity.
-  v.proc_start_ns = owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
+  v.proc_start_ns =
+      owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
   std::memcpy(v.comm, owner.comm, sizeof v.comm);
   if (bpf_map__update_elem(skel_->maps.listeners, &k, sizeof k, &v, sizeof v, BPF_ANY) != 0)
     return BpfError(errno, "cannot seed listener " + Endpoint{key.laddr, key.lport}.ToString());

@@ -1,11 +1,12 @@
 // End to end as an operator runs it: the real meshd binary traces real
 // connections and the real meshctl shows them.
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
+#include <fstream>
 
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
@@ -151,14 +152,14 @@ TEST(Meshd, ConnectionsOpenedBeforeStartAppearWithTheirProcesses) {
   ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming"}, &err)) << err;
 
   // `top --once --json` lists it with both processes and live counters.
-  CommandResult top = meshd.Meshctl({"top", "--once", "--json", "-L",
-                                     std::to_string(t.client_port)});
+  CommandResult top =
+      meshd.Meshctl({"top", "--once", "--json", "-L", std::to_string(t.client_port)});
   ASSERT_EQ(top.exit_code, 0) << top.err;
   EXPECT_NE(top.out.find("\"comm\":\"fm-early-cli\""), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("\"tx_bytes\":" + std::to_string(spec.client_sends)), std::string::npos)
       << top.out;
-  CommandResult top_srv = meshd.Meshctl({"top", "--once", "--json", "-L",
-                                         std::to_string(t.server_port)});
+  CommandResult top_srv =
+      meshd.Meshctl({"top", "--once", "--json", "-L", std::to_string(t.server_port)});
   EXPECT_NE(top_srv.out.find("\"comm\":\"fm-early-srv\""), std::string::npos) << top_srv.out;
 
   // Its close, traced by BPF, keeps the processes learned at start-up.
@@ -206,11 +207,13 @@ TEST(Meshd, NetnsAllIncludesOtherNamespaces) {
   Watcher w(meshd);
   int rc = RunInNewNetns("fm-other-ns", OtherNamespaceTraffic);
   ASSERT_EQ(rc, 0);
-  EXPECT_TRUE(w.WaitFor([](const JsonLine& l) {
-    auto c = l.find("comm");
-    auto e = l.find("event");
-    return c != l.end() && c->second == "fm-ns-client" && e->second == "close";
-  }, nullptr));
+  EXPECT_TRUE(w.WaitFor(
+      [](const JsonLine& l) {
+        auto c = l.find("comm");
+        auto e = l.find("event");
+        return c != l.end() && c->second == "fm-ns-client" && e->second == "close";
+      },
+      nullptr));
 }
 
 TEST(Meshd, WithoutBpfPermissionStreamingFailsNamingTheFixAndAutoFallsBack) {
@@ -240,6 +243,89 @@ TEST(Meshd, WithoutBpfPermissionStreamingFailsNamingTheFixAndAutoFallsBack) {
   EXPECT_EQ(system(cleanup.c_str()), 0);
 }
 
+TEST(Meshd, JsonLogsAreOneObjectPerLineFromStartToStop) {
+  FM_REQUIRE_ROOT();
+  MeshdProcess meshd;
+  std::string error;
+  ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--log-format", "json"}, &error)) << error;
+  TrafficResult t = RunTraffic(TrafficSpec{});  // something for the debug lines to say
+  ASSERT_TRUE(t.ok) << t.error;
+  EXPECT_EQ(meshd.Stop(), 0);
+  std::string log = meshd.Log();
+  ASSERT_NE(log.find("ready: streaming probe"), std::string::npos) << log;
+  // Every line, start-up, debug and shutdown ones included, is a JSON object
+  // with the four fields, as a log shipper's parser sees it.
+  std::string path = meshd.data_dir() + "/../json-check.log";
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fwrite(log.data(), 1, log.size(), f);
+  fclose(f);
+  CommandResult check = RunCommand({"/usr/bin/python3", "-c",
+                                    "import json,sys\n"
+                                    "n=0\n"
+                                    "for line in open(sys.argv[1]):\n"
+                                    "  o=json.loads(line); n+=1\n"
+                                    "  assert set(o)=={'ts','level','component','msg'}, o\n"
+                                    "  assert o['level'] in ('debug','info','warn','error'), o\n"
+                                    "print(n)\n",
+                                    path});
+  EXPECT_EQ(check.exit_code, 0) << check.err << log;
+  EXPECT_GT(std::stoi(check.out.empty() ? "0" : check.out), 3) << log;
+}
+
+// meshd under its systemd unit runs as a plain user with a few capabilities;
+// each one taken away is named, with what it costs.
+TEST(Meshd, WithoutRootNamesEachMissingCapability) {
+  FM_REQUIRE_ROOT();
+  char tmpl[] = "/tmp/fm-caps-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  chmod(dir.c_str(), 0777);
+  auto as_nobody_with = [&](const std::string& caps, const std::string& name,
+                            std::vector<std::string> flags, std::chrono::milliseconds run) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv",
+                                     "--reuid=nobody",
+                                     "--regid=nogroup",
+                                     "--clear-groups",
+                                     "--no-new-privs",
+                                     "--inh-caps=-all" + caps,
+                                     "--ambient-caps=-all" + caps,
+                                     "--bounding-set=-all" + caps,
+                                     "--",
+                                     MESHD_BIN,
+                                     "--control-socket",
+                                     dir + "/" + name + ".sock",
+                                     "--data-dir",
+                                     dir + "/" + name};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return RunCommand(argv, run);
+  };
+  // The unit's set: the eBPF probe runs, and nothing is reported missing.
+  CommandResult full = as_nobody_with(",+bpf,+perfmon,+sys_ptrace,+dac_read_search", "full",
+                                      {"--probe-mode", "streaming"}, std::chrono::seconds(3));
+  EXPECT_NE(full.err.find("ready: streaming probe"), std::string::npos) << full.err;
+  EXPECT_EQ(full.err.find("missing CAP_"), std::string::npos) << full.err;
+  // Without CAP_PERFMON the programs cannot load: the error names it alone.
+  CommandResult no_perfmon = as_nobody_with(",+bpf,+sys_ptrace,+dac_read_search", "noperf",
+                                            {"--probe-mode", "streaming"}, std::chrono::seconds(5));
+  EXPECT_EQ(no_perfmon.exit_code, 1) << no_perfmon.err;
+  EXPECT_NE(no_perfmon.err.find("missing CAP_PERFMON;"), std::string::npos) << no_perfmon.err;
+  // Without the /proc ones the probe runs, and says what is lost.
+  CommandResult no_proc = as_nobody_with(",+bpf,+perfmon", "noproc", {"--probe-mode", "streaming"},
+                                         std::chrono::seconds(3));
+  EXPECT_NE(no_proc.err.find("ready: streaming probe"), std::string::npos) << no_proc.err;
+  EXPECT_NE(no_proc.err.find("missing CAP_SYS_PTRACE: other users' processes"), std::string::npos)
+      << no_proc.err;
+  EXPECT_NE(no_proc.err.find("missing CAP_DAC_READ_SEARCH"), std::string::npos) << no_proc.err;
+  EXPECT_NE(no_proc.err.find("AmbientCapabilities=CAP_SYS_PTRACE"), std::string::npos);
+  // Polling every namespace needs setns.
+  CommandResult polling = as_nobody_with(",+bpf,+perfmon,+sys_ptrace,+dac_read_search", "poll",
+                                         {"--probe-mode", "polling"}, std::chrono::seconds(2));
+  EXPECT_NE(polling.err.find("missing CAP_SYS_ADMIN: polling cannot enter"), std::string::npos)
+      << polling.err;
+  std::string cleanup = "rm -rf " + dir;
+  EXPECT_EQ(system(cleanup.c_str()), 0);
+}
+
 TEST(Meshd, BadFlagsExitTwoNamingTheFlag) {
   CommandResult r = RunCommand({MESHD_BIN, "--probe-mode", "fast"});
   EXPECT_EQ(r.exit_code, 2);
@@ -256,6 +342,31 @@ TEST(Meshd, BadFlagsExitTwoNamingTheFlag) {
   r = RunCommand({MESHD_BIN, "--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--probe-mode"), std::string::npos);
+}
+
+// No root needed: a bad config file stops meshd before anything starts, and --print-config
+// prints and exits.
+TEST(Meshd, ConfigFileErrorsExitTwoNamingFileAndLine) {
+  char dir[] = "/tmp/meshd-config-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/meshd.toml";
+  {
+    std::ofstream f(path);
+    f << "# test\nretention = \"12h\"\nretention = \"1d\"\n";
+  }
+  CommandResult r = RunCommand({MESHD_BIN, "--config", path});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(path + ":3: 'retention' is set twice"), std::string::npos) << r.err;
+  {
+    std::ofstream f(path);
+    f << "# test\nretention = \"12h\"\n";
+  }
+  r = RunCommand({MESHD_BIN, "--config", path, "--print-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("retention = \"12h\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("# " + path + ":2"), std::string::npos) << r.out;
+  unlink(path.c_str());
+  rmdir(dir);
 }
 
 }  // namespace

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The bash completions complete: each case sources the completion file in a
+# clean bash, sets COMP_WORDS/COMP_CWORD as bash would for the command line
+# (the last word is the one being completed) and compares COMPREPLY, sorted,
+# with what a user should be offered.
+# usage: check_completion.sh COMPLETION_DIR
+set -u
+dir=${1:?usage: check_completion.sh COMPLETION_DIR}
+status=0
+cases=0
+
+# expect FILE "EXPECTED WORDS" WORD...   (the command line, last word at point)
+expect() {
+    local file=$1 want=$2 got
+    shift 2
+    cases=$((cases + 1))
+    # shellcheck disable=SC2016
+    got=$(bash --norc --noprofile -c '
+        file=$1; shift
+        source "$file" || exit 3
+        complete -p "$(basename "$file")" >/dev/null || { echo "no complete -F for $(basename "$file")"; exit 4; }
+        COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+        fn=$(complete -p "$(basename "$file")" | sed -n "s/.*-F \([^ ]*\) .*/\1/p")
+        "$fn"
+        printf "%s\n" "${COMPREPLY[@]}" | sort | xargs' _ "$dir/$file" "$@" 2>&1)
+    want=$(printf '%s\n' $want | sort | xargs)
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: '$*<TAB>': got '$got', want '$want'"
+        status=1
+    fi
+}
+
+# meshctl: commands, options per command, option values, keys subcommands.
+expect meshctl "look" meshctl lo
+expect meshctl "look flows endpoints peers keys watch top status" meshctl ''
+expect meshctl "--format" meshctl look --fo
+expect meshctl "tree json dot" meshctl look --format ''
+expect meshctl "json" meshctl look --format = j
+expect meshctl "in out both" meshctl look 10.0.0.5:80 --direction ''
+expect meshctl "--hop-timeout --help" meshctl look --h
+expect meshctl "--limit --lport" meshctl flows --l
+expect meshctl "--time --timestamp" meshctl flows --time
+expect meshctl "--all" meshctl endpoints --a
+expect meshctl "bytes rx tx pid rtt" meshctl top --sort ''
+expect meshctl "--no-listen" meshctl watch --n
+expect meshctl "" meshctl top -n ''
+expect meshctl "list install use remove" meshctl keys ''
+expect meshctl "use" meshctl --socket /tmp/s keys --timeout 5s u
+expect meshctl "" meshctl keys list ''
+expect meshctl "keys" meshctl --json k
+expect meshctl "--socket --json --help --version" meshctl --
+# meshd: options, enum values, files and directories.
+expect meshd "--probe-mode --probe-interval" meshd --probe-
+expect meshd "--probe-mode" meshd --probe-m
+expect meshd "auto streaming polling" meshd --probe-mode ''
+expect meshd "streaming" meshd --data-dir /tmp --probe-mode s
+expect meshd "text json" meshd --log-format ''
+expect meshd "debug info warn error" meshd --log-level = ''
+expect meshd "ipv4 ipv6" meshd --family ip
+expect meshd "" meshd --bind ''
+expect meshd "--print-config --proc-root --probe-interval --probe-mode" meshd --pr
+
+# Files and directories: a scratch tree.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/state" && touch "$tmp/meshd.toml" "$tmp/cluster.key"
+expect meshd "$tmp/cluster.key" meshd --cluster-key-file "$tmp/cl"
+expect meshd "$tmp/meshd.toml" meshd --config "$tmp/me"
+expect meshd "$tmp/state" meshd --data-dir "$tmp/"
+expect meshctl "$tmp/meshd.toml" meshctl --socket "$tmp/me"
+
+[ $status -eq 0 ] && echo "ok: $cases completions"
+exit $status

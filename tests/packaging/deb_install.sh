@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The Debian packages end to end, as an operator installs them:
+#   cpack builds meshd and meshctl .debs from the build tree; they install with
+#   dpkg; the unit passes systemd-analyze verify; the service starts as the
+#   unit says (user meshd, only the unit's capabilities, its state and runtime
+#   directories, its ExecStart reading /etc/flowmesh/meshd.toml) and traces a
+#   real loopback connection; SIGTERM stops it cleanly; purge removes it all.
+# Where systemd is PID 1 the service is started with systemctl. Where it is
+# not (containers, this CI) the unit's User, capabilities and directories are
+# applied with setpriv, read from the installed unit file itself.
+#
+# Usage: deb_install.sh BUILD_DIR   (root; modifies the system, then restores it)
+set -euo pipefail
+
+build=$(cd "${1:?usage: deb_install.sh BUILD_DIR}" && pwd)
+fail() { echo "FAIL: $*" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ]; then
+  [ "${CI:-}" = "true" ] && fail "needs root to install packages (CI=true: a skip is a failure)"
+  echo "SKIP: needs root to install packages"; exit 77
+fi
+if dpkg-query -W -f='${Status}' meshd 2>/dev/null | grep -q 'ok installed'; then
+  fail "a meshd package is already installed here; this test installs and purges its own (dpkg --purge meshd meshctl first)"
+fi
+
+work=$(mktemp -d /tmp/fm-deb-XXXXXX)
+meshd_pid=""
+cleanup() {
+  [ -n "$meshd_pid" ] && kill -9 "$meshd_pid" 2>/dev/null || true
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
+  if [ -d /run/systemd/system ]; then systemctl stop meshd.service 2>/dev/null || true; fi
+  dpkg --purge meshd meshctl >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== cpack"
+(cd "$build" && cpack -G DEB -B "$work/pkgs" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; fail "cpack failed"; }
+meshd_deb=$(ls "$work"/pkgs/meshd_*.deb) || fail "no meshd .deb"
+meshctl_deb=$(ls "$work"/pkgs/meshctl_*.deb) || fail "no meshctl .deb"
+ls -l "$work"/pkgs/*.deb
+
+echo "== contents"
+dpkg-deb -c "$meshd_deb" >"$work/meshd.list"
+dpkg-deb -c "$meshctl_deb" >"$work/meshctl.list"
+for f in ./usr/sbin/meshd ./usr/lib/systemd/system/meshd.service ./etc/flowmesh/meshd.toml \
+         ./usr/share/man/man8/meshd.8.gz ./usr/share/bash-completion/completions/meshd; do
+  grep -q " $f\$" "$work/meshd.list" || fail "meshd .deb lacks $f"
+done
+for f in ./usr/bin/meshctl ./usr/share/man/man8/meshctl.8.gz ./usr/share/bash-completion/completions/meshctl; do
+  grep -q " $f\$" "$work/meshctl.list" || fail "meshctl .deb lacks $f"
+done
+depends=$(dpkg-deb -f "$meshd_deb" Depends)
+echo "meshd Depends: $depends"
+for lib in libbpf libcapnp libmnl; do
+  [[ "$depends" == *"$lib"* ]] || fail "meshd Depends lacks $lib (shlibdeps): $depends"
+done
+dpkg-deb -e "$meshd_deb" "$work/control"
+grep -qx /etc/flowmesh/meshd.toml "$work/control/conffiles" || fail "meshd.toml is not a conffile"
+
+echo "== install"
+dpkg -i "$meshctl_deb" "$meshd_deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i failed"; }
+getent passwd meshd >/dev/null || fail "postinst did not create the meshd user"
+[ -x /usr/sbin/meshd ] && [ -x /usr/bin/meshctl ] || fail "binaries not installed"
+/usr/sbin/meshd --version >/dev/null 2>&1 || /usr/sbin/meshd --help >/dev/null || fail "installed meshd does not run"
+man -w meshd >/dev/null || fail "man meshd: not found"
+man -w meshctl >/dev/null || fail "man meshctl: not found"
+
+echo "== systemd-analyze verify"
+unit=/usr/lib/systemd/system/meshd.service
+if ! systemd-analyze verify "$unit" >"$work/verify.log" 2>&1; then
+  cat "$work/verify.log"; fail "systemd-analyze verify $unit"
+fi
+if [ -s "$work/verify.log" ]; then cat "$work/verify.log"; fail "systemd-analyze verify printed warnings"; fi
+echo "verify: clean"
+
+# The effective configuration the packaged service starts with.
+/usr/sbin/meshd --config /etc/flowmesh/meshd.toml --print-config >"$work/config.txt" ||
+  fail "meshd --print-config with the packaged config"
+grep -q '/etc/flowmesh/meshd.toml\|default' "$work/config.txt" || fail "print-config names no sources"
+
+echo "== start the service"
+unit_value() { sed -n "s/^$1=//p" "$unit" | tail -1; }
+user=$(unit_value User)
+exec_start=$(unit_value ExecStart)
+caps=$(unit_value AmbientCapabilities)
+bounding=$(unit_value CapabilityBoundingSet)
+[ "$user" = meshd ] || fail "unit runs as '$user', not meshd"
+[[ "$caps" != *CAP_SYS_ADMIN* ]] || fail "unit grants CAP_SYS_ADMIN on a kernel with CAP_BPF"
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl start meshd.service
+  meshd_pid=$(systemctl show -p MainPID --value meshd.service)
+else
+  echo "systemd is not PID 1 here: applying the unit's User, capabilities and directories with setpriv"
+  # StateDirectory=flowmesh, RuntimeDirectory=flowmesh, owned by the user.
+  for d in /var/lib/flowmesh /run/flowmesh; do install -d -o meshd -g meshd "$d"; done
+  # "CAP_BPF CAP_PERFMON" -> "+bpf,+perfmon"
+  to_setpriv() { local out=""; for c in $1; do c=${c#CAP_}; out+="+${c,,},"; done; echo "${out%,}"; }
+  read -r -a cmd <<<"$exec_start"
+  setpriv --reuid=meshd --regid=meshd --init-groups --no-new-privs \
+    --inh-caps="-all,$(to_setpriv "$caps")" --ambient-caps="-all,$(to_setpriv "$caps")" \
+    --bounding-set="-all,$(to_setpriv "$bounding")" -- "${cmd[@]}" >"$work/meshd.log" 2>&1 &
+  meshd_pid=$!
+fi
+ready=0
+for _ in $(seq 1 100); do
+  if meshctl status >"$work/status.txt" 2>/dev/null; then ready=1; break; fi
+  kill -0 "$meshd_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ $ready -eq 1 ] || { cat "$work/meshd.log" 2>/dev/null; fail "meshd did not answer meshctl status"; }
+cat "$work/status.txt"
+grep -q streaming "$work/status.txt" || { cat "$work/meshd.log"; fail "not the eBPF probe without root"; }
+uid=$(awk '/^Uid:/ {print $2}' "/proc/$meshd_pid/status")
+[ "$uid" = "$(id -u meshd)" ] || fail "meshd runs as uid $uid, not meshd"
+capeff=$(awk '/^CapEff:/ {print $2}' "/proc/$meshd_pid/status")
+echo "meshd uid $uid, CapEff $capeff ($(capsh --decode="$capeff" 2>/dev/null | cut -d= -f2 || true))"
+# CAP_BPF(39) CAP_PERFMON(38) CAP_SYS_PTRACE(19) CAP_DAC_READ_SEARCH(2)
+want=$(printf '%016x' $(((1 << 39) | (1 << 38) | (1 << 19) | (1 << 2))))
+[ "$capeff" = "$want" ] || fail "meshd's effective capabilities are $capeff, want exactly $want"
+if [ -f "$work/meshd.log" ] && grep -q "missing CAP_" "$work/meshd.log"; then
+  cat "$work/meshd.log"; fail "meshd reports a missing capability under the unit's set"
+fi
+
+echo "== trace a connection"
+port=$((20000 + RANDOM % 20000))
+python3 - "$port" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); s.settimeout(20)
+c, _ = s.accept(); c.recv(100); c.sendall(b"x" * 5000); c.close()
+PY
+server_pid=$!
+sleep 0.3
+python3 -c "
+import socket, sys
+c = socket.create_connection(('127.0.0.1', $port), timeout=5)
+c.sendall(b'hello flowmesh'); n = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    n += len(b)
+c.close(); sys.exit(0 if n == 5000 else 1)" || fail "loopback exchange failed"
+wait "$server_pid"; server_pid=""
+found=0
+for _ in $(seq 1 50); do
+  meshctl flows --json -L "$port" >"$work/flows.json" 2>/dev/null || true
+  if grep -q "\"rport\": *$port\|\"lport\": *$port" "$work/flows.json"; then found=1; break; fi
+  sleep 0.2
+done
+[ $found -eq 1 ] || { cat "$work/flows.json"; cat "$work/meshd.log" 2>/dev/null; fail "the connection to :$port is not in meshctl flows"; }
+meshctl flows -L "$port"
+grep -q '"comm": *"python3"' "$work/flows.json" || fail "flow not attributed to python3: $(cat "$work/flows.json")"
+
+echo "== stop"
+if [ -d /run/systemd/system ]; then
+  systemctl stop meshd.service
+else
+  kill -TERM "$meshd_pid"
+  rc=0; wait "$meshd_pid" || rc=$?
+  [ $rc -eq 0 ] || { cat "$work/meshd.log"; fail "meshd exited $rc on SIGTERM"; }
+fi
+meshd_pid=""
+[ -d /var/lib/flowmesh ] && [ -n "$(ls /var/lib/flowmesh)" ] || fail "no history in /var/lib/flowmesh"
+
+echo "== purge"
+dpkg --purge meshd meshctl >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge"; }
+[ ! -e /usr/sbin/meshd ] && [ ! -e /usr/bin/meshctl ] && [ ! -e /etc/flowmesh/meshd.toml ] &&
+  [ ! -e /var/lib/flowmesh ] || fail "purge left files behind"
+echo "PASS: packages built, installed, verified, started without root, traced, stopped, purged"

@@ -1,0 +1,36 @@
+// The log line shapes: text for people, JSON for log shippers.
+#include "node/common/log.h"
+
+#include <gtest/gtest.h>
+
+namespace flowmesh::log {
+namespace {
+
+constexpr int64_t kT = 1'796'000'462'113;  // 2026-11-30T01:01:02.113Z
+
+TEST(LogFormat, TextLineHasTimeLevelComponentAndMessage) {
+  EXPECT_EQ(FormatLine(Format::kText, kT, Level::Warn, "store", "disk full\n"),
+            "2026-11-30T01:01:02.113Z WARN store: disk full\n");
+}
+
+TEST(LogFormat, JsonLineIsOneObjectWithEscapedFields) {
+  EXPECT_EQ(FormatLine(Format::kJson, kT, Level::Info, "probe", "attached \"tp_btf\"\n"),
+            "{\"ts\":\"2026-11-30T01:01:02.113Z\",\"level\":\"info\",\"component\":\"probe\","
+            "\"msg\":\"attached \\\"tp_btf\\\"\"}\n");
+  // A message with a newline inside and control bytes stays one line.
+  std::string line = FormatLine(Format::kJson, kT, Level::Error, "c", "a\nb\\c\td\x01");
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  EXPECT_NE(line.find("\"msg\":\"a\\nb\\\\c\\td\\u0001\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"level\":\"error\""), std::string::npos);
+}
+
+TEST(LogFormat, ParsesNamesAndRejectsOthers) {
+  EXPECT_EQ(ParseFormat("json"), Format::kJson);
+  EXPECT_EQ(ParseFormat("text"), Format::kText);
+  EXPECT_FALSE(ParseFormat("yaml").has_value());
+  EXPECT_EQ(ParseLevel("warning"), Level::Warn);
+  EXPECT_FALSE(ParseLevel("loud").has_value());
+}
+
+}  // namespace
+}  // namespace flowmesh::log
