@@ -196,7 +196,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                "(trusted lab networks only)")
       ->envname("MESHD_INSECURE");
   app.add_option("--metrics-listen", cfg.metrics_listen,
-                 "Serve Prometheus metrics at http://IP:PORT/metrics, e.g. 127.0.0.1:9479 "
+                 "Serve Prometheus metrics at http://IP:PORT/metrics, e.g. 127.0.0.1:9464 "
                  "(plain HTTP, no authentication: bind where only the scraper reaches); "
                  "off when empty")
       ->type_name("IP:PORT")
@@ -291,7 +291,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     Result<Endpoint> m = Endpoint::Parse(cfg.metrics_listen);
     if (!m.ok() || m->port == 0)
       return usage(at("--metrics-listen") + "'" + cfg.metrics_listen +
-                   "' is not IP:PORT with a port (e.g. 127.0.0.1:9479 or [::1]:9479)");
+                   "' is not IP:PORT with a port (e.g. 127.0.0.1:9464 or [::1]:9464)");
   }
   if (cfg.cluster_label.empty()) return usage(at("--cluster-label") + "must not be empty");
   if (!ports.empty()) {

@@ -127,10 +127,10 @@ TEST(MetricsFlag, OffByDefaultAndTakesIpPort) {
   std::optional<DaemonConfig> c = ParseFlags({}, &code);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->metrics_listen, "");
-  c = ParseFlags({"--metrics-listen", "127.0.0.1:9479"}, &code);
+  c = ParseFlags({"--metrics-listen", "127.0.0.1:9464"}, &code);
   ASSERT_TRUE(c);
-  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9479");
-  c = ParseFlags({"--metrics-listen", "[::1]:9479"}, &code);
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  c = ParseFlags({"--metrics-listen", "[::1]:9464"}, &code);
   ASSERT_TRUE(c);
   setenv("MESHD_METRICS_LISTEN", "0.0.0.0:9100", 1);
   c = ParseFlags({}, &code);
@@ -148,7 +148,7 @@ TEST(MetricsFlag, BadAddressIsAUsageErrorNamingTheFlag) {
     EXPECT_FALSE(c) << bad;
     EXPECT_EQ(code, 2) << bad;
     EXPECT_NE(err.find("--metrics-listen: '" + std::string(bad) + "'"), std::string::npos) << err;
-    EXPECT_NE(err.find("e.g. 127.0.0.1:9479"), std::string::npos) << err;
+    EXPECT_NE(err.find("e.g. 127.0.0.1:9464"), std::string::npos) << err;
   }
 }
 
