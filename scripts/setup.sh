@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # promtool, which checks meshd's --metrics-listen output in a kernel test
+  prometheus
   # man pages: rendered and checked by tests/packaging
   groff-base man-db
   # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify),
@@ -41,8 +43,9 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts packaged servers on install; the lab starts its own copies.
-for svc in nginx redis-server memcached; do
+# Debian starts packaged servers on install; the lab starts its own copies,
+# and of prometheus only promtool is used.
+for svc in nginx redis-server memcached prometheus; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "setup: done"

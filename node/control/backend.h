@@ -21,6 +21,7 @@ namespace flowmesh {
 struct StoreStatus {
   StoreStats stats;
   uint64_t flushes = 0;
+  uint64_t records_written = 0;  // closed-connection records written since start
   uint64_t pending_records = 0;
   uint64_t dropped_records = 0;
   uint64_t flows = 0;

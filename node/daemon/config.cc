@@ -195,6 +195,12 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                "Run the mesh without a key: packets unsealed, anyone on the network can join "
                "(trusted lab networks only)")
       ->envname("MESHD_INSECURE");
+  app.add_option("--metrics-listen", cfg.metrics_listen,
+                 "Serve Prometheus metrics at http://IP:PORT/metrics, e.g. 127.0.0.1:9464 "
+                 "(plain HTTP, no authentication: bind where only the scraper reaches); "
+                 "off when empty")
+      ->type_name("IP:PORT")
+      ->envname("MESHD_METRICS_LISTEN");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->type_name("LEVEL")
       ->envname("MESHD_LOG_LEVEL")
@@ -281,6 +287,12 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "' is not IP:PORT with a port (e.g. 0.0.0.0:7946)");
   if (!cfg.advertise.empty() && !IpAddr::Parse(cfg.advertise).ok())
     return usage(at("--advertise") + "'" + cfg.advertise + "' is not an IP address");
+  if (!cfg.metrics_listen.empty()) {
+    Result<Endpoint> m = Endpoint::Parse(cfg.metrics_listen);
+    if (!m.ok() || m->port == 0)
+      return usage(at("--metrics-listen") + "'" + cfg.metrics_listen +
+                   "' is not IP:PORT with a port (e.g. 127.0.0.1:9464 or [::1]:9464)");
+  }
   if (cfg.cluster_label.empty()) return usage(at("--cluster-label") + "must not be empty");
   if (!ports.empty()) {
     Result<std::vector<uint16_t>> p = ParsePortList(ports, 16);

@@ -38,6 +38,8 @@ struct DaemonConfig {
   std::string cluster_key_file;
   std::string cluster_label = "flowmesh";
   bool insecure = false;
+  // Prometheus metrics over HTTP; "" = not served.
+  std::string metrics_listen;
   bool mesh_enabled() const { return !cluster_key_file.empty() || insecure; }
 };
 

@@ -13,6 +13,7 @@
 #include "node/daemon/mesh_look.h"
 #include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
+#include "node/metrics/exposition.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
@@ -54,6 +55,7 @@ Status Daemon::Init() {
 
   control_ = std::make_unique<ControlServer>(io_, *this);
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
+  FM_RETURN_IF_ERROR(InitMetrics());
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
                         << " probe, netns " << NetnsLabel(config_.netns, filter_.netns)
                         << ", control socket " << config_.control_socket;
@@ -103,7 +105,26 @@ Status Daemon::InitMesh() {
   mo.label = config_.cluster_label;
   mo.insecure = config_.insecure;
   mo.answer_query = [this](std::span<const uint8_t> query) { return AnswerQuery(query); };
+  mo.query_latency = &look_latency_.peer;
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
+  return Status::Ok();
+}
+
+Status Daemon::InitMetrics() {
+  if (config_.metrics_listen.empty()) return Status::Ok();
+  metrics::HttpServerOptions o;
+  FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
+  o.content_type = std::string(metrics::kContentType);
+  Result<std::unique_ptr<metrics::HttpServer>> server =
+      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_latency_); });
+  if (!server.ok())
+    return Status(
+        server.status().code(),
+        "--metrics-listen " + config_.metrics_listen + ": " + server.status().message() +
+            "; choose a free IP:PORT, or leave --metrics-listen empty to serve no metrics");
+  metrics_ = std::move(*server);
+  FM_LOG(Info, "metrics") << "serving Prometheus metrics at http://"
+                          << metrics_->local_endpoint().ToString() << "/metrics";
   return Status::Ok();
 }
 
@@ -267,6 +288,8 @@ int Daemon::Run() {
     Shutdown();
   });
   io_.run();
+  // No more scrapes: what follows tears down what they read.
+  if (metrics_) metrics_->Stop();
   if (probe_thread_.joinable()) probe_thread_.join();
   if (probe_) probe_->Stop();
   // Everything the probe delivered is aggregated by now: write it.
@@ -307,6 +330,7 @@ NodeStatus Daemon::GetStatus() {
     FlusherStats fs = flusher_->Stats();
     AggregatorStats as = aggregator_->Stats();
     s.store.flushes = fs.flushes;
+    s.store.records_written = fs.records_written;
     s.store.pending_records = fs.pending_records + as.pending_records;
     s.store.dropped_records = fs.dropped_records;
     s.store.flows = as.flows_touched;
@@ -357,6 +381,13 @@ std::vector<EndpointView> Daemon::GetEndpoints() {
 }
 
 Result<LookResult> Daemon::RunLook(const LookQuery& query) {
+  int64_t start_ns = MonotonicNs();
+  Result<LookResult> result = Walk(query);
+  look_latency_.meshctl.ObserveNs(MonotonicNs() - start_ns);
+  return result;
+}
+
+Result<LookResult> Daemon::Walk(const LookQuery& query) {
   FlushForQuery();
   LocalDirectory local(*store_, config_.node_name, LocalAddresses(),
                        [this] { return LiveEndpoints(); });

@@ -13,10 +13,12 @@
 #include "node/control/backend.h"
 #include "node/control/control_server.h"
 #include "node/daemon/config.h"
+#include "node/daemon/daemon_metrics.h"
 #include "node/daemon/mesh_service.h"
 #include "node/daemon/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
+#include "node/metrics/http_server.h"
 #include "node/probe/probe.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"
@@ -57,6 +59,10 @@ class Daemon final : public ControlBackend {
   void FlushForQuery();
   std::vector<EndpointRecord> LiveEndpoints() const;
   Status InitMesh();
+  // --metrics-listen: serves RenderMetrics(GetStatus()) on a thread of its own.
+  Status InitMetrics();
+  // RunLook without the timing.
+  Result<LookResult> Walk(const LookQuery& query);
   // A look query from another node, answered from this node's store (on a
   // mesh query worker thread).
   Result<std::vector<uint8_t>> AnswerQuery(std::span<const uint8_t> query);
@@ -84,11 +90,15 @@ class Daemon final : public ControlBackend {
   std::atomic<int> exit_code_{0};
   std::atomic<uint64_t> looks_{0};             // mesh-wide looks run from here
   std::atomic<uint64_t> look_round_trips_{0};  // and the queries they sent
+  LookLatency look_latency_;
 
   // Live counters for `top` in streaming mode, refreshed on demand.
   std::mutex refresh_mu_;
   std::unique_ptr<Snapshotter> refresher_;
   int64_t last_refresh_ns_ = 0;
+
+  // Last, so it is destroyed first: its thread reads everything above.
+  std::unique_ptr<metrics::HttpServer> metrics_;
 };
 
 }  // namespace flowmesh

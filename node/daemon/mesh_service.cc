@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
@@ -188,8 +189,11 @@ void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply r
     return reply(
         Unavailable("busy: " + std::to_string(queries_in_flight_) + " look queries in flight"));
   queries_in_flight_++;
-  asio::post(query_pool_, [this, query = std::move(query), reply = std::move(reply)]() mutable {
+  int64_t arrived_ns = MonotonicNs();
+  asio::post(query_pool_, [this, arrived_ns, query = std::move(query),
+                           reply = std::move(reply)]() mutable {
     Result<mesh::Bytes> answer = options_.answer_query(query);
+    if (options_.query_latency) options_.query_latency->ObserveNs(MonotonicNs() - arrived_ns);
     asio::post(io_, [this, answer = std::move(answer), reply = std::move(reply)]() mutable {
       queries_in_flight_--;
       reply(std::move(answer));

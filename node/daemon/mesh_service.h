@@ -24,6 +24,7 @@
 #include "node/mesh/keyring.h"
 #include "node/mesh/mesh_node.h"
 #include "node/mesh/sealed_transport.h"
+#include "node/metrics/histogram.h"
 #include "node/store/store.h"
 
 namespace flowmesh {
@@ -40,6 +41,9 @@ struct MeshServiceOptions {
   // out). Runs on a query worker thread, never the mesh thread: it reads the
   // store. Unset: this node answers no queries.
   std::function<Result<mesh::Bytes>(std::span<const uint8_t> query)> answer_query;
+  // Where the time from a look query's arrival to its answer is recorded
+  // (queueing for the query pool included); may be null.
+  metrics::Histogram* query_latency = nullptr;
 };
 
 // This node's table as the mesh spreads it.

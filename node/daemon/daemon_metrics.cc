@@ -1,0 +1,86 @@
+// NodeStatus as Prometheus metrics. Every figure already exists for `meshctl
+// status`; a scrape reads it the same way, so the data path gains nothing.
+#include "node/daemon/daemon_metrics.h"
+
+#include "node/metrics/exposition.h"
+
+namespace flowmesh {
+
+using metrics::Exposition;
+using metrics::Type;
+
+std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
+  Exposition e;
+  e.Gauge("flowmesh_build_info", "The flowmesh version this meshd runs; always 1.", 1.0,
+          {{"version", s.version}});
+  // The name every Prometheus client library uses, so the usual uptime
+  // queries (time() - process_start_time_seconds) work unchanged.
+  e.Gauge("process_start_time_seconds", "Start time of meshd since the Unix epoch, in seconds.",
+          static_cast<double>(s.started_ns) / 1e9);
+
+  e.Family("flowmesh_probe_mode", Type::kGauge,
+           "How meshd traces connections: 1 for the mode in use (streaming = eBPF, polling = "
+           "sock_diag), 0 for the other.");
+  for (const char* mode : {"streaming", "polling"})
+    e.Sample("flowmesh_probe_mode", {{"mode", mode}}, uint64_t{s.probe_mode == mode});
+  e.Counter("flowmesh_probe_events_total",
+            "Connection events (open, close, listen, counter updates) the probe delivered.",
+            s.probe.events);
+  e.Counter("flowmesh_probe_events_lost_total",
+            "Events known to be missed: the BPF ring buffer or the kernel-side tables were full.",
+            s.probe.lost);
+  e.Counter("flowmesh_probe_events_malformed_total",
+            "Probe records that did not decode and were dropped.", s.probe.malformed);
+  e.Gauge("flowmesh_connections_open",
+          "TCP connections open now, as this node's connection table tracks them (the flows "
+          "`meshctl top` shows).",
+          static_cast<double>(s.table.open));
+  e.Gauge("flowmesh_listeners", "Listening TCP endpoints now (what `meshctl endpoints` shows).",
+          static_cast<double>(s.table.listeners));
+
+  e.Counter("flowmesh_store_records_written_total",
+            "Closed-connection records written to the store since meshd started.",
+            s.store.records_written);
+  e.Gauge("flowmesh_store_records",
+          "Closed-connection records the store holds now (retention removes the oldest).",
+          static_cast<double>(s.store.stats.records));
+  e.Gauge("flowmesh_store_size_bytes", "Size of the store on disk (SST files and WAL), in bytes.",
+          static_cast<double>(s.store.stats.disk_bytes));
+  e.Counter("flowmesh_store_write_errors_total",
+            "Writes to the store that failed (each batch is retried until records are dropped).",
+            s.store.stats.write_errors);
+  e.Counter("flowmesh_store_records_dropped_total",
+            "Closed-connection records given up because writes to the store kept failing.",
+            s.store.dropped_records);
+  e.Counter("flowmesh_store_records_expired_total",
+            "Records removed by retention (--retention, --retention-size) since meshd started.",
+            s.store.stats.expired_records);
+
+  e.Family("flowmesh_mesh_peers", Type::kGauge,
+           "Members of the mesh by state, as this node sees them, itself included; all 0 when "
+           "meshd is not in a mesh.");
+  const std::pair<const char*, uint64_t> states[] = {{"alive", s.mesh.alive},
+                                                     {"suspect", s.mesh.suspect},
+                                                     {"dead", s.mesh.dead},
+                                                     {"left", s.mesh.left}};
+  for (const auto& [state, n] : states) e.Sample("flowmesh_mesh_peers", {{"state", state}}, n);
+  e.Family("flowmesh_mesh_bytes_total", Type::kCounter,
+           "Bytes of mesh traffic (gossip, table syncs and look queries), by direction.");
+  e.Sample("flowmesh_mesh_bytes_total", {{"direction", "in"}}, s.mesh.bytes_in);
+  e.Sample("flowmesh_mesh_bytes_total", {{"direction", "out"}}, s.mesh.bytes_out);
+  e.Counter("flowmesh_mesh_malformed_packets_total",
+            "Mesh packets and exchanges dropped as undecodable, oversized, or failing to unseal "
+            "(wrong key or label, replayed, too old or too new).",
+            s.mesh.malformed);
+
+  e.Family("flowmesh_look_duration_seconds", Type::kHistogram,
+           "Time to answer looks: kind=\"peer\" for look queries answered for other nodes "
+           "(from arrival to answer), kind=\"meshctl\" for `meshctl look` walks run from this "
+           "node (mesh round trips included).");
+  e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "peer"}}, looks.peer.Snapshot());
+  e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "meshctl"}},
+                     looks.meshctl.Snapshot());
+  return e.Take();
+}
+
+}  // namespace flowmesh
