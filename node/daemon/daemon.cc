@@ -209,6 +209,11 @@ Status Daemon::InitProbe() {
   auto polling = [&](std::string reason) -> Status {
     auto probe = std::make_unique<PollProbe>(filter_, config_.probe_interval, config_.proc_root);
     FM_RETURN_IF_ERROR(probe->Init());
+    // The first poll is the seed, taken before meshd says it is ready: what
+    // opens after "ready" is a poll's find, not something that existed before.
+    FM_ASSIGN_OR_RETURN(int seeded, probe->TransferData(pipeline_, 0));
+    FM_LOG(Info, "probe") << "first poll: " << seeded
+                          << " listeners and connections that existed at start-up";
     probe_ = std::move(probe);
     probe_reason_ = std::move(reason);
     return Status::Ok();

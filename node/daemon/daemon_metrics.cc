@@ -38,6 +38,11 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
   e.Gauge("flowmesh_listeners", "Listening TCP endpoints now (what `meshctl endpoints` shows).",
           static_cast<double>(s.table.listeners));
 
+  e.Counter("flowmesh_flow_updates_total",
+            "Flow updates aggregated from closed connections: one per flow (process -> service "
+            "endpoint edge) per time bucket it was active in.",
+            s.store.flows);
+
   e.Counter("flowmesh_store_records_written_total",
             "Closed-connection records written to the store since meshd started.",
             s.store.records_written);

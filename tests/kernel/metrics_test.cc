@@ -181,6 +181,10 @@ TEST_F(MetricsEndpoint, CountersMoveWithRealTrafficAndEveryScrapePassesPromtool)
   EXPECT_GE(Value(second, "flowmesh_probe_events_total"), events0 + 4 * (kConnections + 1))
       << second;
   EXPECT_GE(Value(second, "flowmesh_store_records_written_total"), want_records) << second;
+  // Each closed connection touches its two flows (client and server side).
+  EXPECT_GT(Value(second, "flowmesh_flow_updates_total"),
+            Value(first, "flowmesh_flow_updates_total"))
+      << second;
   EXPECT_GE(Value(second, "flowmesh_store_records"), 2 * (kConnections + 1)) << second;
   EXPECT_GT(Value(second, "flowmesh_store_size_bytes"), 0) << second;
   EXPECT_EQ(Value(second, "flowmesh_probe_events_lost_total"), 0) << second;

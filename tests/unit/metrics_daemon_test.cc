@@ -35,6 +35,7 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
   st.probe.lost = 5;
   st.table.open = 7;
   st.store.records_written = 99;
+  st.store.flows = 42;
   st.store.stats.disk_bytes = 65536;
   st.store.stats.write_errors = 2;
   st.mesh.alive = 3;
@@ -55,6 +56,7 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
            "flowmesh_probe_events_total 1234",
            "flowmesh_probe_events_lost_total 5",
            "flowmesh_connections_open 7",
+           "flowmesh_flow_updates_total 42",
            "flowmesh_store_records_written_total 99",
            "flowmesh_store_size_bytes 65536",
            "flowmesh_store_write_errors_total 2",
