@@ -17,8 +17,8 @@ packages=(
   prometheus
   # man pages: rendered and checked by tests/packaging
   groff-base man-db
-  # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify),
-  # the service's user and capabilities applied where systemd is not PID 1
+  # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify,
+  # systemctl; a private systemd via unshare/nsenter where it is not PID 1)
   dpkg-dev systemd util-linux passwd
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
