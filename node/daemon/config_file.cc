@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 
 namespace flowmesh {
@@ -225,9 +226,32 @@ class Parser {
         case '\\': *out += '\\'; break;
         case 'n': *out += '\n'; break;
         case 't': *out += '\t'; break;
+        case 'r': *out += '\r'; break;
+        case 'u': {
+          // \uXXXX, a code point of the Basic Multilingual Plane, as UTF-8.
+          unsigned cp = 0;
+          auto [end, ec] = std::from_chars(text_.data() + pos_,
+                                           text_.data() + std::min(pos_ + 4, text_.size()), cp, 16);
+          if (ec != std::errc() || end != text_.data() + pos_ + 4 || (cp >= 0xD800 && cp <= 0xDFFF))
+            return Error("bad \\u escape in the string of '" + key +
+                         "'; write four hex digits of a code point, e.g. \\u00E9");
+          pos_ += 4;
+          if (cp < 0x80) {
+            *out += static_cast<char>(cp);
+          } else if (cp < 0x800) {
+            *out += static_cast<char>(0xC0 | (cp >> 6));
+            *out += static_cast<char>(0x80 | (cp & 0x3F));
+          } else {
+            *out += static_cast<char>(0xE0 | (cp >> 12));
+            *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            *out += static_cast<char>(0x80 | (cp & 0x3F));
+          }
+          break;
+        }
         default:
           return Error("unsupported escape '\\" + std::string(1, e) + "' in the string of '" + key +
-                       "'; use \\\", \\\\, \\n or \\t (or a 'literal string' without escapes)");
+                       "'; use \\\", \\\\, \\n, \\t, \\r or \\uXXXX (or a 'literal string' without "
+                       "escapes)");
       }
     }
   }
@@ -336,7 +360,14 @@ std::string TomlQuote(std::string_view text) {
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
-      default: out += c;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          char esc[8];  // other control characters: TOML's \uXXXX, so the value reads back
+          std::snprintf(esc, sizeof esc, "\\u%04X", static_cast<unsigned char>(c));
+          out += esc;
+        } else {
+          out += c;
+        }
     }
   }
   return out + "\"";

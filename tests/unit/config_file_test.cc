@@ -104,8 +104,23 @@ TEST(ConfigFile, ErrorsNameTheLineAndTheFix) {
   }
 }
 
+TEST(ConfigFile, UnicodeEscapesBecomeUtf8) {
+  Result<std::vector<ConfigEntry>> r =
+      ParseConfigText("k = \"caf\\u00E9 \\u20AC\\u0041\"\n", "f.toml");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)[0].items, std::vector<std::string>{"caf\xc3\xa9 \xe2\x82\xac"
+                                                    "A"});
+  for (const char* bad : {"k = \"\\u12\"\n", "k = \"\\uZZZZ\"\n", "k = \"\\uD800\"\n"}) {
+    Result<std::vector<ConfigEntry>> e = ParseConfigText(bad, "f.toml");
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.status().message().find("f.toml:1: bad \\u escape"), std::string::npos)
+        << e.status().message();
+  }
+}
+
 TEST(ConfigFile, QuotedValuesReadBack) {
-  for (std::string value : {"", "plain", "with \"quotes\"", "back\\slash", "tab\tand\nnewline"}) {
+  for (std::string value : {"", "plain", "with \"quotes\"", "back\\slash", "tab\tand\nnewline",
+                            "cr\r bell\x07 del\x7f", "caf\xc3\xa9"}) {
     std::string text = "k = " + TomlQuote(value) + "\n";
     Result<std::vector<ConfigEntry>> r = ParseConfigText(text, "f.toml");
     ASSERT_TRUE(r.ok()) << r.status().message();
