@@ -48,6 +48,15 @@ const volatile __u32 wakeup_bytes = 0;
 
 struct fm_counters counters = {};
 
+/*
+ * tp_btf hands the program the socket as a trusted BTF pointer: its fields
+ * are read with plain loads, which the verifier makes fault-safe, instead of
+ * one bpf_probe_read_kernel() call per field (the bulk of this program's cost
+ * per transition). raw_tp has to go through the helper. `btf` is a constant
+ * in each program once inlined, so each keeps only its own branch.
+ */
+#define FM_READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
 struct sock_owner {
 	__u64 birth_ns;
 	__u64 proc_start_ns;
@@ -94,8 +103,18 @@ static __always_inline bool port_selected(__u16 lport, __u16 rport)
 }
 
 static __always_inline void read_addrs(const struct sock *sk, __u16 family, __u8 *laddr,
-				       __u8 *raddr)
+				       __u8 *raddr, bool btf)
 {
+	if (btf) {
+		if (family == AF_INET) {
+			*(__u32 *)laddr = sk->__sk_common.skc_rcv_saddr;
+			*(__u32 *)raddr = sk->__sk_common.skc_daddr;
+		} else {
+			*(struct in6_addr *)laddr = sk->__sk_common.skc_v6_rcv_saddr;
+			*(struct in6_addr *)raddr = sk->__sk_common.skc_v6_daddr;
+		}
+		return;
+	}
 	if (family == AF_INET) {
 		BPF_CORE_READ_INTO((__u32 *)laddr, sk, __sk_common.skc_rcv_saddr);
 		BPF_CORE_READ_INTO((__u32 *)raddr, sk, __sk_common.skc_daddr);
@@ -105,13 +124,24 @@ static __always_inline void read_addrs(const struct sock *sk, __u16 family, __u8
 	}
 }
 
-static __always_inline void current_process(__u32 *pid, __u32 *pgid, __u64 *start_ns,
-					    char *comm)
+static __always_inline void current_process(__u32 *pid, __u32 *pgid, __u64 *start_ns, char *comm,
+					    bool btf)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	struct task_struct *task, *leader;
 
 	*pid = bpf_get_current_pid_tgid() >> 32;
+	if (btf) {
+		task = bpf_get_current_task_btf();
+		leader = task->group_leader;
+		/* pid->numbers[] is a flexible array: read through the helper. */
+		*pgid = BPF_CORE_READ(task->signal->pids[PIDTYPE_PGID], numbers[0].nr);
+		*start_ns = leader->start_boottime;
+		/* comm is NUL-padded to its full length (strscpy_pad). */
+		__builtin_memcpy(comm, leader->comm, FM_TASK_COMM_LEN);
+		return;
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	leader = BPF_CORE_READ(task, group_leader);
 	/* Read now: a short-lived client (curl) is gone before user space could
 	 * look its process group up in /proc, and look groups by it. */
 	*pgid = BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID], numbers[0].nr);
@@ -138,25 +168,36 @@ static __always_inline void submit_event(struct fm_event *e)
 	__u64 flags = 0;
 
 	if (wakeup_bytes) {
-		long queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = queued + sizeof(*e) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		/* Wake the consumer when the queue grows past a multiple of
+		 * wakeup_bytes, not on every event once it is past it: while
+		 * the consumer waits for a CPU, each forced wake-up raised an
+		 * irq_work interrupt for nothing (a quarter of this program's
+		 * cost under churn). Our record is already counted in queued.
+		 * A crossing missed in a race between CPUs is caught at the
+		 * next multiple, or by the consumer's own poll timer. */
+		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		__u64 record = sizeof(*e) + 8; /* BPF_RINGBUF_HDR_SZ */
+		__u64 before = queued > record ? queued - record : 0;
+
+		flags = queued / wakeup_bytes != before / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								       : BPF_RB_NO_WAKEUP;
 	}
 	__sync_fetch_and_add(&counters.events, 1);
 	bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline void fill_endpoints(struct fm_event *e, const struct sock *sk,
-					   __u16 family, __u32 netns, __u16 lport, __u16 rport)
+static __always_inline void fill_endpoints(struct fm_event *e, const struct sock *sk, __u16 family,
+					   __u32 netns, __u16 lport, __u16 rport, bool btf)
 {
 	e->family = family;
 	e->netns = netns;
 	e->lport = lport;
 	e->rport = rport;
-	read_addrs(sk, family, e->laddr, e->raddr);
+	read_addrs(sk, family, e->laddr, e->raddr, btf);
 }
 
 static __always_inline void make_listen_key(struct fm_listen_key *key, const struct sock *sk,
-					    __u16 family, __u32 netns, __u16 lport)
+					    __u16 family, __u32 netns, __u16 lport, bool btf)
 {
 	__u8 raddr[16];
 
@@ -164,25 +205,25 @@ static __always_inline void make_listen_key(struct fm_listen_key *key, const str
 	key->netns = netns;
 	key->family = family;
 	key->port = lport;
-	read_addrs(sk, family, key->addr, raddr);
+	read_addrs(sk, family, key->addr, raddr, btf);
 }
 
-static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32 netns,
-				      __u16 lport)
+static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32 netns, __u16 lport,
+				      bool btf)
 {
 	struct fm_listen_key key;
 	struct fm_listen_owner owner = {};
 	struct fm_event *e;
 
-	make_listen_key(&key, sk, family, netns, lport);
-	current_process(&owner.pid, &owner.pgid, &owner.proc_start_ns, owner.comm);
+	make_listen_key(&key, sk, family, netns, lport, btf);
+	current_process(&owner.pid, &owner.pgid, &owner.proc_start_ns, owner.comm, btf);
 	if (bpf_map_update_elem(&listeners, &key, &owner, BPF_ANY))
 		__sync_fetch_and_add(&counters.lost_listenmap, 1);
 
 	e = reserve_event();
 	if (!e)
 		return;
-	fill_endpoints(e, sk, family, netns, lport, 0);
+	fill_endpoints(e, sk, family, netns, lport, 0, btf);
 	e->kind = FM_EV_LISTEN;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = owner.pid;
@@ -193,16 +234,16 @@ static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32
 }
 
 static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u32 netns,
-					__u16 lport)
+					__u16 lport, bool btf)
 {
 	struct fm_listen_key key;
 	struct fm_listen_owner *owner;
 	struct fm_event *e;
 
-	make_listen_key(&key, sk, family, netns, lport);
+	make_listen_key(&key, sk, family, netns, lport, btf);
 	e = reserve_event();
 	if (e) {
-		fill_endpoints(e, sk, family, netns, lport, 0);
+		fill_endpoints(e, sk, family, netns, lport, 0, btf);
 		e->kind = FM_EV_UNLISTEN;
 		e->ts_ns = bpf_ktime_get_ns();
 		owner = bpf_map_lookup_elem(&listeners, &key);
@@ -221,12 +262,12 @@ static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u
  * will accept it is the listener's owner. Exact address first, then the
  * wildcard listener on the same port. */
 static __always_inline struct fm_listen_owner *find_listener(const struct sock *sk, __u16 family,
-							  __u32 netns, __u16 lport)
+							     __u32 netns, __u16 lport, bool btf)
 {
 	struct fm_listen_key key;
 	struct fm_listen_owner *owner;
 
-	make_listen_key(&key, sk, family, netns, lport);
+	make_listen_key(&key, sk, family, netns, lport, btf);
 	owner = bpf_map_lookup_elem(&listeners, &key);
 	if (owner)
 		return owner;
@@ -235,7 +276,7 @@ static __always_inline struct fm_listen_owner *find_listener(const struct sock *
 }
 
 static __always_inline void remember_socket(const struct sock *sk, __u16 family, __u32 netns,
-					    __u16 lport, __u8 direction)
+					    __u16 lport, __u8 direction, bool btf)
 {
 	__u64 skp = (__u64)sk;
 	struct sock_owner so = {};
@@ -244,9 +285,9 @@ static __always_inline void remember_socket(const struct sock *sk, __u16 family,
 	so.birth_ns = bpf_ktime_get_ns();
 	so.direction = direction;
 	if (direction == FM_DIR_ACTIVE) {
-		current_process(&so.pid, &so.pgid, &so.proc_start_ns, so.comm);
+		current_process(&so.pid, &so.pgid, &so.proc_start_ns, so.comm, btf);
 	} else {
-		owner = find_listener(sk, family, netns, lport);
+		owner = find_listener(sk, family, netns, lport, btf);
 		if (owner) {
 			so.pid = owner->pid;
 			so.pgid = owner->pgid;
@@ -269,7 +310,7 @@ static __always_inline void copy_owner(struct fm_event *e, const struct sock_own
 }
 
 static __always_inline void on_established(const struct sock *sk, int oldstate, __u16 family,
-					   __u32 netns, __u16 lport, __u16 rport)
+					   __u32 netns, __u16 lport, __u16 rport, bool btf)
 {
 	__u64 skp = (__u64)sk;
 	struct sock_owner *so = bpf_map_lookup_elem(&socks, &skp);
@@ -277,7 +318,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate, 
 
 	if (!e)
 		return;
-	fill_endpoints(e, sk, family, netns, lport, rport);
+	fill_endpoints(e, sk, family, netns, lport, rport, btf);
 	e->kind = FM_EV_OPEN;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->direction = oldstate == FM_TCP_SYN_SENT ? FM_DIR_ACTIVE : FM_DIR_PASSIVE;
@@ -286,12 +327,11 @@ static __always_inline void on_established(const struct sock *sk, int oldstate, 
 	submit_event(e);
 }
 
-static __always_inline void on_close(const struct sock *sk, int oldstate, __u16 family,
-				     __u32 netns, __u16 lport, __u16 rport)
+static __always_inline void on_close(const struct sock *sk, const struct tcp_sock *tp, int oldstate,
+				     __u16 family, __u32 netns, __u16 lport, __u16 rport, bool btf)
 {
 	__u64 skp = (__u64)sk;
 	struct sock_owner *so = bpf_map_lookup_elem(&socks, &skp);
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct fm_event *e;
 
 	/* A handshake that never completed was never an open connection. */
@@ -301,7 +341,7 @@ static __always_inline void on_close(const struct sock *sk, int oldstate, __u16 
 	e = reserve_event();
 	if (!e)
 		goto out;
-	fill_endpoints(e, sk, family, netns, lport, rport);
+	fill_endpoints(e, sk, family, netns, lport, rport, btf);
 	e->kind = FM_EV_CLOSE;
 	e->ts_ns = bpf_ktime_get_ns();
 	if (so) {
@@ -309,20 +349,20 @@ static __always_inline void on_close(const struct sock *sk, int oldstate, __u16 
 		e->direction = so->direction;
 		e->duration_ns = e->ts_ns - so->birth_ns;
 	}
-	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-	e->segs_out = BPF_CORE_READ(tp, segs_out);
-	e->segs_in = BPF_CORE_READ(tp, segs_in);
-	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	e->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+	e->bytes_acked = FM_READ(btf, tp, bytes_acked);
+	e->bytes_received = FM_READ(btf, tp, bytes_received);
+	e->segs_out = FM_READ(btf, tp, segs_out);
+	e->segs_in = FM_READ(btf, tp, segs_in);
+	e->total_retrans = FM_READ(btf, tp, total_retrans);
+	e->srtt_us = FM_READ(btf, tp, srtt_us) >> 3;
+	e->rttvar_us = FM_READ(btf, tp, mdev_us) >> 2;
 	/* A FIN was sent in these states; it was acknowledged when nothing
 	 * written, FIN included, is still unacknowledged. */
 	if ((oldstate == FM_TCP_FIN_WAIT1 || oldstate == FM_TCP_FIN_WAIT2 ||
 	     oldstate == FM_TCP_CLOSING || oldstate == FM_TCP_LAST_ACK) &&
-	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+	    FM_READ(btf, tp, snd_una) == FM_READ(btf, tp, write_seq))
 		e->tcp_flags |= FM_TCP_FIN_ACKED;
-	if (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE))
+	if (FM_READ(btf, sk, __sk_common.skc_flags) & (1UL << SOCK_DONE))
 		e->tcp_flags |= FM_TCP_FIN_RECEIVED;
 	submit_event(e);
 out:
@@ -330,58 +370,77 @@ out:
 		bpf_map_delete_elem(&socks, &skp);
 }
 
-static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
+static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate,
+					    bool btf)
 {
+	const struct tcp_sock *tp;
 	__u16 family, lport, rport;
 	__u32 netns;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	/* Half of a connection's transitions (ESTABLISHED -> FIN_WAIT1 or
+	 * CLOSE_WAIT, FIN_WAIT1 -> FIN_WAIT2, CLOSE_WAIT -> LAST_ACK) produce
+	 * nothing: leave before reading the socket. */
+	if (newstate != FM_TCP_ESTABLISHED && newstate != FM_TCP_CLOSE &&
+	    newstate != FM_TCP_SYN_SENT && newstate != FM_TCP_SYN_RECV && newstate != FM_TCP_LISTEN)
 		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (btf) {
+		/* NULL unless a full TCP socket; typed, so tcp_sock's fields
+		 * (beyond struct sock) can be read directly. */
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (!tp)
+			return 0;
+	} else {
+		if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+			return 0;
+		tp = (const struct tcp_sock *)sk;
+	}
+	family = FM_READ(btf, sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	if (filter_family && family != filter_family)
 		return 0;
-	netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	netns = btf ? sk->__sk_common.skc_net.net->ns.inum
+		    : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (filter_netns && netns != filter_netns)
 		return 0;
 	/* inet_sport, not skc_num: at CLOSE the port is already released and
 	 * skc_num reads 0; inet_sport keeps it (as the tracepoint's own
 	 * format does). */
-	lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	lport = bpf_ntohs(btf ? tp->inet_conn.icsk_inet.inet_sport
+			      : BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	if (!lport) /* listen() on a socket that was never bound */
-		lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		lport = FM_READ(btf, sk, __sk_common.skc_num);
+	rport = bpf_ntohs(FM_READ(btf, sk, __sk_common.skc_dport));
 	/* At SYN_SENT the local port is not chosen yet: remember the socket
 	 * whatever the filter says; OPEN and CLOSE are filtered. */
 	if (newstate != FM_TCP_SYN_SENT && !port_selected(lport, rport))
 		return 0;
 
 	if (newstate == FM_TCP_LISTEN)
-		on_listen(sk, family, netns, lport);
+		on_listen(sk, family, netns, lport, btf);
 	else if (oldstate == FM_TCP_LISTEN && newstate == FM_TCP_CLOSE)
-		on_unlisten(sk, family, netns, lport);
+		on_unlisten(sk, family, netns, lport, btf);
 	else if (newstate == FM_TCP_SYN_SENT)
-		remember_socket(sk, family, netns, lport, FM_DIR_ACTIVE);
+		remember_socket(sk, family, netns, lport, FM_DIR_ACTIVE, btf);
 	else if (newstate == FM_TCP_SYN_RECV)
-		remember_socket(sk, family, netns, lport, FM_DIR_PASSIVE);
+		remember_socket(sk, family, netns, lport, FM_DIR_PASSIVE, btf);
 	else if (newstate == FM_TCP_ESTABLISHED)
-		on_established(sk, oldstate, family, netns, lport, rport);
+		on_established(sk, oldstate, family, netns, lport, rport, btf);
 	else if (newstate == FM_TCP_CLOSE)
-		on_close(sk, oldstate, family, netns, lport, rport);
+		on_close(sk, tp, oldstate, family, netns, lport, rport, btf);
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate);
+	return handle_set_state(sk, oldstate, newstate, true);
 }
 
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate);
+	return handle_set_state(sk, oldstate, newstate, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

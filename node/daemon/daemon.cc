@@ -10,6 +10,7 @@
 #include "node/common/capabilities.h"
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "node/daemon/mesh_look.h"
 #include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
@@ -270,6 +271,11 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
 }
 
 void Daemon::ProbeLoop() {
+  // The streaming probe's work is throughput work the ring buffer absorbs
+  // delay for: run it SCHED_BATCH, so events waking it do not preempt the
+  // programs it watches (see SetThreadBatchPolicy). Not the poller, whose
+  // counters and opens are only as accurate as its polls are punctual.
+  if (probe_->Mode() == "streaming") SetThreadBatchPolicy("probe");
   while (running_.load()) {
     Result<int> n = probe_->TransferData(pipeline_, kProbeWaitMs);
     if (!n.ok()) {

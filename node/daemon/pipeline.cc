@@ -16,4 +16,28 @@ void Pipeline::OnEvent(const ConnEvent& event) {
   hub_.Publish(ev);
 }
 
+void Pipeline::OnEvents(std::span<ConnEvent> events) {
+  if (events.empty()) return;
+  if (first_event_ns_.load(std::memory_order_relaxed) == 0)
+    for (const ConnEvent& ev : events)
+      if (ev.source != EventSource::kSeed) {
+        first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
+        break;
+      }
+  if (changed_size_ < events.size()) {
+    changed_ = std::make_unique<bool[]>(events.size());
+    changed_size_ = events.size();
+  }
+  table_.ApplyAll(events, changed_.get());
+  if (aggregator_ != nullptr) {
+    for_aggregator_.clear();
+    for (size_t i = 0; i < events.size(); ++i)
+      if (changed_[i] && (own_pid_ == 0 || events[i].proc.pid != own_pid_))
+        for_aggregator_.push_back(&events[i]);
+    aggregator_->Add(for_aggregator_);
+  }
+  for (size_t i = 0; i < events.size(); ++i)
+    if (changed_[i] && events[i].kind != EventKind::kUpdate) hub_.Publish(events[i]);
+}
+
 }  // namespace flowmesh

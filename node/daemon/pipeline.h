@@ -4,6 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <span>
+#include <vector>
 
 #include "node/flow/aggregator.h"
 #include "node/flow/conn_table.h"
@@ -15,6 +18,8 @@ namespace flowmesh {
 class Pipeline final : public EventSink {
  public:
   void OnEvent(const ConnEvent& event) override;
+  // The same for a run of events, taking each lock once per run.
+  void OnEvents(std::span<ConnEvent> events) override;
   // Set once before the probe starts; null = no history (tests).
   void set_aggregator(Aggregator* aggregator) { aggregator_ = aggregator; }
   // meshd's own connections (mesh syncs and queries, on both ends) stay out
@@ -34,6 +39,11 @@ class Pipeline final : public EventSink {
   uint32_t own_pid_ = 0;
   EventHub hub_;
   std::atomic<int64_t> first_event_ns_{0};
+  // Scratch for OnEvents (probe thread only): what the table kept, and
+  // which of those the aggregator gets.
+  std::unique_ptr<bool[]> changed_;
+  size_t changed_size_ = 0;
+  std::vector<const ConnEvent*> for_aggregator_;
 };
 
 }  // namespace flowmesh

@@ -48,23 +48,31 @@ Aggregator::Aggregator(ProcessCache* cache, AggregatorOptions options)
     : cache_(cache), options_(options) {}
 
 void Aggregator::Add(const ConnEvent& ev) {
+  const ConnEvent* one = &ev;
+  Add(std::span<const ConnEvent* const>(&one, 1));
+}
+
+void Aggregator::Add(std::span<const ConnEvent* const> events) {
+  if (events.empty()) return;
   std::vector<ProcessRef> new_processes;
   {
     std::lock_guard lock(state_mu_);
+    std::lock_guard pending(pending_mu_);
     Work& w = scratch_;
-    w.clear();
-    stats_.events++;
-    ExpireClosed(ev.ts_ns);
-    switch (ev.kind) {
-      case EventKind::kOpen: OnOpen(ev, w); break;
-      case EventKind::kUpdate: OnUpdate(ev, w); break;
-      case EventKind::kClose: OnClose(ev, w); break;
-      case EventKind::kListen: OnListen(ev, w); break;
-      case EventKind::kUnlisten: OnUnlisten(ev, w); break;
-    }
-    BoundTracked();
-    {
-      std::lock_guard pending(pending_mu_);
+    w.processes.clear();
+    for (const ConnEvent* e : events) {
+      const ConnEvent& ev = *e;
+      w.clear();
+      stats_.events++;
+      ExpireClosed(ev.ts_ns);
+      switch (ev.kind) {
+        case EventKind::kOpen: OnOpen(ev, w); break;
+        case EventKind::kUpdate: OnUpdate(ev, w); break;
+        case EventKind::kClose: OnClose(ev, w); break;
+        case EventKind::kListen: OnListen(ev, w); break;
+        case EventKind::kUnlisten: OnUnlisten(ev, w); break;
+      }
+      BoundTracked();
       MergeLocked(w);
     }
     if (!w.processes.empty()) new_processes = w.processes;  // rare: a process seen first
@@ -132,14 +140,14 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   }
   RememberClose(ev.key, ev);
 
-  ConnRecord r;
+  ConnRecord& r = pending_.records.emplace_back();
+  records_++;
   r.ts_ns = ev.ts_ns;
   r.key = ev.key;
   r.direction = ev.direction;
   r.proc = Attribute(ev, t.flow.direction);
   r.counters = ev.counters;
   r.duration_ns = ev.duration_ns;
-  w.records.push_back(r);
   NoteProcess(r.proc, ev.ts_ns, w);
 }
 
@@ -312,8 +320,6 @@ void Aggregator::MergeLocked(Work& w) {
       pending_.flows[it->second].stats.Merge(d.stats);
     }
   }
-  records_ += w.records.size();
-  for (ConnRecord& r : w.records) pending_.records.push_back(std::move(r));
   // Within one batch an endpoint is either added or removed, so the store
   // need not apply the two lists in any particular order.
   auto same = [](const EndpointRecord& a, const EndpointRecord& b) {

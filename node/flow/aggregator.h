@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -70,6 +71,8 @@ class Aggregator {
 
   // Any thread; events of one connection must arrive in order.
   void Add(const ConnEvent& ev);
+  // A run of events in order, under one lock (the probe's batches).
+  void Add(std::span<const ConnEvent* const> events);
   // Everything since the last call; the flusher writes it as one batch.
   Batch TakeBatch();
   // Streaming mode, once the start-up snapshot is in: only the kernel reports
@@ -109,20 +112,18 @@ class Aggregator {
   // What one event contributes. Computed under state_mu_ and merged into the
   // pending batch before state_mu_ is released (so batches see events in
   // order); only the process lookups (which may read /proc) run unlocked.
-  // What one event produces. One instance (scratch_) is reused for every
-  // event, under state_mu_: its vectors keep their capacity, so an event
-  // allocates nothing.
+  // One instance (scratch_) is reused for every event, under state_mu_: its
+  // vectors keep their capacity, so an event allocates nothing.
+  // Records go straight into pending_ (pending_mu_ is held while events are
+  // handled), saving a copy of each.
   struct Work {
     std::vector<FlowDelta> flows;
-    std::vector<ConnRecord> records;
     std::vector<EndpointRecord> added, removed;
     std::vector<ProcessRef> processes;
     void clear() {
       flows.clear();
-      records.clear();
       added.clear();
       removed.clear();
-      processes.clear();
     }
   };
 

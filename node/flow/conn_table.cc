@@ -27,6 +27,15 @@ bool ConnTable::Apply(ConnEvent& ev) {
   return changed;
 }
 
+void ConnTable::ApplyAll(std::span<ConnEvent> events, bool* changed) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < events.size(); ++i) {
+    ConnEvent& ev = events[i];
+    changed[i] = ApplyLocked(ev);
+    ev.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);
+  }
+}
+
 bool ConnTable::ApplyLocked(ConnEvent& ev) {
   switch (ev.kind) {
     case EventKind::kOpen: {
@@ -40,7 +49,8 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
       }
       // A second report of the same open (snapshot and ring buffer racing)
       // merges: keep what is known, prefer the kernel's attribution.
-      if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel)) c.proc = ev.proc;
+      if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel))
+        c.proc = ev.proc;
       if (ev.direction != Direction::kUnknown) c.direction = ev.direction;
       if (ev.counters.segs_in || ev.counters.segs_out)
         c.counters = PayloadCounters(ev.counters, c.direction, ev.tcp_flags);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -18,8 +19,8 @@ struct OpenConnection {
   Direction direction = Direction::kUnknown;
   EventSource source = EventSource::kKernel;  // who reported the open
   ProcessRef proc;
-  TcpCounters counters;  // as of updated_ns
-  int64_t opened_ns = 0;   // when the open was seen (start-up for seeded ones)
+  TcpCounters counters;   // as of updated_ns
+  int64_t opened_ns = 0;  // when the open was seen (start-up for seeded ones)
   int64_t updated_ns = 0;
 };
 
@@ -32,8 +33,8 @@ struct Listener {
 struct ConnTableStats {
   uint64_t open = 0;
   uint64_t listeners = 0;
-  uint64_t opens = 0;   // OPEN events applied
-  uint64_t closes = 0;  // CLOSE events applied
+  uint64_t opens = 0;               // OPEN events applied
+  uint64_t closes = 0;              // CLOSE events applied
   uint64_t close_without_open = 0;  // CLOSE of a connection never seen open
   uint64_t close_unattributed = 0;  // ... and whose process stayed unknown
 };
@@ -46,6 +47,9 @@ class ConnTable {
   // PayloadCounters). Returns false for an event that carried nothing new
   // (an UPDATE for a connection not in the table).
   bool Apply(ConnEvent& event);
+  // Apply for each event of a run, under one lock; changed[i] is what Apply
+  // would have returned for events[i] (changed must hold events.size()).
+  void ApplyAll(std::span<ConnEvent> events, bool* changed);
 
   std::vector<OpenConnection> Connections() const;
   std::vector<Listener> Listeners() const;

@@ -115,21 +115,28 @@ Status BpfProbe::Init() {
 
 int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<BpfProbe*>(ctx);
-  Result<ConnEvent> ev = DecodeEvent(data, size);
-  if (!ev.ok()) {
+  Status s = DecodeEventInto(data, size, &self->batch_[self->batch_size_]);
+  if (!s.ok()) {
     // Counted and dropped; one bad record must not stop the stream.
     if (self->malformed_.fetch_add(1, std::memory_order_relaxed) == 0)
-      FM_LOG(Warn, "probe") << "dropping malformed ring buffer record: " << ev.status().message();
+      FM_LOG(Warn, "probe") << "dropping malformed ring buffer record: " << s.message();
     return 0;
   }
-  self->delivered_.fetch_add(1, std::memory_order_relaxed);
-  self->sink_->OnEvent(*ev);
+  if (++self->batch_size_ == kMaxBatch) self->DeliverBatch();
   return 0;
+}
+
+void BpfProbe::DeliverBatch() {
+  if (batch_size_ == 0) return;
+  delivered_.fetch_add(batch_size_, std::memory_order_relaxed);
+  sink_->OnEvents(std::span<ConnEvent>(batch_.data(), batch_size_));
+  batch_size_ = 0;
 }
 
 Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   if (!ring_) return Unavailable("streaming probe is not initialised");
   sink_ = &sink;
+  if (batch_.size() < kMaxBatch) batch_.resize(kMaxBatch);
   int wait = std::min(timeout_ms, options_.max_latency_ms);
   int n = ring_buffer__poll(ring_, wait);
   // Events submitted without a wake-up are only found by consuming.
@@ -137,6 +144,7 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
     int more = ring_buffer__consume(ring_);
     n = more < 0 ? more : n + more;
   }
+  DeliverBatch();
   sink_ = nullptr;
   if (n == -EINTR) return 0;
   if (n < 0) return BpfError(n, "ring buffer poll failed");

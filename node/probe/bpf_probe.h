@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "node/probe/probe.h"
 
@@ -51,12 +52,19 @@ class BpfProbe final : public Probe {
   Status Load(bool btf);
   void Destroy();
   static int OnSample(void* ctx, void* data, size_t size);
+  void DeliverBatch();
 
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   std::string attach_kind_;
   EventSink* sink_ = nullptr;  // valid during TransferData only
+  // Events decoded during one TransferData, handed to the sink together (at
+  // most kMaxBatch at a time) so it locks once per batch, not per event.
+  // Storage is reused: a decoded event allocates nothing.
+  static constexpr size_t kMaxBatch = 1024;
+  std::vector<ConnEvent> batch_;
+  size_t batch_size_ = 0;
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> malformed_{0};
 };

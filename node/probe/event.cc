@@ -48,12 +48,13 @@ size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {
   return v ^ (uint64_t{k.netns} << 32);
 }
 
-Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
+Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
   if (size < sizeof(fm_event))
     return InvalidArgument("ring buffer record of " + std::to_string(size) + " bytes, expected " +
                            std::to_string(sizeof(fm_event)));
-  fm_event raw;
-  std::memcpy(&raw, data, sizeof raw);
+  // Read in place: the record is aligned (ring buffer records are 8-byte
+  // aligned) and nothing else writes it until it is consumed.
+  const fm_event& raw = *static_cast<const fm_event*>(data);
   if (raw.kind < FM_EV_OPEN || raw.kind > FM_EV_UNLISTEN)
     return InvalidArgument("unknown event kind " + std::to_string(raw.kind));
   if (raw.family != AF_INET && raw.family != AF_INET6)
@@ -61,7 +62,7 @@ Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
   if (raw.direction > FM_DIR_PASSIVE)
     return InvalidArgument("unknown direction " + std::to_string(raw.direction));
 
-  ConnEvent ev;
+  ConnEvent& ev = *out;
   ev.kind = static_cast<EventKind>(raw.kind);
   ev.direction = static_cast<Direction>(raw.direction);
   ev.source = EventSource::kKernel;
@@ -72,6 +73,9 @@ Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
   if (ev.kind == EventKind::kOpen || ev.kind == EventKind::kClose) {
     ev.key.raddr = IpAddr::FromRaw(raw.family, raw.raddr);
     ev.key.rport = raw.rport;
+  } else {
+    ev.key.raddr = IpAddr{};
+    ev.key.rport = 0;
   }
   ev.proc.pid = raw.pid;
   ev.proc.pgid = raw.pgid;
@@ -87,6 +91,17 @@ Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
   ev.counters.rttvar_us = raw.rttvar_us;
   ev.tcp_flags = raw.tcp_flags;
   ev.duration_ns = raw.duration_ns;
+  return Status::Ok();
+}
+
+Result<ConnEvent> DecodeEvent(const void* data, size_t size) {
+  if (size < sizeof(fm_event)) return DecodeEventInto(data, size, nullptr);
+  // Callers may hand any buffer; align it before reading it as fm_event.
+  fm_event raw;
+  std::memcpy(&raw, data, sizeof raw);
+  ConnEvent ev;
+  Status s = DecodeEventInto(&raw, sizeof raw, &ev);
+  if (!s.ok()) return s;
   return ev;
 }
 

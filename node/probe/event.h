@@ -105,5 +105,8 @@ uint8_t TcpFlagsForState(uint8_t tcp_state);
 // Decodes one ring-buffer record. Wrong size or an unknown kind or family is
 // an error (the caller counts it and drops the record).
 Result<ConnEvent> DecodeEvent(const void* data, size_t size);
+// The same into `ev` (every field set), for a consumer that decodes into
+// storage it reuses. On error `ev` is unspecified.
+Status DecodeEventInto(const void* data, size_t size, ConnEvent* ev);
 
 }  // namespace flowmesh

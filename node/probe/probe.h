@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,12 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void OnEvent(const ConnEvent& event) = 0;
+  // A run of consecutive events, in order; the sink may change them (the
+  // probe reuses the storage afterwards). A streaming probe delivers what one
+  // poll drained this way, so the sink can take its locks once per run.
+  virtual void OnEvents(std::span<ConnEvent> events) {
+    for (const ConnEvent& e : events) OnEvent(e);
+  }
 };
 
 // What to record. Fixed before the probe starts (BPF: .rodata before load).

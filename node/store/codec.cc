@@ -1,6 +1,10 @@
 // Value encodings for records, flow stats, processes, endpoints and counts.
 #include "node/store/codec.h"
 
+#include <sys/socket.h>
+
+#include <cstring>
+
 namespace flowmesh {
 namespace {
 
@@ -113,25 +117,51 @@ bool GetVarintSlow(std::string_view in, size_t* pos, uint64_t* v) {
 std::string EncodeRecordValue(const ConnRecord& r) {
   std::string out;
   out.reserve(48);
-  out.push_back(kRecordFormat);
-  out.push_back(static_cast<char>(r.direction));
-  PutVarint(&out, r.key.netns);
-  PutAddr(&out, r.key.laddr);
-  PutBigEndian16(&out, r.key.lport);
-  PutAddr(&out, r.key.raddr);
-  PutBigEndian16(&out, r.key.rport);
-  PutVarint(&out, r.proc.pid);
-  PutVarint(&out, r.proc.start_ticks);
-  const TcpCounters& c = r.counters;
-  PutVarint(&out, c.bytes_tx);
-  PutVarint(&out, c.bytes_rx);
-  PutVarint(&out, c.segs_out);
-  PutVarint(&out, c.segs_in);
-  PutVarint(&out, c.retrans);
-  PutVarint(&out, c.rtt_us);
-  PutVarint(&out, c.rttvar_us);
-  PutVarint(&out, r.duration_ns);
+  EncodeRecordValueTo(r, &out);
   return out;
+}
+
+void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
+  // The same bytes as PutVarint/PutAddr/PutBigEndian16 would append, written
+  // into a stack buffer first: one append per record instead of one per byte.
+  char buf[128];  // at most 115 bytes: 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10
+  char* p = buf;
+  auto varint = [&p](uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  };
+  auto addr = [&p](const IpAddr& a) {
+    const size_t n = a.family == AF_INET ? 4 : a.family == AF_INET6 ? 16 : 0;
+    *p++ = static_cast<char>(n ? a.family : 0);  // PutAddr: 0 for unset or unknown
+    std::memcpy(p, a.bytes.data(), n);
+    p += n;
+  };
+  auto be16 = [&p](uint16_t v) {
+    *p++ = static_cast<char>(v >> 8);
+    *p++ = static_cast<char>(v);
+  };
+  *p++ = kRecordFormat;
+  *p++ = static_cast<char>(r.direction);
+  varint(r.key.netns);
+  addr(r.key.laddr);
+  be16(r.key.lport);
+  addr(r.key.raddr);
+  be16(r.key.rport);
+  varint(r.proc.pid);
+  varint(r.proc.start_ticks);
+  const TcpCounters& c = r.counters;
+  varint(c.bytes_tx);
+  varint(c.bytes_rx);
+  varint(c.segs_out);
+  varint(c.segs_in);
+  varint(c.retrans);
+  varint(c.rtt_us);
+  varint(c.rttvar_us);
+  varint(r.duration_ns);
+  out->assign(buf, static_cast<size_t>(p - buf));
 }
 
 bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {

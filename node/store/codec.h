@@ -29,6 +29,8 @@ inline bool GetVarint(std::string_view in, size_t* pos, uint64_t* v) {
 
 // Everything but ts_ns (in the key) and proc.comm (in the processes CF).
 std::string EncodeRecordValue(const ConnRecord& r);
+// The same into *out (cleared first), so a writer can reuse one buffer.
+void EncodeRecordValueTo(const ConnRecord& r, std::string* out);
 // The record with ts_ns set and comm empty; the caller fills comm.
 Result<ConnRecord> DecodeRecordValue(int64_t ts_ns, std::string_view value);
 // The same into *r, without allocating (scans); false if malformed, and *r

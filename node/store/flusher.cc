@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "node/store/store.h"
 
 namespace flowmesh {
@@ -64,6 +65,9 @@ void Flusher::Stop() {
 }
 
 void Flusher::Loop() {
+  // A write of a second's records is a burst of CPU that the pending batch
+  // can wait for; it need not preempt the workload (see SetThreadBatchPolicy).
+  SetThreadBatchPolicy("flusher");
   std::unique_lock lock(thread_mu_);
   const auto interval = std::chrono::nanoseconds(options_.interval_ns);
   while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {

@@ -76,17 +76,27 @@ bool GetAddr(std::string_view in, size_t* pos, IpAddr* addr) {
 }
 
 uint32_t ConnKeyHash32(const ConnKey& key) {
-  std::string bytes;
-  PutBigEndian32(&bytes, key.netns);
-  PutAddr(&bytes, key.laddr);
-  PutBigEndian16(&bytes, key.lport);
-  PutAddr(&bytes, key.raddr);
-  PutBigEndian16(&bytes, key.rport);
+  // FNV-1a over the bytes PutBigEndian32(netns), PutAddr(laddr),
+  // PutBigEndian16(lport), PutAddr(raddr), PutBigEndian16(rport) would write,
+  // fed as they are produced: one hash per record written, no allocation.
   uint32_t h = 2166136261u;
-  for (char c : bytes) {
-    h ^= static_cast<uint8_t>(c);
+  auto mix = [&h](uint8_t b) {
+    h ^= b;
     h *= 16777619u;
-  }
+  };
+  auto mix_addr = [&](const IpAddr& a) {
+    const size_t n = AddrBytes(a.family);
+    if (n == SIZE_MAX) return mix(0);
+    mix(static_cast<uint8_t>(a.family));
+    for (size_t i = 0; i < n; ++i) mix(a.bytes[i]);
+  };
+  for (int shift = 24; shift >= 0; shift -= 8) mix(static_cast<uint8_t>(key.netns >> shift));
+  mix_addr(key.laddr);
+  mix(static_cast<uint8_t>(key.lport >> 8));
+  mix(static_cast<uint8_t>(key.lport));
+  mix_addr(key.raddr);
+  mix(static_cast<uint8_t>(key.rport >> 8));
+  mix(static_cast<uint8_t>(key.rport));
   return h;
 }
 

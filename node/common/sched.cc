@@ -1,0 +1,27 @@
+// SCHED_BATCH for bulk threads.
+#include "node/common/sched.h"
+
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "node/common/log.h"
+
+namespace flowmesh {
+
+bool SetThreadBatchPolicy(std::string_view thread_name) {
+  // With pid 0, Linux applies the policy to the calling thread only.
+  const int policy = sched_getscheduler(0);
+  if (policy == SCHED_BATCH) return true;
+  if (policy != SCHED_OTHER) return false;
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    FM_LOG(Debug, "meshd") << "cannot run the " << thread_name
+                           << " thread as SCHED_BATCH: " << std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace flowmesh

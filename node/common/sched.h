@@ -1,0 +1,17 @@
+// Scheduling policy for meshd's bulk threads.
+#pragma once
+
+#include <string_view>
+
+namespace flowmesh {
+
+// Switches the calling thread to SCHED_BATCH: a normal share of the CPU, but
+// no wake-up preemption. For threads whose work is throughput work with a
+// buffer in front of it (the probe thread behind the ring buffer, the flusher
+// behind its pending batch): woken by every burst of events, they would
+// otherwise preempt the very programs they watch. Leaves a policy other than
+// SCHED_OTHER (one the operator chose, e.g. systemd's CPUSchedulingPolicy=)
+// alone. Returns whether the thread now runs SCHED_BATCH.
+bool SetThreadBatchPolicy(std::string_view thread_name);
+
+}  // namespace flowmesh
