@@ -18,7 +18,11 @@
 set -euo pipefail
 
 build=$(cd "${1:?usage: deb_install.sh BUILD_DIR}" && pwd)
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() {
+  [ -s "${work:-/nonexistent}/meshd.log" ] && { echo "--- meshd's log:" >&2; cat "$work/meshd.log" >&2; }
+  echo "FAIL: $*" >&2
+  exit 1
+}
 if [ "$(id -u)" -ne 0 ]; then
   [ "${CI:-}" = "true" ] && fail "needs root to install packages (CI=true: a skip is a failure)"
   echo "SKIP: needs root to install packages"; exit 77
@@ -97,7 +101,12 @@ else
   units=$work/units
   mkdir -p "$units"
   ln -s "$unit" "$units/meshd.service"
-  [ -d /etc/systemd/system/meshd.service.d ] && ln -s /etc/systemd/system/meshd.service.d "$units/"
+  mkdir -p "$units/meshd.service.d"
+  for f in /etc/systemd/system/meshd.service.d/*.conf; do [ -e "$f" ] && ln -s "$f" "$units/meshd.service.d/"; done
+  # No journald in the private systemd: meshd's stderr goes to a file (the
+  # only change to how the packaged unit runs), shown when something fails.
+  printf '[Service]\nStandardOutput=append:%s\nStandardError=inherit\n' "$work/meshd.log" \
+    >"$units/meshd.service.d/zz-test-log.conf"
   for t in default sysinit basic shutdown sockets local-fs network network-online multi-user; do
     printf '[Unit]\nDescription=%s (stand-in)\n' "$t" >"$units/$t.target"
   done
@@ -143,15 +152,18 @@ want=$(printf '%016x' $(((1 << 39) | (1 << 38) | (1 << 19) | (1 << 2))))
 [ "$capeff" = "$want" ] || fail "meshd's effective capabilities are $capeff, want exactly $want"
 
 echo "== trace a connection"
-port=$((20000 + RANDOM % 20000))
-python3 - "$port" <<'PY' &
+# A server on a free loopback port (the kernel picks it), one exchange.
+python3 - "$work/port" <<'PY' &
 import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); s.settimeout(20)
+s = socket.socket()
+s.bind(("127.0.0.1", 0)); s.listen(8); s.settimeout(20)
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 c, _ = s.accept(); c.recv(100); c.sendall(b"x" * 5000); c.close()
 PY
 server_pid=$!
-sleep 0.3
+for _ in $(seq 1 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port" 2>/dev/null) || fail "the test server did not start"
 python3 -c "
 import socket, sys
 c = socket.create_connection(('127.0.0.1', $port), timeout=5)
@@ -173,7 +185,16 @@ in_ns meshctl flows -L "$port"
 grep -q '"comm": *"python3"' "$work/flows.json" || fail "flow not attributed to python3: $(cat "$work/flows.json")"
 
 echo "== stop"
-in_ns systemctl stop meshd.service
+if [ -d /run/systemd/system ]; then
+  systemctl stop meshd.service
+else
+  # The unit's KillSignal, sent from here: the private systemd's own stop
+  # logic looks its PIDs up in the host's /proc (it shares it, for meshd's
+  # sake), where they name other processes, and follows SIGTERM with an
+  # immediate SIGKILL. systemd still sees the exit and records its status.
+  kill -TERM "$meshd_pid"
+  for _ in $(seq 1 100); do in_ns systemctl is-active --quiet meshd.service || break; sleep 0.1; done
+fi
 result=$(in_ns systemctl show -p Result --value meshd.service)
 status=$(in_ns systemctl show -p ExecMainStatus --value meshd.service)
 echo "stopped: Result=$result ExecMainStatus=$status"
