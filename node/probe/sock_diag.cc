@@ -218,7 +218,14 @@ Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<Dia
       static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
   req->sdiag_family = static_cast<uint8_t>(family);
   req->sdiag_protocol = IPPROTO_TCP;
-  req->idiag_states = ~0u;  // every state; the snapshot decides what counts
+  // Only what a snapshot uses: listeners and connected sockets. Not
+  // TIME_WAIT, SYN_SENT or request sockets: under churn TIME_WAIT alone is
+  // tens of thousands of sockets, which made every dump long, interrupted by
+  // the churn (NLM_F_DUMP_INTR) on every retry, and so inconsistent, down to
+  // a listener missing and its accepted connections misread as active.
+  req->idiag_states = (1u << kTcpListen) | (1u << kTcpEstablished) | (1u << kTcpFinWait1) |
+                      (1u << kTcpFinWait2) | (1u << kTcpCloseWait) | (1u << kTcpLastAck) |
+                      (1u << kTcpClosing);
   req->idiag_ext = 1 << (INET_DIAG_INFO - 1);
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return DumpError(errno, family);
 

@@ -125,11 +125,23 @@ TEST(Meshd, PollingModeSeesLongLivedConnections) {
   std::string err;
   ASSERT_TRUE(meshd.Start({"--probe-mode", "polling", "--probe-interval", "100ms"}, &err)) << err;
   Watcher w(meshd);
+  // The watch must be subscribed before the traffic, or a loaded machine
+  // lets the poll's open go by before meshctl watch is listening.
+  bool subscribed = false;
+  for (int i = 0; i < 100 && !subscribed; i++) {
+    JsonLine s;
+    subscribed = ParseFlatJson(meshd.Meshctl({"status", "--json"}).out, &s) && s["watchers"] == "1";
+    if (!subscribed) usleep(50'000);
+  }
+  ASSERT_TRUE(subscribed) << "meshctl watch did not subscribe within 5 s";
 
   TrafficSpec spec;
   spec.hold_ms = 600;  // several poll intervals
   TrafficResult t = StartHeldTraffic(spec);
   ASSERT_TRUE(t.ok) << t.error;
+  // Long-lived means it lives until a poll has seen it, however slow the
+  // machine: both ends open before the client is let go.
+  EXPECT_TRUE(w.WaitFor(Event("open", t.server_port, t.client_port), nullptr));
   ASSERT_TRUE(FinishTraffic(t));
   ExpectConnection(w, spec, t, "poll");
 
