@@ -6,12 +6,23 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
 
+# ccache, when present, with its cache outside the clone: a fresh clone on a
+# machine that has built flowmesh before recompiles almost nothing.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_DIR="${CCACHE_DIR:-$( [ -w /var/cache ] && echo /var/cache/flowmesh-ccache || echo "$HOME/.cache/flowmesh-ccache")}"
+  # Clones live in different folders; hash relative paths so they share hits.
+  export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
+  export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+
 if [ "${1:-}" = "--asan" ]; then
-  cmake -S . -B build-asan -G Ninja -DFLOWMESH_SANITIZE=ON -DFLOWMESH_BENCH=OFF >/dev/null
+  cmake -S . -B build-asan -G Ninja "${launcher[@]}" -DFLOWMESH_SANITIZE=ON -DFLOWMESH_BENCH=OFF >/dev/null
   ninja -C build-asan -j "$jobs" unit_tests
   exit 0
 fi
 extra=()
 [ -x build-asan/tests/unit/unit_tests ] && extra+=(-DFLOWMESH_ASAN_UNIT_TESTS="$root/build-asan/tests/unit/unit_tests")
-cmake -S . -B build -G Ninja "${extra[@]}" >/dev/null
+cmake -S . -B build -G Ninja "${launcher[@]}" "${extra[@]}" >/dev/null
 ninja -C build -j "$jobs"

@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang llvm
+  # compiler cache: scripts/build.sh keeps it outside the clone
+  # (/var/cache/flowmesh-ccache), so a second run on one machine rebuilds little
+  ccache
   # kernel side
   bpftool libbpf-dev libelf-dev zlib1g-dev
   # libraries named in DESIGN.md
