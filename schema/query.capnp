@@ -83,6 +83,10 @@ enum KeyOp { list @0; install @1; use @2; remove @3; }
 struct KeyRequest {
   op @0 :KeyOp;
   key @1 :Data;            # 32 bytes; empty for list
+  # The one member this request is for (its node name). Sealing proves who
+  # may send it, not to whom: without this, a request captured on its way to
+  # one member could be replayed to another within the replay window.
+  recipient @2 :Text;
 }
 
 struct KeyResponse {

@@ -179,6 +179,19 @@ void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply r
   if (*kind == QueryKind::kKeys) {
     Result<KeyRequest> request = DecodeKeyRequest(query);
     if (!request.ok()) return reply(request.status());
+    if (request->recipient != options_.node_name) {
+      key_ops_misaddressed_.fetch_add(1, std::memory_order_relaxed);
+      std::string why = request->recipient.empty()
+                            ? std::string("a key operation addressed to no member")
+                            : "a key operation addressed to member '" + request->recipient + "'";
+      if (std::optional<uint64_t> held = misaddressed_log_.Admit(MonotonicNs()))
+        FM_LOG(Warn, "mesh") << "refused " << why << " (this is '" << options_.node_name
+                             << "'): replayed from another member's traffic, or sent by a meshd "
+                                "too old to address it; the keyring is unchanged"
+                             << LogThrottle::Since(*held);
+      return reply(PermissionDenied("refused " + why + "; this member is '" +
+                                    options_.node_name + "'"));
+    }
     return ApplyKeyOp(request->op, request->key,
                       [reply = std::move(reply)](Status st, std::vector<mesh::KeyInfo> keys) {
                         reply(EncodeKeyAnswer(st, keys));
@@ -258,8 +271,6 @@ Result<std::vector<NodeKeys>> MeshService::KeyOp(flowmesh::KeyOp op, const std::
       key = *k;
     }
   }
-  Result<std::vector<uint8_t>> request = EncodeKeyRequest(KeyRequest{op, key});
-  if (!request.ok()) return request.status();
 
   struct Pending {
     std::mutex mu;
@@ -285,11 +296,15 @@ Result<std::vector<NodeKeys>> MeshService::KeyOp(flowmesh::KeyOp op, const std::
   for (const mesh::MemberView& m : members) {
     if (m.name == options_.node_name) continue;
     if (m.state != mesh::MemberState::kAlive && m.state != mesh::MemberState::kSuspect) continue;
+    // Each request names its member, so one captured on its way to this
+    // member cannot be replayed to another.
+    Result<std::vector<uint8_t>> request = EncodeKeyRequest(KeyRequest{op, key, m.name});
+    if (!request.ok()) return request.status();
     {
       std::lock_guard lock(pending->mu);
       pending->waiting++;
     }
-    Query(m.address, *request, kKeyOpTimeoutNs,
+    Query(m.address, std::move(*request), kKeyOpTimeoutNs,
           [answered, to_state, name = m.name](Result<mesh::Bytes> reply) {
             NodeKeys nk;
             nk.node = name;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/common/log_throttle.h"
 #include "node/common/net.h"
 #include "node/common/status.h"
 #include "node/control/backend.h"
@@ -81,6 +82,9 @@ class MeshService {
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
   const std::string& advertised() const { return advertised_; }
+  uint64_t key_ops_misaddressed() const {
+    return key_ops_misaddressed_.load(std::memory_order_relaxed);
+  }
 
  private:
   MeshService() = default;
@@ -119,6 +123,9 @@ class MeshService {
   std::string last_table_;   // publisher only: what was published last
   std::string saved_peers_;  // publisher (and Stop, after it): what the store holds
   bool stopped_ = false;
+  // Key operations refused because they were addressed to another member.
+  std::atomic<uint64_t> key_ops_misaddressed_{0};
+  LogThrottle misaddressed_log_;
 };
 
 // Non-loopback, non-link-local addresses of this host: what the node gossips

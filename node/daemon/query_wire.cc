@@ -264,6 +264,7 @@ Result<std::vector<uint8_t>> EncodeKeyRequest(const KeyRequest& request) {
   capnp::MallocMessageBuilder message;
   auto k = message.initRoot<q::NodeQuery>().initKeys();
   k.setOp(static_cast<q::KeyOp>(request.op));
+  k.setRecipient(request.recipient);
   if (request.op != KeyOp::kList) k.setKey(kj::arrayPtr(request.key.data(), request.key.size()));
   return Flatten(message, "key request");
 }
@@ -273,6 +274,7 @@ Result<KeyRequest> DecodeKeyRequest(std::span<const uint8_t> bytes) {
       bytes, "key request", [](q::NodeQuery::Reader envelope, KeyRequest* out) -> Status {
         if (!envelope.isKeys()) return InvalidArgument("not a key request");
         auto r = envelope.getKeys();
+        out->recipient = std::string(r.getRecipient().cStr(), r.getRecipient().size());
         switch (r.getOp()) {
           case q::KeyOp::LIST: out->op = KeyOp::kList; return Status::Ok();
           case q::KeyOp::INSTALL: out->op = KeyOp::kInstall; break;

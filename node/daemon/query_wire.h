@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "node/common/status.h"
@@ -44,6 +45,9 @@ Result<QueryKind> PeekQuery(std::span<const uint8_t> bytes);
 struct KeyRequest {
   KeyOp op = KeyOp::kList;
   mesh::Key key{};  // unused for list
+  // The member (node name) it is addressed to; a member refuses a request
+  // addressed to another (a cross-node replay), and one addressed to nobody.
+  std::string recipient;
 };
 Result<std::vector<uint8_t>> EncodeKeyRequest(const KeyRequest& request);
 Result<KeyRequest> DecodeKeyRequest(std::span<const uint8_t> bytes);

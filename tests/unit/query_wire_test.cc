@@ -133,13 +133,15 @@ TEST(QueryWire, MalformedOrMismatchedIsRefused) {
 TEST(QueryWire, KeyOperationsRoundTripAndAreToldApartFromLook) {
   Result<mesh::Key> key = mesh::GenerateKey();
   ASSERT_TRUE(key.ok());
-  Result<std::vector<uint8_t>> req = EncodeKeyRequest(KeyRequest{KeyOp::kUse, *key});
+  Result<std::vector<uint8_t>> req = EncodeKeyRequest(KeyRequest{KeyOp::kUse, *key, "cache-1"});
   ASSERT_TRUE(req.ok());
   EXPECT_EQ(*PeekQuery(*req), QueryKind::kKeys);
   Result<KeyRequest> back = DecodeKeyRequest(*req);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->op, KeyOp::kUse);
   EXPECT_EQ(back->key, *key);
+  // The member it is for travels with it (a cross-node replay is refused on it).
+  EXPECT_EQ(back->recipient, "cache-1");
   // A look query is not a key request, and the other way round.
   Result<std::vector<uint8_t>> look = EncodeQuery(QueryBatch{{}, Questions()});
   ASSERT_TRUE(look.ok());
