@@ -44,6 +44,8 @@ struct MeshServiceOptions {
   // Where the time from a look query's arrival to its answer is recorded
   // (queueing for the query pool included); may be null.
   metrics::Histogram* query_latency = nullptr;
+  // Limits of the mesh port (slots, deadlines, the inbound byte budget).
+  mesh::AsioTransportOptions transport;
 };
 
 // This node's table as the mesh spreads it.
@@ -91,6 +93,8 @@ class MeshService {
   // store's disk, then hands results to the mesh thread.
   void PublishLoop();
   void SavePeers();
+  // On the mesh thread: the source addresses of members, for the transport.
+  std::vector<IpAddr> MemberAddresses() const;
   void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
   // On the mesh thread: changes the keyring (sealing reads it there), then
   // saves the key file on a worker; `done` gets the ring after the change.
