@@ -461,6 +461,11 @@ MeshStatus MeshService::Summary() {
       MeshStatus{true, advertised_});
 }
 
+std::vector<mesh::Refusal> MeshService::Refusals() {
+  return Ask<std::vector<mesh::Refusal>>(
+      [this] { return mesh::Refusals(udp_tcp_->stats(), sealed_->stats()); }, {});
+}
+
 mesh::MeshStats MeshService::Stats() {
   return Ask<mesh::MeshStats>([this] { return node_->Stats(); }, {});
 }

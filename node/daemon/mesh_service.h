@@ -23,6 +23,7 @@
 #include "node/mesh/asio_transport.h"
 #include "node/mesh/keyring.h"
 #include "node/mesh/mesh_node.h"
+#include "node/mesh/refusals.h"
 #include "node/mesh/sealed_transport.h"
 #include "node/metrics/histogram.h"
 #include "node/store/store.h"
@@ -82,6 +83,9 @@ class MeshService {
   mesh::MeshStats Stats();
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
+  // Every drop and refusal of the mesh port, by reason (refusals.h), for
+  // status and metrics.
+  std::vector<mesh::Refusal> Refusals();
   const std::string& advertised() const { return advertised_; }
 
  private:
