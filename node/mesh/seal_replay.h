@@ -49,6 +49,8 @@ class ReplayGuard {
   // What Check would say from the time alone, remembering nothing: for
   // admitting a request's head before its body is read.
   Freshness Peek(int64_t sent_ns, int64_t now_ns) const;
+  // Whether `id` was accepted and is still remembered.
+  bool Seen(uint64_t id) const { return ids_.contains(id); }
 
   size_t remembered() const { return ids_.size(); }
   const ReplayOptions& options() const { return options_; }

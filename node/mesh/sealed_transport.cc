@@ -159,13 +159,15 @@ struct SealedTransport::Core {
   }
 
   // The inner transport's admission check, before the body is read: the
-  // head opens (key, label), announces this frame's length, and its clock is
-  // in the window and above the floor. It keeps no state, so a stranger's
-  // heads cost nothing but the AES; the body and the replay guard are
-  // checked in OnExchange.
+  // head opens (key, label), announces this frame's length, its clock is in
+  // the window and above the floor, and its id was not accepted already (a
+  // recorded request replayed later is refused before its body is read). It
+  // changes no state, so a stranger's heads cost nothing but the AES; the
+  // body, and the id against the guard for good, are checked in OnExchange.
   Status Admit(std::span<const uint8_t> head_bytes, size_t frame_len) {
     FM_ASSIGN_OR_RETURN(Opened head, OpenHead(head_bytes, frame_len));
     Freshness f = replay.Peek(head.sent_ns, Wall());
+    if (f == Freshness::kFresh && replay.Seen(head.id)) f = Freshness::kReplayed;
     return f == Freshness::kFresh ? Status::Ok() : Stale(f, head.sent_ns);
   }
 

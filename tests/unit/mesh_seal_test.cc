@@ -407,11 +407,17 @@ TEST(MeshSealedTransport, TheAdmissionCheckOpensTheHeadAndKeepsNoState) {
   auto admit = [&](const Bytes& frame, size_t len) {
     return b.inner->admit("a:1", std::span<const uint8_t>(frame).first(kRequestHeadBytes), len);
   };
-  ASSERT_TRUE(a.Ask(b, net, "first").at(0).ok());
+  a.sealed->Exchange("b:1", B("first"), 1'000'000'000, [](Result<Bytes>) {});
   Bytes first = net.wire.back();
-  // Stateless: the same head passes again (the replay guard sees the body).
+  // Stateless: the same head passes as often as asked...
   EXPECT_TRUE(admit(first, first.size()).ok());
   EXPECT_TRUE(admit(first, first.size()).ok());
+  // ...until the request has been accepted: a replay of it is refused
+  // before its body is read.
+  net.Pump();
+  ASSERT_EQ(b.requests.size(), 1u);
+  EXPECT_THAT(admit(first, first.size()).message(), HasSubstr("replayed"));
+  EXPECT_EQ(b.sealed->stats().replayed, 1u);
   // A frame longer (or shorter) than the head says.
   EXPECT_FALSE(admit(first, first.size() + (3 << 20)).ok());
   EXPECT_FALSE(admit(first, first.size() - 1).ok());
