@@ -12,6 +12,7 @@
 #include <asio/write.hpp>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "node/common/log.h"
 #include "node/mesh/asio_transport_core.h"
@@ -24,9 +25,11 @@ using Core = AsioTransport::Core;
 
 std::chrono::nanoseconds Ns(int64_t ns) { return std::chrono::nanoseconds(ns < 0 ? 0 : ns); }
 
-// One inbound frame's bytes: booked in full against the budget when its
-// length is known, allocated as they arrive (doubling, never past the
-// length), and handed back to the budget when taken or dropped.
+// One inbound frame's bytes, allocated as they arrive (doubling, never past
+// the length) and booked against the shared budget: in full when its length
+// is known if the sender proved the key (or is the peer we asked), otherwise
+// growth by growth, so an unproven sender holds budget only for bytes it
+// really sent. Handed back to the budget when taken or dropped.
 class FrameBuffer {
  public:
   explicit FrameBuffer(Core& core) : core_(core) {}
@@ -34,21 +37,31 @@ class FrameBuffer {
   FrameBuffer(const FrameBuffer&) = delete;
   FrameBuffer& operator=(const FrameBuffer&) = delete;
 
-  bool Book(size_t len, const std::string& what) {
+  // False (counted, logged) if an up-front booking does not fit.
+  bool Book(size_t len, bool upfront, std::string what) {
     Reset();
-    if (!core_.Reserve(len, what)) return false;
+    if (upfront && !core_.Reserve(len, len, what)) return false;
     len_ = len;
+    reserved_ = upfront ? len : 0;
+    upfront_ = upfront;
     booked_ = true;
+    what_ = std::move(what);
     return true;
   }
   bool complete() const { return bytes_.size() == len_; }
-  // Room for the next read of at most `chunk` bytes.
-  asio::mutable_buffer Next(size_t chunk) {
+  // Room for the next read of at most `chunk` bytes; none (counted, logged)
+  // if growing would exceed the budget.
+  std::optional<asio::mutable_buffer> Next(size_t chunk) {
     size_t filled = bytes_.size();
     size_t want = std::min(std::max<size_t>(chunk, 1), len_ - filled);
     if (filled + want > bytes_.capacity()) {
       size_t before = bytes_.capacity();
-      bytes_.reserve(std::min(len_, std::max(before * 2, filled + want)));
+      size_t target = std::min(len_, std::max(before * 2, filled + want));
+      if (!upfront_) {
+        if (!core_.Reserve(target - before, len_, what_)) return std::nullopt;
+        reserved_ += target - before;
+      }
+      bytes_.reserve(target);
       core_.Buffered(bytes_.capacity() - before);
     }
     bytes_.resize(filled + want);
@@ -60,10 +73,12 @@ class FrameBuffer {
     bytes_.resize(bytes_.size() - pending_ + n);
     pending_ = 0;
   }
-  void Append(std::span<const uint8_t> data) {
-    asio::mutable_buffer room = Next(data.size());
-    std::memcpy(room.data(), data.data(), room.size());
-    Commit(room.size());
+  bool Append(std::span<const uint8_t> data) {
+    std::optional<asio::mutable_buffer> room = Next(data.size());
+    if (!room) return false;
+    std::memcpy(room->data(), data.data(), room->size());
+    Commit(room->size());
+    return true;
   }
   const Bytes& bytes() const { return bytes_; }
   // The frame, no longer counted as buffered.
@@ -77,19 +92,21 @@ class FrameBuffer {
   void Reset() {
     if (!booked_) return;
     core_.Unbuffered(bytes_.capacity());
-    core_.Release(len_);
+    core_.Release(reserved_);
     bytes_ = Bytes();
     booked_ = false;
-    len_ = 0;
-    pending_ = 0;
+    len_ = reserved_ = pending_ = 0;
   }
 
  private:
   Core& core_;
   Bytes bytes_;
   size_t len_ = 0;
-  size_t pending_ = 0;  // bytes of the last Next() not yet committed
+  size_t reserved_ = 0;  // of the budget, by this frame
+  size_t pending_ = 0;   // bytes of the last Next() not yet committed
+  bool upfront_ = false;
   bool booked_ = false;
+  std::string what_;  // "a request from 10.0.0.9:40312", for refusals
 };
 
 class ServerExchange : public AsioConnection, public std::enable_shared_from_this<ServerExchange> {
@@ -132,7 +149,7 @@ class ServerExchange : public AsioConnection, public std::enable_shared_from_thi
     if (!core_->admit) {
       // Insecure: nothing to prove, so the peer stays unauthenticated (and
       // limited per address) until its whole request is in.
-      if (!request_.Book(len_, "a request from " + peer_)) return End(kRefused, "over budget");
+      request_.Book(len_, /*upfront=*/false, "a request from " + peer_);
       Arm(core_->options.request_timeout_ns, kTimeout);
       return ReadMore();
     }
@@ -162,8 +179,9 @@ class ServerExchange : public AsioConnection, public std::enable_shared_from_thi
       return End(kRefused, ok.message());
     }
     core_->LeavePreauth(id_);
-    if (!request_.Book(len_, "a request from " + peer_)) return End(kRefused, "over budget");
-    request_.Append(head_);
+    if (!request_.Book(len_, /*upfront=*/true, "a request from " + peer_) ||
+        !request_.Append(head_))
+      return End(kRefused, "over the inbound budget");
     head_ = Bytes();
     Arm(core_->options.request_timeout_ns, kTimeout);
     ReadMore();
@@ -171,8 +189,10 @@ class ServerExchange : public AsioConnection, public std::enable_shared_from_thi
 
   void ReadMore() {
     if (request_.complete()) return OnRequest();
-    socket_.async_read_some(request_.Next(core_->options.read_chunk_bytes),
-                            [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+    std::optional<asio::mutable_buffer> room = request_.Next(core_->options.read_chunk_bytes);
+    if (!room) return End(kRefused, "over the inbound budget");
+    socket_.async_read_some(*room, [self = shared_from_this()](const asio::error_code& ec,
+                                                               size_t n) {
       if (self->ended_) return;
       self->request_.Commit(ec ? 0 : n);
       if (ec) return self->End(kError, "reading the request: " + ec.message());
@@ -350,7 +370,7 @@ class ClientExchange : public AsioConnection, public std::enable_shared_from_thi
                     "a response from " + to_text_ + ": " + len.status().message());
       return End(len.status().WithContext("exchange with " + to_text_ + ": response"));
     }
-    if (!response_.Book(*len, "a response from " + to_text_))
+    if (!response_.Book(*len, /*upfront=*/true, "a response from " + to_text_))
       return End(Status(Status::Code::kResourceExhausted,
                         "exchange with " + to_text_ + ": response of " + std::to_string(*len) +
                             " bytes refused: the inbound frame budget is in use"));
@@ -359,7 +379,8 @@ class ClientExchange : public AsioConnection, public std::enable_shared_from_thi
 
   void ReadMore() {
     if (response_.complete()) return End(response_.Take());
-    socket_.async_read_some(response_.Next(core_->options.read_chunk_bytes),
+    // Booked up front: Next() cannot fail.
+    socket_.async_read_some(*response_.Next(core_->options.read_chunk_bytes),
                             [self = shared_from_this()](const asio::error_code& ec, size_t n) {
       if (self->ended_) return;
       self->response_.Commit(ec ? 0 : n);

@@ -67,17 +67,17 @@ void AsioTransport::Core::LeavePreauth(uint64_t id) {
   preauth.erase(it);
 }
 
-bool AsioTransport::Core::Reserve(size_t len, const std::string& what) {
+bool AsioTransport::Core::Reserve(size_t bytes, size_t frame_len, const std::string& what) {
   const uint64_t in_use = stats.inbound_reserved_bytes;
-  if (in_use + len > options.inbound_budget_bytes) {
+  if (in_use + bytes > options.inbound_budget_bytes) {
     stats.budget_refused++;
-    Refuse("budget_exhausted", what + ": a frame of " + std::to_string(len) + " bytes, with " +
+    Refuse("budget_exhausted", what + ": a frame of " + std::to_string(frame_len) + " bytes, with " +
                                    std::to_string(in_use) + " of the " +
                                    std::to_string(options.inbound_budget_bytes) +
                                    "-byte inbound budget in use");
     return false;
   }
-  stats.inbound_reserved_bytes += len;
+  stats.inbound_reserved_bytes += bytes;
   return true;
 }
 

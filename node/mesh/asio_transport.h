@@ -47,7 +47,9 @@ struct AsioTransportOptions {
   size_t max_preauth_connections = 64;
   size_t max_preauth_per_source = 8;
   // All frames being read at once, requests and responses together, may
-  // announce at most this many bytes; a frame that would exceed it is refused.
+  // hold at most this many bytes; a frame that would exceed it is refused.
+  // A frame from a peer that proved the key (and a response) is booked in
+  // full when its length arrives, an unproven one as its bytes arrive.
   size_t inbound_budget_bytes = 32 * 1024 * 1024;
   // Frames are read (and their buffers grown) at most this much at a time.
   size_t read_chunk_bytes = 64 * 1024;
@@ -83,9 +85,9 @@ struct AsioTransportStats {
   uint64_t preauth_timeouts = 0;      // no header and head within preauth_timeout_ns
   uint64_t admission_failed = 0;      // the admission check refused the head (or it was short)
   uint64_t budget_refused = 0;        // frames over what is left of inbound_budget_bytes
-  // Frame buffers, requests and responses: what is announced by frames being
-  // read (never above inbound_budget_bytes), what is allocated now, and the
-  // most ever allocated at once.
+  // Frame buffers, requests and responses: what frames being read hold of
+  // the budget (never above inbound_budget_bytes), what is allocated now,
+  // and the most ever allocated at once.
   uint64_t inbound_reserved_bytes = 0;
   uint64_t inbound_buffered_bytes = 0;
   uint64_t inbound_buffered_peak = 0;

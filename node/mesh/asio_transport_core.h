@@ -52,9 +52,9 @@ struct AsioTransport::Core : std::enable_shared_from_this<AsioTransport::Core> {
   bool MayConnect(const IpAddr& ip, const Address& peer);
   void EnterPreauth(uint64_t id, const IpAddr& ip, std::weak_ptr<AsioConnection> conn);
   void LeavePreauth(uint64_t id);  // idempotent
-  // Books a frame of `len` bytes against the budget; false (counted, logged)
-  // if it does not fit.
-  bool Reserve(size_t len, const std::string& what);
+  // Books `bytes` of a frame of `frame_len` against the budget; false
+  // (counted, logged) if they do not fit.
+  bool Reserve(size_t bytes, size_t frame_len, const std::string& what);
   void Release(size_t len) { stats.inbound_reserved_bytes -= len; }
   void Buffered(size_t grew);
   void Unbuffered(size_t freed) { stats.inbound_buffered_bytes -= freed; }
