@@ -1,4 +1,6 @@
 // meshd's entry point: parse flags, start, serve, exit with a meaningful code.
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "node/common/log.h"
@@ -7,6 +9,11 @@
 
 int main(int argc, char** argv) {
   using namespace flowmesh;
+  // A fixed mmap threshold: glibc otherwise raises it to the size of every
+  // large block freed (up to 32 MiB), after which multi-MiB mesh frames come
+  // from the heap and their memory is kept after they are freed. Fixed, each
+  // block of 128 KiB or more is its own mapping and goes back at free().
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   int exit_code = 0;
   std::optional<DaemonConfig> config = ParseDaemonArgs(argc, argv, &exit_code);
   if (!config) return exit_code;

@@ -45,6 +45,9 @@ class AdvertiseAs final : public mesh::Transport {
     inner_.Exchange(to, std::move(request), timeout_ns, std::move(done));
   }
   size_t MaxPacketBytes() const override { return inner_.MaxPacketBytes(); }
+  void SetAdmission(size_t head_bytes, Admission admit) override {
+    inner_.SetAdmission(head_bytes, std::move(admit));
+  }
 
  private:
   mesh::Transport& inner_;
@@ -114,7 +117,8 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
   }
 
   svc->runtime_ = std::make_unique<mesh::AsioRuntime>(svc->io_);
-  FM_ASSIGN_OR_RETURN(svc->udp_tcp_, mesh::AsioTransport::Bind(svc->io_, svc->options_.bind));
+  FM_ASSIGN_OR_RETURN(svc->udp_tcp_, mesh::AsioTransport::Bind(svc->io_, svc->options_.bind,
+                                                               svc->options_.transport));
   svc->advertise_as_ = std::make_unique<AdvertiseAs>(*svc->udp_tcp_, svc->advertised_);
   if (svc->options_.insecure && svc->options_.key_file.empty()) {
     svc->sealed_ = std::make_unique<mesh::SealedTransport>(*svc->advertise_as_);
@@ -377,11 +381,24 @@ void MeshService::PublishLoop() {
         node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints));
       });
     }
+    // Members come first for the mesh port's unauthenticated slots; a second
+    // late is fine, they need those slots only under attack.
+    asio::post(io_, [this] { udp_tcp_->SetKnownPeers(MemberAddresses()); });
     // Often enough that a node killed soon after joining still rejoins.
     if (tick < kSavePeersEvery ? tick % 2 == 1 : tick % kSavePeersEvery == 0) SavePeers();
     lock.lock();
     cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
   }
+}
+
+std::vector<IpAddr> MeshService::MemberAddresses() const {
+  std::vector<IpAddr> out;
+  // Dead members too: one coming back must get in to rejoin. Not this node:
+  // its address may be a stranger's too (a shared or NATed one).
+  for (const mesh::MemberView& m : node_->Members())
+    if (m.state != mesh::MemberState::kLeft && m.name != options_.node_name)
+      if (Result<Endpoint> ep = Endpoint::Parse(m.address); ep.ok()) out.push_back(ep->addr);
+  return out;
 }
 
 void MeshService::SavePeers() {
@@ -452,11 +469,16 @@ MeshStatus MeshService::Summary() {
         m.bytes_in = st.bytes_in;
         m.bytes_out = st.bytes_out;
         m.malformed = st.malformed + seal.open_failed + seal.malformed + seal.replayed +
-                      seal.too_old + seal.too_new;
+                      seal.before_floor + seal.too_old + seal.too_new;
         m.queries_in = st.queries_in;
         return m;
       },
       MeshStatus{true, advertised_});
+}
+
+std::vector<mesh::Refusal> MeshService::Refusals() {
+  return Ask<std::vector<mesh::Refusal>>(
+      [this] { return mesh::Refusals(udp_tcp_->stats(), sealed_->stats()); }, {});
 }
 
 mesh::MeshStats MeshService::Stats() {

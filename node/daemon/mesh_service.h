@@ -24,6 +24,7 @@
 #include "node/mesh/asio_transport.h"
 #include "node/mesh/keyring.h"
 #include "node/mesh/mesh_node.h"
+#include "node/mesh/refusals.h"
 #include "node/mesh/sealed_transport.h"
 #include "node/metrics/histogram.h"
 #include "node/store/store.h"
@@ -45,6 +46,8 @@ struct MeshServiceOptions {
   // Where the time from a look query's arrival to its answer is recorded
   // (queueing for the query pool included); may be null.
   metrics::Histogram* query_latency = nullptr;
+  // Limits of the mesh port (slots, deadlines, the inbound byte budget).
+  mesh::AsioTransportOptions transport;
 };
 
 // This node's table as the mesh spreads it.
@@ -81,6 +84,9 @@ class MeshService {
   mesh::MeshStats Stats();
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
+  // Every drop and refusal of the mesh port, by reason (refusals.h), for
+  // status and metrics.
+  std::vector<mesh::Refusal> Refusals();
   const std::string& advertised() const { return advertised_; }
   uint64_t key_ops_misaddressed() const {
     return key_ops_misaddressed_.load(std::memory_order_relaxed);
@@ -95,6 +101,8 @@ class MeshService {
   // store's disk, then hands results to the mesh thread.
   void PublishLoop();
   void SavePeers();
+  // On the mesh thread: the source addresses of members, for the transport.
+  std::vector<IpAddr> MemberAddresses() const;
   void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
   // On the mesh thread: changes the keyring (sealing reads it there), then
   // saves the key file on a worker; `done` gets the ring after the change.

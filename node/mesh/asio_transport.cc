@@ -100,8 +100,14 @@ void AsioTransport::Core::OnReceive(const asio::error_code& ec, size_t n) {
     // The buffer is one byte larger than the limit, so n > limit means the
     // datagram was at least that large (and truncated by the kernel).
     stats.packets_oversized++;
+    Refuse("packet_oversized", "a datagram from " +
+                                   ToAddress(recv_from.address(), recv_from.port()) +
+                                   ": over the limit of " +
+                                   std::to_string(options.max_packet_bytes) + " bytes");
   } else if (n == 0) {
     stats.packets_malformed++;
+    Refuse("packet_empty",
+           "an empty datagram from " + ToAddress(recv_from.address(), recv_from.port()));
   } else {
     stats.packets_in++;
     stats.bytes_in += n;
@@ -133,12 +139,21 @@ void AsioTransport::Core::OnAccept(const asio::error_code& ec, tcp::socket socke
     });
     return;
   }
-  if (inbound >= options.max_inbound_connections) {
-    stats.connections_rejected++;
+  asio::error_code remote_ec;
+  tcp::endpoint remote = socket.remote_endpoint(remote_ec);
+  if (remote_ec) {
+    stats.inbound_errors++;
+    FM_LOG(Debug, "mesh") << "connection gone before it was read: " << remote_ec.message();
+  } else {
+    Address peer = ToAddress(remote.address(), remote.port());
+    IpAddr ip = Endpoint::Parse(peer)->addr;  // ToAddress spells what Parse reads
+    if (MayConnect(ip, peer)) {
+      StartServerExchange(shared_from_this(), std::move(socket), ip, std::move(peer));
+    }
+  }
+  if (socket.is_open()) {
     asio::error_code ignored;
     socket.close(ignored);
-  } else {
-    StartServerExchange(shared_from_this(), std::move(socket));
   }
   Accept();
 }
@@ -148,6 +163,7 @@ void AsioTransport::Core::Close() {
   closed = true;
   on_packet = nullptr;
   on_exchange = nullptr;
+  admit = nullptr;
   asio::error_code ignored;
   udp.close(ignored);
   acceptor.close(ignored);
@@ -214,6 +230,27 @@ size_t AsioTransport::inbound_connections() const { return core_->inbound; }
 size_t AsioTransport::outbound_exchanges() const { return core_->outbound; }
 const Address& AsioTransport::LocalAddress() const { return core_->local; }
 size_t AsioTransport::MaxPacketBytes() const { return core_->options.max_packet_bytes; }
+
+size_t AsioTransport::preauth_connections() const { return core_->preauth.size(); }
+
+void AsioTransport::SetAdmission(size_t head_bytes, Admission admit) {
+  if (admit && (head_bytes == 0 || head_bytes > kMaxAdmissionHeadBytes)) {
+    // A programming error, not a peer's: refuse everything rather than read
+    // an unchecked head of any size.
+    FM_LOG(Error, "mesh") << "admission head of " << head_bytes << " bytes is outside 1.."
+                          << kMaxAdmissionHeadBytes << "; refusing every exchange";
+    head_bytes = kMaxAdmissionHeadBytes;
+    admit = [](const Address&, std::span<const uint8_t>, size_t) {
+      return Internal("no valid admission check");
+    };
+  }
+  core_->head_bytes = admit ? head_bytes : 0;
+  core_->admit = std::move(admit);
+}
+
+void AsioTransport::SetKnownPeers(std::vector<IpAddr> members) {
+  core_->members = std::unordered_set<IpAddr, IpAddrHash>(members.begin(), members.end());
+}
 
 void AsioTransport::SetHandlers(PacketHandler on_packet, ExchangeHandler on_exchange) {
   core_->on_packet = std::move(on_packet);

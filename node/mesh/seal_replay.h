@@ -28,7 +28,10 @@ struct ReplayOptions {
   size_t max_remembered = 1 << 16;
 };
 
-enum class Freshness { kFresh, kReplayed, kTooOld, kTooNew };
+// kTooOld and kTooNew are outside the window (clock skew, or a very old
+// recording); kBeforeFloor is inside it but at or below the floor: sent
+// before this process started, or forgotten (so possibly a replay).
+enum class Freshness { kFresh, kReplayed, kTooOld, kTooNew, kBeforeFloor };
 const char* FreshnessName(Freshness f);
 
 class ReplayGuard {
@@ -43,6 +46,11 @@ class ReplayGuard {
   }
   // Decides about one authenticated message and, if fresh, remembers it.
   Freshness Check(int64_t sent_ns, uint64_t id, int64_t now_ns);
+  // What Check would say from the time alone, remembering nothing: for
+  // admitting a request's head before its body is read.
+  Freshness Peek(int64_t sent_ns, int64_t now_ns) const;
+  // Whether `id` was accepted and is still remembered.
+  bool Seen(uint64_t id) const { return ids_.contains(id); }
 
   size_t remembered() const { return ids_.size(); }
   const ReplayOptions& options() const { return options_; }

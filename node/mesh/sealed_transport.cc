@@ -13,7 +13,7 @@
 namespace flowmesh::mesh {
 namespace {
 
-enum Kind : uint8_t { kPacket = 1, kRequest = 2, kResponse = 3 };
+enum Kind : uint8_t { kPacket = 1, kRequest = 2, kResponse = 3, kRequestHead = 4 };
 
 // Dropped traffic is logged at most this often, with a count: a node with the
 // wrong key sends several packets a second and must not flood the log.
@@ -70,7 +70,9 @@ struct SealedTransport::Core {
     drops_unlogged = 0;
   }
 
-  Result<Bytes> Wrap(uint8_t kind, uint64_t id, uint32_t seq, std::span<const uint8_t> payload) {
+  // `count`: a request's head is part of the request, not a message of its own.
+  Result<Bytes> Wrap(uint8_t kind, uint64_t id, uint32_t seq, std::span<const uint8_t> payload,
+                     bool count = true) {
     Bytes plain(kSealHeaderBytes + payload.size());
     plain[0] = kind;
     PutLe(&plain[1], static_cast<uint64_t>(Wall()), 8);
@@ -80,7 +82,7 @@ struct SealedTransport::Core {
       std::memcpy(plain.data() + kSealHeaderBytes, payload.data(), payload.size());
     Result<Bytes> sealed = sealer->Seal(plain);
     if (sealed.ok()) {
-      stats.sealed++;
+      stats.sealed += count;
     } else {
       stats.seal_failed++;
       FM_LOG(Error, "mesh") << sealed.status().message();
@@ -88,60 +90,114 @@ struct SealedTransport::Core {
     return sealed;
   }
 
-  // Opens one message of `kind` and, for those that start a stream, checks
-  // its freshness. Counts and logs every refusal.
-  Result<Opened> Unwrap(const Address& from, std::span<const uint8_t> sealed, uint8_t kind,
-                        const char* what) {
+  // Opens one message of `kind`. Counts every refusal; the caller logs it.
+  Result<Opened> Open(std::span<const uint8_t> sealed, uint8_t kind) {
     Result<Bytes> plain = sealer->Open(sealed);
     if (!plain.ok()) {
       stats.open_failed++;
-      LogDrop(from, what, plain.status().message());
       return plain.status();
     }
     Opened m;
     m.plain = std::move(*plain);
     if (m.plain.size() < kSealHeaderBytes || m.plain[0] != kind) {
       stats.malformed++;
-      std::string why = m.plain.size() < kSealHeaderBytes
-                            ? "sealed header is truncated"
-                            : "kind " + std::to_string(m.plain[0]) + " where " +
-                                  std::to_string(kind) + " was expected";
-      LogDrop(from, what, why);
-      return InvalidArgument(why);
+      return InvalidArgument(m.plain.size() < kSealHeaderBytes
+                                 ? "sealed header is truncated"
+                                 : "kind " + std::to_string(m.plain[0]) + " where " +
+                                       std::to_string(kind) + " was expected");
     }
     m.kind = m.plain[0];
     m.sent_ns = static_cast<int64_t>(GetLe(&m.plain[1], 8));
     m.id = GetLe(&m.plain[9], 8);
     m.seq = static_cast<uint32_t>(GetLe(&m.plain[17], 4));
-    if (kind == kResponse) return m;
-    Freshness f = m.seq != 0 ? Freshness::kReplayed : replay.Check(m.sent_ns, m.id, Wall());
-    if (f == Freshness::kFresh) return m;
-    uint64_t& counter = f == Freshness::kReplayed ? stats.replayed
-                        : f == Freshness::kTooOld ? stats.too_old
-                                                  : stats.too_new;
+    return m;
+  }
+
+  // Counts a refusal by freshness and says why; NTP is named only where the
+  // clocks are what differ.
+  Status Stale(Freshness f, int64_t sent_ns) {
+    uint64_t& counter = f == Freshness::kReplayed      ? stats.replayed
+                        : f == Freshness::kBeforeFloor ? stats.before_floor
+                        : f == Freshness::kTooOld      ? stats.too_old
+                                                       : stats.too_new;
     counter++;
     std::string why = FreshnessName(f);
-    if (f != Freshness::kReplayed)
-      why += ": sender clock is " + std::to_string((m.sent_ns - Wall()) / 1'000'000) +
+    if (f == Freshness::kTooOld || f == Freshness::kTooNew)
+      why += ": sender clock is " + std::to_string((sent_ns - Wall()) / 1'000'000) +
              " ms from ours (window ±" + std::to_string(replay.options().window_ns / 1'000'000) +
              " ms); check NTP on both nodes";
-    LogDrop(from, what, why);
     return Unavailable(why);
   }
 
+  // Checks an opened message that starts a stream against the replay guard.
+  Status CheckFresh(const Opened& m) {
+    Freshness f = m.seq != 0 ? Freshness::kReplayed : replay.Check(m.sent_ns, m.id, Wall());
+    return f == Freshness::kFresh ? Status::Ok() : Stale(f, m.sent_ns);
+  }
+
+  // A request's head, as Admit and OnExchange both check it: it opens, has
+  // the right shape, and announces the body this frame of `frame_len` has.
+  Result<Opened> OpenHead(std::span<const uint8_t> frame, size_t frame_len) {
+    if (frame.size() < kRequestHeadBytes || frame_len < kRequestHeadBytes) {
+      stats.malformed++;
+      return InvalidArgument("request of " + std::to_string(frame_len) +
+                             " bytes is shorter than its sealed head");
+    }
+    FM_ASSIGN_OR_RETURN(Opened head, Open(frame.first(kRequestHeadBytes), kRequestHead));
+    if (head.plain.size() != kSealHeaderBytes + 4 || head.seq != 0) {
+      stats.malformed++;
+      return InvalidArgument("request head of the wrong shape");
+    }
+    uint64_t body_len = GetLe(&head.plain[kSealHeaderBytes], 4);
+    if (body_len != frame_len - kRequestHeadBytes) {
+      stats.malformed++;
+      return InvalidArgument("request head announces " + std::to_string(body_len) +
+                             " bytes of body where the frame has " +
+                             std::to_string(frame_len - kRequestHeadBytes));
+    }
+    return head;
+  }
+
+  // The inner transport's admission check, before the body is read: the
+  // head opens (key, label), announces this frame's length, its clock is in
+  // the window and above the floor, and its id was not accepted already (a
+  // recorded request replayed later is refused before its body is read). It
+  // changes no state, so a stranger's heads cost nothing but the AES; the
+  // body, and the id against the guard for good, are checked in OnExchange.
+  Status Admit(std::span<const uint8_t> head_bytes, size_t frame_len) {
+    FM_ASSIGN_OR_RETURN(Opened head, OpenHead(head_bytes, frame_len));
+    Freshness f = replay.Peek(head.sent_ns, Wall());
+    if (f == Freshness::kFresh && replay.Seen(head.id)) f = Freshness::kReplayed;
+    return f == Freshness::kFresh ? Status::Ok() : Stale(f, head.sent_ns);
+  }
+
   void OnPacket(const Address& from, std::span<const uint8_t> sealed) {
-    Result<Opened> m = Unwrap(from, sealed, kPacket, "packet");
-    if (!m.ok()) return;
+    Result<Opened> m = Open(sealed, kPacket);
+    Status fresh = m.ok() ? CheckFresh(*m) : m.status();
+    if (!fresh.ok()) return LogDrop(from, "packet", fresh.message());
     stats.opened++;
     if (on_packet) on_packet(from, m->payload());
   }
 
-  // `self` is this Core: a late answer seals with the keyring of that
-  // moment and is dropped if the transport is gone.
+  // The full check of a request, [sealed head][sealed body]: both open, the
+  // head announces the body's length and names the body's id, and that id
+  // is fresh. `self` is this Core: a late answer seals with the keyring of
+  // that moment and is dropped if the transport is gone.
   void OnExchange(const std::shared_ptr<Core>& self, const Address& from,
-                  std::span<const uint8_t> sealed, ExchangeReply reply) {
-    Result<Opened> m = Unwrap(from, sealed, kRequest, "exchange request");
-    if (!m.ok()) return reply(m.status());
+                  std::span<const uint8_t> frame, ExchangeReply reply) {
+    Result<Opened> head = OpenHead(frame, frame.size());
+    Result<Opened> m =
+        head.ok() ? Open(frame.subspan(kRequestHeadBytes), kRequest) : head.status();
+    Status ok = m.ok() ? Status::Ok() : m.status();
+    if (ok.ok() && (m->id != head->id || m->seq != 0)) {
+      stats.replayed++;
+      ok = Unavailable("the request's head and body belong to different requests (spliced)");
+    }
+    if (ok.ok()) ok = CheckFresh(*m);
+    if (!ok.ok()) {
+      LogDrop(from, "exchange request", ok.message());
+      return reply(ok);
+    }
     stats.opened++;
     if (!on_exchange) return reply(Unavailable("no exchange handler"));
     std::weak_ptr<Core> weak = self;
@@ -155,8 +211,11 @@ struct SealedTransport::Core {
   }
 
   Result<Bytes> OnResponse(const Address& from, uint64_t id, std::span<const uint8_t> sealed) {
-    Result<Opened> opened = Unwrap(from, sealed, kResponse, "exchange response");
-    if (!opened.ok()) return opened.status().WithContext("exchange with " + from + ": response");
+    Result<Opened> opened = Open(sealed, kResponse);
+    if (!opened.ok()) {
+      LogDrop(from, "exchange response", opened.status().message());
+      return opened.status().WithContext("exchange with " + from + ": response");
+    }
     Opened& m = *opened;
     if (m.id != id || m.seq != 1) {
       stats.replayed++;
@@ -186,7 +245,10 @@ SealedTransport::SealedTransport(Transport& inner, const Keyring& keyring, SealO
   core_->replay.RaiseFloor(core_->Wall() - 1);
 }
 
-SealedTransport::~SealedTransport() { core_->inner->SetHandlers(nullptr, nullptr); }
+SealedTransport::~SealedTransport() {
+  core_->inner->SetHandlers(nullptr, nullptr);
+  core_->inner->SetAdmission(0, nullptr);
+}
 
 bool SealedTransport::insecure() const { return core_->sealer == nullptr; }
 const SealStats& SealedTransport::stats() const { return core_->stats; }
@@ -207,6 +269,13 @@ void SealedTransport::SetHandlers(PacketHandler on_packet, ExchangeHandler on_ex
   core_->on_packet = std::move(on_packet);
   core_->on_exchange = std::move(on_exchange);
   std::weak_ptr<Core> weak = core_;
+  core_->inner->SetAdmission(
+      kRequestHeadBytes,
+      [weak](const Address&, std::span<const uint8_t> head, size_t frame_len) -> Status {
+        auto core = weak.lock();
+        if (!core) return Unavailable("mesh transport closed");
+        return core->Admit(head, frame_len);
+      });
   core_->inner->SetHandlers(
       [weak](const Address& from, std::span<const uint8_t> packet) {
         if (auto core = weak.lock()) core->OnPacket(from, packet);
@@ -238,8 +307,13 @@ void SealedTransport::Exchange(const Address& to, Bytes request, int64_t timeout
     core_->stats.seal_failed++;
     return done(Internal("cannot seal an exchange request: RAND_bytes failed"));
   }
-  Result<Bytes> sealed = core_->Wrap(kRequest, id, 0, request);
+  Result<Bytes> body = core_->Wrap(kRequest, id, 0, request);
+  if (!body.ok()) return done(body.status());
+  uint8_t body_len[4];
+  PutLe(body_len, body->size(), 4);
+  Result<Bytes> sealed = core_->Wrap(kRequestHead, id, 0, body_len, /*count=*/false);
   if (!sealed.ok()) return done(sealed.status());
+  sealed->insert(sealed->end(), body->begin(), body->end());
   std::weak_ptr<Core> weak = core_;
   core_->inner->Exchange(
       to, std::move(*sealed), timeout_ns,

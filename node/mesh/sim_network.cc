@@ -44,6 +44,7 @@ class SimNetwork::HostTransport : public Transport {
   void Exchange(const Address& to, Bytes request, int64_t timeout_ns, ExchangeDone done) override {
     net_.StartExchange(host_, to, std::move(request), timeout_ns, std::move(done));
   }
+  void SetAdmission(size_t head_bytes, Admission admit) override;
 
  private:
   SimNetwork& net_;
@@ -65,6 +66,8 @@ class SimNetwork::Host {
   Counters counters_;
   Transport::PacketHandler on_packet_;
   Transport::ExchangeHandler on_exchange_;
+  size_t head_bytes_ = 0;
+  Transport::Admission admit_;
   HostRuntime runtime_;
   HostTransport transport_;
 };
@@ -74,6 +77,11 @@ const Address& SimNetwork::HostTransport::LocalAddress() const { return host_.ad
 void SimNetwork::HostTransport::SetHandlers(PacketHandler on_packet, ExchangeHandler on_exchange) {
   host_.on_packet_ = std::move(on_packet);
   host_.on_exchange_ = std::move(on_exchange);
+}
+
+void SimNetwork::HostTransport::SetAdmission(size_t head_bytes, Admission admit) {
+  host_.head_bytes_ = admit ? head_bytes : 0;
+  host_.admit_ = std::move(admit);
 }
 
 // One exchange in flight: whichever of answer, error and timeout comes first
@@ -185,6 +193,7 @@ void SimNetwork::Kill(const Address& address) {
   h.epoch_++;
   h.on_packet_ = nullptr;
   h.on_exchange_ = nullptr;
+  h.admit_ = nullptr;
 }
 
 void SimNetwork::Revive(const Address& address) { Get(address).up_ = true; }
@@ -282,6 +291,20 @@ void SimNetwork::StartExchange(Host& from, const Address& to, Bytes request, int
       return;
     }
     dest->counters_.bytes_in += request.size();
+    // As the Asio transport does between the head and the body.
+    if (dest->admit_) {
+      Status admitted =
+          request.size() < dest->head_bytes_
+              ? InvalidArgument("request shorter than its head")
+              : dest->admit_(src, std::span<const uint8_t>(request).first(dest->head_bytes_),
+                             request.size());
+      if (!admitted.ok()) {
+        Schedule(now_ns_ + Delay() + asker_lag, [finish, admitted] {
+          finish(Unavailable("exchange refused: " + admitted.message()));
+        });
+        return;
+      }
+    }
     uint32_t dest_epoch = dest->epoch_;
     dest->on_exchange_(src, request, [this, st, dest, dest_epoch, finish](Result<Bytes> response) {
       // An answer from a process that died meanwhile never leaves.

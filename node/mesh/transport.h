@@ -47,6 +47,12 @@ class Transport {
   using ExchangeHandler = std::function<void(const Address& from, std::span<const uint8_t> request,
                                              ExchangeReply reply)>;
   using ExchangeDone = std::function<void(Result<Bytes> response)>;
+  // Decides, from the first bytes of an exchange request, whether the rest
+  // may be read at all: `head` is the request's first head_bytes, and
+  // `frame_len` the length its frame announces (head included). An error
+  // closes the exchange before any buffer for the rest is allocated.
+  using Admission = std::function<Status(const Address& from, std::span<const uint8_t> head,
+                                         size_t frame_len)>;
 
   virtual ~Transport() = default;
   virtual const Address& LocalAddress() const = 0;
@@ -59,6 +65,14 @@ class Transport {
   virtual void Exchange(const Address& to, Bytes request, int64_t timeout_ns,
                         ExchangeDone done) = 0;
   virtual size_t MaxPacketBytes() const { return 1400; }
+  // Installs (null removes) the admission check of exchange requests, so an
+  // unauthenticated peer cannot make this node buffer a large request. A
+  // request shorter than head_bytes is refused while a check is installed.
+  // Transports that buffer nothing per peer may ignore it.
+  virtual void SetAdmission(size_t head_bytes, Admission admit) {
+    (void)head_bytes;
+    (void)admit;
+  }
 };
 
 // An ExchangeHandler for protocols that answer at once.

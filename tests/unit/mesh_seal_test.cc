@@ -122,16 +122,16 @@ TEST(MeshReplay, ForgettingNeverReopensAReplay) {
   EXPECT_EQ(guard.Check(5010, 10, 5000), Freshness::kFresh);
   EXPECT_EQ(guard.remembered(), 3u);
   // ...and is still refused, now by the floor.
-  EXPECT_EQ(guard.Check(5001, 1, 5000), Freshness::kTooOld);
+  EXPECT_EQ(guard.Check(5001, 1, 5000), Freshness::kBeforeFloor);
   // A new message older than everything remembered cannot be proven fresh.
-  EXPECT_EQ(guard.Check(5002, 99, 5000), Freshness::kTooOld);
+  EXPECT_EQ(guard.Check(5002, 99, 5000), Freshness::kBeforeFloor);
   EXPECT_EQ(guard.Check(5003, 3, 5000), Freshness::kReplayed);
 
   // Time moves on: everything is forgotten, the set empties.
   EXPECT_EQ(guard.Check(9000, 50, 9000), Freshness::kFresh);
   EXPECT_EQ(guard.remembered(), 1u);
   // The clock steps back: the forgotten messages are still refused.
-  EXPECT_EQ(guard.Check(5010, 10, 5000), Freshness::kTooOld);
+  EXPECT_EQ(guard.Check(5010, 10, 5000), Freshness::kBeforeFloor);
 }
 
 // A pair (or more) of in-memory transports; nothing is delivered until
@@ -162,8 +162,14 @@ class MemNet {
       });
     }
     size_t MaxPacketBytes() const override { return 1400; }
+    void SetAdmission(size_t bytes, Admission check) override {
+      head_bytes = bytes;
+      admit = std::move(check);
+    }
     PacketHandler on_packet;
     ExchangeHandler on_exchange;
+    size_t head_bytes = 0;
+    Admission admit;
 
    private:
     MemNet* net_;
@@ -318,7 +324,15 @@ TEST(MeshSealedTransport, ARestartedNodeRefusesWhatWasSentBeforeItStarted) {
   net.Inject("a:1", "b:1", net.wire.at(0));
   net.Pump();
   EXPECT_EQ(b.packets.size(), 1u);
-  EXPECT_EQ(b.sealed->stats().too_old, 1u);
+  // Not blamed on the clocks: they agree to a second.
+  EXPECT_EQ(b.sealed->stats().before_floor, 1u);
+  EXPECT_EQ(b.sealed->stats().too_old, 0u);
+  a.clock_ns = b.clock_ns - 1'000'000'000;
+  a.Ask(b, net, "sent before b started");
+  Result<Bytes> refused = net.CallExchange("a:1", "b:1", net.wire.back());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("replayed or sent before this node started"));
+  EXPECT_THAT(refused.status().message(), ::testing::Not(HasSubstr("NTP")));
   a.clock_ns = b.clock_ns;
   a.sealed->SendPacket("b:1", B("after"));
   net.Pump();
@@ -383,6 +397,67 @@ TEST(MeshSealedTransport, KeysRotateWithoutAnyNodeLosingTheOther) {
   EXPECT_EQ(a.sealed->stats().open_failed, 1u);
 }
 
+TEST(MeshSealedTransport, TheAdmissionCheckOpensTheHeadAndKeepsNoState) {
+  MemNet net;
+  Peer a(net, "a:1", Ring({K(1)}), "prod");
+  Peer b(net, "b:1", Ring({K(1)}), "prod");
+  Peer stranger(net, "s:1", Ring({K(9)}), "prod");
+  ASSERT_EQ(b.inner->head_bytes, kRequestHeadBytes);
+  ASSERT_TRUE(b.inner->admit);
+  auto admit = [&](const Bytes& frame, size_t len) {
+    return b.inner->admit("a:1", std::span<const uint8_t>(frame).first(kRequestHeadBytes), len);
+  };
+  a.sealed->Exchange("b:1", B("first"), 1'000'000'000, [](Result<Bytes>) {});
+  Bytes first = net.wire.back();
+  // Stateless: the same head passes as often as asked...
+  EXPECT_TRUE(admit(first, first.size()).ok());
+  EXPECT_TRUE(admit(first, first.size()).ok());
+  // ...until the request has been accepted: a replay of it is refused
+  // before its body is read.
+  net.Pump();
+  ASSERT_EQ(b.requests.size(), 1u);
+  EXPECT_THAT(admit(first, first.size()).message(), HasSubstr("replayed"));
+  EXPECT_EQ(b.sealed->stats().replayed, 1u);
+  // A frame longer (or shorter) than the head says.
+  EXPECT_FALSE(admit(first, first.size() + (3 << 20)).ok());
+  EXPECT_FALSE(admit(first, first.size() - 1).ok());
+  EXPECT_EQ(b.sealed->stats().malformed, 2u);
+  // Another key.
+  stranger.Ask(b, net, "hi");
+  EXPECT_FALSE(admit(net.wire.back(), net.wire.back().size()).ok());
+  // A clock outside the window.
+  a.clock_ns = b.clock_ns - 31'000'000'000;
+  a.sealed->Exchange("b:1", B("late"), 1'000'000'000, [](Result<Bytes>) {});
+  Status late = admit(net.wire.back(), net.wire.back().size());
+  EXPECT_THAT(late.message(), HasSubstr("check NTP"));
+  EXPECT_EQ(b.sealed->stats().too_old, 1u);
+  EXPECT_EQ(b.sealed->stats().open_failed, 2u) << "the stranger's request, then its head alone";
+  // Without the transport, nothing is admitted.
+  Transport::Admission kept = b.inner->admit;
+  b.sealed.reset();
+  EXPECT_FALSE(b.inner->admit);
+  EXPECT_FALSE(kept("a:1", std::span<const uint8_t>(first).first(kRequestHeadBytes), first.size())
+                   .ok());
+}
+
+TEST(MeshSealedTransport, AHeadCannotBeSplicedOntoAnotherBody) {
+  MemNet net;
+  Peer a(net, "a:1", Ring({K(1)}), "prod");
+  Peer b(net, "b:1", Ring({K(1)}), "prod");
+  a.sealed->Exchange("b:1", B("one"), 1'000'000'000, [](Result<Bytes>) {});
+  a.sealed->Exchange("b:1", B("two"), 1'000'000'000, [](Result<Bytes>) {});
+  Bytes one = net.wire.at(0), two = net.wire.at(1);
+  // one's head (which announces three bytes of payload, as two's has) on two's body.
+  Bytes spliced(one.begin(), one.begin() + kRequestHeadBytes);
+  spliced.insert(spliced.end(), two.begin() + kRequestHeadBytes, two.end());
+  Result<Bytes> r = net.CallExchange("a:1", "b:1", spliced);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("different requests"));
+  EXPECT_TRUE(b.requests.empty());
+  net.Pump();  // the genuine ones still go through
+  EXPECT_EQ(b.requests, (std::vector<std::string>{"one", "two"}));
+}
+
 TEST(MeshSealedTransport, OverTheSimulatedNetwork) {
   SimNetwork net(7);
   constexpr int64_t kEpoch = 1'700'000'000'000'000'000;
@@ -421,6 +496,9 @@ TEST(MeshSealedTransport, OverTheSimulatedNetwork) {
   EXPECT_EQ(got, std::vector<std::string>{"alive"});
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].ok() + answers[1].ok(), 1);
+  // The stranger's request is refused by the admission check, as over TCP.
+  for (auto& r : answers)
+    if (!r.ok()) EXPECT_THAT(r.status().message(), HasSubstr("exchange refused"));
   ASSERT_EQ(captured.size(), 2u);
   net.Inject("10.0.0.1:7946", "10.0.0.2:7946", captured[0]);
   net.RunFor(100'000'000);
