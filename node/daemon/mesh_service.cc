@@ -385,6 +385,17 @@ void MeshService::SavePeers() {
 void MeshService::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Start failed before the mesh ran (no port, no keyring): there is nobody
+  // to leave and no thread to ask; waiting for a leave would only delay the
+  // error by seconds.
+  if (!thread_.joinable()) {
+    node_.reset();
+    sealed_.reset();
+    advertise_as_.reset();
+    udp_tcp_.reset();
+    runtime_.reset();
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
