@@ -58,6 +58,10 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
                              " bytes; the mesh carries addresses of at most " +
                              std::to_string(mesh::kMaxAddressBytes));
   }
+  struct stat proc {};
+  if (stat(cfg.proc_root.c_str(), &proc) != 0 || !S_ISDIR(proc.st_mode))
+    return InvalidArgument(at("--proc-root") + "'" + cfg.proc_root +
+                           "' is not a directory; give where procfs is mounted (/proc)");
   if (cfg.control_socket.empty())
     return InvalidArgument(at("--control-socket") + "must not be empty");
   if (cfg.control_socket.size() >= sizeof(sockaddr_un::sun_path))
@@ -313,8 +317,9 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     std::string part =
         join.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!part.empty()) {
-      if (!Endpoint::Parse(part).ok())
-        return usage(at("--join") + "'" + part + "' is not IP:PORT (e.g. 10.0.0.5:7946)");
+      if (Result<Endpoint> seed = Endpoint::Parse(part); !seed.ok() || seed->port == 0)
+        return usage(at("--join") + "'" + part +
+                     "' is not IP:PORT with a port (e.g. 10.0.0.5:7946)");
       cfg.join.push_back(part);
     }
     if (comma == std::string::npos) break;
