@@ -12,7 +12,8 @@ Membership::Membership(Runtime& runtime, Interner& interner, const MeshConfig& c
       interner_(interner),
       config_(config),
       io_(io),
-      awareness_(config.awareness_max_multiplier) {}
+      awareness_(config.awareness_max_multiplier),
+      flaps_(config.name, interner) {}
 
 Membership::~Membership() {
   if (probe_timer_ != 0) runtime_.Cancel(probe_timer_);
@@ -114,7 +115,7 @@ void Membership::HandleAlive(const AliveMsg& a) {
     if (a.incarnation < me->incarnation) return;
     if (a.incarnation == me->incarnation && a.addr == S(me->addr) && a.node_id == config_.node_id)
       return;
-    Refute(me, a.incarnation);
+    Refute(me, a.incarnation, false);
     return;
   }
   Member* m = members_.Find(name);
@@ -164,6 +165,10 @@ void Membership::HandleAlive(const AliveMsg& a) {
   }
   suspicions_.erase(name);
   io_.Broadcast(name, a);
+  // Same life, back from suspect or dead: the member had to refute. Made
+  // visible, because SWIM itself hides it (see flapping.h).
+  if (!restarted && m->state == MemberState::kSuspect) flaps_.Recovered(name, runtime_.NowNs());
+  if (!restarted && m->state == MemberState::kDead) flaps_.FalseDeath(name, runtime_.NowNs());
   m->addr = addr;
   m->node_id = node_id;
   m->incarnation = a.incarnation;
@@ -178,7 +183,9 @@ GossipMsg Membership::SuspectOf(const Member& m, uint32_t from) const {
   return SuspectMsg{S(m.name), m.generation, m.incarnation, S(from)};
 }
 
-void Membership::HandleSuspect(const SuspectMsg& s) {
+void Membership::HandleSuspect(const SuspectMsg& s) { Suspect(s, false); }
+
+void Membership::Suspect(const SuspectMsg& s, bool raised_here) {
   if (!running_) return;
   std::optional<uint32_t> name = interner_.Find(s.name);
   Member* m = name ? members_.Find(*name) : nullptr;
@@ -194,11 +201,15 @@ void Membership::HandleSuspect(const SuspectMsg& s) {
   }
   if (m->state != MemberState::kAlive) return;
   if (*name == self_) {
-    if (!leaving_) Refute(m, s.incarnation);
+    if (!leaving_) Refute(m, s.incarnation, true);
     return;
   }
   io_.Broadcast(*name, s);
   m->incarnation = s.incarnation;
+  if (raised_here)
+    flaps_.SuspicionRaised();
+  else
+    flaps_.SuspicionReceived();
   Transition(m, MemberState::kSuspect);
   StartSuspicion(m, from);
 }
@@ -239,7 +250,7 @@ void Membership::HandleDead(const DeadMsg& d) {
   suspicions_.erase(*name);
   if (!m->live()) return;
   if (*name == self_) {
-    if (!leaving_) Refute(m, d.incarnation);
+    if (!leaving_) Refute(m, d.incarnation, true);
     return;
   }
   io_.Broadcast(*name, d);
@@ -255,13 +266,15 @@ void Membership::Transition(Member* m, MemberState state) {
   io_.StateChanged(m->name, state);
 }
 
-void Membership::Refute(Member* me, uint32_t accused_incarnation) {
+void Membership::Refute(Member* me, uint32_t accused_incarnation, bool accused) {
   uint32_t inc = me->incarnation + 1;
   if (accused_incarnation >= inc) inc = accused_incarnation + 1;
   me->incarnation = inc;
   // Having to refute is a sign that we may be the slow one.
   awareness_.ApplyDelta(1);
   stats_.refutations++;
+  flaps_.IncarnationBumped();
+  if (accused) flaps_.Refuted(runtime_.NowNs(), inc);
   io_.Broadcast(self_, SelfAlive());
 }
 
@@ -327,7 +340,10 @@ void Membership::ReapOld() {
   auto gone = members_.Reap([&](const Member& m) {
     return m.name != self_ && now - m.state_change_ns > config_.dead_reap_ns;
   });
-  for (uint32_t name : gone) io_.MemberGeneration(name, 0);
+  for (uint32_t name : gone) {
+    flaps_.Forget(name);
+    io_.MemberGeneration(name, 0);
+  }
 }
 
 }  // namespace flowmesh::mesh
