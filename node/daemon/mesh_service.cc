@@ -14,6 +14,7 @@
 #include "node/common/log.h"
 #include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
+#include "node/mesh/refusals.h"
 
 namespace flowmesh {
 namespace {
@@ -450,6 +451,17 @@ MeshStatus MeshService::Summary() {
         m.malformed = st.malformed + seal.open_failed + seal.malformed + seal.replayed +
                       seal.too_old + seal.too_new;
         m.queries_in = st.queries_in;
+        m.refusals = mesh::Refusals(udp_tcp_->stats(), seal);
+        for (Refusal& r : mesh::Refusals(st)) m.refusals.push_back(std::move(r));
+        const mesh::FlapStats& f = st.membership.flaps;
+        m.suspicions_raised = f.suspicions_raised;
+        m.suspicions_received = f.suspicions_received;
+        m.refutations = f.refutations;
+        m.incarnation_bumps = f.incarnation_bumps;
+        m.false_deaths = f.false_deaths;
+        m.flaps = f.flaps;
+        for (const mesh::MemberFlapView& v : st.flapping)
+          m.flapping.push_back({v.name, v.flaps, v.false_deaths});
         return m;
       },
       MeshStatus{true, advertised_});
