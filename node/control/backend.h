@@ -55,12 +55,12 @@ struct MeshStatus {
   // Every drop and refusal by reason, zeros included, in a fixed order.
   std::vector<Refusal> refusals;
   // Flapping (node/mesh/flapping.h).
-  uint64_t suspicions_raised = 0;    // by this node's probes
-  uint64_t suspicions_received = 0;  // of others, from peers' news
-  uint64_t refutations = 0;          // of suspicions or deaths of this node
-  uint64_t incarnation_bumps = 0;    // of this node's incarnation
-  uint64_t false_deaths = 0;         // members held dead that came back in the same life
-  uint64_t flaps = 0;                // suspect -> alive returns, all members
+  uint64_t suspicions_raised = 0;        // by this node's probes
+  uint64_t suspicions_received = 0;      // of others, from peers' news
+  uint64_t refutations = 0;              // of suspicions or deaths of this node
+  uint64_t incarnation_bumps = 0;        // of this node's incarnation
+  uint64_t false_deaths = 0;             // members held dead that came back in the same life
+  uint64_t flaps = 0;                    // suspect -> alive returns, all members
   std::vector<MemberFlapping> flapping;  // most first, a bounded few
 };
 

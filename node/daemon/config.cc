@@ -49,9 +49,9 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
   // Peers learn this node as "ip:port"; an IPv6 address with a port is at most 47 bytes, so
   // this holds for anything that parsed, and stays true if the wire limit ever shrinks.
   if (Result<Endpoint> b = Endpoint::Parse(cfg.bind); b.ok()) {
-    std::string advertised =
-        cfg.advertise.empty() ? b->ToString()
-                              : Endpoint{*IpAddr::Parse(cfg.advertise), b->port}.ToString();
+    std::string advertised = cfg.advertise.empty()
+                                 ? b->ToString()
+                                 : Endpoint{*IpAddr::Parse(cfg.advertise), b->port}.ToString();
     if (advertised.size() > mesh::kMaxAddressBytes)
       return InvalidArgument(at(cfg.advertise.empty() ? "--bind" : "--advertise") + "'" +
                              advertised + "' is " + std::to_string(advertised.size()) +
@@ -65,11 +65,10 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
   if (cfg.control_socket.empty())
     return InvalidArgument(at("--control-socket") + "must not be empty");
   if (cfg.control_socket.size() >= sizeof(sockaddr_un::sun_path))
-    return InvalidArgument(at("--control-socket") + "'" + cfg.control_socket + "' is " +
-                           std::to_string(cfg.control_socket.size()) +
-                           " bytes; a Unix socket path holds at most " +
-                           std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                           "; choose a shorter path");
+    return InvalidArgument(
+        at("--control-socket") + "'" + cfg.control_socket + "' is " +
+        std::to_string(cfg.control_socket.size()) + " bytes; a Unix socket path holds at most " +
+        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "; choose a shorter path");
   // The keyring is read again when the mesh starts; reading it here refuses a missing,
   // unreadable, world-readable or malformed key file before anything has started (and
   // --print-config refuses it the same way).

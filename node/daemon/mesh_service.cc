@@ -433,6 +433,10 @@ std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
 }
 
 MeshStatus MeshService::Summary() {
+  // What status shows if the mesh thread does not answer in time.
+  MeshStatus unanswered;
+  unanswered.enabled = true;
+  unanswered.address = advertised_;
   return Ask<MeshStatus>(
       [this] {
         mesh::MeshStats st = node_->Stats();
@@ -464,7 +468,7 @@ MeshStatus MeshService::Summary() {
           m.flapping.push_back({v.name, v.flaps, v.false_deaths});
         return m;
       },
-      MeshStatus{true, advertised_});
+      unanswered);
 }
 
 mesh::MeshStats MeshService::Stats() {

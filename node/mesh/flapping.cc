@@ -51,8 +51,8 @@ void FlapTracker::Recovered(uint32_t member, int64_t now_ns) {
   uint64_t held = 0;
   if (!flap_warning_.Allow(now_ns, &held)) return;
   FM_LOG(Warn, "mesh") << "member " << interner_.Get(member) << " went suspect and back to alive "
-                       << kWarnCount << " times within " << kWarnWindowNs / 1'000'000'000
-                       << " s (" << m.counts.flaps << " since start), as seen from " << self_name_
+                       << kWarnCount << " times within " << kWarnWindowNs / 1'000'000'000 << " s ("
+                       << m.counts.flaps << " since start), as seen from " << self_name_
                        << ": probes of it fail now and then; " << kLikelyCauses
                        << Held(held, "flaps or false deaths of members");
 }

@@ -21,7 +21,8 @@ struct FlapStats {
   uint64_t suspicions_raised = 0;    // members this node's own probes suspected
   uint64_t suspicions_received = 0;  // suspicions of others this node took from peers' news
   uint64_t refutations = 0;          // suspicions or death notices of this node it refuted
-  uint64_t incarnation_bumps = 0;    // times this node raised its incarnation (refutations, conflicts)
+  uint64_t incarnation_bumps =
+      0;                      // times this node raised its incarnation (refutations, conflicts)
   uint64_t false_deaths = 0;  // members held dead that came back alive in the same life
   uint64_t flaps = 0;         // suspect -> alive returns, all members
 };

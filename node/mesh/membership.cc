@@ -98,6 +98,21 @@ void Membership::Leave(std::function<void()> done) {
   runtime_.After(anyone ? config_.leave_timeout_ns : 0, life_.Guard(finish));
 }
 
+namespace {
+
+std::string Held(uint64_t held) {
+  return held == 0 ? std::string()
+                   : " (and " + std::to_string(held) + " more conflicts since the last such line)";
+}
+
+}  // namespace
+
+bool Membership::Conflict(uint64_t* held) {
+  stats_.conflicts++;
+  // Every copy of the conflicting alive message arrives here, at gossip rate.
+  return conflict_log_.Allow(runtime_.NowNs(), held);
+}
+
 void Membership::HandleAlive(const AliveMsg& a) {
   if (!running_) return;
   uint32_t name = interner_.Intern(a.name);
@@ -106,10 +121,11 @@ void Membership::HandleAlive(const AliveMsg& a) {
     Member* me = members_.Find(self_);
     if (a.generation < me->generation) return;  // about our previous life
     if (a.generation > me->generation) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "another node claims our name " << a.name << " with generation "
-                           << a.generation << " (ours " << me->generation
-                           << "); is a second meshd running under this name?";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "another node claims our name " << a.name << " with generation "
+                             << a.generation << " (ours " << me->generation
+                             << "); is a second meshd running under this name?" << Held(held);
       return;
     }
     if (a.incarnation < me->incarnation) return;
@@ -147,18 +163,21 @@ void Membership::HandleAlive(const AliveMsg& a) {
   if (!restarted) {
     if (a.generation < m->generation) return;
     if (node_id != m->node_id) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "name conflict: " << a.name << " is node " << S(m->node_id) << " but "
-                           << a.addr << " claims it as node " << a.node_id
-                           << " at the same generation " << a.generation << "; ignored";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "name conflict: " << a.name << " is node " << S(m->node_id)
+                             << " but " << a.addr << " claims it as node " << a.node_id
+                             << " at the same generation " << a.generation << "; ignored"
+                             << Held(held);
       return;
     }
     // Same generation at another address: only a member that is gone may move.
     bool moved = addr != m->addr;
     if (moved && m->live()) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "address conflict for " << a.name << ": known at " << S(m->addr)
-                           << ", claimed at " << a.addr << "; ignored";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "address conflict for " << a.name << ": known at " << S(m->addr)
+                             << ", claimed at " << a.addr << "; ignored" << Held(held);
       return;
     }
     if (a.incarnation <= m->incarnation && !moved) return;

@@ -136,6 +136,8 @@ class Membership {
   void FinishProbe(bool success);
   void RelayTimeout(uint32_t seq);
 
+  // Counts an alive message ignored as a conflict; true if it may be logged.
+  bool Conflict(uint64_t* held);
   // HandleSuspect, telling whether this node's own probe raised it.
   void Suspect(const SuspectMsg& suspect, bool raised_here);
   void StartSuspicion(Member* m, uint32_t from);
@@ -168,6 +170,7 @@ class Membership {
   bool leaving_ = false;
   MembershipStats stats_;
   FlapTracker flaps_;
+  log::RateLimit conflict_log_{10 * kSecond};
 };
 
 }  // namespace flowmesh::mesh

@@ -57,6 +57,9 @@ std::vector<Refusal> Refusals(const MeshStats& node) {
        "mesh messages with an unknown kind or state, or versions out of order"},
       {"decode_unexpected_kind", count(WireCheck::kUnexpectedKind),
        "answers that decoded but were not the kind of answer asked for"},
+      {"member_conflict", node.membership.conflicts,
+       "alive messages ignored: another node claims this node's name, or a member's name or "
+       "address at the same generation (two meshd under one --node-name?)"},
   };
 }
 

@@ -14,7 +14,8 @@ namespace flowmesh::mesh {
 
 // What the UDP/TCP transport and the sealing layer dropped or refused.
 std::vector<Refusal> Refusals(const AsioTransportStats& transport, const SealStats& seal);
-// What opened but failed a decoder check in the MeshNode, by WireCheck.
+// What opened but failed a decoder check in the MeshNode, by WireCheck, and
+// alive messages membership ignored as conflicts.
 std::vector<Refusal> Refusals(const MeshStats& node);
 
 }  // namespace flowmesh::mesh

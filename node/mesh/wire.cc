@@ -47,8 +47,7 @@ WireCheck CheckOf(const Status& error) {
   if (m.starts_with("empty ")) return WireCheck::kEmpty;
   if (has(" bytes (max ")) return WireCheck::kFieldTooLong;
   if (m.ends_with(" is empty")) return WireCheck::kFieldEmpty;
-  if (has("unknown ") || has("out of order") || has("ends before it starts") ||
-      has("address of "))
+  if (has("unknown ") || has("out of order") || has("ends before it starts") || has("address of "))
     return WireCheck::kBadValue;
   return WireCheck::kStructure;
 }

@@ -124,8 +124,8 @@ TEST(MeshdLifecycle, ABadKeyFileExitsTwoBeforeAnythingStarts) {
   std::ofstream(key) << "this is not a key\n";
   chmod(key.c_str(), 0600);
   auto start = Clock::now();
-  CommandResult r = RunCommand({MESHD_BIN, "--cluster-key-file", key, "--data-dir",
-                                dir + "/data", "--control-socket", dir + "/meshd.sock"},
+  CommandResult r = RunCommand({MESHD_BIN, "--cluster-key-file", key, "--data-dir", dir + "/data",
+                                "--control-socket", dir + "/meshd.sock"},
                                std::chrono::seconds(10));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("meshd: --cluster-key-file: " + key + " line 1"), std::string::npos)

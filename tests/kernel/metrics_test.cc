@@ -221,8 +221,8 @@ TEST_F(MetricsEndpoint, PollingModeIsReported) {
 TEST_F(MetricsEndpoint, EmptyAndOversizedDatagramsShowInStatusAndMetrics) {
   if (IsSkipped() || HasFatalFailure()) return;
   uint16_t mesh_port = FreePort(AF_INET);
-  ASSERT_TRUE(Start({"--probe-mode", "polling", "--insecure", "--node-name", "refusing",
-                     "--bind", "127.0.0.1:" + std::to_string(mesh_port)}));
+  ASSERT_TRUE(Start({"--probe-mode", "polling", "--insecure", "--node-name", "refusing", "--bind",
+                     "127.0.0.1:" + std::to_string(mesh_port)}));
   std::string before = Scrape("before the datagrams");
   EXPECT_EQ(Value(before, "flowmesh_mesh_refusals_total{reason=\"udp_empty\"}"), 0) << before;
   EXPECT_EQ(Value(before, "flowmesh_mesh_refusals_total{reason=\"udp_oversized\"}"), 0) << before;

@@ -73,9 +73,12 @@ TEST(DaemonFlags, ValuesBeyondWhatTheMeshCarriesAreUsageErrors) {
   std::vector<Case> cases = {
       {{"--node-name", std::string(200, 'n')},
        "meshd: --node-name: is 200 bytes; the mesh carries at most 128; choose a shorter name"},
-      {{"--control-socket", "/tmp/" + std::string(120, 's')},
-       "meshd: --control-socket: '/tmp/sss"},
+      {{"--control-socket", "/tmp/" + std::string(120, 's')}, "meshd: --control-socket: '/tmp/sss"},
       {{"--control-socket", ""}, "meshd: --control-socket: must not be empty"},
+      {{"--insecure", "--join", "10.0.0.5:0"},
+       "meshd: --join: '10.0.0.5:0' is not IP:PORT with a port"},
+      {{"--proc-root", "/nonexistent/proc"},
+       "meshd: --proc-root: '/nonexistent/proc' is not a directory"},
   };
   for (const Case& c : cases) {
     int code = -1;

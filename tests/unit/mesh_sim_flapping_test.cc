@@ -86,8 +86,8 @@ TEST_F(MeshSimFlapping, AMemberDeclaredDeadThatRefutesIsAFalseDeath) {
   ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSee(3, MemberState::kDead); },
                                 c_.net().NowNs() + 60 * kSecond, 100 * kMs));
   c_.net().Heal();
-  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSeeAlive(5); },
-                                c_.net().NowNs() + 60 * kSecond, 100 * kMs));
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSeeAlive(5); }, c_.net().NowNs() + 60 * kSecond,
+                                100 * kMs));
   uint64_t false_deaths = 0;
   for (size_t i : {0, 1, 2, 4}) false_deaths += c_.node(i).Stats().membership.flaps.false_deaths;
   EXPECT_GE(false_deaths, 1u);

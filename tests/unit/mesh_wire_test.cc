@@ -207,9 +207,8 @@ TEST(MeshWire, MalformedContentIsAnError) {
   ASSERT_FALSE(long_name.ok());
   EXPECT_EQ(CheckOf(long_name.status()), WireCheck::kFieldTooLong) << long_name.status().message();
   // A name that must be set, empty.
-  Result<PacketMsg> no_name = bad([](s::Packet::Builder p) {
-    p.initPingReq().setTargetAddr("10.0.0.1:7946");
-  });
+  Result<PacketMsg> no_name =
+      bad([](s::Packet::Builder p) { p.initPingReq().setTargetAddr("10.0.0.1:7946"); });
   ASSERT_FALSE(no_name.ok());
   EXPECT_EQ(CheckOf(no_name.status()), WireCheck::kFieldEmpty) << no_name.status().message();
   // An address of 5 bytes in a table entry.
@@ -275,7 +274,8 @@ TEST(MeshWire, NodeCountsDropsByCheckAndLogsThemRateLimited) {
   c.StartAll(1, 0);
   ASSERT_TRUE(c.net().RunUntil([&] { return c.AllSeeAlive(3); }, 20 * kSecond, 100 * kMs));
   log::Capture capture;
-  EncodedGossip long_name = EncodeGossip(AliveMsg{std::string(200, 'n'), "10.0.0.9:7946", "", 1, 1});
+  EncodedGossip long_name =
+      EncodeGossip(AliveMsg{std::string(200, 'n'), "10.0.0.9:7946", "", 1, 1});
   std::vector<const EncodedGossip*> gossip{&long_name};
   Result<Bytes> overlong = EncodePacket(std::monostate{}, gossip);
   ASSERT_TRUE(overlong.ok()) << overlong.status().ToString();
@@ -293,7 +293,8 @@ TEST(MeshWire, NodeCountsDropsByCheckAndLogsThemRateLimited) {
             1u);
   EXPECT_TRUE(c.AllSeeAlive(3));
   // One line for the three, naming the first one's check and field.
-  ASSERT_EQ(capture.Count("dropped a packet from"), 1u) << ::testing::PrintToString(capture.Lines());
+  ASSERT_EQ(capture.Count("dropped a packet from"), 1u)
+      << ::testing::PrintToString(capture.Lines());
   EXPECT_EQ(capture.Count("WARN mesh: node-00000 dropped a packet from 10.0.0.1:7946 that failed "
                           "the check 'field_too_long': malformed mesh message: alive name of 200 "
                           "bytes (max 128)"),
@@ -303,7 +304,8 @@ TEST(MeshWire, NodeCountsDropsByCheckAndLogsThemRateLimited) {
   c.net().RunFor(5 * kSecond);
   c.net().Inject(SimCluster::AddressOf(1), SimCluster::AddressOf(0), Bytes{1, 2, 3});
   c.net().RunFor(1 * kSecond);
-  EXPECT_EQ(capture.Count("dropped a packet from"), 2u) << ::testing::PrintToString(capture.Lines());
+  EXPECT_EQ(capture.Count("dropped a packet from"), 2u)
+      << ::testing::PrintToString(capture.Lines());
   EXPECT_EQ(capture.Count("; and 2 more malformed messages since the last such line"), 1u)
       << ::testing::PrintToString(capture.Lines());
   log::SetLevel(log::Level::Info);
