@@ -113,6 +113,26 @@ struct MeshInfo {
   queriesIn @11 :UInt64;
   looks @12 :UInt64;
   lookRoundTrips @13 :UInt64;
+  refusals @14 :List(Refusal);   # every drop and refusal by reason, zeros included
+  suspicionsRaised @15 :UInt64;
+  suspicionsReceived @16 :UInt64;
+  refutations @17 :UInt64;
+  incarnationBumps @18 :UInt64;
+  falseDeaths @19 :UInt64;
+  flaps @20 :UInt64;
+  flapping @21 :List(MemberFlapping);
+}
+
+struct Refusal {
+  reason @0 :Text;
+  count @1 :UInt64;
+  help @2 :Text;
+}
+
+struct MemberFlapping {
+  name @0 :Text;
+  flaps @1 :UInt64;
+  falseDeaths @2 :UInt64;
 }
 
 struct StoreInfo {

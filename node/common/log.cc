@@ -7,11 +7,16 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 namespace flowmesh::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::Info)};
+// Tests only: the lines of the live Capture.
+std::mutex g_capture_mu;
+std::vector<std::string>* g_captured = nullptr;
+std::atomic<bool> g_capturing{false};
 std::atomic<int> g_format{static_cast<int>(Format::kText)};
 
 const char* Name(Level level, Format format) {
@@ -112,9 +117,44 @@ void Write(Level level, std::string_view component, std::string_view message) {
   int64_t now_ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
   std::string line = FormatLine(static_cast<Format>(g_format.load(std::memory_order_relaxed)),
                                 now_ms, level, component, message);
-  // One write(2) per line keeps lines from different threads whole.
+  // One write(2) per line keeps lines from different threads whole. A closed
+  // or broken stderr fails the write (SIGPIPE is ignored in meshd's main) and
+  // the line is lost: nothing else to do with it.
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;
+  if (g_capturing.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(g_capture_mu);
+    if (g_captured != nullptr) {
+      // Without the time stamp ("1970-01-01T00:00:00.000Z ") and the newline.
+      std::string bare = FormatLine(Format::kText, 0, level, component, message).substr(25);
+      bare.pop_back();
+      g_captured->push_back(std::move(bare));
+    }
+  }
+}
+
+Capture::Capture() {
+  std::lock_guard lock(g_capture_mu);
+  g_captured = new std::vector<std::string>();
+  g_capturing.store(true);
+}
+
+Capture::~Capture() {
+  std::lock_guard lock(g_capture_mu);
+  g_capturing.store(false);
+  delete g_captured;
+  g_captured = nullptr;
+}
+
+std::vector<std::string> Capture::Lines() const {
+  std::lock_guard lock(g_capture_mu);
+  return g_captured ? *g_captured : std::vector<std::string>{};
+}
+
+size_t Capture::Count(std::string_view needle) const {
+  size_t n = 0;
+  for (const std::string& line : Lines()) n += line.find(needle) != std::string::npos;
+  return n;
 }
 
 }  // namespace flowmesh::log

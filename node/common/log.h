@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flowmesh::log {
 
@@ -36,6 +37,47 @@ std::string FormatLine(Format format, int64_t unix_ms, Level level, std::string_
 
 // Writes one complete line; safe to call from any thread.
 void Write(Level level, std::string_view component, std::string_view message);
+
+// Tests: while a Capture lives, every line written (at an enabled level) is
+// also kept, as "LEVEL component: message", so a test can check what an
+// operator would read. One at a time.
+class Capture {
+ public:
+  Capture();
+  ~Capture();
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+  std::vector<std::string> Lines() const;
+  // Lines containing `needle`.
+  size_t Count(std::string_view needle) const;
+};
+
+// Lets a message that may repeat at packet rate through at most once per
+// interval; the line that gets through reports how many were held back.
+// Times come from the caller, so simulations on a virtual clock work too.
+class RateLimit {
+ public:
+  explicit RateLimit(int64_t interval_ns) : interval_ns_(interval_ns) {}
+  // True when a line may be written at now_ns; *held is then the number of
+  // calls that returned false since the last true.
+  bool Allow(int64_t now_ns, uint64_t* held) {
+    if (written_ && now_ns - last_ns_ < interval_ns_) {
+      held_++;
+      return false;
+    }
+    written_ = true;
+    last_ns_ = now_ns;
+    *held = held_;
+    held_ = 0;
+    return true;
+  }
+
+ private:
+  int64_t interval_ns_;
+  int64_t last_ns_ = 0;
+  bool written_ = false;
+  uint64_t held_ = 0;
+};
 
 class Line {
  public:

@@ -114,6 +114,23 @@ Status AnswerError(const ControlResponse& r) {
   return Internal("meshd sent an unexpected reply (are meshd and meshctl the same version?)");
 }
 
+// Sends one request. meshd may refuse a connection at once (too many
+// clients) by writing its reason and closing; a request sent after that
+// close fails with EPIPE, and the reason is still waiting to be read: the
+// caller gets meshd's words, not "Broken pipe".
+Status SendRequest(int fd, const ControlRequest& request) {
+  FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, EncodeRequest(request));
+  Status sent = WriteAll(fd, frame);
+  if (sent.ok()) return sent;
+  FrameDecoder decoder(kMaxResponseBytes);
+  Frame reply;
+  Result<bool> got = ReadFrame(fd, decoder, &reply, Clock::now() + std::chrono::seconds(1));
+  if (!got.ok() || !*got) return sent;
+  Result<ControlResponse> r = DecodeResponse(reply);
+  if (!r.ok() || r->kind != ControlResponse::Kind::kError) return sent;
+  return AnswerError(*r);
+}
+
 }  // namespace
 
 Result<ControlClient> ControlClient::Connect(const std::string& path) {
@@ -154,8 +171,7 @@ Result<ControlResponse> ControlClient::Call(const ControlRequest& request,
                                             std::chrono::milliseconds timeout) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
   Fd fd(raw);
-  FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, EncodeRequest(request));
-  FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
+  FM_RETURN_IF_ERROR(SendRequest(fd.get(), request));
   FrameDecoder decoder(kMaxResponseBytes);
   Frame reply;
   FM_ASSIGN_OR_RETURN(bool got, ReadFrame(fd.get(), decoder, &reply, Clock::now() + timeout));
@@ -172,8 +188,7 @@ Status ControlClient::Flows(const WatchFilter& filter, const TimeWindow& window,
   ControlRequest request = Request(RequestKind::kFlows, filter);
   request.window = window;
   request.limit = limit;
-  FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, EncodeRequest(request));
-  FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
+  FM_RETURN_IF_ERROR(SendRequest(fd.get(), request));
   FrameDecoder decoder(kMaxResponseBytes);
   for (;;) {
     Frame msg;
@@ -247,9 +262,7 @@ Status ControlClient::Watch(const WatchFilter& filter,
                             std::chrono::milliseconds timeout) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
   Fd fd(raw);
-  FM_ASSIGN_OR_RETURN(std::vector<uint8_t> frame,
-                      EncodeRequest(Request(RequestKind::kWatch, filter)));
-  FM_RETURN_IF_ERROR(WriteAll(fd.get(), frame));
+  FM_RETURN_IF_ERROR(SendRequest(fd.get(), Request(RequestKind::kWatch, filter)));
   Clock::time_point deadline =
       timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
   FrameDecoder decoder(kMaxResponseBytes);

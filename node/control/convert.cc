@@ -253,6 +253,24 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   m.setQueriesIn(st.mesh.queries_in);
   m.setLooks(st.mesh.looks);
   m.setLookRoundTrips(st.mesh.look_round_trips);
+  auto refusals = m.initRefusals(static_cast<unsigned>(st.mesh.refusals.size()));
+  for (unsigned i = 0; i < st.mesh.refusals.size(); i++) {
+    refusals[i].setReason(st.mesh.refusals[i].reason);
+    refusals[i].setCount(st.mesh.refusals[i].count);
+    refusals[i].setHelp(st.mesh.refusals[i].help);
+  }
+  m.setSuspicionsRaised(st.mesh.suspicions_raised);
+  m.setSuspicionsReceived(st.mesh.suspicions_received);
+  m.setRefutations(st.mesh.refutations);
+  m.setIncarnationBumps(st.mesh.incarnation_bumps);
+  m.setFalseDeaths(st.mesh.false_deaths);
+  m.setFlaps(st.mesh.flaps);
+  auto flapping = m.initFlapping(static_cast<unsigned>(st.mesh.flapping.size()));
+  for (unsigned i = 0; i < st.mesh.flapping.size(); i++) {
+    flapping[i].setName(st.mesh.flapping[i].name);
+    flapping[i].setFlaps(st.mesh.flapping[i].flaps);
+    flapping[i].setFalseDeaths(st.mesh.flapping[i].false_deaths);
+  }
 }
 
 Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
@@ -288,6 +306,16 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.mesh.queries_in = m.getQueriesIn();
   st.mesh.looks = m.getLooks();
   st.mesh.look_round_trips = m.getLookRoundTrips();
+  for (s::Refusal::Reader r : m.getRefusals())
+    st.mesh.refusals.push_back({r.getReason(), r.getCount(), r.getHelp()});
+  st.mesh.suspicions_raised = m.getSuspicionsRaised();
+  st.mesh.suspicions_received = m.getSuspicionsReceived();
+  st.mesh.refutations = m.getRefutations();
+  st.mesh.incarnation_bumps = m.getIncarnationBumps();
+  st.mesh.false_deaths = m.getFalseDeaths();
+  st.mesh.flaps = m.getFlaps();
+  for (s::MemberFlapping::Reader f : m.getFlapping())
+    st.mesh.flapping.push_back({f.getName(), f.getFlaps(), f.getFalseDeaths()});
   st.table.open = r.getOpenConnections();
   st.table.listeners = r.getListeners();
   st.table.opens = r.getOpens();

@@ -278,6 +278,51 @@ std::string TopJson(const std::vector<TopRow>& rows) {
   return out + "]";
 }
 
+namespace {
+
+// How often members were suspected and came back; then who flapped most.
+std::string MeshFlappingText(const MeshStatus& m) {
+  auto plural = [](uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  std::string out =
+      Printf("%-12s %s\n", "flapping",
+             (plural(m.suspicions_raised, "suspicion", "suspicions") + " raised here, " +
+              std::to_string(m.suspicions_received) + " received about others; " +
+              plural(m.flaps, "alive<->suspect flap", "alive<->suspect flaps") + ", " +
+              plural(m.false_deaths, "false death", "false deaths"))
+                 .c_str());
+  out += Printf("%-12s this node refuted %s of itself (incarnation raised %s)\n", "",
+                plural(m.refutations, "suspicion", "suspicions").c_str(),
+                plural(m.incarnation_bumps, "time", "times").c_str());
+  size_t shown = 0;
+  for (const MemberFlapping& f : m.flapping) {
+    if (shown++ == 5) {
+      out += Printf("%-12s ... and %zu more (meshctl status --json lists them)\n", "",
+                    m.flapping.size() - 5);
+      break;
+    }
+    out += Printf("%-12s %s: %s, %s\n", "", TerminalSafe(f.name).c_str(),
+                  plural(f.flaps, "flap", "flaps").c_str(),
+                  plural(f.false_deaths, "false death", "false deaths").c_str());
+  }
+  return out;
+}
+
+// The drops and refusals that happened, one per line with what they mean.
+std::string MeshRefusalsText(const MeshStatus& m) {
+  std::string out;
+  for (const Refusal& r : m.refusals) {
+    if (r.count == 0) continue;
+    out += Printf("%-12s %-28s %8llu  %s\n", out.empty() ? "refused" : "",
+                  TerminalSafe(r.reason).c_str(), static_cast<unsigned long long>(r.count),
+                  TerminalSafe(r.help).c_str());
+  }
+  return out.empty() ? Printf("%-12s %s\n", "refused", "nothing") : out;
+}
+
+}  // namespace
+
 std::string StatusText(const NodeStatus& s, int64_t now_ns) {
   using std::chrono::milliseconds;
   auto row = [](const char* label, const std::string& value) {
@@ -339,6 +384,8 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
     out += row("look", std::to_string(m.looks) + " run here (" +
                            std::to_string(m.look_round_trips) + " queries sent), " +
                            std::to_string(m.queries_in) + " queries answered for others");
+    out += MeshFlappingText(m);
+    out += MeshRefusalsText(m);
   } else {
     out += row("mesh", "off (no --cluster-key-file)");
   }
@@ -425,6 +472,25 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
         .Uint("queries_in", m.queries_in)
         .Uint("looks", m.looks)
         .Uint("look_round_trips", m.look_round_trips);
+    JsonObject refusals;
+    for (const Refusal& r : m.refusals) refusals.Uint(r.reason, r.count);
+    mesh.Raw("refusals", std::move(refusals).Finish());
+    std::string members = "[";
+    for (const MemberFlapping& f : m.flapping) {
+      if (members.size() > 1) members += ",";
+      JsonObject member;
+      member.Str("name", f.name).Uint("flaps", f.flaps).Uint("false_deaths", f.false_deaths);
+      members += std::move(member).Finish();
+    }
+    JsonObject flapping;
+    flapping.Uint("suspicions_raised", m.suspicions_raised)
+        .Uint("suspicions_received", m.suspicions_received)
+        .Uint("refutations", m.refutations)
+        .Uint("incarnation_bumps", m.incarnation_bumps)
+        .Uint("false_deaths", m.false_deaths)
+        .Uint("flaps", m.flaps)
+        .Raw("members", members + "]");
+    mesh.Raw("flapping", std::move(flapping).Finish());
     o.Raw("mesh", std::move(mesh).Finish());
   }
   return std::move(o).Finish();

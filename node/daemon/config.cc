@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,8 @@
 #include "node/common/net.h"
 #include "node/control/duration.h"
 #include "node/daemon/config_layers.h"
+#include "node/mesh/keyring.h"
+#include "node/mesh/wire.h"
 
 namespace flowmesh {
 namespace {
@@ -32,6 +35,48 @@ std::string DescribeConfigFile(const std::string& path, const ConfigLayers& laye
     default: from = "default"; break;
   }
   return path + " (" + from + (found ? ")" : "; not found, so nothing from it)");
+}
+
+// What the mesh, the control socket and the keyring will refuse later, refused now: a value
+// that parses but cannot work would otherwise start a meshd that never joins (its messages
+// dropped by every peer) or fails after it has started.
+Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
+  auto at = [&](std::string_view flag) { return layers.Where(flag); };
+  if (cfg.node_name.size() > mesh::kMaxNameBytes)
+    return InvalidArgument(at("--node-name") + "is " + std::to_string(cfg.node_name.size()) +
+                           " bytes; the mesh carries at most " +
+                           std::to_string(mesh::kMaxNameBytes) + "; choose a shorter name");
+  // Peers learn this node as "ip:port"; an IPv6 address with a port is at most 47 bytes, so
+  // this holds for anything that parsed, and stays true if the wire limit ever shrinks.
+  if (Result<Endpoint> b = Endpoint::Parse(cfg.bind); b.ok()) {
+    std::string advertised = cfg.advertise.empty()
+                                 ? b->ToString()
+                                 : Endpoint{*IpAddr::Parse(cfg.advertise), b->port}.ToString();
+    if (advertised.size() > mesh::kMaxAddressBytes)
+      return InvalidArgument(at(cfg.advertise.empty() ? "--bind" : "--advertise") + "'" +
+                             advertised + "' is " + std::to_string(advertised.size()) +
+                             " bytes; the mesh carries addresses of at most " +
+                             std::to_string(mesh::kMaxAddressBytes));
+  }
+  struct stat proc {};
+  if (stat(cfg.proc_root.c_str(), &proc) != 0 || !S_ISDIR(proc.st_mode))
+    return InvalidArgument(at("--proc-root") + "'" + cfg.proc_root +
+                           "' is not a directory; give where procfs is mounted (/proc)");
+  if (cfg.control_socket.empty())
+    return InvalidArgument(at("--control-socket") + "must not be empty");
+  if (cfg.control_socket.size() >= sizeof(sockaddr_un::sun_path))
+    return InvalidArgument(
+        at("--control-socket") + "'" + cfg.control_socket + "' is " +
+        std::to_string(cfg.control_socket.size()) + " bytes; a Unix socket path holds at most " +
+        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "; choose a shorter path");
+  // The keyring is read again when the mesh starts; reading it here refuses a missing,
+  // unreadable, world-readable or malformed key file before anything has started (and
+  // --print-config refuses it the same way).
+  if (!cfg.cluster_key_file.empty()) {
+    Result<mesh::Keyring> ring = mesh::LoadKeyringFile(cfg.cluster_key_file);
+    if (!ring.ok()) return InvalidArgument(at("--cluster-key-file") + ring.status().message());
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -271,8 +316,9 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     std::string part =
         join.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!part.empty()) {
-      if (!Endpoint::Parse(part).ok())
-        return usage(at("--join") + "'" + part + "' is not IP:PORT (e.g. 10.0.0.5:7946)");
+      if (Result<Endpoint> seed = Endpoint::Parse(part); !seed.ok() || seed->port == 0)
+        return usage(at("--join") + "'" + part +
+                     "' is not IP:PORT with a port (e.g. 10.0.0.5:7946)");
       cfg.join.push_back(part);
     }
     if (comma == std::string::npos) break;
@@ -308,6 +354,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                    "' is not all, self or a namespace inode (see: stat -L -c %i /proc/PID/ns/net)");
   }
   if (cfg.node_name.empty()) return usage(at("--node-name") + "must not be empty");
+  if (Status s = CheckLimits(cfg, layers); !s.ok()) return usage(s.message());
   if (print_config) {
     std::printf(
         "# meshd --print-config: the effective configuration, itself a valid config file.\n"

@@ -3,6 +3,7 @@
 #include "node/daemon/config_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -315,8 +316,30 @@ Result<std::vector<ConfigEntry>> ParseConfigText(std::string_view text, std::str
 }
 
 Result<std::string> ReadConfigFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO nobody writes to must not hang start-up; the
+  // file type is checked right after.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return Status::FromErrno(errno, "cannot open config file " + path);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    Status s = Status::FromErrno(errno, "cannot stat config file " + path);
+    close(fd);
+    return s;
+  }
+  // /dev/zero, /dev/stdin or a FIFO would be read forever or block; a
+  // config file is a small regular file.
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return InvalidArgument("config file " + path +
+                           " is not a regular file; give a file of `key = value` lines, or "
+                           "--config \"\" to read none");
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes) {
+    close(fd);
+    return InvalidArgument("config file " + path + " is " + std::to_string(st.st_size) +
+                           " bytes; meshd reads at most " + std::to_string(kMaxConfigFileBytes) +
+                           " (a config file is a few dozen lines)");
+  }
   std::string text;
   char buf[4096];
   while (true) {
@@ -329,6 +352,14 @@ Result<std::string> ReadConfigFile(const std::string& path) {
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
+    // It may grow while being read.
+    if (text.size() > kMaxConfigFileBytes) {
+      close(fd);
+      return InvalidArgument("config file " + path + " is over " +
+                             std::to_string(kMaxConfigFileBytes) +
+                             " bytes; meshd reads at most that (a config file is a few dozen "
+                             "lines)");
+    }
   }
   close(fd);
   return text;

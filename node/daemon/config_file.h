@@ -1,6 +1,7 @@
 // meshd's config file: a TOML subset (key = value lines, no tables) that real TOML parsers accept.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,12 @@ struct ConfigEntry {
 // Parses `text`; errors read "<path>:<line>: <what is wrong and the fix>".
 Result<std::vector<ConfigEntry>> ParseConfigText(std::string_view text, std::string_view path);
 
-// The whole file; a Status with Code::kNotFound when it does not exist.
+// Largest config file read: far above any real one, small enough that a wrong path (a log,
+// a disk image) is refused rather than parsed.
+inline constexpr size_t kMaxConfigFileBytes = 1u << 20;
+
+// The whole file; a Status with Code::kNotFound when it does not exist. Anything but a regular
+// file of at most kMaxConfigFileBytes (/dev/zero, a FIFO) is refused with kInvalidArgument.
 Result<std::string> ReadConfigFile(const std::string& path);
 
 // The known key closest to `key` (a typo, '_' for '-'), or "" if none is close.

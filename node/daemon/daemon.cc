@@ -291,11 +291,19 @@ int Daemon::Run() {
   running_.store(true);
   probe_thread_ = std::thread([this] { ProbeLoop(); });
 
-  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  // SIGHUP stops meshd the same clean way (flush, leave the mesh): there is
+  // no reload, and a hang-up (a closed terminal, a supervisor's default
+  // signal) must not kill it mid-write without telling its peers.
+  asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
   signals.async_wait([this](const asio::error_code& ec, int sig) {
     if (ec) return;
-    FM_LOG(Info, "meshd") << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                          << ", shutting down";
+    if (sig == SIGHUP) {
+      FM_LOG(Info, "meshd") << "received SIGHUP, shutting down: meshd does not reload its "
+                               "configuration on SIGHUP; start it again to apply changes";
+    } else {
+      FM_LOG(Info, "meshd") << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                            << ", shutting down";
+    }
     Shutdown();
   });
   io_.run();

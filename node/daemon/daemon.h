@@ -1,7 +1,7 @@
 // meshd itself: opens its store, picks and starts the probe, seeds it from a
 // sock_diag snapshot, runs the probe on its own thread, the flusher on
 // another and the control socket on an Asio io_context, and stops cleanly on
-// SIGINT/SIGTERM (flushing what was aggregated).
+// SIGINT, SIGTERM or SIGHUP (flushing what was aggregated, leaving the mesh).
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -35,7 +35,7 @@ class Daemon final : public ControlBackend {
 
   // Everything that can fail at start-up; the error says what to do.
   Status Init();
-  // Serves until SIGINT/SIGTERM (or a fatal probe error). Returns the exit code.
+  // Serves until SIGINT, SIGTERM or SIGHUP (or a fatal probe error). Returns the exit code.
   int Run();
 
   // ControlBackend

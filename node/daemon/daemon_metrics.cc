@@ -74,9 +74,43 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
   e.Sample("flowmesh_mesh_bytes_total", {{"direction", "in"}}, s.mesh.bytes_in);
   e.Sample("flowmesh_mesh_bytes_total", {{"direction", "out"}}, s.mesh.bytes_out);
   e.Counter("flowmesh_mesh_malformed_packets_total",
-            "Mesh packets and exchanges dropped as undecodable, oversized, or failing to unseal "
-            "(wrong key or label, replayed, too old or too new).",
+            "Mesh packets and exchanges that arrived whole but were dropped: they did not unseal "
+            "(wrong key or label, tampered), were replayed, too old or too new, or did not "
+            "decode. Oversized and empty datagrams, oversized frames, refused connections and "
+            "timeouts are not counted here; flowmesh_mesh_refusals_total has every drop by "
+            "reason.",
             s.mesh.malformed);
+  e.Family("flowmesh_mesh_refusals_total", Type::kCounter,
+           "Everything the mesh dropped or refused, by reason: udp_* datagrams, tcp_* exchange "
+           "connections, seal_* sealing checks, decode_* checks of what opened (`meshctl "
+           "status` says what each reason means). No series when meshd is not in a mesh.");
+  for (const Refusal& r : s.mesh.refusals)
+    e.Sample("flowmesh_mesh_refusals_total", {{"reason", r.reason}}, r.count);
+  e.Family("flowmesh_mesh_suspicions_total", Type::kCounter,
+           "Members put under suspicion by this node: origin=\"probe\" when its own probe got no "
+           "ack, origin=\"peer\" when a peer's news said so.");
+  e.Sample("flowmesh_mesh_suspicions_total", {{"origin", "probe"}}, s.mesh.suspicions_raised);
+  e.Sample("flowmesh_mesh_suspicions_total", {{"origin", "peer"}}, s.mesh.suspicions_received);
+  e.Counter("flowmesh_mesh_refutations_total",
+            "Times this node was suspected or declared dead while alive and refuted it. More than "
+            "a few a minute: packet loss, a full neighbour table or CPU starvation (see the log).",
+            s.mesh.refutations);
+  e.Counter("flowmesh_mesh_incarnation_bumps_total",
+            "Times this node raised its own incarnation (refutations and address conflicts).",
+            s.mesh.incarnation_bumps);
+  e.Counter("flowmesh_mesh_false_deaths_total",
+            "Members this node held dead that turned out alive in the same life (they refuted "
+            "with a higher incarnation, without a restart).",
+            s.mesh.false_deaths);
+  e.Counter("flowmesh_mesh_flaps_total",
+            "Returns of members from suspect to alive, all members: each one a probe failure "
+            "that was not a failure.",
+            s.mesh.flaps);
+  e.Family("flowmesh_mesh_member_flaps_total", Type::kCounter,
+           "Returns from suspect to alive by member, for the members that flapped most (at most "
+           "32).");
+  for (const MemberFlapping& f : s.mesh.flapping)
+    e.Sample("flowmesh_mesh_member_flaps_total", {{"member", f.name}}, f.flaps);
 
   e.Family("flowmesh_look_duration_seconds", Type::kHistogram,
            "Time to answer looks: kind=\"peer\" for look queries answered for other nodes "

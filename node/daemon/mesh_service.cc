@@ -14,6 +14,7 @@
 #include "node/common/log.h"
 #include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
+#include "node/mesh/refusals.h"
 
 namespace flowmesh {
 namespace {
@@ -184,15 +185,16 @@ void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply r
     Result<KeyRequest> request = DecodeKeyRequest(query);
     if (!request.ok()) return reply(request.status());
     if (request->recipient != options_.node_name) {
-      key_ops_misaddressed_.fetch_add(1, std::memory_order_relaxed);
+      key_ops_misaddressed_++;
       std::string why = request->recipient.empty()
                             ? std::string("a key operation addressed to no member")
                             : "a key operation addressed to member '" + request->recipient + "'";
-      if (std::optional<uint64_t> held = misaddressed_log_.Admit(MonotonicNs()))
+      uint64_t held = 0;
+      if (misaddressed_log_.Allow(MonotonicNs(), &held))
         FM_LOG(Warn, "mesh") << "refused " << why << " (this is '" << options_.node_name
                              << "'): replayed from another member's traffic, or sent by a meshd "
                                 "too old to address it; the keyring is unchanged"
-                             << LogThrottle::Since(*held);
+                             << (held ? " (and " + std::to_string(held) + " more since)" : "");
       return reply(PermissionDenied("refused " + why + "; this member is '" +
                                     options_.node_name + "'"));
     }
@@ -417,6 +419,17 @@ void MeshService::SavePeers() {
 void MeshService::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Start failed before the mesh ran (no port, no keyring): there is nobody
+  // to leave and no thread to ask; waiting for a leave would only delay the
+  // error by seconds.
+  if (!thread_.joinable()) {
+    node_.reset();
+    sealed_.reset();
+    advertise_as_.reset();
+    udp_tcp_.reset();
+    runtime_.reset();
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -453,6 +466,10 @@ std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
 }
 
 MeshStatus MeshService::Summary() {
+  // What status shows if the mesh thread does not answer in time.
+  MeshStatus unanswered;
+  unanswered.enabled = true;
+  unanswered.address = advertised_;
   return Ask<MeshStatus>(
       [this] {
         mesh::MeshStats st = node_->Stats();
@@ -471,14 +488,23 @@ MeshStatus MeshService::Summary() {
         m.malformed = st.malformed + seal.open_failed + seal.malformed + seal.replayed +
                       seal.before_floor + seal.too_old + seal.too_new;
         m.queries_in = st.queries_in;
+        m.refusals = mesh::Refusals(udp_tcp_->stats(), seal);
+        for (Refusal& r : mesh::Refusals(st)) m.refusals.push_back(std::move(r));
+        m.refusals.push_back({"key_op_misaddressed", key_ops_misaddressed_,
+                              "key operations addressed to another member (a replay of "
+                              "another member's traffic), refused; the keyring is unchanged"});
+        const mesh::FlapStats& f = st.membership.flaps;
+        m.suspicions_raised = f.suspicions_raised;
+        m.suspicions_received = f.suspicions_received;
+        m.refutations = f.refutations;
+        m.incarnation_bumps = f.incarnation_bumps;
+        m.false_deaths = f.false_deaths;
+        m.flaps = f.flaps;
+        for (const mesh::MemberFlapView& v : st.flapping)
+          m.flapping.push_back({v.name, v.flaps, v.false_deaths});
         return m;
       },
-      MeshStatus{true, advertised_});
-}
-
-std::vector<mesh::Refusal> MeshService::Refusals() {
-  return Ask<std::vector<mesh::Refusal>>(
-      [this] { return mesh::Refusals(udp_tcp_->stats(), sealed_->stats()); }, {});
+      unanswered);
 }
 
 mesh::MeshStats MeshService::Stats() {

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "node/common/log_throttle.h"
+#include "node/common/log.h"
 #include "node/common/net.h"
 #include "node/common/status.h"
 #include "node/control/backend.h"
@@ -84,13 +84,8 @@ class MeshService {
   mesh::MeshStats Stats();
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
-  // Every drop and refusal of the mesh port, by reason (refusals.h), for
-  // status and metrics.
-  std::vector<mesh::Refusal> Refusals();
   const std::string& advertised() const { return advertised_; }
-  uint64_t key_ops_misaddressed() const {
-    return key_ops_misaddressed_.load(std::memory_order_relaxed);
-  }
+
 
  private:
   MeshService() = default;
@@ -131,9 +126,10 @@ class MeshService {
   std::string last_table_;   // publisher only: what was published last
   std::string saved_peers_;  // publisher (and Stop, after it): what the store holds
   bool stopped_ = false;
-  // Key operations refused because they were addressed to another member.
-  std::atomic<uint64_t> key_ops_misaddressed_{0};
-  LogThrottle misaddressed_log_;
+  // Key operations refused because they were addressed to another member
+  // (mesh thread only).
+  uint64_t key_ops_misaddressed_ = 0;
+  log::RateLimit misaddressed_log_{10'000'000'000};
 };
 
 // Non-loopback, non-link-local addresses of this host: what the node gossips

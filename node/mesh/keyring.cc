@@ -222,7 +222,8 @@ Result<Keyring> ParseKeyringFile(std::string_view text, const std::string& name)
 
 Result<Keyring> LoadKeyringFile(const std::string& path) {
   Fd f;
-  f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // O_NONBLOCK: a FIFO in its place must be refused below, not wait for a writer.
+  f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (f.fd < 0) return Status::FromErrno(errno, "cannot open cluster key file " + path);
   struct stat st {};
   if (fstat(f.fd, &st) != 0)

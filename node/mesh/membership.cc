@@ -12,7 +12,8 @@ Membership::Membership(Runtime& runtime, Interner& interner, const MeshConfig& c
       interner_(interner),
       config_(config),
       io_(io),
-      awareness_(config.awareness_max_multiplier) {}
+      awareness_(config.awareness_max_multiplier),
+      flaps_(config.name, interner) {}
 
 Membership::~Membership() {
   if (probe_timer_ != 0) runtime_.Cancel(probe_timer_);
@@ -97,6 +98,21 @@ void Membership::Leave(std::function<void()> done) {
   runtime_.After(anyone ? config_.leave_timeout_ns : 0, life_.Guard(finish));
 }
 
+namespace {
+
+std::string Held(uint64_t held) {
+  return held == 0 ? std::string()
+                   : " (and " + std::to_string(held) + " more conflicts since the last such line)";
+}
+
+}  // namespace
+
+bool Membership::Conflict(uint64_t* held) {
+  stats_.conflicts++;
+  // Every copy of the conflicting alive message arrives here, at gossip rate.
+  return conflict_log_.Allow(runtime_.NowNs(), held);
+}
+
 void Membership::HandleAlive(const AliveMsg& a) {
   if (!running_) return;
   uint32_t name = interner_.Intern(a.name);
@@ -105,16 +121,17 @@ void Membership::HandleAlive(const AliveMsg& a) {
     Member* me = members_.Find(self_);
     if (a.generation < me->generation) return;  // about our previous life
     if (a.generation > me->generation) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "another node claims our name " << a.name << " with generation "
-                           << a.generation << " (ours " << me->generation
-                           << "); is a second meshd running under this name?";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "another node claims our name " << a.name << " with generation "
+                             << a.generation << " (ours " << me->generation
+                             << "); is a second meshd running under this name?" << Held(held);
       return;
     }
     if (a.incarnation < me->incarnation) return;
     if (a.incarnation == me->incarnation && a.addr == S(me->addr) && a.node_id == config_.node_id)
       return;
-    Refute(me, a.incarnation);
+    Refute(me, a.incarnation, false);
     return;
   }
   Member* m = members_.Find(name);
@@ -146,24 +163,31 @@ void Membership::HandleAlive(const AliveMsg& a) {
   if (!restarted) {
     if (a.generation < m->generation) return;
     if (node_id != m->node_id) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "name conflict: " << a.name << " is node " << S(m->node_id) << " but "
-                           << a.addr << " claims it as node " << a.node_id
-                           << " at the same generation " << a.generation << "; ignored";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "name conflict: " << a.name << " is node " << S(m->node_id)
+                             << " but " << a.addr << " claims it as node " << a.node_id
+                             << " at the same generation " << a.generation << "; ignored"
+                             << Held(held);
       return;
     }
     // Same generation at another address: only a member that is gone may move.
     bool moved = addr != m->addr;
     if (moved && m->live()) {
-      stats_.conflicts++;
-      FM_LOG(Warn, "mesh") << "address conflict for " << a.name << ": known at " << S(m->addr)
-                           << ", claimed at " << a.addr << "; ignored";
+      uint64_t held = 0;
+      if (Conflict(&held))
+        FM_LOG(Warn, "mesh") << "address conflict for " << a.name << ": known at " << S(m->addr)
+                             << ", claimed at " << a.addr << "; ignored" << Held(held);
       return;
     }
     if (a.incarnation <= m->incarnation && !moved) return;
   }
   suspicions_.erase(name);
   io_.Broadcast(name, a);
+  // Same life, back from suspect or dead: the member had to refute. Made
+  // visible, because SWIM itself hides it (see flapping.h).
+  if (!restarted && m->state == MemberState::kSuspect) flaps_.Recovered(name, runtime_.NowNs());
+  if (!restarted && m->state == MemberState::kDead) flaps_.FalseDeath(name, runtime_.NowNs());
   m->addr = addr;
   m->node_id = node_id;
   m->incarnation = a.incarnation;
@@ -178,7 +202,9 @@ GossipMsg Membership::SuspectOf(const Member& m, uint32_t from) const {
   return SuspectMsg{S(m.name), m.generation, m.incarnation, S(from)};
 }
 
-void Membership::HandleSuspect(const SuspectMsg& s) {
+void Membership::HandleSuspect(const SuspectMsg& s) { Suspect(s, false); }
+
+void Membership::Suspect(const SuspectMsg& s, bool raised_here) {
   if (!running_) return;
   std::optional<uint32_t> name = interner_.Find(s.name);
   Member* m = name ? members_.Find(*name) : nullptr;
@@ -194,11 +220,15 @@ void Membership::HandleSuspect(const SuspectMsg& s) {
   }
   if (m->state != MemberState::kAlive) return;
   if (*name == self_) {
-    if (!leaving_) Refute(m, s.incarnation);
+    if (!leaving_) Refute(m, s.incarnation, true);
     return;
   }
   io_.Broadcast(*name, s);
   m->incarnation = s.incarnation;
+  if (raised_here)
+    flaps_.SuspicionRaised();
+  else
+    flaps_.SuspicionReceived();
   Transition(m, MemberState::kSuspect);
   StartSuspicion(m, from);
 }
@@ -239,7 +269,7 @@ void Membership::HandleDead(const DeadMsg& d) {
   suspicions_.erase(*name);
   if (!m->live()) return;
   if (*name == self_) {
-    if (!leaving_) Refute(m, d.incarnation);
+    if (!leaving_) Refute(m, d.incarnation, true);
     return;
   }
   io_.Broadcast(*name, d);
@@ -255,13 +285,15 @@ void Membership::Transition(Member* m, MemberState state) {
   io_.StateChanged(m->name, state);
 }
 
-void Membership::Refute(Member* me, uint32_t accused_incarnation) {
+void Membership::Refute(Member* me, uint32_t accused_incarnation, bool accused) {
   uint32_t inc = me->incarnation + 1;
   if (accused_incarnation >= inc) inc = accused_incarnation + 1;
   me->incarnation = inc;
   // Having to refute is a sign that we may be the slow one.
   awareness_.ApplyDelta(1);
   stats_.refutations++;
+  flaps_.IncarnationBumped();
+  if (accused) flaps_.Refuted(runtime_.NowNs(), inc);
   io_.Broadcast(self_, SelfAlive());
 }
 
@@ -327,7 +359,10 @@ void Membership::ReapOld() {
   auto gone = members_.Reap([&](const Member& m) {
     return m.name != self_ && now - m.state_change_ns > config_.dead_reap_ns;
   });
-  for (uint32_t name : gone) io_.MemberGeneration(name, 0);
+  for (uint32_t name : gone) {
+    flaps_.Forget(name);
+    io_.MemberGeneration(name, 0);
+  }
 }
 
 }  // namespace flowmesh::mesh

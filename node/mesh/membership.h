@@ -16,6 +16,7 @@
 
 #include "node/mesh/awareness.h"
 #include "node/mesh/config.h"
+#include "node/mesh/flapping.h"
 #include "node/mesh/interner.h"
 #include "node/mesh/lifetime.h"
 #include "node/mesh/member_list.h"
@@ -54,6 +55,7 @@ struct MembershipStats {
   uint64_t deaths = 0;      // members this node declared dead
   uint64_t refutations = 0;
   uint64_t conflicts = 0;
+  FlapStats flaps;
 };
 
 class Membership {
@@ -98,7 +100,13 @@ class Membership {
   uint32_t self() const { return self_; }
   size_t NumLive() const { return std::max<size_t>(1, members_.live()); }
   int awareness() const { return awareness_.Score(); }
-  const MembershipStats& stats() const { return stats_; }
+  MembershipStats stats() const {
+    MembershipStats s = stats_;
+    s.flaps = flaps_.stats();
+    return s;
+  }
+  // Members that flapped (or came back from a false death), most first.
+  std::vector<MemberFlaps> Flapping(size_t limit) const { return flaps_.Members(limit); }
   AliveMsg SelfAlive() const;
 
  private:
@@ -128,10 +136,16 @@ class Membership {
   void FinishProbe(bool success);
   void RelayTimeout(uint32_t seq);
 
+  // Counts an alive message ignored as a conflict; true if it may be logged.
+  bool Conflict(uint64_t* held);
+  // HandleSuspect, telling whether this node's own probe raised it.
+  void Suspect(const SuspectMsg& suspect, bool raised_here);
   void StartSuspicion(Member* m, uint32_t from);
   void SuspicionExpired(uint32_t name, int64_t change_ns);
   void Transition(Member* m, MemberState state);
-  void Refute(Member* self, uint32_t accused_incarnation);
+  // Raises this node's incarnation over `accused_incarnation` and says so;
+  // `accused`: it answers a suspicion or death notice (not a stale alive).
+  void Refute(Member* self, uint32_t accused_incarnation, bool accused);
   void ReapOld();
   GossipMsg SuspectOf(const Member& m, uint32_t from) const;
   const std::string& S(uint32_t id) const { return interner_.Get(id); }
@@ -155,6 +169,8 @@ class Membership {
   bool running_ = false;
   bool leaving_ = false;
   MembershipStats stats_;
+  FlapTracker flaps_;
+  log::RateLimit conflict_log_{10 * kSecond};
 };
 
 }  // namespace flowmesh::mesh

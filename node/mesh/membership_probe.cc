@@ -127,8 +127,8 @@ void Membership::FinishProbe(bool success) {
   if (target != nullptr && target->live()) {
     FM_LOG(Debug, "mesh") << config_.name << ": suspect " << S(p.target) << ", no ack";
     if (target->state == MemberState::kAlive) stats_.suspicions++;
-    HandleSuspect(
-        SuspectMsg{S(target->name), target->generation, target->incarnation, config_.name});
+    Suspect(SuspectMsg{S(target->name), target->generation, target->incarnation, config_.name},
+            true);
   }
   ScheduleProbe(next);
 }

@@ -142,12 +142,28 @@ void MeshNode::OnPacket(const Address& from, std::span<const uint8_t> bytes) {
   stats_.packets_in++;
   stats_.bytes_in += bytes.size();
   Result<PacketMsg> packet = DecodePacket(bytes);
-  if (!packet.ok()) {
-    stats_.malformed++;
-    FM_LOG(Debug, "mesh") << "dropped a packet from " << from << ": " << packet.status().ToString();
-    return;
-  }
+  if (!packet.ok()) return DropMalformed(from, "a packet", packet.status());
   Dispatch(from, packet.value());
+}
+
+void MeshNode::DropMalformed(const Address& from, std::string_view what, const Status& why) {
+  DropMalformed(from, what, why, CheckOf(why));
+}
+
+void MeshNode::DropMalformed(const Address& from, std::string_view what, const Status& why,
+                             WireCheck check) {
+  stats_.malformed++;
+  stats_.malformed_by_check[static_cast<size_t>(check)]++;
+  // It passed the seal, so a member of this mesh sent it: another version of
+  // meshd, or a bug. Worth a line, but not one per packet.
+  uint64_t held = 0;
+  if (!malformed_log_.Allow(runtime_.NowNs(), &held)) return;
+  FM_LOG(Warn, "mesh") << config_.name << " dropped " << what << " from " << from
+                       << " that failed the check '" << WireCheckName(check)
+                       << "': " << why.message()
+                       << (held > 0 ? "; and " + std::to_string(held) +
+                                          " more malformed messages since the last such line"
+                                    : std::string());
 }
 
 void MeshNode::Dispatch(const Address& from, PacketMsg& packet) {

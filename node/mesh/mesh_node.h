@@ -6,6 +6,7 @@
 // back-off and leaves gracefully. Everything runs on the runtime's thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "node/common/log.h"
 #include "node/common/net.h"
 #include "node/mesh/broadcast_queue.h"
 #include "node/mesh/config.h"
@@ -22,6 +24,7 @@
 #include "node/mesh/membership.h"
 #include "node/mesh/table_sync.h"
 #include "node/mesh/transport.h"
+#include "node/mesh/wire.h"
 
 namespace flowmesh::mesh {
 
@@ -46,6 +49,13 @@ struct MemberView {
   size_t endpoints = 0;
 };
 
+// A member that flapped, as this node saw it (see flapping.h).
+struct MemberFlapView {
+  std::string name;
+  uint64_t flaps = 0;         // suspect -> alive returns
+  uint64_t false_deaths = 0;  // held dead, then alive in the same life
+};
+
 struct MeshStats {
   uint64_t packets_in = 0;
   uint64_t packets_out = 0;
@@ -54,7 +64,8 @@ struct MeshStats {
   uint64_t exchanges_in = 0;
   uint64_t exchanges_out = 0;
   uint64_t exchanges_failed = 0;
-  uint64_t malformed = 0;  // packets or exchanges dropped as undecodable or oversized
+  uint64_t malformed = 0;  // packets, exchanges and answers that opened but did not decode
+  std::array<uint64_t, kWireChecks> malformed_by_check{};  // ... by WireCheck
   uint64_t encode_failures = 0;
   uint64_t gossip_sent = 0;  // messages piggybacked
   uint64_t gossip_received = 0;
@@ -67,7 +78,12 @@ struct MeshStats {
   size_t alive = 0, suspect = 0, dead = 0, left = 0;
   MembershipStats membership;
   TableSyncStats tables;
+  std::vector<MemberFlapView> flapping;  // most first, at most kMaxFlappingShown
 };
+
+// Members listed in MeshStats::flapping: enough to name the culprits, few
+// enough for a status line and a metrics scrape in a large mesh.
+constexpr size_t kMaxFlappingShown = 32;
 
 class MeshNode : private MembershipIo, private TableSyncIo {
  public:
@@ -144,6 +160,11 @@ class MeshNode : private MembershipIo, private TableSyncIo {
                   Transport::ExchangeReply reply);
   Result<Bytes> Answer(const Address& from, ExchangeRequestMsg& request);
   void Dispatch(const Address& from, PacketMsg& packet);
+  // Counts a message that opened but failed a check, by the check, and logs
+  // which (at most one line per 10 s, with how many others were held back).
+  void DropMalformed(const Address& from, std::string_view what, const Status& why);
+  void DropMalformed(const Address& from, std::string_view what, const Status& why,
+                     WireCheck check);
 
   void GossipTick();
   void PushPullTick();
@@ -170,6 +191,7 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   StateObserver observer_;
   QueryHandler query_handler_;
   mutable MeshStats stats_;
+  log::RateLimit malformed_log_{10 * kSecond};
   Lifetime life_;
 };
 

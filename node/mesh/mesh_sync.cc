@@ -51,9 +51,7 @@ void MeshNode::OnExchange(const Address& from, std::span<const uint8_t> bytes,
   stats_.bytes_in += bytes.size();
   Result<ExchangeRequestMsg> request = DecodeExchangeRequest(bytes);
   if (!request.ok()) {
-    stats_.malformed++;
-    FM_LOG(Debug, "mesh") << "dropped an exchange from " << from << ": "
-                          << request.status().ToString();
+    DropMalformed(from, "an exchange request", request.status());
     return reply(request.status());
   }
   if (auto* q = std::get_if<QueryMsg>(&request.value())) {
@@ -121,13 +119,14 @@ void MeshNode::Query(const Address& to, Bytes query, int64_t timeout_ns,
         stats_.bytes_in += response->size();
         Result<ExchangeResponseMsg> decoded = DecodeExchangeResponse(*response);
         if (!decoded.ok()) {
-          stats_.malformed++;
+          DropMalformed(to, "the answer to a query", decoded.status());
           return done(decoded.status().WithContext("query to " + to));
         }
         auto* answer = std::get_if<QueryMsg>(&decoded.value());
         if (answer == nullptr) {
-          stats_.malformed++;
-          return done(InvalidArgument("query to " + to + ": the answer is not a query answer"));
+          Status wrong = InvalidArgument("query to " + to + ": the answer is not a query answer");
+          DropMalformed(to, "the answer to a query", wrong, WireCheck::kUnexpectedKind);
+          return done(wrong);
         }
         done(std::move(answer->payload));
       });
@@ -141,15 +140,20 @@ void MeshNode::FallbackPing(const Address& to, PingMsg ping, int64_t timeout_ns,
   stats_.bytes_out += request->size();
   uint32_t seq = ping.seq;
   transport_.Exchange(to, std::move(request).value(), timeout_ns,
-                      life_.Guard([this, seq, done = std::move(done)](Result<Bytes> response) {
+                      life_.Guard([this, to, seq, done = std::move(done)](Result<Bytes> response) {
                         if (!response.ok()) {
                           stats_.exchanges_failed++;
                           return done(false);
                         }
                         stats_.bytes_in += response->size();
                         Result<ExchangeResponseMsg> r = DecodeExchangeResponse(*response);
-                        if (!r.ok()) stats_.malformed++;
                         auto* ack = r.ok() ? std::get_if<AckMsg>(&r.value()) : nullptr;
+                        if (!r.ok())
+                          DropMalformed(to, "the answer to a fallback ping", r.status());
+                        else if (ack == nullptr)
+                          DropMalformed(to, "the answer to a fallback ping",
+                                        InvalidArgument("the answer is not an ack"),
+                                        WireCheck::kUnexpectedKind);
                         done(ack != nullptr && ack->seq == seq);
                       }));
 }
@@ -178,10 +182,12 @@ void MeshNode::PushPullTick() {
                         stats_.bytes_in += response->size();
                         Result<ExchangeResponseMsg> r = DecodeExchangeResponse(*response);
                         auto* pp = r.ok() ? std::get_if<PushPullMsg>(&r.value()) : nullptr;
-                        if (pp == nullptr) {
-                          stats_.malformed++;
-                          return;
-                        }
+                        if (!r.ok())
+                          return DropMalformed(to, "the answer to a push-pull", r.status());
+                        if (pp == nullptr)
+                          return DropMalformed(to, "the answer to a push-pull",
+                                               InvalidArgument("the answer is not a push-pull"),
+                                               WireCheck::kUnexpectedKind);
                         MergeRemote(*pp);
                         PushMissingTables(to, pp->members);
                       }));
@@ -214,6 +220,15 @@ void MeshNode::TryJoin(int attempt) {
             if (!joined_)
               FM_LOG(Info, "mesh") << config_.name << " joined the mesh through " << seed;
             joined_ = true;
+          } else if (response.ok()) {
+            // The seed answered, but not with its state: a malformed answer.
+            stats_.bytes_in += response->size();
+            if (!r.ok())
+              DropMalformed(seed, "the answer to a join", r.status());
+            else
+              DropMalformed(seed, "the answer to a join",
+                            InvalidArgument("the answer is not a push-pull"),
+                            WireCheck::kUnexpectedKind);
           } else {
             stats_.exchanges_failed++;
           }

@@ -58,6 +58,8 @@ MeshStats MeshNode::Stats() const {
   }
   s.membership = membership_.stats();
   s.tables = tables_->stats();
+  for (const MemberFlaps& f : membership_.Flapping(kMaxFlappingShown))
+    s.flapping.push_back({interner_->Get(f.name), f.flaps, f.false_deaths});
   return s;
 }
 

@@ -1,4 +1,4 @@
-// The refusal list and its rate-limited log.
+// The refusal lists and their rate-limited log.
 #include "node/mesh/refusals.h"
 
 #include "node/common/log.h"
@@ -52,19 +52,36 @@ std::vector<Refusal> Refusals(const AsioTransportStats& t, const SealStats& s) {
   };
 }
 
+std::vector<Refusal> Refusals(const MeshStats& node) {
+  auto count = [&](WireCheck c) { return node.malformed_by_check[static_cast<size_t>(c)]; };
+  return {
+      {"decode_empty", count(WireCheck::kEmpty), "mesh messages that opened but were empty"},
+      {"decode_oversized", count(WireCheck::kOversized),
+       "mesh messages that opened but exceed the decoder's size cap"},
+      {"decode_structure", count(WireCheck::kStructure),
+       "mesh messages that opened but are not a message of meshd's schema (another version?)"},
+      {"decode_field_too_long", count(WireCheck::kFieldTooLong),
+       "mesh messages with a name, address or process field over its limit (a node name "
+       "over 128 bytes)"},
+      {"decode_field_empty", count(WireCheck::kFieldEmpty),
+       "mesh messages with a name or address that must be set left empty"},
+      {"decode_bad_value", count(WireCheck::kBadValue),
+       "mesh messages with an unknown kind or state, or versions out of order"},
+      {"decode_unexpected_kind", count(WireCheck::kUnexpectedKind),
+       "answers that decoded but were not the kind of answer asked for"},
+      {"member_conflict", node.membership.conflicts,
+       "alive messages ignored: another node claims this node's name, or a member's name or "
+       "address at the same generation (two meshd under one --node-name?)"},
+  };
+}
+
 void RefusalLog::Note(const char* reason, int64_t now_ns, const std::string& what) {
-  Reason& r = reasons_[reason];
-  if (r.logged && now_ns - r.last_ns < interval_ns_) {
-    r.unlogged++;
-    return;
-  }
+  uint64_t held = 0;
+  if (!reasons_.try_emplace(reason, interval_ns_).first->second.Allow(now_ns, &held)) return;
   FM_LOG(Warn, "mesh") << "refused (" << reason << ") " << what
-                       << (r.unlogged ? "; and " + std::to_string(r.unlogged) +
-                                            " more for this reason since the last report"
-                                      : std::string());
-  r.logged = true;
-  r.last_ns = now_ns;
-  r.unlogged = 0;
+                       << (held ? "; and " + std::to_string(held) +
+                                      " more for this reason since the last report"
+                                : std::string());
 }
 
 }  // namespace flowmesh::mesh

@@ -1,6 +1,8 @@
-// Every drop and refusal of the mesh transports in one list by reason, for
-// `meshctl status` and /metrics, and the rate-limited log line each reason
-// gets. The reasons are stable labels: dashboards and alerts key on them.
+// Every drop and refusal of the mesh's transports and decoders as one list by
+// reason, zeros included, in a fixed order: what `meshctl status` and
+// /metrics (flowmesh_mesh_refusals_total{reason}) show; and the rate-limited
+// log line each reason gets. The reasons are stable labels: dashboards and
+// alerts key on them.
 #pragma once
 
 #include <cstdint>
@@ -8,20 +10,19 @@
 #include <unordered_map>
 #include <vector>
 
+#include "node/common/log.h"
+#include "node/common/refusal.h"
 #include "node/mesh/asio_transport.h"
+#include "node/mesh/mesh_node.h"
 #include "node/mesh/sealed_transport.h"
 
 namespace flowmesh::mesh {
 
-struct Refusal {
-  std::string reason;  // snake_case, e.g. "preauth_per_source"
-  uint64_t count = 0;
-  std::string help;  // one line, for a metric's HELP and status
-};
-
-// Always the same reasons in the same order, zeros included, so a metric
-// exists before its first refusal.
+// What the UDP/TCP transport and the sealing layer dropped or refused.
 std::vector<Refusal> Refusals(const AsioTransportStats& transport, const SealStats& seal);
+// What opened but failed a decoder check in the MeshNode, by WireCheck, and
+// alive messages membership ignored as conflicts.
+std::vector<Refusal> Refusals(const MeshStats& node);
 
 // One log line per reason at most every `interval_ns`, carrying how many
 // were refused since the previous line: a flood from one address must not
@@ -34,13 +35,8 @@ class RefusalLog {
   void Note(const char* reason, int64_t now_ns, const std::string& what);
 
  private:
-  struct Reason {
-    int64_t last_ns = 0;
-    bool logged = false;
-    uint64_t unlogged = 0;
-  };
   int64_t interval_ns_;
-  std::unordered_map<std::string, Reason> reasons_;
+  std::unordered_map<std::string, log::RateLimit> reasons_;
 };
 
 }  // namespace flowmesh::mesh

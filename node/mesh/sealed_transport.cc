@@ -50,24 +50,17 @@ struct SealedTransport::Core {
   SealStats stats;
   PacketHandler on_packet;
   ExchangeHandler on_exchange;
-  int64_t last_drop_log_ns = std::numeric_limits<int64_t>::min();
-  uint64_t drops_unlogged = 0;
+  log::RateLimit drop_log{kDropLogIntervalNs};
 
   int64_t Wall() const { return options.wall_clock ? options.wall_clock() : RealtimeNs(); }
 
   void LogDrop(const Address& from, const char* what, const std::string& why) {
-    int64_t now = Wall();
-    if (last_drop_log_ns != std::numeric_limits<int64_t>::min() &&
-        now - last_drop_log_ns < kDropLogIntervalNs) {
-      drops_unlogged++;
-      return;
-    }
+    uint64_t held = 0;
+    if (!drop_log.Allow(Wall(), &held)) return;
     FM_LOG(Warn, "mesh") << "dropped " << what << " from " << from << ": " << why
-                         << (drops_unlogged ? " (and " + std::to_string(drops_unlogged) +
-                                                  " more dropped since the last report)"
-                                            : std::string());
-    last_drop_log_ns = now;
-    drops_unlogged = 0;
+                         << (held ? " (and " + std::to_string(held) +
+                                        " more dropped since the last report)"
+                                  : std::string());
   }
 
   // `count`: a request's head is part of the request, not a message of its own.

@@ -25,6 +25,33 @@ const char* MemberStateName(MemberState state) {
   return "unknown";
 }
 
+const char* WireCheckName(WireCheck check) {
+  switch (check) {
+    case WireCheck::kEmpty: return "empty";
+    case WireCheck::kOversized: return "oversized";
+    case WireCheck::kStructure: return "structure";
+    case WireCheck::kFieldTooLong: return "field_too_long";
+    case WireCheck::kFieldEmpty: return "field_empty";
+    case WireCheck::kBadValue: return "bad_value";
+    case WireCheck::kUnexpectedKind: return "unexpected_kind";
+  }
+  return "structure";
+}
+
+// Reads the errors this file and wire_convert.cc write; mesh_wire_test.cc
+// holds one failing input per check, so a reworded error shows up there.
+WireCheck CheckOf(const Status& error) {
+  const std::string& m = error.message();
+  auto has = [&](std::string_view part) { return m.find(part) != std::string::npos; };
+  if (error.code() == Status::Code::kResourceExhausted) return WireCheck::kOversized;
+  if (m.starts_with("empty ")) return WireCheck::kEmpty;
+  if (has(" bytes (max ")) return WireCheck::kFieldTooLong;
+  if (m.ends_with(" is empty")) return WireCheck::kFieldEmpty;
+  if (has("unknown ") || has("out of order") || has("ends before it starts") || has("address of "))
+    return WireCheck::kBadValue;
+  return WireCheck::kStructure;
+}
+
 namespace {
 
 Status TooLarge(const char* what, size_t size, size_t max) {

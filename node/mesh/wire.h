@@ -34,6 +34,22 @@ constexpr size_t kMaxAddressBytes = 64;
 constexpr size_t kMaxCommBytes = 64;
 constexpr size_t kMaxExeBytes = 4096;
 
+// Which check a message failed, for counting drops by reason; the error's
+// message says the rest (which field, how long, the limit).
+enum class WireCheck : uint8_t {
+  kEmpty,           // no bytes at all
+  kOversized,       // over the byte or word cap, before reading anything
+  kStructure,       // not a Cap'n Proto message of this schema (truncated, trailing bytes, ...)
+  kFieldTooLong,    // a name, address, comm or exe over its limit
+  kFieldEmpty,      // a name or address that must be set is empty
+  kBadValue,        // an unknown kind or state, versions out of order, a bad address length
+  kUnexpectedKind,  // decoded, but not the kind of answer that was asked for (MeshNode)
+};
+constexpr size_t kWireChecks = 7;
+const char* WireCheckName(WireCheck check);  // "empty", "oversized", "field_too_long", ...
+// The check a Decode* error failed.
+WireCheck CheckOf(const Status& decode_error);
+
 // One gossip message encoded once when queued and copied into every packet
 // that carries it. `packed_bytes` estimates its share of a packed packet.
 struct EncodedGossip {

@@ -233,7 +233,7 @@ TEST_F(HostileLabTest, AnnouncedFramesCommitBoundedMemoryAndReturnIt) {
   auto moved = Refusals(2);
   EXPECT_GT(Moved(before, moved, "packet_oversized"), 0u) << Show(moved);
   EXPECT_GT(Moved(before, moved, "packet_empty"), 0u) << Show(moved);
-  EXPECT_GT(Moved(before, moved, "packet_unsealed"), 0u) << Show(moved);
+  EXPECT_GT(Moved(before, moved, "seal_open_failed"), 0u) << Show(moved);
   uint64_t refused_frames = 0;
   for (const auto& [reason, n] : moved)
     if (reason.rfind("preauth", 0) == 0 || reason.rfind("frame", 0) == 0 ||

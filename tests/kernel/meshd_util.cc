@@ -201,9 +201,9 @@ void MeshdProcess::Kill() {
   pid_ = -1;
 }
 
-int MeshdProcess::Stop() {
+int MeshdProcess::Stop(int sig) {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
+  kill(pid_, sig);
   int status = 0;
   for (int i = 0; i < 500 && waitpid(pid_, &status, WNOHANG) == 0; i++) usleep(10'000);
   if (waitpid(pid_, &status, WNOHANG) == 0 && !WIFEXITED(status)) {

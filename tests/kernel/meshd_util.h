@@ -38,8 +38,8 @@ class MeshdProcess {
   // Starts meshd with these extra flags (a private control socket is added)
   // and waits until `meshctl status` answers. Returns false with the log on failure.
   bool Start(const std::vector<std::string>& flags, std::string* error);
-  // SIGTERM and wait; returns the exit code.
-  int Stop();
+  // SIGTERM (or `sig`) and wait; returns the exit code (128 + signal if killed by one).
+  int Stop(int sig = 15);
   // SIGKILL: a crash. Start() again reopens the same data directory.
   void Kill();
   // Runs meshd inside this network namespace (ip netns exec) from now on.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <string_view>
 #include <thread>
 
@@ -213,6 +214,49 @@ TEST_F(MetricsEndpoint, PollingModeIsReported) {
   std::string body = Scrape("polling scrape");
   EXPECT_EQ(Value(body, "flowmesh_probe_mode{mode=\"polling\"}"), 1) << body;
   EXPECT_EQ(Value(body, "flowmesh_probe_mode{mode=\"streaming\"}"), 0) << body;
+  EXPECT_EQ(meshd_.Stop(), 0) << meshd_.Log();
+}
+
+// An empty and an oversized datagram at meshd's mesh port were counted in the
+// transport and shown nowhere; now both `meshctl status` and /metrics say so, by reason.
+TEST_F(MetricsEndpoint, EmptyAndOversizedDatagramsShowInStatusAndMetrics) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  uint16_t mesh_port = FreePort(AF_INET);
+  ASSERT_TRUE(Start({"--probe-mode", "polling", "--insecure", "--node-name", "refusing", "--bind",
+                     "127.0.0.1:" + std::to_string(mesh_port)}));
+  std::string before = Scrape("before the datagrams");
+  EXPECT_EQ(Value(before, "flowmesh_mesh_refusals_total{reason=\"packet_empty\"}"), 0) << before;
+  EXPECT_EQ(Value(before, "flowmesh_mesh_refusals_total{reason=\"packet_oversized\"}"), 0) << before;
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(mesh_port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string big(2000, 'x');
+  ASSERT_EQ(sendto(fd, "", 0, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  ASSERT_EQ(sendto(fd, big.data(), big.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+            static_cast<ssize_t>(big.size()));
+  close(fd);
+
+  std::string json;
+  for (int i = 0; i < 100; i++) {
+    json = meshd_.Meshctl({"status", "--json"}).out;
+    if (json.find("\"packet_empty\":1") != std::string::npos &&
+        json.find("\"packet_oversized\":1") != std::string::npos)
+      break;
+    usleep(50'000);
+  }
+  EXPECT_NE(json.find("\"packet_empty\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"packet_oversized\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"seal_open_failed\":0"), std::string::npos) << json;
+  std::string text = meshd_.Meshctl({"status"}).out;
+  EXPECT_NE(text.find("refused      packet_oversized"), std::string::npos) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("\n +packet_empty +1  empty datagrams, dropped\n")))
+      << text;
+  std::string after = Scrape("after the datagrams");
+  EXPECT_EQ(Value(after, "flowmesh_mesh_refusals_total{reason=\"packet_empty\"}"), 1) << after;
+  EXPECT_EQ(Value(after, "flowmesh_mesh_refusals_total{reason=\"packet_oversized\"}"), 1) << after;
   EXPECT_EQ(meshd_.Stop(), 0) << meshd_.Log();
 }
 

@@ -2,6 +2,8 @@
 #include "node/daemon/config_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace flowmesh {
 namespace {
@@ -148,7 +150,44 @@ TEST(ConfigFile, ReadingAMissingFileIsNotFound) {
   EXPECT_NE(r.status().message().find("/nonexistent/meshd.toml"), std::string::npos);
   r = ReadConfigFile("/");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("Is a directory"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("config file / is not a regular file"), std::string::npos)
+      << r.status().message();
+}
+
+// /dev/zero was read until memory ran out, and a FIFO nobody writes to blocked start-up.
+TEST(ConfigFile, NonRegularFilesAreRefusedAtOnce) {
+  for (const char* path : {"/dev/zero", "/dev/null"}) {
+    Result<std::string> r = ReadConfigFile(path);
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(std::string(path) + " is not a regular file"),
+              std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("--config \"\" to read none"), std::string::npos);
+  }
+  char dir[] = "/tmp/fm-config-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Result<std::string> r = ReadConfigFile(fifo);
+  EXPECT_FALSE(r.ok());
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
+TEST(ConfigFile, FilesOverOneMebibyteAreRefused) {
+  char path[] = "/tmp/fm-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string line = "# " + std::string(1000, 'x') + "\n";
+  for (size_t written = 0; written <= kMaxConfigFileBytes; written += line.size())
+    ASSERT_EQ(write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  close(fd);
+  Result<std::string> r = ReadConfigFile(path);
+  unlink(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("bytes; meshd reads at most 1048576"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

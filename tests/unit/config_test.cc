@@ -2,6 +2,10 @@
 #include "node/daemon/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
 
 namespace flowmesh {
 namespace {
@@ -57,6 +61,76 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
     EXPECT_EQ(code, 2);
     EXPECT_NE(err.find(bad[0]), std::string::npos) << err;
   }
+}
+
+// What the mesh or the system would refuse later is refused at start-up, naming the flag and
+// the limit: a 200-byte --node-name used to start a meshd whose every message the seed dropped.
+TEST(DaemonFlags, ValuesBeyondWhatTheMeshCarriesAreUsageErrors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  std::vector<Case> cases = {
+      {{"--node-name", std::string(200, 'n')},
+       "meshd: --node-name: is 200 bytes; the mesh carries at most 128; choose a shorter name"},
+      {{"--control-socket", "/tmp/" + std::string(120, 's')}, "meshd: --control-socket: '/tmp/sss"},
+      {{"--control-socket", ""}, "meshd: --control-socket: must not be empty"},
+      {{"--insecure", "--join", "10.0.0.5:0"},
+       "meshd: --join: '10.0.0.5:0' is not IP:PORT with a port"},
+      {{"--proc-root", "/nonexistent/proc"},
+       "meshd: --proc-root: '/nonexistent/proc' is not a directory"},
+  };
+  for (const Case& c : cases) {
+    int code = -1;
+    testing::internal::CaptureStderr();
+    EXPECT_FALSE(Parse(c.args, &code)) << c.args[0];
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(code, 2) << c.args[0];
+    EXPECT_NE(err.find(c.want), std::string::npos) << err;
+  }
+  int code = -1;
+  EXPECT_TRUE(Parse({"--node-name", std::string(128, 'n')}, &code));
+}
+
+// A bad key file was refused only when the mesh started, after a 5 s wait for a leave nobody
+// could hear, with exit 1; --print-config accepted it.
+TEST(DaemonFlags, TheKeyFileIsCheckedWithTheFlags) {
+  char dir[] = "/tmp/fm-keyflag-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string garbage = std::string(dir) + "/garbage.key";
+  std::ofstream(garbage) << "not base64 at all\n";
+  chmod(garbage.c_str(), 0600);
+  std::string open = std::string(dir) + "/open.key";
+  std::ofstream(open) << "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+  chmod(open.c_str(), 0644);
+  std::string good = std::string(dir) + "/good.key";
+  std::ofstream(good) << "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+  chmod(good.c_str(), 0600);
+  for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
+           {std::string(dir) + "/missing.key", "No such file or directory"},
+           {garbage, garbage + " line 1"},
+           {open, "chmod 600 " + open},
+       }) {
+    for (bool print : {false, true}) {
+      std::vector<std::string> args = {"--cluster-key-file", path};
+      if (print) args.push_back("--print-config");
+      int code = -1;
+      testing::internal::CaptureStdout();
+      testing::internal::CaptureStderr();
+      EXPECT_FALSE(Parse(args, &code)) << path;
+      testing::internal::GetCapturedStdout();
+      std::string err = testing::internal::GetCapturedStderr();
+      EXPECT_EQ(code, 2) << path << (print ? " --print-config" : "");
+      EXPECT_NE(err.find("meshd: --cluster-key-file: "), std::string::npos) << err;
+      EXPECT_NE(err.find(want), std::string::npos) << err;
+    }
+  }
+  int code = -1;
+  std::optional<DaemonConfig> c = Parse({"--cluster-key-file", good}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->cluster_key_file, good);
+  std::string cleanup = std::string("rm -rf ") + dir;
+  EXPECT_EQ(system(cleanup.c_str()), 0);
 }
 
 }  // namespace

@@ -118,5 +118,29 @@ TEST_F(ControlTest, PermissionDeniedSaysWhoMayConnect) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "3: setuid failed, 4: connected, 5: wrong message";
 }
 
+// meshd refuses the 65th connection by writing why and closing; a client whose request went
+// out after that close used to report "Broken pipe" instead of meshd's reason.
+TEST_F(ControlTest, ARefusedClientReadsMeshdsReason) {
+  std::vector<int> held;
+  for (int i = 0; i < 64; i++) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    held.push_back(fd);
+  }
+  Result<ControlClient> client = ControlClient::Connect(path_);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  // Let meshd refuse and close before the request goes out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Status s = client->Watch({}, nullptr, nullptr, std::chrono::milliseconds(2000));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("meshd: meshd is serving too many control connections; try again"),
+            std::string::npos)
+      << s.message();
+  for (int fd : held) close(fd);
+}
+
 }  // namespace
 }  // namespace flowmesh::testing

@@ -180,6 +180,38 @@ TEST(Convert, StatusRoundTripsIncludingFieldsCarriedInDetail) {
   EXPECT_EQ(b.first_event_ns, s.first_event_ns);
 }
 
+TEST(Convert, MeshRefusalsAndFlappingRoundTrip) {
+  NodeStatus s;
+  s.mesh.enabled = true;
+  s.mesh.refusals = {{"udp_empty", 3, "empty datagrams received"}, {"seal_replayed", 0, "replays"}};
+  s.mesh.suspicions_raised = 1;
+  s.mesh.suspicions_received = 2;
+  s.mesh.refutations = 3;
+  s.mesh.incarnation_bumps = 4;
+  s.mesh.false_deaths = 5;
+  s.mesh.flaps = 6;
+  s.mesh.flapping = {{"app-1", 7, 8}};
+  Frame frame = Decode(*EncodeStatusResponse(s), kMaxResponseBytes);
+  Result<ControlResponse> r = DecodeResponse(frame);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const MeshStatus& m = r->status.mesh;
+  ASSERT_EQ(m.refusals.size(), 2u);
+  EXPECT_EQ(m.refusals[0].reason, "udp_empty");
+  EXPECT_EQ(m.refusals[0].count, 3u);
+  EXPECT_EQ(m.refusals[0].help, "empty datagrams received");
+  EXPECT_EQ(m.refusals[1].reason, "seal_replayed");
+  EXPECT_EQ(m.suspicions_raised, 1u);
+  EXPECT_EQ(m.suspicions_received, 2u);
+  EXPECT_EQ(m.refutations, 3u);
+  EXPECT_EQ(m.incarnation_bumps, 4u);
+  EXPECT_EQ(m.false_deaths, 5u);
+  EXPECT_EQ(m.flaps, 6u);
+  ASSERT_EQ(m.flapping.size(), 1u);
+  EXPECT_EQ(m.flapping[0].name, "app-1");
+  EXPECT_EQ(m.flapping[0].flaps, 7u);
+  EXPECT_EQ(m.flapping[0].false_deaths, 8u);
+}
+
 TEST(Convert, RequestsRoundTrip) {
   ControlRequest req{RequestKind::kWatch, WatchFilter{42, AF_INET6, {80, 443}, {5432}}};
   Frame frame = Decode(*EncodeRequest(req), kMaxRequestBytes);

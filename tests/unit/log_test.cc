@@ -32,5 +32,26 @@ TEST(LogFormat, ParsesNamesAndRejectsOthers) {
   EXPECT_FALSE(ParseLevel("loud").has_value());
 }
 
+TEST(LogCapture, KeepsEnabledLinesWithoutTheTime) {
+  Capture capture;
+  FM_LOG(Warn, "mesh") << "dropped " << 3;
+  FM_LOG(Debug, "mesh") << "not at the default level";
+  EXPECT_EQ(capture.Lines(), (std::vector<std::string>{"WARN mesh: dropped 3"}));
+  EXPECT_EQ(capture.Count("dropped"), 1u);
+}
+
+TEST(LogRateLimit, OneLinePerIntervalCountingWhatWasHeld) {
+  RateLimit limit(10'000);
+  uint64_t held = 99;
+  EXPECT_TRUE(limit.Allow(5, &held));
+  EXPECT_EQ(held, 0u);
+  EXPECT_FALSE(limit.Allow(6, &held));
+  EXPECT_FALSE(limit.Allow(10'004, &held));
+  EXPECT_TRUE(limit.Allow(10'005, &held));
+  EXPECT_EQ(held, 2u);
+  EXPECT_TRUE(limit.Allow(50'000, &held));
+  EXPECT_EQ(held, 0u);
+}
+
 }  // namespace
 }  // namespace flowmesh::log

@@ -264,7 +264,56 @@ TEST(StatusFormat, Mesh) {
   EXPECT_NE(j.find("\"mesh\":{\"address\":\"10.213.0.2:7946\",\"sealed\":true,\"keys\":2,"
                    "\"alive\":5,\"suspect\":1,\"dead\":1,\"left\":0,\"bytes_in\":2048,"
                    "\"bytes_out\":4096,\"malformed\":3,\"queries_in\":7,\"looks\":2,"
-                   "\"look_round_trips\":9}"),
+                   "\"look_round_trips\":9,"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(t.find("refused      nothing\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("flapping     0 suspicions raised here, 0 received about others; 0 "
+                   "alive<->suspect flaps, 0 false deaths\n"
+                   "             this node refuted 0 suspicions of itself (incarnation raised 0 "
+                   "times)\n"),
+            std::string::npos)
+      << t;
+}
+
+// Drops and refusals: the text lists those that happened with what they mean, JSON has all;
+// flapping: the counters, then the members that flapped.
+TEST(StatusFormat, MeshRefusalsAndFlapping) {
+  NodeStatus s = SampleStatus();
+  s.mesh.enabled = true;
+  s.mesh.refusals = {{"udp_oversized", 2, "datagrams over the limit"},
+                     {"udp_empty", 0, "empty datagrams"},
+                     {"decode_field_too_long", 1, "a name over 128 bytes"}};
+  s.mesh.suspicions_raised = 1;
+  s.mesh.suspicions_received = 4;
+  s.mesh.refutations = 3;
+  s.mesh.incarnation_bumps = 3;
+  s.mesh.flaps = 5;
+  s.mesh.false_deaths = 1;
+  s.mesh.flapping = {{"app-1", 4, 0}, {"cache-1", 1, 1}};
+  std::string t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("refused      udp_oversized                       2  datagrams over the limit\n"
+                   "             decode_field_too_long               1  a name over 128 bytes\n"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find("udp_empty"), std::string::npos) << t;
+  EXPECT_NE(t.find("flapping     1 suspicion raised here, 4 received about others; 5 "
+                   "alive<->suspect flaps, 1 false death\n"
+                   "             this node refuted 3 suspicions of itself (incarnation raised 3 "
+                   "times)\n"
+                   "             app-1: 4 flaps, 0 false deaths\n"
+                   "             cache-1: 1 flap, 1 false death\n"),
+            std::string::npos)
+      << t;
+  std::string j = StatusJson(s, s.started_ns);
+  EXPECT_NE(j.find("\"refusals\":{\"udp_oversized\":2,\"udp_empty\":0,"
+                   "\"decode_field_too_long\":1}"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(j.find("\"flapping\":{\"suspicions_raised\":1,\"suspicions_received\":4,"
+                   "\"refutations\":3,\"incarnation_bumps\":3,\"false_deaths\":1,\"flaps\":5,"
+                   "\"members\":[{\"name\":\"app-1\",\"flaps\":4,\"false_deaths\":0},"
+                   "{\"name\":\"cache-1\",\"flaps\":1,\"false_deaths\":1}]}"),
             std::string::npos)
       << j;
 }

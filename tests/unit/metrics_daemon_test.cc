@@ -76,6 +76,45 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
     EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
 }
 
+// Every drop and refusal by reason in one family, and the flapping counters, as status has them.
+TEST(MetricsRender, RefusalsAndFlappingBecomeSeries) {
+  NodeStatus st;
+  st.mesh.enabled = true;
+  st.mesh.refusals = {{"udp_oversized", 2, "h"}, {"udp_empty", 0, "h"}, {"seal_replayed", 7, "h"}};
+  st.mesh.suspicions_raised = 1;
+  st.mesh.suspicions_received = 4;
+  st.mesh.refutations = 3;
+  st.mesh.incarnation_bumps = 5;
+  st.mesh.false_deaths = 1;
+  st.mesh.flaps = 6;
+  st.mesh.flapping = {{"app-1", 4, 0}, {"we\"ird", 2, 1}};
+  LookLatency looks;
+  std::string text = RenderMetrics(st, looks);
+  for (const char* line : {
+           "# TYPE flowmesh_mesh_refusals_total counter",
+           "flowmesh_mesh_refusals_total{reason=\"udp_oversized\"} 2",
+           "flowmesh_mesh_refusals_total{reason=\"udp_empty\"} 0",
+           "flowmesh_mesh_refusals_total{reason=\"seal_replayed\"} 7",
+           "flowmesh_mesh_suspicions_total{origin=\"probe\"} 1",
+           "flowmesh_mesh_suspicions_total{origin=\"peer\"} 4",
+           "flowmesh_mesh_refutations_total 3",
+           "flowmesh_mesh_incarnation_bumps_total 5",
+           "flowmesh_mesh_false_deaths_total 1",
+           "flowmesh_mesh_flaps_total 6",
+           "flowmesh_mesh_member_flaps_total{member=\"app-1\"} 4",
+           "flowmesh_mesh_member_flaps_total{member=\"we\\\"ird\"} 2",
+       })
+    EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
+  // The help no longer claims oversized packets are in the malformed count.
+  size_t help = text.find("# HELP flowmesh_mesh_malformed_packets_total ");
+  ASSERT_NE(help, std::string::npos);
+  std::string line = text.substr(help, text.find('\n', help) - help);
+  EXPECT_NE(line.find("Oversized and empty datagrams, oversized frames, refused connections and "
+                      "timeouts are not counted here"),
+            std::string::npos)
+      << line;
+}
+
 // Every sample belongs to the family whose TYPE came last, every family has
 // HELP, counters end in _total and no family is declared twice: the
 // structure promtool checks, held here for every change to RenderMetrics.
