@@ -224,6 +224,7 @@ Status Daemon::InitProbe() {
 
   BpfProbeOptions opts;
   opts.filter = filter_;
+  opts.ring_bytes = config_.ring_buffer_bytes;
   opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
                 : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
                                                  : BpfAttach::kAuto;

@@ -76,6 +76,21 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
     EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
 }
 
+TEST(MetricsRender, LostEventsByCause) {
+  NodeStatus st;
+  st.probe_mode = "streaming";
+  st.probe.lost = 7;
+  st.probe.lost_causes = {{"ring_buffer_full", 3}, {"recursion", 4}};
+  std::string text = RenderMetrics(st, LookLatency{});
+  for (const char* line : {
+           "flowmesh_probe_events_lost_total 7",
+           "# TYPE flowmesh_probe_events_lost_by_cause_total counter",
+           "flowmesh_probe_events_lost_by_cause_total{cause=\"ring_buffer_full\"} 3",
+           "flowmesh_probe_events_lost_by_cause_total{cause=\"recursion\"} 4",
+       })
+    EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
+}
+
 // Every sample belongs to the family whose TYPE came last, every family has
 // HELP, counters end in _total and no family is declared twice: the
 // structure promtool checks, held here for every change to RenderMetrics.
