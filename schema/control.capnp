@@ -140,6 +140,7 @@ struct Record {
   process @3 :Process;
   counters @4 :Counters;   # payload bytes
   durationNs @5 :UInt64;
+  reconstructed @6 :Bool;  # a close the probe missed, made up from sock_diag
 }
 
 struct FlowsQuery {
