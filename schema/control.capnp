@@ -96,6 +96,9 @@ struct StatusInfo {
   closeUnattributed @19 :UInt64;  # ... whose process stayed unknown
   store @20 :StoreInfo;
   mesh @21 :MeshInfo;
+  reconstructedCloses @22 :UInt64;    # closes the probe missed, made up from sock_diag
+  reconstructedUnlistens @23 :UInt64;
+  lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
 }
 
 struct MeshInfo {

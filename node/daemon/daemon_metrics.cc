@@ -38,6 +38,13 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
     for (const auto& [cause, n] : s.probe.lost_causes)
       e.Sample("flowmesh_probe_events_lost_by_cause_total", {{"cause", cause}}, n);
   }
+  e.Family("flowmesh_probe_events_reconstructed_total", Type::kCounter,
+           "Closes and unlistens the probe missed, made up when sock_diag no longer showed the "
+           "socket (reconciliation of the open-connection table with the kernel).");
+  e.Sample("flowmesh_probe_events_reconstructed_total", {{"kind", "close"}},
+           s.table.reconstructed_closes);
+  e.Sample("flowmesh_probe_events_reconstructed_total", {{"kind", "unlisten"}},
+           s.table.reconstructed_unlistens);
   e.Counter("flowmesh_probe_events_malformed_total",
             "Probe records that did not decode and were dropped.", s.probe.malformed);
   e.Gauge("flowmesh_connections_open",

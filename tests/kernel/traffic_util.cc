@@ -205,7 +205,9 @@ uint16_t FreePort(int family) {
 }
 
 Loopback::Loopback() {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  // CLOEXEC: a meshd the test starts afterwards must not inherit the
+  // listener, or it owns it in /proc too and gets its connections.
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -220,7 +222,7 @@ Loopback::~Loopback() {
 }
 
 bool Loopback::Connect(int* client, int* server) {
-  *client = socket(AF_INET, SOCK_STREAM, 0);
+  *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -229,7 +231,7 @@ bool Loopback::Connect(int* client, int* server) {
     close(*client);
     return false;
   }
-  *server = accept(listen_fd_, nullptr, nullptr);
+  *server = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
   if (*server < 0) close(*client);
   return *server >= 0;
 }
