@@ -16,9 +16,12 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsOptions* o) {
       "accepted) TX_KB RX_KB (payload) MS (duration) RETRANS RTT_US (smoothed RTT at close).\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time\n"
       "(2026-11-22T10:00:00Z) or 'now'.\n"
+      "A line ending in [reconstructed] is a close the probe missed (events lost in the\n"
+      "kernel), made up when sock_diag no longer showed the connection: its time is when it\n"
+      "was found gone, its bytes are as last seen and MS is an upper bound.\n"
       "With --json: one object per line with ts, pid, comm, family, laddr, lport, raddr,\n"
       "rport, direction, tx_bytes, rx_bytes, segs_out, segs_in, retrans, rtt_us, rttvar_us,\n"
-      "duration_ms, netns.");
+      "duration_ms, netns, reconstructed.");
   AddFilterOptions(cmd, &o->filter);
   CLI::Option* t = cmd->add_flag("-t,--timestamp", o->seconds,
                                  "first column: seconds since the first record shown");

@@ -96,6 +96,9 @@ struct StatusInfo {
   closeUnattributed @19 :UInt64;  # ... whose process stayed unknown
   store @20 :StoreInfo;
   mesh @21 :MeshInfo;
+  reconstructedCloses @22 :UInt64;    # closes the probe missed, made up from sock_diag
+  reconstructedUnlistens @23 :UInt64;
+  lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
 }
 
 struct MeshInfo {
@@ -160,6 +163,7 @@ struct Record {
   process @3 :Process;
   counters @4 :Counters;   # payload bytes
   durationNs @5 :UInt64;
+  reconstructed @6 :Bool;  # a close the probe missed, made up from sock_diag
 }
 
 struct FlowsQuery {

@@ -237,6 +237,9 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setPolls(st.probe.polls);
   b.setCloseWithoutOpen(st.table.close_without_open);
   b.setCloseUnattributed(st.table.close_unattributed);
+  b.setReconstructedCloses(st.table.reconstructed_closes);
+  b.setReconstructedUnlistens(st.table.reconstructed_unlistens);
+  b.setLateClosesDropped(st.table.late_closes_dropped);
   StoreToWire(st.store, b.initStore());
   auto m = b.initMesh();
   m.setEnabled(st.mesh.enabled);
@@ -290,6 +293,9 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.probe.polls = r.getPolls();
   st.table.close_without_open = r.getCloseWithoutOpen();
   st.table.close_unattributed = r.getCloseUnattributed();
+  st.table.reconstructed_closes = r.getReconstructedCloses();
+  st.table.reconstructed_unlistens = r.getReconstructedUnlistens();
+  st.table.late_closes_dropped = r.getLateClosesDropped();
   st.store = StoreFromWire(r.getStore());
   auto m = r.getMesh();
   st.mesh.enabled = m.getEnabled();

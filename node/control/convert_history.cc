@@ -167,6 +167,7 @@ void ToCapnp(const ConnRecord& r, s::Record::Builder b) {
   ProcessToWire(r.proc, b.initProcess());
   CountersToWire(r.counters, b.initCounters());
   b.setDurationNs(r.duration_ns);
+  b.setReconstructed(r.reconstructed);
 }
 
 Result<ConnRecord> FromCapnp(s::Record::Reader r) {
@@ -177,6 +178,7 @@ Result<ConnRecord> FromCapnp(s::Record::Reader r) {
   rec.proc = ProcessFromWire(r.getProcess());
   rec.counters = CountersFromWire(r.getCounters());
   rec.duration_ns = r.getDurationNs();
+  rec.reconstructed = r.getReconstructed();
   return rec;
 }
 

@@ -350,6 +350,10 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
                                 std::to_string(s.table.listeners) + " listeners; " +
                                 std::to_string(s.table.opens) + " opened, " +
                                 std::to_string(s.table.closes) + " closed since start");
+  if (s.table.reconstructed_closes > 0 || s.table.reconstructed_unlistens > 0)
+    out += row("reconciled", std::to_string(s.table.reconstructed_closes) + " closes and " +
+                                 std::to_string(s.table.reconstructed_unlistens) +
+                                 " unlistens the probe missed, made up from sock_diag");
   out += row("watchers", std::to_string(s.watchers));
   const StoreStatus& st = s.store;
   if (!st.stats.dir.empty()) {
@@ -394,6 +398,9 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
   if (s.probe.polls > 0) detail.emplace_back("polls", s.probe.polls);
   detail.emplace_back("close_without_open", s.table.close_without_open);
   detail.emplace_back("close_unattributed", s.table.close_unattributed);
+  detail.emplace_back("reconstructed_closes", s.table.reconstructed_closes);
+  detail.emplace_back("reconstructed_unlistens", s.table.reconstructed_unlistens);
+  detail.emplace_back("late_closes_dropped", s.table.late_closes_dropped);
   if (!st.stats.dir.empty()) {
     detail.emplace_back("store_flow_deltas", st.flows);
     detail.emplace_back("duplicate_reports_ignored", st.duplicates);
@@ -426,6 +433,9 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
       .Uint("closes", s.table.closes)
       .Uint("close_without_open", s.table.close_without_open)
       .Uint("close_unattributed", s.table.close_unattributed)
+      .Uint("reconstructed_closes", s.table.reconstructed_closes)
+      .Uint("reconstructed_unlistens", s.table.reconstructed_unlistens)
+      .Uint("late_closes_dropped", s.table.late_closes_dropped)
       .Uint("watchers", s.watchers);
   if (s.first_event_ns > 0)
     o.Fixed("first_event_after_ms", static_cast<double>(s.first_event_ns - s.started_ns) / 1e6, 3);

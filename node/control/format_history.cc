@@ -35,7 +35,9 @@ std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns
                        r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
                        static_cast<double>(r.counters.bytes_tx) / 1024.0,
                        static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(),
-                       r.counters.retrans, r.counters.rtt_us);
+                       r.counters.retrans, r.counters.rtt_us) +
+         // Past the last column, so the columns scripts read stay where they are.
+         (r.reconstructed ? " [reconstructed]" : "");
 }
 
 std::string FlowsJson(const ConnRecord& r) {
@@ -50,6 +52,7 @@ std::string FlowsJson(const ConnRecord& r) {
   else
     o.Null("duration_ms");
   o.Uint("netns", r.key.netns);
+  o.Bool("reconstructed", r.reconstructed);
   return std::move(o).Finish();
 }
 

@@ -116,6 +116,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
+  std::string ring_size = "8M", reconcile = "30s";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
 
@@ -187,6 +188,20 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->type_name("TYPE")
       ->envname("MESHD_BPF_ATTACH")
       ->check(CLI::IsMember({"auto", "tp_btf", "raw_tp"}))
+      ->capture_default_str();
+  app.add_option("--ring-buffer-size", ring_size,
+                 "Size of the BPF ring buffer (streaming mode), a power of two from 64K to 1G: "
+                 "how far meshd may fall behind under connection churn before events are lost "
+                 "(about 144 bytes an event)")
+      ->type_name("SIZE")
+      ->envname("MESHD_RING_BUFFER_SIZE")
+      ->capture_default_str();
+  app.add_option("--reconcile-interval", reconcile,
+                 "Streaming mode: how often open connections and listeners are checked against "
+                 "sock_diag, so a close the probe missed (lost events) is made up, marked "
+                 "reconstructed; 0s = never. Short intervals are for tests")
+      ->type_name("DURATION")
+      ->envname("MESHD_RECONCILE_INTERVAL")
       ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir,
                  "Where meshd keeps its history (RocksDB): closed connections, flows, "
@@ -309,6 +324,16 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (*rs != 0 && *rs < (16ULL << 20))
     return usage(at("--retention-size") + "must be 0 (no limit) or at least 16M");
   cfg.retention_bytes = *rs;
+  Result<uint64_t> ring = ParseByteSize(ring_size);
+  if (!ring.ok()) return usage(at("--ring-buffer-size") + ring.status().message());
+  if (*ring < (64ULL << 10) || *ring > (1ULL << 30) || (*ring & (*ring - 1)) != 0)
+    return usage(at("--ring-buffer-size") + "must be a power of two from 64K to 1G");
+  cfg.ring_buffer_bytes = static_cast<uint32_t>(*ring);
+  Result<std::chrono::milliseconds> rc = ParseDuration(reconcile);
+  if (!rc.ok()) return usage(at("--reconcile-interval") + rc.status().message());
+  if (rc->count() != 0 && rc->count() < 100)
+    return usage(at("--reconcile-interval") + "must be 0s (never) or at least 100ms");
+  cfg.reconcile_interval = *rc;
   if (cfg.data_dir.empty()) return usage(at("--data-dir") + "must not be empty");
   cfg.join = std::vector<std::string>();
   for (size_t start = 0; start < join.size();) {

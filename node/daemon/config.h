@@ -24,6 +24,10 @@ struct DaemonConfig {
   uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
   std::string proc_root = "/proc";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
+  uint32_t ring_buffer_bytes = 8 << 20;
+  // Streaming mode: how often the open-connection table is checked against
+  // sock_diag for closes the probe missed; 0 = never.
+  std::chrono::milliseconds reconcile_interval{30'000};
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

@@ -224,6 +224,7 @@ Status Daemon::InitProbe() {
 
   BpfProbeOptions opts;
   opts.filter = filter_;
+  opts.ring_bytes = config_.ring_buffer_bytes;
   opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
                 : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
                                                  : BpfAttach::kAuto;
@@ -245,6 +246,12 @@ Status Daemon::InitProbe() {
   probe_reason_ = std::string("eBPF (") + std::string(bpf->AttachKind()) + "/inet_sock_set_state)";
   probe_ = std::move(bpf);
   refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+  if (config_.reconcile_interval.count() > 0) {
+    ReconcilerOptions ro;
+    ro.interval_ns = static_cast<int64_t>(config_.reconcile_interval.count()) * 1'000'000;
+    reconciler_ = std::make_unique<Reconciler>(pipeline_.table(), ro);
+    reconcile_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+  }
   return Status::Ok();
 }
 
@@ -284,7 +291,31 @@ void Daemon::ProbeLoop() {
       asio::post(io_, [this] { Shutdown(); });
       return;
     }
+    ReconcileIfDue();
   }
+}
+
+void Daemon::ReconcileIfDue() {
+  // Here, not on a thread of its own: what it makes up reaches the aggregator
+  // in order with the ring buffer's events, and each dump is followed by a
+  // full drain of the ring before the next one can confirm it.
+  if (!reconciler_ || !reconciler_->Due(MonotonicNs())) return;
+  const uint64_t seq = pipeline_.table().Sequence();
+  const int64_t taken_ns = RealtimeNs();
+  Result<Snapshot> snap = reconcile_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false);
+  if (!snap.ok()) {
+    FM_LOG(Warn, "probe") << "reconciliation with sock_diag failed, retrying in "
+                          << config_.reconcile_interval.count()
+                          << "ms: " << snap.status().message();
+    reconciler_->Failed(MonotonicNs());
+    return;
+  }
+  std::vector<ConnEvent> made_up =
+      reconciler_->Apply(KernelViewOf(*snap, taken_ns, seq), MonotonicNs());
+  for (const ConnEvent& ev : made_up) pipeline_.Forward(ev);
+  if (!made_up.empty())
+    FM_LOG(Info, "probe") << "reconciled " << made_up.size()
+                          << " closes or unlistens the probe missed (now gone from sock_diag)";
 }
 
 int Daemon::Run() {
@@ -336,6 +367,12 @@ NodeStatus Daemon::GetStatus() {
   s.probe_reason = probe_reason_;
   s.netns = NetnsLabel(config_.netns, filter_.netns);
   if (probe_) s.probe = probe_->Stats();
+  if (reconciler_) {
+    ReconcilerStats rs = reconciler_->Stats();
+    s.probe.detail.emplace_back("reconcile_dumps", rs.dumps);
+    s.probe.detail.emplace_back("reconcile_failures", rs.dump_failures);
+    s.probe.detail.emplace_back("reconcile_candidates", rs.candidates);
+  }
   s.table = pipeline_.table().Stats();
   s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());
   s.first_event_ns = pipeline_.first_event_ns();

@@ -18,6 +18,7 @@
 #include "node/daemon/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
+#include "node/flow/reconciler.h"
 #include "node/metrics/http_server.h"
 #include "node/probe/probe.h"
 #include "node/store/flusher.h"
@@ -69,6 +70,9 @@ class Daemon final : public ControlBackend {
   LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
+  // Streaming mode, on the probe thread between ring buffer drains: the
+  // table against a sock_diag dump when one is due (see Reconciler).
+  void ReconcileIfDue();
   void RefreshCounters();
   void Shutdown();
 
@@ -96,6 +100,10 @@ class Daemon final : public ControlBackend {
   std::mutex refresh_mu_;
   std::unique_ptr<Snapshotter> refresher_;
   int64_t last_refresh_ns_ = 0;
+
+  // Streaming mode: closes the probe missed, from sock_diag (probe thread only).
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<Snapshotter> reconcile_snapshotter_;
 
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;

@@ -27,8 +27,24 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
             "Connection events (open, close, listen, counter updates) the probe delivered.",
             s.probe.events);
   e.Counter("flowmesh_probe_events_lost_total",
-            "Events known to be missed: the BPF ring buffer or the kernel-side tables were full.",
+            "Events known to be missed: the BPF ring buffer was full, or the kernel skipped the "
+            "BPF program (recursion); the sum of flowmesh_probe_events_lost_by_cause_total.",
             s.probe.lost);
+  if (!s.probe.lost_causes.empty()) {
+    e.Family("flowmesh_probe_events_lost_by_cause_total", Type::kCounter,
+             "Events known to be missed, by cause: ring_buffer_full (meshd fell behind), "
+             "recursion (the kernel skipped the BPF program because it was already running on "
+             "that CPU; the program's recursion_misses).");
+    for (const auto& [cause, n] : s.probe.lost_causes)
+      e.Sample("flowmesh_probe_events_lost_by_cause_total", {{"cause", cause}}, n);
+  }
+  e.Family("flowmesh_probe_events_reconstructed_total", Type::kCounter,
+           "Closes and unlistens the probe missed, made up when sock_diag no longer showed the "
+           "socket (reconciliation of the open-connection table with the kernel).");
+  e.Sample("flowmesh_probe_events_reconstructed_total", {{"kind", "close"}},
+           s.table.reconstructed_closes);
+  e.Sample("flowmesh_probe_events_reconstructed_total", {{"kind", "unlisten"}},
+           s.table.reconstructed_unlistens);
   e.Counter("flowmesh_probe_events_malformed_total",
             "Probe records that did not decode and were dropped.", s.probe.malformed);
   e.Gauge("flowmesh_connections_open",

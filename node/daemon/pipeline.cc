@@ -10,6 +10,10 @@ void Pipeline::OnEvent(const ConnEvent& event) {
     first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
   ConnEvent ev = event;
   if (!table_.Apply(ev)) return;
+  Forward(ev);
+}
+
+void Pipeline::Forward(const ConnEvent& ev) {
   if (aggregator_ != nullptr && (own_pid_ == 0 || ev.proc.pid != own_pid_)) aggregator_->Add(ev);
   // Live counter refreshes are for `top`, not news for watchers.
   if (ev.kind == EventKind::kUpdate) return;

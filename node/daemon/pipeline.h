@@ -20,6 +20,9 @@ class Pipeline final : public EventSink {
   void OnEvent(const ConnEvent& event) override;
   // The same for a run of events, taking each lock once per run.
   void OnEvents(std::span<ConnEvent> events) override;
+  // Events the table already applied (reconciliation's made-up closes, see
+  // ConnTable::CloseMissed): to the aggregator and the watchers only.
+  void Forward(const ConnEvent& event);
   // Set once before the probe starts; null = no history (tests).
   void set_aggregator(Aggregator* aggregator) { aggregator_ = aggregator; }
   // meshd's own connections (mesh syncs and queries, on both ends) stay out

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "node/flow/conn_table.h"
+
 namespace flowmesh {
 namespace {
-
-ConnKey ListenKey(const ConnKey& k) { return ConnKey{k.netns, k.laddr, {}, k.lport, 0}; }
 
 uint64_t Delta(uint64_t now, uint64_t& accounted) {
   if (now <= accounted) return 0;  // counters never go back; a lower report adds nothing
@@ -148,6 +148,7 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   r.proc = Attribute(ev, t.flow.direction);
   r.counters = ev.counters;
   r.duration_ns = ev.duration_ns;
+  r.reconstructed = ev.reconstructed;
   NoteProcess(r.proc, ev.ts_ns, w);
 }
 

@@ -4,8 +4,10 @@
 namespace flowmesh {
 namespace {
 
-// Listeners are keyed without the remote side.
-ConnKey ListenKey(const ConnKey& k) { return ConnKey{k.netns, k.laddr, {}, k.lport, 0}; }
+// Reconstructed closes remembered for a late real CLOSE: past this age the
+// CLOSE was lost, not late (reconciliation waits seconds before closing).
+constexpr int64_t kReconstructedKeptNs = 600'000'000'000;
+constexpr size_t kReconstructedKept = 1 << 16;
 
 void FillFrom(const OpenConnection& open, ConnEvent& ev) {
   if (!ev.proc.known()) ev.proc = open.proc;
@@ -46,7 +48,10 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
         c.source = ev.source;
         c.opened_ns = ev.ts_ns;
         stats_.opens++;
+        // A new connection on a 4-tuple reconciliation closed: its CLOSE is its own.
+        if (!reconstructed_.empty()) reconstructed_.erase(ev.key);
       }
+      c.seen_seq = ++seq_;
       // A second report of the same open (snapshot and ring buffer racing)
       // merges: keep what is known, prefer the kernel's attribution.
       if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel))
@@ -63,12 +68,17 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
       if (ev.direction == Direction::kUnknown) ev.direction = it->second.direction;
       it->second.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);
       it->second.updated_ns = ev.ts_ns;
+      it->second.seen_seq = ++seq_;
       if (!it->second.proc.known() && ev.proc.known()) it->second.proc = ev.proc;
       return true;
     }
     case EventKind::kClose: {
-      stats_.closes++;
       auto it = open_.find(ev.key);
+      if (it == open_.end() && !reconstructed_.empty() && reconstructed_.erase(ev.key)) {
+        stats_.late_closes_dropped++;
+        return false;
+      }
+      stats_.closes++;
       if (it == open_.end()) {
         stats_.close_without_open++;
         if (!ev.proc.known()) stats_.close_unattributed++;
@@ -84,6 +94,7 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
       l.key = ListenKey(ev.key);
       if (ev.proc.known() || !l.proc.known()) l.proc = ev.proc;
       if (l.since_ns == 0) l.since_ns = ev.ts_ns;
+      l.seen_seq = ++seq_;
       return true;
     }
     case EventKind::kUnlisten: {
@@ -111,6 +122,58 @@ std::vector<Listener> ConnTable::Listeners() const {
   out.reserve(listeners_.size());
   for (const auto& [k, l] : listeners_) out.push_back(l);
   return out;
+}
+
+uint64_t ConnTable::Sequence() const {
+  std::lock_guard lock(mu_);
+  return seq_;
+}
+
+std::optional<ConnEvent> ConnTable::CloseMissed(const ConnKey& key, uint64_t seen_seq,
+                                                int64_t ts_ns) {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(key);
+  if (it == open_.end() || it->second.seen_seq != seen_seq) return std::nullopt;
+  const OpenConnection& c = it->second;
+  ConnEvent ev;
+  ev.kind = EventKind::kClose;
+  ev.source = EventSource::kPoll;  // sock_diag found it gone
+  ev.reconstructed = true;
+  ev.ts_ns = ts_ns;
+  ev.key = key;
+  ev.direction = c.direction;
+  ev.proc = c.proc;
+  ev.counters = c.counters;  // payload bytes already
+  // When it was found gone; it closed at most this long after it opened.
+  if (ts_ns > c.opened_ns) ev.duration_ns = static_cast<uint64_t>(ts_ns - c.opened_ns);
+  open_.erase(it);
+  stats_.closes++;
+  stats_.reconstructed_closes++;
+  if (!ev.proc.known()) stats_.close_unattributed++;
+  if (reconstructed_.size() >= kReconstructedKept)
+    std::erase_if(reconstructed_,
+                  [&](const auto& r) { return ts_ns - r.second > kReconstructedKeptNs; });
+  if (reconstructed_.size() >= kReconstructedKept) reconstructed_.clear();
+  reconstructed_[key] = ts_ns;
+  return ev;
+}
+
+std::optional<ConnEvent> ConnTable::UnlistenMissed(const ConnKey& key, uint64_t seen_seq,
+                                                   int64_t ts_ns) {
+  std::lock_guard lock(mu_);
+  auto it = listeners_.find(key);
+  if (it == listeners_.end() || it->second.seen_seq != seen_seq) return std::nullopt;
+  ConnEvent ev;
+  ev.kind = EventKind::kUnlisten;
+  ev.source = EventSource::kPoll;
+  ev.reconstructed = true;
+  ev.ts_ns = ts_ns;
+  ev.key = key;
+  ev.proc = it->second.proc;
+  listeners_.erase(it);
+  stats_.reconstructed_unlistens++;
+  // A late real UNLISTEN finds nothing and changes nothing (see Apply).
+  return ev;
 }
 
 ConnTableStats ConnTable::Stats() const {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -22,13 +23,19 @@ struct OpenConnection {
   TcpCounters counters;   // as of updated_ns
   int64_t opened_ns = 0;  // when the open was seen (start-up for seeded ones)
   int64_t updated_ns = 0;
+  // ConnTable::Sequence() of the last report of it (OPEN or UPDATE).
+  uint64_t seen_seq = 0;
 };
 
 struct Listener {
   ConnKey key;  // netns, laddr, lport
   ProcessRef proc;
   int64_t since_ns = 0;
+  uint64_t seen_seq = 0;  // as OpenConnection's, for LISTEN
 };
+
+// A listener's key: the connection key without the remote side.
+inline ConnKey ListenKey(const ConnKey& k) { return ConnKey{k.netns, k.laddr, {}, k.lport, 0}; }
 
 struct ConnTableStats {
   uint64_t open = 0;
@@ -37,6 +44,13 @@ struct ConnTableStats {
   uint64_t closes = 0;              // CLOSE events applied
   uint64_t close_without_open = 0;  // CLOSE of a connection never seen open
   uint64_t close_unattributed = 0;  // ... and whose process stayed unknown
+  // Reconciliation: closes and unlistens the probe missed, made up here
+  // because sock_diag no longer showed the socket.
+  uint64_t reconstructed_closes = 0;
+  uint64_t reconstructed_unlistens = 0;
+  // The real CLOSE after all, for a connection already closed by
+  // reconciliation (its event was late, not lost): dropped.
+  uint64_t late_closes_dropped = 0;
 };
 
 class ConnTable {
@@ -55,12 +69,28 @@ class ConnTable {
   std::vector<Listener> Listeners() const;
   ConnTableStats Stats() const;
 
+  // Every OPEN, UPDATE and LISTEN applied takes the next number, so a
+  // connection whose seen_seq is at most the value read before a sock_diag
+  // dump began was reported before that dump began.
+  uint64_t Sequence() const;
+  // Reconciliation: if the connection is still open and nothing reported it
+  // since seen_seq, removes it and returns its CLOSE (reconstructed, at
+  // ts_ns, counters as last seen, already payload bytes); otherwise nullopt.
+  // A real CLOSE that arrives afterwards is dropped.
+  std::optional<ConnEvent> CloseMissed(const ConnKey& key, uint64_t seen_seq, int64_t ts_ns);
+  // The same for a listener (key as ListenKey gives it).
+  std::optional<ConnEvent> UnlistenMissed(const ConnKey& key, uint64_t seen_seq, int64_t ts_ns);
+
  private:
   bool ApplyLocked(ConnEvent& event);
 
   mutable std::mutex mu_;
   std::unordered_map<ConnKey, OpenConnection, ConnKeyHash> open_;
   std::unordered_map<ConnKey, Listener, ConnKeyHash> listeners_;
+  // Connections closed by reconciliation -> when, so their real CLOSE, if it
+  // was only late, does not close them twice. Bounded by kReconstructedKept.
+  std::unordered_map<ConnKey, int64_t, ConnKeyHash> reconstructed_;
+  uint64_t seq_ = 0;
   ConnTableStats stats_;
 };
 

@@ -45,10 +45,15 @@ struct ConnRecord {
   ProcessRef proc;
   TcpCounters counters;
   uint64_t duration_ns = 0;
+  // The probe missed this close; reconciliation with sock_diag made it up:
+  // ts_ns is when the connection was found gone (it closed before), counters
+  // are as last seen and duration_ns is an upper bound.
+  bool reconstructed = false;
   bool operator==(const ConnRecord& o) const {
     return ts_ns == o.ts_ns && key == o.key && direction == o.direction && proc.pid == o.proc.pid &&
            proc.start_ticks == o.proc.start_ticks && proc.comm_view() == o.proc.comm_view() &&
-           counters == o.counters && duration_ns == o.duration_ns;
+           counters == o.counters && duration_ns == o.duration_ns &&
+           reconstructed == o.reconstructed;
   }
 };
 

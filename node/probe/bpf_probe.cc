@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -56,6 +57,7 @@ void BpfProbe::Destroy() {
   ring_ = nullptr;
   if (skel_) tcptrace_bpf::destroy(skel_);
   skel_ = nullptr;
+  prog_ = nullptr;
 }
 
 Status BpfProbe::Load(bool btf) {
@@ -70,7 +72,15 @@ Status BpfProbe::Load(bool btf) {
   skel_->rodata->filter_family = f.family;
   skel_->rodata->filter_nports = static_cast<uint16_t>(f.ports.size());
   for (size_t i = 0; i < f.ports.size(); i++) skel_->rodata->filter_ports[i] = f.ports[i];
-  skel_->rodata->wakeup_bytes = options_.wakeup_bytes;
+  const uint32_t ring = options_.ring_bytes;
+  if (ring < 4096 || (ring & (ring - 1)) != 0)
+    return InvalidArgument("ring buffer size " + std::to_string(ring) +
+                           " is not a power of two of at least 4096 bytes");
+  if (int err = bpf_map__set_max_entries(skel_->maps.events, ring); err)
+    return BpfError(err, "cannot size the ring buffer to " + std::to_string(ring) + " bytes");
+  // A wake-up threshold the ring cannot reach would leave only the poll
+  // timer: wake at a quarter full at the latest.
+  skel_->rodata->wakeup_bytes = std::min(options_.wakeup_bytes, ring / 4);
 
   bpf_program__set_autoload(skel_->progs.set_state_btf, btf);
   bpf_program__set_autoload(skel_->progs.set_state_raw, !btf);
@@ -82,6 +92,7 @@ Status BpfProbe::Load(bool btf) {
     return BpfError(err, std::string("cannot attach BPF program to ") +
                              (btf ? "tp_btf" : "raw_tp") + "/inet_sock_set_state");
   attach_kind_ = btf ? "tp_btf" : "raw_tp";
+  prog_ = btf ? skel_->progs.set_state_btf : skel_->progs.set_state_raw;
   return Status::Ok();
 }
 
@@ -163,13 +174,35 @@ ProbeStats BpfProbe::Stats() const {
   // The kernel's counters live in the mmapped .bss; plain reads are fine for
   // monotonically growing statistics.
   const volatile fm_counters& c = skel_->bss->counters;
-  s.lost = c.lost_ringbuf;
+  const uint64_t recursion = RecursionMisses();
+  s.lost = c.lost_ringbuf + recursion;
+  s.lost_causes = {{"ring_buffer_full", c.lost_ringbuf}, {"recursion", recursion}};
+  // lost_sockmap and lost_listenmap lose a process attribution, not an
+  // event: they are not in `lost`.
   s.detail = {{"kernel_events", c.events},
               {"lost_ringbuf", c.lost_ringbuf},
+              {"lost_recursion", recursion},
               {"lost_sockmap", c.lost_sockmap},
               {"lost_listenmap", c.lost_listenmap},
               {"passive_no_owner", c.passive_no_owner}};
   return s;
+}
+
+uint64_t BpfProbe::RecursionMisses() const {
+  // Kept by the kernel in the program's run statistics (always, unlike run
+  // time, which needs kernel.bpf_stats_enabled), not by the program itself:
+  // a skipped program cannot count its own skip.
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (!prog_ || bpf_obj_get_info_by_fd(bpf_program__fd(prog_), &info, &len) != 0) return 0;
+  return info.recursion_misses;
+}
+
+uint32_t BpfProbe::ProgramId() const {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (!prog_ || bpf_obj_get_info_by_fd(bpf_program__fd(prog_), &info, &len) != 0) return 0;
+  return info.id;
 }
 
 Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {

@@ -12,6 +12,7 @@
 
 struct tcptrace_bpf;
 struct ring_buffer;
+struct bpf_program;
 
 namespace flowmesh {
 
@@ -26,6 +27,10 @@ struct BpfProbeOptions {
   uint32_t wakeup_bytes = 256 * 1024;
   // Longest an event waits in the ring buffer when traffic is light.
   int max_latency_ms = 50;
+  // Size of the ring buffer: a power of two, at least a page. What it holds
+  // is how long meshd may stall (or fall behind under churn) before events
+  // are lost; each event takes 144 bytes.
+  uint32_t ring_bytes = 8 << 20;
 };
 
 class BpfProbe final : public Probe {
@@ -43,6 +48,8 @@ class BpfProbe final : public Probe {
 
   // Which program is attached: "tp_btf" or "raw_tp".
   std::string_view AttachKind() const { return attach_kind_; }
+  // The attached program's kernel id (bpftool prog show id N); 0 before Init.
+  uint32_t ProgramId() const;
   // Tells the kernel side who owns a listener that existed before the probe
   // started, so connections it accepts are attributed (from the start-up
   // sock_diag snapshot).
@@ -53,9 +60,14 @@ class BpfProbe final : public Probe {
   void Destroy();
   static int OnSample(void* ctx, void* data, size_t size);
   void DeliverBatch();
+  // Times the kernel skipped the attached program because it was already
+  // running on that CPU (an inet_sock_set_state in a softirq that interrupted
+  // it): each skip is a transition, and so possibly an event, never seen.
+  uint64_t RecursionMisses() const;
 
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
+  bpf_program* prog_ = nullptr;  // the attached one of the skeleton's two
   ring_buffer* ring_ = nullptr;
   std::string attach_kind_;
   EventSink* sink_ = nullptr;  // valid during TransferData only

@@ -90,6 +90,7 @@ Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
   ev.counters.rtt_us = raw.srtt_us;
   ev.counters.rttvar_us = raw.rttvar_us;
   ev.tcp_flags = raw.tcp_flags;
+  ev.reconstructed = false;
   ev.duration_ns = raw.duration_ns;
   return Status::Ok();
 }

@@ -91,6 +91,10 @@ struct ConnEvent {
   // known. CLOSE: final; OPEN/UPDATE from a poll or seed: as of then.
   TcpCounters counters;
   uint8_t tcp_flags = 0;     // enum fm_tcp_flags: which FINs the counters include
+  // CLOSE or UNLISTEN the probe missed, made up by reconciliation with
+  // sock_diag (see Reconciler): ts_ns is when it was found gone, counters
+  // are as last seen.
+  bool reconstructed = false;
   uint64_t duration_ns = 0;  // CLOSE only; 0 when the open was not seen
 };
 

@@ -145,7 +145,7 @@ Result<std::vector<NetnsRef>> Snapshotter::Namespaces() {
                   proc_root_ + "; is the inode right (ls -L -i /proc/<pid>/ns/net)?");
 }
 
-Result<Snapshot> Snapshotter::Take(EventSource source) {
+Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
   FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces());
   Snapshot snap;
   const int64_t now = RealtimeNs();
@@ -174,10 +174,13 @@ Result<Snapshot> Snapshotter::Take(EventSource source) {
     dumped[i] = true;
   }
   const int64_t dumped_at = MonotonicNs();
-  auto owner = [&](uint32_t inode) { return owners_.Lookup(inode, dumped_at); };
+  auto owner = [&](uint32_t inode) {
+    return with_owners ? owners_.Lookup(inode, dumped_at) : ProcessRef{};
+  };
   for (size_t i = 0; i < refs.size(); i++) {
     if (!dumped[i]) continue;
     snap.namespaces++;
+    snap.netns_dumped.push_back(refs[i].inode);
     AddNetnsSockets(dumps[i], filter_, source, now, owner, &snap);
   }
   // Forget warnings for namespaces that are gone, so the set stays bounded.

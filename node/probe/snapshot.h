@@ -25,6 +25,7 @@ struct Snapshot {
                                        // 4-tuple from the same connection
   uint64_t malformed = 0;              // sock_diag messages skipped while taking it
   uint32_t namespaces = 0;             // network namespaces dumped
+  std::vector<uint32_t> netns_dumped;  // their inodes: a socket elsewhere was not looked for
   uint32_t namespaces_skipped = 0;     // could not be entered or dumped (logged once each)
 };
 
@@ -61,8 +62,9 @@ class Snapshotter {
   // Dumps AF_INET and AF_INET6 in the namespace filter.netns names (0: every
   // namespace a process under the proc root lives in). A namespace that
   // cannot be entered is skipped, logged once and counted; the result is an
-  // error only when nothing could be dumped.
-  Result<Snapshot> Take(EventSource source);
+  // error only when nothing could be dumped. Without owners, no /proc scan:
+  // processes stay unknown (passive connections still get their direction).
+  Result<Snapshot> Take(EventSource source, bool with_owners = true);
 
  private:
   Result<std::vector<NetnsRef>> Namespaces();

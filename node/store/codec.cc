@@ -9,7 +9,12 @@ namespace flowmesh {
 namespace {
 
 // Bumped when a value layout changes; decoders refuse layouts they do not know.
+// Records: format 2 is format 1 followed by a flags varint (kRecordFlag*). A
+// record without flags is still written as format 1, byte for byte as before,
+// so only a record that has a flag needs a meshd that knows format 2.
 constexpr char kRecordFormat = 1;
+constexpr char kRecordFormatFlags = 2;
+constexpr uint64_t kRecordFlagReconstructed = 1;
 constexpr char kProcessFormat = 1;
 constexpr char kEndpointFormat = 1;
 
@@ -124,7 +129,7 @@ std::string EncodeRecordValue(const ConnRecord& r) {
 void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   // The same bytes as PutVarint/PutAddr/PutBigEndian16 would append, written
   // into a stack buffer first: one append per record instead of one per byte.
-  char buf[128];  // at most 115 bytes: 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10
+  char buf[128];  // at most 116 bytes: 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10 + 1
   char* p = buf;
   auto varint = [&p](uint64_t v) {
     while (v >= 0x80) {
@@ -143,7 +148,8 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
     *p++ = static_cast<char>(v >> 8);
     *p++ = static_cast<char>(v);
   };
-  *p++ = kRecordFormat;
+  const uint64_t flags = r.reconstructed ? kRecordFlagReconstructed : 0;
+  *p++ = flags ? kRecordFormatFlags : kRecordFormat;
   *p++ = static_cast<char>(r.direction);
   varint(r.key.netns);
   addr(r.key.laddr);
@@ -161,12 +167,14 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   varint(c.rtt_us);
   varint(c.rttvar_us);
   varint(r.duration_ns);
+  if (flags) varint(flags);
   out->assign(buf, static_cast<size_t>(p - buf));
 }
 
 bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {
   Reader in(value);
-  if (in.Byte() != kRecordFormat) return false;
+  const uint8_t format = in.Byte();
+  if (format != kRecordFormat && format != kRecordFormatFlags) return false;
   r->ts_ns = ts_ns;
   const uint8_t dir = in.Byte();
   if (dir > static_cast<uint8_t>(Direction::kPassive)) return false;
@@ -188,6 +196,11 @@ bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {
   c.rtt_us = in.U32();
   c.rttvar_us = in.U32();
   r->duration_ns = in.U64();
+  uint64_t flags = 0;
+  // Flags this meshd does not know are kept out, not refused: they only add
+  // to what a record says.
+  if (format == kRecordFormatFlags) flags = in.U64();
+  r->reconstructed = (flags & kRecordFlagReconstructed) != 0;
   return in.done();
 }
 

@@ -204,4 +204,69 @@ uint16_t FreePort(int family) {
   return port;
 }
 
+Loopback::Loopback() {
+  // CLOEXEC: a meshd the test starts afterwards must not inherit the
+  // listener, or it owns it in /proc too and gets its connections.
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  listen(listen_fd_, 1024);
+  port_ = PortOf(listen_fd_, false);
+}
+
+Loopback::~Loopback() {
+  CloseHeld();
+  close(listen_fd_);
+}
+
+bool Loopback::Connect(int* client, int* server) {
+  *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port_);
+  if (connect(*client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(*client);
+    return false;
+  }
+  *server = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (*server < 0) close(*client);
+  return *server >= 0;
+}
+
+bool Loopback::Hold(int n) {
+  for (int i = 0; i < n; i++) {
+    int c, s;
+    if (!Connect(&c, &s)) return false;
+    held_.emplace_back(c, s);
+  }
+  return true;
+}
+
+std::set<uint16_t> Loopback::HeldClientPorts() const {
+  std::set<uint16_t> out;
+  for (auto [c, s] : held_) out.insert(PortOf(c, false));
+  return out;
+}
+
+void Loopback::CloseHeld() {
+  for (auto [c, s] : held_) {
+    close(c);
+    close(s);
+  }
+  held_.clear();
+}
+
+bool Loopback::Churn(int n) {
+  for (int i = 0; i < n; i++) {
+    int c, s;
+    if (!Connect(&c, &s)) return false;
+    close(c);
+    close(s);
+  }
+  return true;
+}
+
 }  // namespace flowmesh::testing

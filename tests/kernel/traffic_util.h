@@ -6,7 +6,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace flowmesh::testing {
 
@@ -46,5 +49,29 @@ socklen_t LoopbackAddr(int family, uint16_t port, sockaddr_storage* ss);
 
 // A free TCP port on loopback.
 uint16_t FreePort(int family);
+
+// A listener on 127.0.0.1 in this process and connections to it, both ends
+// held here: many connections fast, without a process per connection.
+class Loopback {
+ public:
+  Loopback();
+  ~Loopback();
+  Loopback(const Loopback&) = delete;
+  Loopback& operator=(const Loopback&) = delete;
+  uint16_t port() const { return port_; }
+  // One connection, established on both ends.
+  bool Connect(int* client, int* server);
+  // Opens n connections and keeps them open until CloseHeld.
+  bool Hold(int n);
+  std::set<uint16_t> HeldClientPorts() const;
+  void CloseHeld();
+  // Opens and closes n connections (4 ring buffer events each).
+  bool Churn(int n);
+
+ private:
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<std::pair<int, int>> held_;
+};
 
 }  // namespace flowmesh::testing

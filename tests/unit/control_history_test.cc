@@ -52,6 +52,27 @@ TEST_F(ControlTest, FlowsStreamEveryRecordInTheWindowAcrossManyFrames) {
   EXPECT_EQ(got.back().counters, (TcpCounters{100, 2000, 5, 6, 1, 120, 30}));
 }
 
+TEST_F(ControlTest, FlowsCarryTheReconstructedMark) {
+  backend_.records.push_back(Record(1000, 10, 40000, 80));
+  backend_.records.push_back(Record(1001, 10, 40001, 80));
+  backend_.records.back().reconstructed = true;
+  Result<ControlClient> client = ControlClient::Connect(path_);
+  ASSERT_TRUE(client.ok());
+  std::vector<ConnRecord> got;
+  bool truncated = false;
+  Status s = client->Flows(
+      {}, TimeWindow{0, 500'000}, 0,
+      [&](const ConnRecord& r) {
+        got.push_back(r);
+        return true;
+      },
+      &truncated);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_FALSE(got[0].reconstructed);
+  EXPECT_TRUE(got[1].reconstructed);
+}
+
 TEST_F(ControlTest, FlowsApplyFilterAndLimit) {
   for (int i = 0; i < 10; i++) backend_.records.push_back(Record(1000 + i, 10 + i % 2, 40000, 80));
   Result<ControlClient> client = ControlClient::Connect(path_);
@@ -206,8 +227,17 @@ TEST(FlowsFormat, TcplifeColumnsAndDesignJsonFields) {
         "\"laddr\":\"127.0.0.1\"", "\"lport\":51000", "\"raddr\":\"10.0.0.2\"", "\"rport\":443",
         "\"direction\":\"active\"", "\"tx_bytes\":100", "\"rx_bytes\":2000", "\"segs_out\":5",
         "\"segs_in\":6", "\"retrans\":1", "\"rtt_us\":120", "\"rttvar_us\":30",
-        "\"duration_ms\":1.500", "\"netns\":4026531840"})
+        "\"duration_ms\":1.500", "\"netns\":4026531840", "\"reconstructed\":false"})
     EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
+  EXPECT_EQ(line.find("reconstructed"), std::string::npos) << line;
+}
+
+TEST(FlowsFormat, ReconstructedCloseIsMarkedAfterTheColumns) {
+  ConnRecord r = Record(1'700'000'000'123'000'000, 4242, 51000, 443);
+  const std::string plain = FlowsLine(r, 0, r.ts_ns);
+  r.reconstructed = true;
+  EXPECT_EQ(FlowsLine(r, 0, r.ts_ns), plain + " [reconstructed]");
+  EXPECT_NE(FlowsJson(r).find("\"reconstructed\":true"), std::string::npos) << FlowsJson(r);
 }
 
 }  // namespace

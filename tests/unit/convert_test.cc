@@ -151,7 +151,7 @@ TEST(Convert, StatusRoundTripsIncludingFieldsCarriedInDetail) {
   s.probe.malformed = 1;
   s.probe.polls = 77;
   s.probe.detail = {{"lost_ringbuf", 3}, {"poll_errors", 0}};
-  s.table = {5, 2, 60, 55, 4, 1};
+  s.table = {5, 2, 60, 55, 4, 1, 9, 8, 7};
   s.watchers = 2;
   s.first_event_ns = 5'010'000'000;
   Frame frame = Decode(*EncodeStatusResponse(s), kMaxResponseBytes);
@@ -176,6 +176,9 @@ TEST(Convert, StatusRoundTripsIncludingFieldsCarriedInDetail) {
   EXPECT_EQ(b.table.closes, 55u);
   EXPECT_EQ(b.table.close_without_open, 4u);
   EXPECT_EQ(b.table.close_unattributed, 1u);
+  EXPECT_EQ(b.table.reconstructed_closes, 9u);
+  EXPECT_EQ(b.table.reconstructed_unlistens, 8u);
+  EXPECT_EQ(b.table.late_closes_dropped, 7u);
   EXPECT_EQ(b.watchers, 2u);
   EXPECT_EQ(b.first_event_ns, s.first_event_ns);
 }

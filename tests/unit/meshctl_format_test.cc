@@ -249,6 +249,25 @@ TEST(StatusFormat, Text) {
   EXPECT_NE(t.find("lost         2  <- see detail"), std::string::npos) << t;
   EXPECT_NE(t.find("  lost_ringbuf               2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("mesh         off (no --cluster-key-file)\n"), std::string::npos) << t;
+  EXPECT_EQ(t.find("reconciled"), std::string::npos) << "only once something was: " << t;
+}
+
+TEST(StatusFormat, ReconciledClosesAreShown) {
+  NodeStatus s = SampleStatus();
+  s.table.reconstructed_closes = 25;
+  s.table.reconstructed_unlistens = 1;
+  s.table.late_closes_dropped = 2;
+  std::string t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("reconciled   25 closes and 1 unlistens the probe missed, made up from "
+                   "sock_diag\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("  reconstructed_closes       25\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("  late_closes_dropped        2\n"), std::string::npos) << t;
+  std::string j = StatusJson(s, s.started_ns);
+  for (const char* want : {"\"reconstructed_closes\":25", "\"reconstructed_unlistens\":1",
+                           "\"late_closes_dropped\":2"})
+    EXPECT_NE(j.find(want), std::string::npos) << want << " in " << j;
 }
 
 TEST(StatusFormat, Mesh) {

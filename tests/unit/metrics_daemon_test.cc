@@ -115,6 +115,26 @@ TEST(MetricsRender, RefusalsAndFlappingBecomeSeries) {
       << line;
 }
 
+TEST(MetricsRender, LostEventsByCauseAndReconstructedCloses) {
+  NodeStatus st;
+  st.probe_mode = "streaming";
+  st.probe.lost = 7;
+  st.probe.lost_causes = {{"ring_buffer_full", 3}, {"recursion", 4}};
+  st.table.reconstructed_closes = 25;
+  st.table.reconstructed_unlistens = 1;
+  std::string text = RenderMetrics(st, LookLatency{});
+  for (const char* line : {
+           "flowmesh_probe_events_lost_total 7",
+           "# TYPE flowmesh_probe_events_lost_by_cause_total counter",
+           "flowmesh_probe_events_lost_by_cause_total{cause=\"ring_buffer_full\"} 3",
+           "flowmesh_probe_events_lost_by_cause_total{cause=\"recursion\"} 4",
+           "# TYPE flowmesh_probe_events_reconstructed_total counter",
+           "flowmesh_probe_events_reconstructed_total{kind=\"close\"} 25",
+           "flowmesh_probe_events_reconstructed_total{kind=\"unlisten\"} 1",
+       })
+    EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
+}
+
 // Every sample belongs to the family whose TYPE came last, every family has
 // HELP, counters end in _total and no family is declared twice: the
 // structure promtool checks, held here for every change to RenderMetrics.

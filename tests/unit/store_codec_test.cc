@@ -28,6 +28,51 @@ TEST(StoreCodec, RecordRoundTripsWithoutComm) {
   }
 }
 
+TEST(StoreCodec, ReconstructedFlagRoundTrips) {
+  ConnRecord r = MakeRecord(testing::kT0, 4242, 40000, 6379);
+  r.reconstructed = true;
+  std::string v = EncodeRecordValue(r);
+  EXPECT_EQ(v[0], 2) << "a record with flags is format 2";
+  auto back = DecodeRecordValue(r.ts_ns, v);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->reconstructed);
+  EXPECT_EQ(*back, r);
+  // Truncated before or inside the flags: refused.
+  for (size_t n = 0; n < v.size(); ++n)
+    EXPECT_FALSE(DecodeRecordValue(0, v.substr(0, n)).ok()) << "truncated to " << n;
+
+  r.reconstructed = false;
+  std::string plain = EncodeRecordValue(r);
+  EXPECT_EQ(plain[0], 1) << "no flags: format 1, byte for byte as before";
+  EXPECT_EQ(plain.size() + 1, v.size());
+  ASSERT_TRUE(DecodeRecordValue(r.ts_ns, plain).ok());
+  EXPECT_FALSE(DecodeRecordValue(r.ts_ns, plain)->reconstructed);
+}
+
+TEST(StoreCodec, RecordsWrittenBeforeFlagsStillDecode) {
+  // A format 1 record as meshd wrote it before records had flags, laid out
+  // by hand: active, netns 7, 127.0.0.1:40000 -> 127.0.0.1:80, pid 300,
+  // start 5, tx 1000, rx 2000, segs 3/4, retrans 0, rtt 50/10, duration 9.
+  const std::string old = std::string("\x01\x01\x07", 3) + std::string("\x02\x7f\x00\x00\x01", 5) +
+                          std::string("\x9c\x40", 2) + std::string("\x02\x7f\x00\x00\x01", 5) +
+                          std::string("\x00\x50", 2) + std::string("\xac\x02\x05", 3) +
+                          std::string("\xe8\x07\xd0\x0f\x03\x04\x00\x32\x0a\x09", 10);
+  auto r = DecodeRecordValue(testing::kT0, old);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->reconstructed);
+  EXPECT_EQ(r->direction, Direction::kActive);
+  EXPECT_EQ(r->key.netns, 7u);
+  EXPECT_EQ(r->key.lport, 40000);
+  EXPECT_EQ(r->key.rport, 80);
+  EXPECT_EQ(r->proc.pid, 300u);
+  EXPECT_EQ(r->counters.bytes_tx, 1000u);
+  EXPECT_EQ(r->counters.bytes_rx, 2000u);
+  EXPECT_EQ(r->counters.rtt_us, 50u);
+  EXPECT_EQ(r->duration_ns, 9u);
+  // And is what this meshd still writes for such a record.
+  EXPECT_EQ(EncodeRecordValue(*r), old);
+}
+
 TEST(StoreCodec, TypicalRecordIsSmall) {
   std::string v = EncodeRecordValue(MakeRecord(testing::kT0, 4242, 40000, 6379));
   EXPECT_LE(v.size(), 48u);  // before compression; key adds 12
@@ -39,7 +84,7 @@ TEST(StoreCodec, RecordDecoderRejectsMalformedValues) {
     EXPECT_FALSE(DecodeRecordValue(0, good.substr(0, n)).ok()) << "truncated to " << n;
   EXPECT_FALSE(DecodeRecordValue(0, good + '\0').ok()) << "trailing byte";
   std::string wrong_format = good;
-  wrong_format[0] = 2;
+  wrong_format[0] = 3;
   EXPECT_FALSE(DecodeRecordValue(0, wrong_format).ok());
   std::string wrong_direction = good;
   wrong_direction[1] = 7;

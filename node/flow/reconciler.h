@@ -1,0 +1,89 @@
+// Reconciliation of the open-connection table with the kernel: a CLOSE or
+// UNLISTEN the probe missed (ring buffer full, the BPF program skipped by
+// the kernel) would leave a connection "open" in `top` forever. Every
+// interval a sock_diag dump is compared with the table; what the table holds
+// that the kernel no longer has is closed, marked reconstructed.
+//
+// No false closes:
+// - Only what the table had before the dump began is judged (its seen_seq
+//   is at most the table's Sequence() read before the dump): a connection
+//   that opened while the dump ran may be missing from it.
+// - Missing once makes a candidate. It is closed only when a second dump,
+//   taken a while later, misses it too and nothing reported it in between
+//   (same seen_seq): a real CLOSE still queued in the ring buffer at the
+//   first dump has been applied by then, and a dump that skipped a socket
+//   under churn is not trusted alone.
+// - A real CLOSE arriving after all is dropped by the table (ConnTable::CloseMissed).
+// - Only namespaces the dump covered are judged.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "node/flow/conn_table.h"
+#include "node/probe/event.h"
+
+namespace flowmesh {
+
+struct Snapshot;
+
+// What one sock_diag dump found, as reconciliation needs it.
+struct KernelView {
+  int64_t taken_ns = 0;                // Unix ns when the dump began
+  uint64_t table_seq = 0;              // ConnTable::Sequence() read before the dump began
+  std::unordered_set<uint32_t> netns;  // namespaces dumped
+  std::unordered_set<ConnKey, ConnKeyHash> connections;
+  std::unordered_set<ConnKey, ConnKeyHash> listeners;  // as ListenKey gives them
+};
+KernelView KernelViewOf(const Snapshot& snap, int64_t taken_ns, uint64_t table_seq);
+
+struct ReconcilerOptions {
+  int64_t interval_ns = 30'000'000'000;
+  // How long after a dump that found something missing the confirming dump
+  // is taken (at most interval_ns).
+  int64_t confirm_after_ns = 2'000'000'000;
+};
+
+struct ReconcilerStats {
+  uint64_t dumps = 0;
+  uint64_t dump_failures = 0;
+  uint64_t candidates = 0;  // missing from one dump, waiting for the next
+};
+
+// One thread (the probe's) runs it; Stats() may be read from any.
+class Reconciler {
+ public:
+  Reconciler(ConnTable& table, ReconcilerOptions options);
+
+  // Whether a dump is due at `now_ns` (a monotonic clock).
+  bool Due(int64_t now_ns) const { return now_ns >= next_ns_; }
+  // Judges the table against a dump; returns the CLOSE and UNLISTEN events it
+  // made up (already applied to the table) for the rest of the pipeline.
+  std::vector<ConnEvent> Apply(const KernelView& view, int64_t now_ns);
+  // The dump could not be taken: keep the candidates, try again later.
+  void Failed(int64_t now_ns);
+  ReconcilerStats Stats() const;
+
+ private:
+  struct Candidate {
+    uint64_t seen_seq = 0;
+    int64_t missing_since_ns = 0;  // taken_ns of the dump that first missed it
+  };
+  using Candidates = std::unordered_map<ConnKey, Candidate, ConnKeyHash>;
+
+  void Schedule(int64_t now_ns);
+
+  ConnTable& table_;
+  const ReconcilerOptions options_;
+  int64_t next_ns_ = 0;
+  Candidates connections_;
+  Candidates listeners_;
+  std::atomic<uint64_t> dumps_{0};
+  std::atomic<uint64_t> dump_failures_{0};
+  std::atomic<uint64_t> candidates_{0};
+};
+
+}  // namespace flowmesh

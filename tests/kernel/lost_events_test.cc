@@ -1,0 +1,118 @@
+// Events lost in the kernel, for real: meshd is stopped (SIGSTOP) while more
+// events happen than its ring buffer holds. The loss must show in status,
+// and the connections whose CLOSE was lost must not stay open: the
+// reconciliation with sock_diag closes them, marked reconstructed.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "tests/kernel/kernel_test_util.h"
+#include "tests/kernel/meshd_util.h"
+#include "tests/kernel/traffic_util.h"
+
+namespace flowmesh::testing {
+namespace {
+
+JsonLine Status(const MeshdProcess& meshd) {
+  JsonLine s;
+  ParseFlatJson(meshd.Meshctl({"status", "--json"}).out, &s);
+  return s;
+}
+
+uint64_t Num(const JsonLine& l, const std::string& key) {
+  auto it = l.find(key);
+  return it == l.end() || it->second.empty() ? 0 : std::stoull(it->second);
+}
+
+template <typename Pred>
+bool WaitUntil(Pred done, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+// Resumes a stopped meshd whatever happens in the test.
+struct ContinueOnExit {
+  pid_t pid;
+  ~ContinueOnExit() { kill(pid, SIGCONT); }
+};
+
+TEST(LostEvents, RingBufferOverflowIsCountedAndMissedClosesAreReconstructed) {
+  FM_REQUIRE_ROOT();
+  constexpr int kHeld = 10;
+  Loopback net;
+  MeshdProcess meshd;
+  std::string err;
+  // Only this test's port reaches the ring buffer, and the smallest ring
+  // (64K, about 450 events) overflows with a few hundred connections.
+  ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--ports", std::to_string(net.port()),
+                           "--ring-buffer-size", "64K", "--reconcile-interval", "1s"},
+                          &err))
+      << err;
+
+  ASSERT_TRUE(net.Hold(kHeld));
+  ASSERT_TRUE(WaitUntil([&] { return Num(Status(meshd), "open_connections") == 2 * kHeld; },
+                        std::chrono::seconds(10)))
+      << "meshd did not see the " << 2 * kHeld << " held connection ends open:\n"
+      << meshd.Meshctl({"status"}).out;
+  const std::set<uint16_t> held_ports = net.HeldClientPorts();
+
+  {
+    ContinueOnExit resume{meshd.pid()};
+    ASSERT_EQ(kill(meshd.pid(), SIGSTOP), 0);
+    // 600 connections are 2400 events, over five times what the ring holds;
+    // then the held connections close, and their CLOSE events find it full.
+    ASSERT_TRUE(net.Churn(600));
+    net.CloseHeld();
+  }
+
+  JsonLine s = Status(meshd);
+  EXPECT_GT(Num(s, "lost"), 0u) << meshd.Meshctl({"status"}).out;
+  EXPECT_NE(s["detail"].find("\"lost_ringbuf\":"), std::string::npos) << s["detail"];
+
+  // Two dumps a second or two apart find them gone; nothing stays open.
+  EXPECT_TRUE(WaitUntil([&] { return Num(Status(meshd), "open_connections") == 0; },
+                        std::chrono::seconds(15)))
+      << "connections whose CLOSE was lost stayed open:\n"
+      << meshd.Meshctl({"top", "--once"}).out << meshd.Meshctl({"status"}).out;
+  s = Status(meshd);
+  EXPECT_GE(Num(s, "reconstructed_closes"), 2u * kHeld) << meshd.Meshctl({"status"}).out;
+  EXPECT_NE(meshd.Meshctl({"status"}).out.find("reconciled"), std::string::npos);
+
+  // Each held connection, both ends, is in the history once, marked.
+  CommandResult flows = meshd.Meshctl({"flows", "--json"});
+  ASSERT_EQ(flows.exit_code, 0) << flows.err;
+  std::map<std::pair<uint16_t, uint16_t>, int> records;  // (lport, rport) -> count
+  std::map<std::pair<uint16_t, uint16_t>, std::string> marked;
+  std::istringstream lines(flows.out);
+  for (std::string line; std::getline(lines, line);) {
+    JsonLine l;
+    if (!ParseFlatJson(line, &l)) continue;
+    auto key = std::make_pair(static_cast<uint16_t>(Num(l, "lport")),
+                              static_cast<uint16_t>(Num(l, "rport")));
+    records[key]++;
+    marked[key] = l["reconstructed"];
+  }
+  for (uint16_t client : held_ports) {
+    for (auto key : {std::make_pair(client, net.port()), std::make_pair(net.port(), client)}) {
+      EXPECT_EQ(records[key], 1) << key.first << " -> " << key.second << "\n" << flows.out;
+      EXPECT_EQ(marked[key], "true") << key.first << " -> " << key.second;
+    }
+  }
+  CommandResult text = meshd.Meshctl({"flows"});
+  EXPECT_NE(text.out.find("[reconstructed]"), std::string::npos) << text.out;
+  EXPECT_EQ(meshd.Stop(), 0) << meshd.Log();
+}
+
+}  // namespace
+}  // namespace flowmesh::testing
