@@ -21,12 +21,21 @@ import argparse
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import sys
 import time
 
 ETH_P_ALL = 0x0003
+
+# SIGTERM ends a running attack early; it still prints what it saw.
+stopping = False
+
+
+def on_sigterm(signum, frame):
+    global stopping
+    stopping = True
 
 
 def hostport(text):
@@ -80,7 +89,7 @@ def cmd_prefix(args):
             except OSError:
                 pass
     deadline = time.monotonic() + args.hold
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping:
         time.sleep(0.1)
     closed = sum(1 for s in socks if peer_closed(s))
     for s in socks:
@@ -95,7 +104,7 @@ def cmd_slowloris(args):
     socks, opens, failures, peer_closes = [], 0, 0, 0
     deadline = time.monotonic() + args.seconds
     budget_at, budget = time.monotonic(), args.rate
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping:
         now = time.monotonic()
         if now - budget_at >= 1.0:
             budget_at, budget = now, args.rate
@@ -268,6 +277,7 @@ def main():
     p.add_argument("target", type=hostport)
     p.add_argument("--captured", required=True)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, on_sigterm)
     for name in ("conns", "frames", "datagrams"):
         if getattr(args, name, 0) > 2000:
             sys.exit(f"hostile_peer: --{name} is capped at 2000 (bounded lab traffic)")
