@@ -30,6 +30,19 @@ void RoundTrip(const Msg& m, Encode encode, Decode decode) {
   if (again.ok() && !decode(*again).ok()) __builtin_trap();
 }
 
+Result<Bytes> EncodeDecodedPacket(const mesh::PacketMsg& packet) {
+  std::vector<mesh::EncodedGossip> encoded;
+  for (const mesh::GossipMsg& g : packet.gossip) encoded.push_back(mesh::EncodeGossip(g));
+  std::vector<const mesh::EncodedGossip*> gossip;
+  for (const mesh::EncodedGossip& e : encoded) gossip.push_back(&e);
+  return mesh::EncodePacket(packet.primary, gossip);
+}
+
+void CheckPacket(std::span<const uint8_t> bytes) {
+  if (Result<mesh::PacketMsg> p = mesh::DecodePacket(bytes); p.ok())
+    RoundTrip(*p, EncodeDecodedPacket, mesh::DecodePacket);
+}
+
 void CheckDecoders(std::span<const uint8_t> bytes) {
   if (Result<mesh::ExchangeRequestMsg> r = mesh::DecodeExchangeRequest(bytes); r.ok())
     RoundTrip(*r, mesh::EncodeExchangeRequest, mesh::DecodeExchangeRequest);
