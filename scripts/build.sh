@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds flowmesh into build/ (and, with --asan, the unit tests
-# under AddressSanitizer and UndefinedBehaviorSanitizer into build-asan/).
+# under AddressSanitizer and UndefinedBehaviorSanitizer into build-asan/; with
+# --fuzz, the libFuzzer harnesses of tests/fuzz with clang into build-fuzz/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,7 +23,14 @@ if [ "${1:-}" = "--asan" ]; then
   ninja -C build-asan -j "$jobs" unit_tests
   exit 0
 fi
+if [ "${1:-}" = "--fuzz" ]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja "${launcher[@]}" -DFLOWMESH_FUZZ=ON \
+    -DFLOWMESH_BENCH=OFF >/dev/null
+  ninja -C build-fuzz -j "$jobs"
+  exit 0
+fi
 extra=()
 [ -x build-asan/tests/unit/unit_tests ] && extra+=(-DFLOWMESH_ASAN_UNIT_TESTS="$root/build-asan/tests/unit/unit_tests")
+[ -d build-fuzz/tests/fuzz ] && extra+=(-DFLOWMESH_FUZZ_DIR="$root/build-fuzz/tests/fuzz")
 cmake -S . -B build -G Ninja "${launcher[@]}" "${extra[@]}" >/dev/null
 ninja -C build -j "$jobs"

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang llvm
+  # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/build.sh --fuzz)
+  libclang-rt-dev
   # compiler cache: scripts/build.sh keeps it outside the clone
   # (/var/cache/flowmesh-ccache), so a second run on one machine rebuilds little
   ccache

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds everything, and runs
-# every test (unit, unit under ASan+UBSan, kernel, lab, vagrant validate)
-# through ctest.
+# every test (unit, unit under ASan+UBSan, the fuzz harnesses for a bounded
+# time, kernel, lab, vagrant validate) through ctest.
 # Kernel and lab tests need root; under CI=true a skipped test is a failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,7 @@ cd "$root"
 
 bash scripts/setup.sh
 bash scripts/build.sh --asan
+bash scripts/build.sh --fuzz
 bash scripts/build.sh
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -197,7 +197,10 @@ void EndpointTables::DropBelow(uint32_t owner, uint64_t generation) {
 }
 
 void EndpointTables::CollectTombstones(int64_t now_ns, int64_t ttl_ns) {
-  for (auto& [owner, t] : tables_) {
+  // Not a structured binding: clang before 16 (the fuzz tree's) cannot
+  // capture one in a lambda.
+  for (auto& entry : tables_) {
+    OwnerTable& t = entry.second;
     std::erase_if(t.rows, [&](const TableRow& r) {
       if (!r.deleted || now_ns - r.deleted_ns <= ttl_ns) return false;
       t.gc_floor = std::max(t.gc_floor, r.version);

@@ -116,7 +116,9 @@ struct SealedTransport::Core {
     counter++;
     std::string why = FreshnessName(f);
     if (f == Freshness::kTooOld || f == Freshness::kTooNew)
-      why += ": sender clock is " + std::to_string((sent_ns - Wall()) / 1'000'000) +
+      // In ms before subtracting: sent_ns is the sender's to choose, and
+      // INT64_MIN minus our clock overflows.
+      why += ": sender clock is " + std::to_string(sent_ns / 1'000'000 - Wall() / 1'000'000) +
              " ms from ours (window ±" + std::to_string(replay.options().window_ns / 1'000'000) +
              " ms); check NTP on both nodes";
     return Unavailable(why);

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <cstring>
 #include <string>
 
 #include "node/mesh/wire.h"
@@ -20,6 +21,12 @@ Status ReadText(capnp::Text::Reader t, size_t max, bool required, const char* wh
     return Malformed(std::string(what) + " of " + std::to_string(t.size()) + " bytes (max " +
                      std::to_string(max) + ")");
   if (required && t.size() == 0) return Malformed(std::string(what) + " is empty");
+  // The encoders pass std::string through kj::StringPtr, which stops at the
+  // first NUL: a name with one inside would be forwarded cut short (another
+  // member's name, or empty, which makes every push-pull carrying it
+  // malformed for its receivers).
+  if (std::memchr(t.begin(), 0, t.size()) != nullptr)
+    return Malformed(std::string(what) + " contains a NUL byte");
   out->assign(t.begin(), t.size());
   return Status::Ok();
 }

@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstring>
 
@@ -47,6 +49,14 @@ void ParseTcpInfo(const uint8_t* info, size_t len, TcpCounters* c) {
   InfoField(info, len, FM_TCPI(tcpi_total_retrans), &c->retrans);
   InfoField(info, len, FM_TCPI(tcpi_rtt), &c->rtt_us);
   InfoField(info, len, FM_TCPI(tcpi_rttvar), &c->rttvar_us);
+}
+
+// mnl_nlmsg_ok, but with the length compared unsigned: libmnl casts
+// nlmsg_len to int, so a length of 2^31 or more passed as fitting and the walk
+// (and ParseDiagMessage, which trusts nlmsg_len) ran off the datagram.
+bool MessageFits(const nlmsghdr* m, int len) {
+  return len >= static_cast<int>(sizeof(nlmsghdr)) && m->nlmsg_len >= sizeof(nlmsghdr) &&
+         m->nlmsg_len <= static_cast<uint32_t>(len);
 }
 
 Status WithFix(const Status& s, const std::string& fix) {
@@ -145,6 +155,45 @@ Status ParseDiagMessage(const struct nlmsghdr* nlh, uint32_t netns, DiagSocket* 
   return Status::Ok();
 }
 
+Status ParseDumpDatagram(std::span<const char> datagram, uint32_t seq, uint32_t portid,
+                         uint32_t netns, std::vector<DiagSocket>* out, DumpProgress* progress) {
+  int len = static_cast<int>(std::min<size_t>(datagram.size(), INT_MAX));
+  const auto* m = reinterpret_cast<const nlmsghdr*>(datagram.data());
+  for (; MessageFits(m, len); m = mnl_nlmsg_next(m, &len)) {
+    // Replies to an earlier dump that was abandoned half-way (a receive
+    // error) are still queued; they are not part of this one.
+    if (m->nlmsg_seq != seq || (m->nlmsg_pid != 0 && m->nlmsg_pid != portid)) continue;
+    if (m->nlmsg_flags & NLM_F_DUMP_INTR) progress->interrupted = true;
+    if (m->nlmsg_type == NLMSG_ERROR || m->nlmsg_type == NLMSG_DONE) {
+      int err = 0;
+      if (mnl_nlmsg_get_payload_len(m) >= sizeof(int))
+        std::memcpy(&err, mnl_nlmsg_get_payload(m), sizeof err);
+      progress->done = true;
+      if (err < 0) {
+        // Errnos are small; anything else (INT_MIN cannot even be negated)
+        // is a garbled message, not a code to show the user.
+        progress->error = err >= -4095 ? -err : EPROTO;
+        return Status::FromErrno(progress->error, "sock_diag dump ended with an error");
+      }
+      return Status::Ok();
+    }
+    if (m->nlmsg_type < NLMSG_MIN_TYPE) continue;  // NLMSG_NOOP and friends
+    DiagSocket s;
+    Status st = ParseDiagMessage(m, netns, &s);
+    if (!st.ok()) {
+      progress->malformed++;
+      FM_LOG(Debug, "sock_diag") << "skipped: " << st.message();
+      continue;
+    }
+    out->push_back(s);
+  }
+  if (len > 0) {  // trailing bytes that are not a whole message
+    progress->malformed++;
+    FM_LOG(Debug, "sock_diag") << "skipped " << len << " trailing bytes of a dump datagram";
+  }
+  return Status::Ok();
+}
+
 SockDiag::SockDiag(struct mnl_socket* nl)
     : nl_(nl), portid_(mnl_socket_get_portid(nl)), buf_(kRecvBufSize) {}
 
@@ -235,34 +284,13 @@ Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<Dia
       if (errno == EINTR) continue;
       return DumpError(errno, family);
     }
-    int len = static_cast<int>(n);
-    const auto* m = reinterpret_cast<const nlmsghdr*>(buf_.data());
-    for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
-      // Replies to an earlier dump that was abandoned half-way (a receive
-      // error) are still queued; they are not part of this one.
-      if (m->nlmsg_seq != seq || (m->nlmsg_pid != 0 && m->nlmsg_pid != portid_)) continue;
-      if (m->nlmsg_flags & NLM_F_DUMP_INTR) *interrupted = true;
-      if (m->nlmsg_type == NLMSG_ERROR || m->nlmsg_type == NLMSG_DONE) {
-        int err = 0;
-        if (mnl_nlmsg_get_payload_len(m) >= sizeof(int))
-          std::memcpy(&err, mnl_nlmsg_get_payload(m), sizeof err);
-        if (err < 0) return DumpError(-err, family);
-        return Status::Ok();
-      }
-      if (m->nlmsg_type < NLMSG_MIN_TYPE) continue;  // NLMSG_NOOP and friends
-      DiagSocket s;
-      Status st = ParseDiagMessage(m, netns_inode, &s);
-      if (!st.ok()) {
-        malformed_++;
-        FM_LOG(Debug, "sock_diag") << "skipped: " << st.message();
-        continue;
-      }
-      out->push_back(s);
-    }
-    if (len > 0) {  // trailing bytes that are not a whole message
-      malformed_++;
-      FM_LOG(Debug, "sock_diag") << "skipped " << len << " trailing bytes of a dump datagram";
-    }
+    DumpProgress progress;
+    Status s = ParseDumpDatagram(std::span<const char>(buf_.data(), static_cast<size_t>(n)), seq,
+                                 portid_, netns_inode, out, &progress);
+    malformed_ += progress.malformed;
+    if (progress.interrupted) *interrupted = true;
+    if (!s.ok()) return DumpError(-progress.error, family);
+    if (progress.done) return Status::Ok();
   }
 }
 

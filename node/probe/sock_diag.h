@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -50,6 +51,20 @@ std::string_view TcpStateName(uint8_t state);
 // error (the dump counts it and skips the message). A tcp_info shorter than
 // this build's (older kernels) fills only the counters it contains.
 Status ParseDiagMessage(const struct nlmsghdr* nlh, uint32_t netns, DiagSocket* out);
+
+// What one datagram of a dump reply said besides its sockets.
+struct DumpProgress {
+  bool done = false;         // NLMSG_DONE or NLMSG_ERROR ended the dump
+  int error = 0;             // the errno NLMSG_ERROR or NLMSG_DONE carried (0: none)
+  bool interrupted = false;  // NLM_F_DUMP_INTR: the kernel's tables changed during the walk
+  uint64_t malformed = 0;    // messages skipped because they did not parse
+};
+
+// Walks one datagram of the reply to dump `seq` sent from `portid`: appends
+// the sockets that parse to *out and skips what belongs to another dump. An
+// error only when the dump itself ended with one (progress->error).
+Status ParseDumpDatagram(std::span<const char> datagram, uint32_t seq, uint32_t portid,
+                         uint32_t netns, std::vector<DiagSocket>* out, DumpProgress* progress);
 
 // Move-only owner of one netlink socket. The socket belongs to the network
 // namespace the calling thread was in when Open ran; Dump sees that one only.

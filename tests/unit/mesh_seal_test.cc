@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 
@@ -373,6 +374,22 @@ TEST(MeshSealedTransport, ClocksApartByMoreThanTheWindowAreRefused) {
   net.Pump();
   EXPECT_EQ(b.sealed->stats().too_old, 2u);
   EXPECT_EQ(b.packets.size(), 1u);
+}
+
+// Found by tests/fuzz/mesh_stream_fuzz: the refusal's message subtracted our
+// clock from the sender's, which overflowed for a sender at INT64_MIN.
+TEST(MeshSealedTransport, ClocksAtTheEndsOfTheRangeAreRefusedWithoutOverflow) {
+  MemNet net;
+  Peer a(net, "a:1", Ring({K(1)}), "prod");
+  Peer b(net, "b:1", Ring({K(1)}), "prod");
+  a.clock_ns = std::numeric_limits<int64_t>::min();
+  a.sealed->SendPacket("b:1", B("from the dawn of time"));
+  a.clock_ns = std::numeric_limits<int64_t>::max();
+  a.sealed->SendPacket("b:1", B("from the end of time"));
+  net.Pump();
+  EXPECT_TRUE(b.packets.empty());
+  EXPECT_EQ(b.sealed->stats().too_old, 1u);
+  EXPECT_EQ(b.sealed->stats().too_new, 1u);
 }
 
 TEST(MeshSealedTransport, KeysRotateWithoutAnyNodeLosingTheOther) {

@@ -235,6 +235,17 @@ TEST(MeshWire, MalformedContentIsAnError) {
   });
   ASSERT_FALSE(order.ok());
   EXPECT_EQ(CheckOf(order.status()), WireCheck::kBadValue) << order.status().message();
+  // A name with a NUL inside (found by tests/fuzz/mesh_gossip_fuzz): the
+  // encoders stop at the NUL, so it would be forwarded as another name ("o")
+  // or, leading, as an empty one that makes every push-pull carrying it
+  // malformed for its receivers.
+  for (const char* owner : {"o\0evil", "\0o"}) {
+    EXPECT_FALSE(bad([owner](s::Packet::Builder p) {
+                   auto d = p.initTableReply(1)[0];
+                   d.setOwner(capnp::Text::Reader(owner, owner[0] ? 6 : 2));
+                   d.setToVersion(1);
+                 }).ok());
+  }
   // Trailing bytes after the message.
   Bytes ok = *EncodePacket(AckMsg{1}, {});
   ok.push_back(0);

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -324,6 +326,81 @@ TEST(ParseDiagMessage, NeverReadsPastNlmsgLen) {
     DiagSocket d;
     (void)ParseDiagMessage(reinterpret_cast<const nlmsghdr*>(buf.get()), kNetns, &d);
   }
+}
+
+// A control message (NLMSG_DONE or NLMSG_ERROR) of dump `seq` carrying `err`.
+Bytes Control(uint16_t type, uint32_t seq, int32_t err) {
+  Bytes b;
+  Put<uint32_t>(b, 20);
+  Put<uint16_t>(b, type);
+  Put<uint16_t>(b, 2);
+  Put<uint32_t>(b, seq);
+  Put<uint32_t>(b, 0);
+  Put<int32_t>(b, err);
+  return b;
+}
+
+Status Walk(const Bytes& datagram, std::vector<DiagSocket>* out, DumpProgress* progress) {
+  std::vector<uint32_t> aligned((datagram.size() + 3) / 4);
+  std::memcpy(aligned.data(), datagram.data(), datagram.size());
+  return ParseDumpDatagram(
+      std::span<const char>(reinterpret_cast<const char*>(aligned.data()), datagram.size()), 7, 0,
+      kNetns, out, progress);
+}
+
+TEST(ParseDumpDatagram, TakesThisDumpsSocketsUntilDone) {
+  Spec a;
+  a.src = V4(10, 0, 0, 1);
+  a.sport = 80;
+  a.state = kTcpListen;
+  Spec b = a;
+  b.sport = 443;
+  Bytes other = Message(a);
+  PutAt<uint32_t>(other, 8, 6);  // an abandoned dump's reply
+  Bytes datagram = Message(a);
+  for (const Bytes& m : {other, Message(b), Control(3 /* NLMSG_DONE */, 7, 0)})
+    datagram.insert(datagram.end(), m.begin(), m.end());
+  std::vector<DiagSocket> out;
+  DumpProgress progress;
+  ASSERT_TRUE(Walk(datagram, &out, &progress).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key.lport, 80);
+  EXPECT_EQ(out[1].key.lport, 443);
+  EXPECT_TRUE(progress.done);
+  EXPECT_EQ(progress.malformed, 0u);
+}
+
+TEST(ParseDumpDatagram, ADumpEndingInAnErrorSaysWhich) {
+  std::vector<DiagSocket> out;
+  DumpProgress progress;
+  Status st = Walk(Control(2 /* NLMSG_ERROR */, 7, -ENOENT), &out, &progress);
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(progress.done);
+  EXPECT_EQ(progress.error, ENOENT);
+}
+
+// Found by tests/fuzz/sock_diag_fuzz: libmnl's mnl_nlmsg_ok compares the
+// length as an int, so 2^31 or more passed as fitting and the walk read far
+// past the datagram.
+TEST(ParseDumpDatagram, ALengthOf2To31OrMoreIsNotTrusted) {
+  Spec a;
+  a.src = V4(10, 0, 0, 1);
+  Bytes datagram = Message(a);
+  PutAt<uint32_t>(datagram, 0, 0xff4b4b4bu);
+  std::vector<DiagSocket> out;
+  DumpProgress progress;
+  EXPECT_TRUE(Walk(datagram, &out, &progress).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(progress.done);
+  EXPECT_EQ(progress.malformed, 1u);  // the trailing bytes
+}
+
+// Found by tests/fuzz/sock_diag_fuzz: negating an error of INT_MIN overflowed.
+TEST(ParseDumpDatagram, AnErrorThatIsNoErrnoIsAProtocolError) {
+  std::vector<DiagSocket> out;
+  DumpProgress progress;
+  EXPECT_FALSE(Walk(Control(3, 7, INT32_MIN), &out, &progress).ok());
+  EXPECT_EQ(progress.error, EPROTO);
 }
 
 TEST(TcpStateName, NamesAsSsDoes) {

@@ -1,0 +1,13 @@
+# The harnesses: <name>_fuzz.cc here, seeds in corpus/<name>/, and fuzz.<name>
+# in the main build's ctest (tests/CMakeLists.txt). The conntrack parser joins
+# as conntrack once it is written (node/probe): add its name, its source below
+# in CMakeLists.txt and its seeds in make_seeds.cc.
+set(FLOWMESH_FUZZ_HARNESSES
+  mesh_stream    # mesh frame header and seal layer, both directions
+  mesh_gossip    # mesh packets, exchanges and table sync through a MeshNode
+  query_wire     # look queries and answers between nodes
+  control_frame  # control socket frames, requests (meshd) and responses (meshctl)
+  sock_diag      # netlink sock_diag dump datagrams
+  config_file    # meshd.toml, through ParseDaemonArgs
+  metrics_http   # the metrics endpoint's HTTP request heads
+)

@@ -1,0 +1,74 @@
+// Look's queries between nodes (node/daemon/query_wire.cc), both sides: a
+// query arriving at the answering node (routed by PeekQuery, as
+// MeshService::ServeQuery does, then decoded as a look batch or a key
+// request) and an answer arriving at the asking node (decoded against the
+// questions it asked, as mesh_look.cc does, or as a key answer).
+//
+//   input = [mode][bytes...]          mode % 3 == 0: a query arrives
+//           [mode][asked][bytes...]   mode % 3 == 1: look answers arrive to the
+//                                     questions `asked` spells (Asked below)
+//           [mode][bytes...]          mode % 3 == 2: a key answer arrives
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "node/common/log.h"
+#include "node/daemon/query_wire.h"
+
+namespace flowmesh::fuzz {
+namespace {
+
+// What the asker asked: bits 0-1 the count (0-3), then two bits per
+// question its kind (describe, clients, active; 3 is describe again).
+std::vector<LookQuestion> Asked(uint8_t code) {
+  std::vector<LookQuestion> asked(code & 3);
+  for (size_t i = 0; i < asked.size(); i++)
+    asked[i].kind = static_cast<LookQuestion::Kind>(((code >> (2 + 2 * i)) & 3) % 3);
+  return asked;
+}
+
+}  // namespace
+}  // namespace flowmesh::fuzz
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  flowmesh::log::SetLevel(flowmesh::log::Level::Error);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace flowmesh;
+  if (size < 1) return 0;
+  std::span<const uint8_t> bytes(data + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      Result<QueryKind> kind = PeekQuery(bytes);
+      if (!kind.ok()) return 0;
+      if (*kind == QueryKind::kKeys) {
+        Result<KeyRequest> r = DecodeKeyRequest(bytes);
+        if (r.ok() && !DecodeKeyRequest(*EncodeKeyRequest(*r)).ok()) __builtin_trap();
+        return 0;
+      }
+      Result<QueryBatch> batch = DecodeQuery(bytes);
+      // What we decode we can encode, and that decodes again.
+      if (batch.ok()) {
+        Result<std::vector<uint8_t>> again = EncodeQuery(*batch);
+        if (again.ok() && !DecodeQuery(*again).ok()) __builtin_trap();
+      }
+      return 0;
+    }
+    case 1: {
+      if (bytes.empty()) return 0;
+      std::vector<LookQuestion> asked = fuzz::Asked(bytes[0]);
+      bytes = bytes.subspan(1);
+      Result<std::vector<LookAnswer>> answers = DecodeAnswers(bytes, asked);
+      if (answers.ok()) {
+        if (answers->size() != asked.size()) __builtin_trap();
+        Result<std::vector<uint8_t>> again = EncodeAnswers(*answers);
+        if (again.ok() && !DecodeAnswers(*again, asked).ok()) __builtin_trap();
+      }
+      return 0;
+    }
+    case 2: (void)DecodeKeyAnswer(bytes); return 0;
+  }
+  return 0;
+}
