@@ -191,13 +191,14 @@ class ServerExchange : public AsioConnection, public std::enable_shared_from_thi
     if (request_.complete()) return OnRequest();
     std::optional<asio::mutable_buffer> room = request_.Next(core_->options.read_chunk_bytes);
     if (!room) return End(kRefused, "over the inbound budget");
-    socket_.async_read_some(*room, [self = shared_from_this()](const asio::error_code& ec,
-                                                               size_t n) {
-      if (self->ended_) return;
-      self->request_.Commit(ec ? 0 : n);
-      if (ec) return self->End(kError, "reading the request: " + ec.message());
-      self->ReadMore();
-    });
+    socket_.async_read_some(*room,
+                            [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                              if (self->ended_) return;
+                              self->request_.Commit(ec ? 0 : n);
+                              if (ec)
+                                return self->End(kError, "reading the request: " + ec.message());
+                              self->ReadMore();
+                            });
   }
 
   void OnRequest() {
@@ -382,11 +383,11 @@ class ClientExchange : public AsioConnection, public std::enable_shared_from_thi
     // Booked up front: Next() cannot fail.
     socket_.async_read_some(*response_.Next(core_->options.read_chunk_bytes),
                             [self = shared_from_this()](const asio::error_code& ec, size_t n) {
-      if (self->ended_) return;
-      self->response_.Commit(ec ? 0 : n);
-      if (ec) return self->End(self->Error(ec, "reading the response"));
-      self->ReadMore();
-    });
+                              if (self->ended_) return;
+                              self->response_.Commit(ec ? 0 : n);
+                              if (ec) return self->End(self->Error(ec, "reading the response"));
+                              self->ReadMore();
+                            });
   }
 
   void End(Result<Bytes> result) {

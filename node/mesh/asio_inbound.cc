@@ -14,8 +14,9 @@ bool AsioTransport::Core::MayConnect(const IpAddr& ip, const Address& peer) {
   if (inbound_full || preauth_full) {
     // A member takes the place of the oldest stranger still unproven; the
     // stranger loses a connection it could not have used for much anyway.
-    auto stranger = std::find_if(preauth.begin(), preauth.end(),
-                                 [&](const auto& entry) { return !members.contains(entry.second.ip); });
+    auto stranger = std::find_if(preauth.begin(), preauth.end(), [&](const auto& entry) {
+      return !members.contains(entry.second.ip);
+    });
     if (member && stranger != preauth.end()) {
       uint64_t id = stranger->first;
       IpAddr evicted = stranger->second.ip;
@@ -71,8 +72,8 @@ bool AsioTransport::Core::Reserve(size_t bytes, size_t frame_len, const std::str
   const uint64_t in_use = stats.inbound_reserved_bytes;
   if (in_use + bytes > options.inbound_budget_bytes) {
     stats.budget_refused++;
-    Refuse("budget_exhausted", what + ": a frame of " + std::to_string(frame_len) + " bytes, with " +
-                                   std::to_string(in_use) + " of the " +
+    Refuse("budget_exhausted", what + ": a frame of " + std::to_string(frame_len) +
+                                   " bytes, with " + std::to_string(in_use) + " of the " +
                                    std::to_string(options.inbound_budget_bytes) +
                                    "-byte inbound budget in use");
     return false;
@@ -83,8 +84,7 @@ bool AsioTransport::Core::Reserve(size_t bytes, size_t frame_len, const std::str
 
 void AsioTransport::Core::Buffered(size_t grew) {
   stats.inbound_buffered_bytes += grew;
-  stats.inbound_buffered_peak =
-      std::max(stats.inbound_buffered_peak, stats.inbound_buffered_bytes);
+  stats.inbound_buffered_peak = std::max(stats.inbound_buffered_peak, stats.inbound_buffered_bytes);
 }
 
 void AsioTransport::Core::Refuse(const char* reason, const std::string& what) {

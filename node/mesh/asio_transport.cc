@@ -100,10 +100,9 @@ void AsioTransport::Core::OnReceive(const asio::error_code& ec, size_t n) {
     // The buffer is one byte larger than the limit, so n > limit means the
     // datagram was at least that large (and truncated by the kernel).
     stats.packets_oversized++;
-    Refuse("packet_oversized", "a datagram from " +
-                                   ToAddress(recv_from.address(), recv_from.port()) +
-                                   ": over the limit of " +
-                                   std::to_string(options.max_packet_bytes) + " bytes");
+    Refuse("packet_oversized",
+           "a datagram from " + ToAddress(recv_from.address(), recv_from.port()) +
+               ": over the limit of " + std::to_string(options.max_packet_bytes) + " bytes");
   } else if (n == 0) {
     stats.packets_malformed++;
     Refuse("packet_empty",

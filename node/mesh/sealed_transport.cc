@@ -181,8 +181,7 @@ struct SealedTransport::Core {
   void OnExchange(const std::shared_ptr<Core>& self, const Address& from,
                   std::span<const uint8_t> frame, ExchangeReply reply) {
     Result<Opened> head = OpenHead(frame, frame.size());
-    Result<Opened> m =
-        head.ok() ? Open(frame.subspan(kRequestHeadBytes), kRequest) : head.status();
+    Result<Opened> m = head.ok() ? Open(frame.subspan(kRequestHeadBytes), kRequest) : head.status();
     Status ok = m.ok() ? Status::Ok() : m.status();
     if (ok.ok() && (m->id != head->id || m->seq != 0)) {
       stats.replayed++;

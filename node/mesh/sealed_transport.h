@@ -50,15 +50,15 @@ struct SealOptions {
 // Heads refused by the admission check are counted here by cause too, and
 // once more in the inner transport's own count of admission failures.
 struct SealStats {
-  uint64_t sealed = 0;       // messages sealed and handed to the inner transport
-  uint64_t opened = 0;       // messages that opened and passed every check
-  uint64_t open_failed = 0;  // no key opens it: wrong key or label, tampered, garbage
-  uint64_t malformed = 0;    // opened, but the header inside is wrong (kind, length)
-  uint64_t replayed = 0;     // id already seen, or a response to another request
+  uint64_t sealed = 0;        // messages sealed and handed to the inner transport
+  uint64_t opened = 0;        // messages that opened and passed every check
+  uint64_t open_failed = 0;   // no key opens it: wrong key or label, tampered, garbage
+  uint64_t malformed = 0;     // opened, but the header inside is wrong (kind, length)
+  uint64_t replayed = 0;      // id already seen, or a response to another request
   uint64_t before_floor = 0;  // in the window but sent before we started, or forgotten
-  uint64_t too_old = 0;      // sender clock behind ours by more than the window
-  uint64_t too_new = 0;      // sender clock ahead of ours by more than the window
-  uint64_t seal_failed = 0;  // could not seal (empty keyring, OpenSSL failure)
+  uint64_t too_old = 0;       // sender clock behind ours by more than the window
+  uint64_t too_new = 0;       // sender clock ahead of ours by more than the window
+  uint64_t seal_failed = 0;   // could not seal (empty keyring, OpenSSL failure)
 };
 
 class SealedTransport : public Transport {

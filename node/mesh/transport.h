@@ -51,8 +51,8 @@ class Transport {
   // may be read at all: `head` is the request's first head_bytes, and
   // `frame_len` the length its frame announces (head included). An error
   // closes the exchange before any buffer for the rest is allocated.
-  using Admission = std::function<Status(const Address& from, std::span<const uint8_t> head,
-                                         size_t frame_len)>;
+  using Admission =
+      std::function<Status(const Address& from, std::span<const uint8_t> head, size_t frame_len)>;
 
   virtual ~Transport() = default;
   virtual const Address& LocalAddress() const = 0;

@@ -278,9 +278,8 @@ TEST(MeshAsio, ConnectionLimitAndSlowlorisTimeout) {
     RunUntil(
         io, [] { return false; }, 50ms);
   }
-  ASSERT_TRUE(RunUntil(io, [&] {
-    return b->stats().preauth_timeouts == 1 && b->stats().inbound_timeouts == 1;
-  }));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return b->stats().preauth_timeouts == 1 && b->stats().inbound_timeouts == 1; }));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
   EXPECT_EQ(b->inbound_connections(), 0u);
   EXPECT_EQ(rb.requests, 0);
@@ -433,9 +432,8 @@ TEST(MeshAsio, StrangersAnnouncingLargeFramesCommitOnlyWhatTheySend) {
     raws.push_back(RawConnect(raw_io, PortOf(*b)));
     asio::write(*raws.back(), asio::buffer(some));
   }
-  ASSERT_TRUE(RunUntil(io, [&] {
-    return b->stats().preauth_per_source == 24 && b->inbound_connections() == 8;
-  }));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return b->stats().preauth_per_source == 24 && b->inbound_connections() == 8; }));
   RunUntil(
       io, [] { return false; }, 50ms);  // the 1000 bytes of each are read
   const AsioTransportStats& st = b->stats();
@@ -493,12 +491,27 @@ TEST(MeshRefusals, EveryReasonOnceWithHelpAndItsOwnCounter) {
   SealStats s;
   // Distinct values, so each reason shows which counter it reads.
   uint64_t v = 100;
-  for (uint64_t* f :
-       {&t.packets_oversized, &t.packets_malformed, &t.packet_errors, &t.frames_oversized,
-        &t.budget_refused, &t.connections_rejected, &t.preauth_per_source, &t.preauth_full,
-        &t.preauth_evicted, &t.preauth_timeouts, &t.admission_failed, &t.inbound_timeouts,
-        &t.inbound_errors, &t.exchange_timeouts, &s.open_failed, &s.malformed, &s.replayed,
-        &s.before_floor, &s.too_old, &s.too_new, &s.seal_failed})
+  for (uint64_t* f : {&t.packets_oversized,
+                      &t.packets_malformed,
+                      &t.packet_errors,
+                      &t.frames_oversized,
+                      &t.budget_refused,
+                      &t.connections_rejected,
+                      &t.preauth_per_source,
+                      &t.preauth_full,
+                      &t.preauth_evicted,
+                      &t.preauth_timeouts,
+                      &t.admission_failed,
+                      &t.inbound_timeouts,
+                      &t.inbound_errors,
+                      &t.exchange_timeouts,
+                      &s.open_failed,
+                      &s.malformed,
+                      &s.replayed,
+                      &s.before_floor,
+                      &s.too_old,
+                      &s.too_new,
+                      &s.seal_failed})
     *f = v++;
   t.exchange_errors = t.exchange_timeouts + 7;
   std::vector<Refusal> list = Refusals(t, s);
@@ -585,7 +598,8 @@ TEST(MeshAsio, ALargeSealedExchangeStillWorksAndItsBuffersAreReturned) {
   std::vector<Result<Bytes>> answers;
   p.client->Exchange(p.server_inner->LocalAddress(), big, 5 * kSecond,
                      [&](Result<Bytes> r) { answers.push_back(std::move(r)); });
-  ASSERT_TRUE(RunUntil(io, [&] { return !answers.empty(); }, 5000ms));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return !answers.empty(); }, 5000ms));
   ASSERT_TRUE(answers[0].ok()) << answers[0].status().message();
   EXPECT_EQ(*answers[0], Bytes(big.rbegin(), big.rend()));
   ASSERT_TRUE(RunUntil(io, [&] { return p.server_inner->stats().exchanges_in == 1; }));
@@ -608,7 +622,8 @@ TEST(MeshAsio, AProvenFrameIsBookedInFullAndRefusedIfTheBudgetCannotHoldIt) {
   for (size_t size : {size_t{3} << 20, size_t{1} << 20})
     p.client->Exchange(p.server_inner->LocalAddress(), Bytes(size, 'z'), 5 * kSecond,
                        [&](Result<Bytes> r) { answers.push_back(std::move(r)); });
-  ASSERT_TRUE(RunUntil(io, [&] { return answers.size() == 2; }, 5000ms));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return answers.size() == 2; }, 5000ms));
   EXPECT_EQ(answers[0].ok() + answers[1].ok(), 1);
   EXPECT_EQ(p.server_inner->stats().budget_refused, 1u);
   EXPECT_EQ(p.server_inner->stats().admission_failed, 0u) << "it proved the key";

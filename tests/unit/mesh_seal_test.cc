@@ -453,8 +453,8 @@ TEST(MeshSealedTransport, TheAdmissionCheckOpensTheHeadAndKeepsNoState) {
   Transport::Admission kept = b.inner->admit;
   b.sealed.reset();
   EXPECT_FALSE(b.inner->admit);
-  EXPECT_FALSE(kept("a:1", std::span<const uint8_t>(first).first(kRequestHeadBytes), first.size())
-                   .ok());
+  EXPECT_FALSE(
+      kept("a:1", std::span<const uint8_t>(first).first(kRequestHeadBytes), first.size()).ok());
 }
 
 TEST(MeshSealedTransport, AHeadCannotBeSplicedOntoAnotherBody) {
