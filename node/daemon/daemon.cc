@@ -454,7 +454,7 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
 std::vector<EndpointView> Daemon::GetEndpoints() {
   std::vector<EndpointView> out;
   for (const EndpointRecord& e : LiveEndpoints())
-    out.push_back(EndpointView{e, processes_->Lookup(e.proc)});
+    out.push_back(EndpointView{e, processes_->Lookup(e.proc), /*node=*/""});
   return out;
 }
 

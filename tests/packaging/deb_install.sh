@@ -33,6 +33,15 @@ fi
 
 work=$(mktemp -d /tmp/fm-deb-XXXXXX)
 meshd_pid=""
+# A /var/lib/flowmesh without the package is another meshd's history (or an
+# aborted run's, owned by root, which the packaged meshd could not lock): kept
+# aside while the package owns that path, and put back afterwards.
+saved_state=""
+if [ -e /var/lib/flowmesh ]; then
+  saved_state="$work/var-lib-flowmesh.saved"
+  mv /var/lib/flowmesh "$saved_state"
+  echo "note: /var/lib/flowmesh existed without the package; kept aside until the test ends"
+fi
 cleanup() {
   [ -n "${sd_pid:-}" ] && kill -9 "$sd_pid" 2>/dev/null || true  # PID 1 of its namespace: all go
   [ -n "$meshd_pid" ] && kill -9 "$meshd_pid" 2>/dev/null || true
@@ -40,6 +49,9 @@ cleanup() {
   if [ -d /run/systemd/system ]; then systemctl stop meshd.service 2>/dev/null || true; fi
   [ -n "${unshare_pid:-}" ] && wait "$unshare_pid" 2>/dev/null || true
   dpkg --purge meshd meshctl >/dev/null 2>&1 || true
+  if [ -n "$saved_state" ] && [ -e "$saved_state" ] && [ ! -e /var/lib/flowmesh ]; then
+    mv "$saved_state" /var/lib/flowmesh
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
