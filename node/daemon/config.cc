@@ -156,7 +156,8 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       "--print-config", print_config,
       "Print the effective configuration as a config file, each value with where it came from "
       "(flag, environment, file:line or default), and exit");
-  app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
+  app.add_option("--node-name", cfg.node_name,
+                 "Name of this node in the mesh, unique, at most 128 bytes (default: host name)")
       ->type_name("NAME")
       ->envname("MESHD_NODE_NAME");
   app.add_option("--control-socket", cfg.control_socket,
