@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <climits>
 
 #include "node/common/log.h"
 #include "node/common/net.h"
@@ -37,6 +38,9 @@ std::string DescribeConfigFile(const std::string& path, const ConfigLayers& laye
   return path + " (" + from + (found ? ")" : "; not found, so nothing from it)");
 }
 
+// PATH_MAX less room for RocksDB's file names (000123.sst, LOG.old.1700000000000000).
+constexpr size_t kMaxDataDirBytes = PATH_MAX - 256;
+
 // What the mesh, the control socket and the keyring will refuse later, refused now: a value
 // that parses but cannot work would otherwise start a meshd that never joins (its messages
 // dropped by every peer) or fails after it has started.
@@ -46,6 +50,17 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
     return InvalidArgument(at("--node-name") + "is " + std::to_string(cfg.node_name.size()) +
                            " bytes; the mesh carries at most " +
                            std::to_string(mesh::kMaxNameBytes) + "; choose a shorter name");
+  // Names are printed in logs, tables and metric labels: a newline or an escape
+  // sequence in one would forge lines or repaint a terminal.
+  for (unsigned char c : cfg.node_name)
+    if (c < 0x20 || c == 0x7f)
+      return InvalidArgument(at("--node-name") +
+                             "holds a control character; use letters, digits, '-', '.' or '_'");
+  // The store keeps its files under --data-dir; leave room for their names.
+  if (cfg.data_dir.size() > kMaxDataDirBytes)
+    return InvalidArgument(at("--data-dir") + "is " + std::to_string(cfg.data_dir.size()) +
+                           " bytes; the store needs paths under " +
+                           std::to_string(kMaxDataDirBytes) + " bytes");
   // Peers learn this node as "ip:port"; an IPv6 address with a port is at most 47 bytes, so
   // this holds for anything that parsed, and stays true if the wire limit ever shrinks.
   if (Result<Endpoint> b = Endpoint::Parse(cfg.bind); b.ok()) {
@@ -142,7 +157,8 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       "--print-config", print_config,
       "Print the effective configuration as a config file, each value with where it came from "
       "(flag, environment, file:line or default), and exit");
-  app.add_option("--node-name", cfg.node_name, "Name of this node in the mesh (default: host name)")
+  app.add_option("--node-name", cfg.node_name,
+                 "Name of this node in the mesh, unique, at most 128 bytes (default: host name)")
       ->type_name("NAME")
       ->envname("MESHD_NODE_NAME");
   app.add_option("--control-socket", cfg.control_socket,

@@ -115,6 +115,17 @@ TEST(MeshdLifecycle, AConfigThatIsNotAFileExitsTwoAtOnce) {
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
 }
 
+// A --node-name longer than the mesh carries started a node that never joined: the seed dropped
+// its every message and the joiner retried forever.
+TEST(MeshdLifecycle, ANodeNameTheMeshCannotCarryExitsTwo) {
+  CommandResult r = RunCommand({MESHD_BIN, "--node-name", std::string(200, 'n'), "--insecure"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("meshd: --node-name: is 200 bytes; the mesh carries at most 128; choose a "
+                       "shorter name"),
+            std::string::npos)
+      << r.err;
+}
+
 // A key file meshd cannot use was refused only when the mesh started: exit 1,
 // after seconds of waiting for a leave nobody could hear.
 TEST(MeshdLifecycle, ABadKeyFileExitsTwoBeforeAnythingStarts) {

@@ -77,6 +77,10 @@ TEST(DaemonFlags, ValuesBeyondWhatTheMeshCarriesAreUsageErrors) {
       {{"--control-socket", ""}, "meshd: --control-socket: must not be empty"},
       {{"--insecure", "--join", "10.0.0.5:0"},
        "meshd: --join: '10.0.0.5:0' is not IP:PORT with a port"},
+      {{"--node-name", "web\n2026-12-06T00:00:00Z ERROR forged"},
+       "meshd: --node-name: holds a control character"},
+      {{"--data-dir", "/" + std::string(5000, 'd')},
+       "meshd: --data-dir: is 5001 bytes; the store needs paths under 3840 bytes"},
       {{"--proc-root", "/nonexistent/proc"},
        "meshd: --proc-root: '/nonexistent/proc' is not a directory"},
   };

@@ -77,6 +77,32 @@ TEST_F(MeshSimFlapping, AStarvedMemberKeepsRefutingAndEveryoneSaysSoOnceAMinute)
   EXPECT_GE(capture.Count("Clock jumps do not cause this"), refuting + flapping);
 }
 
+// Packet loss, without the reliable fallback ping that would otherwise rescue most probes:
+// members are suspected and refute, and the counters move on both sides.
+TEST(MeshSimFlappingLoss, PacketLossMovesTheCounters) {
+  log::SetLevel(log::Level::Error);
+  MeshConfig base;
+  base.tcp_fallback_ping = false;
+  SimCluster c(13, base);
+  c.AddNodes(5);
+  c.StartAll(1, 50 * kMs);
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.AllSeeAlive(5); }, c.net().NowNs() + 30 * kSecond,
+                               100 * kMs));
+  c.net().SetLoss(0.3);
+  c.net().RunFor(120 * kSecond);
+  log::SetLevel(log::Level::Info);
+  uint64_t suspected = 0, refuted = 0, flaps = 0;
+  for (size_t i = 0; i < 5; i++) {
+    MeshStats st = c.node(i).Stats();
+    suspected += st.membership.flaps.suspicions_raised + st.membership.flaps.suspicions_received;
+    refuted += st.membership.flaps.refutations;
+    flaps += st.membership.flaps.flaps;
+  }
+  EXPECT_GT(suspected, 0u);
+  EXPECT_GT(refuted, 0u);
+  EXPECT_GT(flaps, 0u);
+}
+
 // A member held dead that refutes in the same life was a false death.
 TEST_F(MeshSimFlapping, AMemberDeclaredDeadThatRefutesIsAFalseDeath) {
   log::Capture capture;
