@@ -28,7 +28,14 @@ TEST(MeshRefusals, EachCounterHasItsReason) {
   t.inbound_errors = 7;
   t.exchange_timeouts = 8;
   t.exchange_errors = 8 + 9;  // timeouts are among the errors
+  t.budget_refused = 40;
+  t.preauth_per_source = 41;
+  t.preauth_full = 42;
+  t.preauth_evicted = 43;
+  t.preauth_timeouts = 44;
+  t.admission_failed = 45;
   SealStats s;
+  s.before_floor = 46;
   s.open_failed = 10;
   s.malformed = 11;
   s.replayed = 12;
@@ -41,21 +48,28 @@ TEST(MeshRefusals, EachCounterHasItsReason) {
   std::vector<Refusal> list = Refusals(t, s);
   for (Refusal& r : Refusals(n)) list.push_back(r);
   std::map<std::string, uint64_t> want = {
-      {"udp_oversized", 1},
-      {"udp_empty", 2},
-      {"udp_error", 3},
-      {"tcp_frame_oversized", 4},
-      {"tcp_connections_over_limit", 5},
-      {"tcp_inbound_timeout", 6},
-      {"tcp_inbound_error", 7},
-      {"tcp_exchange_timeout", 8},
-      {"tcp_exchange_failed", 9},
+      {"packet_oversized", 1},
+      {"packet_empty", 2},
+      {"packet_error", 3},
+      {"frame_oversized", 4},
+      {"budget_exhausted", 40},
+      {"inbound_full", 5},
+      {"preauth_per_source", 41},
+      {"preauth_full", 42},
+      {"preauth_evicted", 43},
+      {"preauth_timeout", 44},
+      {"admission_failed", 45},
+      {"request_timeout", 6},
+      {"inbound_error", 7},
+      {"exchange_timeout", 8},
+      {"exchange_failed", 9},
       {"seal_open_failed", 10},
       {"seal_malformed", 11},
       {"seal_replayed", 12},
       {"seal_too_old", 13},
+      {"seal_before_start", 46},
       {"seal_too_new", 14},
-      {"seal_failed", 15},
+      {"seal_error", 15},
       {"decode_empty", 20},
       {"decode_oversized", 21},
       {"decode_structure", 22},
@@ -75,7 +89,7 @@ TEST(MeshRefusals, EachCounterHasItsReason) {
   }
 }
 
-TEST(MeshRefusals, ZerosAreListedToo) {
+TEST(MeshRefusals, ZerosAreListedTooWithTheDecoders) {
   std::vector<Refusal> list = Refusals(AsioTransportStats{}, SealStats{});
   ASSERT_FALSE(list.empty());
   for (const Refusal& r : list) EXPECT_EQ(r.count, 0u) << r.reason;
