@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <asio/signal_set.hpp>
 #include <tuple>
 
@@ -81,22 +80,7 @@ Status Daemon::InitStore() {
   return Status::Ok();
 }
 
-void Daemon::WaitForProbeDrain() {
-  // Events of the last ~50 ms may still sit in the ring buffer (the consumer
-  // is woken by volume or by its own timer, not by every event): a look
-  // asked right after the traffic must see it. Round r+2 is the first that
-  // began after this call, so it consumed everything submitted before it.
-  constexpr auto kLimit = std::chrono::milliseconds(300);
-  if (!probe_ || probe_->Mode() != "streaming" || !running_.load()) return;
-  std::unique_lock lock(rounds_mu_);
-  const uint64_t want = probe_rounds_ + 2;
-  if (!rounds_cv_.wait_for(lock, kLimit, [&] { return probe_rounds_ >= want || !running_; }))
-    FM_LOG(Debug, "probe") << "query did not wait for a ring buffer drain: the probe thread is "
-                              "busy for more than 300 ms";
-}
-
 void Daemon::FlushForQuery() {
-  WaitForProbeDrain();
   if (!flusher_) return;
   Status s = flusher_->FlushNow();
   // Not fatal: the query answers from what is stored; status shows the error.
@@ -308,13 +292,7 @@ void Daemon::ProbeLoop() {
       return;
     }
     ReconcileIfDue();
-    {
-      std::lock_guard lock(rounds_mu_);
-      probe_rounds_++;
-    }
-    rounds_cv_.notify_all();
   }
-  rounds_cv_.notify_all();
 }
 
 void Daemon::ReconcileIfDue() {

@@ -6,7 +6,6 @@
 
 #include <asio/io_context.hpp>
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -58,11 +57,7 @@ class Daemon final : public ControlBackend {
   Status InitProbe();
   void ReportMissingCapabilities() const;
   // Queries read the store: what was aggregated goes there first.
-  // What a query reads must include everything the kernel reported before
-  // it arrived: waits for the probe to drain the ring buffer once, then
-  // writes what is aggregated.
   void FlushForQuery();
-  void WaitForProbeDrain();
   std::vector<EndpointRecord> LiveEndpoints() const;
   Status InitMesh();
   // --metrics-listen: serves RenderMetrics(GetStatus()) on a thread of its own.
@@ -97,10 +92,6 @@ class Daemon final : public ControlBackend {
   std::thread probe_thread_;
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
-  // Probe loop rounds completed; a query waits for one that began after it.
-  std::mutex rounds_mu_;
-  std::condition_variable rounds_cv_;
-  uint64_t probe_rounds_ = 0;  // guarded by rounds_mu_
   std::atomic<uint64_t> looks_{0};             // mesh-wide looks run from here
   std::atomic<uint64_t> look_round_trips_{0};  // and the queries they sent
   LookLatency look_latency_;
