@@ -28,6 +28,11 @@ const char* kHostNames[] = {"client-1", "web-1", "app-1", "app-2", "cache-1", "k
 
 std::string Ns(int i) { return std::string(kPrefix) + "-" + std::to_string(i); }
 
+// meshd's streaming probe reads the kernel's events within 50 ms when traffic
+// is light (its ring-buffer timer), so a look asked the instant traffic ends
+// can miss its last connections: give the events 10x that before asking.
+void LetEventsArrive() { std::this_thread::sleep_for(std::chrono::milliseconds(500)); }
+
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   std::time_t s = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
@@ -123,6 +128,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   if (IsSkipped() || HasFatalFailure()) return;
   CommandResult t = Topology({"traffic", work_, "20"}, 60s);
   ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  LetEventsArrive();
 
   for (int i = 1; i <= 6; i++) {
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
@@ -204,6 +210,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   for (int n = 0; n < 3; n++)
     RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o", "/dev/null",
                 "--max-time", "2", "http://10.213.0.7:8080/"});
+  LetEventsArrive();
   std::string host = Look(2, {"10.213.0.1"});
   EXPECT_NE(LineMatching(host, R"(^10\.213\.0\.1 on client-1$)"), "") << host;
   EXPECT_NE(LineMatching(host, R"(^└--> 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
@@ -227,6 +234,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   CommandResult c = RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o",
                                 "/dev/null", "--max-time", "5", "http://10.213.0.3:9001/?n=3"});
   ASSERT_EQ(c.exit_code, 0) << c.err;
+  LetEventsArrive();
   std::string cycle = Look(1, {"10.213.0.3:9001", "--direction", "out", "--depth", "6"});
   EXPECT_NE(LineMatching(cycle, R"(^└--> 10\.213\.0\.4:9002 \('python3', pgid=\d+\) on app-2)"), "")
       << cycle;
@@ -243,6 +251,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
 TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
   if (IsSkipped() || HasFatalFailure()) return;
   CommandResult t = Topology({"traffic", work_, "10"}, 60s);
+  LetEventsArrive();
   ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
   CommandResult pid = RunCommand({"/bin/cat", work_ + "/app-2/meshd.pid"});
   ASSERT_EQ(pid.exit_code, 0);
