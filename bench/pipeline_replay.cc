@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "bpf/flowmesh.h"
-#include "node/daemon/pipeline.h"
+#include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"

@@ -15,7 +15,7 @@
 #include "node/daemon/config.h"
 #include "node/daemon/daemon_metrics.h"
 #include "node/daemon/mesh_service.h"
-#include "node/daemon/pipeline.h"
+#include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
 #include "node/flow/reconciler.h"

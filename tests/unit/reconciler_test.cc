@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "node/daemon/pipeline.h"
+#include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/conn_table.h"
 

@@ -1,20 +1,28 @@
 // Pipeline: table update and fan-out for each event.
-#include "node/daemon/pipeline.h"
+#include "node/flow/pipeline.h"
 
 #include "node/common/clock.h"
 
 namespace flowmesh {
 
+void Pipeline::NoteFirstEvent(std::span<const ConnEvent> events) {
+  if (first_event_ns_.load(std::memory_order_relaxed) != 0) return;
+  for (const ConnEvent& ev : events)
+    if (ev.source != EventSource::kSeed) {
+      first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
+      return;
+    }
+}
+
 void Pipeline::OnEvent(const ConnEvent& event) {
-  if (event.source != EventSource::kSeed && first_event_ns_.load(std::memory_order_relaxed) == 0)
-    first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
+  NoteFirstEvent({&event, 1});
   ConnEvent ev = event;
   if (!table_.Apply(ev)) return;
   Forward(ev);
 }
 
 void Pipeline::Forward(const ConnEvent& ev) {
-  if (aggregator_ != nullptr && (own_pid_ == 0 || ev.proc.pid != own_pid_)) aggregator_->Add(ev);
+  if (aggregator_ != nullptr && ForHistory(ev)) aggregator_->Add(ev);
   // Live counter refreshes are for `top`, not news for watchers.
   if (ev.kind == EventKind::kUpdate) return;
   hub_.Publish(ev);
@@ -22,12 +30,7 @@ void Pipeline::Forward(const ConnEvent& ev) {
 
 void Pipeline::OnEvents(std::span<ConnEvent> events) {
   if (events.empty()) return;
-  if (first_event_ns_.load(std::memory_order_relaxed) == 0)
-    for (const ConnEvent& ev : events)
-      if (ev.source != EventSource::kSeed) {
-        first_event_ns_.store(RealtimeNs(), std::memory_order_relaxed);
-        break;
-      }
+  NoteFirstEvent(events);
   if (changed_size_ < events.size()) {
     changed_ = std::make_unique<bool[]>(events.size());
     changed_size_ = events.size();
@@ -36,7 +39,7 @@ void Pipeline::OnEvents(std::span<ConnEvent> events) {
   if (aggregator_ != nullptr) {
     for_aggregator_.clear();
     for (size_t i = 0; i < events.size(); ++i)
-      if (changed_[i] && (own_pid_ == 0 || events[i].proc.pid != own_pid_))
+      if (changed_[i] && ForHistory(events[i]))
         for_aggregator_.push_back(&events[i]);
     aggregator_->Add(for_aggregator_);
   }

@@ -37,6 +37,11 @@ class Pipeline final : public EventSink {
   int64_t first_event_ns() const { return first_event_ns_.load(std::memory_order_relaxed); }
 
  private:
+  // Whether the history gets this event (see set_own_pid).
+  bool ForHistory(const ConnEvent& ev) const { return own_pid_ == 0 || ev.proc.pid != own_pid_; }
+  // Notes the first event that came from the probe rather than the seed.
+  void NoteFirstEvent(std::span<const ConnEvent> events);
+
   ConnTable table_;
   Aggregator* aggregator_ = nullptr;
   uint32_t own_pid_ = 0;
