@@ -36,11 +36,6 @@ std::string_view SourceName(EventSource s) {
   return "?";
 }
 
-void ProcessRef::set_comm(std::string_view c) {
-  std::memset(comm, 0, sizeof comm);
-  std::memcpy(comm, c.data(), std::min(c.size(), sizeof comm - 1));
-}
-
 size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {
   IpAddrHash h;
   size_t v = h(k.laddr) * 31 + h(k.raddr);
