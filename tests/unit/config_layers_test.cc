@@ -13,6 +13,7 @@
 
 #include "node/daemon/config.h"
 #include "node/daemon/config_file.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh {
 namespace {
