@@ -20,4 +20,6 @@ if [ "$(id -u)" -ne 0 ]; then
   if [ "${CI:-}" = "true" ]; then echo "test: CI=true: those skips count as failures" >&2; fi
 fi
 cd build
-ctest --output-on-failure --timeout 300 "$@"
+# One test per core: the kernel, lab and package tests are RUN_SERIAL (real
+# sockets, namespaces, dpkg: ctest runs each alone); the rest share nothing.
+ctest --output-on-failure --timeout 300 --parallel "$(nproc)" "$@"
