@@ -1,4 +1,4 @@
-// Mesh benchmark on the simulated network (node/mesh/sim_network.h): for
+// Mesh benchmark on the simulated network (node/mesh/sim/sim_network.h): for
 // each mesh size it measures how fast a new endpoint reaches 99.99% of the
 // nodes, how long until a killed node is declared dead by all, false
 // positives under 10% packet loss, and bytes per node per second, next to
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "node/common/log.h"
-#include "node/mesh/sim_cluster.h"
+#include "node/mesh/sim/sim_cluster.h"
 
 namespace flowmesh::mesh {
 namespace {

@@ -19,6 +19,7 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = "--asan" ]; then
+  # unit_tests: every unit_<module> binary and the libraries they link, no more.
   cmake -S . -B build-asan -G Ninja "${launcher[@]}" -DFLOWMESH_SANITIZE=ON -DFLOWMESH_BENCH=OFF >/dev/null
   ninja -C build-asan -j "$jobs" unit_tests
   exit 0
@@ -30,7 +31,7 @@ if [ "${1:-}" = "--fuzz" ]; then
   exit 0
 fi
 extra=()
-[ -x build-asan/tests/unit/unit_tests ] && extra+=(-DFLOWMESH_ASAN_UNIT_TESTS="$root/build-asan/tests/unit/unit_tests")
+[ -d build-asan/tests/unit ] && extra+=(-DFLOWMESH_ASAN_UNIT_DIR="$root/build-asan/tests/unit")
 [ -d build-fuzz/tests/fuzz ] && extra+=(-DFLOWMESH_FUZZ_DIR="$root/build-fuzz/tests/fuzz")
 cmake -S . -B build -G Ninja "${launcher[@]}" "${extra[@]}" >/dev/null
 ninja -C build -j "$jobs"

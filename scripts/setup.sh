@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package flowmesh needs to build, test, benchmark and
-# run its lab. Idempotent: packages already present are left alone.
+# run its lab. Idempotent: packages already present are left alone. Needs root
+# only when something is missing; otherwise it just says all are present.
 set -euo pipefail
 
 packages=(
@@ -29,11 +30,6 @@ packages=(
   vagrant
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: must run as root to install packages (try: sudo $0)" >&2
-  exit 1
-fi
-
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -42,6 +38,15 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
   exit 0
+fi
+
+# Without root nothing can be installed; with everything present (above) a
+# developer's own account needs nothing more, so only now is root required.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing ${#missing[@]} of ${#packages[@]} packages: ${missing[*]}" >&2
+  echo "setup: install them as root: sudo bash scripts/setup.sh" >&2
+  echo "setup:   (or: sudo apt-get install --no-install-recommends ${missing[*]})" >&2
+  exit 1
 fi
 
 echo "setup: installing ${missing[*]}"

@@ -146,6 +146,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       "the environment, which wins over the file. --print-config shows what applies and why.",
       "meshd"};
   app.get_formatter()->column_width(40);
+  app.set_version_flag("--version", FLOWMESH_VERSION);
   CLI::Option* config_option =
       app.add_option("--config", config_path,
                      "Config file: `key = value` lines, e.g. data-dir = \"/srv/flowmesh\", "
@@ -290,7 +291,8 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
 
-  ConfigLayers layers(app, {app.get_help_ptr(), config_option, print_option});
+  ConfigLayers layers(app,
+                      {app.get_help_ptr(), app.get_version_ptr(), config_option, print_option});
   try {
     layers.ParseCommandLine(argc, argv);
   } catch (const CLI::ParseError& e) {

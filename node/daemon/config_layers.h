@@ -24,7 +24,8 @@ class ConfigLayers {
   };
 
   // Every option of `app` with a long name is layered; those in `not_in_file` (--help,
-  // --config, --print-config) cannot be set from the file. Call after all options are added.
+  // --version, --config, --print-config) cannot be set from the file. Call after all options
+  // are added.
   ConfigLayers(CLI::App& app, const std::vector<const CLI::Option*>& not_in_file);
 
   // app.parse(argc, argv) with the environment names hidden; throws what app.parse throws.

@@ -10,8 +10,8 @@
 #include <unordered_map>
 
 #include "node/flow/flow.h"
-#include "node/probe/event.h"
 #include "node/proc/process.h"
+#include "node/proc/process_ref.h"
 
 namespace flowmesh {
 

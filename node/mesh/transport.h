@@ -1,7 +1,7 @@
 // What the mesh protocols run on: a clock with timers (Runtime) and a way to
 // send packets and make request/response exchanges (Transport). Real life is
 // Asio on one io_context (UDP for probes and gossip, TCP for push-pull and
-// queries); tests and bench/ use the simulated network (sim_network.h) driven
+// queries); tests and bench/ use the simulated network (sim/sim_network.h) driven
 // by a virtual clock, so thousands of nodes run deterministically in one
 // process. Everything a protocol object does happens on its runtime's one
 // thread: no locks inside the protocols.

@@ -3,9 +3,46 @@
 
 #include <sys/socket.h>
 
+#include <cstddef>
+
 #include "node/common/clock.h"
 
 namespace flowmesh {
+
+// fm_event's layout as tcptrace.bpf.c (clang -target bpf) writes it and as
+// DecodeEventInto reads it in place. Both compile bpf/flowmesh.h, but only
+// this side can check it: a field added, moved or resized without the
+// explicit padding the header promises fails here, not as garbage in the
+// ring buffer. 130 bytes of fields and 6 of tail padding to the 8-byte
+// alignment, the size the BPF side reserves. Change these numbers only
+// together with the BPF side.
+static_assert(sizeof(fm_event) == 136 && alignof(fm_event) == 8);
+#define FM_EVENT_FIELD(f, off, size) \
+  static_assert(offsetof(fm_event, f) == (off) && sizeof(fm_event::f) == (size), #f)
+FM_EVENT_FIELD(ts_ns, 0, 8);
+FM_EVENT_FIELD(duration_ns, 8, 8);
+FM_EVENT_FIELD(proc_start_ns, 16, 8);
+FM_EVENT_FIELD(bytes_acked, 24, 8);
+FM_EVENT_FIELD(bytes_received, 32, 8);
+FM_EVENT_FIELD(segs_out, 40, 4);
+FM_EVENT_FIELD(segs_in, 44, 4);
+FM_EVENT_FIELD(total_retrans, 48, 4);
+FM_EVENT_FIELD(srtt_us, 52, 4);
+FM_EVENT_FIELD(rttvar_us, 56, 4);
+FM_EVENT_FIELD(pid, 60, 4);
+FM_EVENT_FIELD(netns, 64, 4);
+FM_EVENT_FIELD(pgid, 68, 4);
+FM_EVENT_FIELD(family, 72, 2);
+FM_EVENT_FIELD(lport, 74, 2);
+FM_EVENT_FIELD(rport, 76, 2);
+FM_EVENT_FIELD(kind, 78, 1);
+FM_EVENT_FIELD(direction, 79, 1);
+FM_EVENT_FIELD(tcp_flags, 80, 1);
+FM_EVENT_FIELD(pad, 81, 1);
+FM_EVENT_FIELD(laddr, 82, 16);
+FM_EVENT_FIELD(raddr, 98, 16);
+FM_EVENT_FIELD(comm, 114, 16);
+#undef FM_EVENT_FIELD
 
 std::string_view KindName(EventKind k) {
   switch (k) {
@@ -34,11 +71,6 @@ std::string_view SourceName(EventSource s) {
     case EventSource::kSeed: return "seed";
   }
   return "?";
-}
-
-void ProcessRef::set_comm(std::string_view c) {
-  std::memset(comm, 0, sizeof comm);
-  std::memcpy(comm, c.data(), std::min(c.size(), sizeof comm - 1));
 }
 
 size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {

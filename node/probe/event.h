@@ -11,8 +11,11 @@
 #include "bpf/flowmesh.h"
 #include "node/common/net.h"
 #include "node/common/status.h"
+#include "node/proc/process_ref.h"
 
 namespace flowmesh {
+
+static_assert(FM_TASK_COMM_LEN == kTaskCommLen, "fm_event.comm and ProcessRef.comm copy whole");
 
 enum class EventKind : uint8_t {
   kOpen = FM_EV_OPEN,
@@ -47,19 +50,6 @@ struct TcpCounters {
   uint32_t rtt_us = 0;
   uint32_t rttvar_us = 0;
   bool operator==(const TcpCounters&) const = default;
-};
-
-// A process as the probe saw it. (pid, start_ticks) is its identity; comm is
-// for display. start_ticks is /proc/<pid>/stat's starttime (clock ticks).
-struct ProcessRef {
-  uint32_t pid = 0;
-  uint64_t start_ticks = 0;
-  uint32_t pgid = 0;  // 0 = not known; the kernel reports it, /proc fills it in otherwise
-  char comm[FM_TASK_COMM_LEN] = {};
-
-  bool known() const { return pid != 0; }
-  std::string_view comm_view() const { return {comm, strnlen(comm, sizeof comm)}; }
-  void set_comm(std::string_view c);
 };
 
 // One TCP connection (or listener, with raddr unset and rport 0) in one

@@ -8,8 +8,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "node/probe/event.h"
 #include "node/proc/process.h"
+#include "node/proc/process_ref.h"
 
 namespace flowmesh {
 

@@ -11,6 +11,7 @@
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
 #include "tests/kernel/traffic_util.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh::testing {
 namespace {

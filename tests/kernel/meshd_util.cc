@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/test_paths.h"
+
 namespace flowmesh::testing {
 namespace {
 

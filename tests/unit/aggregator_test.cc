@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "node/flow/conn_table.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh {
 namespace {

@@ -13,6 +13,7 @@
 
 #include "node/daemon/config.h"
 #include "node/daemon/config_file.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh {
 namespace {
@@ -332,7 +333,7 @@ TEST(ConfigLayers, PrintConfigIsAConfigFileThatReadsBackTheSame) {
   ASSERT_TRUE(entries.ok()) << entries.status().message() << "\n" << first.out;
   std::set<std::string> keys;
   for (const ConfigEntry& e : *entries) keys.insert(e.key);
-  // Every long flag --help lists, but the three that only the command line takes.
+  // Every long flag --help lists, but the four that only the command line takes.
   std::set<std::string> flags;
   std::istringstream help(Parse({"--help"}).out);
   std::regex option(R"(^\s+(?:-\w,)?--([a-z0-9-]+))");
@@ -341,7 +342,7 @@ TEST(ConfigLayers, PrintConfigIsAConfigFileThatReadsBackTheSame) {
     if (std::regex_search(line, m, option)) flags.insert(m[1]);
   }
   EXPECT_TRUE(flags.contains("retention") && flags.contains("insecure")) << help.str();
-  for (const char* not_in_file : {"help", "config", "print-config"})
+  for (const char* not_in_file : {"help", "version", "config", "print-config"})
     EXPECT_EQ(flags.erase(not_in_file), 1u) << not_in_file;
   EXPECT_EQ(keys, flags);
   auto lines = PrintedLines(first.out);
@@ -369,6 +370,17 @@ TEST(ConfigLayers, HelpStillShowsTheEnvironmentNames) {
   EXPECT_NE(r.out.find("MESHD_RETENTION"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--config"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--print-config"), std::string::npos) << r.out;
+}
+
+// --version answers from the command line alone: the version, exit 0, nothing started,
+// even with a configuration file that would not parse.
+TEST(ConfigLayers, VersionPrintsTheVersionAndExits) {
+  TempConfig broken("no-such-key = 1\n");
+  Outcome r = Parse({"--config", broken.path(), "--version"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.config.has_value());
+  EXPECT_EQ(r.out, FLOWMESH_VERSION "\n");
+  EXPECT_EQ(r.err, "");
 }
 
 // packaging/meshd.toml, uncommented, is a valid config file that sets every option to its

@@ -10,6 +10,7 @@
 
 #include "node/flow/aggregator.h"
 #include "node/look/look_format.h"
+#include "tests/test_paths.h"
 #include "tests/unit/store_test_util.h"
 
 namespace flowmesh {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "node/mesh/endpoint_table.h"
-#include "node/mesh/sim_network.h"
+#include "node/mesh/sim/sim_network.h"
 #include "node/mesh/table_sync.h"
 
 namespace flowmesh::mesh {

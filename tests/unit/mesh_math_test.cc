@@ -6,7 +6,7 @@
 #include "node/mesh/awareness.h"
 #include "node/mesh/broadcast_queue.h"
 #include "node/mesh/config.h"
-#include "node/mesh/sim_network.h"
+#include "node/mesh/sim/sim_network.h"
 #include "node/mesh/suspicion.h"
 
 namespace flowmesh::mesh {

@@ -13,7 +13,7 @@
 #include "node/mesh/seal.h"
 #include "node/mesh/seal_replay.h"
 #include "node/mesh/sealed_transport.h"
-#include "node/mesh/sim_network.h"
+#include "node/mesh/sim/sim_network.h"
 
 namespace flowmesh::mesh {
 namespace {

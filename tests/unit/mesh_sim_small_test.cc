@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "node/common/log.h"
-#include "node/mesh/sim_cluster.h"
+#include "node/mesh/sim/sim_cluster.h"
 
 namespace flowmesh::mesh {
 namespace {

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "node/common/log.h"
-#include "node/mesh/sim_cluster.h"
+#include "node/mesh/sim/sim_cluster.h"
 #include "node/mesh/wire.h"
 #include "schema/mesh.capnp.h"
 

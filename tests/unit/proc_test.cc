@@ -8,6 +8,7 @@
 #include "node/probe/netns.h"
 #include "node/proc/process.h"
 #include "node/proc/socket_owners.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh {
 namespace {

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "tests/test_paths.h"
+
 namespace flowmesh {
 namespace {
 

@@ -73,7 +73,7 @@ TEST(StoreCrash, KillNineLosesNoAcknowledgedBatchAndDuplicatesNothing) {
       setenv("FLOWMESH_CRASH_DIR", dir.path().c_str(), 1);
       setenv("FLOWMESH_CRASH_ACK_FD", std::to_string(fds[1]).c_str(), 1);
       setenv("FLOWMESH_CRASH_FIRST_BATCH", std::to_string(first).c_str(), 1);
-      execl("/proc/self/exe", "unit_tests", "--gtest_filter=StoreCrashChild.DISABLED_Ingest",
+      execl("/proc/self/exe", "unit_store", "--gtest_filter=StoreCrashChild.DISABLED_Ingest",
             "--gtest_also_run_disabled_tests", static_cast<char*>(nullptr));
       _exit(5);
     }

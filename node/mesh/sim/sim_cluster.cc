@@ -1,5 +1,5 @@
 // Simulated clusters of mesh nodes.
-#include "node/mesh/sim_cluster.h"
+#include "node/mesh/sim/sim_cluster.h"
 
 #include <cstdio>
 

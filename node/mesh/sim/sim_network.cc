@@ -1,5 +1,5 @@
 // The simulated network: event loop, per-host runtime and transport, faults.
-#include "node/mesh/sim_network.h"
+#include "node/mesh/sim/sim_network.h"
 
 #include <algorithm>
 #include <stdexcept>

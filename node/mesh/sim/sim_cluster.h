@@ -11,7 +11,7 @@
 
 #include "node/mesh/config.h"
 #include "node/mesh/mesh_node.h"
-#include "node/mesh/sim_network.h"
+#include "node/mesh/sim/sim_network.h"
 
 namespace flowmesh::mesh {
 
