@@ -11,9 +11,8 @@
 #include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/common/sched.h"
-#include "node/daemon/mesh_look.h"
-#include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
+#include "node/mesh/scatter_gather.h"
 #include "node/metrics/exposition.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
@@ -46,6 +45,7 @@ Status Daemon::Init() {
   filter_.ports = config_.ports;
 
   FM_RETURN_IF_ERROR(InitStore());
+  InitLook();
   FM_RETURN_IF_ERROR(InitProbe());
   ReportMissingCapabilities();
   // The endpoints table is what listens now: the snapshot's listeners.
@@ -105,8 +105,8 @@ Status Daemon::InitMesh() {
   mo.key_file = config_.cluster_key_file;
   mo.label = config_.cluster_label;
   mo.insecure = config_.insecure;
-  mo.answer_query = [this](std::span<const uint8_t> query) { return AnswerQuery(query); };
-  mo.query_latency = &look_latency_.peer;
+  mo.answer_query = [this](std::span<const uint8_t> query) { return look_->Answer(query); };
+  mo.query_latency = &look_->latency().peer;
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
 }
@@ -117,7 +117,7 @@ Status Daemon::InitMetrics() {
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
   Result<std::unique_ptr<metrics::HttpServer>> server =
-      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_latency_); });
+      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_->latency()); });
   if (!server.ok())
     return Status(
         server.status().code(),
@@ -378,8 +378,8 @@ NodeStatus Daemon::GetStatus() {
   s.first_event_ns = pipeline_.first_event_ns();
   if (mesh_) {
     s.mesh = mesh_->Summary();
-    s.mesh.looks = looks_.load(std::memory_order_relaxed);
-    s.mesh.look_round_trips = look_round_trips_.load(std::memory_order_relaxed);
+    s.mesh.looks = look_->looks();
+    s.mesh.look_round_trips = look_->round_trips();
   }
   if (store_) {
     s.store.stats = store_->Stats();
@@ -436,50 +436,64 @@ std::vector<EndpointView> Daemon::GetEndpoints() {
   return out;
 }
 
-Result<LookResult> Daemon::RunLook(const LookQuery& query) {
-  int64_t start_ns = MonotonicNs();
-  Result<LookResult> result = Walk(query);
-  look_latency_.meshctl.ObserveNs(MonotonicNs() - start_ns);
-  return result;
+Result<LookResult> Daemon::RunLook(const LookQuery& query) { return look_->Run(query); }
+
+void Daemon::InitLook() {
+  LookServiceOptions lo;
+  lo.node_name = config_.node_name;
+  lo.live_endpoints = [this] { return LiveEndpoints(); };
+  lo.flush = [this] { FlushForQuery(); };
+  if (config_.mesh_enabled()) {
+    lo.members = [this] { return LookMembers(); };
+    lo.scatter = [this](std::vector<MemberQuery> queries, int64_t timeout_ns,
+                        const std::function<void()>& meanwhile) {
+      using Gather = mesh::ScatterGather<mesh::Bytes, mesh::Bytes>;
+      std::vector<Gather::Target> targets;
+      for (MemberQuery& q : queries) targets.push_back({q.address, std::move(q.bytes)});
+      auto send = [this](const mesh::Address& to, mesh::Bytes query, int64_t timeout,
+                         Gather::Done done) {
+        mesh_->Query(to, std::move(query), timeout, std::move(done));
+      };
+      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile);
+    };
+  }
+  look_ = std::make_unique<LookService>(*store_, std::move(lo));
 }
 
-Result<LookResult> Daemon::Walk(const LookQuery& query) {
-  FlushForQuery();
-  LocalDirectory local(*store_, config_.node_name, LocalAddresses(),
-                       [this] { return LiveEndpoints(); });
-  if (!mesh_) return Look(query, local);
-  MeshDirectory directory(local, mesh_->Tables(/*with_gone=*/true),
-                          [this](const std::string& to, std::vector<uint8_t> q, int64_t timeout_ns,
-                                 std::function<void(Result<std::vector<uint8_t>>)> done) {
-                            mesh_->Query(to, std::move(q), timeout_ns, std::move(done));
-                          });
-  LookResult result = MeshLook(query, directory);
-  const MeshLookStats& st = directory.stats();
-  FM_LOG(Debug, "look") << query.target.ToString() << ": " << st.round_trips << " round trips, "
-                        << st.questions << " questions, " << st.failed << " unanswered";
-  looks_.fetch_add(1, std::memory_order_relaxed);
-  look_round_trips_.fetch_add(st.round_trips, std::memory_order_relaxed);
-  return result;
+std::vector<LookMember> Daemon::LookMembers() {
+  std::vector<LookMember> out;
+  for (mesh::NodeTable& t : mesh_->Tables(/*with_gone=*/true)) {
+    LookMember m;
+    m.name = std::move(t.name);
+    m.address = std::move(t.address);
+    m.live = t.state == mesh::MemberState::kAlive || t.state == mesh::MemberState::kSuspect;
+    m.state = mesh::MemberStateName(t.state);
+    m.addresses = std::move(t.addresses);
+    for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 Result<std::vector<NodeKeys>> Daemon::RunKeyOp(KeyOp op, const std::string& key) {
   if (!mesh_)
     return Unavailable(
         "this meshd is not in a mesh (start it with --cluster-key-file FILE and --join SEEDS)");
-  return mesh_->KeyOp(op, key);
-}
-
-Result<std::vector<uint8_t>> Daemon::AnswerQuery(std::span<const uint8_t> bytes) {
-  FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
-  FlushForQuery();
-  LocalQuerier here(*store_, [this] { return LiveEndpoints(); });
-  std::vector<LookAnswer> answers;
-  answers.reserve(batch.questions.size());
-  for (LookQuestion& q : batch.questions) {
-    q.node = NodeRef{config_.node_name, &here};
-    answers.push_back(AskOne(q, batch.window));
+  mesh::KeyOp mesh_op = mesh::KeyOp::kList;
+  switch (op) {
+    case KeyOp::kList: mesh_op = mesh::KeyOp::kList; break;
+    case KeyOp::kInstall: mesh_op = mesh::KeyOp::kInstall; break;
+    case KeyOp::kUse: mesh_op = mesh::KeyOp::kUse; break;
+    case KeyOp::kRemove: mesh_op = mesh::KeyOp::kRemove; break;
   }
-  return EncodeAnswers(answers);
+  FM_ASSIGN_OR_RETURN(std::vector<mesh::MemberKeys> members, mesh_->Keys(mesh_op, key));
+  std::vector<NodeKeys> out;
+  for (mesh::MemberKeys& m : members) {
+    NodeKeys nk{std::move(m.node), std::move(m.error), {}};
+    for (const mesh::KeyInfo& k : m.keys) nk.keys.push_back(KeyState{k.fingerprint, k.primary});
+    out.push_back(std::move(nk));
+  }
+  return out;
 }
 
 }  // namespace flowmesh
