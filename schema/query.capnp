@@ -78,9 +78,9 @@ struct QueryResponse {
 
 # ---- The envelope ----
 
-# One member, kept from when this file also carried key rotation (now in
-# mesh.capnp): a union of look and keys had `look` at the same pointer, so
-# look queries read the same either way.
+# Key operations travel in mesh.capnp's exchanges. Without a union, `look`
+# keeps the pointer it had when a union here also held them, so look queries
+# of older and newer nodes read the same.
 struct NodeQuery {
   look @0 :QueryRequest;
 }
