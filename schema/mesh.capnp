@@ -147,12 +147,31 @@ struct PushPull {
   tables @2 :List(TableDelta);
 }
 
+# ---- Key rotation (meshctl keys; node/mesh/key_rotation.h) ----
+
+enum KeyOp { list @0; install @1; use @2; remove @3; }
+
+struct KeyRequest {
+  op @0 :KeyOp;
+  key @1 :Data;            # 32 bytes; empty for list
+  # The one member this request is for (its node name). Sealing proves who
+  # may send it, not to whom: without this, a request captured on its way to
+  # one member could be replayed to another within the replay window.
+  recipient @2 :Text;
+}
+
+struct KeyResponse {
+  error @0 :Text;          # non-empty: the operation failed on this node
+  fingerprints @1 :List(Text);  # the keyring after it, the primary first
+}
+
 struct ExchangeRequest {
   union {
     pushPull @0 :PushPull;
     ping @1 :Ping;                 # the TCP fallback of a failed UDP probe
     tables @2 :List(TableDelta);   # push: deltas the peer showed it misses
     query @3 :Data;                # a look query (schema/query.capnp), for the layer above
+    keys @4 :KeyRequest;           # a key operation on this member's keyring
   }
 }
 
@@ -162,5 +181,6 @@ struct ExchangeResponse {
     ack @1 :Ack;
     done @2 :Void;
     query @3 :Data;                # the answer to a query
+    keys @4 :KeyResponse;          # the keyring after the key operation
   }
 }

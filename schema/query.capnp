@@ -1,9 +1,9 @@
-# Queries between nodes, inside a sealed mesh exchange (mesh.capnp
-# ExchangeRequest.query): look's questions (DESIGN.md "look": the origin of a
-# walk sends each node of one level all its questions in one QueryRequest and
-# gets one QueryResponse back) and key rotation (meshctl keys). Every query is
-# a NodeQuery and every answer a NodeAnswer. node/daemon/query_wire.cc reads
-# these with tight ReaderOptions after checking the size against a cap.
+# Look's queries between nodes, inside a sealed mesh exchange (mesh.capnp
+# ExchangeRequest.query): DESIGN.md "look": the origin of a walk sends each
+# node of one level all its questions in one QueryRequest and gets one
+# QueryResponse back. Every query is a NodeQuery and every answer a
+# NodeAnswer. node/look/look_wire.cc reads these with tight ReaderOptions
+# after checking the size against a cap.
 @0xc4b0b3e1f27a9d51;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -76,36 +76,15 @@ struct QueryResponse {
   answers @0 :List(Answer);  # one per question, in order
 }
 
-# ---- meshctl keys ----
-
-enum KeyOp { list @0; install @1; use @2; remove @3; }
-
-struct KeyRequest {
-  op @0 :KeyOp;
-  key @1 :Data;            # 32 bytes; empty for list
-  # The one member this request is for (its node name). Sealing proves who
-  # may send it, not to whom: without this, a request captured on its way to
-  # one member could be replayed to another within the replay window.
-  recipient @2 :Text;
-}
-
-struct KeyResponse {
-  error @0 :Text;          # non-empty: the operation failed on this node
-  fingerprints @1 :List(Text);  # the keyring after it, the primary first
-}
-
 # ---- The envelope ----
 
+# Key operations travel in mesh.capnp's exchanges. Without a union, `look`
+# keeps the pointer it had when a union here also held them, so look queries
+# of older and newer nodes read the same.
 struct NodeQuery {
-  union {
-    look @0 :QueryRequest;
-    keys @1 :KeyRequest;
-  }
+  look @0 :QueryRequest;
 }
 
 struct NodeAnswer {
-  union {
-    look @0 :QueryResponse;
-    keys @1 :KeyResponse;
-  }
+  look @0 :QueryResponse;
 }

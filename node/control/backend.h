@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "node/common/refusal.h"
+#include "node/control/keys.h"
 #include "node/flow/conn_table.h"
 #include "node/flow/event_hub.h"
 #include "node/flow/flow.h"
@@ -81,18 +82,6 @@ struct PeerView {
   int64_t state_change_ns = 0;  // Unix ns
   uint64_t generation = 0;
   std::string node_id;
-};
-
-// meshctl keys: the operation, and each member's keyring after it.
-enum class KeyOp : uint8_t { kList, kInstall, kUse, kRemove };
-struct KeyState {
-  std::string fingerprint;
-  bool primary = false;
-};
-struct NodeKeys {
-  std::string node;
-  std::string error;  // "" = done
-  std::vector<KeyState> keys;
 };
 
 struct NodeStatus {

@@ -5,15 +5,11 @@
 
 #include <algorithm>
 #include <asio/signal_set.hpp>
-#include <tuple>
 
 #include "node/common/capabilities.h"
 #include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/common/sched.h"
-#include "node/daemon/mesh_look.h"
-#include "node/daemon/query_wire.h"
-#include "node/look/local_directory.h"
 #include "node/metrics/exposition.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
@@ -46,6 +42,7 @@ Status Daemon::Init() {
   filter_.ports = config_.ports;
 
   FM_RETURN_IF_ERROR(InitStore());
+  InitLook();
   FM_RETURN_IF_ERROR(InitProbe());
   ReportMissingCapabilities();
   // The endpoints table is what listens now: the snapshot's listeners.
@@ -94,30 +91,13 @@ std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
   return out;
 }
 
-Status Daemon::InitMesh() {
-  MeshServiceOptions mo;
-  mo.node_name = config_.node_name;
-  FM_ASSIGN_OR_RETURN(mo.bind, Endpoint::Parse(config_.bind));
-  if (!config_.advertise.empty()) {
-    FM_ASSIGN_OR_RETURN(mo.advertise, IpAddr::Parse(config_.advertise));
-  }
-  mo.join = config_.join;
-  mo.key_file = config_.cluster_key_file;
-  mo.label = config_.cluster_label;
-  mo.insecure = config_.insecure;
-  mo.answer_query = [this](std::span<const uint8_t> query) { return AnswerQuery(query); };
-  mo.query_latency = &look_latency_.peer;
-  FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
-  return Status::Ok();
-}
-
 Status Daemon::InitMetrics() {
   if (config_.metrics_listen.empty()) return Status::Ok();
   metrics::HttpServerOptions o;
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
   Result<std::unique_ptr<metrics::HttpServer>> server =
-      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_latency_); });
+      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_->latency()); });
   if (!server.ok())
     return Status(
         server.status().code(),
@@ -127,60 +107,6 @@ Status Daemon::InitMetrics() {
   FM_LOG(Info, "metrics") << "serving Prometheus metrics at http://"
                           << metrics_->local_endpoint().ToString() << "/metrics";
   return Status::Ok();
-}
-
-LocalTable Daemon::MeshTable() {
-  LocalTable t;
-  t.addresses = GossipAddresses();
-  for (const EndpointRecord& e : LiveEndpoints()) {
-    // Loopback listeners are not reachable from other hosts.
-    if (e.addr.is_loopback()) continue;
-    ProcessDetails p = processes_->Lookup(e.proc);
-    t.endpoints.push_back({e.addr, e.port, p.pid, p.pgid, p.comm, p.exe});
-  }
-  std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
-  });
-  return t;
-}
-
-std::vector<PeerView> Daemon::GetPeers() {
-  std::vector<PeerView> out;
-  if (!mesh_) return out;
-  for (const mesh::MemberView& m : mesh_->Members()) {
-    PeerView p;
-    p.name = m.name;
-    p.addr = m.address;
-    p.state = mesh::MemberStateName(m.state);
-    p.incarnation = m.incarnation;
-    p.endpoints = m.endpoints;
-    p.state_change_ns = m.state_change_ns > 0 ? MonotonicToRealtimeNs(m.state_change_ns) : 0;
-    p.generation = m.generation;
-    p.node_id = m.node_id;
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-std::vector<EndpointView> Daemon::GetMeshEndpoints() {
-  std::vector<EndpointView> out;
-  if (!mesh_) return out;
-  for (const mesh::NodeTable& t : mesh_->Tables()) {
-    for (const mesh::EndpointSummary& e : t.endpoints) {
-      EndpointView v;
-      v.endpoint.addr = e.addr;
-      v.endpoint.port = e.port;
-      v.process.pid = e.pid;
-      v.process.pgid = e.pgid;
-      v.process.comm = e.comm;
-      v.process.exe = e.exe;
-      v.endpoint.proc.pid = e.pid;
-      v.endpoint.proc.set_comm(e.comm);
-      v.node = t.name;
-      out.push_back(std::move(v));
-    }
-  }
-  return out;
 }
 
 void Daemon::ReportMissingCapabilities() const {
@@ -378,8 +304,8 @@ NodeStatus Daemon::GetStatus() {
   s.first_event_ns = pipeline_.first_event_ns();
   if (mesh_) {
     s.mesh = mesh_->Summary();
-    s.mesh.looks = looks_.load(std::memory_order_relaxed);
-    s.mesh.look_round_trips = look_round_trips_.load(std::memory_order_relaxed);
+    s.mesh.looks = look_->looks();
+    s.mesh.look_round_trips = look_->round_trips();
   }
   if (store_) {
     s.store.stats = store_->Stats();
@@ -434,52 +360,6 @@ std::vector<EndpointView> Daemon::GetEndpoints() {
   for (const EndpointRecord& e : LiveEndpoints())
     out.push_back(EndpointView{e, processes_->Lookup(e.proc), /*node=*/""});
   return out;
-}
-
-Result<LookResult> Daemon::RunLook(const LookQuery& query) {
-  int64_t start_ns = MonotonicNs();
-  Result<LookResult> result = Walk(query);
-  look_latency_.meshctl.ObserveNs(MonotonicNs() - start_ns);
-  return result;
-}
-
-Result<LookResult> Daemon::Walk(const LookQuery& query) {
-  FlushForQuery();
-  LocalDirectory local(*store_, config_.node_name, LocalAddresses(),
-                       [this] { return LiveEndpoints(); });
-  if (!mesh_) return Look(query, local);
-  MeshDirectory directory(local, mesh_->Tables(/*with_gone=*/true),
-                          [this](const std::string& to, std::vector<uint8_t> q, int64_t timeout_ns,
-                                 std::function<void(Result<std::vector<uint8_t>>)> done) {
-                            mesh_->Query(to, std::move(q), timeout_ns, std::move(done));
-                          });
-  LookResult result = MeshLook(query, directory);
-  const MeshLookStats& st = directory.stats();
-  FM_LOG(Debug, "look") << query.target.ToString() << ": " << st.round_trips << " round trips, "
-                        << st.questions << " questions, " << st.failed << " unanswered";
-  looks_.fetch_add(1, std::memory_order_relaxed);
-  look_round_trips_.fetch_add(st.round_trips, std::memory_order_relaxed);
-  return result;
-}
-
-Result<std::vector<NodeKeys>> Daemon::RunKeyOp(KeyOp op, const std::string& key) {
-  if (!mesh_)
-    return Unavailable(
-        "this meshd is not in a mesh (start it with --cluster-key-file FILE and --join SEEDS)");
-  return mesh_->KeyOp(op, key);
-}
-
-Result<std::vector<uint8_t>> Daemon::AnswerQuery(std::span<const uint8_t> bytes) {
-  FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
-  FlushForQuery();
-  LocalQuerier here(*store_, [this] { return LiveEndpoints(); });
-  std::vector<LookAnswer> answers;
-  answers.reserve(batch.questions.size());
-  for (LookQuestion& q : batch.questions) {
-    q.node = NodeRef{config_.node_name, &here};
-    answers.push_back(AskOne(q, batch.window));
-  }
-  return EncodeAnswers(answers);
 }
 
 }  // namespace flowmesh

@@ -19,6 +19,7 @@
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
 #include "node/flow/reconciler.h"
+#include "node/look/look_service.h"
 #include "node/metrics/http_server.h"
 #include "node/probe/probe.h"
 #include "node/store/flusher.h"
@@ -62,11 +63,9 @@ class Daemon final : public ControlBackend {
   Status InitMesh();
   // --metrics-listen: serves RenderMetrics(GetStatus()) on a thread of its own.
   Status InitMetrics();
-  // RunLook without the timing.
-  Result<LookResult> Walk(const LookQuery& query);
-  // A look query from another node, answered from this node's store (on a
-  // mesh query worker thread).
-  Result<std::vector<uint8_t>> AnswerQuery(std::span<const uint8_t> query);
+  // The look service, after the store; with the mesh's members when in one.
+  void InitLook();
+  std::vector<LookMember> LookMembers();
   LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
@@ -84,6 +83,7 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<Flusher> flusher_;
+  std::unique_ptr<LookService> look_;
   std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<Probe> probe_;
   std::string probe_reason_;
@@ -92,9 +92,6 @@ class Daemon final : public ControlBackend {
   std::thread probe_thread_;
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
-  std::atomic<uint64_t> looks_{0};             // mesh-wide looks run from here
-  std::atomic<uint64_t> look_round_trips_{0};  // and the queries they sent
-  LookLatency look_latency_;
 
   // Live counters for `top` in streaming mode, refreshed on demand.
   std::mutex refresh_mu_;

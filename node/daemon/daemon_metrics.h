@@ -5,17 +5,9 @@
 #include <string>
 
 #include "node/control/backend.h"
-#include "node/metrics/histogram.h"
+#include "node/look/look_service.h"
 
 namespace flowmesh {
-
-// Look latencies, observed where looks are answered (no lock on either path).
-struct LookLatency {
-  // Look questions answered for other nodes, from arrival to answer.
-  metrics::Histogram peer{metrics::Histogram::LatencyBuckets()};
-  // `meshctl look` walks run from this node, mesh round trips included.
-  metrics::Histogram meshctl{metrics::Histogram::LatencyBuckets()};
-};
 
 // The whole scrape, in the text exposition format.
 std::string RenderMetrics(const NodeStatus& status, const LookLatency& looks);

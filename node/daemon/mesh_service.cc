@@ -12,7 +12,6 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
-#include "node/daemon/query_wire.h"
 #include "node/look/local_directory.h"
 #include "node/mesh/refusals.h"
 
@@ -26,8 +25,6 @@ constexpr int kSavePeersEvery = 30;  // publisher ticks (seconds)
 // Look queries answered at once; more are refused (the asker shows an
 // `unreachable` leaf) rather than queued behind a slow store.
 constexpr int kMaxQueriesInFlight = 16;
-// How long each member has to apply a key operation.
-constexpr int64_t kKeyOpTimeoutNs = 5'000'000'000;
 
 // The address peers reach us at, when the socket is bound to a wildcard.
 class AdvertiseAs final : public mesh::Transport {
@@ -140,6 +137,22 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
         [raw](const mesh::Address&, mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
           raw->ServeQuery(std::move(query), std::move(reply));
         });
+    mesh::KeyRotationOptions ko{raw->options_.node_name, raw->options_.key_file,
+                                raw->sealed_->insecure()};
+    raw->keys_ = std::make_unique<mesh::KeyRotation>(
+        std::move(ko), raw->keyring_, raw->io_, raw->query_pool_, [raw] { return raw->Members(); },
+        [raw](const mesh::Address& to, mesh::KeyRequestMsg request, int64_t timeout_ns,
+              std::function<void(Result<mesh::KeyResponseMsg>)> done) {
+          asio::post(raw->io_, [raw, to, request = std::move(request), timeout_ns,
+                                done = std::move(done)]() mutable {
+            if (raw->node_ == nullptr) return done(Unavailable("the mesh is stopping"));
+            raw->node_->AskKeys(to, std::move(request), timeout_ns, std::move(done));
+          });
+        });
+    svc->node_->SetKeyHandler([raw](const mesh::Address&, mesh::KeyRequestMsg request,
+                                    std::function<void(Result<mesh::KeyResponseMsg>)> reply) {
+      raw->keys_->Serve(request, std::move(reply));
+    });
   }
 
   std::vector<std::string> seeds;
@@ -179,30 +192,6 @@ T MeshService::Ask(std::function<T()> fn, T fallback) {
 }
 
 void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
-  Result<QueryKind> kind = PeekQuery(query);
-  if (!kind.ok()) return reply(kind.status());
-  if (*kind == QueryKind::kKeys) {
-    Result<KeyRequest> request = DecodeKeyRequest(query);
-    if (!request.ok()) return reply(request.status());
-    if (request->recipient != options_.node_name) {
-      key_ops_misaddressed_++;
-      std::string why = request->recipient.empty()
-                            ? std::string("a key operation addressed to no member")
-                            : "a key operation addressed to member '" + request->recipient + "'";
-      uint64_t held = 0;
-      if (misaddressed_log_.Allow(MonotonicNs(), &held))
-        FM_LOG(Warn, "mesh") << "refused " << why << " (this is '" << options_.node_name
-                             << "'): replayed from another member's traffic, or sent by a meshd "
-                                "too old to address it; the keyring is unchanged"
-                             << (held ? " (and " + std::to_string(held) + " more since)" : "");
-      return reply(PermissionDenied("refused " + why + "; this member is '" +
-                                    options_.node_name + "'"));
-    }
-    return ApplyKeyOp(request->op, request->key,
-                      [reply = std::move(reply)](Status st, std::vector<mesh::KeyInfo> keys) {
-                        reply(EncodeKeyAnswer(st, keys));
-                      });
-  }
   if (!options_.answer_query) return reply(Unavailable("this node answers no look queries"));
   if (queries_in_flight_ >= kMaxQueriesInFlight)
     return reply(
@@ -220,146 +209,8 @@ void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply r
   });
 }
 
-void MeshService::ApplyKeyOp(flowmesh::KeyOp op, const mesh::Key& key,
-                             std::function<void(Status, std::vector<mesh::KeyInfo>)> done) {
-  if (sealed_->insecure())
-    return done(Unavailable("this node runs unsealed (--insecure): it has no keys"), {});
-  Status st = Status::Ok();
-  switch (op) {
-    case flowmesh::KeyOp::kList: break;
-    case flowmesh::KeyOp::kInstall: st = keyring_.Install(key); break;
-    case flowmesh::KeyOp::kUse: st = keyring_.Use(key); break;
-    case flowmesh::KeyOp::kRemove: st = keyring_.Remove(key); break;
-  }
-  std::vector<mesh::KeyInfo> keys = keyring_.List();
-  if (!st.ok() || op == flowmesh::KeyOp::kList || options_.key_file.empty())
-    return done(st, std::move(keys));
-  // The file is written off the mesh thread (it fsyncs); the answer waits for
-  // it, so a member that says "done" has the rotation on disk.
-  FM_LOG(Info, "mesh") << "keyring changed by meshctl keys; now " << keys.size()
-                       << " key(s), primary " << keys.front().fingerprint;
-  asio::post(query_pool_,
-             [this, ring = keyring_, keys = std::move(keys), done = std::move(done)]() mutable {
-               Status saved = mesh::SaveKeyringFile(options_.key_file, ring);
-               if (!saved.ok())
-                 saved = saved.WithContext("the keyring changed in memory but was not saved");
-               asio::post(io_, [saved, keys = std::move(keys), done = std::move(done)]() mutable {
-                 done(saved, std::move(keys));
-               });
-             });
-}
-
-Result<std::vector<NodeKeys>> MeshService::KeyOp(flowmesh::KeyOp op, const std::string& text) {
-  if (sealed_->insecure())
-    return Unavailable(
-        "this mesh runs unsealed (--insecure): there are no keys to rotate; start every meshd "
-        "with --cluster-key-file FILE");
-  mesh::Key key{};
-  if (op != flowmesh::KeyOp::kList) {
-    Result<mesh::Key> decoded = mesh::DecodeKey(text);
-    if (decoded.ok()) {
-      key = *decoded;
-    } else if (op == flowmesh::KeyOp::kInstall) {
-      return decoded.status();
-    } else {
-      // use and remove also take a fingerprint prefix of a key this node has.
-      auto found = std::make_shared<std::promise<Result<mesh::Key>>>();
-      std::future<Result<mesh::Key>> f = found->get_future();
-      asio::post(io_, [this, found, text] { found->set_value(keyring_.FindByFingerprint(text)); });
-      if (f.wait_for(kAskTimeout) != std::future_status::ready)
-        return Unavailable("the mesh thread did not answer");
-      Result<mesh::Key> k = f.get();
-      if (!k.ok())
-        return InvalidArgument("'" + text +
-                               "' is neither a base64 key nor the fingerprint of a "
-                               "key this node has (" +
-                               k.status().message() + "); see meshctl keys list");
-      key = *k;
-    }
-  }
-
-  struct Pending {
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t waiting = 0;
-    std::vector<NodeKeys> answers;
-  };
-  auto pending = std::make_shared<Pending>();
-  auto answered = [pending](NodeKeys nk) {
-    std::lock_guard lock(pending->mu);
-    pending->answers.push_back(std::move(nk));
-    pending->waiting--;
-    pending->cv.notify_all();
-  };
-  auto to_state = [](const std::vector<mesh::KeyInfo>& keys) {
-    std::vector<KeyState> out;
-    for (const mesh::KeyInfo& k : keys) out.push_back(KeyState{k.fingerprint, k.primary});
-    return out;
-  };
-  // The others first: after `use`, this node seals with the new key, and
-  // after `remove` it no longer reads the old one.
-  std::vector<mesh::MemberView> members = Members();
-  for (const mesh::MemberView& m : members) {
-    if (m.name == options_.node_name) continue;
-    if (m.state != mesh::MemberState::kAlive && m.state != mesh::MemberState::kSuspect) continue;
-    // Each request names its member, so one captured on its way to this
-    // member cannot be replayed to another.
-    Result<std::vector<uint8_t>> request = EncodeKeyRequest(KeyRequest{op, key, m.name});
-    if (!request.ok()) return request.status();
-    {
-      std::lock_guard lock(pending->mu);
-      pending->waiting++;
-    }
-    Query(m.address, std::move(*request), kKeyOpTimeoutNs,
-          [answered, to_state, name = m.name](Result<mesh::Bytes> reply) {
-            NodeKeys nk;
-            nk.node = name;
-            Result<std::vector<mesh::KeyInfo>> keys =
-                reply.ok() ? DecodeKeyAnswer(*reply)
-                           : Result<std::vector<mesh::KeyInfo>>(reply.status());
-            if (keys.ok())
-              nk.keys = to_state(*keys);
-            else
-              nk.error = keys.status().message();
-            answered(std::move(nk));
-          });
-  }
-  {
-    std::unique_lock lock(pending->mu);
-    pending->cv.wait_for(lock, std::chrono::nanoseconds(kKeyOpTimeoutNs) + std::chrono::seconds(1),
-                         [&] { return pending->waiting == 0; });
-  }
-  // Then here.
-  auto mine = std::make_shared<std::promise<NodeKeys>>();
-  std::future<NodeKeys> f = mine->get_future();
-  asio::post(io_, [this, op, key, mine, to_state] {
-    ApplyKeyOp(op, key, [this, mine, to_state](Status st, std::vector<mesh::KeyInfo> keys) {
-      NodeKeys nk;
-      nk.node = options_.node_name;
-      nk.error = st.ok() ? "" : st.message();
-      nk.keys = to_state(keys);
-      mine->set_value(std::move(nk));
-    });
-  });
-  NodeKeys self;
-  self.node = options_.node_name;
-  if (f.wait_for(std::chrono::seconds(5)) == std::future_status::ready)
-    self = f.get();
-  else
-    self.error = "the mesh thread did not answer";
-  std::lock_guard lock(pending->mu);
-  std::vector<NodeKeys> out = pending->answers;
-  for (const mesh::MemberView& m : members) {
-    bool live = m.state == mesh::MemberState::kAlive || m.state == mesh::MemberState::kSuspect;
-    bool have =
-        std::any_of(out.begin(), out.end(), [&](const NodeKeys& n) { return n.node == m.name; });
-    if (live && !have && m.name != options_.node_name)
-      out.push_back(NodeKeys{m.name, "no answer within 5s", {}});
-  }
-  out.push_back(std::move(self));
-  std::sort(out.begin(), out.end(),
-            [](const NodeKeys& a, const NodeKeys& b) { return a.node < b.node; });
-  return out;
+Result<std::vector<mesh::MemberKeys>> MeshService::Keys(mesh::KeyOp op, const std::string& key) {
+  return keys_->Run(op, key);
 }
 
 void MeshService::Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
@@ -490,7 +341,7 @@ MeshStatus MeshService::Summary() {
         m.queries_in = st.queries_in;
         m.refusals = mesh::Refusals(udp_tcp_->stats(), seal);
         for (Refusal& r : mesh::Refusals(st)) m.refusals.push_back(std::move(r));
-        m.refusals.push_back({"key_op_misaddressed", key_ops_misaddressed_,
+        m.refusals.push_back({"key_op_misaddressed", keys_->misaddressed(),
                               "key operations addressed to another member (a replay of "
                               "another member's traffic), refused; the keyring is unchanged"});
         const mesh::FlapStats& f = st.membership.flaps;

@@ -2,7 +2,8 @@
 // io_context (so the failure detector never waits on disk or the probe),
 // over UDP/TCP sealed with the cluster keyring. It publishes this node's
 // endpoint table, remembers known peers in the store so a restarted node
-// rejoins by itself, and answers what the control socket asks.
+// rejoins by itself, hands other nodes' look queries to the look service and
+// their key operations to key rotation, and answers what the control socket asks.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -22,6 +23,7 @@
 #include "node/control/backend.h"
 #include "node/mesh/asio_runtime.h"
 #include "node/mesh/asio_transport.h"
+#include "node/mesh/key_rotation.h"
 #include "node/mesh/keyring.h"
 #include "node/mesh/mesh_node.h"
 #include "node/mesh/refusals.h"
@@ -39,7 +41,7 @@ struct MeshServiceOptions {
   std::string key_file;           // "" with insecure = no sealing
   std::string label = "flowmesh";
   bool insecure = false;
-  // Answers one look query from another node (query_wire.h bytes in and
+  // Answers one look query from another node (look_wire.h bytes in and
   // out). Runs on a query worker thread, never the mesh thread: it reads the
   // store. Unset: this node answers no queries.
   std::function<Result<mesh::Bytes>(std::span<const uint8_t> query)> answer_query;
@@ -73,11 +75,9 @@ class MeshService {
   void Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
              mesh::Transport::ExchangeDone done);
 
-  // meshctl keys: applies `op` on every live member, then here, and answers
-  // with every member's keyring after it (or its error). The key file of each
-  // node is rewritten, so a rotation survives restarts. Blocks for at most a
-  // few seconds; call it off the mesh thread.
-  Result<std::vector<NodeKeys>> KeyOp(KeyOp op, const std::string& key);
+  // meshctl keys (mesh::KeyRotation::Run): blocks for at most a few
+  // seconds; call it off the mesh thread.
+  Result<std::vector<mesh::MemberKeys>> Keys(mesh::KeyOp op, const std::string& key);
 
   std::vector<mesh::MemberView> Members();
   std::vector<mesh::NodeTable> Tables(bool with_gone = false);
@@ -85,7 +85,6 @@ class MeshService {
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
   const std::string& advertised() const { return advertised_; }
-
 
  private:
   MeshService() = default;
@@ -99,10 +98,6 @@ class MeshService {
   // On the mesh thread: the source addresses of members, for the transport.
   std::vector<IpAddr> MemberAddresses() const;
   void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
-  // On the mesh thread: changes the keyring (sealing reads it there), then
-  // saves the key file on a worker; `done` gets the ring after the change.
-  void ApplyKeyOp(flowmesh::KeyOp op, const mesh::Key& key,
-                  std::function<void(Status, std::vector<mesh::KeyInfo>)> done);
 
   MeshServiceOptions options_;
   Store* store_ = nullptr;
@@ -117,8 +112,10 @@ class MeshService {
   std::unique_ptr<mesh::MeshNode> node_;
   std::thread thread_;
   std::thread publisher_;
-  // Queries from other nodes read the store here, off the mesh thread.
+  // Queries from other nodes read the store here, off the mesh thread (and
+  // key rotation saves key files).
   asio::thread_pool query_pool_{2};
+  std::unique_ptr<mesh::KeyRotation> keys_;
   int queries_in_flight_ = 0;  // mesh thread only
   std::mutex mu_;
   std::condition_variable cv_;
@@ -126,10 +123,6 @@ class MeshService {
   std::string last_table_;   // publisher only: what was published last
   std::string saved_peers_;  // publisher (and Stop, after it): what the store holds
   bool stopped_ = false;
-  // Key operations refused because they were addressed to another member
-  // (mesh thread only).
-  uint64_t key_ops_misaddressed_ = 0;
-  log::RateLimit misaddressed_log_{10'000'000'000};
 };
 
 // Non-loopback, non-link-local addresses of this host: what the node gossips

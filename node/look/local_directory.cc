@@ -288,4 +288,12 @@ std::optional<NodeRef> LocalDirectory::OwnerOfAddress(const IpAddr& addr) {
   return std::nullopt;
 }
 
+std::vector<LookAnswer> LocalDirectory::Ask(const std::vector<LookQuestion>& questions,
+                                            const TimeWindow& w) {
+  std::vector<LookAnswer> out;
+  out.reserve(questions.size());
+  for (const LookQuestion& q : questions) out.push_back(AskOne(q, w));
+  return out;
+}
+
 }  // namespace flowmesh

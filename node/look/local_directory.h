@@ -1,7 +1,8 @@
 // `look` answered from this node alone: a Directory in which this node owns
 // every local address and listener, and a NodeQuerier that answers from the
 // store (plus the live listener table). The mesh-wide walk replaces the
-// Directory; the querier is what each node runs for remote questions too.
+// Directory (remote_directory.h); the querier is what each node runs for
+// remote questions too.
 #pragma once
 
 #include <functional>
@@ -53,6 +54,9 @@ class LocalDirectory final : public Directory {
 
   std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
   std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
+  // Each question answered here, in turn.
+  std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
+                              const TimeWindow& w) override;
 
   LocalQuerier& querier() { return querier_; }
   const std::string& name() const { return node_name_; }

@@ -1,9 +1,8 @@
 // `look`: the dependency tree around one endpoint. The engine walks it by
 // asking the node that owns each address two questions (Describe, Clients);
-// Directory says which node owns what and how to ask it. Today the only node
-// is this one (LocalDirectory answers from the store); the mesh-wide walk
-// plugs in a Directory whose queriers go over the network, with the same
-// engine.
+// Directory says which node owns what and asks each level's questions.
+// LocalDirectory answers from this node's store; RemoteDirectory
+// (remote_directory.h) asks the mesh's members too, with the same engine.
 #pragma once
 
 #include <cstdint>
@@ -57,7 +56,7 @@ struct LookResult {
   LookNode root;
 };
 
-// ---- What one node answers (the mesh sends these over the wire later) ----
+// ---- What one node answers (look_wire.h carries them between nodes) ----
 
 // A client address that connected to an endpoint, summed over its connections.
 struct ClientEdge {
@@ -116,18 +115,10 @@ class NodeQuerier {
 };
 
 struct NodeRef {
-  std::string name;
+  std::string name;  // "" = no node
+  // Answers this node's questions here; null for a node asked over the
+  // network (its Directory knows it by name).
   NodeQuerier* querier = nullptr;  // owned by the Directory
-};
-
-class Directory {
- public:
-  virtual ~Directory() = default;
-  // The node listening on this endpoint (a wildcard listener matches any of
-  // its owner's addresses); nullopt = no agent knows it.
-  virtual std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) = 0;
-  // The node that has this address; nullopt = no agent.
-  virtual std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) = 0;
 };
 
 // One question of a level of the walk, and its answer.
@@ -144,20 +135,29 @@ struct LookAnswer {
   std::vector<ClientProcess> clients;  // kClients
   std::vector<ActiveProcess> active;   // kActive
 };
-// One question answered by the querier it names (what every asker does for
-// questions to this node).
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+  // The node listening on this endpoint (a wildcard listener matches any of
+  // its owner's addresses); nullopt = no agent knows it.
+  virtual std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) = 0;
+  // The node that has this address; nullopt = no agent.
+  virtual std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) = 0;
+  // Asks one level's questions (their nodes are this directory's NodeRefs);
+  // returns one answer per question, in order.
+  virtual std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
+                                      const TimeWindow& w) = 0;
+};
+
+// One question answered by the querier it names: how a node answers the
+// questions asked of it.
 LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w);
-// Asks one level's questions; returns one answer per question, in order.
-// The local walk asks in turn (AskInTurn); the mesh replaces it with one
-// that asks every node of the level in parallel with a per-hop timeout.
-using LookAsker =
-    std::function<std::vector<LookAnswer>(const std::vector<LookQuestion>&, const TimeWindow&)>;
-std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w);
 
 // Walks the tree: clients upward, dependencies downward, to query.depth, with
-// a visited set (cycle leaves). A querier error makes an `unreachable` leaf;
-// the rest of the tree still comes back.
+// a visited set (cycle leaves), asking the directory one batch of questions
+// per level. A node's error makes an `unreachable` leaf; the rest of the tree
+// still comes back.
 LookResult Look(const LookQuery& query, Directory& directory);
-LookResult Look(const LookQuery& query, Directory& directory, const LookAsker& ask);
 
 }  // namespace flowmesh

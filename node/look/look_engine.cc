@@ -97,8 +97,7 @@ std::vector<UpEdge> UpEdgesOf(const std::vector<ClientEdge>& clients,
 
 class Walker {
  public:
-  Walker(const LookQuery& query, Directory& directory, const LookAsker& ask)
-      : query_(query), dir_(directory), ask_(ask) {}
+  Walker(const LookQuery& query, Directory& directory) : query_(query), dir_(directory) {}
 
   LookResult Run();
 
@@ -129,7 +128,6 @@ class Walker {
 
   const LookQuery& query_;
   Directory& dir_;
-  const LookAsker& ask_;
   std::vector<Vertex> arena_;
   // A process already on the path from the root: the walk went round.
   bool OnPath(int parent, const std::string& group) const;
@@ -143,7 +141,7 @@ class Walker {
 std::optional<NodeRef> Walker::Owner(const IpAddr& addr, const Endpoint* endpoint,
                                      const NodeRef& here) {
   // Loopback never leaves the host: the node asking is the node that owns it.
-  if (addr.is_loopback() && here.querier != nullptr) return here;
+  if (addr.is_loopback() && !here.name.empty()) return here;
   if (endpoint != nullptr) {
     if (auto n = dir_.OwnerOfEndpoint(*endpoint)) return n;
   }
@@ -165,7 +163,7 @@ size_t Walker::Enqueue(LookQuestion q) {
 
 void Walker::AskPending() {
   if (pending_.empty()) return;
-  std::vector<LookAnswer> got = ask_(pending_, query_.window);
+  std::vector<LookAnswer> got = dir_.Ask(pending_, query_.window);
   for (size_t i = 0; i < pending_.size(); i++) {
     LookAnswer a = i < got.size() ? std::move(got[i]) : LookAnswer{Internal("no answer"), {}, {}};
     answers_[pending_keys_[i]] = std::move(a);
@@ -441,19 +439,8 @@ LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
   return a;
 }
 
-std::vector<LookAnswer> AskInTurn(const std::vector<LookQuestion>& questions, const TimeWindow& w) {
-  std::vector<LookAnswer> out;
-  out.reserve(questions.size());
-  for (const LookQuestion& q : questions) out.push_back(AskOne(q, w));
-  return out;
-}
-
-LookResult Look(const LookQuery& query, Directory& directory, const LookAsker& ask) {
-  return Walker(query, directory, ask).Run();
-}
-
 LookResult Look(const LookQuery& query, Directory& directory) {
-  return Look(query, directory, AskInTurn);
+  return Walker(query, directory).Run();
 }
 
 }  // namespace flowmesh

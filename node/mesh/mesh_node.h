@@ -127,6 +127,16 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   // thread, with the answer's bytes or an error (timeout, refused, no handler).
   void Query(const Address& to, Bytes query, int64_t timeout_ns, Transport::ExchangeDone done);
 
+  // Key operations (key_rotation.h) ride the same exchanges, typed: the
+  // handler runs on the runtime's thread and may answer later on it.
+  using KeyHandler = std::function<void(const Address& from, KeyRequestMsg request,
+                                        std::function<void(Result<KeyResponseMsg>)> reply)>;
+  void SetKeyHandler(KeyHandler handler) { key_handler_ = std::move(handler); }
+  // Sends one key operation to the member at `to`; `done` runs once, on the
+  // runtime's thread, with its keyring after it or an error.
+  void AskKeys(const Address& to, KeyRequestMsg request, int64_t timeout_ns,
+               std::function<void(Result<KeyResponseMsg>)> done);
+
   // Called on every change of a member's state as this node sees it.
   using StateObserver = std::function<void(const std::string& member, MemberState state)>;
   void SetObserver(StateObserver observer) { observer_ = std::move(observer); }
@@ -159,6 +169,16 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   void OnExchange(const Address& from, std::span<const uint8_t> bytes,
                   Transport::ExchangeReply reply);
   Result<Bytes> Answer(const Address& from, ExchangeRequestMsg& request);
+  // The reply of a handler of the layer above, encoded when it comes.
+  template <typename Reply>
+  std::function<void(Result<Reply>)> ReplyLater(Transport::ExchangeReply reply,
+                                                 ExchangeResponseMsg (*wrap)(Reply));
+  // A query or key exchange to `to`: counted, sent, its answer decoded.
+  void Ask(const Address& to, const ExchangeRequestMsg& request, int64_t timeout_ns,
+           std::function<void(Result<ExchangeResponseMsg>)> done);
+  template <typename Reply>
+  std::function<void(Result<ExchangeResponseMsg>)> Expect(
+      const Address& to, std::function<void(Result<Reply>)> done);
   void Dispatch(const Address& from, PacketMsg& packet);
   // Counts a message that opened but failed a check, by the check, and logs
   // which (at most one line per 10 s, with how many others were held back).
@@ -190,6 +210,7 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   bool joined_ = false;
   StateObserver observer_;
   QueryHandler query_handler_;
+  KeyHandler key_handler_;
   mutable MeshStats stats_;
   log::RateLimit malformed_log_{10 * kSecond};
   Lifetime life_;

@@ -57,21 +57,18 @@ void MeshNode::OnExchange(const Address& from, std::span<const uint8_t> bytes,
   if (auto* q = std::get_if<QueryMsg>(&request.value())) {
     if (!query_handler_) return reply(Unavailable("this node answers no queries"));
     stats_.queries_in++;
-    // The answer may come later, from another thread's work posted back to
-    // ours: only the life guard knows whether this node still exists then.
-    return query_handler_(
-        from, std::move(q->payload),
-        [this, alive = life_.Token(), reply = std::move(reply)](Result<Bytes> answer) {
-          if (!alive.lock()) return reply(Unavailable("mesh node stopped"));
-          if (!answer.ok()) return reply(answer.status());
-          Result<Bytes> out = EncodeExchangeResponse(QueryMsg{std::move(*answer)});
-          if (!out.ok()) {
-            stats_.encode_failures++;
-            return reply(out.status());
-          }
-          stats_.bytes_out += out->size();
-          reply(std::move(out));
-        });
+    return query_handler_(from, std::move(q->payload),
+                          ReplyLater<Bytes>(std::move(reply), [](Bytes answer) {
+                            return ExchangeResponseMsg(QueryMsg{std::move(answer)});
+                          }));
+  }
+  if (auto* k = std::get_if<KeyRequestMsg>(&request.value())) {
+    if (!key_handler_) return reply(Unavailable("this node takes no key operations"));
+    stats_.queries_in++;
+    return key_handler_(from, std::move(*k),
+                        ReplyLater<KeyResponseMsg>(std::move(reply), [](KeyResponseMsg answer) {
+                          return ExchangeResponseMsg(std::move(answer));
+                        }));
   }
   reply(Answer(from, request.value()));
 }
@@ -98,18 +95,36 @@ Result<Bytes> MeshNode::Answer(const Address& from, ExchangeRequestMsg& request)
   return out;
 }
 
-void MeshNode::Query(const Address& to, Bytes query, int64_t timeout_ns,
-                     Transport::ExchangeDone done) {
-  Result<Bytes> request = EncodeExchangeRequest(QueryMsg{std::move(query)});
-  if (!request.ok()) {
+template <typename Reply>
+std::function<void(Result<Reply>)> MeshNode::ReplyLater(
+    Transport::ExchangeReply reply, ExchangeResponseMsg (*wrap)(Reply)) {
+  // The answer may come later, from another thread's work posted back to
+  // ours: only the life guard knows whether this node still exists then.
+  return [this, alive = life_.Token(), reply = std::move(reply), wrap](Result<Reply> answer) {
+    if (!alive.lock()) return reply(Unavailable("mesh node stopped"));
+    if (!answer.ok()) return reply(answer.status());
+    Result<Bytes> out = EncodeExchangeResponse(wrap(std::move(*answer)));
+    if (!out.ok()) {
+      stats_.encode_failures++;
+      return reply(out.status());
+    }
+    stats_.bytes_out += out->size();
+    reply(std::move(out));
+  };
+}
+
+void MeshNode::Ask(const Address& to, const ExchangeRequestMsg& request, int64_t timeout_ns,
+                   std::function<void(Result<ExchangeResponseMsg>)> done) {
+  Result<Bytes> bytes = EncodeExchangeRequest(request);
+  if (!bytes.ok()) {
     stats_.encode_failures++;
-    return done(request.status());
+    return done(bytes.status());
   }
   stats_.exchanges_out++;
   stats_.queries_out++;
-  stats_.bytes_out += request->size();
+  stats_.bytes_out += bytes->size();
   transport_.Exchange(
-      to, std::move(request).value(), timeout_ns,
+      to, std::move(bytes).value(), timeout_ns,
       [this, alive = life_.Token(), to, done = std::move(done)](Result<Bytes> response) {
         if (!alive.lock()) return done(Unavailable("mesh node stopped"));
         if (!response.ok()) {
@@ -122,14 +137,40 @@ void MeshNode::Query(const Address& to, Bytes query, int64_t timeout_ns,
           DropMalformed(to, "the answer to a query", decoded.status());
           return done(decoded.status().WithContext("query to " + to));
         }
-        auto* answer = std::get_if<QueryMsg>(&decoded.value());
-        if (answer == nullptr) {
-          Status wrong = InvalidArgument("query to " + to + ": the answer is not a query answer");
-          DropMalformed(to, "the answer to a query", wrong, WireCheck::kUnexpectedKind);
-          return done(wrong);
-        }
-        done(std::move(answer->payload));
+        done(std::move(decoded));
       });
+}
+
+// An answer of the wrong kind is counted as malformed, as the decoder's own
+// failures are.
+template <typename Reply>
+std::function<void(Result<ExchangeResponseMsg>)> MeshNode::Expect(
+    const Address& to, std::function<void(Result<Reply>)> done) {
+  // Runs inside Ask's guarded callback, so `this` is alive here.
+  return [this, to, done = std::move(done)](Result<ExchangeResponseMsg> response) {
+    if (!response.ok()) return done(response.status());
+    auto* answer = std::get_if<Reply>(&response.value());
+    if (answer == nullptr) {
+      Status wrong = InvalidArgument("query to " + to + ": the answer is not a query answer");
+      DropMalformed(to, "the answer to a query", wrong, WireCheck::kUnexpectedKind);
+      return done(wrong);
+    }
+    done(std::move(*answer));
+  };
+}
+
+void MeshNode::Query(const Address& to, Bytes query, int64_t timeout_ns,
+                     Transport::ExchangeDone done) {
+  Ask(to, QueryMsg{std::move(query)}, timeout_ns,
+      Expect<QueryMsg>(to, [done = std::move(done)](Result<QueryMsg> answer) {
+        if (!answer.ok()) return done(answer.status());
+        done(std::move(answer->payload));
+      }));
+}
+
+void MeshNode::AskKeys(const Address& to, KeyRequestMsg request, int64_t timeout_ns,
+                       std::function<void(Result<KeyResponseMsg>)> done) {
+  Ask(to, std::move(request), timeout_ns, Expect<KeyResponseMsg>(to, std::move(done)));
 }
 
 void MeshNode::FallbackPing(const Address& to, PingMsg ping, int64_t timeout_ns,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "node/common/net.h"
+#include "node/mesh/keyring.h"
 
 namespace flowmesh::mesh {
 
@@ -116,7 +117,23 @@ struct QueryMsg {
   std::vector<uint8_t> payload;
 };
 
-using ExchangeRequestMsg = std::variant<PushPullMsg, PingMsg, TablePushMsg, QueryMsg>;
-using ExchangeResponseMsg = std::variant<PushPullMsg, AckMsg, DoneMsg, QueryMsg>;
+// meshctl keys: one operation on one member's keyring (key_rotation.h).
+enum class KeyOp : uint8_t { kList, kInstall, kUse, kRemove };
+struct KeyRequestMsg {
+  KeyOp op = KeyOp::kList;
+  Key key{};  // unused for list
+  // The member (node name) it is addressed to; a member refuses a request
+  // addressed to another (a cross-node replay), and one addressed to nobody.
+  std::string recipient;
+};
+// A member's keyring after the operation (the primary first), or why it failed.
+struct KeyResponseMsg {
+  std::string error;  // "" = done
+  std::vector<std::string> fingerprints;
+};
+
+using ExchangeRequestMsg =
+    std::variant<PushPullMsg, PingMsg, TablePushMsg, QueryMsg, KeyRequestMsg>;
+using ExchangeResponseMsg = std::variant<PushPullMsg, AckMsg, DoneMsg, QueryMsg, KeyResponseMsg>;
 
 }  // namespace flowmesh::mesh

@@ -247,6 +247,11 @@ Result<Bytes> EncodeExchangeRequest(const ExchangeRequestMsg& request) {
     wire::Set(root.initPing(), *ping);
   } else if (auto* q = std::get_if<QueryMsg>(&request)) {
     root.setQuery(kj::arrayPtr(q->payload.data(), q->payload.size()));
+  } else if (auto* k = std::get_if<KeyRequestMsg>(&request)) {
+    auto b = root.initKeys();
+    b.setOp(static_cast<s::KeyOp>(k->op));
+    b.setRecipient(k->recipient);
+    if (k->op != KeyOp::kList) b.setKey(kj::arrayPtr(k->key.data(), k->key.size()));
   } else {
     const auto& deltas = std::get<TablePushMsg>(request).deltas;
     auto list = root.initTables(static_cast<unsigned>(deltas.size()));
@@ -286,6 +291,12 @@ Result<ExchangeRequestMsg> DecodeExchangeRequest(std::span<const uint8_t> bytes)
             *out = QueryMsg{std::vector<uint8_t>(d.begin(), d.end())};
             return Status::Ok();
           }
+          case s::ExchangeRequest::KEYS: {
+            KeyRequestMsg m;
+            FM_RETURN_IF_ERROR(wire::Read(r.getKeys(), &m));
+            *out = std::move(m);
+            return Status::Ok();
+          }
         }
         return InvalidArgument("malformed exchange request: unknown kind");
       });
@@ -300,6 +311,8 @@ Result<Bytes> EncodeExchangeResponse(const ExchangeResponseMsg& response) {
     root.initAck().setSeq(ack->seq);
   else if (auto* q = std::get_if<QueryMsg>(&response))
     root.setQuery(kj::arrayPtr(q->payload.data(), q->payload.size()));
+  else if (auto* k = std::get_if<KeyResponseMsg>(&response))
+    wire::Set(root.initKeys(), *k);
   else
     root.setDone();
   return PackWithin(message, kMaxExchangeBytes, kMaxExchangeWords, "exchange response");
@@ -321,6 +334,12 @@ Result<ExchangeResponseMsg> DecodeExchangeResponse(std::span<const uint8_t> byte
           case s::ExchangeResponse::QUERY: {
             auto d = r.getQuery();
             *out = QueryMsg{std::vector<uint8_t>(d.begin(), d.end())};
+            return Status::Ok();
+          }
+          case s::ExchangeResponse::KEYS: {
+            KeyResponseMsg m;
+            FM_RETURN_IF_ERROR(wire::Read(r.getKeys(), &m));
+            *out = std::move(m);
             return Status::Ok();
           }
         }

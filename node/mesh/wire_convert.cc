@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -110,6 +111,50 @@ Status Read(s::PingReq::Reader r, PingReqMsg* m) {
   m->want_nack = r.getWantNack();
   FM_RETURN_IF_ERROR(ReadName(r.getTarget(), "ping-req target", &m->target));
   return ReadText(r.getTargetAddr(), kMaxAddressBytes, true, "ping-req address", &m->target_addr);
+}
+
+void Set(s::KeyRequest::Builder b, const KeyRequestMsg& m) {
+  b.setOp(static_cast<s::KeyOp>(m.op));
+  b.setRecipient(m.recipient);
+  if (m.op != KeyOp::kList) b.setKey(kj::arrayPtr(m.key.data(), m.key.size()));
+}
+
+Status Read(s::KeyRequest::Reader r, KeyRequestMsg* m) {
+  // Empty is allowed here: the member refuses it, counted, as addressed to nobody.
+  FM_RETURN_IF_ERROR(ReadText(r.getRecipient(), kMaxNameBytes, false, "key recipient",
+                              &m->recipient));
+  switch (r.getOp()) {
+    case s::KeyOp::LIST: m->op = KeyOp::kList; return Status::Ok();
+    case s::KeyOp::INSTALL: m->op = KeyOp::kInstall; break;
+    case s::KeyOp::USE: m->op = KeyOp::kUse; break;
+    case s::KeyOp::REMOVE: m->op = KeyOp::kRemove; break;
+    default: return Malformed("unknown key operation");
+  }
+  auto key = r.getKey();
+  if (key.size() != m->key.size())
+    return Malformed("key request: unknown key length " + std::to_string(key.size()) +
+                     " (a key is " + std::to_string(m->key.size()) + " bytes)");
+  std::copy(key.begin(), key.end(), m->key.begin());
+  return Status::Ok();
+}
+
+void Set(s::KeyResponse::Builder b, const KeyResponseMsg& m) {
+  if (!m.error.empty()) b.setError(m.error);
+  auto list = b.initFingerprints(static_cast<unsigned>(m.fingerprints.size()));
+  for (unsigned i = 0; i < m.fingerprints.size(); i++) list.set(i, m.fingerprints[i]);
+}
+
+Status Read(s::KeyResponse::Reader r, KeyResponseMsg* m) {
+  FM_RETURN_IF_ERROR(ReadText(r.getError(), kMaxExeBytes, false, "key error", &m->error));
+  auto list = r.getFingerprints();
+  if (list.size() > kMaxKeys)
+    return Malformed("key response of " + std::to_string(list.size()) + " keys (max " +
+                     std::to_string(kMaxKeys) + ")");
+  m->fingerprints.resize(list.size());
+  for (unsigned i = 0; i < list.size(); i++)
+    FM_RETURN_IF_ERROR(
+        ReadText(list[i], kMaxNameBytes, true, "key fingerprint", &m->fingerprints[i]));
+  return Status::Ok();
 }
 
 void Set(s::TableDelta::Builder b, const TableDeltaMsg& m) {

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "node/control/convert.h"
-#include "node/daemon/query_wire.h"
+#include "node/look/look_wire.h"
 #include "node/mesh/seal.h"
 #include "node/mesh/wire.h"
 #include "tests/fuzz/fuzz_mesh.h"
@@ -136,12 +136,23 @@ MeshMessages RealMeshMessages() {
       {"fallback_ping", Must(mesh::EncodeExchangeRequest(mesh::PingMsg{11, "n1"}), "ping")},
       {"table_push", Must(mesh::EncodeExchangeRequest(mesh::TablePushMsg{{Delta()}}), "push")},
       {"query", Must(mesh::EncodeExchangeRequest(mesh::QueryMsg{Text("look?")}), "query")},
+      {"keys_install",
+       Must(mesh::EncodeExchangeRequest(mesh::KeyRequestMsg{
+                mesh::KeyOp::kInstall, TestKeyring().keys().front(), "n1"}),
+            "key request")},
+      {"keys_list", Must(mesh::EncodeExchangeRequest(mesh::KeyRequestMsg{mesh::KeyOp::kList, {}, "n1"}),
+                         "key request")},
   };
   m.responses = {
       {"push_pull", Must(mesh::EncodeExchangeResponse(sync), "push-pull answer")},
       {"ack", Must(mesh::EncodeExchangeResponse(mesh::AckMsg{11}), "ack")},
       {"done", Must(mesh::EncodeExchangeResponse(mesh::DoneMsg{}), "done")},
       {"query", Must(mesh::EncodeExchangeResponse(mesh::QueryMsg{Text("answer")}), "answer")},
+      {"keys", Must(mesh::EncodeExchangeResponse(mesh::KeyResponseMsg{"", {"1a2b3c4d", "99887766"}}),
+                    "key answer")},
+      {"keys_error",
+       Must(mesh::EncodeExchangeResponse(mesh::KeyResponseMsg{"cannot remove the primary key", {}}),
+            "key answer")},
   };
   return m;
 }
@@ -253,11 +264,6 @@ void QueryWireSeeds() {
   LookQuestion active{LookQuestion::Kind::kActive, {}, {}, Ip("fd00::2")};
   batch.questions = {describe, clients, active};
   Write("query_wire", "look_query", Cat({{0}, Must(EncodeQuery(batch), "query")}));
-  mesh::Key key = TestKeyring().keys().front();
-  Write("query_wire", "key_install",
-        Cat({{0}, Must(EncodeKeyRequest({KeyOp::kInstall, key}), "key request")}));
-  Write("query_wire", "key_list",
-        Cat({{0}, Must(EncodeKeyRequest({KeyOp::kList, {}}), "key request")}));
 
   LookAnswer a_describe;
   a_describe.description.found = true;
@@ -280,10 +286,6 @@ void QueryWireSeeds() {
         Cat({{1, asked}, Must(EncodeAnswers({a_describe, a_clients, a_active}), "answers")}));
   Write("query_wire", "look_answer_unreachable",
         Cat({{1, 1}, Must(EncodeAnswers({unreachable}), "answers")}));
-  std::vector<mesh::KeyInfo> keys = {{"a1b2c3d4", true}, {"99887766", false}};
-  Write("query_wire", "key_answer", Cat({{2}, Must(EncodeKeyAnswer(Status::Ok(), keys), "keys")}));
-  Write("query_wire", "key_answer_error",
-        Cat({{2}, Must(EncodeKeyAnswer(InvalidArgument("no such key"), {}), "keys")}));
 }
 
 // ---- control socket ------------------------------------------------------

@@ -1,19 +1,19 @@
-// Look's queries between nodes (node/daemon/query_wire.cc), both sides: a
-// query arriving at the answering node (routed by PeekQuery, as
-// MeshService::ServeQuery does, then decoded as a look batch or a key
-// request) and an answer arriving at the asking node (decoded against the
-// questions it asked, as mesh_look.cc does, or as a key answer).
+// Look's queries between nodes (node/look/look_wire.cc), both sides: a
+// query arriving at the answering node (decoded as a look batch, as
+// LookService::Answer does) and an answer arriving at the asking node
+// (decoded against the questions it asked, as remote_directory.cc does).
+// Key operations ride the mesh's own exchanges (mesh.capnp) and are fuzzed
+// with them, by mesh_stream.
 //
-//   input = [mode][bytes...]          mode % 3 == 0: a query arrives
-//           [mode][asked][bytes...]   mode % 3 == 1: look answers arrive to the
+//   input = [mode][bytes...]          mode % 2 == 0: a query arrives
+//           [mode][asked][bytes...]   mode % 2 == 1: look answers arrive to the
 //                                     questions `asked` spells (Asked below)
-//           [mode][bytes...]          mode % 3 == 2: a key answer arrives
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "node/common/log.h"
-#include "node/daemon/query_wire.h"
+#include "node/look/look_wire.h"
 
 namespace flowmesh::fuzz {
 namespace {
@@ -39,15 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace flowmesh;
   if (size < 1) return 0;
   std::span<const uint8_t> bytes(data + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 2) {
     case 0: {
-      Result<QueryKind> kind = PeekQuery(bytes);
-      if (!kind.ok()) return 0;
-      if (*kind == QueryKind::kKeys) {
-        Result<KeyRequest> r = DecodeKeyRequest(bytes);
-        if (r.ok() && !DecodeKeyRequest(*EncodeKeyRequest(*r)).ok()) __builtin_trap();
-        return 0;
-      }
       Result<QueryBatch> batch = DecodeQuery(bytes);
       // What we decode we can encode, and that decodes again.
       if (batch.ok()) {
@@ -68,7 +61,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       return 0;
     }
-    case 2: (void)DecodeKeyAnswer(bytes); return 0;
   }
   return 0;
 }

@@ -101,6 +101,16 @@ class FakeMesh : public Directory {
     if (it == addr_owner_.end()) return std::nullopt;
     return NodeRef{it->second, nodes_[it->second].get()};
   }
+  // Each level's questions, answered by each fake node; `batches` records
+  // how many questions each level had.
+  std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& qs, const TimeWindow& w) override {
+    batches.push_back(qs.size());
+    std::vector<LookAnswer> out;
+    for (const LookQuestion& q : qs) out.push_back(AskOne(q, w));
+    return out;
+  }
+
+  std::vector<size_t> batches;
 
  private:
   std::map<std::string, std::unique_ptr<FakeNode>> nodes_;
@@ -242,16 +252,11 @@ TEST_F(LookTest, AsksOneBatchPerLevelAndEachQuestionOnce) {
   // nginx also talks to redis directly: redis is asked about once.
   auto& web = mesh_.Node("web-1").describe[Ep("10.213.0.2:80")];
   web.dependencies.push_back({Ep("10.213.0.4:6379"), Conns(1)});
-  std::vector<size_t> batches;
-  LookAsker ask = [&](const std::vector<LookQuestion>& qs, const TimeWindow& w) {
-    batches.push_back(qs.size());
-    return AskInTurn(qs, w);
-  };
   LookQuery q;
   q.target = Ep("10.213.0.2:80");
-  LookResult r = Look(q, mesh_, ask);
+  LookResult r = Look(q, mesh_);
   // root; curl's node, app, down-1 and redis; nothing new on level 2.
-  EXPECT_THAT(batches, ElementsAre(1u, 4u));
+  EXPECT_THAT(mesh_.batches, ElementsAre(1u, 4u));
   EXPECT_EQ(mesh_.Node("cache-1").calls, 1);
   // redis shows under nginx and again under app (a shared dependency is not
   // a cycle), from the one answer.

@@ -17,7 +17,7 @@
 #include "node/daemon/config.h"
 #include "node/daemon/daemon_metrics.h"
 #include "node/daemon/mesh_service.h"
-#include "node/daemon/query_wire.h"
+#include "node/look/look_wire.h"
 
 namespace flowmesh {
 namespace {

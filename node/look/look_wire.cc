@@ -1,5 +1,5 @@
-// query_wire: look's batches of questions and answers in Cap'n Proto.
-#include "node/daemon/query_wire.h"
+// look_wire: look's batches of questions and answers in Cap'n Proto.
+#include "node/look/look_wire.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -128,7 +128,6 @@ Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
 Result<QueryBatch> DecodeQuery(std::span<const uint8_t> bytes) {
   return Read<q::NodeQuery, QueryBatch>(
       bytes, "look query", [](q::NodeQuery::Reader envelope, QueryBatch* out) -> Status {
-        if (!envelope.isLook()) return InvalidArgument("not a look query");
         q::QueryRequest::Reader r = envelope.getLook();
         out->window.since_ns = r.getSinceNs();
         out->window.until_ns = r.getUntilNs();
@@ -196,7 +195,6 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
   return Read<q::NodeAnswer, std::vector<LookAnswer>>(
       bytes, "look answer",
       [&asked](q::NodeAnswer::Reader envelope, std::vector<LookAnswer>* out) -> Status {
-        if (!envelope.isLook()) return InvalidArgument("not a look answer");
         q::QueryResponse::Reader r = envelope.getLook();
         auto list = r.getAnswers();
         if (list.size() != asked.size())
@@ -244,75 +242,6 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
               }
               break;
           }
-        }
-        return Status::Ok();
-      });
-}
-
-Result<QueryKind> PeekQuery(std::span<const uint8_t> bytes) {
-  return Read<q::NodeQuery, QueryKind>(
-      bytes, "node query", [](q::NodeQuery::Reader r, QueryKind* out) -> Status {
-        switch (r.which()) {
-          case q::NodeQuery::LOOK: *out = QueryKind::kLook; return Status::Ok();
-          case q::NodeQuery::KEYS: *out = QueryKind::kKeys; return Status::Ok();
-        }
-        return InvalidArgument("unknown node query (is the asker newer than this meshd?)");
-      });
-}
-
-Result<std::vector<uint8_t>> EncodeKeyRequest(const KeyRequest& request) {
-  capnp::MallocMessageBuilder message;
-  auto k = message.initRoot<q::NodeQuery>().initKeys();
-  k.setOp(static_cast<q::KeyOp>(request.op));
-  k.setRecipient(request.recipient);
-  if (request.op != KeyOp::kList) k.setKey(kj::arrayPtr(request.key.data(), request.key.size()));
-  return Flatten(message, "key request");
-}
-
-Result<KeyRequest> DecodeKeyRequest(std::span<const uint8_t> bytes) {
-  return Read<q::NodeQuery, KeyRequest>(
-      bytes, "key request", [](q::NodeQuery::Reader envelope, KeyRequest* out) -> Status {
-        if (!envelope.isKeys()) return InvalidArgument("not a key request");
-        auto r = envelope.getKeys();
-        out->recipient = std::string(r.getRecipient().cStr(), r.getRecipient().size());
-        switch (r.getOp()) {
-          case q::KeyOp::LIST: out->op = KeyOp::kList; return Status::Ok();
-          case q::KeyOp::INSTALL: out->op = KeyOp::kInstall; break;
-          case q::KeyOp::USE: out->op = KeyOp::kUse; break;
-          case q::KeyOp::REMOVE: out->op = KeyOp::kRemove; break;
-          default: return InvalidArgument("unknown key operation");
-        }
-        auto key = r.getKey();
-        if (key.size() != out->key.size())
-          return InvalidArgument("key request: a key of " + std::to_string(key.size()) +
-                                 " bytes (expected 32)");
-        std::copy(key.begin(), key.end(), out->key.begin());
-        return Status::Ok();
-      });
-}
-
-Result<std::vector<uint8_t>> EncodeKeyAnswer(const Status& status,
-                                             const std::vector<mesh::KeyInfo>& keys) {
-  capnp::MallocMessageBuilder message;
-  auto k = message.initRoot<q::NodeAnswer>().initKeys();
-  if (!status.ok()) k.setError(status.message().empty() ? "failed" : status.message());
-  auto list = k.initFingerprints(static_cast<unsigned>(keys.size()));
-  for (unsigned i = 0; i < keys.size(); i++) list.set(i, keys[i].fingerprint);
-  return Flatten(message, "key answer");
-}
-
-Result<std::vector<mesh::KeyInfo>> DecodeKeyAnswer(std::span<const uint8_t> bytes) {
-  return Read<q::NodeAnswer, std::vector<mesh::KeyInfo>>(
-      bytes, "key answer",
-      [](q::NodeAnswer::Reader envelope, std::vector<mesh::KeyInfo>* out) -> Status {
-        if (!envelope.isKeys()) return InvalidArgument("not a key answer");
-        auto r = envelope.getKeys();
-        if (r.hasError() && r.getError().size() > 0)
-          return Unavailable(std::string(r.getError().cStr()));
-        bool first = true;
-        for (capnp::Text::Reader f : r.getFingerprints()) {
-          out->push_back(mesh::KeyInfo{std::string(f.cStr()), first});
-          first = false;
         }
         return Status::Ok();
       });

@@ -1,7 +1,7 @@
 // look's questions and answers between nodes: every field round-trips, an
 // error answer stays an error, and malformed or mismatched bytes are refused
 // with a message rather than read.
-#include "node/daemon/query_wire.h"
+#include "node/look/look_wire.h"
 
 #include <gtest/gtest.h>
 
@@ -128,42 +128,6 @@ TEST(QueryWire, MalformedOrMismatchedIsRefused) {
   Result<std::vector<LookAnswer>> r = DecodeAnswers(*three, Questions());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("3 answers to 4 questions"), std::string::npos);
-}
-
-TEST(QueryWire, KeyOperationsRoundTripAndAreToldApartFromLook) {
-  Result<mesh::Key> key = mesh::GenerateKey();
-  ASSERT_TRUE(key.ok());
-  Result<std::vector<uint8_t>> req = EncodeKeyRequest(KeyRequest{KeyOp::kUse, *key, "cache-1"});
-  ASSERT_TRUE(req.ok());
-  EXPECT_EQ(*PeekQuery(*req), QueryKind::kKeys);
-  Result<KeyRequest> back = DecodeKeyRequest(*req);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->op, KeyOp::kUse);
-  EXPECT_EQ(back->key, *key);
-  // The member it is for travels with it (a cross-node replay is refused on it).
-  EXPECT_EQ(back->recipient, "cache-1");
-  // A look query is not a key request, and the other way round.
-  Result<std::vector<uint8_t>> look = EncodeQuery(QueryBatch{{}, Questions()});
-  ASSERT_TRUE(look.ok());
-  EXPECT_EQ(*PeekQuery(*look), QueryKind::kLook);
-  EXPECT_FALSE(DecodeKeyRequest(*look).ok());
-  EXPECT_FALSE(DecodeQuery(*req).ok());
-
-  std::vector<mesh::KeyInfo> ring = {{"1a2b3c4d", true}, {"99887766", false}};
-  Result<std::vector<uint8_t>> ok = EncodeKeyAnswer(Status::Ok(), ring);
-  ASSERT_TRUE(ok.ok());
-  Result<std::vector<mesh::KeyInfo>> got = DecodeKeyAnswer(*ok);
-  ASSERT_TRUE(got.ok());
-  ASSERT_EQ(got->size(), 2u);
-  EXPECT_EQ((*got)[0].fingerprint, "1a2b3c4d");
-  EXPECT_TRUE((*got)[0].primary);
-  EXPECT_FALSE((*got)[1].primary);
-  Result<std::vector<uint8_t>> failed =
-      EncodeKeyAnswer(InvalidArgument("cannot remove the primary key"), ring);
-  ASSERT_TRUE(failed.ok());
-  Result<std::vector<mesh::KeyInfo>> err = DecodeKeyAnswer(*failed);
-  ASSERT_FALSE(err.ok());
-  EXPECT_EQ(err.status().message(), "cannot remove the primary key");
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
-// MeshDirectory and its asker without a network: owners found in gossiped
+// RemoteDirectory and its asker without a network: owners found in gossiped
 // tables (exact and wildcard listeners, addresses), one query per member and
 // level carrying all its questions, this node's questions answered here,
 // dead members unreachable without a query, silence turned into
-// `unreachable` after the hop timeout.
-#include "node/daemon/mesh_look.h"
+// `unreachable` after the hop timeout. Queries go out through the mesh's
+// scatter-gather, as in meshd.
+#include "node/look/remote_directory.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +13,8 @@
 #include <thread>
 
 #include "node/common/clock.h"
-#include "node/daemon/query_wire.h"
+#include "node/look/look_wire.h"
+#include "node/mesh/scatter_gather.h"
 #include "tests/unit/store_test_util.h"
 
 namespace flowmesh {
@@ -27,16 +29,16 @@ using testing::TestOptions;
 Endpoint Ep(const char* text) { return *Endpoint::Parse(text); }
 IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
 
-mesh::NodeTable Table(const char* name, const char* addr, std::vector<IpAddr> addresses,
-                      std::vector<mesh::EndpointSummary> endpoints,
-                      mesh::MemberState state = mesh::MemberState::kAlive) {
-  mesh::NodeTable t;
-  t.name = name;
-  t.address = addr;
-  t.addresses = std::move(addresses);
-  t.endpoints = std::move(endpoints);
-  t.state = state;
-  return t;
+LookMember Table(const char* name, const char* addr, std::vector<IpAddr> addresses,
+                 std::vector<Endpoint> endpoints, const char* state = "alive") {
+  LookMember m;
+  m.name = name;
+  m.address = addr;
+  m.addresses = std::move(addresses);
+  m.endpoints = std::move(endpoints);
+  m.state = state;
+  m.live = m.state == "alive" || m.state == "suspect";
+  return m;
 }
 
 class MeshLookTest : public ::testing::Test {
@@ -45,28 +47,37 @@ class MeshLookTest : public ::testing::Test {
       : store_(MustOpen(TestOptions(dir_.sub("store")))),
         local_(*store_, "client-1", {Ip("10.213.0.1")}, nullptr) {}
 
-  // A directory whose sender answers every look query by `answer` (or stays
-  // silent when it returns false), recording what was sent where.
-  std::unique_ptr<MeshDirectory> Directory(std::vector<mesh::NodeTable> tables) {
-    return std::make_unique<MeshDirectory>(
-        local_, std::move(tables),
-        [this](const std::string& to, std::vector<uint8_t> q, int64_t,
-               std::function<void(Result<std::vector<uint8_t>>)> done) {
-          Result<QueryBatch> batch = DecodeQuery(q);
-          ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-          sent_[to].push_back(batch->questions.size());
-          if (silent_.count(to)) return;  // never answers: the timeout decides
-          std::vector<LookAnswer> answers(batch->questions.size());
-          for (size_t i = 0; i < answers.size(); i++) {
-            answers[i].description.found = true;
-            answers[i].description.process.pid = 100 + static_cast<uint32_t>(i);
-            ClientProcess cp;
-            cp.process.pid = 200 + static_cast<uint32_t>(i);
-            answers[i].clients = {cp};  // read only for a clients question
-          }
-          // From another thread, as the mesh thread would.
-          std::thread([done, a = EncodeAnswers(answers)] { done(a); }).detach();
-        });
+  // A directory whose members answer every look query by a fixed answer (or
+  // stay silent when in silent_), recording what was sent where.
+  std::unique_ptr<RemoteDirectory> Directory(std::vector<LookMember> members,
+                                             int64_t hop_timeout_ns = 2'000'000'000,
+                                             int64_t deadline_ns = MonotonicNs() + 10 * kSec) {
+    using Gather = mesh::ScatterGather<std::vector<uint8_t>, std::vector<uint8_t>>;
+    auto send = [this](const std::string& to, std::vector<uint8_t> q, int64_t,
+                       Gather::Done done) {
+      Result<QueryBatch> batch = DecodeQuery(q);
+      ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+      sent_[to].push_back(batch->questions.size());
+      if (silent_.count(to)) return;  // never answers: the timeout decides
+      std::vector<LookAnswer> answers(batch->questions.size());
+      for (size_t i = 0; i < answers.size(); i++) {
+        answers[i].description.found = true;
+        answers[i].description.process.pid = 100 + static_cast<uint32_t>(i);
+        ClientProcess cp;
+        cp.process.pid = 200 + static_cast<uint32_t>(i);
+        answers[i].clients = {cp};  // read only for a clients question
+      }
+      // From another thread, as the mesh thread would.
+      std::thread([done, a = EncodeAnswers(answers)] { done(a); }).detach();
+    };
+    QueryScatter scatter = [send](std::vector<MemberQuery> queries, int64_t timeout_ns,
+                                  const std::function<void()>& meanwhile) {
+      std::vector<Gather::Target> targets;
+      for (MemberQuery& q : queries) targets.push_back({q.address, std::move(q.bytes)});
+      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile);
+    };
+    return std::make_unique<RemoteDirectory>(local_, std::move(members), scatter, hop_timeout_ns,
+                                             deadline_ns);
   }
 
   TempDir dir_;
@@ -79,10 +90,10 @@ class MeshLookTest : public ::testing::Test {
 TEST_F(MeshLookTest, OwnersComeFromTheGossipedTables) {
   auto dir = Directory({
       Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")},
-            {{Ip("0.0.0.0"), 80, 1, 1, "nginx", ""}}),
+            {Ep("0.0.0.0:80")}),
       Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")},
-            {{Ip("10.213.0.3"), 8000, 2, 2, "python3", ""}}),
-      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, mesh::MemberState::kDead),
+            {Ep("10.213.0.3:8000")}),
+      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, "dead"),
   });
   // A wildcard listener owns the port on its own addresses only.
   EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.2:80"))->name, "web-1");
@@ -102,7 +113,7 @@ TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
   auto dir = Directory({
       Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),
       Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {}),
-      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, mesh::MemberState::kDead),
+      Table("old-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}, "dead"),
   });
   NodeRef web = *dir->OwnerOfAddress(Ip("10.213.0.2"));
   NodeRef app = *dir->OwnerOfAddress(Ip("10.213.0.3"));
@@ -116,7 +127,7 @@ TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
       {K::kDescribe, old, Ep("10.213.0.9:80"), {}},
       {K::kActive, me, {}, Ip("10.213.0.1")},
   };
-  std::vector<LookAnswer> a = dir->Ask(qs, TimeWindow{}, 2'000'000'000, MonotonicNs() + 10 * kSec);
+  std::vector<LookAnswer> a = dir->Ask(qs, TimeWindow{});
   ASSERT_EQ(a.size(), qs.size());
   EXPECT_EQ(sent_["10.213.0.2:7946"], std::vector<size_t>{2});  // both of web-1's questions
   EXPECT_EQ(sent_["10.213.0.3:7946"], std::vector<size_t>{1});
@@ -134,28 +145,30 @@ TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
 
 TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswers) {
   silent_.insert("10.213.0.3:7946");
-  auto dir = Directory({
+  std::vector<LookMember> members = {
       Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),
       Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {}),
-  });
+  };
+  auto dir = Directory(members, 200'000'000);
   NodeRef web = *dir->OwnerOfAddress(Ip("10.213.0.2"));
   NodeRef app = *dir->OwnerOfAddress(Ip("10.213.0.3"));
   using K = LookQuestion::Kind;
   auto start = std::chrono::steady_clock::now();
   std::vector<LookAnswer> a = dir->Ask({{K::kDescribe, web, Ep("10.213.0.2:80"), {}},
                                         {K::kDescribe, app, Ep("10.213.0.3:8000"), {}}},
-                                       TimeWindow{}, 200'000'000, MonotonicNs() + 10 * kSec);
+                                       TimeWindow{});
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_TRUE(a[0].status.ok());
   EXPECT_FALSE(a[1].status.ok());
-  // The sender itself times out in meshd; here nothing does, so the asker's
-  // own guard (hop timeout + 1 s) ends the wait.
+  // The sender itself times out in meshd; here nothing does, so the
+  // scatter-gather's own guard (hop timeout + 1 s) ends the wait.
   EXPECT_LT(took, 3s);
   EXPECT_EQ(dir->stats().failed, 1u);
   // Past the deadline nothing is sent at all.
   sent_.clear();
-  a = dir->Ask({{K::kDescribe, web, Ep("10.213.0.2:80"), {}}}, TimeWindow{}, 200'000'000,
-               MonotonicNs() - 1);
+  auto late = Directory(members, 200'000'000, MonotonicNs() - 1);
+  a = late->Ask({{K::kDescribe, *late->OwnerOfAddress(Ip("10.213.0.2")), Ep("10.213.0.2:80"), {}}},
+                TimeWindow{});
   EXPECT_FALSE(a[0].status.ok());
   EXPECT_TRUE(sent_.empty());
 }

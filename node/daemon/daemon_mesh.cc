@@ -1,0 +1,143 @@
+// Daemon: the wiring of the mesh and the look service, and the conversions
+// between their types and what the control socket shows.
+#include <algorithm>
+#include <tuple>
+
+#include "node/common/clock.h"
+#include "node/daemon/daemon.h"
+#include "node/mesh/scatter_gather.h"
+
+namespace flowmesh {
+
+Status Daemon::InitMesh() {
+  MeshServiceOptions mo;
+  mo.node_name = config_.node_name;
+  FM_ASSIGN_OR_RETURN(mo.bind, Endpoint::Parse(config_.bind));
+  if (!config_.advertise.empty()) {
+    FM_ASSIGN_OR_RETURN(mo.advertise, IpAddr::Parse(config_.advertise));
+  }
+  mo.join = config_.join;
+  mo.key_file = config_.cluster_key_file;
+  mo.label = config_.cluster_label;
+  mo.insecure = config_.insecure;
+  mo.answer_query = [this](std::span<const uint8_t> query) { return look_->Answer(query); };
+  mo.query_latency = &look_->latency().peer;
+  FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
+  return Status::Ok();
+}
+
+LocalTable Daemon::MeshTable() {
+  LocalTable t;
+  t.addresses = GossipAddresses();
+  for (const EndpointRecord& e : LiveEndpoints()) {
+    // Loopback listeners are not reachable from other hosts.
+    if (e.addr.is_loopback()) continue;
+    ProcessDetails p = processes_->Lookup(e.proc);
+    t.endpoints.push_back({e.addr, e.port, p.pid, p.pgid, p.comm, p.exe});
+  }
+  std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
+  });
+  return t;
+}
+
+std::vector<PeerView> Daemon::GetPeers() {
+  std::vector<PeerView> out;
+  if (!mesh_) return out;
+  for (const mesh::MemberView& m : mesh_->Members()) {
+    PeerView p;
+    p.name = m.name;
+    p.addr = m.address;
+    p.state = mesh::MemberStateName(m.state);
+    p.incarnation = m.incarnation;
+    p.endpoints = m.endpoints;
+    p.state_change_ns = m.state_change_ns > 0 ? MonotonicToRealtimeNs(m.state_change_ns) : 0;
+    p.generation = m.generation;
+    p.node_id = m.node_id;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<EndpointView> Daemon::GetMeshEndpoints() {
+  std::vector<EndpointView> out;
+  if (!mesh_) return out;
+  for (const mesh::NodeTable& t : mesh_->Tables()) {
+    for (const mesh::EndpointSummary& e : t.endpoints) {
+      EndpointView v;
+      v.endpoint.addr = e.addr;
+      v.endpoint.port = e.port;
+      v.process.pid = e.pid;
+      v.process.pgid = e.pgid;
+      v.process.comm = e.comm;
+      v.process.exe = e.exe;
+      v.endpoint.proc.pid = e.pid;
+      v.endpoint.proc.set_comm(e.comm);
+      v.node = t.name;
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
+}
+
+Result<LookResult> Daemon::RunLook(const LookQuery& query) { return look_->Run(query); }
+
+void Daemon::InitLook() {
+  LookServiceOptions lo;
+  lo.node_name = config_.node_name;
+  lo.live_endpoints = [this] { return LiveEndpoints(); };
+  lo.flush = [this] { FlushForQuery(); };
+  if (config_.mesh_enabled()) {
+    lo.members = [this] { return LookMembers(); };
+    lo.scatter = [this](std::vector<MemberQuery> queries, int64_t timeout_ns,
+                        const std::function<void()>& meanwhile) {
+      using Gather = mesh::ScatterGather<mesh::Bytes, mesh::Bytes>;
+      std::vector<Gather::Target> targets;
+      for (MemberQuery& q : queries) targets.push_back({q.address, std::move(q.bytes)});
+      auto send = [this](const mesh::Address& to, mesh::Bytes query, int64_t timeout,
+                         Gather::Done done) {
+        mesh_->Query(to, std::move(query), timeout, std::move(done));
+      };
+      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile);
+    };
+  }
+  look_ = std::make_unique<LookService>(*store_, std::move(lo));
+}
+
+std::vector<LookMember> Daemon::LookMembers() {
+  std::vector<LookMember> out;
+  for (mesh::NodeTable& t : mesh_->Tables(/*with_gone=*/true)) {
+    LookMember m;
+    m.name = std::move(t.name);
+    m.address = std::move(t.address);
+    m.live = t.state == mesh::MemberState::kAlive || t.state == mesh::MemberState::kSuspect;
+    m.state = mesh::MemberStateName(t.state);
+    m.addresses = std::move(t.addresses);
+    for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::vector<NodeKeys>> Daemon::RunKeyOp(KeyOp op, const std::string& key) {
+  if (!mesh_)
+    return Unavailable(
+        "this meshd is not in a mesh (start it with --cluster-key-file FILE and --join SEEDS)");
+  mesh::KeyOp mesh_op = mesh::KeyOp::kList;
+  switch (op) {
+    case KeyOp::kList: mesh_op = mesh::KeyOp::kList; break;
+    case KeyOp::kInstall: mesh_op = mesh::KeyOp::kInstall; break;
+    case KeyOp::kUse: mesh_op = mesh::KeyOp::kUse; break;
+    case KeyOp::kRemove: mesh_op = mesh::KeyOp::kRemove; break;
+  }
+  FM_ASSIGN_OR_RETURN(std::vector<mesh::MemberKeys> members, mesh_->Keys(mesh_op, key));
+  std::vector<NodeKeys> out;
+  for (mesh::MemberKeys& m : members) {
+    NodeKeys nk{std::move(m.node), std::move(m.error), {}};
+    for (const mesh::KeyInfo& k : m.keys) nk.keys.push_back(KeyState{k.fingerprint, k.primary});
+    out.push_back(std::move(nk));
+  }
+  return out;
+}
+
+}  // namespace flowmesh

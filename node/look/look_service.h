@@ -1,0 +1,69 @@
+// meshd's look: `meshctl look` walks run from this node (over the mesh's
+// members when it is in one), and the look queries other nodes' walks send
+// here, answered from this node's store. Counts what it does, for status and
+// metrics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "node/common/status.h"
+#include "node/look/local_directory.h"
+#include "node/look/look.h"
+#include "node/look/remote_directory.h"
+#include "node/metrics/histogram.h"
+#include "node/store/store.h"
+
+namespace flowmesh {
+
+// Look latencies, observed where looks are answered (no lock on either path).
+struct LookLatency {
+  // Look questions answered for other nodes, from arrival to answer.
+  metrics::Histogram peer{metrics::Histogram::LatencyBuckets()};
+  // `meshctl look` walks run from this node, mesh round trips included.
+  metrics::Histogram meshctl{metrics::Histogram::LatencyBuckets()};
+};
+
+struct LookServiceOptions {
+  std::string node_name;
+  // The live listening sockets (the store's endpoints are the fallback).
+  ListenerSource live_endpoints;
+  // Queries read the store: what was aggregated goes there first.
+  std::function<void()> flush;
+  // The mesh's members (dead and departed ones too: their addresses show as
+  // unreachable rather than unknown) and how to ask them. Unset: this node
+  // is not in a mesh and walks alone.
+  std::function<std::vector<LookMember>()> members;
+  QueryScatter scatter;
+};
+
+class LookService {
+ public:
+  LookService(const Store& store, LookServiceOptions options);
+
+  // `meshctl look`: the walk, timed into latency().meshctl.
+  Result<LookResult> Run(const LookQuery& query);
+  // Another node's look query (look_wire.h bytes), answered from this node's
+  // store; its answer's bytes. Runs on any thread.
+  Result<std::vector<uint8_t>> Answer(std::span<const uint8_t> query);
+
+  uint64_t looks() const { return looks_.load(std::memory_order_relaxed); }
+  uint64_t round_trips() const { return round_trips_.load(std::memory_order_relaxed); }
+  LookLatency& latency() { return latency_; }
+  const LookLatency& latency() const { return latency_; }
+
+ private:
+  Result<LookResult> Walk(const LookQuery& query);
+
+  const Store& store_;
+  LookServiceOptions options_;
+  std::atomic<uint64_t> looks_{0};        // mesh-wide looks run from here
+  std::atomic<uint64_t> round_trips_{0};  // and the queries they sent
+  LookLatency latency_;
+};
+
+}  // namespace flowmesh

@@ -1,0 +1,144 @@
+// RemoteDirectory: owners from the members' tables, and the batched asker of
+// the mesh-wide look.
+#include "node/look/remote_directory.h"
+
+#include <algorithm>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+#include "node/look/look_wire.h"
+
+namespace flowmesh {
+namespace {
+
+// A wildcard listener (0.0.0.0 or ::) takes connections to any address of
+// its host of a family it serves.
+bool ServesAddress(const IpAddr& listener, const IpAddr& addr) {
+  if (listener == addr) return true;
+  return listener.is_unspecified() && (listener.family == addr.family || !listener.is_v4());
+}
+
+}  // namespace
+
+RemoteDirectory::RemoteDirectory(LocalDirectory& local, std::vector<LookMember> members,
+                                 QueryScatter scatter, int64_t hop_timeout_ns,
+                                 int64_t deadline_ns)
+    : local_(local),
+      scatter_(std::move(scatter)),
+      hop_timeout_ns_(hop_timeout_ns),
+      deadline_ns_(deadline_ns) {
+  for (LookMember& m : members) {
+    if (m.name == local_.name()) continue;  // this node answers from its own store
+    members_.push_back(std::move(m));
+  }
+  // An address a live member has now is its, whatever a dead one had.
+  std::stable_partition(members_.begin(), members_.end(),
+                        [](const LookMember& m) { return m.live; });
+  for (const LookMember& m : members_) by_name_[m.name] = &m;
+}
+
+const LookMember* RemoteDirectory::RemoteOf(const LookQuestion& q) const {
+  if (q.node.querier != nullptr) return nullptr;
+  auto it = by_name_.find(q.node.name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::optional<NodeRef> RemoteDirectory::OwnerOfEndpoint(const Endpoint& endpoint) {
+  if (auto mine = local_.OwnerOfEndpoint(endpoint)) return mine;
+  if (endpoint.addr.is_loopback()) return std::nullopt;  // the engine keeps it on the asking node
+  // An exact listener beats a wildcard one on the member that has the address.
+  const LookMember* wildcard = nullptr;
+  for (const LookMember& m : members_) {
+    bool has_addr =
+        std::find(m.addresses.begin(), m.addresses.end(), endpoint.addr) != m.addresses.end();
+    for (const Endpoint& e : m.endpoints) {
+      if (e.port != endpoint.port) continue;
+      if (e.addr == endpoint.addr) return Ref(m);
+      if (has_addr && ServesAddress(e.addr, endpoint.addr)) wildcard = &m;
+    }
+  }
+  if (wildcard != nullptr) return Ref(*wildcard);
+  return std::nullopt;
+}
+
+std::optional<NodeRef> RemoteDirectory::OwnerOfAddress(const IpAddr& addr) {
+  if (auto mine = local_.OwnerOfAddress(addr)) return mine;
+  for (const LookMember& m : members_) {
+    if (std::find(m.addresses.begin(), m.addresses.end(), addr) != m.addresses.end())
+      return Ref(m);
+  }
+  return std::nullopt;
+}
+
+std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& questions,
+                                             const TimeWindow& w) {
+  std::vector<LookAnswer> out(questions.size());
+  // Each remote member's questions, in order, and where their answers go.
+  std::map<std::string, std::vector<size_t>> by_member;
+  for (size_t i = 0; i < questions.size(); i++)
+    if (const LookMember* m = RemoteOf(questions[i])) by_member[m->name].push_back(i);
+
+  std::map<std::string, Result<std::vector<LookAnswer>>> answers;
+  std::map<std::string, QueryBatch> batches;
+  std::vector<std::string> sent;  // the members of `queries`, in order
+  std::vector<MemberQuery> queries;
+  int64_t timeout = std::min(hop_timeout_ns_, deadline_ns_ - MonotonicNs());
+  for (auto& [name, indices] : by_member) {
+    QueryBatch& b = batches[name];
+    b.window = w;
+    for (size_t i : indices) b.questions.push_back(questions[i]);
+    const LookMember& member = *by_name_[name];
+    if (!member.live) {
+      answers.emplace(name, Unavailable("member " + name + " is " + member.state));
+      continue;
+    }
+    Result<std::vector<uint8_t>> bytes = EncodeQuery(b);
+    if (!bytes.ok() || timeout <= 0) {
+      answers.emplace(name, !bytes.ok() ? bytes.status()
+                                        : Unavailable("the look's deadline has passed"));
+      continue;
+    }
+    stats_.round_trips++;
+    stats_.questions += indices.size();
+    sent.push_back(name);
+    queries.push_back({member.address, std::move(*bytes)});
+  }
+
+  QueryReplies replies;
+  // This node's own questions while the others are on the wire.
+  auto here = [&] {
+    for (size_t i = 0; i < questions.size(); i++)
+      if (RemoteOf(questions[i]) == nullptr) out[i] = AskOne(questions[i], w);
+  };
+  if (queries.empty()) {
+    here();
+  } else {
+    replies = scatter_(std::move(queries), timeout, here);
+  }
+  for (size_t k = 0; k < sent.size(); k++) {
+    const std::string& name = sent[k];
+    const auto& r = k < replies.size() ? replies[k] : std::nullopt;
+    answers.emplace(name, !r.has_value() ? Result<std::vector<LookAnswer>>(
+                                               Unavailable("no answer from " + name + " in time"))
+                          : !r->ok()     ? Result<std::vector<LookAnswer>>(r->status())
+                                         : DecodeAnswers(**r, batches[name].questions));
+  }
+
+  for (auto& [name, indices] : by_member) {
+    Result<std::vector<LookAnswer>>& got = answers.at(name);
+    if (!got.ok()) {
+      stats_.failed++;
+      FM_LOG(Info, "look") << "member " << name << " did not answer: " << got.status().message();
+    }
+    for (size_t k = 0; k < indices.size(); k++) {
+      if (got.ok()) {
+        out[indices[k]] = std::move((*got)[k]);
+      } else {
+        out[indices[k]].status = got.status();
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace flowmesh

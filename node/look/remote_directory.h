@@ -1,0 +1,84 @@
+// The mesh-wide `look` (DESIGN.md "look"): the look engine run over the
+// members' gossiped tables. RemoteDirectory says which member owns an address
+// or endpoint (this node answers from its own store and live listeners) and
+// asks every member of one level of the walk at once, all of a member's
+// questions in one query, each with the per-hop timeout and all within the
+// overall deadline. A member that does not answer in time becomes an
+// `unreachable` leaf; the rest of the tree still comes back.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/look/local_directory.h"
+#include "node/look/look.h"
+
+namespace flowmesh {
+
+// A member of the mesh as look needs it: who it is, whether it can be asked,
+// and what it has (meshd fills these in from the mesh's gossiped tables).
+struct LookMember {
+  std::string name;
+  std::string address;  // where its queries go ("ip:port")
+  bool live = true;     // alive or suspect; a gone member is not asked
+  std::string state;    // "alive", "dead", ...: why a gone member was not asked
+  std::vector<IpAddr> addresses;
+  std::vector<Endpoint> endpoints;  // where it listens
+};
+
+// One look query (look_wire.h bytes) for the member at `address`.
+struct MemberQuery {
+  std::string address;
+  std::vector<uint8_t> bytes;
+};
+// One reply per query, in order; nullopt = none came, not even an error.
+using QueryReplies = std::vector<std::optional<Result<std::vector<uint8_t>>>>;
+// Sends every query at once, runs `meanwhile` while they are out, and waits
+// for the replies, each query timed out after `timeout_ns` (meshd: the mesh's
+// scatter-gather over sealed exchanges).
+using QueryScatter = std::function<QueryReplies(
+    std::vector<MemberQuery> queries, int64_t timeout_ns, const std::function<void()>& meanwhile)>;
+
+struct RemoteLookStats {
+  uint64_t round_trips = 0;  // queries sent (one per member per level)
+  uint64_t questions = 0;    // questions they carried
+  uint64_t failed = 0;       // queries without an answer (timeout, refused, malformed)
+};
+
+class RemoteDirectory final : public Directory {
+ public:
+  // `local` answers for this node (LocalDirectory semantics: live listeners,
+  // loopback); `members` are the others (this node's entry is skipped).
+  // Each member has `hop_timeout_ns` to answer, and nothing is sent after
+  // `deadline_ns` (MonotonicNs).
+  RemoteDirectory(LocalDirectory& local, std::vector<LookMember> members, QueryScatter scatter,
+                  int64_t hop_timeout_ns, int64_t deadline_ns);
+
+  std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
+  std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
+  // Local questions here, remote ones in one query per member, all members
+  // at once.
+  std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
+                              const TimeWindow& w) override;
+  const RemoteLookStats& stats() const { return stats_; }
+
+ private:
+  NodeRef Ref(const LookMember& m) const { return NodeRef{m.name, nullptr}; }
+  // The member a question is for; null when this node answers it.
+  const LookMember* RemoteOf(const LookQuestion& q) const;
+
+  LocalDirectory& local_;
+  std::vector<LookMember> members_;  // live first
+  std::map<std::string, const LookMember*> by_name_;
+  QueryScatter scatter_;
+  int64_t hop_timeout_ns_;
+  int64_t deadline_ns_;
+  RemoteLookStats stats_;
+};
+
+}  // namespace flowmesh
