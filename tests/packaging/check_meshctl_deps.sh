@@ -50,5 +50,10 @@ if grep -q "$store_h" <<<"$meshctl_headers"; then
   "$ninja" -C "$build" -t deps $(objects meshctl) | grep -E "^[^ ]|$store_h" | grep -B1 "$store_h" | grep -E '^[^ ]'
 fi
 
+# Nor any header of RocksDB, libbpf, libmnl, libelf or the BPF skeleton.
+if grep -E "/rocksdb/|/bpf/libbpf|/bpf/bpf\.h|libmnl|/gelf\.h|/libelf\.h|\.skel\.h" <<<"$meshctl_headers"; then
+  fail "meshctl's objects include data-path library headers (above)"
+fi
+
 [ $status -eq 0 ] && echo "ok: meshctl links no data-path library, and store.h does not rebuild it"
 exit $status
