@@ -47,12 +47,16 @@ store_headers=$(headers flowmesh_store) || fail "header dependencies of flowmesh
 grep -q "$store_h" <<<"$store_headers" || fail "no object of flowmesh_store includes $store_h; the check cannot see dependencies"
 if grep -q "$store_h" <<<"$meshctl_headers"; then
   fail "$store_h is a dependency of meshctl; these objects include it:"
-  "$ninja" -C "$build" -t deps $(objects meshctl) | grep -E "^[^ ]|$store_h" | grep -B1 "$store_h" | grep -E '^[^ ]'
+  "$ninja" -C "$build" -t deps $(objects meshctl) | grep -E "^[^ ]|$store_h" |
+    grep -B1 "$store_h" | grep -E '^[^ -]' | sed 's/: #deps.*//'
 fi
 
 # Nor any header of RocksDB, libbpf, libmnl, libelf or the BPF skeleton.
-if grep -E "/rocksdb/|/bpf/libbpf|/bpf/bpf\.h|libmnl|/gelf\.h|/libelf\.h|\.skel\.h" <<<"$meshctl_headers"; then
-  fail "meshctl's objects include data-path library headers (above)"
+library_headers=$(grep -E "/rocksdb/|/bpf/libbpf|/bpf/bpf\.h|libmnl|/gelf\.h|/libelf\.h|\.skel\.h" \
+  <<<"$meshctl_headers" | sort -u)
+if [ -n "$library_headers" ]; then
+  fail "meshctl's objects include data-path library headers, among them:"
+  head -5 <<<"$library_headers"
 fi
 
 [ $status -eq 0 ] && echo "ok: meshctl links no data-path library, and store.h does not rebuild it"
