@@ -3,8 +3,8 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/format/format.h"
 #include "node/control/control_client.h"
-#include "node/control/format.h"
 
 namespace flowmesh::cli {
 

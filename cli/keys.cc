@@ -6,8 +6,8 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/format/json.h"
 #include "node/control/control_client.h"
-#include "node/control/json.h"
 
 namespace flowmesh::cli {
 namespace {

@@ -3,9 +3,9 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/format/look_format.h"
+#include "node/common/duration.h"
 #include "node/control/control_client.h"
-#include "node/control/duration.h"
-#include "node/look/look_format.h"
 
 namespace flowmesh::cli {
 

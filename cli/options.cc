@@ -5,8 +5,8 @@
 
 #include "cli/commands.h"
 #include "node/common/clock.h"
+#include "node/common/duration.h"
 #include "node/common/net.h"
-#include "node/control/duration.h"
 
 namespace flowmesh::cli {
 

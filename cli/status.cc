@@ -2,9 +2,9 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/format/format.h"
 #include "node/common/clock.h"
 #include "node/control/control_client.h"
-#include "node/control/format.h"
 
 namespace flowmesh::cli {
 

@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/format/format.h"
 #include "node/common/clock.h"
+#include "node/common/duration.h"
 #include "node/control/control_client.h"
-#include "node/control/duration.h"
-#include "node/control/format.h"
 
 namespace flowmesh::cli {
 namespace {

@@ -7,6 +7,9 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("flowmesh::schema");
 
+using import "common.capnp".ProcessDetails;
+using import "common.capnp".FlowStats;
+
 struct Process {
   pid @0 :UInt32;          # 0 = unknown
   startTicks @1 :UInt64;   # /proc/<pid>/stat starttime; (pid, startTicks) is the identity
@@ -180,15 +183,6 @@ struct RecordBatch {
   truncated @2 :Bool;      # the limit stopped the scan
 }
 
-struct ProcessDetails {
-  pid @0 :UInt32;
-  startTicks @1 :UInt64;
-  pgid @2 :UInt32;
-  ppid @3 :UInt32;
-  comm @4 :Text;
-  exe @5 :Text;
-}
-
 struct EndpointInfo {
   netns @0 :UInt32;
   family @1 :UInt16;
@@ -208,20 +202,6 @@ struct PeerInfo {
   stateChangeNs @5 :Int64;
   generation @6 :UInt64;
   nodeId @7 :Text;
-}
-
-struct FlowStats {
-  connections @0 :UInt64;
-  bytesTx @1 :UInt64;
-  bytesRx @2 :UInt64;
-  segsOut @3 :UInt64;
-  segsIn @4 :UInt64;
-  retrans @5 :UInt64;
-  rttSumUs @6 :UInt64;
-  rttSamples @7 :UInt64;
-  rttMaxUs @8 :UInt32;
-  firstSeenNs @9 :Int64;
-  lastSeenNs @10 :Int64;
 }
 
 enum LookDirection { both @0; in @1; out @2; }

@@ -9,16 +9,9 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("flowmesh::schema::query");
 
-using Control = import "control.capnp";
-
-struct Addr {
-  bytes @0 :Data;          # 4 or 16 bytes, network order; empty = unspecified
-}
-
-struct Endpoint {
-  addr @0 :Addr;
-  port @1 :UInt16;
-}
+using Common = import "common.capnp";
+using Addr = Common.Addr;
+using Endpoint = Common.Endpoint;
 
 enum Kind {
   describe @0;             # "describe your endpoint": listener, clients, dependencies
@@ -40,27 +33,27 @@ struct QueryRequest {
 
 struct ClientEdge {
   addr @0 :Addr;
-  stats @1 :Control.FlowStats;
+  stats @1 :Common.FlowStats;
   endpoint @2 :Endpoint;   # port 0 = not said
 }
 
 struct DependencyEdge {
   remote @0 :Endpoint;
-  stats @1 :Control.FlowStats;
+  stats @1 :Common.FlowStats;
 }
 
 struct Description {
   found @0 :Bool;
   endpoint @1 :Endpoint;
-  process @2 :Control.ProcessDetails;
+  process @2 :Common.ProcessDetails;
   clients @3 :List(ClientEdge);
   dependencies @4 :List(DependencyEdge);
 }
 
 # A process (group) in a clients or active answer.
 struct Process {
-  process @0 :Control.ProcessDetails;
-  stats @1 :Control.FlowStats;
+  process @0 :Common.ProcessDetails;
+  stats @1 :Common.FlowStats;
   endpoints @2 :List(Endpoint);         # clients: where it listens
   clients @3 :List(ClientEdge);         # clients: who connected to those
   dependencies @4 :List(DependencyEdge);  # active: where it connected

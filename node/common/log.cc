@@ -9,6 +9,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "node/common/json_string.h"
+
 namespace flowmesh::log {
 namespace {
 
@@ -28,28 +30,6 @@ const char* Name(Level level, Format format) {
     case Level::Error: return json ? "error" : "ERROR";
   }
   return "?";
-}
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(c));
-          out += esc;
-        } else {
-          out += c;  // UTF-8 passes through; invalid bytes are the writer's
-        }
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -95,9 +75,9 @@ std::string FormatLine(Format format, int64_t unix_ms, Level level, std::string_
     line += "\",\"level\":\"";
     line += Name(level, format);
     line += "\",\"component\":";
-    AppendJsonString(line, component);
+    AppendJsonString(&line, component);
     line += ",\"msg\":";
-    AppendJsonString(line, message);
+    AppendJsonString(&line, message);
     line += "}\n";
     return line;
   }

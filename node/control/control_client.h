@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "node/common/status.h"
-#include "node/control/backend.h"
+#include "node/control/control_types.h"
 #include "node/control/convert.h"
 
 namespace flowmesh {

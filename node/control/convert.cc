@@ -69,24 +69,6 @@ Result<EventSource> SourceFromWire(s::Source src) {
   return InvalidArgument("unknown event source " + std::to_string(static_cast<int>(src)));
 }
 
-kj::ArrayPtr<const kj::byte> AddrBytes(const IpAddr& a) {
-  size_t n = a.family == AF_INET ? 4 : a.family == AF_INET6 ? 16 : 0;
-  return {a.bytes.data(), n};
-}
-
-// Decodes an address by its length (4, 16, or 0 for "none"), so a listener's
-// empty remote address round-trips as unset.
-Result<IpAddr> AddrFromWire(capnp::Data::Reader d, const char* what) {
-  IpAddr a;
-  if (d.size() == 0) return a;
-  if (d.size() != 4 && d.size() != 16)
-    return InvalidArgument(std::string(what) + " of " + std::to_string(d.size()) +
-                           " bytes (expected 4 or 16)");
-  a.family = d.size() == 4 ? AF_INET : AF_INET6;
-  std::copy(d.begin(), d.end(), a.bytes.begin());
-  return a;
-}
-
 void KeyToWire(const ConnKey& k, s::SocketKey::Builder b) {
   b.setNetns(k.netns);
   b.setFamily(k.family());

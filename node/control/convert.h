@@ -8,8 +8,13 @@
 #include <string_view>
 #include <vector>
 
-#include "node/control/backend.h"
+#include "node/control/control_types.h"
 #include "node/control/frame.h"
+#include "node/flow/flow.h"
+#include "node/flow/open_connection.h"
+#include "node/look/look_types.h"
+#include "node/probe/event.h"
+#include "node/store/store_types.h"
 #include "schema/control.capnp.h"
 
 namespace flowmesh {

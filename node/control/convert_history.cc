@@ -42,56 +42,6 @@ StoreStatus StoreFromWire(s::StoreInfo::Reader r) {
   return st;
 }
 
-void DetailsToWire(const ProcessDetails& p, s::ProcessDetails::Builder b) {
-  b.setPid(p.pid);
-  b.setStartTicks(p.start_ticks);
-  b.setPgid(p.pgid);
-  b.setPpid(p.ppid);
-  b.setComm(p.comm);
-  b.setExe(p.exe);
-}
-
-ProcessDetails DetailsFromWire(s::ProcessDetails::Reader r) {
-  ProcessDetails p;
-  p.pid = r.getPid();
-  p.start_ticks = r.getStartTicks();
-  p.pgid = r.getPgid();
-  p.ppid = r.getPpid();
-  p.comm = r.getComm();
-  p.exe = r.getExe();
-  return p;
-}
-
-void FlowStatsToWire(const FlowStats& f, s::FlowStats::Builder b) {
-  b.setConnections(f.connections);
-  b.setBytesTx(f.bytes_tx);
-  b.setBytesRx(f.bytes_rx);
-  b.setSegsOut(f.segs_out);
-  b.setSegsIn(f.segs_in);
-  b.setRetrans(f.retrans);
-  b.setRttSumUs(f.rtt_sum_us);
-  b.setRttSamples(f.rtt_samples);
-  b.setRttMaxUs(f.rtt_max_us);
-  b.setFirstSeenNs(f.first_seen_ns);
-  b.setLastSeenNs(f.last_seen_ns);
-}
-
-FlowStats FlowStatsFromWire(s::FlowStats::Reader r) {
-  FlowStats f;
-  f.connections = r.getConnections();
-  f.bytes_tx = r.getBytesTx();
-  f.bytes_rx = r.getBytesRx();
-  f.segs_out = r.getSegsOut();
-  f.segs_in = r.getSegsIn();
-  f.retrans = r.getRetrans();
-  f.rtt_sum_us = r.getRttSumUs();
-  f.rtt_samples = r.getRttSamples();
-  f.rtt_max_us = r.getRttMaxUs();
-  f.first_seen_ns = r.getFirstSeenNs();
-  f.last_seen_ns = r.getLastSeenNs();
-  return f;
-}
-
 }  // namespace wire
 
 using namespace wire;

@@ -1,10 +1,12 @@
 // Field-level conversions between meshd's structs and the control schema,
 // shared by convert.cc (live data) and convert_history.cc (store and look).
-// Internal to node/control, and used by node/daemon/query_wire.cc for the
-// same structs inside look queries between nodes.
+// Internal to node/control; what queries between nodes carry too (addresses,
+// flow stats, process details) is in node/wire/wire.h.
 #pragma once
 
-#include "node/control/backend.h"
+#include "node/control/control_types.h"
+#include "node/probe/event.h"
+#include "node/wire/wire.h"
 #include "schema/control.capnp.h"
 
 namespace flowmesh::wire {
@@ -15,9 +17,6 @@ schema::Direction DirectionToWire(Direction d);
 Result<Direction> DirectionFromWire(schema::Direction d);
 schema::Source SourceToWire(EventSource src);
 Result<EventSource> SourceFromWire(schema::Source src);
-kj::ArrayPtr<const kj::byte> AddrBytes(const IpAddr& a);
-// By length: 4, 16, or 0 for "none".
-Result<IpAddr> AddrFromWire(capnp::Data::Reader d, const char* what);
 void KeyToWire(const ConnKey& k, schema::SocketKey::Builder b);
 Result<ConnKey> KeyFromWire(schema::SocketKey::Reader r);
 void ProcessToWire(const ProcessRef& p, schema::Process::Builder b);
@@ -27,9 +26,5 @@ TcpCounters CountersFromWire(schema::Counters::Reader r);
 
 void StoreToWire(const StoreStatus& st, schema::StoreInfo::Builder b);
 StoreStatus StoreFromWire(schema::StoreInfo::Reader r);
-void DetailsToWire(const ProcessDetails& p, schema::ProcessDetails::Builder b);
-ProcessDetails DetailsFromWire(schema::ProcessDetails::Reader r);
-void FlowStatsToWire(const FlowStats& f, schema::FlowStats::Builder b);
-FlowStats FlowStatsFromWire(schema::FlowStats::Reader r);
 
 }  // namespace flowmesh::wire

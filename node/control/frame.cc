@@ -20,13 +20,9 @@ capnp::ReaderOptions FrameReaderOptions(size_t words) {
 Result<std::vector<uint8_t>> EncodeFrame(capnp::MessageBuilder& message, size_t max_bytes) {
   kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
   kj::ArrayPtr<const kj::byte> bytes = flat.asBytes();
-  if (bytes.size() > max_bytes)
-    return Status(Status::Code::kResourceExhausted, "message of " + std::to_string(bytes.size()) +
-                                                        " bytes exceeds the frame limit of " +
-                                                        std::to_string(max_bytes) + " bytes");
+  FM_ASSIGN_OR_RETURN(LengthPrefix prefix, EncodeLengthPrefix(bytes.size(), max_bytes));
   std::vector<uint8_t> out(kFrameHeaderBytes + bytes.size());
-  uint32_t n = static_cast<uint32_t>(bytes.size());
-  for (size_t i = 0; i < kFrameHeaderBytes; i++) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(out.data(), prefix.data(), kFrameHeaderBytes);
   std::memcpy(out.data() + kFrameHeaderBytes, bytes.begin(), bytes.size());
   return out;
 }
@@ -37,20 +33,18 @@ Status FrameDecoder::Feed(const void* data, size_t size) {
   while (size > 0) {
     if (header_have_ < kFrameHeaderBytes) {
       size_t take = std::min(size, kFrameHeaderBytes - header_have_);
-      std::memcpy(header_ + header_have_, p, take);
+      std::memcpy(header_.data() + header_have_, p, take);
       header_have_ += take;
       p += take;
       size -= take;
       if (header_have_ < kFrameHeaderBytes) break;
-      uint32_t len = 0;
-      for (size_t i = 0; i < kFrameHeaderBytes; i++) len |= uint32_t{header_[i]} << (8 * i);
       // Every check on the length happens here, before a byte is allocated.
-      if (len == 0)
+      Result<size_t> length = DecodeLengthPrefix(header_, max_bytes_);
+      size_t len = length.ok() ? *length : 0;
+      if (!length.ok())
+        error_ = InvalidArgument(length.status().message());
+      else if (len == 0)
         error_ = InvalidArgument("empty frame (length 0)");
-      else if (len > max_bytes_)
-        error_ =
-            InvalidArgument("frame of " + std::to_string(len) + " bytes exceeds the limit of " +
-                            std::to_string(max_bytes_) + " bytes");
       else if (len % sizeof(capnp::word) != 0)
         error_ = InvalidArgument("frame length " + std::to_string(len) +
                                  " is not a whole number of 8-byte words");

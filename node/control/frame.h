@@ -1,5 +1,5 @@
-// Control-socket framing: a 4-byte little-endian length, then one unpacked
-// Cap'n Proto message in flat-array form. The decoder is pure (bytes in,
+// Control-socket framing: the common length prefix (node/common/length_prefix.h),
+// then one unpacked Cap'n Proto message in flat-array form. The decoder is pure (bytes in,
 // validated messages out) so framing is tested without sockets.
 #pragma once
 
@@ -12,11 +12,12 @@
 #include <memory>
 #include <vector>
 
+#include "node/common/length_prefix.h"
 #include "node/common/status.h"
 
 namespace flowmesh {
 
-constexpr size_t kFrameHeaderBytes = 4;
+constexpr size_t kFrameHeaderBytes = kLengthPrefixBytes;
 // A request is a union with at most a filter; 64 KiB is generous.
 constexpr size_t kMaxRequestBytes = 64 * 1024;
 // About 150k connections fit in one reply; beyond that meshd answers an error.
@@ -82,7 +83,7 @@ class FrameDecoder {
 
   const size_t max_bytes_;
   Status error_;
-  uint8_t header_[kFrameHeaderBytes] = {};
+  LengthPrefix header_ = {};
   size_t header_have_ = 0;
   kj::Array<capnp::word> body_;  // allocated only after the length passed the cap
   size_t body_have_ = 0;

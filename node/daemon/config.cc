@@ -10,9 +10,9 @@
 #include <charconv>
 #include <climits>
 
+#include "node/common/duration.h"
 #include "node/common/log.h"
 #include "node/common/net.h"
-#include "node/control/duration.h"
 #include "node/daemon/config_layers.h"
 #include "node/mesh/keyring.h"
 #include "node/mesh/wire.h"

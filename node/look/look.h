@@ -15,46 +15,10 @@
 #include "node/common/net.h"
 #include "node/common/status.h"
 #include "node/flow/flow.h"
+#include "node/look/look_types.h"
 #include "node/store/store.h"
 
 namespace flowmesh {
-
-enum class LookDirection : uint8_t { kBoth, kIn, kOut };  // in = clients, out = dependencies
-enum class LookStatus : uint8_t { kOk, kNoAgent, kUnreachable, kCycle, kDepthLimit };
-
-std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
-std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...
-Result<LookDirection> ParseLookDirection(std::string_view text);
-Result<LookStatus> ParseLookStatus(std::string_view text);
-
-struct LookQuery {
-  Endpoint target;  // port 0: the host's processes with active flows, downward only
-  LookDirection direction = LookDirection::kBoth;
-  int depth = 3;
-  TimeWindow window;
-  // The mesh-wide walk: how long one node may take to answer (it becomes an
-  // `unreachable` leaf after that), and the whole walk.
-  int64_t hop_timeout_ns = 2'000'000'000;
-  int64_t timeout_ns = 10'000'000'000;
-};
-
-// One vertex of the tree. `stats` describe the edge to the parent (absent
-// on the root).
-struct LookNode {
-  std::string host;  // owning node's name; "" = unknown (no-agent)
-  IpAddr addr;
-  uint16_t port = 0;  // 0 = none (a client address)
-  std::optional<ProcessDetails> process;
-  LookStatus status = LookStatus::kOk;
-  std::optional<FlowStats> stats;
-  std::vector<LookNode> clients;
-  std::vector<LookNode> dependencies;
-};
-
-struct LookResult {
-  LookQuery query;
-  LookNode root;
-};
 
 // ---- What one node answers (look_wire.h carries them between nodes) ----
 

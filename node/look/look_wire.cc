@@ -6,39 +6,24 @@
 
 #include <cstring>
 
-#include "node/control/convert_wire.h"
+#include "node/wire/wire.h"
 #include "schema/query.capnp.h"
 
 namespace flowmesh {
 namespace {
 
 namespace q = schema::query;
-using wire::AddrBytes;
 using wire::AddrFromWire;
 
 // Our deepest path: response > answers > answer > processes > process >
 // clients > edge > endpoint > addr.
 constexpr int kNestingLimit = 12;
 
-void SetAddr(q::Addr::Builder b, const IpAddr& a) { b.setBytes(AddrBytes(a)); }
-
-void SetEndpoint(q::Endpoint::Builder b, const Endpoint& e) {
-  SetAddr(b.initAddr(), e.addr);
-  b.setPort(e.port);
-}
-
-Result<Endpoint> GetEndpoint(q::Endpoint::Reader r) {
-  Endpoint e;
-  FM_ASSIGN_OR_RETURN(e.addr, AddrFromWire(r.getAddr().getBytes(), "endpoint address"));
-  e.port = r.getPort();
-  return e;
-}
-
 void SetClients(capnp::List<q::ClientEdge>::Builder list, const std::vector<ClientEdge>& edges) {
   for (unsigned i = 0; i < edges.size(); i++) {
-    SetAddr(list[i].initAddr(), edges[i].addr);
+    wire::AddrToWire(edges[i].addr, list[i].initAddr());
     wire::FlowStatsToWire(edges[i].stats, list[i].initStats());
-    SetEndpoint(list[i].initEndpoint(), edges[i].endpoint);
+    wire::EndpointToWire(edges[i].endpoint, list[i].initEndpoint());
   }
 }
 
@@ -47,7 +32,7 @@ Result<std::vector<ClientEdge>> GetClients(capnp::List<q::ClientEdge>::Reader li
   for (unsigned i = 0; i < list.size(); i++) {
     FM_ASSIGN_OR_RETURN(out[i].addr, AddrFromWire(list[i].getAddr().getBytes(), "client address"));
     out[i].stats = wire::FlowStatsFromWire(list[i].getStats());
-    FM_ASSIGN_OR_RETURN(out[i].endpoint, GetEndpoint(list[i].getEndpoint()));
+    FM_ASSIGN_OR_RETURN(out[i].endpoint, wire::EndpointFromWire(list[i].getEndpoint()));
   }
   return out;
 }
@@ -55,7 +40,7 @@ Result<std::vector<ClientEdge>> GetClients(capnp::List<q::ClientEdge>::Reader li
 void SetDependencies(capnp::List<q::DependencyEdge>::Builder list,
                      const std::vector<DependencyEdge>& edges) {
   for (unsigned i = 0; i < edges.size(); i++) {
-    SetEndpoint(list[i].initRemote(), edges[i].remote);
+    wire::EndpointToWire(edges[i].remote, list[i].initRemote());
     wire::FlowStatsToWire(edges[i].stats, list[i].initStats());
   }
 }
@@ -63,7 +48,7 @@ void SetDependencies(capnp::List<q::DependencyEdge>::Builder list,
 Result<std::vector<DependencyEdge>> GetDependencies(capnp::List<q::DependencyEdge>::Reader list) {
   std::vector<DependencyEdge> out(list.size());
   for (unsigned i = 0; i < list.size(); i++) {
-    FM_ASSIGN_OR_RETURN(out[i].remote, GetEndpoint(list[i].getRemote()));
+    FM_ASSIGN_OR_RETURN(out[i].remote, wire::EndpointFromWire(list[i].getRemote()));
     out[i].stats = wire::FlowStatsFromWire(list[i].getStats());
   }
   return out;
@@ -119,8 +104,8 @@ Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
       case LookQuestion::Kind::kClients: list[i].setKind(q::Kind::CLIENTS); break;
       case LookQuestion::Kind::kActive: list[i].setKind(q::Kind::ACTIVE); break;
     }
-    SetEndpoint(list[i].initEndpoint(), in.endpoint);
-    SetAddr(list[i].initAddr(), in.from);
+    wire::EndpointToWire(in.endpoint, list[i].initEndpoint());
+    wire::AddrToWire(in.from, list[i].initAddr());
   }
   return Flatten(message, "look query");
 }
@@ -139,7 +124,7 @@ Result<QueryBatch> DecodeQuery(std::span<const uint8_t> bytes) {
             case q::Kind::ACTIVE: question.kind = LookQuestion::Kind::kActive; break;
             default: return InvalidArgument("malformed look query: unknown question kind");
           }
-          FM_ASSIGN_OR_RETURN(question.endpoint, GetEndpoint(in.getEndpoint()));
+          FM_ASSIGN_OR_RETURN(question.endpoint, wire::EndpointFromWire(in.getEndpoint()));
           FM_ASSIGN_OR_RETURN(question.from, AddrFromWire(in.getAddr().getBytes(), "address"));
           out->questions.push_back(std::move(question));
         }
@@ -162,7 +147,7 @@ Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answer
     if (d.found) {
       auto db = b.initDescription();
       db.setFound(true);
-      SetEndpoint(db.initEndpoint(), d.endpoint);
+      wire::EndpointToWire(d.endpoint, db.initEndpoint());
       wire::DetailsToWire(d.process, db.initProcess());
       SetClients(db.initClients(static_cast<unsigned>(d.clients.size())), d.clients);
       SetDependencies(db.initDependencies(static_cast<unsigned>(d.dependencies.size())),
@@ -176,7 +161,8 @@ Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answer
       wire::DetailsToWire(cp.process, pb.initProcess());
       wire::FlowStatsToWire(cp.stats, pb.initStats());
       auto eps = pb.initEndpoints(static_cast<unsigned>(cp.endpoints.size()));
-      for (unsigned e = 0; e < cp.endpoints.size(); e++) SetEndpoint(eps[e], cp.endpoints[e]);
+      for (unsigned e = 0; e < cp.endpoints.size(); e++)
+        wire::EndpointToWire(cp.endpoints[e], eps[e]);
       SetClients(pb.initClients(static_cast<unsigned>(cp.clients.size())), cp.clients);
     }
     for (const ActiveProcess& ap : a.active) {
@@ -213,7 +199,7 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
               if (!in.hasDescription()) break;
               auto d = in.getDescription();
               a.description.found = d.getFound();
-              FM_ASSIGN_OR_RETURN(a.description.endpoint, GetEndpoint(d.getEndpoint()));
+              FM_ASSIGN_OR_RETURN(a.description.endpoint, wire::EndpointFromWire(d.getEndpoint()));
               a.description.process = wire::DetailsFromWire(d.getProcess());
               FM_ASSIGN_OR_RETURN(a.description.clients, GetClients(d.getClients()));
               FM_ASSIGN_OR_RETURN(a.description.dependencies, GetDependencies(d.getDependencies()));
@@ -224,8 +210,8 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
                 ClientProcess cp;
                 cp.process = wire::DetailsFromWire(p.getProcess());
                 cp.stats = wire::FlowStatsFromWire(p.getStats());
-                for (q::Endpoint::Reader e : p.getEndpoints()) {
-                  FM_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(e));
+                for (schema::Endpoint::Reader e : p.getEndpoints()) {
+                  FM_ASSIGN_OR_RETURN(Endpoint ep, wire::EndpointFromWire(e));
                   cp.endpoints.push_back(ep);
                 }
                 FM_ASSIGN_OR_RETURN(cp.clients, GetClients(p.getClients()));

@@ -15,6 +15,7 @@
 
 #include "node/common/status.h"
 #include "node/flow/flow.h"
+#include "node/store/store_types.h"
 
 namespace flowmesh {
 
@@ -29,13 +30,6 @@ struct StoreOptions {
   bool read_only = false;
 };
 
-// [since, until], Unix epoch ns, both inclusive.
-struct TimeWindow {
-  int64_t since_ns = 0;
-  int64_t until_ns = std::numeric_limits<int64_t>::max();
-  bool Contains(int64_t ts) const { return ts >= since_ns && ts <= until_ns; }
-};
-
 // Zeros and empty lists select everything (as in control.capnp's Filter).
 struct RecordFilter {
   uint32_t pid = 0;
@@ -43,19 +37,6 @@ struct RecordFilter {
   std::vector<uint16_t> lports;
   std::vector<uint16_t> rports;
   bool Matches(const ConnRecord& r) const;
-};
-
-struct StoreStats {
-  std::string dir;
-  uint64_t disk_bytes = 0;  // SST files + WAL
-  uint64_t records = 0;     // connection records held
-  int64_t oldest_ns = 0;    // close time of the oldest record; 0 = none
-  uint64_t batches = 0;     // batches written since open
-  uint64_t write_errors = 0;
-  std::string last_error;        // "" when the last write succeeded
-  uint64_t expired_records = 0;  // removed by retention since open
-  uint64_t corrupt_values = 0;   // malformed keys/values skipped since open
-  bool read_only = false;        // opened read-only (asked for, or the disk refused writes)
 };
 
 // Identity of this node's store: a random id made on first open, and a

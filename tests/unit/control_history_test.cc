@@ -3,8 +3,8 @@
 // trees through the schema and back; store figures in status.
 #include <sys/socket.h>
 
+#include "cli/format/format.h"
 #include "node/control/control_client.h"
-#include "node/control/format.h"
 #include "tests/unit/control_fixture.h"
 
 namespace flowmesh::testing {

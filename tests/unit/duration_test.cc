@@ -1,5 +1,5 @@
 // Durations as flags spell them.
-#include "node/control/duration.h"
+#include "node/common/duration.h"
 
 #include <gtest/gtest.h>
 

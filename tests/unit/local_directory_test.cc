@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include "cli/format/look_format.h"
 #include "node/flow/aggregator.h"
-#include "node/look/look_format.h"
 #include "tests/test_paths.h"
 #include "tests/unit/store_test_util.h"
 

@@ -24,6 +24,19 @@ TEST(LogFormat, JsonLineIsOneObjectWithEscapedFields) {
   EXPECT_NE(line.find("\"level\":\"error\""), std::string::npos);
 }
 
+// Log messages carry bytes from outside (comm, paths, peers' texts): a JSON
+// line stays valid JSON whatever they are.
+TEST(LogFormat, JsonLineReplacesInvalidUtf8AndEscapesControlBytes) {
+  std::string line = FormatLine(Format::kJson, kT, Level::Warn, "c\xff",
+                                std::string("bad \xc0\xaf\x7f\x00ok\xe2\x82", 12));
+  EXPECT_EQ(line,
+            "{\"ts\":\"2026-11-30T01:01:02.113Z\",\"level\":\"warn\",\"component\":\"c\\ufffd\","
+            "\"msg\":\"bad \\ufffd\\ufffd\\u007f\\u0000ok\\ufffd\\ufffd\"}\n");
+  // Well-formed UTF-8 passes through unchanged.
+  EXPECT_NE(FormatLine(Format::kJson, kT, Level::Info, "c", "caf\xc3\xa9").find("caf\xc3\xa9"),
+            std::string::npos);
+}
+
 TEST(LogFormat, ParsesNamesAndRejectsOthers) {
   EXPECT_EQ(ParseFormat("json"), Format::kJson);
   EXPECT_EQ(ParseFormat("text"), Format::kText);

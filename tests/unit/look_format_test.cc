@@ -1,6 +1,6 @@
 // look's three renderings of one small tree: Shawk's text, DESIGN.md's JSON
 // (exactly), Graphviz dot; and what hostile process names become.
-#include "node/look/look_format.h"
+#include "cli/format/look_format.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -127,8 +127,10 @@ TEST(LookFormat, HostileNamesStayOnOneLineAndParse) {
   std::string text = FormatLookTree(r);
   EXPECT_THAT(text, HasSubstr("('evil\"\\??[2J', pgid=120)"));
   std::string json = FormatLookJson(r);
-  EXPECT_THAT(json, HasSubstr(R"("comm": "evil\"\\\u000a\u001b[2J")"));
-  EXPECT_THAT(json, HasSubstr("\"exe\": \"/tmp/\xef\xbf\xbd\xef\xbf\xbd bad\""));
+  // The common escaper's forms (node/common/json_string.h): the same JSON
+  // strings as "\u000a" and a literal U+FFFD.
+  EXPECT_THAT(json, HasSubstr(R"("comm": "evil\"\\\n\u001b[2J")"));
+  EXPECT_THAT(json, HasSubstr(R"("exe": "/tmp/\ufffd\ufffd bad")"));
   std::string dot = FormatLookDot(r);
   EXPECT_THAT(dot, Not(HasSubstr("\x1b")));
   EXPECT_THAT(dot, HasSubstr(R"(evil\"\\??[2J)"));

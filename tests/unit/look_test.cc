@@ -9,7 +9,7 @@
 #include <map>
 #include <memory>
 
-#include "node/look/look_format.h"
+#include "cli/format/look_format.h"
 
 namespace flowmesh {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <limits>
 
-#include "node/control/format.h"
-#include "node/control/json.h"
+#include "cli/format/format.h"
+#include "cli/format/json.h"
 
 namespace flowmesh {
 namespace {

@@ -1,11 +1,11 @@
 // Pieces shared by format.cc (live views) and format_history.cc (store
-// views). Internal to node/control.
+// views). Internal to cli/format.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "node/control/json.h"
+#include "cli/format/json.h"
 #include "node/probe/event.h"
 
 namespace flowmesh::format_internal {

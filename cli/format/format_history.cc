@@ -1,10 +1,10 @@
 // meshctl's renderings of what the store holds: flows and endpoints.
 #include <sys/socket.h>
 
+#include "cli/format/format.h"
+#include "cli/format/format_internal.h"
 #include "node/common/clock.h"
-#include "node/control/duration.h"
-#include "node/control/format.h"
-#include "node/control/format_internal.h"
+#include "node/common/duration.h"
 
 namespace flowmesh {
 

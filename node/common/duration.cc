@@ -1,5 +1,5 @@
 // Duration parsing and formatting.
-#include "node/control/duration.h"
+#include "node/common/duration.h"
 
 #include <cctype>
 #include <charconv>

@@ -1,11 +1,12 @@
-// Text, JSON and dot renderings of a look tree, and the names of its enums.
-#include "node/look/look_format.h"
+// Text, JSON and dot renderings of a look tree.
+#include "cli/format/look_format.h"
 
 #include <cstdio>
 #include <map>
 #include <string_view>
 
 #include "node/common/clock.h"
+#include "node/common/json_string.h"
 
 namespace flowmesh {
 namespace {
@@ -61,38 +62,7 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
 
 // JSON string with escapes; bytes that are not UTF-8 become U+FFFD so the
 // output always parses.
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      i++;
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      i++;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      i++;
-    } else {
-      size_t len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-      bool ok = len != 0 && i + len <= s.size();
-      for (size_t k = 1; ok && k < len; k++)
-        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-      if (ok) {
-        out.append(s.substr(i, len));
-        i += len;
-      } else {
-        out += "\xef\xbf\xbd";
-        i++;
-      }
-    }
-  }
-  return out + "\"";
-}
+std::string Quote(std::string_view s) { return JsonString(s); }
 
 std::string Time(int64_t ns) { return ns == 0 ? "null" : Quote(FormatRfc3339(ns)); }
 
@@ -198,40 +168,6 @@ void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, st
 }
 
 }  // namespace
-
-std::string_view LookDirectionName(LookDirection d) {
-  switch (d) {
-    case LookDirection::kBoth: return "both";
-    case LookDirection::kIn: return "in";
-    case LookDirection::kOut: return "out";
-  }
-  return "both";
-}
-
-std::string_view LookStatusName(LookStatus s) {
-  switch (s) {
-    case LookStatus::kOk: return "ok";
-    case LookStatus::kNoAgent: return "no-agent";
-    case LookStatus::kUnreachable: return "unreachable";
-    case LookStatus::kCycle: return "cycle";
-    case LookStatus::kDepthLimit: return "depth-limit";
-  }
-  return "ok";
-}
-
-Result<LookDirection> ParseLookDirection(std::string_view text) {
-  for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
-    if (text == LookDirectionName(d)) return d;
-  return InvalidArgument("unknown direction '" + std::string(text) +
-                         "'; use in (clients), out (dependencies) or both");
-}
-
-Result<LookStatus> ParseLookStatus(std::string_view text) {
-  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
-                       LookStatus::kCycle, LookStatus::kDepthLimit})
-    if (text == LookStatusName(s)) return s;
-  return InvalidArgument("unknown look status '" + std::string(text) + "'");
-}
 
 std::string FormatLookBytes(uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + " B";

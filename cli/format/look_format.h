@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "node/look/look.h"
+#include "node/look/look_types.h"
 
 namespace flowmesh {
 

@@ -1,17 +1,14 @@
 // A minimal, correct JSON writer for meshctl's output: compact objects, one
-// per line, strings escaped (comm and cmdline are arbitrary bytes, so control
-// characters are escaped and invalid UTF-8 becomes U+FFFD).
+// per line, strings through the one escaper (node/common/json_string.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace flowmesh {
+#include "node/common/json_string.h"
 
-// Appends `s` as a quoted JSON string.
-void AppendJsonString(std::string* out, std::string_view s);
-std::string JsonString(std::string_view s);
+namespace flowmesh {
 
 // Builds {"k":v,...} in insertion order.
 class JsonObject {

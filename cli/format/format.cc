@@ -1,5 +1,5 @@
 // meshctl's text and JSON renderings.
-#include "node/control/format.h"
+#include "cli/format/format.h"
 
 #include <sys/socket.h>
 
@@ -9,11 +9,11 @@
 #include <cstdio>
 #include <tuple>
 
+#include "cli/format/format_internal.h"
+#include "cli/format/json.h"
+#include "cli/format/look_format.h"
 #include "node/common/clock.h"
-#include "node/control/duration.h"
-#include "node/control/format_internal.h"
-#include "node/control/json.h"
-#include "node/look/look_format.h"
+#include "node/common/duration.h"
 
 namespace flowmesh {
 namespace format_internal {

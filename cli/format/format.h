@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "node/common/status.h"
-#include "node/control/backend.h"
+#include "node/control/control_types.h"
+#include "node/flow/flow.h"
+#include "node/flow/open_connection.h"
+#include "node/probe/event.h"
 
 namespace flowmesh {
 

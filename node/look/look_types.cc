@@ -1,0 +1,42 @@
+// Names of look directions and statuses, both ways.
+#include "node/look/look_types.h"
+
+#include <string>
+
+namespace flowmesh {
+
+std::string_view LookDirectionName(LookDirection d) {
+  switch (d) {
+    case LookDirection::kBoth: return "both";
+    case LookDirection::kIn: return "in";
+    case LookDirection::kOut: return "out";
+  }
+  return "both";
+}
+
+std::string_view LookStatusName(LookStatus s) {
+  switch (s) {
+    case LookStatus::kOk: return "ok";
+    case LookStatus::kNoAgent: return "no-agent";
+    case LookStatus::kUnreachable: return "unreachable";
+    case LookStatus::kCycle: return "cycle";
+    case LookStatus::kDepthLimit: return "depth-limit";
+  }
+  return "ok";
+}
+
+Result<LookDirection> ParseLookDirection(std::string_view text) {
+  for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
+    if (text == LookDirectionName(d)) return d;
+  return InvalidArgument("unknown direction '" + std::string(text) +
+                         "'; use in (clients), out (dependencies) or both");
+}
+
+Result<LookStatus> ParseLookStatus(std::string_view text) {
+  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
+                       LookStatus::kCycle, LookStatus::kDepthLimit})
+    if (text == LookStatusName(s)) return s;
+  return InvalidArgument("unknown look status '" + std::string(text) + "'");
+}
+
+}  // namespace flowmesh

@@ -1,0 +1,98 @@
+// Conversions of the common schema's structs.
+#include "node/wire/wire.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <string>
+
+namespace flowmesh::wire {
+namespace s = schema;
+
+kj::ArrayPtr<const kj::byte> AddrBytes(const IpAddr& a) {
+  size_t n = a.family == AF_INET ? 4 : a.family == AF_INET6 ? 16 : 0;
+  return {a.bytes.data(), n};
+}
+
+// Decodes an address by its length (4, 16, or 0 for "none"), so a listener's
+// empty remote address round-trips as unset.
+Result<IpAddr> AddrFromWire(capnp::Data::Reader d, const char* what) {
+  IpAddr a;
+  if (d.size() == 0) return a;
+  if (d.size() != 4 && d.size() != 16)
+    return InvalidArgument(std::string(what) + " of " + std::to_string(d.size()) +
+                           " bytes (expected 4 or 16)");
+  a.family = d.size() == 4 ? AF_INET : AF_INET6;
+  std::copy(d.begin(), d.end(), a.bytes.begin());
+  return a;
+}
+
+void AddrToWire(const IpAddr& a, s::Addr::Builder b) { b.setBytes(AddrBytes(a)); }
+
+Result<IpAddr> AddrFromWire(s::Addr::Reader r, const char* what) {
+  return AddrFromWire(r.getBytes(), what);
+}
+
+void EndpointToWire(const Endpoint& e, s::Endpoint::Builder b) {
+  AddrToWire(e.addr, b.initAddr());
+  b.setPort(e.port);
+}
+
+Result<Endpoint> EndpointFromWire(s::Endpoint::Reader r) {
+  Endpoint e;
+  FM_ASSIGN_OR_RETURN(e.addr, AddrFromWire(r.getAddr().getBytes(), "endpoint address"));
+  e.port = r.getPort();
+  return e;
+}
+
+void DetailsToWire(const ProcessDetails& p, s::ProcessDetails::Builder b) {
+  b.setPid(p.pid);
+  b.setStartTicks(p.start_ticks);
+  b.setPgid(p.pgid);
+  b.setPpid(p.ppid);
+  b.setComm(p.comm);
+  b.setExe(p.exe);
+}
+
+ProcessDetails DetailsFromWire(s::ProcessDetails::Reader r) {
+  ProcessDetails p;
+  p.pid = r.getPid();
+  p.start_ticks = r.getStartTicks();
+  p.pgid = r.getPgid();
+  p.ppid = r.getPpid();
+  p.comm = r.getComm();
+  p.exe = r.getExe();
+  return p;
+}
+
+void FlowStatsToWire(const FlowStats& f, s::FlowStats::Builder b) {
+  b.setConnections(f.connections);
+  b.setBytesTx(f.bytes_tx);
+  b.setBytesRx(f.bytes_rx);
+  b.setSegsOut(f.segs_out);
+  b.setSegsIn(f.segs_in);
+  b.setRetrans(f.retrans);
+  b.setRttSumUs(f.rtt_sum_us);
+  b.setRttSamples(f.rtt_samples);
+  b.setRttMaxUs(f.rtt_max_us);
+  b.setFirstSeenNs(f.first_seen_ns);
+  b.setLastSeenNs(f.last_seen_ns);
+}
+
+FlowStats FlowStatsFromWire(s::FlowStats::Reader r) {
+  FlowStats f;
+  f.connections = r.getConnections();
+  f.bytes_tx = r.getBytesTx();
+  f.bytes_rx = r.getBytesRx();
+  f.segs_out = r.getSegsOut();
+  f.segs_in = r.getSegsIn();
+  f.retrans = r.getRetrans();
+  f.rtt_sum_us = r.getRttSumUs();
+  f.rtt_samples = r.getRttSamples();
+  f.rtt_max_us = r.getRttMaxUs();
+  f.first_seen_ns = r.getFirstSeenNs();
+  f.last_seen_ns = r.getLastSeenNs();
+  return f;
+}
+
+}  // namespace flowmesh::wire

@@ -1,0 +1,41 @@
+# What the control socket (control.capnp) and queries between nodes
+# (query.capnp) both carry: addresses, endpoints, flow stats and process
+# details. node/wire/ converts them to and from meshd's structs. Moved here
+# from those two files with their field numbers, so the wire bytes are the
+# same as before.
+@0xb46bc1cdc35df0b9;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("flowmesh::schema");
+
+struct Addr {
+  bytes @0 :Data;          # 4 or 16 bytes, network order; empty = unspecified
+}
+
+struct Endpoint {
+  addr @0 :Addr;
+  port @1 :UInt16;
+}
+
+struct ProcessDetails {
+  pid @0 :UInt32;
+  startTicks @1 :UInt64;
+  pgid @2 :UInt32;
+  ppid @3 :UInt32;
+  comm @4 :Text;
+  exe @5 :Text;
+}
+
+struct FlowStats {
+  connections @0 :UInt64;
+  bytesTx @1 :UInt64;
+  bytesRx @2 :UInt64;
+  segsOut @3 :UInt64;
+  segsIn @4 :UInt64;
+  retrans @5 :UInt64;
+  rttSumUs @6 :UInt64;
+  rttSamples @7 :UInt64;
+  rttMaxUs @8 :UInt32;
+  firstSeenNs @9 :Int64;
+  lastSeenNs @10 :Int64;
+}
