@@ -10,7 +10,7 @@
 
 namespace flowmesh {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code { kOk = 0, kInvalidArgument, kNotFound, kPermissionDenied, kUnavailable,
                     kIoError, kCorruption, kResourceExhausted, kInternal };
@@ -44,7 +44,7 @@ inline Status Internal(std::string m) { return {Status::Code::kInternal, std::mo
 
 // A value or the Status saying why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}     // NOLINT: implicit by design
