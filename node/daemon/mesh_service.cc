@@ -143,10 +143,9 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
         std::move(ko), raw->keyring_, raw->io_, raw->query_pool_, [raw] { return raw->Members(); },
         [raw](const mesh::Address& to, mesh::KeyRequestMsg request, int64_t timeout_ns,
               std::function<void(Result<mesh::KeyResponseMsg>)> done) {
-          asio::post(raw->io_, [raw, to, request = std::move(request), timeout_ns,
-                                done = std::move(done)]() mutable {
-            if (raw->node_ == nullptr) return done(Unavailable("the mesh is stopping"));
-            raw->node_->AskKeys(to, std::move(request), timeout_ns, std::move(done));
+          raw->OnNode(std::move(done), [to, request = std::move(request), timeout_ns](
+                                           mesh::MeshNode& node, auto done) mutable {
+            node.AskKeys(to, std::move(request), timeout_ns, std::move(done));
           });
         });
     svc->node_->SetKeyHandler([raw](const mesh::Address&, mesh::KeyRequestMsg request,
@@ -215,11 +214,10 @@ Result<std::vector<mesh::MemberKeys>> MeshService::Keys(mesh::KeyOp op, const st
 
 void MeshService::Query(const mesh::Address& to, mesh::Bytes query, int64_t timeout_ns,
                         mesh::Transport::ExchangeDone done) {
-  asio::post(io_,
-             [this, to, query = std::move(query), timeout_ns, done = std::move(done)]() mutable {
-               if (node_ == nullptr) return done(Unavailable("the mesh is stopping"));
-               node_->Query(to, std::move(query), timeout_ns, std::move(done));
-             });
+  OnNode(std::move(done), [to, query = std::move(query), timeout_ns](mesh::MeshNode& node,
+                                                                     auto done) mutable {
+    node.Query(to, std::move(query), timeout_ns, std::move(done));
+  });
 }
 
 void MeshService::PublishLoop() {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
 #include <atomic>
 #include <condition_variable>
@@ -98,6 +99,15 @@ class MeshService {
   // On the mesh thread: the source addresses of members, for the transport.
   std::vector<IpAddr> MemberAddresses() const;
   void ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply);
+  // Runs fn(node, done) on the mesh thread, or fails `done` if the node is
+  // gone by then (Stop): what every request to another member goes through.
+  template <typename Done, typename Fn>
+  void OnNode(Done done, Fn fn) {
+    asio::post(io_, [this, done = std::move(done), fn = std::move(fn)]() mutable {
+      if (node_ == nullptr) return done(Unavailable("the mesh is stopping"));
+      fn(*node_, std::move(done));
+    });
+  }
 
   MeshServiceOptions options_;
   Store* store_ = nullptr;

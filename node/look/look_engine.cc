@@ -165,8 +165,13 @@ void Walker::AskPending() {
   if (pending_.empty()) return;
   std::vector<LookAnswer> got = dir_.Ask(pending_, query_.window);
   for (size_t i = 0; i < pending_.size(); i++) {
-    LookAnswer a = i < got.size() ? std::move(got[i]) : LookAnswer{Internal("no answer"), {}, {}};
-    answers_[pending_keys_[i]] = std::move(a);
+    LookAnswer& a = answers_[pending_keys_[i]];
+    if (i < got.size()) {
+      a = std::move(got[i]);
+    } else {
+      a = LookAnswer();
+      a.status = Internal("no answer");
+    }
   }
   pending_.clear();
   pending_keys_.clear();

@@ -129,7 +129,7 @@ Result<std::vector<MemberKeys>> KeyRotation::Run(KeyOp op, const std::string& te
   for (size_t i = 0; i < others.size(); i++) {
     MemberKeys mk{others[i].name, "", {}};
     if (!replies[i].has_value()) {
-      mk.error = "no answer within 5s";
+      mk.error = "no answer within " + std::to_string(kKeyOpTimeoutNs / 1'000'000'000) + "s";
     } else if (!replies[i]->ok()) {
       mk.error = replies[i]->status().message();
     } else if (!(*replies[i])->error.empty()) {

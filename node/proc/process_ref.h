@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -23,7 +24,11 @@ struct ProcessRef {
 
   bool known() const { return pid != 0; }
   std::string_view comm_view() const { return {comm, strnlen(comm, sizeof comm)}; }
-  void set_comm(std::string_view c);
+  // Truncates to what the kernel keeps (TASK_COMM_LEN - 1 bytes and a NUL).
+  void set_comm(std::string_view c) {
+    std::memset(comm, 0, sizeof comm);
+    std::memcpy(comm, c.data(), std::min(c.size(), sizeof comm - 1));
+  }
 };
 
 }  // namespace flowmesh
