@@ -38,4 +38,9 @@ struct FlowStats {
   rttMaxUs @8 :UInt32;
   firstSeenNs @9 :Int64;
   lastSeenNs @10 :Int64;
+  # Connections already open when the window (or bucket) began; 0 from a
+  # node of before windows counted open connections. See FlowStats in
+  # node/flow/flow.h for how they sum.
+  carried @11 :UInt64;
+  carriedFromNs @12 :Int64;
 }

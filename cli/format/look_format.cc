@@ -37,6 +37,15 @@ std::string Label(const LookNode& n) {
   return s;
 }
 
+// Connections open at some moment in the window; when some of them opened
+// before it (a pool, a keep-alive), how many opened inside it: "3 conns (1 new)".
+std::string ConnCount(const FlowStats& s) {
+  const uint64_t c = s.active();
+  std::string out = std::to_string(c) + (c == 1 ? " conn" : " conns");
+  if (s.carried != 0) out += " (" + std::to_string(s.connections) + " new)";
+  return out;
+}
+
 void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
   if (level > 0) {
     out.append(static_cast<size_t>(5 * (level - 1)), ' ');
@@ -50,11 +59,7 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
       n.dependencies.empty())
     out += n.port != 0 ? "  (nothing listens here, and no flows to it in the window)"
                        : "  (no process here connected anywhere in the window)";
-  if (n.stats) {
-    uint64_t c = n.stats->connections;
-    out += "  " + std::to_string(c) + (c == 1 ? " conn " : " conns ");
-    out += FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
-  }
+  if (n.stats) out += "  " + ConnCount(*n.stats) + " " + FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
   out += '\n';
   for (const LookNode& k : n.clients) TreeLines(k, level + 1, true, out);
   for (const LookNode& k : n.dependencies) TreeLines(k, level + 1, false, out);
@@ -81,7 +86,8 @@ void JsonNode(const LookNode& n, std::string& out) {
   out += ", \"status\": " + Quote(LookStatusName(n.status));
   if (n.stats) {
     const FlowStats& s = *n.stats;
-    out += ", \"stats\": {\"connections\": " + std::to_string(s.connections) +
+    out += ", \"stats\": {\"connections\": " + std::to_string(s.active()) +
+           ", \"opened\": " + std::to_string(s.connections) +
            ", \"bytes_tx\": " + std::to_string(s.bytes_tx) +
            ", \"bytes_rx\": " + std::to_string(s.bytes_rx) +
            ", \"retrans\": " + std::to_string(s.retrans) +
@@ -153,9 +159,7 @@ void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, st
       vertices.try_emplace(kid, DotLabel(k));
       std::string label;
       if (k.stats) {
-        uint64_t c = k.stats->connections;
-        label = std::to_string(c) + (c == 1 ? " conn\n" : " conns\n") +
-                FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
+        label = ConnCount(*k.stats) + "\n" + FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
       }
       // Arrows go the way the calls go: client -> server.
       const std::string& from = clients ? kid : id;

@@ -131,7 +131,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
-  std::string ring_size = "8M", reconcile = "30s";
+  std::string ring_size = "8M", reconcile = "30s", account = "10s";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
 
@@ -219,6 +219,15 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "reconstructed; 0s = never. Short intervals are for tests")
       ->type_name("DURATION")
       ->envname("MESHD_RECONCILE_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--account-interval", account,
+                 "Streaming mode: how often the byte and segment counters of open connections "
+                 "are read from sock_diag, so a long-lived connection's traffic lands in the "
+                 "minute it moved (polling mode reads them every --probe-interval); 0s = only "
+                 "at close, when all of it lands in the close's minute. One dump of every open "
+                 "connection each time: see docs/bench.md for the cost at 10k and 50k")
+      ->type_name("DURATION")
+      ->envname("MESHD_ACCOUNT_INTERVAL")
       ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir,
                  "Where meshd keeps its history (RocksDB): closed connections, flows, "
@@ -352,6 +361,11 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (rc->count() != 0 && rc->count() < 100)
     return usage(at("--reconcile-interval") + "must be 0s (never) or at least 100ms");
   cfg.reconcile_interval = *rc;
+  Result<std::chrono::milliseconds> ac = ParseDuration(account);
+  if (!ac.ok()) return usage(at("--account-interval") + ac.status().message());
+  if (ac->count() != 0 && ac->count() < 1000)
+    return usage(at("--account-interval") + "must be 0s (only at close) or at least 1s");
+  cfg.account_interval = *ac;
   if (cfg.data_dir.empty()) return usage(at("--data-dir") + "must not be empty");
   cfg.join = std::vector<std::string>();
   for (size_t start = 0; start < join.size();) {

@@ -28,6 +28,8 @@ struct DaemonConfig {
   // Streaming mode: how often the open-connection table is checked against
   // sock_diag for closes the probe missed; 0 = never.
   std::chrono::milliseconds reconcile_interval{30'000};
+  // Streaming mode: how often open connections' counters are read (0 = never).
+  std::chrono::milliseconds account_interval{10'000};
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

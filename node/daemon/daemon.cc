@@ -176,7 +176,10 @@ Status Daemon::InitProbe() {
     ReconcilerOptions ro;
     ro.interval_ns = static_cast<int64_t>(config_.reconcile_interval.count()) * 1'000'000;
     reconciler_ = std::make_unique<Reconciler>(pipeline_.table(), ro);
-    reconcile_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+  }
+  if (reconciler_ || config_.account_interval.count() > 0) {
+    kernel_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+    next_account_ns_ = MonotonicNs() + config_.account_interval.count() * 1'000'000;
   }
   return Status::Ok();
 }
@@ -217,31 +220,49 @@ void Daemon::ProbeLoop() {
       asio::post(io_, [this] { Shutdown(); });
       return;
     }
-    ReconcileIfDue();
+    CheckKernelIfDue();
+    // Both modes: every open connection is carried into a bucket that began.
+    if (aggregator_) aggregator_->Tick(RealtimeNs());
   }
 }
 
-void Daemon::ReconcileIfDue() {
+void Daemon::CheckKernelIfDue() {
   // Here, not on a thread of its own: what it makes up reaches the aggregator
   // in order with the ring buffer's events, and each dump is followed by a
   // full drain of the ring before the next one can confirm it.
-  if (!reconciler_ || !reconciler_->Due(MonotonicNs())) return;
+  if (!kernel_snapshotter_) return;
+  const int64_t now = MonotonicNs();
+  const bool reconcile = reconciler_ && reconciler_->Due(now);
+  const int64_t account_ns = config_.account_interval.count() * 1'000'000;
+  const bool account = account_ns > 0 && now >= next_account_ns_;
+  if (!reconcile && !account) return;
+  if (account) next_account_ns_ = now + account_ns;
   const uint64_t seq = pipeline_.table().Sequence();
   const int64_t taken_ns = RealtimeNs();
-  Result<Snapshot> snap = reconcile_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false);
+  Result<Snapshot> snap = kernel_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false);
   if (!snap.ok()) {
-    FM_LOG(Warn, "probe") << "reconciliation with sock_diag failed, retrying in "
-                          << config_.reconcile_interval.count()
-                          << "ms: " << snap.status().message();
-    reconciler_->Failed(MonotonicNs());
+    FM_LOG(Warn, "probe") << "sock_diag dump failed (" << (reconcile ? "reconciliation" : "")
+                          << (reconcile && account ? ", " : "")
+                          << (account ? "open connections' counters" : "")
+                          << "), retrying at the next interval: " << snap.status().message();
+    if (reconcile) reconciler_->Failed(MonotonicNs());
+    if (account) account_failures_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::vector<ConnEvent> made_up =
-      reconciler_->Apply(KernelViewOf(*snap, taken_ns, seq), MonotonicNs());
-  for (const ConnEvent& ev : made_up) pipeline_.Forward(ev);
-  if (!made_up.empty())
-    FM_LOG(Info, "probe") << "reconciled " << made_up.size()
-                          << " closes or unlistens the probe missed (now gone from sock_diag)";
+  if (reconcile) {
+    std::vector<ConnEvent> made_up =
+        reconciler_->Apply(KernelViewOf(*snap, taken_ns, seq), MonotonicNs());
+    for (const ConnEvent& ev : made_up) pipeline_.Forward(ev);
+    if (!made_up.empty())
+      FM_LOG(Info, "probe") << "reconciled " << made_up.size()
+                            << " closes or unlistens the probe missed (now gone from sock_diag)";
+  }
+  // Whatever the dump was for, its counters are news: the bytes each open
+  // connection moved since the last reading land in this bucket. UPDATE
+  // never inserts, so a dump racing the ring buffer resurrects nothing.
+  for (ConnEvent& c : snap->connections) c.kind = EventKind::kUpdate;
+  pipeline_.OnEvents(snap->connections);
+  if (account) account_dumps_.fetch_add(1, std::memory_order_relaxed);
 }
 
 int Daemon::Run() {
@@ -299,6 +320,10 @@ NodeStatus Daemon::GetStatus() {
     s.probe.detail.emplace_back("reconcile_failures", rs.dump_failures);
     s.probe.detail.emplace_back("reconcile_candidates", rs.candidates);
   }
+  if (kernel_snapshotter_) {
+    s.probe.detail.emplace_back("account_dumps", account_dumps_.load());
+    s.probe.detail.emplace_back("account_failures", account_failures_.load());
+  }
   s.table = pipeline_.table().Stats();
   s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());
   s.first_event_ns = pipeline_.first_event_ns();
@@ -317,6 +342,10 @@ NodeStatus Daemon::GetStatus() {
     s.store.dropped_records = fs.dropped_records;
     s.store.flows = as.flows_touched;
     s.store.duplicates = as.duplicate_opens + as.duplicates_ignored;
+    s.store.carried = as.carried;
+    s.store.carry_skipped = as.carry_skipped;
+    s.probe.detail.emplace_back("carried_into_buckets", as.carried);
+    s.probe.detail.emplace_back("carry_skipped_buckets", as.carry_skipped);
   }
   return s;
 }

@@ -69,9 +69,10 @@ class Daemon final : public ControlBackend {
   LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
-  // Streaming mode, on the probe thread between ring buffer drains: the
-  // table against a sock_diag dump when one is due (see Reconciler).
-  void ReconcileIfDue();
+  // Streaming mode, on the probe thread between ring buffer drains: one
+  // sock_diag dump when reconciliation (see Reconciler) or the reading of
+  // open connections' counters is due, used for both.
+  void CheckKernelIfDue();
   void RefreshCounters();
   void Shutdown();
 
@@ -98,9 +99,13 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<Snapshotter> refresher_;
   int64_t last_refresh_ns_ = 0;
 
-  // Streaming mode: closes the probe missed, from sock_diag (probe thread only).
+  // Streaming mode, probe thread only: closes the probe missed, and the
+  // counters of open connections, both from one sock_diag dump.
   std::unique_ptr<Reconciler> reconciler_;
-  std::unique_ptr<Snapshotter> reconcile_snapshotter_;
+  std::unique_ptr<Snapshotter> kernel_snapshotter_;
+  int64_t next_account_ns_ = 0;  // CLOCK_MONOTONIC
+  std::atomic<uint64_t> account_dumps_{0};
+  std::atomic<uint64_t> account_failures_{0};
 
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;

@@ -55,9 +55,18 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
           static_cast<double>(s.table.listeners));
 
   e.Counter("flowmesh_flow_updates_total",
-            "Flow updates aggregated from closed connections: one per flow (process -> service "
-            "endpoint edge) per time bucket it was active in.",
+            "Flow updates aggregated from opens, closes, counter readings of open connections "
+            "and carries: one per flow (process -> service endpoint edge) per time bucket it "
+            "was active in.",
             s.store.flows);
+  e.Counter("flowmesh_flow_carried_total",
+            "Open connections counted into a time bucket they stayed open through (once per "
+            "connection per minute), so a window shows idle pooled connections.",
+            s.store.carried);
+  e.Counter("flowmesh_flow_carry_skipped_total",
+            "Minutes an open connection stayed open through but was not counted in, because "
+            "meshd's probe thread did not run for over an hour (a suspended meshd).",
+            s.store.carry_skipped);
 
   e.Counter("flowmesh_store_records_written_total",
             "Closed-connection records written to the store since meshd started.",

@@ -100,6 +100,7 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
   if (it != tracked_.end()) {
     stats_.duplicate_opens++;
     if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+    CarryInto(it->second, ev.ts_ns, w);
     Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
     NoteProcess(Attribute(ev, it->second.flow.direction), ev.ts_ns, w);
     return;
@@ -107,7 +108,16 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
   if (closed != closed_.end()) closed_.erase(closed);  // a new connection on the same 4-tuple
   Tracked& t = tracked_[ev.key];
   t.flow = FlowKeyOf(ev);
-  Account(t, ev, /*count=*/true, /*rtt_sample=*/false, w);
+  if (ev.source == EventSource::kSeed) {
+    // Open before meshd looked: its bytes so far moved before any window
+    // meshd can speak for, and it is carried, not opened, here.
+    t.accounted = ev.counters;
+    t.counted_bucket_ns = FlowBucketOf(ev.ts_ns) - kFlowBucketNs;
+    CarryInto(t, ev.ts_ns, w);
+  } else {
+    t.counted_bucket_ns = FlowBucketOf(ev.ts_ns);
+    Account(t, ev, /*count=*/true, /*rtt_sample=*/false, w);
+  }
   NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
 }
 
@@ -119,6 +129,7 @@ void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
     return;
   }
   if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+  CarryInto(it->second, ev.ts_ns, w);
   Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
 }
 
@@ -129,6 +140,7 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
     t = it->second;
     tracked_.erase(it);
     if (t.flow.pid == 0 && ev.proc.known()) t.flow = FlowKeyOf(ev);
+    CarryInto(t, ev.ts_ns, w);
     Account(t, ev, /*count=*/false, /*rtt_sample=*/true, w);
   } else {
     if (closed_.count(ev.key)) {
@@ -258,7 +270,50 @@ void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_s
   if (!count && !rtt_sample && s == FlowStats{}) return;
   s.first_seen_ns = ev.ts_ns;
   s.last_seen_ns = ev.ts_ns;
-  w.flows.push_back(FlowDelta{FlowBucketOf(ev.ts_ns), t.flow, s});
+  const int64_t bucket = FlowBucketOf(ev.ts_ns);
+  // Even with nothing carried: this bucket's count (0) must win over later
+  // buckets' when the flow is summed over a window that starts here.
+  s.carried_from_ns = bucket;
+  w.flows.push_back(FlowDelta{bucket, t.flow, s});
+}
+
+void Aggregator::CarryInto(Tracked& t, int64_t ts_ns, Work& w) {
+  const int64_t bucket = FlowBucketOf(ts_ns);
+  if (t.counted_bucket_ns >= bucket) return;
+  int64_t from = t.counted_bucket_ns + kFlowBucketNs;
+  const int64_t max_span = int64_t{options_.max_catch_up_buckets} * kFlowBucketNs;
+  if (bucket - from >= max_span) {
+    const int64_t skip_to = bucket - max_span + kFlowBucketNs;
+    stats_.carry_skipped += static_cast<uint64_t>((skip_to - from) / kFlowBucketNs);
+    from = skip_to;
+  }
+  for (int64_t b = from; b <= bucket; b += kFlowBucketNs) {
+    FlowStats s;
+    s.carried = 1;
+    s.carried_from_ns = b;
+    // Seen open at the start of a missed bucket, and now.
+    s.first_seen_ns = s.last_seen_ns = b == bucket ? ts_ns : b;
+    w.flows.push_back(FlowDelta{b, t.flow, s});
+    stats_.carried++;
+  }
+  t.counted_bucket_ns = bucket;
+}
+
+void Aggregator::Tick(int64_t now_ns) {
+  const int64_t bucket = FlowBucketOf(now_ns);
+  std::lock_guard lock(state_mu_);
+  if (bucket <= ticked_bucket_ns_) return;
+  ticked_bucket_ns_ = bucket;
+  std::lock_guard pending(pending_mu_);
+  Work& w = scratch_;
+  for (auto& [key, t] : tracked_) {
+    if (t.counted_bucket_ns >= bucket) continue;
+    w.clear();
+    CarryInto(t, now_ns, w);
+    // One connection's deltas at a time: scratch_ keeps its capacity, and
+    // 50k open connections must not leave 50k deltas' worth behind.
+    MergeLocked(w);
+  }
 }
 
 void Aggregator::NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w) {

@@ -5,10 +5,17 @@
 // connection once however many probes reported it.
 //
 // Decisions:
-// - A connection is counted in the bucket of its first report (an OPEN, or
-//   its CLOSE when no OPEN was seen); counters are added as deltas where they
-//   were measured (OPEN/UPDATE from sock_diag, CLOSE), never more than the
-//   final counters.
+// - A connection is counted as opened in the bucket of its first report (an
+//   OPEN, or its CLOSE when no OPEN was seen); counters are added as deltas
+//   where they were measured (OPEN/UPDATE from sock_diag, CLOSE), never more
+//   than the final counters.
+// - A connection found open at start-up (source kSeed) opened before meshd
+//   looked: it is carried into the start-up bucket, not counted as opened,
+//   and its counters so far are a baseline, not bytes of this bucket (after
+//   a restart the previous meshd accounted them already).
+// - Every connection still open when a bucket begins is carried into it
+//   (FlowStats::carried): Tick does that once per bucket for every tracked
+//   connection, so a window finds idle pooled connections too.
 // - Unknown process: the record keeps pid 0 and the flow goes to the
 //   "unknown process" node, pid 0 and start_ticks 0 (a passive connection
 //   first borrows its listener's owner, as BPF does).
@@ -45,6 +52,9 @@ struct AggregatorOptions {
   // covers 2.6 s, more than a poll interval, in ~40 MB.
   size_t max_closed = 1 << 18;
   size_t max_processes = 1 << 16;
+  // At most this many missed buckets are carried into when a connection is
+  // next seen; older ones are counted in carry_skipped.
+  int max_catch_up_buckets = 60;
 };
 
 struct AggregatorStats {
@@ -58,6 +68,11 @@ struct AggregatorStats {
   uint64_t unattributed = 0;         // connections counted with no process
   uint64_t direction_inferred = 0;   // connections whose direction came from the listeners
   uint64_t tracked_evicted = 0;      // open connections forgotten to stay within max_tracked
+  uint64_t carried = 0;              // (bucket, connection) pairs carried into a new bucket
+  // Buckets an open connection stayed open through but was not carried
+  // into, because meshd's probe thread did not run for longer than
+  // max_catch_up_buckets (a suspended or starved meshd).
+  uint64_t carry_skipped = 0;
   uint64_t tracked = 0;              // open connections now
   uint64_t listeners = 0;            // listening endpoints now
   uint64_t pending_records = 0;      // waiting for the next TakeBatch
@@ -73,6 +88,10 @@ class Aggregator {
   void Add(const ConnEvent& ev);
   // A run of events in order, under one lock (the probe's batches).
   void Add(std::span<const ConnEvent* const> events);
+  // Carries every tracked connection into the bucket of `now_ns` (Unix ns)
+  // once that bucket has begun. Cheap until then; call it often (the probe
+  // thread does, between drains), so a bucket's marks are at most a drain late.
+  void Tick(int64_t now_ns);
   // Everything since the last call; the flusher writes it as one batch.
   Batch TakeBatch();
   // Streaming mode, once the start-up snapshot is in: only the kernel reports
@@ -88,6 +107,7 @@ class Aggregator {
     FlowKey flow;
     TcpCounters accounted;  // payload counters already added to the flow
     int64_t touched_ns = 0;
+    int64_t counted_bucket_ns = 0;  // the latest bucket it is counted in (opened or carried)
   };
   struct ProcKey {
     uint32_t pid = 0;
@@ -140,6 +160,9 @@ class Aggregator {
   const EndpointRecord* ListenerFor(const ConnKey& key) const;
   // Adds counters beyond t.accounted (and the connection itself if `count`).
   void Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_sample, Work& w);
+  // Carries t into every bucket after the last it is counted in, up to the
+  // bucket of ts_ns.
+  void CarryInto(Tracked& t, int64_t ts_ns, Work& w);
   void NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w);
   void RememberClose(const ConnKey& key, const ConnEvent& ev);
   void ExpireClosed(int64_t now_ns);
@@ -160,6 +183,7 @@ class Aggregator {
   std::deque<std::pair<int64_t, ConnKey>> closed_order_;
   std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
   std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
+  int64_t ticked_bucket_ns_ = 0;  // the bucket Tick last carried everything into
   AggregatorStats stats_;
 
   // The batch being filled; the flusher swaps it out.

@@ -19,6 +19,15 @@ void FlowStats::Merge(const FlowStats& o) {
   if (o.first_seen_ns != 0 && (first_seen_ns == 0 || o.first_seen_ns < first_seen_ns))
     first_seen_ns = o.first_seen_ns;
   last_seen_ns = std::max(last_seen_ns, o.last_seen_ns);
+  if (o.carried_from_ns == carried_from_ns) {
+    carried += o.carried;
+  } else if (o.carried_from_ns != 0 &&
+             (carried_from_ns == 0 || o.carried_from_ns < carried_from_ns)) {
+    // An earlier bucket of the same flow: the connections it carried are
+    // the ones still open in the later bucket, or closed since.
+    carried = o.carried;
+    carried_from_ns = o.carried_from_ns;
+  }
 }
 
 size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {

@@ -76,12 +76,23 @@ struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const noexcept;
 };
 
-// Summable: two FlowStats of the same key add with Merge. A connection is
-// counted once, in the bucket where it was first seen (open, or close when
-// the open was missed); bytes and segments are added where they were
-// measured (a close, or a live update of a long connection).
+// Summable: two FlowStats add with Merge. A window holds a flow when one of
+// its connections was open at some moment inside it:
+// - `connections` counts the connections opened in the window: each is
+//   counted once, in the bucket where its open was seen (or its close, when
+//   the open was missed). Connections found open at start-up are not: they
+//   opened before meshd looked.
+// - `carried` counts the connections that were already open when a bucket
+//   began. Every open connection is counted so in each bucket it stays open
+//   through, idle or not. Summed over time, only the earliest bucket's count
+//   is kept (`carried_from_ns` says which): a connection open for an hour is
+//   one connection, not sixty. So connections + carried is every connection
+//   open at some moment in the window (active()).
+// - bytes and segments land where they were measured: a close, or the
+//   periodic reading of an open connection's counters.
 struct FlowStats {
-  uint64_t connections = 0;
+  uint64_t connections = 0;  // opened in the window
+  uint64_t carried = 0;      // open when the window's first bucket of this flow began
   uint64_t bytes_tx = 0;
   uint64_t bytes_rx = 0;
   uint64_t segs_out = 0;
@@ -92,8 +103,14 @@ struct FlowStats {
   uint32_t rtt_max_us = 0;
   int64_t first_seen_ns = 0;  // 0 = unset
   int64_t last_seen_ns = 0;
+  // The bucket `carried` was counted in. Merge keeps the earlier bucket's
+  // count and adds counts of the same bucket. A window's totals (what
+  // Store::ReadFlows returns) have 0 here, so totals of different flows add.
+  int64_t carried_from_ns = 0;
 
   void Merge(const FlowStats& o);
+  // Every connection open at some moment in the window.
+  uint64_t active() const { return connections + carried; }
   uint32_t rtt_mean_us() const {
     return rtt_samples ? static_cast<uint32_t>(rtt_sum_us / rtt_samples) : 0;
   }

@@ -137,7 +137,7 @@ Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, con
   std::map<ProcId, uint64_t> by_owner;
   for (const Flow& f : passive) {
     by_client[f.key.raddr].Merge(f.stats);
-    by_owner[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+    by_owner[{f.key.pid, f.key.start_ticks}] += f.stats.active();
   }
   for (const auto& [addr, stats] : by_client) d.clients.push_back(ClientEdge{addr, stats, {}});
 
@@ -182,7 +182,7 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   for (const Flow& f : active) {
     Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
     g.cp.stats.Merge(f.stats);
-    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.active();
   }
   if (groups.empty()) return std::vector<ClientProcess>{};
 
@@ -214,8 +214,8 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   std::vector<ClientProcess> out;
   for (auto& [key, g] : groups) out.push_back(std::move(g.cp));
   std::sort(out.begin(), out.end(), [](const ClientProcess& a, const ClientProcess& b) {
-    if (a.stats.connections != b.stats.connections)
-      return a.stats.connections > b.stats.connections;
+    if (a.stats.active() != b.stats.active())
+      return a.stats.active() > b.stats.active();
     return a.process.pid < b.process.pid;
   });
   return out;
@@ -236,7 +236,7 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
   for (const Flow& f : active) {
     Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
     g.ap.stats.Merge(f.stats);
-    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.connections;
+    g.members[{f.key.pid, f.key.start_ticks}] += f.stats.active();
     g.by_remote[Endpoint{f.key.raddr, f.key.rport}].Merge(f.stats);
   }
   std::vector<ActiveProcess> out;
@@ -249,8 +249,8 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
     out.push_back(std::move(g.ap));
   }
   std::sort(out.begin(), out.end(), [](const ActiveProcess& a, const ActiveProcess& b) {
-    if (a.stats.connections != b.stats.connections)
-      return a.stats.connections > b.stats.connections;
+    if (a.stats.active() != b.stats.active())
+      return a.stats.active() > b.stats.active();
     return a.process.pid < b.process.pid;
   });
   return out;

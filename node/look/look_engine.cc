@@ -52,8 +52,8 @@ std::string QuestionKey(const LookQuestion& q) {
 }
 
 bool ByWeightThenAddress(const Candidate& a, const Candidate& b) {
-  uint64_t ca = a.node.stats ? a.node.stats->connections : 0;
-  uint64_t cb = b.node.stats ? b.node.stats->connections : 0;
+  uint64_t ca = a.node.stats ? a.node.stats->active() : 0;
+  uint64_t cb = b.node.stats ? b.node.stats->active() : 0;
   if (ca != cb) return ca > cb;
   uint32_t pa = a.node.process ? a.node.process->pid : 0;
   uint32_t pb = b.node.process ? b.node.process->pid : 0;

@@ -223,6 +223,14 @@ std::string EncodeFlowStats(const FlowStats& s) {
   PutVarint(&out, s.rtt_max_us);
   PutSigned(&out, s.first_seen_ns);
   PutSigned(&out, s.last_seen_ns);
+  // Appended fields: a value without them is a flow of before windows
+  // counted open connections (nothing carried).
+  // carried_from_ns is a bucket start (or 0): kept in whole buckets, 4 bytes
+  // instead of 9.
+  if (s.carried_from_ns != 0 || s.carried != 0) {
+    PutVarint(&out, s.carried);
+    PutSigned(&out, s.carried_from_ns / kFlowBucketNs);
+  }
   return out;
 }
 
@@ -240,6 +248,13 @@ Result<FlowStats> DecodeFlowStats(std::string_view value) {
   s.rtt_max_us = in.U32();
   s.first_seen_ns = in.I64();
   s.last_seen_ns = in.I64();
+  if (!in.done()) {
+    s.carried = in.U64();
+    const int64_t buckets = in.I64();
+    if (buckets > INT64_MAX / kFlowBucketNs || buckets < INT64_MIN / kFlowBucketNs)
+      return Malformed("flow", value);
+    s.carried_from_ns = buckets * kFlowBucketNs;
+  }
   if (!in.done()) return Malformed("flow", value);
   return s;
 }

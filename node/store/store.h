@@ -65,8 +65,11 @@ class Store {
   // false to stop early.
   Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                      const std::function<bool(const ConnRecord&)>& fn) const;
-  // Flows of every bucket that overlaps the window, summed per key. `keep`
-  // (optional) skips keys before they are summed.
+  // Flows of every bucket that overlaps the window, summed per key: each
+  // flow that had a connection open at some moment in it, with the
+  // connections opened in it, those already open when it began (carried)
+  // and the bytes moved in it. `keep` (optional) skips keys before they are
+  // summed.
   Result<std::vector<Flow>> ReadFlows(const TimeWindow& window,
                                       const std::function<bool(const FlowKey&)>& keep = {}) const;
 

@@ -134,7 +134,12 @@ Result<std::vector<Flow>> Store::Impl::ReadFlows(
     FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
   }
   out.reserve(sums.size());
-  for (auto& [k, s] : sums) out.push_back({k, s});
+  for (auto& [k, s] : sums) {
+    // A window's total: what the flow carried into the window is final now,
+    // and adds to other flows' (see FlowStats::carried_from_ns).
+    s.carried_from_ns = 0;
+    out.push_back({k, s});
+  }
   return out;
 }
 

@@ -77,6 +77,8 @@ void FlowStatsToWire(const FlowStats& f, s::FlowStats::Builder b) {
   b.setRttMaxUs(f.rtt_max_us);
   b.setFirstSeenNs(f.first_seen_ns);
   b.setLastSeenNs(f.last_seen_ns);
+  b.setCarried(f.carried);
+  b.setCarriedFromNs(f.carried_from_ns);
 }
 
 FlowStats FlowStatsFromWire(s::FlowStats::Reader r) {
@@ -92,6 +94,8 @@ FlowStats FlowStatsFromWire(s::FlowStats::Reader r) {
   f.rtt_max_us = r.getRttMaxUs();
   f.first_seen_ns = r.getFirstSeenNs();
   f.last_seen_ns = r.getLastSeenNs();
+  f.carried = r.getCarried();
+  f.carried_from_ns = r.getCarriedFromNs();
   return f;
 }
 

@@ -135,7 +135,10 @@ TEST_F(AggregatorTest, PassiveConnectionsCollapseThePeerPort) {
   EXPECT_EQ(b.records[1].proc.pid, 4656u);
 }
 
-TEST_F(AggregatorTest, SeedAndKernelOpenOfOneConnectionCountOnce) {
+// Open before meshd looked: carried into the start-up bucket, not opened
+// there, and its bytes so far are a baseline (a previous meshd accounted
+// them, or they moved before any window meshd can speak for).
+TEST_F(AggregatorTest, SeedIsCarriedNotOpenedAndCountsOnceWithTheKernelsOpen) {
   ConnEvent seed =
       Ev(EventKind::kOpen, EventSource::kSeed, Direction::kActive, kT0, Active(40001), nginx_);
   seed.counters = Bytes(500, 700);
@@ -152,9 +155,11 @@ TEST_F(AggregatorTest, SeedAndKernelOpenOfOneConnectionCountOnce) {
   auto flows = ByPidAndPort(b);
   ASSERT_EQ(flows.size(), 1u);
   FlowStats s = flows.begin()->second;
-  EXPECT_EQ(s.connections, 1u);
-  EXPECT_EQ(s.bytes_tx, 1000u);  // the final counters, not seed + close
-  EXPECT_EQ(s.bytes_rx, 1200u);
+  EXPECT_EQ(s.connections, 0u);
+  EXPECT_EQ(s.carried, 1u);
+  EXPECT_EQ(s.active(), 1u);
+  EXPECT_EQ(s.bytes_tx, 501u);  // since the seed: 1000 payload bytes at close, 499 at the seed
+  EXPECT_EQ(s.bytes_rx, 500u);
   AggregatorStats st = agg_.Stats();
   EXPECT_EQ(st.duplicate_opens, 1u);
   EXPECT_EQ(st.records, 1u);
@@ -234,13 +239,18 @@ TEST_F(AggregatorTest, UpdatesAddDeltasAndTheCloseOnlyTheRest) {
   close.counters = Bytes(1001, 2000, 80);
   Feed(close);
   Batch b = agg_.TakeBatch();
-  ASSERT_THAT(b.flows, SizeIs(2));
+  // The middle bucket moved nothing, but the connection was open through it.
+  ASSERT_THAT(b.flows, SizeIs(3));
   EXPECT_EQ(b.flows[0].bucket_ns, t);
   EXPECT_EQ(b.flows[0].stats.bytes_tx, 100u);
-  EXPECT_EQ(b.flows[1].bucket_ns, t + 2 * kFlowBucketNs);
-  EXPECT_EQ(b.flows[1].stats.bytes_tx, 900u);
+  EXPECT_EQ(b.flows[1].bucket_ns, t + kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 0u);
+  EXPECT_EQ(b.flows[1].stats.carried, 1u);
+  EXPECT_EQ(b.flows[2].bucket_ns, t + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[2].stats.bytes_tx, 900u);
   FlowStats s = ByPidAndPort(b).begin()->second;
   EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(s.active(), 1u);  // summed over time, one connection
   EXPECT_EQ(s.bytes_tx, 1000u);
   EXPECT_EQ(s.bytes_rx, 2000u);
   EXPECT_EQ(s.segs_out, 10u);
@@ -273,7 +283,7 @@ TEST_F(AggregatorTest, PidReuseMakesADifferentFlow) {
   EXPECT_THAT(b.processes, SizeIs(2));
 }
 
-TEST_F(AggregatorTest, CountsInTheBucketOfTheOpenAndBytesInTheBucketOfTheClose) {
+TEST_F(AggregatorTest, OpenedInTheBucketOfTheOpenCarriedThroughTheRestBytesAtTheClose) {
   const int64_t t = FlowBucketOf(kT0) + 30 * kSec;
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
   ConnEvent close =
@@ -281,14 +291,68 @@ TEST_F(AggregatorTest, CountsInTheBucketOfTheOpenAndBytesInTheBucketOfTheClose) 
   close.counters = Bytes(101, 200);
   Feed(close);
   Batch b = agg_.TakeBatch();
-  ASSERT_THAT(b.flows, SizeIs(2));
+  ASSERT_THAT(b.flows, SizeIs(3));
   EXPECT_EQ(b.flows[0].bucket_ns, FlowBucketOf(t));
   EXPECT_EQ(b.flows[0].stats.connections, 1u);
+  EXPECT_EQ(b.flows[0].stats.carried, 0u);
   EXPECT_EQ(b.flows[0].stats.bytes_tx, 0u);
-  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + kFlowBucketNs);
   EXPECT_EQ(b.flows[1].stats.connections, 0u);
-  EXPECT_EQ(b.flows[1].stats.bytes_tx, 100u);
-  EXPECT_EQ(b.flows[1].stats.last_seen_ns, t + 90 * kSec);
+  EXPECT_EQ(b.flows[1].stats.carried, 1u);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 0u);
+  EXPECT_EQ(b.flows[2].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[2].stats.connections, 0u);
+  EXPECT_EQ(b.flows[2].stats.carried, 1u);
+  EXPECT_EQ(b.flows[2].stats.bytes_tx, 100u);
+  EXPECT_EQ(b.flows[2].stats.last_seen_ns, t + 90 * kSec);
+}
+
+// An idle pooled connection: nothing reports it, yet every bucket it stays
+// open through counts it once, however often Tick runs.
+TEST_F(AggregatorTest, TickCarriesEveryOpenConnectionIntoEachNewBucketOnce) {
+  const int64_t t = FlowBucketOf(kT0) + 10 * kSec;
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40002), nginx_));
+  agg_.Tick(t + kSec);  // same bucket: nothing to carry
+  EXPECT_THAT(agg_.TakeBatch().flows, SizeIs(1));
+  for (int64_t at : {t + 55 * kSec, t + 60 * kSec, t + 61 * kSec, t + 119 * kSec})
+    agg_.Tick(at);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(2));  // one row per bucket for the flow of both
+  EXPECT_EQ(b.flows[0].bucket_ns, FlowBucketOf(t) + kFlowBucketNs);
+  EXPECT_EQ(b.flows[0].stats.carried, 2u);
+  EXPECT_EQ(b.flows[0].stats.connections, 0u);
+  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.carried, 2u);
+  EXPECT_EQ(agg_.Stats().carried, 4u);
+  // Closed: no longer carried.
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 125 * kSec,
+          Active(40001)));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 125 * kSec,
+          Active(40002)));
+  agg_.TakeBatch();
+  agg_.Tick(t + 200 * kSec);
+  EXPECT_TRUE(agg_.TakeBatch().empty());
+}
+
+// A probe thread that did not run for hours (a suspended meshd) carries a
+// connection into the last max_catch_up_buckets buckets and counts the rest.
+TEST_F(AggregatorTest, ALongStallCarriesTheRecentBucketsAndCountsTheSkippedOnes) {
+  AggregatorOptions o;
+  o.max_catch_up_buckets = 3;
+  Aggregator agg(nullptr, o);
+  const int64_t t = FlowBucketOf(kT0);
+  ConnEvent open =
+      Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_);
+  table_.Apply(open);
+  agg.Add(open);
+  agg.TakeBatch();
+  agg.Tick(t + 10 * kFlowBucketNs);
+  Batch b = agg.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(3));
+  EXPECT_EQ(b.flows[0].bucket_ns, t + 8 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[2].bucket_ns, t + 10 * kFlowBucketNs);
+  EXPECT_EQ(agg.Stats().carry_skipped, 7u);  // buckets 1 to 7
 }
 
 TEST_F(AggregatorTest, CloseWithoutOpenIsCountedAtClose) {

@@ -78,6 +78,21 @@ TEST(LookFormat, TextTreeIsShawksWithStatusAndEdgeTotals) {
             "└--> 10.213.0.9:5432 [no-agent]  2 conns 0 B\n");
 }
 
+// A pool opened before the window: every connection open in it counts, and
+// the text says how many of them opened inside it.
+TEST(LookFormat, ConnectionsOpenedBeforeTheWindowCountAndSayHowManyAreNew) {
+  LookResult r = SmallTree();
+  r.root.clients[0].stats->connections = 1;
+  r.root.clients[0].stats->carried = 4;
+  r.root.dependencies[1].stats->connections = 0;
+  r.root.dependencies[1].stats->carried = 1;
+  std::string text = FormatLookTree(r);
+  EXPECT_THAT(text, HasSubstr("on client-1  5 conns (1 new) 3.4 KB\n"));
+  EXPECT_THAT(text, HasSubstr("10.213.0.9:5432 [no-agent]  1 conn (0 new) 0 B\n"));
+  EXPECT_THAT(FormatLookJson(r), HasSubstr(R"("stats": {"connections": 5, "opened": 1, )"));
+  EXPECT_THAT(FormatLookDot(r), HasSubstr("5 conns (1 new)\\n3.4 KB"));
+}
+
 TEST(LookFormat, DeeperLevelsIndentFiveSpacesAndPidWithoutPgid) {
   LookResult r = SmallTree();
   LookNode worker;
@@ -104,17 +119,17 @@ TEST(LookFormat, JsonIsDesignsSchema) {
       R"("status": "ok", "clients": [)"
       R"({"host": "client-1", "addr": "10.213.0.1", "port": null, )"
       R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl"}, )"
-      R"("status": "ok", "stats": {"connections": 12, "bytes_tx": 3000, "bytes_rx": 500, )"
+      R"("status": "ok", "stats": {"connections": 12, "opened": 12, "bytes_tx": 3000, "bytes_rx": 500, )"
       R"("retrans": 1, "rtt_us": 150, "first_seen": "2025-11-21T23:45:46.123Z", )"
       R"("last_seen": "2025-11-21T23:46:40.000Z"}, "clients": [], "dependencies": []}], )"
       R"("dependencies": [)"
       R"({"host": "app-1", "addr": "10.213.0.3", "port": 8000, )"
       R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11"}, )"
-      R"("status": "depth-limit", "stats": {"connections": 1, "bytes_tx": 0, )"
+      R"("status": "depth-limit", "stats": {"connections": 1, "opened": 1, "bytes_tx": 0, )"
       R"("bytes_rx": 2097152, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}, )"
       R"({"host": null, "addr": "10.213.0.9", "port": 5432, "process": null, )"
-      R"("status": "no-agent", "stats": {"connections": 2, "bytes_tx": 0, "bytes_rx": 0, )"
+      R"("status": "no-agent", "stats": {"connections": 2, "opened": 2, "bytes_tx": 0, "bytes_rx": 0, )"
       R"("retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}]}})"
       "\n");

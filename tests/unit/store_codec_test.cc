@@ -189,6 +189,51 @@ TEST(StoreCodec, FlowStatsMergeAddsAndKeepsTheWindow) {
   EXPECT_EQ(a.first_seen_ns, 10);
 }
 
+// Values written before windows counted open connections end at
+// last_seen; they decode with nothing carried, and new values keep theirs.
+TEST(StoreCodec, FlowStatsCarriedRoundTripsAndOlderValuesDecode) {
+  FlowStats old{.connections = 2, .bytes_tx = 7, .first_seen_ns = 5, .last_seen_ns = 9};
+  const std::string old_bytes = EncodeFlowStats(old);
+  FlowStats s = old;
+  s.carried = 4;
+  s.carried_from_ns = testing::kT0;
+  const std::string bytes = EncodeFlowStats(s);
+  EXPECT_EQ(bytes.size(), old_bytes.size() + 1 + 4) << "carried, then the bucket in minutes";
+  auto back = DecodeFlowStats(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, s);
+  auto back_old = DecodeFlowStats(old_bytes);
+  ASSERT_TRUE(back_old.ok());
+  EXPECT_EQ(back_old->carried, 0u);
+  EXPECT_EQ(back_old->carried_from_ns, 0);
+  EXPECT_FALSE(DecodeFlowStats(old_bytes + "\x04").ok()) << "carried without its bucket";
+  EXPECT_FALSE(DecodeFlowStats(bytes + "x").ok());
+}
+
+// Summed over time a flow keeps the earliest bucket's carried count (the
+// connections open when the span began); within one bucket counts add; a
+// window's totals (bucket 0) add across flows.
+TEST(StoreCodec, FlowStatsMergeKeepsTheEarliestBucketsCarried) {
+  const int64_t m = kFlowBucketNs;
+  FlowStats later{.carried = 3, .carried_from_ns = testing::kT0 + 2 * m};
+  FlowStats earlier{.carried = 1, .carried_from_ns = testing::kT0 + m};
+  FlowStats same{.carried = 1, .carried_from_ns = testing::kT0 + m};
+  FlowStats sum = later;
+  sum.Merge(earlier);
+  EXPECT_EQ(sum.carried, 1u);
+  EXPECT_EQ(sum.carried_from_ns, testing::kT0 + m);
+  sum.Merge(later);
+  EXPECT_EQ(sum.carried, 1u) << "order does not matter";
+  sum.Merge(same);
+  EXPECT_EQ(sum.carried, 2u);
+  FlowStats none{.connections = 1};  // a value from before: no bucket
+  sum.Merge(none);
+  EXPECT_EQ(sum.carried, 2u);
+  FlowStats total_a{.connections = 1, .carried = 2}, total_b{.carried = 3};
+  total_a.Merge(total_b);
+  EXPECT_EQ(total_a.active(), 6u);
+}
+
 TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
   ProcessDetails p = testing::MakeProcess(77, "nginx");
   auto sp = DecodeProcessValue({77, 1077}, EncodeProcessValue(p, testing::kT0));
