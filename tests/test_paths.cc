@@ -11,6 +11,9 @@ const char* const kTestdata = FM_PATH_TESTDATA;
 const char* const kMeshd = FM_PATH_MESHD;
 const char* const kMeshctl = FM_PATH_MESHCTL;
 #endif
+#ifdef FM_PATH_POOL_PY
+const char* const kPoolPy = FM_PATH_POOL_PY;
+#endif
 #ifdef FM_PATH_LAB_SH
 const char* const kLabSh = FM_PATH_LAB_SH;
 const char* const kTopologySh = FM_PATH_TOPOLOGY_SH;

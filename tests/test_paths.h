@@ -13,6 +13,7 @@ extern const char* const kLabSh;  // tests/integration/lab.sh
 extern const char* const kTopologySh;
 extern const char* const kPingPongPy;
 extern const char* const kHostilePeerPy;
+extern const char* const kPoolPy;  // tests/tools/pool.py
 
 }  // namespace flowmesh::testing::paths
 
@@ -23,3 +24,4 @@ extern const char* const kHostilePeerPy;
 #define TOPOLOGY_SH (::flowmesh::testing::paths::kTopologySh)
 #define PING_PONG_PY (::flowmesh::testing::paths::kPingPongPy)
 #define HOSTILE_PEER_PY (::flowmesh::testing::paths::kHostilePeerPy)
+#define POOL_PY (::flowmesh::testing::paths::kPoolPy)
