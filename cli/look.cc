@@ -24,9 +24,14 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "address no meshd owns, [unreachable] a node that did not answer, [cycle] a process\n"
       "already on its own path (the calls went round), [depth-limit] where --depth stopped\n"
       "the walk. A process two branches share (two apps, one redis) shows under each.\n"
+      "A window holds every connection that was open at some moment in it: opened before\n"
+      "it, closed after it, or still open (a pool opened at deploy time shows in every\n"
+      "window since). 'N conns SIZE' on a line is those connections and the payload bytes\n"
+      "they moved in the window; '(K new)' follows when some of them opened before it.\n"
       "Flows are kept per minute: a window takes in the whole minutes it touches.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
-      "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md.");
+      "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md;\n"
+      "a node's stats have connections (open in the window) and opened (opened in it).");
   cmd->add_option("target", o->target,
                   "the endpoint, e.g. 10.213.0.2:80 or [::1]:8080; or a host's address alone")
       ->type_name("IP[:PORT]")
