@@ -5,7 +5,8 @@
     pool.py clients --connect IP:PORT --count N [--name NAME]
                     [--source-base IP --sources K] [--ping-every SECONDS] [--quiet]
 
-serve echoes every byte it receives, on any number of connections.
+serve echoes every byte it receives, on any number of connections; several
+serve processes may listen on one port (SO_REUSEPORT).
 clients opens N connections (from K source addresses counting up from
 --source-base, when given), prints "ready N" once all are open, and holds
 them. Every --ping-every seconds it sends 16 bytes on each connection and
@@ -42,6 +43,9 @@ def serve(args):
     sel = selectors.DefaultSelector()
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Several servers may share the port (a prefork server, or more
+    # connections than one process may hold files).
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     ls.bind(args.listen)
     ls.listen(4096)
     ls.setblocking(False)
