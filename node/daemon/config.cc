@@ -131,7 +131,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
-  std::string ring_size = "8M", reconcile = "30s", account = "10s";
+  std::string ring_size = "8M", reconcile = "30s", account = "30s";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
 
@@ -225,7 +225,8 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "are read from sock_diag, so a long-lived connection's traffic lands in the "
                  "minute it moved (polling mode reads them every --probe-interval); 0s = only "
                  "at close, when all of it lands in the close's minute. One dump of every open "
-                 "connection each time: see docs/bench.md for the cost at 10k and 50k")
+                 "connection each time, shared with --reconcile-interval's: see docs/bench.md "
+                 "for the cost at 10k and 50k")
       ->type_name("DURATION")
       ->envname("MESHD_ACCOUNT_INTERVAL")
       ->capture_default_str();

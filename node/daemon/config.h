@@ -29,7 +29,7 @@ struct DaemonConfig {
   // sock_diag for closes the probe missed; 0 = never.
   std::chrono::milliseconds reconcile_interval{30'000};
   // Streaming mode: how often open connections' counters are read (0 = never).
-  std::chrono::milliseconds account_interval{10'000};
+  std::chrono::milliseconds account_interval{30'000};
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

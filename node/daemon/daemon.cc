@@ -236,7 +236,10 @@ void Daemon::CheckKernelIfDue() {
   const int64_t account_ns = config_.account_interval.count() * 1'000'000;
   const bool account = account_ns > 0 && now >= next_account_ns_;
   if (!reconcile && !account) return;
-  if (account) next_account_ns_ = now + account_ns;
+  // Any dump reads every open connection's counters: the next reading is
+  // due an interval after this one, so with equal intervals accounting
+  // rides on reconciliation's dumps instead of adding its own.
+  if (account_ns > 0) next_account_ns_ = now + account_ns;
   const uint64_t seq = pipeline_.table().Sequence();
   const int64_t taken_ns = RealtimeNs();
   Result<Snapshot> snap = kernel_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false);
@@ -262,7 +265,7 @@ void Daemon::CheckKernelIfDue() {
   // never inserts, so a dump racing the ring buffer resurrects nothing.
   for (ConnEvent& c : snap->connections) c.kind = EventKind::kUpdate;
   pipeline_.OnEvents(snap->connections);
-  if (account) account_dumps_.fetch_add(1, std::memory_order_relaxed);
+  account_dumps_.fetch_add(1, std::memory_order_relaxed);
 }
 
 int Daemon::Run() {

@@ -104,7 +104,7 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<Snapshotter> kernel_snapshotter_;
   int64_t next_account_ns_ = 0;  // CLOCK_MONOTONIC
-  std::atomic<uint64_t> account_dumps_{0};
+  std::atomic<uint64_t> account_dumps_{0};  // dumps whose counters were read, for either reason
   std::atomic<uint64_t> account_failures_{0};
 
   // Last, so it is destroyed first: its thread reads everything above.

@@ -37,14 +37,16 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->flush_interval, std::chrono::milliseconds(1000));
   EXPECT_EQ(c->retention, std::chrono::hours(7 * 24));
   EXPECT_EQ(c->retention_bytes, 2ull << 30);
+  EXPECT_EQ(c->account_interval, std::chrono::seconds(30)) << "the reconciliation's, sharing its dump";
   c = Parse({"--data-dir", "/tmp/x", "--flush-interval", "250ms", "--retention", "12h",
-             "--retention-size", "0"},
+             "--retention-size", "0", "--account-interval", "0s"},
             &code);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->data_dir, "/tmp/x");
   EXPECT_EQ(c->flush_interval, std::chrono::milliseconds(250));
   EXPECT_EQ(c->retention, std::chrono::hours(12));
   EXPECT_EQ(c->retention_bytes, 0u);
+  EXPECT_EQ(c->account_interval, std::chrono::milliseconds(0));
 }
 
 TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
@@ -53,7 +55,9 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
                                        {"--retention", "30s"},
                                        {"--retention-size", "1M"},
                                        {"--retention-size", "lots"},
-                                       {"--data-dir", ""}}) {
+                                       {"--data-dir", ""},
+                                       {"--account-interval", "500ms"},
+                                       {"--account-interval", "often"}}) {
     int code = -1;
     testing::internal::CaptureStderr();
     EXPECT_FALSE(Parse(bad, &code)) << bad[0] << " " << bad[1];
