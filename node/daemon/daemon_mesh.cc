@@ -21,6 +21,9 @@ Status Daemon::InitMesh() {
   mo.label = config_.cluster_label;
   mo.insecure = config_.insecure;
   mo.answer_query = [this](std::span<const uint8_t> query) { return look_->Answer(query); };
+  mo.refuse_query = [this](std::span<const uint8_t> query, const std::string& why) {
+    return look_->Refuse(query, why);
+  };
   mo.query_latency = &look_->latency().peer;
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
@@ -112,6 +115,7 @@ std::vector<LookMember> Daemon::LookMembers() {
     m.address = std::move(t.address);
     m.live = t.state == mesh::MemberState::kAlive || t.state == mesh::MemberState::kSuspect;
     m.state = mesh::MemberStateName(t.state);
+    m.synced = t.table_known;
     m.addresses = std::move(t.addresses);
     for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
     out.push_back(std::move(m));

@@ -102,6 +102,12 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
            "status` says what each reason means). No series when meshd is not in a mesh.");
   for (const Refusal& r : s.mesh.refusals)
     e.Sample("flowmesh_mesh_refusals_total", {{"reason", r.reason}}, r.count);
+  e.Family("flowmesh_look_unanswered_total", Type::kCounter,
+           "Member queries of looks run from this node that came back without answers, by "
+           "reason: timeout, refused (the member was busy), failed, member_gone, deadline. Each "
+           "made an `unreachable` node in the tree. No series when meshd is not in a mesh.");
+  for (const Refusal& r : s.mesh.look_unanswered)
+    e.Sample("flowmesh_look_unanswered_total", {{"reason", r.reason}}, r.count);
   e.Family("flowmesh_mesh_suspicions_total", Type::kCounter,
            "Members put under suspicion by this node: origin=\"probe\" when its own probe got no "
            "ack, origin=\"peer\" when a peer's news said so.");

@@ -192,9 +192,13 @@ T MeshService::Ask(std::function<T()> fn, T fallback) {
 
 void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
   if (!options_.answer_query) return reply(Unavailable("this node answers no look queries"));
-  if (queries_in_flight_ >= kMaxQueriesInFlight)
-    return reply(
-        Unavailable("busy: " + std::to_string(queries_in_flight_) + " look queries in flight"));
+  if (queries_in_flight_ >= kMaxQueriesInFlight) {
+    queries_refused_++;
+    std::string why = "refused: " + options_.node_name + " is busy with " +
+                      std::to_string(queries_in_flight_) + " look queries in flight";
+    if (options_.refuse_query) return reply(options_.refuse_query(query, why));
+    return reply(Unavailable(why));
+  }
   queries_in_flight_++;
   int64_t arrived_ns = MonotonicNs();
   asio::post(query_pool_, [this, arrived_ns, query = std::move(query),
@@ -339,6 +343,11 @@ MeshStatus MeshService::Summary() {
         m.queries_in = st.queries_in;
         m.refusals = mesh::Refusals(udp_tcp_->stats(), seal);
         for (Refusal& r : mesh::Refusals(st)) m.refusals.push_back(std::move(r));
+        m.refusals.push_back({"look_busy", queries_refused_,
+                              "look queries from other members refused because " +
+                                  std::to_string(kMaxQueriesInFlight) +
+                                  " were already being answered; each asker shows an "
+                                  "unreachable node saying so"});
         m.refusals.push_back({"key_op_misaddressed", keys_->misaddressed(),
                               "key operations addressed to another member (a replay of "
                               "another member's traffic), refused; the keyring is unchanged"});

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <regex>
 #include <sstream>
@@ -244,6 +245,57 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
                    R"(^     └--> 10\.213\.0\.3:9001 \('python3', pgid=\d+\) on app-1 \[cycle\])"),
       "")
       << cycle;
+}
+
+// The same tree from every host (issue 13): 50 rounds, each asking all six
+// hosts at once, with a CPU hog on both cores. Every tree must equal the
+// first one, which must be whole; a node the walk could not answer must show
+// as `unreachable` with its reason, never as a missing branch, and be counted.
+TEST_F(LookLabTest, EveryHostSeesTheSameTreeFiftyTimesUnderCpuLoad) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  CommandResult t = Topology({"traffic", work_, "20"}, 60s);
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  LetEventsArrive();
+  std::string reference = Look(1, {"10.213.0.2:80"});
+  ASSERT_EQ(CountMatching(reference, R"(^(     )?└--> .*\('[a-z0-9-]+', pgid=\d+\) on )"), 6)
+      << reference;
+
+  constexpr int kRounds = 50;
+  // Bounded: the hog ends by itself even if this test is killed.
+  std::string hog = "timeout 150 sh -c 'while :; do :; done'";
+  Background(1, "hog1", hog);
+  Background(1, "hog2", hog);
+  auto start = std::chrono::steady_clock::now();
+  int differing = 0, unreachable = 0;
+  for (int round = 0; round < kRounds; round++) {
+    // All six at once: the answering nodes see concurrent queries.
+    std::string script;
+    for (int i = 1; i <= 6; i++)
+      script += "bash " + std::string(TOPOLOGY_SH) + " ctl " + work_ + " " + std::to_string(i) +
+                " look 10.213.0.2:80 >" + work_ + "/tree" + std::to_string(i) + " 2>&1 & ";
+    CommandResult r = RunCommand({"/bin/sh", "-c", script + "wait"}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (int i = 1; i <= 6; i++) {
+      std::string tree = RunCommand({"/bin/cat", work_ + "/tree" + std::to_string(i)}).out;
+      if (tree == reference) continue;
+      differing++;
+      bool visible = tree.find("[unreachable]") != std::string::npos;
+      unreachable += visible;
+      ADD_FAILURE() << "round " << round << ", asked on " << kHostNames[i - 1]
+                    << (visible ? " (a node is marked unreachable)" : " (SILENTLY different)")
+                    << ":\n"
+                    << tree << "--- expected:\n"
+                    << reference;
+    }
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  // The hogs end with their timeout, or with the lab's namespaces in TearDown.
+  std::printf(
+      "[ measured ] %d rounds x 6 hosts under load: %lld ms, %d trees differ (%d with an "
+      "unreachable node)\n",
+      kRounds, static_cast<long long>(took.count()), differing, unreachable);
+  EXPECT_EQ(differing, 0);
 }
 
 // kill -9 of app-2's meshd: asked before the mesh has noticed, app-2 is an
