@@ -65,7 +65,12 @@ std::vector<PeerView> Daemon::GetPeers() {
 std::vector<EndpointView> Daemon::GetMeshEndpoints() {
   std::vector<EndpointView> out;
   if (!mesh_) return out;
-  for (const mesh::NodeTable& t : mesh_->Tables()) {
+  Result<std::vector<mesh::NodeTable>> tables = mesh_->Tables();
+  if (!tables.ok()) {
+    FM_LOG(Warn, "mesh") << "cannot list the mesh's endpoints: " << tables.status().message();
+    return out;
+  }
+  for (const mesh::NodeTable& t : *tables) {
     for (const mesh::EndpointSummary& e : t.endpoints) {
       EndpointView v;
       v.endpoint.addr = e.addr;
@@ -107,9 +112,10 @@ void Daemon::InitLook() {
   look_ = std::make_unique<LookService>(*store_, std::move(lo));
 }
 
-std::vector<LookMember> Daemon::LookMembers() {
+Result<std::vector<LookMember>> Daemon::LookMembers() {
   std::vector<LookMember> out;
-  for (mesh::NodeTable& t : mesh_->Tables(/*with_gone=*/true)) {
+  FM_ASSIGN_OR_RETURN(std::vector<mesh::NodeTable> tables, mesh_->Tables(/*with_gone=*/true));
+  for (mesh::NodeTable& t : tables) {
     LookMember m;
     m.name = std::move(t.name);
     m.address = std::move(t.address);

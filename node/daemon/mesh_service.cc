@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "node/common/clock.h"
@@ -313,9 +314,13 @@ std::vector<mesh::MemberView> MeshService::Members() {
   return Ask<std::vector<mesh::MemberView>>([this] { return node_->Members(); }, {});
 }
 
-std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
-  return Ask<std::vector<mesh::NodeTable>>([this, with_gone] { return node_->Tables(with_gone); },
-                                           {});
+Result<std::vector<mesh::NodeTable>> MeshService::Tables(bool with_gone) {
+  using Got = std::optional<std::vector<mesh::NodeTable>>;
+  Got got = Ask<Got>([this, with_gone] { return Got(node_->Tables(with_gone)); }, {});
+  if (!got)
+    return Unavailable("the mesh thread did not hand over the members' tables within " +
+                       std::to_string(kAskTimeout.count()) + " s (meshd overloaded?); try again");
+  return std::move(*got);
 }
 
 MeshStatus MeshService::Summary() {

@@ -86,7 +86,9 @@ class MeshService {
   Result<std::vector<mesh::MemberKeys>> Keys(mesh::KeyOp op, const std::string& key);
 
   std::vector<mesh::MemberView> Members();
-  std::vector<mesh::NodeTable> Tables(bool with_gone = false);
+  // Unavailable when the mesh thread does not answer within 2 s: an empty
+  // list would make every member's address look like no agent's.
+  Result<std::vector<mesh::NodeTable>> Tables(bool with_gone = false);
   mesh::MeshStats Stats();
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();

@@ -21,7 +21,8 @@ Result<LookResult> LookService::Walk(const LookQuery& query) {
   if (options_.flush) options_.flush();
   LocalDirectory local(store_, options_.node_name, LocalAddresses(), options_.live_endpoints);
   if (!options_.members) return Look(query, local);
-  RemoteDirectory directory(local, options_.members(), options_.scatter, query.hop_timeout_ns,
+  FM_ASSIGN_OR_RETURN(std::vector<LookMember> members, options_.members());
+  RemoteDirectory directory(local, std::move(members), options_.scatter, query.hop_timeout_ns,
                             MonotonicNs() + query.timeout_ns);
   LookResult result = Look(query, directory);
   const RemoteLookStats& st = directory.stats();

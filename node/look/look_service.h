@@ -39,7 +39,8 @@ struct LookServiceOptions {
   // The mesh's members (dead and departed ones too: their addresses show as
   // unreachable rather than unknown) and how to ask them. Unset: this node
   // is not in a mesh and walks alone.
-  std::function<std::vector<LookMember>()> members;
+  // An error (the mesh did not hand them over) fails the look with it.
+  std::function<Result<std::vector<LookMember>>()> members;
   QueryScatter scatter;
 };
 

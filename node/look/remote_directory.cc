@@ -37,7 +37,8 @@ Unanswered UnansweredOf(const Status& why) {
   const std::string& m = why.message();
   if (m.find("timed out") != std::string::npos || m.find("in time") != std::string::npos)
     return Unanswered::kTimeout;
-  if (m.rfind("refused: ", 0) == 0 || m.find("the peer refused the request") != std::string::npos)
+  if (m.rfind("refused: ", 0) == 0 || m.find("the peer refused the request") != std::string::npos ||
+      m.find("exchanges already in flight") != std::string::npos)
     return Unanswered::kRefused;
   if (m.find("deadline has passed") != std::string::npos) return Unanswered::kDeadline;
   return Unanswered::kFailed;
