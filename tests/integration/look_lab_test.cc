@@ -347,8 +347,10 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
     EXPECT_LT(took, 4s) << "look took "
                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms";
-    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"),
-              "")
+    EXPECT_NE(
+        LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"
+                           R"(.*  \(.+\)$)"),
+        "")
         << tree;
     EXPECT_NE(LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
         << tree;
@@ -372,6 +374,14 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
       ASSERT_TRUE(dead) << Ctl(1, {"peers"}).out;
     }
   }
+  // Both went unanswered and were counted: a refused connection (or a
+  // timeout), then a member not asked because it is dead.
+  std::string st = Ctl(1, {"--json", "status"}).out;
+  EXPECT_NE(LineMatching(st, R"("look_unanswered":\{.*"member_gone":[1-9])"), "") << st;
+  std::string json = Ctl(1, {"look", "10.213.0.2:80", "--format", "json"}).out;
+  EXPECT_NE(json.find(R"("status": "unreachable", "status_detail": "member app-2 is dead")"),
+            std::string::npos)
+      << json;
 }
 
 }  // namespace
