@@ -324,6 +324,13 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
   } else if (a.description.found) {
     c.node.process = Known(a.description.process);
     c.down = a.description.dependencies;
+  } else {
+    // The parent's flows say it was called; the owner has neither a listener
+    // nor a flow there (yet: a loaded meshd reads its events late). Marked,
+    // so a missing subtree is never mistaken for a leaf.
+    c.node.status = LookStatus::kUnconfirmed;
+    c.node.status_detail = "meshd on " + s.owner.name + " has no listener or flow at " +
+                           s.down.remote.ToString() + " in the window";
   }
   out.push_back(std::move(c));
   return out;

@@ -18,7 +18,8 @@ namespace flowmesh {
 
 enum class LookDirection : uint8_t { kBoth, kIn, kOut };  // in = clients, out = dependencies
 // unconfirmed: a client host with meshd where no process has a matching
-// flow (the leaf keeps the server side's counts); unsynced: no member's table
+// flow (the leaf keeps the server side's counts), or a dependency whose
+// owner has no listener or flow there; unsynced: no member's table
 // claims the address, but a live member's table has not arrived yet.
 enum class LookStatus : uint8_t {
   kOk,

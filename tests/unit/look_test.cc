@@ -326,6 +326,18 @@ TEST_F(LookTest, AClientHostWithoutAMatchingProcessIsAnUnconfirmedLeaf) {
             std::string::npos);
 }
 
+// A dependency whose owner (meshd there, answering) has neither a listener
+// nor a flow at it: marked unconfirmed, so its missing subtree shows.
+TEST_F(LookTest, ADependencyItsOwnerCannotConfirmIsMarked) {
+  auto& web = mesh_.Node("web-1").describe[Ep("10.213.0.2:80")];
+  web.dependencies = {{Ep("10.213.0.4:9999"), Conns(7)}};
+  LookResult r = Run("10.213.0.2:80", LookDirection::kOut);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.2:80 ('nginx', pgid=4656) on web-1\n"
+            "└--> 10.213.0.4:9999 on cache-1 [unconfirmed]  7 conns 700 B  (meshd on cache-1 has "
+            "no listener or flow at 10.213.0.4:9999 in the window)\n");
+}
+
 // A node that did not answer says why, in the tree's status_detail.
 TEST_F(LookTest, AnUnreachableNodeCarriesItsReason) {
   LookResult r = Run("10.213.0.2:80", LookDirection::kOut);
