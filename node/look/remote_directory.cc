@@ -168,8 +168,8 @@ std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& qu
 
   for (auto& [name, indices] : by_member) {
     Result<std::vector<LookAnswer>>& got = answers.at(name);
-    // A member that answered may still have refused or failed every question
-    // (its answers then carry why): counted the same as no answer.
+    // A member that answered may still have refused or failed questions (the
+    // answers carry why): counted once per member query, as no answer is.
     Status why = got.status();
     if (got.ok())
       for (const LookAnswer& a : *got)
