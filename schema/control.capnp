@@ -127,6 +127,7 @@ struct MeshInfo {
   falseDeaths @19 :UInt64;
   flaps @20 :UInt64;
   flapping @21 :List(MemberFlapping);
+  lookUnanswered @22 :List(Refusal);  # look queries sent from here without answers, by reason
 }
 
 struct Refusal {
@@ -205,7 +206,11 @@ struct PeerInfo {
 }
 
 enum LookDirection { both @0; in @1; out @2; }
-enum LookStatus { ok @0; noAgent @1; unreachable @2; cycle @3; depthLimit @4; }
+enum LookStatus {
+  ok @0; noAgent @1; unreachable @2; cycle @3; depthLimit @4;
+  unconfirmed @5;  # a client host with meshd that has no matching process
+  unsynced @6;     # no table claims the address; a live member's table is not in yet
+}
 
 struct LookQuery {
   family @0 :UInt16;
@@ -231,6 +236,7 @@ struct LookNode {
   stats @8 :FlowStats;
   clients @9 :List(LookNode);
   dependencies @10 :List(LookNode);
+  statusDetail @11 :Text;  # why the status: the failure of an unreachable node, ...
 }
 
 # meshctl keys: rotation of the cluster key across the running mesh.

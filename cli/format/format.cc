@@ -388,6 +388,12 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
     out += row("look", std::to_string(m.looks) + " run here (" +
                            std::to_string(m.look_round_trips) + " queries sent), " +
                            std::to_string(m.queries_in) + " queries answered for others");
+    std::string unanswered;
+    for (const Refusal& r : m.look_unanswered)
+      if (r.count > 0)
+        unanswered += (unanswered.empty() ? "" : ", ") + std::to_string(r.count) + " " +
+                      TerminalSafe(r.reason);
+    if (!unanswered.empty()) out += row("", "unanswered (unreachable nodes): " + unanswered);
     out += MeshFlappingText(m);
     out += MeshRefusalsText(m);
   } else {
@@ -485,6 +491,9 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
     JsonObject refusals;
     for (const Refusal& r : m.refusals) refusals.Uint(r.reason, r.count);
     mesh.Raw("refusals", std::move(refusals).Finish());
+    JsonObject unanswered;
+    for (const Refusal& r : m.look_unanswered) unanswered.Uint(r.reason, r.count);
+    mesh.Raw("look_unanswered", std::move(unanswered).Finish());
     std::string members = "[";
     for (const MemberFlapping& f : m.flapping) {
       if (members.size() > 1) members += ",";

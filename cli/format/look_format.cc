@@ -60,6 +60,8 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
     out += n.port != 0 ? "  (nothing listens here, and no flows to it in the window)"
                        : "  (no process here connected anywhere in the window)";
   if (n.stats) out += "  " + ConnCount(*n.stats) + " " + FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
+  // Last on the line, so the columns before it read the same with or without.
+  if (!n.status_detail.empty()) out += "  (" + Printable(n.status_detail) + ")";
   out += '\n';
   for (const LookNode& k : n.clients) TreeLines(k, level + 1, true, out);
   for (const LookNode& k : n.dependencies) TreeLines(k, level + 1, false, out);
@@ -84,6 +86,8 @@ void JsonNode(const LookNode& n, std::string& out) {
     out += "null";
   }
   out += ", \"status\": " + Quote(LookStatusName(n.status));
+  out += ", \"status_detail\": " +
+         (n.status_detail.empty() ? std::string("null") : Quote(n.status_detail));
   if (n.stats) {
     const FlowStats& s = *n.stats;
     out += ", \"stats\": {\"connections\": " + std::to_string(s.active()) +

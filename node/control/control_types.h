@@ -55,6 +55,8 @@ struct MeshStatus {
   uint64_t queries_in = 0;        // look and key queries answered for others
   uint64_t looks = 0;             // mesh-wide looks run from here
   uint64_t look_round_trips = 0;  // ... and the queries they sent
+  // Of those, the ones without answers by reason (each an `unreachable` node).
+  std::vector<Refusal> look_unanswered;
   // Every drop and refusal by reason, zeros included, in a fixed order.
   std::vector<Refusal> refusals;
   // Flapping (node/mesh/flapping.h).

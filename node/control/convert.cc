@@ -244,6 +244,12 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
     refusals[i].setCount(st.mesh.refusals[i].count);
     refusals[i].setHelp(st.mesh.refusals[i].help);
   }
+  auto unanswered = m.initLookUnanswered(static_cast<unsigned>(st.mesh.look_unanswered.size()));
+  for (unsigned i = 0; i < st.mesh.look_unanswered.size(); i++) {
+    unanswered[i].setReason(st.mesh.look_unanswered[i].reason);
+    unanswered[i].setCount(st.mesh.look_unanswered[i].count);
+    unanswered[i].setHelp(st.mesh.look_unanswered[i].help);
+  }
   m.setSuspicionsRaised(st.mesh.suspicions_raised);
   m.setSuspicionsReceived(st.mesh.suspicions_received);
   m.setRefutations(st.mesh.refutations);
@@ -296,6 +302,8 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.mesh.look_round_trips = m.getLookRoundTrips();
   for (s::Refusal::Reader r : m.getRefusals())
     st.mesh.refusals.push_back({r.getReason(), r.getCount(), r.getHelp()});
+  for (s::Refusal::Reader r : m.getLookUnanswered())
+    st.mesh.look_unanswered.push_back({r.getReason(), r.getCount(), r.getHelp()});
   st.mesh.suspicions_raised = m.getSuspicionsRaised();
   st.mesh.suspicions_received = m.getSuspicionsReceived();
   st.mesh.refutations = m.getRefutations();

@@ -73,6 +73,8 @@ s::LookStatus LookStatusToWire(LookStatus st) {
     case LookStatus::kUnreachable: return s::LookStatus::UNREACHABLE;
     case LookStatus::kCycle: return s::LookStatus::CYCLE;
     case LookStatus::kDepthLimit: return s::LookStatus::DEPTH_LIMIT;
+    case LookStatus::kUnconfirmed: return s::LookStatus::UNCONFIRMED;
+    case LookStatus::kUnsynced: return s::LookStatus::UNSYNCED;
   }
   return s::LookStatus::OK;
 }
@@ -84,6 +86,8 @@ Result<LookStatus> LookStatusFromWire(s::LookStatus st) {
     case s::LookStatus::UNREACHABLE: return LookStatus::kUnreachable;
     case s::LookStatus::CYCLE: return LookStatus::kCycle;
     case s::LookStatus::DEPTH_LIMIT: return LookStatus::kDepthLimit;
+    case s::LookStatus::UNCONFIRMED: return LookStatus::kUnconfirmed;
+    case s::LookStatus::UNSYNCED: return LookStatus::kUnsynced;
   }
   return InvalidArgument("unknown look status " + std::to_string(static_cast<int>(st)));
 }
@@ -96,6 +100,7 @@ Result<LookNode> LookNodeFromWire(s::LookNode::Reader r, int depth) {
   n.port = r.getPort();
   if (r.getHasProcess()) n.process = DetailsFromWire(r.getProcess());
   FM_ASSIGN_OR_RETURN(n.status, LookStatusFromWire(r.getStatus()));
+  n.status_detail = r.getStatusDetail();
   if (r.getHasStats()) n.stats = FlowStatsFromWire(r.getStats());
   for (s::LookNode::Reader c : r.getClients()) {
     FM_ASSIGN_OR_RETURN(LookNode child, LookNodeFromWire(c, depth + 1));
@@ -200,6 +205,7 @@ void ToCapnp(const LookNode& n, s::LookNode::Builder b) {
   b.setHasProcess(n.process.has_value());
   if (n.process) DetailsToWire(*n.process, b.initProcess());
   b.setStatus(LookStatusToWire(n.status));
+  if (!n.status_detail.empty()) b.setStatusDetail(n.status_detail);
   b.setHasStats(n.stats.has_value());
   if (n.stats) FlowStatsToWire(*n.stats, b.initStats());
   auto clients = b.initClients(static_cast<unsigned>(n.clients.size()));

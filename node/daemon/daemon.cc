@@ -334,6 +334,7 @@ NodeStatus Daemon::GetStatus() {
     s.mesh = mesh_->Summary();
     s.mesh.looks = look_->looks();
     s.mesh.look_round_trips = look_->round_trips();
+    s.mesh.look_unanswered = look_->unanswered();
   }
   if (store_) {
     s.store.stats = store_->Stats();

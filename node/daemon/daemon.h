@@ -65,7 +65,7 @@ class Daemon final : public ControlBackend {
   Status InitMetrics();
   // The look service, after the store; with the mesh's members when in one.
   void InitLook();
-  std::vector<LookMember> LookMembers();
+  Result<std::vector<LookMember>> LookMembers();
   LocalTable MeshTable();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();

@@ -21,6 +21,9 @@ Status Daemon::InitMesh() {
   mo.label = config_.cluster_label;
   mo.insecure = config_.insecure;
   mo.answer_query = [this](std::span<const uint8_t> query) { return look_->Answer(query); };
+  mo.refuse_query = [this](std::span<const uint8_t> query, const std::string& why) {
+    return look_->Refuse(query, why);
+  };
   mo.query_latency = &look_->latency().peer;
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
@@ -62,7 +65,12 @@ std::vector<PeerView> Daemon::GetPeers() {
 std::vector<EndpointView> Daemon::GetMeshEndpoints() {
   std::vector<EndpointView> out;
   if (!mesh_) return out;
-  for (const mesh::NodeTable& t : mesh_->Tables()) {
+  Result<std::vector<mesh::NodeTable>> tables = mesh_->Tables();
+  if (!tables.ok()) {
+    FM_LOG(Warn, "mesh") << "cannot list the mesh's endpoints: " << tables.status().message();
+    return out;
+  }
+  for (const mesh::NodeTable& t : *tables) {
     for (const mesh::EndpointSummary& e : t.endpoints) {
       EndpointView v;
       v.endpoint.addr = e.addr;
@@ -104,14 +112,16 @@ void Daemon::InitLook() {
   look_ = std::make_unique<LookService>(*store_, std::move(lo));
 }
 
-std::vector<LookMember> Daemon::LookMembers() {
+Result<std::vector<LookMember>> Daemon::LookMembers() {
   std::vector<LookMember> out;
-  for (mesh::NodeTable& t : mesh_->Tables(/*with_gone=*/true)) {
+  FM_ASSIGN_OR_RETURN(std::vector<mesh::NodeTable> tables, mesh_->Tables(/*with_gone=*/true));
+  for (mesh::NodeTable& t : tables) {
     LookMember m;
     m.name = std::move(t.name);
     m.address = std::move(t.address);
     m.live = t.state == mesh::MemberState::kAlive || t.state == mesh::MemberState::kSuspect;
     m.state = mesh::MemberStateName(t.state);
+    m.synced = t.table_known;
     m.addresses = std::move(t.addresses);
     for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
     out.push_back(std::move(m));

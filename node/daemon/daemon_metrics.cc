@@ -105,12 +105,21 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
             "timeouts are not counted here; flowmesh_mesh_refusals_total has every drop by "
             "reason.",
             s.mesh.malformed);
-  e.Family("flowmesh_mesh_refusals_total", Type::kCounter,
-           "Everything the mesh dropped or refused, by reason: udp_* datagrams, tcp_* exchange "
-           "connections, seal_* sealing checks, decode_* checks of what opened (`meshctl "
-           "status` says what each reason means). No series when meshd is not in a mesh.");
-  for (const Refusal& r : s.mesh.refusals)
-    e.Sample("flowmesh_mesh_refusals_total", {{"reason", r.reason}}, r.count);
+  // A list of counts by reason as one counter family labelled `reason`.
+  auto by_reason = [&e](const char* name, const char* help, const std::vector<Refusal>& counts) {
+    e.Family(name, Type::kCounter, help);
+    for (const Refusal& r : counts) e.Sample(name, {{"reason", r.reason}}, r.count);
+  };
+  by_reason("flowmesh_mesh_refusals_total",
+            "Everything the mesh dropped or refused, by reason: udp_* datagrams, tcp_* exchange "
+            "connections, seal_* sealing checks, decode_* checks of what opened (`meshctl "
+            "status` says what each reason means). No series when meshd is not in a mesh.",
+            s.mesh.refusals);
+  by_reason("flowmesh_look_unanswered_total",
+            "Member queries of looks run from this node that came back without answers, by "
+            "reason: timeout, refused (the member was busy), failed, member_gone, deadline. "
+            "Each made an `unreachable` node in the tree. No series when meshd is not in a mesh.",
+            s.mesh.look_unanswered);
   e.Family("flowmesh_mesh_suspicions_total", Type::kCounter,
            "Members put under suspicion by this node: origin=\"probe\" when its own probe got no "
            "ack, origin=\"peer\" when a peer's news said so.");

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "node/common/clock.h"
@@ -192,9 +193,13 @@ T MeshService::Ask(std::function<T()> fn, T fallback) {
 
 void MeshService::ServeQuery(mesh::Bytes query, mesh::Transport::ExchangeReply reply) {
   if (!options_.answer_query) return reply(Unavailable("this node answers no look queries"));
-  if (queries_in_flight_ >= kMaxQueriesInFlight)
-    return reply(
-        Unavailable("busy: " + std::to_string(queries_in_flight_) + " look queries in flight"));
+  if (queries_in_flight_ >= kMaxQueriesInFlight) {
+    queries_refused_++;
+    std::string why = "refused: " + options_.node_name + " is busy with " +
+                      std::to_string(queries_in_flight_) + " look queries in flight";
+    if (options_.refuse_query) return reply(options_.refuse_query(query, why));
+    return reply(Unavailable(why));
+  }
   queries_in_flight_++;
   int64_t arrived_ns = MonotonicNs();
   asio::post(query_pool_, [this, arrived_ns, query = std::move(query),
@@ -309,9 +314,13 @@ std::vector<mesh::MemberView> MeshService::Members() {
   return Ask<std::vector<mesh::MemberView>>([this] { return node_->Members(); }, {});
 }
 
-std::vector<mesh::NodeTable> MeshService::Tables(bool with_gone) {
-  return Ask<std::vector<mesh::NodeTable>>([this, with_gone] { return node_->Tables(with_gone); },
-                                           {});
+Result<std::vector<mesh::NodeTable>> MeshService::Tables(bool with_gone) {
+  using Got = std::optional<std::vector<mesh::NodeTable>>;
+  Got got = Ask<Got>([this, with_gone] { return Got(node_->Tables(with_gone)); }, {});
+  if (!got)
+    return Unavailable("the mesh thread did not hand over the members' tables within " +
+                       std::to_string(kAskTimeout.count()) + " s (meshd overloaded?); try again");
+  return std::move(*got);
 }
 
 MeshStatus MeshService::Summary() {
@@ -339,6 +348,11 @@ MeshStatus MeshService::Summary() {
         m.queries_in = st.queries_in;
         m.refusals = mesh::Refusals(udp_tcp_->stats(), seal);
         for (Refusal& r : mesh::Refusals(st)) m.refusals.push_back(std::move(r));
+        m.refusals.push_back({"look_busy", queries_refused_,
+                              "look queries from other members refused because " +
+                                  std::to_string(kMaxQueriesInFlight) +
+                                  " were already being answered; each asker shows an "
+                                  "unreachable node saying so"});
         m.refusals.push_back({"key_op_misaddressed", keys_->misaddressed(),
                               "key operations addressed to another member (a replay of "
                               "another member's traffic), refused; the keyring is unchanged"});

@@ -46,6 +46,11 @@ struct MeshServiceOptions {
   // out). Runs on a query worker thread, never the mesh thread: it reads the
   // store. Unset: this node answers no queries.
   std::function<Result<mesh::Bytes>(std::span<const uint8_t> query)> answer_query;
+  // The answer to a query refused because too many are in flight: each
+  // question carries `why`, so the asker's tree says it. Runs on the mesh
+  // thread (reads no store). Unset: the connection closes without an answer.
+  std::function<Result<mesh::Bytes>(std::span<const uint8_t> query, const std::string& why)>
+      refuse_query;
   // Where the time from a look query's arrival to its answer is recorded
   // (queueing for the query pool included); may be null.
   metrics::Histogram* query_latency = nullptr;
@@ -81,7 +86,9 @@ class MeshService {
   Result<std::vector<mesh::MemberKeys>> Keys(mesh::KeyOp op, const std::string& key);
 
   std::vector<mesh::MemberView> Members();
-  std::vector<mesh::NodeTable> Tables(bool with_gone = false);
+  // Unavailable when the mesh thread does not answer within 2 s: an empty
+  // list would make every member's address look like no agent's.
+  Result<std::vector<mesh::NodeTable>> Tables(bool with_gone = false);
   mesh::MeshStats Stats();
   // What `meshctl status` shows of the mesh (looks are counted by the caller).
   MeshStatus Summary();
@@ -126,7 +133,8 @@ class MeshService {
   // key rotation saves key files).
   asio::thread_pool query_pool_{2};
   std::unique_ptr<mesh::KeyRotation> keys_;
-  int queries_in_flight_ = 0;  // mesh thread only
+  int queries_in_flight_ = 0;     // mesh thread only
+  uint64_t queries_refused_ = 0;  // mesh thread only: refused as busy
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;    // guarded by mu_

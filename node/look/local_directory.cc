@@ -1,4 +1,4 @@
-// LocalDirectory and LocalQuerier: look's questions answered from this
+// LocalDirectory, LocalQuerier and AskOne: look's questions answered from this
 // node's store and live listeners, with processes grouped by pgid.
 #include "node/look/local_directory.h"
 
@@ -254,6 +254,35 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
     return a.process.pid < b.process.pid;
   });
   return out;
+}
+
+LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
+  LookAnswer a;
+  if (q.node.querier == nullptr) {
+    a.status = Unavailable("no way to ask node '" + q.node.name + "'");
+    return a;
+  }
+  switch (q.kind) {
+    case LookQuestion::Kind::kDescribe: {
+      Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w);
+      a.status = r.status();
+      if (r.ok()) a.description = std::move(r).value();
+      break;
+    }
+    case LookQuestion::Kind::kClients: {
+      Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w);
+      a.status = r.status();
+      if (r.ok()) a.clients = std::move(r).value();
+      break;
+    }
+    case LookQuestion::Kind::kActive: {
+      Result<std::vector<ActiveProcess>> r = q.node.querier->Active(q.from, w);
+      a.status = r.status();
+      if (r.ok()) a.active = std::move(r).value();
+      break;
+    }
+  }
+  return a;
 }
 
 LocalDirectory::LocalDirectory(const Store& store, std::string node_name,

@@ -112,6 +112,10 @@ class Directory {
   // returns one answer per question, in order.
   virtual std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
                                       const TimeWindow& w) = 0;
+  // Why an address no node claims may still be a member's: the live members
+  // whose tables have not arrived yet ("" = every table is in, so it is no
+  // agent's). Such an address is `unsynced`, never `no-agent`.
+  virtual std::string Unsynced() const { return ""; }
 };
 
 // One question answered by the querier it names: how a node answers the

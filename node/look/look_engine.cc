@@ -61,9 +61,32 @@ bool ByWeightThenAddress(const Candidate& a, const Candidate& b) {
          std::tie(b.node.addr, b.node.port, b.node.host, pb);
 }
 
+// An address no node claims: no agent's, unless a live member's table is
+// still on its way (then it may well be that member's).
+void Unowned(const Directory& dir, LookNode& n) {
+  std::string pending = dir.Unsynced();
+  if (pending.empty()) {
+    n.status = LookStatus::kNoAgent;
+    return;
+  }
+  n.status = LookStatus::kUnsynced;
+  n.status_detail = "no endpoint table yet from " + pending + ", which may own it";
+}
+
+void Unreachable(const LookAnswer& a, LookNode& n) {
+  n.status = LookStatus::kUnreachable;
+  n.status_detail = a.status.message().empty() ? "no answer" : a.status.message();
+}
+
 std::optional<ProcessDetails> Known(const ProcessDetails& p) {
   if (p.pid == 0) return std::nullopt;  // the "unknown process" of unattributed flows
   return p;
+}
+
+std::string TargetsText(const std::vector<Endpoint>& targets) {
+  std::string out;
+  for (const Endpoint& t : targets) out += (out.empty() ? "" : ", ") + t.ToString();
+  return out;
 }
 
 // The next upward questions of a client process: each client address of its
@@ -181,7 +204,7 @@ void Walker::Describe(Vertex& root) {
   const Endpoint& target = query_.target;
   std::optional<NodeRef> owner = Owner(target.addr, &target, NodeRef{});
   if (!owner) {
-    root.node.status = LookStatus::kNoAgent;
+    Unowned(dir_, root.node);
     return;
   }
   root.node.host = owner->name;
@@ -190,7 +213,7 @@ void Walker::Describe(Vertex& root) {
   AskPending();
   const LookAnswer& a = answers_[slot_keys_[qi]];
   if (!a.status.ok()) {
-    root.node.status = LookStatus::kUnreachable;
+    Unreachable(a, root.node);
     return;
   }
   if (!a.description.found) return;
@@ -209,7 +232,7 @@ std::vector<int> Walker::DescribeHost() {
   const IpAddr& host = query_.target.addr;
   std::optional<NodeRef> owner = Owner(host, nullptr, NodeRef{});
   if (!owner) {
-    arena_[0].node.status = LookStatus::kNoAgent;
+    Unowned(dir_, arena_[0].node);
     return {};
   }
   arena_[0].node.host = owner->name;
@@ -218,7 +241,7 @@ std::vector<int> Walker::DescribeHost() {
   AskPending();
   const LookAnswer& a = answers_[slot_keys_[qi]];
   if (!a.status.ok()) {
-    arena_[0].node.status = LookStatus::kUnreachable;
+    Unreachable(a, arena_[0].node);
     return {};
   }
   std::vector<Candidate> procs;
@@ -245,11 +268,13 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
     // One child per client process (group); answers for several targets merge.
     std::map<std::string, Candidate> by_group;
     std::vector<std::string> order;
-    bool answered = false;
+    const LookAnswer* failed = nullptr;
     for (size_t qi : s.questions) {
       const LookAnswer& a = answers_[slot_keys_[qi]];
-      if (!a.status.ok()) continue;
-      answered = true;
+      if (!a.status.ok()) {
+        failed = &a;
+        continue;
+      }
       for (const ClientProcess& cp : a.clients) {
         std::string key = GroupKey(s.owner.name, cp.process);
         auto [it, inserted] = by_group.try_emplace(key);
@@ -268,12 +293,21 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
       }
     }
     for (const std::string& k : order) out.push_back(std::move(by_group[k]));
-    if (out.empty()) {
+    // A client is never dropped: a host that did not answer for some target
+    // (unreachable), or answered but has no process with a matching flow
+    // (unconfirmed), stays as a host leaf with the server side's counts.
+    if (out.empty() || failed != nullptr) {
       Candidate leaf;
       leaf.node.host = s.owner.name;
       leaf.node.addr = s.up.ip;
       leaf.node.stats = s.up.stats;
-      if (!answered) leaf.node.status = LookStatus::kUnreachable;
+      if (failed != nullptr) {
+        Unreachable(*failed, leaf.node);
+      } else {
+        leaf.node.status = LookStatus::kUnconfirmed;
+        leaf.node.status_detail = "meshd on " + s.owner.name + " has no process with a flow to " +
+                                  TargetsText(s.up.targets) + " in the window";
+      }
       out.push_back(std::move(leaf));
     }
     return out;
@@ -286,10 +320,17 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
   c.where = s.owner;
   const LookAnswer& a = answers_[slot_keys_[s.questions.at(0)]];
   if (!a.status.ok()) {
-    c.node.status = LookStatus::kUnreachable;
+    Unreachable(a, c.node);
   } else if (a.description.found) {
     c.node.process = Known(a.description.process);
     c.down = a.description.dependencies;
+  } else {
+    // The parent's flows say it was called; the owner has neither a listener
+    // nor a flow there (yet: a loaded meshd reads its events late). Marked,
+    // so a missing subtree is never mistaken for a leaf.
+    c.node.status = LookStatus::kUnconfirmed;
+    c.node.status_detail = "meshd on " + s.owner.name + " has no listener or flow at " +
+                           s.down.remote.ToString() + " in the window";
   }
   out.push_back(std::move(c));
   return out;
@@ -362,7 +403,7 @@ LookResult Walker::Run() {
         if (!owner) {
           Candidate leaf;
           leaf.node.addr = u.ip;
-          leaf.node.status = LookStatus::kNoAgent;
+          Unowned(dir_, leaf.node);
           leaf.node.stats = u.stats;
           clients[f].push_back(std::move(leaf));
           continue;
@@ -378,7 +419,7 @@ LookResult Walker::Run() {
           Candidate leaf;
           leaf.node.addr = d.remote.addr;
           leaf.node.port = d.remote.port;
-          leaf.node.status = LookStatus::kNoAgent;
+          Unowned(dir_, leaf.node);
           leaf.node.stats = d.stats;
           deps[f].push_back(std::move(leaf));
           continue;
@@ -414,35 +455,6 @@ LookNode Walker::Materialize(int index) {
 }
 
 }  // namespace
-
-LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
-  LookAnswer a;
-  if (q.node.querier == nullptr) {
-    a.status = Unavailable("no way to ask node '" + q.node.name + "'");
-    return a;
-  }
-  switch (q.kind) {
-    case LookQuestion::Kind::kDescribe: {
-      Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w);
-      a.status = r.status();
-      if (r.ok()) a.description = std::move(r).value();
-      break;
-    }
-    case LookQuestion::Kind::kClients: {
-      Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w);
-      a.status = r.status();
-      if (r.ok()) a.clients = std::move(r).value();
-      break;
-    }
-    case LookQuestion::Kind::kActive: {
-      Result<std::vector<ActiveProcess>> r = q.node.querier->Active(q.from, w);
-      a.status = r.status();
-      if (r.ok()) a.active = std::move(r).value();
-      break;
-    }
-  }
-  return a;
-}
 
 LookResult Look(const LookQuery& query, Directory& directory) {
   return Walker(query, directory).Run();

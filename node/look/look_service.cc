@@ -21,7 +21,8 @@ Result<LookResult> LookService::Walk(const LookQuery& query) {
   if (options_.flush) options_.flush();
   LocalDirectory local(store_, options_.node_name, LocalAddresses(), options_.live_endpoints);
   if (!options_.members) return Look(query, local);
-  RemoteDirectory directory(local, options_.members(), options_.scatter, query.hop_timeout_ns,
+  FM_ASSIGN_OR_RETURN(std::vector<LookMember> members, options_.members());
+  RemoteDirectory directory(local, std::move(members), options_.scatter, query.hop_timeout_ns,
                             MonotonicNs() + query.timeout_ns);
   LookResult result = Look(query, directory);
   const RemoteLookStats& st = directory.stats();
@@ -29,7 +30,33 @@ Result<LookResult> LookService::Walk(const LookQuery& query) {
                         << st.questions << " questions, " << st.failed << " unanswered";
   looks_.fetch_add(1, std::memory_order_relaxed);
   round_trips_.fetch_add(st.round_trips, std::memory_order_relaxed);
+  for (size_t r = 0; r < kUnansweredReasons; r++)
+    unanswered_[r].fetch_add(st.unanswered[r], std::memory_order_relaxed);
   return result;
+}
+
+std::vector<Refusal> LookService::unanswered() const {
+  static constexpr const char* kHelp[kUnansweredReasons] = {
+      "member queries of looks run here not answered within the per-hop timeout",
+      "member queries refused by a member with too many look queries in flight",
+      "member queries that failed: connection refused or reset, a malformed answer, or the "
+      "member's store could not read",
+      "members not asked because they are dead or left",
+      "members not asked because the look's overall deadline had passed",
+  };
+  std::vector<Refusal> out;
+  for (size_t r = 0; r < kUnansweredReasons; r++)
+    out.push_back({std::string(UnansweredName(static_cast<Unanswered>(r))),
+                   unanswered_[r].load(std::memory_order_relaxed), kHelp[r]});
+  return out;
+}
+
+Result<std::vector<uint8_t>> LookService::Refuse(std::span<const uint8_t> bytes,
+                                                 const std::string& why) {
+  FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
+  std::vector<LookAnswer> answers(batch.questions.size());
+  for (LookAnswer& a : answers) a.status = Unavailable(why);
+  return EncodeAnswers(answers);
 }
 
 Result<std::vector<uint8_t>> LookService::Answer(std::span<const uint8_t> bytes) {

@@ -4,6 +4,7 @@
 // metrics.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "node/common/refusal.h"
 #include "node/common/status.h"
 #include "node/look/local_directory.h"
 #include "node/look/look.h"
@@ -37,7 +39,8 @@ struct LookServiceOptions {
   // The mesh's members (dead and departed ones too: their addresses show as
   // unreachable rather than unknown) and how to ask them. Unset: this node
   // is not in a mesh and walks alone.
-  std::function<std::vector<LookMember>()> members;
+  // An error (the mesh did not hand them over) fails the look with it.
+  std::function<Result<std::vector<LookMember>>()> members;
   QueryScatter scatter;
 };
 
@@ -50,9 +53,16 @@ class LookService {
   // Another node's look query (look_wire.h bytes), answered from this node's
   // store; its answer's bytes. Runs on any thread.
   Result<std::vector<uint8_t>> Answer(std::span<const uint8_t> query);
+  // A query this node will not answer (too many in flight): an answer whose
+  // every question carries `why`, so the asker shows the reason rather than
+  // a closed connection. Reads no store; runs on any thread.
+  Result<std::vector<uint8_t>> Refuse(std::span<const uint8_t> query, const std::string& why);
 
   uint64_t looks() const { return looks_.load(std::memory_order_relaxed); }
   uint64_t round_trips() const { return round_trips_.load(std::memory_order_relaxed); }
+  // Member queries of the walks run here that came back without answers, by
+  // reason (Unanswered), zeros included: each made `unreachable` nodes.
+  std::vector<Refusal> unanswered() const;
   LookLatency& latency() { return latency_; }
   const LookLatency& latency() const { return latency_; }
 
@@ -63,6 +73,7 @@ class LookService {
   LookServiceOptions options_;
   std::atomic<uint64_t> looks_{0};        // mesh-wide looks run from here
   std::atomic<uint64_t> round_trips_{0};  // and the queries they sent
+  std::array<std::atomic<uint64_t>, kUnansweredReasons> unanswered_{};
   LookLatency latency_;
 };
 

@@ -21,6 +21,8 @@ std::string_view LookStatusName(LookStatus s) {
     case LookStatus::kUnreachable: return "unreachable";
     case LookStatus::kCycle: return "cycle";
     case LookStatus::kDepthLimit: return "depth-limit";
+    case LookStatus::kUnconfirmed: return "unconfirmed";
+    case LookStatus::kUnsynced: return "unsynced";
   }
   return "ok";
 }
@@ -33,8 +35,9 @@ Result<LookDirection> ParseLookDirection(std::string_view text) {
 }
 
 Result<LookStatus> ParseLookStatus(std::string_view text) {
-  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
-                       LookStatus::kCycle, LookStatus::kDepthLimit})
+  for (LookStatus s :
+       {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable, LookStatus::kCycle,
+        LookStatus::kDepthLimit, LookStatus::kUnconfirmed, LookStatus::kUnsynced})
     if (text == LookStatusName(s)) return s;
   return InvalidArgument("unknown look status '" + std::string(text) + "'");
 }

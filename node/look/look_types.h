@@ -17,7 +17,19 @@
 namespace flowmesh {
 
 enum class LookDirection : uint8_t { kBoth, kIn, kOut };  // in = clients, out = dependencies
-enum class LookStatus : uint8_t { kOk, kNoAgent, kUnreachable, kCycle, kDepthLimit };
+// unconfirmed: a client host with meshd where no process has a matching
+// flow (the leaf keeps the server side's counts), or a dependency whose
+// owner has no listener or flow there; unsynced: no member's table
+// claims the address, but a live member's table has not arrived yet.
+enum class LookStatus : uint8_t {
+  kOk,
+  kNoAgent,
+  kUnreachable,
+  kCycle,
+  kDepthLimit,
+  kUnconfirmed,
+  kUnsynced
+};
 
 std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
 std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...
@@ -43,6 +55,9 @@ struct LookNode {
   uint16_t port = 0;  // 0 = none (a client address)
   std::optional<ProcessDetails> process;
   LookStatus status = LookStatus::kOk;
+  // Why the status, for the reader: the failure of an unreachable node
+  // ("no answer from app-2 in time"), what an unconfirmed host lacks.
+  std::string status_detail;
   std::optional<FlowStats> stats;
   std::vector<LookNode> clients;
   std::vector<LookNode> dependencies;

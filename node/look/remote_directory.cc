@@ -20,6 +20,30 @@ bool ServesAddress(const IpAddr& listener, const IpAddr& addr) {
 
 }  // namespace
 
+std::string_view UnansweredName(Unanswered reason) {
+  switch (reason) {
+    case Unanswered::kTimeout: return "timeout";
+    case Unanswered::kRefused: return "refused";
+    case Unanswered::kFailed: return "failed";
+    case Unanswered::kMemberGone: return "member_gone";
+    case Unanswered::kDeadline: return "deadline";
+  }
+  return "failed";
+}
+
+Unanswered UnansweredOf(const Status& why) {
+  // The transports say these in their messages, not their codes (a timeout
+  // and a reset are both kUnavailable); the phrases are theirs and this file's.
+  const std::string& m = why.message();
+  if (m.find("timed out") != std::string::npos || m.find("in time") != std::string::npos)
+    return Unanswered::kTimeout;
+  if (m.rfind("refused: ", 0) == 0 || m.find("the peer refused the request") != std::string::npos ||
+      m.find("exchanges already in flight") != std::string::npos)
+    return Unanswered::kRefused;
+  if (m.find("deadline has passed") != std::string::npos) return Unanswered::kDeadline;
+  return Unanswered::kFailed;
+}
+
 RemoteDirectory::RemoteDirectory(LocalDirectory& local, std::vector<LookMember> members,
                                  QueryScatter scatter, int64_t hop_timeout_ns,
                                  int64_t deadline_ns)
@@ -29,6 +53,13 @@ RemoteDirectory::RemoteDirectory(LocalDirectory& local, std::vector<LookMember> 
       deadline_ns_(deadline_ns) {
   for (LookMember& m : members) {
     if (m.name == local_.name()) continue;  // this node answers from its own store
+    // Before its table arrives, the address the mesh reaches it at is the
+    // one address known to be its: a live member's own address is never
+    // `no-agent`, even right after it joined.
+    Result<Endpoint> reached = Endpoint::Parse(m.address);
+    if (!m.synced && reached.ok() &&
+        std::find(m.addresses.begin(), m.addresses.end(), reached->addr) == m.addresses.end())
+      m.addresses.push_back(reached->addr);
     members_.push_back(std::move(m));
   }
   // An address a live member has now is its, whatever a dead one had.
@@ -68,6 +99,17 @@ std::optional<NodeRef> RemoteDirectory::OwnerOfAddress(const IpAddr& addr) {
       return Ref(m);
   }
   return std::nullopt;
+}
+
+std::string RemoteDirectory::Unsynced() const {
+  std::string names;
+  int n = 0;
+  for (const LookMember& m : members_) {
+    if (!m.live || m.synced) continue;
+    if (n++ < 3) names += (names.empty() ? "member " : ", ") + m.name;
+  }
+  if (n > 3) names += " and " + std::to_string(n - 3) + " more";
+  return names;
 }
 
 std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& questions,
@@ -126,9 +168,18 @@ std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& qu
 
   for (auto& [name, indices] : by_member) {
     Result<std::vector<LookAnswer>>& got = answers.at(name);
-    if (!got.ok()) {
+    // A member that answered may still have refused or failed questions (the
+    // answers carry why): counted once per member query, as no answer is.
+    Status why = got.status();
+    if (got.ok())
+      for (const LookAnswer& a : *got)
+        if (!a.status.ok()) why = a.status;
+    if (!why.ok()) {
+      Unanswered reason = !by_name_[name]->live ? Unanswered::kMemberGone : UnansweredOf(why);
       stats_.failed++;
-      FM_LOG(Info, "look") << "member " << name << " did not answer: " << got.status().message();
+      stats_.unanswered[static_cast<size_t>(reason)]++;
+      FM_LOG(Info, "look") << "member " << name << " did not answer (" << UnansweredName(reason)
+                           << "): " << why.message();
     }
     for (size_t k = 0; k < indices.size(); k++) {
       if (got.ok()) {

@@ -7,12 +7,14 @@
 // `unreachable` leaf; the rest of the tree still comes back.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "node/look/local_directory.h"
@@ -27,6 +29,9 @@ struct LookMember {
   std::string address;  // where its queries go ("ip:port")
   bool live = true;     // alive or suspect; a gone member is not asked
   std::string state;    // "alive", "dead", ...: why a gone member was not asked
+  // Its endpoint table has arrived. Until then only the address its queries
+  // go to is known to be its; any other address may be its too (`unsynced`).
+  bool synced = true;
   std::vector<IpAddr> addresses;
   std::vector<Endpoint> endpoints;  // where it listens
 };
@@ -44,10 +49,24 @@ using QueryReplies = std::vector<std::optional<Result<std::vector<uint8_t>>>>;
 using QueryScatter = std::function<QueryReplies(
     std::vector<MemberQuery> queries, int64_t timeout_ns, const std::function<void()>& meanwhile)>;
 
+// Why a member's questions came back without answers (each such node is an
+// `unreachable` leaf, the reason in its status_detail): stable metric labels.
+enum class Unanswered : uint8_t {
+  kTimeout,     // no answer within the per-hop timeout
+  kRefused,     // the member refused: too many look queries in flight there
+  kFailed,      // connection refused or reset, malformed answer, its store failed
+  kMemberGone,  // dead or left: not asked
+  kDeadline,    // the whole look's deadline had passed: not asked
+};
+constexpr size_t kUnansweredReasons = 5;
+std::string_view UnansweredName(Unanswered reason);  // "timeout", "refused", ...
+Unanswered UnansweredOf(const Status& why);
+
 struct RemoteLookStats {
   uint64_t round_trips = 0;  // queries sent (one per member per level)
   uint64_t questions = 0;    // questions they carried
-  uint64_t failed = 0;       // queries without an answer (timeout, refused, malformed)
+  uint64_t failed = 0;       // member queries without (every) answer: the sum of `unanswered`
+  std::array<uint64_t, kUnansweredReasons> unanswered{};  // by Unanswered
 };
 
 class RemoteDirectory final : public Directory {
@@ -65,6 +84,7 @@ class RemoteDirectory final : public Directory {
   // at once.
   std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
                               const TimeWindow& w) override;
+  std::string Unsynced() const override;
   const RemoteLookStats& stats() const { return stats_; }
 
  private:

@@ -36,6 +36,9 @@ struct NodeTable {
   std::vector<IpAddr> addresses;
   std::vector<EndpointSummary> endpoints;
   MemberState state = MemberState::kAlive;
+  // Its table of this life has arrived (an empty one counts): false right
+  // after a member joins, until its first table reaches this node.
+  bool table_known = false;
 };
 
 struct MemberView {

@@ -36,6 +36,7 @@ std::vector<NodeTable> MeshNode::Tables(bool with_gone) const {
     // A table from the member's previous life is not its table any more.
     const OwnerTable* held = tables.Find(m.name);
     if (held != nullptr && held->generation == m.generation) {
+      t.table_known = true;
       t.addresses = tables.Addresses(m.name);
       t.endpoints = tables.Endpoints(m.name);
     }

@@ -140,6 +140,8 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   app.dependencies.push_back(Leaf("", 5432, LookStatus::kNoAgent, 3));
   root.dependencies.push_back(app);
   root.clients.push_back(Leaf("client-1", 0, LookStatus::kUnreachable, 4));
+  root.clients.back().status_detail = "no answer from client-1 in time";
+  root.clients.push_back(Leaf("client-2", 0, LookStatus::kUnconfirmed, 2));
   backend_.look_root = root;
   Result<ControlClient> client = ControlClient::Connect(path_);
   ASSERT_TRUE(client.ok());
@@ -163,9 +165,12 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   ASSERT_EQ(got->dependencies[0].dependencies.size(), 1u);
   EXPECT_EQ(got->dependencies[0].dependencies[0].status, LookStatus::kNoAgent);
   EXPECT_FALSE(got->dependencies[0].dependencies[0].process.has_value());
-  ASSERT_EQ(got->clients.size(), 1u);
+  ASSERT_EQ(got->clients.size(), 2u);
   EXPECT_EQ(got->clients[0].status, LookStatus::kUnreachable);
+  EXPECT_EQ(got->clients[0].status_detail, "no answer from client-1 in time");
   EXPECT_EQ(got->clients[0].port, 0);
+  EXPECT_EQ(got->clients[1].status, LookStatus::kUnconfirmed);
+  EXPECT_EQ(got->clients[1].status_detail, "");
 }
 
 TEST_F(ControlTest, ALookErrorReachesTheClient) {

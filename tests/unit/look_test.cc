@@ -110,7 +110,10 @@ class FakeMesh : public Directory {
     return out;
   }
 
+  std::string Unsynced() const override { return unsynced; }
+
   std::vector<size_t> batches;
+  std::string unsynced;  // members whose tables are still on their way
 
  private:
   std::map<std::string, std::unique_ptr<FakeNode>> nodes_;
@@ -169,7 +172,7 @@ TEST_F(LookTest, WalksClientsUpAndDependenciesDown) {
             "└<-- 10.213.0.8 [no-agent]  1 conn 100 B\n"
             "└--> 10.213.0.3:8000 ('python3', pgid=6111) on app-1  12 conns 1.2 KB\n"
             "     └--> 10.213.0.4:6379 ('redis-server', pgid=2127) on cache-1  5 conns 500 B\n"
-            "└--> 10.213.0.5:80 on down-1 [unreachable]  2 conns 200 B\n"
+            "└--> 10.213.0.5:80 on down-1 [unreachable]  2 conns 200 B  (timed out)\n"
             "└--> 10.213.0.9:5432 [no-agent]  2 conns 200 B\n");
   EXPECT_EQ(r.root.status, LookStatus::kOk);
   EXPECT_FALSE(r.root.stats.has_value());
@@ -302,11 +305,75 @@ TEST_F(LookTest, AHostWithoutAPortStartsFromItsProcessesWithActiveFlows) {
   EXPECT_EQ(Run("10.213.0.1").root.status, LookStatus::kUnreachable);
 }
 
+// Issue 13: a client is never dropped. Its host has meshd but no process
+// with a matching flow: a host leaf with the server side's counts, marked
+// unconfirmed and saying why, in text and JSON.
+TEST_F(LookTest, AClientHostWithoutAMatchingProcessIsAnUnconfirmedLeaf) {
+  mesh_.Node("client-1").clients.clear();
+  LookResult r = Run("10.213.0.2:80", LookDirection::kIn);
+  ASSERT_THAT(r.root.clients, SizeIs(2));
+  const LookNode& leaf = r.root.clients[0];
+  EXPECT_EQ(leaf.status, LookStatus::kUnconfirmed);
+  EXPECT_EQ(leaf.host, "client-1");
+  EXPECT_FALSE(leaf.process.has_value());
+  EXPECT_EQ(leaf.stats->connections, 3u);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.2:80 ('nginx', pgid=4656) on web-1\n"
+            "└<-- 10.213.0.1 on client-1 [unconfirmed]  3 conns 300 B  (meshd on client-1 has no "
+            "process with a flow to 10.213.0.2:80 in the window)\n"
+            "└<-- 10.213.0.8 [no-agent]  1 conn 100 B\n");
+  EXPECT_NE(FormatLookJson(r).find(R"("status": "unconfirmed", "status_detail": "meshd on )"),
+            std::string::npos);
+}
+
+// A dependency whose owner (meshd there, answering) has neither a listener
+// nor a flow at it: marked unconfirmed, so its missing subtree shows.
+TEST_F(LookTest, ADependencyItsOwnerCannotConfirmIsMarked) {
+  auto& web = mesh_.Node("web-1").describe[Ep("10.213.0.2:80")];
+  web.dependencies = {{Ep("10.213.0.4:9999"), Conns(7)}};
+  LookResult r = Run("10.213.0.2:80", LookDirection::kOut);
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.2:80 ('nginx', pgid=4656) on web-1\n"
+            "└--> 10.213.0.4:9999 on cache-1 [unconfirmed]  7 conns 700 B  (meshd on cache-1 has "
+            "no listener or flow at 10.213.0.4:9999 in the window)\n");
+}
+
+// A node that did not answer says why, in the tree's status_detail.
+TEST_F(LookTest, AnUnreachableNodeCarriesItsReason) {
+  LookResult r = Run("10.213.0.2:80", LookDirection::kOut);
+  const LookNode& down = r.root.dependencies.at(1);
+  ASSERT_EQ(down.host, "down-1");
+  EXPECT_EQ(down.status, LookStatus::kUnreachable);
+  EXPECT_EQ(down.status_detail, "timed out");
+  EXPECT_NE(FormatLookJson(r).find(R"("status": "unreachable", "status_detail": "timed out")"),
+            std::string::npos);
+  // A client host that does not answer is an unreachable leaf, not a gap.
+  mesh_.Node("client-1").down = true;
+  r = Run("10.213.0.2:80", LookDirection::kIn);
+  EXPECT_EQ(r.root.clients.at(0).status, LookStatus::kUnreachable);
+  EXPECT_EQ(r.root.clients.at(0).status_detail, "timed out");
+}
+
+// An address no table claims while a live member's table is still on its
+// way may be that member's: `unsynced`, never `no-agent`.
+TEST_F(LookTest, AnUnclaimedAddressIsUnsyncedWhileAMembersTableIsMissing) {
+  mesh_.unsynced = "member new-1";
+  LookResult r = Run("10.213.0.2:80");
+  EXPECT_EQ(r.root.clients.at(1).status, LookStatus::kUnsynced);
+  EXPECT_EQ(r.root.dependencies.at(2).status, LookStatus::kUnsynced);
+  EXPECT_EQ(r.root.dependencies.at(2).status_detail,
+            "no endpoint table yet from member new-1, which may own it");
+  EXPECT_EQ(Run("10.213.0.99:80").root.status, LookStatus::kUnsynced);
+  mesh_.unsynced.clear();
+  EXPECT_EQ(Run("10.213.0.99:80").root.status, LookStatus::kNoAgent);
+}
+
 TEST(LookNames, RoundTrip) {
   for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
     EXPECT_EQ(*ParseLookDirection(LookDirectionName(d)), d);
-  for (LookStatus s : {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable,
-                       LookStatus::kCycle, LookStatus::kDepthLimit})
+  for (LookStatus s :
+       {LookStatus::kOk, LookStatus::kNoAgent, LookStatus::kUnreachable, LookStatus::kCycle,
+        LookStatus::kDepthLimit, LookStatus::kUnconfirmed, LookStatus::kUnsynced})
     EXPECT_EQ(*ParseLookStatus(LookStatusName(s)), s);
   EXPECT_EQ(LookStatusName(LookStatus::kNoAgent), "no-agent");
   EXPECT_FALSE(ParseLookDirection("up").ok());

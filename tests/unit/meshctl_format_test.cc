@@ -286,6 +286,7 @@ TEST(StatusFormat, Mesh) {
                    "\"look_round_trips\":9,"),
             std::string::npos)
       << j;
+  EXPECT_EQ(t.find("unanswered"), std::string::npos) << t;  // none: no line
   EXPECT_NE(t.find("refused      nothing\n"), std::string::npos) << t;
   EXPECT_NE(t.find("flapping     0 suspicions raised here, 0 received about others; 0 "
                    "alive<->suspect flaps, 0 false deaths\n"
@@ -293,6 +294,22 @@ TEST(StatusFormat, Mesh) {
                    "times)\n"),
             std::string::npos)
       << t;
+}
+
+// Issue 13: the look's member queries without answers, by reason.
+TEST(StatusFormat, LookUnansweredByReason) {
+  NodeStatus s = SampleStatus();
+  s.mesh = MeshStatus{true, "10.213.0.2:7946", true, 2, 5, 1, 1, 0, 2048, 4096, 3, 7, 2, 9};
+  s.mesh.look_unanswered = {{"timeout", 2, "h"}, {"refused", 0, "h"}, {"member_gone", 1, "h"}};
+  std::string t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("look         2 run here (9 queries sent), 7 queries answered for others\n"
+                   "             unanswered (unreachable nodes): 2 timeout, 1 member_gone\n"),
+            std::string::npos)
+      << t;
+  std::string j = StatusJson(s, s.started_ns);
+  EXPECT_NE(j.find("\"look_unanswered\":{\"timeout\":2,\"refused\":0,\"member_gone\":1}"),
+            std::string::npos)
+      << j;
 }
 
 // Drops and refusals: the text lists those that happened with what they mean, JSON has all;

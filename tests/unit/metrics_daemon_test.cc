@@ -81,6 +81,7 @@ TEST(MetricsRender, RefusalsAndFlappingBecomeSeries) {
   NodeStatus st;
   st.mesh.enabled = true;
   st.mesh.refusals = {{"udp_oversized", 2, "h"}, {"udp_empty", 0, "h"}, {"seal_replayed", 7, "h"}};
+  st.mesh.look_unanswered = {{"timeout", 3, "h"}, {"refused", 1, "h"}};
   st.mesh.suspicions_raised = 1;
   st.mesh.suspicions_received = 4;
   st.mesh.refutations = 3;
@@ -95,6 +96,9 @@ TEST(MetricsRender, RefusalsAndFlappingBecomeSeries) {
            "flowmesh_mesh_refusals_total{reason=\"udp_oversized\"} 2",
            "flowmesh_mesh_refusals_total{reason=\"udp_empty\"} 0",
            "flowmesh_mesh_refusals_total{reason=\"seal_replayed\"} 7",
+           "# TYPE flowmesh_look_unanswered_total counter",
+           "flowmesh_look_unanswered_total{reason=\"timeout\"} 3",
+           "flowmesh_look_unanswered_total{reason=\"refused\"} 1",
            "flowmesh_mesh_suspicions_total{origin=\"probe\"} 1",
            "flowmesh_mesh_suspicions_total{origin=\"peer\"} 4",
            "flowmesh_mesh_refutations_total 3",

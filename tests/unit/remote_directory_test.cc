@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "node/common/clock.h"
+#include "node/look/look_service.h"
 #include "node/look/look_wire.h"
 #include "node/mesh/scatter_gather.h"
 #include "tests/unit/store_test_util.h"
@@ -59,6 +60,13 @@ class MeshLookTest : public ::testing::Test {
       ASSERT_TRUE(batch.ok()) << batch.status().ToString();
       sent_[to].push_back(batch->questions.size());
       if (silent_.count(to)) return;  // never answers: the timeout decides
+      if (busy_.count(to)) {
+        // What meshd's mesh service sends when 16 queries are in flight there.
+        LookService svc(*store_, {});
+        Result<std::vector<uint8_t>> no = svc.Refuse(q, "refused: " + to + " is busy");
+        ASSERT_TRUE(no.ok()) << no.status().ToString();
+        return done(*no);
+      }
       std::vector<LookAnswer> answers(batch->questions.size());
       for (size_t i = 0; i < answers.size(); i++) {
         answers[i].description.found = true;
@@ -85,7 +93,12 @@ class MeshLookTest : public ::testing::Test {
   LocalDirectory local_;
   std::map<std::string, std::vector<size_t>> sent_;
   std::set<std::string> silent_;
+  std::set<std::string> busy_;
 };
+
+size_t Count(const RemoteLookStats& s, Unanswered reason) {
+  return s.unanswered[static_cast<size_t>(reason)];
+}
 
 TEST_F(MeshLookTest, OwnersComeFromTheGossipedTables) {
   auto dir = Directory({
@@ -141,6 +154,42 @@ TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
   EXPECT_TRUE(a[4].status.ok()) << a[4].status.message();  // answered here, from the store
   EXPECT_EQ(dir->stats().round_trips, 2u);
   EXPECT_EQ(dir->stats().questions, 3u);
+  EXPECT_EQ(Count(dir->stats(), Unanswered::kMemberGone), 1u);
+}
+
+// Issue 13: right after a member joins, its table may not be here yet. The
+// address its queries go to is its own; any other address no table claims
+// may be its too, which the walk shows as `unsynced` rather than `no-agent`.
+TEST_F(MeshLookTest, AMemberWithoutItsTableOwnsItsMeshAddressAndIsUnsynced) {
+  LookMember fresh = Table("new-1", "10.213.0.4:7946", {}, {});
+  fresh.synced = false;
+  LookMember gone = Table("old-1", "10.213.0.9:7946", {}, {}, "dead");
+  gone.synced = false;
+  auto dir = Directory({Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}), fresh, gone});
+  EXPECT_EQ(dir->OwnerOfAddress(Ip("10.213.0.4"))->name, "new-1");
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.4:8000")),
+            std::nullopt);  // the engine asks by address
+  EXPECT_FALSE(dir->OwnerOfAddress(Ip("10.213.0.77")).has_value());
+  EXPECT_EQ(dir->Unsynced(), "member new-1");  // a dead member is no reason to wait
+  auto synced = Directory({Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {})});
+  EXPECT_EQ(synced->Unsynced(), "");
+}
+
+// A member that refuses (too many queries in flight) answers every question
+// with the reason, which the tree shows and the stats count as refused.
+TEST_F(MeshLookTest, ARefusalCarriesItsReasonAndIsCounted) {
+  busy_.insert("10.213.0.3:7946");
+  auto dir = Directory({Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),
+                        Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {})});
+  using K = LookQuestion::Kind;
+  NodeRef app = *dir->OwnerOfAddress(Ip("10.213.0.3"));
+  std::vector<LookAnswer> a = dir->Ask({{K::kDescribe, app, Ep("10.213.0.3:8000"), {}},
+                                        {K::kClients, app, Ep("10.213.0.2:80"), Ip("10.213.0.3")}},
+                                       TimeWindow{});
+  ASSERT_EQ(a.size(), 2u);
+  for (const LookAnswer& x : a) EXPECT_EQ(x.status.message(), "refused: 10.213.0.3:7946 is busy");
+  EXPECT_EQ(dir->stats().failed, 1u);
+  EXPECT_EQ(Count(dir->stats(), Unanswered::kRefused), 1u);
 }
 
 TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswers) {
@@ -164,6 +213,7 @@ TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswe
   // scatter-gather's own guard (hop timeout + 1 s) ends the wait.
   EXPECT_LT(took, 3s);
   EXPECT_EQ(dir->stats().failed, 1u);
+  EXPECT_EQ(Count(dir->stats(), Unanswered::kTimeout), 1u);
   // Past the deadline nothing is sent at all.
   sent_.clear();
   auto late = Directory(members, 200'000'000, MonotonicNs() - 1);
@@ -171,6 +221,7 @@ TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswe
                 TimeWindow{});
   EXPECT_FALSE(a[0].status.ok());
   EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(Count(late->stats(), Unanswered::kDeadline), 1u);
 }
 
 }  // namespace
