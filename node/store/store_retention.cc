@@ -1,5 +1,5 @@
-// Retention (by age, then by size) and its background thread, disk usage,
-// Stats and full compaction.
+// Retention (by age, then by size; listen periods go with the flows) and its
+// background thread, disk usage, Stats and full compaction.
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -156,6 +156,8 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
       }
       FM_RETURN_IF_ERROR(
           ExpireProcesses(now_ns - options.retention_ns - kLastSeenRefreshNs).status());
+      // A listen period goes with the flows it could be the root of.
+      FM_RETURN_IF_ERROR(ExpireListenPeriods(cut));
     }
     if (deleted) CompactBefore(cut);
   }
@@ -184,6 +186,7 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
       }
       FM_ASSIGN_OR_RETURN(uint64_t n, DeleteBefore(cut, counts));
       removed += n;
+      FM_RETURN_IF_ERROR(ExpireListenPeriods(cut));
     }
     CompactBefore(cut);
   }

@@ -1,0 +1,193 @@
+// The listen history: who listened on which endpoint when, kept in step
+// with the endpoints table by the same atomic writes, reconciled at start-up,
+// expired with the flows, and read by look for windows in the past.
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "node/store/codec.h"
+#include "node/store/store_impl.h"
+
+namespace flowmesh {
+namespace {
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+Result<ListenPeriod> ReadPeriod(const rocksdb::Iterator& it) {
+  auto key = DecodeListenPeriodKey(View(it.key()));
+  if (!key.ok()) return key.status();
+  return DecodeListenPeriodValue(*key, View(it.value()));
+}
+
+bool SameOwner(const EndpointRecord& a, const EndpointRecord& b) {
+  return a.proc.pid == b.proc.pid && a.proc.start_ticks == b.proc.start_ticks;
+}
+
+}  // namespace
+
+std::map<std::string, EndpointOp> EndpointOps(const Batch& batch) {
+  std::map<std::string, EndpointOp> ops;
+  for (const auto& e : batch.endpoints_added) {
+    EndpointOp& op = ops[EndpointKey(e.netns, e.addr, e.port)];
+    if (!op.add || e.since_ns >= op.add->since_ns) op.add = &e;
+  }
+  for (const auto& e : batch.endpoints_removed) {
+    EndpointOp& op = ops[EndpointKey(e.netns, e.addr, e.port)];
+    op.removed_since = op.removed ? std::max(op.removed_since, e.since_ns) : e.since_ns;
+    op.removed_until = std::max(op.removed_until, e.until_ns);
+    op.removed = true;
+  }
+  return ops;
+}
+
+Status Store::Impl::LoadWatchedUntil() {
+  std::string value;
+  rocksdb::Status s = db->Get({}, meta, std::string(kMetaWatchedUntilKey), &value);
+  if (s.IsNotFound()) return Status::Ok();  // a store from before the listen history
+  if (!s.ok()) return FromRocks(s, "cannot read " + options.dir);
+  auto t = DecodeCount(value);
+  if (!t.ok()) {
+    corrupt->fetch_add(1, std::memory_order_relaxed);
+    return Status::Ok();  // stale periods then close at their own start
+  }
+  watched_until_ = watched_before_open_ = static_cast<int64_t>(*t);
+  return Status::Ok();
+}
+
+Result<std::vector<std::pair<std::string, ListenPeriod>>> Store::Impl::OpenPeriodsOf(
+    const std::string& endpoint_key) const {
+  std::vector<std::pair<std::string, ListenPeriod>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
+  for (it->Seek(endpoint_key); it->Valid() && it->key().starts_with(endpoint_key); it->Next()) {
+    // The key's address length follows from its family byte, so a longer
+    // key with this prefix is this endpoint's: prefix + since (8).
+    Result<ListenPeriod> p = ReadPeriod(*it);
+    if (!p.ok()) {
+      corrupt->fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (p->open()) out.emplace_back(it->key().ToString(), std::move(*p));
+  }
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  return out;
+}
+
+Status Store::Impl::RecordListenPeriods(const std::map<std::string, EndpointOp>& ops,
+                                        int64_t batch_time, rocksdb::WriteBatch* wb) {
+  auto put = [&](const std::string& key, const ListenPeriod& p) {
+    wb->Put(listen_history, key, EncodeListenPeriodValue(p));
+  };
+  for (const auto& [key, op] : ops) {
+    FM_ASSIGN_OR_RETURN(auto open, OpenPeriodsOf(key));
+    const int64_t stopped = op.removed_until > 0 ? op.removed_until : batch_time;
+    if (op.removed) {
+      // Everything open there stopped: a listener that came back in the
+      // same batch (op.adds()) opens a new period below.
+      for (auto& [k, p] : open) {
+        p.until_ns = std::max(p.endpoint.since_ns, stopped);
+        put(k, p);
+      }
+      open.clear();
+    }
+    if (!op.add) continue;
+    const EndpointRecord& a = *op.add;
+    if (!op.adds()) {  // listened and stopped within this batch
+      put(ListenPeriodKey(a.netns, a.addr, a.port, a.since_ns),
+          ListenPeriod{a, std::max(a.since_ns, stopped)});
+      continue;
+    }
+    bool continues = false;
+    for (auto& [k, p] : open) {
+      if (p.endpoint.since_ns == a.since_ns) continue;  // the same listen: rewritten below
+      if (SameOwner(p.endpoint, a)) {
+        // The same process reported again (a seed after a restart): its
+        // period goes on rather than restarting at the report.
+        continues = true;
+        continue;
+      }
+      // The port changed hands without a removal seen: the old owner
+      // listened at most until the new one did.
+      p.until_ns = std::max(p.endpoint.since_ns, a.since_ns);
+      put(k, p);
+    }
+    if (!continues) put(ListenPeriodKey(a.netns, a.addr, a.port, a.since_ns), ListenPeriod{a, 0});
+  }
+  wb->Put(meta, std::string(kMetaWatchedUntilKey),
+          EncodeCount(static_cast<uint64_t>(std::max(watched_until_, batch_time))));
+  return Status::Ok();
+}
+
+Status Store::Impl::ReconcileListenPeriods(const std::vector<EndpointRecord>& live,
+                                           rocksdb::WriteBatch* wb) {
+  std::unordered_map<std::string, const EndpointRecord*> by_key;
+  for (const EndpointRecord& e : live) by_key[EndpointKey(e.netns, e.addr, e.port)] = &e;
+  std::unordered_map<std::string, bool> continued;  // endpoint key -> an open period goes on
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Result<ListenPeriod> p = ReadPeriod(*it);
+    if (!p.ok()) {
+      corrupt->fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (!p->open()) continue;
+    const std::string endpoint_key =
+        EndpointKey(p->endpoint.netns, p->endpoint.addr, p->endpoint.port);
+    auto now = by_key.find(endpoint_key);
+    if (now != by_key.end() && SameOwner(*now->second, p->endpoint)) {
+      continued[endpoint_key] = true;  // one period across the restart
+      continue;
+    }
+    // Gone while meshd was down (or replaced by another owner). It stopped
+    // somewhere between the last time the store vouches meshd watched (its
+    // last batch, or its clean shutdown) and now. The earlier bound is the
+    // one we can stand behind: a window after it and before the restart
+    // does not claim a listener nobody saw.
+    p->until_ns = std::max(p->endpoint.since_ns, watched_before_open_);
+    wb->Put(listen_history, it->key(), EncodeListenPeriodValue(*p));
+  }
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  for (const auto& [endpoint_key, e] : by_key)
+    if (!continued.count(endpoint_key))
+      wb->Put(listen_history, ListenPeriodKey(e->netns, e->addr, e->port, e->since_ns),
+              EncodeListenPeriodValue(ListenPeriod{*e, 0}));
+  return Status::Ok();
+}
+
+Status Store::Impl::ExpireListenPeriods(int64_t cut_ns) {
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Result<ListenPeriod> p = ReadPeriod(*it);
+    if (p.ok() && (p->open() || p->until_ns >= cut_ns)) continue;
+    wb.Delete(listen_history, it->key());  // ended before the cut, or unreadable and so useless
+  }
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  if (wb.Count() == 0) return Status::Ok();
+  return FromRocks(db->Write({}, &wb), "retention cannot delete listen history in " + options.dir);
+}
+
+Result<std::vector<ListenPeriod>> Store::Impl::ListenHistory(
+    const TimeWindow& window, const std::optional<Endpoint>& at) const {
+  std::vector<ListenPeriod> out;
+  if (listen_history == nullptr) return out;  // read-only open of an older store
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Result<ListenPeriod> p = ReadPeriod(*it);
+    if (!p.ok()) {
+      corrupt->fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (!p->Overlaps(window)) continue;
+    if (at && (p->endpoint.port != at->port || !ListenerServes(p->endpoint.addr, at->addr)))
+      continue;
+    out.push_back(std::move(*p));
+  }
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  std::stable_sort(out.begin(), out.end(), [](const ListenPeriod& a, const ListenPeriod& b) {
+    return a.endpoint.since_ns > b.endpoint.since_ns;
+  });
+  return out;
+}
+
+}  // namespace flowmesh
