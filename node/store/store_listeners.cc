@@ -34,9 +34,9 @@ std::map<std::string, EndpointOp> EndpointOps(const Batch& batch) {
   }
   for (const auto& e : batch.endpoints_removed) {
     EndpointOp& op = ops[EndpointKey(e.netns, e.addr, e.port)];
-    op.removed_since = op.removed ? std::max(op.removed_since, e.since_ns) : e.since_ns;
+    if (!op.removed || e.since_ns >= op.removed_since) op.removed = &e;
+    op.removed_since = op.removed->since_ns;
     op.removed_until = std::max(op.removed_until, e.until_ns);
-    op.removed = true;
   }
   return ops;
 }
@@ -88,6 +88,13 @@ Status Store::Impl::RecordListenPeriods(const std::map<std::string, EndpointOp>&
         p.until_ns = std::max(p.endpoint.since_ns, stopped);
         put(k, p);
       }
+      // Nothing open: it listened and stopped between two flushes (the
+      // aggregator then sends the removal alone). Its start is known unless
+      // it predates this meshd (since 0), and then it was closed at start-up.
+      const EndpointRecord& r = *op.removed;
+      if (open.empty() && !op.add && r.since_ns > 0)
+        put(ListenPeriodKey(r.netns, r.addr, r.port, r.since_ns),
+            ListenPeriod{r, std::max(r.since_ns, stopped)});
       open.clear();
     }
     if (!op.add) continue;

@@ -93,6 +93,13 @@ TEST(StoreListenHistory, OneBatchKeepsTheOrderOfWhatHappened) {
   // Came and went within one flush: a closed period, nothing current.
   ASSERT_TRUE(
       Write(*store, {Listen(8080, 6, kT0)}, {Unlisten(Listen(8080, 6, kT0), kT0 + 2 * kSec)}).ok());
+  // The same, as the aggregator sends it: the removal alone, with its start.
+  ASSERT_TRUE(Write(*store, {}, {Unlisten(Listen(8081, 7, kT0 + kSec), kT0 + 3 * kSec)}).ok());
+  EXPECT_EQ(Periods(*store, {}, Endpoint{kHost, 8081}), "7:1-3");
+  // A removal of a listener from before this meshd, unknown to the history,
+  // invents no period (its start is not known).
+  ASSERT_TRUE(Write(*store, {}, {Unlisten(Listen(8082, 8, 0), kT0 + 3 * kSec)}).ok());
+  EXPECT_EQ(Periods(*store, {}, Endpoint{kHost, 8082}), "");
   // Restarted within one flush: the old one closes, the new one is open.
   ASSERT_TRUE(Write(*store, {Listen(6379, 4, kT0)}, {}).ok());
   ASSERT_TRUE(Write(*store, {Listen(6379, 5, kT0 + 5 * kSec)},
