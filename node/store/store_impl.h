@@ -89,6 +89,10 @@ class Store::Impl {
   Status LoadNodeMeta();
   Status LoadTotalRecords();
   Status LoadWatchedUntil();
+  // kMetaWatchedUntilKey = now: an idle node writes no batches, so the
+  // retention thread vouches that meshd still runs. Errors are the next
+  // write's to report.
+  void StampWatched(int64_t now_ns);
 
   Status Write(const Batch& batch);
   Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);

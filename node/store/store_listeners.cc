@@ -55,6 +55,15 @@ Status Store::Impl::LoadWatchedUntil() {
   return Status::Ok();
 }
 
+void Store::Impl::StampWatched(int64_t now_ns) {
+  std::lock_guard lock(write_mu_);
+  if (needs_resume_ || now_ns <= watched_until_) return;
+  if (db->Put({}, meta, std::string(kMetaWatchedUntilKey),
+              EncodeCount(static_cast<uint64_t>(now_ns)))
+          .ok())
+    watched_until_ = now_ns;
+}
+
 Result<std::vector<std::pair<std::string, ListenPeriod>>> Store::Impl::OpenPeriodsOf(
     const std::string& endpoint_key) const {
   std::vector<std::pair<std::string, ListenPeriod>> out;

@@ -268,6 +268,7 @@ void Store::Impl::RetentionLoop() {
   const auto interval = std::chrono::nanoseconds(options.retention_interval_ns);
   while (!thread_cv_.wait_for(lock, interval, [this] { return stop_.load(); })) {
     lock.unlock();
+    StampWatched(RealtimeNs());
     auto removed = EnforceRetention(RealtimeNs());
     if (!removed.ok() && !failing)
       FM_LOG(Warn, "store") << "retention: " << removed.status().message();
