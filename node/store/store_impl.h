@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -149,6 +150,11 @@ class Store::Impl {
   Status ReconcileListenPeriods(const std::vector<EndpointRecord>& live, rocksdb::WriteBatch* wb);
   // Deletes the periods that ended before cut_ns. Caller holds write_mu_.
   Status ExpireListenPeriods(int64_t cut_ns);
+  // fn(key, period) for every readable period whose key starts with
+  // `prefix` ("" = all); malformed ones are counted and skipped.
+  Status ScanListenPeriods(
+      const std::string& prefix,
+      const std::function<void(const rocksdb::Slice& key, ListenPeriod& p)>& fn) const;
   // The open periods of one endpoint (its EndpointKey), with their keys.
   Result<std::vector<std::pair<std::string, ListenPeriod>>> OpenPeriodsOf(
       const std::string& endpoint_key) const;

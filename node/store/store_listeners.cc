@@ -64,21 +64,29 @@ void Store::Impl::StampWatched(int64_t now_ns) {
     watched_until_ = now_ns;
 }
 
-Result<std::vector<std::pair<std::string, ListenPeriod>>> Store::Impl::OpenPeriodsOf(
-    const std::string& endpoint_key) const {
-  std::vector<std::pair<std::string, ListenPeriod>> out;
+Status Store::Impl::ScanListenPeriods(
+    const std::string& prefix,
+    const std::function<void(const rocksdb::Slice& key, ListenPeriod& p)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
-  for (it->Seek(endpoint_key); it->Valid() && it->key().starts_with(endpoint_key); it->Next()) {
-    // The key's address length follows from its family byte, so a longer
-    // key with this prefix is this endpoint's: prefix + since (8).
+  // An endpoint key's address length follows from its family byte, so the
+  // keys under an endpoint's prefix are that endpoint's: prefix + since (8).
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     Result<ListenPeriod> p = ReadPeriod(*it);
     if (!p.ok()) {
       corrupt->fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (p->open()) out.emplace_back(it->key().ToString(), std::move(*p));
+    fn(it->key(), *p);
   }
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  return FromRocks(it->status(), "cannot read listen history from " + options.dir);
+}
+
+Result<std::vector<std::pair<std::string, ListenPeriod>>> Store::Impl::OpenPeriodsOf(
+    const std::string& endpoint_key) const {
+  std::vector<std::pair<std::string, ListenPeriod>> out;
+  FM_RETURN_IF_ERROR(ScanListenPeriods(endpoint_key, [&](const rocksdb::Slice& key, ListenPeriod& p) {
+    if (p.open()) out.emplace_back(key.ToString(), std::move(p));
+  }));
   return out;
 }
 
@@ -139,30 +147,22 @@ Status Store::Impl::ReconcileListenPeriods(const std::vector<EndpointRecord>& li
   std::unordered_map<std::string, const EndpointRecord*> by_key;
   for (const EndpointRecord& e : live) by_key[EndpointKey(e.netns, e.addr, e.port)] = &e;
   std::unordered_map<std::string, bool> continued;  // endpoint key -> an open period goes on
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    Result<ListenPeriod> p = ReadPeriod(*it);
-    if (!p.ok()) {
-      corrupt->fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (!p->open()) continue;
-    const std::string endpoint_key =
-        EndpointKey(p->endpoint.netns, p->endpoint.addr, p->endpoint.port);
+  FM_RETURN_IF_ERROR(ScanListenPeriods("", [&](const rocksdb::Slice& key, ListenPeriod& p) {
+    if (!p.open()) return;
+    const std::string endpoint_key = EndpointKey(p.endpoint.netns, p.endpoint.addr, p.endpoint.port);
     auto now = by_key.find(endpoint_key);
-    if (now != by_key.end() && SameOwner(*now->second, p->endpoint)) {
+    if (now != by_key.end() && SameOwner(*now->second, p.endpoint)) {
       continued[endpoint_key] = true;  // one period across the restart
-      continue;
+      return;
     }
     // Gone while meshd was down (or replaced by another owner). It stopped
     // somewhere between the last time the store vouches meshd watched (its
-    // last batch, or its clean shutdown) and now. The earlier bound is the
-    // one we can stand behind: a window after it and before the restart
-    // does not claim a listener nobody saw.
-    p->until_ns = std::max(p->endpoint.since_ns, watched_before_open_);
-    wb->Put(listen_history, it->key(), EncodeListenPeriodValue(*p));
-  }
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+    // last batch, its clean shutdown, or the retention thread's stamp) and
+    // now. The earlier bound is the one we can stand behind: a window after
+    // it and before the restart does not claim a listener nobody saw.
+    p.until_ns = std::max(p.endpoint.since_ns, watched_before_open_);
+    wb->Put(listen_history, key, EncodeListenPeriodValue(p));
+  }));
   for (const auto& [endpoint_key, e] : by_key)
     if (!continued.count(endpoint_key))
       wb->Put(listen_history, ListenPeriodKey(e->netns, e->addr, e->port, e->since_ns),
@@ -187,19 +187,11 @@ Result<std::vector<ListenPeriod>> Store::Impl::ListenHistory(
     const TimeWindow& window, const std::optional<Endpoint>& at) const {
   std::vector<ListenPeriod> out;
   if (listen_history == nullptr) return out;  // read-only open of an older store
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, listen_history));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    Result<ListenPeriod> p = ReadPeriod(*it);
-    if (!p.ok()) {
-      corrupt->fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (!p->Overlaps(window)) continue;
-    if (at && (p->endpoint.port != at->port || !ListenerServes(p->endpoint.addr, at->addr)))
-      continue;
-    out.push_back(std::move(*p));
-  }
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read listen history from " + options.dir));
+  FM_RETURN_IF_ERROR(ScanListenPeriods("", [&](const rocksdb::Slice&, ListenPeriod& p) {
+    if (!p.Overlaps(window)) return;
+    if (at && (p.endpoint.port != at->port || !ListenerServes(p.endpoint.addr, at->addr))) return;
+    out.push_back(std::move(p));
+  }));
   std::stable_sort(out.begin(), out.end(), [](const ListenPeriod& a, const ListenPeriod& b) {
     return a.endpoint.since_ns > b.endpoint.since_ns;
   });

@@ -23,15 +23,7 @@ const IpAddr kAny4 = IpAddr::V4(0, 0, 0, 0);
 const IpAddr kHost = IpAddr::V4(10, 213, 0, 1);
 
 EndpointRecord Listen(uint16_t port, uint32_t pid, int64_t since, IpAddr addr = kAny4) {
-  EndpointRecord e;
-  e.netns = kNetns;
-  e.addr = addr;
-  e.port = port;
-  e.proc.pid = pid;
-  e.proc.start_ticks = 1000 + pid;
-  e.proc.set_comm("srv" + std::to_string(pid));
-  e.since_ns = since;
-  return e;
+  return MakeListener(port, pid, since, addr);
 }
 
 EndpointRecord Unlisten(EndpointRecord e, int64_t until) {
