@@ -64,9 +64,7 @@ bool SameListener(const EndpointRecord& a, const EndpointRecord& b) {
   return SameEndpoint(a, b) && a.proc.pid == b.proc.pid && a.proc.start_ticks == b.proc.start_ticks;
 }
 
-bool ListensOn(const EndpointRecord& l, const IpAddr& addr) {
-  return ListenerServes(l.addr, addr);
-}
+bool ListensOn(const EndpointRecord& l, const IpAddr& addr) { return ListenerServes(l.addr, addr); }
 
 bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
   if (from.is_unspecified()) return true;

@@ -187,9 +187,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   meta_opt.merge_operator = MakeCountMerge(impl->corrupt);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {kRecordsCf, records_opt}, {kFlowsCf, flows_opt},
-      {kProcessesCf, small_opt}, {kEndpointsCf, small_opt},
-      {kMetaCf, meta_opt},       {kListenHistoryCf, small_opt},
+      {kRecordsCf, records_opt},
+      {kFlowsCf, flows_opt},
+      {kProcessesCf, small_opt},
+      {kEndpointsCf, small_opt},
+      {kMetaCf, meta_opt},
+      {kListenHistoryCf, small_opt},
       {rocksdb::kDefaultColumnFamilyName, small_opt}};
   // Every existing column family must be opened; keep ones we do not know.
   std::vector<std::string> existing;
@@ -210,14 +213,13 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   rocksdb::Status rs;
   if (options.read_only) {
     impl->read_only_reason = "opened read-only";
-    rs = rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs, &impl->handles,
-                                      &raw);
+    rs = rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs, &impl->handles, &raw);
   } else {
     rs = rocksdb::DB::Open(db_options, options.dir, cfs, &impl->handles, &raw);
     if (!rs.ok() && ReadOnlyMayHelp(rs, options.dir)) {
       impl->handles.clear();
-      rocksdb::Status ro =
-          rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs, &impl->handles, &raw);
+      rocksdb::Status ro = rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs,
+                                                        &impl->handles, &raw);
       if (ro.ok()) {
         impl->read_only_reason = "cannot write (" + rs.ToString() + "); " + OpenHint(rs);
         FM_LOG(Error, "store") << "cannot open " << options.dir << " for writing: " << rs.ToString()
@@ -291,7 +293,7 @@ Result<std::vector<Flow>> Store::ReadFlows(const TimeWindow& window,
 Result<std::vector<EndpointRecord>> Store::Endpoints() const { return impl_->Endpoints(); }
 
 Result<std::vector<ListenPeriod>> Store::ListenHistory(const TimeWindow& window,
-                                                      const std::optional<Endpoint>& at) const {
+                                                       const std::optional<Endpoint>& at) const {
   return impl_->ListenHistory(window, at);
 }
 

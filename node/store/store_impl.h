@@ -74,10 +74,10 @@ std::vector<FlowSpan> PlanFlowSpans(int64_t first_bucket, int64_t end_bucket,
 // `since` decides: a re-listen (newer since) survives the removal of its
 // predecessor; add-then-remove of the same listener removes it.
 struct EndpointOp {
-  const EndpointRecord* add = nullptr;  // the newest listen of this key
+  const EndpointRecord* add = nullptr;      // the newest listen of this key
   const EndpointRecord* removed = nullptr;  // the newest removal of this key
-  int64_t removed_since = 0;  // the newest since among the removals
-  int64_t removed_until = 0;  // the latest known end among them; 0 = not known
+  int64_t removed_since = 0;                // the newest since among the removals
+  int64_t removed_until = 0;                // the latest known end among them; 0 = not known
   bool adds() const { return add && (!removed || add->since_ns > removed_since); }
 };
 std::map<std::string, EndpointOp> EndpointOps(const Batch& batch);

@@ -84,9 +84,10 @@ Status Store::Impl::ScanListenPeriods(
 Result<std::vector<std::pair<std::string, ListenPeriod>>> Store::Impl::OpenPeriodsOf(
     const std::string& endpoint_key) const {
   std::vector<std::pair<std::string, ListenPeriod>> out;
-  FM_RETURN_IF_ERROR(ScanListenPeriods(endpoint_key, [&](const rocksdb::Slice& key, ListenPeriod& p) {
-    if (p.open()) out.emplace_back(key.ToString(), std::move(p));
-  }));
+  FM_RETURN_IF_ERROR(
+      ScanListenPeriods(endpoint_key, [&](const rocksdb::Slice& key, ListenPeriod& p) {
+        if (p.open()) out.emplace_back(key.ToString(), std::move(p));
+      }));
   return out;
 }
 
@@ -149,7 +150,8 @@ Status Store::Impl::ReconcileListenPeriods(const std::vector<EndpointRecord>& li
   std::unordered_map<std::string, bool> continued;  // endpoint key -> an open period goes on
   FM_RETURN_IF_ERROR(ScanListenPeriods("", [&](const rocksdb::Slice& key, ListenPeriod& p) {
     if (!p.open()) return;
-    const std::string endpoint_key = EndpointKey(p.endpoint.netns, p.endpoint.addr, p.endpoint.port);
+    const std::string endpoint_key =
+        EndpointKey(p.endpoint.netns, p.endpoint.addr, p.endpoint.port);
     auto now = by_key.find(endpoint_key);
     if (now != by_key.end() && SameOwner(*now->second, p.endpoint)) {
       continued[endpoint_key] = true;  // one period across the restart

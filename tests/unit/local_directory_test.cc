@@ -214,7 +214,8 @@ TEST_F(LocalDirectoryTest, APastWindowShowsWhoListenedThenAndThePresentWhoListen
   ASSERT_TRUE(gap.ok());
   EXPECT_FALSE(gap->found);
   // A window through now: the live one, also when it reaches back to the first.
-  auto present = q.Describe(target, TimeWindow{kT0 + 11 * kMin, std::numeric_limits<int64_t>::max()});
+  auto present =
+      q.Describe(target, TimeWindow{kT0 + 11 * kMin, std::numeric_limits<int64_t>::max()});
   ASSERT_TRUE(present.ok());
   EXPECT_EQ(present->process.pid, 300u);
   auto both = q.Describe(target, TimeWindow{kT0, std::numeric_limits<int64_t>::max()});
@@ -249,7 +250,8 @@ TEST_F(LocalDirectoryTest, AClientsEndpointsAreTheOnesOfTheWindow) {
   ASSERT_TRUE(later.ok());
   ASSERT_THAT(*later, SizeIs(1));
   EXPECT_THAT((*later)[0].endpoints, SizeIs(1)) << "it listened during part of the window";
-  auto after = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0 + 5 * kMin, kT0 + 9 * kMin});
+  auto after =
+      q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0 + 5 * kMin, kT0 + 9 * kMin});
   ASSERT_TRUE(after.ok());
   EXPECT_THAT(*after, IsEmpty()) << "no flows to redis then";
 }
