@@ -115,6 +115,14 @@ TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
     auto store = MustOpen(o);
     ASSERT_TRUE(store);
     ASSERT_TRUE(store->Write(Minutes(40, 2000, &rng)).ok());
+    // Listen periods: one over in the first minute, one still open.
+    Batch listen;
+    listen.endpoints_added = {MakeListener(80, 1, kT0), MakeListener(81, 2, kT0)};
+    ASSERT_TRUE(store->Write(listen).ok());
+    Batch stop;
+    stop.endpoints_removed = {MakeListener(80, 1, kT0)};
+    stop.endpoints_removed[0].until_ns = kT0 + 30 * kSec;
+    ASSERT_TRUE(store->Write(stop).ok());
     ASSERT_TRUE(store->CompactAll().ok());
     full = store->Stats().disk_bytes;
     ASSERT_GT(full, 400'000u);
@@ -134,6 +142,11 @@ TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
   EXPECT_EQ(st.oldest_ns, kT0 + static_cast<int64_t>(*removed / 2000) * kMin);
   EXPECT_EQ(ScanAll(*store, {kT0 + 39 * kMin, kT0 + 40 * kMin}).size(), 2000u)
       << "the newest bucket stays";
+  // The period that ended in a dropped minute went with it; the open one stays.
+  auto periods = store->ListenHistory({});
+  ASSERT_TRUE(periods.ok());
+  ASSERT_EQ(periods->size(), 1u);
+  EXPECT_EQ((*periods)[0].endpoint.port, 81);
 }
 
 TEST(StoreRetention, BackgroundThreadExpiresAndStopsPromptly) {
