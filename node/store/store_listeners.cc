@@ -122,10 +122,18 @@ Status Store::Impl::RecordListenPeriods(const std::map<std::string, EndpointOp>&
           ListenPeriod{a, std::max(a.since_ns, stopped)});
       continue;
     }
+    // A port that changed hands between two reports (no removal seen) comes
+    // with the first owner's start; the new owner began when this batch saw
+    // it, as far as the store can tell.
+    EndpointRecord start = a;
+    for (const auto& [k, p] : open)
+      if (p.endpoint.since_ns == a.since_ns && p.endpoint.proc.known() && !SameOwner(p.endpoint, a))
+        start.since_ns = std::max(a.since_ns + 1, batch_time);
     bool continues = false;
     for (auto& [k, p] : open) {
-      if (p.endpoint.since_ns == a.since_ns) continue;  // the same listen: rewritten below
-      if (SameOwner(p.endpoint, a)) {
+      // The same listen (its owner learned since): rewritten below.
+      if (p.endpoint.since_ns == start.since_ns) continue;
+      if (SameOwner(p.endpoint, start)) {
         // The same process reported again (a seed after a restart): its
         // period goes on rather than restarting at the report.
         continues = true;
@@ -133,10 +141,12 @@ Status Store::Impl::RecordListenPeriods(const std::map<std::string, EndpointOp>&
       }
       // The port changed hands without a removal seen: the old owner
       // listened at most until the new one did.
-      p.until_ns = std::max(p.endpoint.since_ns, a.since_ns);
+      p.until_ns = std::max(p.endpoint.since_ns, start.since_ns);
       put(k, p);
     }
-    if (!continues) put(ListenPeriodKey(a.netns, a.addr, a.port, a.since_ns), ListenPeriod{a, 0});
+    if (!continues)
+      put(ListenPeriodKey(start.netns, start.addr, start.port, start.since_ns),
+          ListenPeriod{start, 0});
   }
   wb->Put(meta, std::string(kMetaWatchedUntilKey),
           EncodeCount(static_cast<uint64_t>(std::max(watched_until_, batch_time))));

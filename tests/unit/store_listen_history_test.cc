@@ -118,6 +118,14 @@ TEST(StoreListenHistory, APortThatChangedHandsAndAnOwnerReportedAgain) {
   // Another owner without the first one's removal: the first ends there.
   ASSERT_TRUE(Write(*store, {Listen(80, 2, kT0 + 7 * kSec)}, {}).ok());
   EXPECT_EQ(Periods(*store, {}), "2:7-open 1:0-7");
+  // Another owner reported with the first one's start (the aggregator keeps
+  // it when a port changes hands between two reports): it begins at the batch.
+  ASSERT_TRUE(Write(*store, {Listen(90, 1, kT0)}, {}).ok());
+  Batch changed;
+  changed.endpoints_added = {Listen(90, 2, kT0)};
+  changed.records = {MakeRecord(kT0 + 8 * kSec, 1, 40000, 80)};  // the batch's time
+  ASSERT_TRUE(store->Write(changed).ok());
+  EXPECT_EQ(Periods(*store, {}, Endpoint{kHost, 90}), "2:8-open 1:0-8");
   // The same listen with its owner learned later: rewritten, not a new period.
   EndpointRecord unknown = Listen(443, 0, kT0);
   unknown.proc = ProcessRef{};
@@ -277,7 +285,9 @@ TEST(StoreListenHistory, AStoreFromBeforeTheHistoryOpensAndKeepsWorking) {
   {
     auto store = MustOpen(TestOptions(dir.path()));
     ASSERT_TRUE(store);
-    ASSERT_TRUE(store->Write(Batch{.records = {MakeRecord(kT0, 1, 40000, 80)}}).ok());
+    Batch b;
+    b.records = {MakeRecord(kT0, 1, 40000, 80)};
+    ASSERT_TRUE(store->Write(b).ok());
   }
   {  // As an older meshd left it: no listen_history column family.
     RawStore raw(dir.path());
