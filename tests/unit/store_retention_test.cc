@@ -105,6 +105,31 @@ TEST(StoreRetention, ProcessesGoWhenNothingHasMentionedThemForTheRetention) {
   EXPECT_EQ(recs[0].proc.comm_view(), "busy");
 }
 
+TEST(StoreRetention, AProcessStaysWhileAListenPeriodOfItIsKept) {
+  TempDir dir;
+  StoreOptions o = TestOptions(dir.path());
+  o.retention_ns = 10 * kMin;
+  auto store = MustOpen(o);
+  ASSERT_TRUE(store);
+  Batch b;
+  b.processes = {MakeProcess(1, "quiet"), MakeProcess(2, "gone"), MakeProcess(3, "old")};
+  b.endpoints_added = {MakeListener(80, 1, kT0), MakeListener(81, 2, kT0),
+                       MakeListener(82, 3, kT0)};
+  ASSERT_TRUE(store->Write(b).ok());
+  Batch stop;  // 2 stops late, 3 early; nothing ever connects to any of them
+  stop.endpoints_removed = {MakeListener(81, 2, kT0), MakeListener(82, 3, kT0)};
+  stop.endpoints_removed[0].until_ns = kT0 + 170 * kMin;
+  stop.endpoints_removed[1].until_ns = kT0 + kMin;
+  ASSERT_TRUE(store->Write(stop).ok());
+  ASSERT_TRUE(store->EnforceRetention(kT0 + 3 * 60 * kMin).ok());
+  auto procs = store->Processes();
+  ASSERT_TRUE(procs.ok());
+  std::vector<std::string> comms;
+  for (const ProcessDetails& p : *procs) comms.push_back(p.comm);
+  EXPECT_EQ(comms, (std::vector<std::string>{"quiet", "gone"}))
+      << "still listening, or listened in the kept time; the early one went";
+}
+
 TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
   TempDir dir;
   StoreOptions o = TestOptions(dir.path());
