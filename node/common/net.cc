@@ -62,6 +62,11 @@ bool IpAddr::is_unspecified() const {
   return true;
 }
 
+bool ListenerServes(const IpAddr& listener, const IpAddr& addr) {
+  if (addr.is_unspecified() || listener == addr) return true;
+  return listener.is_unspecified() && (listener.family == addr.family || !listener.is_v4());
+}
+
 bool IpAddr::is_loopback() const {
   if (is_v4()) return bytes[0] == 127;
   static constexpr uint8_t kLoop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};

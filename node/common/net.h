@@ -43,6 +43,11 @@ struct Endpoint {
   auto operator<=>(const Endpoint&) const = default;
 };
 
+// Does a socket listening on `listener` accept connections to `addr`? The
+// same address does; 0.0.0.0 takes any IPv4 address, :: any address on a
+// dual-stack host; an unspecified `addr` asks about any address.
+bool ListenerServes(const IpAddr& listener, const IpAddr& addr);
+
 struct IpAddrHash {
   size_t operator()(const IpAddr& a) const noexcept;
 };

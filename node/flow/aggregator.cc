@@ -193,6 +193,7 @@ void Aggregator::OnUnlisten(const ConnEvent& ev, Work& w) {
   auto it = listeners_.find(lk);
   if (it != listeners_.end()) {
     w.removed.push_back(it->second);
+    w.removed.back().until_ns = ev.ts_ns;
     listeners_.erase(it);
     return;
   }
@@ -202,6 +203,7 @@ void Aggregator::OnUnlisten(const ConnEvent& ev, Work& w) {
   r.addr = lk.laddr;
   r.port = lk.lport;
   r.proc = ev.proc;
+  r.until_ns = ev.ts_ns;
   w.removed.push_back(r);
 }
 

@@ -136,6 +136,9 @@ struct EndpointRecord {
   uint16_t port = 0;
   ProcessRef proc;
   int64_t since_ns = 0;
+  // In Batch.endpoints_removed: when it stopped listening (0 = not known;
+  // the store then takes the batch's time). Not part of its identity.
+  int64_t until_ns = 0;
   bool operator==(const EndpointRecord& o) const {
     return netns == o.netns && addr == o.addr && port == o.port && proc.pid == o.proc.pid &&
            proc.start_ticks == o.proc.start_ticks && since_ns == o.since_ns;

@@ -1,5 +1,6 @@
-// LocalDirectory, LocalQuerier and AskOne: look's questions answered from this
-// node's store and live listeners, with processes grouped by pgid.
+// LocalDirectory, LocalQuerier and AskOne: look's questions answered from
+// this node's store, its listen history and live listeners, with processes
+// grouped by pgid.
 #include "node/look/local_directory.h"
 
 #include <ifaddrs.h>
@@ -59,12 +60,11 @@ bool SameEndpoint(const EndpointRecord& a, const EndpointRecord& b) {
   return a.netns == b.netns && a.addr == b.addr && a.port == b.port;
 }
 
-// Does a listener on `l` accept connections to `addr`? (0.0.0.0 takes IPv4,
-// :: takes both on a dual-stack host; an unspecified `addr` asks for any.)
-bool ListensOn(const EndpointRecord& l, const IpAddr& addr) {
-  if (addr.is_unspecified() || l.addr == addr) return true;
-  return l.addr.is_unspecified() && (l.addr.family == addr.family || !l.addr.is_v4());
+bool SameListener(const EndpointRecord& a, const EndpointRecord& b) {
+  return SameEndpoint(a, b) && a.proc.pid == b.proc.pid && a.proc.start_ticks == b.proc.start_ticks;
 }
+
+bool ListensOn(const EndpointRecord& l, const IpAddr& addr) { return ListenerServes(l.addr, addr); }
 
 bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
   if (from.is_unspecified()) return true;
@@ -103,7 +103,7 @@ std::vector<IpAddr> LocalAddresses() {
 LocalQuerier::LocalQuerier(const Store& store, ListenerSource listeners)
     : store_(store), listeners_(std::move(listeners)) {}
 
-Result<std::vector<EndpointRecord>> LocalQuerier::Listeners() const {
+Result<std::vector<EndpointRecord>> LocalQuerier::CurrentListeners() const {
   std::vector<EndpointRecord> out = listeners_ ? listeners_() : std::vector<EndpointRecord>{};
   FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> stored, store_.Endpoints());
   for (EndpointRecord& s : stored) {
@@ -114,17 +114,45 @@ Result<std::vector<EndpointRecord>> LocalQuerier::Listeners() const {
   return out;
 }
 
+Result<std::vector<LocalQuerier::WindowListener>> LocalQuerier::Listeners(
+    const TimeWindow& w) const {
+  std::vector<WindowListener> out;
+  // Listening now, so in the window unless they began after it.
+  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> current, CurrentListeners());
+  for (EndpointRecord& e : current)
+    if (e.since_ns <= w.until_ns) out.push_back({std::move(e), 0});
+  FM_ASSIGN_OR_RETURN(std::vector<ListenPeriod> past, store_.ListenHistory(w));
+  for (ListenPeriod& p : past) {
+    // A period of a listener already listed adds nothing: a current one is
+    // the live table's view of the same owner, and periods come latest first.
+    bool listed = std::any_of(out.begin(), out.end(), [&](const WindowListener& l) {
+      return SameListener(l.record, p.endpoint);
+    });
+    if (!listed) out.push_back({std::move(p.endpoint), p.open() ? 0 : p.until_ns});
+  }
+  return out;
+}
+
 Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, const TimeWindow& w) {
   EndpointDescription d;
   d.endpoint = endpoint;
-  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> listeners, Listeners());
+  FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
+  // The listener of the window: the one that listened latest in it (one
+  // still listening first), then an exact address over a wildcard, then the
+  // live table's over the store's.
+  auto later = [](const WindowListener& a, const WindowListener& b) {
+    if ((a.until_ns == 0) != (b.until_ns == 0)) return a.until_ns == 0;
+    return a.until_ns > b.until_ns;
+  };
   const EndpointRecord* listener = nullptr;
-  for (const EndpointRecord& l : listeners) {
-    if (l.port != endpoint.port || !ListensOn(l, endpoint.addr)) continue;
-    // An exact address beats a wildcard; live ones come first.
-    if (listener == nullptr || (l.addr == endpoint.addr && listener->addr != endpoint.addr))
-      listener = &l;
+  const WindowListener* best = nullptr;
+  for (const WindowListener& l : listeners) {
+    if (l.record.port != endpoint.port || !ListensOn(l.record, endpoint.addr)) continue;
+    if (best == nullptr || later(l, *best) ||
+        (!later(*best, l) && l.record.addr == endpoint.addr && best->record.addr != endpoint.addr))
+      best = &l;
   }
+  if (best != nullptr) listener = &best->record;
   FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
   ProcessIndex procs(std::move(all));
 
@@ -186,17 +214,21 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   }
   if (groups.empty()) return std::vector<ClientProcess>{};
 
-  FM_ASSIGN_OR_RETURN(std::vector<EndpointRecord> listeners, Listeners());
+  FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
   for (auto& [key, g] : groups) {
     auto most = std::max_element(g.members.begin(), g.members.end(),
                                  [](const auto& a, const auto& b) { return a.second < b.second; });
     g.cp.process = procs.Representative(procs.Details(most->first.first, most->first.second));
     if (g.cp.process.pid == 0) continue;  // the unknown process listens nowhere we know
     std::vector<const EndpointRecord*> mine;
-    for (const EndpointRecord& l : listeners) {
+    for (const WindowListener& wl : listeners) {
+      const EndpointRecord& l = wl.record;
       if (procs.Group(l.proc.pid, l.proc.start_ticks) != key) continue;
+      const Endpoint at{l.addr, l.port};
+      if (std::find(g.cp.endpoints.begin(), g.cp.endpoints.end(), at) != g.cp.endpoints.end())
+        continue;  // listened there more than once in the window
       mine.push_back(&l);
-      g.cp.endpoints.push_back(Endpoint{l.addr, l.port});
+      g.cp.endpoints.push_back(at);
     }
     if (mine.empty()) continue;
     FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
@@ -297,7 +329,7 @@ bool LocalDirectory::IsLocal(const IpAddr& addr) const {
 }
 
 std::optional<NodeRef> LocalDirectory::OwnerOfEndpoint(const Endpoint& endpoint) {
-  Result<std::vector<EndpointRecord>> listeners = querier_.Listeners();
+  Result<std::vector<EndpointRecord>> listeners = querier_.CurrentListeners();
   if (!listeners.ok()) {
     FM_LOG(Warn, "look") << "cannot read this node's endpoints: " << listeners.status().message();
     return std::nullopt;

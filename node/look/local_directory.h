@@ -26,8 +26,9 @@ class LocalQuerier final : public NodeQuerier {
   // endpoints are the fallback.
   LocalQuerier(const Store& store, ListenerSource listeners);
 
-  // The process listening on `endpoint` (a wildcard listener matches), its
-  // clients by address, and the dependencies of its whole pgid group.
+  // The process listening on `endpoint` in the window (a wildcard listener
+  // matches; of several, the one that listened latest), its clients by
+  // address, and the dependencies of its whole pgid group.
   Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) override;
   // The process groups whose active flows go to `target` from `from` (any
   // loopback address when `from` is loopback, any address when unspecified),
@@ -39,8 +40,16 @@ class LocalQuerier final : public NodeQuerier {
   // when `host` is loopback), each with the endpoints it connected to.
   Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w) override;
 
-  // Live listeners first, then stored ones not also live.
-  Result<std::vector<EndpointRecord>> Listeners() const;
+  // Live listeners first, then stored ones not also live: who listens now.
+  Result<std::vector<EndpointRecord>> CurrentListeners() const;
+  // Who listened in the window: the current listeners that began by its
+  // end, then the store's listen history (the latest start first) for the
+  // rest. until_ns 0 = still listening.
+  struct WindowListener {
+    EndpointRecord record;
+    int64_t until_ns = 0;
+  };
+  Result<std::vector<WindowListener>> Listeners(const TimeWindow& w) const;
 
  private:
   const Store& store_;

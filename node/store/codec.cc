@@ -17,6 +17,7 @@ constexpr char kRecordFormatFlags = 2;
 constexpr uint64_t kRecordFlagReconstructed = 1;
 constexpr char kProcessFormat = 1;
 constexpr char kEndpointFormat = 1;
+constexpr char kListenPeriodFormat = 1;
 
 Status Malformed(std::string_view what, std::string_view value) {
   return {Status::Code::kCorruption, "malformed " + std::string(what) + " value of " +
@@ -308,6 +309,36 @@ Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::str
   e.proc.set_comm(in.String());
   if (!in.done()) return Malformed("endpoint", value);
   return e;
+}
+
+std::string EncodeListenPeriodValue(const ListenPeriod& p) {
+  std::string out;
+  out.push_back(kListenPeriodFormat);
+  PutVarint(&out, p.endpoint.proc.pid);
+  PutVarint(&out, p.endpoint.proc.start_ticks);
+  PutSigned(&out, p.until_ns);
+  PutString(&out, p.endpoint.proc.comm_view());
+  return out;
+}
+
+Result<ListenPeriod> DecodeListenPeriodValue(const ListenPeriodKeyParts& key,
+                                             std::string_view value) {
+  Reader in(value);
+  if (in.Byte() != kListenPeriodFormat) return Malformed("listen period", value);
+  ListenPeriod p;
+  p.endpoint.netns = key.endpoint.netns;
+  p.endpoint.addr = key.endpoint.addr;
+  p.endpoint.port = key.endpoint.port;
+  p.endpoint.since_ns = key.since_ns;
+  p.endpoint.proc.pid = in.U32();
+  p.endpoint.proc.start_ticks = in.U64();
+  p.until_ns = in.I64();
+  const std::string comm = in.String();
+  if (!in.done() || comm.size() >= sizeof(p.endpoint.proc.comm) ||
+      (!p.open() && p.until_ns < p.endpoint.since_ns))
+    return Malformed("listen period", value);
+  p.endpoint.proc.set_comm(comm);
+  return p;
 }
 
 std::string EncodeCount(uint64_t n) {

@@ -10,6 +10,7 @@
 #include "node/common/status.h"
 #include "node/flow/flow.h"
 #include "node/store/keys.h"
+#include "node/store/store.h"
 
 namespace flowmesh {
 
@@ -53,6 +54,12 @@ Result<StoredProcess> DecodeProcessValue(const ProcessKeyParts& key, std::string
 // owner may be long gone from the processes CF.
 std::string EncodeEndpointValue(const EndpointRecord& e);
 Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::string_view value);
+
+// A listen period: owner, end (0 = open) and the owner's comm, for the same
+// reason endpoints keep it. Refused: an end before the start.
+std::string EncodeListenPeriodValue(const ListenPeriod& p);
+Result<ListenPeriod> DecodeListenPeriodValue(const ListenPeriodKeyParts& key,
+                                             std::string_view value);
 
 // Per-bucket record counts: a single varint, summed by the meta merge operator.
 std::string EncodeCount(uint64_t n);

@@ -200,6 +200,20 @@ Result<EndpointKeyParts> DecodeEndpointKey(std::string_view key) {
   return p;
 }
 
+std::string ListenPeriodKey(uint32_t netns, const IpAddr& addr, uint16_t port, int64_t since_ns) {
+  std::string out = EndpointKey(netns, addr, port);
+  PutTime(&out, since_ns);
+  return out;
+}
+
+Result<ListenPeriodKeyParts> DecodeListenPeriodKey(std::string_view key) {
+  if (key.size() < 8) return BadKey("listen period", key);
+  auto endpoint = DecodeEndpointKey(key.substr(0, key.size() - 8));
+  if (!endpoint.ok()) return BadKey("listen period", key);
+  return ListenPeriodKeyParts{*endpoint,
+                              static_cast<int64_t>(GetBigEndian64(key.data() + key.size() - 8))};
+}
+
 std::string CountKey(int64_t bucket_ns) {
   std::string out(1, kMetaCountPrefix);
   PutTime(&out, bucket_ns);

@@ -79,6 +79,17 @@ struct EndpointKeyParts {
 };
 Result<EndpointKeyParts> DecodeEndpointKey(std::string_view key);
 
+// --- listen_history: netns (4) + address + port (2) + since (8), i.e. the
+// endpoint's EndpointKey followed by when the period began. One endpoint's
+// periods are adjacent, oldest first, and a prefix scan finds its open one.
+// The value (codec.h) holds the owner and when the period ended.
+std::string ListenPeriodKey(uint32_t netns, const IpAddr& addr, uint16_t port, int64_t since_ns);
+struct ListenPeriodKeyParts {
+  EndpointKeyParts endpoint;
+  int64_t since_ns = 0;
+};
+Result<ListenPeriodKeyParts> DecodeListenPeriodKey(std::string_view key);
+
 // --- meta: one prefix byte keeps the store's own keys, the per-bucket record
 // counts and the free-form keys of PutMeta apart.
 inline constexpr char kMetaCountPrefix = 'c';
@@ -91,6 +102,10 @@ inline constexpr std::string_view kMetaExpiredBeforeKey = "n/expired_before";
 // Minute buckets before this are summed into the 10-minute and hour buckets
 // too (see store_rollup.cc).
 inline constexpr std::string_view kMetaRolledUpToKey = "n/rolled_up_to";
+// The newest time the store vouches that meshd was watching: the time of its
+// last batch, or of its last clean shutdown. A restart closes the listen
+// periods that the start-up snapshot no longer has at this time.
+inline constexpr std::string_view kMetaWatchedUntilKey = "n/watched_until";
 std::string CountKey(int64_t bucket_ns);  // 'c' + bucket (8)
 Result<int64_t> DecodeCountKey(std::string_view key);
 std::string UserMetaKey(std::string_view key);

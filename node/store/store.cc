@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 
+#include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/store/codec.h"
 #include "node/store/merge_operators.h"
@@ -23,6 +24,9 @@ constexpr const char* kFlowsCf = "flows";
 constexpr const char* kProcessesCf = "processes";
 constexpr const char* kEndpointsCf = "endpoints";
 constexpr const char* kMetaCf = "meta";
+// Added after the first release: Open creates it in an older store; a
+// read-only open of one without it answers with an empty listen history.
+constexpr const char* kListenHistoryCf = "listen_history";
 
 rocksdb::ColumnFamilyOptions BaseCfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
                                            size_t block_size, size_t write_buffer) {
@@ -183,28 +187,39 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   meta_opt.merge_operator = MakeCountMerge(impl->corrupt);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {kRecordsCf, records_opt}, {kFlowsCf, flows_opt},
-      {kProcessesCf, small_opt}, {kEndpointsCf, small_opt},
-      {kMetaCf, meta_opt},       {rocksdb::kDefaultColumnFamilyName, small_opt}};
+      {kRecordsCf, records_opt},
+      {kFlowsCf, flows_opt},
+      {kProcessesCf, small_opt},
+      {kEndpointsCf, small_opt},
+      {kMetaCf, meta_opt},
+      {kListenHistoryCf, small_opt},
+      {rocksdb::kDefaultColumnFamilyName, small_opt}};
   // Every existing column family must be opened; keep ones we do not know.
   std::vector<std::string> existing;
-  if (rocksdb::DB::ListColumnFamilies(db_options, options.dir, &existing).ok()) {
+  const bool listed = rocksdb::DB::ListColumnFamilies(db_options, options.dir, &existing).ok();
+  if (listed) {
     for (const auto& name : existing)
       if (std::none_of(cfs.begin(), cfs.end(), [&](const auto& d) { return d.name == name; }))
         cfs.emplace_back(name, small_opt);
   }
+  // A read-only open cannot create the history of an older store.
+  std::vector<rocksdb::ColumnFamilyDescriptor> read_only_cfs = cfs;
+  const bool has_history =
+      listed && std::find(existing.begin(), existing.end(), kListenHistoryCf) != existing.end();
+  if (!has_history)
+    std::erase_if(read_only_cfs, [](const auto& d) { return d.name == kListenHistoryCf; });
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs;
   if (options.read_only) {
     impl->read_only_reason = "opened read-only";
-    rs = rocksdb::DB::OpenForReadOnly(db_options, options.dir, cfs, &impl->handles, &raw);
+    rs = rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs, &impl->handles, &raw);
   } else {
     rs = rocksdb::DB::Open(db_options, options.dir, cfs, &impl->handles, &raw);
     if (!rs.ok() && ReadOnlyMayHelp(rs, options.dir)) {
       impl->handles.clear();
-      rocksdb::Status ro =
-          rocksdb::DB::OpenForReadOnly(db_options, options.dir, cfs, &impl->handles, &raw);
+      rocksdb::Status ro = rocksdb::DB::OpenForReadOnly(db_options, options.dir, read_only_cfs,
+                                                        &impl->handles, &raw);
       if (ro.ok()) {
         impl->read_only_reason = "cannot write (" + rs.ToString() + "); " + OpenHint(rs);
         FM_LOG(Error, "store") << "cannot open " << options.dir << " for writing: " << rs.ToString()
@@ -224,9 +239,11 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   impl->processes = impl->handles[2];
   impl->endpoints = impl->handles[3];
   impl->meta = impl->handles[4];
+  if (impl->handles[5]->GetName() == kListenHistoryCf) impl->listen_history = impl->handles[5];
 
   FM_RETURN_IF_ERROR(impl->LoadNodeMeta());
   FM_RETURN_IF_ERROR(impl->LoadTotalRecords());
+  FM_RETURN_IF_ERROR(impl->LoadWatchedUntil());
   FM_LOG(Info, "store") << "opened " << options.dir << ": node " << impl->node_meta.node_id
                         << " generation " << impl->node_meta.generation << ", "
                         << impl->total_records.load() << " records";
@@ -242,7 +259,14 @@ Store::Impl::~Impl() {
   rocksdb::Status s;
   // Not after a failed write: syncing a WAL that failed aborts in Debian's
   // librocksdb 7.8 (an assertion), and there is nothing new in it to keep.
-  if (read_only_reason.empty() && !needs_resume_) s = db->FlushWAL(/*sync=*/true);
+  if (read_only_reason.empty() && !needs_resume_) {
+    // meshd watched until now: a listener the next start-up no longer sees
+    // stopped after this, not after the last batch (store_listeners.cc).
+    const int64_t watched = std::max(watched_until_, RealtimeNs());
+    s = db->Put({}, meta, std::string(kMetaWatchedUntilKey),
+                EncodeCount(static_cast<uint64_t>(watched)));
+    if (s.ok()) s = db->FlushWAL(/*sync=*/true);
+  }
   if (!s.ok())
     FM_LOG(Warn, "store") << "syncing the WAL of " << options.dir << ": " << s.ToString();
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
@@ -267,6 +291,11 @@ Result<std::vector<Flow>> Store::ReadFlows(const TimeWindow& window,
 }
 
 Result<std::vector<EndpointRecord>> Store::Endpoints() const { return impl_->Endpoints(); }
+
+Result<std::vector<ListenPeriod>> Store::ListenHistory(const TimeWindow& window,
+                                                       const std::optional<Endpoint>& at) const {
+  return impl_->ListenHistory(window, at);
+}
 
 Status Store::ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints) {
   return impl_->ReplaceEndpoints(endpoints);

@@ -1,7 +1,7 @@
 // meshd's own history in an embedded RocksDB under --data-dir: closed
 // connection records keyed by close time, flows summed per minute bucket,
-// process details, local endpoints and node metadata, one column family
-// each. A Batch is written atomically through the WAL, so kill -9 keeps
+// process details, local endpoints, who listened where when, and node
+// metadata, one column family each. A Batch is written atomically through the WAL, so kill -9 keeps
 // every batch that Write returned OK for and never half of one.
 #pragma once
 
@@ -39,6 +39,17 @@ struct RecordFilter {
   bool Matches(const ConnRecord& r) const;
 };
 
+// One period during which a process listened on an endpoint: the owner and
+// start (endpoint.since_ns) as the listener was recorded, and its end.
+struct ListenPeriod {
+  EndpointRecord endpoint;
+  int64_t until_ns = 0;  // 0 = still listening
+  bool open() const { return until_ns == 0; }
+  bool Overlaps(const TimeWindow& w) const {
+    return endpoint.since_ns <= w.until_ns && (open() || until_ns >= w.since_ns);
+  }
+};
+
 // Identity of this node's store: a random id made on first open, and a
 // generation that grows by one on every open (the mesh gossips both).
 struct NodeMeta {
@@ -74,8 +85,15 @@ class Store {
                                       const std::function<bool(const FlowKey&)>& keep = {}) const;
 
   Result<std::vector<EndpointRecord>> Endpoints() const;
-  // Start-up: the endpoints table becomes exactly this (the snapshot's listeners).
+  // Start-up: the endpoints table becomes exactly this (the snapshot's
+  // listeners), and the listen history agrees: a period still open that the
+  // snapshot lacks is closed (see store_listeners.cc for the time it gets).
   Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);
+  // The listen history: every period that overlaps the window, the latest
+  // start first. With `at`, only the listeners of at.port that accept
+  // connections to at.addr (ListenerServes: wildcards, dual stack).
+  Result<std::vector<ListenPeriod>> ListenHistory(
+      const TimeWindow& window, const std::optional<Endpoint>& at = std::nullopt) const;
 
   Result<std::optional<ProcessDetails>> Process(uint32_t pid, uint64_t start_ticks) const;
   Result<std::vector<ProcessDetails>> Processes() const;
@@ -86,8 +104,9 @@ class Store {
   Result<std::optional<std::string>> GetMeta(const std::string& key) const;
 
   StoreStats Stats() const;
-  // Drops records, flows and processes older than retention, then the oldest
-  // buckets while the store is over retention_bytes. Returns the number of
+  // Drops records, flows, processes and ended listen periods older than
+  // retention, then the oldest buckets (and the listen periods that ended
+  // before them) while the store is over retention_bytes. Returns the number of
   // records removed. The background thread calls it; tests call it directly.
   Result<uint64_t> EnforceRetention(int64_t now_ns);
   // Memtables to SST files and a full compaction (benchmarks, size checks).

@@ -1,5 +1,6 @@
-// Store's private state, shared by store.cc (open, write), store_read.cc
-// (queries) and store_retention.cc (retention, stats). Not for other modules.
+// Store's private state, shared by store.cc (open), store_write.cc,
+// store_read.cc (queries), store_retention.cc (retention, stats) and
+// store_listeners.cc (listen history). Not for other modules.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -7,7 +8,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +69,19 @@ struct FlowSpan {
 std::vector<FlowSpan> PlanFlowSpans(int64_t first_bucket, int64_t end_bucket,
                                     int64_t coarse_end = std::numeric_limits<int64_t>::max());
 
+// What one Batch does to one endpoint (by EndpointKey). The Batch does not
+// say whether a listener went before or after it came back, so the newest
+// `since` decides: a re-listen (newer since) survives the removal of its
+// predecessor; add-then-remove of the same listener removes it.
+struct EndpointOp {
+  const EndpointRecord* add = nullptr;      // the newest listen of this key
+  const EndpointRecord* removed = nullptr;  // the newest removal of this key
+  int64_t removed_since = 0;                // the newest since among the removals
+  int64_t removed_until = 0;                // the latest known end among them; 0 = not known
+  bool adds() const { return add && (!removed || add->since_ns > removed_since); }
+};
+std::map<std::string, EndpointOp> EndpointOps(const Batch& batch);
+
 class Store::Impl {
  public:
   ~Impl();
@@ -73,6 +89,11 @@ class Store::Impl {
   // Open's steps after the database is open.
   Status LoadNodeMeta();
   Status LoadTotalRecords();
+  Status LoadWatchedUntil();
+  // kMetaWatchedUntilKey = now: an idle node writes no batches, so the
+  // retention thread vouches that meshd still runs. Errors are the next
+  // write's to report.
+  void StampWatched(int64_t now_ns);
 
   Status Write(const Batch& batch);
   Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);
@@ -81,6 +102,8 @@ class Store::Impl {
   Result<std::vector<Flow>> ReadFlows(const TimeWindow& window,
                                       const std::function<bool(const FlowKey&)>& keep) const;
   Result<std::vector<EndpointRecord>> Endpoints() const;
+  Result<std::vector<ListenPeriod>> ListenHistory(const TimeWindow& window,
+                                                  const std::optional<Endpoint>& at) const;
   Result<std::optional<ProcessDetails>> Process(uint32_t pid, uint64_t start_ticks) const;
   Result<std::vector<ProcessDetails>> Processes() const;
   std::string CommOf(const ProcessId& id) const;  // "" when unknown
@@ -102,6 +125,7 @@ class Store::Impl {
   rocksdb::ColumnFamilyHandle* processes = nullptr;
   rocksdb::ColumnFamilyHandle* endpoints = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* listen_history = nullptr;
   NodeMeta node_meta;
   // Why the store is read-only ("" = writable); every write is refused with it.
   std::string read_only_reason;
@@ -118,6 +142,22 @@ class Store::Impl {
   // returns how many records went. Caller holds write_mu_.
   Result<uint64_t> DeleteBefore(int64_t cut_bucket, const Counts& counts);
   Result<uint64_t> ExpireProcesses(int64_t cutoff_ns);
+  // store_listeners.cc. The listen periods a Batch opens and closes, and
+  // kMetaWatchedUntilKey, into *wb. Caller holds write_mu_.
+  Status RecordListenPeriods(const std::map<std::string, EndpointOp>& ops, int64_t batch_time,
+                             rocksdb::WriteBatch* wb);
+  // Start-up: closes the open periods `live` lacks, opens those it adds.
+  Status ReconcileListenPeriods(const std::vector<EndpointRecord>& live, rocksdb::WriteBatch* wb);
+  // Deletes the periods that ended before cut_ns. Caller holds write_mu_.
+  Status ExpireListenPeriods(int64_t cut_ns);
+  // fn(key, period) for every readable period whose key starts with
+  // `prefix` ("" = all); malformed ones are counted and skipped.
+  Status ScanListenPeriods(
+      const std::string& prefix,
+      const std::function<void(const rocksdb::Slice& key, ListenPeriod& p)>& fn) const;
+  // The open periods of one endpoint (its EndpointKey), with their keys.
+  Result<std::vector<std::pair<std::string, ListenPeriod>>> OpenPeriodsOf(
+      const std::string& endpoint_key) const;
   void CompactBefore(int64_t cut_bucket);
   void RecordWriteError(const rocksdb::Status& s);
   // Sums the minute buckets [rolled_up_to_, target) into the coarse levels
@@ -132,6 +172,10 @@ class Store::Impl {
   bool needs_resume_ = false;
   int64_t rolled_up_to_ = 0;  // kMetaRolledUpToKey; under write_mu_
   bool rollup_failing_ = false;
+  // kMetaWatchedUntilKey: as this process last wrote it, and as Open found
+  // it (what the restart's closing of stale listen periods trusts).
+  int64_t watched_until_ = 0;
+  int64_t watched_before_open_ = 0;
   // Last last_seen written per process; lets Write refresh a process that
   // records still mention without rewriting it every batch.
   std::unordered_map<ProcessId, int64_t, ProcessIdHash> last_seen_written_;

@@ -1,11 +1,12 @@
-// Retention (by age, then by size) and its background thread, disk usage,
-// Stats and full compaction.
+// Retention (by age, then by size; listen periods go with the flows) and its
+// background thread, disk usage, Stats and full compaction.
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <unordered_set>
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
@@ -91,6 +92,13 @@ Result<uint64_t> Store::Impl::DeleteBefore(int64_t cut_bucket, const Counts& cou
 }
 
 Result<uint64_t> Store::Impl::ExpireProcesses(int64_t cutoff_ns) {
+  // A process that listened in a period still kept stays too: it is the
+  // root of a look of that period, even if nothing connected to it since.
+  std::unordered_set<ProcessId, ProcessIdHash> listened;
+  FM_RETURN_IF_ERROR(ScanListenPeriods("", [&](const rocksdb::Slice&, ListenPeriod& l) {
+    if (l.open() || l.until_ns >= cutoff_ns)
+      listened.insert({l.endpoint.proc.pid, l.endpoint.proc.start_ticks});
+  }));
   rocksdb::WriteBatch wb;
   uint64_t n = 0;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, processes));
@@ -98,7 +106,9 @@ Result<uint64_t> Store::Impl::ExpireProcesses(int64_t cutoff_ns) {
     auto key = DecodeProcessKey(View(it->key()));
     auto p = key.ok() ? DecodeProcessValue(*key, View(it->value()))
                       : Result<StoredProcess>(key.status());
-    if (p.ok() && p->last_seen_ns >= cutoff_ns) continue;
+    if (p.ok() && (p->last_seen_ns >= cutoff_ns ||
+                   listened.count({p->details.pid, p->details.start_ticks})))
+      continue;
     wb.Delete(processes, it->key());  // expired, or unreadable and so useless
     ++n;
   }
@@ -154,6 +164,9 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
         FM_ASSIGN_OR_RETURN(removed, DeleteBefore(cut, counts));
         deleted = true;
       }
+      // A listen period goes with the flows it could be the root of; then
+      // the processes, which the periods left keep.
+      FM_RETURN_IF_ERROR(ExpireListenPeriods(cut));
       FM_RETURN_IF_ERROR(
           ExpireProcesses(now_ns - options.retention_ns - kLastSeenRefreshNs).status());
     }
@@ -184,6 +197,7 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
       }
       FM_ASSIGN_OR_RETURN(uint64_t n, DeleteBefore(cut, counts));
       removed += n;
+      FM_RETURN_IF_ERROR(ExpireListenPeriods(cut));
     }
     CompactBefore(cut);
   }
@@ -265,6 +279,7 @@ void Store::Impl::RetentionLoop() {
   const auto interval = std::chrono::nanoseconds(options.retention_interval_ns);
   while (!thread_cv_.wait_for(lock, interval, [this] { return stop_.load(); })) {
     lock.unlock();
+    StampWatched(RealtimeNs());
     auto removed = EnforceRetention(RealtimeNs());
     if (!removed.ok() && !failing)
       FM_LOG(Warn, "store") << "retention: " << removed.status().message();

@@ -1,6 +1,6 @@
 // Store writes: one Batch as one atomic WriteBatch (records, flow merges,
-// per-bucket counts, processes, endpoints), and what happens when the disk
-// refuses it.
+// per-bucket counts, processes, endpoints and their listen periods), and
+// what happens when the disk refuses it.
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -22,6 +22,7 @@ int64_t BatchTime(const Batch& batch) {
   for (const auto& r : batch.records) t = std::max(t, r.ts_ns);
   for (const auto& f : batch.flows) t = std::max({t, f.bucket_ns, f.stats.last_seen_ns});
   for (const auto& e : batch.endpoints_added) t = std::max(t, e.since_ns);
+  for (const auto& e : batch.endpoints_removed) t = std::max(t, e.until_ns);
   return t > 0 ? t : RealtimeNs();
 }
 
@@ -189,31 +190,14 @@ Status Store::Impl::Write(const Batch& batch) {
     wb.Put(processes, ProcessKey(p.pid, p.start_ticks), EncodeProcessValue(p, batch_time));
   FM_RETURN_IF_ERROR(RefreshProcesses(batch, batch_time, &wb));
 
-  // The Batch does not say whether a listener went before or after it came
-  // back, so per key the newest `since` decides: a re-listen (newer since)
-  // survives the removal of its predecessor; add-then-remove of the same
-  // listener removes it.
-  struct EndpointOp {
-    const EndpointRecord* add = nullptr;  // the newest listen of this key
-    bool removed = false;
-    int64_t removed_since = 0;  // the newest since among the removals
-  };
-  std::map<std::string, EndpointOp> endpoint_ops;
-  for (const auto& e : batch.endpoints_added) {
-    EndpointOp& op = endpoint_ops[EndpointKey(e.netns, e.addr, e.port)];
-    if (!op.add || e.since_ns >= op.add->since_ns) op.add = &e;
-  }
-  for (const auto& e : batch.endpoints_removed) {
-    EndpointOp& op = endpoint_ops[EndpointKey(e.netns, e.addr, e.port)];
-    op.removed_since = op.removed ? std::max(op.removed_since, e.since_ns) : e.since_ns;
-    op.removed = true;
-  }
+  const std::map<std::string, EndpointOp> endpoint_ops = EndpointOps(batch);
   for (const auto& [key, op] : endpoint_ops) {
-    if (op.add && (!op.removed || op.add->since_ns > op.removed_since))
+    if (op.adds())
       wb.Put(endpoints, key, EncodeEndpointValue(*op.add));
     else
       wb.Delete(endpoints, key);
   }
+  FM_RETURN_IF_ERROR(RecordListenPeriods(endpoint_ops, batch_time, &wb));
 
   rocksdb::WriteOptions wo;
   // sync=false: a process crash (kill -9) loses nothing, the WAL is in the
@@ -226,6 +210,7 @@ Status Store::Impl::Write(const Batch& batch) {
                   WriteErrorMessage(options.dir, s));
   }
   total_records.fetch_add(new_records, std::memory_order_relaxed);
+  watched_until_ = std::max(watched_until_, batch_time);
   // The minutes before the newest one are taken as finished. A failure is
   // not this batch's (it is stored); the next write tries again.
   if (newest_flow_bucket > rolled_up_to_) {
@@ -253,6 +238,7 @@ Status Store::Impl::ReplaceEndpoints(const std::vector<EndpointRecord>& list) {
   if (!it->status().ok()) return FromRocks(it->status(), "cannot read endpoints in " + options.dir);
   for (const auto& e : list)
     wb.Put(endpoints, EndpointKey(e.netns, e.addr, e.port), EncodeEndpointValue(e));
+  FM_RETURN_IF_ERROR(ReconcileListenPeriods(list, &wb));
   rocksdb::Status s = db->Write({}, &wb);
   if (!s.ok()) {
     RecordWriteError(s);

@@ -3,8 +3,11 @@
 // one sealed mesh, real traffic, and `meshctl look` asked on every host. Plus
 // an address no agent owns, a cycle (A calls B calls A), and an app host whose
 // meshd is killed, which must come back as an `unreachable` leaf in time while
-// the rest of the tree is intact.
+// the rest of the tree is intact. The same tree from every host, 50 rounds
+// under CPU load. And a past window, whose root is the
+// process that listened then.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -325,6 +328,59 @@ TEST_F(LookLabTest, EveryHostSeesTheSameTreeFiftyTimesUnderCpuLoad) {
               kRounds, static_cast<long long>(took.count()), differing, unreachable,
               static_cast<unsigned long long>(counted));
   EXPECT_EQ(differing, 0);
+}
+
+// A past listener as the root of a past window (issue 13): a server on app-1
+// serves client-1's curl and exits, another process takes its port, and a
+// look of the first one's time, asked on client-1 (the question crosses the
+// mesh with its window) and on app-1, has the first as its root with curl
+// as its client; a look of now has the second.
+TEST_F(LookLabTest, APastWindowsRootIsWhoListenedThenAskedFromAnyHost) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  // A server on app-1 in its own process group; its pid (= pgid) in a file.
+  auto serve = [&](const std::string& name) {
+    const std::string pid_file = work_ + "/" + name + ".pid";
+    CommandResult r = RunCommand(
+        {"/bin/sh", "-c",
+         "ip netns exec " + Ns(3) + " setsid /bin/sh -c 'echo $$ >" + pid_file +
+             "; exec /usr/bin/python3 -m http.server 9100 --bind 10.213.0.3 --directory "
+             "/var/empty' >" +
+             work_ + "/" + name + ".log 2>&1 </dev/null &"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(Listening(3, "10.213.0.3:9100"));
+    return std::stoi(RunCommand({"/bin/cat", pid_file}).out);
+  };
+  const auto before = std::chrono::system_clock::now() - 1s;
+  const int first = serve("past-first");
+  for (int n = 0; n < 3; n++)
+    ASSERT_EQ(RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o", "/dev/null",
+                          "--max-time", "2", "http://10.213.0.3:9100/"})
+                  .exit_code,
+              0);
+  LetEventsArrive();
+  std::this_thread::sleep_for(1s);
+  const auto while_first = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(1s);
+  ASSERT_EQ(kill(first, SIGTERM), 0);
+  for (int n = 0; n < 50 && kill(first, 0) == 0; n++) std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(1s);
+  const int second = serve("past-second");
+  LetEventsArrive();
+
+  const std::string root = R"(^10\.213\.0\.3:9100 \('python3', pgid=)";
+  for (int i : {1, 3}) {
+    SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
+    std::string then = Look(i, {"10.213.0.3:9100", "--since", Rfc3339(before), "--until",
+                                Rfc3339(while_first)});
+    EXPECT_NE(LineMatching(then, root + std::to_string(first) + R"(\) on app-1$)"), "") << then;
+    EXPECT_NE(LineMatching(then, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1  3 conns)"),
+              "")
+        << then;
+    EXPECT_EQ(then.find("pgid=" + std::to_string(second)), std::string::npos) << then;
+    std::string now = Look(i, {"10.213.0.3:9100"});
+    EXPECT_NE(LineMatching(now, root + std::to_string(second) + R"(\) on app-1$)"), "") << now;
+  }
+  kill(second, SIGTERM);
 }
 
 // kill -9 of app-2's meshd: asked before the mesh has noticed, app-2 is an

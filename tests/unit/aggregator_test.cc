@@ -429,6 +429,8 @@ TEST_F(AggregatorTest, ListenAndUnlistenKeepTheEndpointTable) {
   ASSERT_THAT(b.endpoints_removed, SizeIs(1));
   EXPECT_EQ(b.endpoints_removed[0].port, 6379);
   EXPECT_EQ(b.endpoints_removed[0].proc.pid, 2127u);
+  EXPECT_EQ(b.endpoints_removed[0].since_ns, kT0);
+  EXPECT_EQ(b.endpoints_removed[0].until_ns, kT0 + 5) << "when it stopped, for the history";
   EXPECT_EQ(agg_.Stats().listeners, 1u);
 
   // Listen then unlisten within one batch leaves only the removal.
@@ -437,7 +439,10 @@ TEST_F(AggregatorTest, ListenAndUnlistenKeepTheEndpointTable) {
   Feed(Ev(EventKind::kUnlisten, EventSource::kKernel, Direction::kUnknown, kT0 + 7, l6379));
   b = agg_.TakeBatch();
   EXPECT_THAT(b.endpoints_added, IsEmpty());
-  EXPECT_THAT(b.endpoints_removed, SizeIs(1));
+  ASSERT_THAT(b.endpoints_removed, SizeIs(1));
+  // The removal alone still says when it listened, so the store keeps the period.
+  EXPECT_EQ(b.endpoints_removed[0].since_ns, kT0 + 6);
+  EXPECT_EQ(b.endpoints_removed[0].until_ns, kT0 + 7);
 }
 
 TEST_F(AggregatorTest, ProcessDetailsOncePerProcessAndAgainAfterAWhile) {

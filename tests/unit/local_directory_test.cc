@@ -1,12 +1,14 @@
 // look on one node, end to end: events through the aggregator (process
 // details from the fake /proc), into a real Store, answered by
 // LocalDirectory/LocalQuerier: wildcard listeners, loopback clients, pgid
-// groups (nginx master and worker), time windows.
+// groups (nginx master and worker), time windows, past listeners.
 #include "node/look/local_directory.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+
+#include <limits>
 
 #include "cli/format/look_format.h"
 #include "node/flow/aggregator.h"
@@ -167,6 +169,91 @@ TEST_F(LocalDirectoryTest, ClientsQuestionMatchesTheSourceAddress) {
   auto any = q.Clients(*Endpoint::Parse("127.0.0.1:80"), IpAddr::V4(127, 0, 0, 1), {});
   ASSERT_THAT(*any, SizeIs(1));
   EXPECT_EQ((*any)[0].process.pid, 300u);
+}
+
+// A server on :8080 that stopped, and another process that listens there
+// now: a window in the past has the first as its root, the present the second.
+TEST_F(LocalDirectoryTest, APastWindowShowsWhoListenedThenAndThePresentWhoListensNow) {
+  using flowmesh::testing::kMin;
+  const IpAddr any = IpAddr::V4(0, 0, 0, 0);
+  Listen(any, 8080, kWeird);  // at kT0
+  Conn(Direction::kPassive, kHost, 8080, kRemote, 41000, kWeird);
+  ConnEvent stop;
+  stop.kind = EventKind::kUnlisten;
+  stop.ts_ns = kT0 + 2 * kMin;
+  stop.key = ConnKey{kNetns, any, {}, 8080, 0};
+  stop.proc = kWeird;
+  agg_.Add(stop);
+  ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
+  // sshd listens there from kT0 + 10 min; the live table has it, and the
+  // store too once flushed.
+  EndpointRecord now;
+  now.netns = kNetns;
+  now.addr = any;
+  now.port = 8080;
+  now.proc = kSshd;
+  now.since_ns = kT0 + 10 * kMin;
+  live_.push_back(now);
+
+  LocalQuerier q(*store_, [this] { return live_; });
+  const Endpoint target = *Endpoint::Parse("10.213.0.2:8080");
+  auto then = q.Describe(target, TimeWindow{kT0, kT0 + kMin});
+  ASSERT_TRUE(then.ok()) << then.status().message();
+  EXPECT_TRUE(then->found);
+  EXPECT_EQ(then->process.pid, 200u);
+  EXPECT_EQ(then->process.comm, "my (weird) proc") << "details from the processes column family";
+  ASSERT_THAT(then->clients, SizeIs(1));
+  EXPECT_EQ(then->clients[0].addr, kRemote);
+  // Listening, without traffic: still the listener of that time.
+  auto idle = q.Describe(target, TimeWindow{kT0 + 90 * flowmesh::testing::kSec, kT0 + 3 * kMin});
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->process.pid, 200u);
+  EXPECT_THAT(idle->clients, IsEmpty());
+  // Between the two: nobody.
+  auto gap = q.Describe(target, TimeWindow{kT0 + 3 * kMin, kT0 + 5 * kMin});
+  ASSERT_TRUE(gap.ok());
+  EXPECT_FALSE(gap->found);
+  // A window through now: the live one, also when it reaches back to the first.
+  auto present =
+      q.Describe(target, TimeWindow{kT0 + 11 * kMin, std::numeric_limits<int64_t>::max()});
+  ASSERT_TRUE(present.ok());
+  EXPECT_EQ(present->process.pid, 300u);
+  auto both = q.Describe(target, TimeWindow{kT0, std::numeric_limits<int64_t>::max()});
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->process.pid, 300u) << "the latest listener of the window";
+
+  EXPECT_EQ(FormatLookTree(Run("10.213.0.2:8080", LookDirection::kIn, {kT0, kT0 + kMin})),
+            "10.213.0.2:8080 ('my (weird) proc', pgid=200) on web-1\n"
+            "└<-- 10.213.0.7 [no-agent]  1 conn 0 B\n");
+}
+
+// The upward walk names the endpoints a client group listened on in the
+// window, also one it has stopped listening on since.
+TEST_F(LocalDirectoryTest, AClientsEndpointsAreTheOnesOfTheWindow) {
+  using flowmesh::testing::kMin;
+  ConnEvent stop;
+  stop.kind = EventKind::kUnlisten;
+  stop.ts_ns = kT0 + 2 * kMin;
+  stop.key = ConnKey{kNetns, IpAddr::V4(0, 0, 0, 0), {}, 80, 0};
+  stop.proc = kMaster;
+  agg_.Add(stop);
+  ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
+  LocalQuerier q(*store_, {});
+  auto then = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + kMin});
+  ASSERT_TRUE(then.ok());
+  ASSERT_THAT(*then, SizeIs(1));
+  EXPECT_EQ((*then)[0].process.pid, 100u);
+  ASSERT_THAT((*then)[0].endpoints, SizeIs(1));
+  EXPECT_EQ((*then)[0].endpoints[0].port, 80);
+  EXPECT_THAT((*then)[0].clients, SizeIs(3));
+  auto later = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + 10 * kMin});
+  ASSERT_TRUE(later.ok());
+  ASSERT_THAT(*later, SizeIs(1));
+  EXPECT_THAT((*later)[0].endpoints, SizeIs(1)) << "it listened during part of the window";
+  auto after =
+      q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0 + 5 * kMin, kT0 + 9 * kMin});
+  ASSERT_TRUE(after.ok());
+  EXPECT_THAT(*after, IsEmpty()) << "no flows to redis then";
 }
 
 }  // namespace

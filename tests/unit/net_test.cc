@@ -50,5 +50,17 @@ TEST(IpAddr, ClassifiesAddresses) {
   EXPECT_FALSE(IpAddr::Parse("10.0.0.1")->is_loopback());
 }
 
+TEST(IpAddr, ListenerServesItsAddressWildcardsAndDualStack) {
+  auto a = [](const char* text) { return *IpAddr::Parse(text); };
+  EXPECT_TRUE(ListenerServes(a("10.0.0.1"), a("10.0.0.1")));
+  EXPECT_FALSE(ListenerServes(a("10.0.0.1"), a("10.0.0.2")));
+  EXPECT_TRUE(ListenerServes(a("0.0.0.0"), a("10.0.0.2")));
+  EXPECT_FALSE(ListenerServes(a("0.0.0.0"), a("fd00::1"))) << "0.0.0.0 is IPv4 only";
+  EXPECT_TRUE(ListenerServes(a("::"), a("fd00::1")));
+  EXPECT_TRUE(ListenerServes(a("::"), a("10.0.0.2"))) << "dual stack";
+  EXPECT_FALSE(ListenerServes(a("127.0.0.1"), a("10.0.0.2")));
+  EXPECT_TRUE(ListenerServes(a("127.0.0.1"), IpAddr{})) << "no address asks about any";
+}
+
 }  // namespace
 }  // namespace flowmesh

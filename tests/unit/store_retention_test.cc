@@ -105,6 +105,31 @@ TEST(StoreRetention, ProcessesGoWhenNothingHasMentionedThemForTheRetention) {
   EXPECT_EQ(recs[0].proc.comm_view(), "busy");
 }
 
+TEST(StoreRetention, AProcessStaysWhileAListenPeriodOfItIsKept) {
+  TempDir dir;
+  StoreOptions o = TestOptions(dir.path());
+  o.retention_ns = 10 * kMin;
+  auto store = MustOpen(o);
+  ASSERT_TRUE(store);
+  Batch b;
+  b.processes = {MakeProcess(1, "quiet"), MakeProcess(2, "gone"), MakeProcess(3, "old")};
+  b.endpoints_added = {MakeListener(80, 1, kT0), MakeListener(81, 2, kT0),
+                       MakeListener(82, 3, kT0)};
+  ASSERT_TRUE(store->Write(b).ok());
+  Batch stop;  // 2 stops late, 3 early; nothing ever connects to any of them
+  stop.endpoints_removed = {MakeListener(81, 2, kT0), MakeListener(82, 3, kT0)};
+  stop.endpoints_removed[0].until_ns = kT0 + 170 * kMin;
+  stop.endpoints_removed[1].until_ns = kT0 + kMin;
+  ASSERT_TRUE(store->Write(stop).ok());
+  ASSERT_TRUE(store->EnforceRetention(kT0 + 3 * 60 * kMin).ok());
+  auto procs = store->Processes();
+  ASSERT_TRUE(procs.ok());
+  std::vector<std::string> comms;
+  for (const ProcessDetails& p : *procs) comms.push_back(p.comm);
+  EXPECT_EQ(comms, (std::vector<std::string>{"quiet", "gone"}))
+      << "still listening, or listened in the kept time; the early one went";
+}
+
 TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
   TempDir dir;
   StoreOptions o = TestOptions(dir.path());
@@ -115,6 +140,14 @@ TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
     auto store = MustOpen(o);
     ASSERT_TRUE(store);
     ASSERT_TRUE(store->Write(Minutes(40, 2000, &rng)).ok());
+    // Listen periods: one over in the first minute, one still open.
+    Batch listen;
+    listen.endpoints_added = {MakeListener(80, 1, kT0), MakeListener(81, 2, kT0)};
+    ASSERT_TRUE(store->Write(listen).ok());
+    Batch stop;
+    stop.endpoints_removed = {MakeListener(80, 1, kT0)};
+    stop.endpoints_removed[0].until_ns = kT0 + 30 * kSec;
+    ASSERT_TRUE(store->Write(stop).ok());
     ASSERT_TRUE(store->CompactAll().ok());
     full = store->Stats().disk_bytes;
     ASSERT_GT(full, 400'000u);
@@ -134,6 +167,11 @@ TEST(StoreRetention, BySizeDropsTheOldestBucketsAndFreesTheDisk) {
   EXPECT_EQ(st.oldest_ns, kT0 + static_cast<int64_t>(*removed / 2000) * kMin);
   EXPECT_EQ(ScanAll(*store, {kT0 + 39 * kMin, kT0 + 40 * kMin}).size(), 2000u)
       << "the newest bucket stays";
+  // The period that ended in a dropped minute went with it; the open one stays.
+  auto periods = store->ListenHistory({});
+  ASSERT_TRUE(periods.ok());
+  ASSERT_EQ(periods->size(), 1u);
+  EXPECT_EQ((*periods)[0].endpoint.port, 81);
 }
 
 TEST(StoreRetention, BackgroundThreadExpiresAndStopsPromptly) {

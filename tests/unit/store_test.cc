@@ -147,15 +147,7 @@ TEST(Store, CommOfAProcessLearnedLaterIsFound) {
 }
 
 EndpointRecord Listener(uint16_t port, uint32_t pid, int64_t since) {
-  EndpointRecord e;
-  e.netns = 4026531840u;
-  e.addr = IpAddr::V4(0, 0, 0, 0);
-  e.port = port;
-  e.proc.pid = pid;
-  e.proc.start_ticks = 1000 + pid;
-  e.proc.set_comm("srv" + std::to_string(pid));
-  e.since_ns = since;
-  return e;
+  return MakeListener(port, pid, since);
 }
 
 TEST(Store, EndpointsFollowListenAndClose) {

@@ -91,6 +91,20 @@ inline ProcessDetails MakeProcess(uint32_t pid, const std::string& comm) {
           .exe = "/usr/bin/" + comm};
 }
 
+// A listener of `pid` (start_ticks 1000 + pid, comm "srv<pid>") on addr:port.
+inline EndpointRecord MakeListener(uint16_t port, uint32_t pid, int64_t since,
+                                   IpAddr addr = IpAddr::V4(0, 0, 0, 0)) {
+  EndpointRecord e;
+  e.netns = 4026531840u;
+  e.addr = addr;
+  e.port = port;
+  e.proc.pid = pid;
+  e.proc.start_ticks = 1000 + pid;
+  e.proc.set_comm("srv" + std::to_string(pid));
+  e.since_ns = since;
+  return e;
+}
+
 inline FlowKey MakeFlowKey(uint32_t pid, uint16_t rport) {
   FlowKey k;
   k.direction = Direction::kActive;
