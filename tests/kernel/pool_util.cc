@@ -7,10 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ctime>
 #include <regex>
 #include <thread>
 
+#include "node/common/clock.h"
 #include "tests/test_paths.h"
 
 namespace flowmesh::testing {
@@ -95,24 +95,9 @@ LookEdge EdgeOf(const std::string& json, const std::string& comm) {
   return e;
 }
 
-int64_t RealtimeNowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 void SleepUntilNs(int64_t unix_ns) {
-  const int64_t d = unix_ns - RealtimeNowNs();
+  const int64_t d = unix_ns - RealtimeNs();
   if (d > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(d));
-}
-
-std::string Rfc3339Seconds(int64_t unix_ns) {
-  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
-  tm utc{};
-  gmtime_r(&t, &utc);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
 }
 
 }  // namespace flowmesh::testing

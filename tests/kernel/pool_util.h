@@ -1,6 +1,6 @@
 // tests/tools/pool.py as a child process (pooled, long-lived connections),
-// optionally inside a lab host's network namespace, and the RFC 3339 times
-// that meshctl's --since/--until take, for tests of windows.
+// optionally inside a lab host's network namespace, and what tests of windows
+// read from look's JSON.
 #pragma once
 
 #include <sys/types.h>
@@ -46,9 +46,7 @@ struct LookEdge {
 std::ostream& operator<<(std::ostream& os, const LookEdge& e);
 LookEdge EdgeOf(const std::string& look_json, const std::string& comm);
 
-int64_t RealtimeNowNs();
+// Sleeps until the realtime clock reads `unix_ns` (RealtimeNs, node/common/clock.h).
 void SleepUntilNs(int64_t unix_ns);
-// "2026-12-06T10:00:00Z": whole seconds, as --since/--until take it.
-std::string Rfc3339Seconds(int64_t unix_ns);
 
 }  // namespace flowmesh::testing

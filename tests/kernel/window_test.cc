@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "node/common/clock.h"
 #include "node/flow/flow.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
@@ -30,9 +31,9 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
   ASSERT_FALSE(db.WaitLine("listening").empty());
 
   // Bucket k is the one everything starts in: leave time to start in it.
-  if (RealtimeNowNs() % kFlowBucketNs > kFlowBucketNs - 15'000'000'000LL)
-    SleepUntilNs(FlowBucketOf(RealtimeNowNs()) + kFlowBucketNs + 1'000'000'000LL);
-  const int64_t k = FlowBucketOf(RealtimeNowNs());
+  if (RealtimeNs() % kFlowBucketNs > kFlowBucketNs - 15'000'000'000LL)
+    SleepUntilNs(FlowBucketOf(RealtimeNs()) + kFlowBucketNs + 1'000'000'000LL);
+  const int64_t k = FlowBucketOf(RealtimeNs());
 
   // Connected before meshd: found by the start-up snapshot.
   ASSERT_TRUE(early.Start({"clients", "--connect", server, "--name", "fm-early", "--quiet"}));
@@ -53,7 +54,7 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
   ASSERT_TRUE(late.Start({"clients", "--connect", server, "--name", "fm-late", "--quiet"}));
   ASSERT_FALSE(late.WaitLine("ready").empty());
   std::this_thread::sleep_for(2s);  // the poller's next poll finds it
-  ASSERT_EQ(FlowBucketOf(RealtimeNowNs()), k) << "the set-up ran into the next minute";
+  ASSERT_EQ(FlowBucketOf(RealtimeNs()), k) << "the set-up ran into the next minute";
 
   // Bucket k+1: a few bytes every half second for 20 s, then quiet again.
   SleepUntilNs(k + kFlowBucketNs + 2'000'000'000LL);
@@ -73,8 +74,8 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
     auto look = [&](int bucket) {
       const int64_t since = k + bucket * kFlowBucketNs;
       CommandResult r = meshd->Meshctl({"look", server, "--format", "json", "--since",
-                                        Rfc3339Seconds(since), "--until",
-                                        Rfc3339Seconds(since + kFlowBucketNs - 1'000'000'000LL)});
+                                        FormatRfc3339(since), "--until",
+                                        FormatRfc3339(since + kFlowBucketNs - 1'000'000'000LL)});
       EXPECT_EQ(r.exit_code, 0) << r.err;
       return r.out;
     };
@@ -89,8 +90,8 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
     EXPECT_EQ(EdgeOf(b2, "fm-early"), (LookEdge{true, 1, 0, 0})) << b2;
     EXPECT_EQ(EdgeOf(b2, "fm-late"), (LookEdge{true, 1, 0, 0})) << b2;
     // The text says how many opened in the window.
-    CommandResult text = meshd->Meshctl({"look", server, "--since", Rfc3339Seconds(k), "--until",
-                                         Rfc3339Seconds(k + 3 * kFlowBucketNs)});
+    CommandResult text = meshd->Meshctl({"look", server, "--since", FormatRfc3339(k), "--until",
+                                         FormatRfc3339(k + 3 * kFlowBucketNs)});
     EXPECT_NE(text.out.find("('fm-early', pgid=" + std::to_string(early.pid()) +
                             ") on fm-" + (meshd == &streaming ? "stream" : "poll") +
                             "  1 conn (0 new)"),
@@ -98,7 +99,7 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
         << text.out;
     // From the client's side too: what fm-early depends on, in the last bucket.
     CommandResult out = meshd->Meshctl({"look", "127.0.0.1", "--format", "json", "--since",
-                                        Rfc3339Seconds(k + 2 * kFlowBucketNs)});
+                                        FormatRfc3339(k + 2 * kFlowBucketNs)});
     EXPECT_NE(out.out.find("\"comm\": \"fm-early\""), std::string::npos) << out.out;
     EXPECT_NE(out.out.find("\"port\": " + std::to_string(port)), std::string::npos) << out.out;
   }
