@@ -34,7 +34,8 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "Flows are kept per minute: a window takes in the whole minutes it touches.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
       "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md;\n"
-      "a node's stats have connections (open in the window) and opened (opened in it).");
+      "a node's stats have connections (open in the window), opened (opened in it), and the\n"
+      "bytes and segments moved in it (bytes_tx, bytes_rx, segs_out, segs_in).");
   cmd->add_option("target", o->target,
                   "the endpoint, e.g. 10.213.0.2:80 or [::1]:8080; or a host's address alone")
       ->type_name("IP[:PORT]")

@@ -94,6 +94,8 @@ void JsonNode(const LookNode& n, std::string& out) {
            ", \"opened\": " + std::to_string(s.connections) +
            ", \"bytes_tx\": " + std::to_string(s.bytes_tx) +
            ", \"bytes_rx\": " + std::to_string(s.bytes_rx) +
+           ", \"segs_out\": " + std::to_string(s.segs_out) +
+           ", \"segs_in\": " + std::to_string(s.segs_in) +
            ", \"retrans\": " + std::to_string(s.retrans) +
            ", \"rtt_us\": " + std::to_string(s.rtt_mean_us()) +
            ", \"first_seen\": " + Time(s.first_seen_ns) +

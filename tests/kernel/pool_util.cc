@@ -76,7 +76,7 @@ void PoolProcess::Stop() {
 
 std::ostream& operator<<(std::ostream& os, const LookEdge& e) {
   return os << (e.found ? "" : "(missing) ") << e.connections << " conns, " << e.opened
-            << " opened, " << e.bytes << " bytes";
+            << " opened, " << e.bytes << " bytes, " << e.segs << " segments";
 }
 
 LookEdge EdgeOf(const std::string& json, const std::string& comm) {
@@ -84,7 +84,7 @@ LookEdge EdgeOf(const std::string& json, const std::string& comm) {
   const size_t at = json.find("\"comm\": \"" + comm + "\"");
   if (at == std::string::npos) return e;
   static const std::regex stats(
-      R"re("stats": \{"connections": (\d+), "opened": (\d+), "bytes_tx": (\d+), "bytes_rx": (\d+))re");
+      R"re("stats": \{"connections": (\d+), "opened": (\d+), "bytes_tx": (\d+), "bytes_rx": (\d+), "segs_out": (\d+), "segs_in": (\d+))re");
   std::smatch m;
   const std::string rest = json.substr(at);
   if (!std::regex_search(rest, m, stats)) return e;
@@ -92,6 +92,7 @@ LookEdge EdgeOf(const std::string& json, const std::string& comm) {
   e.connections = std::stoull(m[1]);
   e.opened = std::stoull(m[2]);
   e.bytes = std::stoull(m[3]) + std::stoull(m[4]);
+  e.segs = std::stoull(m[5]) + std::stoull(m[6]);
   return e;
 }
 

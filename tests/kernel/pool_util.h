@@ -40,7 +40,7 @@ class PoolProcess {
 // json` output: its edge to the parent line.
 struct LookEdge {
   bool found = false;
-  uint64_t connections = 0, opened = 0, bytes = 0;  // bytes both ways
+  uint64_t connections = 0, opened = 0, bytes = 0, segs = 0;  // bytes and segments both ways
   bool operator==(const LookEdge&) const = default;
 };
 std::ostream& operator<<(std::ostream& os, const LookEdge& e);

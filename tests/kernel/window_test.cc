@@ -80,15 +80,24 @@ TEST(WindowKernelTest, HeldConnectionsAreActiveInEveryBucketWithBytesWhereTheyMo
       return r.out;
     };
     const std::string b0 = look(0), b1 = look(1), b2 = look(2);
-    // Bucket k: both held, idle; the early one opened before meshd.
-    EXPECT_EQ(EdgeOf(b0, "fm-early"), (LookEdge{true, 1, 0, 0})) << b0;
-    EXPECT_EQ(EdgeOf(b0, "fm-late"), (LookEdge{true, 1, 1, 0})) << b0;
-    // Bucket k+1: open through it, and the bytes: the pings and their echoes.
-    EXPECT_EQ(EdgeOf(b1, "fm-early"), (LookEdge{true, 1, 0, 2 * early_sent})) << b1;
-    EXPECT_EQ(EdgeOf(b1, "fm-late"), (LookEdge{true, 1, 0, 2 * late_sent})) << b1;
+    // Bucket k: both held, idle (no bytes, no segments); the early one
+    // opened before meshd.
+    EXPECT_EQ(EdgeOf(b0, "fm-early"), (LookEdge{true, 1, 0, 0, 0})) << b0;
+    // The late one's handshake segments may be counted where it opened.
+    LookEdge late_b0 = EdgeOf(b0, "fm-late");
+    late_b0.segs = 0;
+    EXPECT_EQ(late_b0, (LookEdge{true, 1, 1, 0, 0})) << b0;
+    // Bucket k+1: open through it, and the bytes: the pings and their echoes,
+    // in segments both ways.
+    for (auto [comm, sent] : {std::pair{"fm-early", early_sent}, {"fm-late", late_sent}}) {
+      LookEdge e = EdgeOf(b1, comm);
+      EXPECT_TRUE(e.found && e.connections == 1 && e.opened == 0) << e << "\n" << b1;
+      EXPECT_EQ(e.bytes, 2 * sent) << b1;
+      EXPECT_GE(e.segs, 2 * sent / 16) << "at least a segment per ping and per echo\n" << b1;
+    }
     // Bucket k+2: still open, idle.
-    EXPECT_EQ(EdgeOf(b2, "fm-early"), (LookEdge{true, 1, 0, 0})) << b2;
-    EXPECT_EQ(EdgeOf(b2, "fm-late"), (LookEdge{true, 1, 0, 0})) << b2;
+    EXPECT_EQ(EdgeOf(b2, "fm-early"), (LookEdge{true, 1, 0, 0, 0})) << b2;
+    EXPECT_EQ(EdgeOf(b2, "fm-late"), (LookEdge{true, 1, 0, 0, 0})) << b2;
     // The text says how many opened in the window.
     CommandResult text = meshd->Meshctl({"look", server, "--since", FormatRfc3339(k), "--until",
                                          FormatRfc3339(k + 3 * kFlowBucketNs)});

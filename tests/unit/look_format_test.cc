@@ -41,6 +41,8 @@ LookResult SmallTree() {
   s.connections = 12;
   s.bytes_tx = 3000;
   s.bytes_rx = 500;
+  s.segs_out = 30;
+  s.segs_in = 25;
   s.retrans = 1;
   s.rtt_sum_us = 300;
   s.rtt_samples = 2;
@@ -120,7 +122,7 @@ TEST(LookFormat, JsonIsDesignsSchema) {
       R"({"host": "client-1", "addr": "10.213.0.1", "port": null, )"
       R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl"}, )"
       R"("status": "ok", "status_detail": null, )"
-      R"("stats": {"connections": 12, "opened": 12, "bytes_tx": 3000, "bytes_rx": 500, )"
+      R"("stats": {"connections": 12, "opened": 12, "bytes_tx": 3000, "bytes_rx": 500, "segs_out": 30, "segs_in": 25, )"
       R"("retrans": 1, "rtt_us": 150, "first_seen": "2025-11-21T23:45:46.123Z", )"
       R"("last_seen": "2025-11-21T23:46:40.000Z"}, "clients": [], "dependencies": []}], )"
       R"("dependencies": [)"
@@ -128,11 +130,11 @@ TEST(LookFormat, JsonIsDesignsSchema) {
       R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11"}, )"
       R"("status": "depth-limit", "status_detail": null, )"
       R"("stats": {"connections": 1, "opened": 1, "bytes_tx": 0, )"
-      R"("bytes_rx": 2097152, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
+      R"("bytes_rx": 2097152, "segs_out": 0, "segs_in": 0, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}, )"
       R"({"host": null, "addr": "10.213.0.9", "port": 5432, "process": null, )"
       R"("status": "no-agent", "status_detail": null, )"
-      R"("stats": {"connections": 2, "opened": 2, "bytes_tx": 0, "bytes_rx": 0, )"
+      R"("stats": {"connections": 2, "opened": 2, "bytes_tx": 0, "bytes_rx": 0, "segs_out": 0, "segs_in": 0, )"
       R"("retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}]}})"
       "\n");
