@@ -148,8 +148,6 @@ Status Store::Impl::RecordListenPeriods(const std::map<std::string, EndpointOp>&
       put(ListenPeriodKey(start.netns, start.addr, start.port, start.since_ns),
           ListenPeriod{start, 0});
   }
-  wb->Put(meta, std::string(kMetaWatchedUntilKey),
-          EncodeCount(static_cast<uint64_t>(std::max(watched_until_, batch_time))));
   return Status::Ok();
 }
 

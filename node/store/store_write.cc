@@ -198,6 +198,10 @@ Status Store::Impl::Write(const Batch& batch) {
       wb.Delete(endpoints, key);
   }
   FM_RETURN_IF_ERROR(RecordListenPeriods(endpoint_ops, batch_time, &wb));
+  // meshd watched until this batch: a listener the next start-up no longer
+  // sees stopped after it (see ReconcileListenPeriods).
+  wb.Put(meta, std::string(kMetaWatchedUntilKey),
+         EncodeCount(static_cast<uint64_t>(std::max(watched_until_, batch_time))));
 
   rocksdb::WriteOptions wo;
   // sync=false: a process crash (kill -9) loses nothing, the WAL is in the
