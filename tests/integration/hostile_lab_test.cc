@@ -112,8 +112,7 @@ class HostileLabTest : public ::testing::Test {
     char tmpl[] = "/tmp/fm-hostile-XXXXXX";
     dir_ = mkdtemp(tmpl);
     key_ = dir_ + "/cluster.key";
-    CommandResult k = RunCommand(
-        {"/bin/sh", "-c", "head -c32 /dev/urandom | base64 > " + key_ + " && chmod 600 " + key_});
+    CommandResult k = WriteClusterKey(key_);
     ASSERT_EQ(k.exit_code, 0) << k.err;
     for (int i = 1; i <= kMembers; i++) StartNode(i, MeshAddr(1));
     for (int i = 1; i <= kMembers; i++)

@@ -71,8 +71,7 @@ class MeshLabTest : public ::testing::Test {
 
   std::string WriteKey(const std::string& name) {
     std::string path = dir_ + "/" + name;
-    CommandResult r = RunCommand(
-        {"/bin/sh", "-c", "head -c32 /dev/urandom | base64 > " + path + " && chmod 600 " + path});
+    CommandResult r = WriteClusterKey(path);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return path;
   }

@@ -39,8 +39,7 @@ class WindowLabTest : public ::testing::Test {
     char tmpl[] = "/tmp/fm-winlab-XXXXXX";
     dir_ = mkdtemp(tmpl);
     key_ = dir_ + "/cluster.key";
-    CommandResult k = RunCommand(
-        {"/bin/sh", "-c", "head -c32 /dev/urandom | base64 > " + key_ + " && chmod 600 " + key_});
+    CommandResult k = WriteClusterKey(key_);
     ASSERT_EQ(k.exit_code, 0) << k.err;
   }
 

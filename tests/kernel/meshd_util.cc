@@ -146,6 +146,11 @@ CommandResult RunCommand(const std::vector<std::string>& argv_in, std::chrono::m
   return r;
 }
 
+CommandResult WriteClusterKey(const std::string& path) {
+  return RunCommand(
+      {"/bin/sh", "-c", "head -c32 /dev/urandom | base64 > " + path + " && chmod 600 " + path});
+}
+
 MeshdProcess::MeshdProcess() {
   char tmpl[] = "/tmp/fm-meshd-XXXXXX";
   dir_ = mkdtemp(tmpl);

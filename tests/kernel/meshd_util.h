@@ -31,6 +31,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          std::chrono::milliseconds timeout = std::chrono::seconds(10),
                          uid_t as_uid = 0);
 
+// A fresh random cluster key (32 bytes, base64) at `path`, mode 0600, as an
+// operator makes one: `head -c32 /dev/urandom | base64`.
+CommandResult WriteClusterKey(const std::string& path);
+
 class MeshdProcess {
  public:
   MeshdProcess();
