@@ -99,11 +99,11 @@ def run_case(args, n, sources, account):
             wait_line(server, "listening", 10)
         for i in range(parts):
             count = n // parts + (1 if i < n % parts else 0)
-            first = 1 + i * sources // parts if sources > 1 else 1
+            # Each process takes its own share of the source addresses.
+            first = ipaddress.ip_address("127.1.0.1") + i * sources // parts
             clients = subprocess.Popen(
                 in_ns("python3", POOL, "clients", "--connect", "127.0.0.1:5432", "--count",
-                      str(count), "--source-base", f"127.1.{first >> 8}.{first & 255}" if sources < 256
-                      else str(ipaddress.ip_address("127.1.0.0") + first),
+                      str(count), "--source-base", str(first),
                       "--sources", str(max(1, sources // parts)), "--quiet", "--name", "fm-idle-app"),
                 stdout=subprocess.PIPE, text=True)
             procs.append(clients)
