@@ -26,10 +26,10 @@ struct StoreStatus {
   uint64_t dropped_records = 0;
   uint64_t flows = 0;
   uint64_t duplicates = 0;
-  // In-process only (metrics): open connections carried into a new bucket,
-  // and buckets missed because the probe thread stalled (AggregatorStats).
+  // In-process only (metrics): open connections carried into a checkpoint,
+  // and checkpoints missed because the probe thread stalled (AggregatorStats).
   uint64_t carried = 0;
-  uint64_t carry_skipped = 0;
+  uint64_t checkpoints_missed = 0;
 };
 
 // A member that flapped between alive and suspect, or came back from a false

@@ -44,6 +44,9 @@ Status Daemon::Init() {
   FM_RETURN_IF_ERROR(InitStore());
   InitLook();
   FM_RETURN_IF_ERROR(InitProbe());
+  // The seed is in: every connection open now is tracked, so windows from
+  // here on count open connections from this checkpoint.
+  aggregator_->Checkpoint(RealtimeNs());
   ReportMissingCapabilities();
   // The endpoints table is what listens now: the snapshot's listeners.
   Status eps = store_->ReplaceEndpoints(LiveEndpoints());
@@ -221,7 +224,7 @@ void Daemon::ProbeLoop() {
       return;
     }
     CheckKernelIfDue();
-    // Both modes: every open connection is carried into a bucket that began.
+    // Both modes: every open connection is carried into a checkpoint that began.
     if (aggregator_) aggregator_->Tick(RealtimeNs());
   }
 }
@@ -347,9 +350,10 @@ NodeStatus Daemon::GetStatus() {
     s.store.flows = as.flows_touched;
     s.store.duplicates = as.duplicate_opens + as.duplicates_ignored;
     s.store.carried = as.carried;
-    s.store.carry_skipped = as.carry_skipped;
-    s.probe.detail.emplace_back("carried_into_buckets", as.carried);
-    s.probe.detail.emplace_back("carry_skipped_buckets", as.carry_skipped);
+    s.store.checkpoints_missed = as.checkpoints_missed;
+    s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
+    s.probe.detail.emplace_back("checkpoints", as.checkpoints);
+    s.probe.detail.emplace_back("checkpoints_missed", as.checkpoints_missed);
   }
   return s;
 }

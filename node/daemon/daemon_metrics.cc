@@ -60,13 +60,14 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
             "was active in.",
             s.store.flows);
   e.Counter("flowmesh_flow_carried_total",
-            "Open connections counted into a time bucket they stayed open through (once per "
-            "connection per minute), so a window shows idle pooled connections.",
+            "Open connections counted into a checkpoint they stayed open through (once per "
+            "connection per hour, and at start-up), so a window shows idle pooled connections.",
             s.store.carried);
-  e.Counter("flowmesh_flow_carry_skipped_total",
-            "Minutes an open connection stayed open through but was not counted in, because "
-            "meshd's probe thread did not run for over an hour (a suspended meshd).",
-            s.store.carry_skipped);
+  e.Counter("flowmesh_flow_checkpoints_missed_total",
+            "Hourly checkpoints of open connections not marked because meshd's probe thread "
+            "did not run through them (a suspended meshd); windows then count open "
+            "connections from the checkpoint before.",
+            s.store.checkpoints_missed);
 
   e.Counter("flowmesh_store_records_written_total",
             "Closed-connection records written to the store since meshd started.",

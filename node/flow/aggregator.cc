@@ -101,7 +101,7 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
     stats_.duplicate_opens++;
     if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
     CarryInto(it->second, ev.ts_ns, w);
-    Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
+    Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
     NoteProcess(Attribute(ev, it->second.flow.direction), ev.ts_ns, w);
     return;
   }
@@ -112,11 +112,10 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
     // Open before meshd looked: its bytes so far moved before any window
     // meshd can speak for, and it is carried, not opened, here.
     t.accounted = ev.counters;
-    t.counted_bucket_ns = FlowBucketOf(ev.ts_ns) - kFlowBucketNs;
-    CarryInto(t, ev.ts_ns, w);
+    Carry(t, FlowBucketOf(ev.ts_ns), ev.ts_ns, w);
   } else {
     t.counted_bucket_ns = FlowBucketOf(ev.ts_ns);
-    Account(t, ev, /*count=*/true, /*rtt_sample=*/false, w);
+    Account(t, ev, /*opened=*/true, /*closed=*/false, w);
   }
   NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
 }
@@ -130,7 +129,7 @@ void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
   }
   if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
   CarryInto(it->second, ev.ts_ns, w);
-  Account(it->second, ev, /*count=*/false, /*rtt_sample=*/false, w);
+  Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
 }
 
 void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
@@ -141,14 +140,14 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
     tracked_.erase(it);
     if (t.flow.pid == 0 && ev.proc.known()) t.flow = FlowKeyOf(ev);
     CarryInto(t, ev.ts_ns, w);
-    Account(t, ev, /*count=*/false, /*rtt_sample=*/true, w);
+    Account(t, ev, /*opened=*/false, /*closed=*/true, w);
   } else {
     if (closed_.count(ev.key)) {
       stats_.duplicates_ignored++;
       return;
     }
     t.flow = FlowKeyOf(ev);
-    Account(t, ev, /*count=*/true, /*rtt_sample=*/true, w);
+    Account(t, ev, /*opened=*/true, /*closed=*/true, w);
   }
   RememberClose(ev.key, ev);
 
@@ -250,26 +249,28 @@ FlowKey Aggregator::FlowKeyOf(const ConnEvent& ev) {
   return k;
 }
 
-void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_sample, Work& w) {
+void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool closed, Work& w) {
   FlowStats s;
-  if (count) {
+  if (opened) {
     s.connections = 1;
     if (t.flow.pid == 0) stats_.unattributed++;
   }
+  if (closed) s.closed = 1;
   const TcpCounters& c = ev.counters;
   s.bytes_tx = Delta(c.bytes_tx, t.accounted.bytes_tx);
   s.bytes_rx = Delta(c.bytes_rx, t.accounted.bytes_rx);
   s.segs_out = Delta32(c.segs_out, t.accounted.segs_out);
   s.segs_in = Delta32(c.segs_in, t.accounted.segs_in);
   s.retrans = Delta32(c.retrans, t.accounted.retrans);
-  if (rtt_sample && c.rtt_us > 0) {
+  if (closed && c.rtt_us > 0) {
     s.rtt_sum_us = c.rtt_us;
     s.rtt_samples = 1;
     s.rtt_max_us = c.rtt_us;
   }
   t.touched_ns = ev.ts_ns;
-  // A live refresh that found nothing new is not activity; a close always is.
-  if (!count && !rtt_sample && s == FlowStats{}) return;
+  // A reading that found nothing new is not activity (an idle connection
+  // writes nothing between checkpoints); a close always is.
+  if (!opened && !closed && s == FlowStats{}) return;
   s.first_seen_ns = ev.ts_ns;
   s.last_seen_ns = ev.ts_ns;
   const int64_t bucket = FlowBucketOf(ev.ts_ns);
@@ -279,43 +280,61 @@ void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_s
   w.flows.push_back(FlowDelta{bucket, t.flow, s});
 }
 
-void Aggregator::CarryInto(Tracked& t, int64_t ts_ns, Work& w) {
-  const int64_t bucket = FlowBucketOf(ts_ns);
-  if (t.counted_bucket_ns >= bucket) return;
-  int64_t from = t.counted_bucket_ns + kFlowBucketNs;
-  const int64_t max_span = int64_t{options_.max_catch_up_buckets} * kFlowBucketNs;
-  if (bucket - from >= max_span) {
-    const int64_t skip_to = bucket - max_span + kFlowBucketNs;
-    stats_.carry_skipped += static_cast<uint64_t>((skip_to - from) / kFlowBucketNs);
-    from = skip_to;
-  }
-  for (int64_t b = from; b <= bucket; b += kFlowBucketNs) {
-    FlowStats s;
-    s.carried = 1;
-    s.carried_from_ns = b;
-    // Seen open at the start of a missed bucket, and now.
-    s.first_seen_ns = s.last_seen_ns = b == bucket ? ts_ns : b;
-    w.flows.push_back(FlowDelta{b, t.flow, s});
-    stats_.carried++;
-  }
-  t.counted_bucket_ns = bucket;
+void Aggregator::Carry(Tracked& t, int64_t bucket_ns, int64_t seen_ns, Work& w) {
+  FlowStats s;
+  s.carried = 1;
+  s.carried_from_ns = bucket_ns;
+  s.first_seen_ns = s.last_seen_ns = seen_ns;
+  w.flows.push_back(FlowDelta{bucket_ns, t.flow, s});
+  stats_.carried++;
+  t.counted_bucket_ns = std::max(t.counted_bucket_ns, bucket_ns);
 }
 
-void Aggregator::Tick(int64_t now_ns) {
-  const int64_t bucket = FlowBucketOf(now_ns);
-  std::lock_guard lock(state_mu_);
-  if (bucket <= ticked_bucket_ns_) return;
-  ticked_bucket_ns_ = bucket;
+void Aggregator::CarryInto(Tracked& t, int64_t ts_ns, Work& w) {
+  // Only the checkpoint it is in: the ones before, if any were missed, have
+  // no mark, and a window counts from the last one that has.
+  const int64_t checkpoint = FlowCheckpointOf(ts_ns);
+  if (t.counted_bucket_ns >= checkpoint) return;
+  Carry(t, checkpoint, checkpoint, w);
+}
+
+void Aggregator::CheckpointLocked(int64_t bucket_ns) {
   std::lock_guard pending(pending_mu_);
   Work& w = scratch_;
   for (auto& [key, t] : tracked_) {
-    if (t.counted_bucket_ns >= bucket) continue;
+    if (t.counted_bucket_ns >= bucket_ns) continue;
     w.clear();
-    CarryInto(t, now_ns, w);
+    Carry(t, bucket_ns, bucket_ns, w);
     // One connection's deltas at a time: scratch_ keeps its capacity, and
     // 50k open connections must not leave 50k deltas' worth behind.
     MergeLocked(w);
   }
+  pending_.checkpoints.push_back(bucket_ns);
+  stats_.checkpoints++;
+}
+
+void Aggregator::Tick(int64_t now_ns) {
+  const int64_t checkpoint = FlowCheckpointOf(now_ns);
+  std::lock_guard lock(state_mu_);
+  if (checkpoint <= ticked_checkpoint_ns_) return;
+  if (ticked_checkpoint_ns_ == 0) {
+    // Nothing says every connection open at this checkpoint is tracked
+    // (Checkpoint at start-up does): mark the next one.
+    ticked_checkpoint_ns_ = checkpoint;
+    return;
+  }
+  if (checkpoint - ticked_checkpoint_ns_ > kFlowCheckpointNs)
+    stats_.checkpoints_missed +=
+        static_cast<uint64_t>((checkpoint - ticked_checkpoint_ns_) / kFlowCheckpointNs - 1);
+  ticked_checkpoint_ns_ = checkpoint;
+  CheckpointLocked(checkpoint);
+}
+
+void Aggregator::Checkpoint(int64_t now_ns) {
+  const int64_t bucket = FlowBucketOf(now_ns);
+  std::lock_guard lock(state_mu_);
+  ticked_checkpoint_ns_ = std::max(ticked_checkpoint_ns_, FlowCheckpointOf(now_ns));
+  CheckpointLocked(bucket);
 }
 
 void Aggregator::NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w) {

@@ -13,9 +13,12 @@
 //   looked: it is carried into the start-up bucket, not counted as opened,
 //   and its counters so far are a baseline, not bytes of this bucket (after
 //   a restart the previous meshd accounted them already).
-// - Every connection still open when a bucket begins is carried into it
-//   (FlowStats::carried): Tick does that once per bucket for every tracked
-//   connection, so a window finds idle pooled connections too.
+// - Every connection still open when a checkpoint bucket (kFlowCheckpointNs)
+//   begins is carried into it (FlowStats::carried), and the batch says so
+//   (Batch::checkpoints): Tick does that once an hour for every tracked
+//   connection, Checkpoint once at start-up. A window finds idle pooled
+//   connections from the last checkpoint before it and the opens and closes
+//   since, so an idle connection costs one row an hour.
 // - Unknown process: the record keeps pid 0 and the flow goes to the
 //   "unknown process" node, pid 0 and start_ticks 0 (a passive connection
 //   first borrows its listener's owner, as BPF does).
@@ -52,9 +55,6 @@ struct AggregatorOptions {
   // covers 2.6 s, more than a poll interval, in ~40 MB.
   size_t max_closed = 1 << 18;
   size_t max_processes = 1 << 16;
-  // At most this many missed buckets are carried into when a connection is
-  // next seen; older ones are counted in carry_skipped.
-  int max_catch_up_buckets = 60;
 };
 
 struct AggregatorStats {
@@ -68,11 +68,12 @@ struct AggregatorStats {
   uint64_t unattributed = 0;         // connections counted with no process
   uint64_t direction_inferred = 0;   // connections whose direction came from the listeners
   uint64_t tracked_evicted = 0;      // open connections forgotten to stay within max_tracked
-  uint64_t carried = 0;              // (bucket, connection) pairs carried into a new bucket
-  // Buckets an open connection stayed open through but was not carried
-  // into, because meshd's probe thread did not run for longer than
-  // max_catch_up_buckets (a suspended or starved meshd).
-  uint64_t carry_skipped = 0;
+  uint64_t carried = 0;              // (bucket, connection) pairs carried into a checkpoint
+  uint64_t checkpoints = 0;          // checkpoints marked (hourly, and at start-up)
+  // Hourly checkpoints not marked because meshd's probe thread did not run
+  // through them (a suspended or starved meshd). Windows then count open
+  // connections from the checkpoint before: slower to read, not wrong.
+  uint64_t checkpoints_missed = 0;
   uint64_t tracked = 0;              // open connections now
   uint64_t listeners = 0;            // listening endpoints now
   uint64_t pending_records = 0;      // waiting for the next TakeBatch
@@ -88,10 +89,16 @@ class Aggregator {
   void Add(const ConnEvent& ev);
   // A run of events in order, under one lock (the probe's batches).
   void Add(std::span<const ConnEvent* const> events);
-  // Carries every tracked connection into the bucket of `now_ns` (Unix ns)
-  // once that bucket has begun. Cheap until then; call it often (the probe
-  // thread does, between drains), so a bucket's marks are at most a drain late.
+  // Carries every tracked connection into the checkpoint bucket of `now_ns`
+  // (Unix ns) once that bucket has begun, and marks the checkpoint in the
+  // batch. Cheap until then; call it often (the probe thread does, between
+  // drains), so a checkpoint is at most a drain late. The first call only
+  // notes the time: nothing says every connection open then is tracked.
   void Tick(int64_t now_ns);
+  // Every connection open now is tracked (the start-up seed is in): carries
+  // them into the bucket of `now_ns` and marks it a checkpoint, so windows
+  // after it need nothing from before meshd started.
+  void Checkpoint(int64_t now_ns);
   // Everything since the last call; the flusher writes it as one batch.
   Batch TakeBatch();
   // Streaming mode, once the start-up snapshot is in: only the kernel reports
@@ -158,11 +165,16 @@ class Aggregator {
   ProcessRef Attribute(const ConnEvent& ev, Direction direction) const;
   FlowKey FlowKeyOf(const ConnEvent& ev);
   const EndpointRecord* ListenerFor(const ConnKey& key) const;
-  // Adds counters beyond t.accounted (and the connection itself if `count`).
-  void Account(Tracked& t, const ConnEvent& ev, bool count, bool rtt_sample, Work& w);
-  // Carries t into every bucket after the last it is counted in, up to the
-  // bucket of ts_ns.
+  // Adds counters beyond t.accounted, the connection itself if `opened`, and
+  // its close (with its RTT) if `closed`.
+  void Account(Tracked& t, const ConnEvent& ev, bool opened, bool closed, Work& w);
+  // Counts t as open when bucket_ns began.
+  void Carry(Tracked& t, int64_t bucket_ns, int64_t seen_ns, Work& w);
+  // Carries t into the checkpoint of ts_ns, unless it is counted there
+  // already (opened or carried).
   void CarryInto(Tracked& t, int64_t ts_ns, Work& w);
+  // Carries every tracked connection into bucket_ns and marks it.
+  void CheckpointLocked(int64_t bucket_ns);
   void NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w);
   void RememberClose(const ConnKey& key, const ConnEvent& ev);
   void ExpireClosed(int64_t now_ns);
@@ -183,7 +195,7 @@ class Aggregator {
   std::deque<std::pair<int64_t, ConnKey>> closed_order_;
   std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
   std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
-  int64_t ticked_bucket_ns_ = 0;  // the bucket Tick last carried everything into
+  int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
   AggregatorStats stats_;
 
   // The batch being filled; the flusher swaps it out.

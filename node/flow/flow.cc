@@ -7,6 +7,7 @@ namespace flowmesh {
 
 void FlowStats::Merge(const FlowStats& o) {
   connections += o.connections;
+  closed += o.closed;
   bytes_tx += o.bytes_tx;
   bytes_rx += o.bytes_rx;
   segs_out += o.segs_out;

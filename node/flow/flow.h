@@ -22,6 +22,17 @@ inline int64_t FlowBucketOf(int64_t ts_ns) {
   return ts_ns <= 0 ? 0 : ts_ns - ts_ns % kFlowBucketNs;
 }
 
+// Open connections are carried into a bucket (FlowStats::carried) only at
+// these checkpoints, not every minute: an idle connection costs a row an
+// hour, not sixty. A window that starts between two checkpoints finds what
+// was open at its start from the last checkpoint before it and the opens and
+// closes since (Store::ReadFlows).
+inline constexpr int64_t kFlowCheckpointNs = 60 * kFlowBucketNs;  // one hour
+
+inline int64_t FlowCheckpointOf(int64_t ts_ns) {
+  return ts_ns <= 0 ? 0 : ts_ns - ts_ns % kFlowCheckpointNs;
+}
+
 // A process for display and grouping. (pid, start_ticks) is the identity;
 // prefork servers (nginx master and workers) share a pgid and are one server
 // node in `look`. Fields other than the identity may be empty/0 when the
@@ -82,16 +93,22 @@ struct FlowKeyHash {
 //   counted once, in the bucket where its open was seen (or its close, when
 //   the open was missed). Connections found open at start-up are not: they
 //   opened before meshd looked.
+// - `closed` counts the connections counted (opened or carried) that closed
+//   in the window.
 // - `carried` counts the connections that were already open when a bucket
-//   began. Every open connection is counted so in each bucket it stays open
-//   through, idle or not. Summed over time, only the earliest bucket's count
-//   is kept (`carried_from_ns` says which): a connection open for an hour is
-//   one connection, not sixty. So connections + carried is every connection
-//   open at some moment in the window (active()).
+//   began. In the store, every open connection is carried into each
+//   checkpoint bucket (kFlowCheckpointNs) it stays open through, idle or not,
+//   and connections found at start-up into the start-up bucket. Summed over
+//   time, only the earliest bucket's count is kept (`carried_from_ns` says
+//   which): a connection open for a day is one connection, not 24. A
+//   window's totals carry what was open at its start, rebuilt from the last
+//   checkpoint as carried + opened - closed. So connections + carried is
+//   every connection open at some moment in the window (active()).
 // - bytes and segments land where they were measured: a close, or the
 //   periodic reading of an open connection's counters.
 struct FlowStats {
   uint64_t connections = 0;  // opened in the window
+  uint64_t closed = 0;       // closed in the window
   uint64_t carried = 0;      // open when the window's first bucket of this flow began
   uint64_t bytes_tx = 0;
   uint64_t bytes_rx = 0;
@@ -149,6 +166,11 @@ struct EndpointRecord {
 // one Batch as one atomic RocksDB WriteBatch, so a crash keeps all of it or
 // none of it.
 struct Batch {
+  // Buckets every connection open at whose start is carried into them by
+  // this batch or an earlier one (hourly checkpoints, and the start-up
+  // seed's). The store marks them, and a window's reading of what was open
+  // at its start begins at the last mark before it.
+  std::vector<int64_t> checkpoints;
   std::vector<ConnRecord> records;
   std::vector<FlowDelta> flows;                 // several deltas may share a key
   std::vector<ProcessDetails> processes;        // new or changed processes
@@ -159,7 +181,7 @@ struct Batch {
   bool retried = false;
   bool empty() const {
     return records.empty() && flows.empty() && processes.empty() && endpoints_added.empty() &&
-           endpoints_removed.empty();
+           endpoints_removed.empty() && checkpoints.empty();
   }
 };
 

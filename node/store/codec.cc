@@ -225,13 +225,14 @@ std::string EncodeFlowStats(const FlowStats& s) {
   PutSigned(&out, s.first_seen_ns);
   PutSigned(&out, s.last_seen_ns);
   // Appended fields: a value without them is a flow of before windows
-  // counted open connections (nothing carried).
+  // counted open connections (nothing carried, no closes counted).
   // carried_from_ns is a bucket start (or 0): kept in whole buckets, 4 bytes
-  // instead of 9.
-  if (s.carried_from_ns != 0 || s.carried != 0) {
+  // instead of 9. `closed` follows it, so it needs the two before it.
+  if (s.carried_from_ns != 0 || s.carried != 0 || s.closed != 0) {
     PutVarint(&out, s.carried);
     PutSigned(&out, s.carried_from_ns / kFlowBucketNs);
   }
+  if (s.closed != 0) PutVarint(&out, s.closed);
   return out;
 }
 
@@ -256,6 +257,7 @@ Result<FlowStats> DecodeFlowStats(std::string_view value) {
       return Malformed("flow", value);
     s.carried_from_ns = buckets * kFlowBucketNs;
   }
+  if (!in.done()) s.closed = in.U64();
   if (!in.done()) return Malformed("flow", value);
   return s;
 }

@@ -89,6 +89,7 @@ void Flusher::AppendPending(Batch&& more) {
   Append(&pending_.processes, std::move(more.processes));
   Append(&pending_.endpoints_added, std::move(more.endpoints_added));
   Append(&pending_.endpoints_removed, std::move(more.endpoints_removed));
+  Append(&pending_.checkpoints, std::move(more.checkpoints));
 }
 
 void Flusher::TrimPending() {
@@ -106,6 +107,9 @@ void Flusher::TrimPending() {
     dropped_flows = pending_.flows.size() - cap;
     pending_.flows.erase(pending_.flows.begin(), pending_.flows.begin() + dropped_flows);
   }
+  // The dropped deltas may be the checkpoint's carries: it vouches for
+  // nothing now, and windows count from the checkpoint before it.
+  if (dropped_flows > 0) pending_.checkpoints.clear();
   if (dropped == 0 && dropped_flows == 0) return;
   if (streak_dropped_ == 0)
     FM_LOG(Warn, "store") << "store writes keep failing: dropping the oldest pending records ("

@@ -225,6 +225,17 @@ Result<int64_t> DecodeCountKey(std::string_view key) {
   return static_cast<int64_t>(GetBigEndian64(key.data() + 1));
 }
 
+std::string CheckpointKey(int64_t bucket_ns) {
+  std::string out(1, kMetaCheckpointPrefix);
+  PutTime(&out, bucket_ns);
+  return out;
+}
+
+Result<int64_t> DecodeCheckpointKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kMetaCheckpointPrefix) return BadKey("flow checkpoint", key);
+  return static_cast<int64_t>(GetBigEndian64(key.data() + 1));
+}
+
 std::string UserMetaKey(std::string_view key) {
   std::string out(1, kMetaUserPrefix);
   out.append(key);

@@ -93,6 +93,7 @@ Result<ListenPeriodKeyParts> DecodeListenPeriodKey(std::string_view key);
 // --- meta: one prefix byte keeps the store's own keys, the per-bucket record
 // counts and the free-form keys of PutMeta apart.
 inline constexpr char kMetaCountPrefix = 'c';
+inline constexpr char kMetaCheckpointPrefix = 'k';
 inline constexpr char kMetaUserPrefix = 'u';
 inline constexpr std::string_view kMetaNodeIdKey = "n/node_id";
 inline constexpr std::string_view kMetaGenerationKey = "n/generation";
@@ -108,6 +109,10 @@ inline constexpr std::string_view kMetaRolledUpToKey = "n/rolled_up_to";
 inline constexpr std::string_view kMetaWatchedUntilKey = "n/watched_until";
 std::string CountKey(int64_t bucket_ns);  // 'c' + bucket (8)
 Result<int64_t> DecodeCountKey(std::string_view key);
+// A flow checkpoint (Batch::checkpoints): every connection open when this
+// bucket began is carried into it. Empty value.
+std::string CheckpointKey(int64_t bucket_ns);  // 'k' + bucket (8)
+Result<int64_t> DecodeCheckpointKey(std::string_view key);
 std::string UserMetaKey(std::string_view key);
 
 }  // namespace flowmesh

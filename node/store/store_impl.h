@@ -101,6 +101,19 @@ class Store::Impl {
                      const std::function<bool(const ConnRecord&)>& fn) const;
   Result<std::vector<Flow>> ReadFlows(const TimeWindow& window,
                                       const std::function<bool(const FlowKey&)>& keep) const;
+  using FlowSums = std::unordered_map<FlowKey, FlowStats, FlowKeyHash>;
+  using FlowKeep = std::function<bool(const FlowKey&)>;
+  // Merges every flow row of the minute buckets [begin, end) into *sums,
+  // reading coarse rows below `rolled_up_to` where they cover whole buckets.
+  Status SumFlowRows(const rocksdb::ReadOptions& at, int64_t begin, int64_t end,
+                     int64_t rolled_up_to, const FlowKeep& keep, FlowSums* sums) const;
+  // What was open when the minute `first` began, per flow: the last
+  // checkpoint at or before it, plus the opens and minus the closes since
+  // (as FlowStats carried from `first`, into *open). False when no
+  // checkpoint is stored at or before `first` (a store of before
+  // checkpoints, whose rows carry every minute themselves).
+  Result<bool> OpenAtStart(const rocksdb::ReadOptions& at, int64_t first, int64_t rolled_up_to,
+                           const FlowKeep& keep, FlowSums* open) const;
   Result<std::vector<EndpointRecord>> Endpoints() const;
   Result<std::vector<ListenPeriod>> ListenHistory(const TimeWindow& window,
                                                   const std::optional<Endpoint>& at) const;
@@ -142,6 +155,10 @@ class Store::Impl {
   // returns how many records went. Caller holds write_mu_.
   Result<uint64_t> DeleteBefore(int64_t cut_bucket, const Counts& counts);
   Result<uint64_t> ExpireProcesses(int64_t cutoff_ns);
+  // The last flow checkpoint at or before cut_bucket when cutting there frees
+  // something (it is after the last cut), else cut_bucket: a cut at a
+  // checkpoint keeps what was open at it. Caller holds write_mu_.
+  Result<int64_t> CutAtCheckpoint(int64_t cut_bucket) const;
   // store_listeners.cc. The listen periods a Batch opens and closes, and
   // kMetaWatchedUntilKey, into *wb. Caller holds write_mu_.
   Status RecordListenPeriods(const std::map<std::string, EndpointOp>& ops, int64_t batch_time,

@@ -75,44 +75,11 @@ Status Store::Impl::ScanRecords(const TimeWindow& window, const RecordFilter& fi
   return FromRocks(it->status(), "cannot read records from " + options.dir);
 }
 
-Result<std::vector<Flow>> Store::Impl::ReadFlows(
-    const TimeWindow& window, const std::function<bool(const FlowKey&)>& keep) const {
-  std::vector<Flow> out;
-  if (window.since_ns > window.until_ns) return out;
-  // Minute buckets [first, end) overlap the window; cover them with as few
-  // (coarse) buckets as possible. The sum is the same.
-  const int64_t first = std::max(FlowBucketOf(window.since_ns), expired_before.load());
-  // An open-ended window ("until now", or the end of time) cannot hold flows
-  // from the future: stop an hour past now (clock steps), so the plan stays
-  // a handful of spans instead of millions of empty buckets.
-  const int64_t horizon = RealtimeNs() + 3600 * int64_t{1'000'000'000};
-  const int64_t last = FlowBucketOf(std::min(window.until_ns, horizon));
-  const int64_t end = last <= std::numeric_limits<int64_t>::max() - kFlowBucketNs
-                          ? last + kFlowBucketNs
-                          : last;  // the bucket at the end of time is not readable
-  // One snapshot for the watermark and every span: a roll-up or a late
-  // delta committed meanwhile is seen everywhere or nowhere.
-  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~Release() { db->ReleaseSnapshot(s); }
-  } release{db.get(), snapshot};
-  rocksdb::ReadOptions at;
-  at.snapshot = snapshot;
-  int64_t rolled_up_to = 0;
-  std::string value;
-  rocksdb::Status s = db->Get(at, meta, std::string(kMetaRolledUpToKey), &value);
-  if (s.ok()) {
-    auto r = DecodeCount(value);
-    if (r.ok()) rolled_up_to = static_cast<int64_t>(*r);
-  } else if (!s.IsNotFound()) {
-    return FromRocks(s, "cannot read flows from " + options.dir);
-  }
-
-  std::unordered_map<FlowKey, FlowStats, FlowKeyHash> sums;
+Status Store::Impl::SumFlowRows(const rocksdb::ReadOptions& at, int64_t begin, int64_t end,
+                                int64_t rolled_up_to, const FlowKeep& keep,
+                                FlowSums* sums) const {
   FlowRowKeyParts key;
-  for (const FlowSpan& span : PlanFlowSpans(first, end, rolled_up_to)) {
+  for (const FlowSpan& span : PlanFlowSpans(begin, end, rolled_up_to)) {
     rocksdb::ReadOptions ro = at;
     const std::string upper = FlowBucketKey(span.level, span.end_ns);
     const rocksdb::Slice upper_slice(upper);
@@ -129,12 +96,91 @@ Result<std::vector<Flow>> Store::Impl::ReadFlows(
         corrupt->fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      sums[key.key].Merge(*stats);
+      (*sums)[key.key].Merge(*stats);
     }
     FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
   }
+  return Status::Ok();
+}
+
+Result<bool> Store::Impl::OpenAtStart(const rocksdb::ReadOptions& at, int64_t first,
+                                      int64_t rolled_up_to, const FlowKeep& keep,
+                                      FlowSums* open) const {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(at, meta));
+  it->SeekForPrev(CheckpointKey(first));
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
+  // The key before may be another kind of meta key: then there is none.
+  auto checkpoint = it->Valid() ? DecodeCheckpointKey(View(it->key())) : Result<int64_t>(0);
+  if (!it->Valid() || !checkpoint.ok()) return false;
+  // At `first` itself, its rows hold the carries; before the retention cut,
+  // its rows are gone and nothing can be rebuilt.
+  if (*checkpoint == first || *checkpoint < expired_before.load()) return true;
+  FlowSums before;
+  FM_RETURN_IF_ERROR(SumFlowRows(at, *checkpoint, first, rolled_up_to, keep, &before));
+  for (const auto& [key, s] : before) {
+    // Carried at the checkpoint (the earliest count is the checkpoint's),
+    // opened and closed since.
+    const uint64_t in = s.carried + s.connections;
+    if (in <= s.closed) continue;
+    FlowStats& c = (*open)[key];
+    c.carried = in - s.closed;
+    c.carried_from_ns = first;
+    c.first_seen_ns = c.last_seen_ns = first;
+  }
+  return true;
+}
+
+Result<std::vector<Flow>> Store::Impl::ReadFlows(const TimeWindow& window,
+                                                 const FlowKeep& keep) const {
+  std::vector<Flow> out;
+  if (window.since_ns > window.until_ns) return out;
+  // Minute buckets [first, end) overlap the window; cover them with as few
+  // (coarse) buckets as possible. The sum is the same.
+  const int64_t first = std::max(FlowBucketOf(window.since_ns), expired_before.load());
+  // An open-ended window ("until now", or the end of time) cannot hold flows
+  // from the future: stop an hour past now (clock steps), so the plan stays
+  // a handful of spans instead of millions of empty buckets.
+  const int64_t horizon = RealtimeNs() + 3600 * int64_t{1'000'000'000};
+  const int64_t last = FlowBucketOf(std::min(window.until_ns, horizon));
+  const int64_t end = last <= std::numeric_limits<int64_t>::max() - kFlowBucketNs
+                          ? last + kFlowBucketNs
+                          : last;  // the bucket at the end of time is not readable
+  // One snapshot for the watermarks, the checkpoint and every span: a
+  // roll-up or a late delta committed meanwhile is seen everywhere or nowhere.
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db.get(), snapshot};
+  rocksdb::ReadOptions at;
+  at.snapshot = snapshot;
+  auto meta_time = [&](std::string_view k) -> Result<int64_t> {
+    std::string value;
+    rocksdb::Status s = db->Get(at, meta, std::string(k), &value);
+    if (s.IsNotFound()) return 0;
+    if (!s.ok()) return FromRocks(s, "cannot read flows from " + options.dir);
+    auto r = DecodeCount(value);
+    return r.ok() ? static_cast<int64_t>(*r) : 0;
+  };
+  FM_ASSIGN_OR_RETURN(const int64_t rolled_up_to, meta_time(kMetaRolledUpToKey));
+
+  // What was open when the window began, then everything inside it.
+  FlowSums sums;
+  FM_ASSIGN_OR_RETURN(const bool closes_counted, OpenAtStart(at, first, rolled_up_to, keep, &sums));
+  FM_RETURN_IF_ERROR(SumFlowRows(at, first, end, rolled_up_to, keep, &sums));
+  // A flow still open at the window's end was seen until then, or until
+  // meshd last wrote (it would have seen the close). Stores of before
+  // checkpoints did not count closes, so they cannot tell.
+  int64_t seen_until = 0;
+  if (closes_counted) {
+    FM_ASSIGN_OR_RETURN(const int64_t watched, meta_time(kMetaWatchedUntilKey));
+    seen_until = std::min(window.until_ns, watched);
+  }
   out.reserve(sums.size());
   for (auto& [k, s] : sums) {
+    if (s.carried + s.connections > s.closed && seen_until > s.last_seen_ns)
+      s.last_seen_ns = seen_until;
     // A window's total: what the flow carried into the window is final now,
     // and adds to other flows' (see FlowStats::carried_from_ns).
     s.carried_from_ns = 0;

@@ -75,6 +75,7 @@ Result<uint64_t> Store::Impl::DeleteBefore(int64_t cut_bucket, const Counts& cou
     wb.DeleteRange(flows, FlowBucketKey(level, 0),
                    FlowBucketKey(level, FlowLevelBucketOf(level, cut_bucket)));
   wb.DeleteRange(meta, CountKey(0), CountKey(cut_bucket));
+  wb.DeleteRange(meta, CheckpointKey(0), CheckpointKey(cut_bucket));
   const int64_t floor = std::max(expired_before.load(), cut_bucket);
   wb.Put(meta, std::string(kMetaExpiredBeforeKey), EncodeCount(static_cast<uint64_t>(floor)));
   // Deleted minutes need no roll-up.
@@ -89,6 +90,15 @@ Result<uint64_t> Store::Impl::DeleteBefore(int64_t cut_bucket, const Counts& cou
   std::lock_guard lock(stats_mu_);
   expired_records_ += removed;
   return removed;
+}
+
+Result<int64_t> Store::Impl::CutAtCheckpoint(int64_t cut_bucket) const {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, meta));
+  it->SeekForPrev(CheckpointKey(cut_bucket));
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read " + options.dir));
+  auto checkpoint = it->Valid() ? DecodeCheckpointKey(View(it->key())) : Result<int64_t>(0);
+  if (!it->Valid() || !checkpoint.ok() || *checkpoint <= expired_before.load()) return cut_bucket;
+  return *checkpoint;
 }
 
 Result<uint64_t> Store::Impl::ExpireProcesses(int64_t cutoff_ns) {
@@ -147,10 +157,13 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
   uint64_t removed = 0;
   if (!read_only_reason.empty()) return removed;  // nothing can be deleted
   if (options.retention_ns > 0 && now_ns > options.retention_ns) {
-    const int64_t cut = FlowBucketOf(now_ns - options.retention_ns);
+    int64_t cut = FlowBucketOf(now_ns - options.retention_ns);
     bool deleted = false;
     {
       std::lock_guard lock(write_mu_);
+      // At most an hour more is kept: what was open at the cut is still
+      // counted by windows that start after it.
+      FM_ASSIGN_OR_RETURN(cut, CutAtCheckpoint(cut));
       FM_ASSIGN_OR_RETURN(Counts counts, ReadCounts());
       bool old_records = !counts.buckets.empty() && counts.buckets.front().first < cut;
       bool old_flows = false;
@@ -195,6 +208,10 @@ Result<uint64_t> Store::Impl::EnforceRetention(int64_t now_ns) {
         taken += n;
         if (taken >= need) break;
       }
+      // The checkpoint before, unless that frees nothing: then the open
+      // connections counted there are lost to windows of the next hour, not
+      // the disk.
+      FM_ASSIGN_OR_RETURN(cut, CutAtCheckpoint(cut));
       FM_ASSIGN_OR_RETURN(uint64_t n, DeleteBefore(cut, counts));
       removed += n;
       FM_RETURN_IF_ERROR(ExpireListenPeriods(cut));

@@ -186,6 +186,10 @@ Status Store::Impl::Write(const Batch& batch) {
     newest_flow_bucket = std::max(newest_flow_bucket, FlowBucketOf(f.bucket_ns));
   }
 
+  // In the batch with the carries it vouches for (or after them).
+  for (int64_t checkpoint : batch.checkpoints)
+    wb.Put(meta, CheckpointKey(checkpoint), rocksdb::Slice());
+
   for (const auto& p : batch.processes)
     wb.Put(processes, ProcessKey(p.pid, p.start_ticks), EncodeProcessValue(p, batch_time));
   FM_RETURN_IF_ERROR(RefreshProcesses(batch, batch_time, &wb));

@@ -239,17 +239,18 @@ TEST_F(AggregatorTest, UpdatesAddDeltasAndTheCloseOnlyTheRest) {
   close.counters = Bytes(1001, 2000, 80);
   Feed(close);
   Batch b = agg_.TakeBatch();
-  // The middle bucket moved nothing, but the connection was open through it.
-  ASSERT_THAT(b.flows, SizeIs(3));
+  // The middle bucket moved nothing and is no checkpoint: no row. A window
+  // of it alone finds the connection open from its open and no close yet.
+  ASSERT_THAT(b.flows, SizeIs(2));
   EXPECT_EQ(b.flows[0].bucket_ns, t);
   EXPECT_EQ(b.flows[0].stats.bytes_tx, 100u);
-  EXPECT_EQ(b.flows[1].bucket_ns, t + kFlowBucketNs);
-  EXPECT_EQ(b.flows[1].stats.bytes_tx, 0u);
-  EXPECT_EQ(b.flows[1].stats.carried, 1u);
-  EXPECT_EQ(b.flows[2].bucket_ns, t + 2 * kFlowBucketNs);
-  EXPECT_EQ(b.flows[2].stats.bytes_tx, 900u);
+  EXPECT_EQ(b.flows[0].stats.closed, 0u);
+  EXPECT_EQ(b.flows[1].bucket_ns, t + 2 * kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 900u);
+  EXPECT_EQ(b.flows[1].stats.closed, 1u);
   FlowStats s = ByPidAndPort(b).begin()->second;
   EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(s.closed, 1u);
   EXPECT_EQ(s.active(), 1u);  // summed over time, one connection
   EXPECT_EQ(s.bytes_tx, 1000u);
   EXPECT_EQ(s.bytes_rx, 2000u);
@@ -283,7 +284,7 @@ TEST_F(AggregatorTest, PidReuseMakesADifferentFlow) {
   EXPECT_THAT(b.processes, SizeIs(2));
 }
 
-TEST_F(AggregatorTest, OpenedInTheBucketOfTheOpenCarriedThroughTheRestBytesAtTheClose) {
+TEST_F(AggregatorTest, OpenedInTheBucketOfItsOpenClosedWithItsBytesInTheBucketOfItsClose) {
   const int64_t t = FlowBucketOf(kT0) + 30 * kSec;
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
   ConnEvent close =
@@ -291,68 +292,113 @@ TEST_F(AggregatorTest, OpenedInTheBucketOfTheOpenCarriedThroughTheRestBytesAtThe
   close.counters = Bytes(101, 200);
   Feed(close);
   Batch b = agg_.TakeBatch();
-  ASSERT_THAT(b.flows, SizeIs(3));
+  ASSERT_THAT(b.flows, SizeIs(2));
   EXPECT_EQ(b.flows[0].bucket_ns, FlowBucketOf(t));
   EXPECT_EQ(b.flows[0].stats.connections, 1u);
   EXPECT_EQ(b.flows[0].stats.carried, 0u);
+  EXPECT_EQ(b.flows[0].stats.closed, 0u);
   EXPECT_EQ(b.flows[0].stats.bytes_tx, 0u);
-  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
   EXPECT_EQ(b.flows[1].stats.connections, 0u);
-  EXPECT_EQ(b.flows[1].stats.carried, 1u);
-  EXPECT_EQ(b.flows[1].stats.bytes_tx, 0u);
-  EXPECT_EQ(b.flows[2].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
-  EXPECT_EQ(b.flows[2].stats.connections, 0u);
-  EXPECT_EQ(b.flows[2].stats.carried, 1u);
-  EXPECT_EQ(b.flows[2].stats.bytes_tx, 100u);
-  EXPECT_EQ(b.flows[2].stats.last_seen_ns, t + 90 * kSec);
+  EXPECT_EQ(b.flows[1].stats.carried, 0u);
+  EXPECT_EQ(b.flows[1].stats.closed, 1u);
+  EXPECT_EQ(b.flows[1].stats.bytes_tx, 100u);
+  EXPECT_EQ(b.flows[1].stats.last_seen_ns, t + 90 * kSec);
+  EXPECT_THAT(b.checkpoints, SizeIs(0));
 }
 
-// An idle pooled connection: nothing reports it, yet every bucket it stays
-// open through counts it once, however often Tick runs.
-TEST_F(AggregatorTest, TickCarriesEveryOpenConnectionIntoEachNewBucketOnce) {
+// An idle pooled connection: nothing reports it, yet every hourly checkpoint
+// it stays open through counts it once, however often Tick runs, and the
+// batch marks the checkpoint.
+TEST_F(AggregatorTest, TickCarriesEveryOpenConnectionIntoEachHourlyCheckpointOnce) {
   const int64_t t = FlowBucketOf(kT0) + 10 * kSec;
+  const int64_t hour = FlowCheckpointOf(t) + kFlowCheckpointNs;
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40002), nginx_));
-  agg_.Tick(t + kSec);  // same bucket: nothing to carry
-  EXPECT_THAT(agg_.TakeBatch().flows, SizeIs(1));
-  for (int64_t at : {t + 55 * kSec, t + 60 * kSec, t + 61 * kSec, t + 119 * kSec})
-    agg_.Tick(at);
+  agg_.Tick(t + kSec);  // the first call only notes the hour
+  agg_.Tick(t + 5 * kFlowBucketNs);  // same hour, later minutes: nothing to carry
+  Batch first = agg_.TakeBatch();
+  EXPECT_THAT(first.flows, SizeIs(1));
+  EXPECT_THAT(first.checkpoints, SizeIs(0));
+  for (int64_t at : {hour - kSec, hour, hour + kSec, hour + 59 * kFlowBucketNs}) agg_.Tick(at);
   Batch b = agg_.TakeBatch();
-  ASSERT_THAT(b.flows, SizeIs(2));  // one row per bucket for the flow of both
-  EXPECT_EQ(b.flows[0].bucket_ns, FlowBucketOf(t) + kFlowBucketNs);
+  ASSERT_THAT(b.flows, SizeIs(1));  // one row for the flow of both
+  EXPECT_EQ(b.flows[0].bucket_ns, hour);
   EXPECT_EQ(b.flows[0].stats.carried, 2u);
+  EXPECT_EQ(b.flows[0].stats.carried_from_ns, hour);
   EXPECT_EQ(b.flows[0].stats.connections, 0u);
-  EXPECT_EQ(b.flows[1].bucket_ns, FlowBucketOf(t) + 2 * kFlowBucketNs);
-  EXPECT_EQ(b.flows[1].stats.carried, 2u);
-  EXPECT_EQ(agg_.Stats().carried, 4u);
-  // Closed: no longer carried.
-  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 125 * kSec,
+  EXPECT_THAT(b.checkpoints, ElementsAre(hour));
+  EXPECT_EQ(agg_.Stats().carried, 2u);
+  EXPECT_EQ(agg_.Stats().checkpoints, 1u);
+  // Closed: no longer carried, but the next hour is still a checkpoint.
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, hour + 70 * kSec,
           Active(40001)));
-  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 125 * kSec,
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, hour + 70 * kSec,
           Active(40002)));
+  EXPECT_EQ(agg_.TakeBatch().flows[0].stats.closed, 2u);
+  agg_.Tick(hour + kFlowCheckpointNs);
+  Batch after = agg_.TakeBatch();
+  EXPECT_THAT(after.flows, SizeIs(0));
+  EXPECT_THAT(after.checkpoints, ElementsAre(hour + kFlowCheckpointNs));
+}
+
+// An event in a new hour before Tick ran carries its connection there
+// itself; Tick then does not carry it twice.
+TEST_F(AggregatorTest, AnEventPastTheHourCarriesItsConnectionOnceBeforeTick) {
+  const int64_t t = FlowBucketOf(kT0);
+  const int64_t hour = FlowCheckpointOf(t) + kFlowCheckpointNs;
+  agg_.Tick(t);
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
   agg_.TakeBatch();
-  agg_.Tick(t + 200 * kSec);
+  ConnEvent up = Ev(EventKind::kUpdate, EventSource::kPoll, Direction::kActive, hour + 2 * kSec,
+                    Active(40001), nginx_);
+  up.counters = Bytes(51, 0);
+  Feed(up);
+  agg_.Tick(hour + 3 * kSec);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(1));
+  EXPECT_EQ(b.flows[0].bucket_ns, hour);
+  EXPECT_EQ(b.flows[0].stats.carried, 1u);
+  EXPECT_EQ(b.flows[0].stats.bytes_tx, 50u);
+  EXPECT_THAT(b.checkpoints, ElementsAre(hour));
+}
+
+// At start-up, once the seed is in: every tracked connection is carried into
+// the start-up minute (a seed already is) and that minute is a checkpoint.
+TEST_F(AggregatorTest, CheckpointAtStartUpCarriesWhatIsNotCountedThereYet) {
+  const int64_t t = FlowBucketOf(kT0);
+  Feed(Ev(EventKind::kOpen, EventSource::kSeed, Direction::kActive, t + kSec, Active(40001),
+          nginx_));
+  // Opened by the kernel a minute before (delivered late): counted there.
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t - kFlowBucketNs,
+          Active(40002), nginx_));
+  agg_.Checkpoint(t + 2 * kSec);
+  Batch b = agg_.TakeBatch();
+  EXPECT_THAT(b.checkpoints, ElementsAre(t));
+  ASSERT_THAT(b.flows, SizeIs(2));
+  EXPECT_EQ(b.flows[0].bucket_ns, t);  // the seed's carry and the checkpoint's, one row
+  EXPECT_EQ(b.flows[0].stats.carried, 2u);
+  EXPECT_EQ(b.flows[1].bucket_ns, t - kFlowBucketNs);
+  EXPECT_EQ(b.flows[1].stats.connections, 1u);
+  // The hour of the checkpoint is not marked again by Tick.
+  agg_.Tick(t + 3 * kSec);
   EXPECT_TRUE(agg_.TakeBatch().empty());
 }
 
-// A probe thread that did not run for hours (a suspended meshd) carries a
-// connection into the last max_catch_up_buckets buckets and counts the rest.
-TEST_F(AggregatorTest, ALongStallCarriesTheRecentBucketsAndCountsTheSkippedOnes) {
-  AggregatorOptions o;
-  o.max_catch_up_buckets = 3;
-  Aggregator agg(nullptr, o);
+// A probe thread that did not run for hours (a suspended meshd) carries
+// into the hour it resumes in and counts the hours it missed.
+TEST_F(AggregatorTest, ALongStallCarriesIntoTheCurrentHourAndCountsTheMissedOnes) {
   const int64_t t = FlowBucketOf(kT0);
-  ConnEvent open =
-      Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_);
-  table_.Apply(open);
-  agg.Add(open);
-  agg.TakeBatch();
-  agg.Tick(t + 10 * kFlowBucketNs);
-  Batch b = agg.TakeBatch();
-  ASSERT_THAT(b.flows, SizeIs(3));
-  EXPECT_EQ(b.flows[0].bucket_ns, t + 8 * kFlowBucketNs);
-  EXPECT_EQ(b.flows[2].bucket_ns, t + 10 * kFlowBucketNs);
-  EXPECT_EQ(agg.Stats().carry_skipped, 7u);  // buckets 1 to 7
+  const int64_t hour = FlowCheckpointOf(t);
+  agg_.Tick(t);
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t, Active(40001), nginx_));
+  agg_.TakeBatch();
+  agg_.Tick(hour + 5 * kFlowCheckpointNs + kSec);
+  Batch b = agg_.TakeBatch();
+  ASSERT_THAT(b.flows, SizeIs(1));
+  EXPECT_EQ(b.flows[0].bucket_ns, hour + 5 * kFlowCheckpointNs);
+  EXPECT_THAT(b.checkpoints, ElementsAre(hour + 5 * kFlowCheckpointNs));
+  EXPECT_EQ(agg_.Stats().checkpoints_missed, 4u);  // hours 1 to 4
 }
 
 TEST_F(AggregatorTest, CloseWithoutOpenIsCountedAtClose) {
@@ -363,6 +409,7 @@ TEST_F(AggregatorTest, CloseWithoutOpenIsCountedAtClose) {
   Batch b = agg_.TakeBatch();
   ASSERT_THAT(b.flows, SizeIs(1));
   EXPECT_EQ(b.flows[0].stats.connections, 1u);
+  EXPECT_EQ(b.flows[0].stats.closed, 1u);  // opened and closed: open at no bucket's start
   EXPECT_EQ(b.flows[0].stats.bytes_tx, 50u);
   EXPECT_THAT(b.records, SizeIs(1));
 }

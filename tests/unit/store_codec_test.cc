@@ -207,7 +207,19 @@ TEST(StoreCodec, FlowStatsCarriedRoundTripsAndOlderValuesDecode) {
   EXPECT_EQ(back_old->carried, 0u);
   EXPECT_EQ(back_old->carried_from_ns, 0);
   EXPECT_FALSE(DecodeFlowStats(old_bytes + "\x04").ok()) << "carried without its bucket";
-  EXPECT_FALSE(DecodeFlowStats(bytes + "x").ok());
+  // Closes counted: after the bucket, which a value then holds even with
+  // nothing carried.
+  FlowStats closed = old;
+  closed.closed = 3;
+  const std::string closed_bytes = EncodeFlowStats(closed);
+  EXPECT_EQ(closed_bytes.size(), old_bytes.size() + 1 + 1 + 1);
+  auto closed_back = DecodeFlowStats(closed_bytes);
+  ASSERT_TRUE(closed_back.ok());
+  EXPECT_EQ(*closed_back, closed);
+  EXPECT_EQ(DecodeFlowStats(bytes)->closed, 0u) << "a value of before closes were counted";
+  EXPECT_FALSE(DecodeFlowStats(closed_bytes + "x").ok());
+  EXPECT_FALSE(DecodeFlowStats(closed_bytes.substr(0, closed_bytes.size() - 1) + "\x80").ok())
+      << "a truncated varint";
 }
 
 // Summed over time a flow keeps the earliest bucket's carried count (the

@@ -28,6 +28,10 @@ class FakeSource {
     std::lock_guard lock(mu_);
     next_.flows.push_back({bucket, MakeFlowKey(1, 80), MakeStats(connections, 0, bucket)});
   }
+  void AddCheckpoint(int64_t bucket) {
+    std::lock_guard lock(mu_);
+    next_.checkpoints.push_back(bucket);
+  }
   Batch Drain() {
     std::lock_guard lock(mu_);
     Batch b = std::move(next_);
@@ -160,6 +164,39 @@ TEST(StoreFlusher, PendingFlowDeltasAreSummedPerBucketAndKey) {
   EXPECT_EQ(flows[0].bucket_ns, kT0);
   EXPECT_EQ(flows[0].stats.connections, 10u);
   EXPECT_EQ(flows[1].stats.connections, 20u);
+}
+
+// A checkpoint vouches that its carries are written: it stays pending with
+// them through failed writes, and goes when flow deltas had to be dropped.
+TEST(StoreFlusher, CheckpointsStayWithTheirCarriesAndGoWhenFlowsAreDropped) {
+  FakeSource src;
+  FakeSink sink;
+  Flusher f(Manual(/*max_pending=*/3), src.fn(), sink.fn());
+  sink.fail = true;
+  src.AddFlow(kT0, 1);
+  src.AddCheckpoint(kT0);
+  (void)f.FlushNow();
+  src.AddFlow(kT0 + kMin, 1);
+  src.AddCheckpoint(kT0 + kMin);
+  (void)f.FlushNow();
+  sink.fail = false;
+  ASSERT_TRUE(f.FlushNow().ok());
+  ASSERT_EQ(sink.written.size(), 1u);
+  EXPECT_EQ(sink.written[0].checkpoints, (std::vector<int64_t>{kT0, kT0 + kMin}));
+
+  sink.fail = true;
+  for (int i = 0; i < 4; ++i) {
+    src.AddFlow(kT0 + (2 + i) * kMin, 1);
+    src.AddCheckpoint(kT0 + (2 + i) * kMin);
+    (void)f.FlushNow();
+  }
+  EXPECT_EQ(f.Stats().dropped_flow_deltas, 1u);
+  sink.fail = false;
+  src.AddCheckpoint(kT0 + 10 * kMin);  // after the drop: its carries are all here
+  ASSERT_TRUE(f.FlushNow().ok());
+  ASSERT_EQ(sink.written.size(), 2u);
+  EXPECT_EQ(sink.written[1].flows.size(), 3u);
+  EXPECT_EQ(sink.written[1].checkpoints, (std::vector<int64_t>{kT0 + 10 * kMin}));
 }
 
 TEST(StoreFlusher, ThreadFlushesEveryIntervalAndStopFlushesOnceMore) {
