@@ -8,7 +8,11 @@ fresh meshd beside an echo server and a client that holds N idle connections
 meshd CPU seconds per minute, flow deltas written per hour (rows the store
 gets), store growth per hour (du of the data directory, WAL included) and RSS.
 The reference is the same meshd with --account-interval 0s (no counter
-readings: only the per-minute carry of each open connection).
+readings: only the hourly checkpoint carry of each open connection).
+
+Open connections are carried into the store once an hour (a checkpoint), so
+a measurement shorter than an hour may hold no checkpoint at all: measure
+with --minutes 60 (it then holds exactly one) for the rows and bytes an hour.
 
     python3 bench/idle_pool.py --meshd build/node/daemon/meshd \
         --meshctl build/cli/meshctl --cases 10000:16,50000:16,50000:50000
@@ -29,7 +33,7 @@ import sys
 import tempfile
 import time
 
-NETNS = "fm-idle-bench"
+NETNS = "fm-idle-bench"  # --netns-name changes it, to run two at once
 POOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "tools", "pool.py")
 
 
@@ -70,6 +74,10 @@ def du(path):
 def status(meshctl, sock):
     r = sh(meshctl, "--socket", sock, "status", "--json", check=False)
     return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def detail(st, key):
+    return (st.get("detail") or {}).get(key, 0)
 
 
 def wait_line(proc, prefix, timeout):
@@ -129,8 +137,9 @@ def run_case(args, n, sources, account):
         return {
             "connections": n, "sources": sources, "account_interval": account,
             "open_in_table": s1.get("open_connections"),
-            "carried_per_hour": round(((s1.get("detail") or {}).get("carried_into_buckets", 0) -
-                                       (s0.get("detail") or {}).get("carried_into_buckets", 0)) / minutes * 60),
+            "carried_per_hour": round((detail(s1, "carried_into_checkpoints") -
+                                       detail(s0, "carried_into_checkpoints")) / minutes * 60),
+            "checkpoints": detail(s1, "checkpoints") - detail(s0, "checkpoints"),
             "cpu_s_per_min": round((c1 - c0) / minutes, 3),
             "flow_deltas_per_hour": round((s1["store"]["flow_deltas"] - s0["store"]["flow_deltas"]) / minutes * 60),
             "store_growth_mb_per_hour": round((d1 - d0) / minutes * 60 / 1e6, 2),
@@ -148,6 +157,7 @@ def run_case(args, n, sources, account):
 
 
 def main():
+    global NETNS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--meshd", required=True)
     ap.add_argument("--meshctl", required=True)
@@ -156,7 +166,9 @@ def main():
     ap.add_argument("--intervals", default="10s,0s", help="--account-interval values to compare")
     ap.add_argument("--minutes", type=float, default=3)
     ap.add_argument("--settle", type=float, default=20, help="seconds after start-up before measuring")
+    ap.add_argument("--netns-name", default=NETNS, help="the network namespace to run in")
     args = ap.parse_args()
+    NETNS = args.netns_name
     if os.geteuid() != 0:
         raise SystemExit("idle_pool.py needs root (a network namespace)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
