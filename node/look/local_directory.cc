@@ -202,6 +202,13 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
     return k.direction == Direction::kActive && k.rport == target.port &&
            (target.addr.is_unspecified() || k.raddr == target.addr) && FromMatches(k.laddr, from);
   }));
+  // Of loopback sources, the exact one when there is one: clients that bind
+  // their own loopback addresses are one line each, not all of them on every
+  // line.
+  if (from.is_loopback() && std::any_of(active.begin(), active.end(), [&](const Flow& f) {
+        return f.key.laddr == from;
+      }))
+    std::erase_if(active, [&](const Flow& f) { return f.key.laddr != from; });
   struct Group {
     ClientProcess cp;
     std::map<ProcId, uint64_t> members;  // -> connections

@@ -171,6 +171,27 @@ TEST_F(LocalDirectoryTest, ClientsQuestionMatchesTheSourceAddress) {
   EXPECT_EQ((*any)[0].process.pid, 300u);
 }
 
+// Clients that bind their own loopback source address (a pool spread over
+// 127.1.0.x) are each their own line, with their own connections; a source
+// no client bound still finds any loopback client.
+TEST_F(LocalDirectoryTest, LoopbackClientsWithTheirOwnSourceAddressAreApart) {
+  const IpAddr a = IpAddr::V4(127, 1, 0, 14), b = IpAddr::V4(127, 1, 0, 15);
+  for (uint16_t p = 41000; p < 41003; ++p) Pair(a, kLoop, 6379, p, kSshd, kRedis);
+  Pair(b, kLoop, 6379, 41003, kWeird, kRedis);
+  ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
+  LocalQuerier q(*store_, {});
+  const Endpoint redis = *Endpoint::Parse("127.0.0.1:6379");
+  auto from_a = q.Clients(redis, a, {});
+  ASSERT_TRUE(from_a.ok());
+  ASSERT_THAT(*from_a, SizeIs(1));
+  EXPECT_EQ((*from_a)[0].process.pid, 300u);
+  EXPECT_EQ((*from_a)[0].stats.active(), 3u);
+  auto from_loop = q.Clients(redis, kLoop, {});
+  ASSERT_THAT(*from_loop, SizeIs(1));
+  EXPECT_EQ((*from_loop)[0].process.pid, 100u) << "nginx's worker, from 127.0.0.1 itself";
+  EXPECT_THAT(*q.Clients(redis, IpAddr::V4(127, 0, 0, 9), {}), SizeIs(3)) << "no exact source";
+}
+
 // A server on :8080 that stopped, and another process that listens there
 // now: a window in the past has the first as its root, the present the second.
 TEST_F(LocalDirectoryTest, APastWindowShowsWhoListenedThenAndThePresentWhoListensNow) {
