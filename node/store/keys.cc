@@ -214,26 +214,34 @@ Result<ListenPeriodKeyParts> DecodeListenPeriodKey(std::string_view key) {
                               static_cast<int64_t>(GetBigEndian64(key.data() + key.size() - 8))};
 }
 
-std::string CountKey(int64_t bucket_ns) {
-  std::string out(1, kMetaCountPrefix);
+namespace {
+
+// A meta key of one prefix byte and a bucket time.
+std::string MetaTimeKey(char prefix, int64_t bucket_ns) {
+  std::string out(1, prefix);
   PutTime(&out, bucket_ns);
   return out;
 }
 
-Result<int64_t> DecodeCountKey(std::string_view key) {
-  if (key.size() != 9 || key[0] != kMetaCountPrefix) return BadKey("record count", key);
+Result<int64_t> DecodeMetaTimeKey(char prefix, const char* what, std::string_view key) {
+  if (key.size() != 9 || key[0] != prefix) return BadKey(what, key);
   return static_cast<int64_t>(GetBigEndian64(key.data() + 1));
+}
+
+}  // namespace
+
+std::string CountKey(int64_t bucket_ns) { return MetaTimeKey(kMetaCountPrefix, bucket_ns); }
+
+Result<int64_t> DecodeCountKey(std::string_view key) {
+  return DecodeMetaTimeKey(kMetaCountPrefix, "record count", key);
 }
 
 std::string CheckpointKey(int64_t bucket_ns) {
-  std::string out(1, kMetaCheckpointPrefix);
-  PutTime(&out, bucket_ns);
-  return out;
+  return MetaTimeKey(kMetaCheckpointPrefix, bucket_ns);
 }
 
 Result<int64_t> DecodeCheckpointKey(std::string_view key) {
-  if (key.size() != 9 || key[0] != kMetaCheckpointPrefix) return BadKey("flow checkpoint", key);
-  return static_cast<int64_t>(GetBigEndian64(key.data() + 1));
+  return DecodeMetaTimeKey(kMetaCheckpointPrefix, "flow checkpoint", key);
 }
 
 std::string UserMetaKey(std::string_view key) {

@@ -145,12 +145,23 @@ TEST(KeyEncoding, DecodersRejectWrongLengths) {
   auto count = DecodeCountKey(CountKey(testing::kT0));
   ASSERT_TRUE(count.ok());
   EXPECT_EQ(*count, testing::kT0);
+  EXPECT_FALSE(DecodeCheckpointKey(CountKey(5)).ok()) << "a record count is no checkpoint";
+  EXPECT_FALSE(DecodeCheckpointKey(CheckpointKey(5) + "x").ok());
+  auto checkpoint = DecodeCheckpointKey(CheckpointKey(testing::kT0));
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(*checkpoint, testing::kT0);
 }
 
 TEST(KeyEncoding, MetaNamespacesDoNotOverlap) {
   // User keys can never be mistaken for record counts, whatever their text.
   EXPECT_NE(UserMetaKey("c")[0], kMetaCountPrefix);
   EXPECT_LT(CountKey(INT64_MAX), std::string(1, kMetaCountPrefix + 1));
+  // Checkpoints sort apart from counts, the store's own keys and user keys:
+  // the last one at or before a time is found by seeking back among them.
+  EXPECT_LT(CheckpointKey(INT64_MAX), std::string(1, kMetaCheckpointPrefix + 1));
+  EXPECT_GT(CheckpointKey(0), std::string(1, kMetaCheckpointPrefix));
+  EXPECT_NE(UserMetaKey("k")[0], kMetaCheckpointPrefix);
+  EXPECT_NE(std::string(kMetaWatchedUntilKey)[0], kMetaCheckpointPrefix);
 }
 
 }  // namespace
