@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/common/clock.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
 #include "tests/kernel/traffic_util.h"
@@ -126,7 +127,11 @@ TEST_P(LookDrainTest, EveryLookHasTheConnectionMadeJustBeforeIt) {
                           .count());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     if (ClientCount(r.out) != round) {
-      if (misses++ == 0) first_miss = "round " + std::to_string(round) + ":\n" + r.out;
+      // When: a poll stamps what it finds with its own time, so a minute
+      // boundary between the question and the poll would tell.
+      if (misses++ == 0)
+        first_miss = "round " + std::to_string(round) + " at " + FormatRfc3339(RealtimeNs()) +
+                     " (look took " + std::to_string(look_us.back()) + " us):\n" + r.out;
     }
   }
   hog.reset();
