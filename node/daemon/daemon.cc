@@ -27,7 +27,9 @@ std::string NetnsLabel(const std::string& spec, uint32_t inode) {
 
 }  // namespace
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+Daemon::Daemon(DaemonConfig config)
+    : config_(std::move(config)),
+      drain_(static_cast<int64_t>(config_.look_drain_timeout.count()) * 1'000'000) {}
 
 Daemon::~Daemon() {
   Shutdown();
@@ -101,8 +103,8 @@ Status Daemon::InitMetrics() {
   metrics::HttpServerOptions o;
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
-  Result<std::unique_ptr<metrics::HttpServer>> server =
-      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_->latency(), drain_); });
+  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(
+      o, [this] { return RenderMetrics(GetStatus(), look_->latency(), drain_); });
   if (!server.ok())
     return Status(
         server.status().code(),
@@ -217,7 +219,7 @@ void Daemon::ProbeLoop() {
   // programs it watches (see SetThreadBatchPolicy). Not the poller, whose
   // counters and opens are only as accurate as its polls are punctual.
   if (probe_->Mode() == "streaming") SetThreadBatchPolicy("probe");
-  drain_.Open([this] { return probe_->Wake(); });
+  if (config_.look_drain_timeout.count() > 0) drain_.Open([this] { return probe_->Wake(); });
   while (running_.load()) {
     Result<int> n = probe_->TransferData(pipeline_, kProbeWaitMs);
     if (!n.ok()) {

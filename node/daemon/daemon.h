@@ -109,10 +109,8 @@ class Daemon final : public ControlBackend {
   std::atomic<uint64_t> account_dumps_{0};  // dumps whose counters were read, for either reason
   std::atomic<uint64_t> account_failures_{0};
 
-  // Open while the probe thread runs. The bound keeps a peer's answer well
-  // inside the asker's per-hop timeout (2 s by default) when the probe
-  // thread is starved.
-  DrainBarrier drain_{1'000'000'000};
+  // Open while the probe thread runs; bounded by --look-drain-timeout.
+  DrainBarrier drain_;
 
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;

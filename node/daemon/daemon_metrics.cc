@@ -160,7 +160,8 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
   e.HistogramSamples("flowmesh_look_drain_seconds", {}, drains.waited().Snapshot());
   e.Counter("flowmesh_look_drain_timeouts_total",
             "Queries answered without that drain because the probe did not finish a round within "
-            "1 s (a starved probe thread): their answers may miss the last moments' connections.",
+            "--look-drain-timeout (1s by default; a starved probe thread, a slow poll): their "
+            "answers may miss the last moments' connections.",
             drains.stats().timeouts);
   return e.Take();
 }

@@ -82,8 +82,8 @@ class PollProbe : public Probe {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stopped_ = false;  // guarded by mu_
-  uint64_t wakes_ = 0;    // tickets handed out; guarded by mu_
+  bool stopped_ = false;       // guarded by mu_
+  uint64_t wakes_ = 0;         // tickets handed out; guarded by mu_
   uint64_t wakes_served_ = 0;  // the calling thread's (TransferData's) only
 
   std::atomic<uint64_t> polls_{0};

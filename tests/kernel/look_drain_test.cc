@@ -2,7 +2,8 @@
 // made a moment before `meshctl look` is in its answer, every round, idle and
 // under a CPU hog on every core, in both probe modes (issue 13, the differing
 // trees: without the read barrier the streaming probe's events wait up to
-// 50 ms in the ring buffer and the poller's up to a poll interval).
+// 50 ms in the ring buffer and the poller's up to a poll interval). A
+// polled connection dated past the window by a minute boundary is told apart.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "node/common/clock.h"
+#include "node/flow/flow.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
 #include "tests/kernel/traffic_util.h"
@@ -28,7 +30,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kRounds = 50;
+// A poll per look: its /proc scan takes a second on a host with 200k open
+// file descriptors (a benchmark beside the test), so fewer polling rounds.
+constexpr int kStreamingRounds = 50;
+constexpr int kPollingRounds = 20;
 
 // Busy children, one per core, each exiting by itself after `max_s` seconds
 // even if the test dies; the destructor kills them sooner.
@@ -64,7 +69,12 @@ class LookDrainTest : public ::testing::TestWithParam<std::tuple<std::string, st
   std::vector<std::string> Flags() const {
     // Default intervals: the poller polls every second, the streaming probe
     // wakes for its ring buffer every 50 ms when traffic is light.
-    std::vector<std::string> f = {"--node-name", "fm-drain"};
+    // Only this namespace: a busy host's other namespaces (a benchmark's
+    // 100k connections) make every round, and so every look, slower.
+    // The bound far above a round: what is tested is that the look waits
+    // for the probe, not how long a round takes on a loaded host.
+    std::vector<std::string> f = {"--node-name",          "fm-drain", "--netns", "self",
+                                  "--look-drain-timeout", "10s"};
     if (!Streaming()) f.insert(f.end(), {"--probe-mode", "polling"});
     return f;
   }
@@ -111,48 +121,63 @@ TEST_P(LookDrainTest, EveryLookHasTheConnectionMadeJustBeforeIt) {
   // Streaming: each round's connection opens and closes before the look.
   // Polling cannot see a connection that lives between two polls, so its
   // rounds' connections stay open; the look's poll must find them.
-  int misses = 0;
+  const int rounds = Streaming() ? kStreamingRounds : kPollingRounds;
+  int misses = 0, stamped_late = 0;
   std::string first_miss;
   std::vector<int64_t> look_us;
-  for (int round = 1; round <= kRounds; round++) {
+  for (int round = 1; round <= rounds; round++) {
     if (Streaming()) {
       ASSERT_TRUE(server.Churn(1));
     } else {
       ASSERT_TRUE(server.Hold(1));
     }
     const auto start = std::chrono::steady_clock::now();
+    const int64_t before_ns = RealtimeNs();
     CommandResult r = meshd_.Meshctl({"look", endpoint});
+    const int64_t after_ns = RealtimeNs();
     look_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    if (ClientCount(r.out) != round) {
-      // When: a poll stamps what it finds with its own time, so a minute
-      // boundary between the question and the poll would tell.
-      if (misses++ == 0)
-        first_miss = "round " + std::to_string(round) + " at " + FormatRfc3339(RealtimeNs()) +
-                     " (look took " + std::to_string(look_us.back()) + " us):\n" + r.out;
+    const int clients = ClientCount(r.out);
+    if (clients == round) continue;
+    // A poll dates what it finds with its own time. The look's window ends
+    // when meshctl read the clock; if a minute began between that and the
+    // look's own poll, the connection is in the next minute's flows, outside
+    // the window (seen by the next round's look). Not a drain missed.
+    if (!Streaming() && clients == round - 1 && FlowBucketOf(before_ns) != FlowBucketOf(after_ns)) {
+      stamped_late++;
+      continue;
     }
+    if (misses++ == 0)
+      first_miss = "round " + std::to_string(round) + " at " + FormatRfc3339(after_ns) +
+                   " (look took " + std::to_string(look_us.back()) + " us):\n" + r.out;
   }
   hog.reset();
   std::sort(look_us.begin(), look_us.end());
   const std::string status = meshd_.Meshctl({"status"}).out;
-  EXPECT_EQ(misses, 0) << misses << " of " << kRounds
+  EXPECT_EQ(misses, 0) << misses << " of " << rounds
                        << " looks lacked the connection made just before them; the first:\n"
                        << first_miss;
-  std::printf("%s/%s: %d of %d looks missed; meshctl look p50 %.1f ms, max %.1f ms\n",
-              std::get<0>(GetParam()).c_str(), std::get<1>(GetParam()).c_str(), misses, kRounds,
-              look_us[look_us.size() / 2] / 1000.0, look_us.back() / 1000.0);
+  // The rounds take a few seconds at most: one minute boundary at most.
+  EXPECT_LE(stamped_late, 1);
+  std::printf(
+      "%s/%s: %d of %d looks missed (%d polled across a minute boundary); meshctl look p50 %.1f "
+      "ms, max %.1f ms\n",
+      std::get<0>(GetParam()).c_str(), std::get<1>(GetParam()).c_str(), misses, rounds,
+      stamped_late, look_us[look_us.size() / 2] / 1000.0, look_us.back() / 1000.0);
   // Every look waited for the probe (one wait per look: no mesh, no
   // scans), and none of the waits ran out (those answer anyway, unsynced).
-  EXPECT_EQ(Detail(status, "look_drain_waits"), kRounds) << status;
+  EXPECT_EQ(Detail(status, "look_drain_waits"), rounds) << status;
   EXPECT_EQ(Detail(status, "look_drain_timeouts"), 0) << status;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, LookDrainTest,
-    ::testing::Combine(::testing::Values("streaming", "polling"), ::testing::Values("idle", "hog")),
-    [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
+INSTANTIATE_TEST_SUITE_P(Modes, LookDrainTest,
+                         ::testing::Combine(::testing::Values("streaming", "polling"),
+                                            ::testing::Values("idle", "hog")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
 
 }  // namespace
 }  // namespace flowmesh::testing
