@@ -131,7 +131,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
-  std::string ring_size = "8M", reconcile = "30s", account = "30s";
+  std::string ring_size = "8M", reconcile = "30s", account = "30s", drain = "1s";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
 
@@ -229,6 +229,15 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "for the cost at 10k and 50k")
       ->type_name("DURATION")
       ->envname("MESHD_ACCOUNT_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--look-drain-timeout", drain,
+                 "Longest a look (a peer's look question, flows) waits for the probe to take in "
+                 "what the kernel saw before it was asked, so that a connection made a moment "
+                 "before is in the answer; past it the answer comes anyway and the wait is "
+                 "counted (look_drain_timeouts). 0s = do not wait. Keep it under looks' "
+                 "--hop-timeout (2s)")
+      ->type_name("DURATION")
+      ->envname("MESHD_LOOK_DRAIN_TIMEOUT")
       ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir,
                  "Where meshd keeps its history (RocksDB): closed connections, flows, "
@@ -367,6 +376,10 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (ac->count() != 0 && ac->count() < 1000)
     return usage(at("--account-interval") + "must be 0s (only at close) or at least 1s");
   cfg.account_interval = *ac;
+  Result<std::chrono::milliseconds> dr = ParseDuration(drain);
+  if (!dr.ok()) return usage(at("--look-drain-timeout") + dr.status().message());
+  if (dr->count() > 60'000) return usage(at("--look-drain-timeout") + "must be at most 60s");
+  cfg.look_drain_timeout = *dr;
   if (cfg.data_dir.empty()) return usage(at("--data-dir") + "must not be empty");
   cfg.join = std::vector<std::string>();
   for (size_t start = 0; start < join.size();) {

@@ -30,6 +30,8 @@ struct DaemonConfig {
   std::chrono::milliseconds reconcile_interval{30'000};
   // Streaming mode: how often open connections' counters are read (0 = never).
   std::chrono::milliseconds account_interval{30'000};
+  // Longest a query waits for the probe to drain what came before it (0 = no wait).
+  std::chrono::milliseconds look_drain_timeout{1000};
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

@@ -27,7 +27,9 @@ std::string NetnsLabel(const std::string& spec, uint32_t inode) {
 
 }  // namespace
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+Daemon::Daemon(DaemonConfig config)
+    : config_(std::move(config)),
+      drain_(static_cast<int64_t>(config_.look_drain_timeout.count()) * 1'000'000) {}
 
 Daemon::~Daemon() {
   Shutdown();
@@ -81,6 +83,11 @@ Status Daemon::InitStore() {
 }
 
 void Daemon::FlushForQuery() {
+  // Events wait in the ring buffer (up to BpfProbeOptions::max_latency_ms,
+  // longer when the SCHED_BATCH probe thread is starved) or for the next
+  // poll: without this a connection made a moment ago is not in the answer.
+  // A timeout answers anyway; the barrier counts and logs it.
+  drain_.Wait();
   if (!flusher_) return;
   Status s = flusher_->FlushNow();
   // Not fatal: the query answers from what is stored; status shows the error.
@@ -99,8 +106,8 @@ Status Daemon::InitMetrics() {
   metrics::HttpServerOptions o;
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
-  Result<std::unique_ptr<metrics::HttpServer>> server =
-      metrics::HttpServer::Start(o, [this] { return RenderMetrics(GetStatus(), look_->latency()); });
+  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(
+      o, [this] { return RenderMetrics(GetStatus(), look_->latency(), drain_); });
   if (!server.ok())
     return Status(
         server.status().code(),
@@ -215,18 +222,22 @@ void Daemon::ProbeLoop() {
   // programs it watches (see SetThreadBatchPolicy). Not the poller, whose
   // counters and opens are only as accurate as its polls are punctual.
   if (probe_->Mode() == "streaming") SetThreadBatchPolicy("probe");
+  if (config_.look_drain_timeout.count() > 0) drain_.Open([this] { return probe_->Wake(); });
   while (running_.load()) {
     Result<int> n = probe_->TransferData(pipeline_, kProbeWaitMs);
     if (!n.ok()) {
       FM_LOG(Error, "probe") << n.status().message() << "; stopping";
       exit_code_.store(1);
       asio::post(io_, [this] { Shutdown(); });
-      return;
+      break;
     }
     CheckKernelIfDue();
     // Both modes: every open connection is carried into a checkpoint that began.
     if (aggregator_) aggregator_->Tick(RealtimeNs());
+    // A whole round: what a query waits for is in the aggregator by now.
+    drain_.RoundDone(probe_->WakesServed());
   }
+  drain_.Close();
 }
 
 void Daemon::CheckKernelIfDue() {
@@ -326,6 +337,9 @@ NodeStatus Daemon::GetStatus() {
     s.probe.detail.emplace_back("reconcile_failures", rs.dump_failures);
     s.probe.detail.emplace_back("reconcile_candidates", rs.candidates);
   }
+  const DrainStats drains = drain_.stats();
+  s.probe.detail.emplace_back("look_drain_waits", drains.waits);
+  s.probe.detail.emplace_back("look_drain_timeouts", drains.timeouts);
   if (kernel_snapshotter_) {
     s.probe.detail.emplace_back("account_dumps", account_dumps_.load());
     s.probe.detail.emplace_back("account_failures", account_failures_.load());

@@ -14,6 +14,7 @@
 #include "node/control/control_server.h"
 #include "node/daemon/config.h"
 #include "node/daemon/daemon_metrics.h"
+#include "node/daemon/drain_barrier.h"
 #include "node/daemon/mesh_service.h"
 #include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
@@ -57,7 +58,8 @@ class Daemon final : public ControlBackend {
   Status InitStore();
   Status InitProbe();
   void ReportMissingCapabilities() const;
-  // Queries read the store: what was aggregated goes there first.
+  // Queries read the store: what the kernel saw before the question goes
+  // through the probe (drain_) and what was aggregated to the store first.
   void FlushForQuery();
   std::vector<EndpointRecord> LiveEndpoints() const;
   Status InitMesh();
@@ -106,6 +108,9 @@ class Daemon final : public ControlBackend {
   int64_t next_account_ns_ = 0;  // CLOCK_MONOTONIC
   std::atomic<uint64_t> account_dumps_{0};  // dumps whose counters were read, for either reason
   std::atomic<uint64_t> account_failures_{0};
+
+  // Open while the probe thread runs; bounded by --look-drain-timeout.
+  DrainBarrier drain_;
 
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;

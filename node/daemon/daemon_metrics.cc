@@ -9,7 +9,8 @@ namespace flowmesh {
 using metrics::Exposition;
 using metrics::Type;
 
-std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
+std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
+                          const DrainBarrier& drains) {
   Exposition e;
   e.Gauge("flowmesh_build_info", "The flowmesh version this meshd runs; always 1.", 1.0,
           {{"version", s.version}});
@@ -154,6 +155,15 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks) {
   e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "peer"}}, looks.peer.Snapshot());
   e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "meshctl"}},
                      looks.meshctl.Snapshot());
+  e.Family("flowmesh_look_drain_seconds", Type::kHistogram,
+           "Time a query (a look run here, a peer's look question, a scan of the store) waited "
+           "for the probe to collect and aggregate what the kernel saw before it arrived.");
+  e.HistogramSamples("flowmesh_look_drain_seconds", {}, drains.waited().Snapshot());
+  e.Counter("flowmesh_look_drain_timeouts_total",
+            "Queries answered without that drain because the probe did not finish a round within "
+            "--look-drain-timeout (1s by default; a starved probe thread, a slow poll): their "
+            "answers may miss the last moments' connections.",
+            drains.stats().timeouts);
   return e.Take();
 }
 

@@ -3,6 +3,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +55,9 @@ BpfProbe::BpfProbe(BpfProbeOptions options) : options_(std::move(options)) {}
 BpfProbe::~BpfProbe() { Destroy(); }
 
 void BpfProbe::Destroy() {
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  epoll_fd_ = wake_fd_ = -1;
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
   if (skel_) tcptrace_bpf::destroy(skel_);
@@ -120,8 +125,39 @@ Status BpfProbe::Init() {
     Destroy();
     return err;
   }
+  if (Status w = InitWake(); !w.ok()) {
+    Destroy();
+    return w;
+  }
   FM_LOG(Info, "probe") << "streaming probe attached (" << attach_kind_ << "/inet_sock_set_state)";
   return Status::Ok();
+}
+
+Status BpfProbe::InitWake() {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Status::FromErrno(errno, "cannot create the probe's wake-up eventfd");
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return Status::FromErrno(errno, "cannot create the probe's epoll set");
+  for (int fd : {ring_buffer__epoll_fd(ring_), wake_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+      return Status::FromErrno(errno, "cannot add to the probe's epoll set");
+  }
+  return Status::Ok();
+}
+
+uint64_t BpfProbe::Wake() {
+  // The ticket first, then the signal: a collection that counts this ticket
+  // (TransferData reads the counter after clearing the eventfd) begins
+  // after it, and one that cleared the eventfd earlier leaves the signal
+  // for the next TransferData.
+  const uint64_t ticket = wakes_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0 && errno != EAGAIN)
+    FM_LOG(Debug, "probe") << "cannot signal the probe's eventfd: " << std::strerror(errno);
+  return ticket;
 }
 
 int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
@@ -148,17 +184,26 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   if (!ring_) return Unavailable("streaming probe is not initialised");
   sink_ = &sink;
   if (batch_.size() < kMaxBatch) batch_.resize(kMaxBatch);
-  int wait = std::min(timeout_ms, options_.max_latency_ms);
-  int n = ring_buffer__poll(ring_, wait);
-  // Events submitted without a wake-up are only found by consuming.
-  if (n >= 0) {
-    int more = ring_buffer__consume(ring_);
-    n = more < 0 ? more : n + more;
+  // Returns when the kernel wakes the ring buffer's consumer (wakeup_bytes
+  // queued), on Wake(), or at the timeout; which one does not matter, as
+  // events submitted without a wake-up are only found by consuming anyway.
+  epoll_event ready[2];
+  if (epoll_wait(epoll_fd_, ready, 2, std::min(timeout_ms, options_.max_latency_ms)) < 0 &&
+      errno != EINTR) {
+    sink_ = nullptr;
+    return BpfError(errno, "ring buffer poll failed");
   }
+  uint64_t signalled;
+  if (read(wake_fd_, &signalled, sizeof signalled) < 0 && errno != EAGAIN)
+    FM_LOG(Debug, "probe") << "cannot clear the probe's eventfd: " << std::strerror(errno);
+  // Every ticket handed out by now is served by the consume below.
+  const uint64_t serving = wakes_.load(std::memory_order_acquire);
+  int n = ring_buffer__consume(ring_);
   DeliverBatch();
   sink_ = nullptr;
   if (n == -EINTR) return 0;
-  if (n < 0) return BpfError(n, "ring buffer poll failed");
+  if (n < 0) return BpfError(n, "ring buffer consume failed");
+  wakes_served_ = serving;
   return n;
 }
 

@@ -43,6 +43,8 @@ class BpfProbe final : public Probe {
   std::string_view Mode() const override { return "streaming"; }
   Status Init() override;
   Result<int> TransferData(EventSink& sink, int timeout_ms) override;
+  uint64_t Wake() override;
+  uint64_t WakesServed() const override { return wakes_served_; }
   void Stop() override;
   ProbeStats Stats() const override;
 
@@ -58,6 +60,7 @@ class BpfProbe final : public Probe {
  private:
   Status Load(bool btf);
   void Destroy();
+  Status InitWake();
   static int OnSample(void* ctx, void* data, size_t size);
   void DeliverBatch();
   // Times the kernel skipped the attached program because it was already
@@ -69,6 +72,13 @@ class BpfProbe final : public Probe {
   tcptrace_bpf* skel_ = nullptr;
   bpf_program* prog_ = nullptr;  // the attached one of the skeleton's two
   ring_buffer* ring_ = nullptr;
+  // TransferData waits on its own epoll set: libbpf's (the ring buffer's)
+  // epoll fd and wake_fd_, an eventfd Wake() writes. Never wake_fd_ in
+  // libbpf's set: libbpf reads its epoll data as ring indexes.
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<uint64_t> wakes_{0};  // tickets handed out
+  uint64_t wakes_served_ = 0;       // probe thread only
   std::string attach_kind_;
   EventSink* sink_ = nullptr;  // valid during TransferData only
   // Events decoded during one TransferData, handed to the sink together (at

@@ -123,24 +123,30 @@ Status PollProbe::Init() {
 Result<int> PollProbe::TransferData(EventSink& sink, int timeout_ms) {
   if (!initialized_) return Internal("PollProbe::TransferData called before a successful Init");
   int64_t now = MonotonicNs();
-  if (now < next_poll_ns_) {
-    int64_t wait_ns =
-        std::min<int64_t>(next_poll_ns_ - now, int64_t{std::max(timeout_ms, 0)} * 1'000'000);
-    std::unique_lock lock(mu_);
-    wake_.wait_for(lock, std::chrono::nanoseconds(wait_ns), [&] { return stopped_; });
-    if (stopped_) return 0;
-    lock.unlock();
-    now = MonotonicNs();
-    if (now < next_poll_ns_) return 0;
-  }
+  uint64_t serving = 0;  // the tickets this poll serves: it begins after them
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    auto woken = [&] { return stopped_ || wakes_ > wakes_served_; };
+    if (now < next_poll_ns_ && !woken()) {
+      int64_t wait_ns =
+          std::min<int64_t>(next_poll_ns_ - now, int64_t{std::max(timeout_ms, 0)} * 1'000'000);
+      wake_.wait_for(lock, std::chrono::nanoseconds(wait_ns), woken);
+      now = MonotonicNs();
+    }
     if (stopped_) return 0;
+    serving = wakes_;
+    if (now < next_poll_ns_ && serving == wakes_served_) return 0;
   }
-  // Keep a steady cadence, but after a stall poll once, not in a burst.
-  const int64_t interval_ns = std::chrono::nanoseconds(interval_).count();
-  next_poll_ns_ =
-      next_poll_ns_ + interval_ns > now ? next_poll_ns_ + interval_ns : now + interval_ns;
+  // Keep a steady cadence, but after a stall poll once, not in a burst. A
+  // poll a Wake() asked for early moves nothing: the scheduled one follows.
+  if (now >= next_poll_ns_) {
+    const int64_t interval_ns = std::chrono::nanoseconds(interval_).count();
+    next_poll_ns_ =
+        next_poll_ns_ + interval_ns > now ? next_poll_ns_ + interval_ns : now + interval_ns;
+  }
+  // A failed poll serves its tickets too: nothing more will come of them
+  // before the next interval, and the failure is counted and logged.
+  wakes_served_ = serving;
 
   Result<Snapshot> snap = snapshotter_.Take(EventSource::kPoll);
   if (!snap.ok()) {
@@ -167,6 +173,16 @@ Result<int> PollProbe::TransferData(EventSink& sink, int timeout_ms) {
   for (const ConnEvent& e : events) sink.OnEvent(e);
   events_ += events.size();
   return static_cast<int>(events.size());
+}
+
+uint64_t PollProbe::Wake() {
+  uint64_t ticket;
+  {
+    std::lock_guard lock(mu_);
+    ticket = ++wakes_;
+  }
+  wake_.notify_all();
+  return ticket;
 }
 
 void PollProbe::Stop() {

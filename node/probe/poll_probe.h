@@ -63,7 +63,11 @@ class PollProbe : public Probe {
   // if it is still not due), then polls and delivers the diff. A failed poll
   // is logged and counted and returns 0; only a run of failures in a row is
   // returned as an error, since a probe that can never dump is dead.
+  // A Wake() since the last poll makes it poll at once, off the cadence
+  // (the scheduled poll still follows on time).
   Result<int> TransferData(EventSink& sink, int timeout_ms) override;
+  uint64_t Wake() override;
+  uint64_t WakesServed() const override { return wakes_served_; }
   // Wakes a sleeping TransferData; later calls return 0 at once.
   void Stop() override;
   ProbeStats Stats() const override;
@@ -78,7 +82,9 @@ class PollProbe : public Probe {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stopped_ = false;  // guarded by mu_
+  bool stopped_ = false;       // guarded by mu_
+  uint64_t wakes_ = 0;         // tickets handed out; guarded by mu_
+  uint64_t wakes_served_ = 0;  // the calling thread's (TransferData's) only
 
   std::atomic<uint64_t> polls_{0};
   std::atomic<uint64_t> events_{0};

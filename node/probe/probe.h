@@ -46,6 +46,16 @@ class Probe {
   // Waits up to timeout_ms for activity and delivers what arrived to `sink`.
   // Returns how many events were delivered.
   virtual Result<int> TransferData(EventSink& sink, int timeout_ms) = 0;
+  // Any thread: asks for a collection now. A TransferData waiting now stops
+  // waiting, or the next one does not wait, and collects what the kernel
+  // holds (streaming: drains the ring buffer; polling: polls). Returns a
+  // ticket: once WakesServed() reaches it, a collection that began after
+  // this call has been delivered to the sink. Wakes that arrive together
+  // share one collection.
+  virtual uint64_t Wake() = 0;
+  // The probe thread, after TransferData: the latest ticket whose collection
+  // has been delivered.
+  virtual uint64_t WakesServed() const = 0;
   // Detaches; TransferData is not called after this.
   virtual void Stop() = 0;
   virtual ProbeStats Stats() const = 0;

@@ -19,113 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include "tests/kernel/kernel_test_util.h"
-#include "tests/kernel/meshd_util.h"
-#include "tests/test_paths.h"
+#include "tests/integration/look_lab_fixture.h"
 
 namespace flowmesh::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr const char* kPrefix = "fmc";  // not the demo's fmt: both may be up at once
-const char* kHostNames[] = {"client-1", "web-1", "app-1", "app-2", "cache-1", "kv-1"};
-
-std::string Ns(int i) { return std::string(kPrefix) + "-" + std::to_string(i); }
-
-// meshd's streaming probe reads the kernel's events within 50 ms when traffic
-// is light (its ring-buffer timer), so a look asked the instant traffic ends
-// can miss its last connections: give the events 10x that before asking.
-void LetEventsArrive() { std::this_thread::sleep_for(std::chrono::milliseconds(500)); }
-
-std::string Rfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// The line of `text` matching `pattern` (ECMAScript), or "".
-std::string LineMatching(const std::string& text, const std::string& pattern) {
-  std::regex re(pattern);
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (std::regex_search(line, re)) return line;
-  return "";
-}
-
-int CountMatching(const std::string& text, const std::string& pattern) {
-  std::regex re(pattern);
-  std::istringstream in(text);
-  int n = 0;
-  for (std::string line; std::getline(in, line);) n += std::regex_search(line, re);
-  return n;
-}
-
-class LookLabTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    FM_REQUIRE_ROOT();
-    setenv("TOPOLOGY_PREFIX", kPrefix, 1);
-    setenv("MESHD", MESHD_BIN, 1);
-    setenv("MESHCTL", MESHCTL_BIN, 1);
-    char tmpl[] = "/tmp/fm-look-XXXXXX";
-    work_ = mkdtemp(tmpl);
-    Topology({"down", work_}, 60s);  // a lab left over from an aborted run
-    CommandResult up = Topology({"up", work_}, 120s);
-    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
-    before_traffic_ = std::chrono::system_clock::now() - 2s;
-  }
-
-  void TearDown() override {
-    if (work_.empty()) return;
-    CommandResult down = Topology({"down", work_}, 60s);
-    EXPECT_EQ(down.exit_code, 0) << down.err;
-    RunCommand({"/bin/rm", "-rf", work_});
-  }
-
-  CommandResult Topology(std::vector<std::string> args, std::chrono::milliseconds limit = 30s) {
-    args.insert(args.begin(), {"/bin/bash", TOPOLOGY_SH});
-    return RunCommand(args, limit);
-  }
-
-  // meshctl on host i (1..6).
-  CommandResult Ctl(int i, std::vector<std::string> args) {
-    args.insert(args.begin(), {"ctl", work_, std::to_string(i)});
-    return Topology(args, 30s);
-  }
-
-  std::string Look(int i, std::vector<std::string> args) {
-    args.insert(args.begin(), "look");
-    CommandResult r = Ctl(i, args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.out;
-  }
-
-  // A command in the background on host i, output to a file in the work dir.
-  void Background(int i, const std::string& name, const std::string& command) {
-    std::string log = work_ + "/" + name + ".log";
-    CommandResult r = RunCommand(
-        {"/bin/sh", "-c",
-         "ip netns exec " + Ns(i) + " setsid " + command + " >" + log + " 2>&1 </dev/null &"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-
-  // Polls until something listens on addr:port inside host i.
-  bool Listening(int i, const std::string& addr_port) {
-    for (int n = 0; n < 100; n++) {
-      CommandResult r = RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(i), "ss", "-Hltn"});
-      if (r.out.find(addr_port) != std::string::npos) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-
-  std::string work_;
-  std::chrono::system_clock::time_point before_traffic_;
-};
 
 // The whole nginx tree from every host, the directions, depth, windows, the
 // JSON and dot renderings, look <ip>, a no-agent leaf and a cycle.
@@ -323,10 +222,11 @@ TEST_F(LookLabTest, EveryHostSeesTheSameTreeFiftyTimesUnderCpuLoad) {
       counted += std::stoull((*it)[1]);
   }
   EXPECT_EQ(counted > 0, unreachable > 0) << counted << " unanswered queries counted";
-  std::printf("[ measured ] %d rounds x 6 hosts under load: %lld ms, %d trees differ (%d with an "
-              "unreachable node), %llu unanswered member queries counted\n",
-              kRounds, static_cast<long long>(took.count()), differing, unreachable,
-              static_cast<unsigned long long>(counted));
+  std::printf(
+      "[ measured ] %d rounds x 6 hosts under load: %lld ms, %d trees differ (%d with an "
+      "unreachable node), %llu unanswered member queries counted\n",
+      kRounds, static_cast<long long>(took.count()), differing, unreachable,
+      static_cast<unsigned long long>(counted));
   EXPECT_EQ(differing, 0);
 }
 
@@ -340,12 +240,12 @@ TEST_F(LookLabTest, APastWindowsRootIsWhoListenedThenAskedFromAnyHost) {
   // A server on app-1 in its own process group; its pid (= pgid) in a file.
   auto serve = [&](const std::string& name) {
     const std::string pid_file = work_ + "/" + name + ".pid";
-    CommandResult r = RunCommand(
-        {"/bin/sh", "-c",
-         "ip netns exec " + Ns(3) + " setsid /bin/sh -c 'echo $$ >" + pid_file +
-             "; exec /usr/bin/python3 -m http.server 9100 --bind 10.213.0.3 --directory "
-             "/var/empty' >" +
-             work_ + "/" + name + ".log 2>&1 </dev/null &"});
+    CommandResult r =
+        RunCommand({"/bin/sh", "-c",
+                    "ip netns exec " + Ns(3) + " setsid /bin/sh -c 'echo $$ >" + pid_file +
+                        "; exec /usr/bin/python3 -m http.server 9100 --bind 10.213.0.3 --directory "
+                        "/var/empty' >" +
+                        work_ + "/" + name + ".log 2>&1 </dev/null &"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(Listening(3, "10.213.0.3:9100"));
     return std::stoi(RunCommand({"/bin/cat", pid_file}).out);
@@ -370,11 +270,11 @@ TEST_F(LookLabTest, APastWindowsRootIsWhoListenedThenAskedFromAnyHost) {
   const std::string root = R"(^10\.213\.0\.3:9100 \('python3', pgid=)";
   for (int i : {1, 3}) {
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
-    std::string then = Look(i, {"10.213.0.3:9100", "--since", Rfc3339(before), "--until",
-                                Rfc3339(while_first)});
+    std::string then =
+        Look(i, {"10.213.0.3:9100", "--since", Rfc3339(before), "--until", Rfc3339(while_first)});
     EXPECT_NE(LineMatching(then, root + std::to_string(first) + R"(\) on app-1$)"), "") << then;
-    EXPECT_NE(LineMatching(then, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1  3 conns)"),
-              "")
+    EXPECT_NE(
+        LineMatching(then, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1  3 conns)"), "")
         << then;
     EXPECT_EQ(then.find("pgid=" + std::to_string(second)), std::string::npos) << then;
     std::string now = Look(i, {"10.213.0.3:9100"});
@@ -403,10 +303,9 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
     EXPECT_LT(took, 4s) << "look took "
                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms";
-    EXPECT_NE(
-        LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"
-                           R"(.*  \(.+\)$)"),
-        "")
+    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"
+                                 R"(.*  \(.+\)$)"),
+              "")
         << tree;
     EXPECT_NE(LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
         << tree;

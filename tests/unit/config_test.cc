@@ -38,8 +38,9 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->retention, std::chrono::hours(7 * 24));
   EXPECT_EQ(c->retention_bytes, 2ull << 30);
   EXPECT_EQ(c->account_interval, std::chrono::seconds(30)) << "the reconciliation's, sharing its dump";
+  EXPECT_EQ(c->look_drain_timeout, std::chrono::seconds(1)) << "half the default --hop-timeout";
   c = Parse({"--data-dir", "/tmp/x", "--flush-interval", "250ms", "--retention", "12h",
-             "--retention-size", "0", "--account-interval", "0s"},
+             "--retention-size", "0", "--account-interval", "0s", "--look-drain-timeout", "0s"},
             &code);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->data_dir, "/tmp/x");
@@ -47,6 +48,7 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->retention, std::chrono::hours(12));
   EXPECT_EQ(c->retention_bytes, 0u);
   EXPECT_EQ(c->account_interval, std::chrono::milliseconds(0));
+  EXPECT_EQ(c->look_drain_timeout, std::chrono::milliseconds(0));
 }
 
 TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
@@ -57,7 +59,9 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
                                        {"--retention-size", "lots"},
                                        {"--data-dir", ""},
                                        {"--account-interval", "500ms"},
-                                       {"--account-interval", "often"}}) {
+                                       {"--account-interval", "often"},
+                                       {"--look-drain-timeout", "2m"},
+                                       {"--look-drain-timeout", "later"}}) {
     int code = -1;
     testing::internal::CaptureStderr();
     EXPECT_FALSE(Parse(bad, &code)) << bad[0] << " " << bad[1];

@@ -45,7 +45,7 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
   st.mesh.malformed = 4;
   LookLatency looks;
   looks.meshctl.ObserveNs(2'000'000);
-  std::string text = RenderMetrics(st, looks);
+  std::string text = RenderMetrics(st, looks, DrainBarrier(1'000'000'000));
   for (const char* line : {
            "flowmesh_build_info{version=\"0.1.0\"} 1",
            "process_start_time_seconds 1700000000.5",
@@ -90,7 +90,7 @@ TEST(MetricsRender, RefusalsAndFlappingBecomeSeries) {
   st.mesh.flaps = 6;
   st.mesh.flapping = {{"app-1", 4, 0}, {"we\"ird", 2, 1}};
   LookLatency looks;
-  std::string text = RenderMetrics(st, looks);
+  std::string text = RenderMetrics(st, looks, DrainBarrier(1'000'000'000));
   for (const char* line : {
            "# TYPE flowmesh_mesh_refusals_total counter",
            "flowmesh_mesh_refusals_total{reason=\"udp_oversized\"} 2",
@@ -126,7 +126,7 @@ TEST(MetricsRender, LostEventsByCauseAndReconstructedCloses) {
   st.probe.lost_causes = {{"ring_buffer_full", 3}, {"recursion", 4}};
   st.table.reconstructed_closes = 25;
   st.table.reconstructed_unlistens = 1;
-  std::string text = RenderMetrics(st, LookLatency{});
+  std::string text = RenderMetrics(st, LookLatency{}, DrainBarrier(1'000'000'000));
   for (const char* line : {
            "flowmesh_probe_events_lost_total 7",
            "# TYPE flowmesh_probe_events_lost_by_cause_total counter",
@@ -146,7 +146,7 @@ TEST(MetricsRender, EverySampleBelongsToADeclaredFamily) {
   NodeStatus st;
   st.probe_mode = "polling";
   LookLatency looks;
-  std::string text = RenderMetrics(st, looks);
+  std::string text = RenderMetrics(st, looks, DrainBarrier(1'000'000'000));
   std::string family, type;
   std::vector<std::string> seen;
   size_t samples = 0;
