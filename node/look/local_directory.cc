@@ -14,6 +14,8 @@
 #include <set>
 #include <utility>
 
+#include "node/common/clock.h"
+
 #include "node/common/log.h"
 
 namespace flowmesh {
@@ -295,6 +297,13 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
   return out;
 }
 
+LookAnswer AskBefore(const LookQuestion& q, const TimeWindow& w, int64_t deadline_ns) {
+  if (deadline_ns == 0 || MonotonicNs() < deadline_ns) return AskOne(q, w);
+  LookAnswer a;
+  a.status = Unavailable("the look's deadline has passed");
+  return a;
+}
+
 LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
   LookAnswer a;
   if (q.node.querier == nullptr) {
@@ -360,7 +369,7 @@ std::vector<LookAnswer> LocalDirectory::Ask(const std::vector<LookQuestion>& que
                                             const TimeWindow& w) {
   std::vector<LookAnswer> out;
   out.reserve(questions.size());
-  for (const LookQuestion& q : questions) out.push_back(AskOne(q, w));
+  for (const LookQuestion& q : questions) out.push_back(AskBefore(q, w, deadline_ns_));
   return out;
 }
 

@@ -63,16 +63,22 @@ class LocalDirectory final : public Directory {
 
   std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
   std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
-  // Each question answered here, in turn.
+  // Each question answered here, in turn; past the deadline, each is
+  // answered "the look's deadline has passed" without reading the store.
   std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
                               const TimeWindow& w) override;
 
   LocalQuerier& querier() { return querier_; }
   const std::string& name() const { return node_name_; }
+  // The look's overall deadline (MonotonicNs; 0 = none): a look nobody
+  // waits for any more must not go on reading the store.
+  void set_deadline(int64_t monotonic_ns) { deadline_ns_ = monotonic_ns; }
+  int64_t deadline() const { return deadline_ns_; }
 
  private:
   bool IsLocal(const IpAddr& addr) const;
 
+  int64_t deadline_ns_ = 0;
   std::string node_name_;
   std::vector<IpAddr> local_addrs_;
   LocalQuerier querier_;

@@ -121,6 +121,8 @@ class Directory {
 // One question answered by the querier it names: how a node answers the
 // questions asked of it.
 LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w);
+// AskOne, unless the deadline (MonotonicNs; 0 = none) has passed.
+LookAnswer AskBefore(const LookQuestion& q, const TimeWindow& w, int64_t deadline_ns);
 
 // Walks the tree: clients upward, dependencies downward, to query.depth, with
 // a visited set (cycle leaves), asking the directory one batch of questions

@@ -20,6 +20,7 @@ Result<LookResult> LookService::Run(const LookQuery& query) {
 Result<LookResult> LookService::Walk(const LookQuery& query) {
   if (options_.flush) options_.flush();
   LocalDirectory local(store_, options_.node_name, LocalAddresses(), options_.live_endpoints);
+  local.set_deadline(MonotonicNs() + query.timeout_ns);
   if (!options_.members) return Look(query, local);
   FM_ASSIGN_OR_RETURN(std::vector<LookMember> members, options_.members());
   RemoteDirectory directory(local, std::move(members), options_.scatter, query.hop_timeout_ns,
@@ -65,9 +66,12 @@ Result<std::vector<uint8_t>> LookService::Answer(std::span<const uint8_t> bytes)
   LocalQuerier here(store_, options_.live_endpoints);
   std::vector<LookAnswer> answers;
   answers.reserve(batch.questions.size());
+  // The asker's deadline is not on the wire: past a whole default look's,
+  // nobody with the defaults waits any more, and the rest are answered so.
+  const int64_t deadline = MonotonicNs() + LookQuery{}.timeout_ns;
   for (LookQuestion& q : batch.questions) {
     q.node = NodeRef{options_.node_name, &here};
-    answers.push_back(AskOne(q, batch.window));
+    answers.push_back(AskBefore(q, batch.window, deadline));
   }
   return EncodeAnswers(answers);
 }

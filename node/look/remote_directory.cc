@@ -150,7 +150,7 @@ std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& qu
   // This node's own questions while the others are on the wire.
   auto here = [&] {
     for (size_t i = 0; i < questions.size(); i++)
-      if (RemoteOf(questions[i]) == nullptr) out[i] = AskOne(questions[i], w);
+      if (RemoteOf(questions[i]) == nullptr) out[i] = AskBefore(questions[i], w, deadline_ns_);
   };
   if (queries.empty()) {
     here();

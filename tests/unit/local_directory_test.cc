@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "cli/format/look_format.h"
+#include "node/common/clock.h"
 #include "node/flow/aggregator.h"
 #include "tests/test_paths.h"
 #include "tests/unit/store_test_util.h"
@@ -169,6 +170,23 @@ TEST_F(LocalDirectoryTest, ClientsQuestionMatchesTheSourceAddress) {
   auto any = q.Clients(*Endpoint::Parse("127.0.0.1:80"), IpAddr::V4(127, 0, 0, 1), {});
   ASSERT_THAT(*any, SizeIs(1));
   EXPECT_EQ((*any)[0].process.pid, 300u);
+}
+
+// A look nobody waits for any more reads no more: past its deadline, each
+// question is answered so, and the tree says why.
+TEST_F(LocalDirectoryTest, PastTheDeadlineQuestionsAreAnsweredWithoutReading) {
+  LocalDirectory d(*store_, "web-1", {kHost}, [this] { return live_; });
+  d.set_deadline(MonotonicNs() - 1);
+  LookQuery q;
+  q.target = *Endpoint::Parse("10.213.0.2:80");
+  q.direction = LookDirection::kBoth;
+  LookResult r = Look(q, d);
+  EXPECT_EQ(r.root.status, LookStatus::kUnreachable);
+  EXPECT_NE(r.root.status_detail.find("deadline has passed"), std::string::npos)
+      << r.root.status_detail;
+  EXPECT_THAT(r.root.clients, IsEmpty());
+  d.set_deadline(MonotonicNs() + 60'000'000'000);
+  EXPECT_EQ(Look(q, d).root.status, LookStatus::kOk);
 }
 
 // Clients that bind their own loopback source address (a pool spread over
