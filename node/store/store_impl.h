@@ -112,6 +112,9 @@ class Store::Impl {
   // (as FlowStats carried from `first`, into *open). False when no
   // checkpoint is stored at or before `first` (a store of before
   // checkpoints, whose rows carry every minute themselves).
+  // The last flow checkpoint at or before bucket_ns, if the store has one.
+  Result<std::optional<int64_t>> LastCheckpoint(const rocksdb::ReadOptions& at,
+                                                int64_t bucket_ns) const;
   Result<bool> OpenAtStart(const rocksdb::ReadOptions& at, int64_t first, int64_t rolled_up_to,
                            const FlowKeep& keep, FlowSums* open) const;
   Result<std::vector<EndpointRecord>> Endpoints() const;

@@ -103,15 +103,22 @@ Status Store::Impl::SumFlowRows(const rocksdb::ReadOptions& at, int64_t begin, i
   return Status::Ok();
 }
 
+Result<std::optional<int64_t>> Store::Impl::LastCheckpoint(const rocksdb::ReadOptions& at,
+                                                           int64_t bucket_ns) const {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(at, meta));
+  it->SeekForPrev(CheckpointKey(bucket_ns));
+  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flow checkpoints from " + options.dir));
+  if (!it->Valid()) return std::optional<int64_t>();
+  // The key before may be another kind of meta key: then there is none.
+  auto checkpoint = DecodeCheckpointKey(View(it->key()));
+  return checkpoint.ok() ? std::optional<int64_t>(*checkpoint) : std::optional<int64_t>();
+}
+
 Result<bool> Store::Impl::OpenAtStart(const rocksdb::ReadOptions& at, int64_t first,
                                       int64_t rolled_up_to, const FlowKeep& keep,
                                       FlowSums* open) const {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(at, meta));
-  it->SeekForPrev(CheckpointKey(first));
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read flows from " + options.dir));
-  // The key before may be another kind of meta key: then there is none.
-  auto checkpoint = it->Valid() ? DecodeCheckpointKey(View(it->key())) : Result<int64_t>(0);
-  if (!it->Valid() || !checkpoint.ok()) return false;
+  FM_ASSIGN_OR_RETURN(std::optional<int64_t> checkpoint, LastCheckpoint(at, first));
+  if (!checkpoint) return false;
   // At `first` itself, its rows hold the carries; before the retention cut,
   // its rows are gone and nothing can be rebuilt.
   if (*checkpoint == first || *checkpoint < expired_before.load()) return true;

@@ -93,11 +93,8 @@ Result<uint64_t> Store::Impl::DeleteBefore(int64_t cut_bucket, const Counts& cou
 }
 
 Result<int64_t> Store::Impl::CutAtCheckpoint(int64_t cut_bucket) const {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, meta));
-  it->SeekForPrev(CheckpointKey(cut_bucket));
-  FM_RETURN_IF_ERROR(FromRocks(it->status(), "cannot read " + options.dir));
-  auto checkpoint = it->Valid() ? DecodeCheckpointKey(View(it->key())) : Result<int64_t>(0);
-  if (!it->Valid() || !checkpoint.ok() || *checkpoint <= expired_before.load()) return cut_bucket;
+  FM_ASSIGN_OR_RETURN(std::optional<int64_t> checkpoint, LastCheckpoint({}, cut_bucket));
+  if (!checkpoint || *checkpoint <= expired_before.load()) return cut_bucket;
   return *checkpoint;
 }
 
