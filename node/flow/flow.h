@@ -71,6 +71,16 @@ struct ConnRecord {
 // An edge. Active: this node's process -> remote ip:port (local port
 // collapsed to 0, local address kept). Passive: remote ip -> this node's
 // endpoint laddr:lport owned by the process (remote port collapsed to 0).
+// Forwarded (a balancer's, from connection tracking; pid 0): client raddr
+// -> front laddr:lport (what it dialled) -> backend xaddr:xport.
+//
+// xaddr:xport is the other side of a NAT translation (conntrack), port 0
+// when there was none:
+// - active: where the dialled raddr:rport really went (a kube-proxy
+//   Service VIP's backend);
+// - passive: what the client dialled to reach laddr:lport (a published
+//   port, docker -p);
+// - forwarded: the backend.
 struct FlowKey {
   Direction direction = Direction::kUnknown;
   uint32_t netns = 0;
@@ -80,6 +90,9 @@ struct FlowKey {
   uint16_t lport = 0;  // 0 for active flows
   IpAddr raddr;
   uint16_t rport = 0;  // 0 for passive flows
+  IpAddr xaddr;
+  uint16_t xport = 0;  // 0: not translated
+  bool translated() const { return xport != 0; }
   bool operator==(const FlowKey&) const = default;
 };
 
@@ -159,6 +172,24 @@ struct EndpointRecord {
   bool operator==(const EndpointRecord& o) const {
     return netns == o.netns && addr == o.addr && port == o.port && proc.pid == o.proc.pid &&
            proc.start_ticks == o.proc.start_ticks && since_ns == o.since_ns;
+  }
+};
+
+// An address this node's NAT translates, learned from the translated
+// connections it saw (the rules themselves are never read, so whichever tool
+// wrote them): a published port (front host:9090 -> target, a listener of
+// this node, owned by `owner`) or a balancer front (VIP:port -> a backend
+// elsewhere; one alias per backend). Gossiped in the endpoint table, so the
+// walk finds the node that resolves the front.
+struct NatAlias {
+  uint32_t netns = 0;  // the namespace whose connection tracking translated
+  Endpoint front;
+  Endpoint target;
+  bool balancer = false;  // target is not this node's listener
+  ProcessRef owner;       // published: the target's listener owner
+  int64_t last_seen_ns = 0;
+  bool operator==(const NatAlias& o) const {
+    return netns == o.netns && front == o.front && target == o.target && balancer == o.balancer;
   }
 };
 

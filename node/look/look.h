@@ -26,24 +26,38 @@ namespace flowmesh {
 struct ClientEdge {
   IpAddr addr;
   FlowStats stats;
-  // Which of the process's endpoints it connected to (the concrete address,
-  // also behind a wildcard listener), in ClientProcess.clients; port 0 = not
-  // said, and the walk then asks about each of ClientProcess.endpoints.
+  // What the client dialled: one of the process's endpoints (the concrete
+  // address, also behind a wildcard listener), or the front a NAT
+  // translated to it (a published port, a balancer's VIP), so the client's
+  // own flow matches. Port 0 = not said, and the walk then asks about each
+  // of ClientProcess.endpoints.
   Endpoint endpoint;
 };
 
 // An endpoint this process (group) connected to.
 struct DependencyEdge {
-  Endpoint remote;
+  Endpoint remote;  // where the connections really went
   FlowStats stats;
+  // What the process dialled when a NAT on its own node translated it to
+  // `remote` (a kube-proxy Service VIP); port 0 = not translated.
+  Endpoint via;
 };
 
 // "Describe your endpoint ip:port": the process listening there (a wildcard
 // listener matches), who connected to it (by client address) and what that
 // server node (its pgid group) connected to, in the window.
+//
+// A front this node's NAT translates resolves to what is behind it:
+// - a published port (docker -p): the listener it reaches is described,
+//   `listener` says which, and `aliases` lists the fronts;
+// - a balancer's front (VIP:port): `balancer`, no process, `dependencies`
+//   are the backends and `clients` the real clients (what they dialled).
 struct EndpointDescription {
   bool found = false;  // false: nothing listens there (any more)
   Endpoint endpoint;   // as asked
+  Endpoint listener;   // the listener a published port reached; port 0 = `endpoint` itself
+  bool balancer = false;
+  std::vector<Endpoint> aliases;  // published ports that reach this listener
   ProcessDetails process;
   std::vector<ClientEdge> clients;
   std::vector<DependencyEdge> dependencies;
@@ -53,8 +67,15 @@ struct EndpointDescription {
 // each such process (group) with its flow to the target, and that process's
 // own clients and listening endpoints, so the upward walk continues without a
 // second round trip to the same node.
+//
+// On a balancer, the connections it forwarded to the target (a backend)
+// from `from` (its own, masqueraded, address) come back as one
+// `balancer` entry: no process, `endpoints` its front, `clients` the real
+// clients, so the walk goes on to them.
 struct ClientProcess {
   ProcessDetails process;
+  bool balancer = false;
+  Endpoint via;                     // the process dialled this and its node's NAT sent it to the target
   FlowStats stats;                  // its connections to the target
   std::vector<Endpoint> endpoints;  // where it listens
   std::vector<ClientEdge> clients;  // who connected to those endpoints
@@ -116,6 +137,10 @@ class Directory {
   // whose tables have not arrived yet ("" = every table is in, so it is no
   // agent's). Such an address is `unsynced`, never `no-agent`.
   virtual std::string Unsynced() const { return ""; }
+  // The balancer fronts whose backends include `target` (from the gossiped
+  // aliases): a client whose connection a balancer translated without
+  // masquerade dialled one of these, not the target.
+  virtual std::vector<Endpoint> FrontsOf(const Endpoint& /*target*/) { return {}; }
 };
 
 // One question answered by the querier it names: how a node answers the

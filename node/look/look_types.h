@@ -54,6 +54,15 @@ struct LookNode {
   IpAddr addr;
   uint16_t port = 0;  // 0 = none (a client address)
   std::optional<ProcessDetails> process;
+  // A balancer's front (addr:port), not a process: its dependencies are the
+  // backends it sent connections to, its clients the real clients.
+  bool balancer = false;
+  // The edge to the parent was dialled as this and a NAT translated it (a
+  // Service VIP, a published port, a balancer's front); port 0 = none.
+  Endpoint via;
+  // Other fronts that reach this endpoint (its published ports, a
+  // balancer's VIP); shown on the node.
+  std::vector<Endpoint> aliases;
   LookStatus status = LookStatus::kOk;
   // Why the status, for the reader: the failure of an unreachable node
   // ("no answer from app-2 in time"), what an unconfirmed host lacks.

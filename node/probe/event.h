@@ -31,6 +31,10 @@ enum class Direction : uint8_t {
   kUnknown = FM_DIR_UNKNOWN,
   kActive = FM_DIR_ACTIVE,
   kPassive = FM_DIR_PASSIVE,
+  // Never from a probe: a connection this node's NAT forwarded between two
+  // other hosts (a balancer's), seen only in connection tracking. Flows of
+  // it are keyed front (laddr:lport) <- client (raddr) -> backend (xaddr).
+  kForwarded = 3,
 };
 
 // Where an event came from: the BPF ring buffer, a sock_diag poll, or the
