@@ -129,8 +129,7 @@ void WalkDatagram(const char* data, size_t size, uint32_t seq, uint32_t portid,
 class NetlinkConntrackReader final : public ConntrackReader {
  public:
   NetlinkConntrackReader(mnl_socket* events, mnl_socket* query, uint32_t netns)
-      : events_(events), query_(query), query_portid_(mnl_socket_get_portid(query)),
-        buf_(kRecvBufSize) {
+      : events_(events), query_(query), buf_(kRecvBufSize) {
     netns_ = netns;
   }
   ~NetlinkConntrackReader() override {
@@ -158,7 +157,6 @@ class NetlinkConntrackReader final : public ConntrackReader {
 
   mnl_socket* events_;
   mnl_socket* query_;
-  uint32_t query_portid_;
   uint32_t seq_ = 0;
   std::vector<char> buf_;
   ConntrackStats stats_;
@@ -220,7 +218,8 @@ Status NetlinkConntrackReader::Request(nlmsghdr* req, const std::string& what,
       return RequestError(errno, what);
     }
     Progress p;
-    WalkDatagram(buf_.data(), static_cast<size_t>(n), seq, query_portid_,
+    // The port id is the kernel's choice at bind (MNL_SOCKET_AUTOPID).
+    WalkDatagram(buf_.data(), static_cast<size_t>(n), seq, mnl_socket_get_portid(query_),
                  [&](const nlmsghdr* m) {
                    if (entries) Take(m, &events);
                  },

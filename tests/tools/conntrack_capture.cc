@@ -6,6 +6,10 @@
 // drives it through real DNAT'd connections).
 //
 //   conntrack_capture SECONDS     lines: "event <hex>" | "dump <hex>"
+//   conntrack_capture --probe     what each step needs: opens a socket, joins
+//                                 the event groups, dumps without them, then
+//                                 ConntrackReader::Open (run it under capsh
+//                                 --drop=... to see which capability matters)
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -75,6 +79,7 @@ void Dump(mnl_socket* q, uint8_t family, std::vector<char>& buf) {
   gen->nfgen_family = family;
   gen->version = NFNETLINK_V0;
   if (mnl_socket_sendto(q, nlh, nlh->nlmsg_len) < 0) return std::perror("conntrack_capture: send");
+  std::fflush(stdout);
   for (bool done = false; !done;) {
     int n = static_cast<int>(mnl_socket_recvfrom(q, buf.data(), buf.size()));
     if (n <= 0) return std::perror("conntrack_capture: dump");
@@ -89,7 +94,30 @@ void Dump(mnl_socket* q, uint8_t family, std::vector<char>& buf) {
 
 }  // namespace
 
+int Probe() {
+  std::vector<char> buf(64 * 1024);
+  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
+  std::printf("socket(NETLINK_NETFILTER): %s\n", nl ? "ok" : strerror(errno));
+  if (!nl) return 1;
+  int r = mnl_socket_bind(nl, NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_DESTROY,
+                          MNL_SOCKET_AUTOPID);
+  std::printf("bind(NEW|DESTROY groups): %s\n", r == 0 ? "ok" : strerror(errno));
+  mnl_socket_close(nl);
+  nl = mnl_socket_open(NETLINK_NETFILTER);
+  r = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID);
+  std::printf("bind(no groups): %s\n", r == 0 ? "ok" : strerror(errno));
+  std::printf("dump: ");
+  Dump(nl, AF_INET, buf);
+  std::printf("(end of dump)\n");
+  mnl_socket_close(nl);
+  auto reader = flowmesh::ConntrackReader::Open();
+  std::printf("ConntrackReader::Open: %s\n",
+              reader.ok() ? "ok" : reader.status().ToString().c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--probe") == 0) return Probe();
   const int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
   std::vector<char> buf(64 * 1024);
   mnl_socket* ev = mnl_socket_open(NETLINK_NETFILTER);
