@@ -116,6 +116,7 @@ std::string_view DirectionShort(Direction d) {
     case Direction::kActive: return "out";
     case Direction::kPassive: return "in";
     case Direction::kUnknown: return "-";
+    case Direction::kForwarded: return "fwd";
   }
   return "-";
 }

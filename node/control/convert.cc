@@ -38,6 +38,9 @@ s::Direction DirectionToWire(Direction d) {
     case Direction::kActive: return s::Direction::ACTIVE;
     case Direction::kPassive: return s::Direction::PASSIVE;
     case Direction::kUnknown: return s::Direction::UNKNOWN;
+    // Only flows are forwarded (a balancer's), and no flow key travels
+    // over the control socket: records and events never say it.
+    case Direction::kForwarded: return s::Direction::UNKNOWN;
   }
   return s::Direction::UNKNOWN;
 }
