@@ -3,8 +3,8 @@
 
 Each line: `<path> host=H ep=ADDR[:PORT] comm=C status=S conns=N via=V
 balancer=0|1 aliases=A,B`, where <path> is the node's way from the root, each
-step `<` (a client) or `>` (a dependency) followed by the endpoint of the
-node above it, e.g. `root`, `> 10.213.0.9:8000`. Fields a node lacks are `-`.
+step `<` (a client) or `>` (a dependency) followed by the endpoint and
+[process] of the node above it, e.g. `root`, `> 10.213.0.9:8000[-]`. Fields a node lacks are `-`.
 Reads stdin; exit 1 if it is not a look answer.
 """
 import json
@@ -32,7 +32,7 @@ def walk(n, steps, out):
     ]))
     for kind, step in (("clients", "<"), ("dependencies", ">")):
         for kid in n.get(kind) or []:
-            walk(kid, steps + [f"{step} {endpoint(n)}"], out)
+            walk(kid, steps + [f"{step} {endpoint(n)}[{proc.get('comm', '-')}]"], out)
 
 
 def main():

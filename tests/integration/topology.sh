@@ -26,6 +26,8 @@
 #                                       e.g. topology.sh ctl W client-1 look 10.213.0.2:80
 #   topology.sh down [WORKDIR]          stop everything, remove the namespaces (idempotent)
 #
+# TOPOLOGY_NO_CONNTRACK="7 9" starts those hosts' meshd without CAP_NET_ADMIN
+# (capsh), so they cannot read connection tracking.
 # Binaries: MESHD and MESHCTL (env), or --meshd PATH / --meshctl PATH before the
 # command; default build/node/daemon/meshd and build/cli/meshctl in the repo.
 # Any other command on a host: ip netns exec fmt-I COMMAND (TOPOLOGY_PREFIX
@@ -43,7 +45,7 @@ wait_members=${TOPOLOGY_WAIT:-30}   # seconds for the mesh to form
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 
@@ -125,7 +127,14 @@ start_meshd() {
         --control-socket "$dir/meshd.sock" --flush-interval 1s)
   # web-1 is the seed; everyone else joins through it.
   [ "$(addr_of "$i"):7946" = "$seed" ] || args+=(--join "$seed")
-  pid=$(spawn "$i" "$dir/meshd.log" "$meshd" "${args[@]}")
+  if [[ " ${TOPOLOGY_NO_CONNTRACK:-} " == *" $i "* ]]; then
+    # Connection tracking is not allowed to this meshd (its netlink groups
+    # need CAP_NET_ADMIN): the lab's way to show a host without translations.
+    pid=$(spawn "$i" "$dir/meshd.log" capsh --drop=cap_net_admin -- -c 'exec "$0" "$@"' \
+      "$meshd" "${args[@]}")
+  else
+    pid=$(spawn "$i" "$dir/meshd.log" "$meshd" "${args[@]}")
+  fi
   echo "$pid" >"$dir/meshd.pid"
 }
 
