@@ -1,5 +1,6 @@
 // The polling probe against the real kernel: loopback sockets made by this
-// process, and a listener in a child's own network namespace.
+// process, a listener in a child's own network namespace, and --netns lists
+// of namespace files.
 #include "node/probe/poll_probe.h"
 
 #include <arpa/inet.h>
@@ -16,11 +17,13 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "node/probe/netns.h"
+#include "node/probe/snapshot.h"
 #include "node/probe/sock_diag.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/traffic_util.h"
@@ -325,6 +328,101 @@ TEST(PollProbeNetns, SeesAListenerInAChildNamespace) {
   const ConnEvent* gone = c.Last(EventKind::kUnlisten, port, 0);
   ASSERT_NE(gone, nullptr);
   EXPECT_EQ(gone->key.netns, ns.st_ino);
+}
+
+// A namespace made with `ip netns add` (a bind mount under /run/netns, no
+// process in it), removed at the end.
+class NamedNetns {
+ public:
+  explicit NamedNetns(std::string name) : name_(std::move(name)) {
+    ok_ = std::system(("ip netns add " + name_ + " && ip -n " + name_ + " link set lo up").c_str()) == 0;
+  }
+  ~NamedNetns() { (void)!std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()); }
+  bool ok() const { return ok_; }
+  std::string path() const { return "/run/netns/" + name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+// A listener on 127.0.0.1 made inside the namespace at `path` by this
+// thread: the socket stays there, held by this process.
+Result<int> ListenIn(const std::string& path, uint16_t* port) {
+  int fd = -1;
+  Status s = RunInNetns(path, 0, [&] {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0 ||
+        listen(fd, 1) != 0)
+      return Status::FromErrno(errno, "listen");
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  *port = LocalPort(fd);
+  return fd;
+}
+
+TEST(PollProbeNetns, DumpsEachListedNamespaceFileAndNoOther) {
+  FM_REQUIRE_ROOT();
+  const std::string tag = std::to_string(getpid());
+  NamedNetns a("fm-kt-a-" + tag), b("fm-kt-b-" + tag);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Result<uint32_t> ino_a = NetnsInodeOfPath(a.path());
+  Result<uint32_t> ino_b = NetnsInodeOfPath(b.path());
+  ASSERT_TRUE(ino_a.ok() && ino_b.ok());
+  uint16_t port_a = 0, port_b = 0;
+  Result<int> fd_a = ListenIn(a.path(), &port_a);
+  Result<int> fd_b = ListenIn(b.path(), &port_b);
+  ASSERT_TRUE(fd_a.ok() && fd_b.ok()) << fd_a.status().message() << fd_b.status().message();
+  Fd hold_a(*fd_a), hold_b(*fd_b);
+
+  ProbeFilter filter;
+  Result<uint32_t> self = SelfNetnsInode();
+  ASSERT_TRUE(self.ok());
+  filter.netns = {NetnsRef{*self, 0, ""}, NetnsRef{*ino_a, 0, a.path()}};
+  PollProbe probe(filter, std::chrono::milliseconds(100), "/proc");
+  ASSERT_TRUE(probe.Init().ok());
+  Collector c;
+  PumpUntil(probe, c, [&] { return probe.Stats().polls >= 2; });
+  int in_a = 0, in_b = 0;
+  for (const ConnEvent& e : c.events) {
+    if (e.kind != EventKind::kListen) continue;
+    in_a += e.key.netns == *ino_a && e.key.lport == port_a;
+    in_b += e.key.netns == *ino_b;
+  }
+  EXPECT_EQ(in_a, 1);
+  EXPECT_EQ(in_b, 0) << "a namespace not listed was dumped";
+  const ConnEvent* l = c.Last(EventKind::kListen, port_a, 0);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->proc.pid, static_cast<uint32_t>(getpid()));  // no process lives in a: the file was entered
+}
+
+TEST(PollProbeNetns, ANamespaceFileThatIsGoneIsSkippedAndCounted) {
+  FM_REQUIRE_ROOT();
+  const std::string tag = std::to_string(getpid());
+  auto a = std::make_unique<NamedNetns>("fm-kt-gone-" + tag);
+  ASSERT_TRUE(a->ok());
+  Result<uint32_t> ino = NetnsInodeOfPath(a->path());
+  ASSERT_TRUE(ino.ok());
+  Result<uint32_t> self = SelfNetnsInode();
+  ASSERT_TRUE(self.ok());
+  ProbeFilter filter;
+  filter.netns = {NetnsRef{*self, 0, ""}, NetnsRef{*ino, 0, a->path()}};
+  Snapshotter snap(filter, "/proc");
+  ASSERT_TRUE(snap.Init().ok());
+  a.reset();  // ip netns del
+  Result<Snapshot> s = snap.Take(EventSource::kPoll);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->namespaces, 1u);
+  EXPECT_EQ(s->namespaces_skipped, 1u);
+  // Listed alone, it is an error at start-up, naming the file.
+  filter.netns = {NetnsRef{*ino, 0, "/run/netns/fm-kt-gone-" + tag}};
+  Status init = Snapshotter(filter, "/proc").Init();
+  EXPECT_FALSE(init.ok());
+  EXPECT_NE(init.message().find("fm-kt-gone-" + tag), std::string::npos) << init.message();
 }
 
 }  // namespace
