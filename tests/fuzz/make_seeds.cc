@@ -1,7 +1,8 @@
 // Writes the seed corpora of tests/fuzz from real messages: each is made by
 // the project's own encoders (mesh packets and exchanges, sealed as meshd
 // seals them; look queries and answers; control requests and replies), read
-// from the kernel (a sock_diag dump of this host's loopback sockets) or taken
+// from the kernel (a sock_diag dump of this host's loopback sockets; the
+// conntrack messages captured in tests/unit/testdata) or taken
 // from the repository (packaging/meshd.toml). Each file is laid out as its
 // harness reads it (the header comment of <name>_fuzz.cc).
 //
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -531,6 +533,30 @@ void MetricsHttpSeeds() {
 }  // namespace
 }  // namespace flowmesh::fuzz
 
+// ---- conntrack -------------------------------------------------------------
+
+// The messages captured from a real kernel (tests/tools/conntrack_capture.sh)
+// one per seed, and the dump reply with an event after it as one datagram.
+void ConntrackSeeds(const fs::path& source) {
+  std::ifstream f(source / "tests/unit/testdata/conntrack_messages.txt");
+  if (!f) throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
+  std::map<std::string, Bytes> messages;
+  for (std::string line; std::getline(f, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream in(line);
+    std::string name, hex;
+    in >> name >> hex;
+    Bytes b;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+      b.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    Write("conntrack", name, b);
+    messages[name] = b;
+  }
+  if (messages.count("dump_v4_dnat") && messages.count("destroy_v6_dnat"))
+    Write("conntrack", "datagram_of_two",
+          Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));
+}
+
 int main(int argc, char** argv) {
   using namespace flowmesh::fuzz;
   if (argc != 3) {
@@ -548,6 +574,7 @@ int main(int argc, char** argv) {
     SockDiagSeeds(AF_INET6);
     ConfigSeeds(argv[1]);
     MetricsHttpSeeds();
+    ConntrackSeeds(argv[1]);
   } catch (const std::exception& e) {
     std::cerr << "fuzz_make_seeds: " << e.what() << "\n";
     return 1;

@@ -1,0 +1,202 @@
+// What reading conntrack costs per connection (issue 14): in a network
+// namespace of its own (root), a DNAT rule on loopback (127.0.0.100:80 ->
+// 127.0.0.1:PORT, output hook) and N real connections through it at full
+// speed, while a ConntrackReader drains events into a NatTable on this
+// thread. Prints events/s and this thread's CPU per event (recv + parse +
+// table), and the connection rate with and without the reader.
+//
+//   conntrack_bench [--connections N] [--threads T]
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "node/nat/conntrack.h"
+#include "node/nat/nat_table.h"
+#include "node/probe/netns.h"
+#include "tests/kernel/conntrack_util.h"
+
+namespace {
+
+using namespace flowmesh;
+
+int64_t Ns(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+bool EnterNetns(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+// `threads` clients, each making its share of `total` connections to
+// 127.0.0.100:80 (each: connect, one byte back, close with RST so no
+// TIME_WAIT piles up), and one server accepting. Returns the wall time.
+int64_t Churn(const std::string& ns, uint16_t port, int total, int threads) {
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    EnterNetns(ns);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(l, 4096);
+    while (!stop) {
+      pollfd p{l, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int c = accept(l, nullptr, nullptr);
+      if (c < 0) continue;
+      (void)!write(c, "x", 1);
+      close(c);
+    }
+    close(l);
+  });
+  usleep(100'000);
+  const int64_t start = Ns(CLOCK_MONOTONIC);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; t++) {
+    clients.emplace_back([&, t] {
+      EnterNetns(ns);
+      sockaddr_in vip{};
+      vip.sin_family = AF_INET;
+      vip.sin_port = htons(80);
+      inet_pton(AF_INET, "127.0.0.100", &vip.sin_addr);
+      for (int i = t; i < total; i += threads) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(c, reinterpret_cast<sockaddr*>(&vip), sizeof vip) == 0) {
+          char b;
+          (void)!read(c, &b, 1);
+          linger lg{1, 0};
+          setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(c);
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  const int64_t wall = Ns(CLOCK_MONOTONIC) - start;
+  stop = true;
+  server.join();
+  return wall;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"conntrack reader cost per connection (root)"};
+  int total = 20000;
+  int threads = 2;
+  app.add_option("--connections", total, "connections per run");
+  app.add_option("--threads", threads, "client threads");
+  CLI11_PARSE(app, argc, argv);
+
+  testing::NatNetns nets("bench");
+  std::string err;
+  if (!nets.Add("n", &err) ||
+      !nets.Nft("n", "table ip fmct {\n chain out {\n  type nat hook output priority -100;\n"
+                     "  ip daddr 127.0.0.100 tcp dport 80 dnat to 127.0.0.1:8080\n }\n}\n",
+                &err)) {
+    std::fprintf(stderr, "conntrack_bench: %s\n", err.c_str());
+    return 1;
+  }
+  const std::string ns = nets.Path("n");
+
+  // Without a reader first: the kernel then keeps no event cache per entry.
+  const int64_t bare_ns = Churn(ns, 8080, total, threads);
+
+  std::unique_ptr<ConntrackReader> reader;
+  Status s = RunInNetns(ns, 0, [&] {
+    auto r = ConntrackReader::Open();
+    if (!r.ok()) return r.status();
+    reader = std::move(*r);
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    std::fprintf(stderr, "conntrack_bench: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  NatTable table;
+  std::atomic<bool> churning{true};
+  int64_t traced_ns = 0;
+  std::thread load([&] {
+    traced_ns = Churn(ns, 8080, total, threads);
+    churning = false;
+  });
+  uint64_t events = 0, news = 0, destroys = 0, lost_times = 0;
+  int64_t cpu = 0;
+  std::vector<CtEvent> batch;
+  // Until the churn is over and the DESTROYs of its last entries (1 s
+  // timeouts, evicted by the dump below) are in.
+  int64_t quiet_since = 0;
+  bool dumped = false;
+  for (;;) {
+    pollfd p{reader->fd(), POLLIN, 0};
+    int ready = poll(&p, 1, 100);
+    const int64_t c0 = Ns(CLOCK_THREAD_CPUTIME_ID);
+    batch.clear();
+    bool lost = false;
+    Status d = reader->Drain(&batch, 4096, &lost);
+    const int64_t now = Ns(CLOCK_REALTIME);
+    for (const CtEvent& ev : batch) table.Apply(ev, now);
+    table.TakeForwarded(now);
+    cpu += Ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+    if (!d.ok()) std::fprintf(stderr, "conntrack_bench: %s\n", d.ToString().c_str());
+    lost_times += lost;
+    events += batch.size();
+    for (const CtEvent& ev : batch) (ev.kind == CtEventKind::kNew ? news : destroys)++;
+    if (churning || ready > 0 || !batch.empty()) {
+      quiet_since = Ns(CLOCK_MONOTONIC);
+      continue;
+    }
+    const int64_t quiet = Ns(CLOCK_MONOTONIC) - quiet_since;
+    if (!dumped && quiet > 1'500'000'000) {
+      std::vector<CtEntry> ignored;  // evicts the expired entries: their DESTROYs come
+      (void)reader->Dump(&ignored);
+      dumped = true;
+      quiet_since = Ns(CLOCK_MONOTONIC);
+    } else if (dumped && quiet > 1'000'000'000) {
+      break;
+    }
+  }
+  load.join();
+  const double seconds = traced_ns / 1e9;
+  const ConntrackStats st = reader->Stats();
+  const NatTableStats ts = table.Stats();
+  std::printf("connections         %d (%d client threads), DNAT 127.0.0.100:80 -> 127.0.0.1:8080\n",
+              total, threads);
+  std::printf("without reader      %.0f conn/s\n", total / (bare_ns / 1e9));
+  std::printf("with reader         %.0f conn/s (ratio %.3f)\n", total / seconds,
+              static_cast<double>(bare_ns) / traced_ns);
+  std::printf("events              %llu (NEW %llu, DESTROY %llu), %.0f events/s during the churn\n",
+              static_cast<unsigned long long>(events), static_cast<unsigned long long>(news),
+              static_cast<unsigned long long>(destroys), news / seconds);
+  std::printf("reader CPU          %.3f s, %.2f us per event (recv + parse + NatTable)\n",
+              cpu / 1e9, events ? cpu / 1e3 / events : 0.0);
+  std::printf("overflows           %llu (ENOBUFS reads: %llu), malformed %llu\n",
+              static_cast<unsigned long long>(st.overflows),
+              static_cast<unsigned long long>(lost_times),
+              static_cast<unsigned long long>(st.malformed));
+  std::printf("table               forwarded %llu, evicted %llu, held %llu\n",
+              static_cast<unsigned long long>(ts.forwarded),
+              static_cast<unsigned long long>(ts.evicted),
+              static_cast<unsigned long long>(ts.entries));
+  return 0;
+}
