@@ -21,7 +21,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,6 +30,7 @@
 #include "node/mesh/seal.h"
 #include "node/mesh/wire.h"
 #include "tests/fuzz/fuzz_mesh.h"
+#include "tests/tools/conntrack_messages.h"
 
 namespace flowmesh::fuzz {
 namespace {
@@ -538,20 +538,11 @@ void MetricsHttpSeeds() {
 // The messages captured from a real kernel (tests/tools/conntrack_capture.sh)
 // one per seed, and the dump reply with an event after it as one datagram.
 void ConntrackSeeds(const fs::path& source) {
-  std::ifstream f(source / "tests/unit/testdata/conntrack_messages.txt");
-  if (!f) throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
-  std::map<std::string, Bytes> messages;
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string name, hex;
-    in >> name >> hex;
-    Bytes b;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2)
-      b.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    Write("conntrack", name, b);
-    messages[name] = b;
-  }
+  auto messages =
+      testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
+  if (messages.empty())
+    throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
+  for (const auto& [name, bytes] : messages) Write("conntrack", name, bytes);
   if (messages.count("dump_v4_dnat") && messages.count("destroy_v6_dnat"))
     Write("conntrack", "datagram_of_two",
           Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));

@@ -78,6 +78,17 @@ std::optional<CtEvent> WaitEvent(ConntrackReader& reader,
   return std::nullopt;
 }
 
+std::optional<CtEvent> WaitDestroy(ConntrackReader& reader, const CtTuple& original) {
+  // The entry expires 1 s after the close (NatNetns's timeouts); a dump
+  // every second evicts it.
+  return WaitEvent(
+      reader,
+      [&](const CtEvent& ev) {
+        return ev.kind == CtEventKind::kDestroy && ev.entry.original == original;
+      },
+      15000);
+}
+
 std::optional<CtEntry> InDump(ConntrackReader& reader, const CtTuple& original) {
   std::vector<CtEntry> all;
   Status s = reader.Dump(&all);
@@ -169,12 +180,7 @@ table ip6 fmct6 {
 
     client.Close();
     accepted.Close();
-    auto destroyed = WaitEvent(
-        *reader,
-        [&](const CtEvent& ev) {
-          return ev.kind == CtEventKind::kDestroy && ev.entry.original == original;
-        },
-        15000);
+    auto destroyed = WaitDestroy(*reader, original);
     ASSERT_TRUE(destroyed.has_value()) << "no DESTROY for " << local.ToString();
     EXPECT_EQ(destroyed->entry.reply, reply);
     EXPECT_EQ(destroyed->entry.id, created->entry.id);
@@ -294,12 +300,7 @@ table ip fmct {
 
   client.Close();
   accepted.Close();
-  auto destroyed = WaitEvent(
-      *reader,
-      [&](const CtEvent& ev) {
-        return ev.kind == CtEventKind::kDestroy && ev.entry.original == original;
-      },
-      15000);
+  auto destroyed = WaitDestroy(*reader, original);
   ASSERT_TRUE(destroyed.has_value());
   table.Apply(*destroyed, 300);
   fwd = table.TakeForwarded(300);
