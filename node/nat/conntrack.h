@@ -88,8 +88,8 @@ class ConntrackReader {
   // incomplete until its next Dump.
   virtual Status Drain(std::vector<CtEvent>* out, size_t max, bool* lost) = 0;
   // Every TCP entry now, IPv4 and IPv6. Dump periodically, not only at
-  // start-up: with net.netfilter.nf_conntrack_events=2 (the default since
-  // 6.0: events only while someone listens) an entry created before Open
+  // start-up: with net.netfilter.nf_conntrack_events=2 (recent kernels'
+  // default: events only while someone listens) an entry created before Open
   // never gets a DESTROY event, and only a dump shows it gone (measured on
   // 6.18, kernel test ConntrackDnat.EntryOlderThanTheReaderIsGoneOnlyFromTheDump).
   // A dump also evicts expired entries, whose DESTROY events otherwise wait
