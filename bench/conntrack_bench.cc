@@ -2,10 +2,10 @@
 // namespace of its own (root), a DNAT rule on loopback (127.0.0.100:80 ->
 // 127.0.0.1:PORT, output hook) and N real connections through it at full
 // speed, while a ConntrackReader drains events into a NatTable on this
-// thread. Prints events/s and this thread's CPU per event (recv + parse +
-// table), and the connection rate with and without the reader.
+// thread. Prints this thread's CPU per event (recv + parse + table) and the
+// connection rate with and without a reader, alternating runs.
 //
-//   conntrack_bench [--connections N] [--threads T]
+//   conntrack_bench [--connections N] [--threads T] [--rounds R]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -98,53 +98,33 @@ int64_t Churn(const std::string& ns, uint16_t port, int total, int threads) {
   return wall;
 }
 
-}  // namespace
+struct Traced {
+  int64_t wall_ns = 0;
+  uint64_t news = 0, destroys = 0, lost = 0;
+  int64_t cpu_ns = 0;  // this thread's CPU in Drain + NatTable
+  ConntrackStats stats;
+  NatTableStats table;
+};
 
-int main(int argc, char** argv) {
-  CLI::App app{"conntrack reader cost per connection (root)"};
-  int total = 20000;
-  int threads = 2;
-  app.add_option("--connections", total, "connections per run");
-  app.add_option("--threads", threads, "client threads");
-  CLI11_PARSE(app, argc, argv);
-
-  testing::NatNetns nets("bench");
-  std::string err;
-  if (!nets.Add("n", &err) ||
-      !nets.Nft("n", "table ip fmct {\n chain out {\n  type nat hook output priority -100;\n"
-                     "  ip daddr 127.0.0.100 tcp dport 80 dnat to 127.0.0.1:8080\n }\n}\n",
-                &err)) {
-    std::fprintf(stderr, "conntrack_bench: %s\n", err.c_str());
-    return 1;
-  }
-  const std::string ns = nets.Path("n");
-
-  // Without a reader first: the kernel then keeps no event cache per entry.
-  const int64_t bare_ns = Churn(ns, 8080, total, threads);
-
+// One churn with a reader draining on this thread, until the churn is over
+// and the DESTROYs of its last entries (1 s timeouts, evicted by a dump)
+// are in. The reader is closed after: the next bare run has no listener.
+Result<Traced> RunTraced(const std::string& ns, int total, int threads) {
   std::unique_ptr<ConntrackReader> reader;
-  Status s = RunInNetns(ns, 0, [&] {
+  FM_RETURN_IF_ERROR(RunInNetns(ns, 0, [&] {
     auto r = ConntrackReader::Open();
     if (!r.ok()) return r.status();
     reader = std::move(*r);
     return Status::Ok();
-  });
-  if (!s.ok()) {
-    std::fprintf(stderr, "conntrack_bench: %s\n", s.ToString().c_str());
-    return 1;
-  }
+  }));
+  Traced out;
   NatTable table;
   std::atomic<bool> churning{true};
-  int64_t traced_ns = 0;
   std::thread load([&] {
-    traced_ns = Churn(ns, 8080, total, threads);
+    out.wall_ns = Churn(ns, 8080, total, threads);
     churning = false;
   });
-  uint64_t events = 0, news = 0, destroys = 0, lost_times = 0;
-  int64_t cpu = 0;
   std::vector<CtEvent> batch;
-  // Until the churn is over and the DESTROYs of its last entries (1 s
-  // timeouts, evicted by the dump below) are in.
   int64_t quiet_since = 0;
   bool dumped = false;
   for (;;) {
@@ -157,11 +137,10 @@ int main(int argc, char** argv) {
     const int64_t now = Ns(CLOCK_REALTIME);
     for (const CtEvent& ev : batch) table.Apply(ev, now);
     table.TakeForwarded(now);
-    cpu += Ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+    out.cpu_ns += Ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     if (!d.ok()) std::fprintf(stderr, "conntrack_bench: %s\n", d.ToString().c_str());
-    lost_times += lost;
-    events += batch.size();
-    for (const CtEvent& ev : batch) (ev.kind == CtEventKind::kNew ? news : destroys)++;
+    out.lost += lost;
+    for (const CtEvent& ev : batch) (ev.kind == CtEventKind::kNew ? out.news : out.destroys)++;
     if (churning || ready > 0 || !batch.empty()) {
       quiet_since = Ns(CLOCK_MONOTONIC);
       continue;
@@ -177,26 +156,62 @@ int main(int argc, char** argv) {
     }
   }
   load.join();
-  const double seconds = traced_ns / 1e9;
-  const ConntrackStats st = reader->Stats();
-  const NatTableStats ts = table.Stats();
-  std::printf("connections         %d (%d client threads), DNAT 127.0.0.100:80 -> 127.0.0.1:8080\n",
-              total, threads);
-  std::printf("without reader      %.0f conn/s\n", total / (bare_ns / 1e9));
-  std::printf("with reader         %.0f conn/s (ratio %.3f)\n", total / seconds,
-              static_cast<double>(bare_ns) / traced_ns);
-  std::printf("events              %llu (NEW %llu, DESTROY %llu), %.0f events/s during the churn\n",
-              static_cast<unsigned long long>(events), static_cast<unsigned long long>(news),
-              static_cast<unsigned long long>(destroys), news / seconds);
-  std::printf("reader CPU          %.3f s, %.2f us per event (recv + parse + NatTable)\n",
-              cpu / 1e9, events ? cpu / 1e3 / events : 0.0);
-  std::printf("overflows           %llu (ENOBUFS reads: %llu), malformed %llu\n",
-              static_cast<unsigned long long>(st.overflows),
-              static_cast<unsigned long long>(lost_times),
-              static_cast<unsigned long long>(st.malformed));
-  std::printf("table               forwarded %llu, evicted %llu, held %llu\n",
-              static_cast<unsigned long long>(ts.forwarded),
-              static_cast<unsigned long long>(ts.evicted),
-              static_cast<unsigned long long>(ts.entries));
+  out.stats = reader->Stats();
+  out.table = table.Stats();
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"conntrack reader cost per connection (root)"};
+  int total = 20000;
+  int threads = 2;
+  int rounds = 3;
+  app.add_option("--connections", total, "connections per run");
+  app.add_option("--threads", threads, "client threads");
+  app.add_option("--rounds", rounds, "bare/traced pairs, alternating, after one warm-up run");
+  CLI11_PARSE(app, argc, argv);
+
+  testing::NatNetns nets("bench");
+  std::string err;
+  if (!nets.Add("n", &err) ||
+      !nets.Nft("n", "table ip fmct {\n chain out {\n  type nat hook output priority -100;\n"
+                     "  ip daddr 127.0.0.100 tcp dport 80 dnat to 127.0.0.1:8080\n }\n}\n",
+                &err)) {
+    std::fprintf(stderr, "conntrack_bench: %s\n", err.c_str());
+    return 1;
+  }
+  const std::string ns = nets.Path("n");
+  Churn(ns, 8080, total, threads);  // warm-up: the namespace's conntrack table, the rule
+  usleep(2'000'000);
+  std::printf("connections %d per run (%d client threads), DNAT 127.0.0.100:80 -> "
+              "127.0.0.1:8080, loopback\n", total, threads);
+  std::printf("%-6s %12s %12s %10s %10s %12s %9s\n", "round", "bare conn/s", "traced c/s",
+              "NEW", "DESTROY", "us/event", "overflow");
+  double cpu_sum = 0, events_sum = 0, bare_sum = 0, traced_sum = 0;
+  for (int r = 1; r <= rounds; r++) {
+    const int64_t bare = Churn(ns, 8080, total, threads);
+    usleep(2'000'000);  // the bare run's entries expire; the traced run starts alike
+    auto t = RunTraced(ns, total, threads);
+    if (!t.ok()) {
+      std::fprintf(stderr, "conntrack_bench: %s\n", t.status().ToString().c_str());
+      return 1;
+    }
+    const uint64_t events = t->news + t->destroys;
+    std::printf("%-6d %12.0f %12.0f %10llu %10llu %12.2f %9llu\n", r, total / (bare / 1e9),
+                total / (t->wall_ns / 1e9), static_cast<unsigned long long>(t->news),
+                static_cast<unsigned long long>(t->destroys),
+                events ? t->cpu_ns / 1e3 / events : 0.0,
+                static_cast<unsigned long long>(t->stats.overflows));
+    cpu_sum += t->cpu_ns;
+    events_sum += events;
+    bare_sum += bare;
+    traced_sum += t->wall_ns;
+  }
+  std::printf("all    conn/s traced/bare %.3f; reader CPU %.2f us per event (recv + parse + "
+              "NatTable), %.2f us per connection\n",
+              bare_sum / traced_sum, cpu_sum / 1e3 / events_sum,
+              cpu_sum / 1e3 / (static_cast<double>(total) * rounds));
   return 0;
 }
