@@ -6,12 +6,7 @@
 // connection rate with and without a reader, alternating runs.
 //
 //   conntrack_bench [--connections N] [--threads T] [--rounds R]
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,73 +24,12 @@
 namespace {
 
 using namespace flowmesh;
+using testing::Churn;
 
 int64_t Ns(clockid_t clock) {
   timespec ts;
   clock_gettime(clock, &ts);
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
-bool EnterNetns(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  bool ok = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
-  if (fd >= 0) close(fd);
-  return ok;
-}
-
-// `threads` clients, each making its share of `total` connections to
-// 127.0.0.100:80 (each: connect, one byte back, close with RST so no
-// TIME_WAIT piles up), and one server accepting. Returns the wall time.
-int64_t Churn(const std::string& ns, uint16_t port, int total, int threads) {
-  std::atomic<bool> stop{false};
-  std::thread server([&] {
-    EnterNetns(ns);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(l, 4096);
-    while (!stop) {
-      pollfd p{l, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int c = accept(l, nullptr, nullptr);
-      if (c < 0) continue;
-      (void)!write(c, "x", 1);
-      close(c);
-    }
-    close(l);
-  });
-  usleep(100'000);
-  const int64_t start = Ns(CLOCK_MONOTONIC);
-  std::vector<std::thread> clients;
-  for (int t = 0; t < threads; t++) {
-    clients.emplace_back([&, t] {
-      EnterNetns(ns);
-      sockaddr_in vip{};
-      vip.sin_family = AF_INET;
-      vip.sin_port = htons(80);
-      inet_pton(AF_INET, "127.0.0.100", &vip.sin_addr);
-      for (int i = t; i < total; i += threads) {
-        int c = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(c, reinterpret_cast<sockaddr*>(&vip), sizeof vip) == 0) {
-          char b;
-          (void)!read(c, &b, 1);
-          linger lg{1, 0};
-          setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        }
-        close(c);
-      }
-    });
-  }
-  for (auto& c : clients) c.join();
-  const int64_t wall = Ns(CLOCK_MONOTONIC) - start;
-  stop = true;
-  server.join();
-  return wall;
 }
 
 struct Traced {
@@ -175,10 +109,7 @@ int main(int argc, char** argv) {
 
   testing::NatNetns nets("bench");
   std::string err;
-  if (!nets.Add("n", &err) ||
-      !nets.Nft("n", "table ip fmct {\n chain out {\n  type nat hook output priority -100;\n"
-                     "  ip daddr 127.0.0.100 tcp dport 80 dnat to 127.0.0.1:8080\n }\n}\n",
-                &err)) {
+  if (!nets.Add("n", &err) || !nets.LoopbackVip("n", 8080, &err)) {
     std::fprintf(stderr, "conntrack_bench: %s\n", err.c_str());
     return 1;
   }

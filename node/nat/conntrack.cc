@@ -323,8 +323,9 @@ Result<std::unique_ptr<ConntrackReader>> ConntrackReader::Open() {
   auto reader = std::make_unique<NetlinkConntrackReader>(events, query, netns);
   if (mnl_socket_bind(events, NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_DESTROY,
                       MNL_SOCKET_AUTOPID) < 0) {
-    Status s = Status::FromErrno(errno, "cannot join the conntrack event groups");
-    return errno == EPERM || errno == EACCES ? WithFix(s, kNeedsNetAdmin) : s;
+    const int err = errno;
+    Status s = Status::FromErrno(err, "cannot join the conntrack event groups");
+    return err == EPERM || err == EACCES ? WithFix(s, kNeedsNetAdmin) : s;
   }
   if (mnl_socket_bind(query, 0, MNL_SOCKET_AUTOPID) < 0)
     return Status::FromErrno(errno, "cannot bind the conntrack query socket");

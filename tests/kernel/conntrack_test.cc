@@ -308,6 +308,53 @@ table ip fmct {
   EXPECT_TRUE(fwd[0].closed);
 }
 
+// A reader that does not keep up: the kernel drops events for it, and
+// Drain says so (lost, overflows) and goes on with what is still queued.
+TEST(ConntrackOverflow, UnreadEventsOverflowAndDrainSaysSo) {
+  FM_REQUIRE_ROOT();
+  NatNetns nets("o");
+  std::string err;
+  ASSERT_TRUE(nets.Add("n", &err)) << err;
+  ASSERT_TRUE(nets.LoopbackVip("n", 8080, &err)) << err;
+  auto reader = OpenIn(nets, "n");
+  ASSERT_NE(reader, nullptr);
+  // ~16 MiB of receive buffer (8 MiB forced, doubled by the kernel) holds
+  // about 14,000 events of ~1.2 KiB of skb each: 40,000 NEW overflow it.
+  constexpr int kConnections = 40000;
+  testing::Churn(nets.Path("n"), 8080, kConnections, 2);
+  bool any_lost = false;
+  uint64_t news = 0;
+  for (;;) {
+    std::vector<CtEvent> events;
+    bool lost = false;
+    ASSERT_TRUE(reader->Drain(&events, 100000, &lost).ok());
+    any_lost |= lost;
+    for (const CtEvent& ev : events) news += ev.kind == CtEventKind::kNew;
+    if (events.empty() && !lost) break;
+  }
+  EXPECT_TRUE(any_lost);
+  EXPECT_GE(reader->Stats().overflows, 1u);
+  EXPECT_GT(news, 0u);
+  EXPECT_LT(news, static_cast<uint64_t>(kConnections));
+  EXPECT_EQ(reader->Stats().malformed, 0u);
+  // Still usable: the next connection's event arrives.
+  Fd listener(nets.Listen("n", AF_INET, 8081));
+  ASSERT_TRUE(nets.Nft("n", R"(
+table ip fmct2 {
+  chain out {
+    type nat hook output priority -100;
+    ip daddr 127.0.0.101 tcp dport 80 dnat to 127.0.0.1:8081
+  }
+}
+)", &err)) << err;
+  Fd client(nets.Socket("n", AF_INET));
+  ASSERT_TRUE(Connect(client.fd, Ep("127.0.0.101:80")));
+  const CtTuple original{LocalOf(client.fd), Ep("127.0.0.101:80")};
+  EXPECT_TRUE(WaitEvent(*reader, [&](const CtEvent& ev) { return ev.entry.original == original; },
+                        3000)
+                  .has_value());
+}
+
 // Without CAP_NET_ADMIN (a root child that dropped it from its effective
 // set), Open fails with PermissionDenied and names the capability.
 TEST(ConntrackUnavailable, WithoutCapNetAdminOpenSaysWhy) {

@@ -5,10 +5,17 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <atomic>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "node/probe/netns.h"
 
@@ -90,6 +97,14 @@ bool NatNetns::Nft(const std::string& name, const std::string& ruleset, std::str
   bool ok = wrote && Run(name, std::string("nft -f ") + path, error);
   unlink(path);
   return ok;
+}
+
+bool NatNetns::LoopbackVip(const std::string& name, uint16_t port, std::string* error) {
+  return Nft(name,
+             "table ip fmctvip {\n chain out {\n  type nat hook output priority -100;\n"
+             "  ip daddr 127.0.0.100 tcp dport 80 dnat to 127.0.0.1:" + std::to_string(port) +
+                 "\n }\n}\n",
+             error);
 }
 
 std::string NatNetns::Path(const std::string& name) const { return "/var/run/netns/" + Full(name); }
@@ -183,6 +198,75 @@ bool Connect(int fd, const Endpoint& to) {
     len = sizeof *a;
   }
   return connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+}
+
+namespace {
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+bool EnterNetns(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+}  // namespace
+
+int64_t Churn(const std::string& ns, uint16_t port, int total, int threads) {
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    EnterNetns(ns);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(l, 4096);
+    while (!stop) {
+      pollfd p{l, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int c = accept(l, nullptr, nullptr);
+      if (c < 0) continue;
+      (void)!write(c, "x", 1);
+      close(c);
+    }
+    close(l);
+  });
+  usleep(100'000);
+  const int64_t start = MonotonicNs();
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; t++) {
+    clients.emplace_back([&, t] {
+      EnterNetns(ns);
+      sockaddr_in vip{};
+      vip.sin_family = AF_INET;
+      vip.sin_port = htons(80);
+      inet_pton(AF_INET, "127.0.0.100", &vip.sin_addr);
+      for (int i = t; i < total; i += threads) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(c, reinterpret_cast<sockaddr*>(&vip), sizeof vip) == 0) {
+          char b;
+          (void)!read(c, &b, 1);
+          linger lg{1, 0};
+          setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(c);
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  const int64_t wall = MonotonicNs() - start;
+  stop = true;
+  server.join();
+  return wall;
 }
 
 }  // namespace flowmesh::testing

@@ -35,6 +35,9 @@ class NatNetns {
                                            std::string* error);
   bool Run(const std::string& name, const std::string& cmd, std::string* error);
   bool Nft(const std::string& name, const std::string& ruleset, std::string* error);
+  // The rule Churn goes through: 127.0.0.100:80 DNAT'd to 127.0.0.1:port in
+  // the output hook (loopback needs no veth).
+  bool LoopbackVip(const std::string& name, uint16_t port, std::string* error);
 
   std::string Path(const std::string& name) const;  // /var/run/netns/<full name>
   uint32_t Inode(const std::string& name) const;
@@ -54,5 +57,12 @@ Endpoint LocalOf(int fd);
 Endpoint PeerOf(int fd);
 // Connects `fd` to `to` (blocking); false on failure.
 bool Connect(int fd, const Endpoint& to);
+
+// Connections at full speed inside the namespace at `ns` (a path): a server
+// on 127.0.0.1:port answering one byte, and `threads` clients making `total`
+// connections to 127.0.0.100:80 between them (a DNAT rule there sends them
+// to the server), each closed with a RST so that no TIME_WAIT piles up.
+// Returns the clients' wall time in ns.
+int64_t Churn(const std::string& ns, uint16_t port, int total, int threads);
 
 }  // namespace flowmesh::testing
