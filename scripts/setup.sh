@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # NAT rules in the conntrack kernel tests and tools (tests/kernel/conntrack_test.cc)
+  nftables
   # promtool, which checks meshd's --metrics-listen output in a kernel test
   prometheus
   # man pages: rendered and checked by tests/packaging
