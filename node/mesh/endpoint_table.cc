@@ -83,27 +83,25 @@ std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
     r.comm = r.exe = interner_.Intern("");
     want.push_back(r);
   }
-  for (const EndpointSummary& e : endpoints) {
+  // An endpoint, or an alias's front, with its owner.
+  auto owned = [&](const IpAddr& addr, uint16_t port, uint32_t pid, uint32_t pgid,
+                   const std::string& comm, const std::string& exe) {
     TableRow r;
-    r.addr = e.addr;
-    r.port = e.port;
-    r.pid = e.pid;
-    r.pgid = e.pgid;
-    r.comm = interner_.Intern(e.comm);
-    r.exe = interner_.Intern(e.exe);
-    want.push_back(r);
-  }
+    r.addr = addr;
+    r.port = port;
+    r.pid = pid;
+    r.pgid = pgid;
+    r.comm = interner_.Intern(comm);
+    r.exe = interner_.Intern(exe);
+    return r;
+  };
+  for (const EndpointSummary& e : endpoints)
+    want.push_back(owned(e.addr, e.port, e.pid, e.pgid, e.comm, e.exe));
   for (const AliasSummary& a : aliases) {
-    TableRow r;
+    TableRow r = owned(a.front.addr, a.front.port, a.pid, a.pgid, a.comm, a.exe);
     r.is_alias = true;
-    r.addr = a.front.addr;
-    r.port = a.front.port;
     r.target = a.target;
     r.balancer = a.balancer;
-    r.pid = a.pid;
-    r.pgid = a.pgid;
-    r.comm = interner_.Intern(a.comm);
-    r.exe = interner_.Intern(a.exe);
     want.push_back(r);
   }
   std::sort(want.begin(), want.end(), KeyLess);
