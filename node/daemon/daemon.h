@@ -31,6 +31,11 @@ namespace flowmesh {
 class BpfProbe;
 class Snapshotter;
 
+// Gossiped aliases as `endpoints` rows: a published port one row per target
+// with its owner, a balancer's front one row with all its backends.
+std::vector<EndpointView> AliasViews(const std::vector<mesh::AliasSummary>& aliases,
+                                     const std::string& node);
+
 class Daemon final : public ControlBackend {
  public:
   explicit Daemon(DaemonConfig config);
@@ -69,6 +74,8 @@ class Daemon final : public ControlBackend {
   void InitLook();
   Result<std::vector<LookMember>> LookMembers();
   LocalTable MeshTable();
+  // This node's NAT aliases as the mesh gossips them (owners resolved).
+  std::vector<mesh::AliasSummary> LocalAliases();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
   // Streaming mode, on the probe thread between ring buffer drains: one
@@ -111,6 +118,10 @@ class Daemon final : public ControlBackend {
 
   // Open while the probe thread runs; bounded by --look-drain-timeout.
   DrainBarrier drain_;
+
+  // The NAT aliases seen recently (Aggregator::Aliases, wired in by Init);
+  // unset = none. Called from the mesh publisher and the control threads.
+  std::function<std::vector<NatAlias>()> nat_aliases_;
 
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;
