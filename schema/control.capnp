@@ -103,6 +103,7 @@ struct StatusInfo {
   reconstructedCloses @22 :UInt64;    # closes the probe missed, made up from sock_diag
   reconstructedUnlistens @23 :UInt64;
   lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
+  conntrack @25 :Text;     # NAT translations: "on: ..." or "off: why"
 }
 
 struct MeshInfo {

@@ -114,6 +114,8 @@ struct NodeStatus {
   std::string probe_mode;
   std::string probe_reason;
   std::string netns;
+  // NAT translations: "on: N translated connections held, ...", or "off: why".
+  std::string conntrack;
   ProbeStats probe;
   ConnTableStats table;
   uint32_t watchers = 0;

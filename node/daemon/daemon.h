@@ -62,6 +62,9 @@ class Daemon final : public ControlBackend {
  private:
   Status InitStore();
   Status InitProbe();
+  // Connection tracking, when --conntrack allows and the kernel lets us;
+  // otherwise says why once and goes on without NAT translations.
+  void InitNat();
   void ReportMissingCapabilities() const;
   // Queries read the store: what the kernel saw before the question goes
   // through the probe (drain_) and what was aggregated to the store first.
@@ -92,6 +95,8 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<Store> store_;
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<NatFeed> nat_;
+  std::string nat_state_;  // for status: "on" or "off: why"
   std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<LookService> look_;
   std::unique_ptr<MeshService> mesh_;

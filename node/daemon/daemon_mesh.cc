@@ -166,6 +166,7 @@ void Daemon::InitLook() {
   LookServiceOptions lo;
   lo.node_name = config_.node_name;
   lo.live_endpoints = [this] { return LiveEndpoints(); };
+  lo.aliases = [this] { return aggregator_->Aliases(RealtimeNs()); };
   lo.flush = [this] { FlushForQuery(); };
   if (config_.mesh_enabled()) {
     lo.members = [this] { return LookMembers(); };

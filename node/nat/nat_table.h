@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -43,6 +44,9 @@ struct ForwardedEvent {
 class NatTable {
  public:
   explicit NatTable(NatTableOptions options = {});
+  ~NatTable();
+  NatTable(NatTable&&) noexcept;
+  NatTable& operator=(NatTable&&) noexcept;
 
   void Apply(const CtEvent& ev, int64_t now_ns);
   // Replaces the whole table with a dump (start-up, after lost events):
