@@ -124,10 +124,6 @@ class Daemon final : public ControlBackend {
   // Open while the probe thread runs; bounded by --look-drain-timeout.
   DrainBarrier drain_;
 
-  // The NAT aliases seen recently (Aggregator::Aliases, wired in by Init);
-  // unset = none. Called from the mesh publisher and the control threads.
-  std::function<std::vector<NatAlias>()> nat_aliases_;
-
   // Last, so it is destroyed first: its thread reads everything above.
   std::unique_ptr<metrics::HttpServer> metrics_;
 };

@@ -62,8 +62,10 @@ LocalTable Daemon::MeshTable() {
 
 std::vector<mesh::AliasSummary> Daemon::LocalAliases() {
   std::vector<mesh::AliasSummary> out;
-  if (!nat_aliases_) return out;
-  for (const NatAlias& a : nat_aliases_()) {
+  if (!aggregator_) return out;
+  // Aliases() locks the aggregator's state: safe from the publisher's and
+  // the control threads, as look's use of it is.
+  for (const NatAlias& a : aggregator_->Aliases(RealtimeNs())) {
     // A loopback front is not reachable from other hosts (as loopback
     // listeners are not announced), and a row without both ports is one
     // every peer would drop with the whole delta carrying it.
