@@ -455,8 +455,13 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
 
 std::vector<EndpointView> Daemon::GetEndpoints() {
   std::vector<EndpointView> out;
-  for (const EndpointRecord& e : LiveEndpoints())
-    out.push_back(EndpointView{e, processes_->Lookup(e.proc), /*node=*/""});
+  for (const EndpointRecord& e : LiveEndpoints()) {
+    EndpointView v;
+    v.endpoint = e;
+    v.process = processes_->Lookup(e.proc);
+    out.push_back(std::move(v));
+  }
+  for (EndpointView& v : AliasViews(LocalAliases(), "")) out.push_back(std::move(v));
   return out;
 }
 

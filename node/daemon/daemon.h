@@ -31,6 +31,11 @@ namespace flowmesh {
 class BpfProbe;
 class Snapshotter;
 
+// Gossiped aliases as `endpoints` rows: a published port one row per target
+// with its owner, a balancer's front one row with all its backends.
+std::vector<EndpointView> AliasViews(const std::vector<mesh::AliasSummary>& aliases,
+                                     const std::string& node);
+
 class Daemon final : public ControlBackend {
  public:
   explicit Daemon(DaemonConfig config);
@@ -72,6 +77,8 @@ class Daemon final : public ControlBackend {
   void InitLook();
   Result<std::vector<LookMember>> LookMembers();
   LocalTable MeshTable();
+  // This node's NAT aliases as the mesh gossips them (owners resolved).
+  std::vector<mesh::AliasSummary> LocalAliases();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
   // Streaming mode, on the probe thread between ring buffer drains: one
