@@ -241,6 +241,15 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->type_name("DURATION")
       ->envname("MESHD_LOOK_DRAIN_TIMEOUT")
       ->capture_default_str();
+  app.add_option("--conntrack", cfg.conntrack,
+                 "auto: read the kernel's connection tracking (needs CAP_NET_ADMIN), so "
+                 "look follows NAT: a Service VIP to its backend, a published port (docker -p) "
+                 "to its container, a balancer's front to its backends; if it cannot be read, "
+                 "meshd says why once and goes on without translations. off: never read it")
+      ->type_name("MODE")
+      ->envname("MESHD_CONNTRACK")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir,
                  "Where meshd keeps its history (RocksDB): closed connections, flows, "
                  "endpoints, node identity")

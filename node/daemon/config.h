@@ -33,6 +33,9 @@ struct DaemonConfig {
   std::chrono::milliseconds account_interval{30'000};
   // Longest a query waits for the probe to drain what came before it (0 = no wait).
   std::chrono::milliseconds look_drain_timeout{1000};
+  // NAT translations from the kernel's connection tracking: "auto" (read it
+  // when the kernel lets us) or "off".
+  std::string conntrack = "auto";
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

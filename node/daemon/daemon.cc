@@ -57,6 +57,9 @@ Status Daemon::Init() {
 
   FM_RETURN_IF_ERROR(InitStore());
   InitLook();
+  // Before the probe's start-up snapshot: its connections find their
+  // translations in the conntrack dump taken here.
+  InitNat();
   FM_RETURN_IF_ERROR(InitProbe());
   // The seed is in: every connection open now is tracked, so windows from
   // here on count open connections from this checkpoint.
@@ -92,6 +95,31 @@ Status Daemon::InitStore() {
   flusher_ = std::make_unique<Flusher>(
       fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()));
   return Status::Ok();
+}
+
+void Daemon::InitNat() {
+  if (config_.conntrack == "off") {
+    nat_state_ = "off (--conntrack off)";
+    return;
+  }
+  Result<std::unique_ptr<ConntrackReader>> reader = ConntrackReader::Open();
+  if (!reader.ok()) {
+    nat_state_ = "off: " + reader.status().message();
+    FM_LOG(Warn, "nat") << "not reading connection tracking, so look does not follow NAT "
+                           "(Service VIPs, published ports, balancers): "
+                        << reader.status().message();
+    return;
+  }
+  auto feed = std::make_unique<NatFeed>(std::move(*reader));
+  const int64_t now = RealtimeNs();
+  Status seeded = feed->Seed(now);
+  if (!seeded.ok())
+    FM_LOG(Warn, "nat") << "the start-up conntrack dump failed (" << seeded.message()
+                        << "); translations of connections open now may be missed";
+  nat_ = std::move(feed);
+  aggregator_->set_nat(nat_.get(), now);
+  nat_state_ = "on";
+  FM_LOG(Info, "nat") << "reading connection tracking (netns " << nat_->netns() << "): " << nat_->Stats().table.entries << " translated connections open";
 }
 
 void Daemon::FlushForQuery() {
@@ -384,6 +412,25 @@ NodeStatus Daemon::GetStatus() {
     s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
     s.probe.detail.emplace_back("checkpoints", as.checkpoints);
     s.probe.detail.emplace_back("checkpoints_missed", as.checkpoints_missed);
+    if (nat_) {
+      const NatFeedStats ns = nat_->Stats();
+      s.conntrack = nat_state_ + ": " + std::to_string(ns.table.entries) +
+                    " translated connections held, " + std::to_string(as.aliases) +
+                    " aliases announced";
+      s.probe.detail.emplace_back("conntrack_events", ns.reader.events);
+      s.probe.detail.emplace_back("conntrack_malformed", ns.reader.malformed);
+      s.probe.detail.emplace_back("conntrack_overflows", ns.reader.overflows);
+      s.probe.detail.emplace_back("conntrack_resyncs", ns.resyncs);
+      s.probe.detail.emplace_back("conntrack_resync_failures", ns.resync_failures);
+      s.probe.detail.emplace_back("conntrack_kernel_lookups", ns.kernel_lookups);
+      s.probe.detail.emplace_back("nat_translated", as.translated);
+      s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);
+      s.probe.detail.emplace_back("nat_forwarded_closed", as.forwarded_closed);
+      s.probe.detail.emplace_back("nat_untranslated_ignored", ns.table.untranslated);
+      s.probe.detail.emplace_back("nat_evicted", ns.table.evicted);
+    } else {
+      s.conntrack = nat_state_;
+    }
   }
   return s;
 }
@@ -424,8 +471,13 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
 
 std::vector<EndpointView> Daemon::GetEndpoints() {
   std::vector<EndpointView> out;
-  for (const EndpointRecord& e : LiveEndpoints())
-    out.push_back(EndpointView{e, processes_->Lookup(e.proc), /*node=*/""});
+  for (const EndpointRecord& e : LiveEndpoints()) {
+    EndpointView v;
+    v.endpoint = e;
+    v.process = processes_->Lookup(e.proc);
+    out.push_back(std::move(v));
+  }
+  for (EndpointView& v : AliasViews(LocalAliases(), "")) out.push_back(std::move(v));
   return out;
 }
 

@@ -67,6 +67,10 @@ std::string TableFingerprint(const LocalTable& t) {
   out += "|";
   for (const mesh::EndpointSummary& e : t.endpoints)
     out += Endpoint{e.addr, e.port}.ToString() + "/" + std::to_string(e.pid) + "/" + e.comm + ",";
+  out += "|";
+  for (const mesh::AliasSummary& a : t.aliases)
+    out += a.front.ToString() + ">" + a.target.ToString() + (a.balancer ? "/b/" : "/p/") +
+           std::to_string(a.pid) + "/" + a.comm + ",";
   return out;
 }
 
@@ -236,7 +240,8 @@ void MeshService::PublishLoop() {
     if (fp != last_table_) {
       last_table_ = std::move(fp);
       asio::post(io_, [this, table = std::move(table)]() mutable {
-        node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints));
+        node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints),
+                             std::move(table.aliases));
       });
     }
     // Members come first for the mesh port's unauthenticated slots; a second

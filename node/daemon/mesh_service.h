@@ -62,6 +62,7 @@ struct MeshServiceOptions {
 struct LocalTable {
   std::vector<IpAddr> addresses;
   std::vector<mesh::EndpointSummary> endpoints;
+  std::vector<mesh::AliasSummary> aliases;
 };
 
 class MeshService {

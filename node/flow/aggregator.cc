@@ -455,6 +455,7 @@ AggregatorStats Aggregator::Stats() const {
   AggregatorStats s = stats_;
   s.tracked = tracked_.size();
   s.listeners = listeners_.size();
+  s.aliases = aliases_.size();
   std::lock_guard pending(pending_mu_);
   s.records = records_;
   s.flows_touched = flows_touched_;

@@ -85,7 +85,7 @@ struct AggregatorStats {
   uint64_t translated = 0;
   uint64_t forwarded_opened = 0;
   uint64_t forwarded_closed = 0;
-  uint64_t aliases = 0;              // NAT aliases announced now
+  uint64_t aliases = 0;              // NAT aliases held (announced while fresh)
   uint64_t tracked = 0;              // open connections now
   uint64_t listeners = 0;            // listening endpoints now
   uint64_t pending_records = 0;      // waiting for the next TakeBatch

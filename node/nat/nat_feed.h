@@ -40,6 +40,7 @@ class NatFeed {
   std::optional<CtEntry> ClaimReply(const Endpoint& local, const Endpoint& remote);
   std::vector<ForwardedEvent> TakeForwarded(int64_t now_ns) { return table_.TakeForwarded(now_ns); }
 
+  uint32_t netns() const { return reader_->netns(); }
   // Any thread: a copy made after the last Refresh.
   NatFeedStats Stats() const;
 
