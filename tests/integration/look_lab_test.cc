@@ -104,16 +104,16 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   EXPECT_EQ(dot.out.rfind("digraph", 0), 0u) << dot.out;
   EXPECT_NE(dot.out.find("redis-server"), std::string::npos) << dot.out;
 
-  // An address no agent owns: a seventh host without meshd serves, client-1's
+  // An address no agent owns: a tenth host without meshd serves, client-1's
   // curl fetches from it, and look <ip> of client-1 shows it as a no-agent leaf
   // beside nginx.
-  ASSERT_EQ(RunCommand({"/bin/bash", LAB_SH, "add", kPrefix, "7"}).exit_code, 0);
-  Background(7, "ext",
-             "/usr/bin/python3 -m http.server 8080 --bind 10.213.0.7 --directory /var/empty");
-  ASSERT_TRUE(Listening(7, "10.213.0.7:8080"));
+  ASSERT_EQ(RunCommand({"/bin/bash", LAB_SH, "add", kPrefix, "10"}).exit_code, 0);
+  Background(10, "ext",
+             "/usr/bin/python3 -m http.server 8080 --bind 10.213.0.10 --directory /var/empty");
+  ASSERT_TRUE(Listening(10, "10.213.0.10:8080"));
   for (int n = 0; n < 3; n++)
     RunCommand({"/usr/sbin/ip", "netns", "exec", Ns(1), "curl", "-s", "-o", "/dev/null",
-                "--max-time", "2", "http://10.213.0.7:8080/"});
+                "--max-time", "2", "http://10.213.0.10:8080/"});
   LetEventsArrive();
   std::string host = Look(2, {"10.213.0.1"});
   EXPECT_NE(LineMatching(host, R"(^10\.213\.0\.1 on client-1$)"), "") << host;
@@ -123,7 +123,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
       LineMatching(host, R"(^     └--> 10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1  20 conns)"),
       "")
       << host;
-  EXPECT_NE(LineMatching(host, R"(^     └--> 10\.213\.0\.7:8080 \[no-agent\]  3 conns)"), "")
+  EXPECT_NE(LineMatching(host, R"(^     └--> 10\.213\.0\.10:8080 \[no-agent\]  3 conns)"), "")
       << host;
 
   // A cycle: A (app-1:9001) calls B (app-2:9002), which calls A again.
