@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The main job: sets up and builds flowmesh, then starts the six-host lab of
+# The main job: sets up and builds flowmesh, then starts the nine-host lab of
 # tests/integration/topology.sh on this machine (network namespaces, one meshd
 # each, in a sealed mesh):
 #
 #   client-1 --curl--> web-1 nginx :80 --> app-1, app-2 python3 :8000
 #                                            --> cache-1 redis :6379
 #                                            --> kv-1 memcached :11211
+#   client-2 --curl, redis-cli--> Service VIPs 10.213.250.1:80, .2:6379 (DNAT
+#            on client-2) --> web-1, cache-1; --curl--> lb-1 :8000 (balancer)
+#            --> app-1, app-2
+#   client-1 --curl--> docker-1 :9090 (published port) --> nginx in a container
 #
 # sends real requests through it and prints what meshctl on client-1 shows:
 # the mesh's members, every endpoint in the mesh and the dependency tree of
@@ -57,11 +61,11 @@ trap 'exit 130' INT TERM
 
 ctl() { bash "$topology" ctl "$work" "$@"; }
 
-echo "== starting the lab: 6 hosts, 6 meshd, nginx, 2 x python3, redis, memcached"
+echo "== starting the lab: 9 hosts, 9 meshd, nginx, 2 x python3, redis, memcached, nginx in a container, NAT rules"
 bash "$topology" up "$work"
 
 echo
-echo "== curl from client-1 to http://10.213.0.2/ (nginx on web-1), 20 requests"
+echo "== 20 requests of each kind: client-1 to nginx on web-1, client-2 through the VIPs and the balancer, client-1 to docker-1's published port"
 bash "$topology" traffic "$work" 20
 sleep 3 # one flush interval (1 s) on every node, and the endpoint gossip
 
@@ -86,6 +90,10 @@ echo "== meshctl look 10.213.0.1   (on web-1: what client-1's processes connect 
 ctl web-1 look 10.213.0.1
 
 echo
+echo "== meshctl look 10.213.0.7   (on lb-1: client-2's processes through the Service VIPs and the balancer)"
+ctl lb-1 look 10.213.0.7 --depth 2
+
+echo
 echo "(as a picture: meshctl look 10.213.0.2:80 --format dot | dot -Tsvg > look.svg; --format json for scripts)"
 
 if [ $keep -eq 1 ]; then
@@ -98,7 +106,7 @@ if [ $keep -eq 1 ]; then
   history on a host:        $t ctl $work web-1 flows --since 5m
   live events (Ctrl-C):     $t ctl $work cache-1 watch
   more requests:            $t traffic $work 50
-  any command on a host:    ip netns exec fmt-1 curl -s http://10.213.0.2/   (hosts fmt-1 .. fmt-6)
+  any command on a host:    ip netns exec fmt-1 curl -s http://10.213.0.2/   (hosts fmt-1 .. fmt-9)
   logs:                     $work/<host>/meshd.log, server.log
 and stop it with
   $t down && rm -rf $work

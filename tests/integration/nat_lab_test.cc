@@ -14,6 +14,9 @@
 namespace flowmesh::testing {
 namespace {
 
+// A line of `text` matches `re` (a macro: the failure names this line).
+#define EXPECT_LINE(text, re) EXPECT_NE(LineMatching(text, re), "") << (text)
+
 class NatLabTest : public LookLabTest {
  protected:
   // The look's tree as lines (see look_lines.py).
@@ -87,105 +90,69 @@ TEST_F(NatLabTest, EveryHostFollowsTheVipsThePublishedPortAndTheBalancer) {
     // kube-proxy: client-2's processes dialled the VIPs; the walk goes on to
     // the real servers, the VIP on the edge.
     std::string c2 = Lines(i, {"10.213.0.7"});
-    EXPECT_NE(LineMatching(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )") +
-                                   kNginx + R"(.*conns=\d+ via=10\.213\.250\.1:80 )"),
-              "")
-        << c2;
-    EXPECT_NE(
-        LineMatching(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[redis-cli\] )") +
-                             kRedis + R"(.*conns=1 via=10\.213\.250\.2:6379 )"),
-        "")
-        << c2;
+    EXPECT_LINE(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )") +
+                                   kNginx + R"(.*conns=\d+ via=10\.213\.250\.1:80 )");
+    EXPECT_LINE(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[redis-cli\] )") +
+                             kRedis + R"(.*conns=1 via=10\.213\.250\.2:6379 )");
     EXPECT_EQ(c2.find("ep=10.213.250."), std::string::npos) << c2;  // no VIP as a node
     // Its curl's dependency on the balancer goes on to each backend.
     const std::string to_lb = R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )";
-    EXPECT_NE(LineMatching(c2, to_lb + R"(host=lb-1 ep=10\.213\.0\.9:8000 comm=- status=ok )"
-                                       R"(conns=10 .*balancer=1 )"),
-              "")
-        << c2;
+    EXPECT_LINE(c2, to_lb + R"(host=lb-1 ep=10\.213\.0\.9:8000 comm=- status=ok )"
+                                       R"(conns=10 .*balancer=1 )");
     for (const char* app : {"app-1 ep=10\\.213\\.0\\.3", "app-2 ep=10\\.213\\.0\\.4"})
-      EXPECT_NE(LineMatching(c2, to_lb + R"(> 10\.213\.0\.9:8000\[-\] host=)" + app +
-                                     R"(:8000 comm=python3 status=ok )"),
-                "")
-          << c2;
+      EXPECT_LINE(c2, to_lb + R"(> 10\.213\.0\.9:8000\[-\] host=)" + app +
+                                     R"(:8000 comm=python3 status=ok )");
     // ... and web-1's clients: client-2's curl (via the VIP) beside client-1's.
     std::string in = Lines(i, {"10.213.0.2:80", "--direction", "in"});
-    EXPECT_NE(LineMatching(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-2 ep=10\.213\.0\.7 )"
-                               R"(comm=curl .*conns=10 via=10\.213\.250\.1:80 )"),
-              "")
-        << in;
-    EXPECT_NE(LineMatching(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
-                               R"(comm=curl .*conns=10 via=- )"),
-              "")
-        << in;
+    EXPECT_LINE(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-2 ep=10\.213\.0\.7 )"
+                               R"(comm=curl .*conns=10 via=10\.213\.250\.1:80 )");
+    EXPECT_LINE(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
+                               R"(comm=curl .*conns=10 via=- )");
 
     // docker -p: the published port is the container's nginx on docker-1.
     std::string pub = Lines(i, {"10.213.0.8:9090"});
-    EXPECT_NE(LineMatching(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )"
-                                R"(.*via=10\.213\.0\.8:9090 )"),
-              "")
-        << pub;
-    EXPECT_NE(LineMatching(pub, R"(^< 172\.18\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
-                                R"(comm=curl .*conns=10 )"),
-              "")
-        << pub;
+    EXPECT_LINE(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )"
+                                R"(.*via=10\.213\.0\.8:9090 )");
+    EXPECT_LINE(pub, R"(^< 172\.18\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
+                                R"(comm=curl .*conns=10 )");
     std::string c1 = Lines(i, {"10.213.0.1"});
-    EXPECT_NE(LineMatching(c1, R"(^> 10\.213\.0\.1\[-\] > 10\.213\.0\.1\[curl\] host=docker-1 )"
-                               R"(ep=172\.18\.0\.2:80 comm=nginx .*conns=10 via=10\.213\.0\.8:9090 )"),
-              "")
-        << c1;
+    EXPECT_LINE(c1, R"(^> 10\.213\.0\.1\[-\] > 10\.213\.0\.1\[curl\] host=docker-1 )"
+                               R"(ep=172\.18\.0\.2:80 comm=nginx .*conns=10 via=10\.213\.0\.8:9090 )");
 
     // The balancer: its own node with both apps under it, each with its
     // backends, and client-2's curl as its client.
     std::string lb = Lines(i, {"10.213.0.9:8000"});
-    EXPECT_NE(LineMatching(lb, R"(^root host=lb-1 ep=10\.213\.0\.9:8000 comm=- .*balancer=1 )"), "")
-        << lb;
+    EXPECT_LINE(lb, R"(^root host=lb-1 ep=10\.213\.0\.9:8000 comm=- .*balancer=1 )");
     for (const char* app : {"3", "4"}) {
       std::string under = std::string(R"(^> 10\.213\.0\.9:8000\[-\] )");
-      EXPECT_NE(LineMatching(lb, under + R"(host=app-[12] ep=10\.213\.0\.)" + app +
-                                     R"(:8000 comm=python3 )"),
-                "")
-          << lb;
+      EXPECT_LINE(lb, under + R"(host=app-[12] ep=10\.213\.0\.)" + app +
+                                     R"(:8000 comm=python3 )");
       std::string below = under + R"(> 10\.213\.0\.)" + app + R"(:8000\[python3\] )";
-      EXPECT_NE(LineMatching(lb, below + kRedis), "") << lb;
-      EXPECT_NE(LineMatching(lb, below + R"(host=kv-1 ep=10\.213\.0\.6:11211 comm=memcached )"),
-                "")
-          << lb;
+      EXPECT_LINE(lb, below + kRedis);
+      EXPECT_LINE(lb, below + R"(host=kv-1 ep=10\.213\.0\.6:11211 comm=memcached )");
     }
-    EXPECT_NE(LineMatching(lb, R"(^< 10\.213\.0\.9:8000\[-\] host=client-2 ep=10\.213\.0\.7 )"
-                               R"(comm=curl .*conns=10 )"),
-              "")
-        << lb;
+    EXPECT_LINE(lb, R"(^< 10\.213\.0\.9:8000\[-\] host=client-2 ep=10\.213\.0\.7 )"
+                               R"(comm=curl .*conns=10 )");
     // From a backend upward: the balancer (client-2's curl above it) beside nginx.
     std::string app = Lines(i, {"10.213.0.3:8000", "--direction", "in"});
-    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=lb-1 ep=10\.213\.0\.9(:8000)? )"
-                                R"(.*balancer=1 )"),
-              "")
-        << app;
-    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] < 10\.213\.0\.9(:8000)?\[-\] )"
-                                R"(host=client-2 ep=10\.213\.0\.7 comm=curl )"),
-              "")
-        << app;
-    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=web-1 ep=10\.213\.0\.2 )"
-                                R"(comm=nginx )"),
-              "")
-        << app;
+    EXPECT_LINE(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=lb-1 ep=10\.213\.0\.9(:8000)? )"
+                                R"(.*balancer=1 )");
+    EXPECT_LINE(app, R"(^< 10\.213\.0\.3:8000\[python3\] < 10\.213\.0\.9(:8000)?\[-\] )"
+                                R"(host=client-2 ep=10\.213\.0\.7 comm=curl )");
+    EXPECT_LINE(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=web-1 ep=10\.213\.0\.2 )"
+                                R"(comm=nginx )");
   }
 
   // The text: the VIP after the host, the balancer as such, the published
   // port's root the listener it reached.
   std::string text = Look(1, {"10.213.0.7"});
-  EXPECT_NE(LineMatching(text, R"(10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1 via )"
-                               R"(10\.213\.250\.1:80(  |$))"),
-            "")
-      << text;
+  EXPECT_LINE(text, R"(10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1 via )"
+                               R"(10\.213\.250\.1:80(  |$))");
   text = Look(1, {"10.213.0.9:8000"});
-  EXPECT_NE(LineMatching(text, R"(^10\.213\.0\.9:8000 balancer on lb-1)"), "") << text;
+  EXPECT_LINE(text, R"(^10\.213\.0\.9:8000 balancer on lb-1)");
   text = Look(1, {"10.213.0.8:9090"});
-  EXPECT_NE(LineMatching(text, R"(^172\.18\.0\.2:80 \('nginx', pgid=\d+\) on docker-1 via )"
-                               R"(10\.213\.0\.8:9090\b)"),
-            "")
-      << text;
+  EXPECT_LINE(text, R"(^172\.18\.0\.2:80 \('nginx', pgid=\d+\) on docker-1 via )"
+                               R"(10\.213\.0\.8:9090\b)");
 }
 
 // A translation outlives its rule in the window it happened in; a connection
@@ -213,16 +180,12 @@ TEST_F(NatLabTest, AStaleTranslationStaysInItsWindowAndAChangedBackendShowsBoth)
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
     std::string c2 = Lines(i, {"10.213.0.7"});
     const std::string curl = R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )";
-    EXPECT_NE(LineMatching(c2, curl + kNginx + R"(.*conns=5 via=10\.213\.250\.1:80 )"), "") << c2;
-    EXPECT_NE(LineMatching(c2, curl + kNginx + R"(.*conns=3 via=- )"), "") << c2;
-    EXPECT_NE(LineMatching(c2, curl + R"(host=app-1 ep=10\.213\.0\.3:8000 comm=python3 )"
-                                      R"(.*conns=4 via=10\.213\.250\.3:8000 )"),
-              "")
-        << c2;
-    EXPECT_NE(LineMatching(c2, curl + R"(host=app-2 ep=10\.213\.0\.4:8000 comm=python3 )"
-                                      R"(.*conns=6 via=10\.213\.250\.3:8000 )"),
-              "")
-        << c2;
+    EXPECT_LINE(c2, curl + kNginx + R"(.*conns=5 via=10\.213\.250\.1:80 )");
+    EXPECT_LINE(c2, curl + kNginx + R"(.*conns=3 via=- )");
+    EXPECT_LINE(c2, curl + R"(host=app-1 ep=10\.213\.0\.3:8000 comm=python3 )"
+                                      R"(.*conns=4 via=10\.213\.250\.3:8000 )");
+    EXPECT_LINE(c2, curl + R"(host=app-2 ep=10\.213\.0\.4:8000 comm=python3 )"
+                                      R"(.*conns=6 via=10\.213\.250\.3:8000 )");
   }
 }
 
@@ -244,7 +207,7 @@ TEST_F(NatLabNoConntrackTest, StatusSaysWhyAndLooksWithoutTranslationWork) {
   if (IsSkipped() || HasFatalFailure()) return;
   CommandResult st = Ctl(7, {"--json", "status"});
   ASSERT_EQ(st.exit_code, 0) << st.err;
-  EXPECT_NE(LineMatching(st.out, R"("conntrack":\s*"off: [^"]*CAP_NET_ADMIN)"), "") << st.out;
+  EXPECT_LINE(st.out, R"("conntrack":\s*"off: [^"]*CAP_NET_ADMIN)");
   EXPECT_NE(LineMatching(Ctl(7, {"status"}).out, R"(^conntrack\s+off: .*CAP_NET_ADMIN)"), "");
   // The others read theirs.
   EXPECT_NE(LineMatching(Ctl(8, {"--json", "status"}).out, R"("conntrack":\s*"on)"), "");
@@ -257,9 +220,8 @@ TEST_F(NatLabNoConntrackTest, StatusSaysWhyAndLooksWithoutTranslationWork) {
   for (int i = 1; i <= kHosts; i++) {
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
     std::string web = Lines(i, {"10.213.0.2:80"});
-    EXPECT_NE(LineMatching(web, std::string("^root ") + kNginx), "") << web;
-    EXPECT_NE(LineMatching(web, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 .*conns=10 )"), "")
-        << web;
+    EXPECT_LINE(web, std::string("^root ") + kNginx);
+    EXPECT_LINE(web, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 .*conns=10 )");
     EXPECT_EQ(CountMatching(web, R"(^> 10\.213\.0\.2:80\[nginx\] > 10\.213\.0\.[34]:8000\[python3\] )"
                                  R"(host=(cache|kv)-1 .*status=ok)"),
               4)
@@ -267,10 +229,9 @@ TEST_F(NatLabNoConntrackTest, StatusSaysWhyAndLooksWithoutTranslationWork) {
     // The other hosts' translations still work: lb-1 translated client-2's
     // connections itself, docker-1 its published port.
     std::string lb = Lines(i, {"10.213.0.9:8000"});
-    EXPECT_NE(LineMatching(lb, R"(^root host=lb-1 .*balancer=1 )"), "") << lb;
+    EXPECT_LINE(lb, R"(^root host=lb-1 .*balancer=1 )");
     std::string pub = Lines(i, {"10.213.0.8:9090"});
-    EXPECT_NE(LineMatching(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )"), "")
-        << pub;
+    EXPECT_LINE(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )");
     // client-2's own VIP translation is not known, so no edge claims it.
     std::string c2 = Lines(i, {"10.213.0.7"});
     EXPECT_EQ(c2.find("via=10.213.250."), std::string::npos) << c2;

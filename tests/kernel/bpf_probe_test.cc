@@ -1,12 +1,17 @@
 // The streaming probe against the real kernel: exact events for real
-// loopback connections made by known child processes.
+// loopback connections made by known child processes, and only the network
+// namespaces a --netns list names.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -14,6 +19,7 @@
 
 #include "node/common/clock.h"
 #include "node/probe/bpf_probe.h"
+#include "node/probe/netns.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/traffic_util.h"
 
@@ -266,6 +272,65 @@ TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
   EXPECT_EQ(Detail(st, "lost_ringbuf") + c.events.size(), 1200u)
       << "every event of the 300 connections either arrived or is counted lost";
   EXPECT_EQ(Detail(st, "kernel_events"), c.events.size());
+}
+
+// A listener on 127.0.0.1 made by this thread inside the namespace at
+// `path` (ip netns add): its port, the socket left open in *fd.
+uint16_t ListenInNetns(const std::string& path, int* fd) {
+  uint16_t port = 0;
+  Status s = RunInNetns(path, 0, [&] {
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    if (*fd < 0 || bind(*fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0 ||
+        listen(*fd, 1) != 0 || getsockname(*fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0)
+      return Status::FromErrno(errno, "listen in " + path);
+    port = ntohs(sin.sin_port);
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.message();
+  return port;
+}
+
+TEST(BpfProbeNetnsFilter, RecordsOnlyTheListedNamespaces) {
+  FM_REQUIRE_ROOT();
+  const std::string tag = std::to_string(getpid());
+  const std::string a = "fm-kb-a-" + tag, b = "fm-kb-b-" + tag;
+  ASSERT_EQ(std::system(("ip netns add " + a + " && ip -n " + a + " link set lo up && ip netns add " +
+                         b + " && ip -n " + b + " link set lo up")
+                            .c_str()),
+            0);
+  struct Cleanup {
+    std::string a, b;
+    ~Cleanup() { (void)!std::system(("ip netns del " + a + "; ip netns del " + b).c_str()); }
+  } cleanup{a, b};
+  Result<uint32_t> ino_a = NetnsInodeOfPath("/run/netns/" + a);
+  Result<uint32_t> self = SelfNetnsInode();
+  ASSERT_TRUE(ino_a.ok() && self.ok());
+
+  BpfProbeOptions opts;
+  opts.filter.netns = {NetnsRef{*self, 0, ""}, NetnsRef{*ino_a, 0, "/run/netns/" + a}};
+  BpfProbe probe(opts);
+  Status s = probe.Init();
+  ASSERT_TRUE(s.ok()) << s.message();
+  int fd_a = -1, fd_b = -1;
+  const uint16_t port_a = ListenInNetns("/run/netns/" + a, &fd_a);
+  const uint16_t port_b = ListenInNetns("/run/netns/" + b, &fd_b);
+  close(fd_a);
+  close(fd_b);
+  Collector c;
+  PumpUntil(probe, c, [&] { return Find(c, EventKind::kUnlisten, port_a, 0) != nullptr; });
+  probe.Stop();
+  const ConnEvent* listen = Find(c, EventKind::kListen, port_a, 0);
+  ASSERT_NE(listen, nullptr);
+  EXPECT_EQ(listen->key.netns, *ino_a);
+  EXPECT_NE(Find(c, EventKind::kUnlisten, port_a, 0), nullptr);
+  for (const ConnEvent& e : c.events)
+    EXPECT_TRUE(e.key.netns == *ino_a || e.key.netns == *self)
+        << "an event from network namespace " << e.key.netns << " (port " << e.key.lport
+        << "; b's listener was on " << port_b << ")";
 }
 
 }  // namespace

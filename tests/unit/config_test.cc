@@ -1,4 +1,4 @@
-// meshd's history flags: sizes, durations and their limits.
+// meshd's flags: history sizes, durations and their limits, --netns lists.
 #include "node/daemon/config.h"
 
 #include <gtest/gtest.h>
@@ -143,6 +143,25 @@ TEST(DaemonFlags, TheKeyFileIsCheckedWithTheFlags) {
   EXPECT_EQ(c->cluster_key_file, good);
   std::string cleanup = std::string("rm -rf ") + dir;
   EXPECT_EQ(system(cleanup.c_str()), 0);
+}
+
+TEST(NetnsFlag, AllAloneOrAListOfSelfInodesAndPaths) {
+  int code = 0;
+  for (const char* good : {"all", "self", "4026531840", "self,/run/netns/web",
+                           "self, /proc/1/ns/net ,4026532290", "1,2,3,4,5,6,7,8"}) {
+    std::optional<DaemonConfig> c = Parse({"--netns", good}, &code);
+    ASSERT_TRUE(c) << good;
+    EXPECT_EQ(c->netns, good);
+  }
+  for (const char* bad : {"", "self,", "all,self", "self,all", "web", "0", "12x", "-1",
+                          "run/netns/web", "1,2,3,4,5,6,7,8,9"}) {
+    code = 0;
+    EXPECT_FALSE(Parse({"--netns", bad}, &code)) << bad;
+    EXPECT_EQ(code, 2) << bad;
+  }
+  EXPECT_TRUE(CheckNetnsList("all,self").message().find("stands alone") != std::string::npos);
+  EXPECT_TRUE(CheckNetnsList("1,2,3,4,5,6,7,8,9").message().find("at most 8") !=
+              std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// --netns as a list: its spelling, its resolution to namespaces, and which
-// addresses a node gossips and a wildcard listener serves with several.
+// --netns as a list: its resolution to namespaces (its spelling is in
+// config_test.cc), and which addresses a node gossips and a wildcard listener
+// serves with several.
 #include <gtest/gtest.h>
 
 #include "node/daemon/config.h"
@@ -9,33 +10,7 @@
 namespace flowmesh {
 namespace {
 
-std::optional<DaemonConfig> Parse(std::vector<std::string> args, int* code) {
-  args.insert(args.begin(), "meshd");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  return ParseDaemonArgs(static_cast<int>(argv.size()), argv.data(), code);
-}
-
 IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
-
-TEST(NetnsFlag, AllAloneOrAListOfSelfInodesAndPaths) {
-  int code = 0;
-  for (const char* good : {"all", "self", "4026531840", "self,/run/netns/web",
-                           "self, /proc/1/ns/net ,4026532290", "1,2,3,4,5,6,7,8"}) {
-    std::optional<DaemonConfig> c = Parse({"--netns", good}, &code);
-    ASSERT_TRUE(c) << good;
-    EXPECT_EQ(c->netns, good);
-  }
-  for (const char* bad : {"", "self,", "all,self", "self,all", "web", "0", "12x", "-1",
-                          "run/netns/web", "1,2,3,4,5,6,7,8,9"}) {
-    code = 0;
-    EXPECT_FALSE(Parse({"--netns", bad}, &code)) << bad;
-    EXPECT_EQ(code, 2) << bad;
-  }
-  EXPECT_TRUE(CheckNetnsList("all,self").message().find("stands alone") != std::string::npos);
-  EXPECT_TRUE(CheckNetnsList("1,2,3,4,5,6,7,8,9").message().find("at most 8") !=
-              std::string::npos);
-}
 
 TEST(NetnsFlag, ResolvesPathsToInodesAndRecordsEachNamespaceOnce) {
   Result<uint32_t> self = SelfNetnsInode();
