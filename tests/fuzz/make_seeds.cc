@@ -530,16 +530,13 @@ void MetricsHttpSeeds() {
   Write("metrics_http", "get_trickled", Cat({{5}, Text(heads[0].second)}));
 }
 
-}  // namespace
-}  // namespace flowmesh::fuzz
-
 // ---- conntrack -------------------------------------------------------------
 
 // The messages captured from a real kernel (tests/tools/conntrack_capture.sh)
 // one per seed, and the dump reply with an event after it as one datagram.
 void ConntrackSeeds(const fs::path& source) {
   auto messages =
-      testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
+      flowmesh::testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
   if (messages.empty())
     throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
   for (const auto& [name, bytes] : messages) Write("conntrack", name, bytes);
@@ -547,6 +544,9 @@ void ConntrackSeeds(const fs::path& source) {
     Write("conntrack", "datagram_of_two",
           Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));
 }
+
+}  // namespace
+}  // namespace flowmesh::fuzz
 
 int main(int argc, char** argv) {
   using namespace flowmesh::fuzz;
