@@ -15,8 +15,11 @@ CLI::App* AddEndpointsCommand(CLI::App& app, EndpointsOptions* o) {
       "Columns: ENDPOINT (ip:port; 0.0.0.0 or :: = every address) PID PGID COMM NETNS EXE;\n"
       "with --all, NODE first: the mesh member that announced it (loopback-only listeners\n"
       "are not announced).\n"
-      "With --json: one array of objects with family, addr, port, netns, pid, pgid, comm,\n"
-      "exe, since (and node with --all).");
+      "After the listeners, the fronts the node's NAT translates: ENDPOINT -> TARGETS, then\n"
+      "'published' (a published port: the listener it reaches and its owner) or 'balancer'\n"
+      "(the backends it forwarded to recently).\n"
+      "With --json: one array of objects with family, addr, port, kind (listen, published,\n"
+      "balancer), netns, pid, pgid, comm, exe, since, targets (and node with --all).");
   cmd->add_flag("--all", o->all, "every endpoint in the mesh, with its owner node");
   return cmd;
 }
@@ -27,8 +30,9 @@ int RunEndpoints(const GlobalOptions& g, const EndpointsOptions& o) {
   Result<std::vector<EndpointView>> all = o.all ? client->MeshEndpoints() : client->Endpoints();
   if (!all.ok()) return Fail(kExitFailure, all.status().message());
   std::sort(all->begin(), all->end(), [](const EndpointView& a, const EndpointView& b) {
-    return std::tie(a.node, a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
-           std::tie(b.node, b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
+    bool a_alias = a.alias(), b_alias = b.alias();
+    return std::tie(a.node, a_alias, a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
+           std::tie(b.node, b_alias, b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
   });
   if (g.json) {
     std::printf("%s\n", EndpointsJson(*all, o.all).c_str());

@@ -9,6 +9,7 @@ $Cxx.namespace("flowmesh::schema");
 
 using import "common.capnp".ProcessDetails;
 using import "common.capnp".FlowStats;
+using import "common.capnp".Endpoint;
 
 struct Process {
   pid @0 :UInt32;          # 0 = unknown
@@ -102,6 +103,7 @@ struct StatusInfo {
   reconstructedCloses @22 :UInt64;    # closes the probe missed, made up from sock_diag
   reconstructedUnlistens @23 :UInt64;
   lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
+  conntrack @25 :Text;     # NAT translations: "on: ..." or "off: why"
 }
 
 struct MeshInfo {
@@ -192,6 +194,12 @@ struct EndpointInfo {
   process @4 :ProcessDetails;
   sinceNs @5 :Int64;
   node @6 :Text;           # owner in the mesh; "" = the node that answered
+  # Not empty: addr:port is a front the node's NAT translates (an alias),
+  # not a listener. A published port has one target, the listener it
+  # reaches (process: its owner); a balancer's front the backends it
+  # forwarded to (no process). A meshctl of before shows it as an endpoint.
+  targets @7 :List(Endpoint);
+  balancer @8 :Bool;
 }
 
 struct PeerInfo {
@@ -237,6 +245,9 @@ struct LookNode {
   clients @9 :List(LookNode);
   dependencies @10 :List(LookNode);
   statusDetail @11 :Text;  # why the status: the failure of an unreachable node, ...
+  balancer @12 :Bool;      # a balancer's front, not a process
+  via @13 :Endpoint;       # the edge to the parent was dialled as this (port 0 = none)
+  aliases @14 :List(Endpoint);  # other fronts that reach this endpoint
 }
 
 # meshctl keys: rotation of the cluster key across the running mesh.

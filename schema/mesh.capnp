@@ -66,8 +66,9 @@ struct Dead {
 
 # ---- Endpoint tables (Scuttlebutt) ----
 
-# One versioned entry of an owner's table: an address of the owner (isAddress)
-# or a listening endpoint with its process. A deleted entry is a tombstone.
+# One versioned entry of an owner's table: an address of the owner (isAddress),
+# a listening endpoint with its process, or a NAT alias (alias). A deleted
+# entry is a tombstone.
 struct TableEntry {
   version @0 :UInt64;
   deleted @1 :Bool;
@@ -78,6 +79,18 @@ struct TableEntry {
   pgid @6 :UInt32;
   comm @7 :Text;
   exe @8 :Text;
+  # An alias: addr:port is a front this owner's NAT translates to target
+  # (a published port: pid..exe own the listener it reaches; a balancer's
+  # front: one entry per backend). A peer that predates aliases reads only
+  # the fields above, so an alias also sets deleted and isAddress: to it,
+  # the tombstone of an address row with a port, a key no row of its own
+  # has (addresses carry port 0). It shows nothing of it and collects it
+  # with its tombstones. Whether the alias is deleted is aliasDeleted.
+  alias @9 :Bool;
+  aliasDeleted @10 :Bool;
+  target @11 :Data;        # 4 or 16 bytes, network order
+  targetPort @12 :UInt16;
+  balancer @13 :Bool;
 }
 
 # What a node holds of one owner's table.

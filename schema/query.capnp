@@ -38,16 +38,22 @@ struct ClientEdge {
 }
 
 struct DependencyEdge {
-  remote @0 :Endpoint;
+  remote @0 :Endpoint;     # where the connections really went
   stats @1 :Common.FlowStats;
+  via @2 :Endpoint;        # what was dialled, when the node's NAT translated it; port 0 = none
 }
 
+# Fields @5.. are NAT's (issue 14); an older node leaves them unset, which
+# reads as "no translation".
 struct Description {
   found @0 :Bool;
   endpoint @1 :Endpoint;
   process @2 :Common.ProcessDetails;
   clients @3 :List(ClientEdge);
   dependencies @4 :List(DependencyEdge);
+  listener @5 :Endpoint;   # a published port resolved to this listener; port 0 = none
+  balancer @6 :Bool;       # a balancer's front: dependencies are its backends
+  aliases @7 :List(Endpoint);  # published ports that reach this listener
 }
 
 # A process (group) in a clients or active answer.
@@ -57,6 +63,8 @@ struct Process {
   endpoints @2 :List(Endpoint);         # clients: where it listens
   clients @3 :List(ClientEdge);         # clients: who connected to those
   dependencies @4 :List(DependencyEdge);  # active: where it connected
+  balancer @5 :Bool;       # clients: a balancer's forwarded connections, endpoints = its front
+  via @6 :Endpoint;        # clients: the process dialled this, its node's NAT sent it to the target
 }
 
 struct Answer {

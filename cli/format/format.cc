@@ -116,6 +116,7 @@ std::string_view DirectionShort(Direction d) {
     case Direction::kActive: return "out";
     case Direction::kPassive: return "in";
     case Direction::kUnknown: return "-";
+    case Direction::kForwarded: return "fwd";
   }
   return "-";
 }
@@ -336,6 +337,7 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
   out += row("probe", TerminalSafe(s.probe_mode) +
                           (s.probe_reason.empty() ? "" : ": " + TerminalSafe(s.probe_reason)));
   out += row("netns", TerminalSafe(s.netns));
+  if (!s.conntrack.empty()) out += row("conntrack", TerminalSafe(s.conntrack));
   std::string events = std::to_string(s.probe.events);
   if (s.first_event_ns > 0)
     events += " (first " +
@@ -428,6 +430,7 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
       .Int("uptime_s", (now_ns - s.started_ns) / 1'000'000'000)
       .Str("probe_mode", s.probe_mode)
       .Str("probe_reason", s.probe_reason)
+      .Str("conntrack", s.conntrack)
       .Str("netns", s.netns)
       .Uint("events", s.probe.events)
       .Uint("lost", s.probe.lost)

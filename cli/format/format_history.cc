@@ -62,9 +62,34 @@ std::string EndpointsHeader(bool with_node) {
                 "EXE");
 }
 
+namespace {
+
+std::string Targets(const EndpointView& e) {
+  std::string s;
+  for (const Endpoint& t : e.targets) s += (s.empty() ? "" : ", ") + t.ToString();
+  return s;
+}
+
+const char* Kind(const EndpointView& e) {
+  return !e.alias() ? "listen" : e.balancer ? "balancer" : "published";
+}
+
+}  // namespace
+
 std::string EndpointsLine(const EndpointView& e, bool with_node) {
   Endpoint ep{e.endpoint.addr, e.endpoint.port};
-  return (with_node ? Printf("%-16s ", TerminalSafe(e.node).c_str()) : std::string()) +
+  std::string node = with_node ? Printf("%-16s ", TerminalSafe(e.node).c_str()) : std::string();
+  // A NAT front has no columns of its own past ENDPOINT: what it reaches,
+  // whose, and which kind.
+  if (e.alias()) {
+    std::string owner =
+        e.process.pid ? " ('" + TerminalSafe(e.process.comm) + "', pid=" +
+                            std::to_string(e.process.pid) + ")"
+                      : "";
+    return node + Printf("%-22s -> %s%s %s", ep.ToString().c_str(), Targets(e).c_str(),
+                         owner.c_str(), Kind(e));
+  }
+  return node +
          Printf("%-22s %-7s %-7s %-15s %-10s %s", ep.ToString().c_str(),
                 e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
                 e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
@@ -81,7 +106,8 @@ std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) 
     if (with_node) o.Str("node", e.node);
     o.Str("family", FamilyName(e.endpoint.addr.family))
         .Str("addr", e.endpoint.addr.ToString())
-        .Uint("port", e.endpoint.port);
+        .Uint("port", e.endpoint.port)
+        .Str("kind", Kind(e));
     if (e.endpoint.netns != 0)
       o.Uint("netns", e.endpoint.netns);
     else
@@ -98,6 +124,10 @@ std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) 
       o.Str("since", FormatRfc3339(e.endpoint.since_ns));
     else
       o.Null("since");
+    std::string targets = "[";
+    for (const Endpoint& t : e.targets)
+      targets += (targets.size() > 1 ? "," : "") + JsonString(t.ToString());
+    o.Raw("targets", targets + "]");
     if (out.size() > 1) out += ",";
     out += std::move(o).Finish();
   }

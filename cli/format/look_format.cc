@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <string_view>
+#include <vector>
 
 #include "node/common/clock.h"
 #include "node/common/json_string.h"
@@ -24,16 +25,27 @@ std::string Address(const LookNode& n) {
   return n.port != 0 ? Endpoint{n.addr, n.port}.ToString() : n.addr.ToString();
 }
 
-// The Shawk part: address, process, host.
+std::string Joined(const std::vector<Endpoint>& all) {
+  std::string s;
+  for (const Endpoint& e : all) s += (s.empty() ? "" : ", ") + e.ToString();
+  return s;
+}
+
+// The Shawk part: address, process (or balancer), host, then what NAT adds:
+// what the edge was dialled as, and the node's other fronts.
 std::string Label(const LookNode& n) {
   std::string s = Address(n);
-  if (n.process) {
+  if (n.balancer) {
+    s += " balancer";
+  } else if (n.process) {
     const ProcessDetails& p = *n.process;
     s += " ('" + Printable(p.comm) + "', ";
     s += p.pgid != 0 ? "pgid=" + std::to_string(p.pgid) : "pid=" + std::to_string(p.pid);
     s += ")";
   }
   if (!n.host.empty()) s += " on " + Printable(n.host);
+  if (n.via.port != 0) s += " via " + n.via.ToString();
+  if (!n.aliases.empty()) s += " (also " + Joined(n.aliases) + ")";
   return s;
 }
 
@@ -85,6 +97,12 @@ void JsonNode(const LookNode& n, std::string& out) {
   } else {
     out += "null";
   }
+  out += ", \"balancer\": " + std::string(n.balancer ? "true" : "false");
+  out += ", \"via\": " + (n.via.port != 0 ? Quote(n.via.ToString()) : std::string("null"));
+  out += ", \"aliases\": [";
+  for (size_t i = 0; i < n.aliases.size(); i++)
+    out += (i ? ", " : "") + Quote(n.aliases[i].ToString());
+  out += "]";
   out += ", \"status\": " + Quote(LookStatusName(n.status));
   out += ", \"status_detail\": " +
          (n.status_detail.empty() ? std::string("null") : Quote(n.status_detail));
@@ -128,8 +146,10 @@ std::string DotQuote(std::string_view s) {
   return out + "\"";
 }
 
-// One vertex per process on a host; addresses without an agent by address.
+// One vertex per process on a host, and per balancer front; addresses
+// without an agent by address.
 std::string DotId(const LookNode& n) {
+  if (n.balancer) return n.host + "/balancer/" + Address(n);
   if (n.process) {
     const ProcessDetails& p = *n.process;
     std::string group = p.pgid ? "g" + std::to_string(p.pgid) : "p" + std::to_string(p.pid);
@@ -141,6 +161,11 @@ std::string DotId(const LookNode& n) {
 // Only the label's own line breaks survive; names are made printable first.
 std::string DotLabel(const LookNode& n) {
   std::string s;
+  if (n.balancer) {
+    s = (n.host.empty() ? "" : Printable(n.host) + "\n") + Address(n) + "\nbalancer";
+    if (!n.aliases.empty()) s += "\nalso " + Joined(n.aliases);
+    return s;
+  }
   if (n.process) {
     const ProcessDetails& p = *n.process;
     s = Printable(p.comm) + (p.pgid ? " (pgid=" + std::to_string(p.pgid) + ")"
@@ -150,23 +175,30 @@ std::string DotLabel(const LookNode& n) {
     s = Address(n);
   }
   if (!n.host.empty()) s += "\non " + Printable(n.host);
+  if (!n.aliases.empty()) s += "\nalso " + Joined(n.aliases);
   if (n.status != LookStatus::kOk && n.status != LookStatus::kCycle)
     s += "\n[" + std::string(LookStatusName(n.status)) + "]";
   return s;
 }
 
+// A vertex's attributes: its label, and a balancer's own shape.
+std::string DotVertex(const LookNode& n) {
+  return "label=" + DotQuote(DotLabel(n)) + (n.balancer ? ", shape=diamond" : "");
+}
+
 void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, std::string& edges) {
   std::string id = DotId(n);
   // A cycle leaf names a process already drawn; keep the first label.
-  vertices.try_emplace(id, DotLabel(n));
+  vertices.try_emplace(id, DotVertex(n));
   for (bool clients : {true, false}) {
     for (const LookNode& k : clients ? n.clients : n.dependencies) {
       std::string kid = DotId(k);
-      vertices.try_emplace(kid, DotLabel(k));
+      vertices.try_emplace(kid, DotVertex(k));
       std::string label;
       if (k.stats) {
         label = ConnCount(*k.stats) + "\n" + FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
       }
+      if (k.via.port != 0) label += (label.empty() ? "via " : "\nvia ") + k.via.ToString();
       // Arrows go the way the calls go: client -> server.
       const std::string& from = clients ? kid : id;
       const std::string& to = clients ? id : kid;
@@ -213,8 +245,8 @@ std::string FormatLookDot(const LookResult& result) {
   std::string edges;
   DotWalk(result.root, vertices, edges);
   std::string out = "digraph look {\n  rankdir=LR;\n  node [shape=box];\n";
-  for (const auto& [id, label] : vertices)
-    out += "  " + DotQuote(id) + " [label=" + DotQuote(label) + "];\n";
+  for (const auto& [id, attributes] : vertices)
+    out += "  " + DotQuote(id) + " [" + attributes + "];\n";
   return out + edges + "}\n";
 }
 

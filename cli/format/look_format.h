@@ -15,7 +15,9 @@ namespace flowmesh {
 //   └--> 10.213.0.3:8000 ('python3', pgid=6111) on app-1  12 conns 3.4 KB
 //        └--> 10.213.0.4:6379 ('redis-server', pgid=2127) on cache-1 [depth-limit]  1 conn 80 B
 // A non-ok status follows in brackets, then the edge's connections and bytes
-// (both directions).
+// (both directions). Through NAT, after the host: " via VIP:port" when the
+// edge was dialled as another address, " (also FRONT, ...)" for the node's
+// other fronts; a balancer reads "10.213.0.9:8000 balancer on lb-1".
 std::string FormatLookTree(const LookResult& result);
 
 // {"query": {...}, "root": NODE} on one line, as DESIGN.md specifies.
@@ -23,7 +25,8 @@ std::string FormatLookJson(const LookResult& result);
 
 // A Graphviz digraph: one vertex per process on a host (a process reached
 // twice, as in a cycle, is one vertex), arrows from caller to callee
-// labelled with connections and bytes.
+// labelled with connections and bytes (and "via X" through a NAT); a
+// balancer's front is a vertex of its own, a diamond.
 std::string FormatLookDot(const LookResult& result);
 
 // "512 B", "3.4 KB", "1.2 MB" (units of 1024, as tcplife).

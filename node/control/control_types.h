@@ -74,6 +74,12 @@ struct EndpointView {
   EndpointRecord endpoint;
   ProcessDetails process;
   std::string node;  // owner in the mesh; "" = this node
+  // Not empty: `endpoint` is a front the node's NAT translates, not a
+  // listener. Published port: one target, the listener it reaches, and
+  // `process` its owner. Balancer: the backends, no process.
+  std::vector<Endpoint> targets;
+  bool balancer = false;
+  bool alias() const { return !targets.empty(); }
 };
 
 // A member of the mesh, for `meshctl peers`.
@@ -108,6 +114,8 @@ struct NodeStatus {
   std::string probe_mode;
   std::string probe_reason;
   std::string netns;
+  // NAT translations: "on: N translated connections held, ...", or "off: why".
+  std::string conntrack;
   ProbeStats probe;
   ConnTableStats table;
   uint32_t watchers = 0;

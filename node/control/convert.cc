@@ -38,6 +38,9 @@ s::Direction DirectionToWire(Direction d) {
     case Direction::kActive: return s::Direction::ACTIVE;
     case Direction::kPassive: return s::Direction::PASSIVE;
     case Direction::kUnknown: return s::Direction::UNKNOWN;
+    // Only flows are forwarded (a balancer's), and no flow key travels
+    // over the control socket: records and events never say it.
+    case Direction::kForwarded: return s::Direction::UNKNOWN;
   }
   return s::Direction::UNKNOWN;
 }
@@ -200,6 +203,7 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setProbeMode(st.probe_mode);
   b.setProbeReason(st.probe_reason);
   b.setNetns(st.netns);
+  b.setConntrack(st.conntrack);
   b.setEvents(st.probe.events);
   b.setLost(st.probe.lost);
   b.setMalformed(st.probe.malformed);
@@ -273,6 +277,7 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.probe_mode = r.getProbeMode();
   st.probe_reason = r.getProbeReason();
   st.netns = r.getNetns();
+  st.conntrack = r.getConntrack();
   st.probe.events = r.getEvents();
   st.probe.lost = r.getLost();
   st.probe.malformed = r.getMalformed();

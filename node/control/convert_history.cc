@@ -102,6 +102,14 @@ Result<LookNode> LookNodeFromWire(s::LookNode::Reader r, int depth) {
   FM_ASSIGN_OR_RETURN(n.status, LookStatusFromWire(r.getStatus()));
   n.status_detail = r.getStatusDetail();
   if (r.getHasStats()) n.stats = FlowStatsFromWire(r.getStats());
+  n.balancer = r.getBalancer();
+  if (r.hasVia()) {
+    FM_ASSIGN_OR_RETURN(n.via, EndpointFromWire(r.getVia()));
+  }
+  for (s::Endpoint::Reader a : r.getAliases()) {
+    FM_ASSIGN_OR_RETURN(Endpoint alias, EndpointFromWire(a));
+    n.aliases.push_back(alias);
+  }
   for (s::LookNode::Reader c : r.getClients()) {
     FM_ASSIGN_OR_RETURN(LookNode child, LookNodeFromWire(c, depth + 1));
     n.clients.push_back(std::move(child));
@@ -145,6 +153,10 @@ void ToCapnp(const EndpointView& e, s::EndpointInfo::Builder b) {
   DetailsToWire(e.process, b.initProcess());
   b.setSinceNs(e.endpoint.since_ns);
   b.setNode(e.node);
+  if (e.targets.empty()) return;
+  auto targets = b.initTargets(static_cast<unsigned>(e.targets.size()));
+  for (unsigned i = 0; i < e.targets.size(); i++) EndpointToWire(e.targets[i], targets[i]);
+  b.setBalancer(e.balancer);
 }
 
 Result<EndpointView> FromCapnp(s::EndpointInfo::Reader r) {
@@ -160,6 +172,14 @@ Result<EndpointView> FromCapnp(s::EndpointInfo::Reader r) {
   e.endpoint.proc.set_comm(e.process.comm);
   e.endpoint.since_ns = r.getSinceNs();
   e.node = r.getNode();
+  for (s::Endpoint::Reader t : r.getTargets()) {
+    FM_ASSIGN_OR_RETURN(Endpoint target, EndpointFromWire(t));
+    if (target.port == 0 || target.addr.is_unspecified())
+      return InvalidArgument("alias " + Endpoint{e.endpoint.addr, e.endpoint.port}.ToString() +
+                             " has an incomplete target " + target.ToString());
+    e.targets.push_back(target);
+  }
+  e.balancer = r.getBalancer();
   return e;
 }
 
@@ -208,6 +228,12 @@ void ToCapnp(const LookNode& n, s::LookNode::Builder b) {
   if (!n.status_detail.empty()) b.setStatusDetail(n.status_detail);
   b.setHasStats(n.stats.has_value());
   if (n.stats) FlowStatsToWire(*n.stats, b.initStats());
+  b.setBalancer(n.balancer);
+  if (n.via.port != 0) EndpointToWire(n.via, b.initVia());
+  if (!n.aliases.empty()) {
+    auto aliases = b.initAliases(static_cast<unsigned>(n.aliases.size()));
+    for (unsigned i = 0; i < n.aliases.size(); i++) EndpointToWire(n.aliases[i], aliases[i]);
+  }
   auto clients = b.initClients(static_cast<unsigned>(n.clients.size()));
   for (unsigned i = 0; i < n.clients.size(); i++) ToCapnp(n.clients[i], clients[i]);
   auto deps = b.initDependencies(static_cast<unsigned>(n.dependencies.size()));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "node/common/status.h"
+#include "node/probe/probe.h"
 
 namespace flowmesh {
 
@@ -19,7 +20,7 @@ struct DaemonConfig {
   std::string control_socket = "/run/flowmesh/meshd.sock";
   ProbeMode probe_mode = ProbeMode::kAuto;
   std::chrono::milliseconds probe_interval{1000};
-  std::string netns = "all";  // "all", "self" or an inode number
+  std::string netns = "all";  // "all", or a comma list of self, inodes and namespace file paths
   std::vector<uint16_t> ports;
   uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
   std::string proc_root = "/proc";
@@ -32,6 +33,9 @@ struct DaemonConfig {
   std::chrono::milliseconds account_interval{30'000};
   // Longest a query waits for the probe to drain what came before it (0 = no wait).
   std::chrono::milliseconds look_drain_timeout{1000};
+  // NAT translations from the kernel's connection tracking: "auto" (read it
+  // when the kernel lets us) or "off".
+  std::string conntrack = "auto";
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).
@@ -61,8 +65,13 @@ inline constexpr const char* kDefaultConfigPath = "/etc/flowmesh/meshd.toml";
 // the caller exits with *exit_code (0 for help and --print-config, 2 for a usage error).
 std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_code);
 
-// Resolves --netns to an inode (0 = all namespaces).
-Result<uint32_t> ResolveNetns(const std::string& spec, const std::string& proc_root);
+// --netns: "all", or a comma list of self, inode numbers and namespace file
+// paths, at most FM_MAX_NETNS_FILTER. CheckNetnsList checks the spelling;
+// ResolveNetns opens the paths and returns the namespaces, distinct inodes in
+// the order given (empty = all). Errors name the flag and the fix.
+Status CheckNetnsList(const std::string& spec);
+Result<std::vector<NetnsRef>> ResolveNetns(const std::string& spec, const std::string& proc_root);
+std::vector<std::string> SplitNetnsList(const std::string& spec);
 
 std::string_view ProbeModeName(ProbeMode m);
 

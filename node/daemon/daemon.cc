@@ -12,6 +12,7 @@
 #include "node/common/sched.h"
 #include "node/metrics/exposition.h"
 #include "node/probe/bpf_probe.h"
+#include "node/probe/netns.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
 
@@ -20,9 +21,20 @@ namespace {
 
 constexpr int kProbeWaitMs = 200;
 
-std::string NetnsLabel(const std::string& spec, uint32_t inode) {
-  if (inode == 0) return "all";
-  return spec == "self" ? "self (" + std::to_string(inode) + ")" : std::to_string(inode);
+// "all", or each listed namespace with its inode: "self (4026531840),
+// /run/netns/web (4026532290), 4026532311".
+std::string NetnsLabel(const std::vector<NetnsRef>& refs) {
+  if (refs.empty()) return "all";
+  Result<uint32_t> self = SelfNetnsInode();
+  std::string out;
+  for (const NetnsRef& r : refs) {
+    if (!out.empty()) out += ", ";
+    const std::string inode = std::to_string(r.inode);
+    if (!r.path.empty()) out += r.path + " (" + inode + ")";
+    else if (self.ok() && *self == r.inode) out += "self (" + inode + ")";
+    else out += inode;
+  }
+  return out;
 }
 
 }  // namespace
@@ -45,6 +57,9 @@ Status Daemon::Init() {
 
   FM_RETURN_IF_ERROR(InitStore());
   InitLook();
+  // Before the probe's start-up snapshot: its connections find their
+  // translations in the conntrack dump taken here.
+  InitNat();
   FM_RETURN_IF_ERROR(InitProbe());
   // The seed is in: every connection open now is tracked, so windows from
   // here on count open connections from this checkpoint.
@@ -60,7 +75,7 @@ Status Daemon::Init() {
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
   FM_RETURN_IF_ERROR(InitMetrics());
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
-                        << " probe, netns " << NetnsLabel(config_.netns, filter_.netns)
+                        << " probe, netns " << NetnsLabel(filter_.netns)
                         << ", control socket " << config_.control_socket;
   return Status::Ok();
 }
@@ -80,6 +95,31 @@ Status Daemon::InitStore() {
   flusher_ = std::make_unique<Flusher>(
       fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()));
   return Status::Ok();
+}
+
+void Daemon::InitNat() {
+  if (config_.conntrack == "off") {
+    nat_state_ = "off (--conntrack off)";
+    return;
+  }
+  Result<std::unique_ptr<ConntrackReader>> reader = ConntrackReader::Open();
+  if (!reader.ok()) {
+    nat_state_ = "off: " + reader.status().message();
+    FM_LOG(Warn, "nat") << "not reading connection tracking, so look does not follow NAT "
+                           "(Service VIPs, published ports, balancers): "
+                        << reader.status().message();
+    return;
+  }
+  auto feed = std::make_unique<NatFeed>(std::move(*reader));
+  const int64_t now = RealtimeNs();
+  Status seeded = feed->Seed(now);
+  if (!seeded.ok())
+    FM_LOG(Warn, "nat") << "the start-up conntrack dump failed (" << seeded.message()
+                        << "); translations of connections open now may be missed";
+  nat_ = std::move(feed);
+  aggregator_->set_nat(nat_.get(), now);
+  nat_state_ = "on";
+  FM_LOG(Info, "nat") << "reading connection tracking (netns " << nat_->netns() << "): " << nat_->Stats().table.entries << " translated connections open";
 }
 
 void Daemon::FlushForQuery() {
@@ -136,7 +176,11 @@ void Daemon::ReportMissingCapabilities() const {
   check(Cap::kDacReadSearch,
         "/proc/<pid>/fd of other users' processes cannot be listed: their sockets that existed "
         "at start-up (in polling mode, all of them) cannot be tied to a process");
-  if (probe_ && probe_->Mode() == "polling" && filter_.netns == 0)
+  Result<uint32_t> self = SelfNetnsInode();
+  const bool elsewhere =
+      filter_.netns.empty() || std::any_of(filter_.netns.begin(), filter_.netns.end(),
+                                           [&](const NetnsRef& r) { return !self.ok() || r.inode != *self; });
+  if (probe_ && probe_->Mode() == "polling" && elsewhere)
     check(Cap::kSysAdmin,
           "polling cannot enter other network namespaces (setns), so only meshd's own is "
           "seen; the eBPF probe sees them all, or say --netns self");
@@ -329,7 +373,7 @@ NodeStatus Daemon::GetStatus() {
   s.started_ns = started_ns_;
   s.probe_mode = std::string(probe_ ? probe_->Mode() : "none");
   s.probe_reason = probe_reason_;
-  s.netns = NetnsLabel(config_.netns, filter_.netns);
+  s.netns = NetnsLabel(filter_.netns);
   if (probe_) s.probe = probe_->Stats();
   if (reconciler_) {
     ReconcilerStats rs = reconciler_->Stats();
@@ -368,6 +412,25 @@ NodeStatus Daemon::GetStatus() {
     s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
     s.probe.detail.emplace_back("checkpoints", as.checkpoints);
     s.probe.detail.emplace_back("checkpoints_missed", as.checkpoints_missed);
+    if (nat_) {
+      const NatFeedStats ns = nat_->Stats();
+      s.conntrack = nat_state_ + ": " + std::to_string(ns.table.entries) +
+                    " translated connections held, " + std::to_string(as.aliases) +
+                    " aliases announced";
+      s.probe.detail.emplace_back("conntrack_events", ns.reader.events);
+      s.probe.detail.emplace_back("conntrack_malformed", ns.reader.malformed);
+      s.probe.detail.emplace_back("conntrack_overflows", ns.reader.overflows);
+      s.probe.detail.emplace_back("conntrack_resyncs", ns.resyncs);
+      s.probe.detail.emplace_back("conntrack_resync_failures", ns.resync_failures);
+      s.probe.detail.emplace_back("conntrack_kernel_lookups", ns.kernel_lookups);
+      s.probe.detail.emplace_back("nat_translated", as.translated);
+      s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);
+      s.probe.detail.emplace_back("nat_forwarded_closed", as.forwarded_closed);
+      s.probe.detail.emplace_back("nat_untranslated_ignored", ns.table.untranslated);
+      s.probe.detail.emplace_back("nat_evicted", ns.table.evicted);
+    } else {
+      s.conntrack = nat_state_;
+    }
   }
   return s;
 }
@@ -408,8 +471,13 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
 
 std::vector<EndpointView> Daemon::GetEndpoints() {
   std::vector<EndpointView> out;
-  for (const EndpointRecord& e : LiveEndpoints())
-    out.push_back(EndpointView{e, processes_->Lookup(e.proc), /*node=*/""});
+  for (const EndpointRecord& e : LiveEndpoints()) {
+    EndpointView v;
+    v.endpoint = e;
+    v.process = processes_->Lookup(e.proc);
+    out.push_back(std::move(v));
+  }
+  for (EndpointView& v : AliasViews(LocalAliases(), "")) out.push_back(std::move(v));
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "node/daemon/daemon_metrics.h"
 #include "node/daemon/drain_barrier.h"
 #include "node/daemon/mesh_service.h"
+#include "node/daemon/netns_addresses.h"
 #include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
@@ -30,6 +31,11 @@ namespace flowmesh {
 
 class BpfProbe;
 class Snapshotter;
+
+// Gossiped aliases as `endpoints` rows: a published port one row per target
+// with its owner, a balancer's front one row with all its backends.
+std::vector<EndpointView> AliasViews(const std::vector<mesh::AliasSummary>& aliases,
+                                     const std::string& node);
 
 class Daemon final : public ControlBackend {
  public:
@@ -57,6 +63,9 @@ class Daemon final : public ControlBackend {
  private:
   Status InitStore();
   Status InitProbe();
+  // Connection tracking, when --conntrack allows and the kernel lets us;
+  // otherwise says why once and goes on without NAT translations.
+  void InitNat();
   void ReportMissingCapabilities() const;
   // Queries read the store: what the kernel saw before the question goes
   // through the probe (drain_) and what was aggregated to the store first.
@@ -69,6 +78,8 @@ class Daemon final : public ControlBackend {
   void InitLook();
   Result<std::vector<LookMember>> LookMembers();
   LocalTable MeshTable();
+  // This node's NAT aliases as the mesh gossips them (owners resolved).
+  std::vector<mesh::AliasSummary> LocalAliases();
   Status SeedFromSnapshot(BpfProbe& probe);
   void ProbeLoop();
   // Streaming mode, on the probe thread between ring buffer drains: one
@@ -85,8 +96,11 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<Store> store_;
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<NatFeed> nat_;
+  std::string nat_state_;  // for status: "on" or "off: why"
   std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<LookService> look_;
+  std::unique_ptr<NetnsAddressBook> netns_addresses_;  // before mesh_: its publisher reads it
   std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<Probe> probe_;
   std::string probe_reason_;

@@ -1,6 +1,7 @@
 // Daemon: the wiring of the mesh and the look service, and the conversions
 // between their types and what the control socket shows.
 #include <algorithm>
+#include <map>
 #include <tuple>
 
 #include "node/common/clock.h"
@@ -8,6 +9,20 @@
 #include "node/mesh/scatter_gather.h"
 
 namespace flowmesh {
+namespace {
+
+// A gossiped row's owner, as `endpoints` shows it.
+void SetOwner(EndpointView& v, uint32_t pid, uint32_t pgid, const std::string& comm,
+              const std::string& exe) {
+  v.process.pid = pid;
+  v.process.pgid = pgid;
+  v.process.comm = comm;
+  v.process.exe = exe;
+  v.endpoint.proc.pid = pid;
+  v.endpoint.proc.set_comm(comm);
+}
+
+}  // namespace
 
 Status Daemon::InitMesh() {
   MeshServiceOptions mo;
@@ -25,23 +40,92 @@ Status Daemon::InitMesh() {
     return look_->Refuse(query, why);
   };
   mo.query_latency = &look_->latency().peer;
+  netns_addresses_ = std::make_unique<NetnsAddressBook>(filter_.netns, config_.proc_root);
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
 }
 
 LocalTable Daemon::MeshTable() {
   LocalTable t;
-  t.addresses = GossipAddresses();
+  // Several namespaces (--netns self,/run/netns/c): each one's addresses are
+  // the node's, and a wildcard listener serves its own namespace's only.
+  std::optional<AddressesByNetns> by_netns = netns_addresses_->Read();
+  t.addresses = by_netns ? AllAddresses(*by_netns) : GossipAddresses();
   for (const EndpointRecord& e : LiveEndpoints()) {
     // Loopback listeners are not reachable from other hosts.
     if (e.addr.is_loopback()) continue;
     ProcessDetails p = processes_->Lookup(e.proc);
-    t.endpoints.push_back({e.addr, e.port, p.pid, p.pgid, p.comm, p.exe});
+    for (const IpAddr& a : by_netns ? ServedAddresses(e.addr, e.netns, *by_netns)
+                                    : std::vector<IpAddr>{e.addr})
+      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe});
   }
   std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
     return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
   });
+  t.aliases = LocalAliases();
   return t;
+}
+
+std::vector<mesh::AliasSummary> Daemon::LocalAliases() {
+  std::vector<mesh::AliasSummary> out;
+  if (!aggregator_) return out;
+  // Aliases() locks the aggregator's state: safe from the publisher's and
+  // the control threads, as look's use of it is.
+  for (const NatAlias& a : aggregator_->Aliases(RealtimeNs())) {
+    // A loopback front is not reachable from other hosts (as loopback
+    // listeners are not announced), and a row without both ports is one
+    // every peer would drop with the whole delta carrying it.
+    if (a.front.addr.is_loopback() || a.front.port == 0 || a.target.port == 0 ||
+        a.front.addr.is_unspecified() || a.target.addr.is_unspecified())
+      continue;
+    mesh::AliasSummary s;
+    s.front = a.front;
+    s.target = a.target;
+    s.balancer = a.balancer;
+    if (!a.balancer && a.owner.known()) {
+      ProcessDetails p = processes_->Lookup(a.owner);
+      s.pid = p.pid;
+      s.pgid = p.pgid;
+      s.comm = p.comm;
+      s.exe = p.exe;
+    }
+    out.push_back(std::move(s));
+  }
+  // The same front and target in several namespaces is one row.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.front, a.target) < std::tie(b.front, b.target);
+  });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const auto& a, const auto& b) {
+                          return a.front == b.front && a.target == b.target;
+                        }),
+            out.end());
+  return out;
+}
+
+std::vector<EndpointView> AliasViews(const std::vector<mesh::AliasSummary>& aliases,
+                                     const std::string& node) {
+  std::vector<EndpointView> out;
+  std::map<Endpoint, size_t> balancers;  // front -> its row in out
+  for (const mesh::AliasSummary& a : aliases) {
+    if (a.balancer) {
+      auto [it, added] = balancers.emplace(a.front, out.size());
+      if (!added) {
+        out[it->second].targets.push_back(a.target);
+        continue;
+      }
+    }
+    EndpointView v;
+    v.endpoint.addr = a.front.addr;
+    v.endpoint.port = a.front.port;
+    v.node = node;
+    v.targets = {a.target};
+    v.balancer = a.balancer;
+    if (!a.balancer) SetOwner(v, a.pid, a.pgid, a.comm, a.exe);
+    out.push_back(std::move(v));
+  }
+  for (EndpointView& v : out) std::sort(v.targets.begin(), v.targets.end());
+  return out;
 }
 
 std::vector<PeerView> Daemon::GetPeers() {
@@ -75,15 +159,11 @@ std::vector<EndpointView> Daemon::GetMeshEndpoints() {
       EndpointView v;
       v.endpoint.addr = e.addr;
       v.endpoint.port = e.port;
-      v.process.pid = e.pid;
-      v.process.pgid = e.pgid;
-      v.process.comm = e.comm;
-      v.process.exe = e.exe;
-      v.endpoint.proc.pid = e.pid;
-      v.endpoint.proc.set_comm(e.comm);
+      SetOwner(v, e.pid, e.pgid, e.comm, e.exe);
       v.node = t.name;
       out.push_back(std::move(v));
     }
+    for (EndpointView& v : AliasViews(t.aliases, t.name)) out.push_back(std::move(v));
   }
   return out;
 }
@@ -94,6 +174,7 @@ void Daemon::InitLook() {
   LookServiceOptions lo;
   lo.node_name = config_.node_name;
   lo.live_endpoints = [this] { return LiveEndpoints(); };
+  lo.aliases = [this] { return aggregator_->Aliases(RealtimeNs()); };
   lo.flush = [this] { FlushForQuery(); };
   if (config_.mesh_enabled()) {
     lo.members = [this] { return LookMembers(); };
@@ -124,6 +205,7 @@ Result<std::vector<LookMember>> Daemon::LookMembers() {
     m.synced = t.table_known;
     m.addresses = std::move(t.addresses);
     for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
+    for (const mesh::AliasSummary& a : t.aliases) m.aliases.push_back({a.front, a.target, a.balancer});
     out.push_back(std::move(m));
   }
   return out;

@@ -70,6 +70,35 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
             "connections from the checkpoint before.",
             s.store.checkpoints_missed);
 
+  // NAT: connection tracking, when meshd reads it (--conntrack).
+  e.Gauge("flowmesh_conntrack_up",
+          "1 when meshd reads the kernel's connection tracking (look follows NAT), 0 when not "
+          "(meshctl status says why).",
+          uint64_t{s.conntrack.rfind("on", 0) == 0});
+  auto detail = [&s](std::string_view name) -> uint64_t {
+    for (const auto& [n, v] : s.probe.detail)
+      if (n == name) return v;
+    return 0;
+  };
+  e.Counter("flowmesh_conntrack_events_total", "conntrack NEW and DESTROY events read.",
+            detail("conntrack_events"));
+  e.Counter("flowmesh_conntrack_events_lost_total",
+            "Times the kernel dropped conntrack events for meshd (its socket's buffer was "
+            "full); each is followed by a whole dump (flowmesh_conntrack_resyncs_total).",
+            detail("conntrack_overflows"));
+  e.Counter("flowmesh_conntrack_malformed_total",
+            "conntrack messages dropped because they did not parse.",
+            detail("conntrack_malformed"));
+  e.Counter("flowmesh_conntrack_resyncs_total",
+            "Whole conntrack dumps read after lost events.", detail("conntrack_resyncs"));
+  e.Counter("flowmesh_nat_translated_connections_total",
+            "This node's connections whose flow keeps a NAT translation (a client's VIP, a "
+            "server's published port).",
+            detail("nat_translated"));
+  e.Counter("flowmesh_nat_forwarded_connections_total",
+            "Connections this node's NAT forwarded between two other hosts (a balancer's).",
+            detail("nat_forwarded_opened"));
+
   e.Counter("flowmesh_store_records_written_total",
             "Closed-connection records written to the store since meshd started.",
             s.store.records_written);

@@ -67,19 +67,25 @@ std::string TableFingerprint(const LocalTable& t) {
   out += "|";
   for (const mesh::EndpointSummary& e : t.endpoints)
     out += Endpoint{e.addr, e.port}.ToString() + "/" + std::to_string(e.pid) + "/" + e.comm + ",";
+  out += "|";
+  for (const mesh::AliasSummary& a : t.aliases)
+    out += a.front.ToString() + ">" + a.target.ToString() + (a.balancer ? "/b/" : "/p/") +
+           std::to_string(a.pid) + "/" + a.comm + ",";
   return out;
 }
 
 }  // namespace
 
+bool Gossipable(const IpAddr& a) {
+  if (a.is_loopback() || a.is_unspecified()) return false;
+  // fe80::/10 is meaningless off the link it was seen on.
+  return a.is_v4() || a.bytes[0] != 0xfe || (a.bytes[1] & 0xc0) != 0x80;
+}
+
 std::vector<IpAddr> GossipAddresses() {
   std::vector<IpAddr> out;
-  for (const IpAddr& a : LocalAddresses()) {
-    if (a.is_loopback() || a.is_unspecified()) continue;
-    // fe80::/10 is meaningless off the link it was seen on.
-    if (!a.is_v4() && a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) continue;
-    out.push_back(a);
-  }
+  for (const IpAddr& a : LocalAddresses())
+    if (Gossipable(a)) out.push_back(a);
   return out;
 }
 
@@ -234,7 +240,8 @@ void MeshService::PublishLoop() {
     if (fp != last_table_) {
       last_table_ = std::move(fp);
       asio::post(io_, [this, table = std::move(table)]() mutable {
-        node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints));
+        node_->SetLocalTable(std::move(table.addresses), std::move(table.endpoints),
+                             std::move(table.aliases));
       });
     }
     // Members come first for the mesh port's unauthenticated slots; a second

@@ -62,6 +62,7 @@ struct MeshServiceOptions {
 struct LocalTable {
   std::vector<IpAddr> addresses;
   std::vector<mesh::EndpointSummary> endpoints;
+  std::vector<mesh::AliasSummary> aliases;
 };
 
 class MeshService {
@@ -146,5 +147,6 @@ class MeshService {
 // Non-loopback, non-link-local addresses of this host: what the node gossips
 // as its own (127.0.0.1 belongs to every host).
 std::vector<IpAddr> GossipAddresses();
+bool Gossipable(const IpAddr& a);
 
 }  // namespace flowmesh

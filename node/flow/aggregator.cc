@@ -60,6 +60,10 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
     std::lock_guard pending(pending_mu_);
     Work& w = scratch_;
     w.processes.clear();
+    // The kernel confirmed a translated connection before it was
+    // established: its conntrack event is queued by the time the
+    // connection's own event was read, so taking them in now finds it.
+    if (nat_ != nullptr) TakeNat(events.front()->ts_ns, w);
     for (const ConnEvent* e : events) {
       const ConnEvent& ev = *e;
       w.clear();
@@ -99,7 +103,7 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
   auto it = tracked_.find(ev.key);
   if (it != tracked_.end()) {
     stats_.duplicate_opens++;
-    if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+    if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = Rekey(it->second.flow, ev);
     CarryInto(it->second, ev.ts_ns, w);
     Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
     NoteProcess(Attribute(ev, it->second.flow.direction), ev.ts_ns, w);
@@ -127,7 +131,7 @@ void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
     stats_.untracked_updates++;
     return;
   }
-  if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = FlowKeyOf(ev);
+  if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = Rekey(it->second.flow, ev);
   CarryInto(it->second, ev.ts_ns, w);
   Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
 }
@@ -138,9 +142,10 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   if (it != tracked_.end()) {
     t = it->second;
     tracked_.erase(it);
-    if (t.flow.pid == 0 && ev.proc.known()) t.flow = FlowKeyOf(ev);
+    if (t.flow.pid == 0 && ev.proc.known()) t.flow = Rekey(t.flow, ev);
     CarryInto(t, ev.ts_ns, w);
     Account(t, ev, /*opened=*/false, /*closed=*/true, w);
+    if (t.flow.translated()) NoteAliasOf(t.flow, ev.ts_ns);  // its last connection
   } else {
     if (closed_.count(ev.key)) {
       stats_.duplicates_ignored++;
@@ -246,6 +251,16 @@ FlowKey Aggregator::FlowKeyOf(const ConnEvent& ev) {
   } else {
     k.rport = ev.key.rport;  // our ephemeral port collapses
   }
+  if (nat_ != nullptr) Translate(k, ev, proc);
+  return k;
+}
+
+FlowKey Aggregator::Rekey(const FlowKey& before, const ConnEvent& ev) {
+  FlowKey k = FlowKeyOf(ev);
+  if (before.translated() && !k.translated()) {
+    k.xaddr = before.xaddr;
+    k.xport = before.xport;
+  }
   return k;
 }
 
@@ -253,7 +268,7 @@ void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool clos
   FlowStats s;
   if (opened) {
     s.connections = 1;
-    if (t.flow.pid == 0) stats_.unattributed++;
+    if (t.flow.pid == 0 && t.flow.direction != Direction::kForwarded) stats_.unattributed++;
   }
   if (closed) s.closed = 1;
   const TcpCounters& c = ev.counters;
@@ -305,6 +320,9 @@ void Aggregator::CheckpointLocked(int64_t bucket_ns) {
     if (t.counted_bucket_ns >= bucket_ns) continue;
     w.clear();
     Carry(t, bucket_ns, bucket_ns, w);
+    // A published port or a balancer's front with connections still open
+    // through it stays announced.
+    if (t.flow.translated()) NoteAliasOf(t.flow, bucket_ns);
     // One connection's deltas at a time: scratch_ keeps its capacity, and
     // 50k open connections must not leave 50k deltas' worth behind.
     MergeLocked(w);
@@ -316,6 +334,12 @@ void Aggregator::CheckpointLocked(int64_t bucket_ns) {
 void Aggregator::Tick(int64_t now_ns) {
   const int64_t checkpoint = FlowCheckpointOf(now_ns);
   std::lock_guard lock(state_mu_);
+  if (nat_ != nullptr) {
+    // A balancer's connections have no events of their own: this is where
+    // they come in.
+    std::lock_guard pending(pending_mu_);
+    TakeNat(now_ns, scratch_);
+  }
   if (checkpoint <= ticked_checkpoint_ns_) return;
   if (ticked_checkpoint_ns_ == 0) {
     // Nothing says every connection open at this checkpoint is tracked
@@ -431,6 +455,7 @@ AggregatorStats Aggregator::Stats() const {
   AggregatorStats s = stats_;
   s.tracked = tracked_.size();
   s.listeners = listeners_.size();
+  s.aliases = aliases_.size();
   std::lock_guard pending(pending_mu_);
   s.records = records_;
   s.flows_touched = flows_touched_;

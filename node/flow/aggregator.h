@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <span>
 #include <unordered_map>
@@ -37,6 +38,7 @@
 
 #include "node/flow/flow.h"
 #include "node/flow/process_cache.h"
+#include "node/nat/nat_feed.h"
 #include "node/probe/event.h"
 
 namespace flowmesh {
@@ -55,6 +57,10 @@ struct AggregatorOptions {
   // covers 2.6 s, more than a poll interval, in ~40 MB.
   size_t max_closed = 1 << 18;
   size_t max_processes = 1 << 16;
+  // A NAT alias (NatAlias) is announced this long after its last
+  // connection, and at most this many are kept (the oldest go first).
+  int64_t alias_ttl_ns = 3600'000'000'000;
+  size_t max_aliases = 4096;
 };
 
 struct AggregatorStats {
@@ -74,6 +80,12 @@ struct AggregatorStats {
   // through them (a suspended or starved meshd). Windows then count open
   // connections from the checkpoint before: slower to read, not wrong.
   uint64_t checkpoints_missed = 0;
+  // Connection tracking (set_nat): connections whose flow keeps a
+  // translation, and a balancer's forwarded connections.
+  uint64_t translated = 0;
+  uint64_t forwarded_opened = 0;
+  uint64_t forwarded_closed = 0;
+  uint64_t aliases = 0;              // NAT aliases held (announced while fresh)
   uint64_t tracked = 0;              // open connections now
   uint64_t listeners = 0;            // listening endpoints now
   uint64_t pending_records = 0;      // waiting for the next TakeBatch
@@ -108,6 +120,17 @@ class Aggregator {
   // Closes from other sources are still remembered. Call before events flow.
   void set_remember_kernel_closes(bool remember) { remember_kernel_closes_ = remember; }
   AggregatorStats Stats() const;
+
+  // Connection tracking's translations (aggregator_nat.cc); null (the
+  // default) = none. Set before events flow, after nat->Seed at
+  // `seeded_ns`: forwarded connections seen by then were open before meshd
+  // looked, and are carried, not opened.
+  void set_nat(NatFeed* nat, int64_t seeded_ns) {
+    nat_ = nat;
+    nat_seeded_ns_ = seeded_ns;
+  }
+  // The fronts this node's NAT translated within alias_ttl_ns of `now_ns`.
+  std::vector<NatAlias> Aliases(int64_t now_ns) const;
 
  private:
   struct Tracked {
@@ -164,6 +187,20 @@ class Aggregator {
   // its listener's owner.
   ProcessRef Attribute(const ConnEvent& ev, Direction direction) const;
   FlowKey FlowKeyOf(const ConnEvent& ev);
+  // The key again, now that the process is known; a translation found
+  // before is kept (conntrack may have forgotten it since).
+  FlowKey Rekey(const FlowKey& before, const ConnEvent& ev);
+  // NAT (aggregator_nat.cc): the translation a local connection went
+  // through, into its key; a published port's alias.
+  void Translate(FlowKey& k, const ConnEvent& ev, const ProcessRef& proc);
+  // conntrack's news, then the forwarded connections (a balancer's) it
+  // gives: flows of their own, tracked like connections.
+  void TakeNat(int64_t now_ns, Work& w);
+  void OnForwarded(const ForwardedEvent& fe, Work& w);
+  void NoteAlias(const NatAlias& alias);
+  // The alias a translated flow of this node's NAT stands for (none for a
+  // client's VIP).
+  void NoteAliasOf(const FlowKey& k, int64_t ts_ns);
   const EndpointRecord* ListenerFor(const ConnKey& key) const;
   // Adds counters beyond t.accounted, the connection itself if `opened`, and
   // its close (with its RTT) if `closed`.
@@ -196,6 +233,9 @@ class Aggregator {
   std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
   std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
   int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
+  NatFeed* nat_ = nullptr;
+  int64_t nat_seeded_ns_ = 0;
+  std::map<std::pair<Endpoint, Endpoint>, NatAlias> aliases_;  // (front, target)
   AggregatorStats stats_;
 
   // The batch being filled; the flusher swaps it out.

@@ -37,6 +37,7 @@ size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   v = v * 0x9e3779b97f4a7c15ULL + ((uint64_t{k.lport} << 16) | k.rport);
   v = v * 0x9e3779b97f4a7c15ULL + ((uint64_t{k.pid} << 32) | k.netns);
   v = v * 0x9e3779b97f4a7c15ULL + k.start_ticks;
+  if (k.translated()) v = (v * 0x9e3779b97f4a7c15ULL + h(k.xaddr)) * 31 + k.xport;
   return v ^ static_cast<uint64_t>(k.direction);
 }
 

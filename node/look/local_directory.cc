@@ -136,6 +136,24 @@ Result<std::vector<LocalQuerier::WindowListener>> LocalQuerier::Listeners(
 }
 
 Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, const TimeWindow& w) {
+  FM_ASSIGN_OR_RETURN(EndpointDescription d, DescribeListener(endpoint, w));
+  if (d.found) return d;
+  // Nothing listens there: a published port this node's NAT sends on to a
+  // listener here, or a balancer's front.
+  FM_ASSIGN_OR_RETURN(std::optional<Endpoint> target, PublishedTarget(endpoint, w));
+  if (target) {
+    FM_ASSIGN_OR_RETURN(EndpointDescription real, DescribeListener(*target, w));
+    if (real.found) {
+      real.endpoint = endpoint;
+      real.listener = *target;
+      return real;
+    }
+  }
+  return DescribeBalancer(endpoint, w);
+}
+
+Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpoint,
+                                                           const TimeWindow& w) {
   EndpointDescription d;
   d.endpoint = endpoint;
   FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
@@ -163,13 +181,10 @@ Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, con
            (endpoint.addr.is_unspecified() || k.laddr == endpoint.addr) &&
            (listener == nullptr || k.netns == listener->netns);
   }));
-  std::map<IpAddr, FlowStats> by_client;
   std::map<ProcId, uint64_t> by_owner;
-  for (const Flow& f : passive) {
-    by_client[f.key.raddr].Merge(f.stats);
-    by_owner[{f.key.pid, f.key.start_ticks}] += f.stats.active();
-  }
-  for (const auto& [addr, stats] : by_client) d.clients.push_back(ClientEdge{addr, stats, {}});
+  for (const Flow& f : passive) by_owner[{f.key.pid, f.key.start_ticks}] += f.stats.active();
+  d.clients = ClientEdgesOf(passive);
+  d.aliases = PublishedFronts(passive, endpoint);
 
   if (listener != nullptr) {
     d.process =
@@ -190,9 +205,7 @@ Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, con
     return k.direction == Direction::kActive && k.pid != 0 &&
            procs.Group(k.pid, k.start_ticks) == group;
   }));
-  std::map<Endpoint, FlowStats> by_remote;
-  for (const Flow& f : active) by_remote[Endpoint{f.key.raddr, f.key.rport}].Merge(f.stats);
-  for (const auto& [ep, stats] : by_remote) d.dependencies.push_back(DependencyEdge{ep, stats});
+  d.dependencies = DependenciesOf(active);
   return d;
 }
 
@@ -201,8 +214,8 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
   ProcessIndex procs(std::move(all));
   FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
-    return k.direction == Direction::kActive && k.rport == target.port &&
-           (target.addr.is_unspecified() || k.raddr == target.addr) && FromMatches(k.laddr, from);
+    return k.direction == Direction::kActive && FromMatches(k.laddr, from) &&
+           (Reaches({k.raddr, k.rport}, target) || (k.translated() && Reaches({k.xaddr, k.xport}, target)));
   }));
   // Of loopback sources, the exact one when there is one: clients that bind
   // their own loopback addresses are one line each, not all of them on every
@@ -212,16 +225,30 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
       }))
     std::erase_if(active, [&](const Flow& f) { return f.key.laddr != from; });
   struct Group {
+    std::string id;  // the process group
     ClientProcess cp;
     std::map<ProcId, uint64_t> members;  // -> connections
   };
-  std::map<std::string, Group> groups;
+  // By process group and what it dialled: connections that this node's NAT
+  // sent to the target from a VIP are apart from those that dialled it.
+  std::map<std::pair<std::string, Endpoint>, Group> groups;
   for (const Flow& f : active) {
-    Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
+    const Endpoint dialled{f.key.raddr, f.key.rport};
+    const Endpoint via = Reaches(dialled, target) ? Endpoint{} : dialled;
+    const std::string id = procs.Group(f.key.pid, f.key.start_ticks);
+    Group& g = groups[{id, via}];
+    g.id = id;
+    g.cp.via = via;
     g.cp.stats.Merge(f.stats);
     g.members[{f.key.pid, f.key.start_ticks}] += f.stats.active();
   }
-  if (groups.empty()) return std::vector<ClientProcess>{};
+  std::vector<ClientProcess> out;
+  // A balancer's forwarded connections to the target: they reached it from
+  // this node's (masquerading) address, and came from the real clients.
+  if (!from.is_loopback()) {
+    FM_ASSIGN_OR_RETURN(out, ForwardedTo(target, w));
+  }
+  if (groups.empty()) return out;
 
   FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
   for (auto& [key, g] : groups) {
@@ -232,7 +259,7 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
     std::vector<const EndpointRecord*> mine;
     for (const WindowListener& wl : listeners) {
       const EndpointRecord& l = wl.record;
-      if (procs.Group(l.proc.pid, l.proc.start_ticks) != key) continue;
+      if (procs.Group(l.proc.pid, l.proc.start_ticks) != g.id) continue;
       const Endpoint at{l.addr, l.port};
       if (std::find(g.cp.endpoints.begin(), g.cp.endpoints.end(), at) != g.cp.endpoints.end())
         continue;  // listened there more than once in the window
@@ -246,13 +273,8 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
         return l->port == k.lport && l->netns == k.netns && ListensOn(*l, k.laddr);
       });
     }));
-    std::map<std::pair<IpAddr, Endpoint>, FlowStats> by_client;
-    for (const Flow& f : passive)
-      by_client[{f.key.raddr, Endpoint{f.key.laddr, f.key.lport}}].Merge(f.stats);
-    for (const auto& [k, stats] : by_client)
-      g.cp.clients.push_back(ClientEdge{k.first, stats, k.second});
+    g.cp.clients = ClientEdgesOf(passive);
   }
-  std::vector<ClientProcess> out;
   for (auto& [key, g] : groups) out.push_back(std::move(g.cp));
   std::sort(out.begin(), out.end(), [](const ClientProcess& a, const ClientProcess& b) {
     if (a.stats.active() != b.stats.active())
@@ -271,22 +293,21 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
   struct Group {
     ActiveProcess ap;
     std::map<ProcId, uint64_t> members;  // -> connections
-    std::map<Endpoint, FlowStats> by_remote;
+    std::vector<Flow> flows;
   };
   std::map<std::string, Group> groups;
-  for (const Flow& f : active) {
+  for (Flow& f : active) {
     Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
     g.ap.stats.Merge(f.stats);
     g.members[{f.key.pid, f.key.start_ticks}] += f.stats.active();
-    g.by_remote[Endpoint{f.key.raddr, f.key.rport}].Merge(f.stats);
+    g.flows.push_back(std::move(f));
   }
   std::vector<ActiveProcess> out;
   for (auto& [key, g] : groups) {
     auto most = std::max_element(g.members.begin(), g.members.end(),
                                  [](const auto& a, const auto& b) { return a.second < b.second; });
     g.ap.process = procs.Representative(procs.Details(most->first.first, most->first.second));
-    for (const auto& [ep, stats] : g.by_remote)
-      g.ap.dependencies.push_back(DependencyEdge{ep, stats});
+    g.ap.dependencies = DependenciesOf(g.flows);
     out.push_back(std::move(g.ap));
   }
   std::sort(out.begin(), out.end(), [](const ActiveProcess& a, const ActiveProcess& b) {
@@ -357,7 +378,20 @@ std::optional<NodeRef> LocalDirectory::OwnerOfEndpoint(const Endpoint& endpoint)
         (ListensOn(l, endpoint.addr) && IsLocal(endpoint.addr)))
       return NodeRef{node_name_, &querier_};
   }
+  // A front this node's NAT translates (a balancer's VIP may be no address
+  // of ours).
+  for (const NatAlias& a : querier_.Aliases())
+    if (Reaches(a.front, endpoint)) return NodeRef{node_name_, &querier_};
   return std::nullopt;
+}
+
+std::vector<Endpoint> LocalDirectory::FrontsOf(const Endpoint& target) {
+  std::vector<Endpoint> out;
+  for (const NatAlias& a : querier_.Aliases())
+    if (a.balancer && a.target == target &&
+        std::find(out.begin(), out.end(), a.front) == out.end())
+      out.push_back(a.front);
+  return out;
 }
 
 std::optional<NodeRef> LocalDirectory::OwnerOfAddress(const IpAddr& addr) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 namespace flowmesh {
 
 using ListenerSource = std::function<std::vector<EndpointRecord>()>;
+// The NAT aliases this node translates now (Aggregator::Aliases).
+using AliasSource = std::function<std::vector<NatAlias>()>;
 
 // This host's interface addresses (getifaddrs), loopback included; empty
 // when they cannot be read.
@@ -25,10 +28,16 @@ class LocalQuerier final : public NodeQuerier {
   // `listeners` gives the live listening sockets (may be empty); the store's
   // endpoints are the fallback.
   LocalQuerier(const Store& store, ListenerSource listeners);
+  // Set before questions are asked; none = only the store's flows say what
+  // this node's NAT translated.
+  void set_aliases(AliasSource aliases) { aliases_ = std::move(aliases); }
+  std::vector<NatAlias> Aliases() const { return aliases_ ? aliases_() : std::vector<NatAlias>{}; }
 
   // The process listening on `endpoint` in the window (a wildcard listener
   // matches; of several, the one that listened latest), its clients by
-  // address, and the dependencies of its whole pgid group.
+  // address, and the dependencies of its whole pgid group. Where nothing
+  // listens, a published port (docker -p) is described as the listener it
+  // reaches, and a balancer's front as its backends and clients.
   Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) override;
   // The process groups whose active flows go to `target` from `from` (any
   // loopback address when `from` is loopback, any address when unspecified),
@@ -52,9 +61,31 @@ class LocalQuerier final : public NodeQuerier {
   Result<std::vector<WindowListener>> Listeners(const TimeWindow& w) const;
 
  private:
+  Result<EndpointDescription> DescribeListener(const Endpoint& endpoint, const TimeWindow& w);
+  // NAT (local_nat.cc): the listener a published port reached in the window
+  // (or reaches now), the fronts that reached a listener, a balancer front's
+  // backends and clients, and a balancer's forwarded connections to a backend.
+  Result<std::optional<Endpoint>> PublishedTarget(const Endpoint& front, const TimeWindow& w) const;
+  std::vector<Endpoint> PublishedFronts(const std::vector<Flow>& passive,
+                                        const Endpoint& listener) const;
+  Result<EndpointDescription> DescribeBalancer(const Endpoint& front, const TimeWindow& w) const;
+  Result<std::vector<ClientProcess>> ForwardedTo(const Endpoint& backend,
+                                                 const TimeWindow& w) const;
+
   const Store& store_;
   ListenerSource listeners_;
+  AliasSource aliases_;
 };
+
+// Flows to edges, translations included (local_nat.cc).
+// Does `e` reach `target` (an unspecified target address: any address)?
+bool Reaches(const Endpoint& e, const Endpoint& target);
+// Passive (or forwarded) flows by client address and what it dialled: the
+// front a NAT translated, else the concrete endpoint (laddr:lport).
+std::vector<ClientEdge> ClientEdgesOf(const std::vector<Flow>& flows);
+// Active flows by where they really went, with what was dialled when
+// translated.
+std::vector<DependencyEdge> DependenciesOf(const std::vector<Flow>& active);
 
 class LocalDirectory final : public Directory {
  public:
@@ -63,6 +94,7 @@ class LocalDirectory final : public Directory {
 
   std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
   std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
+  std::vector<Endpoint> FrontsOf(const Endpoint& target) override;
   // Each question answered here, in turn; past the deadline, each is
   // answered "the look's deadline has passed" without reading the store.
   std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,

@@ -136,6 +136,9 @@ class Walker {
   };
 
   std::optional<NodeRef> Owner(const IpAddr& addr, const Endpoint* endpoint, const NodeRef& here);
+  // The targets and the balancer fronts that reach them: a client whose
+  // connection a balancer translated without masquerade dialled the front.
+  std::vector<Endpoint> WithFronts(const std::vector<Endpoint>& targets);
   size_t Enqueue(LookQuestion q);
   void AskPending();
   void Describe(Vertex& root);
@@ -171,6 +174,14 @@ std::optional<NodeRef> Walker::Owner(const IpAddr& addr, const Endpoint* endpoin
   // An agent that has the address but no listener known in its table can
   // still say what it knows (historical flows), which beats `no-agent`.
   return dir_.OwnerOfAddress(addr);
+}
+
+std::vector<Endpoint> Walker::WithFronts(const std::vector<Endpoint>& targets) {
+  std::vector<Endpoint> out = targets;
+  for (const Endpoint& t : targets)
+    for (const Endpoint& f : dir_.FrontsOf(t))
+      if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  return out;
 }
 
 size_t Walker::Enqueue(LookQuestion q) {
@@ -216,16 +227,23 @@ void Walker::Describe(Vertex& root) {
     Unreachable(a, root.node);
     return;
   }
-  if (!a.description.found) return;
-  root.node.process = Known(a.description.process);
-  if (root.node.process) root.group = GroupKey(root.where.name, *root.node.process);
-  if (query_.direction != LookDirection::kOut) {
-    for (const ClientEdge& c : a.description.clients) {
-      UpEdge u{c.addr, c.stats, {target}};
-      root.up.push_back(std::move(u));
-    }
+  const EndpointDescription& d = a.description;
+  if (!d.found) return;
+  Endpoint served = target;
+  if (d.listener.port != 0) {
+    // A published port: the root is the listener it reaches, dialled as asked.
+    served = d.listener;
+    root.node.addr = served.addr;
+    root.node.port = served.port;
+    root.node.via = target;
   }
-  if (query_.direction != LookDirection::kIn) root.down = a.description.dependencies;
+  root.node.process = Known(d.process);
+  root.node.balancer = d.balancer;
+  root.node.aliases = d.aliases;
+  if (root.node.process) root.group = GroupKey(root.where.name, *root.node.process);
+  if (query_.direction != LookDirection::kOut)
+    root.up = UpEdgesOf(d.clients, {served}, served.addr);
+  if (query_.direction != LookDirection::kIn) root.down = d.dependencies;
 }
 
 std::vector<int> Walker::DescribeHost() {
@@ -276,14 +294,27 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
         continue;
       }
       for (const ClientProcess& cp : a.clients) {
-        std::string key = GroupKey(s.owner.name, cp.process);
+        // A balancer's forwarded connections are one node per front: they
+        // came from the balancer's address, dialled as its front.
+        const Endpoint front = cp.endpoints.empty() ? Endpoint{s.up.ip, 0} : cp.endpoints[0];
+        // Connections that went through a VIP are apart from direct ones.
+        std::string key = cp.balancer ? s.owner.name + "|b" + front.ToString()
+                                      : GroupKey(s.owner.name, cp.process) + "|v" +
+                                            (cp.via.port ? cp.via.ToString() : "");
         auto [it, inserted] = by_group.try_emplace(key);
         Candidate& c = it->second;
         if (inserted) {
           order.push_back(key);
           c.node.host = s.owner.name;
           c.node.addr = s.up.ip;
-          c.node.process = Known(cp.process);
+          if (cp.balancer) {
+            c.node.addr = front.addr;
+            c.node.port = front.port;
+            c.node.balancer = true;
+          } else {
+            c.node.process = Known(cp.process);
+          }
+          c.node.via = cp.via;
           c.node.stats = FlowStats{};
           c.where = s.owner;
         }
@@ -316,14 +347,24 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
   c.node.host = s.owner.name;
   c.node.addr = s.down.remote.addr;
   c.node.port = s.down.remote.port;
+  c.node.via = s.down.via;
   c.node.stats = s.down.stats;
   c.where = s.owner;
   const LookAnswer& a = answers_[slot_keys_[s.questions.at(0)]];
   if (!a.status.ok()) {
     Unreachable(a, c.node);
   } else if (a.description.found) {
-    c.node.process = Known(a.description.process);
-    c.down = a.description.dependencies;
+    const EndpointDescription& d = a.description;
+    if (d.listener.port != 0) {
+      // Dialled a published port: the node is the listener behind it.
+      if (c.node.via.port == 0) c.node.via = s.down.remote;
+      c.node.addr = d.listener.addr;
+      c.node.port = d.listener.port;
+    }
+    c.node.process = Known(d.process);
+    c.node.balancer = d.balancer;
+    c.node.aliases = d.aliases;
+    c.down = d.dependencies;
   } else {
     // The parent's flows say it was called; the owner has neither a listener
     // nor a flow there (yet: a loaded meshd reads its events late). Marked,
@@ -409,7 +450,7 @@ LookResult Walker::Run() {
           continue;
         }
         Slot s{static_cast<int>(f), true, *owner, u, {}, {}};
-        for (const Endpoint& t : u.targets)
+        for (const Endpoint& t : WithFronts(u.targets))
           s.questions.push_back(Enqueue({LookQuestion::Kind::kClients, *owner, t, u.ip}));
         slots.push_back(std::move(s));
       }

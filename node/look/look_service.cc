@@ -20,6 +20,7 @@ Result<LookResult> LookService::Run(const LookQuery& query) {
 Result<LookResult> LookService::Walk(const LookQuery& query) {
   if (options_.flush) options_.flush();
   LocalDirectory local(store_, options_.node_name, LocalAddresses(), options_.live_endpoints);
+  local.querier().set_aliases(options_.aliases);
   local.set_deadline(MonotonicNs() + query.timeout_ns);
   if (!options_.members) return Look(query, local);
   FM_ASSIGN_OR_RETURN(std::vector<LookMember> members, options_.members());
@@ -64,6 +65,7 @@ Result<std::vector<uint8_t>> LookService::Answer(std::span<const uint8_t> bytes)
   FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
   if (options_.flush) options_.flush();
   LocalQuerier here(store_, options_.live_endpoints);
+  here.set_aliases(options_.aliases);
   std::vector<LookAnswer> answers;
   answers.reserve(batch.questions.size());
   // The asker's deadline is not on the wire: past a whole default look's,

@@ -34,6 +34,8 @@ struct LookServiceOptions {
   std::string node_name;
   // The live listening sockets (the store's endpoints are the fallback).
   ListenerSource live_endpoints;
+  // The NAT aliases this node translates (none: only the store says).
+  AliasSource aliases;
   // Queries read the store: what was aggregated goes there first.
   std::function<void()> flush;
   // The mesh's members (dead and departed ones too: their addresses show as

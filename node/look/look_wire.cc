@@ -37,11 +37,19 @@ Result<std::vector<ClientEdge>> GetClients(capnp::List<q::ClientEdge>::Reader li
   return out;
 }
 
+// NAT's fields are absent when there was no translation (and from nodes of
+// before): that reads as port 0.
+Result<Endpoint> OptionalEndpoint(bool has, schema::Endpoint::Reader e) {
+  if (!has) return Endpoint{};
+  return wire::EndpointFromWire(e);
+}
+
 void SetDependencies(capnp::List<q::DependencyEdge>::Builder list,
                      const std::vector<DependencyEdge>& edges) {
   for (unsigned i = 0; i < edges.size(); i++) {
     wire::EndpointToWire(edges[i].remote, list[i].initRemote());
     wire::FlowStatsToWire(edges[i].stats, list[i].initStats());
+    if (edges[i].via.port != 0) wire::EndpointToWire(edges[i].via, list[i].initVia());
   }
 }
 
@@ -50,6 +58,21 @@ Result<std::vector<DependencyEdge>> GetDependencies(capnp::List<q::DependencyEdg
   for (unsigned i = 0; i < list.size(); i++) {
     FM_ASSIGN_OR_RETURN(out[i].remote, wire::EndpointFromWire(list[i].getRemote()));
     out[i].stats = wire::FlowStatsFromWire(list[i].getStats());
+    FM_ASSIGN_OR_RETURN(out[i].via, OptionalEndpoint(list[i].hasVia(), list[i].getVia()));
+  }
+  return out;
+}
+
+void SetEndpoints(capnp::List<schema::Endpoint>::Builder list, const std::vector<Endpoint>& eps) {
+  for (unsigned i = 0; i < eps.size(); i++) wire::EndpointToWire(eps[i], list[i]);
+}
+
+Result<std::vector<Endpoint>> GetEndpoints(capnp::List<schema::Endpoint>::Reader list) {
+  std::vector<Endpoint> out;
+  out.reserve(list.size());
+  for (schema::Endpoint::Reader e : list) {
+    FM_ASSIGN_OR_RETURN(Endpoint ep, wire::EndpointFromWire(e));
+    out.push_back(ep);
   }
   return out;
 }
@@ -152,6 +175,9 @@ Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answer
       SetClients(db.initClients(static_cast<unsigned>(d.clients.size())), d.clients);
       SetDependencies(db.initDependencies(static_cast<unsigned>(d.dependencies.size())),
                       d.dependencies);
+      if (d.listener.port != 0) wire::EndpointToWire(d.listener, db.initListener());
+      db.setBalancer(d.balancer);
+      SetEndpoints(db.initAliases(static_cast<unsigned>(d.aliases.size())), d.aliases);
     }
     size_t n = a.clients.size() + a.active.size();
     auto procs = b.initProcesses(static_cast<unsigned>(n));
@@ -160,10 +186,10 @@ Result<std::vector<uint8_t>> EncodeAnswers(const std::vector<LookAnswer>& answer
       auto pb = procs[k++];
       wire::DetailsToWire(cp.process, pb.initProcess());
       wire::FlowStatsToWire(cp.stats, pb.initStats());
-      auto eps = pb.initEndpoints(static_cast<unsigned>(cp.endpoints.size()));
-      for (unsigned e = 0; e < cp.endpoints.size(); e++)
-        wire::EndpointToWire(cp.endpoints[e], eps[e]);
+      SetEndpoints(pb.initEndpoints(static_cast<unsigned>(cp.endpoints.size())), cp.endpoints);
       SetClients(pb.initClients(static_cast<unsigned>(cp.clients.size())), cp.clients);
+      pb.setBalancer(cp.balancer);
+      if (cp.via.port != 0) wire::EndpointToWire(cp.via, pb.initVia());
     }
     for (const ActiveProcess& ap : a.active) {
       auto pb = procs[k++];
@@ -203,6 +229,10 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
               a.description.process = wire::DetailsFromWire(d.getProcess());
               FM_ASSIGN_OR_RETURN(a.description.clients, GetClients(d.getClients()));
               FM_ASSIGN_OR_RETURN(a.description.dependencies, GetDependencies(d.getDependencies()));
+              FM_ASSIGN_OR_RETURN(a.description.listener,
+                                  OptionalEndpoint(d.hasListener(), d.getListener()));
+              a.description.balancer = d.getBalancer();
+              FM_ASSIGN_OR_RETURN(a.description.aliases, GetEndpoints(d.getAliases()));
               break;
             }
             case LookQuestion::Kind::kClients:
@@ -210,11 +240,10 @@ Result<std::vector<LookAnswer>> DecodeAnswers(std::span<const uint8_t> bytes,
                 ClientProcess cp;
                 cp.process = wire::DetailsFromWire(p.getProcess());
                 cp.stats = wire::FlowStatsFromWire(p.getStats());
-                for (schema::Endpoint::Reader e : p.getEndpoints()) {
-                  FM_ASSIGN_OR_RETURN(Endpoint ep, wire::EndpointFromWire(e));
-                  cp.endpoints.push_back(ep);
-                }
+                FM_ASSIGN_OR_RETURN(cp.endpoints, GetEndpoints(p.getEndpoints()));
                 FM_ASSIGN_OR_RETURN(cp.clients, GetClients(p.getClients()));
+                cp.balancer = p.getBalancer();
+                FM_ASSIGN_OR_RETURN(cp.via, OptionalEndpoint(p.hasVia(), p.getVia()));
                 a.clients.push_back(std::move(cp));
               }
               break;

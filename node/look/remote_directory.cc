@@ -89,7 +89,44 @@ std::optional<NodeRef> RemoteDirectory::OwnerOfEndpoint(const Endpoint& endpoint
     }
   }
   if (wildcard != nullptr) return Ref(*wildcard);
+  if (const LookMember* m = AliasOwner(endpoint)) return Ref(*m);
   return std::nullopt;
+}
+
+const LookMember* RemoteDirectory::AliasOwner(const Endpoint& front) const {
+  // Several members may claim one front: kube-proxy puts a Service's VIP on
+  // every node. Any of them translates it the same way, so the pick only has
+  // to be stable from one look to the next: a live member first (members_
+  // is in that order), one that has the front's address on an interface (the
+  // balancer that owns the VIP, a published port's host), then the smallest
+  // name.
+  const LookMember* best = nullptr;
+  bool best_has_addr = false;
+  for (const LookMember& m : members_) {
+    bool claims = std::any_of(m.aliases.begin(), m.aliases.end(),
+                              [&](const MemberAlias& a) { return a.front == front; });
+    if (!claims) continue;
+    bool has_addr =
+        std::find(m.addresses.begin(), m.addresses.end(), front.addr) != m.addresses.end();
+    if (best == nullptr) {
+      best = &m, best_has_addr = has_addr;
+      continue;
+    }
+    if (best->live && !m.live) continue;
+    bool better = has_addr != best_has_addr ? has_addr : m.name < best->name;
+    if (better) best = &m, best_has_addr = has_addr;
+  }
+  return best;
+}
+
+std::vector<Endpoint> RemoteDirectory::FrontsOf(const Endpoint& target) {
+  std::vector<Endpoint> out = local_.FrontsOf(target);
+  for (const LookMember& m : members_)
+    for (const MemberAlias& a : m.aliases)
+      if (a.balancer && a.target == target) out.push_back(a.front);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::optional<NodeRef> RemoteDirectory::OwnerOfAddress(const IpAddr& addr) {

@@ -22,6 +22,14 @@
 
 namespace flowmesh {
 
+// A front a member's NAT translates (its gossiped alias): a published port
+// to its own listener, or a balancer's front to one backend.
+struct MemberAlias {
+  Endpoint front;
+  Endpoint target;
+  bool balancer = false;
+};
+
 // A member of the mesh as look needs it: who it is, whether it can be asked,
 // and what it has (meshd fills these in from the mesh's gossiped tables).
 struct LookMember {
@@ -34,6 +42,7 @@ struct LookMember {
   bool synced = true;
   std::vector<IpAddr> addresses;
   std::vector<Endpoint> endpoints;  // where it listens
+  std::vector<MemberAlias> aliases;
 };
 
 // One look query (look_wire.h bytes) for the member at `address`.
@@ -78,6 +87,8 @@ class RemoteDirectory final : public Directory {
   RemoteDirectory(LocalDirectory& local, std::vector<LookMember> members, QueryScatter scatter,
                   int64_t hop_timeout_ns, int64_t deadline_ns);
 
+  // A listener first (this node's, then an exact one, then a wildcard one);
+  // else the member whose NAT translates `endpoint` (its alias).
   std::optional<NodeRef> OwnerOfEndpoint(const Endpoint& endpoint) override;
   std::optional<NodeRef> OwnerOfAddress(const IpAddr& addr) override;
   // Local questions here, remote ones in one query per member, all members
@@ -85,12 +96,14 @@ class RemoteDirectory final : public Directory {
   std::vector<LookAnswer> Ask(const std::vector<LookQuestion>& questions,
                               const TimeWindow& w) override;
   std::string Unsynced() const override;
+  std::vector<Endpoint> FrontsOf(const Endpoint& target) override;
   const RemoteLookStats& stats() const { return stats_; }
 
  private:
   NodeRef Ref(const LookMember& m) const { return NodeRef{m.name, nullptr}; }
   // The member a question is for; null when this node answers it.
   const LookMember* RemoteOf(const LookQuestion& q) const;
+  const LookMember* AliasOwner(const Endpoint& front) const;
 
   LocalDirectory& local_;
   std::vector<LookMember> members_;  // live first

@@ -8,10 +8,14 @@
 namespace flowmesh::mesh {
 namespace {
 
+// Addresses, then endpoints, then aliases.
+int Rank(const TableRow& r) { return r.is_address ? 0 : r.is_alias ? 2 : 1; }
+
 bool KeyLess(const TableRow& a, const TableRow& b) {
-  if (a.is_address != b.is_address) return a.is_address > b.is_address;
+  if (Rank(a) != Rank(b)) return Rank(a) < Rank(b);
   if (a.addr != b.addr) return a.addr < b.addr;
-  return a.port < b.port;
+  if (a.port != b.port) return a.port < b.port;
+  return a.target < b.target;
 }
 
 }  // namespace
@@ -21,12 +25,15 @@ TableRow EndpointTables::ToRow(const TableEntryMsg& e, int64_t now_ns) {
   r.addr = e.addr;
   r.port = e.port;
   r.is_address = e.is_address;
+  r.is_alias = e.is_alias;
+  r.target = e.target;
   r.deleted = e.deleted;
   r.version = e.version;
   if (e.deleted) {
     r.deleted_ns = now_ns;
     return r;  // a tombstone keeps only its key
   }
+  r.balancer = e.balancer;
   r.pid = e.pid;
   r.pgid = e.pgid;
   r.comm = interner_.Intern(e.comm);
@@ -39,9 +46,12 @@ TableEntryMsg EndpointTables::ToEntry(const TableRow& r) const {
   e.version = r.version;
   e.deleted = r.deleted;
   e.is_address = r.is_address;
+  e.is_alias = r.is_alias;
   e.addr = r.addr;
   e.port = r.port;
+  e.target = r.target;
   if (!r.deleted) {
+    e.balancer = r.balancer;
     e.pid = r.pid;
     e.pgid = r.pgid;
     e.comm = interner_.Get(r.comm);
@@ -61,7 +71,8 @@ void EndpointTables::Upsert(OwnerTable& t, const TableRow& row) {
 std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
                                                       const std::vector<IpAddr>& addresses,
                                                       const std::vector<EndpointSummary>& endpoints,
-                                                      int64_t now_ns) {
+                                                      int64_t now_ns,
+                                                      const std::vector<AliasSummary>& aliases) {
   OwnerTable& t = tables_[self_];
   if (t.generation != generation) t = OwnerTable{generation, 0, 0, {}};
   std::vector<TableRow> want;
@@ -72,14 +83,25 @@ std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
     r.comm = r.exe = interner_.Intern("");
     want.push_back(r);
   }
-  for (const EndpointSummary& e : endpoints) {
+  // An endpoint, or an alias's front, with its owner.
+  auto owned = [&](const IpAddr& addr, uint16_t port, uint32_t pid, uint32_t pgid,
+                   const std::string& comm, const std::string& exe) {
     TableRow r;
-    r.addr = e.addr;
-    r.port = e.port;
-    r.pid = e.pid;
-    r.pgid = e.pgid;
-    r.comm = interner_.Intern(e.comm);
-    r.exe = interner_.Intern(e.exe);
+    r.addr = addr;
+    r.port = port;
+    r.pid = pid;
+    r.pgid = pgid;
+    r.comm = interner_.Intern(comm);
+    r.exe = interner_.Intern(exe);
+    return r;
+  };
+  for (const EndpointSummary& e : endpoints)
+    want.push_back(owned(e.addr, e.port, e.pid, e.pgid, e.comm, e.exe));
+  for (const AliasSummary& a : aliases) {
+    TableRow r = owned(a.front.addr, a.front.port, a.pid, a.pgid, a.comm, a.exe);
+    r.is_alias = true;
+    r.target = a.target;
+    r.balancer = a.balancer;
     want.push_back(r);
   }
   std::sort(want.begin(), want.end(), KeyLess);
@@ -104,6 +126,7 @@ std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
       gone.deleted = true;
       gone.deleted_ns = now_ns;
       gone.pid = gone.pgid = 0;
+      gone.balancer = false;
       changed.push_back(gone);
     }
   }
@@ -226,15 +249,25 @@ std::vector<EndpointSummary> EndpointTables::Endpoints(uint32_t owner) const {
   std::vector<EndpointSummary> out;
   if (const OwnerTable* t = Find(owner))
     for (const TableRow& r : t->rows)
-      if (!r.is_address && !r.deleted)
+      if (!r.is_address && !r.is_alias && !r.deleted)
         out.push_back({r.addr, r.port, r.pid, r.pgid, interner_.Get(r.comm), interner_.Get(r.exe)});
+  return out;
+}
+
+std::vector<AliasSummary> EndpointTables::Aliases(uint32_t owner) const {
+  std::vector<AliasSummary> out;
+  if (const OwnerTable* t = Find(owner))
+    for (const TableRow& r : t->rows)
+      if (r.is_alias && !r.deleted)
+        out.push_back({{r.addr, r.port}, r.target, r.balancer, r.pid, r.pgid,
+                       interner_.Get(r.comm), interner_.Get(r.exe)});
   return out;
 }
 
 size_t EndpointTables::LiveEndpoints(uint32_t owner) const {
   size_t n = 0;
   if (const OwnerTable* t = Find(owner))
-    for (const TableRow& r : t->rows) n += !r.is_address && !r.deleted;
+    for (const TableRow& r : t->rows) n += !r.is_address && !r.is_alias && !r.deleted;
   return n;
 }
 

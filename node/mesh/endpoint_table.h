@@ -1,5 +1,5 @@
 // Endpoint tables, Scuttlebutt style. Each node is the only writer of its own
-// table (its addresses and listening endpoints); every change gets the next
+// table (its addresses, listening endpoints and NAT aliases); every change gets the next
 // version under the owner's generation, deletions become tombstones. A peer
 // describes what it holds of an owner by a digest (generation, version) and
 // gets back the rows it misses, oldest version first so that any prefix is a
@@ -29,12 +29,30 @@ struct EndpointSummary {
   std::string exe;
 };
 
-// One row of a table, compact (interned texts).
+// A front this node's NAT translates (flow.h NatAlias as gossiped): a
+// published port reaching its own listener (owned by pid/comm/exe) or a
+// balancer front forwarding to a backend elsewhere, one row per target.
+struct AliasSummary {
+  Endpoint front;
+  Endpoint target;
+  bool balancer = false;
+  uint32_t pid = 0;
+  uint32_t pgid = 0;
+  std::string comm;
+  std::string exe;
+  bool operator==(const AliasSummary&) const = default;
+};
+
+// One row of a table, compact (interned texts): an address, an endpoint
+// (addr:port) or an alias (front addr:port -> target).
 struct TableRow {
   IpAddr addr;
   uint16_t port = 0;
   bool is_address = false;
+  bool is_alias = false;
   bool deleted = false;
+  Endpoint target;       // an alias's
+  bool balancer = false;  // an alias's
   uint32_t pid = 0;
   uint32_t pgid = 0;
   uint32_t comm = 0;
@@ -43,10 +61,12 @@ struct TableRow {
   int64_t deleted_ns = 0;  // when this node learned of the deletion
 
   bool SameKey(const TableRow& o) const {
-    return is_address == o.is_address && addr == o.addr && port == o.port;
+    return is_address == o.is_address && is_alias == o.is_alias && addr == o.addr &&
+           port == o.port && target == o.target;
   }
   bool SameValue(const TableRow& o) const {
-    return pid == o.pid && pgid == o.pgid && comm == o.comm && exe == o.exe;
+    return pid == o.pid && pgid == o.pgid && comm == o.comm && exe == o.exe &&
+           balancer == o.balancer;
   }
 };
 
@@ -73,7 +93,8 @@ class EndpointTables {
   // previous version), or nothing if nothing changed.
   std::optional<TableDeltaMsg> SetLocal(uint64_t generation, const std::vector<IpAddr>& addresses,
                                         const std::vector<EndpointSummary>& endpoints,
-                                        int64_t now_ns);
+                                        int64_t now_ns,
+                                        const std::vector<AliasSummary>& aliases = {});
 
   TableDigest DigestOf(uint32_t owner) const;
   // What a peer holding `have` misses of `owner`, within about budget_bytes;
@@ -92,6 +113,7 @@ class EndpointTables {
   const std::unordered_map<uint32_t, OwnerTable>& all() const { return tables_; }
   std::vector<IpAddr> Addresses(uint32_t owner) const;
   std::vector<EndpointSummary> Endpoints(uint32_t owner) const;
+  std::vector<AliasSummary> Aliases(uint32_t owner) const;
   size_t LiveEndpoints(uint32_t owner) const;
 
  private:

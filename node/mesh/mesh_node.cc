@@ -83,8 +83,9 @@ void MeshNode::Shutdown() {
 }
 
 void MeshNode::SetLocalTable(std::vector<IpAddr> addresses,
-                             std::vector<EndpointSummary> endpoints) {
-  tables_->SetLocal(config_.generation, addresses, endpoints);
+                             std::vector<EndpointSummary> endpoints,
+                             std::vector<AliasSummary> aliases) {
+  tables_->SetLocal(config_.generation, addresses, endpoints, aliases);
 }
 
 void MeshNode::Send(const Address& to, PrimaryMsg primary, std::optional<GossipMsg> extra) {

@@ -35,6 +35,7 @@ struct NodeTable {
   Address address;
   std::vector<IpAddr> addresses;
   std::vector<EndpointSummary> endpoints;
+  std::vector<AliasSummary> aliases;
   MemberState state = MemberState::kAlive;
   // Its table of this life has arrived (an empty one counts): false right
   // after a member joins, until its first table reaches this node.
@@ -108,7 +109,8 @@ class MeshNode : private MembershipIo, private TableSyncIo {
   bool joined() const { return joined_; }
 
   // This node's addresses and listening endpoints (replaces the previous).
-  void SetLocalTable(std::vector<IpAddr> addresses, std::vector<EndpointSummary> endpoints);
+  void SetLocalTable(std::vector<IpAddr> addresses, std::vector<EndpointSummary> endpoints,
+                     std::vector<AliasSummary> aliases = {});
 
   std::vector<MemberView> Members() const;
   // Tables of live members (alive or suspect), this node's included; with

@@ -39,6 +39,7 @@ std::vector<NodeTable> MeshNode::Tables(bool with_gone) const {
       t.table_known = true;
       t.addresses = tables.Addresses(m.name);
       t.endpoints = tables.Endpoints(m.name);
+      t.aliases = tables.Aliases(m.name);
     }
     out.push_back(std::move(t));
   }

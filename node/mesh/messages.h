@@ -57,8 +57,11 @@ struct TableEntryMsg {
   uint64_t version = 0;
   bool deleted = false;
   bool is_address = false;
+  bool is_alias = false;  // addr:port is a NAT front, `target` what it reaches
   IpAddr addr;
   uint16_t port = 0;
+  Endpoint target;
+  bool balancer = false;
   uint32_t pid = 0;
   uint32_t pgid = 0;
   std::string comm;

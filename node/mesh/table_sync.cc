@@ -34,8 +34,9 @@ EndpointTables::ApplyResult TableSync::Apply(const TableDeltaMsg& delta) {
 }
 
 void TableSync::SetLocal(uint64_t generation, const std::vector<IpAddr>& addresses,
-                         const std::vector<EndpointSummary>& endpoints) {
-  auto delta = tables_.SetLocal(generation, addresses, endpoints, runtime_.NowNs());
+                         const std::vector<EndpointSummary>& endpoints,
+                         const std::vector<AliasSummary>& aliases) {
+  auto delta = tables_.SetLocal(generation, addresses, endpoints, runtime_.NowNs(), aliases);
   if (delta) Announce(*delta);
 }
 

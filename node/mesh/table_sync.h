@@ -42,7 +42,8 @@ class TableSync {
 
   // This node's table changed: version it and announce it.
   void SetLocal(uint64_t generation, const std::vector<IpAddr>& addresses,
-                const std::vector<EndpointSummary>& endpoints);
+                const std::vector<EndpointSummary>& endpoints,
+                const std::vector<AliasSummary>& aliases = {});
 
   void HandleNotice(const Address& from, const TableDeltaMsg& notice);
   void HandleRequest(const Address& from, const TableRequestMsg& request);

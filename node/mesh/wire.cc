@@ -47,7 +47,8 @@ WireCheck CheckOf(const Status& error) {
   if (m.starts_with("empty ")) return WireCheck::kEmpty;
   if (has(" bytes (max ")) return WireCheck::kFieldTooLong;
   if (m.ends_with(" is empty")) return WireCheck::kFieldEmpty;
-  if (has("unknown ") || has("out of order") || has("ends before it starts") || has("address of "))
+  if (has("unknown ") || has("out of order") || has("ends before it starts") ||
+      has("address of ") || has("table alias "))
     return WireCheck::kBadValue;
   return WireCheck::kStructure;
 }
@@ -348,8 +349,9 @@ Result<ExchangeResponseMsg> DecodeExchangeResponse(std::span<const uint8_t> byte
 }
 
 size_t EstimateEntryBytes(const TableEntryMsg& entry) {
-  // Struct (5 data + 3 pointer words, mostly nonzero) plus texts and address.
-  return 56 + entry.comm.size() + entry.exe.size() + 2 * 9;
+  // Struct (5 data + 3 pointer words, mostly nonzero) plus texts and address;
+  // an alias adds a data word, a pointer and its target.
+  return 56 + entry.comm.size() + entry.exe.size() + 2 * 9 + (entry.is_alias ? 16 + 24 : 0);
 }
 
 size_t EstimateDeltaBytes(const TableDeltaMsg& delta) {

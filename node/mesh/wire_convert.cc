@@ -56,31 +56,66 @@ Status FromWire(s::MemberStatus status, MemberState* out) {
   return Malformed("unknown member status " + std::to_string(static_cast<int>(status)));
 }
 
+kj::ArrayPtr<const uint8_t> AddrBytes(const IpAddr& a) {
+  return kj::arrayPtr(a.bytes.data(), a.is_v4() ? 4 : 16);
+}
+
+Status ReadAddr(capnp::Data::Reader addr, const char* what, IpAddr* out) {
+  if (addr.size() == 4)
+    *out = IpAddr::V4(addr[0], addr[1], addr[2], addr[3]);
+  else if (addr.size() == 16)
+    *out = IpAddr::FromRaw(AF_INET6, addr.begin());
+  else
+    return Malformed(std::string(what) + " of " + std::to_string(addr.size()) + " bytes");
+  return Status::Ok();
+}
+
 void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setVersion(m.version);
-  b.setDeleted(m.deleted);
-  b.setIsAddress(m.is_address);
-  size_t n = m.addr.is_v4() ? 4 : 16;
-  b.setAddr(kj::arrayPtr(m.addr.bytes.data(), n));
+  // What a peer older than aliases reads of one: a tombstone (schema).
+  b.setDeleted(m.deleted || m.is_alias);
+  b.setIsAddress(m.is_address || m.is_alias);
+  b.setAddr(AddrBytes(m.addr));
   b.setPort(m.port);
   b.setPid(m.pid);
   b.setPgid(m.pgid);
   b.setComm(m.comm);
   b.setExe(m.exe);
+  if (!m.is_alias) return;
+  b.setAlias(true);
+  b.setAliasDeleted(m.deleted);
+  b.setTarget(AddrBytes(m.target.addr));
+  b.setTargetPort(m.target.port);
+  b.setBalancer(m.balancer);
+}
+
+// An alias row must read as a tombstone to older peers and name two real
+// endpoints: anything else would show them something, or key nothing.
+Status ReadAlias(s::TableEntry::Reader r, TableEntryMsg* m) {
+  if (!r.getDeleted() || !r.getIsAddress())
+    return Malformed("table alias entry not marked as a tombstone for older peers");
+  m->is_alias = true;
+  m->is_address = false;
+  m->deleted = r.getAliasDeleted();
+  m->balancer = r.getBalancer();
+  FM_RETURN_IF_ERROR(ReadAddr(r.getTarget(), "table alias target address", &m->target.addr));
+  m->target.port = r.getTargetPort();
+  if (m->port == 0 || m->target.port == 0)
+    return Malformed("table alias " + Endpoint{m->addr, m->port}.ToString() + " -> " +
+                     m->target.ToString() + " without a port");
+  if (m->addr.is_unspecified() || m->target.addr.is_unspecified())
+    return Malformed("table alias " + Endpoint{m->addr, m->port}.ToString() + " -> " +
+                     m->target.ToString() + " with an unspecified address");
+  return Status::Ok();
 }
 
 Status ReadEntry(s::TableEntry::Reader r, TableEntryMsg* m) {
   m->version = r.getVersion();
   m->deleted = r.getDeleted();
   m->is_address = r.getIsAddress();
-  capnp::Data::Reader addr = r.getAddr();
-  if (addr.size() == 4)
-    m->addr = IpAddr::V4(addr[0], addr[1], addr[2], addr[3]);
-  else if (addr.size() == 16)
-    m->addr = IpAddr::FromRaw(AF_INET6, addr.begin());
-  else
-    return Malformed("table entry address of " + std::to_string(addr.size()) + " bytes");
+  FM_RETURN_IF_ERROR(ReadAddr(r.getAddr(), "table entry address", &m->addr));
   m->port = r.getPort();
+  if (r.getAlias()) FM_RETURN_IF_ERROR(ReadAlias(r, m));
   m->pid = r.getPid();
   m->pgid = r.getPgid();
   FM_RETURN_IF_ERROR(ReadText(r.getComm(), kMaxCommBytes, false, "comm", &m->comm));

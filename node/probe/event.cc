@@ -60,6 +60,7 @@ std::string_view DirectionName(Direction d) {
     case Direction::kActive: return "active";
     case Direction::kPassive: return "passive";
     case Direction::kUnknown: return "unknown";
+    case Direction::kForwarded: return "forwarded";
   }
   return "?";
 }

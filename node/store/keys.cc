@@ -133,6 +133,12 @@ std::string FlowRowKey(int level, int64_t bucket_ns, const FlowKey& key) {
   PutBigEndian16(&out, key.lport);
   PutAddr(&out, key.raddr);
   PutBigEndian16(&out, key.rport);
+  // The translated side only when there was one: a key without it is the
+  // same bytes as before NAT was read, so the rows of one flow stay one.
+  if (key.translated()) {
+    PutAddr(&out, key.xaddr);
+    PutBigEndian16(&out, key.xport);
+  }
   return out;
 }
 
@@ -148,7 +154,7 @@ bool ParseFlowRowKey(std::string_view key, FlowRowKeyParts* p) {
   const char* d = key.data();
   const uint8_t level = static_cast<uint8_t>(d[0]);
   const uint8_t dir = static_cast<uint8_t>(d[9]);
-  if (level >= kFlowLevels || dir > static_cast<uint8_t>(Direction::kPassive)) return false;
+  if (level >= kFlowLevels || dir > static_cast<uint8_t>(Direction::kForwarded)) return false;
   p->level = level;
   p->bucket_ns = static_cast<int64_t>(GetBigEndian64(d + 1));
   p->key.direction = static_cast<Direction>(dir);
@@ -159,9 +165,15 @@ bool ParseFlowRowKey(std::string_view key, FlowRowKeyParts* p) {
   if (!GetAddr(key, &pos, &p->key.laddr) || key.size() - pos < 2) return false;
   p->key.lport = GetBigEndian16(d + pos);
   pos += 2;
-  if (!GetAddr(key, &pos, &p->key.raddr) || key.size() - pos != 2) return false;
+  if (!GetAddr(key, &pos, &p->key.raddr) || key.size() - pos < 2) return false;
   p->key.rport = GetBigEndian16(d + pos);
-  return true;
+  pos += 2;
+  p->key.xaddr = IpAddr{};
+  p->key.xport = 0;
+  if (pos == key.size()) return true;
+  if (!GetAddr(key, &pos, &p->key.xaddr) || key.size() - pos != 2) return false;
+  p->key.xport = GetBigEndian16(d + pos);
+  return p->key.xport != 0;  // written only when translated
 }
 
 Result<FlowRowKeyParts> DecodeFlowRowKey(std::string_view key) {

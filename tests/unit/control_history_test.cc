@@ -114,6 +114,38 @@ TEST_F(ControlTest, EndpointsComeBackWithTheirProcesses) {
   EXPECT_EQ(EndpointsLine((*got)[0]).substr(0, 10), "0.0.0.0:80");
 }
 
+// Issue 14: a published port and a balancer's front cross the socket as
+// fronts with their targets, and a listener still reads as one.
+TEST_F(ControlTest, NatFrontsComeBackWithTheirTargets) {
+  EndpointView published;
+  published.endpoint.addr = IpAddr::V4(10, 213, 0, 8);
+  published.endpoint.port = 9090;
+  published.process = {4656, 0, 4656, 0, "nginx", "/usr/sbin/nginx"};
+  published.targets = {*Endpoint::Parse("172.18.0.2:80")};
+  EndpointView lb;
+  lb.endpoint.addr = IpAddr::V4(10, 213, 0, 9);
+  lb.endpoint.port = 8000;
+  lb.balancer = true;
+  lb.targets = {*Endpoint::Parse("10.213.0.3:8000"), *Endpoint::Parse("[2001:db8::4]:8000")};
+  EndpointView listener;
+  listener.endpoint.addr = IpAddr::V4(172, 18, 0, 2);
+  listener.endpoint.port = 80;
+  backend_.endpoints = {published, lb, listener};
+  Result<ControlClient> client = ControlClient::Connect(path_);
+  ASSERT_TRUE(client.ok());
+  Result<std::vector<EndpointView>> got = client->Endpoints();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].targets, published.targets);
+  EXPECT_FALSE((*got)[0].balancer);
+  EXPECT_EQ((*got)[0].process.comm, "nginx");
+  EXPECT_EQ((*got)[1].targets, lb.targets);
+  EXPECT_TRUE((*got)[1].balancer);
+  EXPECT_FALSE((*got)[2].alias());
+  EXPECT_EQ(EndpointsLine((*got)[1]),
+            "10.213.0.9:8000        -> 10.213.0.3:8000, [2001:db8::4]:8000 balancer");
+}
+
 LookNode Leaf(const std::string& host, uint16_t port, LookStatus status, uint64_t conns) {
   LookNode n;
   n.host = host;
@@ -142,6 +174,14 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   root.clients.push_back(Leaf("client-1", 0, LookStatus::kUnreachable, 4));
   root.clients.back().status_detail = "no answer from client-1 in time";
   root.clients.push_back(Leaf("client-2", 0, LookStatus::kUnconfirmed, 2));
+  // Through NAT: the root's published port, a dependency dialled as a VIP,
+  // a balancer's front.
+  root.aliases = {*Endpoint::Parse("10.213.0.2:9090"), *Endpoint::Parse("[2001:db8::2]:9090")};
+  root.dependencies[0].via = *Endpoint::Parse("10.213.250.1:80");
+  LookNode lb = Leaf("lb-1", 8000, LookStatus::kOk, 5);
+  lb.process.reset();
+  lb.balancer = true;
+  root.dependencies.push_back(lb);
   backend_.look_root = root;
   Result<ControlClient> client = ControlClient::Connect(path_);
   ASSERT_TRUE(client.ok());
@@ -160,7 +200,14 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   EXPECT_FALSE(got->stats.has_value());
   ASSERT_TRUE(got->process.has_value());
   EXPECT_EQ(got->process->exe, "/usr/sbin/nginx");
-  ASSERT_EQ(got->dependencies.size(), 1u);
+  ASSERT_EQ(got->dependencies.size(), 2u);
+  EXPECT_EQ(got->aliases, root.aliases);
+  EXPECT_EQ(got->via.port, 0) << "not set, not made up";
+  EXPECT_FALSE(got->balancer);
+  EXPECT_EQ(got->dependencies[0].via, *Endpoint::Parse("10.213.250.1:80"));
+  EXPECT_TRUE(got->dependencies[0].aliases.empty());
+  EXPECT_TRUE(got->dependencies[1].balancer);
+  EXPECT_FALSE(got->dependencies[1].process.has_value());
   EXPECT_EQ(got->dependencies[0].stats->connections, 12u);
   ASSERT_EQ(got->dependencies[0].dependencies.size(), 1u);
   EXPECT_EQ(got->dependencies[0].dependencies[0].status, LookStatus::kNoAgent);

@@ -83,6 +83,45 @@ TEST(KeyEncoding, FlowKeysRoundTripV4AndV6) {
   EXPECT_EQ(FlowRowKey(0, 0, passive).size(), 1u + 8 + 1 + 4 + 4 + 8 + 17 + 2 + 17 + 2);
 }
 
+TEST(KeyEncoding, TranslatedFlowKeysRoundTripAndUntranslatedKeysKeepTheirBytes) {
+  FlowKey via_vip = MakeFlowKey(4242, 80);
+  const std::string before = FlowRowKey(0, testing::kT0, via_vip);
+  via_vip.xaddr = IpAddr::V4(10, 213, 0, 2);
+  via_vip.xport = 8080;
+  FlowKey forwarded;
+  forwarded.direction = Direction::kForwarded;
+  forwarded.laddr = V6(1);
+  forwarded.lport = 8000;
+  forwarded.raddr = V6(2);
+  forwarded.xaddr = V6(3);
+  forwarded.xport = 8000;
+  for (const FlowKey& k : {via_vip, forwarded}) {
+    auto parts = DecodeFlowRowKey(FlowRowKey(2, testing::kT0, k));
+    ASSERT_TRUE(parts.ok()) << parts.status().message();
+    EXPECT_EQ(parts->key, k);
+  }
+  // A flow without translation is written as before NAT was read: a key of
+  // an older meshd is the same flow.
+  via_vip.xport = 0;
+  via_vip.xaddr = IpAddr{};
+  EXPECT_EQ(FlowRowKey(0, testing::kT0, via_vip), before);
+  auto old = DecodeFlowRowKey(before);
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->key.translated());
+
+  std::string good = FlowRowKey(0, testing::kT0, forwarded);
+  FlowKey untranslated = forwarded;
+  untranslated.xport = 0;
+  const size_t head = FlowRowKey(0, testing::kT0, untranslated).size();
+  ASSERT_EQ(good.size(), head + 17 + 2);
+  for (size_t n = head + 1; n < good.size(); ++n)
+    EXPECT_FALSE(DecodeFlowRowKey(good.substr(0, n)).ok()) << "length " << n;
+  std::string zero_port = good;
+  zero_port[zero_port.size() - 1] = 0;
+  zero_port[zero_port.size() - 2] = 0;
+  EXPECT_FALSE(DecodeFlowRowKey(zero_port).ok());  // a suffix is written only when translated
+}
+
 TEST(KeyEncoding, FlowKeysSortByLevelThenBucket) {
   FlowKey small = MakeFlowKey(1, 1), big = MakeFlowKey(0xffffffff, 65535);
   big.laddr = V6(9);

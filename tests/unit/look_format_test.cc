@@ -118,22 +118,22 @@ TEST(LookFormat, JsonIsDesignsSchema) {
       R"({"query": {"target": "10.213.0.2:80", "direction": "both", "depth": 1}, )"
       R"("root": {"host": "web-1", "addr": "10.213.0.2", "port": 80, )"
       R"("process": {"comm": "nginx", "pid": 123, "pgid": 120, "exe": "/usr/sbin/nginx"}, )"
-      R"("status": "ok", "status_detail": null, "clients": [)"
+      R"("balancer": false, "via": null, "aliases": [], "status": "ok", "status_detail": null, "clients": [)"
       R"({"host": "client-1", "addr": "10.213.0.1", "port": null, )"
       R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl"}, )"
-      R"("status": "ok", "status_detail": null, )"
+      R"("balancer": false, "via": null, "aliases": [], "status": "ok", "status_detail": null, )"
       R"("stats": {"connections": 12, "opened": 12, "bytes_tx": 3000, "bytes_rx": 500, "segs_out": 30, "segs_in": 25, )"
       R"("retrans": 1, "rtt_us": 150, "first_seen": "2025-11-21T23:45:46.123Z", )"
       R"("last_seen": "2025-11-21T23:46:40.000Z"}, "clients": [], "dependencies": []}], )"
       R"("dependencies": [)"
       R"({"host": "app-1", "addr": "10.213.0.3", "port": 8000, )"
       R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11"}, )"
-      R"("status": "depth-limit", "status_detail": null, )"
+      R"("balancer": false, "via": null, "aliases": [], "status": "depth-limit", "status_detail": null, )"
       R"("stats": {"connections": 1, "opened": 1, "bytes_tx": 0, )"
       R"("bytes_rx": 2097152, "segs_out": 0, "segs_in": 0, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}, )"
       R"({"host": null, "addr": "10.213.0.9", "port": 5432, "process": null, )"
-      R"("status": "no-agent", "status_detail": null, )"
+      R"("balancer": false, "via": null, "aliases": [], "status": "no-agent", "status_detail": null, )"
       R"("stats": {"connections": 2, "opened": 2, "bytes_tx": 0, "bytes_rx": 0, "segs_out": 0, "segs_in": 0, )"
       R"("retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
       R"("clients": [], "dependencies": []}]}})"
@@ -173,6 +173,93 @@ TEST(LookFormat, DotHasOneVertexPerProcessAndArrowsAlongTheCalls) {
   size_t first = dot.find("\n  \"web-1/g120\" [label=");
   ASSERT_NE(first, std::string::npos);
   EXPECT_EQ(dot.find("\n  \"web-1/g120\" [label=", first + 1), std::string::npos);
+}
+
+// Issue 14: a client on c1 dialled a Service VIP that its node translated
+// to s1's fmsrv, which docker-1 also publishes as host:9090; a balancer
+// front on lb-1 forwards to two backends.
+LookResult NatTree() {
+  LookResult r;
+  r.query.target = *Endpoint::Parse("10.213.5.1", true);
+  r.query.direction = LookDirection::kOut;
+  r.query.depth = 2;
+  r.root.host = "c1";
+  r.root.addr = *IpAddr::Parse("10.213.5.1");
+  r.root.process = Proc(700, 700, "fmcli", "/usr/bin/fmcli");
+  LookNode srv;
+  srv.host = "s1";
+  srv.addr = *IpAddr::Parse("10.213.5.2");
+  srv.port = 8080;
+  srv.process = Proc(800, 800, "fmsrv", "/usr/bin/fmsrv");
+  srv.via = *Endpoint::Parse("10.213.250.1:80");
+  srv.aliases = {*Endpoint::Parse("10.213.0.8:9090")};
+  srv.stats = FlowStats{};
+  srv.stats->connections = 20;
+  r.root.dependencies.push_back(srv);
+  LookNode lb;
+  lb.host = "lb-1";
+  lb.addr = *IpAddr::Parse("10.213.0.9");
+  lb.port = 8000;
+  lb.balancer = true;
+  lb.stats = FlowStats{};
+  lb.stats->connections = 4;
+  for (const char* backend : {"10.213.0.3", "10.213.0.4"}) {
+    LookNode b;
+    b.host = backend[9] == '3' ? "app-1" : "app-2";
+    b.addr = *IpAddr::Parse(backend);
+    b.port = 8000;
+    b.process = Proc(900, 900, "python3", "/usr/bin/python3");
+    b.stats = FlowStats{};
+    b.stats->connections = 2;
+    lb.dependencies.push_back(b);
+  }
+  r.root.dependencies.push_back(lb);
+  return r;
+}
+
+TEST(LookFormat, TextShowsViaAliasesAndBalancers) {
+  EXPECT_EQ(FormatLookTree(NatTree()),
+            "10.213.5.1 ('fmcli', pgid=700) on c1\n"
+            "└--> 10.213.5.2:8080 ('fmsrv', pgid=800) on s1 via 10.213.250.1:80 "
+            "(also 10.213.0.8:9090)  20 conns 0 B\n"
+            "└--> 10.213.0.9:8000 balancer on lb-1  4 conns 0 B\n"
+            "     └--> 10.213.0.3:8000 ('python3', pgid=900) on app-1  2 conns 0 B\n"
+            "     └--> 10.213.0.4:8000 ('python3', pgid=900) on app-2  2 conns 0 B\n");
+}
+
+TEST(LookFormat, JsonHasViaBalancerAndAliasesOnEveryNode) {
+  std::string json = FormatLookJson(NatTree());
+  EXPECT_THAT(json, HasSubstr(R"("host": "s1", "addr": "10.213.5.2", "port": 8080, )"
+                              R"("process": {"comm": "fmsrv", "pid": 800, "pgid": 800, )"
+                              R"("exe": "/usr/bin/fmsrv"}, "balancer": false, )"
+                              R"("via": "10.213.250.1:80", "aliases": ["10.213.0.8:9090"], )"
+                              R"("status": "ok")"));
+  EXPECT_THAT(json, HasSubstr(R"("host": "lb-1", "addr": "10.213.0.9", "port": 8000, )"
+                              R"("process": null, "balancer": true, "via": null, "aliases": [], )"));
+  // The root is no balancer and was dialled as nothing else.
+  EXPECT_THAT(json, HasSubstr(R"("exe": "/usr/bin/fmcli"}, "balancer": false, "via": null, )"
+                              R"("aliases": [], )"));
+}
+
+TEST(LookFormat, DotDrawsABalancerAsItsOwnDiamondAndLabelsViaEdges) {
+  LookResult r = NatTree();
+  // Both backends are one pgid on different hosts, and the balancer is
+  // reached again deeper: still one diamond.
+  LookNode again = r.root.dependencies[1];
+  again.dependencies.clear();
+  again.status = LookStatus::kCycle;
+  r.root.dependencies[0].dependencies.push_back(again);
+  std::string dot = FormatLookDot(r);
+  EXPECT_THAT(dot, HasSubstr(R"("lb-1/balancer/10.213.0.9:8000" )"
+                             R"([label="lb-1\n10.213.0.9:8000\nbalancer", shape=diamond];)"));
+  size_t first = dot.find("\n  \"lb-1/balancer/10.213.0.9:8000\" [");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(dot.find("\n  \"lb-1/balancer/10.213.0.9:8000\" [", first + 1), std::string::npos);
+  EXPECT_THAT(dot, HasSubstr(R"("c1/g700" -> "s1/g800" [label="20 conns\n0 B\nvia 10.213.250.1:80"];)"));
+  EXPECT_THAT(dot, HasSubstr(R"("c1/g700" -> "lb-1/balancer/10.213.0.9:8000" [label="4 conns\n0 B"];)"));
+  EXPECT_THAT(dot, HasSubstr(R"("lb-1/balancer/10.213.0.9:8000" -> "app-2/g900")"));
+  EXPECT_THAT(dot, HasSubstr(R"("s1/g800" [label="fmsrv (pgid=800)\n10.213.5.2:8080\non s1\n)"
+                             R"(also 10.213.0.8:9090"];)"));
 }
 
 TEST(LookFormat, Bytes) {

@@ -110,6 +110,52 @@ TEST(QueryWire, AnswersRoundTripByKind) {
   EXPECT_EQ((*back)[2].active[0].dependencies[0].remote, Ep("10.213.0.2:80"));
   EXPECT_FALSE((*back)[3].status.ok());
   EXPECT_EQ((*back)[3].status.message(), "store is read-only");
+  // No translation: NAT's fields stay unset.
+  EXPECT_EQ(bd.listener.port, 0);
+  EXPECT_FALSE(bd.balancer);
+  EXPECT_TRUE(bd.aliases.empty());
+  EXPECT_EQ(bd.dependencies[0].via.port, 0);
+}
+
+TEST(QueryWire, NatFieldsRoundTrip) {
+  std::vector<LookAnswer> answers(4);
+  EndpointDescription& d = answers[0].description;
+  d.found = true;
+  d.endpoint = Ep("10.213.0.8:9090");
+  d.listener = Ep("172.18.0.2:80");
+  d.aliases = {Ep("10.213.0.8:9090"), Ep("10.213.0.8:9091")};
+  d.dependencies = {{Ep("10.213.0.5:6379"), Stats(2), Ep("10.213.250.2:6379")}};
+  ClientProcess lb;
+  lb.balancer = true;
+  lb.endpoints = {Ep("10.213.0.9:8000")};
+  lb.clients = {{Ip("10.213.0.7"), Stats(5), Ep("10.213.0.9:8000")}};
+  ClientProcess curl;
+  curl.process = Proc(77, "curl");
+  curl.via = Ep("10.213.250.1:80");
+  answers[1].clients = {lb, curl};
+  ActiveProcess ap;
+  ap.process = Proc(77, "curl");
+  ap.dependencies = {{Ep("10.213.0.2:80"), Stats(3), Ep("10.213.250.1:80")}};
+  answers[2].active = {ap};
+  answers[3].description.found = true;
+  answers[3].description.balancer = true;
+
+  Result<std::vector<uint8_t>> bytes = EncodeAnswers(answers);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  Result<std::vector<LookAnswer>> back = DecodeAnswers(*bytes, Questions());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const EndpointDescription& bd = (*back)[0].description;
+  EXPECT_EQ(bd.listener, Ep("172.18.0.2:80"));
+  EXPECT_EQ(bd.aliases, d.aliases);
+  EXPECT_EQ(bd.dependencies[0].via, Ep("10.213.250.2:6379"));
+  ASSERT_EQ((*back)[1].clients.size(), 2u);
+  EXPECT_TRUE((*back)[1].clients[0].balancer);
+  EXPECT_EQ((*back)[1].clients[0].endpoints, lb.endpoints);
+  EXPECT_EQ((*back)[1].clients[0].clients[0].endpoint, Ep("10.213.0.9:8000"));
+  EXPECT_FALSE((*back)[1].clients[1].balancer);
+  EXPECT_EQ((*back)[1].clients[1].via, Ep("10.213.250.1:80"));
+  EXPECT_EQ((*back)[2].active[0].dependencies[0].via, Ep("10.213.250.1:80"));
+  EXPECT_TRUE((*back)[3].description.balancer);
 }
 
 TEST(QueryWire, MalformedOrMismatchedIsRefused) {

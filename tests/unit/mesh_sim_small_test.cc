@@ -51,6 +51,31 @@ TEST_F(MeshSimSmall, JoinsAndSharesTables) {
     if (m.name == SimCluster::NameOf(1)) EXPECT_EQ(m.endpoints, 0u);
 }
 
+// Issue 14: a node's NAT aliases spread to every member through the real
+// encoding (gossip and pulls), and their deletion too.
+TEST_F(MeshSimSmall, AliasesSpreadLikeEndpoints) {
+  AliasSummary published{*Endpoint::Parse("10.0.0.3:9090"), *Endpoint::Parse("172.18.0.2:80"),
+                         false, 42, 40, "nginx", "/usr/sbin/nginx"};
+  AliasSummary backend{*Endpoint::Parse("10.0.0.9:8000"), *Endpoint::Parse("10.0.0.4:8000"),
+                       true, 0, 0, "", ""};
+  c_.node(3).SetLocalTable({*IpAddr::Parse("10.0.0.3")}, {}, {published, backend});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(3, 3) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  for (size_t i = 0; i < 5; i++) {
+    for (const NodeTable& t : c_.node(i).Tables()) {
+      if (t.name != SimCluster::NameOf(3)) continue;
+      EXPECT_TRUE(t.endpoints.empty()) << "node " << i;
+      EXPECT_EQ(t.aliases, (std::vector<AliasSummary>{published, backend})) << "node " << i;
+    }
+  }
+  c_.node(3).SetLocalTable({*IpAddr::Parse("10.0.0.3")}, {}, {published});
+  ASSERT_TRUE(c_.net().RunUntil([&] { return c_.CountHoldingTable(3, 4) == 5; },
+                                c_.net().NowNs() + 10 * kSecond, 10 * kMs));
+  for (const NodeTable& t : c_.node(0).Tables())
+    if (t.name == SimCluster::NameOf(3)) EXPECT_EQ(t.aliases, std::vector<AliasSummary>{published});
+  EXPECT_EQ(c_.node(0).Stats().malformed, 0u);
+}
+
 TEST_F(MeshSimSmall, KilledNodeIsDeclaredDead) {
   c_.Kill(2);
   ASSERT_TRUE(c_.net().RunUntil([&] { return c_.AllSee(2, MemberState::kDead); },

@@ -1,5 +1,5 @@
 // What meshctl prints: JSON escaping, watch lines and objects, the top table
-// and its rates, status.
+// and its rates, status, endpoints with NAT fronts.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -352,6 +352,49 @@ TEST(StatusFormat, MeshRefusalsAndFlapping) {
                    "{\"name\":\"cache-1\",\"flaps\":1,\"false_deaths\":1}]}"),
             std::string::npos)
       << j;
+}
+
+// `endpoints --all`: listeners keep their columns; a NAT front shows what it
+// reaches, whose, and which kind.
+TEST(EndpointsFormat, PublishedPortsAndBalancerFrontsWithTheirTargets) {
+  EndpointView listener;
+  listener.node = "docker-1";
+  listener.endpoint.addr = IpAddr::V4(172, 18, 0, 2);
+  listener.endpoint.port = 80;
+  listener.process = {4656, 0, 4650, 1, "nginx", "/usr/sbin/nginx"};
+  EndpointView published = listener;
+  published.endpoint.addr = IpAddr::V4(10, 213, 0, 8);
+  published.endpoint.port = 9090;
+  published.targets = {*Endpoint::Parse("172.18.0.2:80")};
+  EndpointView lb;
+  lb.node = "lb-1";
+  lb.endpoint.addr = IpAddr::V4(10, 213, 0, 9);
+  lb.endpoint.port = 8000;
+  lb.balancer = true;
+  lb.targets = {*Endpoint::Parse("10.213.0.3:8000"), *Endpoint::Parse("10.213.0.4:8000")};
+  EXPECT_EQ(EndpointsLine(listener, true),
+            "docker-1         172.18.0.2:80          4656    4650    nginx           -          "
+            "/usr/sbin/nginx");
+  EXPECT_EQ(EndpointsLine(published, true),
+            "docker-1         10.213.0.8:9090        -> 172.18.0.2:80 ('nginx', pid=4656) published");
+  EXPECT_EQ(EndpointsLine(lb, true),
+            "lb-1             10.213.0.9:8000        -> 10.213.0.3:8000, 10.213.0.4:8000 balancer");
+  EXPECT_EQ(EndpointsLine(lb), "10.213.0.9:8000        -> 10.213.0.3:8000, 10.213.0.4:8000 balancer");
+
+  std::string json = EndpointsJson({listener, published, lb}, true);
+  EXPECT_NE(json.find(R"({"node":"docker-1","family":"ipv4","addr":"172.18.0.2","port":80,)"
+                      R"("kind":"listen",)"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("since":null,"targets":[]})"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("port":9090,"kind":"published","netns":null,"pid":4656,)"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("targets":["172.18.0.2:80"]})"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("kind":"balancer","netns":null,"pid":null,"pgid":null,"comm":null,)"
+                      R"("exe":null,"since":null,"targets":["10.213.0.3:8000","10.213.0.4:8000"]})"),
+            std::string::npos)
+      << json;
 }
 
 }  // namespace

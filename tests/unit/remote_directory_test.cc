@@ -122,6 +122,63 @@ TEST_F(MeshLookTest, OwnersComeFromTheGossipedTables) {
   EXPECT_FALSE(dir->OwnerOfAddress(Ip("10.213.0.77")).has_value());
 }
 
+LookMember WithAliases(LookMember m, std::vector<MemberAlias> aliases) {
+  m.aliases = std::move(aliases);
+  return m;
+}
+
+TEST_F(MeshLookTest, AFrontBelongsToTheMemberWhoseNatTranslatesItAfterRealListeners) {
+  auto dir = Directory({
+      // docker -p 9090:80 on docker-1: host:9090 -> the container's nginx.
+      WithAliases(Table("docker-1", "10.213.0.8:7946", {Ip("10.213.0.8")}, {Ep("172.18.0.2:80")}),
+                  {{Ep("10.213.0.8:9090"), Ep("172.18.0.2:80"), false}}),
+      // A balancer's VIP to two backends.
+      WithAliases(Table("lb-1", "10.213.0.9:7946", {Ip("10.213.0.9")}, {}),
+                  {{Ep("10.213.0.9:8000"), Ep("10.213.0.3:8000"), true},
+                   {Ep("10.213.0.9:8000"), Ep("10.213.0.4:8000"), true},
+                   // A stale claim on a port where another member listens.
+                   {Ep("10.213.0.3:8000"), Ep("10.213.0.4:8000"), true}}),
+      Table("app-1", "10.213.0.3:7946", {Ip("10.213.0.3")}, {Ep("10.213.0.3:8000")}),
+  });
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.8:9090"))->name, "docker-1");
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.9:8000"))->name, "lb-1");
+  EXPECT_EQ(dir->OwnerOfEndpoint(Ep("10.213.0.3:8000"))->name, "app-1") << "a listener wins";
+  EXPECT_FALSE(dir->OwnerOfEndpoint(Ep("10.213.0.9:8001")).has_value());
+  EXPECT_EQ(dir->FrontsOf(Ep("10.213.0.4:8000")),
+            (std::vector<Endpoint>{Ep("10.213.0.3:8000"), Ep("10.213.0.9:8000")}));
+  EXPECT_EQ(dir->FrontsOf(Ep("10.213.0.3:8000")), std::vector<Endpoint>{Ep("10.213.0.9:8000")});
+  EXPECT_TRUE(dir->FrontsOf(Ep("172.18.0.2:80")).empty()) << "a published port is no balancer";
+}
+
+TEST_F(MeshLookTest, AFrontSeveralMembersClaimGoesToTheSameOneEveryTime) {
+  MemberAlias vip{Ep("10.96.0.10:80"), Ep("10.213.0.3:8000"), true};
+  MemberAlias own{Ep("10.213.0.7:80"), Ep("10.213.0.3:8000"), true};
+  // kube-proxy: every node translates the Service VIP.
+  std::vector<LookMember> members = {
+      WithAliases(Table("node-c", "10.213.0.6:7946", {Ip("10.213.0.6")}, {}), {vip}),
+      WithAliases(Table("node-a", "10.213.0.5:7946", {Ip("10.213.0.5")}, {}, "dead"), {vip}),
+      WithAliases(Table("node-b", "10.213.0.7:7946", {Ip("10.213.0.7")}, {}), {vip, own}),
+  };
+  for (int order = 0; order < 2; order++) {
+    auto dir = Directory(members);
+    // Live before dead, then the smallest name.
+    EXPECT_EQ(dir->OwnerOfEndpoint(vip.front)->name, "node-b");
+    std::reverse(members.begin(), members.end());
+  }
+  // A member that has the front's address wins over a smaller name.
+  members.push_back(
+      WithAliases(Table("node-0", "10.213.0.4:7946", {Ip("10.213.0.4")}, {}), {own}));
+  EXPECT_EQ(Directory(members)->OwnerOfEndpoint(own.front)->name, "node-b");
+  members.back().addresses.push_back(Ip("10.96.0.10"));
+  EXPECT_EQ(Directory(members)->OwnerOfEndpoint(vip.front)->name, "node-b")
+      << "node-0 does not claim the VIP";
+  members.back().aliases.push_back(vip);
+  EXPECT_EQ(Directory(members)->OwnerOfEndpoint(vip.front)->name, "node-0");
+  // Only dead members claim it: still theirs (an unreachable leaf, not no-agent).
+  auto dead = Directory({members[1]});
+  EXPECT_EQ(dead->OwnerOfEndpoint(vip.front)->name, "node-a");
+}
+
 TEST_F(MeshLookTest, OneQueryPerMemberAndLevelDeadMembersAreNotAsked) {
   auto dir = Directory({
       Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")}, {}),

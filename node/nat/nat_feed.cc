@@ -1,0 +1,108 @@
+// NatFeed: conntrack's events into the NAT table, in step with the probe.
+#include "node/nat/nat_feed.h"
+
+#include <utility>
+
+#include "node/common/clock.h"
+#include "node/common/log.h"
+
+namespace flowmesh {
+namespace {
+
+// Per Refresh: a burst beyond this waits for the next round (the socket's
+// buffer holds it) rather than stalling the probe's events.
+constexpr size_t kMaxEventsPerRefresh = 16384;
+
+}  // namespace
+
+NatFeed::NatFeed(std::unique_ptr<ConntrackReader> reader, NatTableOptions options)
+    : reader_(std::move(reader)), table_(options) {
+  scratch_.reserve(256);
+}
+
+Status NatFeed::Seed(int64_t now_ns) {
+  std::vector<CtEntry> all;
+  Status s = reader_->Dump(&all);
+  if (s.ok()) table_.Replace(all, now_ns);
+  incomplete_ = !s.ok();
+  Publish();
+  return s;
+}
+
+void NatFeed::Refresh(int64_t now_ns) {
+  size_t taken = 0;
+  while (taken < kMaxEventsPerRefresh) {
+    scratch_.clear();
+    bool lost = false;
+    Status s = reader_->Drain(&scratch_, 1024, &lost);
+    for (const CtEvent& ev : scratch_) table_.Apply(ev, now_ns);
+    taken += scratch_.size();
+    if (lost) incomplete_ = true;
+    if (!s.ok()) {
+      if (Loggable()) FM_LOG(Warn, "nat") << "reading conntrack events failed: " << s.message();
+      break;
+    }
+    if (scratch_.empty()) break;
+  }
+  if (incomplete_) Resync(now_ns);
+  Publish();
+}
+
+void NatFeed::Resync(int64_t now_ns) {
+  std::vector<CtEntry> all;
+  Status s = reader_->Dump(&all);
+  if (!s.ok()) {
+    resync_failures_++;
+    if (Loggable())
+      FM_LOG(Warn, "nat") << "conntrack events were lost and the dump to replace them failed (" << s.message()
+        << "); new connections are looked up in the kernel one by one until one works";
+    return;
+  }
+  table_.Replace(all, now_ns);
+  resyncs_++;
+  incomplete_ = false;
+  if (Loggable())
+    FM_LOG(Warn, "nat") << "conntrack events were lost (the socket's buffer overflowed); "
+                           "the table was read again whole ("
+                        << all.size() << " entries)";
+}
+
+std::optional<CtEntry> NatFeed::ClaimOriginal(const Endpoint& local, const Endpoint& remote) {
+  std::optional<CtEntry> e = table_.ClaimOriginal(local, remote);
+  if (e || !incomplete_) return e;
+  // The table may lack it: ask the kernel about this one connection.
+  kernel_lookups_++;
+  Result<std::optional<CtEntry>> got = reader_->Get(CtTuple{local, remote});
+  if (!got.ok() || !*got || !(*got)->translated()) return std::nullopt;
+  table_.Apply(CtEvent{CtEventKind::kNew, **got}, 0);
+  return table_.ClaimOriginal(local, remote);
+}
+
+std::optional<CtEntry> NatFeed::ClaimReply(const Endpoint& local, const Endpoint& remote) {
+  // A reply tuple cannot be asked for: the kernel is keyed by the original,
+  // which is what this side does not know. The resync dump covers it.
+  return table_.ClaimReply(local, remote);
+}
+
+bool NatFeed::Loggable() {
+  uint64_t held = 0;
+  return log_limit_.Allow(MonotonicNs(), &held);
+}
+
+void NatFeed::Publish() {
+  NatFeedStats s;
+  s.reader = reader_->Stats();
+  s.table = table_.Stats();
+  s.resyncs = resyncs_;
+  s.resync_failures = resync_failures_;
+  s.kernel_lookups = kernel_lookups_;
+  std::lock_guard lock(stats_mu_);
+  stats_ = s;
+}
+
+NatFeedStats NatFeed::Stats() const {
+  std::lock_guard lock(stats_mu_);
+  return stats_;
+}
+
+}  // namespace flowmesh

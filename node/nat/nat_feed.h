@@ -1,0 +1,64 @@
+// Connection tracking as the aggregator uses it: the reader's events taken
+// into the NAT table just before the probe's events are applied (so a
+// connection's translation, confirmed by the kernel before the connection
+// was established, is always in by then), a whole dump after lost events,
+// and a lookup in the kernel while the table may be incomplete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/common/log.h"
+#include "node/nat/conntrack.h"
+#include "node/nat/nat_table.h"
+
+namespace flowmesh {
+
+struct NatFeedStats {
+  ConntrackStats reader;
+  NatTableStats table;
+  uint64_t resyncs = 0;          // whole dumps after lost events
+  uint64_t resync_failures = 0;  // ... that failed (the table may miss entries until one works)
+  uint64_t kernel_lookups = 0;   // connections looked up in the kernel meanwhile
+};
+
+class NatFeed {
+ public:
+  explicit NatFeed(std::unique_ptr<ConntrackReader> reader, NatTableOptions options = {});
+
+  // The start-up dump: every translated connection open now.
+  Status Seed(int64_t now_ns);
+  // Takes in every pending event (bounded per call); after lost events, a
+  // whole dump. The probe thread, before each run of events.
+  void Refresh(int64_t now_ns);
+
+  std::optional<CtEntry> ClaimOriginal(const Endpoint& local, const Endpoint& remote);
+  std::optional<CtEntry> ClaimReply(const Endpoint& local, const Endpoint& remote);
+  std::vector<ForwardedEvent> TakeForwarded(int64_t now_ns) { return table_.TakeForwarded(now_ns); }
+
+  uint32_t netns() const { return reader_->netns(); }
+  // Any thread: a copy made after the last Refresh.
+  NatFeedStats Stats() const;
+
+ private:
+  void Resync(int64_t now_ns);
+  void Publish();
+  // At most one warning a minute: a flood of lost events is one problem.
+  bool Loggable();
+
+  std::unique_ptr<ConntrackReader> reader_;
+  NatTable table_;
+  std::vector<CtEvent> scratch_;
+  // Events were lost and no dump has replaced them yet.
+  bool incomplete_ = false;
+  uint64_t resyncs_ = 0, resync_failures_ = 0, kernel_lookups_ = 0;
+  log::RateLimit log_limit_{60'000'000'000};
+  mutable std::mutex stats_mu_;
+  NatFeedStats stats_;  // guarded by stats_mu_
+};
+
+}  // namespace flowmesh
