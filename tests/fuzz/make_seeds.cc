@@ -274,10 +274,12 @@ void QueryWireSeeds() {
   a_describe.description.clients = {{Ip("10.0.0.1"), Stats(), pg}};
   a_describe.description.dependencies = {{{Ip("10.0.0.9"), 443}, Stats()}};
   LookAnswer a_clients;
-  a_clients.clients = {{Proc(77, "api", "/srv/api"),
-                        Stats(),
-                        {{Ip("10.0.0.1"), 8080}},
-                        {{Ip("10.0.0.5"), Stats(), {Ip("10.0.0.1"), 8080}}}}};
+  ClientProcess api;  // by field: ClientProcess grew balancer and via (issue 14)
+  api.process = Proc(77, "api", "/srv/api");
+  api.stats = Stats();
+  api.endpoints = {{Ip("10.0.0.1"), 8080}};
+  api.clients = {{Ip("10.0.0.5"), Stats(), {Ip("10.0.0.1"), 8080}}};
+  a_clients.clients = {api};
   LookAnswer a_active;
   a_active.active = {{Proc(90, "worker", "/srv/worker"), Stats(), {{pg, Stats()}}}};
   LookAnswer unreachable;
