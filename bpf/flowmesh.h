@@ -14,6 +14,7 @@
 
 #define FM_TASK_COMM_LEN 16
 #define FM_MAX_PORT_FILTER 16
+#define FM_MAX_NETNS_FILTER 8 /* meshd --netns a,b,...: at most this many */
 
 enum fm_event_kind {
 	FM_EV_OPEN = 1,     /* connection reached ESTABLISHED */

@@ -38,7 +38,8 @@
 #define FM_TCP_LISTEN 10
 
 /* Filters, fixed before load by meshd (0 = everything). */
-const volatile __u32 filter_netns = 0;
+const volatile __u32 filter_nnetns = 0;
+const volatile __u32 filter_netns[FM_MAX_NETNS_FILTER] = {};
 const volatile __u16 filter_family = 0;
 const volatile __u16 filter_nports = 0;
 const volatile __u16 filter_ports[FM_MAX_PORT_FILTER] = {};
@@ -97,6 +98,19 @@ static __always_inline bool port_selected(__u16 lport, __u16 rport)
 		if (i >= filter_nports)
 			break;
 		if (filter_ports[i] == lport || filter_ports[i] == rport)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool netns_selected(__u32 netns)
+{
+	if (filter_nnetns == 0)
+		return true;
+	for (int i = 0; i < FM_MAX_NETNS_FILTER; i++) {
+		if (i >= filter_nnetns)
+			break;
+		if (filter_netns[i] == netns)
 			return true;
 	}
 	return false;
@@ -401,7 +415,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 		return 0;
 	netns = btf ? sk->__sk_common.skc_net.net->ns.inum
 		    : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (filter_netns && netns != filter_netns)
+	if (!netns_selected(netns))
 		return 0;
 	/* inet_sport, not skc_num: at CLOSE the port is already released and
 	 * skc_num reads 0; inet_sport keeps it (as the tracepoint's own

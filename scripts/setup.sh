@@ -19,6 +19,9 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # NAT: nft rules in the conntrack kernel tests and the lab's NAT hosts,
+  # redis-cli through a VIP, capsh (a meshd without CAP_NET_ADMIN)
+  nftables redis-tools libcap2-bin
   # promtool, which checks meshd's --metrics-listen output in a kernel test
   prometheus
   # man pages: rendered and checked by tests/packaging

@@ -13,6 +13,7 @@ extern const char* const kLabSh;  // tests/integration/lab.sh
 extern const char* const kTopologySh;
 extern const char* const kPingPongPy;
 extern const char* const kHostilePeerPy;
+extern const char* const kLookLinesPy;  // tests/integration/look_lines.py
 extern const char* const kPoolPy;  // tests/tools/pool.py
 
 }  // namespace flowmesh::testing::paths
@@ -24,4 +25,5 @@ extern const char* const kPoolPy;  // tests/tools/pool.py
 #define TOPOLOGY_SH (::flowmesh::testing::paths::kTopologySh)
 #define PING_PONG_PY (::flowmesh::testing::paths::kPingPongPy)
 #define HOSTILE_PEER_PY (::flowmesh::testing::paths::kHostilePeerPy)
+#define LOOK_LINES_PY (::flowmesh::testing::paths::kLookLinesPy)
 #define POOL_PY (::flowmesh::testing::paths::kPoolPy)

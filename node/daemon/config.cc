@@ -16,6 +16,7 @@
 #include "node/daemon/config_layers.h"
 #include "node/mesh/keyring.h"
 #include "node/mesh/wire.h"
+#include "node/probe/netns.h"
 
 namespace flowmesh {
 namespace {
@@ -181,8 +182,9 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->envname("MESHD_PROBE_INTERVAL")
       ->capture_default_str();
   app.add_option("--netns", cfg.netns,
-                 "Network namespaces to record: all, self (the one meshd runs in) or an inode "
-                 "number as in /proc/<pid>/ns/net")
+                 "Network namespaces to record: all, or a comma list (at most 8) of self (the "
+                 "one meshd runs in), inode numbers as in /proc/<pid>/ns/net and namespace "
+                 "files such as /run/netns/NAME or /proc/PID/ns/net, e.g. self,/run/netns/web")
       ->type_name("NETNS")
       ->envname("MESHD_NETNS")
       ->capture_default_str();
@@ -426,13 +428,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     cfg.ports = *p;
   }
   cfg.family = family == "ipv4" ? AF_INET : family == "ipv6" ? AF_INET6 : 0;
-  if (cfg.netns != "all" && cfg.netns != "self") {
-    uint32_t inode = 0;
-    auto [ptr, ec] = std::from_chars(cfg.netns.data(), cfg.netns.data() + cfg.netns.size(), inode);
-    if (ec != std::errc() || ptr != cfg.netns.data() + cfg.netns.size() || inode == 0)
-      return usage(at("--netns") + "'" + cfg.netns +
-                   "' is not all, self or a namespace inode (see: stat -L -c %i /proc/PID/ns/net)");
-  }
+  if (Status ns = CheckNetnsList(cfg.netns); !ns.ok()) return usage(at("--netns") + ns.message());
   if (cfg.node_name.empty()) return usage(at("--node-name") + "must not be empty");
   if (Status s = CheckLimits(cfg, layers); !s.ok()) return usage(s.message());
   if (print_config) {
@@ -448,15 +444,70 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   return cfg;
 }
 
-Result<uint32_t> ResolveNetns(const std::string& spec, const std::string& proc_root) {
-  if (spec == "all") return uint32_t{0};
-  if (spec == "self") {
-    std::string path = proc_root + "/self/ns/net";
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "cannot stat " + path);
-    return static_cast<uint32_t>(st.st_ino);
+Status CheckNetnsList(const std::string& spec) {
+  if (spec == "all") return Status::Ok();
+  std::vector<std::string> items = SplitNetnsList(spec);
+  if (items.size() > FM_MAX_NETNS_FILTER)
+    return InvalidArgument("'" + spec + "' lists " + std::to_string(items.size()) +
+                           " namespaces; at most " + std::to_string(FM_MAX_NETNS_FILTER) +
+                           " (or all)");
+  for (const std::string& item : items) {
+    if (item == "self" || (!item.empty() && item.front() == '/')) continue;
+    uint32_t inode = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), inode);
+    if (ec == std::errc() && ptr == item.data() + item.size() && inode != 0) continue;
+    if (item == "all")
+      return InvalidArgument("'" + spec + "': all stands alone, not in a list");
+    return InvalidArgument("'" + item + "' is not self, a namespace inode (see: stat -L -c %i "
+                           "/proc/PID/ns/net) or a namespace file path (/run/netns/NAME, "
+                           "/proc/PID/ns/net); give all or a comma list of those");
   }
-  return static_cast<uint32_t>(std::stoul(spec));
+  return Status::Ok();
+}
+
+Result<std::vector<NetnsRef>> ResolveNetns(const std::string& spec, const std::string& proc_root) {
+  std::vector<NetnsRef> out;
+  if (spec == "all") return out;
+  FM_RETURN_IF_ERROR(CheckNetnsList(spec).WithContext("--netns"));
+  for (const std::string& item : SplitNetnsList(spec)) {
+    NetnsRef ref;
+    if (item == "self") {
+      std::string path = proc_root + "/self/ns/net";
+      Result<uint32_t> inode = NetnsInodeOfPath(path);
+      if (!inode.ok()) return inode.status().WithContext("--netns: self");
+      ref.inode = *inode;
+    } else if (item.front() == '/') {
+      Result<uint32_t> inode = NetnsInodeOfPath(item);
+      if (!inode.ok())
+        return Status(inode.status().code(),
+                      "--netns: " + inode.status().message() +
+                          "; give an existing namespace file (ip netns list shows the names "
+                          "under /run/netns) or drop it from the list");
+      ref.inode = *inode;
+      ref.path = item;
+    } else {
+      ref.inode = static_cast<uint32_t>(std::stoul(item));
+    }
+    // The same namespace twice (self and its path) is recorded once.
+    if (std::none_of(out.begin(), out.end(), [&](const NetnsRef& r) { return r.inode == ref.inode; }))
+      out.push_back(std::move(ref));
+  }
+  return out;
+}
+
+std::vector<std::string> SplitNetnsList(const std::string& spec) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = spec.find(',', start);
+    std::string item = spec.substr(start, comma == std::string::npos ? comma : comma - start);
+    // Spaces around commas are a typing habit, not part of a path.
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    out.push_back(std::move(item));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 }  // namespace flowmesh

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "node/common/status.h"
+#include "node/probe/probe.h"
 
 namespace flowmesh {
 
@@ -19,7 +20,7 @@ struct DaemonConfig {
   std::string control_socket = "/run/flowmesh/meshd.sock";
   ProbeMode probe_mode = ProbeMode::kAuto;
   std::chrono::milliseconds probe_interval{1000};
-  std::string netns = "all";  // "all", "self" or an inode number
+  std::string netns = "all";  // "all", or a comma list of self, inodes and namespace file paths
   std::vector<uint16_t> ports;
   uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
   std::string proc_root = "/proc";
@@ -64,8 +65,13 @@ inline constexpr const char* kDefaultConfigPath = "/etc/flowmesh/meshd.toml";
 // the caller exits with *exit_code (0 for help and --print-config, 2 for a usage error).
 std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_code);
 
-// Resolves --netns to an inode (0 = all namespaces).
-Result<uint32_t> ResolveNetns(const std::string& spec, const std::string& proc_root);
+// --netns: "all", or a comma list of self, inode numbers and namespace file
+// paths, at most FM_MAX_NETNS_FILTER. CheckNetnsList checks the spelling;
+// ResolveNetns opens the paths and returns the namespaces, distinct inodes in
+// the order given (empty = all). Errors name the flag and the fix.
+Status CheckNetnsList(const std::string& spec);
+Result<std::vector<NetnsRef>> ResolveNetns(const std::string& spec, const std::string& proc_root);
+std::vector<std::string> SplitNetnsList(const std::string& spec);
 
 std::string_view ProbeModeName(ProbeMode m);
 

@@ -12,6 +12,7 @@
 #include "node/common/sched.h"
 #include "node/metrics/exposition.h"
 #include "node/probe/bpf_probe.h"
+#include "node/probe/netns.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
 
@@ -20,9 +21,20 @@ namespace {
 
 constexpr int kProbeWaitMs = 200;
 
-std::string NetnsLabel(const std::string& spec, uint32_t inode) {
-  if (inode == 0) return "all";
-  return spec == "self" ? "self (" + std::to_string(inode) + ")" : std::to_string(inode);
+// "all", or each listed namespace with its inode: "self (4026531840),
+// /run/netns/web (4026532290), 4026532311".
+std::string NetnsLabel(const std::vector<NetnsRef>& refs) {
+  if (refs.empty()) return "all";
+  Result<uint32_t> self = SelfNetnsInode();
+  std::string out;
+  for (const NetnsRef& r : refs) {
+    if (!out.empty()) out += ", ";
+    const std::string inode = std::to_string(r.inode);
+    if (!r.path.empty()) out += r.path + " (" + inode + ")";
+    else if (self.ok() && *self == r.inode) out += "self (" + inode + ")";
+    else out += inode;
+  }
+  return out;
 }
 
 }  // namespace
@@ -63,7 +75,7 @@ Status Daemon::Init() {
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
   FM_RETURN_IF_ERROR(InitMetrics());
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
-                        << " probe, netns " << NetnsLabel(config_.netns, filter_.netns)
+                        << " probe, netns " << NetnsLabel(filter_.netns)
                         << ", control socket " << config_.control_socket;
   return Status::Ok();
 }
@@ -164,7 +176,11 @@ void Daemon::ReportMissingCapabilities() const {
   check(Cap::kDacReadSearch,
         "/proc/<pid>/fd of other users' processes cannot be listed: their sockets that existed "
         "at start-up (in polling mode, all of them) cannot be tied to a process");
-  if (probe_ && probe_->Mode() == "polling" && filter_.netns == 0)
+  Result<uint32_t> self = SelfNetnsInode();
+  const bool elsewhere =
+      filter_.netns.empty() || std::any_of(filter_.netns.begin(), filter_.netns.end(),
+                                           [&](const NetnsRef& r) { return !self.ok() || r.inode != *self; });
+  if (probe_ && probe_->Mode() == "polling" && elsewhere)
     check(Cap::kSysAdmin,
           "polling cannot enter other network namespaces (setns), so only meshd's own is "
           "seen; the eBPF probe sees them all, or say --netns self");
@@ -357,7 +373,7 @@ NodeStatus Daemon::GetStatus() {
   s.started_ns = started_ns_;
   s.probe_mode = std::string(probe_ ? probe_->Mode() : "none");
   s.probe_reason = probe_reason_;
-  s.netns = NetnsLabel(config_.netns, filter_.netns);
+  s.netns = NetnsLabel(filter_.netns);
   if (probe_) s.probe = probe_->Stats();
   if (reconciler_) {
     ReconcilerStats rs = reconciler_->Stats();

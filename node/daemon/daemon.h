@@ -16,6 +16,7 @@
 #include "node/daemon/daemon_metrics.h"
 #include "node/daemon/drain_barrier.h"
 #include "node/daemon/mesh_service.h"
+#include "node/daemon/netns_addresses.h"
 #include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
 #include "node/flow/process_cache.h"
@@ -99,6 +100,7 @@ class Daemon final : public ControlBackend {
   std::string nat_state_;  // for status: "on" or "off: why"
   std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<LookService> look_;
+  std::unique_ptr<NetnsAddressBook> netns_addresses_;  // before mesh_: its publisher reads it
   std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<Probe> probe_;
   std::string probe_reason_;

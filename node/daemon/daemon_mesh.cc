@@ -40,18 +40,24 @@ Status Daemon::InitMesh() {
     return look_->Refuse(query, why);
   };
   mo.query_latency = &look_->latency().peer;
+  netns_addresses_ = std::make_unique<NetnsAddressBook>(filter_.netns, config_.proc_root);
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
 }
 
 LocalTable Daemon::MeshTable() {
   LocalTable t;
-  t.addresses = GossipAddresses();
+  // Several namespaces (--netns self,/run/netns/c): each one's addresses are
+  // the node's, and a wildcard listener serves its own namespace's only.
+  std::optional<AddressesByNetns> by_netns = netns_addresses_->Read();
+  t.addresses = by_netns ? AllAddresses(*by_netns) : GossipAddresses();
   for (const EndpointRecord& e : LiveEndpoints()) {
     // Loopback listeners are not reachable from other hosts.
     if (e.addr.is_loopback()) continue;
     ProcessDetails p = processes_->Lookup(e.proc);
-    t.endpoints.push_back({e.addr, e.port, p.pid, p.pgid, p.comm, p.exe});
+    for (const IpAddr& a : by_netns ? ServedAddresses(e.addr, e.netns, *by_netns)
+                                    : std::vector<IpAddr>{e.addr})
+      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe});
   }
   std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
     return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);

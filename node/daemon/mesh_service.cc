@@ -76,14 +76,16 @@ std::string TableFingerprint(const LocalTable& t) {
 
 }  // namespace
 
+bool Gossipable(const IpAddr& a) {
+  if (a.is_loopback() || a.is_unspecified()) return false;
+  // fe80::/10 is meaningless off the link it was seen on.
+  return a.is_v4() || a.bytes[0] != 0xfe || (a.bytes[1] & 0xc0) != 0x80;
+}
+
 std::vector<IpAddr> GossipAddresses() {
   std::vector<IpAddr> out;
-  for (const IpAddr& a : LocalAddresses()) {
-    if (a.is_loopback() || a.is_unspecified()) continue;
-    // fe80::/10 is meaningless off the link it was seen on.
-    if (!a.is_v4() && a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) continue;
-    out.push_back(a);
-  }
+  for (const IpAddr& a : LocalAddresses())
+    if (Gossipable(a)) out.push_back(a);
   return out;
 }
 

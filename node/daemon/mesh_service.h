@@ -147,5 +147,6 @@ class MeshService {
 // Non-loopback, non-link-local addresses of this host: what the node gossips
 // as its own (127.0.0.1 belongs to every host).
 std::vector<IpAddr> GossipAddresses();
+bool Gossipable(const IpAddr& a);
 
 }  // namespace flowmesh

@@ -225,17 +225,22 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
       }))
     std::erase_if(active, [&](const Flow& f) { return f.key.laddr != from; });
   struct Group {
+    std::string id;  // the process group
     ClientProcess cp;
     std::map<ProcId, uint64_t> members;  // -> connections
   };
-  std::map<std::string, Group> groups;
+  // By process group and what it dialled: connections that this node's NAT
+  // sent to the target from a VIP are apart from those that dialled it.
+  std::map<std::pair<std::string, Endpoint>, Group> groups;
   for (const Flow& f : active) {
-    Group& g = groups[procs.Group(f.key.pid, f.key.start_ticks)];
+    const Endpoint dialled{f.key.raddr, f.key.rport};
+    const Endpoint via = Reaches(dialled, target) ? Endpoint{} : dialled;
+    const std::string id = procs.Group(f.key.pid, f.key.start_ticks);
+    Group& g = groups[{id, via}];
+    g.id = id;
+    g.cp.via = via;
     g.cp.stats.Merge(f.stats);
     g.members[{f.key.pid, f.key.start_ticks}] += f.stats.active();
-    // Dialled something else that this node's NAT sent to the target.
-    if (g.cp.via.port == 0 && !Reaches({f.key.raddr, f.key.rport}, target))
-      g.cp.via = Endpoint{f.key.raddr, f.key.rport};
   }
   std::vector<ClientProcess> out;
   // A balancer's forwarded connections to the target: they reached it from
@@ -254,7 +259,7 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
     std::vector<const EndpointRecord*> mine;
     for (const WindowListener& wl : listeners) {
       const EndpointRecord& l = wl.record;
-      if (procs.Group(l.proc.pid, l.proc.start_ticks) != key) continue;
+      if (procs.Group(l.proc.pid, l.proc.start_ticks) != g.id) continue;
       const Endpoint at{l.addr, l.port};
       if (std::find(g.cp.endpoints.begin(), g.cp.endpoints.end(), at) != g.cp.endpoints.end())
         continue;  // listened there more than once in the window

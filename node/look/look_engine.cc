@@ -297,8 +297,10 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
         // A balancer's forwarded connections are one node per front: they
         // came from the balancer's address, dialled as its front.
         const Endpoint front = cp.endpoints.empty() ? Endpoint{s.up.ip, 0} : cp.endpoints[0];
+        // Connections that went through a VIP are apart from direct ones.
         std::string key = cp.balancer ? s.owner.name + "|b" + front.ToString()
-                                      : GroupKey(s.owner.name, cp.process);
+                                      : GroupKey(s.owner.name, cp.process) + "|v" +
+                                            (cp.via.port ? cp.via.ToString() : "");
         auto [it, inserted] = by_group.try_emplace(key);
         Candidate& c = it->second;
         if (inserted) {

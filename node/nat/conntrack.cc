@@ -126,6 +126,17 @@ void WalkDatagram(const char* data, size_t size, uint32_t seq, uint32_t portid,
   if (len > 0) p->skipped++;
 }
 
+// The header of a request to ctnetlink, in `buf` (MNL_SOCKET_BUFFER_SIZE).
+nlmsghdr* PutRequest(char* buf, uint16_t msg, uint16_t flags, uint8_t family) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  auto* gen = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  gen->nfgen_family = family;
+  gen->version = NFNETLINK_V0;
+  return nlh;
+}
+
 class NetlinkConntrackReader final : public ConntrackReader {
  public:
   NetlinkConntrackReader(mnl_socket* events, mnl_socket* query, uint32_t netns)
@@ -236,12 +247,7 @@ Status NetlinkConntrackReader::Request(nlmsghdr* req, const std::string& what,
 
 Status NetlinkConntrackReader::Probe() {
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  auto* gen = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  gen->nfgen_family = AF_UNSPEC;
-  gen->version = NFNETLINK_V0;
+  nlmsghdr* nlh = PutRequest(buf, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
   return Request(nlh, "cannot query conntrack", nullptr, nullptr);
 }
 
@@ -253,12 +259,7 @@ Status NetlinkConntrackReader::Dump(std::vector<CtEntry>* out) {
         std::string("conntrack dump of ") + (family == AF_INET ? "IPv4" : "IPv6") + " entries";
     for (int attempt = 1;; attempt++) {
       char buf[MNL_SOCKET_BUFFER_SIZE];
-      nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-      nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-      nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-      auto* gen = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-      gen->nfgen_family = family;
-      gen->version = NFNETLINK_V0;
+      nlmsghdr* nlh = PutRequest(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family);
       std::vector<CtEntry> part;
       bool interrupted = false;
       FM_RETURN_IF_ERROR(Request(nlh, what, &part, &interrupted));
@@ -283,12 +284,7 @@ Result<std::optional<CtEntry>> NetlinkConntrackReader::Get(const CtTuple& origin
                            original.dst.ToString() + ": the addresses are not of one family");
   stats_.gets++;
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  auto* gen = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  gen->nfgen_family = static_cast<uint8_t>(family);
-  gen->version = NFNETLINK_V0;
+  nlmsghdr* nlh = PutRequest(buf, IPCTNL_MSG_CT_GET, NLM_F_ACK, static_cast<uint8_t>(family));
   const bool v4 = family == AF_INET;
   const size_t alen = v4 ? 4 : 16;
   nlattr* tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
@@ -327,8 +323,9 @@ Result<std::unique_ptr<ConntrackReader>> ConntrackReader::Open() {
   auto reader = std::make_unique<NetlinkConntrackReader>(events, query, netns);
   if (mnl_socket_bind(events, NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_DESTROY,
                       MNL_SOCKET_AUTOPID) < 0) {
-    Status s = Status::FromErrno(errno, "cannot join the conntrack event groups");
-    return errno == EPERM || errno == EACCES ? WithFix(s, kNeedsNetAdmin) : s;
+    const int err = errno;
+    Status s = Status::FromErrno(err, "cannot join the conntrack event groups");
+    return err == EPERM || err == EACCES ? WithFix(s, kNeedsNetAdmin) : s;
   }
   if (mnl_socket_bind(query, 0, MNL_SOCKET_AUTOPID) < 0)
     return Status::FromErrno(errno, "cannot bind the conntrack query socket");

@@ -73,7 +73,11 @@ Status BpfProbe::Load(bool btf) {
   if (f.ports.size() > FM_MAX_PORT_FILTER)
     return InvalidArgument("at most " + std::to_string(FM_MAX_PORT_FILTER) +
                            " ports can be filtered in the kernel");
-  skel_->rodata->filter_netns = f.netns;
+  if (f.netns.size() > FM_MAX_NETNS_FILTER)
+    return InvalidArgument("at most " + std::to_string(FM_MAX_NETNS_FILTER) +
+                           " network namespaces can be filtered in the kernel");
+  skel_->rodata->filter_nnetns = static_cast<uint32_t>(f.netns.size());
+  for (size_t i = 0; i < f.netns.size(); i++) skel_->rodata->filter_netns[i] = f.netns[i].inode;
   skel_->rodata->filter_family = f.family;
   skel_->rodata->filter_nports = static_cast<uint16_t>(f.ports.size());
   for (size_t i = 0; i < f.ports.size(); i++) skel_->rodata->filter_ports[i] = f.ports[i];

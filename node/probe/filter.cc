@@ -6,11 +6,16 @@
 namespace flowmesh {
 
 bool ProbeFilter::Matches(const ConnKey& key) const {
-  if (netns != 0 && key.netns != netns) return false;
+  if (!RecordsNetns(key.netns)) return false;
   if (family != 0 && key.family() != family) return false;
   if (ports.empty()) return true;
   return std::find(ports.begin(), ports.end(), key.lport) != ports.end() ||
          (key.rport != 0 && std::find(ports.begin(), ports.end(), key.rport) != ports.end());
+}
+
+bool ProbeFilter::RecordsNetns(uint32_t inode) const {
+  return netns.empty() || std::any_of(netns.begin(), netns.end(),
+                                      [&](const NetnsRef& n) { return n.inode == inode; });
 }
 
 }  // namespace flowmesh

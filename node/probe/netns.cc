@@ -2,14 +2,21 @@
 #include "node/probe/netns.h"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <map>
+#include <cstring>
+#include <optional>
 
 #include "node/common/log.h"
 #include "node/proc/process.h"
@@ -77,6 +84,93 @@ Result<uint32_t> SelfNetnsInode() {
     return Status::FromErrno(
         errno, std::string("cannot stat ") + kThreadSelfNet + " (is procfs mounted on /proc?)");
   return static_cast<uint32_t>(st.st_ino);
+}
+
+Result<uint32_t> NetnsInodeOfPath(const std::string& path) {
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (err == ENOENT) return NotFound(path + ": no such network namespace");
+    return Status::FromErrno(err, "cannot open " + path);
+  }
+  struct statfs fs {};
+  if (fstatfs(fd.get(), &fs) != 0) return Status::FromErrno(errno, "cannot statfs " + path);
+  if (fs.f_type != NSFS_MAGIC)
+    return InvalidArgument(path + " is not a namespace file (a /run/netns entry whose namespace "
+                           "is gone is a plain file: ip netns del it)");
+  int type = ioctl(fd.get(), NS_GET_NSTYPE);
+  if (type >= 0 && type != CLONE_NEWNET)
+    return InvalidArgument(path + " is a namespace, but not a network namespace");
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "cannot stat " + path);
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+namespace {
+
+Result<std::vector<IpAddr>> AddressesHere() {
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return Status::FromErrno(errno, "getifaddrs");
+  std::vector<IpAddr> out;
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    IpAddr a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a = IpAddr::V4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a = IpAddr::FromRaw(AF_INET6,
+                          reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr.s6_addr);
+    } else {
+      continue;
+    }
+    if (a.is_loopback() || a.is_unspecified()) continue;
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  freeifaddrs(list);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
+    const std::vector<NetnsRef>& namespaces, const std::string& proc_root,
+    std::vector<Status>* skipped) {
+  FM_ASSIGN_OR_RETURN(uint32_t self, SelfNetnsInode());
+  std::map<uint32_t, std::vector<IpAddr>> out;
+  std::optional<std::vector<NetnsRef>> listed;  // read once, if an inode needs a process
+  Status last;
+  for (const NetnsRef& want : namespaces) {
+    Result<std::vector<IpAddr>> addrs = Internal("not read");
+    NetnsRef ref = want;
+    if (ref.inode != self && ref.path.empty()) {
+      if (!listed) {
+        FM_ASSIGN_OR_RETURN(listed, ListNetns(proc_root));
+      }
+      for (const NetnsRef& r : *listed)
+        if (r.inode == ref.inode) ref = r;
+    }
+    if (ref.inode == self) {
+      addrs = AddressesHere();
+    } else if (ref.path.empty()) {
+      addrs = NotFound("no process under " + proc_root + " lives in it");
+    } else {
+      Status s = RunInNetns(ref.path, ref.inode, [&] {
+        addrs = AddressesHere();
+        return addrs.status();
+      });
+      if (!s.ok()) addrs = s;
+    }
+    if (addrs.ok()) {
+      out[ref.inode] = std::move(addrs).value();
+      continue;
+    }
+    last = addrs.status().WithContext("addresses of network namespace " +
+                                      std::to_string(ref.inode));
+    if (skipped) skipped->push_back(last);
+  }
+  if (out.empty() && !last.ok()) return last;
+  return out;
 }
 
 Status RunInNetns(const std::string& ns_path, uint32_t expected_inode,

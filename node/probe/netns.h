@@ -1,24 +1,21 @@
 // Network namespaces for the poller: which ones exist (from the proc root),
-// running code inside one on the calling thread, and one sock_diag socket per
-// namespace, kept while the namespace lives.
+// running code inside one on the calling thread, their addresses, and one
+// sock_diag socket per namespace, kept while the namespace lives.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "node/common/net.h"
 #include "node/common/status.h"
+#include "node/probe/probe.h"
 #include "node/probe/sock_diag.h"
 
 namespace flowmesh {
-
-struct NetnsRef {
-  uint32_t inode = 0;
-  uint32_t pid = 0;  // the lowest pid living in it
-  std::string path;  // "<proc_root>/<pid>/ns/net": what setns opens
-};
 
 // The distinct network namespaces of the processes under `proc_root`,
 // ascending by inode. Namespaces with no process (only a bind mount, e.g. an
@@ -28,6 +25,20 @@ Result<std::vector<NetnsRef>> ListNetns(const std::string& proc_root);
 
 // The inode of the calling thread's network namespace.
 Result<uint32_t> SelfNetnsInode();
+
+// The inode of the network namespace file at `path` (/run/netns/NAME,
+// /proc/PID/ns/net). Errors say what the path is instead: missing, not a
+// namespace (an unmounted /run/netns entry is a plain file), another kind.
+Result<uint32_t> NetnsInodeOfPath(const std::string& path);
+
+// The addresses of each namespace in `namespaces` (loopback and unspecified
+// left out), by inode, read inside each (getifaddrs after setns; our own
+// without). A namespace without a path is entered through a process in it
+// under `proc_root`. One that cannot be read is left out of the map and its
+// reason appended to `skipped`; an error only when none could be read.
+Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
+    const std::vector<NetnsRef>& namespaces, const std::string& proc_root,
+    std::vector<Status>* skipped = nullptr);
 
 // Runs `fn` on the calling thread inside the network namespace at `ns_path`
 // and switches back before returning, whatever `fn` returns. When

@@ -27,13 +27,22 @@ class EventSink {
   }
 };
 
+// A network namespace, by inode, and how to enter it.
+struct NetnsRef {
+  uint32_t inode = 0;
+  uint32_t pid = 0;  // the lowest pid living in it (0: not looked up)
+  std::string path;  // what setns opens: "<proc_root>/<pid>/ns/net", a bind mount such as
+                     // /run/netns/NAME, or "" (our own, or find a process in it)
+};
+
 // What to record. Fixed before the probe starts (BPF: .rodata before load).
 struct ProbeFilter {
-  uint32_t netns = 0;           // network namespace inode; 0 = all
+  std::vector<NetnsRef> netns;  // network namespaces, distinct inodes; empty = all
   uint16_t family = 0;          // AF_INET, AF_INET6; 0 = both
   std::vector<uint16_t> ports;  // local or remote port in this list; empty = all
 
   bool Matches(const ConnKey& key) const;
+  bool RecordsNetns(uint32_t inode) const;
 };
 
 class Probe {

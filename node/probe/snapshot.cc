@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "node/common/clock.h"
@@ -117,39 +118,78 @@ Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root)
 
 Status Snapshotter::Init() {
   FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
-  if (filter_.netns == 0 || filter_.netns == self) {
+  if (filter_.netns.empty()) {
     FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(NetnsRef{self, 0, ""}));
     (void)diag;
     return Status::Ok();
   }
-  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces());
-  FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(refs.front()));
-  (void)diag;
+  std::vector<NetnsRef> missing;
+  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
+  if (!missing.empty()) return MissingNetns(missing.front());
+  for (const NetnsRef& ref : refs) {
+    FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(ref));
+    (void)diag;
+  }
   return Status::Ok();
 }
 
-Result<std::vector<NetnsRef>> Snapshotter::Namespaces() {
-  FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
-  if (filter_.netns == self) return std::vector<NetnsRef>{NetnsRef{self, 0, ""}};
-  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, ListNetns(proc_root_));
-  diags_.Retain(refs);
-  if (filter_.netns == 0) {
-    // Our own namespace is always there, even if the proc root hides us.
-    if (std::none_of(refs.begin(), refs.end(), [&](const NetnsRef& r) { return r.inode == self; }))
-      refs.push_back(NetnsRef{self, 0, ""});
-    return refs;
-  }
-  for (NetnsRef& r : refs)
-    if (r.inode == filter_.netns) return std::vector<NetnsRef>{std::move(r)};
-  return NotFound("network namespace " + std::to_string(filter_.netns) + " has no process under " +
+Status Snapshotter::MissingNetns(const NetnsRef& ref) const {
+  if (!ref.path.empty())
+    return NotFound("network namespace " + ref.path + " (" + std::to_string(ref.inode) +
+                    ") is gone: " + ref.path + " is now another file or none");
+  return NotFound("network namespace " + std::to_string(ref.inode) + " has no process under " +
                   proc_root_ + "; is the inode right (ls -L -i /proc/<pid>/ns/net)?");
 }
 
+Result<std::vector<NetnsRef>> Snapshotter::Namespaces(std::vector<NetnsRef>* missing) {
+  FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
+  std::vector<NetnsRef> out;
+  if (filter_.netns.empty()) {
+    FM_ASSIGN_OR_RETURN(out, ListNetns(proc_root_));
+    // Our own namespace is always there, even if the proc root hides us.
+    if (std::none_of(out.begin(), out.end(), [&](const NetnsRef& r) { return r.inode == self; }))
+      out.push_back(NetnsRef{self, 0, ""});
+    diags_.Retain(out);
+    return out;
+  }
+  std::optional<std::vector<NetnsRef>> listed;  // the proc root's, read once if an inode needs it
+  for (const NetnsRef& want : filter_.netns) {
+    if (want.inode == self) {
+      out.push_back(NetnsRef{self, 0, ""});
+    } else if (!want.path.empty()) {
+      // A bind mount (ip netns add) needs no process in it, but may be
+      // removed or remounted: a path that now names another namespace is a
+      // missing one, not that other namespace.
+      Result<uint32_t> now = NetnsInodeOfPath(want.path);
+      if (now.ok() && *now == want.inode) out.push_back(want);
+      else missing->push_back(want);
+    } else {
+      if (!listed) {
+        FM_ASSIGN_OR_RETURN(listed, ListNetns(proc_root_));
+      }
+      auto it = std::find_if(listed->begin(), listed->end(),
+                             [&](const NetnsRef& r) { return r.inode == want.inode; });
+      if (it != listed->end()) out.push_back(*it);
+      else missing->push_back(want);
+    }
+  }
+  diags_.Retain(out);
+  return out;
+}
+
 Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
-  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces());
+  std::vector<NetnsRef> missing;
+  FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
   Snapshot snap;
   const int64_t now = RealtimeNs();
   Status last_error;
+  for (const NetnsRef& ref : missing) {
+    snap.namespaces_skipped++;
+    last_error = MissingNetns(ref);
+    if (warned_.insert(ref.inode).second)
+      FM_LOG(Warn, "probe") << "skipping network namespace " << ref.inode << ": "
+                            << last_error.message();
+  }
   // Dump every namespace first, then resolve owners: one /proc scan then
   // serves the whole snapshot.
   std::vector<std::vector<DiagSocket>> dumps(refs.size());
@@ -185,8 +225,9 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
   }
   // Forget warnings for namespaces that are gone, so the set stays bounded.
   std::erase_if(warned_, [&](uint32_t inode) {
-    return std::none_of(refs.begin(), refs.end(),
-                        [&](const NetnsRef& r) { return r.inode == inode; });
+    auto same = [&](const NetnsRef& r) { return r.inode == inode; };
+    return std::none_of(refs.begin(), refs.end(), same) &&
+           std::none_of(missing.begin(), missing.end(), same);
   });
   uint64_t malformed = diags_.malformed();
   snap.malformed = malformed >= malformed_seen_ ? malformed - malformed_seen_ : malformed;

@@ -54,20 +54,22 @@ class Snapshotter {
  public:
   Snapshotter(ProbeFilter filter, std::string proc_root);
 
-  // Opens the sock_diag socket of the selected namespace (our own when the
-  // filter says all) so a missing permission shows at start-up. Optional:
-  // Take opens what it needs.
+  // Opens the sock_diag sockets of the listed namespaces (our own when the
+  // filter says all) so a missing permission or namespace shows at start-up.
+  // Optional: Take opens what it needs.
   Status Init();
 
-  // Dumps AF_INET and AF_INET6 in the namespace filter.netns names (0: every
-  // namespace a process under the proc root lives in). A namespace that
+  // Dumps AF_INET and AF_INET6 in the namespaces filter.netns lists (none:
+  // every namespace a process under the proc root lives in). A namespace that
   // cannot be entered is skipped, logged once and counted; the result is an
   // error only when nothing could be dumped. Without owners, no /proc scan:
   // processes stay unknown (passive connections still get their direction).
   Result<Snapshot> Take(EventSource source, bool with_owners = true);
 
  private:
-  Result<std::vector<NetnsRef>> Namespaces();
+  // The namespaces to dump now; listed ones not found go to `missing`.
+  Result<std::vector<NetnsRef>> Namespaces(std::vector<NetnsRef>* missing);
+  Status MissingNetns(const NetnsRef& ref) const;
 
   ProbeFilter filter_;
   std::string proc_root_;

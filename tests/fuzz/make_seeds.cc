@@ -1,7 +1,8 @@
 // Writes the seed corpora of tests/fuzz from real messages: each is made by
 // the project's own encoders (mesh packets and exchanges, sealed as meshd
 // seals them; look queries and answers; control requests and replies), read
-// from the kernel (a sock_diag dump of this host's loopback sockets) or taken
+// from the kernel (a sock_diag dump of this host's loopback sockets; the
+// conntrack messages captured in tests/unit/testdata) or taken
 // from the repository (packaging/meshd.toml). Each file is laid out as its
 // harness reads it (the header comment of <name>_fuzz.cc).
 //
@@ -29,6 +30,7 @@
 #include "node/mesh/seal.h"
 #include "node/mesh/wire.h"
 #include "tests/fuzz/fuzz_mesh.h"
+#include "tests/tools/conntrack_messages.h"
 
 namespace flowmesh::fuzz {
 namespace {
@@ -531,6 +533,21 @@ void MetricsHttpSeeds() {
 }  // namespace
 }  // namespace flowmesh::fuzz
 
+// ---- conntrack -------------------------------------------------------------
+
+// The messages captured from a real kernel (tests/tools/conntrack_capture.sh)
+// one per seed, and the dump reply with an event after it as one datagram.
+void ConntrackSeeds(const fs::path& source) {
+  auto messages =
+      testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
+  if (messages.empty())
+    throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
+  for (const auto& [name, bytes] : messages) Write("conntrack", name, bytes);
+  if (messages.count("dump_v4_dnat") && messages.count("destroy_v6_dnat"))
+    Write("conntrack", "datagram_of_two",
+          Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));
+}
+
 int main(int argc, char** argv) {
   using namespace flowmesh::fuzz;
   if (argc != 3) {
@@ -548,6 +565,7 @@ int main(int argc, char** argv) {
     SockDiagSeeds(AF_INET6);
     ConfigSeeds(argv[1]);
     MetricsHttpSeeds();
+    ConntrackSeeds(argv[1]);
   } catch (const std::exception& e) {
     std::cerr << "fuzz_make_seeds: " << e.what() << "\n";
     return 1;

@@ -6,7 +6,7 @@
 #
 #   lab.sh up PREFIX N    create hosts PREFIX-1 .. PREFIX-N (10.213.0.1 ..)
 #   lab.sh add PREFIX I   add host PREFIX-I (10.213.0.<I>) to a lab that is up
-#   lab.sh down PREFIX    remove them and the bridge namespace
+#   lab.sh down PREFIX    remove them (and PREFIX-<I>c, a host's container) and the bridge
 #   lab.sh addr I         print host I's address
 #
 # Run a command on a host with: ip netns exec PREFIX-I COMMAND
@@ -43,7 +43,7 @@ up() {
 
 down() {
   local prefix=$1
-  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-([0-9]+|br)$" || true); do
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-([0-9]+c?|br)$" || true); do
     # Anything still running in the namespace goes with it.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns"

@@ -1,4 +1,4 @@
-// The six-host lab of the look lab tests (topology.sh, prefix fmc): its
+// The nine-host lab of the look lab tests (topology.sh, prefix fmc): its
 // fixture and the helpers that read trees.
 #pragma once
 
@@ -22,8 +22,10 @@ namespace flowmesh::testing {
 using namespace std::chrono_literals;
 
 inline constexpr const char* kPrefix = "fmc";  // not the demo's fmt: both may be up at once
-inline constexpr const char* kHostNames[] = {"client-1", "web-1",   "app-1",
-                                             "app-2",    "cache-1", "kv-1"};
+inline constexpr const char* kHostNames[] = {"client-1", "web-1",    "app-1",
+                                             "app-2",    "cache-1",  "kv-1",
+                                             "client-2", "docker-1", "lb-1"};
+inline constexpr int kHosts = 9;  // every host runs a meshd; 7-9 put NAT on paths
 
 inline std::string Ns(int i) { return std::string(kPrefix) + "-" + std::to_string(i); }
 
@@ -86,7 +88,7 @@ class LookLabTest : public ::testing::Test {
     return RunCommand(args, limit);
   }
 
-  // meshctl on host i (1..6).
+  // meshctl on host i (1..kHosts).
   CommandResult Ctl(int i, std::vector<std::string> args) {
     args.insert(args.begin(), {"ctl", work_, std::to_string(i)});
     return Topology(args, 30s);

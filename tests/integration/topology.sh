@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo and test lab (issue 5): six hosts, each a network namespace from
+# The demo and test lab (issue 5): nine hosts, each a network namespace from
 # lab.sh (prefix fmt), each running its own meshd in a sealed mesh, with real
-# servers serving real traffic:
+# servers serving real traffic; hosts 7-9 put NAT on the paths (issue 14,
+# topology_nat.sh says how):
 #
 #   host   name      address         serves
 #   fmt-1  client-1  10.213.0.1      (runs curl)
@@ -10,31 +11,41 @@
 #   fmt-4  app-2     10.213.0.4:8000 lab_app.py -> cache-1 (redis), kv-1 (memcached)
 #   fmt-5  cache-1   10.213.0.5:6379 redis-server
 #   fmt-6  kv-1      10.213.0.6:11211 memcached
+#   fmt-7  client-2  10.213.0.7      (runs curl, redis-cli) Service VIPs 10.213.250.1:80 -> web-1,
+#                                    10.213.250.2:6379 -> cache-1 (kube-proxy style DNAT)
+#   fmt-8  docker-1  10.213.0.8:9090 published port -> nginx in container fmt-8c 172.18.0.2:80
+#   fmt-9  lb-1      10.213.0.9:8000 L4 balancer (DNAT + masquerade) -> app-1, app-2 :8000
 #
 # Usage (as root):
 #   topology.sh up WORKDIR              start the lab; state and logs under WORKDIR
-#   topology.sh traffic WORKDIR [N]     N (default 20) curl requests client-1 -> web-1
-#   topology.sh ctl WORKDIR HOST ARGS   meshctl ARGS on HOST (1..6 or a name above),
+#   topology.sh traffic WORKDIR [N] [WHAT]  N (default 20) of each kind in WHAT, a comma
+#                                       list of web (client-1 -> web-1), vip (client-2 ->
+#                                       both VIPs), docker (client-1 -> docker-1:9090), lb
+#                                       (client-2 -> lb-1:8000); default all of them
+#   topology.sh ctl WORKDIR HOST ARGS   meshctl ARGS on HOST (1..9 or a name above),
 #                                       e.g. topology.sh ctl W client-1 look 10.213.0.2:80
 #   topology.sh down [WORKDIR]          stop everything, remove the namespaces (idempotent)
 #
+# TOPOLOGY_NO_CONNTRACK="7 9" starts those hosts' meshd without CAP_NET_ADMIN
+# (capsh), so they cannot read connection tracking.
 # Binaries: MESHD and MESHCTL (env), or --meshd PATH / --meshctl PATH before the
 # command; default build/node/daemon/meshd and build/cli/meshctl in the repo.
 # Any other command on a host: ip netns exec fmt-I COMMAND (TOPOLOGY_PREFIX
-# replaces fmt).
+# replaces fmt; docker-1's container is fmt-8c).
 # WORKDIR/NAME/ holds each host's meshd.log, meshd.sock, data/ and server log.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 prefix=${TOPOLOGY_PREFIX:-fmt}   # the lab tests use their own, beside a running demo
-names=(client-1 web-1 app-1 app-2 cache-1 kv-1)
+names=(client-1 web-1 app-1 app-2 cache-1 kv-1 client-2 docker-1 lb-1)
+nhosts=${#names[@]}
 seed=10.213.0.2:7946
 wait_members=${TOPOLOGY_WAIT:-30}   # seconds for the mesh to form
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 
@@ -45,17 +56,19 @@ tail_log() {
   else echo "--- $f is empty or missing" >&2; fi
 }
 
-# HOST (1..6 or name) -> index 1..6
+# HOST (1..9 or name) -> index 1..9
 host_index() {
   local h=$1 i
-  if [[ $h =~ ^[1-6]$ ]]; then echo "$h"; return; fi
+  if [[ $h =~ ^[1-9]$ ]] && [ "$h" -le "$nhosts" ]; then echo "$h"; return; fi
   for i in "${!names[@]}"; do [ "${names[$i]}" = "$h" ] && { echo $((i + 1)); return; }; done
-  die "no host '$h' (use 1..6 or one of: ${names[*]})"
+  die "no host '$h' (use 1..$nhosts or one of: ${names[*]})"
 }
 name_of() { echo "${names[$(($1 - 1))]}"; }
 addr_of() { echo "10.213.0.$1"; }
 ns_of() { echo "$prefix-$1"; }
 sock_of() { echo "$work/$(name_of "$1")/meshd.sock"; }
+# shellcheck source=tests/integration/topology_nat.sh
+. "$here/topology_nat.sh"
 
 meshd=${MESHD:-}
 meshctl_bin=${MESHCTL:-}
@@ -109,12 +122,19 @@ start_meshd() {
   local i=$1 name dir args pid
   name=$(name_of "$i"); dir=$work/$name
   mkdir -p "$dir/data"
-  args=(--node-name "$name" --netns self --bind "$(addr_of "$i"):7946"
+  args=(--node-name "$name" --netns "$(meshd_netns_of "$i")" --bind "$(addr_of "$i"):7946"
         --cluster-key-file "$work/cluster.key" --data-dir "$dir/data"
         --control-socket "$dir/meshd.sock" --flush-interval 1s)
   # web-1 is the seed; everyone else joins through it.
   [ "$(addr_of "$i"):7946" = "$seed" ] || args+=(--join "$seed")
-  pid=$(spawn "$i" "$dir/meshd.log" "$meshd" "${args[@]}")
+  if [[ " ${TOPOLOGY_NO_CONNTRACK:-} " == *" $i "* ]]; then
+    # Connection tracking is not allowed to this meshd (its netlink groups
+    # need CAP_NET_ADMIN): the lab's way to show a host without translations.
+    pid=$(spawn "$i" "$dir/meshd.log" capsh --drop=cap_net_admin -- -c 'exec "$0" "$@"' \
+      "$meshd" "${args[@]}")
+  else
+    pid=$(spawn "$i" "$dir/meshd.log" "$meshd" "${args[@]}")
+  fi
   echo "$pid" >"$dir/meshd.pid"
 }
 
@@ -141,13 +161,13 @@ wait_mesh() {
   local deadline=$((SECONDS + wait_members)) i n all
   while :; do
     all=1
-    for i in 1 2 3 4 5 6; do
-      n=$(alive_on "$i"); [ "$n" -eq 6 ] || { all=0; break; }
+    for i in $(seq "$nhosts"); do
+      n=$(alive_on "$i"); [ "$n" -eq "$nhosts" ] || { all=0; break; }
     done
     [ $all -eq 1 ] && return 0
     if [ $SECONDS -ge $deadline ]; then
       echo "topology: the mesh did not form in $wait_members s; alive members seen by each node:" >&2
-      for i in 1 2 3 4 5 6; do echo "    $(name_of "$i"): $(alive_on "$i")/6" >&2; done
+      for i in $(seq "$nhosts"); do echo "    $(name_of "$i"): $(alive_on "$i")/$nhosts" >&2; done
       echo "--- meshctl peers on $(name_of "$i"):" >&2
       meshctl_on "$i" peers 2>&1 | sed 's/^/    /' >&2 || true
       tail_log "$work/$(name_of "$i")/meshd.log"
@@ -215,10 +235,10 @@ cmd_up() {
   [ -x "$meshd" ] || die "meshd binary $meshd is missing or not executable (build with scripts/build.sh, or set MESHD)"
   [ -x "$meshctl_bin" ] || die "meshctl binary $meshctl_bin is missing or not executable (build with scripts/build.sh, or set MESHCTL)"
   local b
-  for b in /usr/sbin/nginx redis-server memcached curl "$python"; do
+  for b in /usr/sbin/nginx redis-server redis-cli memcached curl nft "$python"; do
     command -v "$b" >/dev/null || die "$b is not installed (run: sudo bash $root/scripts/setup.sh)"
   done
-  if ip netns list | awk '{print $1}' | grep -qE "^$prefix-[0-9]+$"; then
+  if ip netns list | awk '{print $1}' | grep -qE "^$prefix-[0-9]+c?$"; then
     die "the lab is already up (namespaces $prefix-*); run: $0 down"
   fi
   # Unix socket paths are limited to 107 bytes.
@@ -235,27 +255,37 @@ cmd_up() {
   fi
   chmod 600 "$work/cluster.key"
 
-  bash "$here/lab.sh" up "$prefix" 6
+  bash "$here/lab.sh" up "$prefix" "$nhosts"
+  # Before meshd: docker-1's records the container's namespace, which must exist.
+  nat_up
 
-  local i
+  local i others
+  others=$(seq 1 "$nhosts" | grep -vx 2)
   # The seed first, so the others join at their first try.
   start_meshd 2
   wait_control 2
-  for i in 1 3 4 5 6; do start_meshd "$i"; done
-  for i in 1 3 4 5 6; do wait_control "$i"; done
-  note "6 meshd started; waiting for the mesh (at most $wait_members s)"
+  for i in $others; do start_meshd "$i"; done
+  for i in $others; do wait_control "$i"; done
+  note "$nhosts meshd started; waiting for the mesh (at most $wait_members s)"
   wait_mesh
-  note "mesh formed: every node sees 6 alive members"
+  note "mesh formed: every node sees $nhosts alive members"
   start_servers
-  note "servers listening: nginx web-1 10.213.0.2:80, lab_app app-1/app-2 :8000, redis cache-1 10.213.0.5:6379, memcached kv-1 10.213.0.6:11211"
+  start_nat_servers
+  note "servers listening: nginx web-1 10.213.0.2:80, lab_app app-1/app-2 :8000, redis cache-1 10.213.0.5:6379, memcached kv-1 10.213.0.6:11211, nginx in docker-1's container 172.18.0.2:80 (published as 10.213.0.8:9090); VIPs 10.213.250.1:80 and 10.213.250.2:6379 on client-2, balancer lb-1 10.213.0.9:8000"
   trap - EXIT
   note "up; state and logs in $work"
 }
 
 cmd_traffic() {
-  local n=${1:-20} i ok=0 code sample="" other=""
+  local n=${1:-20} what=${2:-all} i ok=0 code sample="" other="" w
   if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 1000 ]; then die "N must be 1..1000"; fi
+  [ "$what" != all ] || what=web,vip,docker,lb
+  for w in ${what//,/ }; do
+    case "$w" in web|vip|docker|lb) ;; *) die "WHAT: '$w' is not web, vip, docker or lb" ;; esac
+  done
   ip netns list | awk '{print $1}' | grep -qx "$prefix-1" || die "the lab is not up (no namespace $prefix-1); run: $0 up WORKDIR"
+  nat_traffic "$n" "$what"
+  [[ ,$what, == *,web,* ]] || return 0
   for i in $(seq "$n"); do
     code=$(ip netns exec "$prefix-1" curl -s -o "$work/client-1.last" -w '%{http_code}' --max-time 2 \
       http://10.213.0.2/ 2>/dev/null) || true
@@ -307,7 +337,7 @@ stop_pids() {
 cmd_down() {
   need_root
   local hosts ns pids left
-  hosts=$(ip netns list | awk '{print $1}' | grep -E "^$prefix-[0-9]+$" || true)
+  hosts=$(ip netns list | awk '{print $1}' | grep -E "^$prefix-[0-9]+c?$" || true)
   # meshd first, with SIGTERM: each flushes its store and leaves the mesh.
   pids=()
   for ns in $hosts; do mapfile -t -O "${#pids[@]}" pids < <(ns_pids "$ns" meshd); done
@@ -326,7 +356,7 @@ cmd_down() {
 work=
 case "$cmd" in
   up) [ $# -eq 1 ] || usage; work=$1; load_env; cmd_up ;;
-  traffic) { [ $# -ge 1 ] && [ $# -le 2 ]; } || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" ;;
+  traffic) { [ $# -ge 1 ] && [ $# -le 3 ]; } || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" "${3:-all}" ;;
   ctl) [ $# -ge 3 ] || usage; work=$1; shift; load_env; cmd_ctl "$@" ;;
   down) [ $# -le 1 ] || usage; work=${1:-}; cmd_down ;;
   *) usage ;;

@@ -173,6 +173,12 @@ bool MeshdProcess::Start(const std::vector<std::string>& flags, std::string* err
     args.push_back(data_dir());
   }
   args.insert(args.end(), flags.begin(), flags.end());
+  // capsh execs meshd after dropping the capabilities from its bounding set.
+  if (!drop_caps_.empty()) {
+    args[0] = "--";
+    args.insert(args.begin(),
+                {"capsh", "--drop=" + drop_caps_, std::string("--shell=") + MESHD_BIN});
+  }
   // ip netns exec execs meshd: the pid stays meshd's.
   if (!netns_.empty()) args.insert(args.begin(), {"ip", "netns", "exec", netns_});
   std::string log = dir_ + "/meshd.log";

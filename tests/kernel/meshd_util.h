@@ -48,6 +48,9 @@ class MeshdProcess {
   void Kill();
   // Runs meshd inside this network namespace (ip netns exec) from now on.
   void set_netns(std::string name) { netns_ = std::move(name); }
+  // Runs meshd without these capabilities (capsh --drop, e.g.
+  // "cap_net_admin"): root as the unit would be without them.
+  void set_drop_caps(std::string caps) { drop_caps_ = std::move(caps); }
   std::string data_dir() const { return dir_ + "/data"; }
   const std::string& socket() const { return socket_; }
   std::string Log() const;  // meshd's stderr so far
@@ -58,6 +61,7 @@ class MeshdProcess {
  private:
   std::string dir_;
   std::string socket_;
+  std::string drop_caps_;
   std::string netns_;
   pid_t pid_ = -1;
 };

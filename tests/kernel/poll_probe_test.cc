@@ -119,7 +119,7 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
   Result<uint32_t> self_ns = SelfNetnsInode();
   ASSERT_TRUE(self_ns.ok()) << self_ns.status().message();
   ProbeFilter filter;
-  filter.netns = *self_ns;
+  filter.netns = {NetnsRef{*self_ns, 0, ""}};
   filter.ports = {port};
   PollProbe probe(filter, std::chrono::milliseconds(100), "/proc");
   Status init = probe.Init();

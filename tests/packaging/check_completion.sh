@@ -56,6 +56,9 @@ expect meshd "--probe-mode" meshd --probe-m
 expect meshd "auto streaming polling" meshd --probe-mode ''
 expect meshd "streaming" meshd --data-dir /tmp --probe-mode s
 expect meshd "text json" meshd --log-format ''
+expect meshd "all self /run/netns/" meshd --netns ''
+# --netns is a list: the last item is completed, all only alone.
+expect meshd "self,self self,/run/netns/" meshd --netns self,
 expect meshd "debug info warn error" meshd --log-level = ''
 expect meshd "ipv4 ipv6" meshd --family ip
 expect meshd "" meshd --bind ''

@@ -238,7 +238,7 @@ TEST(ConfigLayers, BadValueSaysWhereItCameFrom) {
             ":1: join: refusing to join a mesh without a cluster key"},
            {"bind = \"0.0.0.0\"\n", ":1: bind: '0.0.0.0' is not IP:PORT"},
            {"ports = [80, \"http\"]\n", ":1: ports: "},
-           {"netns = \"mine\"\n", ":1: netns: 'mine' is not all, self"},
+           {"netns = \"mine\"\n", ":1: netns: 'mine' is not self, a namespace inode"},
            {"retention-size = 1\n", ":1: retention-size: must be 0"},
            {"flush-interval = 5\n", ":1: flush-interval: "},
            {"insecure = \"yes\"\n",

@@ -9,39 +9,22 @@
 #include <netinet/in.h>
 
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "node/nat/conntrack.h"
 #include "tests/test_paths.h"
+#include "tests/tools/conntrack_messages.h"
 
 namespace flowmesh {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-std::map<std::string, Bytes> LoadMessages() {
-  std::map<std::string, Bytes> out;
-  std::ifstream f(std::string(FLOWMESH_TESTDATA) + "/conntrack_messages.txt");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string name, hex;
-    in >> name >> hex;
-    Bytes b;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2)
-      b.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    out[name] = b;
-  }
-  return out;
-}
-
 const std::map<std::string, Bytes>& Messages() {
-  static const auto* m = new std::map<std::string, Bytes>(LoadMessages());
+  static const auto* m = new std::map<std::string, Bytes>(
+      testing::ReadConntrackMessages(std::string(FLOWMESH_TESTDATA) + "/conntrack_messages.txt"));
   return *m;
 }
 

@@ -1,0 +1,242 @@
+// Looks through NAT on the lab (issue 14): client-2's kube-proxy style VIPs,
+// docker-1's published port into a container namespace and lb-1's L4
+// balancer (topology_nat.sh), asked on every host; then the failure cases:
+// a stale translation, a VIP whose backend changed, a host whose meshd may
+// not read connection tracking. Trees are read from their JSON, one line per
+// node (look_lines.py): "<path> host=H ep=E comm=C ... via=V balancer=B".
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/look_lab_fixture.h"
+
+namespace flowmesh::testing {
+namespace {
+
+class NatLabTest : public LookLabTest {
+ protected:
+  // The look's tree as lines (see look_lines.py).
+  std::string Lines(int i, const std::vector<std::string>& args) {
+    std::string cmd = "bash " + std::string(TOPOLOGY_SH) + " ctl " + work_ + " " +
+                      std::to_string(i) + " look";
+    for (const std::string& a : args) cmd += " " + a;
+    cmd += " --format json | " + std::string(LOOK_LINES_PY);
+    CommandResult r = RunCommand({"/bin/sh", "-c", "set -o pipefail 2>/dev/null; " + cmd}, 30s);
+    EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.out << r.err;
+    return r.out;
+  }
+
+  // An nft command inside host i's namespace.
+  void Nft(int i, const std::string& args) {
+    CommandResult r = RunCommand({"/bin/sh", "-c", "ip netns exec " + Ns(i) + " nft " + args});
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+  }
+
+  // n curls of url from host i; how many answered 200.
+  int Curl(int i, const std::string& url, int n) {
+    CommandResult r = RunCommand(
+        {"/bin/sh", "-c",
+         "ok=0; for k in $(seq " + std::to_string(n) + "); do [ \"$(ip netns exec " + Ns(i) +
+             " curl -s -o /dev/null -w '%{http_code}' --max-time 2 " + url +
+             ")\" = 200 ] && ok=$((ok+1)); done; echo $ok"},
+        60s);
+    return std::atoi(r.out.c_str());
+  }
+};
+
+constexpr const char* kNginx = R"(host=web-1 ep=10\.213\.0\.2:80 comm=nginx )";
+constexpr const char* kRedis = R"(host=cache-1 ep=10\.213\.0\.5:6379 comm=redis-server )";
+
+TEST_F(NatLabTest, EveryHostFollowsTheVipsThePublishedPortAndTheBalancer) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  CommandResult t = Topology({"traffic", work_, "10"}, 120s);
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  LetEventsArrive();
+
+  for (int i = 1; i <= kHosts; i++) {
+    SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
+    // kube-proxy: client-2's processes dialled the VIPs; the walk goes on to
+    // the real servers, the VIP on the edge.
+    std::string c2 = Lines(i, {"10.213.0.7"});
+    EXPECT_NE(LineMatching(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )") +
+                                   kNginx + R"(.*conns=\d+ via=10\.213\.250\.1:80 )"),
+              "")
+        << c2;
+    EXPECT_NE(
+        LineMatching(c2, std::string(R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[redis-cli\] )") +
+                             kRedis + R"(.*conns=1 via=10\.213\.250\.2:6379 )"),
+        "")
+        << c2;
+    EXPECT_EQ(c2.find("ep=10.213.250."), std::string::npos) << c2;  // no VIP as a node
+    // ... and web-1's clients: client-2's curl (via the VIP) beside client-1's.
+    std::string in = Lines(i, {"10.213.0.2:80", "--direction", "in"});
+    EXPECT_NE(LineMatching(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-2 ep=10\.213\.0\.7 )"
+                               R"(comm=curl .*conns=10 via=10\.213\.250\.1:80 )"),
+              "")
+        << in;
+    EXPECT_NE(LineMatching(in, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
+                               R"(comm=curl .*conns=10 via=- )"),
+              "")
+        << in;
+
+    // docker -p: the published port is the container's nginx on docker-1.
+    std::string pub = Lines(i, {"10.213.0.8:9090"});
+    EXPECT_NE(LineMatching(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )"
+                                R"(.*via=10\.213\.0\.8:9090 )"),
+              "")
+        << pub;
+    EXPECT_NE(LineMatching(pub, R"(^< 172\.18\.0\.2:80\[nginx\] host=client-1 ep=10\.213\.0\.1 )"
+                                R"(comm=curl .*conns=10 )"),
+              "")
+        << pub;
+    std::string c1 = Lines(i, {"10.213.0.1"});
+    EXPECT_NE(LineMatching(c1, R"(^> 10\.213\.0\.1\[-\] > 10\.213\.0\.1\[curl\] host=docker-1 )"
+                               R"(ep=172\.18\.0\.2:80 comm=nginx .*conns=10 via=10\.213\.0\.8:9090 )"),
+              "")
+        << c1;
+    CommandResult eps = Ctl(i, {"endpoints", "--all"});
+    EXPECT_NE(LineMatching(eps.out, R"(10\.213\.0\.8:9090.*172\.18\.0\.2:80)"), "") << eps.out;
+
+    // The balancer: its own node with both apps under it, each with its
+    // backends, and client-2's curl as its client.
+    std::string lb = Lines(i, {"10.213.0.9:8000"});
+    EXPECT_NE(LineMatching(lb, R"(^root host=lb-1 ep=10\.213\.0\.9:8000 comm=- .*balancer=1 )"), "")
+        << lb;
+    for (const char* app : {"3", "4"}) {
+      std::string under = std::string(R"(^> 10\.213\.0\.9:8000\[-\] )");
+      EXPECT_NE(LineMatching(lb, under + R"(host=app-[12] ep=10\.213\.0\.)" + app +
+                                     R"(:8000 comm=python3 )"),
+                "")
+          << lb;
+      std::string below = under + R"(> 10\.213\.0\.)" + app + R"(:8000\[python3\] )";
+      EXPECT_NE(LineMatching(lb, below + kRedis), "") << lb;
+      EXPECT_NE(LineMatching(lb, below + R"(host=kv-1 ep=10\.213\.0\.6:11211 comm=memcached )"),
+                "")
+          << lb;
+    }
+    EXPECT_NE(LineMatching(lb, R"(^< 10\.213\.0\.9:8000\[-\] host=client-2 ep=10\.213\.0\.7 )"
+                               R"(comm=curl .*conns=10 )"),
+              "")
+        << lb;
+    // From a backend upward: the balancer (client-2's curl above it) beside nginx.
+    std::string app = Lines(i, {"10.213.0.3:8000", "--direction", "in"});
+    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=lb-1 ep=10\.213\.0\.9(:8000)? )"
+                                R"(.*balancer=1 )"),
+              "")
+        << app;
+    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] < 10\.213\.0\.9(:8000)?\[-\] )"
+                                R"(host=client-2 ep=10\.213\.0\.7 comm=curl )"),
+              "")
+        << app;
+    EXPECT_NE(LineMatching(app, R"(^< 10\.213\.0\.3:8000\[python3\] host=web-1 ep=10\.213\.0\.2 )"
+                                R"(comm=nginx )"),
+              "")
+        << app;
+  }
+
+  // The text: the VIP after the host, the balancer as such, the published
+  // port's root the listener it reached.
+  std::string text = Look(1, {"10.213.0.7"});
+  EXPECT_NE(LineMatching(text, R"(10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1 via )"
+                               R"(10\.213\.250\.1:80(  |$))"),
+            "")
+      << text;
+  text = Look(1, {"10.213.0.9:8000"});
+  EXPECT_NE(LineMatching(text, R"(^10\.213\.0\.9:8000 balancer on lb-1)"), "") << text;
+  text = Look(1, {"10.213.0.8:9090"});
+  EXPECT_NE(LineMatching(text, R"(^172\.18\.0\.2:80 \('nginx', pgid=\d+\) on docker-1 via )"
+                               R"(10\.213\.0\.8:9090$)"),
+            "")
+      << text;
+}
+
+// A translation outlives its rule in the window it happened in; a connection
+// after the rule is gone is not translated. A VIP whose backend changed in
+// the window shows both backends, each via the VIP.
+TEST_F(NatLabTest, AStaleTranslationStaysInItsWindowAndAChangedBackendShowsBoth) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  ASSERT_EQ(Curl(7, "http://10.213.250.1/", 5), 5);
+  // The Service goes away (kube-proxy deletes its rule); a connection to the
+  // backend itself is then plain, and the VIP answers nothing.
+  Nft(7, "flush chain ip kube output");
+  Nft(7, "add rule ip kube output ip daddr 10.213.250.2 tcp dport 6379 dnat to 10.213.0.5:6379");
+  EXPECT_EQ(Curl(7, "http://10.213.250.1/", 1), 0);
+  ASSERT_EQ(Curl(7, "http://10.213.0.2/", 3), 3);
+
+  // A new Service whose backend moves from app-1 to app-2.
+  Nft(7, "add rule ip kube output ip daddr 10.213.250.3 tcp dport 8000 dnat to 10.213.0.3:8000");
+  ASSERT_EQ(Curl(7, "http://10.213.250.3:8000/", 4), 4);
+  Nft(7, "flush chain ip kube output");
+  Nft(7, "add rule ip kube output ip daddr 10.213.250.3 tcp dport 8000 dnat to 10.213.0.4:8000");
+  ASSERT_EQ(Curl(7, "http://10.213.250.3:8000/", 6), 6);
+  LetEventsArrive();
+
+  for (int i = 1; i <= kHosts; i++) {
+    SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
+    std::string c2 = Lines(i, {"10.213.0.7"});
+    const std::string curl = R"(^> 10\.213\.0\.7\[-\] > 10\.213\.0\.7\[curl\] )";
+    EXPECT_NE(LineMatching(c2, curl + kNginx + R"(.*conns=5 via=10\.213\.250\.1:80 )"), "") << c2;
+    EXPECT_NE(LineMatching(c2, curl + kNginx + R"(.*conns=3 via=- )"), "") << c2;
+    EXPECT_NE(LineMatching(c2, curl + R"(host=app-1 ep=10\.213\.0\.3:8000 comm=python3 )"
+                                      R"(.*conns=4 via=10\.213\.250\.3:8000 )"),
+              "")
+        << c2;
+    EXPECT_NE(LineMatching(c2, curl + R"(host=app-2 ep=10\.213\.0\.4:8000 comm=python3 )"
+                                      R"(.*conns=6 via=10\.213\.250\.3:8000 )"),
+              "")
+        << c2;
+  }
+}
+
+// client-2's meshd may not read connection tracking: its status says why,
+// and every look that needs no translation from it is whole.
+class NatLabNoConntrackTest : public NatLabTest {
+ protected:
+  void SetUp() override {
+    setenv("TOPOLOGY_NO_CONNTRACK", "7", 1);
+    NatLabTest::SetUp();
+  }
+  void TearDown() override {
+    NatLabTest::TearDown();
+    unsetenv("TOPOLOGY_NO_CONNTRACK");
+  }
+};
+
+TEST_F(NatLabNoConntrackTest, StatusSaysWhyAndLooksWithoutTranslationWork) {
+  if (IsSkipped() || HasFatalFailure()) return;
+  CommandResult st = Ctl(7, {"--json", "status"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_NE(LineMatching(st.out, R"("conntrack":\s*"off: [^"]*CAP_NET_ADMIN)"), "") << st.out;
+  EXPECT_NE(LineMatching(Ctl(7, {"status"}).out, R"(^conntrack\s+off: .*CAP_NET_ADMIN)"), "");
+  // The others read theirs.
+  EXPECT_NE(LineMatching(Ctl(8, {"--json", "status"}).out, R"("conntrack":\s*"on)"), "");
+
+  CommandResult t = Topology({"traffic", work_, "10"}, 120s);
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  LetEventsArrive();
+  for (int i = 1; i <= kHosts; i++) {
+    SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
+    std::string web = Lines(i, {"10.213.0.2:80"});
+    EXPECT_NE(LineMatching(web, std::string("^root ") + kNginx), "") << web;
+    EXPECT_NE(LineMatching(web, R"(^< 10\.213\.0\.2:80\[nginx\] host=client-1 .*conns=10 )"), "")
+        << web;
+    EXPECT_EQ(CountMatching(web, R"(^> 10\.213\.0\.2:80\[nginx\] > 10\.213\.0\.[34]:8000\[python3\] )"
+                                 R"(host=(cache|kv)-1 .*status=ok)"),
+              4)
+        << web;
+    // The other hosts' translations still work: lb-1 translated client-2's
+    // connections itself, docker-1 its published port.
+    std::string lb = Lines(i, {"10.213.0.9:8000"});
+    EXPECT_NE(LineMatching(lb, R"(^root host=lb-1 .*balancer=1 )"), "") << lb;
+    std::string pub = Lines(i, {"10.213.0.8:9090"});
+    EXPECT_NE(LineMatching(pub, R"(^root host=docker-1 ep=172\.18\.0\.2:80 comm=nginx )"), "")
+        << pub;
+    // client-2's own VIP translation is not known, so no edge claims it.
+    std::string c2 = Lines(i, {"10.213.0.7"});
+    EXPECT_EQ(c2.find("via=10.213.250."), std::string::npos) << c2;
+  }
+}
+
+}  // namespace
+}  // namespace flowmesh::testing
