@@ -117,9 +117,34 @@ void Daemon::InitNat() {
     FM_LOG(Warn, "nat") << "the start-up conntrack dump failed (" << seeded.message()
                         << "); translations of connections open now may be missed";
   nat_ = std::move(feed);
-  aggregator_->set_nat(nat_.get(), now);
+  aggregator_->set_nat(nat_.get(), now, LocalAddressTest());
   nat_state_ = "on";
   FM_LOG(Info, "nat") << "reading connection tracking (netns " << nat_->netns() << "): " << nat_->Stats().table.entries << " translated connections open";
+}
+
+std::function<bool(const IpAddr&)> Daemon::LocalAddressTest() const {
+  // The probe thread asks for every unclaimed conntrack entry: read the
+  // addresses (every recorded namespace's) again at most every 10 s.
+  struct Cache {
+    std::vector<IpAddr> sorted;
+    int64_t read_ns = 0;
+  };
+  auto cache = std::make_shared<Cache>();
+  auto book = std::make_shared<NetnsAddressBook>(filter_.netns, config_.proc_root);
+  return [cache, book](const IpAddr& a) {
+    if (a.is_loopback()) return true;
+    const int64_t now = MonotonicNs();
+    if (cache->read_ns == 0 || now - cache->read_ns > 10'000'000'000) {
+      cache->sorted = LocalAddresses();
+      if (std::optional<AddressesByNetns> by_netns = book->Read()) {
+        std::vector<IpAddr> more = AllAddresses(*by_netns);
+        cache->sorted.insert(cache->sorted.end(), more.begin(), more.end());
+      }
+      std::sort(cache->sorted.begin(), cache->sorted.end());
+      cache->read_ns = now;
+    }
+    return std::binary_search(cache->sorted.begin(), cache->sorted.end(), a);
+  };
 }
 
 void Daemon::FlushForQuery() {
@@ -426,6 +451,7 @@ NodeStatus Daemon::GetStatus() {
       s.probe.detail.emplace_back("nat_translated", as.translated);
       s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);
       s.probe.detail.emplace_back("nat_forwarded_closed", as.forwarded_closed);
+      s.probe.detail.emplace_back("nat_forwarded_local_ignored", as.forwarded_local_ignored);
       s.probe.detail.emplace_back("nat_untranslated_ignored", ns.table.untranslated);
       s.probe.detail.emplace_back("nat_evicted", ns.table.evicted);
     } else {

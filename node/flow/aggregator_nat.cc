@@ -53,6 +53,10 @@ void Aggregator::TakeNat(int64_t now_ns, Work& w) {
 void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   const CtEntry& e = fe.entry;
   const ConnKey key = ForwardedConnKey(e);
+  if (nat_is_local_ && (nat_is_local_(e.original.src.addr) || nat_is_local_(e.reply.src.addr))) {
+    if (!fe.closed) stats_.forwarded_local_ignored++;
+    return;
+  }
   ConnEvent ev;
   ev.ts_ns = fe.ts_ns;
   ev.key = key;

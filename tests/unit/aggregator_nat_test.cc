@@ -177,6 +177,20 @@ TEST_F(AggregatorNatTest, ABalancersForwardedConnectionsAreFlowsOfTheirOwn) {
   EXPECT_EQ(aliases[0].target, E("10.0.0.4:8000"));
 }
 
+TEST_F(AggregatorNatTest, AnUnclaimedEntryOfThisNodesOwnAddressesIsNoForwardedConnection) {
+  // A client connection of this host that closed before meshd started is in
+  // conntrack (TIME_WAIT) with no socket left to claim it.
+  agg_.set_nat(feed_.get(), kT0, [](const IpAddr& a) { return a == A("10.0.0.1"); });
+  reader_->pending.push_back(
+      {CtEventKind::kNew, Entry("10.0.0.1:40009", "10.0.250.1:80", "10.0.0.2:8080", "10.0.0.1:40009")});
+  agg_.Tick(kT0 + kSec);
+  agg_.Tick(kT0 + 4 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_opened, 0u);
+  EXPECT_EQ(agg_.Stats().forwarded_local_ignored, 1u);
+  EXPECT_TRUE(agg_.Aliases(kT0 + 4 * kSec).empty());
+  EXPECT_TRUE(Flows().empty());
+}
+
 TEST_F(AggregatorNatTest, ForwardedConnectionsOpenAtStartUpAreCarriedNotOpened) {
   reader_->table = {Entry("10.0.0.1:40000", "10.0.0.9:8000", "10.0.0.5:8000", "10.0.0.9:50001")};
   auto reader = std::make_unique<FakeReader>();
