@@ -452,6 +452,9 @@ NodeStatus Daemon::GetStatus() {
       s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);
       s.probe.detail.emplace_back("nat_forwarded_closed", as.forwarded_closed);
       s.probe.detail.emplace_back("nat_forwarded_local_ignored", as.forwarded_local_ignored);
+      s.probe.detail.emplace_back("nat_forwarded_unestablished", ns.forwarded_unestablished);
+      s.probe.detail.emplace_back("nat_forwarded_waiting", ns.forwarded_waiting);
+      s.probe.detail.emplace_back("nat_forwarded_wait_dropped", ns.forwarded_wait_dropped);
       s.probe.detail.emplace_back("nat_untranslated_ignored", ns.table.untranslated);
       s.probe.detail.emplace_back("nat_evicted", ns.table.evicted);
     } else {

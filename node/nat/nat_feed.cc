@@ -67,6 +67,78 @@ void NatFeed::Resync(int64_t now_ns) {
                         << all.size() << " entries)";
 }
 
+namespace {
+
+// IPS_ASSURED (linux/netfilter/nf_conntrack_common.h): TCP's handshake
+// completed. A spoofed SYN's entry never gets it.
+constexpr uint32_t kAssured = 1u << 2;
+bool Assured(const CtEntry& e) { return (e.status & kAssured) != 0; }
+
+// Waiting opens: at most this many, each checked again this often, and at
+// most this many checks (one conntrack GET each) per call.
+constexpr size_t kMaxWaiting = 65536;
+constexpr int64_t kRecheckNs = 5'000'000'000;
+constexpr size_t kMaxChecksPerCall = 256;
+
+}  // namespace
+
+std::vector<ForwardedEvent> NatFeed::TakeForwarded(int64_t now_ns) {
+  std::vector<ForwardedEvent> out;
+  for (ForwardedEvent& fe : table_.TakeForwarded(now_ns)) {
+    const CtTuple key = fe.entry.original;
+    if (!fe.closed) {
+      if (Assured(fe.entry)) {
+        out.push_back(std::move(fe));
+      } else if (waiting_.size() >= kMaxWaiting) {
+        wait_dropped_++;
+      } else if (waiting_.emplace(key, Waiting{fe, now_ns}).second) {
+        checks_.emplace_back(now_ns, key);
+      }
+      continue;
+    }
+    auto it = waiting_.find(key);
+    if (!Assured(fe.entry)) {
+      unestablished_++;  // never a connection: its open was never given
+      if (it != waiting_.end()) waiting_.erase(it);
+      continue;
+    }
+    if (it != waiting_.end()) {  // completed and closed between two checks
+      out.push_back(std::move(it->second.open));
+      waiting_.erase(it);
+    }
+    out.push_back(std::move(fe));
+  }
+  CheckWaiting(now_ns, &out);
+  return out;
+}
+
+void NatFeed::CheckWaiting(int64_t now_ns, std::vector<ForwardedEvent>* out) {
+  size_t checks = 0;
+  while (!checks_.empty() && checks_.front().first <= now_ns && checks < kMaxChecksPerCall) {
+    const CtTuple key = checks_.front().second;
+    checks_.pop_front();
+    auto it = waiting_.find(key);
+    if (it == waiting_.end() || it->second.check_ns > now_ns) continue;  // gone, or requeued
+    checks++;
+    kernel_lookups_++;
+    Result<std::optional<CtEntry>> got = reader_->Get(key);
+    if (got.ok() && !*got) {
+      // Gone from the kernel: its DESTROY decides (or was lost with others).
+      waiting_.erase(it);
+      continue;
+    }
+    if (got.ok() && Assured(**got)) {
+      ForwardedEvent open = std::move(it->second.open);
+      open.entry = **got;
+      out->push_back(std::move(open));
+      waiting_.erase(it);
+      continue;
+    }
+    it->second.check_ns = now_ns + kRecheckNs;
+    checks_.emplace_back(it->second.check_ns, key);
+  }
+}
+
 std::optional<CtEntry> NatFeed::ClaimOriginal(const Endpoint& local, const Endpoint& remote) {
   std::optional<CtEntry> e = table_.ClaimOriginal(local, remote);
   if (e || !incomplete_) return e;
@@ -96,6 +168,9 @@ void NatFeed::Publish() {
   s.resyncs = resyncs_;
   s.resync_failures = resync_failures_;
   s.kernel_lookups = kernel_lookups_;
+  s.forwarded_unestablished = unestablished_;
+  s.forwarded_waiting = waiting_.size();
+  s.forwarded_wait_dropped = wait_dropped_;
   std::lock_guard lock(stats_mu_);
   stats_ = s;
 }

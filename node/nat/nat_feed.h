@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +26,12 @@ struct NatFeedStats {
   uint64_t resyncs = 0;          // whole dumps after lost events
   uint64_t resync_failures = 0;  // ... that failed (the table may miss entries until one works)
   uint64_t kernel_lookups = 0;   // connections looked up in the kernel meanwhile
+  // Forwarded connections (a balancer's) are counted once their handshake
+  // completed (conntrack's ASSURED): a flood of spoofed SYNs through a VIP
+  // makes entries, not connections.
+  uint64_t forwarded_unestablished = 0;  // destroyed without completing it: not counted
+  uint64_t forwarded_waiting = 0;        // not completed yet, checked again later (now)
+  uint64_t forwarded_wait_dropped = 0;   // not checked: too many were waiting
 };
 
 class NatFeed {
@@ -38,7 +46,10 @@ class NatFeed {
 
   std::optional<CtEntry> ClaimOriginal(const Endpoint& local, const Endpoint& remote);
   std::optional<CtEntry> ClaimReply(const Endpoint& local, const Endpoint& remote);
-  std::vector<ForwardedEvent> TakeForwarded(int64_t now_ns) { return table_.TakeForwarded(now_ns); }
+  // The forwarded connections whose handshake completed, in order: an open
+  // once conntrack says ASSURED (asking the kernel again for one that was
+  // not yet, a bounded number per call), a close when its open was given.
+  std::vector<ForwardedEvent> TakeForwarded(int64_t now_ns);
 
   uint32_t netns() const { return reader_->netns(); }
   // Any thread: a copy made after the last Refresh.
@@ -50,7 +61,18 @@ class NatFeed {
   // At most one warning a minute: a flood of lost events is one problem.
   bool Loggable();
 
+  struct Waiting {
+    ForwardedEvent open;
+    int64_t check_ns = 0;
+  };
+  void CheckWaiting(int64_t now_ns, std::vector<ForwardedEvent>* out);
+
   std::unique_ptr<ConntrackReader> reader_;
+  // Forwarded opens not assured yet, by original tuple, and the order they
+  // are checked in (entries no longer in the map are skipped).
+  std::map<CtTuple, Waiting> waiting_;
+  std::deque<std::pair<int64_t, CtTuple>> checks_;
+  uint64_t unestablished_ = 0, wait_dropped_ = 0;
   NatTable table_;
   std::vector<CtEvent> scratch_;
   // Events were lost and no dump has replaced them yet.

@@ -130,6 +130,9 @@ void NatTable::Apply(const CtEvent& ev, int64_t now_ns) {
   // A DESTROY for another connection on the same tuple (its id differs) is
   // not this one's; 0 is an id the kernel did not send.
   if (ev.entry.id && h.entry.id && h.entry.id != ev.entry.id) return;
+  // The DESTROY's status says how far it got (ASSURED: its handshake
+  // completed), which a forwarded connection's close is judged by.
+  h.entry.status |= ev.entry.status;
   if (ev.entry.bytes_orig || ev.entry.bytes_reply) {
     h.entry.bytes_orig = ev.entry.bytes_orig;
     h.entry.bytes_reply = ev.entry.bytes_reply;
