@@ -22,7 +22,9 @@ class NatLabTest : public LookLabTest {
                       std::to_string(i) + " look";
     for (const std::string& a : args) cmd += " " + a;
     cmd += " --format json | " + std::string(LOOK_LINES_PY);
-    CommandResult r = RunCommand({"/bin/sh", "-c", "set -o pipefail 2>/dev/null; " + cmd}, 30s);
+    // bash: dash before 0.5.13 (Debian 12's /bin/sh) has no pipefail, and a
+    // failed `set` ends its shell with status 2 and no output.
+    CommandResult r = RunCommand({"/bin/bash", "-c", "set -o pipefail; " + cmd}, 30s);
     EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.out << r.err;
     return r.out;
   }
