@@ -110,14 +110,24 @@ void Daemon::InitNat() {
                         << reader.status().message();
     return;
   }
-  auto feed = std::make_unique<NatFeed>(std::move(*reader));
+  std::function<bool(const IpAddr&)> is_local = LocalAddressTest();
+  NatTableOptions options;
+  // With only known namespaces recorded (self, or a list), an entry with
+  // neither end at one of their addresses has no socket here to claim it:
+  // a balancer's connection, forwarded at once instead of after the grace.
+  // With --netns all, containers' addresses are not all known: wait.
+  if (!filter_.netns.empty())
+    options.unclaimable = [is_local](const CtEntry& e) {
+      return !is_local(e.original.src.addr) && !is_local(e.reply.src.addr);
+    };
+  auto feed = std::make_unique<NatFeed>(std::move(*reader), std::move(options));
   const int64_t now = RealtimeNs();
   Status seeded = feed->Seed(now);
   if (!seeded.ok())
     FM_LOG(Warn, "nat") << "the start-up conntrack dump failed (" << seeded.message()
                         << "); translations of connections open now may be missed";
   nat_ = std::move(feed);
-  aggregator_->set_nat(nat_.get(), now, LocalAddressTest());
+  aggregator_->set_nat(nat_.get(), now, std::move(is_local));
   nat_state_ = "on";
   FM_LOG(Info, "nat") << "reading connection tracking (netns " << nat_->netns() << "): " << nat_->Stats().table.entries << " translated connections open";
 }
@@ -447,6 +457,8 @@ NodeStatus Daemon::GetStatus() {
       s.probe.detail.emplace_back("conntrack_overflows", ns.reader.overflows);
       s.probe.detail.emplace_back("conntrack_resyncs", ns.resyncs);
       s.probe.detail.emplace_back("conntrack_resync_failures", ns.resync_failures);
+      s.probe.detail.emplace_back("conntrack_prunes", ns.prunes);
+      s.probe.detail.emplace_back("conntrack_closed_at_start", ns.closed_at_start);
       s.probe.detail.emplace_back("conntrack_kernel_lookups", ns.kernel_lookups);
       s.probe.detail.emplace_back("nat_translated", as.translated);
       s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);

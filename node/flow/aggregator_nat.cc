@@ -111,6 +111,9 @@ void Aggregator::NoteAlias(const NatAlias& alias) {
   auto [it, inserted] = aliases_.try_emplace({alias.front, alias.target}, alias);
   if (!inserted) {
     it->second.last_seen_ns = std::max(it->second.last_seen_ns, alias.last_seen_ns);
+    // A listener of ours behind it makes it a published port, whatever a
+    // connection before its socket was seen made of it.
+    if (!alias.balancer) it->second.balancer = false;
     if (alias.owner.known()) it->second.owner = alias.owner;
     return;
   }

@@ -31,6 +31,9 @@ struct CtEntry {
   CtTuple original;    // as the connection's first packet had it
   CtTuple reply;       // as the other end sends back (after translation)
   uint32_t status = 0; // IPS_* bits
+  // TCP_CONNTRACK_* (CTA_PROTOINFO_TCP_STATE): 3 established, 7 time-wait,
+  // 8 close; 0 = not said (events other than a dump's may leave it out).
+  uint8_t tcp_state = 0;
   // CTA_COUNTERS_ORIG/REPLY when the kernel accounts (nf_conntrack_acct);
   // 0 otherwise.
   uint64_t bytes_orig = 0;

@@ -25,6 +25,8 @@ struct NatFeedStats {
   NatTableStats table;
   uint64_t resyncs = 0;          // whole dumps after lost events
   uint64_t resync_failures = 0;  // ... that failed (the table may miss entries until one works)
+  uint64_t prunes = 0;           // periodic dumps (entries that ended without a DESTROY)
+  uint64_t closed_at_start = 0;  // start-up entries already closed (TIME_WAIT, CLOSE): ignored
   uint64_t kernel_lookups = 0;   // connections looked up in the kernel meanwhile
   // Forwarded connections (a balancer's) are counted once their handshake
   // completed (conntrack's ASSURED): a flood of spoofed SYNs through a VIP
@@ -37,11 +39,14 @@ struct NatFeedStats {
 class NatFeed {
  public:
   explicit NatFeed(std::unique_ptr<ConntrackReader> reader, NatTableOptions options = {});
+  // How often the table is pruned against a dump (0 = never).
+  void set_prune_interval(int64_t ns) { prune_interval_ns_ = ns; }
 
   // The start-up dump: every translated connection open now.
   Status Seed(int64_t now_ns);
   // Takes in every pending event (bounded per call); after lost events, a
-  // whole dump. The probe thread, before each run of events.
+  // whole dump; every minute, a dump that prunes what ended without a
+  // DESTROY event. The probe thread, before each run of events.
   void Refresh(int64_t now_ns);
 
   std::optional<CtEntry> ClaimOriginal(const Endpoint& local, const Endpoint& remote);
@@ -64,6 +69,7 @@ class NatFeed {
   struct Waiting {
     ForwardedEvent open;
     int64_t check_ns = 0;
+    size_t checks = 0;
   };
   void CheckWaiting(int64_t now_ns, std::vector<ForwardedEvent>* out);
 
@@ -78,6 +84,9 @@ class NatFeed {
   // Events were lost and no dump has replaced them yet.
   bool incomplete_ = false;
   uint64_t resyncs_ = 0, resync_failures_ = 0, kernel_lookups_ = 0;
+  int64_t prune_interval_ns_ = 60'000'000'000;
+  int64_t last_dump_ns_ = 0;
+  uint64_t prunes_ = 0, pruned_closed_at_start_ = 0;
   log::RateLimit log_limit_{60'000'000'000};
   mutable std::mutex stats_mu_;
   NatFeedStats stats_;  // guarded by stats_mu_

@@ -255,6 +255,20 @@ TEST_F(AggregatorNatTest, ForwardedConnectionsOpenAtStartUpAreCarriedNotOpened) 
   EXPECT_EQ(total.carried, 1u);
 }
 
+TEST_F(AggregatorNatTest, ConnectionsThatClosedBeforeStartUpAreNotCarriedIn) {
+  auto reader = std::make_unique<FakeReader>();
+  reader->table = {Entry("10.0.0.1:40000", "10.0.0.9:8000", "10.0.0.5:8000", "10.0.0.9:50001")};
+  reader->table[0].status = kAssured;
+  reader->table[0].tcp_state = 7;  // TIME_WAIT: over, lingering
+  reader_ = reader.get();
+  feed_ = std::make_unique<NatFeed>(std::move(reader));
+  ASSERT_TRUE(feed_->Seed(kT0).ok());
+  agg_.set_nat(feed_.get(), kT0);
+  agg_.Tick(kT0 + 4 * kSec);
+  EXPECT_TRUE(Flows().empty());
+  EXPECT_EQ(feed_->Stats().closed_at_start, 1u);
+}
+
 TEST_F(AggregatorNatTest, LostEventsAreReadAgainWhole) {
   reader_->lose_next = true;
   reader_->table = {Entry("10.0.0.1:40002", "10.0.250.1:80", "10.0.0.2:8080", "10.0.0.1:40002")};

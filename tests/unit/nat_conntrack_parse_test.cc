@@ -158,6 +158,14 @@ TEST(ConntrackParse, StatusOfNewDestroyAndDump) {
 
 bool Malformed(const Status& s) { return !s.ok() && s.code() != Status::Code::kNotFound; }
 
+// The TCP state (CTA_PROTOINFO_TCP_STATE) a dump reports for an open
+// connection: the start-up dump carries in only connections not over yet.
+TEST(ConntrackParse, DumpSaysTheTcpState) {
+  CtEvent dumped;
+  ASSERT_TRUE(Parse(Messages().at("dump_v4_dnat"), &dumped).ok());
+  EXPECT_EQ(dumped.entry.tcp_state, 3);  // TCP_CONNTRACK_ESTABLISHED: the connection was held open
+}
+
 TEST(ConntrackParse, NotTcpIsNotFound) {
   Bytes m = Messages().at("new_v4_dnat");
   for (int tuple : {CTA_TUPLE_ORIG, CTA_TUPLE_REPLY}) {
