@@ -17,6 +17,19 @@ ConnKey ForwardedConnKey(const CtEntry& e) {
                  e.original.src.port};
 }
 
+// Its flow: client (raddr) -> front (laddr:lport) -> backend (xaddr:xport).
+FlowKey ForwardedFlowKey(const CtEntry& e) {
+  FlowKey k;
+  k.direction = Direction::kForwarded;
+  k.netns = e.netns;
+  k.laddr = e.original.dst.addr;
+  k.lport = e.original.dst.port;
+  k.raddr = e.original.src.addr;
+  k.xaddr = e.reply.src.addr;
+  k.xport = e.reply.src.port;
+  return k;
+}
+
 }  // namespace
 
 void Aggregator::Translate(FlowKey& k, const ConnEvent& ev, const ProcessRef& proc) {
@@ -67,13 +80,7 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   if (!fe.closed) {
     if (it != tracked_.end()) return;  // a dump after lost events saw it again
     Tracked& t = tracked_[key];
-    t.flow.direction = Direction::kForwarded;
-    t.flow.netns = e.netns;
-    t.flow.laddr = e.original.dst.addr;
-    t.flow.lport = e.original.dst.port;
-    t.flow.raddr = e.original.src.addr;
-    t.flow.xaddr = e.reply.src.addr;
-    t.flow.xport = e.reply.src.port;
+    t.flow = ForwardedFlowKey(e);
     if (fe.ts_ns <= nat_seeded_ns_) {
       // Open before meshd looked, as a seed socket is.
       t.accounted = ev.counters;
@@ -95,13 +102,7 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   } else {
     // Forgotten to stay within max_tracked: counted at its close, as a
     // socket's missed open is.
-    t.flow.direction = Direction::kForwarded;
-    t.flow.netns = e.netns;
-    t.flow.laddr = e.original.dst.addr;
-    t.flow.lport = e.original.dst.port;
-    t.flow.raddr = e.original.src.addr;
-    t.flow.xaddr = e.reply.src.addr;
-    t.flow.xport = e.reply.src.port;
+    t.flow = ForwardedFlowKey(e);
   }
   Account(t, ev, /*opened=*/!known, /*closed=*/true, w);
   stats_.forwarded_closed++;

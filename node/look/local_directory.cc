@@ -3,8 +3,6 @@
 // grouped by pgid.
 #include "node/look/local_directory.h"
 
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -17,6 +15,7 @@
 #include "node/common/clock.h"
 
 #include "node/common/log.h"
+#include "node/probe/netns.h"
 
 namespace flowmesh {
 namespace {
@@ -78,28 +77,13 @@ bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
 }  // namespace
 
 std::vector<IpAddr> LocalAddresses() {
-  std::vector<IpAddr> out;
-  struct ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) {
-    FM_LOG(Warn, "look") << "cannot list this host's addresses (getifaddrs): "
-                         << std::strerror(errno) << "; look sees only loopback as local";
-    return out;
+  Result<std::vector<IpAddr>> all = InterfaceAddresses(/*with_loopback=*/true);
+  if (!all.ok()) {
+    FM_LOG(Warn, "look") << "cannot list this host's addresses: " << all.status().message()
+                         << "; look sees only loopback as local";
+    return {};
   }
-  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    IpAddr a;
-    if (i->ifa_addr->sa_family == AF_INET) {
-      a = IpAddr::V4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      a = IpAddr::FromRaw(AF_INET6,
-                          reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr.s6_addr);
-    } else {
-      continue;
-    }
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-  }
-  freeifaddrs(list);
-  return out;
+  return std::move(all).value();
 }
 
 LocalQuerier::LocalQuerier(const Store& store, ListenerSource listeners)

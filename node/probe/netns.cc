@@ -106,9 +106,7 @@ Result<uint32_t> NetnsInodeOfPath(const std::string& path) {
   return static_cast<uint32_t>(st.st_ino);
 }
 
-namespace {
-
-Result<std::vector<IpAddr>> AddressesHere() {
+Result<std::vector<IpAddr>> InterfaceAddresses(bool with_loopback) {
   struct ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return Status::FromErrno(errno, "getifaddrs");
   std::vector<IpAddr> out;
@@ -123,15 +121,13 @@ Result<std::vector<IpAddr>> AddressesHere() {
     } else {
       continue;
     }
-    if (a.is_loopback() || a.is_unspecified()) continue;
+    if ((a.is_loopback() && !with_loopback) || a.is_unspecified()) continue;
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   freeifaddrs(list);
   std::sort(out.begin(), out.end());
   return out;
 }
-
-}  // namespace
 
 Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
     const std::vector<NetnsRef>& namespaces, const std::string& proc_root,
@@ -151,12 +147,12 @@ Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
         if (r.inode == ref.inode) ref = r;
     }
     if (ref.inode == self) {
-      addrs = AddressesHere();
+      addrs = InterfaceAddresses(/*with_loopback=*/false);
     } else if (ref.path.empty()) {
       addrs = NotFound("no process under " + proc_root + " lives in it");
     } else {
       Status s = RunInNetns(ref.path, ref.inode, [&] {
-        addrs = AddressesHere();
+        addrs = InterfaceAddresses(/*with_loopback=*/false);
         return addrs.status();
       });
       if (!s.ok()) addrs = s;
