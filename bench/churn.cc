@@ -42,6 +42,9 @@ struct Options {
   int server_threads = 1;
   int concurrency = 16;
   int port = 18473;
+  // Where clients connect; 0 = `port`. Another port measures a NAT on the
+  // path (bench/nat_churn.sh: a DNAT rule from this port to `port`).
+  int connect_port = 0;
   size_t bytes = 1;
   double rate = 0;
   int addrs = 1;
@@ -278,7 +281,7 @@ class Client {
       CountError(stats_.errors, "socket", errno);
       return;
     }
-    sockaddr_in sa = LoopbackAddr(addr_index, opt_.port);
+    sockaddr_in sa = LoopbackAddr(addr_index, opt_.connect_port ? opt_.connect_port : opt_.port);
     if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
       CountError(stats_.errors, "connect", errno);
       close(fd);
@@ -383,6 +386,10 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", opt.concurrency, "connections in flight per client thread")
       ->check(CLI::Range(1, 4096));
   app.add_option("--port", opt.port, "server port on 127.0.0.1..N")->check(CLI::Range(1, 65535));
+  app.add_option("--connect-port", opt.connect_port,
+                 "port clients connect to (default: --port); a NAT rule on the path sends it "
+                 "to --port")
+      ->check(CLI::Range(0, 65535));
   app.add_option("--bytes", opt.bytes, "bytes each way per connection")
       ->check(CLI::Range(size_t{0}, size_t{64} << 20));
   app.add_option("--rate", opt.rate, "target connections/s in total, 0 = as fast as possible")

@@ -124,7 +124,8 @@ class Churn:
     def argv(self, duration, rate=0, port=None):
         a = self.args
         return [a.churn, "--duration", str(duration), "--rate", str(rate),
-                "--port", str(port or a.port), "--threads", str(a.threads),
+                "--port", str(port or a.port), "--connect-port", str(a.connect_port),
+                "--threads", str(a.threads),
                 "--server-threads", str(a.server_threads), "--concurrency", str(a.concurrency),
                 "--addrs", str(a.addrs), "--bytes", str(a.bytes)]
 
@@ -176,9 +177,15 @@ class Meshd:
             # The store is on, as in production: every close becomes a record.
             self.data = os.path.join(self.tmp, tag + ".data")
             self.p = spawn([self.args.meshd, "--probe-mode", "streaming",
-                            "--control-socket", self.sock, "--ports", str(self.args.port),
+                            "--control-socket", self.sock, "--ports", self.ports(),
+                            "--netns", self.args.meshd_netns,
                             "--data-dir", self.data, "--log-level", "warn"],
                            stdout=log, stderr=subprocess.STDOUT)
+
+    def ports(self):
+        # Through a NAT the client's socket has the port it dialled.
+        a = self.args
+        return str(a.port) + (f",{a.connect_port}" if a.connect_port else "")
 
     def status(self, timeout=2.0):
         try:
@@ -524,6 +531,11 @@ def parse_args():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of churn per arm")
     ap.add_argument("--port", type=int, default=18473)
+    ap.add_argument("--meshd-netns", default="all",
+                    help="meshd's --netns: all (every namespace, by port), or self (only the "
+                         "one it runs in, as in production)")
+    ap.add_argument("--connect-port", type=int, default=0,
+                    help="clients connect here (a NAT rule sends it to --port); 0 = --port")
     ap.add_argument("--threads", type=int, default=2, help="churn client threads")
     ap.add_argument("--server-threads", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=16, help="in flight per client thread")

@@ -45,7 +45,11 @@ std::string Label(const LookNode& n) {
   }
   if (!n.host.empty()) s += " on " + Printable(n.host);
   if (n.via.port != 0) s += " via " + n.via.ToString();
-  if (!n.aliases.empty()) s += " (also " + Joined(n.aliases) + ")";
+  // A root asked as its published port has that front as `via` already.
+  std::vector<Endpoint> others;
+  for (const Endpoint& a : n.aliases)
+    if (a != n.via) others.push_back(a);
+  if (!others.empty()) s += " (also " + Joined(others) + ")";
   return s;
 }
 

@@ -2,12 +2,8 @@
 #include "node/common/net.h"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <vector>
 
@@ -134,27 +130,6 @@ size_t IpAddrHash::operator()(const IpAddr& a) const noexcept {
   std::memcpy(&lo, a.bytes.data(), 8);
   std::memcpy(&hi, a.bytes.data() + 8, 8);
   return std::hash<uint64_t>{}(lo * 0x9e3779b97f4a7c15ULL ^ hi ^ a.family);
-}
-
-Result<std::vector<IpAddr>> InterfaceAddresses() {
-  struct ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return Status::FromErrno(errno, "getifaddrs");
-  std::vector<IpAddr> out;
-  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    IpAddr a;
-    if (i->ifa_addr->sa_family == AF_INET) {
-      a = IpAddr::V4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      a = IpAddr::FromRaw(AF_INET6,
-                          reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr.s6_addr);
-    } else {
-      continue;
-    }
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-  }
-  freeifaddrs(list);
-  return out;
 }
 
 Result<std::vector<uint16_t>> ParsePortList(std::string_view text, size_t max) {

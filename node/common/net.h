@@ -52,10 +52,6 @@ struct IpAddrHash {
   size_t operator()(const IpAddr& a) const noexcept;
 };
 
-// The addresses of the calling thread's network namespace's interfaces
-// (getifaddrs), each once, in interface order; loopback included.
-Result<std::vector<IpAddr>> InterfaceAddresses();
-
 // Parses a port list "80,443,8000-8010" (ranges expanded, at most `max` ports).
 Result<std::vector<uint16_t>> ParsePortList(std::string_view text, size_t max = 1024);
 

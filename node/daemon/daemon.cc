@@ -110,16 +110,51 @@ void Daemon::InitNat() {
                         << reader.status().message();
     return;
   }
-  auto feed = std::make_unique<NatFeed>(std::move(*reader));
+  std::function<bool(const IpAddr&)> is_local = LocalAddressTest();
+  NatTableOptions options;
+  // With only known namespaces recorded (self, or a list), an entry with
+  // neither end at one of their addresses has no socket here to claim it:
+  // a balancer's connection, forwarded at once instead of after the grace.
+  // With --netns all, containers' addresses are not all known: wait.
+  if (!filter_.netns.empty())
+    options.unclaimable = [is_local](const CtEntry& e) {
+      return !is_local(e.original.src.addr) && !is_local(e.reply.src.addr);
+    };
+  auto feed = std::make_unique<NatFeed>(std::move(*reader), std::move(options));
   const int64_t now = RealtimeNs();
   Status seeded = feed->Seed(now);
   if (!seeded.ok())
     FM_LOG(Warn, "nat") << "the start-up conntrack dump failed (" << seeded.message()
                         << "); translations of connections open now may be missed";
   nat_ = std::move(feed);
-  aggregator_->set_nat(nat_.get(), now);
+  aggregator_->set_nat(nat_.get(), now, std::move(is_local));
   nat_state_ = "on";
   FM_LOG(Info, "nat") << "reading connection tracking (netns " << nat_->netns() << "): " << nat_->Stats().table.entries << " translated connections open";
+}
+
+std::function<bool(const IpAddr&)> Daemon::LocalAddressTest() const {
+  // The probe thread asks for every unclaimed conntrack entry: read the
+  // addresses (every recorded namespace's) again at most every 10 s.
+  struct Cache {
+    std::vector<IpAddr> sorted;
+    int64_t read_ns = 0;
+  };
+  auto cache = std::make_shared<Cache>();
+  auto book = std::make_shared<NetnsAddressBook>(filter_.netns, config_.proc_root);
+  return [cache, book](const IpAddr& a) {
+    if (a.is_loopback()) return true;
+    const int64_t now = MonotonicNs();
+    if (cache->read_ns == 0 || now - cache->read_ns > 10'000'000'000) {
+      cache->sorted = LocalAddresses();
+      if (std::optional<AddressesByNetns> by_netns = book->Read()) {
+        std::vector<IpAddr> more = AllAddresses(*by_netns);
+        cache->sorted.insert(cache->sorted.end(), more.begin(), more.end());
+      }
+      std::sort(cache->sorted.begin(), cache->sorted.end());
+      cache->read_ns = now;
+    }
+    return std::binary_search(cache->sorted.begin(), cache->sorted.end(), a);
+  };
 }
 
 void Daemon::FlushForQuery() {
@@ -422,10 +457,16 @@ NodeStatus Daemon::GetStatus() {
       s.probe.detail.emplace_back("conntrack_overflows", ns.reader.overflows);
       s.probe.detail.emplace_back("conntrack_resyncs", ns.resyncs);
       s.probe.detail.emplace_back("conntrack_resync_failures", ns.resync_failures);
+      s.probe.detail.emplace_back("conntrack_prunes", ns.prunes);
+      s.probe.detail.emplace_back("conntrack_closed_at_start", ns.closed_at_start);
       s.probe.detail.emplace_back("conntrack_kernel_lookups", ns.kernel_lookups);
       s.probe.detail.emplace_back("nat_translated", as.translated);
       s.probe.detail.emplace_back("nat_forwarded_opened", as.forwarded_opened);
       s.probe.detail.emplace_back("nat_forwarded_closed", as.forwarded_closed);
+      s.probe.detail.emplace_back("nat_forwarded_local_ignored", as.forwarded_local_ignored);
+      s.probe.detail.emplace_back("nat_forwarded_unestablished", ns.forwarded_unestablished);
+      s.probe.detail.emplace_back("nat_forwarded_waiting", ns.forwarded_waiting);
+      s.probe.detail.emplace_back("nat_forwarded_wait_dropped", ns.forwarded_wait_dropped);
       s.probe.detail.emplace_back("nat_untranslated_ignored", ns.table.untranslated);
       s.probe.detail.emplace_back("nat_evicted", ns.table.evicted);
     } else {

@@ -66,6 +66,8 @@ class Daemon final : public ControlBackend {
   // Connection tracking, when --conntrack allows and the kernel lets us;
   // otherwise says why once and goes on without NAT translations.
   void InitNat();
+  // Whether an address is one of this node's (any recorded namespace's).
+  std::function<bool(const IpAddr&)> LocalAddressTest() const;
   void ReportMissingCapabilities() const;
   // Queries read the store: what the kernel saw before the question goes
   // through the probe (drain_) and what was aggregated to the store first.

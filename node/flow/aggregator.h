@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <span>
@@ -85,6 +86,10 @@ struct AggregatorStats {
   uint64_t translated = 0;
   uint64_t forwarded_opened = 0;
   uint64_t forwarded_closed = 0;
+  // Unclaimed entries from or to this node's own addresses: local
+  // connections, not forwarded (closed before meshd looked, or in a
+  // namespace not recorded).
+  uint64_t forwarded_local_ignored = 0;
   uint64_t aliases = 0;              // NAT aliases held (announced while fresh)
   uint64_t tracked = 0;              // open connections now
   uint64_t listeners = 0;            // listening endpoints now
@@ -125,9 +130,15 @@ class Aggregator {
   // default) = none. Set before events flow, after nat->Seed at
   // `seeded_ns`: forwarded connections seen by then were open before meshd
   // looked, and are carried, not opened.
-  void set_nat(NatFeed* nat, int64_t seeded_ns) {
+  // `is_local` says whether an address is this node's (any recorded
+  // namespace's): an entry from or to one was a local connection (one that
+  // closed before meshd started, one in a namespace not recorded), never a
+  // forwarded one. Empty = none is.
+  void set_nat(NatFeed* nat, int64_t seeded_ns,
+               std::function<bool(const IpAddr&)> is_local = {}) {
     nat_ = nat;
     nat_seeded_ns_ = seeded_ns;
+    nat_is_local_ = std::move(is_local);
   }
   // The fronts this node's NAT translated within alias_ttl_ns of `now_ns`.
   std::vector<NatAlias> Aliases(int64_t now_ns) const;
@@ -234,6 +245,7 @@ class Aggregator {
   std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
   int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
   NatFeed* nat_ = nullptr;
+  std::function<bool(const IpAddr&)> nat_is_local_;
   int64_t nat_seeded_ns_ = 0;
   std::map<std::pair<Endpoint, Endpoint>, NatAlias> aliases_;  // (front, target)
   AggregatorStats stats_;

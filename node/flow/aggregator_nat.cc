@@ -17,6 +17,19 @@ ConnKey ForwardedConnKey(const CtEntry& e) {
                  e.original.src.port};
 }
 
+// Its flow: client (raddr) -> front (laddr:lport) -> backend (xaddr:xport).
+FlowKey ForwardedFlowKey(const CtEntry& e) {
+  FlowKey k;
+  k.direction = Direction::kForwarded;
+  k.netns = e.netns;
+  k.laddr = e.original.dst.addr;
+  k.lport = e.original.dst.port;
+  k.raddr = e.original.src.addr;
+  k.xaddr = e.reply.src.addr;
+  k.xport = e.reply.src.port;
+  return k;
+}
+
 }  // namespace
 
 void Aggregator::Translate(FlowKey& k, const ConnEvent& ev, const ProcessRef& proc) {
@@ -53,6 +66,10 @@ void Aggregator::TakeNat(int64_t now_ns, Work& w) {
 void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   const CtEntry& e = fe.entry;
   const ConnKey key = ForwardedConnKey(e);
+  if (nat_is_local_ && (nat_is_local_(e.original.src.addr) || nat_is_local_(e.reply.src.addr))) {
+    if (!fe.closed) stats_.forwarded_local_ignored++;
+    return;
+  }
   ConnEvent ev;
   ev.ts_ns = fe.ts_ns;
   ev.key = key;
@@ -63,13 +80,7 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   if (!fe.closed) {
     if (it != tracked_.end()) return;  // a dump after lost events saw it again
     Tracked& t = tracked_[key];
-    t.flow.direction = Direction::kForwarded;
-    t.flow.netns = e.netns;
-    t.flow.laddr = e.original.dst.addr;
-    t.flow.lport = e.original.dst.port;
-    t.flow.raddr = e.original.src.addr;
-    t.flow.xaddr = e.reply.src.addr;
-    t.flow.xport = e.reply.src.port;
+    t.flow = ForwardedFlowKey(e);
     if (fe.ts_ns <= nat_seeded_ns_) {
       // Open before meshd looked, as a seed socket is.
       t.accounted = ev.counters;
@@ -91,13 +102,7 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   } else {
     // Forgotten to stay within max_tracked: counted at its close, as a
     // socket's missed open is.
-    t.flow.direction = Direction::kForwarded;
-    t.flow.netns = e.netns;
-    t.flow.laddr = e.original.dst.addr;
-    t.flow.lport = e.original.dst.port;
-    t.flow.raddr = e.original.src.addr;
-    t.flow.xaddr = e.reply.src.addr;
-    t.flow.xport = e.reply.src.port;
+    t.flow = ForwardedFlowKey(e);
   }
   Account(t, ev, /*opened=*/!known, /*closed=*/true, w);
   stats_.forwarded_closed++;
@@ -107,6 +112,9 @@ void Aggregator::NoteAlias(const NatAlias& alias) {
   auto [it, inserted] = aliases_.try_emplace({alias.front, alias.target}, alias);
   if (!inserted) {
     it->second.last_seen_ns = std::max(it->second.last_seen_ns, alias.last_seen_ns);
+    // A listener of ours behind it makes it a published port, whatever a
+    // connection before its socket was seen made of it.
+    if (!alias.balancer) it->second.balancer = false;
     if (alias.owner.known()) it->second.owner = alias.owner;
     return;
   }

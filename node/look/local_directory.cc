@@ -3,7 +3,6 @@
 // grouped by pgid.
 #include "node/look/local_directory.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "node/common/clock.h"
 
 #include "node/common/log.h"
+#include "node/probe/netns.h"
 
 namespace flowmesh {
 namespace {
@@ -77,11 +77,13 @@ bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
 }  // namespace
 
 std::vector<IpAddr> LocalAddresses() {
-  Result<std::vector<IpAddr>> out = InterfaceAddresses();
-  if (out.ok()) return std::move(out).value();
-  FM_LOG(Warn, "look") << "cannot list this host's addresses (" << out.status().message()
-                       << "); look sees only loopback as local";
-  return {};
+  Result<std::vector<IpAddr>> all = InterfaceAddresses(/*with_loopback=*/true);
+  if (!all.ok()) {
+    FM_LOG(Warn, "look") << "cannot list this host's addresses: " << all.status().message()
+                         << "; look sees only loopback as local";
+    return {};
+  }
+  return std::move(all).value();
 }
 
 LocalQuerier::LocalQuerier(const Store& store, ListenerSource listeners)

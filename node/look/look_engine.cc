@@ -133,6 +133,10 @@ class Walker {
     UpEdge up;            // client slots
     DependencyEdge down;  // dependency slots
     std::vector<size_t> questions;
+    // Client slots: what each question asked about (the parent's endpoint,
+    // or a front a NAT translated to it), and the parent's endpoint.
+    std::vector<Endpoint> asked;
+    Endpoint parent_endpoint;
   };
 
   std::optional<NodeRef> Owner(const IpAddr& addr, const Endpoint* endpoint, const NodeRef& here);
@@ -287,20 +291,25 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
     std::map<std::string, Candidate> by_group;
     std::vector<std::string> order;
     const LookAnswer* failed = nullptr;
-    for (size_t qi : s.questions) {
-      const LookAnswer& a = answers_[slot_keys_[qi]];
+    for (size_t i = 0; i < s.questions.size(); i++) {
+      const LookAnswer& a = answers_[slot_keys_[s.questions[i]]];
       if (!a.status.ok()) {
         failed = &a;
         continue;
       }
+      // The client dialled a front that a NAT (the server's, a balancer's)
+      // sent to the parent: the edge is via that front.
+      const Endpoint dialled = s.asked[i];
+      const bool through_front = s.parent_endpoint.port != 0 && dialled != s.parent_endpoint;
       for (const ClientProcess& cp : a.clients) {
+        const Endpoint via = cp.via.port != 0 ? cp.via : through_front ? dialled : Endpoint{};
         // A balancer's forwarded connections are one node per front: they
         // came from the balancer's address, dialled as its front.
         const Endpoint front = cp.endpoints.empty() ? Endpoint{s.up.ip, 0} : cp.endpoints[0];
         // Connections that went through a VIP are apart from direct ones.
         std::string key = cp.balancer ? s.owner.name + "|b" + front.ToString()
                                       : GroupKey(s.owner.name, cp.process) + "|v" +
-                                            (cp.via.port ? cp.via.ToString() : "");
+                                            (via.port ? via.ToString() : "");
         auto [it, inserted] = by_group.try_emplace(key);
         Candidate& c = it->second;
         if (inserted) {
@@ -314,7 +323,7 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
           } else {
             c.node.process = Known(cp.process);
           }
-          c.node.via = cp.via;
+          if (!cp.balancer) c.node.via = via;
           c.node.stats = FlowStats{};
           c.where = s.owner;
         }
@@ -449,9 +458,11 @@ LookResult Walker::Run() {
           clients[f].push_back(std::move(leaf));
           continue;
         }
-        Slot s{static_cast<int>(f), true, *owner, u, {}, {}};
-        for (const Endpoint& t : WithFronts(u.targets))
+        Slot s{static_cast<int>(f), true, *owner, u, {}, {}, {}, {p.node.addr, p.node.port}};
+        for (const Endpoint& t : WithFronts(u.targets)) {
           s.questions.push_back(Enqueue({LookQuestion::Kind::kClients, *owner, t, u.ip}));
+          s.asked.push_back(t);
+        }
         slots.push_back(std::move(s));
       }
       for (const DependencyEdge& d : p.down) {

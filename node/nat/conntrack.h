@@ -31,6 +31,9 @@ struct CtEntry {
   CtTuple original;    // as the connection's first packet had it
   CtTuple reply;       // as the other end sends back (after translation)
   uint32_t status = 0; // IPS_* bits
+  // TCP_CONNTRACK_* (CTA_PROTOINFO_TCP_STATE): 3 established, 7 time-wait,
+  // 8 close; 0 = not said (events other than a dump's may leave it out).
+  uint8_t tcp_state = 0;
   // CTA_COUNTERS_ORIG/REPLY when the kernel accounts (nf_conntrack_acct);
   // 0 otherwise.
   uint64_t bytes_orig = 0;
@@ -88,12 +91,13 @@ class ConntrackReader {
   // incomplete until its next Dump.
   virtual Status Drain(std::vector<CtEvent>* out, size_t max, bool* lost) = 0;
   // Every TCP entry now, IPv4 and IPv6. Dump periodically, not only at
-  // start-up: with net.netfilter.nf_conntrack_events=2 (recent kernels'
-  // default: events only while someone listens) an entry created before Open
-  // never gets a DESTROY event, and only a dump shows it gone (measured on
-  // 6.18, kernel test ConntrackDnat.EntryOlderThanTheReaderIsGoneOnlyFromTheDump).
-  // A dump also evicts expired entries, whose DESTROY events otherwise wait
-  // for the kernel's garbage collection (seconds to minutes after the close).
+  // start-up: with net.netfilter.nf_conntrack_events=2 (the default) an
+  // entry made while no conntrack event listener existed anywhere on the
+  // host (the kernel's flag is global) never gets a DESTROY event, so
+  // entries open before meshd started leave only by a dump (kernel test
+  // ConntrackDnat.EntryOlderThanTheReaderIsGoneOnlyFromTheDump). A dump also
+  // evicts expired entries, whose DESTROY otherwise waits for the kernel's
+  // garbage collection.
   virtual Status Dump(std::vector<CtEntry>* out) = 0;
   // The entry whose original tuple this is, if the kernel tracks one.
   virtual Result<std::optional<CtEntry>> Get(const CtTuple& original) = 0;

@@ -77,6 +77,17 @@ constexpr AttrTypes<CTA_MAX> kTopTypes = [] {
   t[CTA_TUPLE_ORIG] = t[CTA_TUPLE_REPLY] = MNL_TYPE_NESTED;
   t[CTA_STATUS] = t[CTA_ID] = MNL_TYPE_U32;
   t[CTA_COUNTERS_ORIG] = t[CTA_COUNTERS_REPLY] = MNL_TYPE_NESTED;
+  t[CTA_PROTOINFO] = MNL_TYPE_NESTED;
+  return t;
+}();
+constexpr AttrTypes<CTA_PROTOINFO_MAX> kProtoinfoTypes = [] {
+  AttrTypes<CTA_PROTOINFO_MAX> t{};
+  t[CTA_PROTOINFO_TCP] = MNL_TYPE_NESTED;
+  return t;
+}();
+constexpr AttrTypes<CTA_PROTOINFO_TCP_MAX> kTcpInfoTypes = [] {
+  AttrTypes<CTA_PROTOINFO_TCP_MAX> t{};
+  t[CTA_PROTOINFO_TCP_STATE] = MNL_TYPE_U8;
   return t;
 }();
 constexpr AttrTypes<CTA_TUPLE_MAX> kTupleTypes = [] {
@@ -166,6 +177,22 @@ Status ParseBytes(const nlattr* nest, uint64_t* out) {
   return Status::Ok();
 }
 
+// CTA_PROTOINFO > CTA_PROTOINFO_TCP > CTA_PROTOINFO_TCP_STATE, when present.
+Status ParseTcpState(const nlattr* nest, uint8_t* out) {
+  if (nest == nullptr) return Status::Ok();
+  AttrTable<CTA_PROTOINFO_MAX> info;
+  info.level = "protoinfo";
+  info.types = kProtoinfoTypes.data();
+  FM_RETURN_IF_ERROR(WalkNested(nest, &info));
+  if (info.tb[CTA_PROTOINFO_TCP] == nullptr) return Status::Ok();
+  AttrTable<CTA_PROTOINFO_TCP_MAX> tcp;
+  tcp.level = "protoinfo tcp";
+  tcp.types = kTcpInfoTypes.data();
+  FM_RETURN_IF_ERROR(WalkNested(info.tb[CTA_PROTOINFO_TCP], &tcp));
+  if (tcp.tb[CTA_PROTOINFO_TCP_STATE]) *out = mnl_attr_get_u8(tcp.tb[CTA_PROTOINFO_TCP_STATE]);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseCtMessage(const struct nlmsghdr* nlh, uint32_t netns, CtEvent* out) {
@@ -210,6 +237,7 @@ Status ParseCtMessage(const struct nlmsghdr* nlh, uint32_t netns, CtEvent* out) 
   if (top.tb[CTA_STATUS]) e.status = ntohl(mnl_attr_get_u32(top.tb[CTA_STATUS]));
   FM_RETURN_IF_ERROR(ParseBytes(top.tb[CTA_COUNTERS_ORIG], &e.bytes_orig));
   FM_RETURN_IF_ERROR(ParseBytes(top.tb[CTA_COUNTERS_REPLY], &e.bytes_reply));
+  FM_RETURN_IF_ERROR(ParseTcpState(top.tb[CTA_PROTOINFO], &e.tcp_state));
   *out = ev;
   return Status::Ok();
 }

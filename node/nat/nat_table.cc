@@ -43,6 +43,7 @@ struct NatTable::Impl {
   uint64_t next_serial = 1;
   Deadlines claim_due;    // first seen: unclaimed after claim_grace -> forwarded
   Deadlines destroy_due;  // destroyed: forgotten after destroy_grace
+  std::deque<uint64_t> unclaimable;  // forwarded without waiting (options.unclaimable)
   std::vector<ForwardedEvent> out;  // closes of opens already handed out
 
   Held* Find(const std::unordered_map<CtTuple, uint64_t, TupleHash>& index, const CtTuple& t) {
@@ -93,7 +94,11 @@ struct NatTable::Impl {
     held[serial] = Held{e, now_ns};
     by_original[e.original] = serial;
     by_reply[e.reply] = serial;
-    claim_due.emplace_back(serial, now_ns);
+    if (options.unclaimable && options.unclaimable(e)) {
+      unclaimable.push_back(serial);
+    } else {
+      claim_due.emplace_back(serial, now_ns);
+    }
   }
 
   std::optional<CtEntry> Claim(const std::unordered_map<CtTuple, uint64_t, TupleHash>& index,
@@ -130,6 +135,9 @@ void NatTable::Apply(const CtEvent& ev, int64_t now_ns) {
   // A DESTROY for another connection on the same tuple (its id differs) is
   // not this one's; 0 is an id the kernel did not send.
   if (ev.entry.id && h.entry.id && h.entry.id != ev.entry.id) return;
+  // The DESTROY's status says how far it got (ASSURED: its handshake
+  // completed), which a forwarded connection's close is judged by.
+  h.entry.status |= ev.entry.status;
   if (ev.entry.bytes_orig || ev.entry.bytes_reply) {
     h.entry.bytes_orig = ev.entry.bytes_orig;
     h.entry.bytes_reply = ev.entry.bytes_reply;
@@ -137,16 +145,20 @@ void NatTable::Apply(const CtEvent& ev, int64_t now_ns) {
   t.Destroy(o->second, h, now_ns);
 }
 
-void NatTable::Replace(const std::vector<CtEntry>& dump, int64_t now_ns) {
+void NatTable::Replace(const std::vector<CtEntry>& dump, int64_t now_ns, bool add_missing) {
   Impl& t = *impl_;
   std::unordered_set<CtTuple, TupleHash> present;
   for (const CtEntry& e : dump) {
     if (!e.translated()) {
-      t.stats.untranslated++;
+      if (add_missing) t.stats.untranslated++;
       continue;
     }
     present.insert(e.original);
-    t.Add(e, now_ns);
+    if (add_missing) {
+      t.Add(e, now_ns);
+    } else if (Held* h = t.Find(t.by_original, e.original); h != nullptr && h->entry.id == e.id) {
+      h->entry.status |= e.status;  // how far it got since (ASSURED)
+    }
   }
   for (auto& [serial, h] : t.held) {
     if (h.destroyed) continue;
@@ -174,6 +186,11 @@ std::vector<ForwardedEvent> NatTable::TakeForwarded(int64_t now_ns) {
     t.out.push_back({false, h.first_seen_ns, h.entry});
     if (h.destroyed) t.out.push_back({true, h.destroyed_ns, h.entry});
   };
+  for (uint64_t serial : t.unclaimable) {
+    auto it = t.held.find(serial);
+    if (it != t.held.end() && !it->second.claimed && !it->second.opened) open(it->second);
+  }
+  t.unclaimable.clear();
   while (!t.claim_due.empty() &&
          t.claim_due.front().second + t.options.claim_grace_ns <= now_ns) {
     auto it = t.held.find(t.claim_due.front().first);

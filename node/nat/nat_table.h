@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,10 @@ struct NatTableOptions {
   // forwarded connection.
   int64_t claim_grace_ns = 2'000'000'000;
   size_t max_entries = 1 << 18;
+  // Entries no local socket can claim (neither end is an address of this
+  // node's recorded namespaces) are forwarded at once, not after the grace;
+  // empty = every entry waits.
+  std::function<bool(const CtEntry&)> unclaimable;
 };
 
 struct NatTableStats {
@@ -50,8 +55,10 @@ class NatTable {
 
   void Apply(const CtEvent& ev, int64_t now_ns);
   // Replaces the whole table with a dump (start-up, after lost events):
-  // entries gone from the dump are destroyed now.
-  void Replace(const std::vector<CtEntry>& dump, int64_t now_ns);
+  // entries gone from the dump are destroyed now. Without `add_missing` (the
+  // periodic dump) it only prunes: an entry made before any conntrack
+  // listener existed never gets a DESTROY event.
+  void Replace(const std::vector<CtEntry>& dump, int64_t now_ns, bool add_missing = true);
 
   // Client side: the entry whose original tuple is (laddr:lport ->
   // raddr:rport); marks it claimed.

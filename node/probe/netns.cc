@@ -2,8 +2,10 @@
 #include "node/probe/netns.h"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -104,17 +106,28 @@ Result<uint32_t> NetnsInodeOfPath(const std::string& path) {
   return static_cast<uint32_t>(st.st_ino);
 }
 
-namespace {
-
-// What NamespaceAddresses keeps of this namespace's: no loopback, sorted.
-Result<std::vector<IpAddr>> AddressesHere() {
-  FM_ASSIGN_OR_RETURN(std::vector<IpAddr> out, InterfaceAddresses());
-  std::erase_if(out, [](const IpAddr& a) { return a.is_loopback() || a.is_unspecified(); });
+Result<std::vector<IpAddr>> InterfaceAddresses(bool with_loopback) {
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return Status::FromErrno(errno, "getifaddrs");
+  std::vector<IpAddr> out;
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    IpAddr a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a = IpAddr::V4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a = IpAddr::FromRaw(AF_INET6,
+                          reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr.s6_addr);
+    } else {
+      continue;
+    }
+    if ((a.is_loopback() && !with_loopback) || a.is_unspecified()) continue;
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  freeifaddrs(list);
   std::sort(out.begin(), out.end());
   return out;
 }
-
-}  // namespace
 
 Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
     const std::vector<NetnsRef>& namespaces, const std::string& proc_root,
@@ -134,12 +147,12 @@ Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
         if (r.inode == ref.inode) ref = r;
     }
     if (ref.inode == self) {
-      addrs = AddressesHere();
+      addrs = InterfaceAddresses(/*with_loopback=*/false);
     } else if (ref.path.empty()) {
       addrs = NotFound("no process under " + proc_root + " lives in it");
     } else {
       Status s = RunInNetns(ref.path, ref.inode, [&] {
-        addrs = AddressesHere();
+        addrs = InterfaceAddresses(/*with_loopback=*/false);
         return addrs.status();
       });
       if (!s.ok()) addrs = s;

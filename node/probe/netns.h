@@ -36,6 +36,10 @@ Result<uint32_t> NetnsInodeOfPath(const std::string& path);
 // without). A namespace without a path is entered through a process in it
 // under `proc_root`. One that cannot be read is left out of the map and its
 // reason appended to `skipped`; an error only when none could be read.
+// The addresses of this thread's network namespace's interfaces, sorted,
+// each once (getifaddrs).
+Result<std::vector<IpAddr>> InterfaceAddresses(bool with_loopback);
+
 Result<std::map<uint32_t, std::vector<IpAddr>>> NamespaceAddresses(
     const std::vector<NetnsRef>& namespaces, const std::string& proc_root,
     std::vector<Status>* skipped = nullptr);

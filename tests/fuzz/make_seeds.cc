@@ -274,10 +274,12 @@ void QueryWireSeeds() {
   a_describe.description.clients = {{Ip("10.0.0.1"), Stats(), pg}};
   a_describe.description.dependencies = {{{Ip("10.0.0.9"), 443}, Stats()}};
   LookAnswer a_clients;
-  a_clients.clients = {{Proc(77, "api", "/srv/api"),
-                        Stats(),
-                        {{Ip("10.0.0.1"), 8080}},
-                        {{Ip("10.0.0.5"), Stats(), {Ip("10.0.0.1"), 8080}}}}};
+  ClientProcess api;  // by field: ClientProcess grew balancer and via (issue 14)
+  api.process = Proc(77, "api", "/srv/api");
+  api.stats = Stats();
+  api.endpoints = {{Ip("10.0.0.1"), 8080}};
+  api.clients = {{Ip("10.0.0.5"), Stats(), {Ip("10.0.0.1"), 8080}}};
+  a_clients.clients = {api};
   LookAnswer a_active;
   a_active.active = {{Proc(90, "worker", "/srv/worker"), Stats(), {{pg, Stats()}}}};
   LookAnswer unreachable;
@@ -530,16 +532,13 @@ void MetricsHttpSeeds() {
   Write("metrics_http", "get_trickled", Cat({{5}, Text(heads[0].second)}));
 }
 
-}  // namespace
-}  // namespace flowmesh::fuzz
-
 // ---- conntrack -------------------------------------------------------------
 
 // The messages captured from a real kernel (tests/tools/conntrack_capture.sh)
 // one per seed, and the dump reply with an event after it as one datagram.
 void ConntrackSeeds(const fs::path& source) {
   auto messages =
-      testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
+      flowmesh::testing::ReadConntrackMessages(source / "tests/unit/testdata/conntrack_messages.txt");
   if (messages.empty())
     throw std::runtime_error("cannot read tests/unit/testdata/conntrack_messages.txt");
   for (const auto& [name, bytes] : messages) Write("conntrack", name, bytes);
@@ -547,6 +546,9 @@ void ConntrackSeeds(const fs::path& source) {
     Write("conntrack", "datagram_of_two",
           Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));
 }
+
+}  // namespace
+}  // namespace flowmesh::fuzz
 
 int main(int argc, char** argv) {
   using namespace flowmesh::fuzz;

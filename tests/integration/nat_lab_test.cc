@@ -25,6 +25,8 @@ class NatLabTest : public LookLabTest {
                       std::to_string(i) + " look";
     for (const std::string& a : args) cmd += " " + a;
     cmd += " --format json | " + std::string(LOOK_LINES_PY);
+    // bash: dash before 0.5.13 (Debian 12's /bin/sh) has no pipefail, and a
+    // failed `set` ends its shell with status 2 and no output.
     CommandResult r = RunCommand({"/bin/bash", "-c", "set -o pipefail; " + cmd}, 30s);
     EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.out << r.err;
     return r.out;

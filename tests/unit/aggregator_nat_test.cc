@@ -41,11 +41,17 @@ class FakeReader : public ConntrackReader {
     *out = table;
     return Status::Ok();
   }
-  Result<std::optional<CtEntry>> Get(const CtTuple&) override {
+  Result<std::optional<CtEntry>> Get(const CtTuple& t) override {
+    gets++;
+    for (const CtEntry& e : table)
+      if (e.original == t) return std::optional<CtEntry>(e);
     return std::optional<CtEntry>();
   }
+  int gets = 0;
   ConntrackStats Stats() const override { return {}; }
 };
+
+constexpr uint32_t kAssured = 1u << 2;  // IPS_ASSURED: the handshake completed
 
 CtEntry Entry(const char* osrc, const char* odst, const char* rsrc, const char* rdst) {
   CtEntry e;
@@ -145,6 +151,7 @@ TEST_F(AggregatorNatTest, AServersFlowKeepsThePublishedPortAndAnnouncesTheAlias)
 
 TEST_F(AggregatorNatTest, ABalancersForwardedConnectionsAreFlowsOfTheirOwn) {
   CtEntry e = Entry("10.0.0.1:40000", "10.0.0.9:8000", "10.0.0.4:8000", "10.0.0.9:50000");
+  e.status = kAssured;
   reader_->pending.push_back({CtEventKind::kNew, e});
   agg_.Tick(kT0 + kSec);  // seen; no socket of ours claims it ...
   EXPECT_EQ(agg_.Stats().forwarded_opened, 0u);
@@ -177,8 +184,64 @@ TEST_F(AggregatorNatTest, ABalancersForwardedConnectionsAreFlowsOfTheirOwn) {
   EXPECT_EQ(aliases[0].target, E("10.0.0.4:8000"));
 }
 
+TEST_F(AggregatorNatTest, AnUnclaimedEntryOfThisNodesOwnAddressesIsNoForwardedConnection) {
+  // A client connection of this host that closed before meshd started is in
+  // conntrack (TIME_WAIT) with no socket left to claim it.
+  agg_.set_nat(feed_.get(), kT0, [](const IpAddr& a) { return a == A("10.0.0.1"); });
+  CtEntry e = Entry("10.0.0.1:40009", "10.0.250.1:80", "10.0.0.2:8080", "10.0.0.1:40009");
+  e.status = kAssured;
+  reader_->pending.push_back({CtEventKind::kNew, e});
+  agg_.Tick(kT0 + kSec);
+  agg_.Tick(kT0 + 4 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_opened, 0u);
+  EXPECT_EQ(agg_.Stats().forwarded_local_ignored, 1u);
+  EXPECT_TRUE(agg_.Aliases(kT0 + 4 * kSec).empty());
+  EXPECT_TRUE(Flows().empty());
+}
+
+TEST_F(AggregatorNatTest, SpoofedSynsThroughAVipAreNoConnections) {
+  // A flood of SYNs from made-up sources: conntrack makes entries, the
+  // handshake never completes.
+  for (int i = 0; i < 100; i++) {
+    CtEntry e = Entry("198.51.100.1:1000", "10.0.0.9:8000", "10.0.0.4:8000", "10.0.0.9:50000");
+    e.original.src.addr.bytes[3] = static_cast<uint8_t>(i);
+    e.reply.dst.port = static_cast<uint16_t>(50000 + i);
+    reader_->pending.push_back({CtEventKind::kNew, e});
+  }
+  agg_.Tick(kT0 + kSec);
+  agg_.Tick(kT0 + 4 * kSec);  // unclaimed past the grace; not assured, asked again
+  agg_.Tick(kT0 + 10 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_opened, 0u);
+  EXPECT_EQ(feed_->Stats().forwarded_waiting, 0u);  // the kernel no longer has them
+  EXPECT_GE(reader_->gets, 100);
+  EXPECT_TRUE(Flows().empty());
+  EXPECT_TRUE(agg_.Aliases(kT0 + 10 * kSec).empty());
+}
+
+TEST_F(AggregatorNatTest, AForwardedConnectionCountsOnceItsHandshakeCompletes) {
+  CtEntry e = Entry("10.0.0.1:40010", "10.0.0.9:8000", "10.0.0.4:8000", "10.0.0.9:50010");
+  reader_->pending.push_back({CtEventKind::kNew, e});  // the SYN: not assured
+  reader_->table = {e};
+  agg_.Tick(kT0 + kSec);
+  agg_.Tick(kT0 + 4 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_opened, 0u);  // waiting
+  reader_->table[0].status = kAssured;            // the handshake completed
+  agg_.Tick(kT0 + 10 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_opened, 1u);
+  e.status = kAssured;
+  reader_->pending.push_back({CtEventKind::kDestroy, e});
+  agg_.Tick(kT0 + 11 * kSec);
+  EXPECT_EQ(agg_.Stats().forwarded_closed, 1u);
+  FlowStats total;
+  for (const FlowDelta& d : Flows()) total.Merge(d.stats);
+  EXPECT_EQ(total.connections, 1u);
+  EXPECT_EQ(total.closed, 1u);
+  EXPECT_EQ(total.first_seen_ns, kT0 + kSec);  // counted when it began
+}
+
 TEST_F(AggregatorNatTest, ForwardedConnectionsOpenAtStartUpAreCarriedNotOpened) {
   reader_->table = {Entry("10.0.0.1:40000", "10.0.0.9:8000", "10.0.0.5:8000", "10.0.0.9:50001")};
+  reader_->table[0].status = kAssured;
   auto reader = std::make_unique<FakeReader>();
   reader->table = reader_->table;
   reader_ = reader.get();
@@ -190,6 +253,20 @@ TEST_F(AggregatorNatTest, ForwardedConnectionsOpenAtStartUpAreCarriedNotOpened) 
   for (const FlowDelta& d : Flows()) total.Merge(d.stats);
   EXPECT_EQ(total.connections, 0u);
   EXPECT_EQ(total.carried, 1u);
+}
+
+TEST_F(AggregatorNatTest, ConnectionsThatClosedBeforeStartUpAreNotCarriedIn) {
+  auto reader = std::make_unique<FakeReader>();
+  reader->table = {Entry("10.0.0.1:40000", "10.0.0.9:8000", "10.0.0.5:8000", "10.0.0.9:50001")};
+  reader->table[0].status = kAssured;
+  reader->table[0].tcp_state = 7;  // TIME_WAIT: over, lingering
+  reader_ = reader.get();
+  feed_ = std::make_unique<NatFeed>(std::move(reader));
+  ASSERT_TRUE(feed_->Seed(kT0).ok());
+  agg_.set_nat(feed_.get(), kT0);
+  agg_.Tick(kT0 + 4 * kSec);
+  EXPECT_TRUE(Flows().empty());
+  EXPECT_EQ(feed_->Stats().closed_at_start, 1u);
 }
 
 TEST_F(AggregatorNatTest, LostEventsAreReadAgainWhole) {

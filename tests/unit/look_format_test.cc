@@ -227,6 +227,22 @@ TEST(LookFormat, TextShowsViaAliasesAndBalancers) {
             "     └--> 10.213.0.4:8000 ('python3', pgid=900) on app-2  2 conns 0 B\n");
 }
 
+// Asked as its published port, a root was reached via that front: it is not
+// one of its other fronts too.
+TEST(LookFormat, AFrontThatIsTheViaIsNotAlsoAnAlias) {
+  LookResult r = NatTree();
+  LookNode root = r.root.dependencies[0];
+  root.stats.reset();
+  root.via = *Endpoint::Parse("10.213.0.8:9090");
+  root.aliases = {root.via};
+  r.root = root;
+  EXPECT_EQ(FormatLookTree(r), "10.213.5.2:8080 ('fmsrv', pgid=800) on s1 via 10.213.0.8:9090\n");
+  r.root.aliases.push_back(*Endpoint::Parse("10.213.0.8:9091"));
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.5.2:8080 ('fmsrv', pgid=800) on s1 via 10.213.0.8:9090 (also 10.213.0.8:9091)\n");
+  EXPECT_THAT(FormatLookJson(r), HasSubstr(R"("aliases": ["10.213.0.8:9090", "10.213.0.8:9091"])"));
+}
+
 TEST(LookFormat, JsonHasViaBalancerAndAliasesOnEveryNode) {
   std::string json = FormatLookJson(NatTree());
   EXPECT_THAT(json, HasSubstr(R"("host": "s1", "addr": "10.213.5.2", "port": 8080, )"

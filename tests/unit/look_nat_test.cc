@@ -255,6 +255,7 @@ TEST_F(LookNatTest, APublishedPortResolvesToTheContainersListener) {
   ASSERT_TRUE(r.root.clients[0].process) << r.root.clients[0].status_detail;
   EXPECT_EQ(r.root.clients[0].process->comm, "curl");
   EXPECT_EQ(r.root.clients[0].stats->active(), 7u);
+  EXPECT_EQ(r.root.clients[0].via, E("10.0.0.3:9090"));  // what it dialled
 
   // From the client, the dependency on the published port reaches the container.
   LookResult down = Run("10.0.0.1");
@@ -309,6 +310,7 @@ TEST_F(LookNatTest, WithoutMasqueradeTheBackendsClientIsMatchedByTheFrontItDiall
   ASSERT_NE(direct, nullptr);
   ASSERT_TRUE(direct->process) << direct->status_detail;
   EXPECT_EQ(direct->process->comm, "wrk");
+  EXPECT_EQ(direct->via, E("10.0.0.9:8000"));
 }
 
 TEST_F(LookNatTest, AClientTheClientSideCannotConfirmIsUnconfirmedWithTheServersCounts) {

@@ -3,6 +3,7 @@
 // in every way the brief lists: each break is an error, never a crash.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -141,7 +142,29 @@ TEST(ConntrackParse, DumpReplyIsTheHeldConnection) {
   EXPECT_TRUE(dumped.entry.dnat());
 }
 
+// What the aggregator judges a forwarded connection by: the kernel confirms
+// an entry (its NEW event) at the first packet, before the handshake, so NEW
+// never says ASSURED; the DESTROY and a dump of an established one do; every
+// one of these is translated (IPS_SRC_NAT_DONE or IPS_DST_NAT_DONE).
+TEST(ConntrackParse, StatusOfNewDestroyAndDump) {
+  for (const auto& [name, bytes] : Messages()) {
+    CtEvent ev;
+    ASSERT_TRUE(Parse(bytes, &ev).ok()) << name;
+    const bool assured = ev.entry.status & IPS_ASSURED;
+    EXPECT_EQ(assured, name.rfind("new_", 0) != 0) << name << " status " << ev.entry.status;
+    EXPECT_TRUE(ev.entry.status & (IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE)) << name;
+  }
+}
+
 bool Malformed(const Status& s) { return !s.ok() && s.code() != Status::Code::kNotFound; }
+
+// The TCP state (CTA_PROTOINFO_TCP_STATE) a dump reports for an open
+// connection: the start-up dump carries in only connections not over yet.
+TEST(ConntrackParse, DumpSaysTheTcpState) {
+  CtEvent dumped;
+  ASSERT_TRUE(Parse(Messages().at("dump_v4_dnat"), &dumped).ok());
+  EXPECT_EQ(dumped.entry.tcp_state, 3);  // TCP_CONNTRACK_ESTABLISHED: the connection was held open
+}
 
 TEST(ConntrackParse, NotTcpIsNotFound) {
   Bytes m = Messages().at("new_v4_dnat");

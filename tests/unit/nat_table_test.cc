@@ -175,6 +175,37 @@ TEST(NatTable, ReplaceDestroysWhatIsGoneAndAddsWhatIsNew) {
   EXPECT_TRUE(t.ClaimOriginal(kept.original.src, kept.original.dst).has_value());
 }
 
+TEST(NatTable, APruneOnlyRemovesWhatIsGoneAndKeepsHowFarItGot) {
+  NatTable t(Opts());
+  CtEntry kept = Dnat(20), gone = Dnat(21), unseen = Dnat(22);
+  t.Apply(New(kept), 0);
+  t.Apply(New(gone), 0);
+  ASSERT_EQ(t.TakeForwarded(5 * kSec).size(), 2u);
+  kept.status = 4;  // ASSURED since
+  t.Replace({kept, unseen}, 10 * kSec, /*add_missing=*/false);
+  auto ev = t.TakeForwarded(20 * kSec);
+  ASSERT_EQ(ev.size(), 1u);  // gone closed; unseen never added
+  EXPECT_TRUE(ev[0].closed);
+  EXPECT_EQ(ev[0].entry.original.src.port, 21);
+  EXPECT_FALSE(t.ClaimOriginal(unseen.original.src, unseen.original.dst).has_value());
+  std::optional<CtEntry> k = t.ClaimOriginal(kept.original.src, kept.original.dst);
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->status, 4u);
+}
+
+TEST(NatTable, AnEntryNoSocketCanClaimIsForwardedAtOnce) {
+  NatTableOptions o = Opts();
+  o.unclaimable = [](const CtEntry& e) { return e.original.src.port == 30; };
+  NatTable t(o);
+  t.Apply(New(Dnat(30)), 0);
+  t.Apply(New(Dnat(31)), 0);
+  auto ev = t.TakeForwarded(1);  // long before the 2 s grace
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].entry.original.src.port, 30);
+  EXPECT_FALSE(ev[0].closed);
+  EXPECT_TRUE(t.TakeForwarded(kSec).empty());  // 31 still waits for a claim
+}
+
 TEST(NatTable, ReusedTupleClosesTheOldConnection) {
   NatTable t(Opts());
   CtEntry old = Dnat(20, false, 1), fresh = Dnat(20, false, 2);
