@@ -17,6 +17,13 @@ namespace {
 // A line of `text` matches `re` (a macro: the failure names this line).
 #define EXPECT_LINE(text, re) EXPECT_NE(LineMatching(text, re), "") << (text)
 
+constexpr const char* kNginx = R"(host=web-1 ep=10\.213\.0\.2:80 comm=nginx )";
+constexpr const char* kRedis = R"(host=cache-1 ep=10\.213\.0\.5:6379 comm=redis-server )";
+// `endpoints --all` lines of docker-1's published port and lb-1's front.
+constexpr const char* kPublished = R"(^docker-1 +10\.213\.0\.8:9090 +-> 172\.18\.0\.2:80 )";
+constexpr const char* kBalanced =
+    R"(^lb-1 +10\.213\.0\.9:8000 +-> 10\.213\.0\.3:8000, 10\.213\.0\.4:8000 balancer)";
+
 class NatLabTest : public LookLabTest {
  protected:
   // The look's tree as lines (see look_lines.py).
@@ -60,6 +67,14 @@ class NatLabTest : public LookLabTest {
                                            .count()));
   }
 
+  // 10 of each kind (topology.sh traffic), then until every host has the aliases.
+  void EveryKindOfTraffic() {
+    CommandResult t = Topology({"traffic", work_, "10"}, 120s);
+    ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+    LetEventsArrive();
+    WaitForAliases({kPublished, kBalanced});
+  }
+
   // n curls of url from host i; how many answered 200.
   int Curl(int i, const std::string& url, int n) {
     CommandResult r = RunCommand(
@@ -72,19 +87,9 @@ class NatLabTest : public LookLabTest {
   }
 };
 
-constexpr const char* kNginx = R"(host=web-1 ep=10\.213\.0\.2:80 comm=nginx )";
-constexpr const char* kRedis = R"(host=cache-1 ep=10\.213\.0\.5:6379 comm=redis-server )";
-// `endpoints --all` lines of docker-1's published port and lb-1's front.
-constexpr const char* kPublished = R"(^docker-1 +10\.213\.0\.8:9090 +-> 172\.18\.0\.2:80 )";
-constexpr const char* kBalanced =
-    R"(^lb-1 +10\.213\.0\.9:8000 +-> 10\.213\.0\.3:8000, 10\.213\.0\.4:8000 balancer)";
-
 TEST_F(NatLabTest, EveryHostFollowsTheVipsThePublishedPortAndTheBalancer) {
   if (IsSkipped() || HasFatalFailure()) return;
-  CommandResult t = Topology({"traffic", work_, "10"}, 120s);
-  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
-  LetEventsArrive();
-  WaitForAliases({kPublished, kBalanced});
+  EveryKindOfTraffic();
   if (HasFatalFailure()) return;
 
   for (int i = 1; i <= kHosts; i++) {
@@ -214,10 +219,7 @@ TEST_F(NatLabNoConntrackTest, StatusSaysWhyAndLooksWithoutTranslationWork) {
   // The others read theirs.
   EXPECT_NE(LineMatching(Ctl(8, {"--json", "status"}).out, R"("conntrack":\s*"on)"), "");
 
-  CommandResult t = Topology({"traffic", work_, "10"}, 120s);
-  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
-  LetEventsArrive();
-  WaitForAliases({kPublished, kBalanced});
+  EveryKindOfTraffic();
   if (HasFatalFailure()) return;
   for (int i = 1; i <= kHosts; i++) {
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
