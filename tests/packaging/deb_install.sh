@@ -159,9 +159,11 @@ uid=$(awk '/^Uid:/ {print $2}' "/proc/$meshd_pid/status")
 [ "$uid" = "$(id -u meshd)" ] || fail "meshd runs as uid $uid, not meshd"
 capeff=$(awk '/^CapEff:/ {print $2}' "/proc/$meshd_pid/status")
 echo "meshd uid $uid, CapEff $capeff ($(capsh --decode="$capeff" 2>/dev/null | cut -d= -f2 || true))"
-# CAP_BPF(39) CAP_PERFMON(38) CAP_SYS_PTRACE(19) CAP_DAC_READ_SEARCH(2)
-want=$(printf '%016x' $(((1 << 39) | (1 << 38) | (1 << 19) | (1 << 2))))
+# CAP_BPF(39) CAP_PERFMON(38) CAP_SYS_PTRACE(19) CAP_NET_ADMIN(12, conntrack) CAP_DAC_READ_SEARCH(2)
+want=$(printf '%016x' $(((1 << 39) | (1 << 38) | (1 << 19) | (1 << 12) | (1 << 2))))
 [ "$capeff" = "$want" ] || fail "meshd's effective capabilities are $capeff, want exactly $want"
+# ... and with them it reads connection tracking (look follows NAT).
+grep -q '^conntrack *on' "$work/status.txt" || fail "conntrack is not read under the unit: $(grep conntrack "$work/status.txt")"
 
 echo "== trace a connection"
 # A server on a free loopback port (the kernel picks it), one exchange.

@@ -7,16 +7,20 @@ namespace flowmesh {
 namespace {
 
 TEST(Capabilities, ParsesTheEffectiveMask) {
-  // The systemd unit's set: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH.
+  // The systemd unit's set: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_NET_ADMIN,
+  // CAP_DAC_READ_SEARCH.
   std::string status =
-      "Name:\tmeshd\nCapInh:\t0000000000000000\nCapPrm:\t000000c000080004\n"
-      "CapEff:\t000000c000080004\nCapBnd:\t000000c000080004\n";
+      "Name:\tmeshd\nCapInh:\t0000000000000000\nCapPrm:\t000000c000081004\n"
+      "CapEff:\t000000c000081004\nCapBnd:\t000000c000081004\n";
   uint64_t caps = ParseEffectiveCaps(status);
-  EXPECT_EQ(caps, 0x000000c000080004ULL);
-  EXPECT_TRUE(
-      MissingCaps(caps, {Cap::kBpf, Cap::kPerfmon, Cap::kSysPtrace, Cap::kDacReadSearch}).empty());
-  EXPECT_EQ(MissingCaps(caps, {Cap::kSysAdmin, Cap::kBpf, Cap::kNetAdmin}),
-            (std::vector<std::string>{"CAP_SYS_ADMIN", "CAP_NET_ADMIN"}));
+  EXPECT_EQ(caps, 0x000000c000081004ULL);
+  EXPECT_TRUE(MissingCaps(caps, {Cap::kBpf, Cap::kPerfmon, Cap::kSysPtrace, Cap::kNetAdmin,
+                                 Cap::kDacReadSearch})
+                  .empty());
+  EXPECT_EQ(MissingCaps(caps, {Cap::kSysAdmin, Cap::kBpf}),
+            (std::vector<std::string>{"CAP_SYS_ADMIN"}));
+  EXPECT_EQ(MissingCaps(0x000000c000080004ULL, {Cap::kNetAdmin}),
+            (std::vector<std::string>{"CAP_NET_ADMIN"}));
 }
 
 TEST(Capabilities, NoMaskMeansNothingToReport) {
