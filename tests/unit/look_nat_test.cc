@@ -43,12 +43,7 @@ struct Node {
     r.since_ns = kT0;
     live.push_back(r);
     batch.endpoints_added.push_back(r);
-    ProcessDetails d;
-    d.pid = pid;
-    d.start_ticks = pid * 10;
-    d.pgid = pid;
-    d.comm = comm;
-    batch.processes.push_back(d);
+    Process(pid, comm);
   }
   void Process(uint32_t pid, const char* comm) {
     ProcessDetails d;
