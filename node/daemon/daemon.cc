@@ -57,6 +57,9 @@ Status Daemon::Init() {
 
   FM_RETURN_IF_ERROR(InitStore());
   InitLook();
+  // The recorded namespaces' addresses: the gossip's, and which conntrack
+  // entries a local socket may claim.
+  netns_addresses_ = std::make_unique<NetnsAddressBook>(filter_.netns, config_.proc_root);
   // Before the probe's start-up snapshot: its connections find their
   // translations in the conntrack dump taken here.
   InitNat();
@@ -140,7 +143,7 @@ std::function<bool(const IpAddr&)> Daemon::LocalAddressTest() const {
     int64_t read_ns = 0;
   };
   auto cache = std::make_shared<Cache>();
-  auto book = std::make_shared<NetnsAddressBook>(filter_.netns, config_.proc_root);
+  NetnsAddressBook* book = netns_addresses_.get();  // the daemon's, outlives the aggregator's use
   return [cache, book](const IpAddr& a) {
     if (a.is_loopback()) return true;
     const int64_t now = MonotonicNs();

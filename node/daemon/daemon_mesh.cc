@@ -40,7 +40,6 @@ Status Daemon::InitMesh() {
     return look_->Refuse(query, why);
   };
   mo.query_latency = &look_->latency().peer;
-  netns_addresses_ = std::make_unique<NetnsAddressBook>(filter_.netns, config_.proc_root);
   FM_ASSIGN_OR_RETURN(mesh_, MeshService::Start(mo, *store_, [this] { return MeshTable(); }));
   return Status::Ok();
 }

@@ -63,7 +63,7 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
     // The kernel confirmed a translated connection before it was
     // established: its conntrack event is queued by the time the
     // connection's own event was read, so taking them in now finds it.
-    if (nat_ != nullptr) TakeNat(events.front()->ts_ns, w);
+    if (nat_ != nullptr) nat_->Refresh(events.front()->ts_ns);
     for (const ConnEvent* e : events) {
       const ConnEvent& ev = *e;
       w.clear();

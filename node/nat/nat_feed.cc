@@ -61,17 +61,18 @@ void NatFeed::Refresh(int64_t now_ns) {
     }
     if (scratch_.empty()) break;
   }
-  if (incomplete_) {
-    Resync(now_ns);
-  } else if (prune_interval_ns_ > 0 && now_ns - last_dump_ns_ >= prune_interval_ns_) {
-    std::vector<CtEntry> all;
-    last_dump_ns_ = now_ns;
-    if (reader_->Dump(&all).ok()) {
-      table_.Replace(all, now_ns, /*add_missing=*/false);
-      prunes_++;
-    }
+  if (incomplete_) Resync(now_ns);
+}
+
+void NatFeed::PruneIfDue(int64_t now_ns) {
+  if (incomplete_ || prune_interval_ns_ <= 0 || now_ns - last_dump_ns_ < prune_interval_ns_)
+    return;
+  std::vector<CtEntry> all;
+  last_dump_ns_ = now_ns;
+  if (reader_->Dump(&all).ok()) {
+    table_.Replace(all, now_ns, /*add_missing=*/false);
+    prunes_++;
   }
-  Publish();
 }
 
 void NatFeed::Resync(int64_t now_ns) {
@@ -112,6 +113,7 @@ constexpr size_t kMaxChecksPerCall = 256;
 }  // namespace
 
 std::vector<ForwardedEvent> NatFeed::TakeForwarded(int64_t now_ns) {
+  PruneIfDue(now_ns);
   std::vector<ForwardedEvent> out;
   for (ForwardedEvent& fe : table_.TakeForwarded(now_ns)) {
     const CtTuple key = fe.entry.original;
@@ -138,6 +140,7 @@ std::vector<ForwardedEvent> NatFeed::TakeForwarded(int64_t now_ns) {
     out.push_back(std::move(fe));
   }
   CheckWaiting(now_ns, &out);
+  Publish();
   return out;
 }
 

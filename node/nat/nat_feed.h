@@ -45,8 +45,8 @@ class NatFeed {
   // The start-up dump: every translated connection open now.
   Status Seed(int64_t now_ns);
   // Takes in every pending event (bounded per call); after lost events, a
-  // whole dump; every minute, a dump that prunes what ended without a
-  // DESTROY event. The probe thread, before each run of events.
+  // whole dump. The probe thread, before each run of events: nothing else
+  // (one recv when there is no news).
   void Refresh(int64_t now_ns);
 
   std::optional<CtEntry> ClaimOriginal(const Endpoint& local, const Endpoint& remote);
@@ -54,14 +54,17 @@ class NatFeed {
   // The forwarded connections whose handshake completed, in order: an open
   // once conntrack says ASSURED (asking the kernel again for one that was
   // not yet, a bounded number per call), a close when its open was given.
+  // Between runs of events (the probe's tick): also every minute a dump that
+  // prunes what ended without a DESTROY event, and the stats' copy.
   std::vector<ForwardedEvent> TakeForwarded(int64_t now_ns);
 
   uint32_t netns() const { return reader_->netns(); }
-  // Any thread: a copy made after the last Refresh.
+  // Any thread: a copy made at the last TakeForwarded (or Seed).
   NatFeedStats Stats() const;
 
  private:
   void Resync(int64_t now_ns);
+  void PruneIfDue(int64_t now_ns);
   void Publish();
   // At most one warning a minute: a flood of lost events is one problem.
   bool Loggable();
