@@ -19,6 +19,8 @@ const char* const kLabSh = FM_PATH_LAB_SH;
 const char* const kTopologySh = FM_PATH_TOPOLOGY_SH;
 const char* const kPingPongPy = FM_PATH_PING_PONG_PY;
 const char* const kHostilePeerPy = FM_PATH_HOSTILE_PEER_PY;
+#endif
+#ifdef FM_PATH_LOOK_LINES_PY
 const char* const kLookLinesPy = FM_PATH_LOOK_LINES_PY;
 #endif
 

@@ -13,6 +13,7 @@
 
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/meshd_util.h"
+#include "tests/test_paths.h"
 
 namespace flowmesh::testing {
 namespace {
@@ -20,21 +21,6 @@ namespace {
 constexpr const char* kHost = "10.99.0.1";
 constexpr const char* kVip = "10.99.250.1";
 
-// Every node of a look's JSON tree, one line each: "host addr:port comm
-// via=... balancer=... status", for assertions that do not depend on the
-// JSON's layout.
-constexpr const char* kFlatten = R"(
-import json, sys
-def walk(n, depth):
-    p = n.get("process") or {}
-    ep = n["addr"] + (":" + str(n["port"]) if n.get("port") else "")
-    print(depth, n.get("host") or "-", ep, p.get("comm", "-"), "via=" + str(n.get("via") or "-"),
-          "balancer=" + str(bool(n.get("balancer"))), n["status"],
-          (n.get("stats") or {}).get("connections", "-"))
-    for c in n.get("clients", []): walk(c, depth + 1)
-    for d in n.get("dependencies", []): walk(d, depth + 1)
-walk(json.load(sys.stdin)["root"], 0)
-)";
 
 class NatMeshdTest : public ::testing::Test {
  protected:
@@ -73,8 +59,9 @@ class NatMeshdTest : public ::testing::Test {
     args.insert(args.end(), {"--format", "json"});
     CommandResult r = meshd_.Meshctl(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    CommandResult flat = RunCommand({"/bin/sh", "-c",
-                                     "printf '%s' \"$0\" | python3 -c \"$1\"", r.out, kFlatten});
+    // One line per node (tests/integration/look_lines.py, the lab tests' too).
+    CommandResult flat = RunCommand(
+        {"/bin/sh", "-c", "printf '%s' \"$0\" | python3 \"$1\"", r.out, LOOK_LINES_PY});
     EXPECT_EQ(flat.exit_code, 0) << flat.err << "\n" << r.out;
     return flat.out;
   }
@@ -100,21 +87,21 @@ TEST_F(NatMeshdTest, TheClientsVipAndPublishedPortLeadToTheServerProcess) {
 
   const std::string down = Tree({"look", kHost});
   // curl's connections went to python3 on :8080, dialled as the VIP and as :9090.
-  EXPECT_TRUE(Has(down, "2 fm-nat 10.99.0.1:8080 python3 via=10.99.250.1:80 balancer=False ok 3"))
+  EXPECT_TRUE(Has(down, "host=fm-nat ep=10.99.0.1:8080 comm=python3 status=ok conns=3 via=10.99.250.1:80 balancer=0"))
       << down;
-  EXPECT_TRUE(Has(down, "2 fm-nat 10.99.0.1:8080 python3 via=10.99.0.1:9090 balancer=False ok 2"))
+  EXPECT_TRUE(Has(down, "host=fm-nat ep=10.99.0.1:8080 comm=python3 status=ok conns=2 via=10.99.0.1:9090 balancer=0"))
       << down;
-  EXPECT_FALSE(Has(down, "10.99.250.1:80 -")) << "the VIP is no dead end:\n" << down;
+  EXPECT_FALSE(Has(down, "ep=10.99.250.1:80 ")) << "the VIP is no dead end:\n" << down;
 
   // From the server, the client is found through its translation.
   const std::string up = Tree({"look", "10.99.0.1:8080", "--direction", "in"});
   // One line per way it was reached: through the VIP (3) and the published port (2).
-  EXPECT_TRUE(Has(up, "1 fm-nat 10.99.0.1 curl via=10.99.250.1:80 balancer=False ok 3")) << up;
-  EXPECT_TRUE(Has(up, "1 fm-nat 10.99.0.1 curl via=10.99.0.1:9090 balancer=False ok 2")) << up;
+  EXPECT_TRUE(Has(up, "host=fm-nat ep=10.99.0.1 comm=curl status=ok conns=3 via=10.99.250.1:80 balancer=0")) << up;
+  EXPECT_TRUE(Has(up, "host=fm-nat ep=10.99.0.1 comm=curl status=ok conns=2 via=10.99.0.1:9090 balancer=0")) << up;
 
   // The published port resolves to the listener it reaches.
   const std::string published = Tree({"look", "10.99.0.1:9090", "--direction", "in"});
-  EXPECT_TRUE(Has(published, "0 fm-nat 10.99.0.1:8080 python3 via=10.99.0.1:9090")) << published;
+  EXPECT_TRUE(Has(published, "root host=fm-nat ep=10.99.0.1:8080 comm=python3 status=ok conns=- via=10.99.0.1:9090")) << published;
 
   CommandResult detail = meshd_.Meshctl({"status"});
   EXPECT_NE(detail.out.find("nat_translated"), std::string::npos) << detail.out;
@@ -135,8 +122,8 @@ TEST_F(NatMeshdTest, WithoutCapNetAdminMeshdSaysWhyAndTheWalkStillWorks) {
   const std::string down = Tree({"look", kHost});
   // Untranslated, the direct connections still reach the server; the VIP
   // is what the client dialled, and no agent owns it.
-  EXPECT_TRUE(Has(down, "2 fm-nat 10.99.0.1:8080 python3 via=- balancer=False ok 2")) << down;
-  EXPECT_TRUE(Has(down, "2 - 10.99.250.1:80 - via=- balancer=False no-agent 2")) << down;
+  EXPECT_TRUE(Has(down, "host=fm-nat ep=10.99.0.1:8080 comm=python3 status=ok conns=2 via=- balancer=0")) << down;
+  EXPECT_TRUE(Has(down, "host=- ep=10.99.250.1:80 comm=- status=no-agent conns=2 via=- balancer=0")) << down;
 }
 
 }  // namespace
