@@ -20,7 +20,7 @@ Result<LookResult> LookService::Run(const LookQuery& query) {
 Result<LookResult> LookService::Walk(const LookQuery& query) {
   if (options_.flush) options_.flush();
   LocalDirectory local(store_, options_.node_name, LocalAddresses(), options_.live_endpoints);
-  local.querier().set_aliases(options_.aliases);
+  local.querier().set_aliases(AliasSnapshot());
   local.set_deadline(MonotonicNs() + query.timeout_ns);
   if (!options_.members) return Look(query, local);
   FM_ASSIGN_OR_RETURN(std::vector<LookMember> members, options_.members());
@@ -35,6 +35,14 @@ Result<LookResult> LookService::Walk(const LookQuery& query) {
   for (size_t r = 0; r < kUnansweredReasons; r++)
     unanswered_[r].fetch_add(st.unanswered[r], std::memory_order_relaxed);
   return result;
+}
+
+AliasSource LookService::AliasSnapshot() const {
+  // Read once per walk or batch: each read takes the aggregator's lock,
+  // which the probe thread holds while it applies events.
+  if (!options_.aliases) return {};
+  auto snapshot = std::make_shared<const std::vector<NatAlias>>(options_.aliases());
+  return [snapshot] { return *snapshot; };
 }
 
 std::vector<Refusal> LookService::unanswered() const {
@@ -65,7 +73,7 @@ Result<std::vector<uint8_t>> LookService::Answer(std::span<const uint8_t> bytes)
   FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
   if (options_.flush) options_.flush();
   LocalQuerier here(store_, options_.live_endpoints);
-  here.set_aliases(options_.aliases);
+  here.set_aliases(AliasSnapshot());
   std::vector<LookAnswer> answers;
   answers.reserve(batch.questions.size());
   // The asker's deadline is not on the wire: past a whole default look's,

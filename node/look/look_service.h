@@ -69,6 +69,8 @@ class LookService {
   const LookLatency& latency() const { return latency_; }
 
  private:
+  // The aliases as they are now, for one walk or one batch of questions.
+  AliasSource AliasSnapshot() const;
   Result<LookResult> Walk(const LookQuery& query);
 
   const Store& store_;
