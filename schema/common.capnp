@@ -24,6 +24,27 @@ struct ProcessDetails {
   ppid @3 :UInt32;
   comm @4 :Text;
   exe @5 :Text;
+  # Issue 15: the process's cgroup v2 id and the workload it names; a node
+  # of before leaves them unset (no workload).
+  cgroupId @6 :UInt64;
+  workload @7 :Workload;
+}
+
+# A systemd unit or a container (node/proc/workload.h). kind "" or "none":
+# no workload known.
+struct Workload {
+  kind @0 :Text;           # "unit", "container"
+  runtime @1 :Text;        # docker, containerd, cri-o, podman
+  id @2 :Text;             # container id; a unit's name
+  name @3 :Text;           # container name
+  unit @4 :Text;           # the systemd unit holding the cgroup
+  userUnit @5 :Bool;
+  hasPod @6 :Bool;
+  podUid @7 :Text;
+  podName @8 :Text;
+  podNamespace @9 :Text;
+  podQos @10 :Text;
+  cgroup @11 :Text;        # the cgroup v2 path
 }
 
 struct FlowStats {

@@ -29,6 +29,8 @@ packages=(
   # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify,
   # systemctl; a private systemd via unshare/nsenter where it is not PID 1)
   dpkg-dev systemd util-linux passwd
+  # reading container runtimes' metadata files (config.v2.json, OCI config.json)
+  nlohmann-json3-dev
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
 )

@@ -11,6 +11,7 @@
 
 #include "node/common/net.h"
 #include "node/probe/event.h"
+#include "node/proc/workload.h"
 
 namespace flowmesh {
 
@@ -44,6 +45,8 @@ struct ProcessDetails {
   uint32_t ppid = 0;
   std::string comm;
   std::string exe;
+  uint64_t cgroup_id = 0;  // cgroup v2 id when first seen; 0 = not known
+  Workload workload;       // what its cgroup says it runs as; empty = none known
   bool operator==(const ProcessDetails&) const = default;
 };
 

@@ -5,6 +5,25 @@
 
 namespace flowmesh {
 
+std::string_view GroupByName(GroupBy g) {
+  switch (g) {
+    case GroupBy::kWorkload:
+      return "workload";
+    case GroupBy::kPgid:
+      return "pgid";
+    case GroupBy::kPid:
+      return "pid";
+  }
+  return "workload";
+}
+
+Result<GroupBy> ParseGroupBy(std::string_view text) {
+  for (GroupBy g : {GroupBy::kWorkload, GroupBy::kPgid, GroupBy::kPid})
+    if (text == GroupByName(g)) return g;
+  return InvalidArgument("unknown grouping '" + std::string(text) +
+                         "'; use workload, pgid or pid");
+}
+
 std::string_view LookDirectionName(LookDirection d) {
   switch (d) {
     case LookDirection::kBoth: return "both";

@@ -31,6 +31,14 @@ enum class LookStatus : uint8_t {
   kUnsynced
 };
 
+// How a tree puts processes of one host into one node: by workload (the unit
+// or container, across restarts; processes without one by pgid), by pgid
+// (nginx's master and workers), or each process alone.
+enum class GroupBy : uint8_t { kWorkload, kPgid, kPid };
+
+std::string_view GroupByName(GroupBy g);  // "workload", "pgid", "pid"
+Result<GroupBy> ParseGroupBy(std::string_view text);
+
 std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
 std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...
 Result<LookDirection> ParseLookDirection(std::string_view text);
@@ -40,6 +48,7 @@ struct LookQuery {
   Endpoint target;  // port 0: the host's processes with active flows, downward only
   LookDirection direction = LookDirection::kBoth;
   int depth = 3;
+  GroupBy group_by = GroupBy::kWorkload;
   TimeWindow window;
   // The mesh-wide walk: how long one node may take to answer (it becomes an
   // `unreachable` leaf after that), and the whole walk.

@@ -20,6 +20,9 @@ struct ProcessRef {
   uint32_t pid = 0;
   uint64_t start_ticks = 0;
   uint32_t pgid = 0;  // 0 = not known; the kernel reports it, /proc fills it in otherwise
+  // The cgroup v2 id of the process when the probe saw it (at listen or
+  // connect; node/proc/cgroup.h); 0 = not known. Names its workload.
+  uint64_t cgroup_id = 0;
   char comm[kTaskCommLen] = {};
 
   bool known() const { return pid != 0; }

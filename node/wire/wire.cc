@@ -52,6 +52,48 @@ void DetailsToWire(const ProcessDetails& p, s::ProcessDetails::Builder b) {
   b.setPpid(p.ppid);
   b.setComm(p.comm);
   b.setExe(p.exe);
+  b.setCgroupId(p.cgroup_id);
+  if (!p.workload.empty()) WorkloadToWire(p.workload, b.initWorkload());
+}
+
+void WorkloadToWire(const Workload& w, s::Workload::Builder b) {
+  b.setKind(std::string(WorkloadKindName(w.kind)));
+  b.setRuntime(w.runtime);
+  b.setId(w.id);
+  b.setName(w.name);
+  b.setUnit(w.unit);
+  b.setUserUnit(w.user_unit);
+  if (w.pod) {
+    b.setHasPod(true);
+    b.setPodUid(w.pod->uid);
+    b.setPodName(w.pod->name);
+    b.setPodNamespace(w.pod->ns);
+    b.setPodQos(w.pod->qos);
+  }
+  b.setCgroup(w.cgroup);
+}
+
+Workload WorkloadFromWire(s::Workload::Reader r) {
+  Workload w;
+  // An unknown kind (a newer node's) is shown as no workload, not refused.
+  std::optional<WorkloadKind> kind = ParseWorkloadKind(r.getKind().cStr());
+  if (!kind || *kind == WorkloadKind::kNone) return w;
+  w.kind = *kind;
+  w.runtime = r.getRuntime();
+  w.id = r.getId();
+  w.name = r.getName();
+  w.unit = r.getUnit();
+  w.user_unit = r.getUserUnit();
+  if (r.getHasPod()) {
+    Pod p;
+    p.uid = r.getPodUid();
+    p.name = r.getPodName();
+    p.ns = r.getPodNamespace();
+    p.qos = r.getPodQos();
+    w.pod = std::move(p);
+  }
+  w.cgroup = r.getCgroup();
+  return w;
 }
 
 ProcessDetails DetailsFromWire(s::ProcessDetails::Reader r) {
@@ -62,6 +104,8 @@ ProcessDetails DetailsFromWire(s::ProcessDetails::Reader r) {
   p.ppid = r.getPpid();
   p.comm = r.getComm();
   p.exe = r.getExe();
+  p.cgroup_id = r.getCgroupId();
+  if (r.hasWorkload()) p.workload = WorkloadFromWire(r.getWorkload());
   return p;
 }
 

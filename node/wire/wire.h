@@ -25,6 +25,8 @@ Result<Endpoint> EndpointFromWire(schema::Endpoint::Reader r);
 
 void DetailsToWire(const ProcessDetails& p, schema::ProcessDetails::Builder b);
 ProcessDetails DetailsFromWire(schema::ProcessDetails::Reader r);
+void WorkloadToWire(const Workload& w, schema::Workload::Builder b);
+Workload WorkloadFromWire(schema::Workload::Reader r);
 void FlowStatsToWire(const FlowStats& f, schema::FlowStats::Builder b);
 FlowStats FlowStatsFromWire(schema::FlowStats::Reader r);
 
