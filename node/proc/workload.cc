@@ -23,11 +23,18 @@ std::optional<WorkloadKind> ParseWorkloadKind(std::string_view text) {
 
 std::string_view ShortContainerId(std::string_view id) { return id.substr(0, 12); }
 
+bool IsSessionScope(std::string_view unit) {
+  return unit.starts_with("session-") && unit.ends_with(".scope");
+}
+
 std::string WorkloadGroupKey(const Workload& w) {
   switch (w.kind) {
     case WorkloadKind::kNone:
       return "";
     case WorkloadKind::kUnit:
+      // A login session is not a service: what a person runs in it (a curl,
+      // then a redis-cli) stays apart, grouped by process group as before.
+      if (IsSessionScope(w.id)) return "";
       return (w.user_unit ? "uu:" : "u:") + w.id;
     case WorkloadKind::kContainer:
       if (w.pod) {

@@ -58,13 +58,18 @@ std::optional<WorkloadKind> ParseWorkloadKind(std::string_view text);
 // The key processes of one workload share on one host, stable across
 // restarts of its processes: the unit; a container by its name when known
 // (a re-created container keeps it), else its id; a pod's container by pod
-// (name, else uid) and container. "" for none.
+// (name, else uid) and container. "" for none, and for a login session's
+// scope (session-2.scope): its processes are whatever a person ran, not one
+// service, so they group by process group.
 std::string WorkloadGroupKey(const Workload& w);
 
 // How a tree shows it, before the process: "nginx.service",
 // "container web (docker 3f2a1c4d5e6f)", "pod shop/payments-7d9c/api
 // (containerd 3f2a1c4d5e6f)", "user unit app.service". "" for none.
 std::string WorkloadLabel(const Workload& w);
+
+// logind's scope of a login session: "session-<id>.scope".
+bool IsSessionScope(std::string_view unit);
 
 // The first 12 hex digits, as `docker ps` shows an id.
 std::string_view ShortContainerId(std::string_view id);
