@@ -244,6 +244,46 @@ bool KubeletPodName(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out
   return false;
 }
 
+// The namespace, from the service account volume every pod gets unless it
+// opts out: pods/<uid>/volumes/kubernetes.io~projected/kube-api-access-<x>/
+// namespace (a downward API item). Only that file is read, never the token
+// beside it.
+bool KubeletPodNamespace(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out) {
+  if (!w->pod || !w->pod->ns.empty() || !SafeComponent(w->pod->uid)) return false;
+  std::string dir =
+      Under(roots, "/var/lib/kubelet/pods/" + w->pod->uid + "/volumes/kubernetes.io~projected");
+  DIR* d = opendir(dir.c_str());
+  if (!d) return false;
+  std::string volume;
+  for (int n = 0; n < 64; n++) {
+    dirent* e = readdir(d);
+    if (!e) break;
+    std::string_view name = e->d_name;
+    if (name.substr(0, 16) == "kube-api-access-" && SafeComponent(name)) {
+      volume = std::string(name);
+      break;
+    }
+  }
+  closedir(d);
+  if (volume.empty()) return false;
+  std::string path = dir + "/" + volume + "/namespace";
+  std::optional<std::string> text = ReadBounded(path, 256, out);
+  if (!text) return false;
+  std::string ns = *text;
+  while (!ns.empty() && (ns.back() == '\n' || ns.back() == ' ')) ns.pop_back();
+  // A namespace is a DNS label: anything else is not what the kubelet wrote.
+  bool label = !ns.empty() && ns.size() <= 63;
+  for (char c : ns)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) label = false;
+  if (!label) {
+    out->malformed++;
+    out->error = path + ": not a namespace name";
+    return false;
+  }
+  w->pod->ns = ns;
+  return true;
+}
+
 }  // namespace
 
 MetadataOutcome AddRuntimeMetadata(const RuntimeRoots& roots, Workload* w) {
@@ -271,6 +311,7 @@ MetadataOutcome AddRuntimeMetadata(const RuntimeRoots& roots, Workload* w) {
     }
   }
   if (KubeletPodName(roots, w, &out)) out.found = true;
+  if (KubeletPodNamespace(roots, w, &out)) out.found = true;
   return out;
 }
 

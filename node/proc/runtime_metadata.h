@@ -1,7 +1,8 @@
 // The human names of containers and pods, from the files container runtimes
 // and the kubelet keep on the host: docker's config.v2.json, the OCI spec
 // containerd and cri-o write per task, podman's containers.json, the
-// kubelet's pod directory. Files only: never a runtime's socket, never the
+// kubelet's pod directory (etc-hosts for the name, the service account
+// volume's namespace file for the namespace). Files only: never a runtime's socket, never the
 // API server, so naming a container costs a few bounded reads.
 #pragma once
 

@@ -110,9 +110,27 @@ TEST(RuntimeMetadata, KubeletEtcHostsNamesAPodTheRuntimeDoesNot) {
   Workload w = Named("/kubepods/besteffort/pod18d34ce4-50c7-452c-9df8-53c4a3fdf363");
   ASSERT_TRUE(w.pod);
   EXPECT_EQ(w.pod->name, "pay-7d9c");  // not foo.local: HostAliases are the user's
-  EXPECT_EQ(w.pod->ns, "");
+  EXPECT_EQ(w.pod->ns, "shop");        // the service account volume's namespace file
+  EXPECT_EQ(WorkloadLabel(w), "pod shop/pay-7d9c");
   Workload sub = Named("/kubepods/burstable/pod55c6c714-b240-4dec-9a45-57b61696ab6e");
   EXPECT_EQ(sub.pod->name, "web-0");  // "<ip> <fqdn> <short>": the short one
+  EXPECT_EQ(sub.pod->ns, "");          // no service account volume
+}
+
+TEST(RuntimeMetadata, ANamespaceFileThatIsNoNamespaceIsMalformed) {
+  namespace fs = std::filesystem;
+  fs::path root = fs::temp_directory_path() / ("fm-ns-" + std::to_string(getpid()));
+  fs::path vol = root / "var/lib/kubelet/pods/18d34ce4-50c7-452c-9df8-53c4a3fdf363/volumes" /
+                 "kubernetes.io~projected/kube-api-access-x1y2z";
+  fs::create_directories(vol);
+  std::ofstream(vol / "namespace") << "../../etc";
+  RuntimeRoots roots;
+  roots.root = root;
+  Workload w = ParseCgroupPath("/kubepods/besteffort/pod18d34ce4-50c7-452c-9df8-53c4a3fdf363");
+  MetadataOutcome out = AddRuntimeMetadata(roots, &w);
+  EXPECT_EQ(out.malformed, 1);
+  EXPECT_EQ(w.pod->ns, "");
+  fs::remove_all(root);
 }
 
 TEST(RuntimeMetadata, MalformedFilesAreCountedAndTheIdKept) {
