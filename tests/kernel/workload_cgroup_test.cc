@@ -10,12 +10,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 
 #include "node/flow/process_cache.h"
 #include "node/proc/cgroup.h"
 #include "node/proc/workload_resolver.h"
 #include "tests/kernel/kernel_test_util.h"
+#include "tests/kernel/meshd_util.h"
+#include "tests/kernel/traffic_util.h"
 
 namespace flowmesh {
 namespace {
@@ -53,6 +56,7 @@ class DockerShapedCgroup {
   }
   bool ok() const { return ok_; }
   pid_t child() const { return child_; }
+  std::string procs() const { return root_ + path_ + "/cgroup.procs"; }
   const std::string& path() const { return path_; }
 
  private:
@@ -144,6 +148,68 @@ TEST_F(WorkloadCgroupTest, AGoneCgroupIsUnresolvedNotAnError) {
   WorkloadResolver r(ProcReader("/proc"), Options(*root));
   EXPECT_TRUE(r.Resolve(id).empty());
   EXPECT_EQ(r.Stats().unresolved, 1u);
+}
+
+// A detail count of `meshctl status --json` ("detail": {"name": n, ...}).
+long Detail(const std::string& json, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + name + "\":\\s*(\\d+)"))) return -1;
+  return std::stol(m[1]);
+}
+
+TEST_F(WorkloadCgroupTest, MeshdNamesTheWorkloadOfAConnectionFromTheScope) {
+  FM_REQUIRE_ROOT();
+  Result<std::string> root = FindCgroupV2Root();
+  ASSERT_TRUE(root.ok()) << root.status().message();
+  DockerShapedCgroup cg(*root);
+  ASSERT_TRUE(cg.ok());
+  testing::MeshdProcess meshd;
+  std::string err;
+  ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--netns", "self", "--runtime-root",
+                           runtime_.string()},
+                          &err))
+      << err;
+  EXPECT_EQ(Detail(meshd.Meshctl({"status", "--json"}).out, "workloads_on"), 1);
+  testing::Watcher w(meshd);
+
+  // A child joins the scope, then runs a server and a client there: both
+  // are in the container, as a container's processes are. The connection
+  // is held open: until events carry the cgroup id, a process is named
+  // only while /proc still has it.
+  pid_t runner = fork();
+  if (runner == 0) {
+    std::ofstream(cg.procs()) << getpid() << "\n";
+    testing::TrafficSpec spec;
+    spec.hold_ms = 3000;
+    testing::TrafficResult t = testing::RunTraffic(spec);
+    _exit(t.ok ? 0 : 1);
+  }
+  std::string st;
+  for (int i = 0; i < 50; i++) {
+    st = meshd.Meshctl({"status", "--json"}).out;
+    if (Detail(st, "workloads_named") >= 1) break;
+    usleep(100'000);
+  }
+  int status = 0;
+  waitpid(runner, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_GE(Detail(st, "workloads_named"), 1) << st;
+  EXPECT_EQ(Detail(st, "workload_metadata_errors"), 0) << st;
+  EXPECT_NE(meshd.Log().find("naming workloads from the cgroup v2 hierarchy at " + *root),
+            std::string::npos)
+      << meshd.Log();
+  EXPECT_EQ(meshd.Stop(), 0) << meshd.Log();
+}
+
+TEST_F(WorkloadCgroupTest, MeshdWithWorkloadsOffSaysSo) {
+  FM_REQUIRE_ROOT();
+  testing::MeshdProcess meshd;
+  std::string err;
+  ASSERT_TRUE(meshd.Start({"--probe-mode", "polling", "--cgroup-root", "off"}, &err)) << err;
+  std::string st = meshd.Meshctl({"status", "--json"}).out;
+  EXPECT_EQ(Detail(st, "workloads_on"), 0) << st;
+  EXPECT_EQ(Detail(st, "workloads_named"), -1) << st;
+  EXPECT_EQ(meshd.Stop(), 0) << meshd.Log();
 }
 
 }  // namespace
