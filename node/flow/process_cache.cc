@@ -39,13 +39,15 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
         stats_.hits++;
         lru_.splice(lru_.begin(), lru_, it->second);
         ProcessDetails d = it->second->details;
+        const bool verified = it->second->expires_ns == 0;
         // A negative entry knows no comm of its own; the ref's is the best.
         if (d.comm.empty()) d.comm = std::string(ref.comm_view());
         if (d.pgid == 0) d.pgid = ref.pgid;
         lock.unlock();
         // Moved to another cgroup since it was cached: name the ref's (the
-        // resolver caches it) and keep that for the next event.
-        if (RefreshCgroup(ref, &d)) {
+        // resolver caches it) and keep that for the next event. Or not
+        // named yet: ask again (the resolver bounds how often it looks).
+        if (RefreshCgroup(ref, &d) || RetryWorkload(verified ? ref.pid : 0, &d)) {
           std::lock_guard relock(mu_);
           auto again = index_.find(key);
           if (again != index_.end()) {
@@ -77,6 +79,19 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
     InsertLocked(key, neg, now + options_.negative_ttl_ns);
   }
   return d;
+}
+
+bool ProcessCache::RetryWorkload(uint32_t pid, ProcessDetails* d) {
+  if (!workloads_ || d->cgroup_id == 0) return false;
+  const Workload& w = d->workload;
+  bool unresolved = w.cgroup.empty();  // no path was found for the id
+  bool unnamed = w.kind == WorkloadKind::kContainer &&
+                 (w.name.empty() || (w.pod && w.pod->name.empty()));
+  if (!unresolved && !unnamed) return false;
+  Workload again = workloads_->Resolve(d->cgroup_id, pid);
+  if (again == w) return false;
+  d->workload = std::move(again);
+  return true;
 }
 
 bool ProcessCache::RefreshCgroup(const ProcessRef& ref, ProcessDetails* d) {

@@ -76,6 +76,9 @@ class ProcessCache {
   void InsertLocked(Key key, const ProcessDetails& details, int64_t expires_ns);
   // The ref's cgroup and its workload, when they are not what `d` holds.
   bool RefreshCgroup(const ProcessRef& ref, ProcessDetails* d);
+  // The workload again when no path was found for the id or a container
+  // has no name yet (its runtime writes its files after the cgroup exists).
+  bool RetryWorkload(uint32_t pid, ProcessDetails* d);
 
   const ProcReader reader_;
   WorkloadResolver* const workloads_;

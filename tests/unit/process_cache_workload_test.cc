@@ -110,6 +110,46 @@ TEST_F(ProcessCacheWorkloadTest, AMoveSeenByTheProbeRenamesTheCachedProcess) {
   EXPECT_EQ(cache.Lookup(Ref(302, 3020)).workload.name, "web");
 }
 
+TEST_F(ProcessCacheWorkloadTest, ANameTheRuntimeWritesLaterReachesTheCachedProcess) {
+  const std::string late(64, 'e');
+  std::string path = "/system.slice/docker-" + late + ".scope";
+  uint64_t id = MakeCgroup(path);
+  PutProcess(304, 3040, "python3", path);
+  WorkloadResolverOptions o;
+  o.cgroup_root = (dir_ / "cg").string();
+  o.runtime.root = (dir_ / "root").string();
+  WorkloadResolver r(ProcReader((dir_ / "proc").string()), o, [this] { return now_; });
+  ProcessCache cache = Make(&r);
+  EXPECT_EQ(cache.Lookup(Ref(304, 3040, id)).workload.name, "");
+
+  fs::create_directories(dir_ / "root/var/lib/docker/containers" / late);
+  std::ofstream(dir_ / "root/var/lib/docker/containers" / late / "config.v2.json")
+      << R"({"Name": "/late"})";
+  EXPECT_EQ(cache.Lookup(Ref(304, 3040, id)).workload.name, "");  // not re-read per event
+  now_ += 2 * kSec;
+  EXPECT_EQ(cache.Lookup(Ref(304, 3040, id)).workload.name, "late");
+  uint64_t lookups = r.Stats().lookups;
+  EXPECT_EQ(cache.Lookup(Ref(304, 3040, id)).workload.name, "late");
+  EXPECT_EQ(r.Stats().lookups, lookups);  // named: the cache answers alone
+  EXPECT_EQ(cache.Stats().proc_reads, 1u);
+}
+
+TEST_F(ProcessCacheWorkloadTest, AnIdNoWalkFoundYetIsAskedForAgain) {
+  // The probe saw 305 in fresh.service; /proc now says elsewhere, so only a
+  // walk can name that id, and this second's walk went by before it existed.
+  PutProcess(305, 3050, "python3", "/system.slice/other.service");
+  ProcessCache cache = Make(resolver_.get());
+  EXPECT_TRUE(resolver_->Resolve(123456789).empty());  // the walk of this second
+  uint64_t fresh = MakeCgroup("/system.slice/fresh.service");
+  ProcessDetails d = cache.Lookup(Ref(305, 3050, fresh));
+  EXPECT_EQ(d.cgroup_id, fresh);
+  EXPECT_TRUE(d.workload.empty());
+  EXPECT_EQ(resolver_->Stats().walks_skipped, 1u);
+  now_ += 3 * kSec;  // past the walk limit and the resolver's negative
+  EXPECT_EQ(cache.Lookup(Ref(305, 3050, fresh)).workload.id, "fresh.service");
+  EXPECT_EQ(cache.Stats().proc_reads, 1u);  // the cached process, named on a hit
+}
+
 TEST_F(ProcessCacheWorkloadTest, WithoutAResolverOnlyTheRefsId) {
   PutProcess(303, 3030, "python3", "/system.slice/nginx.service");
   ProcessCache cache = Make(nullptr);
