@@ -88,7 +88,9 @@ bool ProcessCache::RetryWorkload(uint32_t pid, ProcessDetails* d) {
   bool unnamed = w.kind == WorkloadKind::kContainer &&
                  (w.name.empty() || (w.pod && w.pod->name.empty()));
   if (!unresolved && !unnamed) return false;
-  Workload again = workloads_->Resolve(d->cgroup_id, pid);
+  // No pid for an unresolved id: /proc already failed to name it, and the
+  // resolver's negative must spare a /proc read per event.
+  Workload again = workloads_->Resolve(d->cgroup_id, unresolved ? 0 : pid);
   if (again == w) return false;
   d->workload = std::move(again);
   return true;
