@@ -103,28 +103,23 @@ bool IsPodUid(std::string_view s) {
 
 bool MiddleFits(Middle m, std::string_view s) {
   switch (m) {
-    case Middle::kNothing:
-      return s.empty();
-    case Middle::kAnything:
-      return !s.empty();
-    case Middle::kHex64:
-      return s.size() == 64 && IsHex(s);
-    case Middle::kPodUid:
-      return IsPodUid(s);
-    case Middle::kQos:
-      return s == "burstable" || s == "besteffort";
+    case Middle::kNothing: return s.empty();
+    case Middle::kAnything: return !s.empty();
+    case Middle::kHex64: return s.size() == 64 && IsHex(s);
+    case Middle::kPodUid: return IsPodUid(s);
+    case Middle::kQos: return s == "burstable" || s == "besteffort";
   }
   return false;
 }
 
 struct State {
   bool in_kube = false;
-  std::string qos;                        // of the kubepods level we are in
-  std::string_view parent_runtime;        // set below a runtime's cgroupfs parent
+  std::string qos;                  // of the kubepods level we are in
+  std::string_view parent_runtime;  // set below a runtime's cgroupfs parent
   bool in_parent = false;
   bool in_user_manager = false;
-  std::optional<Pod> pod;                 // innermost pod so far
-  std::optional<Pod> container_pod;       // the pod around the innermost container
+  std::optional<Pod> pod;            // innermost pod so far
+  std::optional<Pod> container_pod;  // the pod around the innermost container
   bool have_container = false;
   std::string_view runtime, id, unit;
   bool user_unit = false;
@@ -164,15 +159,14 @@ void Apply(const Rule& r, std::string_view c, State& st) {
       SetUnit(st, c);
       st.in_user_manager = true;
       return;
-    case Does::kSlice:
-      return;
+    case Does::kSlice: return;
     case Does::kContainer:
     case Does::kBareId:
       st.have_container = true;
       // A bare id right below a pod says nothing of its runtime (the files will).
       st.runtime = r.does == Does::kContainer ? r.value
-                   : st.in_parent            ? st.parent_runtime
-                                             : std::string_view();
+                   : st.in_parent             ? st.parent_runtime
+                                              : std::string_view();
       st.id = r.does == Does::kContainer ? MiddleOf(r, c) : c;
       st.container_pod = st.pod;
       if (!r.suffix.empty()) SetUnit(st, c);
@@ -181,9 +175,7 @@ void Apply(const Rule& r, std::string_view c, State& st) {
       st.in_kube = true;
       st.qos = "guaranteed";
       return;
-    case Does::kQos:
-      st.qos = std::string(r.prefix.empty() ? c : MiddleOf(r, c));
-      return;
+    case Does::kQos: st.qos = std::string(r.prefix.empty() ? c : MiddleOf(r, c)); return;
     case Does::kPodSlice:
     case Does::kPodDir: {
       Pod pod;

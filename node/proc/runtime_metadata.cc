@@ -54,8 +54,8 @@ std::optional<std::string> ReadBounded(const std::string& path, size_t max_bytes
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     why = "not a regular file";
   } else if (static_cast<size_t>(st.st_size) > max_bytes) {
-    why = std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) +
-          " read";
+    why =
+        std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) + " read";
   } else {
     text.resize(static_cast<size_t>(st.st_size));
     size_t got = 0;
@@ -120,8 +120,7 @@ bool Shaped(const std::optional<json>& j, const std::string& path, MetadataOutco
 // <data-root>/containers/<id>/config.v2.json: "Name" is "/web". Under the
 // dockershim the kubelet's labels name the pod's container instead.
 bool Docker(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out) {
-  std::string path =
-      Under(roots, roots.docker_data + "/containers/" + w->id + "/config.v2.json");
+  std::string path = Under(roots, roots.docker_data + "/containers/" + w->id + "/config.v2.json");
   std::optional<json> j = ReadJson(path, roots.max_file_bytes, out);
   if (!Shaped(j, path, out)) return false;
   std::string name = Str(*j, "Name");

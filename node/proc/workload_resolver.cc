@@ -142,8 +142,8 @@ Workload WorkloadResolver::Resolve(uint64_t cgroup_id, uint32_t pid_hint) {
       Entry& e = *it->second;
       bool container = e.workload.kind == WorkloadKind::kContainer;
       bool unnamed = e.workload.name.empty() || (e.workload.pod && e.workload.pod->name.empty());
-      bool retry = !e.metadata_read ||
-                   (unnamed && now - e.metadata_at_ns >= options_.metadata_retry_ns);
+      bool retry =
+          !e.metadata_read || (unnamed && now - e.metadata_at_ns >= options_.metadata_retry_ns);
       if (!container || !retry) {
         if (!e.metadata_read && !e.workload.empty()) stats_.named++;
         e.metadata_read = true;

@@ -22,11 +22,11 @@ namespace flowmesh {
 struct WorkloadResolverOptions {
   std::string cgroup_root;  // the v2 mount (FindCgroupV2Root); "" resolves nothing
   RuntimeRoots runtime;
-  size_t capacity = 4096;                      // ids remembered, least recently used go first
-  int64_t negative_ttl_ns = 2'000'000'000;     // "no cgroup has that id" is believed this long
+  size_t capacity = 4096;                   // ids remembered, least recently used go first
+  int64_t negative_ttl_ns = 2'000'000'000;  // "no cgroup has that id" is believed this long
   int64_t min_walk_interval_ns = 1'000'000'000;
   int max_walk_depth = 16;
-  size_t max_walk_entries = 65536;             // directories one walk visits at most
+  size_t max_walk_entries = 65536;  // directories one walk visits at most
   // A container whose name the runtime's files did not give yet (docker
   // writes config.v2.json after the cgroup exists) is looked up again at
   // most this often, never per event.
@@ -70,11 +70,11 @@ class WorkloadResolver {
  private:
   struct Entry {
     uint64_t id = 0;
-    std::string path;          // "" = no path found (a negative entry)
+    std::string path;  // "" = no path found (a negative entry)
     Workload workload;
     bool metadata_read = false;
     int64_t metadata_at_ns = 0;
-    int64_t expires_ns = 0;    // negatives only; 0 = never
+    int64_t expires_ns = 0;  // negatives only; 0 = never
   };
 
   Result<std::string> PathOfPid(uint32_t pid);

@@ -165,9 +165,8 @@ TEST_F(WorkloadCgroupTest, MeshdNamesTheWorkloadOfAConnectionFromTheScope) {
   ASSERT_TRUE(cg.ok());
   testing::MeshdProcess meshd;
   std::string err;
-  ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--netns", "self", "--runtime-root",
-                           runtime_.string()},
-                          &err))
+  ASSERT_TRUE(meshd.Start(
+      {"--probe-mode", "streaming", "--netns", "self", "--runtime-root", runtime_.string()}, &err))
       << err;
   EXPECT_EQ(Detail(meshd.Meshctl({"status", "--json"}).out, "workloads_on"), 1);
   testing::Watcher w(meshd);

@@ -114,7 +114,7 @@ TEST(RuntimeMetadata, KubeletEtcHostsNamesAPodTheRuntimeDoesNot) {
   EXPECT_EQ(WorkloadLabel(w), "pod shop/pay-7d9c");
   Workload sub = Named("/kubepods/burstable/pod55c6c714-b240-4dec-9a45-57b61696ab6e");
   EXPECT_EQ(sub.pod->name, "web-0");  // "<ip> <fqdn> <short>": the short one
-  EXPECT_EQ(sub.pod->ns, "");          // no service account volume
+  EXPECT_EQ(sub.pod->ns, "");         // no service account volume
 }
 
 TEST(RuntimeMetadata, ANamespaceFileThatIsNoNamespaceIsMalformed) {
@@ -135,8 +135,8 @@ TEST(RuntimeMetadata, ANamespaceFileThatIsNoNamespaceIsMalformed) {
 
 TEST(RuntimeMetadata, MalformedFilesAreCountedAndTheIdKept) {
   MetadataOutcome out;
-  Workload half = Named(
-      "/docker/5dace3de0735f73d2b5048f12d41a71741a02e49668de921fdae62f7e65dc498", &out);
+  Workload half =
+      Named("/docker/5dace3de0735f73d2b5048f12d41a71741a02e49668de921fdae62f7e65dc498", &out);
   EXPECT_FALSE(out.found);
   EXPECT_EQ(out.malformed, 1);
   EXPECT_THAT(out.error, HasSubstr("config.v2.json"));

@@ -51,7 +51,8 @@ class ProcessCacheWorkloadTest : public ::testing::Test {
     std::ofstream(p / "cgroup") << "0::" << cgroup << "\n";
   }
   ProcessCache Make(WorkloadResolver* r) {
-    return ProcessCache(ProcReader((dir_ / "proc").string()), {}, [this] { return now_; }, r);
+    return ProcessCache(
+        ProcReader((dir_ / "proc").string()), {}, [this] { return now_; }, r);
   }
   static ProcessRef Ref(uint32_t pid, uint64_t start, uint64_t cgroup_id = 0) {
     ProcessRef r;
