@@ -57,6 +57,7 @@ constexpr std::array kRules = {
     Rule{"cri-containerd-", ".scope", Middle::kHex64, Does::kContainer, "containerd"},
     Rule{"crio-", ".scope", Middle::kHex64, Does::kContainer, "cri-o"},
     Rule{"libpod-", ".scope", Middle::kHex64, Does::kContainer, "podman"},
+    Rule{"nerdctl-", ".scope", Middle::kHex64, Does::kContainer, "containerd"},  // plain containerd
     // cri-o and podman name their cgroupfs directories the same way, unscoped.
     Rule{"crio-", "", Middle::kHex64, Does::kContainer, "cri-o"},
     Rule{"libpod-", "", Middle::kHex64, Does::kContainer, "podman"},

@@ -67,11 +67,10 @@ TEST(RuntimeMetadata, ContainerdCriAnnotations) {
 }
 
 TEST(RuntimeMetadata, PlainContainerdNamespaceAndNerdctlName) {
-  Workload w;
-  w.kind = WorkloadKind::kContainer;
-  w.runtime = "containerd";
-  w.id = "7dea796eb5d6826a85978fa316612874aa3d576ac576495bed83d77fbc9dc744";
-  EXPECT_TRUE(AddRuntimeMetadata(Host(), &w).found);
+  Workload w = Named(
+      "/system.slice/nerdctl-7dea796eb5d6826a85978fa316612874aa3d576ac576495bed83d77fbc9dc744"
+      ".scope");
+  EXPECT_EQ(w.runtime, "containerd");
   EXPECT_EQ(w.name, "cache");
 }
 
