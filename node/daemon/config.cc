@@ -78,6 +78,21 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
   if (stat(cfg.proc_root.c_str(), &proc) != 0 || !S_ISDIR(proc.st_mode))
     return InvalidArgument(at("--proc-root") + "'" + cfg.proc_root +
                            "' is not a directory; give where procfs is mounted (/proc)");
+  if (cfg.cgroup_root != "auto" && cfg.cgroup_root != "off") {
+    struct stat cg {};
+    if (cfg.cgroup_root.empty() || cfg.cgroup_root.front() != '/' ||
+        stat((cfg.cgroup_root + "/cgroup.procs").c_str(), &cg) != 0)
+      return InvalidArgument(at("--cgroup-root") + "'" + cfg.cgroup_root +
+                             "' is not a cgroup v2 mount (no cgroup.procs there); give where "
+                             "cgroup2 is mounted (/sys/fs/cgroup or /sys/fs/cgroup/unified), "
+                             "auto, or off");
+  }
+  struct stat runtime {};
+  if (cfg.runtime_root.empty() || cfg.runtime_root.front() != '/' ||
+      stat(cfg.runtime_root.c_str(), &runtime) != 0 || !S_ISDIR(runtime.st_mode))
+    return InvalidArgument(at("--runtime-root") + "'" + cfg.runtime_root +
+                           "' is not a directory; give the absolute root the container "
+                           "runtimes' files are under (/ on a host)");
   if (cfg.control_socket.empty())
     return InvalidArgument(at("--control-socket") + "must not be empty");
   if (cfg.control_socket.size() >= sizeof(sockaddr_un::sun_path))
@@ -201,6 +216,19 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   app.add_option("--proc-root", cfg.proc_root, "Where procfs is mounted")
       ->type_name("PATH")
       ->envname("MESHD_PROC_ROOT")
+      ->capture_default_str();
+  app.add_option("--cgroup-root", cfg.cgroup_root,
+                 "Where the cgroup v2 hierarchy is mounted, to name each process's systemd unit, "
+                 "container or pod: auto (/sys/fs/cgroup/unified, then /sys/fs/cgroup), a path, "
+                 "or off")
+      ->type_name("PATH")
+      ->envname("MESHD_CGROUP_ROOT")
+      ->capture_default_str();
+  app.add_option("--runtime-root", cfg.runtime_root,
+                 "The directory container runtimes' files are read under (var/lib/docker, "
+                 "run/containerd, var/lib/containers, var/lib/kubelet) to name containers and pods")
+      ->type_name("DIR")
+      ->envname("MESHD_RUNTIME_ROOT")
       ->capture_default_str();
   app.add_option("--bpf-attach", cfg.bpf_attach,
                  "Which BPF program type to attach: auto (tp_btf, then raw_tp), tp_btf, raw_tp")

@@ -24,6 +24,11 @@ struct DaemonConfig {
   std::vector<uint16_t> ports;
   uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
   std::string proc_root = "/proc";
+  // Workloads (units, containers, pods): where the cgroup v2 hierarchy is
+  // mounted ("auto" = found at start, "off" = no workloads), and the root
+  // the runtimes' files (/var/lib/docker, ...) are read under.
+  std::string cgroup_root = "auto";
+  std::string runtime_root = "/";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
   uint32_t ring_buffer_bytes = 8 << 20;
   // Streaming mode: how often the open-connection table is checked against

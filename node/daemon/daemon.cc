@@ -15,6 +15,7 @@
 #include "node/probe/netns.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
+#include "node/proc/cgroup.h"
 
 namespace flowmesh {
 namespace {
@@ -83,13 +84,41 @@ Status Daemon::Init() {
   return Status::Ok();
 }
 
+void Daemon::InitWorkloads() {
+  if (config_.cgroup_root == "off") {
+    workloads_state_ = "off (--cgroup-root off)";
+    return;
+  }
+  std::string root = config_.cgroup_root;
+  if (root == "auto") {
+    Result<std::string> found = FindCgroupV2Root();
+    if (!found.ok()) {
+      // Not fatal: flows still work, named by process and pgid only.
+      workloads_state_ = "off: " + found.status().message();
+      FM_LOG(Warn, "proc") << found.status().message()
+                           << "; give --cgroup-root PATH if cgroup2 is mounted elsewhere";
+      return;
+    }
+    root = *found;
+  }
+  WorkloadResolverOptions o;
+  o.cgroup_root = root;
+  o.runtime.root = config_.runtime_root;
+  workloads_ = std::make_unique<WorkloadResolver>(ProcReader(config_.proc_root), o);
+  workloads_state_ = "on";
+  FM_LOG(Info, "proc") << "naming workloads from the cgroup v2 hierarchy at " << root
+                       << ", container runtimes' files under " << config_.runtime_root;
+}
+
 Status Daemon::InitStore() {
   StoreOptions opts;
   opts.dir = config_.data_dir;
   opts.retention_ns = static_cast<int64_t>(config_.retention.count()) * 1'000'000;
   opts.retention_bytes = config_.retention_bytes;
   FM_ASSIGN_OR_RETURN(store_, Store::Open(opts));  // logs what it opened
-  processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root));
+  InitWorkloads();
+  processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root), ProcessCacheOptions{},
+                                              nullptr, workloads_.get());
   aggregator_ = std::make_unique<Aggregator>(processes_.get());
   pipeline_.set_aggregator(aggregator_.get());
   if (config_.mesh_enabled()) pipeline_.set_own_pid(static_cast<uint32_t>(getpid()));
@@ -425,6 +454,17 @@ NodeStatus Daemon::GetStatus() {
   if (kernel_snapshotter_) {
     s.probe.detail.emplace_back("account_dumps", account_dumps_.load());
     s.probe.detail.emplace_back("account_failures", account_failures_.load());
+  }
+  // Workloads: "on" or "off: why" as 0/1, and how naming cgroups went.
+  s.probe.detail.emplace_back("workloads_on", workloads_ ? 1 : 0);
+  if (workloads_) {
+    const WorkloadResolverStats ws = workloads_->Stats();
+    s.probe.detail.emplace_back("workloads_named", ws.named);
+    s.probe.detail.emplace_back("workload_lookups", ws.lookups);
+    s.probe.detail.emplace_back("workload_cache_hits", ws.hits);
+    s.probe.detail.emplace_back("workload_walks", ws.walks);
+    s.probe.detail.emplace_back("workload_unresolved", ws.unresolved);
+    s.probe.detail.emplace_back("workload_metadata_errors", ws.metadata_errors);
   }
   s.table = pipeline_.table().Stats();
   s.watchers = static_cast<uint32_t>(pipeline_.hub().subscriber_count());

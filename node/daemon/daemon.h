@@ -62,6 +62,7 @@ class Daemon final : public ControlBackend {
 
  private:
   Status InitStore();
+  void InitWorkloads();  // never fails: without cgroup v2 it logs why and goes on
   Status InitProbe();
   // Connection tracking, when --conntrack allows and the kernel lets us;
   // otherwise says why once and goes on without NAT translations.
@@ -96,6 +97,8 @@ class Daemon final : public ControlBackend {
   int64_t started_ns_ = 0;
   Pipeline pipeline_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<WorkloadResolver> workloads_;  // null when off (--cgroup-root, no cgroup v2)
+  std::string workloads_state_;                  // for status: "on" or "off: why"
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<NatFeed> nat_;

@@ -99,6 +99,23 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
             "Connections this node's NAT forwarded between two other hosts (a balancer's).",
             detail("nat_forwarded_opened"));
 
+  // Workloads: cgroup ids named as units and containers (--cgroup-root).
+  e.Gauge("flowmesh_workloads_up",
+          "1 when meshd names processes' systemd units and containers from cgroup v2, 0 when "
+          "not (meshd's log says why).",
+          detail("workloads_on"));
+  e.Counter("flowmesh_workload_cgroup_walks_total",
+            "Walks of the cgroup v2 hierarchy for a cgroup id /proc did not give (at most one "
+            "a second).",
+            detail("workload_walks"));
+  e.Counter("flowmesh_workload_unresolved_total",
+            "cgroup ids no cgroup path was found for (the cgroup was gone, or a walk was due).",
+            detail("workload_unresolved"));
+  e.Counter("flowmesh_workload_metadata_errors_total",
+            "Container runtime files (config.v2.json, OCI specs, containers.json) that were "
+            "there but malformed; the container keeps its id without a name.",
+            detail("workload_metadata_errors"));
+
   e.Counter("flowmesh_store_records_written_total",
             "Closed-connection records written to the store since meshd started.",
             s.store.records_written);

@@ -20,8 +20,9 @@ ProcessDetails FromRef(const ProcessRef& ref) {
 }  // namespace
 
 ProcessCache::ProcessCache(ProcReader reader, ProcessCacheOptions options,
-                           std::function<int64_t()> now_ns)
+                           std::function<int64_t()> now_ns, WorkloadResolver* workloads)
     : reader_(std::move(reader)),
+      workloads_(workloads),
       options_(options),
       now_ns_(now_ns ? std::move(now_ns) : std::function<int64_t()>(MonotonicNs)) {}
 
@@ -30,7 +31,7 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
   const Key key{ref.pid, ref.start_ticks};
   const int64_t now = now_ns_();
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     stats_.lookups++;
     auto it = index_.find(key);
     if (it != index_.end()) {
@@ -38,9 +39,22 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
         stats_.hits++;
         lru_.splice(lru_.begin(), lru_, it->second);
         ProcessDetails d = it->second->details;
+        const bool verified = it->second->expires_ns == 0;
         // A negative entry knows no comm of its own; the ref's is the best.
         if (d.comm.empty()) d.comm = std::string(ref.comm_view());
         if (d.pgid == 0) d.pgid = ref.pgid;
+        lock.unlock();
+        // Moved to another cgroup since it was cached: name the ref's (the
+        // resolver caches it) and keep that for the next event. Or not
+        // named yet: ask again (the resolver bounds how often it looks).
+        if (RefreshCgroup(ref, &d) || RetryWorkload(verified ? ref.pid : 0, &d)) {
+          std::lock_guard relock(mu_);
+          auto again = index_.find(key);
+          if (again != index_.end()) {
+            again->second->details.cgroup_id = d.cgroup_id;
+            again->second->details.workload = d.workload;
+          }
+        }
         return d;
       }
       lru_.erase(it->second);
@@ -56,12 +70,37 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
   } else if (outcome == ReadOutcome::kUnverified) {
     InsertLocked(key, d, now + options_.negative_ttl_ns);  // read, but unverifiable
   } else {
-    // Gone or reused: remember only that, never another process's details.
+    // Gone or reused: remember only that (and the ref's own cgroup), never
+    // another process's details.
     ProcessDetails neg = FromRef(ref);
     neg.comm.clear();
+    neg.cgroup_id = d.cgroup_id;
+    neg.workload = d.workload;
     InsertLocked(key, neg, now + options_.negative_ttl_ns);
   }
   return d;
+}
+
+bool ProcessCache::RetryWorkload(uint32_t pid, ProcessDetails* d) {
+  if (!workloads_ || d->cgroup_id == 0) return false;
+  const Workload& w = d->workload;
+  bool unresolved = w.cgroup.empty();  // no path was found for the id
+  bool unnamed = w.kind == WorkloadKind::kContainer &&
+                 (w.name.empty() || (w.pod && w.pod->name.empty()));
+  if (!unresolved && !unnamed) return false;
+  // No pid for an unresolved id: /proc already failed to name it, and the
+  // resolver's negative must spare a /proc read per event.
+  Workload again = workloads_->Resolve(d->cgroup_id, unresolved ? 0 : pid);
+  if (again == w) return false;
+  d->workload = std::move(again);
+  return true;
+}
+
+bool ProcessCache::RefreshCgroup(const ProcessRef& ref, ProcessDetails* d) {
+  if (ref.cgroup_id == 0 || ref.cgroup_id == d->cgroup_id) return false;
+  d->cgroup_id = ref.cgroup_id;
+  d->workload = workloads_ ? workloads_->Resolve(ref.cgroup_id) : Workload{};
+  return true;
 }
 
 ProcessDetails ProcessCache::ReadProc(const ProcessRef& ref, ReadOutcome* outcome) {
@@ -70,15 +109,17 @@ ProcessDetails ProcessCache::ReadProc(const ProcessRef& ref, ReadOutcome* outcom
     stats_.proc_reads++;
   }
   Result<ProcessInfo> info = reader_.Read(ref.pid);
-  if (!info.ok()) {
-    std::lock_guard lock(mu_);
-    stats_.gone++;
-    return FromRef(ref);
-  }
-  if (ref.start_ticks != 0 && info->start_ticks != ref.start_ticks) {
-    std::lock_guard lock(mu_);
-    stats_.pid_reused++;
-    return FromRef(ref);
+  bool reused = info.ok() && ref.start_ticks != 0 && info->start_ticks != ref.start_ticks;
+  if (!info.ok() || reused) {
+    {
+      std::lock_guard lock(mu_);
+      (reused ? stats_.pid_reused : stats_.gone)++;
+    }
+    // The process is gone, but the cgroup it was in may still be named
+    // (by a walk: its pid is no one's, or someone else's, to ask).
+    ProcessDetails d = FromRef(ref);
+    RefreshCgroup(ref, &d);
+    return d;
   }
   ProcessDetails d;
   d.pid = ref.pid;
@@ -87,6 +128,13 @@ ProcessDetails ProcessCache::ReadProc(const ProcessRef& ref, ReadOutcome* outcom
   d.ppid = info->ppid;
   d.comm = info->comm.empty() ? std::string(ref.comm_view()) : info->comm;
   d.exe = info->exe;
+  if (ref.cgroup_id != 0) {
+    d.cgroup_id = ref.cgroup_id;
+  } else if (workloads_ && workloads_->enabled()) {
+    Result<uint64_t> id = workloads_->CgroupIdOfPid(ref.pid);
+    if (id.ok()) d.cgroup_id = *id;
+  }
+  if (workloads_ && d.cgroup_id != 0) d.workload = workloads_->Resolve(d.cgroup_id, ref.pid);
   // Without a start time the ref cannot be checked against /proc: use what is
   // there now, but only for as long as a negative would be kept.
   *outcome = ref.start_ticks != 0 ? ReadOutcome::kVerified : ReadOutcome::kUnverified;

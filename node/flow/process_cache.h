@@ -1,6 +1,7 @@
-// Process identity -> display details (pgid, ppid, exe) from /proc, cached by
-// (pid, start_ticks) so the aggregator reads /proc once per process, not per
-// event, and never pins a reused pid's details on the wrong process.
+// Process identity -> display details (pgid, ppid, exe, cgroup and workload)
+// from /proc, cached by (pid, start_ticks) so the aggregator reads /proc once
+// per process, not per event, and never pins a reused pid's details on the
+// wrong process.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "node/flow/flow.h"
 #include "node/proc/process.h"
 #include "node/proc/process_ref.h"
+#include "node/proc/workload_resolver.h"
 
 namespace flowmesh {
 
@@ -35,13 +37,19 @@ struct ProcessCacheStats {
 
 class ProcessCache {
  public:
-  // `now_ns` is a monotonic clock (tests pass a fake one).
+  // `now_ns` is a monotonic clock (tests pass a fake one). `workloads`
+  // (not owned; null = none) names each process's cgroup: without it
+  // details carry the ref's cgroup id and no workload.
   explicit ProcessCache(ProcReader reader, ProcessCacheOptions options = {},
-                        std::function<int64_t()> now_ns = {});
+                        std::function<int64_t()> now_ns = {},
+                        WorkloadResolver* workloads = nullptr);
 
   // Details of the process `ref` names. When /proc no longer has it (or the
   // pid was reused), the result holds only what the ref has: pid,
-  // start_ticks and comm. A ref with pid 0 yields empty details.
+  // start_ticks, comm, and the cgroup id with its workload. The ref's
+  // cgroup id (taken when the probe saw the process) wins over the one
+  // /proc gives, which is read only when the ref has none (polling, seed).
+  // A ref with pid 0 yields empty details.
   ProcessDetails Lookup(const ProcessRef& ref);
 
   ProcessCacheStats Stats() const;
@@ -66,8 +74,14 @@ class ProcessCache {
   enum class ReadOutcome { kVerified, kUnverified, kGone };
   ProcessDetails ReadProc(const ProcessRef& ref, ReadOutcome* outcome);
   void InsertLocked(Key key, const ProcessDetails& details, int64_t expires_ns);
+  // The ref's cgroup and its workload, when they are not what `d` holds.
+  bool RefreshCgroup(const ProcessRef& ref, ProcessDetails* d);
+  // The workload again when no path was found for the id or a container
+  // has no name yet (its runtime writes its files after the cgroup exists).
+  bool RetryWorkload(uint32_t pid, ProcessDetails* d);
 
   const ProcReader reader_;
+  WorkloadResolver* const workloads_;
   const ProcessCacheOptions options_;
   const std::function<int64_t()> now_ns_;
 

@@ -10,4 +10,5 @@ set(FLOWMESH_FUZZ_HARNESSES
   config_file    # meshd.toml, through ParseDaemonArgs
   metrics_http   # the metrics endpoint's HTTP request heads
   conntrack      # nfnetlink_conntrack events and dump replies (node/nat)
+  cgroup_path    # cgroup v2 paths -> workloads (node/proc/cgroup_path.cc)
 )

@@ -547,6 +547,20 @@ void ConntrackSeeds(const fs::path& source) {
           Cat({messages["dump_v4_dnat"], messages["destroy_v6_dnat"]}));
 }
 
+// ---- cgroup_path ---------------------------------------------------------
+// Every path of the parser's testdata, real and malformed alike.
+void CgroupPathSeeds(const fs::path& source) {
+  std::ifstream in(source / "tests/unit/testdata/cgroup_paths.tsv");
+  if (!in) throw std::runtime_error("cannot read tests/unit/testdata/cgroup_paths.tsv");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::string path = line.substr(0, line.find('\t'));
+    Write("cgroup_path", "path_" + std::to_string(n++), Bytes(path.begin(), path.end()));
+  }
+}
+
 }  // namespace
 }  // namespace flowmesh::fuzz
 
@@ -568,6 +582,7 @@ int main(int argc, char** argv) {
     ConfigSeeds(argv[1]);
     MetricsHttpSeeds();
     ConntrackSeeds(argv[1]);
+    CgroupPathSeeds(argv[1]);
   } catch (const std::exception& e) {
     std::cerr << "fuzz_make_seeds: " << e.what() << "\n";
     return 1;

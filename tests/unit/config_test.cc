@@ -106,6 +106,38 @@ TEST(DaemonFlags, ValuesBeyondWhatTheMeshCarriesAreUsageErrors) {
 
 // A bad key file was refused only when the mesh started, after a 5 s wait for a leave nobody
 // could hear, with exit 1; --print-config accepted it.
+TEST(DaemonFlags, WorkloadRootsDefaultsAndBadValues) {
+  int code = -1;
+  std::optional<DaemonConfig> cfg = Parse({}, &code);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->cgroup_root, "auto");
+  EXPECT_EQ(cfg->runtime_root, "/");
+  cfg = Parse({"--cgroup-root", "off", "--runtime-root", "/tmp"}, &code);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->cgroup_root, "off");
+  EXPECT_EQ(cfg->runtime_root, "/tmp");
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {{"--cgroup-root", "/tmp"},
+       "meshd: --cgroup-root: '/tmp' is not a cgroup v2 mount (no cgroup.procs there); give "
+       "where cgroup2 is mounted"},
+      {{"--cgroup-root", "sys/fs/cgroup"}, "meshd: --cgroup-root: 'sys/fs/cgroup' is not"},
+      {{"--runtime-root", "/nonexistent/root"},
+       "meshd: --runtime-root: '/nonexistent/root' is not a directory; give the absolute root"},
+      {{"--runtime-root", "var"}, "meshd: --runtime-root: 'var' is not a directory"},
+  };
+  for (const Case& c : cases) {
+    testing::internal::CaptureStderr();
+    EXPECT_FALSE(Parse(c.args, &code)) << c.args[1];
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(code, 2) << c.args[1];
+    EXPECT_NE(err.find(c.want), std::string::npos) << err;
+  }
+}
+
 TEST(DaemonFlags, TheKeyFileIsCheckedWithTheFlags) {
   char dir[] = "/tmp/fm-keyflag-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
