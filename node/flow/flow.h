@@ -176,7 +176,7 @@ struct EndpointRecord {
   // owner may be gone from the processes CF by the time look groups
   // listeners by it. Last, so positional initialisers of the fields above
   // still hold. Not part of its identity.
-  Workload workload;
+  Workload workload = {};
   bool operator==(const EndpointRecord& o) const {
     return netns == o.netns && addr == o.addr && port == o.port && proc.pid == o.proc.pid &&
            proc.start_ticks == o.proc.start_ticks && since_ns == o.since_ns;
