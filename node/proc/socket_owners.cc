@@ -131,7 +131,6 @@ void SocketOwners::Scan() {
     }
   }
 
-  // stat is read once per socket-holding process, not once per socket.
   if (!cgroup_root_wanted_) {
     // Once: the mount does not move while meshd runs.
     Result<std::string> root = FindCgroupV2Root();
@@ -140,6 +139,7 @@ void SocketOwners::Scan() {
     cgroup_root_ = *cgroup_root_wanted_;
   }
   std::unordered_map<uint32_t, uint64_t> cgroups;  // pid -> id: one read per owner per scan
+  // stat is read once per socket-holding process, not once per socket.
   std::unordered_map<uint32_t, std::optional<ProcStat>> stats;
   std::vector<const ProcStat*> candidates;
   for (auto& [inode, pids_holding] : holders) {
