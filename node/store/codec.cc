@@ -9,9 +9,9 @@ namespace flowmesh {
 namespace {
 
 // Bumped when a value layout changes; decoders refuse layouts they do not
-// know, and read every older one (a store is migrated value by value as it is
-// read, never wiped). Appended fields only, so each format is the one before
-// it and then some.
+// know, and read every older one: an old store is never wiped, its values
+// decode as they are and a value written again takes the newest format.
+// Appended fields only, so each format is the one before it and then some.
 //  - Records: 1 is the base; 2 adds a flags varint (kRecordFlag*); 3 adds
 //    the process's cgroup id after the flags. Written: 3. Read as 0 from 1 and 2.
 //  - Processes: 2 adds the cgroup id and the workload. Format 1 has neither.
