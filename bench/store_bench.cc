@@ -57,9 +57,11 @@ class Workload {
     const char* comms[] = {"nginx", "python3", "java", "node",     "curl",     "redis-cli",
                            "psql",  "envoy",   "sshd", "postgres", "gunicorn", "ruby"};
     for (int i = 0; i < 300; ++i)
-      procs_.push_back(
-          {static_cast<uint32_t>(1000 + i * 7), 50'000 + rng_() % 1'000'000, comms[i % 12],
-           2000u + i % 12, {}});
+      procs_.push_back({static_cast<uint32_t>(1000 + i * 7),
+                        50'000 + rng_() % 1'000'000,
+                        comms[i % 12],
+                        2000u + i % 12,
+                        {}});
     const uint16_t ports[] = {80, 443, 5432, 6379, 8080, 9000, 3306, 9092, 11211, 27017};
     for (int i = 0; i < 2000; ++i)
       remotes_.push_back(

@@ -55,8 +55,7 @@ class PollDiff {
 class PollProbe : public Probe {
  public:
   // `cgroup_root`: see Snapshotter (nullopt: the host's cgroup v2 mount).
-  PollProbe(ProbeFilter filter, std::chrono::milliseconds interval,
-            std::string proc_root = "/proc",
+  PollProbe(ProbeFilter filter, std::chrono::milliseconds interval, std::string proc_root = "/proc",
             std::optional<std::string> cgroup_root = std::nullopt);
 
   std::string_view Mode() const override { return "polling"; }

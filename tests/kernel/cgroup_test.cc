@@ -2,7 +2,10 @@
 // test cgroups (cgroup v2) listen and connect, and the BPF events, the
 // start-up seed (sock_diag and /proc) and the polling probe all carry the id
 // of the cgroup each process was in, which is the inode CgroupIdOfPath reads.
+#include "node/proc/cgroup.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -18,12 +21,9 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "node/probe/bpf_probe.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
-#include "node/proc/cgroup.h"
 #include "node/proc/process.h"
 #include "tests/kernel/kernel_test_util.h"
 #include "tests/kernel/traffic_util.h"
@@ -233,8 +233,7 @@ TEST_P(BpfCgroupTest, EventsCarryTheCgroupOfListenerAndConnector) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AttachTypes, BpfCgroupTest,
-                         ::testing::Values(BpfAttach::kBtf, BpfAttach::kRaw),
-                         [](const auto& info) {
+                         ::testing::Values(BpfAttach::kBtf, BpfAttach::kRaw), [](const auto& info) {
                            return info.param == BpfAttach::kRaw ? "RawTp" : "TpBtf";
                          });
 

@@ -2,7 +2,6 @@
 // parsing, process details, socket owners, network namespaces.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <string>

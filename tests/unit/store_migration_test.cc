@@ -87,7 +87,8 @@ uint8_t FormatOf(RawStore& raw, const std::string& cf, const std::string& key) {
 
 TEST(StoreMigration, OldValuesReadBackBesideNewOnes) {
   TempDir dir;
-  { ASSERT_TRUE(MustOpen(TestOptions(dir.path()))); }  // the column families, as an old meshd made them
+  // The column families, as an old meshd made them.
+  { ASSERT_TRUE(MustOpen(TestOptions(dir.path()))); }
 
   ConnRecord old_plain = MakeRecord(kT0, 300, 40000, 80);
   ConnRecord old_flagged = MakeRecord(kT0 + kSec, 301, 40001, 80);
