@@ -39,6 +39,7 @@ struct Proc {
   uint32_t pid;
   uint64_t start_ticks;
   std::string comm;
+  uint64_t cgroup_id;        // one cgroup per service (comm), as units and containers give
   std::vector<int> remotes;  // indices into the remote endpoints it talks to
 };
 
@@ -56,8 +57,11 @@ class Workload {
     const char* comms[] = {"nginx", "python3", "java", "node",     "curl",     "redis-cli",
                            "psql",  "envoy",   "sshd", "postgres", "gunicorn", "ruby"};
     for (int i = 0; i < 300; ++i)
-      procs_.push_back(
-          {static_cast<uint32_t>(1000 + i * 7), 50'000 + rng_() % 1'000'000, comms[i % 12], {}});
+      procs_.push_back({static_cast<uint32_t>(1000 + i * 7),
+                        50'000 + rng_() % 1'000'000,
+                        comms[i % 12],
+                        2000u + i % 12,
+                        {}});
     const uint16_t ports[] = {80, 443, 5432, 6379, 8080, 9000, 3306, 9092, 11211, 27017};
     for (int i = 0; i < 2000; ++i)
       remotes_.push_back(
@@ -145,6 +149,7 @@ class Workload {
       r.key.rport = static_cast<uint16_t>(ephemeral(rng_));
       r.proc.pid = procs_[l.owner].pid;
       r.proc.start_ticks = procs_[l.owner].start_ticks;
+      r.proc.cgroup_id = procs_[l.owner].cgroup_id;
       r.counters.bytes_tx = static_cast<uint64_t>(large(rng_));
       r.counters.bytes_rx = static_cast<uint64_t>(small(rng_));
     } else {  // active: one of our clients connects out
@@ -157,6 +162,7 @@ class Workload {
       r.key.rport = remote.port;
       r.proc.pid = p.pid;
       r.proc.start_ticks = p.start_ticks;
+      r.proc.cgroup_id = p.cgroup_id;
       r.counters.bytes_tx = static_cast<uint64_t>(small(rng_));
       r.counters.bytes_rx = static_cast<uint64_t>(large(rng_));
     }
@@ -234,7 +240,8 @@ int Run(const Options& opt) {
               static_cast<int64_t>(span_s * kSec));
     Batch first;
     for (const Proc& p : w.procs())
-      first.processes.push_back({p.pid, p.start_ticks, p.pid, 1, p.comm, "/usr/bin/" + p.comm});
+      first.processes.push_back(
+          {p.pid, p.start_ticks, p.pid, 1, p.comm, "/usr/bin/" + p.comm, p.cgroup_id, {}});
     if (Status s = store.Write(first); !s.ok())
       return fprintf(stderr, "%s\n", s.message().c_str()), 1;
 

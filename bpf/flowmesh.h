@@ -41,6 +41,7 @@ struct fm_event {
 	__u64 ts_ns;          /* bpf_ktime_get_ns() when the event happened */
 	__u64 duration_ns;    /* CLOSE: from SYN_SENT/SYN_RECV to CLOSE, 0 if unknown */
 	__u64 proc_start_ns;  /* owning process start, ns since boot (task->start_boottime) */
+	__u64 cgroup_id;      /* owning process's cgroup v2 id at listen/connect, 0 if unknown */
 	__u64 bytes_acked;    /* tcp_sock.bytes_acked, sequence space (see fm_tcp_flags) */
 	__u64 bytes_received; /* tcp_sock.bytes_received, sequence space */
 	__u32 segs_out;
@@ -75,6 +76,7 @@ struct fm_listen_key {
 
 struct fm_listen_owner {
 	__u64 proc_start_ns; /* task->start_boottime of the group leader */
+	__u64 cgroup_id;     /* cgroup v2 id of the listen() caller (names its workload) */
 	__u32 pid;
 	__u32 pgid;
 	char comm[FM_TASK_COMM_LEN];

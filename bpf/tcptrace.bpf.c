@@ -6,9 +6,9 @@
  * kernels, and the tracepoint is a stable ABI. tp_btf is preferred; the raw_tp
  * copy of the same program is loaded where BTF trampolines are missing.
  *
- *   CLOSE    -> LISTEN       listen() caller: remember the listener's owner
+ *   CLOSE    -> LISTEN       listen() caller: remember the listener's owner and cgroup
  *   LISTEN   -> CLOSE        forget it
- *   CLOSE    -> SYN_SENT     connect() caller: remember sk -> process
+ *   CLOSE    -> SYN_SENT     connect() caller: remember sk -> process and cgroup
  *   LISTEN   -> SYN_RECV     child socket (softirq): owner is the listener's
  *   SYN_*    -> ESTABLISHED  emit OPEN
  *   any      -> CLOSE        emit CLOSE with the tcp_sock counters
@@ -61,6 +61,7 @@ struct fm_counters counters = {};
 struct sock_owner {
 	__u64 birth_ns;
 	__u64 proc_start_ns;
+	__u64 cgroup_id;
 	__u32 pid;
 	__u32 pgid;
 	__u8 direction;
@@ -138,12 +139,16 @@ static __always_inline void read_addrs(const struct sock *sk, __u16 family, __u8
 	}
 }
 
-static __always_inline void current_process(__u32 *pid, __u32 *pgid, __u64 *start_ns, char *comm,
-					    bool btf)
+static __always_inline void current_process(__u32 *pid, __u32 *pgid, __u64 *start_ns,
+					    __u64 *cgroup_id, char *comm, bool btf)
 {
 	struct task_struct *task, *leader;
 
 	*pid = bpf_get_current_pid_tgid() >> 32;
+	/* The v2 id of the calling task's cgroup: what names its unit or
+	 * container. Only called where current is the socket's owner
+	 * (listen(), connect()), never in softirq. */
+	*cgroup_id = bpf_get_current_cgroup_id();
 	if (btf) {
 		task = bpf_get_current_task_btf();
 		leader = task->group_leader;
@@ -230,7 +235,8 @@ static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32
 	struct fm_event *e;
 
 	make_listen_key(&key, sk, family, netns, lport, btf);
-	current_process(&owner.pid, &owner.pgid, &owner.proc_start_ns, owner.comm, btf);
+	current_process(&owner.pid, &owner.pgid, &owner.proc_start_ns, &owner.cgroup_id, owner.comm,
+			btf);
 	if (bpf_map_update_elem(&listeners, &key, &owner, BPF_ANY))
 		__sync_fetch_and_add(&counters.lost_listenmap, 1);
 
@@ -243,6 +249,7 @@ static __always_inline void on_listen(const struct sock *sk, __u16 family, __u32
 	e->pid = owner.pid;
 	e->pgid = owner.pgid;
 	e->proc_start_ns = owner.proc_start_ns;
+	e->cgroup_id = owner.cgroup_id;
 	__builtin_memcpy(e->comm, owner.comm, sizeof(e->comm));
 	submit_event(e);
 }
@@ -265,6 +272,7 @@ static __always_inline void on_unlisten(const struct sock *sk, __u16 family, __u
 			e->pid = owner->pid;
 			e->pgid = owner->pgid;
 			e->proc_start_ns = owner->proc_start_ns;
+			e->cgroup_id = owner->cgroup_id;
 			__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
 		}
 		submit_event(e);
@@ -299,13 +307,14 @@ static __always_inline void remember_socket(const struct sock *sk, __u16 family,
 	so.birth_ns = bpf_ktime_get_ns();
 	so.direction = direction;
 	if (direction == FM_DIR_ACTIVE) {
-		current_process(&so.pid, &so.pgid, &so.proc_start_ns, so.comm, btf);
+		current_process(&so.pid, &so.pgid, &so.proc_start_ns, &so.cgroup_id, so.comm, btf);
 	} else {
 		owner = find_listener(sk, family, netns, lport, btf);
 		if (owner) {
 			so.pid = owner->pid;
 			so.pgid = owner->pgid;
 			so.proc_start_ns = owner->proc_start_ns;
+			so.cgroup_id = owner->cgroup_id;
 			__builtin_memcpy(so.comm, owner->comm, sizeof(so.comm));
 		} else {
 			__sync_fetch_and_add(&counters.passive_no_owner, 1);
@@ -320,6 +329,7 @@ static __always_inline void copy_owner(struct fm_event *e, const struct sock_own
 	e->pid = so->pid;
 	e->pgid = so->pgid;
 	e->proc_start_ns = so->proc_start_ns;
+	e->cgroup_id = so->cgroup_id;
 	__builtin_memcpy(e->comm, so->comm, sizeof(e->comm));
 }
 

@@ -239,7 +239,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   app.add_option("--ring-buffer-size", ring_size,
                  "Size of the BPF ring buffer (streaming mode), a power of two from 64K to 1G: "
                  "how far meshd may fall behind under connection churn before events are lost "
-                 "(about 144 bytes an event)")
+                 "(about 152 bytes an event)")
       ->type_name("SIZE")
       ->envname("MESHD_RING_BUFFER_SIZE")
       ->capture_default_str();

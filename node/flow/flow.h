@@ -172,6 +172,11 @@ struct EndpointRecord {
   // In Batch.endpoints_removed: when it stopped listening (0 = not known;
   // the store then takes the batch's time). Not part of its identity.
   int64_t until_ns = 0;
+  // The owner's workload, kept with it (as its comm is, in proc) because the
+  // owner may be gone from the processes CF by the time look groups
+  // listeners by it. Last, so positional initialisers of the fields above
+  // still hold. Not part of its identity.
+  Workload workload = {};
   bool operator==(const EndpointRecord& o) const {
     return netns == o.netns && addr == o.addr && port == o.port && proc.pid == o.proc.pid &&
            proc.start_ticks == o.proc.start_ticks && since_ns == o.since_ns;

@@ -264,6 +264,7 @@ Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {
   fm_listen_owner v{};
   v.pid = owner.pid;
   v.pgid = owner.pgid;
+  v.cgroup_id = owner.cgroup_id;  // accepted connections take it, as they take the pid
   // start_ticks back to ns so the kernel side hands out the same identity.
   v.proc_start_ns =
       owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));

@@ -29,7 +29,7 @@ struct BpfProbeOptions {
   int max_latency_ms = 50;
   // Size of the ring buffer: a power of two, at least a page. What it holds
   // is how long meshd may stall (or fall behind under churn) before events
-  // are lost; each event takes 144 bytes.
+  // are lost; each event takes 152 bytes (fm_event and the record header).
   uint32_t ring_bytes = 8 << 20;
 };
 

@@ -13,36 +13,40 @@ namespace flowmesh {
 // DecodeEventInto reads it in place. Both compile bpf/flowmesh.h, but only
 // this side can check it: a field added, moved or resized without the
 // explicit padding the header promises fails here, not as garbage in the
-// ring buffer. 130 bytes of fields and 6 of tail padding to the 8-byte
+// ring buffer. 138 bytes of fields and 6 of tail padding to the 8-byte
 // alignment, the size the BPF side reserves. Change these numbers only
 // together with the BPF side.
-static_assert(sizeof(fm_event) == 136 && alignof(fm_event) == 8);
+static_assert(sizeof(fm_event) == 144 && alignof(fm_event) == 8);
 #define FM_EVENT_FIELD(f, off, size) \
   static_assert(offsetof(fm_event, f) == (off) && sizeof(fm_event::f) == (size), #f)
 FM_EVENT_FIELD(ts_ns, 0, 8);
 FM_EVENT_FIELD(duration_ns, 8, 8);
 FM_EVENT_FIELD(proc_start_ns, 16, 8);
-FM_EVENT_FIELD(bytes_acked, 24, 8);
-FM_EVENT_FIELD(bytes_received, 32, 8);
-FM_EVENT_FIELD(segs_out, 40, 4);
-FM_EVENT_FIELD(segs_in, 44, 4);
-FM_EVENT_FIELD(total_retrans, 48, 4);
-FM_EVENT_FIELD(srtt_us, 52, 4);
-FM_EVENT_FIELD(rttvar_us, 56, 4);
-FM_EVENT_FIELD(pid, 60, 4);
-FM_EVENT_FIELD(netns, 64, 4);
-FM_EVENT_FIELD(pgid, 68, 4);
-FM_EVENT_FIELD(family, 72, 2);
-FM_EVENT_FIELD(lport, 74, 2);
-FM_EVENT_FIELD(rport, 76, 2);
-FM_EVENT_FIELD(kind, 78, 1);
-FM_EVENT_FIELD(direction, 79, 1);
-FM_EVENT_FIELD(tcp_flags, 80, 1);
-FM_EVENT_FIELD(pad, 81, 1);
-FM_EVENT_FIELD(laddr, 82, 16);
-FM_EVENT_FIELD(raddr, 98, 16);
-FM_EVENT_FIELD(comm, 114, 16);
+FM_EVENT_FIELD(cgroup_id, 24, 8);
+FM_EVENT_FIELD(bytes_acked, 32, 8);
+FM_EVENT_FIELD(bytes_received, 40, 8);
+FM_EVENT_FIELD(segs_out, 48, 4);
+FM_EVENT_FIELD(segs_in, 52, 4);
+FM_EVENT_FIELD(total_retrans, 56, 4);
+FM_EVENT_FIELD(srtt_us, 60, 4);
+FM_EVENT_FIELD(rttvar_us, 64, 4);
+FM_EVENT_FIELD(pid, 68, 4);
+FM_EVENT_FIELD(netns, 72, 4);
+FM_EVENT_FIELD(pgid, 76, 4);
+FM_EVENT_FIELD(family, 80, 2);
+FM_EVENT_FIELD(lport, 82, 2);
+FM_EVENT_FIELD(rport, 84, 2);
+FM_EVENT_FIELD(kind, 86, 1);
+FM_EVENT_FIELD(direction, 87, 1);
+FM_EVENT_FIELD(tcp_flags, 88, 1);
+FM_EVENT_FIELD(pad, 89, 1);
+FM_EVENT_FIELD(laddr, 90, 16);
+FM_EVENT_FIELD(raddr, 106, 16);
+FM_EVENT_FIELD(comm, 122, 16);
 #undef FM_EVENT_FIELD
+// The listeners map's value, which BpfProbe::SeedListener writes from here.
+static_assert(sizeof(fm_listen_owner) == 40 && offsetof(fm_listen_owner, cgroup_id) == 8 &&
+              offsetof(fm_listen_owner, pid) == 16 && offsetof(fm_listen_owner, comm) == 24);
 
 std::string_view KindName(EventKind k) {
   switch (k) {
@@ -113,6 +117,7 @@ Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
   ev.proc.pid = raw.pid;
   ev.proc.pgid = raw.pgid;
   ev.proc.start_ticks = raw.pid ? BoottimeNsToTicks(raw.proc_start_ns) : 0;
+  ev.proc.cgroup_id = raw.cgroup_id;
   std::memcpy(ev.proc.comm, raw.comm, sizeof ev.proc.comm);
   ev.proc.comm[sizeof ev.proc.comm - 1] = '\0';
   ev.counters.bytes_tx = raw.bytes_acked;

@@ -107,8 +107,10 @@ void PollDiff::Apply(const Snapshot& snap, int64_t now_ns, std::vector<ConnEvent
     out->insert(out->end(), group->begin(), group->end());
 }
 
-PollProbe::PollProbe(ProbeFilter filter, std::chrono::milliseconds interval, std::string proc_root)
-    : interval_(interval), snapshotter_(std::move(filter), std::move(proc_root)) {}
+PollProbe::PollProbe(ProbeFilter filter, std::chrono::milliseconds interval, std::string proc_root,
+                     std::optional<std::string> cgroup_root)
+    : interval_(interval),
+      snapshotter_(std::move(filter), std::move(proc_root), std::move(cgroup_root)) {}
 
 Status PollProbe::Init() {
   if (interval_.count() <= 0)
@@ -166,6 +168,7 @@ Result<int> PollProbe::TransferData(EventSink& sink, int timeout_ms) {
   polls_++;
   malformed_ += snap->malformed;
   netns_skipped_ += snap->namespaces_skipped;
+  cgroup_errors_ += snap->cgroup_errors;
 
   std::vector<ConnEvent> events;
   diff_.Apply(*snap, RealtimeNs(), &events);
@@ -200,6 +203,7 @@ ProbeStats PollProbe::Stats() const {
   st.malformed = malformed_.load();
   st.detail = {{"poll_errors", poll_errors_.load()},
                {"netns_skipped", netns_skipped_.load()},
+               {"cgroup_errors", cgroup_errors_.load()},
                {"tracked_connections", tracked_.load()}};
   return st;
 }

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,8 +54,9 @@ class PollDiff {
 
 class PollProbe : public Probe {
  public:
-  PollProbe(ProbeFilter filter, std::chrono::milliseconds interval,
-            std::string proc_root = "/proc");
+  // `cgroup_root`: see Snapshotter (nullopt: the host's cgroup v2 mount).
+  PollProbe(ProbeFilter filter, std::chrono::milliseconds interval, std::string proc_root = "/proc",
+            std::optional<std::string> cgroup_root = std::nullopt);
 
   std::string_view Mode() const override { return "polling"; }
   // Opens sock_diag in the selected namespace; the error names the fix.
@@ -91,6 +93,7 @@ class PollProbe : public Probe {
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> poll_errors_{0};
   std::atomic<uint64_t> netns_skipped_{0};
+  std::atomic<uint64_t> cgroup_errors_{0};
   std::atomic<uint64_t> tracked_{0};
 };
 

@@ -113,8 +113,12 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
   }
 }
 
-Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root)
-    : filter_(std::move(filter)), proc_root_(proc_root), owners_(std::move(proc_root)) {}
+Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root,
+                         std::optional<std::string> cgroup_root)
+    : filter_(std::move(filter)),
+      proc_root_(proc_root),
+      owners_(std::move(proc_root), std::chrono::milliseconds(100), nullptr,
+              std::move(cgroup_root)) {}
 
 Status Snapshotter::Init() {
   FM_ASSIGN_OR_RETURN(uint32_t self, diags_.SelfInode());
@@ -232,6 +236,8 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
   uint64_t malformed = diags_.malformed();
   snap.malformed = malformed >= malformed_seen_ ? malformed - malformed_seen_ : malformed;
   malformed_seen_ = malformed;
+  snap.cgroup_errors = owners_.cgroup_errors() - cgroup_errors_seen_;
+  cgroup_errors_seen_ = owners_.cgroup_errors();
   if (snap.namespaces == 0 && !last_error.ok()) return last_error;
   return snap;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct Snapshot {
   uint32_t namespaces = 0;             // network namespaces dumped
   std::vector<uint32_t> netns_dumped;  // their inodes: a socket elsewhere was not looked for
   uint32_t namespaces_skipped = 0;     // could not be entered or dumped (logged once each)
+  uint64_t cgroup_errors = 0;          // owners whose cgroup id was not found (id left 0)
 };
 
 // Whether a socket in `state` is an open connection: every state from
@@ -52,7 +54,10 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
 // Not thread-safe; use one per thread or hold a lock around Take.
 class Snapshotter {
  public:
-  Snapshotter(ProbeFilter filter, std::string proc_root);
+  // `cgroup_root`: the cgroup v2 mount owners' cgroup ids are read under
+  // (SocketOwners: nullopt finds it, "" reads none).
+  Snapshotter(ProbeFilter filter, std::string proc_root,
+              std::optional<std::string> cgroup_root = std::nullopt);
 
   // Opens the sock_diag sockets of the listed namespaces (our own when the
   // filter says all) so a missing permission or namespace shows at start-up.
@@ -77,6 +82,7 @@ class Snapshotter {
   NetnsDiagCache diags_;
   std::set<uint32_t> warned_;  // namespaces whose failure was logged already
   uint64_t malformed_seen_ = 0;
+  uint64_t cgroup_errors_seen_ = 0;
 };
 
 }  // namespace flowmesh

@@ -1,4 +1,5 @@
-// Socket inode -> owning process by scanning /proc/<pid>/fd.
+// Socket inode -> owning process by scanning /proc/<pid>/fd, and the
+// owner's cgroup v2 id from /proc/<pid>/cgroup.
 #include "node/proc/socket_owners.h"
 
 #include <dirent.h>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "node/common/clock.h"
+#include "node/common/log.h"
+#include "node/proc/cgroup.h"
 
 namespace flowmesh {
 namespace {
@@ -63,8 +66,11 @@ std::optional<ProcessRef> ChooseOwner(const std::vector<const ProcStat*>& holder
 
 }  // namespace
 
-SocketOwners::SocketOwners(std::string proc_root, std::chrono::milliseconds min_rescan, Clock clock)
+SocketOwners::SocketOwners(std::string proc_root, std::chrono::milliseconds min_rescan, Clock clock,
+                           std::optional<std::string> cgroup_root)
     : reader_(std::move(proc_root)),
+      cgroup_root_wanted_(std::move(cgroup_root)),
+      cgroup_root_(cgroup_root_wanted_.value_or("")),
       min_rescan_ns_(std::chrono::nanoseconds(min_rescan).count()),
       clock_(clock ? std::move(clock) : Clock(MonotonicNs)) {}
 
@@ -125,6 +131,14 @@ void SocketOwners::Scan() {
     }
   }
 
+  if (!cgroup_root_wanted_) {
+    // Once: the mount does not move while meshd runs.
+    Result<std::string> root = FindCgroupV2Root();
+    if (!root.ok()) FM_LOG(Warn, "proc") << root.status().message();
+    cgroup_root_wanted_ = root.ok() ? *root : std::string();
+    cgroup_root_ = *cgroup_root_wanted_;
+  }
+  std::unordered_map<uint32_t, uint64_t> cgroups;  // pid -> id: one read per owner per scan
   // stat is read once per socket-holding process, not once per socket.
   std::unordered_map<uint32_t, std::optional<ProcStat>> stats;
   std::vector<const ProcStat*> candidates;
@@ -138,8 +152,29 @@ void SocketOwners::Scan() {
       }
       if (it->second) candidates.push_back(&*it->second);
     }
-    if (std::optional<ProcessRef> owner = ChooseOwner(candidates)) owners_[inode] = *owner;
+    std::optional<ProcessRef> owner = ChooseOwner(candidates);
+    if (!owner) continue;
+    auto [it, inserted] = cgroups.try_emplace(owner->pid);
+    if (inserted) it->second = CgroupId(owner->pid);
+    owner->cgroup_id = it->second;
+    owners_[inode] = *owner;
   }
+}
+
+uint64_t SocketOwners::CgroupId(uint32_t pid) {
+  if (cgroup_root_.empty()) return 0;  // no v2 hierarchy: nothing to name
+  Result<std::string> text = ReadSmallFile(reader_.PidPath(pid, "cgroup"), 64 << 10);
+  if (!text.ok()) {
+    if (text.status().code() != Status::Code::kNotFound) cgroup_errors_++;  // else: it exited
+    return 0;
+  }
+  Result<std::string> path = ParseProcCgroupV2(*text);
+  Result<uint64_t> id = path.ok() ? CgroupIdOfPath(cgroup_root_, *path) : path.status();
+  if (!id.ok()) {
+    cgroup_errors_++;
+    return 0;
+  }
+  return *id;
 }
 
 }  // namespace flowmesh

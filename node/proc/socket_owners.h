@@ -1,10 +1,12 @@
-// Socket inode -> owning process, from the "socket:[INODE]" links under
-// /proc/<pid>/fd, cached and rescanned at a bounded rate.
+// Socket inode -> owning process (and its cgroup v2 id), from the
+// "socket:[INODE]" links under /proc/<pid>/fd and /proc/<pid>/cgroup, cached
+// and rescanned at a bounded rate.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -19,9 +21,13 @@ class SocketOwners {
   // Monotonic nanoseconds; injectable so tests can step time.
   using Clock = std::function<int64_t()>;
 
+  // `cgroup_root`: where the cgroup v2 hierarchy is mounted, for owners'
+  // cgroup ids (ProcessRef::cgroup_id). nullopt: FindCgroupV2Root(), looked
+  // up once; "": none (ids stay 0). Tests point both roots at fake trees.
   explicit SocketOwners(std::string proc_root = "/proc",
                         std::chrono::milliseconds min_rescan = std::chrono::milliseconds(100),
-                        Clock clock = nullptr);
+                        Clock clock = nullptr,
+                        std::optional<std::string> cgroup_root = std::nullopt);
 
   // Rescans every process now, replacing the cache (closed sockets drop out).
   void Refresh();
@@ -46,11 +52,21 @@ class SocketOwners {
   // Processes whose fd directory could not be read in the last scan
   // (EACCES as non-root); their sockets show without a process.
   uint64_t unreadable() const { return unreadable_; }
+  // Owners whose cgroup id could not be found (unreadable cgroup file, no v2
+  // line, cgroup directory missing under the root), over every scan; their
+  // sockets show with cgroup id 0. A process gone meanwhile is not counted.
+  uint64_t cgroup_errors() const { return cgroup_errors_; }
+  // The v2 root in use; "" when there is none (after the first scan).
+  const std::string& cgroup_root() const { return cgroup_root_; }
 
  private:
   void Scan();
+  // The v2 id of `pid`'s cgroup, 0 when unknown (counted in cgroup_errors_).
+  uint64_t CgroupId(uint32_t pid);
 
   ProcReader reader_;
+  std::optional<std::string> cgroup_root_wanted_;  // nullopt until found
+  std::string cgroup_root_;
   int64_t min_rescan_ns_;
   Clock clock_;
   std::unordered_map<uint32_t, ProcessRef> owners_;
@@ -58,6 +74,7 @@ class SocketOwners {
   int64_t last_scan_ns_ = 0;
   uint64_t scans_ = 0;
   uint64_t unreadable_ = 0;
+  uint64_t cgroup_errors_ = 0;
 };
 
 }  // namespace flowmesh

@@ -8,16 +8,24 @@
 namespace flowmesh {
 namespace {
 
-// Bumped when a value layout changes; decoders refuse layouts they do not know.
-// Records: format 2 is format 1 followed by a flags varint (kRecordFlag*). A
-// record without flags is still written as format 1, byte for byte as before,
-// so only a record that has a flag needs a meshd that knows format 2.
-constexpr char kRecordFormat = 1;
+// Bumped when a value layout changes; decoders refuse layouts they do not
+// know, and read every older one: an old store is never wiped, its values
+// decode as they are and a value written again takes the newest format.
+// Appended fields only, so each format is the one before it and then some.
+//  - Records: 1 is the base; 2 adds a flags varint (kRecordFlag*); 3 adds
+//    the process's cgroup id after the flags. Written: 3. Read as 0 from 1 and 2.
+//  - Processes: 2 adds the cgroup id and the workload. Format 1 has neither.
+//  - Endpoints and listen periods: 2 adds the owner's cgroup id and workload.
+constexpr char kRecordFormatBase = 1;
 constexpr char kRecordFormatFlags = 2;
+constexpr char kRecordFormatCgroup = 3;
 constexpr uint64_t kRecordFlagReconstructed = 1;
-constexpr char kProcessFormat = 1;
-constexpr char kEndpointFormat = 1;
-constexpr char kListenPeriodFormat = 1;
+constexpr char kProcessFormatBase = 1;
+constexpr char kProcessFormatWorkload = 2;
+constexpr char kEndpointFormatBase = 1;
+constexpr char kEndpointFormatWorkload = 2;
+constexpr char kListenPeriodFormatBase = 1;
+constexpr char kListenPeriodFormatWorkload = 2;
 
 Status Malformed(std::string_view what, std::string_view value) {
   return {Status::Code::kCorruption, "malformed " + std::string(what) + " value of " +
@@ -78,6 +86,32 @@ class Reader {
     pos_ += n;
     return s;
   }
+  bool Bool() {
+    const uint8_t b = Byte();
+    if (b > 1) ok_ = false;
+    return b == 1;
+  }
+  // As PutWorkload writes it; an unknown kind is malformed.
+  Workload ReadWorkload() {
+    Workload w;
+    const uint8_t kind = Byte();
+    if (kind > static_cast<uint8_t>(WorkloadKind::kContainer)) ok_ = false;
+    w.kind = static_cast<WorkloadKind>(kind);
+    w.runtime = String();
+    w.id = String();
+    w.name = String();
+    w.unit = String();
+    w.user_unit = Bool();
+    if (Bool()) {
+      Pod& pod = w.pod.emplace();
+      pod.uid = String();
+      pod.name = String();
+      pod.ns = String();
+      pod.qos = String();
+    }
+    w.cgroup = String();
+    return w;
+  }
   // True when everything read was well-formed and nothing is left over.
   bool done() const { return ok_ && pos_ == in_.size(); }
 
@@ -94,6 +128,25 @@ void PutSigned(std::string* out, int64_t v) {
 void PutString(std::string* out, std::string_view s) {
   PutVarint(out, s.size());
   out->append(s);
+}
+
+// Every field, so a workload read back is the one written (kind none too: a
+// process whose cgroup named nothing still has its cgroup path).
+void PutWorkload(std::string* out, const Workload& w) {
+  out->push_back(static_cast<char>(w.kind));
+  PutString(out, w.runtime);
+  PutString(out, w.id);
+  PutString(out, w.name);
+  PutString(out, w.unit);
+  out->push_back(w.user_unit ? 1 : 0);
+  out->push_back(w.pod ? 1 : 0);
+  if (w.pod) {
+    PutString(out, w.pod->uid);
+    PutString(out, w.pod->name);
+    PutString(out, w.pod->ns);
+    PutString(out, w.pod->qos);
+  }
+  PutString(out, w.cgroup);
 }
 
 }  // namespace
@@ -130,7 +183,8 @@ std::string EncodeRecordValue(const ConnRecord& r) {
 void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   // The same bytes as PutVarint/PutAddr/PutBigEndian16 would append, written
   // into a stack buffer first: one append per record instead of one per byte.
-  char buf[128];  // at most 116 bytes: 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10 + 1
+  // At most 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10 + 1 + 10 = 126 bytes.
+  char buf[128];
   char* p = buf;
   auto varint = [&p](uint64_t v) {
     while (v >= 0x80) {
@@ -150,7 +204,7 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
     *p++ = static_cast<char>(v);
   };
   const uint64_t flags = r.reconstructed ? kRecordFlagReconstructed : 0;
-  *p++ = flags ? kRecordFormatFlags : kRecordFormat;
+  *p++ = kRecordFormatCgroup;
   *p++ = static_cast<char>(r.direction);
   varint(r.key.netns);
   addr(r.key.laddr);
@@ -168,14 +222,15 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   varint(c.rtt_us);
   varint(c.rttvar_us);
   varint(r.duration_ns);
-  if (flags) varint(flags);
+  varint(flags);
+  varint(r.proc.cgroup_id);
   out->assign(buf, static_cast<size_t>(p - buf));
 }
 
 bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {
   Reader in(value);
   const uint8_t format = in.Byte();
-  if (format != kRecordFormat && format != kRecordFormatFlags) return false;
+  if (format < kRecordFormatBase || format > kRecordFormatCgroup) return false;
   r->ts_ns = ts_ns;
   const uint8_t dir = in.Byte();
   if (dir > static_cast<uint8_t>(Direction::kPassive)) return false;
@@ -200,8 +255,9 @@ bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {
   uint64_t flags = 0;
   // Flags this meshd does not know are kept out, not refused: they only add
   // to what a record says.
-  if (format == kRecordFormatFlags) flags = in.U64();
+  if (format >= kRecordFormatFlags) flags = in.U64();
   r->reconstructed = (flags & kRecordFlagReconstructed) != 0;
+  r->proc.cgroup_id = format >= kRecordFormatCgroup ? in.U64() : 0;
   return in.done();
 }
 
@@ -264,18 +320,22 @@ Result<FlowStats> DecodeFlowStats(std::string_view value) {
 
 std::string EncodeProcessValue(const ProcessDetails& p, int64_t last_seen_ns) {
   std::string out;
-  out.push_back(kProcessFormat);
+  out.push_back(kProcessFormatWorkload);
   PutSigned(&out, last_seen_ns);
   PutVarint(&out, p.pgid);
   PutVarint(&out, p.ppid);
   PutString(&out, p.comm);
   PutString(&out, p.exe);
+  PutVarint(&out, p.cgroup_id);
+  PutWorkload(&out, p.workload);
   return out;
 }
 
 Result<StoredProcess> DecodeProcessValue(const ProcessKeyParts& key, std::string_view value) {
   Reader in(value);
-  if (in.Byte() != kProcessFormat) return Malformed("process", value);
+  const uint8_t format = in.Byte();
+  if (format != kProcessFormatBase && format != kProcessFormatWorkload)
+    return Malformed("process", value);
   StoredProcess p;
   p.details.pid = key.pid;
   p.details.start_ticks = key.start_ticks;
@@ -284,23 +344,31 @@ Result<StoredProcess> DecodeProcessValue(const ProcessKeyParts& key, std::string
   p.details.ppid = in.U32();
   p.details.comm = in.String();
   p.details.exe = in.String();
+  if (format >= kProcessFormatWorkload) {
+    p.details.cgroup_id = in.U64();
+    p.details.workload = in.ReadWorkload();
+  }
   if (!in.done()) return Malformed("process", value);
   return p;
 }
 
 std::string EncodeEndpointValue(const EndpointRecord& e) {
   std::string out;
-  out.push_back(kEndpointFormat);
+  out.push_back(kEndpointFormatWorkload);
   PutVarint(&out, e.proc.pid);
   PutVarint(&out, e.proc.start_ticks);
   PutSigned(&out, e.since_ns);
   PutString(&out, e.proc.comm_view());
+  PutVarint(&out, e.proc.cgroup_id);
+  PutWorkload(&out, e.workload);
   return out;
 }
 
 Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::string_view value) {
   Reader in(value);
-  if (in.Byte() != kEndpointFormat) return Malformed("endpoint", value);
+  const uint8_t format = in.Byte();
+  if (format != kEndpointFormatBase && format != kEndpointFormatWorkload)
+    return Malformed("endpoint", value);
   EndpointRecord e;
   e.netns = key.netns;
   e.addr = key.addr;
@@ -309,24 +377,32 @@ Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::str
   e.proc.start_ticks = in.U64();
   e.since_ns = in.I64();
   e.proc.set_comm(in.String());
+  if (format >= kEndpointFormatWorkload) {
+    e.proc.cgroup_id = in.U64();
+    e.workload = in.ReadWorkload();
+  }
   if (!in.done()) return Malformed("endpoint", value);
   return e;
 }
 
 std::string EncodeListenPeriodValue(const ListenPeriod& p) {
   std::string out;
-  out.push_back(kListenPeriodFormat);
+  out.push_back(kListenPeriodFormatWorkload);
   PutVarint(&out, p.endpoint.proc.pid);
   PutVarint(&out, p.endpoint.proc.start_ticks);
   PutSigned(&out, p.until_ns);
   PutString(&out, p.endpoint.proc.comm_view());
+  PutVarint(&out, p.endpoint.proc.cgroup_id);
+  PutWorkload(&out, p.endpoint.workload);
   return out;
 }
 
 Result<ListenPeriod> DecodeListenPeriodValue(const ListenPeriodKeyParts& key,
                                              std::string_view value) {
   Reader in(value);
-  if (in.Byte() != kListenPeriodFormat) return Malformed("listen period", value);
+  const uint8_t format = in.Byte();
+  if (format != kListenPeriodFormatBase && format != kListenPeriodFormatWorkload)
+    return Malformed("listen period", value);
   ListenPeriod p;
   p.endpoint.netns = key.endpoint.netns;
   p.endpoint.addr = key.endpoint.addr;
@@ -336,6 +412,10 @@ Result<ListenPeriod> DecodeListenPeriodValue(const ListenPeriodKeyParts& key,
   p.endpoint.proc.start_ticks = in.U64();
   p.until_ns = in.I64();
   const std::string comm = in.String();
+  if (format >= kListenPeriodFormatWorkload) {
+    p.endpoint.proc.cgroup_id = in.U64();
+    p.endpoint.workload = in.ReadWorkload();
+  }
   if (!in.done() || comm.size() >= sizeof(p.endpoint.proc.comm) ||
       (!p.open() && p.until_ns < p.endpoint.since_ns))
     return Malformed("listen period", value);

@@ -50,13 +50,13 @@ struct StoredProcess {
 std::string EncodeProcessValue(const ProcessDetails& p, int64_t last_seen_ns);
 Result<StoredProcess> DecodeProcessValue(const ProcessKeyParts& key, std::string_view value);
 
-// Endpoints keep their owner's comm: the table is small and gossiped, and the
-// owner may be long gone from the processes CF.
+// Endpoints keep their owner's comm, cgroup id and workload: the table is
+// small and gossiped, and the owner may be long gone from the processes CF.
 std::string EncodeEndpointValue(const EndpointRecord& e);
 Result<EndpointRecord> DecodeEndpointValue(const EndpointKeyParts& key, std::string_view value);
 
-// A listen period: owner, end (0 = open) and the owner's comm, for the same
-// reason endpoints keep it. Refused: an end before the start.
+// A listen period: owner, end (0 = open) and the owner's comm, cgroup id and
+// workload, for the same reason endpoints keep them. Refused: an end before the start.
 std::string EncodeListenPeriodValue(const ListenPeriod& p);
 Result<ListenPeriod> DecodeListenPeriodValue(const ListenPeriodKeyParts& key,
                                              std::string_view value);

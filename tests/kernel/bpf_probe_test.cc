@@ -264,7 +264,7 @@ TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
   BpfProbe probe(opts);
   Status s = probe.Init();
   ASSERT_TRUE(s.ok()) << s.message();
-  ASSERT_TRUE(net.Churn(300));  // 1200 events; the ring holds about 450
+  ASSERT_TRUE(net.Churn(300));  // 1200 events; the ring holds about 430
   Collector c;
   for (int i = 0; i < 5; i++) ASSERT_TRUE(probe.TransferData(c, 50).ok());
   ProbeStats st = probe.Stats();

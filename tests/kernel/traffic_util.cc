@@ -66,6 +66,7 @@ bool WaitChild(pid_t pid) {
 // Child: listen, report the port, serve exactly one connection.
 [[noreturn]] void ServerMain(const TrafficSpec& spec, int report_fd) {
   Name(spec.server_comm);
+  if (!spec.server_cgroup.empty() && !JoinCgroup(spec.server_cgroup)) _exit(15);
   int ls = socket(spec.family, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -87,6 +88,7 @@ bool WaitChild(pid_t pid) {
 // Child: connect, exchange, optionally wait for the go-ahead, close.
 [[noreturn]] void ClientMain(const TrafficSpec& spec, uint16_t port, int report_fd, int go_fd) {
   Name(spec.client_comm);
+  if (!spec.client_cgroup.empty() && !JoinCgroup(spec.client_cgroup)) _exit(25);
   int s = socket(spec.family, SOCK_STREAM, 0);
   sockaddr_storage ss;
   socklen_t len = LoopbackAddr(spec.family, port, &ss);
@@ -176,6 +178,16 @@ int RunInNewNetns(const std::string& name, int (*fn)()) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+bool JoinCgroup(const std::string& dir) {
+  const std::string procs = dir + "/cgroup.procs";
+  int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const std::string pid = std::to_string(getpid());
+  const bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+  close(fd);
+  return ok;
 }
 
 socklen_t LoopbackAddr(int family, uint16_t port, sockaddr_storage* ss) {

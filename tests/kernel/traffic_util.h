@@ -21,6 +21,10 @@ struct TrafficSpec {
   size_t server_sends = 70000;     // bytes server -> client
   int hold_ms = 0;                 // keep the connection open this long after the exchange
   uint16_t port = 0;               // 0 = any free port
+  // A cgroup v2 directory ("/sys/fs/cgroup/unified/fmtest-1/srv") each child
+  // moves itself into before it listens or connects; "" = stay in ours.
+  std::string server_cgroup;
+  std::string client_cgroup;
 };
 
 struct TrafficResult {
@@ -46,6 +50,10 @@ int RunInNewNetns(const std::string& name, int (*fn)());
 
 // Fills `ss` with the loopback address of `family` and `port`; returns its length.
 socklen_t LoopbackAddr(int family, uint16_t port, sockaddr_storage* ss);
+
+// Moves the calling process into the cgroup v2 directory `dir` (writes its
+// pid to cgroup.procs); false on error.
+bool JoinCgroup(const std::string& dir);
 
 // A free TCP port on loopback.
 uint16_t FreePort(int family);

@@ -39,6 +39,7 @@ TEST(DecodeEvent, DecodesEveryField) {
   r.rttvar_us = 40;
   r.duration_ns = 5'000'000;
   r.tcp_flags = FM_TCP_FIN_ACKED;
+  r.cgroup_id = 0x1'0000'2345;  // ids are inodes; the high half must survive too
   Result<ConnEvent> ev = DecodeEvent(&r, sizeof r);
   ASSERT_TRUE(ev.ok()) << ev.status().message();
   EXPECT_EQ(ev->kind, EventKind::kClose);
@@ -52,6 +53,7 @@ TEST(DecodeEvent, DecodesEveryField) {
   EXPECT_EQ(ev->proc.pid, 42u);
   EXPECT_EQ(ev->proc.comm_view(), "curl");
   EXPECT_EQ(ev->proc.start_ticks, 123u);  // USER_HZ = 100
+  EXPECT_EQ(ev->proc.cgroup_id, 0x1'0000'2345u);
   EXPECT_EQ(ev->counters.bytes_tx, 102u);
   EXPECT_EQ(ev->counters.bytes_rx, 2001u);
   EXPECT_EQ(ev->counters.segs_out, 5u);

@@ -2,10 +2,12 @@
 // parsing, process details, socket owners, network namespaces.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 
 #include "node/probe/netns.h"
+#include "node/proc/cgroup.h"
 #include "node/proc/process.h"
 #include "node/proc/socket_owners.h"
 #include "tests/test_paths.h"
@@ -17,6 +19,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const std::string kProc = std::string(FLOWMESH_TESTDATA) + "/proc";
+const std::string kCgroupRoot = std::string(FLOWMESH_TESTDATA) + "/cgroup2";
 constexpr uint32_t kHostNetns = 4026531840u;
 constexpr uint32_t kLabNetns = 4026532999u;
 
@@ -198,6 +201,35 @@ TEST(SocketOwners, UnknownInodesRescanAtMostOncePerInterval) {
   EXPECT_EQ(owners.scans(), 3u);
   // 5555 12345 12346 22222 33333 44444; 55555's only holder has no usable stat.
   EXPECT_EQ(owners.size(), 6u);
+}
+
+TEST(SocketOwners, OwnersCarryTheirCgroupV2Id) {
+  FakeClock clock;
+  SocketOwners owners(kProc, std::chrono::milliseconds(100), clock.fn(), kCgroupRoot);
+  struct stat st {};
+  ASSERT_EQ(stat((kCgroupRoot + "/system.slice/nginx.service").c_str(), &st), 0);
+  Result<uint64_t> nginx_id = CgroupIdOfPath(kCgroupRoot, "/system.slice/nginx.service");
+  ASSERT_TRUE(nginx_id.ok()) << nginx_id.status().message();
+  EXPECT_EQ(*nginx_id, st.st_ino);
+
+  // 101's cgroup file has v1 lines too: only "0::" counts.
+  EXPECT_EQ(owners.Lookup(12345).cgroup_id, *nginx_id);
+  EXPECT_EQ(owners.Lookup(22222).cgroup_id, *nginx_id);
+  // 200: v1 only; 300: a cgroup gone from the hierarchy. Both counted, both 0.
+  EXPECT_EQ(owners.Lookup(33333).cgroup_id, 0u);
+  EXPECT_EQ(owners.Lookup(5555).cgroup_id, 0u);
+  // 400 has no cgroup file, as a process that exited during the scan: not an error.
+  EXPECT_EQ(owners.Lookup(44444).cgroup_id, 0u);
+  EXPECT_EQ(owners.cgroup_errors(), 2u);  // per owner, not per socket
+  EXPECT_EQ(owners.cgroup_root(), kCgroupRoot);
+  owners.Refresh();
+  EXPECT_EQ(owners.cgroup_errors(), 4u);
+
+  // No v2 hierarchy: every id stays 0 and nothing is an error.
+  SocketOwners v1_only(kProc, std::chrono::milliseconds(100), clock.fn(), "");
+  EXPECT_EQ(v1_only.Lookup(12345).pid, 101u);
+  EXPECT_EQ(v1_only.Lookup(12345).cgroup_id, 0u);
+  EXPECT_EQ(v1_only.cgroup_errors(), 0u);
 }
 
 TEST(SocketOwners, MissesOfOneDumpCostOneScanWhateverTheInterval) {

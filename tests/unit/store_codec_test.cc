@@ -1,5 +1,6 @@
 // The store's value encodings: round trips, size, and malformed input
-// rejected with an error (truncation, trailing bytes, unknown formats).
+// rejected with an error (truncation, trailing bytes, unknown formats, bad
+// workloads). Old formats read back: store_migration_test.cc.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -28,25 +29,29 @@ TEST(StoreCodec, RecordRoundTripsWithoutComm) {
   }
 }
 
-TEST(StoreCodec, ReconstructedFlagRoundTrips) {
+TEST(StoreCodec, ReconstructedFlagAndCgroupIdRoundTrip) {
   ConnRecord r = MakeRecord(testing::kT0, 4242, 40000, 6379);
   r.reconstructed = true;
+  r.proc.cgroup_id = UINT64_MAX;  // the widest varint
   std::string v = EncodeRecordValue(r);
-  EXPECT_EQ(v[0], 2) << "a record with flags is format 2";
+  EXPECT_EQ(v[0], 3) << "records are written in format 3 (flags, then the cgroup id)";
   auto back = DecodeRecordValue(r.ts_ns, v);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->reconstructed);
+  EXPECT_EQ(back->proc.cgroup_id, UINT64_MAX);
   EXPECT_EQ(*back, r);
-  // Truncated before or inside the flags: refused.
+  // Truncated before or inside the flags or the cgroup id: refused.
   for (size_t n = 0; n < v.size(); ++n)
     EXPECT_FALSE(DecodeRecordValue(0, v.substr(0, n)).ok()) << "truncated to " << n;
 
   r.reconstructed = false;
+  r.proc.cgroup_id = 0;
   std::string plain = EncodeRecordValue(r);
-  EXPECT_EQ(plain[0], 1) << "no flags: format 1, byte for byte as before";
-  EXPECT_EQ(plain.size() + 1, v.size());
+  EXPECT_EQ(plain[0], 3);
+  EXPECT_EQ(plain.size() + 9, v.size()) << "no flags and no cgroup: one byte each";
   ASSERT_TRUE(DecodeRecordValue(r.ts_ns, plain).ok());
   EXPECT_FALSE(DecodeRecordValue(r.ts_ns, plain)->reconstructed);
+  EXPECT_EQ(DecodeRecordValue(r.ts_ns, plain)->proc.cgroup_id, 0u);
 }
 
 TEST(StoreCodec, RecordsWrittenBeforeFlagsStillDecode) {
@@ -69,13 +74,22 @@ TEST(StoreCodec, RecordsWrittenBeforeFlagsStillDecode) {
   EXPECT_EQ(r->counters.bytes_rx, 2000u);
   EXPECT_EQ(r->counters.rtt_us, 50u);
   EXPECT_EQ(r->duration_ns, 9u);
-  // And is what this meshd still writes for such a record.
-  EXPECT_EQ(EncodeRecordValue(*r), old);
+  EXPECT_EQ(r->proc.cgroup_id, 0u);
+  // Format 2: the same and a flags varint.
+  auto flagged = DecodeRecordValue(testing::kT0, "\x02" + old.substr(1) + "\x01");
+  ASSERT_TRUE(flagged.ok()) << flagged.status().message();
+  EXPECT_TRUE(flagged->reconstructed);
+  EXPECT_EQ(flagged->proc.cgroup_id, 0u);
+  EXPECT_FALSE(DecodeRecordValue(testing::kT0, "\x02" + old.substr(1)).ok()) << "flags missing";
+  // Rewritten, it is format 3 with both appended.
+  EXPECT_EQ(EncodeRecordValue(*r), "\x03" + old.substr(1) + std::string("\x00\x00", 2));
 }
 
 TEST(StoreCodec, TypicalRecordIsSmall) {
-  std::string v = EncodeRecordValue(MakeRecord(testing::kT0, 4242, 40000, 6379));
-  EXPECT_LE(v.size(), 48u);  // before compression; key adds 12
+  ConnRecord r = MakeRecord(testing::kT0, 4242, 40000, 6379);
+  r.proc.cgroup_id = 12345;  // cgroupfs inodes are small numbers
+  std::string v = EncodeRecordValue(r);
+  EXPECT_LE(v.size(), 50u);  // before compression; key adds 12
 }
 
 TEST(StoreCodec, RecordDecoderRejectsMalformedValues) {
@@ -84,8 +98,10 @@ TEST(StoreCodec, RecordDecoderRejectsMalformedValues) {
     EXPECT_FALSE(DecodeRecordValue(0, good.substr(0, n)).ok()) << "truncated to " << n;
   EXPECT_FALSE(DecodeRecordValue(0, good + '\0').ok()) << "trailing byte";
   std::string wrong_format = good;
-  wrong_format[0] = 3;
-  EXPECT_FALSE(DecodeRecordValue(0, wrong_format).ok());
+  for (char f : {'\x00', '\x04'}) {
+    wrong_format[0] = f;
+    EXPECT_FALSE(DecodeRecordValue(0, wrong_format).ok()) << int{f};
+  }
   std::string wrong_direction = good;
   wrong_direction[1] = 7;
   EXPECT_FALSE(DecodeRecordValue(0, wrong_direction).ok());
@@ -123,6 +139,26 @@ TEST(StoreCodec, RandomBytesNeverCrashTheDecoders) {
     (void)DecodeCount(v);
   }
   EXPECT_LT(accepted, 20000);  // the mutations are noticed at least sometimes
+
+  // The same for values holding a workload, whose strings and bytes give a
+  // mutation more to break.
+  ProcessDetails p = testing::MakeProcess(77, "nginx");
+  p.workload = testing::PodWorkload();
+  const std::string process = EncodeProcessValue(p, testing::kT0);
+  EndpointRecord e = testing::MakeListener(80, 77, testing::kT0);
+  e.workload = p.workload;
+  const std::string endpoint = EncodeEndpointValue(e);
+  const std::string period = EncodeListenPeriodValue({e, 0});
+  for (int i = 0; i < 20000; ++i) {
+    for (const std::string* good_value : {&process, &endpoint, &period}) {
+      std::string v = *good_value;
+      v[rng() % v.size()] = static_cast<char>(rng());
+      if (rng() % 4 == 0) v.resize(rng() % (v.size() + 1));
+      (void)DecodeProcessValue({1, 2}, v);
+      (void)DecodeEndpointValue({}, v);
+      (void)DecodeListenPeriodValue({}, v);
+    }
+  }
 }
 
 TEST(StoreCodec, VarintOverflowIsRejected) {
@@ -252,6 +288,18 @@ TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
   ASSERT_TRUE(sp.ok());
   EXPECT_EQ(sp->details, p);
   EXPECT_EQ(sp->last_seen_ns, testing::kT0);
+  for (const Workload& w : {testing::UnitWorkload(), testing::PodWorkload(), Workload{}}) {
+    p.cgroup_id = 0x1'0000'0042;
+    p.workload = w;
+    const std::string v = EncodeProcessValue(p, testing::kT0);
+    EXPECT_EQ(v[0], 2) << "processes are written in format 2";
+    auto back = DecodeProcessValue({77, 1077}, v);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->details, p);
+    for (size_t n = 0; n < v.size(); ++n)
+      EXPECT_FALSE(DecodeProcessValue({77, 1077}, v.substr(0, n)).ok()) << "truncated to " << n;
+    EXPECT_FALSE(DecodeProcessValue({77, 1077}, v + "x").ok());
+  }
 
   EndpointRecord e;
   e.netns = 9;
@@ -267,6 +315,67 @@ TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
   EXPECT_EQ(back->proc.comm_view(), "nginx");
   std::string v = EncodeEndpointValue(e);
   EXPECT_FALSE(DecodeEndpointValue({}, v.substr(0, v.size() - 1)).ok());
+
+  // The owner's cgroup id and workload travel with it (it may be gone from
+  // the processes CF when look groups listeners by workload).
+  e.proc.cgroup_id = 4242;
+  e.workload = testing::UnitWorkload();
+  v = EncodeEndpointValue(e);
+  EXPECT_EQ(v[0], 2) << "endpoints are written in format 2";
+  back = DecodeEndpointValue({9, e.addr, 80}, v);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->proc.cgroup_id, 4242u);
+  EXPECT_EQ(back->workload, e.workload);
+  EXPECT_EQ(back->proc.comm_view(), "nginx");
+  for (size_t n = 0; n < v.size(); ++n)
+    EXPECT_FALSE(DecodeEndpointValue({}, v.substr(0, n)).ok()) << "truncated to " << n;
+}
+
+// Where a process value's workload starts: it is last, and an empty one is
+// 8 bytes (kind, four empty strings, user_unit, pod presence, empty cgroup).
+size_t WorkloadOffset(const ProcessDetails& p) {
+  ProcessDetails bare = p;
+  bare.workload = {};
+  return EncodeProcessValue(bare, testing::kT0).size() - 8;
+}
+
+TEST(StoreCodec, MalformedWorkloadsAreRefused) {
+  ProcessDetails p = testing::MakeProcess(77, "nginx");
+  p.workload = testing::PodWorkload();
+  const std::string good = EncodeProcessValue(p, testing::kT0);
+  ASSERT_TRUE(DecodeProcessValue({77, 1077}, good).ok());
+  const size_t at = WorkloadOffset(p);
+  ASSERT_EQ(static_cast<uint8_t>(good[at]), static_cast<uint8_t>(WorkloadKind::kContainer));
+
+  std::string bad_kind = good;
+  bad_kind[at] = 3;
+  EXPECT_FALSE(DecodeProcessValue({77, 1077}, bad_kind).ok()) << "unknown kind";
+  // runtime "containerd": its length, then the bytes; claim more than is there.
+  std::string long_string = good;
+  long_string[at + 1] = 0x7f;
+  EXPECT_FALSE(DecodeProcessValue({77, 1077}, long_string).ok()) << "string past the end";
+  // user_unit and pod presence are 0 or 1.
+  const Workload& w = p.workload;
+  const size_t user_unit =
+      at + 1 + 1 + w.runtime.size() + 1 + w.id.size() + 1 + w.name.size() + 1 + w.unit.size();
+  ASSERT_EQ(good[user_unit], 0);
+  ASSERT_EQ(good[user_unit + 1], 1);
+  std::string bad_bool = good;
+  bad_bool[user_unit] = 2;
+  EXPECT_FALSE(DecodeProcessValue({77, 1077}, bad_bool).ok()) << "user_unit 2";
+  bad_bool = good;
+  bad_bool[user_unit + 1] = 5;
+  EXPECT_FALSE(DecodeProcessValue({77, 1077}, bad_bool).ok()) << "pod presence 5";
+  // No pod where the value has one: the pod's strings are left over.
+  std::string no_pod = good;
+  no_pod[user_unit + 1] = 0;
+  EXPECT_FALSE(DecodeProcessValue({77, 1077}, no_pod).ok());
+
+  EndpointRecord e = testing::MakeListener(80, 77, testing::kT0);
+  e.workload = w;
+  const std::string period = EncodeListenPeriodValue({e, 0});
+  for (size_t n = 0; n < period.size(); ++n)
+    EXPECT_FALSE(DecodeListenPeriodValue({}, period.substr(0, n)).ok()) << "truncated to " << n;
 }
 
 TEST(StoreCodec, CountRoundTrip) {

@@ -218,39 +218,6 @@ TEST(StoreListenHistory, RetentionDropsPeriodsThatEndedBeforeTheCut) {
       << "ended after the cut, or still listening: kept";
 }
 
-// Raw RocksDB access to the store's column families, behind its back.
-class RawStore {
- public:
-  explicit RawStore(const std::string& dir) {
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir, &names).ok());
-    auto corrupt = std::make_shared<std::atomic<uint64_t>>(0);
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) {
-      rocksdb::ColumnFamilyOptions o;
-      if (n == "flows") o.merge_operator = MakeFlowStatsMerge(corrupt);
-      if (n == "meta") o.merge_operator = MakeCountMerge(corrupt);
-      cfs.emplace_back(n, o);
-    }
-    rocksdb::DB* raw = nullptr;
-    EXPECT_TRUE(rocksdb::DB::Open({}, dir, cfs, &handles_, &raw).ok());
-    db_.reset(raw);
-  }
-  ~RawStore() {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-  }
-  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
-    for (auto* h : handles_)
-      if (h->GetName() == name) return h;
-    return nullptr;
-  }
-  rocksdb::DB& db() { return *db_; }
-
- private:
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::unique_ptr<rocksdb::DB> db_;
-};
-
 TEST(StoreListenHistory, MalformedPeriodsAreSkippedAndCounted) {
   TempDir dir;
   {
@@ -322,7 +289,7 @@ TEST(StoreListenHistory, CodecRoundTripsAndRefusesWhatItDoesNotKnow) {
   EXPECT_EQ(back->until_ns, p.until_ns);
   EXPECT_EQ(back->endpoint.proc.comm_view(), "srv7");
   EXPECT_FALSE(DecodeListenPeriodValue(*parts, value + "x").ok()) << "trailing bytes";
-  EXPECT_FALSE(DecodeListenPeriodValue(*parts, "\x02" + value.substr(1)).ok()) << "a newer format";
+  EXPECT_FALSE(DecodeListenPeriodValue(*parts, "\x03" + value.substr(1)).ok()) << "a newer format";
   EXPECT_FALSE(DecodeListenPeriodValue(*parts, value.substr(0, value.size() - 1)).ok());
   EXPECT_FALSE(DecodeListenPeriodKey(key.substr(0, key.size() - 1)).ok());
   EXPECT_FALSE(DecodeListenPeriodKey(key + "x").ok());

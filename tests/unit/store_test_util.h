@@ -1,16 +1,20 @@
 // Helpers shared by the store's unit tests: a temporary directory, records
-// and flows with chosen fields, and collecting a scan.
+// and flows with chosen fields, collecting a scan, and raw access behind the
+// store's back.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "node/store/merge_operators.h"
 #include "node/store/store.h"
 
 namespace flowmesh::testing {
@@ -88,7 +92,34 @@ inline ProcessDetails MakeProcess(uint32_t pid, const std::string& comm) {
           .pgid = pid,
           .ppid = 1,
           .comm = comm,
-          .exe = "/usr/bin/" + comm};
+          .exe = "/usr/bin/" + comm,
+          .cgroup_id = 0,
+          .workload = {}};
+}
+
+// A systemd service's workload, and a pod's container with every field set.
+inline Workload UnitWorkload() {
+  Workload w;
+  w.kind = WorkloadKind::kUnit;
+  w.id = "nginx.service";
+  w.unit = "nginx.service";
+  w.cgroup = "/system.slice/nginx.service";
+  return w;
+}
+
+inline Workload PodWorkload() {
+  Workload w;
+  w.kind = WorkloadKind::kContainer;
+  w.runtime = "containerd";
+  w.id = std::string(64, 'a');
+  w.name = "api";
+  w.unit = "cri-containerd-" + w.id + ".scope";
+  w.pod = Pod{.uid = "5c6f3e8a-1b2c-4d5e-8f90-0123456789ab",
+              .name = "pay-7d9c",
+              .ns = "shop",
+              .qos = "burstable"};
+  w.cgroup = "/kubepods.slice/kubepods-burstable.slice/" + w.unit;
+  return w;
 }
 
 // A listener of `pid` (start_ticks 1000 + pid, comm "srv<pid>") on addr:port.
@@ -135,5 +166,38 @@ inline std::vector<ConnRecord> ScanAll(const Store& store, TimeWindow w = {}, Re
   EXPECT_TRUE(s.ok()) << s.message();
   return out;
 }
+
+// Raw RocksDB access to the store's column families, behind its back.
+class RawStore {
+ public:
+  explicit RawStore(const std::string& dir) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir, &names).ok());
+    auto corrupt = std::make_shared<std::atomic<uint64_t>>(0);
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const auto& n : names) {
+      rocksdb::ColumnFamilyOptions o;
+      if (n == "flows") o.merge_operator = MakeFlowStatsMerge(corrupt);
+      if (n == "meta") o.merge_operator = MakeCountMerge(corrupt);
+      cfs.emplace_back(n, o);
+    }
+    rocksdb::DB* raw = nullptr;
+    EXPECT_TRUE(rocksdb::DB::Open({}, dir, cfs, &handles_, &raw).ok());
+    db_.reset(raw);
+  }
+  ~RawStore() {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
+    for (auto* h : handles_)
+      if (h->GetName() == name) return h;
+    return nullptr;
+  }
+  rocksdb::DB& db() { return *db_; }
+
+ private:
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
 
 }  // namespace flowmesh::testing
