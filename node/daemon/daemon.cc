@@ -106,6 +106,7 @@ void Daemon::InitWorkloads() {
   o.runtime.root = config_.runtime_root;
   workloads_ = std::make_unique<WorkloadResolver>(ProcReader(config_.proc_root), o);
   workloads_state_ = "on";
+  cgroup_root_ = root;
   FM_LOG(Info, "proc") << "naming workloads from the cgroup v2 hierarchy at " << root
                        << ", container runtimes' files under " << config_.runtime_root;
 }
@@ -255,7 +256,8 @@ void Daemon::ReportMissingCapabilities() const {
 
 Status Daemon::InitProbe() {
   auto polling = [&](std::string reason) -> Status {
-    auto probe = std::make_unique<PollProbe>(filter_, config_.probe_interval, config_.proc_root);
+    auto probe = std::make_unique<PollProbe>(filter_, config_.probe_interval, config_.proc_root,
+                                             cgroup_root_);
     FM_RETURN_IF_ERROR(probe->Init());
     // The first poll is the seed, taken before meshd says it is ready: what
     // opens after "ready" is a poll's find, not something that existed before.
@@ -292,21 +294,21 @@ Status Daemon::InitProbe() {
   if (aggregator_) aggregator_->set_remember_kernel_closes(false);
   probe_reason_ = std::string("eBPF (") + std::string(bpf->AttachKind()) + "/inet_sock_set_state)";
   probe_ = std::move(bpf);
-  refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+  refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root, cgroup_root_);
   if (config_.reconcile_interval.count() > 0) {
     ReconcilerOptions ro;
     ro.interval_ns = static_cast<int64_t>(config_.reconcile_interval.count()) * 1'000'000;
     reconciler_ = std::make_unique<Reconciler>(pipeline_.table(), ro);
   }
   if (reconciler_ || config_.account_interval.count() > 0) {
-    kernel_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root);
+    kernel_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root, cgroup_root_);
     next_account_ns_ = MonotonicNs() + config_.account_interval.count() * 1'000'000;
   }
   return Status::Ok();
 }
 
 Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
-  Snapshotter snapshotter(filter_, config_.proc_root);
+  Snapshotter snapshotter(filter_, config_.proc_root, cgroup_root_);
   Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed);
   if (!snap.ok()) {
     // Not fatal: new connections are still traced; older ones lose their process.

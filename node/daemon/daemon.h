@@ -99,6 +99,9 @@ class Daemon final : public ControlBackend {
   std::unique_ptr<Store> store_;
   std::unique_ptr<WorkloadResolver> workloads_;  // null when off (--cgroup-root, no cgroup v2)
   std::string workloads_state_;                  // for status: "on" or "off: why"
+  // The cgroup v2 mount socket owners' cgroup ids are read under (polling,
+  // the seed); "" = none (--cgroup-root off, or no cgroup v2).
+  std::string cgroup_root_;
   std::unique_ptr<ProcessCache> processes_;
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<NatFeed> nat_;
