@@ -37,25 +37,25 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   for (int i = 1; i <= kHosts; i++) {
     SCOPED_TRACE(std::string("asked on ") + kHostNames[i - 1]);
     std::string tree = Look(i, {"10.213.0.2:80"});
-    EXPECT_NE(LineMatching(tree, R"(^10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1$)"), "")
+    EXPECT_NE(LineMatching(tree, R"(^10\.213\.0\.2:80 nginx\.service \('nginx', pgid=\d+\) on web-1$)"), "")
         << tree;
     EXPECT_NE(
-        LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1  20 conns)"), "")
+        LineMatching(tree, R"(^└<-- 10\.213\.0\.1 session-1\.scope \('curl', pgid=\d+\) on client-1  20 conns)"), "")
         << tree;
-    for (const char* app : {R"(10\.213\.0\.3:8000 \('python3', pgid=\d+\) on app-1  \d+ conns)",
-                            R"(10\.213\.0\.4:8000 \('python3', pgid=\d+\) on app-2  \d+ conns)"})
+    for (const char* app : {R"(10\.213\.0\.3:8000 flowmesh-lab-app\.service \('python3', pgid=\d+\) on app-1  \d+ conns)",
+                            R"(10\.213\.0\.4:8000 pod shop/api-7d9c5b-x2k4q/api \(containerd [0-9a-f]{12}\) \('python3', pgid=\d+\) on app-2  \d+ conns)"})
       EXPECT_NE(LineMatching(tree, std::string("^└--> ") + app), "") << tree;
     // Both apps use both backends: two levels of dependencies.
     EXPECT_EQ(
         CountMatching(
             tree,
-            R"(^     └--> 10\.213\.0\.5:6379 \('redis-server', pgid=\d+\) on cache-1  [1-9]\d* conns)"),
+            R"(^     └--> 10\.213\.0\.5:6379 redis-server\.service \('redis-server', pgid=\d+\) on cache-1  [1-9]\d* conns)"),
         2)
         << tree;
     EXPECT_EQ(
         CountMatching(
             tree,
-            R"(^     └--> 10\.213\.0\.6:11211 \('memcached', pgid=\d+\) on kv-1  [1-9]\d* conns)"),
+            R"(^     └--> 10\.213\.0\.6:11211 memcached\.service \('memcached', pgid=\d+\) on kv-1  [1-9]\d* conns)"),
         2)
         << tree;
     EXPECT_EQ(tree.find("[unreachable]"), std::string::npos) << tree;
@@ -73,8 +73,8 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   EXPECT_EQ(out.find("redis-server"), std::string::npos) << out;
   // From the app upward: nginx, then curl above it.
   std::string up = Look(5, {"10.213.0.3:8000", "--direction", "in"});
-  EXPECT_NE(LineMatching(up, R"(^└<-- 10\.213\.0\.2 \('nginx', pgid=\d+\) on web-1)"), "") << up;
-  EXPECT_NE(LineMatching(up, R"(^     └<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+  EXPECT_NE(LineMatching(up, R"(^└<-- 10\.213\.0\.2 nginx\.service \('nginx', pgid=\d+\) on web-1)"), "") << up;
+  EXPECT_NE(LineMatching(up, R"(^     └<-- 10\.213\.0\.1 session-1\.scope \('curl', pgid=\d+\) on client-1)"), "")
       << up;
 
   // Windows: one that ends before the traffic holds none of it. Flows are
@@ -117,10 +117,10 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   LetEventsArrive();
   std::string host = Look(2, {"10.213.0.1"});
   EXPECT_NE(LineMatching(host, R"(^10\.213\.0\.1 on client-1$)"), "") << host;
-  EXPECT_NE(LineMatching(host, R"(^└--> 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+  EXPECT_NE(LineMatching(host, R"(^└--> 10\.213\.0\.1 session-1\.scope \('curl', pgid=\d+\) on client-1)"), "")
       << host;
   EXPECT_NE(
-      LineMatching(host, R"(^     └--> 10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1  20 conns)"),
+      LineMatching(host, R"(^     └--> 10\.213\.0\.2:80 nginx\.service \('nginx', pgid=\d+\) on web-1  20 conns)"),
       "")
       << host;
   EXPECT_NE(LineMatching(host, R"(^     └--> 10\.213\.0\.10:8080 \[no-agent\]  3 conns)"), "")
@@ -307,12 +307,12 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
                                  R"(.*  \(.+\)$)"),
               "")
         << tree;
-    EXPECT_NE(LineMatching(tree, R"(^└<-- 10\.213\.0\.1 \('curl', pgid=\d+\) on client-1)"), "")
+    EXPECT_NE(LineMatching(tree, R"(^└<-- 10\.213\.0\.1 session-1\.scope \('curl', pgid=\d+\) on client-1)"), "")
         << tree;
-    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.3:8000 \('python3', pgid=\d+\) on app-1)"),
+    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.3:8000 flowmesh-lab-app\.service \('python3', pgid=\d+\) on app-1)"),
               "")
         << tree;
-    EXPECT_NE(LineMatching(tree, R"(^     └--> 10\.213\.0\.5:6379 \('redis-server')"), "") << tree;
+    EXPECT_NE(LineMatching(tree, R"(^     └--> 10\.213\.0\.5:6379 redis-server\.service \('redis-server')"), "") << tree;
     if (std::string(phase) == "just killed") {
       // Wait for the failure detector (memberlist LAN defaults: a few seconds).
       bool dead = false;

@@ -153,12 +153,12 @@ TEST_F(NatLabTest, EveryHostFollowsTheVipsThePublishedPortAndTheBalancer) {
   // The text: the VIP after the host, the balancer as such, the published
   // port's root the listener it reached.
   std::string text = Look(1, {"10.213.0.7"});
-  EXPECT_LINE(text, R"(10\.213\.0\.2:80 \('nginx', pgid=\d+\) on web-1 via )"
+  EXPECT_LINE(text, R"(10\.213\.0\.2:80 nginx\.service \('nginx', pgid=\d+\) on web-1 via )"
                                R"(10\.213\.250\.1:80(  |$))");
   text = Look(1, {"10.213.0.9:8000"});
   EXPECT_LINE(text, R"(^10\.213\.0\.9:8000 balancer on lb-1)");
   text = Look(1, {"10.213.0.8:9090"});
-  EXPECT_LINE(text, R"(^172\.18\.0\.2:80 \('nginx', pgid=\d+\) on docker-1 via )"
+  EXPECT_LINE(text, R"(^172\.18\.0\.2:80 container web \(docker [0-9a-f]{12}\) \('nginx', pgid=\d+\) on docker-1 via )"
                                R"(10\.213\.0\.8:9090\b)");
 }
 

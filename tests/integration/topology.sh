@@ -24,6 +24,8 @@
 #                                       (client-2 -> lb-1:8000); default all of them
 #   topology.sh ctl WORKDIR HOST ARGS   meshctl ARGS on HOST (1..9 or a name above),
 #                                       e.g. topology.sh ctl W client-1 look 10.213.0.2:80
+#   topology.sh restart WORKDIR HOST    restart HOST's server as systemctl restart would:
+#                                       new processes in the same cgroup (web-1 .. kv-1)
 #   topology.sh down [WORKDIR]          stop everything, remove the namespaces (idempotent)
 #
 # TOPOLOGY_NO_CONNTRACK="7 9" starts those hosts' meshd without CAP_NET_ADMIN
@@ -45,7 +47,7 @@ wait_members=${TOPOLOGY_WAIT:-30}   # seconds for the mesh to form
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 
@@ -69,6 +71,8 @@ ns_of() { echo "$prefix-$1"; }
 sock_of() { echo "$work/$(name_of "$1")/meshd.sock"; }
 # shellcheck source=tests/integration/topology_nat.sh
 . "$here/topology_nat.sh"
+# shellcheck source=tests/integration/topology_workloads.sh
+. "$here/topology_workloads.sh"
 
 meshd=${MESHD:-}
 meshctl_bin=${MESHCTL:-}
@@ -121,19 +125,22 @@ spawn() {
 start_meshd() {
   local i=$1 name dir args pid
   name=$(name_of "$i"); dir=$work/$name
-  mkdir -p "$dir/data"
+  mkdir -p "$dir/data" "$(runtime_root_of "$i")"
   args=(--node-name "$name" --netns "$(meshd_netns_of "$i")" --bind "$(addr_of "$i"):7946"
         --cluster-key-file "$work/cluster.key" --data-dir "$dir/data"
-        --control-socket "$dir/meshd.sock" --flush-interval 1s)
+        --control-socket "$dir/meshd.sock" --flush-interval 1s
+        --runtime-root "$(runtime_root_of "$i")")
+  # ip netns exec gives meshd a /sys without cgroup mounts (topology_workloads.sh).
+  local cgroup2='mount -t cgroup2 cgroup2 /sys/fs/cgroup || echo "topology: cannot mount cgroup2 in this namespace: workloads will be off" >&2; exec "$0" "$@"'
   # web-1 is the seed; everyone else joins through it.
   [ "$(addr_of "$i"):7946" = "$seed" ] || args+=(--join "$seed")
   if [[ " ${TOPOLOGY_NO_CONNTRACK:-} " == *" $i "* ]]; then
     # Connection tracking is not allowed to this meshd (its netlink groups
     # need CAP_NET_ADMIN): the lab's way to show a host without translations.
-    pid=$(spawn "$i" "$dir/meshd.log" capsh --drop=cap_net_admin -- -c 'exec "$0" "$@"' \
-      "$meshd" "${args[@]}")
+    pid=$(spawn "$i" "$dir/meshd.log" sh -c "$cgroup2" capsh --drop=cap_net_admin -- -c \
+      'exec "$0" "$@"' "$meshd" "${args[@]}")
   else
-    pid=$(spawn "$i" "$dir/meshd.log" "$meshd" "${args[@]}")
+    pid=$(spawn "$i" "$dir/meshd.log" sh -c "$cgroup2" "$meshd" "${args[@]}")
   fi
   echo "$pid" >"$dir/meshd.pid"
 }
@@ -177,11 +184,16 @@ wait_mesh() {
   done
 }
 
-start_servers() {
-  local d pid
-  # web-1: nginx, round robin over the two apps, one upstream connection per request.
-  d=$work/web-1/nginx; mkdir -p "$d"
-  cat >"$d/nginx.conf" <<CONF
+# Host I's server (2..6), in its workload's cgroup (topology_workloads.sh);
+# its pid in WORKDIR/NAME/server.pid.
+start_server() {
+  local i=$1 name pid d
+  name=$(name_of "$i")
+  case "$i" in
+    2)
+      # web-1: nginx, round robin over the two apps, one upstream connection per request.
+      d=$work/web-1/nginx; mkdir -p "$d"
+      cat >"$d/nginx.conf" <<CONF
 daemon off;
 worker_processes 2;
 pid $d/nginx.pid;
@@ -196,31 +208,59 @@ http {
   }
 }
 CONF
-  pid=$(spawn 2 "$work/web-1/server.log" /usr/sbin/nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf")
-  echo "$pid" >"$work/web-1/server.pid"; local nginx_pid=$pid
+      pid=$(spawn_server 2 "$work/web-1/server.log" /usr/sbin/nginx -p "$d" -e "$d/error.log" \
+        -c "$d/nginx.conf") ;;
+    3|4)
+      pid=$(spawn_server "$i" "$work/$name/server.log" "$python" "$here/lab_app.py" --name "$name" \
+        --listen "$(addr_of "$i"):8000" --redis 10.213.0.5:6379 --memcached 10.213.0.6:11211) ;;
+    5)
+      mkdir -p "$work/cache-1/redis"
+      pid=$(spawn_server 5 "$work/cache-1/server.log" redis-server --bind 10.213.0.5 --port 6379 \
+        --save '' --appendonly no --protected-mode no --daemonize no --dir "$work/cache-1/redis" \
+        --logfile '') ;;
+    6)
+      pid=$(spawn_server 6 "$work/kv-1/server.log" memcached -l 10.213.0.6 -p 11211 -U 0 -u root \
+        -m 64 -c 256) ;;
+    *) die "$name runs no server of its own" ;;
+  esac
+  echo "$pid" >"$work/$name/server.pid"
+}
 
-  local i name
-  for i in 3 4; do
-    name=$(name_of "$i")
-    pid=$(spawn "$i" "$work/$name/server.log" "$python" "$here/lab_app.py" --name "$name" \
-      --listen "$(addr_of "$i"):8000" --redis 10.213.0.5:6379 --memcached 10.213.0.6:11211)
-    echo "$pid" >"$work/$name/server.pid"
+server_port_of() { case "$1" in 2) echo 80 ;; 3|4) echo 8000 ;; 5) echo 6379 ;; 6) echo 11211 ;; esac; }
+server_what_of() { case "$1" in 2) echo nginx ;; 3|4) echo lab_app.py ;; 5) echo redis-server ;; 6) echo memcached ;; esac; }
+
+wait_server() {
+  local i=$1 name log
+  name=$(name_of "$i"); log=$work/$name/server.log
+  [ "$i" -ne 2 ] || log=$work/web-1/nginx/error.log
+  wait_listen "$i" "$(server_port_of "$i")" "$(server_what_of "$i")" "$log" "$(cat "$work/$name/server.pid")"
+}
+
+start_servers() {
+  local i
+  for i in 2 3 4 5 6; do start_server "$i"; done
+  for i in 2 3 4 5 6; do wait_server "$i"; done
+}
+
+# As `systemctl restart` does: the server's processes stop, new ones start in
+# the same cgroup (new pids, a new process group, the same workload).
+cmd_restart() {
+  local i name pid left
+  i=$(host_index "$1"); name=$(name_of "$i")
+  [ -n "$(server_port_of "$i")" ] || die "$name runs no server to restart (servers: web-1, app-1, app-2, cache-1, kv-1)"
+  [ -f "$work/$name/server.pid" ] || die "no $work/$name/server.pid; is the lab up with this WORKDIR?"
+  pid=$(cat "$work/$name/server.pid")
+  left=$(stop_pids TERM 10 "$pid")
+  [ -z "$left" ] || { kill -9 "$pid" 2>/dev/null || true; }
+  # Workers (nginx's) leave with their master; wait for the port to be free.
+  local n
+  for n in $(seq 100); do
+    ip netns exec "$(ns_of "$i")" ss -Hltn "sport = :$(server_port_of "$i")" 2>/dev/null | grep -q . || break
+    sleep 0.1
   done
-
-  mkdir -p "$work/cache-1/redis"
-  pid=$(spawn 5 "$work/cache-1/server.log" redis-server --bind 10.213.0.5 --port 6379 \
-    --save '' --appendonly no --protected-mode no --daemonize no --dir "$work/cache-1/redis" \
-    --logfile '')
-  echo "$pid" >"$work/cache-1/server.pid"
-
-  pid=$(spawn 6 "$work/kv-1/server.log" memcached -l 10.213.0.6 -p 11211 -U 0 -u root -m 64 -c 256)
-  echo "$pid" >"$work/kv-1/server.pid"
-
-  wait_listen 2 80 nginx "$d/error.log" "$nginx_pid"
-  wait_listen 3 8000 lab_app.py "$work/app-1/server.log" "$(cat "$work/app-1/server.pid")"
-  wait_listen 4 8000 lab_app.py "$work/app-2/server.log" "$(cat "$work/app-2/server.pid")"
-  wait_listen 5 6379 redis-server "$work/cache-1/server.log" "$(cat "$work/cache-1/server.pid")"
-  wait_listen 6 11211 memcached "$work/kv-1/server.log" "$(cat "$work/kv-1/server.pid")"
+  start_server "$i"
+  wait_server "$i"
+  note "restarted $(server_what_of "$i") on $name: pid $pid -> $(cat "$work/$name/server.pid"), cgroup $(server_cgroup_of "$i")"
 }
 
 up_failed() {
@@ -256,6 +296,8 @@ cmd_up() {
   chmod 600 "$work/cluster.key"
 
   bash "$here/lab.sh" up "$prefix" "$nhosts"
+  [ ! -d "$(lab_cgroup_base)" ] || workloads_down
+  workloads_up
   # Before meshd: docker-1's records the container's namespace, which must exist.
   nat_up
 
@@ -287,7 +329,7 @@ cmd_traffic() {
   nat_traffic "$n" "$what"
   [[ ,$what, == *,web,* ]] || return 0
   for i in $(seq "$n"); do
-    code=$(ip netns exec "$prefix-1" curl -s -o "$work/client-1.last" -w '%{http_code}' --max-time 2 \
+    code=$(client_in_session 1 curl -s -o "$work/client-1.last" -w '%{http_code}' --max-time 2 \
       http://10.213.0.2/ 2>/dev/null) || true
     if [ "$code" = 200 ]; then ok=$((ok + 1)); [ -n "$sample" ] || sample=$(head -c 200 "$work/client-1.last")
     else other+=" ${code:-none}"; fi
@@ -350,6 +392,7 @@ cmd_down() {
   [ -z "$left" ] || echo "topology: processes $left did not stop in 5 s after SIGTERM; killing" >&2
   # lab.sh kills whatever is left with SIGKILL and removes the namespaces.
   bash "$here/lab.sh" down "$prefix"
+  workloads_down
   note "down"
 }
 
@@ -358,6 +401,7 @@ case "$cmd" in
   up) [ $# -eq 1 ] || usage; work=$1; load_env; cmd_up ;;
   traffic) { [ $# -ge 1 ] && [ $# -le 3 ]; } || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" "${3:-all}" ;;
   ctl) [ $# -ge 3 ] || usage; work=$1; shift; load_env; cmd_ctl "$@" ;;
+  restart) [ $# -eq 2 ] || usage; work=$1; load_env; need_root; cmd_restart "$2" ;;
   down) [ $# -le 1 ] || usage; work=${1:-}; cmd_down ;;
   *) usage ;;
 esac

@@ -107,9 +107,9 @@ http {
   }
 }
 CONF
-  ip netns exec "$(container_ns)" setsid /usr/sbin/nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" \
-    </dev/null >"$work/docker-1/server.log" 2>&1 &
-  pid=$!
+  # In the container's cgroup (topology_workloads.sh), as runc puts it.
+  pid=$(spawn_in_cgroup "$(container_ns)" "$(host_cgroup_root 8)/$(server_cgroup_of 8)" \
+    "$work/docker-1/server.log" /usr/sbin/nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf")
   echo "$pid" >"$work/docker-1/server.pid"
   local n
   for n in $(seq 100); do
@@ -124,7 +124,7 @@ CONF
 curl_n() {
   local i=$1 url=$2 n=$3 ok=0 code other="" k last=$work/$(name_of "$1").last
   for k in $(seq "$n"); do
-    code=$(ip netns exec "$(ns_of "$i")" curl -s -o "$last" -w '%{http_code}' --max-time 2 "$url" \
+    code=$(client_in_session "$i" curl -s -o "$last" -w '%{http_code}' --max-time 2 "$url" \
       2>/dev/null) || true
     if [ "$code" = 200 ]; then ok=$((ok + 1)); else other+=" ${code:-none}"; fi
   done
@@ -136,7 +136,7 @@ curl_n() {
 # N redis PINGs from host I to ADDR, over one connection of one redis-cli.
 redis_n() {
   local i=$1 addr=$2 n=$3 ok
-  ok=$(ip netns exec "$(ns_of "$i")" timeout 10 redis-cli -h "$addr" -p 6379 -r "$n" ping 2>/dev/null |
+  ok=$(client_in_session "$i" timeout 10 redis-cli -h "$addr" -p 6379 -r "$n" ping 2>/dev/null |
     grep -cx PONG) || true
   echo "traffic: ${ok:-0} of $n redis PINGs from $(name_of "$i") to $addr:6379 (one connection) answered PONG"
   [ "${ok:-0}" -gt 0 ]
