@@ -93,6 +93,7 @@ struct LookOptions {
   std::string target;
   int depth = 3;
   std::string direction = "both";
+  std::string group_by = "workload";
   std::string since = "1h";
   std::string until = "now";
   std::string format = "tree";

@@ -230,6 +230,9 @@ struct LookQuery {
   untilNs @6 :Int64;
   hopTimeoutNs @7 :Int64;  # 0 = meshd's default (2 s)
   timeoutNs @8 :Int64;     # the whole walk; 0 = meshd's default (10 s)
+  # "workload", "pgid" or "pid" (look_types.h GroupByName); "" (a meshctl
+  # of before issue 15) = pgid, as it was.
+  groupBy @9 :Text;
 }
 
 struct LookNode {
