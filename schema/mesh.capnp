@@ -91,6 +91,27 @@ struct TableEntry {
   target @11 :Data;        # 4 or 16 bytes, network order
   targetPort @12 :UInt16;
   balancer @13 :Bool;
+  # The owner's workload (issue 15): a listener's systemd unit or container,
+  # so `endpoints --all` names it. A peer of before leaves it unset (none)
+  # and ignores it; texts are bounded on receive (wire.h kMaxWorkloadBytes).
+  workload @14 :Workload;
+}
+
+# node/proc/workload.h as gossiped: the cgroup path stays home (long, and
+# only the owner's look needs it). kind "" = none; a kind this node does
+# not know (a newer peer's) reads as none.
+struct Workload {
+  kind @0 :Text;           # "unit", "container"
+  runtime @1 :Text;
+  id @2 :Text;
+  name @3 :Text;
+  unit @4 :Text;
+  userUnit @5 :Bool;
+  hasPod @6 :Bool;
+  podUid @7 :Text;
+  podName @8 :Text;
+  podNamespace @9 :Text;
+  podQos @10 :Text;
 }
 
 # What a node holds of one owner's table.

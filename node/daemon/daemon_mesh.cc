@@ -56,7 +56,7 @@ LocalTable Daemon::MeshTable() {
     ProcessDetails p = processes_->Lookup(e.proc);
     for (const IpAddr& a : by_netns ? ServedAddresses(e.addr, e.netns, *by_netns)
                                     : std::vector<IpAddr>{e.addr})
-      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe});
+      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe, p.workload});
   }
   std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
     return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
@@ -159,6 +159,7 @@ std::vector<EndpointView> Daemon::GetMeshEndpoints() {
       v.endpoint.addr = e.addr;
       v.endpoint.port = e.port;
       SetOwner(v, e.pid, e.pgid, e.comm, e.exe);
+      v.process.workload = e.workload;
       v.node = t.name;
       out.push_back(std::move(v));
     }

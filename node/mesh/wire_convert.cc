@@ -70,6 +70,50 @@ Status ReadAddr(capnp::Data::Reader addr, const char* what, IpAddr* out) {
   return Status::Ok();
 }
 
+void SetWorkload(s::Workload::Builder b, const Workload& w) {
+  b.setKind(std::string(WorkloadKindName(w.kind)));
+  b.setRuntime(w.runtime);
+  b.setId(w.id);
+  b.setName(w.name);
+  b.setUnit(w.unit);
+  b.setUserUnit(w.user_unit);
+  if (!w.pod) return;
+  b.setHasPod(true);
+  b.setPodUid(w.pod->uid);
+  b.setPodName(w.pod->name);
+  b.setPodNamespace(w.pod->ns);
+  b.setPodQos(w.pod->qos);
+}
+
+// Every text bounded: a huge or NUL-bearing one makes the delta malformed,
+// counted and dropped as any other bad row is.
+Status ReadWorkload(s::Workload::Reader r, Workload* w) {
+  std::string kind;
+  FM_RETURN_IF_ERROR(ReadText(r.getKind(), kMaxWorkloadBytes, false, "workload kind", &kind));
+  std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
+  Workload out;
+  FM_RETURN_IF_ERROR(ReadText(r.getRuntime(), kMaxWorkloadBytes, false, "workload runtime",
+                              &out.runtime));
+  FM_RETURN_IF_ERROR(ReadText(r.getId(), kMaxWorkloadBytes, false, "workload id", &out.id));
+  FM_RETURN_IF_ERROR(ReadText(r.getName(), kMaxWorkloadBytes, false, "workload name", &out.name));
+  FM_RETURN_IF_ERROR(ReadText(r.getUnit(), kMaxWorkloadBytes, false, "workload unit", &out.unit));
+  out.user_unit = r.getUserUnit();
+  if (r.getHasPod()) {
+    Pod p;
+    FM_RETURN_IF_ERROR(ReadText(r.getPodUid(), kMaxWorkloadBytes, false, "pod uid", &p.uid));
+    FM_RETURN_IF_ERROR(ReadText(r.getPodName(), kMaxWorkloadBytes, false, "pod name", &p.name));
+    FM_RETURN_IF_ERROR(
+        ReadText(r.getPodNamespace(), kMaxWorkloadBytes, false, "pod namespace", &p.ns));
+    FM_RETURN_IF_ERROR(ReadText(r.getPodQos(), kMaxWorkloadBytes, false, "pod qos", &p.qos));
+    out.pod = std::move(p);
+  }
+  // A kind this node does not know (a newer peer's) is shown as none.
+  if (!k || *k == WorkloadKind::kNone) return Status::Ok();
+  out.kind = *k;
+  *w = std::move(out);
+  return Status::Ok();
+}
+
 void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setVersion(m.version);
   // What a peer older than aliases reads of one: a tombstone (schema).
@@ -81,6 +125,7 @@ void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setPgid(m.pgid);
   b.setComm(m.comm);
   b.setExe(m.exe);
+  if (!m.workload.empty()) SetWorkload(b.initWorkload(), m.workload);
   if (!m.is_alias) return;
   b.setAlias(true);
   b.setAliasDeleted(m.deleted);
@@ -119,6 +164,7 @@ Status ReadEntry(s::TableEntry::Reader r, TableEntryMsg* m) {
   m->pid = r.getPid();
   m->pgid = r.getPgid();
   FM_RETURN_IF_ERROR(ReadText(r.getComm(), kMaxCommBytes, false, "comm", &m->comm));
+  if (r.hasWorkload()) FM_RETURN_IF_ERROR(ReadWorkload(r.getWorkload(), &m->workload));
   return ReadText(r.getExe(), kMaxExeBytes, false, "exe", &m->exe);
 }
 
