@@ -38,7 +38,7 @@ TEST_F(ControlTest, FlowsStreamEveryRecordInTheWindowAcrossManyFrames) {
   bool truncated = true;
   Status s = client->Flows(
       {}, TimeWindow{1000, 500'000}, 0,
-      [&](const ConnRecord& r) {
+      [&](const ConnRecord& r, const Workload&) {
         got.push_back(r);
         return true;
       },
@@ -62,7 +62,7 @@ TEST_F(ControlTest, FlowsCarryTheReconstructedMark) {
   bool truncated = false;
   Status s = client->Flows(
       {}, TimeWindow{0, 500'000}, 0,
-      [&](const ConnRecord& r) {
+      [&](const ConnRecord& r, const Workload&) {
         got.push_back(r);
         return true;
       },
@@ -80,7 +80,7 @@ TEST_F(ControlTest, FlowsApplyFilterAndLimit) {
   WatchFilter only11;
   only11.pid = 11;
   std::vector<ConnRecord> got;
-  auto collect = [&](const ConnRecord& r) {
+  auto collect = [&](const ConnRecord& r, const Workload&) {
     got.push_back(r);
     return true;
   };
