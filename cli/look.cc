@@ -62,6 +62,7 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
                   "what one node of the tree is: workload (unit or container, else pgid), "
                   "pgid or pid")
       ->type_name("GROUPING")
+      ->check(CLI::IsMember({"workload", "pgid", "pid"}))
       ->capture_default_str();
   cmd->add_option("--since", o->since, "start of the window")
       ->type_name("WHEN")
