@@ -9,6 +9,8 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("flowmesh::schema::mesh");
 
+using Common = import "common.capnp";
+
 # ---- Membership ----
 
 enum MemberStatus { alive @0; suspect @1; dead @2; left @3; }
@@ -92,26 +94,11 @@ struct TableEntry {
   targetPort @12 :UInt16;
   balancer @13 :Bool;
   # The owner's workload (issue 15): a listener's systemd unit or container,
-  # so `endpoints --all` names it. A peer of before leaves it unset (none)
-  # and ignores it; texts are bounded on receive (wire.h kMaxWorkloadBytes).
-  workload @14 :Workload;
-}
-
-# node/proc/workload.h as gossiped: the cgroup path stays home (long, and
-# only the owner's look needs it). kind "" = none; a kind this node does
-# not know (a newer peer's) reads as none.
-struct Workload {
-  kind @0 :Text;           # "unit", "container"
-  runtime @1 :Text;
-  id @2 :Text;
-  name @3 :Text;
-  unit @4 :Text;
-  userUnit @5 :Bool;
-  hasPod @6 :Bool;
-  podUid @7 :Text;
-  podName @8 :Text;
-  podNamespace @9 :Text;
-  podQos @10 :Text;
+  # so `endpoints --all` names it; its cgroup path stays home (long, and only
+  # the owner's look needs it). A peer of before leaves it unset (none) and
+  # ignores it; texts are bounded on receive (wire.h kMaxWorkloadBytes) and
+  # a kind this node does not know (a newer peer's) reads as none.
+  workload @14 :Common.Workload;
 }
 
 # What a node holds of one owner's table.

@@ -40,6 +40,19 @@ class WorkloadIndex {
   std::vector<const Workload*> all_;
 };
 
+// Connections or records, each with its workload's index (`workloads` is
+// parallel to `items`, or shorter: none known).
+template <typename T, typename ListBuilder>
+void ItemsToCapnp(const std::vector<T>& items, const std::vector<Workload>& workloads,
+                  ListBuilder list, s::Response::Builder root) {
+  WorkloadIndex index;
+  for (unsigned i = 0; i < items.size(); i++) {
+    ToCapnp(items[i], list[i]);
+    if (i < workloads.size()) list[i].getProcess().setWorkload(index.Of(workloads[i]));
+  }
+  index.Write(root);
+}
+
 Status AddWorkload(const std::vector<Workload>& table, uint32_t index, std::vector<Workload>* out) {
   if (index > table.size())
     return InvalidArgument("malformed response: workload " + std::to_string(index) + " of " +
@@ -95,13 +108,7 @@ Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenCon
                                                        const std::vector<Workload>& workloads) {
   capnp::MallocMessageBuilder message;
   auto root = message.initRoot<s::Response>();
-  auto list = root.initConnections(static_cast<unsigned>(conns.size()));
-  WorkloadIndex index;
-  for (unsigned i = 0; i < conns.size(); i++) {
-    ToCapnp(conns[i], list[i]);
-    if (i < workloads.size()) list[i].getProcess().setWorkload(index.Of(workloads[i]));
-  }
-  index.Write(root);
+  ItemsToCapnp(conns, workloads, root.initConnections(static_cast<unsigned>(conns.size())), root);
   return ResponseFrame(message);
 }
 
@@ -128,15 +135,9 @@ Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>
   capnp::MallocMessageBuilder message;
   auto root = message.initRoot<s::Response>();
   auto batch = root.initRecords();
-  auto list = batch.initRecords(static_cast<unsigned>(records.size()));
-  WorkloadIndex index;
-  for (unsigned i = 0; i < records.size(); i++) {
-    ToCapnp(records[i], list[i]);
-    if (i < workloads.size()) list[i].getProcess().setWorkload(index.Of(workloads[i]));
-  }
+  ItemsToCapnp(records, workloads, batch.initRecords(static_cast<unsigned>(records.size())), root);
   batch.setDone(done);
   batch.setTruncated(truncated);
-  index.Write(root);
   return ResponseFrame(message);
 }
 

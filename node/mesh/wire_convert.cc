@@ -8,6 +8,7 @@
 #include <string>
 
 #include "node/mesh/wire.h"
+#include "node/wire/wire.h"
 
 namespace flowmesh::mesh::wire {
 namespace {
@@ -70,24 +71,9 @@ Status ReadAddr(capnp::Data::Reader addr, const char* what, IpAddr* out) {
   return Status::Ok();
 }
 
-void SetWorkload(s::Workload::Builder b, const Workload& w) {
-  b.setKind(std::string(WorkloadKindName(w.kind)));
-  b.setRuntime(w.runtime);
-  b.setId(w.id);
-  b.setName(w.name);
-  b.setUnit(w.unit);
-  b.setUserUnit(w.user_unit);
-  if (!w.pod) return;
-  b.setHasPod(true);
-  b.setPodUid(w.pod->uid);
-  b.setPodName(w.pod->name);
-  b.setPodNamespace(w.pod->ns);
-  b.setPodQos(w.pod->qos);
-}
-
 // Every text bounded: a huge or NUL-bearing one makes the delta malformed,
 // counted and dropped as any other bad row is.
-Status ReadWorkload(s::Workload::Reader r, Workload* w) {
+Status ReadWorkload(schema::Workload::Reader r, Workload* w) {
   std::string kind;
   FM_RETURN_IF_ERROR(ReadText(r.getKind(), kMaxWorkloadBytes, false, "workload kind", &kind));
   std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
@@ -125,7 +111,11 @@ void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setPgid(m.pgid);
   b.setComm(m.comm);
   b.setExe(m.exe);
-  if (!m.workload.empty()) SetWorkload(b.initWorkload(), m.workload);
+  if (!m.workload.empty()) {
+    Workload gossiped = m.workload;
+    gossiped.cgroup.clear();
+    ::flowmesh::wire::WorkloadToWire(gossiped, b.initWorkload());
+  }
   if (!m.is_alias) return;
   b.setAlias(true);
   b.setAliasDeleted(m.deleted);

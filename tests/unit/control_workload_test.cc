@@ -6,28 +6,13 @@
 
 #include "node/control/control_client.h"
 #include "tests/unit/control_fixture.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh::testing {
 namespace {
 
-Workload Nginx() {
-  Workload w;
-  w.kind = WorkloadKind::kUnit;
-  w.id = w.unit = "nginx.service";
-  w.cgroup = "/system.slice/nginx.service";
-  return w;
-}
-
-Workload Web() {
-  Workload w;
-  w.kind = WorkloadKind::kContainer;
-  w.runtime = "docker";
-  w.id = "3f2a1c4d5e6f77889900aabbccddeeff00112233445566778899aabbccddeeff";
-  w.name = "web";
-  w.unit = "docker-" + w.id + ".scope";
-  w.cgroup = "/system.slice/" + w.unit;
-  return w;
-}
+Workload Nginx() { return SampleUnit(); }
+Workload Web() { return SampleContainer(); }
 
 ConnRecord Record(int64_t ts, uint32_t pid) {
   ConnRecord r;

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/workload_samples.h"
+
 namespace flowmesh {
 namespace {
 
@@ -116,29 +118,15 @@ TEST(LookFormat, DeeperLevelsIndentFiveSpacesAndPidWithoutPgid) {
 // text, an object in JSON, the first line of a dot vertex.
 TEST(LookFormat, WorkloadsAreNamedFirst) {
   LookResult r = SmallTree();
-  Workload& unit = r.root.process->workload;
-  unit.kind = WorkloadKind::kUnit;
-  unit.id = unit.unit = "nginx.service";
-  unit.cgroup = "/system.slice/nginx.service";
-  Workload& web = r.root.dependencies[0].process->workload;
-  web.kind = WorkloadKind::kContainer;
-  web.runtime = "docker";
-  web.id = "3f2a1c4d5e6f77889900aabbccddeeff00112233445566778899aabbccddeeff";
-  web.name = "web";
-  web.unit = "docker-" + web.id + ".scope";
-  web.cgroup = "/system.slice/" + web.unit;
-  Workload& api = r.root.clients[0].process->workload;
-  api.kind = WorkloadKind::kContainer;
-  api.runtime = "containerd";
-  api.id = "0123456789ab0123";
-  api.name = "api";
-  api.pod = Pod{"5c6f3e8a-1b2c-4d5e-8f90-0123456789ab", "pay-7d9c", "shop", "burstable"};
+  r.root.process->workload = testing::SampleUnit();
+  r.root.dependencies[0].process->workload = testing::SampleContainer();
+  r.root.clients[0].process->workload = testing::SamplePodContainer();
 
   std::string text = FormatLookTree(r);
   EXPECT_THAT(text, HasSubstr("10.213.0.2:80 nginx.service ('nginx', pgid=120) on web-1\n"));
   EXPECT_THAT(text, HasSubstr("└--> 10.213.0.3:8000 container web (docker 3f2a1c4d5e6f) "
                               "('python3', pgid=6111) on app-1 [depth-limit]"));
-  EXPECT_THAT(text, HasSubstr("└<-- 10.213.0.1 pod shop/pay-7d9c/api (containerd 0123456789ab) "
+  EXPECT_THAT(text, HasSubstr("└<-- 10.213.0.1 pod shop/pay-7d9c/api (containerd aaaaaaaaaaaa) "
                               "('curl', pgid=5982) on client-1"));
 
   std::string json = FormatLookJson(r);

@@ -10,6 +10,7 @@
 #include "node/mesh/endpoint_table.h"
 #include "node/mesh/wire.h"
 #include "schema/mesh.capnp.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh::mesh {
 namespace {
@@ -18,24 +19,8 @@ namespace s = ::flowmesh::schema::mesh;
 
 IpAddr Ip(const char* s) { return *IpAddr::Parse(s); }
 
-Workload Web() {
-  Workload w;
-  w.kind = WorkloadKind::kContainer;
-  w.runtime = "containerd";
-  w.id = std::string(64, 'a');
-  w.name = "api";
-  w.unit = "cri-containerd-" + w.id + ".scope";
-  w.cgroup = "/kubepods.slice/kubepods-burstable.slice/...";
-  w.pod = Pod{"5c6f3e8a-1b2c-4d5e-8f90-0123456789ab", "pay-7d9c", "shop", "burstable"};
-  return w;
-}
-
-Workload Nginx() {
-  Workload w;
-  w.kind = WorkloadKind::kUnit;
-  w.id = w.unit = "nginx.service";
-  return w;
-}
+Workload Web() { return testing::SamplePodContainer(); }
+Workload Nginx() { return testing::SampleUnit(); }
 
 EndpointSummary Listener(uint16_t port, Workload w) {
   EndpointSummary e{Ip("10.0.0.1"), port, 100u + port, 100, "srv", "/usr/bin/srv"};

@@ -7,6 +7,7 @@
 
 #include "cli/format/format.h"
 #include "cli/format/json.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh {
 namespace {
@@ -70,23 +71,8 @@ TEST(WatchFormat, JsonHasExactlyTheFlowFieldsPlusEventAndSource) {
             "\"source\":\"kernel\",\"workload\":null}");
 }
 
-Workload Nginx() {
-  Workload w;
-  w.kind = WorkloadKind::kUnit;
-  w.id = w.unit = "nginx.service";
-  w.cgroup = "/system.slice/nginx.service";
-  return w;
-}
-
-Workload Web() {
-  Workload w;
-  w.kind = WorkloadKind::kContainer;
-  w.runtime = "docker";
-  w.id = "3f2a1c4d5e6f77889900aabbccddeeff00112233445566778899aabbccddeeff";
-  w.name = "web";
-  w.unit = "docker-" + w.id + ".scope";
-  return w;
-}
+Workload Nginx() { return testing::SampleUnit(); }
+Workload Web() { return testing::SampleContainer(); }
 
 // WORKLOAD is the last column everywhere (its label has spaces); JSON has
 // the object.
