@@ -204,7 +204,16 @@ Result<std::vector<LookMember>> Daemon::LookMembers() {
     m.state = mesh::MemberStateName(t.state);
     m.synced = t.table_known;
     m.addresses = std::move(t.addresses);
-    for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
+    for (const mesh::EndpointSummary& e : t.endpoints) {
+      m.endpoints.push_back({e.addr, e.port});
+      ProcessDetails owner;
+      owner.pid = e.pid;
+      owner.pgid = e.pgid;
+      owner.comm = e.comm;
+      owner.exe = e.exe;
+      owner.workload = e.workload;
+      m.owners.push_back(std::move(owner));
+    }
     for (const mesh::AliasSummary& a : t.aliases) m.aliases.push_back({a.front, a.target, a.balancer});
     out.push_back(std::move(m));
   }

@@ -146,6 +146,12 @@ class Directory {
   // aliases): a client whose connection a balancer translated without
   // masquerade dialled one of these, not the target.
   virtual std::vector<Endpoint> FrontsOf(const Endpoint& /*target*/) { return {}; }
+  // Who listens on `endpoint` as the owner's gossiped table says (pid, pgid,
+  // comm, exe, workload): what an `unreachable` leaf shows, since the node
+  // itself did not answer. nullopt = no table says.
+  virtual std::optional<ProcessDetails> TableOwner(const Endpoint& /*endpoint*/) {
+    return std::nullopt;
+  }
 };
 
 // One question answered by the querier it names: how a node answers the

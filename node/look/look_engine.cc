@@ -73,14 +73,18 @@ void Unowned(const Directory& dir, LookNode& n) {
   n.status_detail = "no endpoint table yet from " + pending + ", which may own it";
 }
 
-void Unreachable(const LookAnswer& a, LookNode& n) {
-  n.status = LookStatus::kUnreachable;
-  n.status_detail = a.status.message().empty() ? "no answer" : a.status.message();
-}
-
 std::optional<ProcessDetails> Known(const ProcessDetails& p) {
   if (p.pid == 0) return std::nullopt;  // the "unknown process" of unattributed flows
   return p;
+}
+
+// A node that did not answer; an endpoint of it shows the owner its
+// gossiped table announced (the unit or container named even so).
+void Unreachable(const LookAnswer& a, LookNode& n, Directory* dir = nullptr) {
+  n.status = LookStatus::kUnreachable;
+  n.status_detail = a.status.message().empty() ? "no answer" : a.status.message();
+  if (dir == nullptr || n.port == 0 || n.process) return;
+  if (std::optional<ProcessDetails> p = dir->TableOwner({n.addr, n.port})) n.process = Known(*p);
 }
 
 std::string TargetsText(const std::vector<Endpoint>& targets) {
@@ -229,7 +233,7 @@ void Walker::Describe(Vertex& root) {
   AskPending();
   const LookAnswer& a = answers_[slot_keys_[qi]];
   if (!a.status.ok()) {
-    Unreachable(a, root.node);
+    Unreachable(a, root.node, &dir_);
     return;
   }
   const EndpointDescription& d = a.description;
@@ -362,7 +366,7 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
   c.where = s.owner;
   const LookAnswer& a = answers_[slot_keys_[s.questions.at(0)]];
   if (!a.status.ok()) {
-    Unreachable(a, c.node);
+    Unreachable(a, c.node, &dir_);
   } else if (a.description.found) {
     const EndpointDescription& d = a.description;
     if (d.listener.port != 0) {
