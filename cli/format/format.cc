@@ -126,9 +126,9 @@ std::string WorkloadColumn(const Workload& w) {
 }
 
 std::string WatchHeader() {
-  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %8s %8s %9s %-3s %s", "TIME",
-                "EV", "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB",
-                "MS", "DIR", "WORKLOAD");
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %8s %8s %9s %-3s %s", "TIME", "EV",
+                "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
+                "DIR", "WORKLOAD");
 }
 
 std::string WatchLine(const ConnEvent& e, const Workload& workload) {
@@ -188,8 +188,8 @@ std::vector<TopRow> RateTracker::Update(std::vector<OpenConnection> conns,
       }
     }
     next.emplace(c.key, s);
-    rows.push_back(TopRow{std::move(c), i < workloads.size() ? workloads[i] : Workload{},
-                          s.tx_rate, s.rx_rate});
+    rows.push_back(TopRow{std::move(c), i < workloads.size() ? workloads[i] : Workload{}, s.tx_rate,
+                          s.rx_rate});
   }
   prev_ = std::move(next);
   return rows;

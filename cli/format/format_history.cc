@@ -30,13 +30,14 @@ std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns
     time = Printf("%-8s ", FormatClock(r.ts_ns).c_str());
   std::string ms =
       r.duration_ns > 0 ? Printf("%.2f", static_cast<double>(r.duration_ns) / 1e6) : "-";
-  return time + Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %9s %7u %8u %s",
-                       Pid(r.proc).c_str(), TerminalSafe(r.proc.comm_view()).c_str(),
-                       r.key.laddr.ToString().c_str(), r.key.lport, r.key.raddr.ToString().c_str(),
-                       r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
-                       static_cast<double>(r.counters.bytes_tx) / 1024.0,
-                       static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(),
-                       r.counters.retrans, r.counters.rtt_us, WorkloadColumn(workload).c_str()) +
+  return time +
+         Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %9s %7u %8u %s",
+                Pid(r.proc).c_str(), TerminalSafe(r.proc.comm_view()).c_str(),
+                r.key.laddr.ToString().c_str(), r.key.lport, r.key.raddr.ToString().c_str(),
+                r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
+                static_cast<double>(r.counters.bytes_tx) / 1024.0,
+                static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(), r.counters.retrans,
+                r.counters.rtt_us, WorkloadColumn(workload).c_str()) +
          // Past the last column, so the columns scripts read stay where they are.
          (r.reconstructed ? " [reconstructed]" : "");
 }
@@ -91,14 +92,14 @@ std::string EndpointsLine(const EndpointView& e, bool with_node) {
     return node + Printf("%-22s -> %s%s %s", ep.ToString().c_str(), Targets(e).c_str(),
                          owner.c_str(), Kind(e));
   }
-  return node +
-         Printf("%-22s %-7s %-7s %-15s %-10s %s  %s", ep.ToString().c_str(),
-                e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
-                e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
-                TerminalSafe(e.process.comm).c_str(),
-                // Gossiped endpoints do not carry their namespace.
-                e.endpoint.netns ? std::to_string(e.endpoint.netns).c_str() : "-",
-                TerminalSafe(e.process.exe).c_str(), WorkloadColumn(e.process.workload).c_str());
+  return node + Printf("%-22s %-7s %-7s %-15s %-10s %s  %s", ep.ToString().c_str(),
+                       e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
+                       e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
+                       TerminalSafe(e.process.comm).c_str(),
+                       // Gossiped endpoints do not carry their namespace.
+                       e.endpoint.netns ? std::to_string(e.endpoint.netns).c_str() : "-",
+                       TerminalSafe(e.process.exe).c_str(),
+                       WorkloadColumn(e.process.workload).c_str());
 }
 
 std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) {

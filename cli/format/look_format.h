@@ -13,7 +13,7 @@ namespace flowmesh {
 // workload (WorkloadLabel) before it when it has one:
 //   10.213.0.2:80 nginx.service ('nginx', pgid=4656) on web-1
 //   └<-- 10.213.0.1 ('curl', pgid=5982) on client-1  3 conns 1.2 KB
-//   └--> 10.213.0.3:8000 container web (docker 3f2a1c4d5e6f) ('python3', pgid=6111) on app-1  12 conns 3.4 KB
+//   └--> 10.213.0.3:8000 container web (docker 3f2a1c4d5e6f) ('python3', pgid=6111) on app-1 ...
 //        └--> 10.213.0.4:6379 ('redis-server', pgid=2127) on cache-1 [depth-limit]  1 conn 80 B
 // A non-ok status follows in brackets, then the edge's connections and bytes
 // (both directions). Through NAT, after the host: " via VIP:port" when the

@@ -267,8 +267,7 @@ Result<std::vector<OpenConnection>> ControlClient::Connections(const WatchFilter
   return std::move(r.connections);
 }
 
-Status ControlClient::Watch(const WatchFilter& filter,
-                            EventFn on_event,
+Status ControlClient::Watch(const WatchFilter& filter, EventFn on_event,
                             std::function<void(uint64_t dropped)> on_dropped,
                             std::chrono::milliseconds timeout) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());

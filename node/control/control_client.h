@@ -38,8 +38,7 @@ class ControlClient {
   // Streams events (filtered by meshd) to `on_event` until it returns false
   // or `timeout` passes (0 = no limit), both Ok, or meshd goes away (error).
   // `on_dropped` gets meshd's running total of events dropped for this watcher.
-  ::flowmesh::Status Watch(const WatchFilter& filter,
-                           EventFn on_event,
+  ::flowmesh::Status Watch(const WatchFilter& filter, EventFn on_event,
                            std::function<void(uint64_t dropped)> on_dropped,
                            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
@@ -47,8 +46,7 @@ class ControlClient {
   // until it returns false or the window is done. `truncated` (optional)
   // says whether meshd stopped at `limit`.
   ::flowmesh::Status Flows(const WatchFilter& filter, const TimeWindow& window, uint64_t limit,
-                           RecordFn on_record,
-                           bool* truncated = nullptr);
+                           RecordFn on_record, bool* truncated = nullptr);
   Result<std::vector<EndpointView>> Endpoints();
   // The mesh: its members, and every endpoint every member announced.
   Result<std::vector<PeerView>> Peers();

@@ -181,8 +181,7 @@ void Session::StreamRecords(ControlRequest request) {
     uint64_t sent = 0;
     bool truncated = false;
     auto send = [&](bool done) {
-      Result<std::vector<uint8_t>> frame =
-          EncodeRecordsResponse(chunk, done, truncated, workloads);
+      Result<std::vector<uint8_t>> frame = EncodeRecordsResponse(chunk, done, truncated, workloads);
       chunk.clear();
       workloads.clear();
       self->stream_frames_++;

@@ -163,8 +163,12 @@ namespace {
 
 // What no unit or container name holds: a clear error beats an empty result.
 Status CheckName(std::string_view option, std::string_view text, std::string_view example) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  if (text.empty()) return InvalidArgument(std::string(option) + ": empty; e.g. " + std::string(example));
+  // Quoted as given, but no control character reaches the terminal.
+  std::string quoted = "'" + std::string(text) + "'";
+  for (char& c : quoted)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  if (text.empty())
+    return InvalidArgument(std::string(option) + ": empty; e.g. " + std::string(example));
   if (text.size() > 255)
     return InvalidArgument(std::string(option) + ": " + std::to_string(text.size()) +
                            " bytes is longer than any name (255)");

@@ -249,7 +249,8 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
     auto resp = frame.Root<s::Response>();
     ControlResponse out;
     std::vector<Workload> table;
-    for (schema::Workload::Reader w : resp.getWorkloads()) table.push_back(wire::WorkloadFromWire(w));
+    for (schema::Workload::Reader w : resp.getWorkloads())
+      table.push_back(wire::WorkloadFromWire(w));
     switch (resp.which()) {
       case s::Response::ERROR:
         out.kind = ControlResponse::Kind::kError;

@@ -13,7 +13,6 @@
 #include <utility>
 
 #include "node/common/clock.h"
-
 #include "node/common/log.h"
 #include "node/look/process_groups.h"
 #include "node/probe/netns.h"
@@ -102,8 +101,7 @@ Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, con
 }
 
 Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpoint,
-                                                           const TimeWindow& w,
-                                                           GroupBy group_by) {
+                                                           const TimeWindow& w, GroupBy group_by) {
   EndpointDescription d;
   d.endpoint = endpoint;
   FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
@@ -286,7 +284,8 @@ LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
       break;
     }
     case LookQuestion::Kind::kClients: {
-      Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w, q.group_by);
+      Result<std::vector<ClientProcess>> r =
+          q.node.querier->Clients(q.endpoint, q.from, w, q.group_by);
       a.status = r.status();
       if (r.ok()) a.clients = std::move(r).value();
       break;

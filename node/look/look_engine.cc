@@ -249,7 +249,8 @@ void Walker::Describe(Vertex& root) {
   root.node.process = Known(d.process);
   root.node.balancer = d.balancer;
   root.node.aliases = d.aliases;
-  if (root.node.process) root.group = GroupKey(root.where.name, *root.node.process, query_.group_by);
+  if (root.node.process)
+    root.group = GroupKey(root.where.name, *root.node.process, query_.group_by);
   if (query_.direction != LookDirection::kOut)
     root.up = UpEdgesOf(d.clients, {served}, served.addr);
   if (query_.direction != LookDirection::kIn) root.down = d.dependencies;

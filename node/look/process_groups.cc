@@ -34,10 +34,10 @@ ProcessDetails ProcessIndex::Representative(const std::map<ProcId, uint64_t>& me
   const std::string group = ProcessGroupKey(shown, group_by_);
   if (group_by_ == GroupBy::kWorkload && group[0] == 'w') {
     // Start ticks, then connections: the process of the latest restart.
-    auto latest = std::max_element(members.begin(), members.end(), [](const auto& a,
-                                                                      const auto& b) {
-      return std::tie(a.first.second, a.second) < std::tie(b.first.second, b.second);
-    });
+    auto latest =
+        std::max_element(members.begin(), members.end(), [](const auto& a, const auto& b) {
+          return std::tie(a.first.second, a.second) < std::tie(b.first.second, b.second);
+        });
     shown = Details(latest->first.first, latest->first.second);
   }
   if (shown.pgid == 0) return shown;

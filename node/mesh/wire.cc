@@ -352,8 +352,8 @@ size_t EstimateWorkloadBytes(const Workload& w) {
   if (w.empty()) return 0;
   // Its pointer, the struct (1 data + 10 pointer words) and nine texts with
   // their NUL and padding (the cgroup path is not sent).
-  size_t texts = WorkloadKindName(w.kind).size() + w.runtime.size() + w.id.size() +
-                 w.name.size() + w.unit.size();
+  size_t texts = WorkloadKindName(w.kind).size() + w.runtime.size() + w.id.size() + w.name.size() +
+                 w.unit.size();
   if (w.pod) texts += w.pod->uid.size() + w.pod->name.size() + w.pod->ns.size() + w.pod->qos.size();
   return 8 + 88 + texts + 9 * 8;
 }

@@ -78,8 +78,8 @@ Status ReadWorkload(schema::Workload::Reader r, Workload* w) {
   FM_RETURN_IF_ERROR(ReadText(r.getKind(), kMaxWorkloadBytes, false, "workload kind", &kind));
   std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
   Workload out;
-  FM_RETURN_IF_ERROR(ReadText(r.getRuntime(), kMaxWorkloadBytes, false, "workload runtime",
-                              &out.runtime));
+  FM_RETURN_IF_ERROR(
+      ReadText(r.getRuntime(), kMaxWorkloadBytes, false, "workload runtime", &out.runtime));
   FM_RETURN_IF_ERROR(ReadText(r.getId(), kMaxWorkloadBytes, false, "workload id", &out.id));
   FM_RETURN_IF_ERROR(ReadText(r.getName(), kMaxWorkloadBytes, false, "workload name", &out.name));
   FM_RETURN_IF_ERROR(ReadText(r.getUnit(), kMaxWorkloadBytes, false, "workload unit", &out.unit));

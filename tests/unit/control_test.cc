@@ -246,11 +246,11 @@ TEST_F(ControlTest, ASlowBackendDoesNotBlockOtherClients) {
   std::thread watcher([&] {
     Result<ControlClient> client = ControlClient::Connect(path_);
     ASSERT_TRUE(client.ok());
-    EXPECT_TRUE(
-        client
-            ->Watch(
-                {}, [&](const ConnEvent&, const Workload&) { return ++got < 1; }, nullptr, std::chrono::seconds(5))
-            .ok());
+    EXPECT_TRUE(client
+                    ->Watch(
+                        {}, [&](const ConnEvent&, const Workload&) { return ++got < 1; }, nullptr,
+                        std::chrono::seconds(5))
+                    .ok());
   });
   ASSERT_NE(backend_.WaitForSubscriber(1), nullptr);
   backend_.hub.Publish(TestEvent(EventKind::kOpen, 80, 1));

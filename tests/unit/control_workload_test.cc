@@ -151,6 +151,10 @@ TEST(WorkloadFilter, ValuesAreCheckedWithTheirOptionNamed) {
             "--container: 'my web' has a space, a slash or a control character; e.g. web, or an "
             "id prefix 3f2a1c");
   EXPECT_FALSE(ParseUnitFilter("system.slice/nginx.service").ok());
+  Result<std::string> escape = ParseContainerFilter("we\x1b[2Jb");
+  ASSERT_FALSE(escape.ok());
+  EXPECT_NE(escape.status().message().find("'we?[2Jb'"), std::string::npos)
+      << "no control character reaches the terminal";
   EXPECT_FALSE(ParseContainerFilter(std::string(300, 'a')).ok());
 
   WatchFilter f;

@@ -140,7 +140,8 @@ TEST(LookFormat, WorkloadsAreNamedFirst) {
                               R"("name":"pay-7d9c","namespace":"shop","qos":"burstable"})"));
 
   std::string dot = FormatLookDot(r);
-  EXPECT_THAT(dot, HasSubstr(R"(label="nginx.service\nnginx (pgid=120)\n10.213.0.2:80\non web-1")"));
+  EXPECT_THAT(dot,
+              HasSubstr(R"(label="nginx.service\nnginx (pgid=120)\n10.213.0.2:80\non web-1")"));
   EXPECT_THAT(dot, HasSubstr(R"("web-1/wu:nginx.service")"));
   r.query.group_by = GroupBy::kPgid;
   EXPECT_THAT(FormatLookDot(r), HasSubstr(R"("web-1/g120")"));
@@ -288,8 +289,10 @@ TEST(LookFormat, JsonHasViaBalancerAndAliasesOnEveryNode) {
   EXPECT_THAT(json, HasSubstr(R"("host": "lb-1", "addr": "10.213.0.9", "port": 8000, )"
                               R"("process": null, "balancer": true, "via": null, "aliases": [], )"));
   // The root is no balancer and was dialled as nothing else.
-  EXPECT_THAT(json, HasSubstr(R"("exe": "/usr/bin/fmcli", "workload": null}, "balancer": false, "via": null, )"
-                              R"("aliases": [], )"));
+  EXPECT_THAT(
+      json,
+      HasSubstr(R"("exe": "/usr/bin/fmcli", "workload": null}, "balancer": false, "via": null, )"
+                R"("aliases": [], )"));
 }
 
 TEST(LookFormat, DotDrawsABalancerAsItsOwnDiamondAndLabelsViaEdges) {

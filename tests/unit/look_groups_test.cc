@@ -2,9 +2,9 @@
 // unit's processes across restarts are one group, processes without a
 // workload fall back to their pgid, pgid and pid groupings are as before,
 // and the process shown for a restarted unit is its latest.
-#include "node/look/process_groups.h"
-
 #include <gtest/gtest.h>
+
+#include "node/look/process_groups.h"
 
 namespace flowmesh {
 namespace {

@@ -39,8 +39,7 @@ FlowStats Conns(uint64_t n) {
 
 class FakeNode : public NodeQuerier {
  public:
-  Result<EndpointDescription> Describe(const Endpoint& ep, const TimeWindow&,
-                                       GroupBy g) override {
+  Result<EndpointDescription> Describe(const Endpoint& ep, const TimeWindow&, GroupBy g) override {
     calls++;
     asked_group_by = g;
     if (down) return Unavailable("timed out");

@@ -41,11 +41,11 @@ ProcessDetails Proc(uint32_t pid, const char* comm) {
 }
 
 std::vector<LookQuestion> Questions() {
-  return {{LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.2:80"), {}, GroupBy::kWorkload},
-          {LookQuestion::Kind::kClients, {}, Ep("[fd00::3]:8000"), Ip("10.213.0.2"),
-           GroupBy::kPgid},
-          {LookQuestion::Kind::kActive, {}, {}, Ip("10.213.0.1"), GroupBy::kPid},
-          {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.9:1"), {}, GroupBy::kWorkload}};
+  return {
+      {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.2:80"), {}, GroupBy::kWorkload},
+      {LookQuestion::Kind::kClients, {}, Ep("[fd00::3]:8000"), Ip("10.213.0.2"), GroupBy::kPgid},
+      {LookQuestion::Kind::kActive, {}, {}, Ip("10.213.0.1"), GroupBy::kPid},
+      {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.9:1"), {}, GroupBy::kWorkload}};
 }
 
 TEST(QueryWire, QuestionsRoundTrip) {

@@ -452,9 +452,11 @@ TEST(EndpointsFormat, PublishedPortsAndBalancerFrontsWithTheirTargets) {
             std::string::npos)
       << json;
   EXPECT_NE(json.find(R"("targets":["172.18.0.2:80"]})"), std::string::npos) << json;
-  EXPECT_NE(json.find(R"("kind":"balancer","netns":null,"pid":null,"pgid":null,"comm":null,)"
-                      R"("exe":null,"workload":null,"since":null,"targets":["10.213.0.3:8000","10.213.0.4:8000"]})"),
-            std::string::npos)
+  EXPECT_NE(
+      json.find(
+          R"("kind":"balancer","netns":null,"pid":null,"pgid":null,"comm":null,)"
+          R"("exe":null,"workload":null,"since":null,"targets":["10.213.0.3:8000","10.213.0.4:8000"]})"),
+      std::string::npos)
       << json;
 }
 

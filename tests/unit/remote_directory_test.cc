@@ -12,11 +12,11 @@
 #include <set>
 #include <thread>
 
+#include "cli/format/look_format.h"
 #include "node/common/clock.h"
 #include "node/look/look_service.h"
 #include "node/look/look_wire.h"
 #include "node/mesh/scatter_gather.h"
-#include "cli/format/look_format.h"
 #include "tests/unit/store_test_util.h"
 #include "tests/unit/workload_samples.h"
 

@@ -35,8 +35,10 @@ inline Workload SamplePodContainer() {
   w.name = "api";
   w.unit = "cri-containerd-" + w.id + ".scope";
   w.pod = Pod{"5c6f3e8a-1b2c-4d5e-8f90-0123456789ab", "pay-7d9c", "shop", "burstable"};
-  w.cgroup = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5c6f3e8a_1b2c_4d5e_"
-             "8f90_0123456789ab.slice/" + w.unit;
+  w.cgroup =
+      "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5c6f3e8a_1b2c_4d5e_"
+      "8f90_0123456789ab.slice/" +
+      w.unit;
   return w;
 }
 
