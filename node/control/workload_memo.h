@@ -7,6 +7,7 @@
 #include <map>
 #include <utility>
 
+#include "node/common/clock.h"
 #include "node/control/backend.h"
 
 namespace flowmesh {
@@ -18,16 +19,29 @@ class WorkloadMemo {
   const Workload& Of(const ProcessRef& p) {
     auto key = std::make_pair(p.pid, p.start_ticks);
     auto it = known_.find(key);
-    if (it != known_.end()) return it->second;
+    const int64_t now = MonotonicNs();
+    // "None" may only mean "not resolved yet" (a process seen at its first
+    // connect): a long watch asks again, at most once a second.
+    if (it != known_.end() &&
+        (!it->second.workload.empty() || now - it->second.asked_ns < kRetryNs))
+      return it->second.workload;
     // A long watch sees processes come and go: start over rather than grow.
-    if (known_.size() >= kMaxProcesses) known_.clear();
-    return known_.emplace(key, backend_.WorkloadOf(p)).first->second;
+    if (it == known_.end() && known_.size() >= kMaxProcesses) known_.clear();
+    Entry& e = known_[key];
+    e.workload = backend_.WorkloadOf(p);
+    e.asked_ns = now;
+    return e.workload;
   }
 
  private:
   static constexpr size_t kMaxProcesses = 4096;
+  static constexpr int64_t kRetryNs = 1'000'000'000;
+  struct Entry {
+    Workload workload;
+    int64_t asked_ns = 0;
+  };
   ControlBackend& backend_;
-  std::map<std::pair<uint32_t, uint64_t>, Workload> known_;
+  std::map<std::pair<uint32_t, uint64_t>, Entry> known_;
 };
 
 }  // namespace flowmesh

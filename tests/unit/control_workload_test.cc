@@ -139,6 +139,45 @@ TEST_F(ControlWorkloadTest, WatchCarriesTheWorkloadAndFiltersByIt) {
   EXPECT_EQ(got[1], std::make_pair(11u, Web()));
 }
 
+// A process's first connect may come before its cgroup is resolved: "none"
+// is asked again (at most once a second), a known workload never.
+TEST_F(ControlWorkloadTest, AWatchSeesAWorkloadResolvedAfterTheFirstEvent) {
+  std::vector<Workload> got;
+  std::thread watcher([&] {
+    Result<ControlClient> client = ControlClient::Connect(path_);
+    ASSERT_TRUE(client.ok());
+    Status s = client->Watch(
+        {},
+        [&](const ConnEvent&, const Workload& w) {
+          got.push_back(w);
+          return got.size() < 3;
+        },
+        nullptr, std::chrono::seconds(10));
+    EXPECT_TRUE(s.ok()) << s.message();
+  });
+  ASSERT_NE(backend_.WaitForSubscriber(1), nullptr);
+  ConnEvent e = TestEvent(EventKind::kOpen, 80, 5000);
+  e.proc.pid = 13;
+  backend_.hub.Publish(e);
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(backend_.workloads_mu);
+    return backend_.workload_asks == 1;
+  }));
+  {
+    std::lock_guard<std::mutex> lock(backend_.workloads_mu);
+    backend_.workloads[13] = Nginx();
+  }
+  backend_.hub.Publish(e);  // within the second: still none, not asked again
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  backend_.hub.Publish(e);
+  watcher.join();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[0].empty());
+  EXPECT_TRUE(got[1].empty());
+  EXPECT_EQ(got[2], Nginx());
+  EXPECT_EQ(backend_.workload_asks, 2);
+}
+
 TEST(WorkloadFilter, ValuesAreCheckedWithTheirOptionNamed) {
   EXPECT_EQ(*ParseUnitFilter("nginx"), "nginx.service") << "as systemctl reads it";
   EXPECT_EQ(*ParseUnitFilter("session-2.scope"), "session-2.scope");
