@@ -29,6 +29,8 @@ struct FilterOptions {
   std::string rports;
   bool ipv4 = false;
   bool ipv6 = false;
+  std::string unit;       // --unit
+  std::string container;  // --container
 };
 void AddFilterOptions(CLI::App* cmd, FilterOptions* f);
 // The filter, or an error naming the flag and what is wrong with its value.
@@ -93,6 +95,7 @@ struct LookOptions {
   std::string target;
   int depth = 3;
   std::string direction = "both";
+  std::string group_by = "workload";
   std::string since = "1h";
   std::string until = "now";
   std::string format = "tree";

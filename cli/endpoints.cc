@@ -12,14 +12,16 @@ CLI::App* AddEndpointsCommand(CLI::App& app, EndpointsOptions* o) {
   CLI::App* cmd = app.add_subcommand(
       "endpoints", "show listening TCP endpoints and their processes: this node's, or --all");
   cmd->footer(
-      "Columns: ENDPOINT (ip:port; 0.0.0.0 or :: = every address) PID PGID COMM NETNS EXE;\n"
+      "Columns: ENDPOINT (ip:port; 0.0.0.0 or :: = every address) PID PGID COMM NETNS EXE\n"
+      "WORKLOAD (the owner's systemd unit or container, e.g. nginx.service; - when neither);\n"
       "with --all, NODE first: the mesh member that announced it (loopback-only listeners\n"
-      "are not announced).\n"
+      "are not announced; members gossip the owner's workload, not its cgroup path).\n"
       "After the listeners, the fronts the node's NAT translates: ENDPOINT -> TARGETS, then\n"
       "'published' (a published port: the listener it reaches and its owner) or 'balancer'\n"
       "(the backends it forwarded to recently).\n"
       "With --json: one array of objects with family, addr, port, kind (listen, published,\n"
-      "balancer), netns, pid, pgid, comm, exe, since, targets (and node with --all).");
+      "balancer), netns, pid, pgid, comm, exe, workload (an object, or null), since,\n"
+      "targets (and node with --all).");
   cmd->add_flag("--all", o->all, "every endpoint in the mesh, with its owner node");
   return cmd;
 }

@@ -13,7 +13,12 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsOptions* o) {
       "flows", "show closed TCP connections from this node's history, oldest first");
   cmd->footer(
       "Columns: PID COMM LADDR LPORT RADDR RPORT DIR (out = this host connected, in =\n"
-      "accepted) TX_KB RX_KB (payload) MS (duration) RETRANS RTT_US (smoothed RTT at close).\n"
+      "accepted) TX_KB RX_KB (payload) MS (duration) RETRANS RTT_US (smoothed RTT at close)\n"
+      "WORKLOAD (the process's systemd unit or container, e.g. nginx.service or\n"
+      "container web (docker 3f2a1c4d5e6f); - when it runs in neither or is not known).\n"
+      "--unit nginx.service keeps the records of that unit's processes, across restarts;\n"
+      "--container web those of a container named web (in a pod, a container of that name)\n"
+      "or whose id starts with what is given. Both may be given, and with the other filters.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time\n"
       "(2026-11-22T10:00:00Z) or 'now'.\n"
       "A line ending in [reconstructed] is a close the probe missed (events lost in the\n"
@@ -21,7 +26,8 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsOptions* o) {
       "was found gone, its bytes are as last seen and MS is an upper bound.\n"
       "With --json: one object per line with ts, pid, comm, family, laddr, lport, raddr,\n"
       "rport, direction, tx_bytes, rx_bytes, segs_out, segs_in, retrans, rtt_us, rttvar_us,\n"
-      "duration_ms, netns, reconstructed.");
+      "duration_ms, netns, reconstructed, workload ({\"kind\", \"runtime\", \"id\", \"name\",\n"
+      "\"unit\", \"user_unit\", \"pod\", \"cgroup\"} or null).");
   AddFilterOptions(cmd, &o->filter);
   CLI::Option* t = cmd->add_flag("-t,--timestamp", o->seconds,
                                  "first column: seconds since the first record shown");
@@ -53,9 +59,11 @@ int RunFlows(const GlobalOptions& g, const FlowsOptions& o) {
   bool truncated = false;
   Status s = client->Flows(
       *filter, *window, o.limit,
-      [&](const ConnRecord& r) {
+      [&](const ConnRecord& r, const Workload& w) {
+        // meshd filters too; a meshd of before issue 15 ignores --unit.
+        if (!filter->MatchesWorkload(w)) return true;
         if (first_ts == 0) first_ts = r.ts_ns;
-        std::string line = g.json ? FlowsJson(r) : FlowsLine(r, time_column, first_ts);
+        std::string line = g.json ? FlowsJson(r, w) : FlowsLine(r, time_column, first_ts, w);
         std::fwrite(line.data(), 1, line.size(), stdout);
         std::fputc('\n', stdout);
         return true;

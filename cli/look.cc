@@ -27,6 +27,13 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "matching flow or listener (the other side's counts are kept), [unsynced] an address\n"
       "no table claims while a member's table is still on its way. A process two branches\n"
       "share (two apps, one redis) shows under each.\n"
+      "A node is a group of one host's processes: with --group-by workload (the default) the\n"
+      "systemd unit or container they run in, named first on the line (nginx.service,\n"
+      "container web (docker 3f2a1c4d5e6f), pod shop/pay-7d9c/api (...)), so a unit's old and\n"
+      "new processes across a restart are one node; a process with no unit or container is\n"
+      "grouped by its process group. --group-by pgid groups by process group only (nginx's\n"
+      "master and workers), pid shows each process alone. The process shown for a group is\n"
+      "its leader; for a workload, the leader of its latest started process.\n"
       "A window holds every connection that was open at some moment in it: opened before\n"
       "it, closed after it, or still open (a pool opened at deploy time shows in every\n"
       "window since). 'N conns SIZE' on a line is those connections and the payload bytes\n"
@@ -34,6 +41,9 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
       "Flows are kept per minute: a window takes in the whole minutes it touches.\n"
       "--since/--until take a duration before now (15m, 2h, 7d), an RFC 3339 time or 'now'.\n"
       "--format json prints one object: {\"query\": ..., \"root\": NODE} as in DESIGN.md;\n"
+      "a node's process has \"workload\": {\"kind\", \"runtime\", \"id\", \"name\", \"unit\",\n"
+      "\"user_unit\", \"pod\", \"cgroup\"} (pod: {\"uid\", \"name\", \"namespace\", \"qos\"} or\n"
+      "null), or null when it runs in no unit or container;\n"
       "a node's stats have connections (open in the window), opened (opened in it), and the\n"
       "bytes and segments moved in it (bytes_tx, bytes_rx, segs_out, segs_in).");
   cmd->add_option("target", o->target,
@@ -47,6 +57,12 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
   cmd->add_option("--direction", o->direction, "in: clients only, out: dependencies only, both")
       ->type_name("DIR")
       ->check(CLI::IsMember({"in", "out", "both"}))
+      ->capture_default_str();
+  cmd->add_option("--group-by", o->group_by,
+                  "what one node of the tree is: workload (unit or container, else pgid), "
+                  "pgid or pid")
+      ->type_name("GROUPING")
+      ->check(CLI::IsMember({"workload", "pgid", "pid"}))
       ->capture_default_str();
   cmd->add_option("--since", o->since, "start of the window")
       ->type_name("WHEN")
@@ -80,6 +96,9 @@ int RunLook(const GlobalOptions& g, const LookOptions& o) {
   Result<LookDirection> dir = ParseLookDirection(o.direction);
   if (!dir.ok()) return Fail(kExitUsage, "--direction: " + dir.status().message());
   query.direction = *dir;
+  Result<GroupBy> group_by = ParseGroupBy(o.group_by);
+  if (!group_by.ok()) return Fail(kExitUsage, "--group-by: " + group_by.status().message());
+  query.group_by = *group_by;
   Result<TimeWindow> window = BuildWindow(o.since, o.until);
   if (!window.ok()) return Fail(kExitUsage, window.status().message());
   query.window = *window;

@@ -22,6 +22,14 @@ void AddFilterOptions(CLI::App* cmd, FilterOptions* f) {
   CLI::Option* v4 = cmd->add_flag("-4,--ipv4", f->ipv4, "only IPv4");
   CLI::Option* v6 = cmd->add_flag("-6,--ipv6", f->ipv6, "only IPv6");
   v4->excludes(v6);
+  cmd->add_option("--unit", f->unit,
+                  "only processes of this systemd unit, e.g. nginx.service (a name without a "
+                  "type means .service, as systemctl reads it)")
+      ->type_name("UNIT");
+  cmd->add_option("--container", f->container,
+                  "only processes of this container: its name (in a pod, the container's name) "
+                  "or a prefix of its id, e.g. web or 3f2a1c")
+      ->type_name("NAME|ID");
 }
 
 Result<WatchFilter> BuildFilter(const FilterOptions& f) {
@@ -37,6 +45,12 @@ Result<WatchFilter> BuildFilter(const FilterOptions& f) {
     Result<std::vector<uint16_t>> p = ParsePortList(f.rports);
     if (!p.ok()) return p.status().WithContext("-D");
     w.rports = std::move(p).value();
+  }
+  if (!f.unit.empty()) {
+    FM_ASSIGN_OR_RETURN(w.unit, ParseUnitFilter(f.unit));
+  }
+  if (!f.container.empty()) {
+    FM_ASSIGN_OR_RETURN(w.container, ParseContainerFilter(f.container));
   }
   return w;
 }

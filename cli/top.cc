@@ -31,7 +31,9 @@ CLI::App* AddTopCommand(CLI::App& app, TopOptions* o) {
       "top", "show open TCP connections with their counters, refreshed every --interval");
   cmd->footer(
       "Columns: PID COMM LADDR LPORT RADDR RPORT DIR(out/in) TX_KB RX_KB, TX_KB/s RX_KB/s\n"
-      "(rates since the previous refresh; '-' on the first), SEGS_OUT SEGS_IN RETRANS RTT_US.\n"
+      "(rates since the previous refresh; '-' on the first), SEGS_OUT SEGS_IN RETRANS RTT_US\n"
+      "WORKLOAD (the process's systemd unit or container; - when neither). --unit and\n"
+      "--container keep one unit's or container's connections.\n"
       "On a terminal the screen is redrawn; otherwise each refresh is printed after a title\n"
       "line. With --json: one JSON array per refresh.");
   AddFilterOptions(cmd, &o->filter);
@@ -66,9 +68,12 @@ int RunTop(const GlobalOptions& g, const TopOptions& o) {
   RateTracker tracker;
   for (bool first = true;; first = false) {
     if (!first) std::this_thread::sleep_for(*interval);
-    Result<std::vector<OpenConnection>> conns = client->Connections(*filter);
+    std::vector<Workload> workloads;
+    Result<std::vector<OpenConnection>> conns = client->Connections(*filter, &workloads);
     if (!conns.ok()) return Fail(kExitFailure, conns.status().message());
-    std::vector<TopRow> rows = tracker.Update(std::move(conns).value());
+    std::vector<TopRow> rows = tracker.Update(std::move(conns).value(), workloads);
+    // meshd filters too; a meshd of before issue 15 ignores --unit.
+    std::erase_if(rows, [&](const TopRow& r) { return !filter->MatchesWorkload(r.workload); });
     SortTopRows(&rows, *sort);
     size_t total = rows.size();
     size_t limit = o.rows > 0       ? static_cast<size_t>(o.rows)

@@ -24,10 +24,14 @@ CLI::App* AddWatchCommand(CLI::App& app, WatchOptions* o) {
       "watch", "show TCP connections opening and closing (and listeners) live, as they happen");
   cmd->footer(
       "Columns: TIME EV(OPEN/CLOSE/LISTEN/UNLISTEN) PID COMM IP LADDR LPORT RADDR RPORT\n"
-      "TX_KB RX_KB (at close) MS (duration) DIR (out = this host connected, in = accepted).\n"
+      "TX_KB RX_KB (at close) MS (duration) DIR (out = this host connected, in = accepted)\n"
+      "WORKLOAD (the process's systemd unit or container, e.g. nginx.service or\n"
+      "container web (docker 3f2a1c4d5e6f); - when it runs in neither).\n"
+      "--unit and --container keep the events of one unit's or container's processes.\n"
       "With --json: one object per line with ts, event, pid, comm, family, laddr, lport,\n"
       "raddr, rport, direction, tx_bytes, rx_bytes, segs_out, segs_in, retrans, rtt_us,\n"
-      "rttvar_us, duration_ms, netns, source.");
+      "rttvar_us, duration_ms, netns, source, workload ({\"kind\", \"runtime\", \"id\",\n"
+      "\"name\", \"unit\", \"user_unit\", \"pod\", \"cgroup\"} or null).");
   AddFilterOptions(cmd, &o->filter);
   cmd->add_flag("--no-listen", o->no_listen, "hide LISTEN/UNLISTEN events");
   cmd->add_option("--count", o->count, "exit after printing N events")
@@ -58,10 +62,12 @@ int RunWatch(const GlobalOptions& g, const WatchOptions& o) {
 
   uint64_t shown = 0;
   uint64_t dropped_seen = 0;
-  auto on_event = [&](const ConnEvent& e) {
+  auto on_event = [&](const ConnEvent& e, const Workload& w) {
     if (o.no_listen && (e.kind == EventKind::kListen || e.kind == EventKind::kUnlisten))
       return true;
-    PrintLine(g.json ? WatchJson(e) : WatchLine(e));
+    // meshd filters too; a meshd of before issue 15 ignores --unit.
+    if (!filter->MatchesWorkload(w)) return true;
+    PrintLine(g.json ? WatchJson(e, w) : WatchLine(e, w));
     return o.count == 0 || ++shown < o.count;
   };
   auto on_dropped = [&](uint64_t total) {

@@ -8,6 +8,7 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("flowmesh::schema");
 
 using import "common.capnp".ProcessDetails;
+using import "common.capnp".Workload;
 using import "common.capnp".FlowStats;
 using import "common.capnp".Endpoint;
 
@@ -16,6 +17,10 @@ struct Process {
   startTicks @1 :UInt64;   # /proc/<pid>/stat starttime; (pid, startTicks) is the identity
   comm @2 :Text;
   pgid @3 :UInt32;         # 0 = unknown
+  # Its unit or container as meshd resolved it (issue 15): 1 + its index in
+  # Response.workloads, which holds each once; 0 = none known (or a meshd of
+  # before).
+  workload @4 :UInt32;
 }
 
 struct Counters {
@@ -70,6 +75,10 @@ struct Filter {
   family @1 :UInt16;
   lports @2 :List(UInt16);
   rports @3 :List(UInt16);
+  # The process's workload (issue 15); "" = any. A meshd of before ignores
+  # them, so meshctl checks what comes back too.
+  unit @4 :Text;           # the systemd unit: "nginx.service"
+  container @5 :Text;      # a container's name (a pod's container by its name) or id prefix
 }
 
 struct NamedCount {
@@ -230,6 +239,9 @@ struct LookQuery {
   untilNs @6 :Int64;
   hopTimeoutNs @7 :Int64;  # 0 = meshd's default (2 s)
   timeoutNs @8 :Int64;     # the whole walk; 0 = meshd's default (10 s)
+  # "workload", "pgid" or "pid" (look_types.h GroupByName); "" (a meshctl
+  # of before issue 15) = pgid, as it was.
+  groupBy @9 :Text;
 }
 
 struct LookNode {
@@ -299,4 +311,7 @@ struct Response {
     peers @8 :List(PeerInfo);
     keys @9 :List(NodeKeys);
   }
+  # The workloads Process.workload points into (connections, records, an
+  # event).
+  workloads @10 :List(Workload);
 }

@@ -9,6 +9,8 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("flowmesh::schema::mesh");
 
+using Common = import "common.capnp";
+
 # ---- Membership ----
 
 enum MemberStatus { alive @0; suspect @1; dead @2; left @3; }
@@ -91,6 +93,12 @@ struct TableEntry {
   target @11 :Data;        # 4 or 16 bytes, network order
   targetPort @12 :UInt16;
   balancer @13 :Bool;
+  # The owner's workload (issue 15): a listener's systemd unit or container,
+  # so `endpoints --all` names it; its cgroup path stays home (long, and only
+  # the owner's look needs it). A peer of before leaves it unset (none) and
+  # ignores it; texts are bounded on receive (wire.h kMaxWorkloadBytes) and
+  # a kind this node does not know (a newer peer's) reads as none.
+  workload @14 :Common.Workload;
 }
 
 # What a node holds of one owner's table.

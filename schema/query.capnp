@@ -19,10 +19,20 @@ enum Kind {
   active @2;               # "which of your processes at addr connected anywhere"
 }
 
+# Which processes of a node are one (issue 15). pgid is 0, so a question of
+# an older origin, which never sets it, is answered as it always was; an
+# older node ignores it and groups by pgid.
+enum GroupBy {
+  pgid @0;                 # a process group (nginx's master and workers)
+  workload @1;             # the unit or container across restarts; else the pgid
+  pid @2;                  # each process alone
+}
+
 struct Question {
   kind @0 :Kind;
   endpoint @1 :Endpoint;   # describe: the endpoint; clients: the target
   addr @2 :Addr;           # clients: the client address; active: the host address
+  groupBy @3 :GroupBy;
 }
 
 struct QueryRequest {

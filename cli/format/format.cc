@@ -121,19 +121,23 @@ std::string_view DirectionShort(Direction d) {
   return "-";
 }
 
-std::string WatchHeader() {
-  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %8s %8s %9s %s", "TIME", "EV",
-                "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
-                "DIR");
+std::string WorkloadColumn(const Workload& w) {
+  return w.empty() ? "-" : TerminalSafe(WorkloadLabel(w));
 }
 
-std::string WatchLine(const ConnEvent& e) {
+std::string WatchHeader() {
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5s %-15s %-5s %8s %8s %9s %-3s %s", "TIME", "EV",
+                "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
+                "DIR", "WORKLOAD");
+}
+
+std::string WatchLine(const ConnEvent& e, const Workload& workload) {
   const bool listen = IsListenKind(e.kind);
   std::string ms = e.kind == EventKind::kClose && e.duration_ns > 0
                        ? Printf("%.2f", static_cast<double>(e.duration_ns) / 1e6)
                        : "-";
   // KB with two decimals, as tcplife prints them: a small request is not 0.
-  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5u %-15s %-5s %8.2f %8.2f %9s %s",
+  return Printf("%-8s %-8s %-7s %-15s %-2s %-15s %-5u %-15s %-5s %8.2f %8.2f %9s %-3s %s",
                 FormatClock(e.ts_ns).c_str(), UpperKind(e.kind).c_str(), Pid(e.proc).c_str(),
                 TerminalSafe(e.proc.comm_view()).c_str(), e.key.family() == AF_INET6 ? "6" : "4",
                 e.key.laddr.ToString().c_str(), e.key.lport,
@@ -141,10 +145,11 @@ std::string WatchLine(const ConnEvent& e) {
                 listen ? "*" : std::to_string(e.key.rport).c_str(),
                 static_cast<double>(e.counters.bytes_tx) / 1024.0,
                 static_cast<double>(e.counters.bytes_rx) / 1024.0, ms.c_str(),
-                std::string(listen ? "-" : DirectionShort(e.direction)).c_str());
+                std::string(listen ? "-" : DirectionShort(e.direction)).c_str(),
+                WorkloadColumn(workload).c_str());
 }
 
-std::string WatchJson(const ConnEvent& e) {
+std::string WatchJson(const ConnEvent& e, const Workload& workload) {
   JsonObject o;
   o.Str("ts", FormatRfc3339(e.ts_ns)).Str("event", KindName(e.kind));
   AddProcess(o, e.proc);
@@ -157,14 +162,17 @@ std::string WatchJson(const ConnEvent& e) {
   else
     o.Null("duration_ms");
   o.Uint("netns", e.key.netns).Str("source", SourceName(e.source));
+  o.Raw("workload", WorkloadJson(workload));
   return std::move(o).Finish();
 }
 
-std::vector<TopRow> RateTracker::Update(std::vector<OpenConnection> conns) {
+std::vector<TopRow> RateTracker::Update(std::vector<OpenConnection> conns,
+                                        const std::vector<Workload>& workloads) {
   std::unordered_map<ConnKey, Sample, ConnKeyHash> next;
   std::vector<TopRow> rows;
   rows.reserve(conns.size());
-  for (OpenConnection& c : conns) {
+  for (size_t i = 0; i < conns.size(); i++) {
+    OpenConnection& c = conns[i];
     Sample s{c.counters.bytes_tx, c.counters.bytes_rx, c.updated_ns, std::nullopt, std::nullopt};
     auto it = prev_.find(c.key);
     // Counters that went backwards are a new connection on a reused 4-tuple.
@@ -180,7 +188,8 @@ std::vector<TopRow> RateTracker::Update(std::vector<OpenConnection> conns) {
       }
     }
     next.emplace(c.key, s);
-    rows.push_back(TopRow{std::move(c), s.tx_rate, s.rx_rate});
+    rows.push_back(TopRow{std::move(c), i < workloads.size() ? workloads[i] : Workload{}, s.tx_rate,
+                          s.rx_rate});
   }
   prev_ = std::move(next);
   return rows;
@@ -237,21 +246,21 @@ std::string TopTitle(size_t shown, size_t total, TopSort by, int64_t now_ns) {
 }
 
 std::string TopHeader() {
-  return Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %8s %8s %8s %8s %7s %7s", "PID",
+  return Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %8s %8s %8s %8s %7s %7s %s", "PID",
                 "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "DIR", "TX_KB", "RX_KB", "TX_KB/s",
-                "RX_KB/s", "SEGS_OUT", "SEGS_IN", "RETRANS", "RTT_US");
+                "RX_KB/s", "SEGS_OUT", "SEGS_IN", "RETRANS", "RTT_US", "WORKLOAD");
 }
 
 std::string TopLine(const TopRow& r) {
   const OpenConnection& c = r.conn;
-  return Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %8s %8s %8u %8u %7u %7u",
+  return Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %8s %8s %8u %8u %7u %7u %s",
                 Pid(c.proc).c_str(), TerminalSafe(c.proc.comm_view()).c_str(),
                 c.key.laddr.ToString().c_str(), c.key.lport, c.key.raddr.ToString().c_str(),
                 c.key.rport, std::string(DirectionShort(c.direction)).c_str(),
                 static_cast<double>(c.counters.bytes_tx) / 1024.0,
                 static_cast<double>(c.counters.bytes_rx) / 1024.0, Rate(r.tx_rate).c_str(),
                 Rate(r.rx_rate).c_str(), c.counters.segs_out, c.counters.segs_in,
-                c.counters.retrans, c.counters.rtt_us);
+                c.counters.retrans, c.counters.rtt_us, WorkloadColumn(r.workload).c_str());
 }
 
 std::string TopRowJson(const TopRow& r) {
@@ -267,6 +276,7 @@ std::string TopRowJson(const TopRow& r) {
       .Str("updated", FormatRfc3339(c.updated_ns))
       .Uint("netns", c.key.netns)
       .Str("source", SourceName(c.source));
+  o.Raw("workload", WorkloadJson(r.workload));
   return std::move(o).Finish();
 }
 

@@ -28,15 +28,22 @@ std::string_view FamilyName(uint16_t family);
 // accepted), "-" (unknown or a listener).
 std::string_view DirectionShort(Direction d);
 
+// The WORKLOAD column of watch, top, flows and endpoints: WorkloadLabel,
+// or "-". It is the last column (after what scripts read by position),
+// since a label has spaces: "container web (docker 3f2a1c4d5e6f)".
+std::string WorkloadColumn(const Workload& w);
+
 // ---- watch: columns after tcplife/tcpconnect ----
 std::string WatchHeader();
-std::string WatchLine(const ConnEvent& e);
-// The DESIGN.md flows fields plus "event" and "source".
-std::string WatchJson(const ConnEvent& e);
+std::string WatchLine(const ConnEvent& e, const Workload& workload = {});
+// The DESIGN.md flows fields plus "event", "source" and "workload"
+// (WorkloadJson: an object, or null).
+std::string WatchJson(const ConnEvent& e, const Workload& workload = {});
 
 // ---- top ----
 struct TopRow {
   OpenConnection conn;
+  Workload workload;  // its process's, as meshd resolved it
   // Bytes per second since the previous refresh; none the first time a
   // connection is seen (there is nothing to compare with).
   std::optional<double> tx_rate;
@@ -48,7 +55,9 @@ struct TopRow {
 // new measurement keeps the last rate instead of showing a false zero.
 class RateTracker {
  public:
-  std::vector<TopRow> Update(std::vector<OpenConnection> conns);
+  // `workloads`, parallel to `conns`, may be empty (none known).
+  std::vector<TopRow> Update(std::vector<OpenConnection> conns,
+                             const std::vector<Workload>& workloads = {});
 
  private:
   struct Sample {
@@ -77,11 +86,12 @@ std::string TopJson(const std::vector<TopRow>& rows);  // one array
 // time_column: 0 none, 's' seconds since the first record (tcplife -t),
 // 'T' wall-clock HH:MM:SS (tcplife -T).
 std::string FlowsHeader(char time_column);
-std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns);
+std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns,
+                      const Workload& workload = {});
 // DESIGN.md's flows fields: ts, pid, comm, family, laddr, lport, raddr,
 // rport, direction, tx_bytes, rx_bytes, segs_out, segs_in, retrans, rtt_us,
-// rttvar_us, duration_ms, netns.
-std::string FlowsJson(const ConnRecord& r);
+// rttvar_us, duration_ms, netns, reconstructed, workload.
+std::string FlowsJson(const ConnRecord& r, const Workload& workload = {});
 
 // ---- endpoints ----
 // with_node: a NODE column / "node" field first (endpoints --all).

@@ -16,12 +16,13 @@ std::string FlowsHeader(char time_column) {
   std::string time = time_column == 's'   ? Printf("%-9s ", "TIME(s)")
                      : time_column == 'T' ? Printf("%-8s ", "TIME")
                                           : "";
-  return time + Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %9s %7s %8s", "PID", "COMM",
-                       "LADDR", "LPORT", "RADDR", "RPORT", "DIR", "TX_KB", "RX_KB", "MS", "RETRANS",
-                       "RTT_US");
+  return time + Printf("%-7s %-15s %-15s %-5s %-15s %-5s %-3s %8s %8s %9s %7s %8s %s", "PID",
+                       "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "DIR", "TX_KB", "RX_KB", "MS",
+                       "RETRANS", "RTT_US", "WORKLOAD");
 }
 
-std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns) {
+std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns,
+                      const Workload& workload) {
   std::string time;
   if (time_column == 's')
     time = Printf("%-9.3f ", static_cast<double>(r.ts_ns - first_ts_ns) / 1e9);
@@ -29,18 +30,19 @@ std::string FlowsLine(const ConnRecord& r, char time_column, int64_t first_ts_ns
     time = Printf("%-8s ", FormatClock(r.ts_ns).c_str());
   std::string ms =
       r.duration_ns > 0 ? Printf("%.2f", static_cast<double>(r.duration_ns) / 1e6) : "-";
-  return time + Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %9s %7u %8u",
-                       Pid(r.proc).c_str(), TerminalSafe(r.proc.comm_view()).c_str(),
-                       r.key.laddr.ToString().c_str(), r.key.lport, r.key.raddr.ToString().c_str(),
-                       r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
-                       static_cast<double>(r.counters.bytes_tx) / 1024.0,
-                       static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(),
-                       r.counters.retrans, r.counters.rtt_us) +
+  return time +
+         Printf("%-7s %-15s %-15s %-5u %-15s %-5u %-3s %8.2f %8.2f %9s %7u %8u %s",
+                Pid(r.proc).c_str(), TerminalSafe(r.proc.comm_view()).c_str(),
+                r.key.laddr.ToString().c_str(), r.key.lport, r.key.raddr.ToString().c_str(),
+                r.key.rport, std::string(DirectionShort(r.direction)).c_str(),
+                static_cast<double>(r.counters.bytes_tx) / 1024.0,
+                static_cast<double>(r.counters.bytes_rx) / 1024.0, ms.c_str(), r.counters.retrans,
+                r.counters.rtt_us, WorkloadColumn(workload).c_str()) +
          // Past the last column, so the columns scripts read stay where they are.
          (r.reconstructed ? " [reconstructed]" : "");
 }
 
-std::string FlowsJson(const ConnRecord& r) {
+std::string FlowsJson(const ConnRecord& r, const Workload& workload) {
   JsonObject o;
   o.Str("ts", FormatRfc3339(r.ts_ns));
   AddProcess(o, r.proc);
@@ -53,13 +55,14 @@ std::string FlowsJson(const ConnRecord& r) {
     o.Null("duration_ms");
   o.Uint("netns", r.key.netns);
   o.Bool("reconstructed", r.reconstructed);
+  o.Raw("workload", WorkloadJson(workload));
   return std::move(o).Finish();
 }
 
 std::string EndpointsHeader(bool with_node) {
   return (with_node ? Printf("%-16s ", "NODE") : std::string()) +
-         Printf("%-22s %-7s %-7s %-15s %-10s %s", "ENDPOINT", "PID", "PGID", "COMM", "NETNS",
-                "EXE");
+         Printf("%-22s %-7s %-7s %-15s %-10s %s  %s", "ENDPOINT", "PID", "PGID", "COMM", "NETNS",
+                "EXE", "WORKLOAD");
 }
 
 namespace {
@@ -89,14 +92,14 @@ std::string EndpointsLine(const EndpointView& e, bool with_node) {
     return node + Printf("%-22s -> %s%s %s", ep.ToString().c_str(), Targets(e).c_str(),
                          owner.c_str(), Kind(e));
   }
-  return node +
-         Printf("%-22s %-7s %-7s %-15s %-10s %s", ep.ToString().c_str(),
-                e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
-                e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
-                TerminalSafe(e.process.comm).c_str(),
-                // Gossiped endpoints do not carry their namespace.
-                e.endpoint.netns ? std::to_string(e.endpoint.netns).c_str() : "-",
-                TerminalSafe(e.process.exe).c_str());
+  return node + Printf("%-22s %-7s %-7s %-15s %-10s %s  %s", ep.ToString().c_str(),
+                       e.process.pid ? std::to_string(e.process.pid).c_str() : "-",
+                       e.process.pgid ? std::to_string(e.process.pgid).c_str() : "-",
+                       TerminalSafe(e.process.comm).c_str(),
+                       // Gossiped endpoints do not carry their namespace.
+                       e.endpoint.netns ? std::to_string(e.endpoint.netns).c_str() : "-",
+                       TerminalSafe(e.process.exe).c_str(),
+                       WorkloadColumn(e.process.workload).c_str());
 }
 
 std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) {
@@ -120,6 +123,7 @@ std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) 
     } else {
       o.Null("pid").Null("pgid").Null("comm").Null("exe");
     }
+    o.Raw("workload", WorkloadJson(e.process.workload));
     if (e.endpoint.since_ns > 0)
       o.Str("since", FormatRfc3339(e.endpoint.since_ns));
     else

@@ -1,4 +1,5 @@
-// JSON object writer for meshctl's output (strings through the common escaper).
+// JSON object writer for meshctl's output (strings through the common escaper),
+// and the one workload object every output uses.
 #include "cli/format/json.h"
 
 #include <cmath>
@@ -64,6 +65,25 @@ JsonObject& JsonObject::Raw(std::string_view key, std::string_view json) {
 std::string JsonObject::Finish() && {
   out_.push_back('}');
   return std::move(out_);
+}
+
+std::string WorkloadJson(const Workload& w) {
+  if (w.empty()) return "null";
+  JsonObject o;
+  o.Str("kind", WorkloadKindName(w.kind))
+      .Str("runtime", w.runtime)
+      .Str("id", w.id)
+      .Str("name", w.name)
+      .Str("unit", w.unit)
+      .Bool("user_unit", w.user_unit);
+  if (w.pod) {
+    JsonObject pod;
+    pod.Str("uid", w.pod->uid).Str("name", w.pod->name).Str("namespace", w.pod->ns);
+    o.Raw("pod", std::move(pod.Str("qos", w.pod->qos)).Finish());
+  } else {
+    o.Null("pod");
+  }
+  return std::move(o.Str("cgroup", w.cgroup)).Finish();
 }
 
 }  // namespace flowmesh

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "node/common/json_string.h"
+#include "node/proc/workload.h"
 
 namespace flowmesh {
 
@@ -29,5 +30,10 @@ class JsonObject {
   void Key(std::string_view key);
   std::string out_;
 };
+
+// A process's workload as every output shows it: {"kind", "runtime", "id",
+// "name", "unit", "user_unit", "pod": {"uid", "name", "namespace", "qos"} or
+// null, "cgroup"}; "null" when it has none.
+std::string WorkloadJson(const Workload& w);
 
 }  // namespace flowmesh

@@ -6,8 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/format/json.h"
 #include "node/common/clock.h"
 #include "node/common/json_string.h"
+#include "node/proc/workload.h"
 
 namespace flowmesh {
 namespace {
@@ -39,6 +41,8 @@ std::string Label(const LookNode& n) {
     s += " balancer";
   } else if (n.process) {
     const ProcessDetails& p = *n.process;
+    // The name operators know it by first: the unit or the container.
+    if (!p.workload.empty()) s += " " + Printable(WorkloadLabel(p.workload));
     s += " ('" + Printable(p.comm) + "', ";
     s += p.pgid != 0 ? "pgid=" + std::to_string(p.pgid) : "pid=" + std::to_string(p.pid);
     s += ")";
@@ -97,7 +101,8 @@ void JsonNode(const LookNode& n, std::string& out) {
   if (n.process) {
     const ProcessDetails& p = *n.process;
     out += "{\"comm\": " + Quote(p.comm) + ", \"pid\": " + std::to_string(p.pid) +
-           ", \"pgid\": " + std::to_string(p.pgid) + ", \"exe\": " + Quote(p.exe) + "}";
+           ", \"pgid\": " + std::to_string(p.pgid) + ", \"exe\": " + Quote(p.exe) +
+           ", \"workload\": " + WorkloadJson(p.workload) + "}";
   } else {
     out += "null";
   }
@@ -152,13 +157,9 @@ std::string DotQuote(std::string_view s) {
 
 // One vertex per process on a host, and per balancer front; addresses
 // without an agent by address.
-std::string DotId(const LookNode& n) {
+std::string DotId(const LookNode& n, GroupBy g) {
   if (n.balancer) return n.host + "/balancer/" + Address(n);
-  if (n.process) {
-    const ProcessDetails& p = *n.process;
-    std::string group = p.pgid ? "g" + std::to_string(p.pgid) : "p" + std::to_string(p.pid);
-    return n.host + "/" + group;
-  }
+  if (n.process) return n.host + "/" + ProcessGroupKey(*n.process, g);
   return n.host + "/" + Address(n);
 }
 
@@ -172,8 +173,9 @@ std::string DotLabel(const LookNode& n) {
   }
   if (n.process) {
     const ProcessDetails& p = *n.process;
-    s = Printable(p.comm) + (p.pgid ? " (pgid=" + std::to_string(p.pgid) + ")"
-                                    : " (pid=" + std::to_string(p.pid) + ")");
+    if (!p.workload.empty()) s = Printable(WorkloadLabel(p.workload)) + "\n";
+    s += Printable(p.comm) + (p.pgid ? " (pgid=" + std::to_string(p.pgid) + ")"
+                                     : " (pid=" + std::to_string(p.pid) + ")");
     s += "\n" + Address(n);
   } else {
     s = Address(n);
@@ -190,13 +192,14 @@ std::string DotVertex(const LookNode& n) {
   return "label=" + DotQuote(DotLabel(n)) + (n.balancer ? ", shape=diamond" : "");
 }
 
-void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, std::string& edges) {
-  std::string id = DotId(n);
+void DotWalk(const LookNode& n, GroupBy g, std::map<std::string, std::string>& vertices,
+             std::string& edges) {
+  std::string id = DotId(n, g);
   // A cycle leaf names a process already drawn; keep the first label.
   vertices.try_emplace(id, DotVertex(n));
   for (bool clients : {true, false}) {
     for (const LookNode& k : clients ? n.clients : n.dependencies) {
-      std::string kid = DotId(k);
+      std::string kid = DotId(k, g);
       vertices.try_emplace(kid, DotVertex(k));
       std::string label;
       if (k.stats) {
@@ -208,7 +211,7 @@ void DotWalk(const LookNode& n, std::map<std::string, std::string>& vertices, st
       const std::string& to = clients ? id : kid;
       edges +=
           "  " + DotQuote(from) + " -> " + DotQuote(to) + " [label=" + DotQuote(label) + "];\n";
-      DotWalk(k, vertices, edges);
+      DotWalk(k, g, vertices, edges);
     }
   }
 }
@@ -239,7 +242,8 @@ std::string FormatLookJson(const LookResult& result) {
   const LookQuery& q = result.query;
   std::string out = "{\"query\": {\"target\": " + Quote(q.target.ToString()) +
                     ", \"direction\": " + Quote(LookDirectionName(q.direction)) +
-                    ", \"depth\": " + std::to_string(q.depth) + "}, \"root\": ";
+                    ", \"depth\": " + std::to_string(q.depth) +
+                    ", \"group_by\": " + Quote(GroupByName(q.group_by)) + "}, \"root\": ";
   JsonNode(result.root, out);
   return out + "}\n";
 }
@@ -247,7 +251,7 @@ std::string FormatLookJson(const LookResult& result) {
 std::string FormatLookDot(const LookResult& result) {
   std::map<std::string, std::string> vertices;
   std::string edges;
-  DotWalk(result.root, vertices, edges);
+  DotWalk(result.root, result.query.group_by, vertices, edges);
   std::string out = "digraph look {\n  rankdir=LR;\n  node [shape=box];\n";
   for (const auto& [id, attributes] : vertices)
     out += "  " + DotQuote(id) + " [" + attributes + "];\n";

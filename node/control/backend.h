@@ -29,6 +29,10 @@ class ControlBackend {
   virtual Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                              const std::function<bool(const ConnRecord&)>& fn) = 0;
   virtual std::vector<EndpointView> GetEndpoints() = 0;
+  // The unit or container of the process an event, connection or record
+  // names (they carry only its ProcessRef); none when not known. Called
+  // from the control threads, once per process per request (WorkloadMemo).
+  virtual Workload WorkloadOf(const ProcessRef& /*process*/) { return {}; }
   virtual Result<LookResult> RunLook(const LookQuery& query) = 0;
   // The mesh's members and every endpoint it knows; empty when the mesh is off.
   virtual std::vector<PeerView> GetPeers() { return {}; }

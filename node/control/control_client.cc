@@ -109,6 +109,12 @@ ControlRequest Request(RequestKind kind, const WatchFilter& filter = {}) {
   return r;
 }
 
+// The workload of the i-th item of a reply; none when meshd sent none.
+const Workload& WorkloadOf(const ControlResponse& r, size_t i) {
+  static const Workload kNone;
+  return i < r.workloads.size() ? r.workloads[i] : kNone;
+}
+
 Status AnswerError(const ControlResponse& r) {
   if (r.kind == ControlResponse::Kind::kError) return Unavailable("meshd: " + r.error);
   return Internal("meshd sent an unexpected reply (are meshd and meshctl the same version?)");
@@ -182,7 +188,7 @@ Result<ControlResponse> ControlClient::Call(const ControlRequest& request,
 }
 
 Status ControlClient::Flows(const WatchFilter& filter, const TimeWindow& window, uint64_t limit,
-                            std::function<bool(const ConnRecord&)> on_record, bool* truncated) {
+                            RecordFn on_record, bool* truncated) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
   Fd fd(raw);
   ControlRequest request = Request(RequestKind::kFlows, filter);
@@ -199,8 +205,8 @@ Status ControlClient::Flows(const WatchFilter& filter, const TimeWindow& window,
                          std::to_string(io_timeout_.count()) + "ms (is it overloaded or stuck?)");
     FM_ASSIGN_OR_RETURN(ControlResponse r, DecodeResponse(msg));
     if (r.kind != ControlResponse::Kind::kRecords) return AnswerError(r);
-    for (const ConnRecord& rec : r.records)
-      if (on_record && !on_record(rec)) return Status::Ok();
+    for (size_t i = 0; i < r.records.size(); i++)
+      if (on_record && !on_record(r.records[i], WorkloadOf(r, i))) return Status::Ok();
     if (r.done) {
       if (truncated) *truncated = r.truncated;
       return Status::Ok();
@@ -250,14 +256,18 @@ Result<NodeStatus> ControlClient::Status() {
   return std::move(r.status);
 }
 
-Result<std::vector<OpenConnection>> ControlClient::Connections(const WatchFilter& filter) {
+Result<std::vector<OpenConnection>> ControlClient::Connections(const WatchFilter& filter,
+                                                               std::vector<Workload>* workloads) {
   FM_ASSIGN_OR_RETURN(ControlResponse r, Call(Request(RequestKind::kConnections, filter)));
   if (r.kind != ControlResponse::Kind::kConnections) return AnswerError(r);
+  if (workloads != nullptr) {
+    workloads->clear();
+    for (size_t i = 0; i < r.connections.size(); i++) workloads->push_back(WorkloadOf(r, i));
+  }
   return std::move(r.connections);
 }
 
-Status ControlClient::Watch(const WatchFilter& filter,
-                            std::function<bool(const ConnEvent&)> on_event,
+Status ControlClient::Watch(const WatchFilter& filter, EventFn on_event,
                             std::function<void(uint64_t dropped)> on_dropped,
                             std::chrono::milliseconds timeout) {
   FM_ASSIGN_OR_RETURN(int raw, TakeConnection());
@@ -273,7 +283,7 @@ Status ControlClient::Watch(const WatchFilter& filter,
     FM_ASSIGN_OR_RETURN(ControlResponse r, DecodeResponse(msg));
     switch (r.kind) {
       case ControlResponse::Kind::kEvent:
-        if (on_event && !on_event(r.event)) return Status::Ok();
+        if (on_event && !on_event(r.event, WorkloadOf(r, 0))) return Status::Ok();
         break;
       case ControlResponse::Kind::kWatchDropped:
         if (on_dropped) on_dropped(r.dropped);

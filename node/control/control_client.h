@@ -16,6 +16,11 @@ namespace flowmesh {
 
 class ControlClient {
  public:
+  // Each event or record with its process's workload (none when meshd did
+  // not say: a meshd of before issue 15).
+  using EventFn = std::function<bool(const ConnEvent&, const Workload&)>;
+  using RecordFn = std::function<bool(const ConnRecord&, const Workload&)>;
+
   // Connects now, so a wrong path or missing permission is reported before
   // any work; the error says what to do.
   static Result<ControlClient> Connect(const std::string& path);
@@ -27,12 +32,13 @@ class ControlClient {
   ~ControlClient();
 
   Result<NodeStatus> Status();
-  Result<std::vector<OpenConnection>> Connections(const WatchFilter& filter);
+  // `workloads` (optional) gets each connection's workload, in order.
+  Result<std::vector<OpenConnection>> Connections(const WatchFilter& filter,
+                                                  std::vector<Workload>* workloads = nullptr);
   // Streams events (filtered by meshd) to `on_event` until it returns false
   // or `timeout` passes (0 = no limit), both Ok, or meshd goes away (error).
   // `on_dropped` gets meshd's running total of events dropped for this watcher.
-  ::flowmesh::Status Watch(const WatchFilter& filter,
-                           std::function<bool(const ConnEvent&)> on_event,
+  ::flowmesh::Status Watch(const WatchFilter& filter, EventFn on_event,
                            std::function<void(uint64_t dropped)> on_dropped,
                            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
@@ -40,8 +46,7 @@ class ControlClient {
   // until it returns false or the window is done. `truncated` (optional)
   // says whether meshd stopped at `limit`.
   ::flowmesh::Status Flows(const WatchFilter& filter, const TimeWindow& window, uint64_t limit,
-                           std::function<bool(const ConnRecord&)> on_record,
-                           bool* truncated = nullptr);
+                           RecordFn on_record, bool* truncated = nullptr);
   Result<std::vector<EndpointView>> Endpoints();
   // The mesh: its members, and every endpoint every member announced.
   Result<std::vector<PeerView>> Peers();

@@ -144,7 +144,17 @@ void Session::Dispatch(ControlRequest request) {
       } else {
         std::vector<OpenConnection> all = self->state_->backend.GetConnections();
         std::erase_if(all, [&](const OpenConnection& c) { return !request.filter.Matches(c); });
-        frame = EncodeConnectionsResponse(all);
+        WorkloadMemo memo(self->state_->backend);
+        std::vector<Workload> workloads;
+        std::vector<OpenConnection> kept;
+        for (OpenConnection& c : all) {
+          const Workload& w = memo.Of(c.proc);
+          if (!request.filter.MatchesWorkload(w)) continue;
+          workloads.push_back(w);
+          kept.push_back(std::move(c));
+        }
+        all = std::move(kept);
+        frame = EncodeConnectionsResponse(all, workloads);
         if (!frame.ok())
           frame = Status(frame.status().code(),
                          std::to_string(all.size()) + " connections do not fit in one reply (" +
@@ -165,12 +175,15 @@ void Session::StreamRecords(ControlRequest request) {
     RecordFilter filter{request.filter.pid, request.filter.family, request.filter.lports,
                         request.filter.rports};
     std::vector<ConnRecord> chunk;
+    std::vector<Workload> workloads;
     chunk.reserve(kRecordsPerFrame);
+    WorkloadMemo memo(self->state_->backend);
     uint64_t sent = 0;
     bool truncated = false;
     auto send = [&](bool done) {
-      Result<std::vector<uint8_t>> frame = EncodeRecordsResponse(chunk, done, truncated);
+      Result<std::vector<uint8_t>> frame = EncodeRecordsResponse(chunk, done, truncated, workloads);
       chunk.clear();
+      workloads.clear();
       self->stream_frames_++;
       asio::post(self->state_->strand, [self, done, frame = std::move(frame)]() mutable {
         if (done) self->close_after_write_ = true;
@@ -180,11 +193,15 @@ void Session::StreamRecords(ControlRequest request) {
     Status scanned;
     try {
       scanned = self->state_->backend.ScanRecords(request.window, filter, [&](const ConnRecord& r) {
+        // The store filters by process and ports; the workload is known here.
+        const Workload& w = memo.Of(r.proc);
+        if (!request.filter.MatchesWorkload(w)) return !self->gone_.load();
         if (request.limit != 0 && sent == request.limit) {
           truncated = true;
           return false;
         }
         chunk.push_back(r);
+        workloads.push_back(w);
         sent++;
         if (chunk.size() == kRecordsPerFrame) {
           if (!self->WaitForRoom()) return false;
@@ -217,6 +234,7 @@ bool Session::WaitForRoom() {
 
 void Session::StartWatch(WatchFilter filter) {
   filter_ = std::move(filter);
+  memo_ = std::make_unique<WorkloadMemo>(state_->backend);
   sub_ = state_->backend.Subscribe();
   if (!sub_) {
     close_after_write_ = true;
@@ -264,7 +282,9 @@ void Session::Drain() {
   for (const ConnEvent& e : batch_) {
     // UPDATEs are meshd's internal counter refreshes, not events to show.
     if (e.kind == EventKind::kUpdate || !filter_.Matches(e)) continue;
-    Push(EncodeEventResponse(e));
+    const Workload& w = memo_->Of(e.proc);
+    if (!filter_.MatchesWorkload(w)) continue;
+    Push(EncodeEventResponse(e, w));
   }
   uint64_t dropped = sub_->dropped();
   if (dropped > reported_dropped_) {

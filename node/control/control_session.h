@@ -18,6 +18,7 @@
 #include "node/control/backend.h"
 #include "node/control/convert.h"
 #include "node/control/frame.h"
+#include "node/control/workload_memo.h"
 
 namespace flowmesh::control_internal {
 
@@ -92,6 +93,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Watch.
   std::shared_ptr<Subscriber> sub_;
   WatchFilter filter_;
+  std::unique_ptr<WorkloadMemo> memo_;  // a watch's, on the strand
   uint64_t reported_dropped_ = 0;
   bool drain_posted_ = false;
   std::vector<ConnEvent> batch_;

@@ -149,6 +149,50 @@ bool WatchFilter::Matches(const ConnKey& key, uint32_t event_pid) const {
   return true;
 }
 
+bool WatchFilter::MatchesWorkload(const Workload& w) const {
+  if (!unit.empty() && w.unit != unit && !(w.kind == WorkloadKind::kUnit && w.id == unit))
+    return false;
+  if (!container.empty()) {
+    if (w.kind != WorkloadKind::kContainer) return false;
+    if (w.name != container && !w.id.starts_with(container)) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// What no unit or container name holds: a clear error beats an empty result.
+Status CheckName(std::string_view option, std::string_view text, std::string_view example) {
+  // Quoted as given, but no control character reaches the terminal.
+  std::string quoted = "'" + std::string(text) + "'";
+  for (char& c : quoted)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  if (text.empty())
+    return InvalidArgument(std::string(option) + ": empty; e.g. " + std::string(example));
+  if (text.size() > 255)
+    return InvalidArgument(std::string(option) + ": " + std::to_string(text.size()) +
+                           " bytes is longer than any name (255)");
+  for (char c : text)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/')
+      return InvalidArgument(std::string(option) + ": " + quoted +
+                             " has a space, a slash or a control character; e.g. " +
+                             std::string(example));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> ParseUnitFilter(std::string_view text) {
+  FM_RETURN_IF_ERROR(CheckName("--unit", text, "nginx.service"));
+  if (text.find('.') == std::string_view::npos) return std::string(text) + ".service";
+  return std::string(text);
+}
+
+Result<std::string> ParseContainerFilter(std::string_view text) {
+  FM_RETURN_IF_ERROR(CheckName("--container", text, "web, or an id prefix 3f2a1c"));
+  return std::string(text);
+}
+
 void ToCapnp(const ConnEvent& e, s::Event::Builder b) {
   b.setKind(KindToWire(e.kind));
   b.setDirection(DirectionToWire(e.direction));
@@ -333,6 +377,8 @@ void ToCapnp(const WatchFilter& f, s::Filter::Builder b) {
   for (unsigned i = 0; i < f.lports.size(); i++) lports.set(i, f.lports[i]);
   auto rports = b.initRports(static_cast<unsigned>(f.rports.size()));
   for (unsigned i = 0; i < f.rports.size(); i++) rports.set(i, f.rports[i]);
+  b.setUnit(f.unit);
+  b.setContainer(f.container);
 }
 
 Result<WatchFilter> FromCapnp(s::Filter::Reader r) {
@@ -343,6 +389,12 @@ Result<WatchFilter> FromCapnp(s::Filter::Reader r) {
     return InvalidArgument("filter: unknown address family " + std::to_string(f.family));
   for (uint16_t p : r.getLports()) f.lports.push_back(p);
   for (uint16_t p : r.getRports()) f.rports.push_back(p);
+  if (r.getUnit().size() != 0) {
+    FM_ASSIGN_OR_RETURN(f.unit, ParseUnitFilter(r.getUnit().cStr()));
+  }
+  if (r.getContainer().size() != 0) {
+    FM_ASSIGN_OR_RETURN(f.container, ParseContainerFilter(r.getContainer().cStr()));
+  }
   return f;
 }
 

@@ -26,8 +26,15 @@ struct WatchFilter {
   uint16_t family = 0;  // AF_INET, AF_INET6, 0 = both
   std::vector<uint16_t> lports;
   std::vector<uint16_t> rports;
+  // The process's workload: its systemd unit ("nginx.service"), and a
+  // container by name (a pod's container by its name) or id prefix.
+  std::string unit;
+  std::string container;
 
   bool Matches(const ConnKey& key, uint32_t pid) const;
+  // Whether `w` is the unit and the container asked for (none asked: any).
+  bool MatchesWorkload(const Workload& w) const;
+  bool ByWorkload() const { return !unit.empty() || !container.empty(); }
   bool Matches(const ConnEvent& e) const { return Matches(e.key, e.proc.pid); }
   bool Matches(const OpenConnection& c) const { return Matches(c.key, c.proc.pid); }
   bool operator==(const WatchFilter&) const = default;
@@ -81,7 +88,16 @@ struct ControlResponse {
   LookNode look;
   std::vector<PeerView> peers;
   std::vector<NodeKeys> keys;
+  // The workload of connections[i], of records[i], or of the event ([0]),
+  // as meshd resolved it; empty when meshd sent none (a meshd of before).
+  std::vector<Workload> workloads;
 };
+
+// --unit and --container values, checked before they are sent: a unit
+// name ("nginx" means "nginx.service", as systemctl reads it), a container
+// name or id prefix. The error names the option, the value and why.
+Result<std::string> ParseUnitFilter(std::string_view text);
+Result<std::string> ParseContainerFilter(std::string_view text);
 
 // Struct <-> schema. The From* functions validate what a peer could get
 // wrong (enum values from a newer meshd, address lengths) and say what.
@@ -113,11 +129,16 @@ constexpr size_t kRecordsPerFrame = 2048;
 Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request);
 Result<std::vector<uint8_t>> EncodeErrorResponse(std::string_view message);
 Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status);
-Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns);
-Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event);
+// `workloads` (empty = none known) is parallel to the connections or
+// records; each distinct one travels once.
+Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns,
+                                                       const std::vector<Workload>& workloads = {});
+Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event,
+                                                 const Workload& workload = {});
 Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped);
 Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records,
-                                                   bool done, bool truncated);
+                                                   bool done, bool truncated,
+                                                   const std::vector<Workload>& workloads = {});
 Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointView>& endpoints);
 Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root);
 Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& peers);

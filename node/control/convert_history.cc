@@ -193,6 +193,7 @@ void ToCapnp(const LookQuery& q, s::LookQuery::Builder b) {
   b.setUntilNs(q.window.until_ns);
   b.setHopTimeoutNs(q.hop_timeout_ns);
   b.setTimeoutNs(q.timeout_ns);
+  b.setGroupBy(std::string(GroupByName(q.group_by)));
 }
 
 Result<LookQuery> FromCapnp(s::LookQuery::Reader r) {
@@ -214,6 +215,11 @@ Result<LookQuery> FromCapnp(s::LookQuery::Reader r) {
     return InvalidArgument("look timeouts must not be negative");
   if (r.getHopTimeoutNs() > 0) q.hop_timeout_ns = r.getHopTimeoutNs();
   if (r.getTimeoutNs() > 0) q.timeout_ns = r.getTimeoutNs();
+  if (r.getGroupBy().size() == 0) {
+    q.group_by = GroupBy::kPgid;
+  } else {
+    FM_ASSIGN_OR_RETURN(q.group_by, ParseGroupBy(r.getGroupBy().cStr()));
+  }
   return q;
 }
 

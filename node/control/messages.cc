@@ -3,7 +3,11 @@
 #include <capnp/message.h>
 #include <kj/exception.h>
 
+#include <map>
+#include <string>
+
 #include "node/control/convert.h"
+#include "node/wire/wire.h"
 
 namespace flowmesh {
 namespace {
@@ -12,6 +16,49 @@ namespace s = schema;
 
 Result<std::vector<uint8_t>> ResponseFrame(capnp::MallocMessageBuilder& message) {
   return EncodeFrame(message, kMaxResponseBytes);
+}
+
+// Each distinct workload of a response once (a host's thousands of
+// connections belong to a few units), named by 1 + its index.
+class WorkloadIndex {
+ public:
+  uint32_t Of(const Workload& w) {
+    if (w.empty()) return 0;
+    std::string key = w.cgroup + '\0' + WorkloadGroupKey(w) + '\0' + w.id;
+    auto [it, added] = by_key_.try_emplace(std::move(key), all_.size() + 1);
+    if (added) all_.push_back(&w);
+    return it->second;
+  }
+  void Write(s::Response::Builder root) const {
+    if (all_.empty()) return;
+    auto list = root.initWorkloads(static_cast<unsigned>(all_.size()));
+    for (unsigned i = 0; i < all_.size(); i++) wire::WorkloadToWire(*all_[i], list[i]);
+  }
+
+ private:
+  std::map<std::string, uint32_t> by_key_;
+  std::vector<const Workload*> all_;
+};
+
+// Connections or records, each with its workload's index (`workloads` is
+// parallel to `items`, or shorter: none known).
+template <typename T, typename ListBuilder>
+void ItemsToCapnp(const std::vector<T>& items, const std::vector<Workload>& workloads,
+                  ListBuilder list, s::Response::Builder root) {
+  WorkloadIndex index;
+  for (unsigned i = 0; i < items.size(); i++) {
+    ToCapnp(items[i], list[i]);
+    if (i < workloads.size()) list[i].getProcess().setWorkload(index.Of(workloads[i]));
+  }
+  index.Write(root);
+}
+
+Status AddWorkload(const std::vector<Workload>& table, uint32_t index, std::vector<Workload>* out) {
+  if (index > table.size())
+    return InvalidArgument("malformed response: workload " + std::to_string(index) + " of " +
+                           std::to_string(table.size()));
+  out->push_back(index == 0 ? Workload{} : table[index - 1]);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -57,16 +104,22 @@ Result<std::vector<uint8_t>> EncodeStatusResponse(const NodeStatus& status) {
   return ResponseFrame(message);
 }
 
-Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns) {
+Result<std::vector<uint8_t>> EncodeConnectionsResponse(const std::vector<OpenConnection>& conns,
+                                                       const std::vector<Workload>& workloads) {
   capnp::MallocMessageBuilder message;
-  auto list = message.initRoot<s::Response>().initConnections(static_cast<unsigned>(conns.size()));
-  for (unsigned i = 0; i < conns.size(); i++) ToCapnp(conns[i], list[i]);
+  auto root = message.initRoot<s::Response>();
+  ItemsToCapnp(conns, workloads, root.initConnections(static_cast<unsigned>(conns.size())), root);
   return ResponseFrame(message);
 }
 
-Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event) {
+Result<std::vector<uint8_t>> EncodeEventResponse(const ConnEvent& event, const Workload& workload) {
   capnp::MallocMessageBuilder message(64);  // one event is ~50 words; one allocation
-  ToCapnp(event, message.initRoot<s::Response>().initEvent());
+  auto root = message.initRoot<s::Response>();
+  auto e = root.initEvent();
+  ToCapnp(event, e);
+  WorkloadIndex index;
+  e.getProcess().setWorkload(index.Of(workload));
+  index.Write(root);
   return ResponseFrame(message);
 }
 
@@ -77,11 +130,12 @@ Result<std::vector<uint8_t>> EncodeDroppedResponse(uint64_t total_dropped) {
 }
 
 Result<std::vector<uint8_t>> EncodeRecordsResponse(const std::vector<ConnRecord>& records,
-                                                   bool done, bool truncated) {
+                                                   bool done, bool truncated,
+                                                   const std::vector<Workload>& workloads) {
   capnp::MallocMessageBuilder message;
-  auto batch = message.initRoot<s::Response>().initRecords();
-  auto list = batch.initRecords(static_cast<unsigned>(records.size()));
-  for (unsigned i = 0; i < records.size(); i++) ToCapnp(records[i], list[i]);
+  auto root = message.initRoot<s::Response>();
+  auto batch = root.initRecords();
+  ItemsToCapnp(records, workloads, batch.initRecords(static_cast<unsigned>(records.size())), root);
   batch.setDone(done);
   batch.setTruncated(truncated);
   return ResponseFrame(message);
@@ -194,6 +248,9 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
   try {
     auto resp = frame.Root<s::Response>();
     ControlResponse out;
+    std::vector<Workload> table;
+    for (schema::Workload::Reader w : resp.getWorkloads())
+      table.push_back(wire::WorkloadFromWire(w));
     switch (resp.which()) {
       case s::Response::ERROR:
         out.kind = ControlResponse::Kind::kError;
@@ -211,12 +268,15 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
         for (s::Connection::Reader c : list) {
           FM_ASSIGN_OR_RETURN(OpenConnection conn, FromCapnp(c));
           out.connections.push_back(std::move(conn));
+          FM_RETURN_IF_ERROR(AddWorkload(table, c.getProcess().getWorkload(), &out.workloads));
         }
         return out;
       }
       case s::Response::EVENT: {
         out.kind = ControlResponse::Kind::kEvent;
         FM_ASSIGN_OR_RETURN(out.event, FromCapnp(resp.getEvent()));
+        FM_RETURN_IF_ERROR(
+            AddWorkload(table, resp.getEvent().getProcess().getWorkload(), &out.workloads));
         return out;
       }
       case s::Response::WATCH_DROPPED:
@@ -230,6 +290,7 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
         for (s::Record::Reader r : batch.getRecords()) {
           FM_ASSIGN_OR_RETURN(ConnRecord rec, FromCapnp(r));
           out.records.push_back(rec);
+          FM_RETURN_IF_ERROR(AddWorkload(table, r.getProcess().getWorkload(), &out.workloads));
         }
         out.done = batch.getDone();
         out.truncated = batch.getTruncated();

@@ -555,6 +555,15 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
   return store_->ScanRecords(window, filter, fn);
 }
 
+Workload Daemon::WorkloadOf(const ProcessRef& process) {
+  // The cache knows live processes; the store, those a record outlived.
+  Workload w = processes_->Lookup(process).workload;
+  if (!w.empty() || process.pid == 0) return w;
+  Result<std::optional<ProcessDetails>> stored = store_->Process(process.pid, process.start_ticks);
+  if (stored.ok() && *stored) return (*stored)->workload;
+  return {};
+}
+
 std::vector<EndpointView> Daemon::GetEndpoints() {
   std::vector<EndpointView> out;
   for (const EndpointRecord& e : LiveEndpoints()) {

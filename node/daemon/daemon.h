@@ -54,6 +54,7 @@ class Daemon final : public ControlBackend {
   Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                      const std::function<bool(const ConnRecord&)>& fn) override;
   std::vector<EndpointView> GetEndpoints() override;
+  Workload WorkloadOf(const ProcessRef& process) override;
   Result<LookResult> RunLook(const LookQuery& query) override;
   std::vector<PeerView> GetPeers() override;
   std::vector<EndpointView> GetMeshEndpoints() override;

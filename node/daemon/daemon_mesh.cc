@@ -56,7 +56,7 @@ LocalTable Daemon::MeshTable() {
     ProcessDetails p = processes_->Lookup(e.proc);
     for (const IpAddr& a : by_netns ? ServedAddresses(e.addr, e.netns, *by_netns)
                                     : std::vector<IpAddr>{e.addr})
-      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe});
+      t.endpoints.push_back({a, e.port, p.pid, p.pgid, p.comm, p.exe, p.workload});
   }
   std::sort(t.endpoints.begin(), t.endpoints.end(), [](const auto& a, const auto& b) {
     return std::tie(a.port, a.addr) < std::tie(b.port, b.addr);
@@ -159,6 +159,7 @@ std::vector<EndpointView> Daemon::GetMeshEndpoints() {
       v.endpoint.addr = e.addr;
       v.endpoint.port = e.port;
       SetOwner(v, e.pid, e.pgid, e.comm, e.exe);
+      v.process.workload = e.workload;
       v.node = t.name;
       out.push_back(std::move(v));
     }
@@ -203,7 +204,16 @@ Result<std::vector<LookMember>> Daemon::LookMembers() {
     m.state = mesh::MemberStateName(t.state);
     m.synced = t.table_known;
     m.addresses = std::move(t.addresses);
-    for (const mesh::EndpointSummary& e : t.endpoints) m.endpoints.push_back({e.addr, e.port});
+    for (const mesh::EndpointSummary& e : t.endpoints) {
+      m.endpoints.push_back({e.addr, e.port});
+      ProcessDetails owner;
+      owner.pid = e.pid;
+      owner.pgid = e.pgid;
+      owner.comm = e.comm;
+      owner.exe = e.exe;
+      owner.workload = e.workload;
+      m.owners.push_back(std::move(owner));
+    }
     for (const mesh::AliasSummary& a : t.aliases) m.aliases.push_back({a.front, a.target, a.balancer});
     out.push_back(std::move(m));
   }

@@ -66,7 +66,8 @@ std::string TableFingerprint(const LocalTable& t) {
   for (const IpAddr& a : t.addresses) out += a.ToString() + ",";
   out += "|";
   for (const mesh::EndpointSummary& e : t.endpoints)
-    out += Endpoint{e.addr, e.port}.ToString() + "/" + std::to_string(e.pid) + "/" + e.comm + ",";
+    out += Endpoint{e.addr, e.port}.ToString() + "/" + std::to_string(e.pid) + "/" + e.comm + "/" +
+           WorkloadGroupKey(e.workload) + ",";
   out += "|";
   for (const mesh::AliasSummary& a : t.aliases)
     out += a.front.ToString() + ">" + a.target.ToString() + (a.balancer ? "/b/" : "/p/") +

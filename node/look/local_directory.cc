@@ -1,6 +1,6 @@
 // LocalDirectory, LocalQuerier and AskOne: look's questions answered from
 // this node's store, its listen history and live listeners, with processes
-// grouped by pgid.
+// grouped as the look asks (by workload, pgid or pid).
 #include "node/look/local_directory.h"
 
 #include <sys/socket.h>
@@ -13,49 +13,12 @@
 #include <utility>
 
 #include "node/common/clock.h"
-
 #include "node/common/log.h"
+#include "node/look/process_groups.h"
 #include "node/probe/netns.h"
 
 namespace flowmesh {
 namespace {
-
-using ProcId = std::pair<uint32_t, uint64_t>;  // (pid, start_ticks)
-
-// What the store knows about processes, and their pgid groups. A process
-// the store does not know (or with pgid 0) is a group of its own.
-class ProcessIndex {
- public:
-  explicit ProcessIndex(std::vector<ProcessDetails> all) {
-    for (ProcessDetails& p : all) by_id_[{p.pid, p.start_ticks}] = std::move(p);
-  }
-  ProcessDetails Details(uint32_t pid, uint64_t start_ticks, std::string_view comm = {}) const {
-    auto it = by_id_.find({pid, start_ticks});
-    if (it != by_id_.end()) return it->second;
-    ProcessDetails d;
-    d.pid = pid;
-    d.start_ticks = start_ticks;
-    d.comm = std::string(comm);
-    return d;
-  }
-  // pgid groups are "g<pgid>", lone processes "p<pid>/<start>".
-  std::string Group(uint32_t pid, uint64_t start_ticks) const {
-    auto it = by_id_.find({pid, start_ticks});
-    if (it != by_id_.end() && it->second.pgid != 0) return "g" + std::to_string(it->second.pgid);
-    return "p" + std::to_string(pid) + "/" + std::to_string(start_ticks);
-  }
-  // The process to show for a group: its leader when known (nginx's
-  // master), else `fallback`.
-  ProcessDetails Representative(const ProcessDetails& fallback) const {
-    if (fallback.pgid == 0) return fallback;
-    for (const auto& [id, p] : by_id_)
-      if (p.pid == fallback.pgid && p.pgid == fallback.pgid) return p;
-    return fallback;
-  }
-
- private:
-  std::map<ProcId, ProcessDetails> by_id_;
-};
 
 bool SameEndpoint(const EndpointRecord& a, const EndpointRecord& b) {
   return a.netns == b.netns && a.addr == b.addr && a.port == b.port;
@@ -119,14 +82,15 @@ Result<std::vector<LocalQuerier::WindowListener>> LocalQuerier::Listeners(
   return out;
 }
 
-Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, const TimeWindow& w) {
-  FM_ASSIGN_OR_RETURN(EndpointDescription d, DescribeListener(endpoint, w));
+Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, const TimeWindow& w,
+                                                   GroupBy group_by) {
+  FM_ASSIGN_OR_RETURN(EndpointDescription d, DescribeListener(endpoint, w, group_by));
   if (d.found) return d;
   // Nothing listens there: a published port this node's NAT sends on to a
   // listener here, or a balancer's front.
   FM_ASSIGN_OR_RETURN(std::optional<Endpoint> target, PublishedTarget(endpoint, w));
   if (target) {
-    FM_ASSIGN_OR_RETURN(EndpointDescription real, DescribeListener(*target, w));
+    FM_ASSIGN_OR_RETURN(EndpointDescription real, DescribeListener(*target, w, group_by));
     if (real.found) {
       real.endpoint = endpoint;
       real.listener = *target;
@@ -137,7 +101,7 @@ Result<EndpointDescription> LocalQuerier::Describe(const Endpoint& endpoint, con
 }
 
 Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpoint,
-                                                           const TimeWindow& w) {
+                                                           const TimeWindow& w, GroupBy group_by) {
   EndpointDescription d;
   d.endpoint = endpoint;
   FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
@@ -158,7 +122,7 @@ Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpo
   }
   if (best != nullptr) listener = &best->record;
   FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all));
+  ProcessIndex procs(std::move(all), group_by);
 
   FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kPassive && k.lport == endpoint.port &&
@@ -194,9 +158,9 @@ Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpo
 }
 
 Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target, const IpAddr& from,
-                                                         const TimeWindow& w) {
+                                                         const TimeWindow& w, GroupBy group_by) {
   FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all));
+  ProcessIndex procs(std::move(all), group_by);
   FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kActive && FromMatches(k.laddr, from) &&
            (Reaches({k.raddr, k.rport}, target) || (k.translated() && Reaches({k.xaddr, k.xport}, target)));
@@ -236,9 +200,7 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
 
   FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
   for (auto& [key, g] : groups) {
-    auto most = std::max_element(g.members.begin(), g.members.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    g.cp.process = procs.Representative(procs.Details(most->first.first, most->first.second));
+    g.cp.process = procs.Representative(g.members);
     if (g.cp.process.pid == 0) continue;  // the unknown process listens nowhere we know
     std::vector<const EndpointRecord*> mine;
     for (const WindowListener& wl : listeners) {
@@ -268,9 +230,10 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   return out;
 }
 
-Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, const TimeWindow& w) {
+Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, const TimeWindow& w,
+                                                        GroupBy group_by) {
   FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all));
+  ProcessIndex procs(std::move(all), group_by);
   FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kActive && FromMatches(k.laddr, host);
   }));
@@ -288,9 +251,7 @@ Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, cons
   }
   std::vector<ActiveProcess> out;
   for (auto& [key, g] : groups) {
-    auto most = std::max_element(g.members.begin(), g.members.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    g.ap.process = procs.Representative(procs.Details(most->first.first, most->first.second));
+    g.ap.process = procs.Representative(g.members);
     g.ap.dependencies = DependenciesOf(g.flows);
     out.push_back(std::move(g.ap));
   }
@@ -317,19 +278,20 @@ LookAnswer AskOne(const LookQuestion& q, const TimeWindow& w) {
   }
   switch (q.kind) {
     case LookQuestion::Kind::kDescribe: {
-      Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w);
+      Result<EndpointDescription> r = q.node.querier->Describe(q.endpoint, w, q.group_by);
       a.status = r.status();
       if (r.ok()) a.description = std::move(r).value();
       break;
     }
     case LookQuestion::Kind::kClients: {
-      Result<std::vector<ClientProcess>> r = q.node.querier->Clients(q.endpoint, q.from, w);
+      Result<std::vector<ClientProcess>> r =
+          q.node.querier->Clients(q.endpoint, q.from, w, q.group_by);
       a.status = r.status();
       if (r.ok()) a.clients = std::move(r).value();
       break;
     }
     case LookQuestion::Kind::kActive: {
-      Result<std::vector<ActiveProcess>> r = q.node.querier->Active(q.from, w);
+      Result<std::vector<ActiveProcess>> r = q.node.querier->Active(q.from, w, q.group_by);
       a.status = r.status();
       if (r.ok()) a.active = std::move(r).value();
       break;

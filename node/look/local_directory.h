@@ -35,19 +35,21 @@ class LocalQuerier final : public NodeQuerier {
 
   // The process listening on `endpoint` in the window (a wildcard listener
   // matches; of several, the one that listened latest), its clients by
-  // address, and the dependencies of its whole pgid group. Where nothing
+  // address, and the dependencies of its whole group (`group_by`). Where nothing
   // listens, a published port (docker -p) is described as the listener it
   // reaches, and a balancer's front as its backends and clients.
-  Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) override;
+  Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w,
+                                       GroupBy group_by) override;
   // The process groups whose active flows go to `target` from `from` (any
   // loopback address when `from` is loopback, any address when unspecified),
   // each with its listening endpoints and their clients.
   Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
-                                             const TimeWindow& w) override;
+                                             const TimeWindow& w, GroupBy group_by) override;
 
   // The process groups with active flows from `host` (any loopback address
   // when `host` is loopback), each with the endpoints it connected to.
-  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w) override;
+  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w,
+                                            GroupBy group_by) override;
 
   // Live listeners first, then stored ones not also live: who listens now.
   Result<std::vector<EndpointRecord>> CurrentListeners() const;
@@ -61,7 +63,8 @@ class LocalQuerier final : public NodeQuerier {
   Result<std::vector<WindowListener>> Listeners(const TimeWindow& w) const;
 
  private:
-  Result<EndpointDescription> DescribeListener(const Endpoint& endpoint, const TimeWindow& w);
+  Result<EndpointDescription> DescribeListener(const Endpoint& endpoint, const TimeWindow& w,
+                                               GroupBy group_by);
   // NAT (local_nat.cc): the listener a published port reached in the window
   // (or reaches now), the fronts that reached a listener, a balancer front's
   // backends and clients, and a balancer's forwarded connections to a backend.

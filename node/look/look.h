@@ -93,10 +93,14 @@ struct ActiveProcess {
 class NodeQuerier {
  public:
   virtual ~NodeQuerier() = default;
-  virtual Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w) = 0;
+  // `group_by` says which processes are one (a ClientProcess, an
+  // ActiveProcess, the group whose dependencies a description lists).
+  virtual Result<EndpointDescription> Describe(const Endpoint& endpoint, const TimeWindow& w,
+                                               GroupBy group_by) = 0;
   virtual Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
-                                                     const TimeWindow& w) = 0;
-  virtual Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w) = 0;
+                                                     const TimeWindow& w, GroupBy group_by) = 0;
+  virtual Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow& w,
+                                                    GroupBy group_by) = 0;
 };
 
 struct NodeRef {
@@ -113,6 +117,7 @@ struct LookQuestion {
   NodeRef node;
   Endpoint endpoint;  // Describe: the endpoint; Clients: the target
   IpAddr from;        // Clients: the client address; Active: the host's address
+  GroupBy group_by = GroupBy::kWorkload;  // the walk's (LookQuery::group_by)
 };
 struct LookAnswer {
   Status status;                       // not ok: the node did not answer (an `unreachable` leaf)
@@ -141,6 +146,12 @@ class Directory {
   // aliases): a client whose connection a balancer translated without
   // masquerade dialled one of these, not the target.
   virtual std::vector<Endpoint> FrontsOf(const Endpoint& /*target*/) { return {}; }
+  // Who listens on `endpoint` as the owner's gossiped table says (pid, pgid,
+  // comm, exe, workload): what an `unreachable` leaf shows, since the node
+  // itself did not answer. nullopt = no table says.
+  virtual std::optional<ProcessDetails> TableOwner(const Endpoint& /*endpoint*/) {
+    return std::nullopt;
+  }
 };
 
 // One question answered by the querier it names: how a node answers the

@@ -39,9 +39,9 @@ struct Candidate {
   std::vector<DependencyEdge> down;
 };
 
-std::string GroupKey(const std::string& host, const ProcessDetails& p) {
-  if (p.pgid != 0) return host + "|g" + std::to_string(p.pgid);
-  return host + "|p" + std::to_string(p.pid) + "/" + std::to_string(p.start_ticks);
+// One tree node per group of a host's processes, as the nodes group them.
+std::string GroupKey(const std::string& host, const ProcessDetails& p, GroupBy g) {
+  return host + "|" + ProcessGroupKey(p, g);
 }
 
 std::string QuestionKey(const LookQuestion& q) {
@@ -73,14 +73,18 @@ void Unowned(const Directory& dir, LookNode& n) {
   n.status_detail = "no endpoint table yet from " + pending + ", which may own it";
 }
 
-void Unreachable(const LookAnswer& a, LookNode& n) {
-  n.status = LookStatus::kUnreachable;
-  n.status_detail = a.status.message().empty() ? "no answer" : a.status.message();
-}
-
 std::optional<ProcessDetails> Known(const ProcessDetails& p) {
   if (p.pid == 0) return std::nullopt;  // the "unknown process" of unattributed flows
   return p;
+}
+
+// A node that did not answer; an endpoint of it shows the owner its
+// gossiped table announced (the unit or container named even so).
+void Unreachable(const LookAnswer& a, LookNode& n, Directory* dir = nullptr) {
+  n.status = LookStatus::kUnreachable;
+  n.status_detail = a.status.message().empty() ? "no answer" : a.status.message();
+  if (dir == nullptr || n.port == 0 || n.process) return;
+  if (std::optional<ProcessDetails> p = dir->TableOwner({n.addr, n.port})) n.process = Known(*p);
 }
 
 std::string TargetsText(const std::vector<Endpoint>& targets) {
@@ -189,6 +193,7 @@ std::vector<Endpoint> Walker::WithFronts(const std::vector<Endpoint>& targets) {
 }
 
 size_t Walker::Enqueue(LookQuestion q) {
+  q.group_by = query_.group_by;
   std::string key = QuestionKey(q);
   if (!answers_.count(key) &&
       std::find(pending_keys_.begin(), pending_keys_.end(), key) == pending_keys_.end()) {
@@ -228,7 +233,7 @@ void Walker::Describe(Vertex& root) {
   AskPending();
   const LookAnswer& a = answers_[slot_keys_[qi]];
   if (!a.status.ok()) {
-    Unreachable(a, root.node);
+    Unreachable(a, root.node, &dir_);
     return;
   }
   const EndpointDescription& d = a.description;
@@ -244,7 +249,8 @@ void Walker::Describe(Vertex& root) {
   root.node.process = Known(d.process);
   root.node.balancer = d.balancer;
   root.node.aliases = d.aliases;
-  if (root.node.process) root.group = GroupKey(root.where.name, *root.node.process);
+  if (root.node.process)
+    root.group = GroupKey(root.where.name, *root.node.process, query_.group_by);
   if (query_.direction != LookDirection::kOut)
     root.up = UpEdgesOf(d.clients, {served}, served.addr);
   if (query_.direction != LookDirection::kIn) root.down = d.dependencies;
@@ -308,7 +314,7 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
         const Endpoint front = cp.endpoints.empty() ? Endpoint{s.up.ip, 0} : cp.endpoints[0];
         // Connections that went through a VIP are apart from direct ones.
         std::string key = cp.balancer ? s.owner.name + "|b" + front.ToString()
-                                      : GroupKey(s.owner.name, cp.process) + "|v" +
+                                      : GroupKey(s.owner.name, cp.process, query_.group_by) + "|v" +
                                             (via.port ? via.ToString() : "");
         auto [it, inserted] = by_group.try_emplace(key);
         Candidate& c = it->second;
@@ -361,7 +367,7 @@ std::vector<Candidate> Walker::ChildrenOf(const Slot& s) {
   c.where = s.owner;
   const LookAnswer& a = answers_[slot_keys_[s.questions.at(0)]];
   if (!a.status.ok()) {
-    Unreachable(a, c.node);
+    Unreachable(a, c.node, &dir_);
   } else if (a.description.found) {
     const EndpointDescription& d = a.description;
     if (d.listener.port != 0) {
@@ -400,7 +406,7 @@ std::vector<int> Walker::Place(std::vector<std::vector<Candidate>>& clients,
         v.where = c.where;
         bool more = client ? !c.up.empty() : !c.down.empty();
         v.parent = frontier[f];
-        if (v.node.process) v.group = GroupKey(v.where.name, *v.node.process);
+        if (v.node.process) v.group = GroupKey(v.where.name, *v.node.process, query_.group_by);
         // Only a repeat on its own path is a cycle: a process that two
         // branches share (both apps use one redis) shows under each; its
         // questions were asked once and their answers are reused.

@@ -1,7 +1,10 @@
-// Names of look directions and statuses, both ways.
+// Names of look directions, statuses and groupings, both ways, and the
+// group key of a process.
 #include "node/look/look_types.h"
 
 #include <string>
+
+#include "node/proc/workload.h"
 
 namespace flowmesh {
 
@@ -22,6 +25,15 @@ Result<GroupBy> ParseGroupBy(std::string_view text) {
     if (text == GroupByName(g)) return g;
   return InvalidArgument("unknown grouping '" + std::string(text) +
                          "'; use workload, pgid or pid");
+}
+
+std::string ProcessGroupKey(const ProcessDetails& p, GroupBy g) {
+  if (g == GroupBy::kWorkload && !p.workload.empty()) {
+    std::string key = WorkloadGroupKey(p.workload);
+    if (!key.empty()) return "w" + key;
+  }
+  if (g != GroupBy::kPid && p.pgid != 0) return "g" + std::to_string(p.pgid);
+  return "p" + std::to_string(p.pid) + "/" + std::to_string(p.start_ticks);
 }
 
 std::string_view LookDirectionName(LookDirection d) {

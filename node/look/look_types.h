@@ -38,6 +38,11 @@ enum class GroupBy : uint8_t { kWorkload, kPgid, kPid };
 
 std::string_view GroupByName(GroupBy g);  // "workload", "pgid", "pid"
 Result<GroupBy> ParseGroupBy(std::string_view text);
+// The group a process of one host falls in: "w<WorkloadGroupKey>" by
+// workload when it has one, else "g<pgid>" (by workload or pgid) when it has
+// a pgid, else "p<pid>/<start>". The local directory groups flows with it
+// and the walk finds repeats on a path with it, so both agree.
+std::string ProcessGroupKey(const ProcessDetails& p, GroupBy g);
 
 std::string_view LookDirectionName(LookDirection d);  // "both", "in", "out"
 std::string_view LookStatusName(LookStatus s);        // "ok", "no-agent", ...

@@ -129,6 +129,11 @@ Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
     }
     wire::EndpointToWire(in.endpoint, list[i].initEndpoint());
     wire::AddrToWire(in.from, list[i].initAddr());
+    switch (in.group_by) {
+      case GroupBy::kWorkload: list[i].setGroupBy(q::GroupBy::WORKLOAD); break;
+      case GroupBy::kPgid: list[i].setGroupBy(q::GroupBy::PGID); break;
+      case GroupBy::kPid: list[i].setGroupBy(q::GroupBy::PID); break;
+    }
   }
   return Flatten(message, "look query");
 }
@@ -146,6 +151,12 @@ Result<QueryBatch> DecodeQuery(std::span<const uint8_t> bytes) {
             case q::Kind::CLIENTS: question.kind = LookQuestion::Kind::kClients; break;
             case q::Kind::ACTIVE: question.kind = LookQuestion::Kind::kActive; break;
             default: return InvalidArgument("malformed look query: unknown question kind");
+          }
+          switch (in.getGroupBy()) {
+            case q::GroupBy::PGID: question.group_by = GroupBy::kPgid; break;
+            case q::GroupBy::WORKLOAD: question.group_by = GroupBy::kWorkload; break;
+            case q::GroupBy::PID: question.group_by = GroupBy::kPid; break;
+            default: return InvalidArgument("malformed look query: unknown grouping");
           }
           FM_ASSIGN_OR_RETURN(question.endpoint, wire::EndpointFromWire(in.getEndpoint()));
           FM_ASSIGN_OR_RETURN(question.from, AddrFromWire(in.getAddr().getBytes(), "address"));

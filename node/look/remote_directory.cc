@@ -77,20 +77,33 @@ const LookMember* RemoteDirectory::RemoteOf(const LookQuestion& q) const {
 std::optional<NodeRef> RemoteDirectory::OwnerOfEndpoint(const Endpoint& endpoint) {
   if (auto mine = local_.OwnerOfEndpoint(endpoint)) return mine;
   if (endpoint.addr.is_loopback()) return std::nullopt;  // the engine keeps it on the asking node
+  if (auto l = Listener(endpoint)) return Ref(*l->first);
+  if (const LookMember* m = AliasOwner(endpoint)) return Ref(*m);
+  return std::nullopt;
+}
+
+std::optional<std::pair<const LookMember*, size_t>> RemoteDirectory::Listener(
+    const Endpoint& endpoint) const {
   // An exact listener beats a wildcard one on the member that has the address.
-  const LookMember* wildcard = nullptr;
+  std::optional<std::pair<const LookMember*, size_t>> wildcard;
   for (const LookMember& m : members_) {
     bool has_addr =
         std::find(m.addresses.begin(), m.addresses.end(), endpoint.addr) != m.addresses.end();
-    for (const Endpoint& e : m.endpoints) {
+    for (size_t i = 0; i < m.endpoints.size(); i++) {
+      const Endpoint& e = m.endpoints[i];
       if (e.port != endpoint.port) continue;
-      if (e.addr == endpoint.addr) return Ref(m);
-      if (has_addr && ServesAddress(e.addr, endpoint.addr)) wildcard = &m;
+      if (e.addr == endpoint.addr) return std::make_pair(&m, i);
+      if (has_addr && ServesAddress(e.addr, endpoint.addr)) wildcard = std::make_pair(&m, i);
     }
   }
-  if (wildcard != nullptr) return Ref(*wildcard);
-  if (const LookMember* m = AliasOwner(endpoint)) return Ref(*m);
-  return std::nullopt;
+  return wildcard;
+}
+
+std::optional<ProcessDetails> RemoteDirectory::TableOwner(const Endpoint& endpoint) {
+  if (endpoint.addr.is_loopback()) return std::nullopt;
+  auto l = Listener(endpoint);
+  if (!l || l->second >= l->first->owners.size()) return std::nullopt;
+  return l->first->owners[l->second];
 }
 
 const LookMember* RemoteDirectory::AliasOwner(const Endpoint& front) const {

@@ -42,6 +42,9 @@ struct LookMember {
   bool synced = true;
   std::vector<IpAddr> addresses;
   std::vector<Endpoint> endpoints;  // where it listens
+  // The owner of endpoints[i] as its table announced it (no start time);
+  // may be shorter (nothing announced).
+  std::vector<ProcessDetails> owners;
   std::vector<MemberAlias> aliases;
 };
 
@@ -97,6 +100,7 @@ class RemoteDirectory final : public Directory {
                               const TimeWindow& w) override;
   std::string Unsynced() const override;
   std::vector<Endpoint> FrontsOf(const Endpoint& target) override;
+  std::optional<ProcessDetails> TableOwner(const Endpoint& endpoint) override;
   const RemoteLookStats& stats() const { return stats_; }
 
  private:
@@ -104,6 +108,9 @@ class RemoteDirectory final : public Directory {
   // The member a question is for; null when this node answers it.
   const LookMember* RemoteOf(const LookQuestion& q) const;
   const LookMember* AliasOwner(const Endpoint& front) const;
+  // The member whose table has a listener on `endpoint` (an exact one over a
+  // wildcard on a member with the address) and its index there.
+  std::optional<std::pair<const LookMember*, size_t>> Listener(const Endpoint& endpoint) const;
 
   LocalDirectory& local_;
   std::vector<LookMember> members_;  // live first

@@ -8,6 +8,10 @@
 namespace flowmesh::mesh {
 namespace {
 
+std::shared_ptr<const Workload> Shared(const Workload& w) {
+  return w.empty() ? nullptr : std::make_shared<const Workload>(w);
+}
+
 // Addresses, then endpoints, then aliases.
 int Rank(const TableRow& r) { return r.is_address ? 0 : r.is_alias ? 2 : 1; }
 
@@ -38,6 +42,7 @@ TableRow EndpointTables::ToRow(const TableEntryMsg& e, int64_t now_ns) {
   r.pgid = e.pgid;
   r.comm = interner_.Intern(e.comm);
   r.exe = interner_.Intern(e.exe);
+  r.workload = Shared(e.workload);
   return r;
 }
 
@@ -56,6 +61,7 @@ TableEntryMsg EndpointTables::ToEntry(const TableRow& r) const {
     e.pgid = r.pgid;
     e.comm = interner_.Get(r.comm);
     e.exe = interner_.Get(r.exe);
+    if (r.workload) e.workload = *r.workload;
   }
   return e;
 }
@@ -95,8 +101,10 @@ std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
     r.exe = interner_.Intern(exe);
     return r;
   };
-  for (const EndpointSummary& e : endpoints)
+  for (const EndpointSummary& e : endpoints) {
     want.push_back(owned(e.addr, e.port, e.pid, e.pgid, e.comm, e.exe));
+    want.back().workload = Shared(e.workload);
+  }
   for (const AliasSummary& a : aliases) {
     TableRow r = owned(a.front.addr, a.front.port, a.pid, a.pgid, a.comm, a.exe);
     r.is_alias = true;
@@ -127,6 +135,7 @@ std::optional<TableDeltaMsg> EndpointTables::SetLocal(uint64_t generation,
       gone.deleted_ns = now_ns;
       gone.pid = gone.pgid = 0;
       gone.balancer = false;
+      gone.workload.reset();
       changed.push_back(gone);
     }
   }
@@ -250,7 +259,8 @@ std::vector<EndpointSummary> EndpointTables::Endpoints(uint32_t owner) const {
   if (const OwnerTable* t = Find(owner))
     for (const TableRow& r : t->rows)
       if (!r.is_address && !r.is_alias && !r.deleted)
-        out.push_back({r.addr, r.port, r.pid, r.pgid, interner_.Get(r.comm), interner_.Get(r.exe)});
+        out.push_back({r.addr, r.port, r.pid, r.pgid, interner_.Get(r.comm), interner_.Get(r.exe),
+                       r.workload ? *r.workload : Workload{}});
   return out;
 }
 

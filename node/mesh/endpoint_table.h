@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -27,6 +28,7 @@ struct EndpointSummary {
   uint32_t pgid = 0;
   std::string comm;
   std::string exe;
+  Workload workload;  // the owner's unit or container; none when not known
 };
 
 // A front this node's NAT translates (flow.h NatAlias as gossiped): a
@@ -57,6 +59,9 @@ struct TableRow {
   uint32_t pgid = 0;
   uint32_t comm = 0;
   uint32_t exe = 0;
+  // Not interned: container ids churn, and the interner never shrinks.
+  // Null = none.
+  std::shared_ptr<const Workload> workload;
   uint64_t version = 0;
   int64_t deleted_ns = 0;  // when this node learned of the deletion
 
@@ -66,7 +71,8 @@ struct TableRow {
   }
   bool SameValue(const TableRow& o) const {
     return pid == o.pid && pgid == o.pgid && comm == o.comm && exe == o.exe &&
-           balancer == o.balancer;
+           balancer == o.balancer &&
+           (workload && o.workload ? *workload == *o.workload : workload == o.workload);
   }
 };
 

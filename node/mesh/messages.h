@@ -9,6 +9,7 @@
 
 #include "node/common/net.h"
 #include "node/mesh/keyring.h"
+#include "node/proc/workload.h"
 
 namespace flowmesh::mesh {
 
@@ -66,6 +67,7 @@ struct TableEntryMsg {
   uint32_t pgid = 0;
   std::string comm;
   std::string exe;
+  Workload workload;  // an endpoint's owner's; none for addresses and aliases
 };
 struct TableDigestMsg {
   std::string owner;

@@ -348,10 +348,21 @@ Result<ExchangeResponseMsg> DecodeExchangeResponse(std::span<const uint8_t> byte
       });
 }
 
+size_t EstimateWorkloadBytes(const Workload& w) {
+  if (w.empty()) return 0;
+  // Its pointer, the struct (1 data + 10 pointer words) and nine texts with
+  // their NUL and padding (the cgroup path is not sent).
+  size_t texts = WorkloadKindName(w.kind).size() + w.runtime.size() + w.id.size() + w.name.size() +
+                 w.unit.size();
+  if (w.pod) texts += w.pod->uid.size() + w.pod->name.size() + w.pod->ns.size() + w.pod->qos.size();
+  return 8 + 88 + texts + 9 * 8;
+}
+
 size_t EstimateEntryBytes(const TableEntryMsg& entry) {
   // Struct (5 data + 3 pointer words, mostly nonzero) plus texts and address;
   // an alias adds a data word, a pointer and its target.
-  return 56 + entry.comm.size() + entry.exe.size() + 2 * 9 + (entry.is_alias ? 16 + 24 : 0);
+  return 56 + entry.comm.size() + entry.exe.size() + 2 * 9 + (entry.is_alias ? 16 + 24 : 0) +
+         EstimateWorkloadBytes(entry.workload);
 }
 
 size_t EstimateDeltaBytes(const TableDeltaMsg& delta) {

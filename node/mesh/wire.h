@@ -33,6 +33,9 @@ constexpr size_t kMaxNameBytes = 128;
 constexpr size_t kMaxAddressBytes = 64;
 constexpr size_t kMaxCommBytes = 64;
 constexpr size_t kMaxExeBytes = 4096;
+// Each text of a gossiped workload: systemd caps unit names at 255 bytes,
+// Kubernetes names at 253, a container id is 64 hex digits.
+constexpr size_t kMaxWorkloadBytes = 256;
 
 // Which check a message failed, for counting drops by reason; the error's
 // message says the rest (which field, how long, the limit).
@@ -70,6 +73,7 @@ Result<Bytes> EncodeExchangeResponse(const ExchangeResponseMsg& response);
 Result<ExchangeResponseMsg> DecodeExchangeResponse(std::span<const uint8_t> bytes);
 
 // Upper estimates of packed sizes, used to fill budgets before encoding.
+size_t EstimateWorkloadBytes(const Workload& w);
 size_t EstimateEntryBytes(const TableEntryMsg& entry);
 size_t EstimateDeltaBytes(const TableDeltaMsg& delta);
 size_t EstimateMemberBytes(const MemberEntryMsg& member);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "node/mesh/wire.h"
+#include "node/wire/wire.h"
 
 namespace flowmesh::mesh::wire {
 namespace {
@@ -70,6 +71,35 @@ Status ReadAddr(capnp::Data::Reader addr, const char* what, IpAddr* out) {
   return Status::Ok();
 }
 
+// Every text bounded: a huge or NUL-bearing one makes the delta malformed,
+// counted and dropped as any other bad row is.
+Status ReadWorkload(schema::Workload::Reader r, Workload* w) {
+  std::string kind;
+  FM_RETURN_IF_ERROR(ReadText(r.getKind(), kMaxWorkloadBytes, false, "workload kind", &kind));
+  std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
+  Workload out;
+  FM_RETURN_IF_ERROR(
+      ReadText(r.getRuntime(), kMaxWorkloadBytes, false, "workload runtime", &out.runtime));
+  FM_RETURN_IF_ERROR(ReadText(r.getId(), kMaxWorkloadBytes, false, "workload id", &out.id));
+  FM_RETURN_IF_ERROR(ReadText(r.getName(), kMaxWorkloadBytes, false, "workload name", &out.name));
+  FM_RETURN_IF_ERROR(ReadText(r.getUnit(), kMaxWorkloadBytes, false, "workload unit", &out.unit));
+  out.user_unit = r.getUserUnit();
+  if (r.getHasPod()) {
+    Pod p;
+    FM_RETURN_IF_ERROR(ReadText(r.getPodUid(), kMaxWorkloadBytes, false, "pod uid", &p.uid));
+    FM_RETURN_IF_ERROR(ReadText(r.getPodName(), kMaxWorkloadBytes, false, "pod name", &p.name));
+    FM_RETURN_IF_ERROR(
+        ReadText(r.getPodNamespace(), kMaxWorkloadBytes, false, "pod namespace", &p.ns));
+    FM_RETURN_IF_ERROR(ReadText(r.getPodQos(), kMaxWorkloadBytes, false, "pod qos", &p.qos));
+    out.pod = std::move(p);
+  }
+  // A kind this node does not know (a newer peer's) is shown as none.
+  if (!k || *k == WorkloadKind::kNone) return Status::Ok();
+  out.kind = *k;
+  *w = std::move(out);
+  return Status::Ok();
+}
+
 void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setVersion(m.version);
   // What a peer older than aliases reads of one: a tombstone (schema).
@@ -81,6 +111,11 @@ void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   b.setPgid(m.pgid);
   b.setComm(m.comm);
   b.setExe(m.exe);
+  if (!m.workload.empty()) {
+    Workload gossiped = m.workload;
+    gossiped.cgroup.clear();
+    ::flowmesh::wire::WorkloadToWire(gossiped, b.initWorkload());
+  }
   if (!m.is_alias) return;
   b.setAlias(true);
   b.setAliasDeleted(m.deleted);
@@ -119,6 +154,7 @@ Status ReadEntry(s::TableEntry::Reader r, TableEntryMsg* m) {
   m->pid = r.getPid();
   m->pgid = r.getPgid();
   FM_RETURN_IF_ERROR(ReadText(r.getComm(), kMaxCommBytes, false, "comm", &m->comm));
+  if (r.hasWorkload()) FM_RETURN_IF_ERROR(ReadWorkload(r.getWorkload(), &m->workload));
   return ReadText(r.getExe(), kMaxExeBytes, false, "exe", &m->exe);
 }
 

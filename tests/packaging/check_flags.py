@@ -7,7 +7,9 @@ For meshctl: each command of `meshctl --help` (and each keys subcommand) has
 its own subsection in meshctl(8)'s COMMANDS and is offered by
 `meshctl <TAB>` (`meshctl keys <TAB>`); each long option of
 `meshctl <command> --help` is in that subsection (the global ones in GLOBAL
-OPTIONS) and `meshctl <command> --<TAB>` offers it.
+OPTIONS) and `meshctl <command> --<TAB>` offers it. An option whose --help
+lists its values ("--group-by GROUPING:{workload,pgid,pid}") has each value
+named in that subsection and offered by `meshctl <command> --opt <TAB>`.
 
 Options the man page has and the binary lacks are not errors: the pages may
 run ahead of the binary. The man pages are rendered with groff, so what is
@@ -33,6 +35,16 @@ def run(argv, **kw):
     if p.returncode != 0:
         sys.exit(f"{' '.join(argv)} exited {p.returncode}: {p.stderr}")
     return p.stdout
+
+
+def help_choices(text):
+    """{long option: [values]} for the options whose --help lists them."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^  (?:-\w, ?)?(--[\w-]+) \S*:\{([^}]*)\}", line)
+        if m:
+            out[m.group(1)] = m.group(2).split(",")
+    return out
 
 
 def help_sections(text):
@@ -153,8 +165,19 @@ def check_meshctl(meshctl, pkg):
         if text is None:
             fail(f"meshctl.8: COMMANDS has no subsection for {sub}")
             text = ""
-        opts, subsubs, _ = help_sections(run([meshctl, sub, "--help"]))
+        sub_help = run([meshctl, sub, "--help"])
+        opts, subsubs, _ = help_sections(sub_help)
         sub_offered = complete(script, ["meshctl", sub, "--"])
+        for opt, values in help_choices(sub_help).items():
+            value_offered = complete(script, ["meshctl", sub, opt, ""])
+            for value in values:
+                if value not in value_offered:
+                    fail(f"bash-completion/meshctl: `meshctl {sub} {opt} <TAB>` does not "
+                         f"offer {value}")
+                if not mentions(text, value):
+                    fail(f"meshctl.8: the {sub} subsection does not name {value}, "
+                         f"a value of {opt}")
+            checked += len(values)
         for opt in opts:
             if opt != "--help" and not mentions(text, opt):
                 fail(f"meshctl.8: the {sub} subsection does not describe {opt} "

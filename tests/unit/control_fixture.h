@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,12 @@ class FakeBackend : public ControlBackend {
                      const std::function<bool(const ConnRecord&)>& fn) override;
   std::vector<EndpointView> GetEndpoints() override { return endpoints; }
   Result<LookResult> RunLook(const LookQuery& query) override;
+  Workload WorkloadOf(const ProcessRef& p) override {
+    std::lock_guard<std::mutex> lock(workloads_mu);
+    workload_asks++;
+    auto it = workloads.find(p.pid);
+    return it == workloads.end() ? Workload{} : it->second;
+  }
 
   // Waits until the n-th subscriber (1-based) exists and returns it.
   std::shared_ptr<Subscriber> WaitForSubscriber(size_t n);
@@ -52,6 +59,10 @@ class FakeBackend : public ControlBackend {
   std::vector<EndpointView> endpoints;
   LookNode look_root;               // RunLook's answer
   LookQuery last_look;
+  // WorkloadOf's answers by pid, and how often it was asked.
+  std::mutex workloads_mu;
+  std::map<uint32_t, Workload> workloads;
+  int workload_asks = 0;
   // When set, Subscribe returns a queue of this capacity already holding
   // `prefill` events, so drops are deterministic.
   size_t small_capacity = 0;

@@ -38,7 +38,7 @@ TEST_F(ControlTest, FlowsStreamEveryRecordInTheWindowAcrossManyFrames) {
   bool truncated = true;
   Status s = client->Flows(
       {}, TimeWindow{1000, 500'000}, 0,
-      [&](const ConnRecord& r) {
+      [&](const ConnRecord& r, const Workload&) {
         got.push_back(r);
         return true;
       },
@@ -62,7 +62,7 @@ TEST_F(ControlTest, FlowsCarryTheReconstructedMark) {
   bool truncated = false;
   Status s = client->Flows(
       {}, TimeWindow{0, 500'000}, 0,
-      [&](const ConnRecord& r) {
+      [&](const ConnRecord& r, const Workload&) {
         got.push_back(r);
         return true;
       },
@@ -80,7 +80,7 @@ TEST_F(ControlTest, FlowsApplyFilterAndLimit) {
   WatchFilter only11;
   only11.pid = 11;
   std::vector<ConnRecord> got;
-  auto collect = [&](const ConnRecord& r) {
+  auto collect = [&](const ConnRecord& r, const Workload&) {
     got.push_back(r);
     return true;
   };
@@ -168,6 +168,8 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   root.addr = IpAddr::V4(10, 213, 0, 2);
   root.port = 80;
   root.process = ProcessDetails{4656, 9, 4656, 1, "nginx", "/usr/sbin/nginx"};
+  root.process->workload.kind = WorkloadKind::kUnit;
+  root.process->workload.id = root.process->workload.unit = "nginx.service";
   LookNode app = Leaf("app-1", 8000, LookStatus::kOk, 12);
   app.dependencies.push_back(Leaf("", 5432, LookStatus::kNoAgent, 3));
   root.dependencies.push_back(app);
@@ -190,8 +192,12 @@ TEST_F(ControlTest, LookTreesCrossTheSocketIntact) {
   q.depth = 4;
   q.direction = LookDirection::kOut;
   q.window = {5, 10};
+  q.group_by = GroupBy::kPid;
   Result<LookNode> got = client->Look(q, std::chrono::seconds(5));
   ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(backend_.last_look.group_by, GroupBy::kPid);
+  EXPECT_EQ(got->process->workload, root.process->workload);
+  EXPECT_EQ(got->process->workload.id, "nginx.service");
   EXPECT_EQ(backend_.last_look.target.port, 80);
   EXPECT_EQ(backend_.last_look.depth, 4);
   EXPECT_EQ(backend_.last_look.direction, LookDirection::kOut);

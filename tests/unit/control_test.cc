@@ -82,7 +82,7 @@ TEST_F(ControlTest, WatchGetsEventsPublishedAfterSubscribingFilteredWithoutUpdat
     ASSERT_TRUE(client.ok());
     result = client->Watch(
         WatchFilter{0, 0, {80}, {}},
-        [&](const ConnEvent& e) {
+        [&](const ConnEvent& e, const Workload&) {
           got.push_back(e);
           return got.size() < 3;
         },
@@ -115,7 +115,7 @@ TEST_F(ControlTest, WatchDeliversLongStreamsInOrder) {
     ASSERT_TRUE(client.ok());
     Status s = client->Watch(
         {},
-        [&](const ConnEvent& e) {
+        [&](const ConnEvent& e, const Workload&) {
           ts.push_back(e.ts_ns);
           return ts.size() < kEvents;
         },
@@ -138,7 +138,7 @@ TEST_F(ControlTest, WatchReportsEventsDroppedForASlowWatcher) {
   ASSERT_TRUE(client.ok());
   Status s = client->Watch(
       {},
-      [&](const ConnEvent& e) {
+      [&](const ConnEvent& e, const Workload&) {
         got.push_back(e);
         return true;
       },
@@ -153,7 +153,7 @@ TEST_F(ControlTest, WatchTimeoutEndsQuietly) {
   ASSERT_TRUE(client.ok());
   auto start = std::chrono::steady_clock::now();
   Status s = client->Watch(
-      {}, [](const ConnEvent&) { return true; }, nullptr, milliseconds(200));
+      {}, [](const ConnEvent&, const Workload&) { return true; }, nullptr, milliseconds(200));
   EXPECT_TRUE(s.ok()) << s.message();
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(190));
 }
@@ -180,7 +180,7 @@ TEST_F(ControlTest, WatchEndsWithAnErrorWhenMeshdStops) {
     Result<ControlClient> client = ControlClient::Connect(path_);
     ASSERT_TRUE(client.ok());
     result = client->Watch(
-        {}, [](const ConnEvent&) { return true; }, nullptr);
+        {}, [](const ConnEvent&, const Workload&) { return true; }, nullptr);
     done = true;
   });
   ASSERT_NE(backend_.WaitForSubscriber(1), nullptr);
@@ -246,11 +246,11 @@ TEST_F(ControlTest, ASlowBackendDoesNotBlockOtherClients) {
   std::thread watcher([&] {
     Result<ControlClient> client = ControlClient::Connect(path_);
     ASSERT_TRUE(client.ok());
-    EXPECT_TRUE(
-        client
-            ->Watch(
-                {}, [&](const ConnEvent&) { return ++got < 1; }, nullptr, std::chrono::seconds(5))
-            .ok());
+    EXPECT_TRUE(client
+                    ->Watch(
+                        {}, [&](const ConnEvent&, const Workload&) { return ++got < 1; }, nullptr,
+                        std::chrono::seconds(5))
+                    .ok());
   });
   ASSERT_NE(backend_.WaitForSubscriber(1), nullptr);
   backend_.hub.Publish(TestEvent(EventKind::kOpen, 80, 1));

@@ -123,7 +123,7 @@ TEST_F(LocalDirectoryTest, OwnsLocalAddressesAndListeners) {
   live_.push_back(fresh);
   EXPECT_TRUE(d.OwnerOfEndpoint(*Endpoint::Parse("10.213.0.2:9090")));
   Result<EndpointDescription> desc =
-      d.querier().Describe(*Endpoint::Parse("10.213.0.2:9090"), TimeWindow{});
+      d.querier().Describe(*Endpoint::Parse("10.213.0.2:9090"), TimeWindow{}, GroupBy::kWorkload);
   ASSERT_TRUE(desc.ok()) << desc.status().message();
   EXPECT_TRUE(desc->found);
   EXPECT_EQ(desc->process.pid, 300u);
@@ -162,12 +162,13 @@ TEST_F(LocalDirectoryTest, AWindowWithoutTrafficKeepsOnlyTheListener) {
 TEST_F(LocalDirectoryTest, ClientsQuestionMatchesTheSourceAddress) {
   LocalQuerier q(*store_, {});
   Endpoint target = *Endpoint::Parse("10.213.0.2:80");
-  auto from_host = q.Clients(target, kHost, {});
+  auto from_host = q.Clients(target, kHost, {}, GroupBy::kWorkload);
   ASSERT_TRUE(from_host.ok());
   ASSERT_THAT(*from_host, SizeIs(1));
   EXPECT_EQ((*from_host)[0].process.pid, 200u);
-  EXPECT_THAT(*q.Clients(target, kRemote, {}), IsEmpty());
-  auto any = q.Clients(*Endpoint::Parse("127.0.0.1:80"), IpAddr::V4(127, 0, 0, 1), {});
+  EXPECT_THAT(*q.Clients(target, kRemote, {}, GroupBy::kWorkload), IsEmpty());
+  auto any =
+      q.Clients(*Endpoint::Parse("127.0.0.1:80"), IpAddr::V4(127, 0, 0, 1), {}, GroupBy::kWorkload);
   ASSERT_THAT(*any, SizeIs(1));
   EXPECT_EQ((*any)[0].process.pid, 300u);
 }
@@ -199,15 +200,16 @@ TEST_F(LocalDirectoryTest, LoopbackClientsWithTheirOwnSourceAddressAreApart) {
   ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
   LocalQuerier q(*store_, {});
   const Endpoint redis = *Endpoint::Parse("127.0.0.1:6379");
-  auto from_a = q.Clients(redis, a, {});
+  auto from_a = q.Clients(redis, a, {}, GroupBy::kWorkload);
   ASSERT_TRUE(from_a.ok());
   ASSERT_THAT(*from_a, SizeIs(1));
   EXPECT_EQ((*from_a)[0].process.pid, 300u);
   EXPECT_EQ((*from_a)[0].stats.active(), 3u);
-  auto from_loop = q.Clients(redis, kLoop, {});
+  auto from_loop = q.Clients(redis, kLoop, {}, GroupBy::kWorkload);
   ASSERT_THAT(*from_loop, SizeIs(1));
   EXPECT_EQ((*from_loop)[0].process.pid, 100u) << "nginx's worker, from 127.0.0.1 itself";
-  EXPECT_THAT(*q.Clients(redis, IpAddr::V4(127, 0, 0, 9), {}), SizeIs(3)) << "no exact source";
+  EXPECT_THAT(*q.Clients(redis, IpAddr::V4(127, 0, 0, 9), {}, GroupBy::kWorkload), SizeIs(3))
+      << "no exact source";
 }
 
 // A server on :8080 that stopped, and another process that listens there
@@ -236,7 +238,7 @@ TEST_F(LocalDirectoryTest, APastWindowShowsWhoListenedThenAndThePresentWhoListen
 
   LocalQuerier q(*store_, [this] { return live_; });
   const Endpoint target = *Endpoint::Parse("10.213.0.2:8080");
-  auto then = q.Describe(target, TimeWindow{kT0, kT0 + kMin});
+  auto then = q.Describe(target, TimeWindow{kT0, kT0 + kMin}, GroupBy::kWorkload);
   ASSERT_TRUE(then.ok()) << then.status().message();
   EXPECT_TRUE(then->found);
   EXPECT_EQ(then->process.pid, 200u);
@@ -244,20 +246,22 @@ TEST_F(LocalDirectoryTest, APastWindowShowsWhoListenedThenAndThePresentWhoListen
   ASSERT_THAT(then->clients, SizeIs(1));
   EXPECT_EQ(then->clients[0].addr, kRemote);
   // Listening, without traffic: still the listener of that time.
-  auto idle = q.Describe(target, TimeWindow{kT0 + 90 * flowmesh::testing::kSec, kT0 + 3 * kMin});
+  auto idle = q.Describe(target, TimeWindow{kT0 + 90 * flowmesh::testing::kSec, kT0 + 3 * kMin},
+                         GroupBy::kWorkload);
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->process.pid, 200u);
   EXPECT_THAT(idle->clients, IsEmpty());
   // Between the two: nobody.
-  auto gap = q.Describe(target, TimeWindow{kT0 + 3 * kMin, kT0 + 5 * kMin});
+  auto gap = q.Describe(target, TimeWindow{kT0 + 3 * kMin, kT0 + 5 * kMin}, GroupBy::kWorkload);
   ASSERT_TRUE(gap.ok());
   EXPECT_FALSE(gap->found);
   // A window through now: the live one, also when it reaches back to the first.
-  auto present =
-      q.Describe(target, TimeWindow{kT0 + 11 * kMin, std::numeric_limits<int64_t>::max()});
+  auto present = q.Describe(
+      target, TimeWindow{kT0 + 11 * kMin, std::numeric_limits<int64_t>::max()}, GroupBy::kWorkload);
   ASSERT_TRUE(present.ok());
   EXPECT_EQ(present->process.pid, 300u);
-  auto both = q.Describe(target, TimeWindow{kT0, std::numeric_limits<int64_t>::max()});
+  auto both =
+      q.Describe(target, TimeWindow{kT0, std::numeric_limits<int64_t>::max()}, GroupBy::kWorkload);
   ASSERT_TRUE(both.ok());
   EXPECT_EQ(both->process.pid, 300u) << "the latest listener of the window";
 
@@ -278,19 +282,21 @@ TEST_F(LocalDirectoryTest, AClientsEndpointsAreTheOnesOfTheWindow) {
   agg_.Add(stop);
   ASSERT_TRUE(store_->Write(agg_.TakeBatch()).ok());
   LocalQuerier q(*store_, {});
-  auto then = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + kMin});
+  auto then =
+      q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + kMin}, GroupBy::kWorkload);
   ASSERT_TRUE(then.ok());
   ASSERT_THAT(*then, SizeIs(1));
   EXPECT_EQ((*then)[0].process.pid, 100u);
   ASSERT_THAT((*then)[0].endpoints, SizeIs(1));
   EXPECT_EQ((*then)[0].endpoints[0].port, 80);
   EXPECT_THAT((*then)[0].clients, SizeIs(3));
-  auto later = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + 10 * kMin});
+  auto later = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0, kT0 + 10 * kMin},
+                         GroupBy::kWorkload);
   ASSERT_TRUE(later.ok());
   ASSERT_THAT(*later, SizeIs(1));
   EXPECT_THAT((*later)[0].endpoints, SizeIs(1)) << "it listened during part of the window";
-  auto after =
-      q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop, {kT0 + 5 * kMin, kT0 + 9 * kMin});
+  auto after = q.Clients(*Endpoint::Parse("127.0.0.1:6379"), kLoop,
+                         {kT0 + 5 * kMin, kT0 + 9 * kMin}, GroupBy::kWorkload);
   ASSERT_TRUE(after.ok());
   EXPECT_THAT(*after, IsEmpty()) << "no flows to redis then";
 }

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/workload_samples.h"
+
 namespace flowmesh {
 namespace {
 
@@ -112,22 +114,56 @@ TEST(LookFormat, DeeperLevelsIndentFiveSpacesAndPidWithoutPgid) {
                 "          └--> 10.213.0.4:6379"));
 }
 
+// A unit, a docker container and a pod's container: named first in the
+// text, an object in JSON, the first line of a dot vertex.
+TEST(LookFormat, WorkloadsAreNamedFirst) {
+  LookResult r = SmallTree();
+  r.root.process->workload = testing::SampleUnit();
+  r.root.dependencies[0].process->workload = testing::SampleContainer();
+  r.root.clients[0].process->workload = testing::SamplePodContainer();
+
+  std::string text = FormatLookTree(r);
+  EXPECT_THAT(text, HasSubstr("10.213.0.2:80 nginx.service ('nginx', pgid=120) on web-1\n"));
+  EXPECT_THAT(text, HasSubstr("└--> 10.213.0.3:8000 container web (docker 3f2a1c4d5e6f) "
+                              "('python3', pgid=6111) on app-1 [depth-limit]"));
+  EXPECT_THAT(text, HasSubstr("└<-- 10.213.0.1 pod shop/pay-7d9c/api (containerd aaaaaaaaaaaa) "
+                              "('curl', pgid=5982) on client-1"));
+
+  std::string json = FormatLookJson(r);
+  EXPECT_THAT(json, HasSubstr(R"("exe": "/usr/sbin/nginx", "workload": {"kind":"unit",)"
+                              R"("runtime":"","id":"nginx.service","name":"",)"
+                              R"("unit":"nginx.service","user_unit":false,"pod":null,)"
+                              R"("cgroup":"/system.slice/nginx.service"}})"));
+  EXPECT_THAT(json, HasSubstr(R"("workload": {"kind":"container","runtime":"docker","id":"3f2a)"));
+  EXPECT_THAT(json, HasSubstr(R"("name":"web","unit":"docker-3f2a)"));
+  EXPECT_THAT(json, HasSubstr(R"("pod":{"uid":"5c6f3e8a-1b2c-4d5e-8f90-0123456789ab",)"
+                              R"("name":"pay-7d9c","namespace":"shop","qos":"burstable"})"));
+
+  std::string dot = FormatLookDot(r);
+  EXPECT_THAT(dot,
+              HasSubstr(R"(label="nginx.service\nnginx (pgid=120)\n10.213.0.2:80\non web-1")"));
+  EXPECT_THAT(dot, HasSubstr(R"("web-1/wu:nginx.service")"));
+  r.query.group_by = GroupBy::kPgid;
+  EXPECT_THAT(FormatLookDot(r), HasSubstr(R"("web-1/g120")"));
+}
+
 TEST(LookFormat, JsonIsDesignsSchema) {
   EXPECT_EQ(
       FormatLookJson(SmallTree()),
-      R"({"query": {"target": "10.213.0.2:80", "direction": "both", "depth": 1}, )"
+      R"({"query": {"target": "10.213.0.2:80", "direction": "both", "depth": 1, )"
+      R"("group_by": "workload"}, )"
       R"("root": {"host": "web-1", "addr": "10.213.0.2", "port": 80, )"
-      R"("process": {"comm": "nginx", "pid": 123, "pgid": 120, "exe": "/usr/sbin/nginx"}, )"
+      R"("process": {"comm": "nginx", "pid": 123, "pgid": 120, "exe": "/usr/sbin/nginx", "workload": null}, )"
       R"("balancer": false, "via": null, "aliases": [], "status": "ok", "status_detail": null, "clients": [)"
       R"({"host": "client-1", "addr": "10.213.0.1", "port": null, )"
-      R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl"}, )"
+      R"("process": {"comm": "curl", "pid": 5982, "pgid": 5982, "exe": "/usr/bin/curl", "workload": null}, )"
       R"("balancer": false, "via": null, "aliases": [], "status": "ok", "status_detail": null, )"
       R"("stats": {"connections": 12, "opened": 12, "bytes_tx": 3000, "bytes_rx": 500, "segs_out": 30, "segs_in": 25, )"
       R"("retrans": 1, "rtt_us": 150, "first_seen": "2025-11-21T23:45:46.123Z", )"
       R"("last_seen": "2025-11-21T23:46:40.000Z"}, "clients": [], "dependencies": []}], )"
       R"("dependencies": [)"
       R"({"host": "app-1", "addr": "10.213.0.3", "port": 8000, )"
-      R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11"}, )"
+      R"("process": {"comm": "python3", "pid": 6111, "pgid": 6111, "exe": "/usr/bin/python3.11", "workload": null}, )"
       R"("balancer": false, "via": null, "aliases": [], "status": "depth-limit", "status_detail": null, )"
       R"("stats": {"connections": 1, "opened": 1, "bytes_tx": 0, )"
       R"("bytes_rx": 2097152, "segs_out": 0, "segs_in": 0, "retrans": 0, "rtt_us": 0, "first_seen": null, "last_seen": null}, )"
@@ -247,14 +283,16 @@ TEST(LookFormat, JsonHasViaBalancerAndAliasesOnEveryNode) {
   std::string json = FormatLookJson(NatTree());
   EXPECT_THAT(json, HasSubstr(R"("host": "s1", "addr": "10.213.5.2", "port": 8080, )"
                               R"("process": {"comm": "fmsrv", "pid": 800, "pgid": 800, )"
-                              R"("exe": "/usr/bin/fmsrv"}, "balancer": false, )"
+                              R"("exe": "/usr/bin/fmsrv", "workload": null}, "balancer": false, )"
                               R"("via": "10.213.250.1:80", "aliases": ["10.213.0.8:9090"], )"
                               R"("status": "ok")"));
   EXPECT_THAT(json, HasSubstr(R"("host": "lb-1", "addr": "10.213.0.9", "port": 8000, )"
                               R"("process": null, "balancer": true, "via": null, "aliases": [], )"));
   // The root is no balancer and was dialled as nothing else.
-  EXPECT_THAT(json, HasSubstr(R"("exe": "/usr/bin/fmcli"}, "balancer": false, "via": null, )"
-                              R"("aliases": [], )"));
+  EXPECT_THAT(
+      json,
+      HasSubstr(R"("exe": "/usr/bin/fmcli", "workload": null}, "balancer": false, "via": null, )"
+                R"("aliases": [], )"));
 }
 
 TEST(LookFormat, DotDrawsABalancerAsItsOwnDiamondAndLabelsViaEdges) {

@@ -39,23 +39,27 @@ FlowStats Conns(uint64_t n) {
 
 class FakeNode : public NodeQuerier {
  public:
-  Result<EndpointDescription> Describe(const Endpoint& ep, const TimeWindow&) override {
+  Result<EndpointDescription> Describe(const Endpoint& ep, const TimeWindow&, GroupBy g) override {
     calls++;
+    asked_group_by = g;
     if (down) return Unavailable("timed out");
     auto it = describe.find(ep);
     if (it != describe.end()) return it->second;
     return EndpointDescription{};
   }
   Result<std::vector<ClientProcess>> Clients(const Endpoint& target, const IpAddr& from,
-                                             const TimeWindow&) override {
+                                             const TimeWindow&, GroupBy g) override {
     calls++;
+    asked_group_by = g;
     if (down) return Unavailable("timed out");
     auto it = clients.find({target, from});
     if (it != clients.end()) return it->second;
     return std::vector<ClientProcess>{};
   }
-  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow&) override {
+  Result<std::vector<ActiveProcess>> Active(const IpAddr& host, const TimeWindow&,
+                                            GroupBy g) override {
     calls++;
+    asked_group_by = g;
     if (down) return Unavailable("timed out");
     auto it = active.find(host);
     if (it != active.end()) return it->second;
@@ -78,6 +82,7 @@ class FakeNode : public NodeQuerier {
   std::map<IpAddr, std::vector<ActiveProcess>> active;
   bool down = false;
   int calls = 0;
+  std::optional<GroupBy> asked_group_by;
 };
 
 class FakeMesh : public Directory {
@@ -368,6 +373,39 @@ TEST_F(LookTest, AnUnclaimedAddressIsUnsyncedWhileAMembersTableIsMissing) {
   EXPECT_EQ(Run("10.213.0.99:80").root.status, LookStatus::kNoAgent);
 }
 
+// web-1's nginx.service restarted in the window: its old and new processes
+// (other pids, other pgids) both called app-1.
+TEST_F(LookTest, AUnitsProcessesAcrossRestartsAreOneNodeByWorkload) {
+  Workload unit;
+  unit.kind = WorkloadKind::kUnit;
+  unit.id = unit.unit = "nginx.service";
+  ClientProcess before, after;
+  before.process = Proc(4656, 4656, "nginx");
+  after.process = Proc(7001, 7001, "nginx");
+  before.process.workload = after.process.workload = unit;
+  before.stats = Conns(8);
+  after.stats = Conns(4);
+  mesh_.Node("web-1").clients[{Ep("10.213.0.3:8000"), Ip("10.213.0.2")}] = {before, after};
+  auto run = [&](GroupBy g) {
+    LookQuery q;
+    q.target = Ep("10.213.0.3:8000");
+    q.direction = LookDirection::kIn;
+    q.group_by = g;
+    return Look(q, mesh_);
+  };
+  LookResult one = run(GroupBy::kWorkload);
+  ASSERT_THAT(one.root.clients, SizeIs(1));
+  EXPECT_EQ(one.root.clients[0].stats->connections, 12u);
+  EXPECT_EQ(mesh_.Node("web-1").asked_group_by, GroupBy::kWorkload);
+  EXPECT_EQ(FormatLookTree(one),
+            "10.213.0.3:8000 ('python3', pgid=6111) on app-1\n"
+            "└<-- 10.213.0.2 nginx.service ('nginx', pgid=4656) on web-1  12 conns 1.2 KB\n");
+  LookResult two = run(GroupBy::kPgid);
+  EXPECT_THAT(two.root.clients, SizeIs(2));
+  EXPECT_EQ(mesh_.Node("web-1").asked_group_by, GroupBy::kPgid);
+  EXPECT_THAT(run(GroupBy::kPid).root.clients, SizeIs(2));
+}
+
 TEST(LookNames, RoundTrip) {
   for (LookDirection d : {LookDirection::kBoth, LookDirection::kIn, LookDirection::kOut})
     EXPECT_EQ(*ParseLookDirection(LookDirectionName(d)), d);
@@ -377,6 +415,11 @@ TEST(LookNames, RoundTrip) {
     EXPECT_EQ(*ParseLookStatus(LookStatusName(s)), s);
   EXPECT_EQ(LookStatusName(LookStatus::kNoAgent), "no-agent");
   EXPECT_FALSE(ParseLookDirection("up").ok());
+  for (GroupBy g : {GroupBy::kWorkload, GroupBy::kPgid, GroupBy::kPid})
+    EXPECT_EQ(*ParseGroupBy(GroupByName(g)), g);
+  Result<GroupBy> bad = ParseGroupBy("unit");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "unknown grouping 'unit'; use workload, pgid or pid");
 }
 
 }  // namespace

@@ -3,7 +3,12 @@
 // with a message rather than read.
 #include "node/look/look_wire.h"
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
+
+#include "node/wire/wire.h"
+#include "schema/query.capnp.h"
 
 namespace flowmesh {
 namespace {
@@ -36,10 +41,11 @@ ProcessDetails Proc(uint32_t pid, const char* comm) {
 }
 
 std::vector<LookQuestion> Questions() {
-  return {{LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.2:80"), {}},
-          {LookQuestion::Kind::kClients, {}, Ep("[fd00::3]:8000"), Ip("10.213.0.2")},
-          {LookQuestion::Kind::kActive, {}, {}, Ip("10.213.0.1")},
-          {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.9:1"), {}}};
+  return {
+      {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.2:80"), {}, GroupBy::kWorkload},
+      {LookQuestion::Kind::kClients, {}, Ep("[fd00::3]:8000"), Ip("10.213.0.2"), GroupBy::kPgid},
+      {LookQuestion::Kind::kActive, {}, {}, Ip("10.213.0.1"), GroupBy::kPid},
+      {LookQuestion::Kind::kDescribe, {}, Ep("10.213.0.9:1"), {}, GroupBy::kWorkload}};
 }
 
 TEST(QueryWire, QuestionsRoundTrip) {
@@ -57,6 +63,7 @@ TEST(QueryWire, QuestionsRoundTrip) {
     EXPECT_EQ(back->questions[i].kind, b.questions[i].kind);
     EXPECT_EQ(back->questions[i].endpoint, b.questions[i].endpoint);
     EXPECT_EQ(back->questions[i].from, b.questions[i].from);
+    EXPECT_EQ(back->questions[i].group_by, b.questions[i].group_by);
   }
 }
 
@@ -156,6 +163,32 @@ TEST(QueryWire, NatFieldsRoundTrip) {
   EXPECT_EQ((*back)[1].clients[1].via, Ep("10.213.250.1:80"));
   EXPECT_EQ((*back)[2].active[0].dependencies[0].via, Ep("10.213.250.1:80"));
   EXPECT_TRUE((*back)[3].description.balancer);
+}
+
+// A question of an origin older than issue 15 has no grouping: the answer
+// groups by pgid, as that origin expects. A workload survives the answer.
+TEST(QueryWire, AnOlderOriginsQuestionGroupsByPgid) {
+  capnp::MallocMessageBuilder message;
+  auto look = message.initRoot<schema::query::NodeQuery>().initLook();
+  auto q = look.initQuestions(1)[0];
+  q.setKind(schema::query::Kind::DESCRIBE);
+  wire::EndpointToWire(Ep("10.213.0.2:80"), q.initEndpoint());
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  Result<QueryBatch> back = DecodeQuery({bytes.begin(), bytes.size()});
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->questions.at(0).group_by, GroupBy::kPgid);
+
+  std::vector<LookAnswer> answers(1);
+  answers[0].description.found = true;
+  answers[0].description.process = Proc(4656, "nginx");
+  answers[0].description.process.workload.kind = WorkloadKind::kUnit;
+  answers[0].description.process.workload.id = "nginx.service";
+  Result<std::vector<uint8_t>> out = EncodeAnswers(answers);
+  ASSERT_TRUE(out.ok());
+  Result<std::vector<LookAnswer>> read = DecodeAnswers(*out, {Questions()[0]});
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ((*read)[0].description.process.workload, answers[0].description.process.workload);
 }
 
 TEST(QueryWire, MalformedOrMismatchedIsRefused) {

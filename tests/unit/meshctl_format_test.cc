@@ -7,6 +7,7 @@
 
 #include "cli/format/format.h"
 #include "cli/format/json.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh {
 namespace {
@@ -67,7 +68,67 @@ TEST(WatchFormat, JsonHasExactlyTheFlowFieldsPlusEventAndSource) {
             "\"raddr\":\"10.213.0.2\",\"rport\":80,\"direction\":\"active\",\"tx_bytes\":2048,"
             "\"rx_bytes\":10240,\"segs_out\":5,\"segs_in\":6,\"retrans\":1,\"rtt_us\":350,"
             "\"rttvar_us\":120,\"duration_ms\":12.346,\"netns\":4026531840,"
-            "\"source\":\"kernel\"}");
+            "\"source\":\"kernel\",\"workload\":null}");
+}
+
+Workload Nginx() { return testing::SampleUnit(); }
+Workload Web() { return testing::SampleContainer(); }
+
+// WORKLOAD is the last column everywhere (its label has spaces); JSON has
+// the object.
+TEST(WorkloadFormat, WatchFlowsTopAndEndpointsShowTheWorkloadLast) {
+  EXPECT_TRUE(WatchHeader().ends_with(" DIR WORKLOAD")) << WatchHeader();
+  EXPECT_TRUE(WatchLine(Close80(), Web()).ends_with(" out container web (docker 3f2a1c4d5e6f)"))
+      << WatchLine(Close80(), Web());
+  EXPECT_TRUE(WatchLine(Close80()).ends_with(" out -")) << WatchLine(Close80());
+  EXPECT_NE(WatchJson(Close80(), Nginx())
+                .find(R"("workload":{"kind":"unit","runtime":"","id":"nginx.service","name":"",)"
+                      R"("unit":"nginx.service","user_unit":false,"pod":null,)"
+                      R"("cgroup":"/system.slice/nginx.service"}})"),
+            std::string::npos);
+
+  ConnRecord r;
+  r.ts_ns = 1'700'000'000'000'000'000;
+  r.proc.pid = 120;
+  r.proc.set_comm("nginx");
+  r.reconstructed = true;
+  EXPECT_TRUE(FlowsHeader(0).ends_with(" RTT_US WORKLOAD"));
+  EXPECT_TRUE(FlowsLine(r, 0, 0, Nginx()).ends_with(" nginx.service [reconstructed]"))
+      << FlowsLine(r, 0, 0, Nginx());
+  EXPECT_NE(FlowsJson(r, Web()).find(R"("reconstructed":true,"workload":{"kind":"container",)"
+                                     R"("runtime":"docker","id":"3f2a1c4d)"),
+            std::string::npos)
+      << FlowsJson(r, Web());
+
+  TopRow row;
+  row.conn.proc = r.proc;
+  row.workload = Nginx();
+  EXPECT_TRUE(TopHeader().ends_with(" RTT_US WORKLOAD"));
+  EXPECT_TRUE(TopLine(row).ends_with(" nginx.service")) << TopLine(row);
+  EXPECT_NE(TopRowJson(row).find(R"("workload":{"kind":"unit")"), std::string::npos);
+  RateTracker tracker;
+  std::vector<TopRow> rows = tracker.Update({row.conn, row.conn}, {Web(), {}});
+  EXPECT_EQ(rows[0].workload, Web());
+  EXPECT_TRUE(rows[1].workload.empty());
+
+  EndpointView e;
+  e.endpoint.addr = IpAddr::V4(0, 0, 0, 0);
+  e.endpoint.port = 80;
+  e.process.pid = 120;
+  e.process.comm = "nginx";
+  e.process.exe = "/usr/sbin/nginx";
+  e.process.workload = Nginx();
+  EXPECT_TRUE(EndpointsHeader().ends_with(" EXE  WORKLOAD"));
+  EXPECT_TRUE(EndpointsLine(e).ends_with("/usr/sbin/nginx  nginx.service")) << EndpointsLine(e);
+  EXPECT_NE(EndpointsJson({e}).find(R"("exe":"/usr/sbin/nginx","workload":{"kind":"unit")"),
+            std::string::npos);
+}
+
+TEST(WorkloadFormat, ControlCharactersInALabelAreNeutralised) {
+  Workload w = Web();
+  w.name = "we\x1b[2Jb";
+  EXPECT_TRUE(WatchLine(Close80(), w).ends_with(" container we?[2Jb (docker 3f2a1c4d5e6f)"))
+      << WatchLine(Close80(), w);
 }
 
 TEST(WatchFormat, JsonForOpensListenersAndUnknownProcesses) {
@@ -374,7 +435,7 @@ TEST(EndpointsFormat, PublishedPortsAndBalancerFrontsWithTheirTargets) {
   lb.targets = {*Endpoint::Parse("10.213.0.3:8000"), *Endpoint::Parse("10.213.0.4:8000")};
   EXPECT_EQ(EndpointsLine(listener, true),
             "docker-1         172.18.0.2:80          4656    4650    nginx           -          "
-            "/usr/sbin/nginx");
+            "/usr/sbin/nginx  -");
   EXPECT_EQ(EndpointsLine(published, true),
             "docker-1         10.213.0.8:9090        -> 172.18.0.2:80 ('nginx', pid=4656) published");
   EXPECT_EQ(EndpointsLine(lb, true),
@@ -391,9 +452,11 @@ TEST(EndpointsFormat, PublishedPortsAndBalancerFrontsWithTheirTargets) {
             std::string::npos)
       << json;
   EXPECT_NE(json.find(R"("targets":["172.18.0.2:80"]})"), std::string::npos) << json;
-  EXPECT_NE(json.find(R"("kind":"balancer","netns":null,"pid":null,"pgid":null,"comm":null,)"
-                      R"("exe":null,"since":null,"targets":["10.213.0.3:8000","10.213.0.4:8000"]})"),
-            std::string::npos)
+  EXPECT_NE(
+      json.find(
+          R"("kind":"balancer","netns":null,"pid":null,"pgid":null,"comm":null,)"
+          R"("exe":null,"workload":null,"since":null,"targets":["10.213.0.3:8000","10.213.0.4:8000"]})"),
+      std::string::npos)
       << json;
 }
 

@@ -12,11 +12,13 @@
 #include <set>
 #include <thread>
 
+#include "cli/format/look_format.h"
 #include "node/common/clock.h"
 #include "node/look/look_service.h"
 #include "node/look/look_wire.h"
 #include "node/mesh/scatter_gather.h"
 #include "tests/unit/store_test_util.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh {
 namespace {
@@ -279,6 +281,33 @@ TEST_F(MeshLookTest, ASilentMemberIsUnreachableAfterTheHopTimeoutAndTheRestAnswe
   EXPECT_FALSE(a[0].status.ok());
   EXPECT_TRUE(sent_.empty());
   EXPECT_EQ(Count(late->stats(), Unanswered::kDeadline), 1u);
+}
+
+// Issue 15: a member that does not answer still announced who listens on
+// its endpoints; the unreachable leaf shows that owner and its workload.
+TEST_F(MeshLookTest, AnUnreachableEndpointShowsTheOwnerItsTableAnnounced) {
+  LookMember web = Table("web-1", "10.213.0.2:7946", {Ip("10.213.0.2")},
+                         {Ep("0.0.0.0:80"), Ep("10.213.0.2:9000")}, "dead");
+  ProcessDetails nginx;
+  nginx.pid = 120;
+  nginx.pgid = 120;
+  nginx.comm = "nginx";
+  nginx.workload = testing::SampleUnit();
+  web.owners = {nginx};  // :9000's owner was not announced
+  auto dir = Directory({web});
+  ASSERT_TRUE(dir->TableOwner(Ep("10.213.0.2:80")).has_value());
+  EXPECT_EQ(dir->TableOwner(Ep("10.213.0.2:80"))->workload, testing::SampleUnit());
+  EXPECT_FALSE(dir->TableOwner(Ep("10.213.0.2:9000")).has_value());
+  EXPECT_FALSE(dir->TableOwner(Ep("10.213.0.3:80")).has_value());
+
+  LookQuery q;
+  q.target = Ep("10.213.0.2:80");
+  LookResult r = Look(q, *dir);
+  EXPECT_EQ(r.root.status, LookStatus::kUnreachable);
+  ASSERT_TRUE(r.root.process.has_value());
+  EXPECT_EQ(FormatLookTree(r),
+            "10.213.0.2:80 nginx.service ('nginx', pgid=120) on web-1 [unreachable]  "
+            "(member web-1 is dead)\n");
 }
 
 }  // namespace
