@@ -64,7 +64,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
 
   // Directions and depth.
   std::string in = Look(1, {"10.213.0.2:80", "--direction", "in"});
-  EXPECT_NE(in.find("└<-- 10.213.0.1 ('curl'"), std::string::npos) << in;
+  EXPECT_NE(in.find("└<-- 10.213.0.1 session-1.scope ('curl'"), std::string::npos) << in;
   EXPECT_EQ(in.find("└-->"), std::string::npos) << in;
   std::string out = Look(1, {"10.213.0.2:80", "--direction", "out", "--depth", "1"});
   EXPECT_EQ(out.find("└<--"), std::string::npos) << out;
@@ -83,7 +83,7 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   std::string before = Look(3, {"10.213.0.2:80", "--until", Rfc3339(minute - 1s)});
   EXPECT_EQ(before.find("└"), std::string::npos) << before;
   std::string recent = Look(3, {"10.213.0.2:80", "--since", "10m"});
-  EXPECT_NE(recent.find("└<-- 10.213.0.1 ('curl'"), std::string::npos) << recent;
+  EXPECT_NE(recent.find("└<-- 10.213.0.1 session-1.scope ('curl'"), std::string::npos) << recent;
 
   // JSON is one valid object with the DESIGN.md fields; dot is a digraph.
   CommandResult json = Ctl(4, {"look", "10.213.0.2:80", "--format", "json"});
@@ -91,7 +91,8 @@ TEST_F(LookLabTest, EveryHostSeesTheWholeTreeOfTheNginxEndpoint) {
   CommandResult valid = RunCommand(
       {"/usr/bin/python3", "-c",
        "import json,sys; d=json.loads(sys.argv[1]); r=d['root']; "
-       "assert d['query']=={'target':'10.213.0.2:80','direction':'both','depth':3}, d['query']; "
+       "assert d['query']=={'target':'10.213.0.2:80','direction':'both','depth':3,"
+       "'group_by':'workload'}, d['query']; "
        "assert r['host']=='web-1' and r['process']['comm']=='nginx' and r['status']=='ok'; "
        "assert r['clients'][0]['stats']['connections']==20; "
        "deps=[n for n in r['dependencies'] if n['host'] in ('app-1','app-2')]; assert "
@@ -303,7 +304,8 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
     EXPECT_LT(took, 4s) << "look took "
                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms";
-    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 on app-2 \[unreachable\]  \d+ conns)"
+    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 pod shop/api-7d9c5b-x2k4q/api \(containerd [0-9a-f]{12}\) )"
+                                 R"(\('python3', pgid=\d+\) on app-2 \[unreachable\]  \d+ conns)"
                                  R"(.*  \(.+\)$)"),
               "")
         << tree;
