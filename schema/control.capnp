@@ -113,6 +113,7 @@ struct StatusInfo {
   reconstructedUnlistens @23 :UInt64;
   lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
   conntrack @25 :Text;     # NAT translations: "on: ..." or "off: why"
+  workloads @26 :Text;     # naming units and containers from cgroups: "on: ..." or "off: why"
 }
 
 struct MeshInfo {

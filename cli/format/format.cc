@@ -348,6 +348,7 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
                           (s.probe_reason.empty() ? "" : ": " + TerminalSafe(s.probe_reason)));
   out += row("netns", TerminalSafe(s.netns));
   if (!s.conntrack.empty()) out += row("conntrack", TerminalSafe(s.conntrack));
+  if (!s.workloads.empty()) out += row("workloads", TerminalSafe(s.workloads));
   std::string events = std::to_string(s.probe.events);
   if (s.first_event_ns > 0)
     events += " (first " +
@@ -441,6 +442,7 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
       .Str("probe_mode", s.probe_mode)
       .Str("probe_reason", s.probe_reason)
       .Str("conntrack", s.conntrack)
+      .Str("workloads", s.workloads)
       .Str("netns", s.netns)
       .Uint("events", s.probe.events)
       .Uint("lost", s.probe.lost)

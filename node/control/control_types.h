@@ -116,6 +116,8 @@ struct NodeStatus {
   std::string netns;
   // NAT translations: "on: N translated connections held, ...", or "off: why".
   std::string conntrack;
+  // Workloads named from cgroups: "on: N cgroups named, ...", or "off: why".
+  std::string workloads;
   ProbeStats probe;
   ConnTableStats table;
   uint32_t watchers = 0;

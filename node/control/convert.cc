@@ -248,6 +248,7 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setProbeReason(st.probe_reason);
   b.setNetns(st.netns);
   b.setConntrack(st.conntrack);
+  b.setWorkloads(st.workloads);
   b.setEvents(st.probe.events);
   b.setLost(st.probe.lost);
   b.setMalformed(st.probe.malformed);
@@ -322,6 +323,7 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.probe_reason = r.getProbeReason();
   st.netns = r.getNetns();
   st.conntrack = r.getConntrack();
+  st.workloads = r.getWorkloads();
   st.probe.events = r.getEvents();
   st.probe.lost = r.getLost();
   st.probe.malformed = r.getMalformed();

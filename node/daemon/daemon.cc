@@ -459,8 +459,11 @@ NodeStatus Daemon::GetStatus() {
   }
   // Workloads: "on" or "off: why" as 0/1, and how naming cgroups went.
   s.probe.detail.emplace_back("workloads_on", workloads_ ? 1 : 0);
+  s.workloads = workloads_state_;
   if (workloads_) {
     const WorkloadResolverStats ws = workloads_->Stats();
+    s.workloads += ": " + std::to_string(ws.named) + " cgroups named as units or containers, " +
+                   std::to_string(ws.unresolved) + " not found";
     s.probe.detail.emplace_back("workloads_named", ws.named);
     s.probe.detail.emplace_back("workload_lookups", ws.lookups);
     s.probe.detail.emplace_back("workload_cache_hits", ws.hits);

@@ -313,6 +313,21 @@ TEST(StatusFormat, Text) {
   EXPECT_EQ(t.find("reconciled"), std::string::npos) << "only once something was: " << t;
 }
 
+TEST(StatusFormat, WorkloadsLineSaysOnOrWhyOff) {
+  NodeStatus s = SampleStatus();
+  EXPECT_EQ(StatusText(s, s.started_ns).find("workloads"), std::string::npos)
+      << "a meshd of before says nothing, so neither does meshctl";
+  s.workloads = "off: no cgroup v2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup";
+  EXPECT_NE(StatusText(s, s.started_ns)
+                .find("workloads    off: no cgroup v2 hierarchy at /sys/fs/cgroup/unified or "
+                      "/sys/fs/cgroup\n"),
+            std::string::npos);
+  s.workloads = "on: 6 cgroups named as units or containers, 0 not found";
+  EXPECT_NE(StatusJson(s, s.started_ns)
+                .find("\"workloads\":\"on: 6 cgroups named as units or containers, 0 not found\""),
+            std::string::npos);
+}
+
 TEST(StatusFormat, ReconciledClosesAreShown) {
   NodeStatus s = SampleStatus();
   s.table.reconstructed_closes = 25;
