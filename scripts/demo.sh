@@ -61,7 +61,8 @@ trap 'exit 130' INT TERM
 
 ctl() { bash "$topology" ctl "$work" "$@"; }
 
-echo "== starting the lab: 9 hosts, 9 meshd, nginx, 2 x python3, redis, memcached, nginx in a container, NAT rules"
+echo "== starting the lab: 9 hosts, 9 meshd, nginx, 2 x python3, redis, memcached, nginx in a container, NAT rules;"
+echo "   each server in a systemd unit's, a docker container's or a Kubernetes pod's cgroup"
 bash "$topology" up "$work"
 
 echo
@@ -94,6 +95,17 @@ echo "== meshctl look 10.213.0.7   (on lb-1: client-2's processes through the Se
 ctl lb-1 look 10.213.0.7 --depth 2
 
 echo
+echo "== topology.sh restart web-1 (as systemctl restart nginx does: new processes, the same unit), 20 more requests"
+bash "$topology" restart "$work" web-1
+bash "$topology" traffic "$work" 20 web
+sleep 2
+echo
+echo "== meshctl look 10.213.0.3:8000 --direction in --depth 1   (on cache-1: nginx.service is one client of app-1 across the restart)"
+ctl cache-1 look 10.213.0.3:8000 --direction in --depth 1
+echo "== the same with --group-by pgid   (each nginx process group on its own)"
+ctl cache-1 look 10.213.0.3:8000 --direction in --depth 1 --group-by pgid
+
+echo
 echo "(as a picture: meshctl look 10.213.0.2:80 --format dot | dot -Tsvg > look.svg; --format json for scripts)"
 
 if [ $keep -eq 1 ]; then
@@ -104,6 +116,8 @@ if [ $keep -eq 1 ]; then
   the tree from any host:   $t ctl $work client-1 look 10.213.0.2:80
   one app, as JSON:         $t ctl $work app-1 look 10.213.0.3:8000 --format json
   history on a host:        $t ctl $work web-1 flows --since 5m
+  one unit's flows:         $t ctl $work web-1 flows --unit nginx.service
+  one container's:          $t ctl $work docker-1 flows --container web
   live events (Ctrl-C):     $t ctl $work cache-1 watch
   more requests:            $t traffic $work 50
   any command on a host:    ip netns exec fmt-1 curl -s http://10.213.0.2/   (hosts fmt-1 .. fmt-9)
