@@ -143,7 +143,7 @@ TEST(StoreCodec, RandomBytesNeverCrashTheDecoders) {
   // The same for values holding a workload, whose strings and bytes give a
   // mutation more to break.
   ProcessDetails p = testing::MakeProcess(77, "nginx");
-  p.workload = testing::PodWorkload();
+  p.workload = testing::SamplePodContainer();
   const std::string process = EncodeProcessValue(p, testing::kT0);
   EndpointRecord e = testing::MakeListener(80, 77, testing::kT0);
   e.workload = p.workload;
@@ -288,7 +288,7 @@ TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
   ASSERT_TRUE(sp.ok());
   EXPECT_EQ(sp->details, p);
   EXPECT_EQ(sp->last_seen_ns, testing::kT0);
-  for (const Workload& w : {testing::UnitWorkload(), testing::PodWorkload(), Workload{}}) {
+  for (const Workload& w : {testing::SampleUnit(), testing::SamplePodContainer(), Workload{}}) {
     p.cgroup_id = 0x1'0000'0042;
     p.workload = w;
     const std::string v = EncodeProcessValue(p, testing::kT0);
@@ -319,7 +319,7 @@ TEST(StoreCodec, ProcessAndEndpointRoundTrip) {
   // The owner's cgroup id and workload travel with it (it may be gone from
   // the processes CF when look groups listeners by workload).
   e.proc.cgroup_id = 4242;
-  e.workload = testing::UnitWorkload();
+  e.workload = testing::SampleUnit();
   v = EncodeEndpointValue(e);
   EXPECT_EQ(v[0], 2) << "endpoints are written in format 2";
   back = DecodeEndpointValue({9, e.addr, 80}, v);
@@ -341,7 +341,7 @@ size_t WorkloadOffset(const ProcessDetails& p) {
 
 TEST(StoreCodec, MalformedWorkloadsAreRefused) {
   ProcessDetails p = testing::MakeProcess(77, "nginx");
-  p.workload = testing::PodWorkload();
+  p.workload = testing::SamplePodContainer();
   const std::string good = EncodeProcessValue(p, testing::kT0);
   ASSERT_TRUE(DecodeProcessValue({77, 1077}, good).ok());
   const size_t at = WorkloadOffset(p);

@@ -114,10 +114,10 @@ TEST(StoreMigration, OldValuesReadBackBesideNewOnes) {
   fresh.proc.cgroup_id = 0x1'0000'0042;
   ProcessDetails fresh_proc = MakeProcess(303, "python3");
   fresh_proc.cgroup_id = fresh.proc.cgroup_id;
-  fresh_proc.workload = PodWorkload();
+  fresh_proc.workload = SamplePodContainer();
   EndpointRecord fresh_listener = MakeListener(80, 304, kT0 + kSec);
   fresh_listener.proc.cgroup_id = 77;
-  fresh_listener.workload = UnitWorkload();
+  fresh_listener.workload = SampleUnit();
   {
     auto store = MustOpen(TestOptions(dir.path()));
     ASSERT_TRUE(store);

@@ -16,6 +16,7 @@
 
 #include "node/store/merge_operators.h"
 #include "node/store/store.h"
+#include "tests/unit/workload_samples.h"
 
 namespace flowmesh::testing {
 
@@ -95,31 +96,6 @@ inline ProcessDetails MakeProcess(uint32_t pid, const std::string& comm) {
           .exe = "/usr/bin/" + comm,
           .cgroup_id = 0,
           .workload = {}};
-}
-
-// A systemd service's workload, and a pod's container with every field set.
-inline Workload UnitWorkload() {
-  Workload w;
-  w.kind = WorkloadKind::kUnit;
-  w.id = "nginx.service";
-  w.unit = "nginx.service";
-  w.cgroup = "/system.slice/nginx.service";
-  return w;
-}
-
-inline Workload PodWorkload() {
-  Workload w;
-  w.kind = WorkloadKind::kContainer;
-  w.runtime = "containerd";
-  w.id = std::string(64, 'a');
-  w.name = "api";
-  w.unit = "cri-containerd-" + w.id + ".scope";
-  w.pod = Pod{.uid = "5c6f3e8a-1b2c-4d5e-8f90-0123456789ab",
-              .name = "pay-7d9c",
-              .ns = "shop",
-              .qos = "burstable"};
-  w.cgroup = "/kubepods.slice/kubepods-burstable.slice/" + w.unit;
-  return w;
 }
 
 // A listener of `pid` (start_ticks 1000 + pid, comm "srv<pid>") on addr:port.
