@@ -97,14 +97,43 @@ void AddRate(JsonObject& o, std::string_view key, const std::optional<double>& r
 
 }  // namespace
 
-std::string TerminalSafe(std::string_view s) {
-  if (s.empty()) return "-";
-  std::string out(s);
-  for (char& c : out) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
+std::string WithoutTerminalControls(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char u = static_cast<unsigned char>(s[i]);
+    if (u < 0x80) {
+      out += (u < 0x20 || u == 0x7f) ? '?' : static_cast<char>(u);
+      i++;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, every continuation
+    // byte 10xxxxxx, no overlong or surrogate forms, and not a C1 control.
+    size_t len = u >= 0xc2 && u <= 0xdf ? 2 : u >= 0xe0 && u <= 0xef ? 3 : u >= 0xf0 && u <= 0xf4 ? 4 : 0;
+    bool ok = len != 0 && i + len <= s.size();
+    uint32_t cp = len == 2 ? u & 0x1f : len == 3 ? u & 0x0f : u & 0x07;
+    for (size_t k = 1; ok && k < len; k++) {
+      const unsigned char c = static_cast<unsigned char>(s[i + k]);
+      ok = (c & 0xc0) == 0x80;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    ok = ok && !(len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+         !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0x80 && cp <= 0x9f);
+    if (!ok) {
+      out += '?';
+      i++;
+      continue;
+    }
+    out.append(s.substr(i, len));
+    i += len;
   }
   return out;
+}
+
+std::string TerminalSafe(std::string_view s) {
+  if (s.empty()) return "-";
+  return WithoutTerminalControls(s);
 }
 
 std::string_view FamilyName(uint16_t family) {

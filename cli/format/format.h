@@ -22,6 +22,10 @@ namespace flowmesh {
 // A process may name itself with terminal escapes; text output shows '?'
 // for every control character, and "-" for an empty string.
 std::string TerminalSafe(std::string_view s);
+// `s` with every byte a terminal could act on replaced by '?': C0 controls,
+// DEL, C1 controls (U+0080..U+009F; 0x9b alone is CSI on some terminals) and
+// bytes that are not valid UTF-8. Valid UTF-8 text is kept as it is.
+std::string WithoutTerminalControls(std::string_view s);
 // "ipv4", "ipv6", "unknown".
 std::string_view FamilyName(uint16_t family);
 // The DIR column: "out" (active: this host connected), "in" (passive:

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/format/format.h"
 #include "cli/format/json.h"
 #include "node/common/clock.h"
 #include "node/common/json_string.h"
@@ -14,14 +15,9 @@
 namespace flowmesh {
 namespace {
 
-// comm and host come from other machines' processes: no terminal control
-// characters reach the operator's screen.
-std::string Printable(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
+// comm, host and workload names come from other machines' processes and
+// containers: no terminal control reaches the operator's screen.
+std::string Printable(std::string_view s) { return WithoutTerminalControls(s); }
 
 std::string Address(const LookNode& n) {
   return n.port != 0 ? Endpoint{n.addr, n.port}.ToString() : n.addr.ToString();

@@ -204,7 +204,12 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
     *p++ = static_cast<char>(v);
   };
   const uint64_t flags = r.reconstructed ? kRecordFlagReconstructed : 0;
-  *p++ = kRecordFormatCgroup;
+  // The smallest format that holds the record: one with neither flags nor a
+  // cgroup id stays byte for byte what a meshd of before writes and reads.
+  const char format = r.proc.cgroup_id != 0 ? kRecordFormatCgroup
+                      : flags != 0          ? kRecordFormatFlags
+                                            : kRecordFormatBase;
+  *p++ = format;
   *p++ = static_cast<char>(r.direction);
   varint(r.key.netns);
   addr(r.key.laddr);
@@ -222,8 +227,8 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   varint(c.rtt_us);
   varint(c.rttvar_us);
   varint(r.duration_ns);
-  varint(flags);
-  varint(r.proc.cgroup_id);
+  if (format >= kRecordFormatFlags) varint(flags);
+  if (format >= kRecordFormatCgroup) varint(r.proc.cgroup_id);
   out->assign(buf, static_cast<size_t>(p - buf));
 }
 

@@ -313,6 +313,19 @@ TEST(StatusFormat, Text) {
   EXPECT_EQ(t.find("reconciled"), std::string::npos) << "only once something was: " << t;
 }
 
+TEST(TerminalText, C0C1AndInvalidUtf8BecomeQuestionMarksValidUtf8Stays) {
+  EXPECT_EQ(WithoutTerminalControls("web\x1b[2Jx\x7f"), "web?[2Jx?");
+  // 0x9b alone is CSI to some terminals; U+009B (C2 9B) is the same in UTF-8.
+  EXPECT_EQ(WithoutTerminalControls("a\x9b" "31mb"), "a?31mb");
+  EXPECT_EQ(WithoutTerminalControls("a\xc2\x9b" "31mb"), "a??31mb");
+  EXPECT_EQ(WithoutTerminalControls("caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x90\xb3"),
+            "caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x90\xb3");
+  // Overlong, surrogate and truncated sequences are not text.
+  EXPECT_EQ(WithoutTerminalControls("\xc0\x80|\xed\xa0\x80|\xe2\x86"), "??|???|??");
+  EXPECT_EQ(TerminalSafe(""), "-");
+  EXPECT_EQ(TerminalSafe("\xc2\x85"), "??");
+}
+
 TEST(StatusFormat, WorkloadsLineSaysOnOrWhyOff) {
   NodeStatus s = SampleStatus();
   EXPECT_EQ(StatusText(s, s.started_ns).find("workloads"), std::string::npos)

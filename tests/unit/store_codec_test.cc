@@ -47,8 +47,11 @@ TEST(StoreCodec, ReconstructedFlagAndCgroupIdRoundTrip) {
   r.reconstructed = false;
   r.proc.cgroup_id = 0;
   std::string plain = EncodeRecordValue(r);
-  EXPECT_EQ(plain[0], 3);
-  EXPECT_EQ(plain.size() + 9, v.size()) << "no flags and no cgroup: one byte each";
+  EXPECT_EQ(plain[0], 1) << "neither flags nor a cgroup id: the format a meshd of before reads";
+  EXPECT_EQ(plain.size() + 11, v.size()) << "no flags varint (1 byte) and no cgroup id (10)";
+  r.reconstructed = true;
+  EXPECT_EQ(EncodeRecordValue(r)[0], 2) << "flags only: format 2";
+  r.reconstructed = false;
   ASSERT_TRUE(DecodeRecordValue(r.ts_ns, plain).ok());
   EXPECT_FALSE(DecodeRecordValue(r.ts_ns, plain)->reconstructed);
   EXPECT_EQ(DecodeRecordValue(r.ts_ns, plain)->proc.cgroup_id, 0u);
@@ -81,8 +84,12 @@ TEST(StoreCodec, RecordsWrittenBeforeFlagsStillDecode) {
   EXPECT_TRUE(flagged->reconstructed);
   EXPECT_EQ(flagged->proc.cgroup_id, 0u);
   EXPECT_FALSE(DecodeRecordValue(testing::kT0, "\x02" + old.substr(1)).ok()) << "flags missing";
-  // Rewritten, it is format 3 with both appended.
-  EXPECT_EQ(EncodeRecordValue(*r), "\x03" + old.substr(1) + std::string("\x00\x00", 2));
+  // Rewritten, it is byte for byte the same (no flags, no cgroup id); with
+  // a cgroup id it is format 3 with both appended.
+  EXPECT_EQ(EncodeRecordValue(*r), old);
+  ConnRecord with_cgroup = *r;
+  with_cgroup.proc.cgroup_id = 5;
+  EXPECT_EQ(EncodeRecordValue(with_cgroup), "\x03" + old.substr(1) + std::string("\x00\x05", 2));
 }
 
 TEST(StoreCodec, TypicalRecordIsSmall) {
