@@ -120,6 +120,18 @@ TEST(ProcessIndex, ALeaderOfAnotherWorkloadIsNotShown) {
   EXPECT_EQ(procs.Group(502, 2500), procs.Group(600, 3000));
 }
 
+TEST(ProcessGroupKey, InitScopeGroupsByPgidLikeASession) {
+  // Socket-activated services listen through PID 1: init.scope is no one
+  // service, so its processes are not one group.
+  ProcessDetails pid1 = Proc(1, 10, 1, "systemd", Unit("init.scope"));
+  EXPECT_EQ(ProcessGroupKey(pid1, GroupBy::kWorkload), "g1");
+  Workload user = Unit("init.scope");
+  user.user_unit = true;
+  EXPECT_EQ(ProcessGroupKey(Proc(900, 20, 900, "systemd", user), GroupBy::kWorkload), "g900");
+  EXPECT_EQ(ProcessGroupKey(Proc(2, 30, 2, "x", Unit("session-2.scope")), GroupBy::kWorkload),
+            "g2");
+}
+
 EndpointRecord Listener(uint32_t pid, uint64_t start, uint32_t pgid, const char* comm, Workload w) {
   EndpointRecord l;
   l.port = 80;
