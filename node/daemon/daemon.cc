@@ -204,8 +204,13 @@ void Daemon::FlushForQuery() {
 
 std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
   std::vector<EndpointRecord> out;
-  for (const Listener& l : pipeline_.table().Listeners())
-    out.push_back(EndpointRecord{l.key.netns, l.key.laddr, l.key.lport, l.proc, l.since_ns});
+  for (const Listener& l : pipeline_.table().Listeners()) {
+    EndpointRecord& r =
+        out.emplace_back(EndpointRecord{l.key.netns, l.key.laddr, l.key.lport, l.proc, l.since_ns});
+    // Look groups a live listener by its owner's workload when the store has
+    // lost the owner's row; Peek, as this runs on control and mesh threads.
+    if (std::optional<ProcessDetails> d = processes_->Peek(l.proc)) r.workload = d->workload;
+  }
   return out;
 }
 
@@ -495,6 +500,7 @@ NodeStatus Daemon::GetStatus() {
     s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
     s.probe.detail.emplace_back("checkpoints", as.checkpoints);
     s.probe.detail.emplace_back("checkpoints_missed", as.checkpoints_missed);
+    s.probe.detail.emplace_back("processes_renamed", as.processes_renamed);
     if (nat_) {
       const NatFeedStats ns = nat_->Stats();
       s.conntrack = nat_state_ + ": " + std::to_string(ns.table.entries) +
@@ -559,12 +565,21 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
 }
 
 Workload Daemon::WorkloadOf(const ProcessRef& process) {
-  // The cache knows live processes; the store, those a record outlived.
-  Workload w = processes_->Lookup(process).workload;
-  if (!w.empty() || process.pid == 0) return w;
+  if (!process.known()) return {};
+  // Asked from control threads for every record of `flows`, mostly of
+  // processes long gone: a Lookup would insert their negatives (evicting
+  // live entries), read /proc or walk, and rename a live process after a
+  // record's old cgroup id. So: the cache as it is, then the store's row
+  // (the aggregator wrote every process it saw, and again once named).
+  std::optional<ProcessDetails> cached = processes_->Peek(process);
+  if (cached && !cached->workload.empty()) return cached->workload;
   Result<std::optional<ProcessDetails>> stored = store_->Process(process.pid, process.start_ticks);
   if (stored.ok() && *stored) return (*stored)->workload;
-  return {};
+  if (cached) return {};
+  // Known to neither: a live process the aggregator has not looked up yet
+  // (an event of watch or top racing it). A hit never gets here, so this
+  // Lookup refreshes no cached process's cgroup.
+  return processes_->Lookup(process).workload;
 }
 
 std::vector<EndpointView> Daemon::GetEndpoints() {

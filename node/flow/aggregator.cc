@@ -26,14 +26,6 @@ uint32_t Delta32(uint32_t now, uint32_t& accounted) {
   return static_cast<uint32_t>(d);
 }
 
-ProcessDetails DetailsFromRef(const ProcessRef& ref) {
-  ProcessDetails d;
-  d.pid = ref.pid;
-  d.start_ticks = ref.start_ticks;
-  d.comm = std::string(ref.comm_view());
-  return d;
-}
-
 }  // namespace
 
 size_t Aggregator::ProcKeyHash::operator()(const ProcKey& k) const noexcept {
@@ -54,12 +46,14 @@ void Aggregator::Add(const ConnEvent& ev) {
 
 void Aggregator::Add(std::span<const ConnEvent* const> events) {
   if (events.empty()) return;
-  std::vector<ProcessRef> new_processes;
+  std::vector<ProcLookup> lookups;
+  std::vector<ConnKey> listened;
   {
     std::lock_guard lock(state_mu_);
     std::lock_guard pending(pending_mu_);
     Work& w = scratch_;
     w.processes.clear();
+    w.listened.clear();
     // The kernel confirmed a translated connection before it was
     // established: its conntrack event is queued by the time the
     // connection's own event was read, so taking them in now finds it.
@@ -79,16 +73,11 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
       BoundTracked();
       MergeLocked(w);
     }
-    if (!w.processes.empty()) new_processes = w.processes;  // rare: a process seen first
+    // Rare: a process seen first, one not named yet, a listener's owner.
+    if (!w.processes.empty()) lookups = w.processes;
+    if (!w.listened.empty()) listened = w.listened;
   }
-  if (new_processes.empty()) return;
-  // Outside the state lock: details may come from /proc.
-  std::vector<ProcessDetails> details;
-  details.reserve(new_processes.size());
-  for (const ProcessRef& ref : new_processes)
-    details.push_back(cache_ ? cache_->Lookup(ref) : DetailsFromRef(ref));
-  std::lock_guard pending(pending_mu_);
-  for (ProcessDetails& d : details) pending_.processes.push_back(std::move(d));
+  if (!lookups.empty()) LookUpProcesses(lookups, listened);
 }
 
 void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
@@ -177,8 +166,10 @@ void Aggregator::OnListen(const ConnEvent& ev, Work& w) {
     // Another probe's report of the same listener, or one that knows less.
     if (same || !ev.proc.known()) return;
     have = ev.proc;  // the owner became known, or the port changed hands
+    it->second.workload = OwnerWorkload(ev.proc);
     w.added.push_back(it->second);
-    NoteProcess(ev.proc, ev.ts_ns, w);
+    NoteProcess(ev.proc, ev.ts_ns, w, /*owner=*/true);
+    w.listened.push_back(lk);
     return;
   }
   EndpointRecord r;
@@ -187,9 +178,11 @@ void Aggregator::OnListen(const ConnEvent& ev, Work& w) {
   r.port = lk.lport;
   r.proc = ev.proc;
   r.since_ns = ev.ts_ns;
+  r.workload = OwnerWorkload(ev.proc);
   listeners_.emplace(lk, r);
   w.added.push_back(r);
-  NoteProcess(ev.proc, ev.ts_ns, w);
+  NoteProcess(ev.proc, ev.ts_ns, w, /*owner=*/true);
+  if (ev.proc.known()) w.listened.push_back(lk);
 }
 
 void Aggregator::OnUnlisten(const ConnEvent& ev, Work& w) {
@@ -359,25 +352,6 @@ void Aggregator::Checkpoint(int64_t now_ns) {
   std::lock_guard lock(state_mu_);
   ticked_checkpoint_ns_ = std::max(ticked_checkpoint_ns_, FlowCheckpointOf(now_ns));
   CheckpointLocked(bucket);
-}
-
-void Aggregator::NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w) {
-  if (!proc.known()) return;
-  auto [it, inserted] = processes_.try_emplace(ProcKey{proc.pid, proc.start_ticks}, ts_ns);
-  if (!inserted) {
-    if (ts_ns - it->second < options_.process_refresh_ns) return;
-    it->second = ts_ns;
-  }
-  w.processes.push_back(proc);
-  if (processes_.size() > options_.max_processes) BoundProcesses(ts_ns);
-}
-
-void Aggregator::BoundProcesses(int64_t now_ns) {
-  std::erase_if(processes_,
-                [&](const auto& p) { return now_ns - p.second >= options_.process_refresh_ns; });
-  // Still too many live processes: forgetting one only means writing its
-  // details once more.
-  if (processes_.size() > options_.max_processes) processes_.clear();
 }
 
 void Aggregator::RememberClose(const ConnKey& key, const ConnEvent& ev) {

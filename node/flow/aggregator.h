@@ -51,6 +51,10 @@ struct AggregatorOptions {
   // Process details are written again when a process is seen after this
   // long, so retention does not drop a process that is still active.
   int64_t process_refresh_ns = 3600'000'000'000;
+  // A process written before its workload was named (a skipped walk, a
+  // container its runtime names late) is looked up again at most this
+  // often while it is seen, and written again once its details change.
+  int64_t process_recheck_ns = 1'000'000'000;
   // Bounds on what is remembered between events (open connections whose
   // CLOSE was lost would otherwise stay forever).
   size_t max_tracked = 1 << 20;
@@ -81,6 +85,9 @@ struct AggregatorStats {
   // through them (a suspended or starved meshd). Windows then count open
   // connections from the checkpoint before: slower to read, not wrong.
   uint64_t checkpoints_missed = 0;
+  // Processes written again because a lookup after the first found another
+  // cgroup or workload (named late, or moved).
+  uint64_t processes_renamed = 0;
   // Connection tracking (set_nat): connections whose flow keeps a
   // translation, and a balancer's forwarded connections.
   uint64_t translated = 0;
@@ -158,6 +165,21 @@ class Aggregator {
   struct ProcKeyHash {
     size_t operator()(const ProcKey& k) const noexcept;
   };
+  // What was last written of a process (Batch.processes).
+  struct ProcSeen {
+    int64_t written_ns = 0;   // event time of its last write
+    int64_t checked_ns = 0;   // event time it was last looked up for
+    uint64_t cgroup_id = 0;   // the probe's cgroup id last looked up for
+    size_t fingerprint = 0;   // its cgroup id and workload as written
+    bool looked_up = false;   // fingerprint holds
+    bool may_change = false;  // not named yet: look again (process_recheck_ns)
+  };
+  // A process to look up outside the lock; `write` = write it whatever
+  // the lookup says (new, or due for a refresh), else only if it changed.
+  struct ProcLookup {
+    ProcessRef ref;
+    bool write = false;
+  };
   struct BucketKey {
     int64_t bucket_ns = 0;
     FlowKey flow;
@@ -180,7 +202,10 @@ class Aggregator {
   struct Work {
     std::vector<FlowDelta> flows;
     std::vector<EndpointRecord> added, removed;
-    std::vector<ProcessRef> processes;
+    // Per Add, not per event: processes to look up, listeners whose owner's
+    // workload is to be filled in.
+    std::vector<ProcLookup> processes;
+    std::vector<ConnKey> listened;
     void clear() {
       flows.clear();
       added.clear();
@@ -223,7 +248,20 @@ class Aggregator {
   void CarryInto(Tracked& t, int64_t ts_ns, Work& w);
   // Carries every tracked connection into bucket_ns and marks it.
   void CheckpointLocked(int64_t bucket_ns);
-  void NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w);
+  // aggregator_process.cc: which processes to look up and write.
+  // `owner` = it owns a listener just added: look it up in any case, for
+  // the listener's workload.
+  void NoteProcess(const ProcessRef& proc, int64_t ts_ns, Work& w, bool owner = false);
+  // Looks up (outside the locks) and writes what is new or changed, and
+  // gives listeners their owner's workload.
+  void LookUpProcesses(const std::vector<ProcLookup>& lookups,
+                       const std::vector<ConnKey>& listened);
+  // The workload the cache holds for a listener's owner (none yet when it
+  // is not cached: LookUpProcesses fills it in).
+  Workload OwnerWorkload(const ProcessRef& owner) const;
+  // Sets a listener's owner's workload; the listener is written again when
+  // it changed.
+  void SetListenerWorkload(EndpointRecord& l, const Workload& workload);
   void RememberClose(const ConnKey& key, const ConnEvent& ev);
   void ExpireClosed(int64_t now_ns);
   void BoundTracked();
@@ -242,7 +280,7 @@ class Aggregator {
   Work scratch_;  // guarded by state_mu_
   std::deque<std::pair<int64_t, ConnKey>> closed_order_;
   std::unordered_map<ConnKey, EndpointRecord, ConnKeyHash> listeners_;
-  std::unordered_map<ProcKey, int64_t, ProcKeyHash> processes_;  // -> last written
+  std::unordered_map<ProcKey, ProcSeen, ProcKeyHash> processes_;
   int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
   NatFeed* nat_ = nullptr;
   std::function<bool(const IpAddr&)> nat_is_local_;

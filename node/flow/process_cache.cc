@@ -17,6 +17,14 @@ ProcessDetails FromRef(const ProcessRef& ref) {
   return d;
 }
 
+// No path was found for its cgroup id, or a container has no name yet (its
+// runtime writes its files after the cgroup exists).
+bool Unnamed(const ProcessDetails& d) {
+  const Workload& w = d.workload;
+  return w.cgroup.empty() ||
+         (w.kind == WorkloadKind::kContainer && (w.name.empty() || (w.pod && w.pod->name.empty())));
+}
+
 }  // namespace
 
 ProcessCache::ProcessCache(ProcReader reader, ProcessCacheOptions options,
@@ -81,16 +89,31 @@ ProcessDetails ProcessCache::Lookup(const ProcessRef& ref) {
   return d;
 }
 
+std::optional<ProcessDetails> ProcessCache::Peek(const ProcessRef& ref) const {
+  if (!ref.known()) return std::nullopt;
+  const int64_t now = now_ns_();
+  std::lock_guard lock(mu_);
+  auto it = index_.find(Key{ref.pid, ref.start_ticks});
+  if (it == index_.end()) return std::nullopt;
+  const Entry& e = *it->second;
+  if (e.expires_ns != 0 && e.expires_ns <= now) return std::nullopt;
+  ProcessDetails d = e.details;
+  // As Lookup answers: a negative knows no comm or pgid of its own.
+  if (d.comm.empty()) d.comm = std::string(ref.comm_view());
+  if (d.pgid == 0) d.pgid = ref.pgid;
+  return d;
+}
+
+bool ProcessCache::MayNameLater(const ProcessDetails& d) const {
+  return workloads_ != nullptr && d.cgroup_id != 0 && Unnamed(d);
+}
+
 bool ProcessCache::RetryWorkload(uint32_t pid, ProcessDetails* d) {
-  if (!workloads_ || d->cgroup_id == 0) return false;
+  if (!MayNameLater(*d)) return false;
   const Workload& w = d->workload;
-  bool unresolved = w.cgroup.empty();  // no path was found for the id
-  bool unnamed = w.kind == WorkloadKind::kContainer &&
-                 (w.name.empty() || (w.pod && w.pod->name.empty()));
-  if (!unresolved && !unnamed) return false;
   // No pid for an unresolved id: /proc already failed to name it, and the
   // resolver's negative must spare a /proc read per event.
-  Workload again = workloads_->Resolve(d->cgroup_id, unresolved ? 0 : pid);
+  Workload again = workloads_->Resolve(d->cgroup_id, w.cgroup.empty() ? 0 : pid);
   if (again == w) return false;
   d->workload = std::move(again);
   return true;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "node/flow/flow.h"
@@ -51,6 +52,19 @@ class ProcessCache {
   // /proc gives, which is read only when the ref has none (polling, seed).
   // A ref with pid 0 yields empty details.
   ProcessDetails Lookup(const ProcessRef& ref);
+
+  // What the cache holds for `ref`, and nothing more: no /proc read, no
+  // resolver, no insert, no refresh. Control threads ask about the processes
+  // of old records: their asking must not evict live entries for negatives
+  // of the dead, nor rename a live process after a record's old cgroup.
+  // nullopt when `ref` is not cached (or its negative expired).
+  std::optional<ProcessDetails> Peek(const ProcessRef& ref) const;
+
+  // Whether a later Lookup may name `d` better than it is: its cgroup had
+  // no path yet (a skipped walk) or its container no name yet. The
+  // aggregator looks such a process up again, and writes it again once it
+  // is named.
+  bool MayNameLater(const ProcessDetails& d) const;
 
   ProcessCacheStats Stats() const;
 

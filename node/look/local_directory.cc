@@ -37,6 +37,17 @@ bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
   return laddr == from;
 }
 
+// The store's processes, and the owners of the window's listeners as the
+// listeners kept them where the store has no row (or no workload) for them.
+Result<ProcessIndex> IndexOf(const Store& store,
+                             const std::vector<LocalQuerier::WindowListener>& listeners,
+                             GroupBy group_by) {
+  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store.Processes());
+  ProcessIndex procs(std::move(all), group_by);
+  for (const LocalQuerier::WindowListener& l : listeners) procs.AddListenerOwner(l.record);
+  return procs;
+}
+
 }  // namespace
 
 std::vector<IpAddr> LocalAddresses() {
@@ -121,8 +132,7 @@ Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpo
       best = &l;
   }
   if (best != nullptr) listener = &best->record;
-  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all), group_by);
+  FM_ASSIGN_OR_RETURN(ProcessIndex procs, IndexOf(store_, listeners, group_by));
 
   FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kPassive && k.lport == endpoint.port &&
@@ -159,8 +169,8 @@ Result<EndpointDescription> LocalQuerier::DescribeListener(const Endpoint& endpo
 
 Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target, const IpAddr& from,
                                                          const TimeWindow& w, GroupBy group_by) {
-  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all), group_by);
+  FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
+  FM_ASSIGN_OR_RETURN(ProcessIndex procs, IndexOf(store_, listeners, group_by));
   FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kActive && FromMatches(k.laddr, from) &&
            (Reaches({k.raddr, k.rport}, target) || (k.translated() && Reaches({k.xaddr, k.xport}, target)));
@@ -198,7 +208,6 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
   }
   if (groups.empty()) return out;
 
-  FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
   for (auto& [key, g] : groups) {
     g.cp.process = procs.Representative(g.members);
     if (g.cp.process.pid == 0) continue;  // the unknown process listens nowhere we know
@@ -232,8 +241,8 @@ Result<std::vector<ClientProcess>> LocalQuerier::Clients(const Endpoint& target,
 
 Result<std::vector<ActiveProcess>> LocalQuerier::Active(const IpAddr& host, const TimeWindow& w,
                                                         GroupBy group_by) {
-  FM_ASSIGN_OR_RETURN(std::vector<ProcessDetails> all, store_.Processes());
-  ProcessIndex procs(std::move(all), group_by);
+  FM_ASSIGN_OR_RETURN(std::vector<WindowListener> listeners, Listeners(w));
+  FM_ASSIGN_OR_RETURN(ProcessIndex procs, IndexOf(store_, listeners, group_by));
   FM_ASSIGN_OR_RETURN(std::vector<Flow> active, store_.ReadFlows(w, [&](const FlowKey& k) {
     return k.direction == Direction::kActive && FromMatches(k.laddr, host);
   }));

@@ -11,6 +11,21 @@ ProcessIndex::ProcessIndex(std::vector<ProcessDetails> all, GroupBy group_by)
   for (ProcessDetails& p : all) by_id_[{p.pid, p.start_ticks}] = std::move(p);
 }
 
+void ProcessIndex::AddListenerOwner(const EndpointRecord& listener) {
+  const ProcessRef& owner = listener.proc;
+  if (!owner.known()) return;
+  auto [it, inserted] = by_id_.try_emplace({owner.pid, owner.start_ticks});
+  ProcessDetails& d = it->second;
+  if (inserted) {
+    d.pid = owner.pid;
+    d.start_ticks = owner.start_ticks;
+    d.pgid = owner.pgid;
+    d.comm = std::string(owner.comm_view());
+    d.cgroup_id = owner.cgroup_id;
+  }
+  if (d.workload.empty()) d.workload = listener.workload;
+}
+
 ProcessDetails ProcessIndex::Details(uint32_t pid, uint64_t start_ticks,
                                      std::string_view comm) const {
   auto it = by_id_.find({pid, start_ticks});

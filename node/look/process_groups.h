@@ -24,6 +24,12 @@ class ProcessIndex {
  public:
   ProcessIndex(std::vector<ProcessDetails> all, GroupBy group_by);
 
+  // A listener's owner as the listener kept it (its ref and workload), for
+  // when the store has no row for it (processes expire; listen history and
+  // the endpoint table keep the owner longer) or a row without a workload:
+  // the listener still groups and shows by workload.
+  void AddListenerOwner(const EndpointRecord& listener);
+
   // The stored details, or only what the caller knows (pid, start, comm).
   ProcessDetails Details(uint32_t pid, uint64_t start_ticks, std::string_view comm = {}) const;
   std::string Group(uint32_t pid, uint64_t start_ticks) const;

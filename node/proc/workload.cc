@@ -35,6 +35,10 @@ std::string WorkloadGroupKey(const Workload& w) {
       // A login session is not a service: what a person runs in it (a curl,
       // then a redis-cli) stays apart, grouped by process group as before.
       if (IsSessionScope(w.id)) return "";
+      // A manager (PID 1, or a user's systemd) holds the sockets of the
+      // services it socket-activates, and runs nothing else there that is
+      // one service: its init.scope groups by process group.
+      if (w.id == "init.scope") return "";
       return (w.user_unit ? "uu:" : "u:") + w.id;
     case WorkloadKind::kContainer:
       if (w.pod) {

@@ -120,5 +120,54 @@ TEST(ProcessIndex, ALeaderOfAnotherWorkloadIsNotShown) {
   EXPECT_EQ(procs.Group(502, 2500), procs.Group(600, 3000));
 }
 
+TEST(ProcessGroupKey, InitScopeGroupsByPgidLikeASession) {
+  // Socket-activated services listen through PID 1: init.scope is no one
+  // service, so its processes are not one group.
+  ProcessDetails pid1 = Proc(1, 10, 1, "systemd", Unit("init.scope"));
+  EXPECT_EQ(ProcessGroupKey(pid1, GroupBy::kWorkload), "g1");
+  Workload user = Unit("init.scope");
+  user.user_unit = true;
+  EXPECT_EQ(ProcessGroupKey(Proc(900, 20, 900, "systemd", user), GroupBy::kWorkload), "g900");
+  EXPECT_EQ(ProcessGroupKey(Proc(2, 30, 2, "x", Unit("session-2.scope")), GroupBy::kWorkload),
+            "g2");
+}
+
+EndpointRecord Listener(uint32_t pid, uint64_t start, uint32_t pgid, const char* comm, Workload w) {
+  EndpointRecord l;
+  l.port = 80;
+  l.proc.pid = pid;
+  l.proc.start_ticks = start;
+  l.proc.pgid = pgid;
+  l.proc.set_comm(comm);
+  l.workload = std::move(w);
+  return l;
+}
+
+TEST(ProcessIndex, AListenersOwnerWithoutARowGroupsByTheListenersWorkload) {
+  // nginx 400's process row expired; its listener kept its workload.
+  ProcessIndex procs(Host(), GroupBy::kWorkload);
+  EXPECT_EQ(procs.Group(400, 9500), "p400/9500");
+  procs.AddListenerOwner(Listener(400, 9500, 400, "nginx", Unit("nginx.service")));
+  EXPECT_EQ(procs.Group(400, 9500), procs.Group(120, 1000));
+  ProcessDetails d = procs.Details(400, 9500);
+  EXPECT_EQ(d.comm, "nginx");
+  EXPECT_EQ(d.pgid, 400u);
+  EXPECT_EQ(d.workload.id, "nginx.service");
+}
+
+TEST(ProcessIndex, AStoredRowWinsOverTheListenersButAnEmptyWorkloadIsFilledIn) {
+  ProcessIndex procs(Host(), GroupBy::kWorkload);
+  // Stored as nginx.service: the listener's (older) word does not change it.
+  procs.AddListenerOwner(Listener(120, 1000, 120, "nginx", Unit("other.service")));
+  EXPECT_EQ(procs.Details(120, 1000).workload.id, "nginx.service");
+  // Stored before it was named: the listener names it.
+  procs.AddListenerOwner(Listener(500, 2000, 500, "python3", Unit("app.service")));
+  EXPECT_EQ(procs.Group(500, 2000), "wu:app.service");
+  EXPECT_EQ(procs.Details(500, 2000).comm, "python3");
+  // An unknown owner adds nothing.
+  procs.AddListenerOwner(Listener(0, 0, 0, "", Unit("x.service")));
+  EXPECT_EQ(procs.Group(0, 0), "p0/0");
+}
+
 }  // namespace
 }  // namespace flowmesh

@@ -111,5 +111,36 @@ TEST_F(ProcessCacheTest, EvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(cache.Stats().proc_reads, 4u);
 }
 
+TEST_F(ProcessCacheTest, PeekOnlyReadsTheCache) {
+  ProcessCache cache = Make(2);
+  // Not cached: no /proc read, and nothing inserted (not even a negative).
+  EXPECT_FALSE(cache.Peek(Ref(101, 1010, "nginx")));
+  EXPECT_FALSE(cache.Peek(Ref(9999, 42, "curl")));
+  EXPECT_FALSE(cache.Peek(ProcessRef{}));
+  ProcessCacheStats s = cache.Stats();
+  EXPECT_EQ(s.proc_reads, 0u);
+  EXPECT_EQ(s.size, 0u);
+
+  ProcessDetails d = cache.Lookup(Ref(101, 1010, "nginx"));
+  cache.Lookup(Ref(100, 1000, "nginx"));
+  std::optional<ProcessDetails> peeked = cache.Peek(Ref(101, 1010, "nginx"));
+  ASSERT_TRUE(peeked);
+  EXPECT_EQ(*peeked, d);
+  // Peek does not make 101 the most recent: the next insert evicts it.
+  cache.Lookup(Ref(400, 2000, "redis-server"));
+  EXPECT_FALSE(cache.Peek(Ref(101, 1010, "nginx")));
+  EXPECT_TRUE(cache.Peek(Ref(100, 1000, "nginx")));
+
+  // A negative is peeked while it lasts, with the ref's comm.
+  cache.Lookup(Ref(9999, 42, "curl"));
+  ASSERT_TRUE(cache.Peek(Ref(9999, 42, "curl")));
+  EXPECT_EQ(cache.Peek(Ref(9999, 42, "curl"))->comm, "curl");
+  now_ += 6 * kSec;
+  EXPECT_FALSE(cache.Peek(Ref(9999, 42, "curl")));
+  s = cache.Stats();
+  EXPECT_EQ(s.proc_reads, 4u);  // the Lookups' only
+  EXPECT_EQ(s.lookups, 4u);
+}
+
 }  // namespace
 }  // namespace flowmesh

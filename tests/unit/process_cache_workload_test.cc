@@ -151,6 +151,32 @@ TEST_F(ProcessCacheWorkloadTest, AnIdNoWalkFoundYetIsAskedForAgain) {
   EXPECT_EQ(cache.Stats().proc_reads, 1u);  // the cached process, named on a hit
 }
 
+TEST_F(ProcessCacheWorkloadTest, PeekNeitherRenamesNorResolves) {
+  // A control thread peeks with a record's old cgroup id: the live
+  // process's cgroup and workload stay, and the resolver is not asked.
+  PutProcess(306, 3060, "python3", "/system.slice/nginx.service");
+  ProcessCache cache = Make(resolver_.get());
+  EXPECT_EQ(cache.Lookup(Ref(306, 3060, nginx_)).workload.id, "nginx.service");
+  const uint64_t asked = resolver_->Stats().lookups;
+  std::optional<ProcessDetails> d = cache.Peek(Ref(306, 3060, docker_));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->cgroup_id, nginx_);
+  EXPECT_EQ(d->workload.id, "nginx.service");
+  EXPECT_EQ(cache.Lookup(Ref(306, 3060)).cgroup_id, nginx_);
+  EXPECT_EQ(resolver_->Stats().lookups, asked);
+  // An unnamed container is not asked again by a peek either.
+  const std::string late(64, 'f');
+  std::string path = "/system.slice/docker-" + late + ".scope";
+  uint64_t id = MakeCgroup(path);
+  PutProcess(307, 3070, "python3", path);
+  cache.Lookup(Ref(307, 3070, id));
+  const uint64_t asked_late = resolver_->Stats().lookups;
+  now_ += 10 * kSec;
+  ASSERT_TRUE(cache.Peek(Ref(307, 3070, id)));
+  EXPECT_TRUE(cache.MayNameLater(*cache.Peek(Ref(307, 3070, id))));
+  EXPECT_EQ(resolver_->Stats().lookups, asked_late);
+}
+
 TEST_F(ProcessCacheWorkloadTest, WithoutAResolverOnlyTheRefsId) {
   PutProcess(303, 3030, "python3", "/system.slice/nginx.service");
   ProcessCache cache = Make(nullptr);
