@@ -346,6 +346,9 @@ bool KubeletPodNamespace(const RuntimeRoots& roots, Workload* w, MetadataOutcome
 MetadataOutcome AddRuntimeMetadata(const RuntimeRoots& roots, Workload* w) {
   MetadataOutcome out;
   if (w->kind != WorkloadKind::kContainer) return out;
+  // Below a user's manager the id is whatever the user named a directory:
+  // the system runtimes' files of that id are another container's.
+  if (w->user_unit) return out;
   if (SafeComponent(w->id)) {
     const std::string& rt = w->runtime;
     if (rt == "docker") {

@@ -270,6 +270,26 @@ TEST(RuntimeMetadata, AnEtcHostsNameThatIsNoLabelIsDropped) {
   EXPECT_EQ(w.pod->name, "");
 }
 
+// A user owns user@<uid>.service's subtree and can mkdir a scope named
+// after the system's container: no system file names it, and it never
+// groups with that container.
+TEST(RuntimeMetadata, AUsersContainerIsNotNamedByTheSystemsFiles) {
+  Workload system = Named(std::string("/system.slice/docker-") + kWeb + ".scope");
+  MetadataOutcome out;
+  Workload user =
+      Named(std::string("/user.slice/user-1000.slice/user@1000.service/app.slice/docker-") + kWeb +
+                ".scope",
+            &out);
+  EXPECT_EQ(system.name, "web");
+  EXPECT_TRUE(user.user_unit);
+  EXPECT_FALSE(out.found);
+  EXPECT_EQ(user.name, "");
+  EXPECT_EQ(user.id, kWeb);
+  user.name = system.name;  // even named alike
+  EXPECT_NE(WorkloadGroupKey(user), WorkloadGroupKey(system));
+  EXPECT_EQ(WorkloadGroupKey(user), "uc:" + WorkloadGroupKey(system));
+}
+
 TEST(RuntimeMetadata, UnitsAreLeftAlone) {
   Workload w = ParseCgroupPath("/system.slice/nginx.service");
   EXPECT_FALSE(AddRuntimeMetadata(Host(), &w).found);
