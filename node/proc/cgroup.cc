@@ -20,6 +20,13 @@ Result<std::string> ParseProcCgroupV2(std::string_view text) {
       std::string_view path = line.substr(3);
       if (path.empty() || path.front() != '/')
         return InvalidArgument("cgroup v2 line '" + std::string(line) + "' has no absolute path");
+      // The kernel shows a cgroup outside the reader's cgroup namespace as
+      // "/../<rest>": every path would be relative to meshd's own cgroup.
+      if (path == "/.." || path.starts_with("/../"))
+        return InvalidArgument("cgroup v2 path '" + std::string(path) +
+                               "' is outside meshd's cgroup namespace; meshd must run in the "
+                               "host's cgroup namespace to name workloads (docker run "
+                               "--cgroupns=host, or no cgroup namespace in its unit)");
       return std::string(path);
     }
     if (nl == std::string_view::npos) break;

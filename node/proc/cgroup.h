@@ -15,7 +15,8 @@ namespace flowmesh {
 
 // The v2 path ("0::/system.slice/nginx.service" -> "/system.slice/nginx.service")
 // from the text of /proc/<pid>/cgroup. NotFound when there is no "0::" line
-// (a host with v1 only).
+// (a host with v1 only); InvalidArgument when the path starts with "/.."
+// (meshd is in a cgroup namespace of its own and sees paths relative to it).
 Result<std::string> ParseProcCgroupV2(std::string_view text);
 
 // Where the v2 hierarchy is mounted: "/sys/fs/cgroup/unified" on a hybrid
