@@ -223,7 +223,8 @@ TEST(SocketOwners, OwnersCarryTheirCgroupV2Id) {
   ASSERT_EQ(stat((kCgroupRoot + "/system.slice/nginx.service").c_str(), &st), 0);
   Result<uint64_t> nginx_id = CgroupIdOfPath(kCgroupRoot, "/system.slice/nginx.service");
   ASSERT_TRUE(nginx_id.ok()) << nginx_id.status().message();
-  EXPECT_EQ(*nginx_id, st.st_ino);
+  // A fixture on disk: its file handle (inode and generation), as kernfs's is the id.
+  EXPECT_EQ(*nginx_id, CgroupIdOfDir(kCgroupRoot + "/system.slice/nginx.service", st.st_ino));
 
   // 101's cgroup file has v1 lines too: only "0::" counts.
   EXPECT_EQ(owners.Lookup(12345).cgroup_id, *nginx_id);
