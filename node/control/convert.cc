@@ -150,7 +150,9 @@ bool WatchFilter::Matches(const ConnKey& key, uint32_t event_pid) const {
 }
 
 bool WatchFilter::MatchesWorkload(const Workload& w) const {
-  if (!unit.empty() && w.unit != unit && !(w.kind == WorkloadKind::kUnit && w.id == unit))
+  // --unit names a system unit: a user's manager may run one of any name.
+  if (!unit.empty() &&
+      (w.user_unit || (w.unit != unit && !(w.kind == WorkloadKind::kUnit && w.id == unit))))
     return false;
   if (!container.empty()) {
     if (w.kind != WorkloadKind::kContainer) return false;

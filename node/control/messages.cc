@@ -23,7 +23,8 @@ Result<std::vector<uint8_t>> ResponseFrame(capnp::MallocMessageBuilder& message)
 class WorkloadIndex {
  public:
   uint32_t Of(const Workload& w) {
-    if (w.empty()) return 0;
+    // One past the wire's bounds is none, as meshctl would read it.
+    if (w.empty() || !wire::WorkloadFitsWire(w)) return 0;
     std::string key = w.cgroup + '\0' + WorkloadGroupKey(w) + '\0' + w.id;
     auto [it, added] = by_key_.try_emplace(std::move(key), all_.size() + 1);
     if (added) all_.push_back(&w);

@@ -4,12 +4,16 @@
 #include <algorithm>
 
 #include "node/mesh/wire.h"
+#include "node/wire/wire.h"
 
 namespace flowmesh::mesh {
 namespace {
 
+// A workload no peer would read (a name past the wire's bound) is kept as
+// none: it is never sent, and never counted in a delta's budget.
 std::shared_ptr<const Workload> Shared(const Workload& w) {
-  return w.empty() ? nullptr : std::make_shared<const Workload>(w);
+  if (w.empty() || !::flowmesh::wire::WorkloadFitsWire(w, kMaxWorkloadBytes)) return nullptr;
+  return std::make_shared<const Workload>(w);
 }
 
 // Addresses, then endpoints, then aliases.

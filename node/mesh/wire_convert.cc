@@ -71,33 +71,33 @@ Status ReadAddr(capnp::Data::Reader addr, const char* what, IpAddr* out) {
   return Status::Ok();
 }
 
-// Every text bounded: a huge or NUL-bearing one makes the delta malformed,
-// counted and dropped as any other bad row is.
-Status ReadWorkload(schema::Workload::Reader r, Workload* w) {
+// Every text bounded: a huge or NUL-bearing one reads as no workload, the
+// rest of the row and of the delta kept. Refusing the delta would let one
+// container's name stop its node's whole table from reaching any peer.
+bool WorkloadText(capnp::Text::Reader t, std::string* out) {
+  if (t.size() > kMaxWorkloadBytes || std::memchr(t.begin(), 0, t.size()) != nullptr) return false;
+  out->assign(t.begin(), t.size());
+  return true;
+}
+
+void ReadWorkload(schema::Workload::Reader r, Workload* w) {
   std::string kind;
-  FM_RETURN_IF_ERROR(ReadText(r.getKind(), kMaxWorkloadBytes, false, "workload kind", &kind));
-  std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
   Workload out;
-  FM_RETURN_IF_ERROR(
-      ReadText(r.getRuntime(), kMaxWorkloadBytes, false, "workload runtime", &out.runtime));
-  FM_RETURN_IF_ERROR(ReadText(r.getId(), kMaxWorkloadBytes, false, "workload id", &out.id));
-  FM_RETURN_IF_ERROR(ReadText(r.getName(), kMaxWorkloadBytes, false, "workload name", &out.name));
-  FM_RETURN_IF_ERROR(ReadText(r.getUnit(), kMaxWorkloadBytes, false, "workload unit", &out.unit));
+  bool fits = WorkloadText(r.getKind(), &kind) && WorkloadText(r.getRuntime(), &out.runtime) &&
+              WorkloadText(r.getId(), &out.id) && WorkloadText(r.getName(), &out.name) &&
+              WorkloadText(r.getUnit(), &out.unit);
   out.user_unit = r.getUserUnit();
-  if (r.getHasPod()) {
+  if (fits && r.getHasPod()) {
     Pod p;
-    FM_RETURN_IF_ERROR(ReadText(r.getPodUid(), kMaxWorkloadBytes, false, "pod uid", &p.uid));
-    FM_RETURN_IF_ERROR(ReadText(r.getPodName(), kMaxWorkloadBytes, false, "pod name", &p.name));
-    FM_RETURN_IF_ERROR(
-        ReadText(r.getPodNamespace(), kMaxWorkloadBytes, false, "pod namespace", &p.ns));
-    FM_RETURN_IF_ERROR(ReadText(r.getPodQos(), kMaxWorkloadBytes, false, "pod qos", &p.qos));
+    fits = WorkloadText(r.getPodUid(), &p.uid) && WorkloadText(r.getPodName(), &p.name) &&
+           WorkloadText(r.getPodNamespace(), &p.ns) && WorkloadText(r.getPodQos(), &p.qos);
     out.pod = std::move(p);
   }
   // A kind this node does not know (a newer peer's) is shown as none.
-  if (!k || *k == WorkloadKind::kNone) return Status::Ok();
+  std::optional<WorkloadKind> k = ParseWorkloadKind(kind);
+  if (!fits || !k || *k == WorkloadKind::kNone) return;
   out.kind = *k;
   *w = std::move(out);
-  return Status::Ok();
 }
 
 void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
@@ -114,7 +114,9 @@ void SetEntry(s::TableEntry::Builder b, const TableEntryMsg& m) {
   if (!m.workload.empty()) {
     Workload gossiped = m.workload;
     gossiped.cgroup.clear();
-    ::flowmesh::wire::WorkloadToWire(gossiped, b.initWorkload());
+    // One the peers would not read goes as none, never as a row they drop.
+    if (::flowmesh::wire::WorkloadFitsWire(gossiped, kMaxWorkloadBytes))
+      ::flowmesh::wire::WorkloadToWire(gossiped, b.initWorkload());
   }
   if (!m.is_alias) return;
   b.setAlias(true);
@@ -154,7 +156,7 @@ Status ReadEntry(s::TableEntry::Reader r, TableEntryMsg* m) {
   m->pid = r.getPid();
   m->pgid = r.getPgid();
   FM_RETURN_IF_ERROR(ReadText(r.getComm(), kMaxCommBytes, false, "comm", &m->comm));
-  if (r.hasWorkload()) FM_RETURN_IF_ERROR(ReadWorkload(r.getWorkload(), &m->workload));
+  if (r.hasWorkload()) ReadWorkload(r.getWorkload(), &m->workload);
   return ReadText(r.getExe(), kMaxExeBytes, false, "exe", &m->exe);
 }
 

@@ -230,6 +230,9 @@ Workload ParseCgroupPath(std::string_view path) {
     w.runtime = std::string(st.runtime);
     w.id = std::string(st.id);
     w.pod = st.have_container ? st.container_pod : st.pod;
+    // A user owns its manager's subtree and may mkdir "docker-<a real
+    // id>.scope" there: whatever is below is the user's, never the system's.
+    if (st.in_user_manager) w.user_unit = true;
   } else if (!st.unit.empty()) {
     w.kind = WorkloadKind::kUnit;
     w.id = w.unit;

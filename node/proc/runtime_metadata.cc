@@ -102,10 +102,52 @@ const json& Obj(const json& j, std::string_view key) {
   return it != j.end() && it->is_object() ? *it : kEmpty;
 }
 
-void SetPod(Workload* w, const std::string& name, const std::string& ns) {
+// What runtimes allow in a name. The files are not theirs alone: docker's
+// Name and labels come from whoever ran the container or built its image,
+// etc-hosts from the pod itself. A name that breaks these rules would not
+// have been accepted by the runtime, and one of 1 MiB would be refused by
+// every peer it is gossiped to, so it is dropped (the id stays) and counted.
+enum class NameRule {
+  kContainer,     // docker, podman, nerdctl: [A-Za-z0-9][A-Za-z0-9_.-]*
+  kDnsLabel,      // a pod's container, a namespace, a hostname: RFC 1123 label
+  kDnsSubdomain,  // a pod's name: RFC 1123 subdomain
+};
+
+bool ValidName(std::string_view s, NameRule rule) {
+  size_t max = rule == NameRule::kDnsLabel ? 63 : 253;
+  if (s.empty() || s.size() > max) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  if (rule == NameRule::kContainer) {
+    if (!alnum(s[0]) && !upper(s[0])) return false;
+    for (char c : s)
+      if (!alnum(c) && !upper(c) && c != '_' && c != '.' && c != '-') return false;
+    return true;
+  }
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  for (char c : s)
+    if (!alnum(c) && c != '-' && !(c == '.' && rule == NameRule::kDnsSubdomain)) return false;
+  return true;
+}
+
+// `name` when it keeps `rule`; else "" and the file counted as malformed.
+std::string Checked(std::string name, NameRule rule, const std::string& path, const char* what,
+                    MetadataOutcome* out) {
+  if (name.empty() || ValidName(name, rule)) return name;
+  out->malformed++;
+  out->error = path + ": " + what + " of " + std::to_string(name.size()) +
+               " bytes is not a name the runtime allows";
+  return "";
+}
+
+void SetPod(Workload* w, const std::string& name, const std::string& ns, const std::string& path,
+            MetadataOutcome* out) {
   if (name.empty() || !w->pod) return;
-  w->pod->name = name;
-  if (!ns.empty()) w->pod->ns = ns;
+  std::string pod = Checked(name, NameRule::kDnsSubdomain, path, "pod name", out);
+  if (pod.empty()) return;
+  w->pod->name = pod;
+  std::string space = Checked(ns, NameRule::kDnsLabel, path, "pod namespace", out);
+  if (!space.empty()) w->pod->ns = space;
 }
 
 // A file parsed but holding none of what it should is malformed, too.
@@ -118,7 +160,11 @@ bool Shaped(const std::optional<json>& j, const std::string& path, MetadataOutco
 }
 
 // <data-root>/containers/<id>/config.v2.json: "Name" is "/web". Under the
-// dockershim the kubelet's labels name the pod's container instead.
+// dockershim the kubelet's labels name the pod's container instead. Image
+// LABELs land in Config.Labels too, so any image could name itself a pod's
+// container: the labels are believed only for a container the cgroup path
+// put in a pod, and only with the io.kubernetes.docker.type label the
+// dockershim sets on every container it creates.
 bool Docker(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out) {
   std::string path = Under(roots, roots.docker_data + "/containers/" + w->id + "/config.v2.json");
   std::optional<json> j = ReadJson(path, roots.max_file_bytes, out);
@@ -127,17 +173,27 @@ bool Docker(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out) {
   if (!name.empty() && name[0] == '/') name.erase(0, 1);
   const json& labels = Obj(Obj(*j, "Config"), "Labels");
   std::string k8s_name = Str(labels, "io.kubernetes.container.name");
-  w->name = k8s_name.empty() ? name : k8s_name;
-  SetPod(w, Str(labels, "io.kubernetes.pod.name"), Str(labels, "io.kubernetes.pod.namespace"));
+  bool kubelets = w->pod && !k8s_name.empty() && !Str(labels, "io.kubernetes.docker.type").empty();
+  if (!kubelets) {
+    w->name = Checked(name, NameRule::kContainer, path, "Name", out);
+    return true;
+  }
+  w->name = Checked(k8s_name, NameRule::kDnsLabel, path, "container name label", out);
+  SetPod(w, Str(labels, "io.kubernetes.pod.name"), Str(labels, "io.kubernetes.pod.namespace"), path,
+         out);
   return true;
 }
 
-void FromCriAnnotations(const json& annotations, Workload* w) {
+void FromCriAnnotations(const json& annotations, Workload* w, const std::string& path,
+                        MetadataOutcome* out) {
   std::string name = Str(annotations, "io.kubernetes.cri.container-name");
-  if (name.empty()) name = Str(annotations, "nerdctl/name");  // plain containerd, by nerdctl
-  w->name = name;
+  if (!name.empty()) {
+    w->name = Checked(name, NameRule::kDnsLabel, path, "container name", out);
+  } else {  // plain containerd, by nerdctl
+    w->name = Checked(Str(annotations, "nerdctl/name"), NameRule::kContainer, path, "name", out);
+  }
   SetPod(w, Str(annotations, "io.kubernetes.cri.sandbox-name"),
-         Str(annotations, "io.kubernetes.cri.sandbox-namespace"));
+         Str(annotations, "io.kubernetes.cri.sandbox-namespace"), path, out);
 }
 
 // <state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json, the
@@ -159,7 +215,7 @@ bool Containerd(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out) {
     std::string path = tasks + "/" + ns + "/" + w->id + "/config.json";
     std::optional<json> j = ReadJson(path, roots.max_file_bytes, out);
     if (!Shaped(j, path, out)) continue;
-    FromCriAnnotations(Obj(*j, "annotations"), w);
+    FromCriAnnotations(Obj(*j, "annotations"), w, path, out);
     return true;
   }
   return false;
@@ -178,8 +234,8 @@ bool ContainersStorage(const RuntimeRoots& roots, Workload* w, MetadataOutcome* 
     std::string name = Str(a, "io.kubernetes.container.name");
     if (!name.empty()) {
       if (w->runtime.empty()) w->runtime = "cri-o";
-      w->name = name;
-      SetPod(w, Str(a, "io.kubernetes.pod.name"), Str(a, "io.kubernetes.pod.namespace"));
+      w->name = Checked(name, NameRule::kDnsLabel, path, "container name", out);
+      SetPod(w, Str(a, "io.kubernetes.pod.name"), Str(a, "io.kubernetes.pod.namespace"), path, out);
       return true;
     }
   }
@@ -195,7 +251,8 @@ bool ContainersStorage(const RuntimeRoots& roots, Workload* w, MetadataOutcome* 
     if (Str(c, "id") != w->id) continue;
     auto names = c.is_object() ? c.find("names") : c.end();
     if (names != c.end() && names->is_array() && !names->empty() && names->front().is_string())
-      w->name = names->front().get<std::string>();
+      w->name =
+          Checked(names->front().get<std::string>(), NameRule::kContainer, index, "name", out);
     if (w->runtime.empty()) w->runtime = "podman";
     return true;
   }
@@ -236,8 +293,12 @@ bool KubeletPodName(const RuntimeRoots& roots, Workload* w, MetadataOutcome* out
     std::string_view ip = fields[0];
     if (ip == "127.0.0.1" || ip == "::1" || ip.substr(0, 4) == "fe00" || ip.substr(0, 4) == "ff02")
       continue;
-    // "10.1.2.3\tname.sub.ns.svc.cluster.local\tname": the short name is last.
-    w->pod->name = std::string(fields.back());
+    // "10.1.2.3\tname.sub.ns.svc.cluster.local\tname": the short name is
+    // last. The pod can write this file, so it is believed only as a label.
+    std::string name =
+        Checked(std::string(fields.back()), NameRule::kDnsLabel, path, "hostname", out);
+    if (name.empty()) return false;
+    w->pod->name = name;
     return true;
   }
   return false;
@@ -271,10 +332,7 @@ bool KubeletPodNamespace(const RuntimeRoots& roots, Workload* w, MetadataOutcome
   std::string ns = *text;
   while (!ns.empty() && (ns.back() == '\n' || ns.back() == ' ')) ns.pop_back();
   // A namespace is a DNS label: anything else is not what the kubelet wrote.
-  bool label = !ns.empty() && ns.size() <= 63;
-  for (char c : ns)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) label = false;
-  if (!label) {
+  if (!ValidName(ns, NameRule::kDnsLabel)) {
     out->malformed++;
     out->error = path + ": not a namespace name";
     return false;
@@ -288,6 +346,9 @@ bool KubeletPodNamespace(const RuntimeRoots& roots, Workload* w, MetadataOutcome
 MetadataOutcome AddRuntimeMetadata(const RuntimeRoots& roots, Workload* w) {
   MetadataOutcome out;
   if (w->kind != WorkloadKind::kContainer) return out;
+  // Below a user's manager the id is whatever the user named a directory:
+  // the system runtimes' files of that id are another container's.
+  if (w->user_unit) return out;
   if (SafeComponent(w->id)) {
     const std::string& rt = w->runtime;
     if (rt == "docker") {

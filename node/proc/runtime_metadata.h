@@ -33,7 +33,8 @@ struct MetadataOutcome {
 // namespace, and the runtime when the cgroup path did not say (a kubepods
 // cgroupfs path). Never fails: a malformed file is counted in the outcome
 // and the workload keeps its id. Units and workloads with no id are left
-// alone, except that a pod's name is looked up by its uid.
+// alone, except that a pod's name is looked up by its uid; so are
+// containers below a user's manager (user_unit), which no system file names.
 MetadataOutcome AddRuntimeMetadata(const RuntimeRoots& roots, Workload* w);
 
 }  // namespace flowmesh

@@ -40,13 +40,17 @@ std::string WorkloadGroupKey(const Workload& w) {
       // one service: its init.scope groups by process group.
       if (w.id == "init.scope") return "";
       return (w.user_unit ? "uu:" : "u:") + w.id;
-    case WorkloadKind::kContainer:
+    case WorkloadKind::kContainer: {
+      // A user's container (below user@<uid>.service) never groups with
+      // the system's container whose id it copied.
+      std::string user = w.user_unit ? "uc:" : "";
       if (w.pod) {
         const Pod& p = *w.pod;
         std::string pod = p.name.empty() ? "uid:" + p.uid : p.ns + "/" + p.name;
-        return "k:" + pod + "/" + (w.name.empty() ? "id:" + w.id : w.name);
+        return user + "k:" + pod + "/" + (w.name.empty() ? "id:" + w.id : w.name);
       }
-      return "c:" + w.runtime + ":" + (w.name.empty() ? "id:" + w.id : w.name);
+      return user + "c:" + w.runtime + ":" + (w.name.empty() ? "id:" + w.id : w.name);
+    }
   }
   return "";
 }

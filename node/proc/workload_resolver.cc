@@ -66,8 +66,16 @@ Result<uint64_t> WorkloadResolver::CgroupIdOfPid(uint32_t pid) {
   return *id;
 }
 
-std::string WorkloadResolver::Walk(uint64_t want) {
-  std::lock_guard walk_lock(walk_mu_);
+std::string WorkloadResolver::Walk(uint64_t want, bool* busy) {
+  // The probe thread asks: a second caller does not wait out a walk of up
+  // to max_walk_entries directories, it is unresolved this once.
+  std::unique_lock walk_lock(walk_mu_, std::try_to_lock);
+  if (!walk_lock.owns_lock()) {
+    *busy = true;
+    std::lock_guard lock(mu_);
+    stats_.walks_skipped++;
+    return "";
+  }
   const int64_t now = now_ns_();
   {
     std::lock_guard lock(mu_);
@@ -94,13 +102,19 @@ std::string WorkloadResolver::Walk(uint64_t want) {
     if (stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     visited++;
     std::string path = rel.empty() ? "/" : rel;
-    uint64_t id = static_cast<uint64_t>(st.st_ino);
-    if (id == want) found = path;
-    seen.emplace_back(id, std::move(path));
+    uint64_t id = CgroupIdOfDir(full, static_cast<uint64_t>(st.st_ino));
+    if (id == want) {
+      found = path;
+    } else if (seen.size() < kMaxWalkRemembered) {
+      seen.emplace_back(id, std::move(path));
+    }
     if (depth >= options_.max_walk_depth) continue;
     DIR* d = opendir(full.c_str());
     if (!d) continue;
+    // What the walk holds is bounded too: a directory of a million
+    // children stops adding at max_walk_entries, not at memory's end.
     while (dirent* e = readdir(d)) {
+      if (visited + stack.size() >= options_.max_walk_entries) break;
       // cgroupfs directories are children; its files (cgroup.procs, ...) are not.
       if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
       std::string_view name = e->d_name;
@@ -109,11 +123,12 @@ std::string WorkloadResolver::Walk(uint64_t want) {
     }
     closedir(d);
   }
+  // Only a few others are remembered: a walk of 65536 directories must not
+  // push every named entry out of the cache (the wanted id the caller puts).
   std::lock_guard lock(mu_);
   for (auto& [id, path] : seen) {
     auto it = index_.find(id);
     if (it != index_.end() && it->second->path == path) continue;
-    if (id == want) continue;  // the caller puts it, with its metadata
     Entry e;
     e.id = id;
     e.workload = ParseCgroupPath(path);
@@ -175,7 +190,9 @@ Workload WorkloadResolver::Resolve(uint64_t cgroup_id, uint32_t pid_hint) {
         }
       }
     }
-    if (entry.path.empty()) entry.path = Walk(cgroup_id);
+    bool busy = false;
+    if (entry.path.empty()) entry.path = Walk(cgroup_id, &busy);
+    if (entry.path.empty() && busy) return {};  // another walk runs: no negative entry
     if (entry.path.empty()) {
       std::lock_guard lock(mu_);
       stats_.unresolved++;

@@ -1,8 +1,8 @@
 // cgroup id -> v2 path -> Workload, with the runtime's names, cached. The
 // probe hands over ids (bpf_get_current_cgroup_id); the path comes from the
 // process's /proc/<pid>/cgroup when the process is still there (checked
-// against the id), else from a walk of the hierarchy, which is rate-limited
-// and remembers every id it passes.
+// against the id), else from a walk of the hierarchy, which is rate-limited,
+// one at a time, and remembers a few of the ids it passes.
 #pragma once
 
 #include <cstdint>
@@ -78,8 +78,10 @@ class WorkloadResolver {
   };
 
   Result<std::string> PathOfPid(uint32_t pid);
-  // Walks the hierarchy, recording every id seen; the path of `want` or "".
-  std::string Walk(uint64_t want);
+  // Walks the hierarchy, recording the first kMaxWalkRemembered ids seen;
+  // the path of `want` or "". `busy` when another walk is running.
+  std::string Walk(uint64_t want, bool* busy);
+  static constexpr size_t kMaxWalkRemembered = 256;
   void AddMetadata(Workload* w);
   void PutLocked(Entry e);
 

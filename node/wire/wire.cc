@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 
 namespace flowmesh::wire {
 namespace s = schema;
@@ -53,7 +54,29 @@ void DetailsToWire(const ProcessDetails& p, s::ProcessDetails::Builder b) {
   b.setComm(p.comm);
   b.setExe(p.exe);
   b.setCgroupId(p.cgroup_id);
-  if (!p.workload.empty()) WorkloadToWire(p.workload, b.initWorkload());
+  if (!p.workload.empty() && WorkloadFitsWire(p.workload))
+    WorkloadToWire(p.workload, b.initWorkload());
+}
+
+namespace {
+
+bool Fits(std::string_view t, size_t max) {
+  return t.size() <= max && t.find('\0') == std::string_view::npos;
+}
+
+bool FitsText(capnp::Text::Reader t, size_t max) {
+  return Fits(std::string_view(t.begin(), t.size()), max);
+}
+
+}  // namespace
+
+bool WorkloadFitsWire(const Workload& w, size_t max_text) {
+  bool fits = Fits(w.runtime, max_text) && Fits(w.id, max_text) && Fits(w.name, max_text) &&
+              Fits(w.unit, max_text) && Fits(w.cgroup, kMaxWorkloadCgroupBytes);
+  if (fits && w.pod)
+    fits = Fits(w.pod->uid, max_text) && Fits(w.pod->name, max_text) && Fits(w.pod->ns, max_text) &&
+           Fits(w.pod->qos, max_text);
+  return fits;
 }
 
 void WorkloadToWire(const Workload& w, s::Workload::Builder b) {
@@ -78,6 +101,15 @@ Workload WorkloadFromWire(s::Workload::Reader r) {
   // An unknown kind (a newer node's) is shown as no workload, not refused.
   std::optional<WorkloadKind> kind = ParseWorkloadKind(r.getKind().cStr());
   if (!kind || *kind == WorkloadKind::kNone) return w;
+  // Another node's or meshd's answer: a text past the bounds is no workload
+  // rather than a megabyte name in every tree and JSON line.
+  const size_t max = kMaxWorkloadTextBytes;
+  if (!FitsText(r.getRuntime(), max) || !FitsText(r.getId(), max) || !FitsText(r.getName(), max) ||
+      !FitsText(r.getUnit(), max) || !FitsText(r.getCgroup(), kMaxWorkloadCgroupBytes))
+    return w;
+  if (r.getHasPod() && (!FitsText(r.getPodUid(), max) || !FitsText(r.getPodName(), max) ||
+                        !FitsText(r.getPodNamespace(), max) || !FitsText(r.getPodQos(), max)))
+    return w;
   w.kind = *kind;
   w.runtime = r.getRuntime();
   w.id = r.getId();

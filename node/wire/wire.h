@@ -25,7 +25,16 @@ Result<Endpoint> EndpointFromWire(schema::Endpoint::Reader r);
 
 void DetailsToWire(const ProcessDetails& p, schema::ProcessDetails::Builder b);
 ProcessDetails DetailsFromWire(schema::ProcessDetails::Reader r);
+// The bounds a workload's texts keep on the wire: a name, id or unit within
+// kMaxWorkloadTextBytes (a runtime's names are 253 at most), the cgroup path
+// within the kernel's PATH_MAX, and no NUL anywhere. A workload past them is
+// sent and read as none: the process, row or answer around it still counts.
+inline constexpr size_t kMaxWorkloadTextBytes = 256;
+inline constexpr size_t kMaxWorkloadCgroupBytes = 4096;
+bool WorkloadFitsWire(const Workload& w, size_t max_text = kMaxWorkloadTextBytes);
+
 void WorkloadToWire(const Workload& w, schema::Workload::Builder b);
+// None when any text is past the bounds above, or the kind is unknown.
 Workload WorkloadFromWire(schema::Workload::Reader r);
 void FlowStatsToWire(const FlowStats& f, schema::FlowStats::Builder b);
 FlowStats FlowStatsFromWire(schema::FlowStats::Reader r);

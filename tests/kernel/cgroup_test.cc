@@ -5,6 +5,7 @@
 #include "node/proc/cgroup.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -371,6 +372,32 @@ TEST(CgroupPoll, PolledListenerAndConnectionsCarryTheirCgroups) {
   ASSERT_TRUE(testing::FinishTraffic(t));
   Status removed = cg.Remove();
   EXPECT_TRUE(removed.ok()) << removed.message();
+}
+
+// CgroupIdOfPath reads kernfs's file handle (what bpf_get_current_cgroup_id
+// returns on every kernel); from 5.5 on that is also the directory's inode.
+TEST(CgroupId, TheHandleIsTheIdAndOnThisKernelTheInode) {
+  Result<std::string> root = FindCgroupV2Root();
+  if (!root.ok()) GTEST_SKIP() << root.status().message();
+  Result<std::string> text = ReadSmallFile("/proc/self/cgroup");
+  ASSERT_TRUE(text.ok());
+  Result<std::string> path = ParseProcCgroupV2(*text);
+  ASSERT_TRUE(path.ok()) << path.status().message();
+  std::string dir = *root + (*path == "/" ? "" : *path);
+  struct stat st {};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0) << dir;
+  alignas(struct file_handle) unsigned char buf[sizeof(struct file_handle) + 8]{};
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = 8;
+  int mount_id = 0;
+  ASSERT_EQ(name_to_handle_at(AT_FDCWD, dir.c_str(), fh, &mount_id, 0), 0) << strerror(errno);
+  ASSERT_EQ(fh->handle_bytes, 8u);
+  uint64_t handle = 0;
+  std::memcpy(&handle, fh->f_handle, 8);
+  Result<uint64_t> id = CgroupIdOfPath(*root, *path);
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  EXPECT_EQ(*id, handle);
+  EXPECT_EQ(handle, static_cast<uint64_t>(st.st_ino)) << "a kernel of 5.5 or later";
 }
 
 }  // namespace

@@ -203,6 +203,11 @@ TEST(WorkloadFilter, ValuesAreCheckedWithTheirOptionNamed) {
   EXPECT_FALSE(f.MatchesWorkload({}));
   f.unit = Web().unit;  // a container's scope is its unit too
   EXPECT_TRUE(f.MatchesWorkload(Web()));
+  // A user's manager can run a unit of any name: --unit means the system's.
+  Workload user = Nginx();
+  user.user_unit = true;
+  f.unit = "nginx.service";
+  EXPECT_FALSE(f.MatchesWorkload(user));
   WatchFilter none;
   EXPECT_TRUE(none.MatchesWorkload({}));
 }

@@ -7,6 +7,8 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "node/wire/wire.h"
 #include "schema/query.capnp.h"
 
@@ -207,6 +209,42 @@ TEST(QueryWire, MalformedOrMismatchedIsRefused) {
   Result<std::vector<LookAnswer>> r = DecodeAnswers(*three, Questions());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("3 answers to 4 questions"), std::string::npos);
+}
+
+// Another node's answer or meshd's control reply naming a workload past the
+// bounds (a 1 MiB docker Name, a NUL inside a pod's name): no workload, the
+// process kept. The sender leaves such a workload out too.
+TEST(QueryWire, AWorkloadPastTheBoundsIsNone) {
+  namespace s = ::flowmesh::schema;
+  auto read = [](const std::function<void(s::Workload::Builder)>& fill) {
+    capnp::MallocMessageBuilder m;
+    auto b = m.initRoot<s::Workload>();
+    b.setKind("container");
+    b.setId("3f2a1c4d5e6f");
+    fill(b);
+    return wire::WorkloadFromWire(b.asReader());
+  };
+  EXPECT_EQ(read([](s::Workload::Builder) {}).id, "3f2a1c4d5e6f");
+  EXPECT_TRUE(read([](s::Workload::Builder b) {
+                b.setName(std::string(wire::kMaxWorkloadTextBytes + 1, 'x'));
+              }).empty());
+  EXPECT_TRUE(read([](s::Workload::Builder b) {
+                b.setHasPod(true);
+                b.setPodName(capnp::Text::Reader("a\0b", 3));
+              }).empty());
+  EXPECT_TRUE(read([](s::Workload::Builder b) {
+                b.setCgroup(std::string(wire::kMaxWorkloadCgroupBytes + 1, '/'));
+              }).empty());
+
+  ProcessDetails p = Proc(42, "web");
+  p.workload.kind = WorkloadKind::kContainer;
+  p.workload.id = "3f2a1c4d5e6f";
+  p.workload.name = std::string(1 << 20, 'x');
+  capnp::MallocMessageBuilder m;
+  wire::DetailsToWire(p, m.initRoot<s::ProcessDetails>());
+  ProcessDetails back = wire::DetailsFromWire(m.getRoot<s::ProcessDetails>().asReader());
+  EXPECT_EQ(back.pid, 42u);
+  EXPECT_TRUE(back.workload.empty());
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Workloads in gossiped endpoint tables: a listener's unit or container
 // reaches a replica and changes with it, rows of older peers have none, a
 // kind this node does not know reads as none, and a huge or NUL-bearing
-// field makes the delta malformed (counted and dropped as other bad rows).
+// field is neither sent nor read: the workload is none, the row and delta kept.
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
 #include <gtest/gtest.h>
@@ -110,27 +110,57 @@ TEST(MeshWorkload, OlderAndNewerPeersRowsReadAsNone) {
   EXPECT_TRUE(RowWorkload(newer).empty());
 }
 
-TEST(MeshWorkload, HugeOrNulFieldsMakeTheDeltaMalformed) {
-  Result<PacketMsg> huge = Row([](s::TableEntry::Builder e) {
-    e.initWorkload().setKind("container");
-    e.getWorkload().setName(std::string(kMaxWorkloadBytes + 1, 'x'));
-  });
-  ASSERT_FALSE(huge.ok());
-  EXPECT_EQ(CheckOf(huge.status()), WireCheck::kFieldTooLong) << huge.status().message();
-  EXPECT_NE(huge.status().message().find("workload name"), std::string::npos);
-  Result<PacketMsg> pod = Row([](s::TableEntry::Builder e) {
-    e.initWorkload().setKind("container");
-    e.getWorkload().setHasPod(true);
-    e.getWorkload().setPodNamespace(std::string(300, 'n'));
-  });
-  ASSERT_FALSE(pod.ok());
-  EXPECT_NE(pod.status().message().find("pod namespace"), std::string::npos);
-  Result<PacketMsg> nul = Row([](s::TableEntry::Builder e) {
-    e.initWorkload().setKind("unit");
-    e.getWorkload().setId(capnp::Text::Reader("a\0b", 3));
-  });
-  ASSERT_FALSE(nul.ok());
-  EXPECT_NE(nul.status().message().find("NUL"), std::string::npos);
+TEST(MeshWorkload, HugeOrNulFieldsReadAsNoneAndTheRowIsKept) {
+  auto check = [](const Result<PacketMsg>& p, const char* what) {
+    ASSERT_TRUE(p.ok()) << what << ": " << p.status().ToString();
+    const TableEntryMsg& e = std::get<TableReplyMsg>(p->primary).deltas.at(0).entries.at(0);
+    EXPECT_TRUE(e.workload.empty()) << what;
+    EXPECT_EQ(e.port, 80) << what;
+    EXPECT_EQ(e.comm, "srv") << what;
+  };
+  check(Row([](s::TableEntry::Builder e) {
+          e.setComm("srv");
+          e.initWorkload().setKind("container");
+          e.getWorkload().setName(std::string(kMaxWorkloadBytes + 1, 'x'));
+        }),
+        "huge name");
+  check(Row([](s::TableEntry::Builder e) {
+          e.setComm("srv");
+          e.initWorkload().setKind("container");
+          e.getWorkload().setHasPod(true);
+          e.getWorkload().setPodNamespace(std::string(300, 'n'));
+        }),
+        "huge namespace");
+  check(Row([](s::TableEntry::Builder e) {
+          e.setComm("srv");
+          e.initWorkload().setKind("unit");
+          e.getWorkload().setId(capnp::Text::Reader("a\0b", 3));
+        }),
+        "NUL in the id");
+}
+
+// A docker Name or label of up to 1 MiB: the owner keeps and sends its row
+// without it, and the replica applies the delta.
+TEST(MeshWorkload, AHugeNameIsSentAsNone) {
+  Interner interner;
+  uint32_t owner = interner.Intern("owner"), peer = interner.Intern("peer");
+  EndpointTables mine(interner, owner), theirs(interner, peer);
+  Workload huge = Web();
+  huge.name = std::string(1 << 20, 'x');
+  ASSERT_TRUE(mine.SetLocal(1, {}, {Listener(80, Nginx()), Listener(8000, huge)}, 0));
+  std::optional<TableDeltaMsg> d = mine.DeltaFor(owner, theirs.DigestOf(owner), 64 << 10);
+  ASSERT_TRUE(d);
+  ASSERT_EQ(d->entries.size(), 2u) << "both rows fit the budget";
+  Result<Bytes> bytes = EncodeExchangeRequest(TablePushMsg{{*d}});
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  Result<ExchangeRequestMsg> back = DecodeExchangeRequest(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(theirs.Apply(std::get<TablePushMsg>(*back).deltas.at(0), 0),
+            EndpointTables::ApplyResult::kApplied);
+  std::vector<EndpointSummary> got = theirs.Endpoints(owner);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].workload.id, "nginx.service");
+  EXPECT_TRUE(got[1].workload.empty());
 }
 
 }  // namespace

@@ -32,6 +32,13 @@ Workload Named(const std::string& path, MetadataOutcome* out = nullptr) {
   return w;
 }
 
+// config.v2.json naming a container `name` (JSON-escaped enough for the tests).
+std::string NameConfig(const std::string& name) {
+  std::string q;
+  for (char c : name) q += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return "{\"Name\":\"/" + q + "\"}";
+}
+
 constexpr char kWeb[] = "3f2a1c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
 
 TEST(RuntimeMetadata, DockerNameFromConfigV2) {
@@ -187,6 +194,100 @@ TEST(RuntimeMetadata, FifoAndOversizedFilesAreRefusedNotRead) {
   EXPECT_THAT(out.error, HasSubstr("more than the 100"));
   EXPECT_EQ(w.name, "");
   fs::remove_all(root);
+}
+
+// A host root in /tmp holding one file, removed with the test.
+struct TempRoot {
+  std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("fm-names-" + std::to_string(getpid()));
+  TempRoot() { std::filesystem::remove_all(root); }
+  ~TempRoot() { std::filesystem::remove_all(root); }
+  void Write(const std::string& rel, const std::string& text) {
+    std::filesystem::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << text;
+  }
+  RuntimeRoots Roots() const {
+    RuntimeRoots r;
+    r.root = root;
+    return r;
+  }
+};
+
+const std::string kWebConfig = std::string("var/lib/docker/containers/") + kWeb + "/config.v2.json";
+const std::string kSystemWeb = std::string("/system.slice/docker-") + kWeb + ".scope";
+const std::string kPodWeb =
+    std::string("/kubepods.slice/kubepods-pod10231429_28f6_11e8_8903_74dbd1a06fe0.slice/docker-") +
+    kWeb + ".scope";
+
+TEST(RuntimeMetadata, NamesNoRuntimeAllowsAreDroppedAndCounted) {
+  TempRoot t;
+  for (const std::string& bad : {std::string(300, 'x'), std::string("-rf"), std::string("a b"),
+                                 std::string("web\nx"), std::string("caf\xc3\xa9")}) {
+    t.Write(kWebConfig, NameConfig(bad));
+    Workload w = ParseCgroupPath(kSystemWeb);
+    MetadataOutcome out = AddRuntimeMetadata(t.Roots(), &w);
+    EXPECT_EQ(w.name, "") << bad;
+    EXPECT_EQ(w.id, kWeb);
+    EXPECT_EQ(out.malformed, 1) << bad;
+    EXPECT_THAT(out.error, HasSubstr("not a name the runtime allows"));
+  }
+  t.Write(kWebConfig, NameConfig(std::string(253, 'w')));
+  Workload w = ParseCgroupPath(kSystemWeb);
+  EXPECT_EQ(AddRuntimeMetadata(t.Roots(), &w).malformed, 0);
+  EXPECT_EQ(w.name.size(), 253u);
+}
+
+// An image's LABEL lands in Config.Labels: only a container in a pod, with
+// the label the dockershim sets, is named by them.
+TEST(RuntimeMetadata, ImageLabelsDoNotNameAContainer) {
+  TempRoot t;
+  const std::string labels =
+      "\"io.kubernetes.container.name\":\"api\",\"io.kubernetes.pod.name\":\"pay-7d9c\","
+      "\"io.kubernetes.pod.namespace\":\"shop\"";
+  t.Write(kWebConfig, "{\"Name\":\"/web\",\"Config\":{\"Labels\":{" + labels +
+                          ",\"io.kubernetes.docker.type\":\"container\"}}}");
+  Workload system = ParseCgroupPath(kSystemWeb);
+  AddRuntimeMetadata(t.Roots(), &system);
+  EXPECT_EQ(system.name, "web") << "not in a pod";
+
+  t.Write(kWebConfig, "{\"Name\":\"/web\",\"Config\":{\"Labels\":{" + labels + "}}}");
+  Workload pod = ParseCgroupPath(kPodWeb);
+  AddRuntimeMetadata(t.Roots(), &pod);
+  EXPECT_EQ(pod.name, "web") << "no io.kubernetes.docker.type";
+  ASSERT_TRUE(pod.pod);
+  EXPECT_EQ(pod.pod->name, "");
+}
+
+// The pod writes its own etc-hosts: a hostname that is no DNS label names nothing.
+TEST(RuntimeMetadata, AnEtcHostsNameThatIsNoLabelIsDropped) {
+  TempRoot t;
+  t.Write("var/lib/kubelet/pods/18d34ce4-50c7-452c-9df8-53c4a3fdf363/etc-hosts",
+          "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n10.1.2.3\t" +
+              std::string(300, 'p') + "\n");
+  Workload w = ParseCgroupPath("/kubepods/besteffort/pod18d34ce4-50c7-452c-9df8-53c4a3fdf363");
+  MetadataOutcome out = AddRuntimeMetadata(t.Roots(), &w);
+  EXPECT_EQ(out.malformed, 1);
+  EXPECT_EQ(w.pod->name, "");
+}
+
+// A user owns user@<uid>.service's subtree and can mkdir a scope named
+// after the system's container: no system file names it, and it never
+// groups with that container.
+TEST(RuntimeMetadata, AUsersContainerIsNotNamedByTheSystemsFiles) {
+  Workload system = Named(std::string("/system.slice/docker-") + kWeb + ".scope");
+  MetadataOutcome out;
+  Workload user =
+      Named(std::string("/user.slice/user-1000.slice/user@1000.service/app.slice/docker-") + kWeb +
+                ".scope",
+            &out);
+  EXPECT_EQ(system.name, "web");
+  EXPECT_TRUE(user.user_unit);
+  EXPECT_FALSE(out.found);
+  EXPECT_EQ(user.name, "");
+  EXPECT_EQ(user.id, kWeb);
+  user.name = system.name;  // even named alike
+  EXPECT_NE(WorkloadGroupKey(user), WorkloadGroupKey(system));
+  EXPECT_EQ(WorkloadGroupKey(user), "uc:" + WorkloadGroupKey(system));
 }
 
 TEST(RuntimeMetadata, UnitsAreLeftAlone) {

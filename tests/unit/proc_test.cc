@@ -203,6 +203,19 @@ TEST(SocketOwners, UnknownInodesRescanAtMostOncePerInterval) {
   EXPECT_EQ(owners.size(), 6u);
 }
 
+TEST(ParseProcCgroupV2, APathOutsideOurCgroupNamespaceSaysSo) {
+  Result<std::string> ok = ParseProcCgroupV2("1:name=systemd:/x\n0::/system.slice/nginx.service\n");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, "/system.slice/nginx.service");
+  Result<std::string> outside = ParseProcCgroupV2("0::/../../system.slice/nginx.service\n");
+  ASSERT_FALSE(outside.ok());
+  EXPECT_THAT(
+      outside.status().message(),
+      ::testing::HasSubstr("meshd must run in the host's cgroup namespace to name workloads"));
+  EXPECT_FALSE(ParseProcCgroupV2("0::/..\n").ok());
+  EXPECT_TRUE(ParseProcCgroupV2("0::/..hidden.slice\n").ok()) << "a cgroup may be named so";
+}
+
 TEST(SocketOwners, OwnersCarryTheirCgroupV2Id) {
   FakeClock clock;
   SocketOwners owners(kProc, std::chrono::milliseconds(100), clock.fn(), kCgroupRoot);
@@ -210,7 +223,8 @@ TEST(SocketOwners, OwnersCarryTheirCgroupV2Id) {
   ASSERT_EQ(stat((kCgroupRoot + "/system.slice/nginx.service").c_str(), &st), 0);
   Result<uint64_t> nginx_id = CgroupIdOfPath(kCgroupRoot, "/system.slice/nginx.service");
   ASSERT_TRUE(nginx_id.ok()) << nginx_id.status().message();
-  EXPECT_EQ(*nginx_id, st.st_ino);
+  // A fixture on disk: its file handle (inode and generation), as kernfs's is the id.
+  EXPECT_EQ(*nginx_id, CgroupIdOfDir(kCgroupRoot + "/system.slice/nginx.service", st.st_ino));
 
   // 101's cgroup file has v1 lines too: only "0::" counts.
   EXPECT_EQ(owners.Lookup(12345).cgroup_id, *nginx_id);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "node/proc/cgroup.h"
 #include "node/proc/workload_resolver.h"
 #include "tests/test_paths.h"
 
@@ -31,11 +32,13 @@ class WorkloadResolverTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // Its id as the resolver reads ids: on a disk filesystem the file handle
+  // carries a generation, so the inode alone would not be it.
   uint64_t MakeCgroup(const std::string& path) {
     fs::create_directories(dir_ / "cg" / path.substr(1));
-    struct stat st {};
-    EXPECT_EQ(stat((dir_ / "cg" / path.substr(1)).c_str(), &st), 0);
-    return st.st_ino;
+    Result<uint64_t> id = CgroupIdOfPath((dir_ / "cg").string(), path);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : 0;
   }
   void PutProc(uint32_t pid, const std::string& cgroup) {
     fs::create_directories(dir_ / "proc" / std::to_string(pid));
@@ -170,6 +173,25 @@ TEST_F(WorkloadResolverTest, TheCacheIsBounded) {
   WorkloadResolver r = Make(o);
   r.Resolve(1);  // a walk passes all eleven directories
   EXPECT_LE(r.Stats().size, 3u);
+}
+
+// A walk of a big hierarchy remembers a few of the ids it passes, not all:
+// the named entries already cached stay.
+TEST_F(WorkloadResolverTest, AWalkRemembersOnlyAFewOthers) {
+  std::string web = std::string("/system.slice/docker-") + kWeb + ".scope";
+  uint64_t web_id = MakeCgroup(web);
+  PutProc(42, web);
+  for (int i = 0; i < 400; i++) MakeCgroup("/user.slice/s" + std::to_string(i) + ".scope");
+  WorkloadResolverOptions o;
+  o.capacity = 300;
+  WorkloadResolver r = Make(o);
+  EXPECT_EQ(r.Resolve(web_id, 42).name, "web");
+  r.Resolve(1);  // no cgroup has id 1: a walk of all 400
+  EXPECT_EQ(r.Stats().walks, 1u);
+  EXPECT_LE(r.Stats().size, 2u + 256u);
+  fs::remove_all(dir_ / "proc" / "42");
+  EXPECT_EQ(r.Resolve(web_id).name, "web");
+  EXPECT_EQ(r.Stats().walks, 1u) << "web's entry was not pushed out";
 }
 
 TEST_F(WorkloadResolverTest, OffResolvesNothing) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "node/flow/process_cache.h"
+#include "node/proc/cgroup.h"
 #include "tests/test_paths.h"
 
 namespace flowmesh {
@@ -39,7 +40,7 @@ class ProcessCacheWorkloadTest : public ::testing::Test {
     fs::create_directories(p);
     struct stat st {};
     EXPECT_EQ(stat(p.c_str(), &st), 0);
-    return st.st_ino;
+    return CgroupIdOfDir(p.string(), st.st_ino);  // the resolver's id: the file handle
   }
   void PutProcess(uint32_t pid, uint64_t start, const std::string& comm,
                   const std::string& cgroup) {
