@@ -12,6 +12,7 @@
 #include <string>
 
 #include "node/flow/aggregator.h"
+#include "node/proc/cgroup.h"
 
 namespace flowmesh {
 namespace {
@@ -48,9 +49,11 @@ class AggregatorWorkloadTest : public ::testing::Test {
   uint64_t MakeCgroup(const std::string& path) {
     fs::path p = dir_ / "cg" / path.substr(1);
     fs::create_directories(p);
-    struct stat st {};
-    EXPECT_EQ(stat(p.c_str(), &st), 0);
-    return st.st_ino;
+    // The id as the resolver reads it: the directory's file handle (on a
+    // disk filesystem it holds a generation beside the inode).
+    Result<uint64_t> id = CgroupIdOfPath((dir_ / "cg").string(), path);
+    EXPECT_TRUE(id.ok()) << id.status().message();
+    return id.ok() ? *id : 0;
   }
   void PutProcess(uint32_t pid, uint64_t start, const std::string& comm,
                   const std::string& cgroup) {
