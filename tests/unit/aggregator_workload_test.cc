@@ -13,6 +13,7 @@
 
 #include "node/flow/aggregator.h"
 #include "node/proc/cgroup.h"
+#include "tests/unit/fake_host_tree.h"
 
 namespace flowmesh {
 namespace {
@@ -46,23 +47,10 @@ class AggregatorWorkloadTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  uint64_t MakeCgroup(const std::string& path) {
-    fs::path p = dir_ / "cg" / path.substr(1);
-    fs::create_directories(p);
-    // The id as the resolver reads it: the directory's file handle (on a
-    // disk filesystem it holds a generation beside the inode).
-    Result<uint64_t> id = CgroupIdOfPath((dir_ / "cg").string(), path);
-    EXPECT_TRUE(id.ok()) << id.status().message();
-    return id.ok() ? *id : 0;
-  }
+  uint64_t MakeCgroup(const std::string& path) { return testing::MakeFakeCgroup(dir_, path); }
   void PutProcess(uint32_t pid, uint64_t start, const std::string& comm,
                   const std::string& cgroup) {
-    fs::path p = dir_ / "proc" / std::to_string(pid);
-    fs::create_directories(p);
-    std::ofstream(p / "stat") << pid << " (" << comm << ") S 1 " << pid
-                              << " 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 " << start << " 0 0\n";
-    std::ofstream(p / "cmdline") << comm;
-    std::ofstream(p / "cgroup") << "0::" << cgroup << "\n";
+    testing::PutFakeProcess(dir_, pid, start, comm, cgroup);
   }
   // The runtime writes the container's name (docker: config.v2.json).
   void NameLateContainer() {

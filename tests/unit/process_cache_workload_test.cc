@@ -11,6 +11,7 @@
 
 #include "node/flow/process_cache.h"
 #include "node/proc/cgroup.h"
+#include "tests/unit/fake_host_tree.h"
 #include "tests/test_paths.h"
 
 namespace flowmesh {
@@ -35,21 +36,10 @@ class ProcessCacheWorkloadTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  uint64_t MakeCgroup(const std::string& path) {
-    fs::path p = dir_ / "cg" / path.substr(1);
-    fs::create_directories(p);
-    struct stat st {};
-    EXPECT_EQ(stat(p.c_str(), &st), 0);
-    return CgroupIdOfDir(p.string(), st.st_ino);  // the resolver's id: the file handle
-  }
+  uint64_t MakeCgroup(const std::string& path) { return testing::MakeFakeCgroup(dir_, path); }
   void PutProcess(uint32_t pid, uint64_t start, const std::string& comm,
                   const std::string& cgroup) {
-    fs::path p = dir_ / "proc" / std::to_string(pid);
-    fs::create_directories(p);
-    std::ofstream(p / "stat") << pid << " (" << comm << ") S 1 " << pid
-                              << " 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 " << start << " 0 0\n";
-    std::ofstream(p / "cmdline") << comm;
-    std::ofstream(p / "cgroup") << "0::" << cgroup << "\n";
+    testing::PutFakeProcess(dir_, pid, start, comm, cgroup);
   }
   ProcessCache Make(WorkloadResolver* r) {
     return ProcessCache(
