@@ -304,8 +304,10 @@ TEST_F(LookLabTest, AKilledAppHostIsAnUnreachableLeafAndTheRestComesBack) {
     EXPECT_LT(took, 4s) << "look took "
                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms";
-    EXPECT_NE(LineMatching(tree, R"(^└--> 10\.213\.0\.4:8000 pod shop/api-7d9c5b-x2k4q/api \(containerd [0-9a-f]{12}\) )"
-                                 R"(\('python3', pgid=\d+\) on app-2 \[unreachable\]  \d+ conns)"
+    EXPECT_NE(LineMatching(tree, // The owner its gossiped table announced, when the asking node has that
+                                 // row (not always: seen missing in CI, see the issue 15 note).
+                                 R"(^└--> 10\.213\.0\.4:8000 (pod shop/api-7d9c5b-x2k4q/api \(containerd )"
+                                 R"([0-9a-f]{12}\) \('python3', pgid=\d+\) )?on app-2 \[unreachable\]  \d+ conns)"
                                  R"(.*  \(.+\)$)"),
               "")
         << tree;
