@@ -92,10 +92,31 @@ struct QueryResponse {
 # Key operations travel in mesh.capnp's exchanges. Without a union, `look`
 # keeps the pointer it had when a union here also held them, so look queries
 # of older and newer nodes read the same.
+# `meshctl map` (issue 16): "your part of the map in this window". A node of
+# before reads a query with only `map` set as a look query without questions
+# and answers an empty look; the asker, finding no `map` in the answer, says
+# the member runs a meshd without map.
+struct MapRequest {
+  sinceNs @0 :Int64;
+  untilNs @1 :Int64;
+  groupBy @2 :GroupBy;
+}
+
+# One Process per process group (endpoints: where it listened; clients: who
+# connected to those; dependencies: where it connected) and one per balancer
+# front (balancer set, endpoints: the front, dependencies: its backends).
+struct MapResponse {
+  error @0 :Text;          # non-empty: the node could not read its map
+  entries @1 :List(Process);
+  truncated @2 :Bool;      # it had more than an answer may carry
+}
+
 struct NodeQuery {
   look @0 :QueryRequest;
+  map @1 :MapRequest;      # set: a map query (look is then empty)
 }
 
 struct NodeAnswer {
   look @0 :QueryResponse;
+  map @1 :MapResponse;     # the answer to a map query
 }

@@ -89,19 +89,34 @@ std::string Quote(std::string_view s) { return JsonString(s); }
 
 std::string Time(int64_t ns) { return ns == 0 ? "null" : Quote(FormatRfc3339(ns)); }
 
+}  // namespace
+
+std::string LookProcessJson(const ProcessDetails& p) {
+  return "{\"comm\": " + Quote(p.comm) + ", \"pid\": " + std::to_string(p.pid) +
+         ", \"pgid\": " + std::to_string(p.pgid) + ", \"exe\": " + Quote(p.exe) +
+         ", \"workload\": " + WorkloadJson(p.workload) + "}";
+}
+
+std::string LookStatsJson(const FlowStats& s) {
+  return "{\"connections\": " + std::to_string(s.active()) +
+         ", \"opened\": " + std::to_string(s.connections) +
+         ", \"bytes_tx\": " + std::to_string(s.bytes_tx) +
+         ", \"bytes_rx\": " + std::to_string(s.bytes_rx) +
+         ", \"segs_out\": " + std::to_string(s.segs_out) +
+         ", \"segs_in\": " + std::to_string(s.segs_in) +
+         ", \"retrans\": " + std::to_string(s.retrans) +
+         ", \"rtt_us\": " + std::to_string(s.rtt_mean_us()) +
+         ", \"first_seen\": " + Time(s.first_seen_ns) +
+         ", \"last_seen\": " + Time(s.last_seen_ns) + "}";
+}
+
+namespace {
+
 void JsonNode(const LookNode& n, std::string& out) {
   out += "{\"host\": " + (n.host.empty() ? std::string("null") : Quote(n.host));
   out += ", \"addr\": " + Quote(n.addr.ToString());
   out += ", \"port\": " + (n.port ? std::to_string(n.port) : std::string("null"));
-  out += ", \"process\": ";
-  if (n.process) {
-    const ProcessDetails& p = *n.process;
-    out += "{\"comm\": " + Quote(p.comm) + ", \"pid\": " + std::to_string(p.pid) +
-           ", \"pgid\": " + std::to_string(p.pgid) + ", \"exe\": " + Quote(p.exe) +
-           ", \"workload\": " + WorkloadJson(p.workload) + "}";
-  } else {
-    out += "null";
-  }
+  out += ", \"process\": " + (n.process ? LookProcessJson(*n.process) : std::string("null"));
   out += ", \"balancer\": " + std::string(n.balancer ? "true" : "false");
   out += ", \"via\": " + (n.via.port != 0 ? Quote(n.via.ToString()) : std::string("null"));
   out += ", \"aliases\": [";
@@ -111,19 +126,7 @@ void JsonNode(const LookNode& n, std::string& out) {
   out += ", \"status\": " + Quote(LookStatusName(n.status));
   out += ", \"status_detail\": " +
          (n.status_detail.empty() ? std::string("null") : Quote(n.status_detail));
-  if (n.stats) {
-    const FlowStats& s = *n.stats;
-    out += ", \"stats\": {\"connections\": " + std::to_string(s.active()) +
-           ", \"opened\": " + std::to_string(s.connections) +
-           ", \"bytes_tx\": " + std::to_string(s.bytes_tx) +
-           ", \"bytes_rx\": " + std::to_string(s.bytes_rx) +
-           ", \"segs_out\": " + std::to_string(s.segs_out) +
-           ", \"segs_in\": " + std::to_string(s.segs_in) +
-           ", \"retrans\": " + std::to_string(s.retrans) +
-           ", \"rtt_us\": " + std::to_string(s.rtt_mean_us()) +
-           ", \"first_seen\": " + Time(s.first_seen_ns) +
-           ", \"last_seen\": " + Time(s.last_seen_ns) + "}";
-  }
+  if (n.stats) out += ", \"stats\": " + LookStatsJson(*n.stats);
   for (bool clients : {true, false}) {
     out += clients ? ", \"clients\": [" : ", \"dependencies\": [";
     const auto& kids = clients ? n.clients : n.dependencies;

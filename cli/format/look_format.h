@@ -32,6 +32,11 @@ std::string FormatLookJson(const LookResult& result);
 // balancer's front is a vertex of its own, a diamond.
 std::string FormatLookDot(const LookResult& result);
 
+// The "process" and "stats" objects of a look node, which the map's nodes
+// and edges share (map_format.h).
+std::string LookProcessJson(const ProcessDetails& p);
+std::string LookStatsJson(const FlowStats& s);
+
 // "512 B", "3.4 KB", "1.2 MB" (units of 1024, as tcplife).
 std::string FormatLookBytes(uint64_t bytes);
 

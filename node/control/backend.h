@@ -12,6 +12,7 @@
 #include "node/flow/event_hub.h"
 #include "node/flow/flow.h"
 #include "node/look/look.h"
+#include "node/look/map_types.h"
 #include "node/store/store.h"
 
 namespace flowmesh {
@@ -34,6 +35,11 @@ class ControlBackend {
   // from the control threads, once per process per request (WorkloadMemo).
   virtual Workload WorkloadOf(const ProcessRef& /*process*/) { return {}; }
   virtual Result<LookResult> RunLook(const LookQuery& query) = 0;
+  // `meshctl map`: every live member's part of the map, merged (and the
+  // baseline window's, compared, when the query has one).
+  virtual Result<MapResult> RunMap(const MapQuery& /*query*/) {
+    return Unavailable("this meshd cannot draw a map");
+  }
   // The mesh's members and every endpoint it knows; empty when the mesh is off.
   virtual std::vector<PeerView> GetPeers() { return {}; }
   virtual std::vector<EndpointView> GetMeshEndpoints() { return {}; }

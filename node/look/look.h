@@ -90,6 +90,24 @@ struct ActiveProcess {
   std::vector<DependencyEdge> dependencies;
 };
 
+// "Your part of the map" (LocalQuerier::Map, map_local.cc): each process
+// group (by the map's grouping) with where it listened, who connected to it
+// and where it connected, and each balancer front this node forwarded, with
+// its clients and backends. The asking node merges every member's into one
+// graph (map_merge.h).
+struct MapEntry {
+  ProcessDetails process;  // a balancer: none
+  bool balancer = false;
+  FlowStats stats;                  // all its connections in the window, in and out
+  std::vector<Endpoint> endpoints;  // where it listened in the window; a balancer: its front
+  std::vector<ClientEdge> clients;  // who connected to those endpoints
+  std::vector<DependencyEdge> dependencies;  // where it connected; a balancer: its backends
+};
+struct MemberMap {
+  std::vector<MapEntry> entries;
+  bool truncated = false;  // more than an answer may carry (kMaxMapEntries, kMaxMapEdges)
+};
+
 class NodeQuerier {
  public:
   virtual ~NodeQuerier() = default;
