@@ -108,6 +108,20 @@ ctl cache-1 look 10.213.0.3:8000 --direction in --depth 1 --group-by pgid
 echo
 echo "(as a picture: meshctl look 10.213.0.2:80 --format dot | dot -Tsvg > look.svg; --format json for scripts)"
 
+echo
+echo "== meshctl map --since 10m   (on kv-1: the whole mesh, every member asked at once)"
+ctl kv-1 map --since 10m
+
+echo
+echo "== meshctl map --since 10m --compare-to 1d   (on app-2: what changed since the same window yesterday, before the lab)"
+ctl app-2 map --since 10m --compare-to 1d --workload nginx --depth 1
+
+echo
+bash "$topology" ui "$work"
+echo "   open it from this machine:  sudo bash $topology ui $work 8080   (then http://127.0.0.1:8080/ in a browser, log in with the token)"
+echo "   or from client-1 itself:    sudo ip netns exec fmt-1 curl -s -H \"Authorization: Bearer \$(cat $work/ui.token)\" http://10.213.0.1:8080/api/map"
+[ $keep -eq 1 ] || echo "   (this run takes the lab down now: run the demo with --keep to open the page)"
+
 if [ $keep -eq 1 ]; then
   t="bash $topology"
   cat <<EOF

@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev libssl-dev
   # lab, tests and benchmarks
   iproute2 procps curl nginx redis-server memcached libbpf-tools python3 time
+  # the lab's map page from a browser on this machine (topology.sh ui W PORT)
+  socat
   # NAT: nft rules in the conntrack kernel tests and the lab's NAT hosts,
   # redis-cli through a VIP, capsh (a meshd without CAP_NET_ADMIN)
   nftables redis-tools libcap2-bin

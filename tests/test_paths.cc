@@ -23,5 +23,9 @@ const char* const kHostilePeerPy = FM_PATH_HOSTILE_PEER_PY;
 #ifdef FM_PATH_LOOK_LINES_PY
 const char* const kLookLinesPy = FM_PATH_LOOK_LINES_PY;
 #endif
+#ifdef FM_PATH_UI_BROWSER_PY
+const char* const kUiBrowserPy = FM_PATH_UI_BROWSER_PY;
+const char* const kArtifacts = FM_PATH_ARTIFACTS;
+#endif
 
 }  // namespace flowmesh::testing::paths

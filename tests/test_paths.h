@@ -15,6 +15,8 @@ extern const char* const kPingPongPy;
 extern const char* const kHostilePeerPy;
 extern const char* const kLookLinesPy;  // tests/integration/look_lines.py
 extern const char* const kPoolPy;  // tests/tools/pool.py
+extern const char* const kUiBrowserPy;  // tests/integration/ui_browser_test.py
+extern const char* const kArtifacts;    // where tests leave screenshots (build/test-artifacts)
 
 }  // namespace flowmesh::testing::paths
 
@@ -27,3 +29,5 @@ extern const char* const kPoolPy;  // tests/tools/pool.py
 #define HOSTILE_PEER_PY (::flowmesh::testing::paths::kHostilePeerPy)
 #define LOOK_LINES_PY (::flowmesh::testing::paths::kLookLinesPy)
 #define POOL_PY (::flowmesh::testing::paths::kPoolPy)
+#define UI_BROWSER_PY (::flowmesh::testing::paths::kUiBrowserPy)
+#define TEST_ARTIFACTS (::flowmesh::testing::paths::kArtifacts)

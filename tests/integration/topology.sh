@@ -26,6 +26,10 @@
 #                                       e.g. topology.sh ctl W client-1 look 10.213.0.2:80
 #   topology.sh restart WORKDIR HOST    restart HOST's server as systemctl restart would:
 #                                       new processes in the same cgroup (web-1 .. kv-1)
+#   topology.sh ui WORKDIR [PORT]       print the map page's address (client-1 serves it
+#                                       on 10.213.0.1:8080 with a token) and, with PORT,
+#                                       forward 127.0.0.1:PORT on this machine to it until
+#                                       stopped (socat), so a browser here can open it
 #   topology.sh down [WORKDIR]          stop everything, remove the namespaces (idempotent)
 #
 # TOPOLOGY_NO_CONNTRACK="7 9" starts those hosts' meshd without CAP_NET_ADMIN
@@ -44,10 +48,12 @@ names=(client-1 web-1 app-1 app-2 cache-1 kv-1 client-2 docker-1 lb-1)
 nhosts=${#names[@]}
 seed=10.213.0.2:7946
 wait_members=${TOPOLOGY_WAIT:-30}   # seconds for the mesh to form
+ui_host=1     # client-1 serves the map page
+ui_port=8080
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 
@@ -134,6 +140,11 @@ start_meshd() {
   local cgroup2='mount -t cgroup2 cgroup2 /sys/fs/cgroup || echo "topology: cannot mount cgroup2 in this namespace: workloads will be off" >&2; exec "$0" "$@"'
   # web-1 is the seed; everyone else joins through it.
   [ "$(addr_of "$i"):7946" = "$seed" ] || args+=(--join "$seed")
+  # client-1 serves the map page on its lab address, so a token is required.
+  if [ "$i" = "$ui_host" ]; then
+    [ -s "$work/ui.token" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/ui.token")
+    args+=(--ui-listen "$(addr_of "$i"):$ui_port" --ui-token-file "$work/ui.token")
+  fi
   if [[ " ${TOPOLOGY_NO_CONNTRACK:-} " == *" $i "* ]]; then
     # Connection tracking is not allowed to this meshd (its netlink groups
     # need CAP_NET_ADMIN): the lab's way to show a host without translations.
@@ -396,12 +407,26 @@ cmd_down() {
   note "down"
 }
 
+cmd_ui() {
+  local forward=${1:-} url
+  url="http://$(addr_of "$ui_host"):$ui_port/"
+  [ -s "$work/ui.token" ] || die "no $work/ui.token: is the lab up in $work?"
+  echo "map page: $url on $(name_of "$ui_host") (namespace $(ns_of "$ui_host")); token in $work/ui.token"
+  [ -n "$forward" ] || return 0
+  [[ $forward =~ ^[0-9]+$ ]] && [ "$forward" -ge 1 ] && [ "$forward" -le 65535 ] || die "PORT must be 1..65535"
+  command -v socat >/dev/null || die "socat is not installed (run: sudo bash $root/scripts/setup.sh)"
+  echo "forwarding http://127.0.0.1:$forward/ to it; open that in a browser and log in with the token (Ctrl-C stops)"
+  exec socat "TCP-LISTEN:$forward,bind=127.0.0.1,reuseaddr,fork" \
+    "EXEC:ip netns exec $(ns_of "$ui_host") socat STDIO TCP\:$(addr_of "$ui_host")\:$ui_port"
+}
+
 work=
 case "$cmd" in
   up) [ $# -eq 1 ] || usage; work=$1; load_env; cmd_up ;;
   traffic) { [ $# -ge 1 ] && [ $# -le 3 ]; } || usage; work=$1; load_env; need_root; cmd_traffic "${2:-20}" "${3:-all}" ;;
   ctl) [ $# -ge 3 ] || usage; work=$1; shift; load_env; cmd_ctl "$@" ;;
   restart) [ $# -eq 2 ] || usage; work=$1; load_env; need_root; cmd_restart "$2" ;;
+  ui) { [ $# -ge 1 ] && [ $# -le 2 ]; } || usage; work=$1; load_env; cmd_ui "${2:-}" ;;
   down) [ $# -le 1 ] || usage; work=${1:-}; cmd_down ;;
   *) usage ;;
 esac
