@@ -54,6 +54,15 @@ std::vector<DependencyEdge> DependenciesOf(const std::vector<Flow>& active) {
   return out;
 }
 
+std::vector<DependencyEdge> BackendsOf(const std::vector<Flow>& forwarded) {
+  std::map<Endpoint, FlowStats> by_backend;
+  for (const Flow& f : forwarded) by_backend[{f.key.xaddr, f.key.xport}].Merge(f.stats);
+  std::vector<DependencyEdge> out;
+  out.reserve(by_backend.size());
+  for (const auto& [backend, stats] : by_backend) out.push_back(DependencyEdge{backend, stats, {}});
+  return out;
+}
+
 Result<std::optional<Endpoint>> LocalQuerier::PublishedTarget(const Endpoint& front,
                                                               const TimeWindow& w) const {
   FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
@@ -101,10 +110,7 @@ Result<EndpointDescription> LocalQuerier::DescribeBalancer(const Endpoint& front
   d.found = true;
   d.balancer = true;
   d.clients = ClientEdgesOf(forwarded);
-  std::map<Endpoint, FlowStats> by_backend;
-  for (const Flow& f : forwarded) by_backend[{f.key.xaddr, f.key.xport}].Merge(f.stats);
-  for (const auto& [backend, stats] : by_backend)
-    d.dependencies.push_back(DependencyEdge{backend, stats, {}});
+  d.dependencies = BackendsOf(forwarded);
   for (const Flow& f : forwarded) {
     const Endpoint at{f.key.laddr, f.key.lport};
     if (at != front) AddOnce(d.aliases, at);  // asked with a wildcard address
