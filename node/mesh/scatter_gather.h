@@ -59,6 +59,7 @@ class ScatterGather {
     auto pending = std::make_shared<Pending>();
     pending->send = send;  // a copy: a late callback may still send while the caller returns
     pending->timeout_ns = timeout_ns;
+    pending->cut = limits.total_timeout_ns > 0;
     pending->replies.resize(n);
     pending->waiting = n;
     pending->targets = std::move(targets);
@@ -90,6 +91,7 @@ class ScatterGather {
     std::condition_variable cv;
     Sender send;
     int64_t timeout_ns = 0;
+    bool cut = false;       // requests' timeouts end with the whole scatter's
     size_t waiting = 0;
     size_t next = 0;        // the next target to send
     size_t room = 0;        // sends the limit allows now
@@ -137,7 +139,7 @@ class ScatterGather {
       Target t = std::move(p->targets[i]);
       std::weak_ptr<Pending> weak = p;
       lock.unlock();
-      p->send(t.to, std::move(t.request), std::min(p->timeout_ns, left),
+      p->send(t.to, std::move(t.request), p->cut ? std::min(p->timeout_ns, left) : p->timeout_ns,
               [weak, i](Result<Reply> reply) {
                 std::shared_ptr<Pending> p = weak.lock();
                 if (!p) return;
