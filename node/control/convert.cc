@@ -301,6 +301,13 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
     unanswered[i].setCount(st.mesh.look_unanswered[i].count);
     unanswered[i].setHelp(st.mesh.look_unanswered[i].help);
   }
+  m.setMaps(st.mesh.maps);
+  auto map_unanswered = m.initMapUnanswered(static_cast<unsigned>(st.mesh.map_unanswered.size()));
+  for (unsigned i = 0; i < st.mesh.map_unanswered.size(); i++) {
+    map_unanswered[i].setReason(st.mesh.map_unanswered[i].reason);
+    map_unanswered[i].setCount(st.mesh.map_unanswered[i].count);
+    map_unanswered[i].setHelp(st.mesh.map_unanswered[i].help);
+  }
   m.setSuspicionsRaised(st.mesh.suspicions_raised);
   m.setSuspicionsReceived(st.mesh.suspicions_received);
   m.setRefutations(st.mesh.refutations);
@@ -357,6 +364,9 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
     st.mesh.refusals.push_back({r.getReason(), r.getCount(), r.getHelp()});
   for (s::Refusal::Reader r : m.getLookUnanswered())
     st.mesh.look_unanswered.push_back({r.getReason(), r.getCount(), r.getHelp()});
+  st.mesh.maps = m.getMaps();
+  for (s::Refusal::Reader r : m.getMapUnanswered())
+    st.mesh.map_unanswered.push_back({r.getReason(), r.getCount(), r.getHelp()});
   st.mesh.suspicions_raised = m.getSuspicionsRaised();
   st.mesh.suspicions_received = m.getSuspicionsReceived();
   st.mesh.refutations = m.getRefutations();
