@@ -46,7 +46,8 @@ struct Host {
   std::vector<EndpointRecord> live;
 };
 
-Status Fill(Host& h, int t) {
+// `addr(u)`: the address of template host u as this store's host sees it.
+Status Fill(Host& h, int t, const std::function<IpAddr(int)>& addr) {
   Batch b;
   for (int k = 0; k < kServices; k++) {
     uint32_t pid = 100 + k;
@@ -58,6 +59,7 @@ Status Fill(Host& h, int t) {
     p.workload.kind = WorkloadKind::kUnit;
     p.workload.unit = "svc" + std::to_string(k) + ".service";
     p.workload.name = p.workload.unit;
+    p.workload.id = p.workload.unit;
     b.processes.push_back(p);
     EndpointRecord l;
     l.netns = 1;
@@ -90,13 +92,23 @@ Status Fill(Host& h, int t) {
     };
     for (int d = 1; d <= 2; d++) {
       const uint16_t to_port = static_cast<uint16_t>(8000 + (k + d) % kServices);
-      flow(Direction::kActive, TemplateAddr(t), 0, TemplateAddr((t + d) % kTemplates), to_port);
-      flow(Direction::kPassive, TemplateAddr(t), l.port,
-           TemplateAddr((t - d + kTemplates) % kTemplates), 0);
+      flow(Direction::kActive, addr(t), 0, addr((t + d) % kTemplates), to_port);
+      flow(Direction::kPassive, addr(t), l.port, addr((t - d + kTemplates) % kTemplates), 0);
     }
-    flow(Direction::kActive, TemplateAddr(t), 0, *IpAddr::Parse("203.0.113.9"), 443);
+    flow(Direction::kActive, addr(t), 0, *IpAddr::Parse("203.0.113.9"), 443);
   }
   return h.store->Write(b);
+}
+
+Status Open(Host& h, const std::string& dir) {
+  h.dir = dir;
+  StoreOptions so;
+  so.dir = dir;
+  so.retention_interval_ns = 0;
+  Result<std::unique_ptr<Store>> s = Store::Open(so);
+  if (!s.ok()) return s.status();
+  h.store = std::move(s).value();
+  return Status::Ok();
 }
 
 // Template t's addresses as member m sees them: the host `d` after t is m+d.
@@ -178,11 +190,12 @@ struct Row {
   int members;
   double median_ms, p99_ms, max_ms;
   double bytes_per_member;
-  size_t nodes, edges;
+  size_t nodes, edges, both_seen;
   int unanswered;
 };
 
-Row Measure(int n, int runs, int concurrency, const std::vector<Host>& hosts,
+Row Measure(const std::string& root, int n, int runs, int concurrency,
+            const std::vector<Host>& hosts,
             const std::vector<MemberMap>& templates, const std::vector<int64_t>& answer_ns,
             int64_t delay_min_ns, int64_t delay_max_ns) {
   // Each member's answer on the wire, and its table as gossip has it.
@@ -208,9 +221,14 @@ Row Measure(int n, int runs, int concurrency, const std::vector<Host>& hosts,
     if (m == 0) continue;  // the asking node answers itself from its store
     answers[lm.address] = *EncodeMapAnswer(Rewrite(templates[t], t, m, n));
   }
-  // The asking node is m0: template 0's real store (its addresses are the
-  // template's; at 1,000 its peers' edges to it resolve by its gossip).
-  members[0].addresses.push_back(TemplateAddr(0));
+  // The asking node is m0, answering from a real store of template 0's
+  // traffic at m0's addresses.
+  Host asker;
+  if (Status st = Open(asker, root + "/asker-" + std::to_string(n)); !st.ok() ||
+      !(st = Fill(asker, 0, [n](int u) { return Move(TemplateAddr(u), 0, 0, n); })).ok()) {
+    std::fprintf(stderr, "cannot make the asking node's store: %s\n", st.message().c_str());
+    std::exit(1);
+  }
 
   Wire wire;
   std::mt19937_64 rng(16);
@@ -221,7 +239,7 @@ Row Measure(int n, int runs, int concurrency, const std::vector<Host>& hosts,
   };
   LookServiceOptions o;
   o.node_name = "m0";
-  const Host* self = &hosts[0];
+  const Host* self = &asker;
   o.live_endpoints = [self] { return self->live; };
   o.members = [&]() -> Result<std::vector<LookMember>> { return members; };
   o.scatter = [&](std::vector<MemberQuery> queries, int64_t timeout_ns,
@@ -245,11 +263,11 @@ Row Measure(int n, int runs, int concurrency, const std::vector<Host>& hosts,
                        mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns,
                                            limits.latency_ns});
   };
-  LookService svc(*hosts[0].store, o);
+  LookService svc(*asker.store, o);
   MapQuery q;
   q.concurrency = concurrency;
   std::vector<double> ms;
-  Row row{n, 0, 0, 0, 0, 0, 0, 0};
+  Row row{n, 0, 0, 0, 0, 0, 0, 0, 0};
   uint64_t bytes = 0, answered = 0;
   for (int r = 0; r < runs; r++) {
     const int64_t t0 = MonotonicNs();
@@ -261,6 +279,8 @@ Row Measure(int n, int runs, int concurrency, const std::vector<Host>& hosts,
     }
     row.nodes = result->graph.nodes.size();
     row.edges = result->graph.edges.size();
+    row.both_seen = std::count_if(result->graph.edges.begin(), result->graph.edges.end(),
+                                  [](const MapEdge& e) { return e.client_seen && e.server_seen; });
     row.unanswered = 0;
     for (const MapMember& m : result->graph.members) {
       if (!m.answered) row.unanswered++;
@@ -303,18 +323,11 @@ int main(int argc, char** argv) {
   std::vector<int64_t> answer_ns;
   for (int t = 0; t < kTemplates; t++) {
     Host& h = hosts[t];
-    h.dir = root + "/h" + std::to_string(t);
-    StoreOptions so;
-    so.dir = h.dir;
-    so.retention_interval_ns = 0;
-    Result<std::unique_ptr<Store>> s = Store::Open(so);
-    if (!s.ok()) {
-      std::fprintf(stderr, "cannot open a store in %s: %s\n", h.dir.c_str(),
-                   s.status().message().c_str());
+    if (Status st = Open(h, root + "/h" + std::to_string(t)); !st.ok()) {
+      std::fprintf(stderr, "cannot open a store in %s: %s\n", h.dir.c_str(), st.message().c_str());
       return 1;
     }
-    h.store = std::move(s).value();
-    if (Status st = Fill(h, t); !st.ok()) {
+    if (Status st = Fill(h, t, TemplateAddr); !st.ok()) {
       std::fprintf(stderr, "cannot fill the store: %s\n", st.message().c_str());
       return 1;
     }
@@ -337,17 +350,17 @@ int main(int argc, char** argv) {
               static_cast<double>(answer_ns[0]) / 1e6, templates[0].entries.size());
   std::printf("network: one-way delay uniform %.1f-%.1f ms per leg, 1 Gbit/s; %d in flight\n\n",
               delay_min_ms, delay_max_ms, concurrency);
-  std::printf("%8s %6s %11s %9s %9s %14s %7s %7s %10s\n", "members", "runs", "median_ms",
-              "p99_ms", "max_ms", "bytes/member", "nodes", "edges", "unanswered");
+  std::printf("%8s %6s %11s %9s %9s %14s %7s %7s %10s %10s\n", "members", "runs", "median_ms",
+              "p99_ms", "max_ms", "bytes/member", "nodes", "edges", "both_ends", "unanswered");
   bool slow = false;
   for (int n : sizes) {
     int runs = n < 100 ? runs_small : runs_large;
-    Row r = Measure(n, runs, concurrency, hosts, templates, answer_ns,
+    Row r = Measure(root, n, runs, concurrency, hosts, templates, answer_ns,
                     static_cast<int64_t>(delay_min_ms * 1e6),
                     static_cast<int64_t>(delay_max_ms * 1e6));
-    std::printf("%8d %6d %11.1f %9.1f %9.1f %14.0f %7zu %7zu %10d\n", r.members, runs,
+    std::printf("%8d %6d %11.1f %9.1f %9.1f %14.0f %7zu %7zu %10zu %10d\n", r.members, runs,
                 r.median_ms, r.p99_ms, r.max_ms, r.bytes_per_member, r.nodes, r.edges,
-                r.unanswered);
+                r.both_seen, r.unanswered);
     if (n >= 1000 && r.p99_ms > 2000) slow = true;
   }
   std::filesystem::remove_all(root);

@@ -75,6 +75,7 @@ struct Node {
       d.workload.kind = WorkloadKind::kUnit;
       d.workload.unit = unit;
       d.workload.name = unit;
+      d.workload.id = unit;
     }
     batch.processes.push_back(d);
   }
