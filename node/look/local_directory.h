@@ -109,6 +109,9 @@ std::vector<ClientEdge> ClientEdgesOf(const std::vector<Flow>& flows);
 std::vector<DependencyEdge> DependenciesOf(const std::vector<Flow>& active);
 // A balancer's forwarded flows by the backend they went to.
 std::vector<DependencyEdge> BackendsOf(const std::vector<Flow>& forwarded);
+// One front's forwarded flows as the map (and look's clients question) show
+// a balancer: its front, the real clients, the backends.
+MapEntry BalancerEntryOf(const Endpoint& front, const std::vector<Flow>& forwarded);
 
 class LocalDirectory final : public Directory {
  public:

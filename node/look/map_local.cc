@@ -109,15 +109,7 @@ Result<MemberMap> LocalQuerier::Map(const TimeWindow& w, GroupBy group_by) const
   // A live balancer front nobody called in the window is still a node.
   for (const NatAlias& a : Aliases())
     if (a.balancer) forwarded.try_emplace(a.front);
-  for (auto& [front, fl] : forwarded) {
-    MapEntry e;
-    e.balancer = true;
-    e.endpoints.push_back(front);
-    for (const Flow& f : fl) e.stats.Merge(f.stats);
-    e.clients = ClientEdgesOf(fl);
-    e.dependencies = BackendsOf(fl);
-    out.entries.push_back(std::move(e));
-  }
+  for (auto& [front, fl] : forwarded) out.entries.push_back(BalancerEntryOf(front, fl));
   out.truncated = Cut(out.entries);
   return out;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "node/look/local_directory.h"
+#include "node/look/look_service.h"
 #include "node/look/remote_directory.h"
 #include "tests/unit/store_test_util.h"
 
@@ -96,6 +97,15 @@ struct Node {
     ASSERT_TRUE(s.ok()) << s.message();
     batch = Batch{};
   }
+  // What meshd gives this node's look service: its name, live listeners
+  // and aliases (no mesh: the caller adds members and a scatter).
+  LookServiceOptions ServiceOptions() {
+    LookServiceOptions o;
+    o.node_name = name;
+    o.live_endpoints = [this] { return live; };
+    o.aliases = [this] { return aliases; };
+    return o;
+  }
   // The member as the gossiped tables show it.
   LookMember Member() const {
     LookMember m;
@@ -116,26 +126,36 @@ struct Node {
   }
 };
 
+// Six nodes with empty stores, each with its querier (live listeners and
+// aliases as the node's fields say): client c1, server s1, docker host d1
+// (its bridge addresses too), backends be1 and be2, balancer b1.
+inline std::map<std::string, std::unique_ptr<Node>> NatNodes() {
+  std::map<std::string, std::unique_ptr<Node>> nodes;
+  for (auto [name, addrs] : std::vector<std::pair<const char*, std::vector<const char*>>>{
+           {"c1", {"10.0.0.1"}},
+           {"s1", {"10.0.0.2"}},
+           {"d1", {"10.0.0.3", "172.18.0.1", "172.18.0.2"}},
+           {"be1", {"10.0.0.4"}},
+           {"be2", {"10.0.0.5"}},
+           {"b1", {"10.0.0.9"}}}) {
+    auto n = std::make_unique<Node>();
+    n->name = name;
+    for (const char* a : addrs) n->addrs.push_back(A(a));
+    n->store = flowmesh::testing::MustOpen(flowmesh::testing::TestOptions(n->dir.path()));
+    if (n->store == nullptr) return {};  // MustOpen said why; the caller checks the count
+    Node* raw = n.get();
+    n->querier = std::make_unique<LocalQuerier>(*n->store, [raw] { return raw->live; });
+    n->querier->set_aliases([raw] { return raw->aliases; });
+    nodes[name] = std::move(n);
+  }
+  return nodes;
+}
+
 class MapMesh : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (auto [name, addrs] : std::vector<std::pair<const char*, std::vector<const char*>>>{
-             {"c1", {"10.0.0.1"}},
-             {"s1", {"10.0.0.2"}},
-             {"d1", {"10.0.0.3", "172.18.0.1", "172.18.0.2"}},
-             {"be1", {"10.0.0.4"}},
-             {"be2", {"10.0.0.5"}},
-             {"b1", {"10.0.0.9"}}}) {
-      auto n = std::make_unique<Node>();
-      n->name = name;
-      for (const char* a : addrs) n->addrs.push_back(A(a));
-      n->store = flowmesh::testing::MustOpen(flowmesh::testing::TestOptions(n->dir.path()));
-      ASSERT_NE(n->store, nullptr);
-      Node* raw = n.get();
-      n->querier = std::make_unique<LocalQuerier>(*n->store, [raw] { return raw->live; });
-      n->querier->set_aliases([raw] { return raw->aliases; });
-      nodes_[name] = std::move(n);
-    }
+    nodes_ = NatNodes();
+    ASSERT_EQ(nodes_.size(), 6u);
     Node& c1 = *nodes_["c1"];
     c1.Process(10, "curl");
     c1.Process(11, "wrk");

@@ -18,22 +18,13 @@ class MapService : public MapMesh {
   void SetUp() override {
     MapMesh::SetUp();
     CommitAll();
-    for (auto& [name, n] : nodes_) {
-      LookServiceOptions o;
-      o.node_name = name;
-      Node* raw = n.get();
-      o.live_endpoints = [raw] { return raw->live; };
-      o.aliases = [raw] { return raw->aliases; };
-      services_[n->Member().address] = std::make_unique<LookService>(*n->store, o);
-    }
+    for (auto& [name, n] : nodes_)
+      services_[n->Member().address] = std::make_unique<LookService>(*n->store, n->ServiceOptions());
   }
 
   std::unique_ptr<LookService> Asker() {
     Node& c1 = *nodes_["c1"];
-    LookServiceOptions o;
-    o.node_name = "c1";
-    Node* raw = &c1;
-    o.live_endpoints = [raw] { return raw->live; };
+    LookServiceOptions o = c1.ServiceOptions();
     o.members = [this]() -> Result<std::vector<LookMember>> {
       std::vector<LookMember> out;
       for (auto& [name, n] : nodes_) {
@@ -133,11 +124,7 @@ TEST_F(MapService, ABaselineIsComparedAndACutThatMissesSaysSo) {
 
 TEST_F(MapService, WithoutAMeshTheMapIsThisNodeAlone) {
   Node& s1 = *nodes_["s1"];
-  LookServiceOptions o;
-  o.node_name = "s1";
-  Node* raw = &s1;
-  o.live_endpoints = [raw] { return raw->live; };
-  LookService alone(*s1.store, o);
+  LookService alone(*s1.store, s1.ServiceOptions());
   Result<MapResult> r = alone.RunMap(MapQuery{});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->graph.members.size(), 1u);

@@ -190,10 +190,7 @@ using MapAnswering = MapMesh;
 TEST_F(MapAnswering, LookServiceAnswersMapQueriesAndLookQueriesAsBefore) {
   CommitAll();
   Node& s1 = *nodes_["s1"];
-  LookServiceOptions o;
-  o.node_name = "s1";
-  Node* raw = &s1;
-  o.live_endpoints = [raw] { return raw->live; };
+  LookServiceOptions o = s1.ServiceOptions();
   LookService svc(*s1.store, o);
   Result<std::vector<uint8_t>> q = EncodeMapQuery(TimeWindow{}, GroupBy::kWorkload);
   ASSERT_TRUE(q.ok());
