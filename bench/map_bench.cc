@@ -195,9 +195,8 @@ struct Row {
 };
 
 Row Measure(const std::string& root, int n, int runs, int concurrency,
-            const std::vector<Host>& hosts,
-            const std::vector<MemberMap>& templates, const std::vector<int64_t>& answer_ns,
-            int64_t delay_min_ns, int64_t delay_max_ns) {
+            const std::vector<Host>& hosts, const std::vector<MemberMap>& templates,
+            const std::vector<int64_t>& answer_ns, int64_t delay_min_ns, int64_t delay_max_ns) {
   // Each member's answer on the wire, and its table as gossip has it.
   std::map<std::string, std::vector<uint8_t>> answers;
   std::map<std::string, int> template_of;
@@ -224,7 +223,8 @@ Row Measure(const std::string& root, int n, int runs, int concurrency,
   // The asking node is m0, answering from a real store of template 0's
   // traffic at m0's addresses.
   Host asker;
-  if (Status st = Open(asker, root + "/asker-" + std::to_string(n)); !st.ok() ||
+  if (Status st = Open(asker, root + "/asker-" + std::to_string(n));
+      !st.ok() ||
       !(st = Fill(asker, 0, [n](int u) { return Move(TemplateAddr(u), 0, 0, n); })).ok()) {
     std::fprintf(stderr, "cannot make the asking node's store: %s\n", st.message().c_str());
     std::exit(1);
@@ -252,16 +252,15 @@ Row Measure(const std::string& root, int n, int runs, int concurrency,
       Result<std::optional<MapAsk>> asked = DecodeMapQuery(q);
       const std::vector<uint8_t>& a = answers.at(to);
       const int64_t transfer = static_cast<int64_t>(a.size() * 8);  // ns at 1 Gbit/s
-      const int64_t due =
-          MonotonicNs() + leg() + answer_ns[template_of.at(to)] + leg() + transfer;
+      const int64_t due = MonotonicNs() + leg() + answer_ns[template_of.at(to)] + leg() + transfer;
       wire.At(due, [done, a, ok = asked.ok()] {
         done(ok ? Result<std::vector<uint8_t>>(a)
                 : Result<std::vector<uint8_t>>(Unavailable("bad query")));
       });
     };
-    return Gather::Run(std::move(targets), send, timeout_ns, meanwhile,
-                       mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns,
-                                           limits.latency_ns});
+    return Gather::Run(
+        std::move(targets), send, timeout_ns, meanwhile,
+        mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns, limits.latency_ns});
   };
   LookService svc(*asker.store, o);
   MapQuery q;
@@ -293,7 +292,8 @@ Row Measure(const std::string& root, int n, int runs, int concurrency,
   row.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(ms.size() * 0.99))];
   row.max_ms = ms.back();
   // Query bytes (tiny) plus the answer, per member asked.
-  const double query_bytes = static_cast<double>(EncodeMapQuery(TimeWindow{}, GroupBy::kWorkload)->size());
+  const double query_bytes =
+      static_cast<double>(EncodeMapQuery(TimeWindow{}, GroupBy::kWorkload)->size());
   row.bytes_per_member = answered ? static_cast<double>(bytes) / answered + query_bytes : 0;
   return row;
 }
@@ -355,12 +355,12 @@ int main(int argc, char** argv) {
   bool slow = false;
   for (int n : sizes) {
     int runs = n < 100 ? runs_small : runs_large;
-    Row r = Measure(root, n, runs, concurrency, hosts, templates, answer_ns,
-                    static_cast<int64_t>(delay_min_ms * 1e6),
-                    static_cast<int64_t>(delay_max_ms * 1e6));
+    Row r =
+        Measure(root, n, runs, concurrency, hosts, templates, answer_ns,
+                static_cast<int64_t>(delay_min_ms * 1e6), static_cast<int64_t>(delay_max_ms * 1e6));
     std::printf("%8d %6d %11.1f %9.1f %9.1f %14.0f %7zu %7zu %10zu %10d\n", r.members, runs,
-                r.median_ms, r.p99_ms, r.max_ms, r.bytes_per_member, r.nodes, r.edges,
-                r.both_seen, r.unanswered);
+                r.median_ms, r.p99_ms, r.max_ms, r.bytes_per_member, r.nodes, r.edges, r.both_seen,
+                r.unanswered);
     if (n >= 1000 && r.p99_ms > 2000) slow = true;
   }
   std::filesystem::remove_all(root);

@@ -51,8 +51,7 @@ std::vector<MapEdgeChange> CompareMaps(const MapGraph& baseline, const MapGraph&
       changed.push_back({MapChangeKind::kChanged, *e, was->second->stats, *ratio});
   }
   for (const auto& [key, e] : before)
-    if (!after.count(key))
-      disappeared.push_back({MapChangeKind::kDisappeared, *e, e->stats, 0});
+    if (!after.count(key)) disappeared.push_back({MapChangeKind::kDisappeared, *e, e->stats, 0});
   std::vector<MapEdgeChange> out = std::move(appeared);
   out.insert(out.end(), disappeared.begin(), disappeared.end());
   out.insert(out.end(), changed.begin(), changed.end());

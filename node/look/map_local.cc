@@ -93,7 +93,8 @@ Result<MemberMap> LocalQuerier::Map(const TimeWindow& w, GroupBy group_by) const
     Group& g = groups[procs.Group(l.proc.pid, l.proc.start_ticks)];
     g.members.try_emplace({l.proc.pid, l.proc.start_ticks}, 0);
     const Endpoint at{l.addr, l.port};
-    if (std::find(g.entry.endpoints.begin(), g.entry.endpoints.end(), at) == g.entry.endpoints.end())
+    if (std::find(g.entry.endpoints.begin(), g.entry.endpoints.end(), at) ==
+        g.entry.endpoints.end())
       g.entry.endpoints.push_back(at);
   }
 

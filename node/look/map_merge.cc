@@ -162,8 +162,8 @@ class Merger {
   void AddUnanswered(const LookMember& m, const std::string& why) {
     const std::string detail = "no answer from " + m.name + ": " + why;
     for (size_t i = 0; i < m.endpoints.size(); i++) {
-      const bool owned = i < m.owners.size() &&
-                         (m.owners[i].pid != 0 || !m.owners[i].workload.empty());
+      const bool owned =
+          i < m.owners.size() && (m.owners[i].pid != 0 || !m.owners[i].workload.empty());
       MapNode& n = owned ? Node(WorkloadId(m, m.owners[i]), MapNodeKind::kWorkload, m.name)
                          : UnreachableNode(m, why);
       if (owned && !n.process) {
@@ -248,10 +248,9 @@ class Merger {
       n.status_detail = "no member has this address";
     } else {
       n.status = LookStatus::kUnsynced;
-      n.status_detail = "no table claims it yet; not in: member " + unsynced_.front() +
-                        (unsynced_.size() > 1
-                             ? " and " + std::to_string(unsynced_.size() - 1) + " more"
-                             : "");
+      n.status_detail =
+          "no table claims it yet; not in: member " + unsynced_.front() +
+          (unsynced_.size() > 1 ? " and " + std::to_string(unsynced_.size() - 1) + " more" : "");
     }
     return id;
   }
@@ -357,7 +356,7 @@ class Merger {
   std::vector<std::string> unsynced_;
   std::map<std::string, const MemberAnswer*> answers_;
   std::map<uint16_t, std::vector<Claim>> listeners_;  // by port
-  std::map<Endpoint, std::string> fronts_;             // a balancer's front -> its node
+  std::map<Endpoint, std::string> fronts_;            // a balancer's front -> its node
   std::multimap<Endpoint, std::pair<const LookMember*, Endpoint>> published_;  // front -> target
   std::map<Endpoint, std::set<Endpoint>> fronts_of_backend_;
   // Each member's client-side edges by what they went to and what they dialled.

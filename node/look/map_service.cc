@@ -102,8 +102,8 @@ Result<MapGraph> LookService::GatherMap(const TimeWindow& w, const MapQuery& que
   } else {
     std::vector<int64_t> latency;
     QueryLimits limits{static_cast<size_t>(std::max(query.concurrency, 1)), left, &latency};
-    QueryReplies replies = options_.scatter(std::move(queries),
-                                            std::min(query.hop_timeout_ns, left), here, limits);
+    QueryReplies replies =
+        options_.scatter(std::move(queries), std::min(query.hop_timeout_ns, left), here, limits);
     for (size_t k = 0; k < asked.size(); k++) {
       const LookMember& m = members[asked[k]];
       MemberAnswer a{m.name};

@@ -89,7 +89,8 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
           return InvalidArgument("malformed map answer: " + std::to_string(list.size()) +
                                  " entries, over the cap of " + std::to_string(kMaxMapEntries));
         size_t edges = 0;
-        for (q::Process::Reader p : list) edges += p.getClients().size() + p.getDependencies().size();
+        for (q::Process::Reader p : list)
+          edges += p.getClients().size() + p.getDependencies().size();
         if (edges > kMaxMapEdges)
           return InvalidArgument("malformed map answer: " + std::to_string(edges) +
                                  " edges, over the cap of " + std::to_string(kMaxMapEdges));

@@ -41,8 +41,8 @@ template <typename Request, typename Reply>
 class ScatterGather {
  public:
   using Done = std::function<void(Result<Reply>)>;
-  using Sender = std::function<void(const Address& to, Request request, int64_t timeout_ns,
-                                    Done done)>;
+  using Sender =
+      std::function<void(const Address& to, Request request, int64_t timeout_ns, Done done)>;
   struct Target {
     Address to;
     Request request;
@@ -91,12 +91,12 @@ class ScatterGather {
     std::condition_variable cv;
     Sender send;
     int64_t timeout_ns = 0;
-    bool cut = false;       // requests' timeouts end with the whole scatter's
+    bool cut = false;  // requests' timeouts end with the whole scatter's
     size_t waiting = 0;
-    size_t next = 0;        // the next target to send
-    size_t room = 0;        // sends the limit allows now
-    bool sending = false;   // a thread is in Pump's loop
-    bool closed = false;    // the caller has its replies
+    size_t next = 0;       // the next target to send
+    size_t room = 0;       // sends the limit allows now
+    bool sending = false;  // a thread is in Pump's loop
+    bool closed = false;   // the caller has its replies
     std::vector<std::optional<Result<Reply>>> replies;
     std::vector<Target> targets;
     std::vector<Clock::time_point> sent_at;

@@ -1,8 +1,8 @@
 // CompareMaps: edges that appeared, disappeared, or changed by more than the
 // factor either way, by connections, else by bytes.
-#include <gtest/gtest.h>
-
 #include "node/look/map_compare.h"
+
+#include <gtest/gtest.h>
 
 namespace flowmesh {
 namespace {

@@ -128,8 +128,8 @@ TEST_F(MapLocal, TooManyGroupsKeepsTheBusiestAndSaysTruncated) {
   const uint32_t n = kMaxMapEntries + 50;
   for (uint32_t i = 0; i < n; i++) {
     c1.Process(1000 + i, "many");
-    c1.Flow(Key(Direction::kActive, 1, 1000 + i, "10.0.0.1", static_cast<uint16_t>(1024 + i % 60000),
-                "10.0.0.2", 8080),
+    c1.Flow(Key(Direction::kActive, 1, 1000 + i, "10.0.0.1",
+                static_cast<uint16_t>(1024 + i % 60000), "10.0.0.2", 8080),
             1 + (i == 7 ? 1000 : 0));
   }
   CommitAll();
@@ -151,8 +151,9 @@ TEST_F(MapLocal, TooManyEdgesFitTheCapAndTheWire) {
     FlowDelta f;
     f.bucket_ns = kT0;
     f.key = k;
-    f.stats = FlowStats{~0ull >> 8, ~0ull >> 8, 0, ~0ull >> 8, ~0ull >> 8, ~0ull >> 8, ~0ull >> 8,
-                        ~0ull >> 8, ~0ull >> 8, ~0ull >> 8, ~0u, kT0 + kSec, kT0 + 2 * kSec, 0};
+    f.stats = FlowStats{~0ull >> 8,     ~0ull >> 8, 0,          ~0ull >> 8, ~0ull >> 8, ~0ull >> 8,
+                        ~0ull >> 8,     ~0ull >> 8, ~0ull >> 8, ~0ull >> 8, ~0u,        kT0 + kSec,
+                        kT0 + 2 * kSec, 0};
     c1.batch.flows.push_back(f);
   }
   CommitAll();
@@ -171,8 +172,8 @@ TEST_F(MapLocal, TooManyEdgesFitTheCapAndTheWire) {
   size_t back_edges = 0;
   for (const MapEntry& e : back->entries) back_edges += e.dependencies.size();
   EXPECT_EQ(back_edges, kMaxMapEdges) << "the cap fits the wire whole: nothing more is lost";
-  std::printf("map answer at the edge cap: %zu edges, %zu bytes (cap %zu)\n", edges,
-              bytes->size(), kMaxQueryBytes);
+  std::printf("map answer at the edge cap: %zu edges, %zu bytes (cap %zu)\n", edges, bytes->size(),
+              kMaxQueryBytes);
 }
 
 }  // namespace

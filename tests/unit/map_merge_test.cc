@@ -2,11 +2,12 @@
 // real store, through the real wire) merged into one graph, and the hard
 // cases by hand: duplicates, both ends of one edge, unreachable members,
 // unconfirmed and external clients, balancers, loopback, unsynced tables.
+#include "node/look/map_merge.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include "node/look/map_merge.h"
 #include "node/look/map_wire.h"
 #include "tests/unit/map_fixture.h"
 
@@ -67,9 +68,10 @@ TEST_F(MapMerge, EveryMembersAnswerMakesOneGraph) {
             "b1/lb:10.0.0.9:8000 be1/g40 be2/g50 c1/g10 c1/g11 d1/g30 ext:198.51.100.7 "
             "ext:203.0.113.9:443 s1/g20 s1/g21 ");
   ASSERT_EQ(g.edges.size(), 7u);
-  EXPECT_TRUE(std::is_sorted(g.edges.begin(), g.edges.end(), [](const MapEdge& a, const MapEdge& b) {
-    return std::tie(a.from, a.to, a.endpoint) < std::tie(b.from, b.to, b.endpoint);
-  }));
+  EXPECT_TRUE(
+      std::is_sorted(g.edges.begin(), g.edges.end(), [](const MapEdge& a, const MapEdge& b) {
+        return std::tie(a.from, a.to, a.endpoint) < std::tie(b.from, b.to, b.endpoint);
+      }));
 
   // Through the client node's VIP: one edge, seen from both ends, the client's counts.
   const MapEdge* vip = FindEdge(g, "c1/g10", "s1/g20");
@@ -264,8 +266,7 @@ TEST(MapMergeByHand, AnAddressNoTableClaimsIsUnsyncedWhileATableIsMissing) {
   e.dependencies.push_back({E("10.0.0.77:80"), {}, {}});
   MemberMap m;
   m.entries = {e};
-  MapGraph g = MergeMap({a, late}, {{"a", m}, {"late", MemberMap{}}}, GroupBy::kPid,
-                        TimeWindow{});
+  MapGraph g = MergeMap({a, late}, {{"a", m}, {"late", MemberMap{}}}, GroupBy::kPid, TimeWindow{});
   const MapNode* n = FindNode(g, "ext:10.0.0.77:80");
   ASSERT_NE(n, nullptr);
   EXPECT_EQ(n->status, LookStatus::kUnsynced);

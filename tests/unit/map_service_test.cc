@@ -19,7 +19,8 @@ class MapService : public MapMesh {
     MapMesh::SetUp();
     CommitAll();
     for (auto& [name, n] : nodes_)
-      services_[n->Member().address] = std::make_unique<LookService>(*n->store, n->ServiceOptions());
+      services_[n->Member().address] =
+          std::make_unique<LookService>(*n->store, n->ServiceOptions());
   }
 
   std::unique_ptr<LookService> Asker() {
@@ -54,9 +55,9 @@ class MapService : public MapMesh {
           done(svc->Answer(q));
         }).detach();
       };
-      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile,
-                         mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns,
-                                             limits.latency_ns});
+      return Gather::Run(
+          std::move(targets), send, timeout_ns, meanwhile,
+          mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns, limits.latency_ns});
     };
     return std::make_unique<LookService>(*c1.store, o);
   }

@@ -1,6 +1,8 @@
 // The map's member query and answer on the wire: round trips, an older
 // meshd's answer, and malformed, truncated, random and oversized bytes, which
 // must come back as errors, never crashes. LookService answers both kinds.
+#include "node/look/map_wire.h"
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
@@ -9,7 +11,6 @@
 
 #include "node/look/look_service.h"
 #include "node/look/look_wire.h"
-#include "node/look/map_wire.h"
 #include "schema/query.capnp.h"
 #include "tests/unit/map_fixture.h"
 

@@ -21,7 +21,8 @@ using Gather = ScatterGather<std::string, std::string>;
 
 std::vector<Gather::Target> Targets(int n) {
   std::vector<Gather::Target> out;
-  for (int i = 0; i < n; i++) out.push_back({"m" + std::to_string(i) + ":1", "q" + std::to_string(i)});
+  for (int i = 0; i < n; i++)
+    out.push_back({"m" + std::to_string(i) + ":1", "q" + std::to_string(i)});
   return out;
 }
 
@@ -29,8 +30,7 @@ TEST(MeshScatterBounded, NeverMoreThanNInFlightAndEveryoneAnswered) {
   std::atomic<int> in_flight{0}, most{0};
   std::mutex mu;
   std::set<std::thread::id> senders;
-  Gather::Sender send = [&](const Address& to, std::string request, int64_t,
-                            Gather::Done done) {
+  Gather::Sender send = [&](const Address& to, std::string request, int64_t, Gather::Done done) {
     int now = ++in_flight;
     for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
     }
@@ -95,8 +95,8 @@ TEST(MeshScatterBounded, NothingIsSentAfterTheWholeDeadline) {
     EXPECT_LE(timeout_ns, 100'000'000) << "a request's timeout ends with the scatter's";
   };  // never answers
   auto start = std::chrono::steady_clock::now();
-  auto replies = Gather::Run(Targets(6), send, 1'000'000'000, nullptr,
-                             ScatterLimits{2, 100'000'000});
+  auto replies =
+      Gather::Run(Targets(6), send, 1'000'000'000, nullptr, ScatterLimits{2, 100'000'000});
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(sent.load(), 2);
   EXPECT_LT(took, 1500ms);
