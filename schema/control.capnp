@@ -140,6 +140,8 @@ struct MeshInfo {
   flaps @20 :UInt64;
   flapping @21 :List(MemberFlapping);
   lookUnanswered @22 :List(Refusal);  # look queries sent from here without answers, by reason
+  maps @23 :UInt64;                   # maps run from here (issue 16)
+  mapUnanswered @24 :List(Refusal);   # their member queries without a map, by reason
 }
 
 struct Refusal {

@@ -436,6 +436,13 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
         unanswered += (unanswered.empty() ? "" : ", ") + std::to_string(r.count) + " " +
                       TerminalSafe(r.reason);
     if (!unanswered.empty()) out += row("", "unanswered (unreachable nodes): " + unanswered);
+    std::string map_unanswered;
+    for (const Refusal& r : m.map_unanswered)
+      if (r.count > 0)
+        map_unanswered += (map_unanswered.empty() ? "" : ", ") + std::to_string(r.count) + " " +
+                          TerminalSafe(r.reason);
+    out += row("map", std::to_string(m.maps) + " run here" +
+                          (map_unanswered.empty() ? "" : "; members without a map: " + map_unanswered));
     out += MeshFlappingText(m);
     out += MeshRefusalsText(m);
   } else {
@@ -538,6 +545,10 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
     JsonObject unanswered;
     for (const Refusal& r : m.look_unanswered) unanswered.Uint(r.reason, r.count);
     mesh.Raw("look_unanswered", std::move(unanswered).Finish());
+    mesh.Uint("maps", m.maps);
+    JsonObject map_unanswered;
+    for (const Refusal& r : m.map_unanswered) map_unanswered.Uint(r.reason, r.count);
+    mesh.Raw("map_unanswered", std::move(map_unanswered).Finish());
     std::string members = "[";
     for (const MemberFlapping& f : m.flapping) {
       if (members.size() > 1) members += ",";

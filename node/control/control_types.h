@@ -57,6 +57,9 @@ struct MeshStatus {
   uint64_t look_round_trips = 0;  // ... and the queries they sent
   // Of those, the ones without answers by reason (each an `unreachable` node).
   std::vector<Refusal> look_unanswered;
+  uint64_t maps = 0;  // maps run from here
+  // Their member queries that came back without a map, by reason (look's and no_map).
+  std::vector<Refusal> map_unanswered;
   // Every drop and refusal by reason, zeros included, in a fixed order.
   std::vector<Refusal> refusals;
   // Flapping (node/mesh/flapping.h).

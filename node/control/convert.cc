@@ -295,12 +295,18 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
     refusals[i].setCount(st.mesh.refusals[i].count);
     refusals[i].setHelp(st.mesh.refusals[i].help);
   }
-  auto unanswered = m.initLookUnanswered(static_cast<unsigned>(st.mesh.look_unanswered.size()));
-  for (unsigned i = 0; i < st.mesh.look_unanswered.size(); i++) {
-    unanswered[i].setReason(st.mesh.look_unanswered[i].reason);
-    unanswered[i].setCount(st.mesh.look_unanswered[i].count);
-    unanswered[i].setHelp(st.mesh.look_unanswered[i].help);
-  }
+  auto by_reason = [](auto list, const std::vector<Refusal>& counts) {
+    for (unsigned i = 0; i < counts.size(); i++) {
+      list[i].setReason(counts[i].reason);
+      list[i].setCount(counts[i].count);
+      list[i].setHelp(counts[i].help);
+    }
+  };
+  by_reason(m.initLookUnanswered(static_cast<unsigned>(st.mesh.look_unanswered.size())),
+            st.mesh.look_unanswered);
+  m.setMaps(st.mesh.maps);
+  by_reason(m.initMapUnanswered(static_cast<unsigned>(st.mesh.map_unanswered.size())),
+            st.mesh.map_unanswered);
   m.setSuspicionsRaised(st.mesh.suspicions_raised);
   m.setSuspicionsReceived(st.mesh.suspicions_received);
   m.setRefutations(st.mesh.refutations);
@@ -357,6 +363,9 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
     st.mesh.refusals.push_back({r.getReason(), r.getCount(), r.getHelp()});
   for (s::Refusal::Reader r : m.getLookUnanswered())
     st.mesh.look_unanswered.push_back({r.getReason(), r.getCount(), r.getHelp()});
+  st.mesh.maps = m.getMaps();
+  for (s::Refusal::Reader r : m.getMapUnanswered())
+    st.mesh.map_unanswered.push_back({r.getReason(), r.getCount(), r.getHelp()});
   st.mesh.suspicions_raised = m.getSuspicionsRaised();
   st.mesh.suspicions_received = m.getSuspicionsReceived();
   st.mesh.refutations = m.getRefutations();

@@ -484,6 +484,8 @@ NodeStatus Daemon::GetStatus() {
     s.mesh.looks = look_->looks();
     s.mesh.look_round_trips = look_->round_trips();
     s.mesh.look_unanswered = look_->unanswered();
+    s.mesh.maps = look_->maps();
+    s.mesh.map_unanswered = look_->map_unanswered();
   }
   if (store_) {
     s.store.stats = store_->Stats();

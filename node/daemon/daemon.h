@@ -56,6 +56,7 @@ class Daemon final : public ControlBackend {
   std::vector<EndpointView> GetEndpoints() override;
   Workload WorkloadOf(const ProcessRef& process) override;
   Result<LookResult> RunLook(const LookQuery& query) override;
+  Result<MapResult> RunMap(const MapQuery& query) override;
   std::vector<PeerView> GetPeers() override;
   std::vector<EndpointView> GetMeshEndpoints() override;
   bool MeshEnabled() override { return mesh_ != nullptr; }

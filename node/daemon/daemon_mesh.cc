@@ -170,6 +170,9 @@ std::vector<EndpointView> Daemon::GetMeshEndpoints() {
 
 Result<LookResult> Daemon::RunLook(const LookQuery& query) { return look_->Run(query); }
 
+// Without a mesh, the map of this node alone (LookService asks no one).
+Result<MapResult> Daemon::RunMap(const MapQuery& query) { return look_->RunMap(query); }
+
 void Daemon::InitLook() {
   LookServiceOptions lo;
   lo.node_name = config_.node_name;
@@ -179,7 +182,7 @@ void Daemon::InitLook() {
   if (config_.mesh_enabled()) {
     lo.members = [this] { return LookMembers(); };
     lo.scatter = [this](std::vector<MemberQuery> queries, int64_t timeout_ns,
-                        const std::function<void()>& meanwhile) {
+                        const std::function<void()>& meanwhile, QueryLimits limits) {
       using Gather = mesh::ScatterGather<mesh::Bytes, mesh::Bytes>;
       std::vector<Gather::Target> targets;
       for (MemberQuery& q : queries) targets.push_back({q.address, std::move(q.bytes)});
@@ -187,7 +190,9 @@ void Daemon::InitLook() {
                          Gather::Done done) {
         mesh_->Query(to, std::move(query), timeout, std::move(done));
       };
-      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile);
+      return Gather::Run(std::move(targets), send, timeout_ns, meanwhile,
+                         mesh::ScatterLimits{limits.max_in_flight, limits.total_timeout_ns,
+                                             limits.latency_ns});
     };
   }
   look_ = std::make_unique<LookService>(*store_, std::move(lo));

@@ -168,6 +168,15 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
             "reason: timeout, refused (the member was busy), failed, member_gone, deadline. "
             "Each made an `unreachable` node in the tree. No series when meshd is not in a mesh.",
             s.mesh.look_unanswered);
+  e.Counter("flowmesh_map_queries_total",
+            "Maps run from this node (`meshctl map`, /api/map); 0 when meshd is not in a mesh.",
+            s.mesh.maps);
+  by_reason("flowmesh_map_unanswered_total",
+            "Member queries of maps run from this node that came back without a map, by "
+            "reason: timeout, refused, failed, member_gone, deadline, no_map (a meshd of before "
+            "map). Each member shows as `unreachable` on the map. No series when meshd is not in "
+            "a mesh.",
+            s.mesh.map_unanswered);
   e.Family("flowmesh_mesh_suspicions_total", Type::kCounter,
            "Members put under suspicion by this node: origin=\"probe\" when its own probe got no "
            "ack, origin=\"peer\" when a peer's news said so.");
@@ -201,6 +210,10 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
   e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "peer"}}, looks.peer.Snapshot());
   e.HistogramSamples("flowmesh_look_duration_seconds", {{"kind", "meshctl"}},
                      looks.meshctl.Snapshot());
+  e.Family("flowmesh_map_duration_seconds", Type::kHistogram,
+           "Time to draw maps run from this node, every member's answer, the merge and the "
+           "compare included.");
+  e.HistogramSamples("flowmesh_map_duration_seconds", {}, looks.map.Snapshot());
   e.Family("flowmesh_look_drain_seconds", Type::kHistogram,
            "Time a query (a look run here, a peer's look question, a scan of the store) waited "
            "for the probe to collect and aggregate what the kernel saw before it arrived.");

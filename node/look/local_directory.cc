@@ -37,8 +37,8 @@ bool FromMatches(const IpAddr& laddr, const IpAddr& from) {
   return laddr == from;
 }
 
-// The store's processes, and the owners of the window's listeners as the
-// listeners kept them where the store has no row (or no workload) for them.
+}  // namespace
+
 Result<ProcessIndex> IndexOf(const Store& store,
                              const std::vector<LocalQuerier::WindowListener>& listeners,
                              GroupBy group_by) {
@@ -47,8 +47,6 @@ Result<ProcessIndex> IndexOf(const Store& store,
   for (const LocalQuerier::WindowListener& l : listeners) procs.AddListenerOwner(l.record);
   return procs;
 }
-
-}  // namespace
 
 std::vector<IpAddr> LocalAddresses() {
   Result<std::vector<IpAddr>> all = InterfaceAddresses(/*with_loopback=*/true);

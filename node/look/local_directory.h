@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "node/look/look.h"
+#include "node/look/process_groups.h"
 #include "node/store/store.h"
 
 namespace flowmesh {
@@ -62,6 +63,11 @@ class LocalQuerier final : public NodeQuerier {
   };
   Result<std::vector<WindowListener>> Listeners(const TimeWindow& w) const;
 
+  // This node's part of the map (map_local.cc): every process group with
+  // flows or a listener in the window, and every balancer front, busiest
+  // first, cut at kMaxMapEntries entries and kMaxMapEdges edges (`truncated`).
+  Result<MemberMap> Map(const TimeWindow& w, GroupBy group_by) const;
+
  private:
   Result<EndpointDescription> DescribeListener(const Endpoint& endpoint, const TimeWindow& w,
                                                GroupBy group_by);
@@ -80,6 +86,18 @@ class LocalQuerier final : public NodeQuerier {
   AliasSource aliases_;
 };
 
+// What one member's map answer may carry: beyond these, the busiest are
+// kept and the answer says `truncated`. 16384 edges of ~200 wire bytes each
+// stay under look_wire.h's kMaxQueryBytes.
+constexpr size_t kMaxMapEntries = 4096;
+constexpr size_t kMaxMapEdges = 16384;
+
+// The store's processes, and the owners of the window's listeners as the
+// listeners kept them where the store has no row (or no workload) for them.
+Result<ProcessIndex> IndexOf(const Store& store,
+                             const std::vector<LocalQuerier::WindowListener>& listeners,
+                             GroupBy group_by);
+
 // Flows to edges, translations included (local_nat.cc).
 // Does `e` reach `target` (an unspecified target address: any address)?
 bool Reaches(const Endpoint& e, const Endpoint& target);
@@ -89,6 +107,11 @@ std::vector<ClientEdge> ClientEdgesOf(const std::vector<Flow>& flows);
 // Active flows by where they really went, with what was dialled when
 // translated.
 std::vector<DependencyEdge> DependenciesOf(const std::vector<Flow>& active);
+// A balancer's forwarded flows by the backend they went to.
+std::vector<DependencyEdge> BackendsOf(const std::vector<Flow>& forwarded);
+// One front's forwarded flows as the map (and look's clients question) show
+// a balancer: its front, the real clients, the backends.
+MapEntry BalancerEntryOf(const Endpoint& front, const std::vector<Flow>& forwarded);
 
 class LocalDirectory final : public Directory {
  public:

@@ -54,6 +54,25 @@ std::vector<DependencyEdge> DependenciesOf(const std::vector<Flow>& active) {
   return out;
 }
 
+std::vector<DependencyEdge> BackendsOf(const std::vector<Flow>& forwarded) {
+  std::map<Endpoint, FlowStats> by_backend;
+  for (const Flow& f : forwarded) by_backend[{f.key.xaddr, f.key.xport}].Merge(f.stats);
+  std::vector<DependencyEdge> out;
+  out.reserve(by_backend.size());
+  for (const auto& [backend, stats] : by_backend) out.push_back(DependencyEdge{backend, stats, {}});
+  return out;
+}
+
+MapEntry BalancerEntryOf(const Endpoint& front, const std::vector<Flow>& forwarded) {
+  MapEntry e;
+  e.balancer = true;
+  e.endpoints.push_back(front);
+  for (const Flow& f : forwarded) e.stats.Merge(f.stats);
+  e.clients = ClientEdgesOf(forwarded);
+  e.dependencies = BackendsOf(forwarded);
+  return e;
+}
+
 Result<std::optional<Endpoint>> LocalQuerier::PublishedTarget(const Endpoint& front,
                                                               const TimeWindow& w) const {
   FM_ASSIGN_OR_RETURN(std::vector<Flow> passive, store_.ReadFlows(w, [&](const FlowKey& k) {
@@ -101,10 +120,7 @@ Result<EndpointDescription> LocalQuerier::DescribeBalancer(const Endpoint& front
   d.found = true;
   d.balancer = true;
   d.clients = ClientEdgesOf(forwarded);
-  std::map<Endpoint, FlowStats> by_backend;
-  for (const Flow& f : forwarded) by_backend[{f.key.xaddr, f.key.xport}].Merge(f.stats);
-  for (const auto& [backend, stats] : by_backend)
-    d.dependencies.push_back(DependencyEdge{backend, stats, {}});
+  d.dependencies = BackendsOf(forwarded);
   for (const Flow& f : forwarded) {
     const Endpoint at{f.key.laddr, f.key.lport};
     if (at != front) AddOnce(d.aliases, at);  // asked with a wildcard address
@@ -121,11 +137,12 @@ Result<std::vector<ClientProcess>> LocalQuerier::ForwardedTo(const Endpoint& bac
   for (Flow& f : forwarded) by_front[{f.key.laddr, f.key.lport}].push_back(std::move(f));
   std::vector<ClientProcess> out;
   for (auto& [front, flows] : by_front) {
+    MapEntry e = BalancerEntryOf(front, flows);
     ClientProcess cp;
     cp.balancer = true;
-    cp.endpoints.push_back(front);
-    for (const Flow& f : flows) cp.stats.Merge(f.stats);
-    cp.clients = ClientEdgesOf(flows);
+    cp.endpoints = std::move(e.endpoints);
+    cp.stats = e.stats;
+    cp.clients = std::move(e.clients);
     out.push_back(std::move(cp));
   }
   return out;

@@ -4,6 +4,7 @@
 #include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/look/look_wire.h"
+#include "node/look/map_wire.h"
 
 namespace flowmesh {
 
@@ -63,6 +64,8 @@ std::vector<Refusal> LookService::unanswered() const {
 
 Result<std::vector<uint8_t>> LookService::Refuse(std::span<const uint8_t> bytes,
                                                  const std::string& why) {
+  Result<std::optional<MapAsk>> map = DecodeMapQuery(bytes);
+  if (map.ok() && map->has_value()) return EncodeMapAnswer(Result<MemberMap>(Unavailable(why)));
   FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
   std::vector<LookAnswer> answers(batch.questions.size());
   for (LookAnswer& a : answers) a.status = Unavailable(why);
@@ -70,6 +73,9 @@ Result<std::vector<uint8_t>> LookService::Refuse(std::span<const uint8_t> bytes,
 }
 
 Result<std::vector<uint8_t>> LookService::Answer(std::span<const uint8_t> bytes) {
+  // A look query fails here too when malformed; DecodeQuery says so as before.
+  Result<std::optional<MapAsk>> map = DecodeMapQuery(bytes);
+  if (map.ok() && map->has_value()) return AnswerMap((*map)->window, (*map)->group_by);
   FM_ASSIGN_OR_RETURN(QueryBatch batch, DecodeQuery(bytes));
   if (options_.flush) options_.flush();
   LocalQuerier here(store_, options_.live_endpoints);

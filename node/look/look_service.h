@@ -16,6 +16,8 @@
 #include "node/common/status.h"
 #include "node/look/local_directory.h"
 #include "node/look/look.h"
+#include "node/look/map_merge.h"
+#include "node/look/map_types.h"
 #include "node/look/remote_directory.h"
 #include "node/metrics/histogram.h"
 #include "node/store/store.h"
@@ -28,7 +30,13 @@ struct LookLatency {
   metrics::Histogram peer{metrics::Histogram::LatencyBuckets()};
   // `meshctl look` walks run from this node, mesh round trips included.
   metrics::Histogram meshctl{metrics::Histogram::LatencyBuckets()};
+  // `meshctl map` (and /api/map) run from this node, every member's answer included.
+  metrics::Histogram map{metrics::Histogram::LatencyBuckets()};
 };
+
+// Why a map's member query came back without a map: look's reasons, and a
+// member whose meshd predates map.
+constexpr size_t kMapUnansweredReasons = kUnansweredReasons + 1;
 
 struct LookServiceOptions {
   std::string node_name;
@@ -52,8 +60,13 @@ class LookService {
 
   // `meshctl look`: the walk, timed into latency().meshctl.
   Result<LookResult> Run(const LookQuery& query);
-  // Another node's look query (look_wire.h bytes), answered from this node's
-  // store; its answer's bytes. Runs on any thread.
+  // `meshctl map` (map_service.cc): every live member's part of the map (this
+  // node's read here), at most query.concurrency queries out at once, merged,
+  // cut, and compared with the baseline window's; timed into latency().map.
+  Result<MapResult> RunMap(const MapQuery& query);
+  // Another node's look or map query (look_wire.h, map_wire.h bytes),
+  // answered from this node's store; its answer's bytes. A look query reads
+  // as it always did. Runs on any thread.
   Result<std::vector<uint8_t>> Answer(std::span<const uint8_t> query);
   // A query this node will not answer (too many in flight): an answer whose
   // every question carries `why`, so the asker shows the reason rather than
@@ -61,6 +74,10 @@ class LookService {
   Result<std::vector<uint8_t>> Refuse(std::span<const uint8_t> query, const std::string& why);
 
   uint64_t looks() const { return looks_.load(std::memory_order_relaxed); }
+  uint64_t maps() const { return maps_.load(std::memory_order_relaxed); }
+  // Member queries of maps run here that came back without a map, by reason
+  // (look's, then no_map), zeros included.
+  std::vector<Refusal> map_unanswered() const;
   uint64_t round_trips() const { return round_trips_.load(std::memory_order_relaxed); }
   // Member queries of the walks run here that came back without answers, by
   // reason (Unanswered), zeros included: each made `unreachable` nodes.
@@ -72,12 +89,17 @@ class LookService {
   // The aliases as they are now, for one walk or one batch of questions.
   AliasSource AliasSnapshot() const;
   Result<LookResult> Walk(const LookQuery& query);
+  // The map of one window from every member, before the cut.
+  Result<MapGraph> GatherMap(const TimeWindow& w, const MapQuery& query, int64_t deadline_ns);
+  Result<std::vector<uint8_t>> AnswerMap(const TimeWindow& w, GroupBy group_by);
 
   const Store& store_;
   LookServiceOptions options_;
   std::atomic<uint64_t> looks_{0};        // mesh-wide looks run from here
   std::atomic<uint64_t> round_trips_{0};  // and the queries they sent
   std::array<std::atomic<uint64_t>, kUnansweredReasons> unanswered_{};
+  std::atomic<uint64_t> maps_{0};  // maps run from here
+  std::array<std::atomic<uint64_t>, kMapUnansweredReasons> map_unanswered_{};
   LookLatency latency_;
 };
 

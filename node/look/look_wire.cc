@@ -1,23 +1,13 @@
 // look_wire: look's batches of questions and answers in Cap'n Proto.
 #include "node/look/look_wire.h"
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
-
-#include <cstring>
-
-#include "node/wire/wire.h"
-#include "schema/query.capnp.h"
+#include "node/look/look_wire_parts.h"
 
 namespace flowmesh {
-namespace {
-
 namespace q = schema::query;
 using wire::AddrFromWire;
 
-// Our deepest path: response > answers > answer > processes > process >
-// clients > edge > endpoint > addr.
-constexpr int kNestingLimit = 12;
+namespace look_wire {
 
 void SetClients(capnp::List<q::ClientEdge>::Builder list, const std::vector<ClientEdge>& edges) {
   for (unsigned i = 0; i < edges.size(); i++) {
@@ -88,31 +78,27 @@ Result<std::vector<uint8_t>> Flatten(capnp::MallocMessageBuilder& message, const
   return std::vector<uint8_t>(bytes.begin(), bytes.end());
 }
 
-// Reads a flat message after checking its size; `fn` converts the root.
-template <typename Root, typename T, typename Fn>
-Result<T> Read(std::span<const uint8_t> bytes, const char* what, Fn fn) {
-  if (bytes.size() > kMaxQueryBytes)
-    return InvalidArgument(std::string(what) + " of " + std::to_string(bytes.size()) +
-                           " bytes is over the cap");
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0)
-    return InvalidArgument(std::string("malformed ") + what + ": " + std::to_string(bytes.size()) +
-                           " bytes is not whole words");
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() * 2;  // no amplification beyond the bytes sent
-  options.nestingLimit = kNestingLimit;
-  try {
-    capnp::FlatArrayMessageReader reader(words, options);
-    T out;
-    FM_RETURN_IF_ERROR(fn(reader.getRoot<Root>(), &out));
-    return out;
-  } catch (const kj::Exception& e) {
-    return InvalidArgument(std::string("malformed ") + what + ": " + e.getDescription().cStr());
+q::GroupBy GroupByToWire(GroupBy g) {
+  switch (g) {
+    case GroupBy::kWorkload: return q::GroupBy::WORKLOAD;
+    case GroupBy::kPgid: return q::GroupBy::PGID;
+    case GroupBy::kPid: return q::GroupBy::PID;
   }
+  return q::GroupBy::WORKLOAD;
 }
 
-}  // namespace
+Result<GroupBy> GroupByFromWire(q::GroupBy g, const char* what) {
+  switch (g) {
+    case q::GroupBy::PGID: return GroupBy::kPgid;
+    case q::GroupBy::WORKLOAD: return GroupBy::kWorkload;
+    case q::GroupBy::PID: return GroupBy::kPid;
+  }
+  return InvalidArgument(std::string("malformed ") + what + ": unknown grouping");
+}
+
+}  // namespace look_wire
+
+using namespace look_wire;  // NOLINT: this file defines them
 
 Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
   capnp::MallocMessageBuilder message;
@@ -129,11 +115,7 @@ Result<std::vector<uint8_t>> EncodeQuery(const QueryBatch& batch) {
     }
     wire::EndpointToWire(in.endpoint, list[i].initEndpoint());
     wire::AddrToWire(in.from, list[i].initAddr());
-    switch (in.group_by) {
-      case GroupBy::kWorkload: list[i].setGroupBy(q::GroupBy::WORKLOAD); break;
-      case GroupBy::kPgid: list[i].setGroupBy(q::GroupBy::PGID); break;
-      case GroupBy::kPid: list[i].setGroupBy(q::GroupBy::PID); break;
-    }
+    list[i].setGroupBy(GroupByToWire(in.group_by));
   }
   return Flatten(message, "look query");
 }
@@ -152,12 +134,7 @@ Result<QueryBatch> DecodeQuery(std::span<const uint8_t> bytes) {
             case q::Kind::ACTIVE: question.kind = LookQuestion::Kind::kActive; break;
             default: return InvalidArgument("malformed look query: unknown question kind");
           }
-          switch (in.getGroupBy()) {
-            case q::GroupBy::PGID: question.group_by = GroupBy::kPgid; break;
-            case q::GroupBy::WORKLOAD: question.group_by = GroupBy::kWorkload; break;
-            case q::GroupBy::PID: question.group_by = GroupBy::kPid; break;
-            default: return InvalidArgument("malformed look query: unknown grouping");
-          }
+          FM_ASSIGN_OR_RETURN(question.group_by, GroupByFromWire(in.getGroupBy(), "look query"));
           FM_ASSIGN_OR_RETURN(question.endpoint, wire::EndpointFromWire(in.getEndpoint()));
           FM_ASSIGN_OR_RETURN(question.from, AddrFromWire(in.getAddr().getBytes(), "address"));
           out->questions.push_back(std::move(question));

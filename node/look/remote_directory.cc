@@ -205,7 +205,7 @@ std::vector<LookAnswer> RemoteDirectory::Ask(const std::vector<LookQuestion>& qu
   if (queries.empty()) {
     here();
   } else {
-    replies = scatter_(std::move(queries), timeout, here);
+    replies = scatter_(std::move(queries), timeout, here, QueryLimits{});
   }
   for (size_t k = 0; k < sent.size(); k++) {
     const std::string& name = sent[k];

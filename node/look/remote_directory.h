@@ -55,11 +55,20 @@ struct MemberQuery {
 };
 // One reply per query, in order; nullopt = none came, not even an error.
 using QueryReplies = std::vector<std::optional<Result<std::vector<uint8_t>>>>;
-// Sends every query at once, runs `meanwhile` while they are out, and waits
-// for the replies, each query timed out after `timeout_ns` (meshd: the mesh's
-// scatter-gather over sealed exchanges).
-using QueryScatter = std::function<QueryReplies(
-    std::vector<MemberQuery> queries, int64_t timeout_ns, const std::function<void()>& meanwhile)>;
+// How many queries may be out at once (0 = all) and how long the whole
+// scatter may take (0 = `timeout_ns`); a query not sent by then is answered
+// with the "deadline has passed" error (mesh::ScatterLimits).
+struct QueryLimits {
+  size_t max_in_flight = 0;
+  int64_t total_timeout_ns = 0;
+  std::vector<int64_t>* latency_ns = nullptr;  // set: each query's send-to-reply time
+};
+// Sends the queries (all at once, or as `limits` say), runs `meanwhile`
+// while they are out, and waits for the replies, each query timed out after
+// `timeout_ns` (meshd: the mesh's scatter-gather over sealed exchanges).
+using QueryScatter =
+    std::function<QueryReplies(std::vector<MemberQuery> queries, int64_t timeout_ns,
+                               const std::function<void()>& meanwhile, QueryLimits limits)>;
 
 // Why a member's questions came back without answers (each such node is an
 // `unreachable` leaf, the reason in its status_detail): stable metric labels.

@@ -27,6 +27,7 @@
 
 #include "node/control/convert.h"
 #include "node/look/look_wire.h"
+#include "node/look/map_wire.h"
 #include "node/mesh/seal.h"
 #include "node/mesh/wire.h"
 #include "tests/fuzz/fuzz_mesh.h"
@@ -290,6 +291,26 @@ void QueryWireSeeds() {
         Cat({{1, asked}, Must(EncodeAnswers({a_describe, a_clients, a_active}), "answers")}));
   Write("query_wire", "look_answer_unreachable",
         Cat({{1, 1}, Must(EncodeAnswers({unreachable}), "answers")}));
+
+  // The map (issue 16): [mode 2][query], [mode 3][a member's answer].
+  Write("query_wire", "map_query",
+        Cat({{2}, Must(EncodeMapQuery(batch.window, GroupBy::kWorkload), "map query")}));
+  MemberMap map;
+  MapEntry server;
+  server.process = Proc(812, "postgres", "/usr/lib/postgresql/15/bin/postgres");
+  server.stats = Stats();
+  server.endpoints = {pg};
+  server.clients = {{Ip("10.0.0.1"), Stats(), pg}};
+  server.dependencies = {{{Ip("10.0.0.9"), 443}, Stats(), {Ip("10.96.0.1"), 443}}};
+  MapEntry lb;
+  lb.balancer = true;
+  lb.endpoints = {{Ip("10.0.0.20"), 80}};
+  lb.dependencies = {{pg, Stats()}};
+  map.entries = {server, lb};
+  Write("query_wire", "map_answer", Cat({{3}, Must(EncodeMapAnswer(map), "map answer")}));
+  Write("query_wire", "map_answer_error",
+        Cat({{3}, Must(EncodeMapAnswer(Result<MemberMap>(Unavailable("refused: busy"))),
+                       "map answer")}));
 }
 
 // ---- control socket ------------------------------------------------------

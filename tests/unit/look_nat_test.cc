@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "node/look/local_directory.h"
-#include "tests/unit/store_test_util.h"
+#include "tests/unit/map_fixture.h"
 
 namespace flowmesh {
 namespace {
@@ -20,69 +20,10 @@ namespace {
 using ::flowmesh::testing::kSec;
 using ::flowmesh::testing::kT0;
 
-IpAddr A(const char* s) { return *IpAddr::Parse(s); }
-Endpoint E(const char* s) { return *Endpoint::Parse(s); }
-
-struct Node {
-  std::string name;
-  std::vector<IpAddr> addrs;
-  flowmesh::testing::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::vector<EndpointRecord> live;
-  std::vector<NatAlias> aliases;
-  std::unique_ptr<LocalQuerier> querier;
-  Batch batch;
-
-  void Listen(uint32_t netns, const char* addr, uint16_t port, uint32_t pid, const char* comm) {
-    EndpointRecord r;
-    r.netns = netns;
-    r.addr = A(addr);
-    r.port = port;
-    r.proc.pid = pid;
-    r.proc.start_ticks = pid * 10;
-    r.since_ns = kT0;
-    live.push_back(r);
-    batch.endpoints_added.push_back(r);
-    Process(pid, comm);
-  }
-  void Process(uint32_t pid, const char* comm) {
-    ProcessDetails d;
-    d.pid = pid;
-    d.start_ticks = pid * 10;
-    d.pgid = pid;
-    d.comm = comm;
-    batch.processes.push_back(d);
-  }
-  void Flow(FlowKey k, uint64_t connections) {
-    FlowDelta f;
-    f.bucket_ns = kT0;
-    f.key = k;
-    f.stats.connections = connections;
-    f.stats.closed = connections;
-    f.stats.first_seen_ns = kT0 + kSec;
-    f.stats.last_seen_ns = kT0 + 2 * kSec;
-    batch.flows.push_back(f);
-  }
-};
-
-FlowKey Key(Direction dir, uint32_t netns, uint32_t pid, const char* laddr, uint16_t lport,
-            const char* raddr, uint16_t rport, const char* x = nullptr) {
-  FlowKey k;
-  k.direction = dir;
-  k.netns = netns;
-  k.pid = pid;
-  k.start_ticks = pid == 0 ? 0 : pid * 10;
-  k.laddr = A(laddr);
-  k.lport = lport;
-  k.raddr = A(raddr);
-  k.rport = rport;
-  if (x != nullptr) {
-    Endpoint e = E(x);
-    k.xaddr = e.addr;
-    k.xport = e.port;
-  }
-  return k;
-}
+using maptest::A;
+using maptest::E;
+using maptest::Key;
+using maptest::Node;
 
 // The mesh as the gossiped tables would show it: listeners and addresses
 // by node, and the aliases each node announces.
@@ -128,23 +69,8 @@ class NatMesh : public Directory {
 class LookNatTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (auto [name, addrs] : std::vector<std::pair<const char*, std::vector<const char*>>>{
-             {"c1", {"10.0.0.1"}},
-             {"s1", {"10.0.0.2"}},
-             {"d1", {"10.0.0.3", "172.18.0.1", "172.18.0.2"}},
-             {"be1", {"10.0.0.4"}},
-             {"be2", {"10.0.0.5"}},
-             {"b1", {"10.0.0.9"}}}) {
-      auto n = std::make_unique<Node>();
-      n->name = name;
-      for (const char* a : addrs) n->addrs.push_back(A(a));
-      n->store = flowmesh::testing::MustOpen(flowmesh::testing::TestOptions(n->dir.path()));
-      ASSERT_NE(n->store, nullptr);
-      Node* raw = n.get();
-      n->querier = std::make_unique<LocalQuerier>(*n->store, [raw] { return raw->live; });
-      n->querier->set_aliases([raw] { return raw->aliases; });
-      nodes_[name] = std::move(n);
-    }
+    nodes_ = maptest::NatNodes();
+    ASSERT_EQ(nodes_.size(), 6u);
     Node& c1 = *nodes_["c1"];
     c1.Process(10, "curl");
     c1.Process(11, "wrk");

@@ -81,7 +81,7 @@ class MeshLookTest : public ::testing::Test {
       std::thread([done, a = EncodeAnswers(answers)] { done(a); }).detach();
     };
     QueryScatter scatter = [send](std::vector<MemberQuery> queries, int64_t timeout_ns,
-                                  const std::function<void()>& meanwhile) {
+                                  const std::function<void()>& meanwhile, QueryLimits) {
       std::vector<Gather::Target> targets;
       for (MemberQuery& q : queries) targets.push_back({q.address, std::move(q.bytes)});
       return Gather::Run(std::move(targets), send, timeout_ns, meanwhile);

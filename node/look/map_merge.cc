@@ -1,0 +1,389 @@
+// MergeMap: the members' parts of the map into one graph, edges resolved to
+// their owners as the mesh-wide look resolves them (remote_directory.cc).
+#include "node/look/map_merge.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "node/proc/workload.h"
+
+namespace flowmesh {
+namespace {
+
+using EdgeKey = std::tuple<std::string, std::string, Endpoint>;  // from, to, endpoint
+
+// A listener the merge resolves endpoints to, and whose node it is.
+struct Claim {
+  const LookMember* member;
+  Endpoint at;
+  std::string node;
+};
+const std::vector<Claim> kNone;
+
+class Merger {
+ public:
+  Merger(const std::vector<LookMember>& members, GroupBy group_by)
+      : members_(members), group_by_(group_by) {
+    // An address a live member has now is its, whatever a gone one had.
+    for (const LookMember& m : members_)
+      if (m.live) order_.push_back(&m);
+    for (const LookMember& m : members_)
+      if (!m.live) order_.push_back(&m);
+    for (const LookMember* m : order_) {
+      by_name_.emplace(m->name, m);
+      if (m->live && !m->synced) unsynced_.push_back(m->name);
+      for (const IpAddr& a : m->addresses) by_addr_.emplace(a, m);
+    }
+    // Before its table arrives, a member's mesh address is the one known its.
+    for (const LookMember* m : order_)
+      if (Result<Endpoint> reached = Endpoint::Parse(m->address); reached.ok())
+        by_addr_.emplace(reached->addr, m);
+  }
+
+  void Add(const MemberAnswer& a) {
+    if (!by_name_.count(a.member)) {
+      // Asked although the mesh no longer lists it (or no mesh: this node).
+      extra_.push_back(LookMember{.name = a.member});
+      by_name_[a.member] = &extra_.back();
+      order_.push_back(&extra_.back());
+    }
+    if (!answers_.emplace(a.member, &a).second) return;  // a repeat: read once
+  }
+
+  MapGraph Run(TimeWindow window) {
+    for (const LookMember* m : order_) {
+      auto it = answers_.find(m->name);
+      if (it != answers_.end() && it->second->map.ok())
+        AddAnswered(*m, *it->second->map);
+      else
+        AddUnanswered(*m, Why(*m));
+    }
+    for (const LookMember* m : order_)
+      if (const MemberMap* map = Answered(m->name)) AddDependencies(*m, *map);
+    for (const LookMember* m : order_)
+      if (const MemberMap* map = Answered(m->name)) AddClients(*m, *map);
+
+    MapGraph g;
+    g.window = window;
+    for (auto& [id, n] : nodes_) g.nodes.push_back(std::move(n));
+    for (auto& [key, e] : edges_) g.edges.push_back(std::move(e));
+    for (const LookMember* m : order_) g.members.push_back(Member(*m));
+    std::sort(g.members.begin(), g.members.end(),
+              [](const MapMember& a, const MapMember& b) { return a.name < b.name; });
+    return g;
+  }
+
+ private:
+  const MemberMap* Answered(const std::string& name) const {
+    auto it = answers_.find(name);
+    return it != answers_.end() && it->second->map.ok() ? &*it->second->map : nullptr;
+  }
+
+  std::string Why(const LookMember& m) const {
+    auto it = answers_.find(m.name);
+    if (it == answers_.end()) return m.state.empty() ? "not asked" : m.state + ": not asked";
+    return it->second->map.status().message();
+  }
+
+  MapMember Member(const LookMember& m) const {
+    MapMember out;
+    out.name = m.name;
+    out.address = m.address;
+    out.state = m.state;
+    auto it = answers_.find(m.name);
+    if (it == answers_.end()) {
+      out.error = Why(m);
+      return out;
+    }
+    const MemberAnswer& a = *it->second;
+    out.answered = a.map.ok();
+    if (!a.map.ok()) out.error = a.map.status().message();
+    out.answer_bytes = a.bytes;
+    out.latency_ns = a.latency_ns;
+    out.truncated = a.map.ok() && a.map->truncated;
+    return out;
+  }
+
+  MapNode& Node(const std::string& id, MapNodeKind kind, const std::string& host) {
+    auto [it, added] = nodes_.try_emplace(id);
+    if (added) {
+      it->second.id = id;
+      it->second.kind = kind;
+      it->second.host = host;
+    }
+    return it->second;
+  }
+
+  static void AddEndpoint(MapNode& n, const Endpoint& e) {
+    auto at = std::lower_bound(n.endpoints.begin(), n.endpoints.end(), e);
+    if (at == n.endpoints.end() || *at != e) n.endpoints.insert(at, e);
+  }
+
+  std::string WorkloadId(const LookMember& m, const ProcessDetails& p) const {
+    return m.name + "/" + ProcessGroupKey(p, group_by_);
+  }
+  static std::string BalancerId(const LookMember& m, const Endpoint& front) {
+    return m.name + "/lb:" + front.ToString();
+  }
+
+  void AddAnswered(const LookMember& m, const MemberMap& map) {
+    for (const MapEntry& e : map.entries) {
+      if (e.balancer) {
+        for (const Endpoint& front : e.endpoints) {
+          MapNode& n = Node(BalancerId(m, front), MapNodeKind::kBalancer, m.name);
+          n.label = "balancer " + front.ToString();
+          AddEndpoint(n, front);
+          fronts_.emplace(front, n.id);
+          for (const DependencyEdge& d : e.dependencies) fronts_of_backend_[d.remote].insert(front);
+        }
+        continue;
+      }
+      MapNode& n = Node(WorkloadId(m, e.process), MapNodeKind::kWorkload, m.name);
+      if (!n.process) {
+        n.process = e.process;
+        n.label = MapLabel(e.process, group_by_);
+      }
+      for (const Endpoint& at : e.endpoints) {
+        AddEndpoint(n, at);
+        listeners_[at.port].push_back({&m, at, n.id});
+      }
+    }
+    // Published ports reach a listener of this member; balancer fronts
+    // without an entry (no traffic and no live alias at answer time) stay
+    // the gossiped table's.
+    AddAliases(m, LookStatus::kOk, "");
+  }
+
+  void AddUnanswered(const LookMember& m, const std::string& why) {
+    const std::string detail = "no answer from " + m.name + ": " + why;
+    for (size_t i = 0; i < m.endpoints.size(); i++) {
+      const bool owned =
+          i < m.owners.size() && (m.owners[i].pid != 0 || !m.owners[i].workload.empty());
+      MapNode& n = owned ? Node(WorkloadId(m, m.owners[i]), MapNodeKind::kWorkload, m.name)
+                         : UnreachableNode(m, why);
+      if (owned && !n.process) {
+        n.process = m.owners[i];
+        n.label = MapLabel(m.owners[i], group_by_);
+      }
+      n.status = LookStatus::kUnreachable;
+      n.status_detail = detail;
+      AddEndpoint(n, m.endpoints[i]);
+      listeners_[m.endpoints[i].port].push_back({&m, m.endpoints[i], n.id});
+    }
+    AddAliases(m, LookStatus::kUnreachable, detail);
+  }
+
+  void AddAliases(const LookMember& m, LookStatus status, const std::string& detail) {
+    for (const MemberAlias& a : m.aliases) {
+      if (!a.balancer) {
+        published_.emplace(a.front, std::make_pair(&m, a.target));
+        continue;
+      }
+      fronts_of_backend_[a.target].insert(a.front);
+      if (status == LookStatus::kOk) continue;  // an answered balancer's entries say
+      MapNode& n = Node(BalancerId(m, a.front), MapNodeKind::kBalancer, m.name);
+      n.label = "balancer " + a.front.ToString();
+      n.status = status;
+      n.status_detail = detail;
+      AddEndpoint(n, a.front);
+      fronts_.emplace(a.front, n.id);
+    }
+  }
+
+  MapNode& UnreachableNode(const LookMember& m, const std::string& why) {
+    MapNode& n = Node(m.name + "/unreachable", MapNodeKind::kWorkload, m.name);
+    n.label = m.name + " (unreachable)";
+    n.status = LookStatus::kUnreachable;
+    n.status_detail = "no answer from " + m.name + ": " + why;
+    return n;
+  }
+
+  // The member an address is on; `reporter` for loopback.
+  const LookMember* MemberOf(const IpAddr& addr, const LookMember& reporter) const {
+    if (addr.is_loopback()) return &reporter;
+    auto it = by_addr_.find(addr);
+    return it == by_addr_.end() ? nullptr : it->second;
+  }
+
+  // The node a dependency's endpoint belongs to: a listener (exact, else a
+  // wildcard one on a member with the address; loopback: the reporter's),
+  // else a front (a published port: its listener's node; a balancer's),
+  // else an external node.
+  std::string Owner(const LookMember& reporter, const Endpoint& e) {
+    if (std::optional<std::string> id = Claimed(reporter, e, 0)) return *id;
+    return External("ext:" + e.ToString(), e);
+  }
+
+  std::optional<std::string> Claimed(const LookMember& reporter, const Endpoint& e, int hops) {
+    const LookMember* wildcard_member = MemberOf(e.addr, reporter);
+    const Claim* wildcard = nullptr;
+    auto port = listeners_.find(e.port);
+    for (const Claim& c : port == listeners_.end() ? kNone : port->second) {
+      if (e.addr.is_loopback() && c.member != &reporter) continue;
+      if (c.at.addr == e.addr) return c.node;
+      if (c.member == wildcard_member && ListenerServes(c.at.addr, e.addr) && wildcard == nullptr)
+        wildcard = &c;
+    }
+    if (wildcard != nullptr) return wildcard->node;
+    if (auto front = fronts_.find(e); front != fronts_.end()) return front->second;
+    if (hops == 0)
+      for (auto [it, end] = published_.equal_range(e); it != end; ++it) {
+        // The listener behind a published port.
+        if (auto id = Claimed(*it->second.first, it->second.second, hops + 1)) return id;
+      }
+    return std::nullopt;
+  }
+
+  std::string External(const std::string& id, const Endpoint& e) {
+    MapNode& n = Node(id, MapNodeKind::kExternal, "");
+    n.label = e.port == 0 ? e.addr.ToString() : e.ToString();
+    AddEndpoint(n, e);
+    if (unsynced_.empty()) {
+      n.status = LookStatus::kNoAgent;
+      n.status_detail = "no member has this address";
+    } else {
+      n.status = LookStatus::kUnsynced;
+      n.status_detail =
+          "no table claims it yet; not in: member " + unsynced_.front() +
+          (unsynced_.size() > 1 ? " and " + std::to_string(unsynced_.size() - 1) + " more" : "");
+    }
+    return id;
+  }
+
+  MapEdge& Edge(const std::string& from, const std::string& to, const Endpoint& at) {
+    auto [it, added] = edges_.try_emplace(EdgeKey{from, to, at});
+    if (added) {
+      it->second.from = from;
+      it->second.to = to;
+      it->second.endpoint = at;
+    }
+    return it->second;
+  }
+
+  std::string EntryNode(const LookMember& m, const MapEntry& e) const {
+    return e.balancer ? (e.endpoints.empty() ? "" : BalancerId(m, e.endpoints.front()))
+                      : WorkloadId(m, e.process);
+  }
+
+  void AddDependencies(const LookMember& m, const MemberMap& map) {
+    for (const MapEntry& e : map.entries) {
+      const std::string from = EntryNode(m, e);
+      if (from.empty()) continue;
+      for (const DependencyEdge& d : e.dependencies) {
+        const std::string to = Owner(m, d.remote);
+        // The same report twice (an entry repeated) is read once; the same
+        // edge dialled two ways (direct and through a VIP) adds up.
+        if (!client_reports_.emplace(from, to, d.remote, d.via).second) continue;
+        MapEdge& edge = Edge(from, to, d.remote);
+        auto& mine = deps_[m.name];
+        mine[d.remote].push_back(EdgeKey{from, to, d.remote});
+        if (d.via.port != 0) mine[d.via].push_back(EdgeKey{from, to, d.remote});
+        edge.stats.Merge(d.stats);
+        if (edge.via.port == 0) edge.via = d.via;
+        edge.client_seen = true;
+      }
+    }
+  }
+
+  // Marks the client side's edges that match the server's report (they
+  // went to `at`, dialled it through a NAT, or dialled a balancer's front
+  // whose backends include it); false when none does.
+  bool Confirm(const LookMember& client, const std::string& server, const Endpoint& at) {
+    auto mine = deps_.find(client.name);
+    if (mine == deps_.end()) return false;
+    std::vector<Endpoint> dialled{at};
+    if (auto f = fronts_of_backend_.find(at); f != fronts_of_backend_.end())
+      dialled.insert(dialled.end(), f->second.begin(), f->second.end());
+    bool matched = false;
+    for (const Endpoint& d : dialled) {
+      auto keys = mine->second.find(d);
+      if (keys == mine->second.end()) continue;
+      for (const EdgeKey& key : keys->second) {
+        matched = true;
+        edges_.at(key).server_seen = true;
+        // Through a balancer: its edge to this server is the one both saw.
+        const std::string& to = std::get<1>(key);
+        if (to == server) continue;
+        auto via_lb = edges_.find(EdgeKey{to, server, at});
+        if (via_lb != edges_.end() && nodes_.at(to).kind == MapNodeKind::kBalancer)
+          via_lb->second.server_seen = true;
+      }
+    }
+    return matched;
+  }
+
+  void AddClients(const LookMember& m, const MemberMap& map) {
+    for (const MapEntry& e : map.entries) {
+      const std::string server = EntryNode(m, e);
+      if (server.empty()) continue;
+      for (const ClientEdge& c : e.clients) {
+        Endpoint at = c.endpoint;
+        if (at.port == 0 && !e.endpoints.empty()) at = e.endpoints.front();
+        if (!server_reports_.emplace(server, c.addr, at).second) continue;
+        const LookMember* client = MemberOf(c.addr, m);
+        std::string from;
+        if (client == nullptr) {
+          from = External("ext:" + c.addr.ToString(), Endpoint{c.addr, 0});
+        } else if (Answered(client->name) != nullptr) {
+          if (Confirm(*client, server, at)) continue;
+          from = client->name + "/unconfirmed:" + c.addr.ToString();
+          MapNode& n = Node(from, MapNodeKind::kWorkload, client->name);
+          n.label = "unconfirmed " + c.addr.ToString();
+          n.status = LookStatus::kUnconfirmed;
+          n.status_detail = "no process on " + client->name + " has a flow to " + at.ToString();
+          AddEndpoint(n, Endpoint{c.addr, 0});
+        } else {
+          from = UnreachableNode(*client, Why(*client)).id;
+        }
+        MapEdge& edge = Edge(from, server, at);
+        edge.stats.Merge(c.stats);
+        edge.server_seen = true;
+      }
+    }
+  }
+
+  const std::vector<LookMember>& members_;
+  GroupBy group_by_;
+  std::vector<const LookMember*> order_;  // live first
+  std::map<std::string, const LookMember*> by_name_;
+  std::map<IpAddr, const LookMember*> by_addr_;  // a live member's first
+  std::deque<LookMember> extra_;
+  std::vector<std::string> unsynced_;
+  std::map<std::string, const MemberAnswer*> answers_;
+  std::map<uint16_t, std::vector<Claim>> listeners_;  // by port
+  std::map<Endpoint, std::string> fronts_;            // a balancer's front -> its node
+  std::multimap<Endpoint, std::pair<const LookMember*, Endpoint>> published_;  // front -> target
+  std::map<Endpoint, std::set<Endpoint>> fronts_of_backend_;
+  // Each member's client-side edges by what they went to and what they dialled.
+  std::map<std::string, std::map<Endpoint, std::vector<EdgeKey>>> deps_;
+  std::map<std::string, MapNode> nodes_;
+  std::map<EdgeKey, MapEdge> edges_;
+  std::set<std::tuple<std::string, std::string, Endpoint, Endpoint>> client_reports_;
+  std::set<std::tuple<std::string, IpAddr, Endpoint>> server_reports_;
+};
+
+}  // namespace
+
+std::string MapLabel(const ProcessDetails& p, GroupBy group_by) {
+  if (group_by == GroupBy::kWorkload) {
+    std::string w = WorkloadLabel(p.workload);
+    if (!w.empty()) return w;
+  }
+  const std::string comm = "'" + p.comm + "'";
+  if (group_by != GroupBy::kPid && p.pgid != 0) return comm + " pgid " + std::to_string(p.pgid);
+  return comm + " pid " + std::to_string(p.pid);
+}
+
+MapGraph MergeMap(const std::vector<LookMember>& members, const std::vector<MemberAnswer>& answers,
+                  GroupBy group_by, TimeWindow window) {
+  Merger merger(members, group_by);
+  for (const MemberAnswer& a : answers) merger.Add(a);
+  return merger.Run(window);
+}
+
+}  // namespace flowmesh
