@@ -137,6 +137,15 @@ void Session::Dispatch(ControlRequest request) {
         Result<std::vector<NodeKeys>> keys =
             self->state_->backend.RunKeyOp(request.key_op, request.key);
         frame = keys.ok() ? EncodeKeysResponse(*keys) : Result<std::vector<uint8_t>>(keys.status());
+      } else if (request.kind == RequestKind::kMap) {
+        Result<MapResult> map = self->state_->backend.RunMap(request.map);
+        frame = map.ok() ? EncodeMapResponse(*map) : Result<std::vector<uint8_t>>(map.status());
+        if (!frame.ok() && map.ok())
+          frame = Status(frame.status().code(),
+                         "the map of " + std::to_string(map->graph.nodes.size()) + " nodes and " +
+                             std::to_string(map->graph.edges.size()) +
+                             " edges does not fit in one reply (" + frame.status().message() +
+                             "); cut it with --host, --workload and --depth");
       } else if (request.kind == RequestKind::kLook) {
         Result<LookResult> look = self->state_->backend.RunLook(request.look);
         frame = look.ok() ? EncodeLookResponse(look->root)
