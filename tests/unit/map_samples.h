@@ -141,6 +141,13 @@ inline MapResult SampleMap(bool with_baseline = true) {
   before.window = *r.query.baseline;
   MapEdge old_db = MapLink(app.id, "ext:203.0.113.20:5432", "203.0.113.20:5432", MapStats(5, 10, 10));
   before.edges.push_back(old_db);
+  MapNode db;
+  db.id = old_db.to;
+  db.kind = MapNodeKind::kExternal;
+  db.endpoints = {old_db.endpoint};
+  db.status = LookStatus::kNoAgent;
+  db.label = "203.0.113.20:5432";
+  before.nodes.push_back(db);
   r.baseline = before;
   MapEdgeChange appeared;
   appeared.kind = MapChangeKind::kAppeared;
