@@ -48,9 +48,10 @@ int Main(int argc, char** argv) {
     // "A subcommand is required" is misleading when one was given misspelt.
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty() &&
         !app.remaining().empty())
-      return Fail(kExitUsage,
-                  "unknown subcommand '" + app.remaining().front() +
-                      "' (expected look, map, flows, endpoints, peers, keys, watch, top or status)");
+      return Fail(
+          kExitUsage,
+          "unknown subcommand '" + app.remaining().front() +
+              "' (expected look, map, flows, endpoints, peers, keys, watch, top or status)");
     // CLI11 prints the message (or the help); its codes vary, ours do not.
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }

@@ -74,7 +74,8 @@ CLI::App* AddMapCommand(CLI::App& app, MapOptions* o) {
                   "with --host or --workload: how many edges away to keep, 0 to 64 (default 1)")
       ->type_name("N");
   cmd->add_option("--timeout", o->text.timeout,
-                  "deadline for the whole map, baseline included, e.g. 10s (default 5s); members not "
+                  "deadline for the whole map, baseline included, e.g. 10s (default 5s, at most "
+                  "60s); members not "
                   "answered by then are listed as such")
       ->type_name("DURATION");
   cmd->add_option("--format", o->format, "text, json or dot (Graphviz), e.g. dot")
@@ -87,20 +88,21 @@ CLI::App* AddMapCommand(CLI::App& app, MapOptions* o) {
 int RunMap(const GlobalOptions& g, const MapOptions& o) {
   Result<MapQuery> query = ParseMapQueryText(o.text, RealtimeNs());
   if (!query.ok()) return Fail(kExitUsage, query.status().message());
-  for (const auto& [flag, text] : {std::pair{"--host", &query->host}, {"--workload", &query->workload}})
+  for (const auto& [flag, text] :
+       {std::pair{"--host", &query->host}, {"--workload", &query->workload}})
     if (text->size() > kMaxMapQueryTextBytes)
       return Fail(kExitUsage, std::string(flag) + ": " + std::to_string(text->size()) +
                                   " bytes; at most " + std::to_string(kMaxMapQueryTextBytes));
   if (query->timeout_ns > kMaxMapTimeoutNs)
-    return Fail(kExitUsage, "--timeout: at most " +
-                                std::to_string(kMaxMapTimeoutNs / 60'000'000'000) + "m");
+    return Fail(kExitUsage,
+                "--timeout: at most " + std::to_string(kMaxMapTimeoutNs / 1'000'000'000) + "s");
 
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
   // meshd answers by the map's deadline; the margin covers its merge and
   // the reply, so a slow mesh shows as members that did not answer.
-  const auto timeout = std::chrono::milliseconds(query->timeout_ns / 1'000'000) +
-                       std::chrono::seconds(5);
+  const auto timeout =
+      std::chrono::milliseconds(query->timeout_ns / 1'000'000) + std::chrono::seconds(5);
   Result<MapResult> map = client->Map(*query, timeout);
   if (!map.ok()) return Fail(kExitFailure, map.status().message());
   const std::string format = g.json ? "json" : o.format;

@@ -66,7 +66,9 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
       n.dependencies.empty())
     out += n.port != 0 ? "  (nothing listens here, and no flows to it in the window)"
                        : "  (no process here connected anywhere in the window)";
-  if (n.stats) out += "  " + FormatLookConns(*n.stats) + " " + FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
+  if (n.stats)
+    out += "  " + FormatLookConns(*n.stats) + " " +
+           FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
   // Last on the line, so the columns before it read the same with or without.
   if (!n.status_detail.empty()) out += "  (" + Printable(n.status_detail) + ")";
   out += '\n';
@@ -178,7 +180,8 @@ void DotWalk(const LookNode& n, GroupBy g, std::map<std::string, std::string>& v
       vertices.try_emplace(kid, DotVertex(k));
       std::string label;
       if (k.stats) {
-        label = FormatLookConns(*k.stats) + "\n" + FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
+        label = FormatLookConns(*k.stats) + "\n" +
+                FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
       }
       if (k.via.port != 0) label += (label.empty() ? "via " : "\nvia ") + k.via.ToString();
       // Arrows go the way the calls go: client -> server.

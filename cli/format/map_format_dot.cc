@@ -44,7 +44,8 @@ std::string Vertex(const MapNode& n, bool gone, const char* indent) {
 }
 
 std::string EdgeLabel(const MapEdge& e) {
-  std::string s = FormatLookConns(e.stats) + "\n" + FormatLookBytes(e.stats.bytes_tx + e.stats.bytes_rx);
+  std::string s =
+      FormatLookConns(e.stats) + "\n" + FormatLookBytes(e.stats.bytes_tx + e.stats.bytes_rx);
   if (e.via.port != 0) s += "\nvia " + e.via.ToString();
   return s;
 }
@@ -94,8 +95,8 @@ std::string FormatMapDot(const MapResult& r) {
       clusters[n->host] += Vertex(*n, gone, "    ");
   }
   for (const auto& [host, vertices] : clusters)
-    out += "  subgraph " + DotQuote("cluster_" + Safe(host)) + " {\n    label=" + DotQuote(Safe(host)) +
-           ";\n" + vertices + "  }\n";
+    out += "  subgraph " + DotQuote("cluster_" + Safe(host)) +
+           " {\n    label=" + DotQuote(Safe(host)) + ";\n" + vertices + "  }\n";
   out += loose;
   for (const MapEdge& e : g.edges) {
     auto it = change_of.find(EdgeKey(e));

@@ -107,8 +107,9 @@ void NodeBlock(const NodeIndex& index, const MapNode& n,
 
 std::string ChangeLine(const NodeIndex& index, const MapEdgeChange& c) {
   static constexpr const char* kMark[] = {"+ ", "- ", "~ "};
-  std::string s = std::string("  ") + kMark[static_cast<int>(c.kind)] + NodeName(index, c.edge.from) +
-                  " --> " + NodeName(index, c.edge.to) + "  " + c.edge.endpoint.ToString();
+  std::string s = std::string("  ") + kMark[static_cast<int>(c.kind)] +
+                  NodeName(index, c.edge.from) + " --> " + NodeName(index, c.edge.to) + "  " +
+                  c.edge.endpoint.ToString();
   if (c.edge.via.port != 0) s += " via " + c.edge.via.ToString();
   switch (c.kind) {
     case MapChangeKind::kAppeared: s += "  appeared, " + Traffic(c.edge.stats); break;
@@ -137,8 +138,7 @@ std::string FormatMapText(const MapResult& r) {
   // Hosts in order, each host's nodes by label; external addresses last.
   std::map<std::string, std::vector<const MapNode*>> by_host;
   std::vector<const MapNode*> external;
-  for (const MapNode& n : g.nodes)
-    (n.host.empty() ? external : by_host[n.host]).push_back(&n);
+  for (const MapNode& n : g.nodes) (n.host.empty() ? external : by_host[n.host]).push_back(&n);
   auto by_label = [](const MapNode* a, const MapNode* b) {
     return std::tie(a->label, a->id) < std::tie(b->label, b->id);
   };

@@ -247,7 +247,8 @@ Result<MapResult> ControlClient::Map(const MapQuery& query, std::chrono::millise
   if (r.kind == ControlResponse::Kind::kMap) return std::move(r.map);
   // A meshd of before cannot decode the request: its words are "meshd could
   // not decode the request: unknown request 9 (...)" (messages.cc).
-  if (r.kind == ControlResponse::Kind::kError && r.error.find("unknown request") != std::string::npos)
+  if (r.kind == ControlResponse::Kind::kError &&
+      r.error.find("unknown request") != std::string::npos)
     return Unavailable("this meshd does not know `map`; upgrade it (meshd: " + r.error + ")");
   return AnswerError(r);
 }

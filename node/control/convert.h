@@ -132,8 +132,8 @@ void ToCapnp(const MapQuery& q, schema::MapQuery::Builder b);
 Result<MapQuery> FromCapnp(schema::MapQuery::Reader r);
 void ToCapnp(const MapResult& m, schema::MapResult::Builder b);
 Result<MapResult> FromCapnp(schema::MapResult::Reader r);
-constexpr size_t kMaxMapTextBytes = 2048;      // ids, labels, hosts, member names
-constexpr size_t kMaxMapDetailBytes = 4096;    // a status detail, a member's error
+constexpr size_t kMaxMapTextBytes = 2048;       // ids, labels, hosts, member names
+constexpr size_t kMaxMapDetailBytes = 4096;     // a status detail, a member's error
 constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
 constexpr size_t kMaxMapNodes = 1u << 18;
 constexpr size_t kMaxMapEdges = 1u << 20;
@@ -142,8 +142,9 @@ constexpr size_t kMaxMapChanges = 1u << 21;  // appeared + disappeared: both win
 constexpr size_t kMaxMapNodeEndpoints = 4096;
 constexpr int kMaxMapDepth = 64;  // as ParseMapQueryText's --depth
 constexpr int kMaxMapConcurrency = 4096;
-// A map holds a control worker until it is done; longer is not a map query.
-constexpr int64_t kMaxMapTimeoutNs = 600'000'000'000;
+// A map holds one of the control socket's 4 workers until it is done (a
+// 1,000-member map takes under 2 s); longer is not a map query.
+constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
 
 // The deepest `look` a request may ask for: deeper trees are not useful to
 // read and would strain the message nesting limits.

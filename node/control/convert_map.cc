@@ -13,8 +13,10 @@ using namespace wire;
 namespace {
 
 // The casts below rely on the wire's enums keeping the structs' order.
-static_assert(static_cast<int>(s::MapNodeKind::EXTERNAL) == static_cast<int>(MapNodeKind::kExternal));
-static_assert(static_cast<int>(s::MapChangeKind::CHANGED) == static_cast<int>(MapChangeKind::kChanged));
+static_assert(static_cast<int>(s::MapNodeKind::EXTERNAL) ==
+              static_cast<int>(MapNodeKind::kExternal));
+static_assert(static_cast<int>(s::MapChangeKind::CHANGED) ==
+              static_cast<int>(MapChangeKind::kChanged));
 static_assert(static_cast<int>(s::LookStatus::UNSYNCED) == static_cast<int>(LookStatus::kUnsynced));
 
 // The wire's LookStatus (control.capnp) and the map's node statuses are
@@ -84,7 +86,8 @@ Result<MapNode> NodeFromWire(s::MapNode::Reader r) {
   FM_ASSIGN_OR_RETURN(n.status, StatusFromWire(r.getStatus()));
   FM_ASSIGN_OR_RETURN(n.status_detail, Text(r.getStatusDetail(), kMaxMapDetailBytes,
                                             "map node " + n.id + "'s status detail"));
-  FM_ASSIGN_OR_RETURN(n.label, Text(r.getLabel(), kMaxMapTextBytes, "map node " + n.id + "'s label"));
+  FM_ASSIGN_OR_RETURN(n.label,
+                      Text(r.getLabel(), kMaxMapTextBytes, "map node " + n.id + "'s label"));
   return n;
 }
 
@@ -128,9 +131,11 @@ Result<MapMember> MemberFromWire(s::MapMember::Reader r) {
   FM_ASSIGN_OR_RETURN(m.name, Text(r.getName(), kMaxMapTextBytes, "a map member's name"));
   FM_ASSIGN_OR_RETURN(m.address,
                       Text(r.getAddress(), kMaxMapTextBytes, "member " + m.name + "'s address"));
-  FM_ASSIGN_OR_RETURN(m.state, Text(r.getState(), kMaxMapTextBytes, "member " + m.name + "'s state"));
+  FM_ASSIGN_OR_RETURN(m.state,
+                      Text(r.getState(), kMaxMapTextBytes, "member " + m.name + "'s state"));
   m.answered = r.getAnswered();
-  FM_ASSIGN_OR_RETURN(m.error, Text(r.getError(), kMaxMapDetailBytes, "member " + m.name + "'s error"));
+  FM_ASSIGN_OR_RETURN(m.error,
+                      Text(r.getError(), kMaxMapDetailBytes, "member " + m.name + "'s error"));
   m.answer_bytes = r.getAnswerBytes();
   m.latency_ns = r.getLatencyNs();
   m.truncated = r.getTruncated();

@@ -47,7 +47,8 @@ LookResult SampleLook() {
   app.host = "app-1";
   app.addr = *IpAddr::Parse("10.213.0.3");
   app.port = 8000;
-  app.process = ProcessDetails{6111, 1, 6111, 1, "python3", "/usr/bin/python3", 0, SamplePodContainer()};
+  app.process =
+      ProcessDetails{6111, 1, 6111, 1, "python3", "/usr/bin/python3", 0, SamplePodContainer()};
   app.via = *Endpoint::Parse("10.213.250.1:80");
   app.stats = MapStats(12, 4096, 90000);
   LookNode cache;

@@ -41,6 +41,7 @@ class FakeBackend : public ControlBackend {
   Result<LookResult> RunLook(const LookQuery& query) override;
   Result<MapResult> RunMap(const MapQuery& query) override {
     last_map = query;
+    if (map_hook) map_hook();
     if (!map_error.empty()) return Unavailable(map_error);
     MapResult r = map_result;
     r.query = query;
@@ -68,7 +69,8 @@ class FakeBackend : public ControlBackend {
   LookQuery last_look;
   MapResult map_result;  // RunMap's answer (its query is the one asked)
   MapQuery last_map;
-  std::string map_error;  // not empty: RunMap fails with it
+  std::string map_error;           // not empty: RunMap fails with it
+  std::function<void()> map_hook;  // runs first in RunMap (a slow mesh)
   // WorkloadOf's answers by pid, and how often it was asked.
   std::mutex workloads_mu;
   std::map<uint32_t, Workload> workloads;

@@ -153,6 +153,54 @@ TEST_F(ControlTest, MeshdRefusesAMapQueryPastItsBounds) {
   EXPECT_NE(got.status().message().find("65536"), std::string::npos) << got.status().message();
 }
 
+// A map holds its worker for up to its timeout: two at once at most, so
+// status and look always find a worker; the third is refused, and counted.
+TEST_F(ControlTest, AtMostTwoMapsAtOnceAndStatusStillAnswers) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int drawing = 0;
+  bool release = false;
+  backend_.map_hook = [&] {
+    std::unique_lock lock(mu);
+    drawing++;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  };
+  backend_.map_result = SampleMap(false);
+  std::vector<std::thread> slow;
+  std::atomic<int> drawn{0};
+  for (int i = 0; i < 2; i++)
+    slow.emplace_back([&] {
+      Result<ControlClient> c = ControlClient::Connect(path_);
+      if (c.ok() && c->Map(MapQuery{}, std::chrono::seconds(10)).ok()) drawn++;
+    });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return drawing == 2; }));
+  }
+  Result<ControlClient> client = ControlClient::Connect(path_);
+  ASSERT_TRUE(client.ok());
+  Result<MapResult> third = client->Map(MapQuery{}, std::chrono::seconds(5));
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().message(),
+            "meshd: meshd is already drawing 2 maps; try again when one is done");
+  Result<NodeStatus> st = client->Status();
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  bool counted = false;
+  for (const auto& [name, value] : st->probe.detail)
+    counted |= name == "control_maps_refused" && value == 1;
+  EXPECT_TRUE(counted);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (std::thread& t : slow) t.join();
+  EXPECT_EQ(drawn.load(), 2);
+  // Both done: the next map is drawn again.
+  EXPECT_TRUE(client->Map(MapQuery{}, std::chrono::seconds(5)).ok());
+}
+
 // A meshd of before decodes a map request as a request it does not know
 // (messages.cc before issue 16), answers that and hangs up.
 TEST(ControlMap, AMeshdOfBeforeIsToldToUpgrade) {
@@ -212,7 +260,7 @@ TEST(ControlMap, MapQueryDecodingChecksEveryField) {
             "map concurrency 1073741824 is over 4096");
   EXPECT_EQ(error([](auto b) { b.setTimeoutNs(-1); }), "map timeouts must not be negative");
   EXPECT_EQ(error([](auto b) { b.setTimeoutNs(3'600'000'000'000); }),
-            "a map timeout of 3600s is over the limit of 600s");
+            "a map timeout of 3600s is over the limit of 60s");
   EXPECT_NE(error([](auto b) { b.setGroupBy("cgroup"); }).find("cgroup"), std::string::npos);
   EXPECT_NE(error([](auto b) { b.setGroupBy(std::string(100, 'w')); }).find("over the 16-byte"),
             std::string::npos);
@@ -251,9 +299,8 @@ TEST(ControlMap, MapAnswersPastTheBoundsAreErrors) {
             "a map node's id of 5000 bytes is over the 2048-byte limit");
   EXPECT_EQ(error([](auto b) { b.getGraph().getEdges()[0].setFrom(std::string(3000, 'x')); }),
             "a map edge's from of 3000 bytes is over the 2048-byte limit");
-  EXPECT_EQ(
-      error([](auto b) { b.getGraph().getMembers()[1].setError(std::string(5000, 'x')); }),
-      "member cache-1's error of 5000 bytes is over the 4096-byte limit");
+  EXPECT_EQ(error([](auto b) { b.getGraph().getMembers()[1].setError(std::string(5000, 'x')); }),
+            "member cache-1's error of 5000 bytes is over the 4096-byte limit");
   EXPECT_EQ(error([](auto b) { b.getGraph().getNodes()[0].setKind(schema::MapNodeKind(7)); }),
             "map node app-1/wcontainer:web has the unknown kind 7 (is meshd newer than meshctl?)");
   EXPECT_EQ(error([](auto b) { b.getGraph().getNodes()[0].setStatus(schema::LookStatus(9)); }),
@@ -262,7 +309,8 @@ TEST(ControlMap, MapAnswersPastTheBoundsAreErrors) {
             "map change kind 3 is unknown (is meshd newer than meshctl?)");
   EXPECT_EQ(error([](auto b) { b.getChanges()[2].setFactor(NAN); }).substr(0, 17),
             "map change factor");
-  EXPECT_EQ(error([](auto b) { b.getGraph().setUntilNs(0); }), "the map window ends before it starts");
+  EXPECT_EQ(error([](auto b) { b.getGraph().setUntilNs(0); }),
+            "the map window ends before it starts");
   EXPECT_EQ(error([](auto b) { b.getBaseline().setUntilNs(0); }),
             "the baseline window ends before it starts");
   EXPECT_EQ(error([](auto b) {
@@ -276,8 +324,9 @@ TEST(ControlMap, MapAnswersPastTheBoundsAreErrors) {
             "a map with 262145 nodes is over the limit of 262144");
   EXPECT_EQ(error([](auto b) { b.getGraph().initMembers(kMaxMapMembers + 1); }),
             "a map with 65537 members is over the limit of 65536");
-  EXPECT_EQ(error([](auto b) { b.getGraph().getNodes()[0].initEndpoints(kMaxMapNodeEndpoints + 1); }),
-            "a map with 4097 endpoints on one node is over the limit of 4096");
+  EXPECT_EQ(
+      error([](auto b) { b.getGraph().getNodes()[0].initEndpoints(kMaxMapNodeEndpoints + 1); }),
+      "a map with 4097 endpoints on one node is over the limit of 4096");
 }
 
 TEST(ControlMap, FlippedBytesAreErrorsOrMapsNeverCrashes) {

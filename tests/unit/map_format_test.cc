@@ -24,11 +24,12 @@ std::vector<std::string> Lines(const std::string& text) {
 int At(const std::vector<std::string>& lines, const std::string& line) {
   for (size_t i = 0; i < lines.size(); i++)
     if (lines[i] == line) return static_cast<int>(i);
-  ADD_FAILURE() << "no line '" << line << "' in:\n" << [&] {
-    std::string all;
-    for (const std::string& l : lines) all += l + "\n";
-    return all;
-  }();
+  ADD_FAILURE() << "no line '" << line << "' in:\n"
+                << [&] {
+                     std::string all;
+                     for (const std::string& l : lines) all += l + "\n";
+                     return all;
+                   }();
   return -1;
 }
 
@@ -49,19 +50,22 @@ TEST(MapText, EachHostListsItsWorkloadsWithClientsAndDependencies) {
   EXPECT_LT(At(lines, "lb-1"), web);
   EXPECT_EQ(At(lines, "  container web ('python3', pgid=6111)  10.213.0.3:8000"), app + 1);
   // Through the balancer: what was dialled follows the endpoint reached.
-  EXPECT_EQ(At(lines, "    <-- 10.213.250.1:80 balancer on lb-1  10.213.0.3:8000 via "
-                      "10.213.250.1:80  12 conns 91.9 KB"),
+  EXPECT_EQ(At(lines,
+               "    <-- 10.213.250.1:80 balancer on lb-1  10.213.0.3:8000 via "
+               "10.213.250.1:80  12 conns 91.9 KB"),
             app + 2);
   // An external server is named by its endpoint, once.
   EXPECT_EQ(At(lines, "    --> 203.0.113.9:443 [no-agent]  3 conns 51.9 KB"), app + 3);
   // A pool opened before the window: its connections, then how many are new.
-  EXPECT_EQ(At(lines, "    --> cache-1 on cache-1  10.213.0.4:6379 [unreachable]  42 conns (40 "
-                      "new) 2.0 KB"),
+  EXPECT_EQ(At(lines,
+               "    --> cache-1 on cache-1  10.213.0.4:6379 [unreachable]  42 conns (40 "
+               "new) 2.0 KB"),
             app + 4);
   EXPECT_EQ(At(lines, "  cache-1  10.213.0.4:6379 [unreachable]  (no answer from cache-1 in 2s)"),
             At(lines, "cache-1") + 1);
   EXPECT_EQ(At(lines, "  nginx.service ('nginx', pgid=4656)  10.213.0.2:80"), web + 1);
-  EXPECT_EQ(At(lines, "    <-- 'curl' pgid 5982 on client-1  10.213.0.2:80  3 conns 1.4 KB"), web + 2);
+  EXPECT_EQ(At(lines, "    <-- 'curl' pgid 5982 on client-1  10.213.0.2:80  3 conns 1.4 KB"),
+            web + 2);
   EXPECT_EQ(At(lines, "    <-- 10.213.0.5 on client-2  10.213.0.2:80 [unconfirmed]  2 conns 30 B"),
             web + 3);
   EXPECT_EQ(At(lines, "    --> 10.213.250.1:80 balancer on lb-1  12 conns 91.9 KB"), web + 5);
@@ -79,34 +83,40 @@ TEST(MapText, ExternalNodesThenTheMembersThatDidNotAnswer) {
   int missing = At(lines, "members that did not answer in full");
   EXPECT_GT(missing, ext);
   EXPECT_EQ(At(lines, "  cache-1 (10.213.0.4:7946, suspect): no answer in 2s"), missing + 1);
-  EXPECT_EQ(At(lines, "  lb-1 (10.213.0.9:7946, alive): answered in part: it had more than an "
-                      "answer may carry"),
+  EXPECT_EQ(At(lines,
+               "  lb-1 (10.213.0.9:7946, alive): answered in part: it had more than an "
+               "answer may carry"),
             missing + 2);
   EXPECT_EQ(FormatMapText(SampleMap(false)).find("changes"), std::string::npos);
 }
 
 TEST(MapText, ChangesListWhatAppearedDisappearedAndChanged) {
   std::vector<std::string> lines = Lines(FormatMapText(SampleMap()));
-  int changes = At(lines, "changes since 2025-11-23T16:00:00.000Z to 2025-11-23T17:00:00.000Z "
-                          "(changed: more than x2 either way)");
-  EXPECT_EQ(At(lines, "  + container web on app-1 --> 203.0.113.9:443  203.0.113.9:443  "
-                      "appeared, 3 conns 51.9 KB"),
+  int changes = At(lines,
+                   "changes since 2025-11-23T16:00:00.000Z to 2025-11-23T17:00:00.000Z "
+                   "(changed: more than x2 either way)");
+  EXPECT_EQ(At(lines,
+               "  + container web on app-1 --> 203.0.113.9:443  203.0.113.9:443  "
+               "appeared, 3 conns 51.9 KB"),
             changes + 1);
   // The disappeared edge's server is only in the baseline: named from there.
-  EXPECT_EQ(At(lines, "  - container web on app-1 --> 203.0.113.20:5432  203.0.113.20:5432  "
-                      "disappeared, had 5 conns 20 B"),
+  EXPECT_EQ(At(lines,
+               "  - container web on app-1 --> 203.0.113.20:5432  203.0.113.20:5432  "
+               "disappeared, had 5 conns 20 B"),
             changes + 2);
-  EXPECT_EQ(At(lines, "  ~ 'curl' pgid 5982 on client-1 --> nginx.service on web-1  10.213.0.2:80"
-                      "  changed x3.0, 1 conn 480 B -> 3 conns 1.4 KB"),
+  EXPECT_EQ(At(lines,
+               "  ~ 'curl' pgid 5982 on client-1 --> nginx.service on web-1  10.213.0.2:80"
+               "  changed x3.0, 1 conn 480 B -> 3 conns 1.4 KB"),
             changes + 3);
   MapResult none = SampleMap();
   none.changes.clear();
   none.query.change_factor = 2.5;
   lines = Lines(FormatMapText(none));
-  EXPECT_EQ(At(lines, "  (none)"), At(lines, "changes since 2025-11-23T16:00:00.000Z to "
-                                              "2025-11-23T17:00:00.000Z (changed: more than "
-                                              "x2.5 either way)") +
-                                           1);
+  EXPECT_EQ(At(lines, "  (none)"), At(lines,
+                                      "changes since 2025-11-23T16:00:00.000Z to "
+                                      "2025-11-23T17:00:00.000Z (changed: more than "
+                                      "x2.5 either way)") +
+                                       1);
 }
 
 TEST(MapText, AnEmptyMapSaysSo) {
@@ -122,7 +132,9 @@ TEST(MapText, AnEmptyMapSaysSo) {
 MapResult HostileMap() {
   MapResult r = SampleMap();
   MapNode& app = r.graph.nodes[0];
-  app.label = "web\x1b[2J\"q\\\"\nrm -rf \x9b" "31m\xff";
+  app.label =
+      "web\x1b[2J\"q\\\"\nrm -rf \x9b"
+      "31m\xff";
   app.host = "app-1\x1b]0;owned\x07";
   app.process->comm = "py\nthon";
   app.status_detail = "detail\r\nwith \x1b[1mbold";
@@ -158,10 +170,11 @@ TEST(MapDot, ClustersPerHostAndShapesByKind) {
             std::string::npos);
   EXPECT_NE(dot.find("\n  \"ext:203.0.113.9:443\" [label=\"203.0.113.9:443\", shape=ellipse];"),
             std::string::npos);
-  EXPECT_NE(dot.find("\"cache-1/unreachable\" [label=\"cache-1\\n10.213.0.4:6379\\n[unreachable]\", "
-                     "style=dashed, color=grey, fontcolor=grey, tooltip=\"no answer from cache-1 "
-                     "in 2s\"];"),
-            std::string::npos);
+  EXPECT_NE(
+      dot.find("\"cache-1/unreachable\" [label=\"cache-1\\n10.213.0.4:6379\\n[unreachable]\", "
+               "style=dashed, color=grey, fontcolor=grey, tooltip=\"no answer from cache-1 "
+               "in 2s\"];"),
+      std::string::npos);
   EXPECT_NE(dot.find("[label=\"10.213.0.5\\n[unconfirmed]\", style=dashed, color=grey"),
             std::string::npos);
   EXPECT_NE(dot.find("  \"lb-1/lb:10.213.250.1:80\" -> \"app-1/wcontainer:web\" [label=\"12 "

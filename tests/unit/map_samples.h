@@ -29,9 +29,9 @@ inline FlowStats MapStats(uint64_t conns, uint64_t tx, uint64_t rx, uint64_t car
   return s;
 }
 
-inline MapNode MapWorkload(const std::string& host, const std::string& key, const std::string& label,
-                           const std::string& comm, uint32_t pgid, const Workload& w,
-                           const std::string& endpoint) {
+inline MapNode MapWorkload(const std::string& host, const std::string& key,
+                           const std::string& label, const std::string& comm, uint32_t pgid,
+                           const Workload& w, const std::string& endpoint) {
   MapNode n;
   n.id = host + "/" + key;
   n.kind = MapNodeKind::kWorkload;
@@ -117,7 +117,8 @@ inline MapResult SampleMap(bool with_baseline = true) {
   r.graph.nodes = {app, cache, curl, nginx, unconfirmed, lb, outside, api};
 
   MapEdge to_lb = MapLink(nginx.id, lb.id, "10.213.250.1:80", MapStats(12, 4096, 90000));
-  MapEdge to_app = MapLink(lb.id, app.id, "10.213.0.3:8000", MapStats(12, 4096, 90000), "10.213.250.1:80");
+  MapEdge to_app =
+      MapLink(lb.id, app.id, "10.213.0.3:8000", MapStats(12, 4096, 90000), "10.213.250.1:80");
   MapEdge to_cache = MapLink(app.id, cache.id, "10.213.0.4:6379", MapStats(40, 800, 1200, 2));
   to_cache.server_seen = false;
   MapEdge to_api = MapLink(app.id, api.id, "203.0.113.9:443", MapStats(3, 2100, 51000));
@@ -125,7 +126,8 @@ inline MapResult SampleMap(bool with_baseline = true) {
   MapEdge from_curl = MapLink(curl.id, nginx.id, "10.213.0.2:80", MapStats(3, 240, 1234));
   MapEdge from_outside = MapLink(outside.id, nginx.id, "10.213.0.2:80", MapStats(1, 90, 400));
   from_outside.client_seen = false;
-  MapEdge from_unconfirmed = MapLink(unconfirmed.id, nginx.id, "10.213.0.2:80", MapStats(2, 10, 20));
+  MapEdge from_unconfirmed =
+      MapLink(unconfirmed.id, nginx.id, "10.213.0.2:80", MapStats(2, 10, 20));
   from_unconfirmed.client_seen = false;
   r.graph.edges = {to_app, to_cache, to_api, from_curl, from_unconfirmed, to_lb, from_outside};
   r.graph.members = {MapPeer("app-1", "10.213.0.3:7946", true),
@@ -139,7 +141,8 @@ inline MapResult SampleMap(bool with_baseline = true) {
   r.query.baseline = TimeWindow{kMapSince - 86'400'000'000'000, kMapUntil - 86'400'000'000'000};
   MapGraph before = r.graph;
   before.window = *r.query.baseline;
-  MapEdge old_db = MapLink(app.id, "ext:203.0.113.20:5432", "203.0.113.20:5432", MapStats(5, 10, 10));
+  MapEdge old_db =
+      MapLink(app.id, "ext:203.0.113.20:5432", "203.0.113.20:5432", MapStats(5, 10, 10));
   before.edges.push_back(old_db);
   MapNode db;
   db.id = old_db.to;
