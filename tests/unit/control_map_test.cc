@@ -201,6 +201,45 @@ TEST_F(ControlTest, AtMostTwoMapsAtOnceAndStatusStillAnswers) {
   EXPECT_TRUE(client->Map(MapQuery{}, std::chrono::seconds(5)).ok());
 }
 
+// The issue's scale: 1,000 members, 2,000 workloads and 10,000 edges cross
+// the socket and print in every format well within the map's deadline.
+TEST_F(ControlTest, AThousandMemberMapCrossesTheSocketAndPrintsQuickly) {
+  MapResult big;
+  for (int m = 0; m < 1000; m++) {
+    const std::string host = "host-" + std::to_string(m);
+    big.graph.members.push_back(
+        MapPeer(host, "10.1." + std::to_string(m / 250) + "." + std::to_string(m % 250) + ":7946",
+                m % 100 != 0, m % 100 != 0 ? "" : "no answer in 2s"));
+    for (int w = 0; w < 2; w++)
+      big.graph.nodes.push_back(MapWorkload(host, "wunit:svc" + std::to_string(w) + ".service",
+                                            "svc" + std::to_string(w) + ".service", "svc", 100 + w,
+                                            SampleUnit(), "10.1.0.1:" + std::to_string(8000 + w)));
+  }
+  for (int e = 0; e < 10'000; e++)
+    big.graph.edges.push_back(MapLink(big.graph.nodes[e % 2000].id,
+                                      big.graph.nodes[(e * 7 + 1) % 2000].id, "10.1.0.1:8000",
+                                      MapStats(e % 50 + 1, 1000, 2000)));
+  backend_.map_result = big;
+  Result<ControlClient> client = ControlClient::Connect(path_);
+  ASSERT_TRUE(client.ok());
+  const auto start = std::chrono::steady_clock::now();
+  Result<MapResult> got = client->Map(MapQuery{}, std::chrono::seconds(30));
+  const auto crossed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const size_t text = FormatMapText(*got).size(), json = FormatMapJson(*got).size();
+  const size_t dot = FormatMapDot(*got).size();
+  const auto printed = std::chrono::steady_clock::now();
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  std::printf(
+      "1000 members, 2000 nodes, 10000 edges: reply %zu bytes, socket round trip %lld ms, "
+      "text+json+dot (%zu+%zu+%zu bytes) %lld ms\n",
+      EncodeMapResponse(big)->size(), static_cast<long long>(ms(crossed - start)), text, json, dot,
+      static_cast<long long>(ms(printed - crossed)));
+  EXPECT_EQ(got->graph.edges.size(), 10'000u);
+  EXPECT_LT(ms(crossed - start), 2000);
+  EXPECT_LT(ms(printed - crossed), 2000);
+}
+
 // A meshd of before decodes a map request as a request it does not know
 // (messages.cc before issue 16), answers that and hangs up.
 TEST(ControlMap, AMeshdOfBeforeIsToldToUpgrade) {
