@@ -14,9 +14,9 @@ CLI::App* AddMapCommand(CLI::App& app, MapOptions* o) {
   CLI::App* cmd = app.add_subcommand(
       "map", "show the whole mesh's dependency graph: what talks to what, and what changed");
   cmd->footer(
-      "meshd asks every live member at once (a few at a time, each within 2s) for its part:\n"
-      "the workloads on that host, who connected to them and where they connected, in the\n"
-      "window. It merges the answers into one graph. A node is a workload on a host (its\n"
+      "meshd asks every live member in parallel (up to 64 at a time, each within 2s) for its\n"
+      "part: the workloads on that host, who connected to them and where they connected, in\n"
+      "the window. It merges the answers into one graph. A node is a workload on a host (its\n"
       "systemd unit or container; with --group-by pgid or pid, a process group or a\n"
       "process), a balancer's front (a VIP a member's NAT spreads over backends), or an\n"
       "external address no member claims. The same connections seen from both ends are one\n"

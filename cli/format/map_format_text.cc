@@ -44,9 +44,14 @@ std::string Summary(const MapResult& r) {
   std::string s = "map: " + std::to_string(answered) + " of " +
                   Plural(g.members.size(), "member", "members") + " answered";
   if (answered < g.members.size()) {
+    // A few names keep the line a line; the section below lists them all.
+    constexpr size_t kNamed = 5;
     std::string missing;
+    size_t unanswered = 0;
     for (const MapMember& m : g.members)
-      if (!m.answered) missing += (missing.empty() ? "" : ", ") + Safe(m.name);
+      if (!m.answered && unanswered++ < kNamed)
+        missing += (missing.empty() ? "" : ", ") + Safe(m.name);
+    if (unanswered > kNamed) missing += " and " + std::to_string(unanswered - kNamed) + " more";
     s += " (not " + missing + ")";
   }
   s += ", " + Plural(workloads, "workload", "workloads") + ", " + std::to_string(external) +

@@ -119,6 +119,19 @@ TEST(MapText, ChangesListWhatAppearedDisappearedAndChanged) {
                                        1);
 }
 
+TEST(MapText, TheSummaryNamesAFewMissingMembersAndCountsTheRest) {
+  MapResult r;
+  for (int i = 0; i < 8; i++)
+    r.graph.members.push_back(MapPeer("m" + std::to_string(i), "", false));
+  r.graph.members.push_back(MapPeer("web-1", "", true));
+  std::vector<std::string> lines = Lines(FormatMapText(r));
+  EXPECT_EQ(lines[0].rfind("map: 1 of 9 members answered (not m0, m1, m2, m3, m4 and 3 more), ", 0),
+            0u)
+      << lines[0];
+  // ... and the section lists every one.
+  EXPECT_GE(At(lines, "  m7 (suspect): no answer"), 0);
+}
+
 TEST(MapText, AnEmptyMapSaysSo) {
   MapResult r;
   r.graph.members = {MapPeer("web-1", "10.213.0.2:7946", true)};
