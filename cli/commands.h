@@ -10,6 +10,7 @@
 
 #include "node/common/status.h"
 #include "node/control/convert.h"
+#include "node/look/map_types.h"
 
 namespace flowmesh::cli {
 
@@ -104,6 +105,15 @@ struct LookOptions {
 };
 CLI::App* AddLookCommand(CLI::App& app, LookOptions* o);
 int RunLook(const GlobalOptions& g, const LookOptions& o);
+
+// Its flags are MapQueryText's, parsed by ParseMapQueryText as the web
+// page's /api/map parameters are, so both ask the same question.
+struct MapOptions {
+  MapQueryText text;
+  std::string format = "text";
+};
+CLI::App* AddMapCommand(CLI::App& app, MapOptions* o);
+int RunMap(const GlobalOptions& g, const MapOptions& o);
 
 CLI::App* AddStatusCommand(CLI::App& app);
 int RunStatus(const GlobalOptions& g);

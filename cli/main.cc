@@ -30,6 +30,8 @@ int Main(int argc, char** argv) {
   FlowsOptions flows;
   LookOptions look;
   CLI::App* look_cmd = AddLookCommand(app, &look);
+  MapOptions map;
+  CLI::App* map_cmd = AddMapCommand(app, &map);
   CLI::App* flows_cmd = AddFlowsCommand(app, &flows);
   EndpointsOptions endpoints;
   CLI::App* endpoints_cmd = AddEndpointsCommand(app, &endpoints);
@@ -46,13 +48,15 @@ int Main(int argc, char** argv) {
     // "A subcommand is required" is misleading when one was given misspelt.
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty() &&
         !app.remaining().empty())
-      return Fail(kExitUsage,
-                  "unknown subcommand '" + app.remaining().front() +
-                      "' (expected look, flows, endpoints, peers, keys, watch, top or status)");
+      return Fail(
+          kExitUsage,
+          "unknown subcommand '" + app.remaining().front() +
+              "' (expected look, map, flows, endpoints, peers, keys, watch, top or status)");
     // CLI11 prints the message (or the help); its codes vary, ours do not.
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   if (look_cmd->parsed()) return RunLook(global, look);
+  if (map_cmd->parsed()) return RunMap(global, map);
   if (flows_cmd->parsed()) return RunFlows(global, flows);
   if (endpoints_cmd->parsed()) return RunEndpoints(global, endpoints);
   if (peers_cmd->parsed()) return RunPeers(global);

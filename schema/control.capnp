@@ -285,6 +285,85 @@ struct NodeKeys {
   keys @2 :List(KeyState);
 }
 
+# ---- The map: meshctl map (node/look/map_types.h) ----
+
+# A map query as ParseMapQueryText made it; meshd checks every field again.
+struct MapQuery {
+  sinceNs @0 :Int64;
+  untilNs @1 :Int64;
+  groupBy @2 :Text;        # "workload", "pgid" or "pid"
+  host @3 :Text;           # cut around this host's nodes; "" = none
+  workload @4 :Text;       # ... and around nodes whose names contain this
+  depth @5 :UInt32;        # edges away from them (0 = only them)
+  concurrency @6 :UInt32;  # members asked at once; 0 = meshd's default
+  hopTimeoutNs @7 :Int64;  # one member's answer; 0 = meshd's default
+  timeoutNs @8 :Int64;     # the whole map; 0 = meshd's default
+  hasBaseline @9 :Bool;    # also compare with baselineSinceNs..baselineUntilNs
+  baselineSinceNs @10 :Int64;
+  baselineUntilNs @11 :Int64;
+  changeFactor @12 :Float64;  # changed: more than this either way; 0 = the default (2)
+}
+
+enum MapNodeKind { workload @0; balancer @1; external @2; }
+enum MapChangeKind { appeared @0; disappeared @1; changed @2; }
+
+struct MapNode {
+  id @0 :Text;
+  kind @1 :MapNodeKind;
+  host @2 :Text;
+  hasProcess @3 :Bool;
+  process @4 :ProcessDetails;
+  endpoints @5 :List(Endpoint);
+  status @6 :LookStatus;
+  statusDetail @7 :Text;
+  label @8 :Text;
+}
+
+struct MapEdge {
+  from @0 :Text;
+  to @1 :Text;
+  endpoint @2 :Endpoint;
+  via @3 :Endpoint;        # port 0 = not translated
+  stats @4 :FlowStats;
+  clientSeen @5 :Bool;
+  serverSeen @6 :Bool;
+}
+
+struct MapMember {
+  name @0 :Text;
+  address @1 :Text;
+  state @2 :Text;
+  answered @3 :Bool;
+  error @4 :Text;
+  answerBytes @5 :UInt64;
+  latencyNs @6 :Int64;
+  truncated @7 :Bool;
+}
+
+struct MapGraph {
+  sinceNs @0 :Int64;
+  untilNs @1 :Int64;
+  nodes @2 :List(MapNode);
+  edges @3 :List(MapEdge);
+  members @4 :List(MapMember);
+}
+
+struct MapEdgeChange {
+  kind @0 :MapChangeKind;
+  edge @1 :MapEdge;
+  hasBefore @2 :Bool;
+  before @3 :FlowStats;
+  factor @4 :Float64;
+}
+
+struct MapResult {
+  query @0 :MapQuery;
+  graph @1 :MapGraph;
+  hasBaseline @2 :Bool;
+  baseline @3 :MapGraph;
+  changes @4 :List(MapEdgeChange);
+}
+
 struct Request {
   union {
     status @0 :Void;
@@ -296,6 +375,8 @@ struct Request {
     peers @6 :Void;          # one Response.peers
     meshEndpoints @7 :Void;  # one Response.endpoints: every node's
     keys @8 :KeysRequest;    # one Response.keys: every live member's answer
+    # One Response.map. A meshd of before answers "unknown request 9".
+    map @9 :MapQuery;
   }
 }
 
@@ -313,6 +394,7 @@ struct Response {
     look @7 :LookNode;       # the root of the tree
     peers @8 :List(PeerInfo);
     keys @9 :List(NodeKeys);
+    map @11 :MapResult;      # after workloads @10, which is outside the union
   }
   # The workloads Process.workload points into (connections, records, an
   # event).

@@ -26,6 +26,8 @@ packages=(
   nftables redis-tools libcap2-bin
   # promtool, which checks meshd's --metrics-listen output in a kernel test
   prometheus
+  # docs/api.schema.json against the API's answers (tests/unit/api_schema_check.py)
+  python3-jsonschema
   # man pages: rendered and checked by tests/packaging
   groff-base man-db
   # the .debs (CPack, dpkg-shlibdeps), their unit (systemd-analyze verify,

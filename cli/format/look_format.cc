@@ -53,15 +53,6 @@ std::string Label(const LookNode& n) {
   return s;
 }
 
-// Connections open at some moment in the window; when some of them opened
-// before it (a pool, a keep-alive), how many opened inside it: "3 conns (1 new)".
-std::string ConnCount(const FlowStats& s) {
-  const uint64_t c = s.active();
-  std::string out = std::to_string(c) + (c == 1 ? " conn" : " conns");
-  if (s.carried != 0) out += " (" + std::to_string(s.connections) + " new)";
-  return out;
-}
-
 void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
   if (level > 0) {
     out.append(static_cast<size_t>(5 * (level - 1)), ' ');
@@ -75,7 +66,9 @@ void TreeLines(const LookNode& n, int level, bool client, std::string& out) {
       n.dependencies.empty())
     out += n.port != 0 ? "  (nothing listens here, and no flows to it in the window)"
                        : "  (no process here connected anywhere in the window)";
-  if (n.stats) out += "  " + ConnCount(*n.stats) + " " + FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
+  if (n.stats)
+    out += "  " + FormatLookConns(*n.stats) + " " +
+           FormatLookBytes(n.stats->bytes_tx + n.stats->bytes_rx);
   // Last on the line, so the columns before it read the same with or without.
   if (!n.status_detail.empty()) out += "  (" + Printable(n.status_detail) + ")";
   out += '\n';
@@ -139,21 +132,6 @@ void JsonNode(const LookNode& n, std::string& out) {
   out += "}";
 }
 
-// Line breaks in labels are dot's \n; other control characters are dropped.
-std::string DotQuote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 // One vertex per process on a host, and per balancer front; addresses
 // without an agent by address.
 std::string DotId(const LookNode& n, GroupBy g) {
@@ -202,7 +180,8 @@ void DotWalk(const LookNode& n, GroupBy g, std::map<std::string, std::string>& v
       vertices.try_emplace(kid, DotVertex(k));
       std::string label;
       if (k.stats) {
-        label = ConnCount(*k.stats) + "\n" + FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
+        label = FormatLookConns(*k.stats) + "\n" +
+                FormatLookBytes(k.stats->bytes_tx + k.stats->bytes_rx);
       }
       if (k.via.port != 0) label += (label.empty() ? "via " : "\nvia ") + k.via.ToString();
       // Arrows go the way the calls go: client -> server.
@@ -216,6 +195,27 @@ void DotWalk(const LookNode& n, GroupBy g, std::map<std::string, std::string>& v
 }
 
 }  // namespace
+
+std::string DotQuote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string FormatLookConns(const FlowStats& s) {
+  const uint64_t c = s.active();
+  std::string out = std::to_string(c) + (c == 1 ? " conn" : " conns");
+  if (s.carried != 0) out += " (" + std::to_string(s.connections) + " new)";
+  return out;
+}
 
 std::string FormatLookBytes(uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + " B";

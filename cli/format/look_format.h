@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "node/look/look_types.h"
 
@@ -39,5 +40,11 @@ std::string LookStatsJson(const FlowStats& s);
 
 // "512 B", "3.4 KB", "1.2 MB" (units of 1024, as tcplife).
 std::string FormatLookBytes(uint64_t bytes);
+// Connections open at some moment in the window; when some of them opened
+// before it (a pool, a keep-alive), how many opened inside it: "3 conns (1 new)".
+std::string FormatLookConns(const FlowStats& s);
+// A Graphviz quoted string: line breaks become dot's \n, other control
+// characters '?', quotes and backslashes escaped (so no \N or \G expands).
+std::string DotQuote(std::string_view s);
 
 }  // namespace flowmesh

@@ -240,6 +240,19 @@ Result<LookNode> ControlClient::Look(const LookQuery& query, std::chrono::millis
   return std::move(r.look);
 }
 
+Result<MapResult> ControlClient::Map(const MapQuery& query, std::chrono::milliseconds timeout) {
+  ControlRequest request = Request(RequestKind::kMap);
+  request.map = query;
+  FM_ASSIGN_OR_RETURN(ControlResponse r, Call(request, timeout));
+  if (r.kind == ControlResponse::Kind::kMap) return std::move(r.map);
+  // A meshd of before cannot decode the request: its words are "meshd could
+  // not decode the request: unknown request 9 (...)" (messages.cc).
+  if (r.kind == ControlResponse::Kind::kError &&
+      r.error.find("unknown request") != std::string::npos)
+    return Unavailable("this meshd does not know `map`; upgrade it (meshd: " + r.error + ")");
+  return AnswerError(r);
+}
+
 Result<std::vector<NodeKeys>> ControlClient::Keys(KeyOp op, const std::string& key,
                                                   std::chrono::milliseconds timeout) {
   ControlRequest request = Request(RequestKind::kKeys);

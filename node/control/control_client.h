@@ -56,6 +56,10 @@ class ControlClient {
   Result<std::vector<EndpointView>> MeshEndpoints();
   // The tree; waits up to `timeout` (a mesh-wide walk takes a while).
   Result<LookNode> Look(const LookQuery& query, std::chrono::milliseconds timeout);
+  // The mesh's map; waits up to `timeout`, which must exceed the query's
+  // own (meshd answers by then, with the members that did not marked).
+  // A meshd of before says so: "this meshd does not know `map`; upgrade it".
+  Result<MapResult> Map(const MapQuery& query, std::chrono::milliseconds timeout);
 
   // How long a status or connections call waits for meshd (default 10 s).
   void set_io_timeout(std::chrono::milliseconds t) { io_timeout_ = t; }

@@ -113,11 +113,21 @@ void Session::Dispatch(ControlRequest request) {
 
   // status and connections: ask the backend on the worker, answer on the strand.
   close_after_write_ = true;
+  if (request.kind == RequestKind::kMap && state_->maps_in_flight.fetch_add(1) >= kMaxMapsAtOnce) {
+    state_->maps_in_flight--;
+    const uint64_t refused = state_->maps_refused.fetch_add(1) + 1;
+    FM_LOG(Info, "control") << "refusing a map: " << kMaxMapsAtOnce << " already being drawn ("
+                            << refused << " refused so far)";
+    return Enqueue(EncodeErrorResponse("meshd is already drawing " +
+                                       std::to_string(kMaxMapsAtOnce) +
+                                       " maps; try again when one is done"));
+  }
   asio::post(state_->worker, [self = shared_from_this(), request = std::move(request)] {
     Result<std::vector<uint8_t>> frame = Internal("no answer");
     try {
       if (request.kind == RequestKind::kStatus) {
         NodeStatus st = self->state_->backend.GetStatus();
+        st.probe.detail.emplace_back("control_maps_refused", self->state_->maps_refused.load());
         st.probe.detail.emplace_back("control_malformed_frames", self->state_->malformed.load());
         frame = EncodeStatusResponse(st);
       } else if (request.kind == RequestKind::kEndpoints) {
@@ -137,6 +147,20 @@ void Session::Dispatch(ControlRequest request) {
         Result<std::vector<NodeKeys>> keys =
             self->state_->backend.RunKeyOp(request.key_op, request.key);
         frame = keys.ok() ? EncodeKeysResponse(*keys) : Result<std::vector<uint8_t>>(keys.status());
+      } else if (request.kind == RequestKind::kMap) {
+        // Counted down however RunMap ends, a throw included.
+        struct Done {
+          std::atomic<int>& n;
+          ~Done() { n--; }
+        } done{self->state_->maps_in_flight};
+        Result<MapResult> map = self->state_->backend.RunMap(request.map);
+        frame = map.ok() ? EncodeMapResponse(*map) : Result<std::vector<uint8_t>>(map.status());
+        if (!frame.ok() && map.ok())
+          frame = Status(frame.status().code(),
+                         "the map of " + std::to_string(map->graph.nodes.size()) + " nodes and " +
+                             std::to_string(map->graph.edges.size()) +
+                             " edges does not fit in one reply (" + frame.status().message() +
+                             "); cut it with --host, --workload and --depth");
       } else if (request.kind == RequestKind::kLook) {
         Result<LookResult> look = self->state_->backend.RunLook(request.look);
         frame = look.ok() ? EncodeLookResponse(look->root)

@@ -27,6 +27,9 @@ using UnixSocket = asio::local::stream_protocol::socket;
 
 class Session;
 
+// Of the server's 4 workers (control_server.h), at most this many draw maps.
+constexpr int kMaxMapsAtOnce = 2;
+
 // What sessions share with the server. Handlers hold it by shared_ptr, so it
 // outlives the ControlServer if the io_context still holds their handlers.
 struct ServerState {
@@ -41,6 +44,11 @@ struct ServerState {
   std::atomic<bool> stopped{false};
   std::atomic<uint64_t> malformed{0};
   std::atomic<uint64_t> accepted{0};
+  // Maps being drawn, and those refused because kMaxMapsAtOnce were: a map
+  // holds its worker for up to its timeout, and status and look must still
+  // find one free.
+  std::atomic<int> maps_in_flight{0};
+  std::atomic<uint64_t> maps_refused{0};
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // strand only
 };
 

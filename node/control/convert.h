@@ -13,6 +13,7 @@
 #include "node/flow/flow.h"
 #include "node/flow/open_connection.h"
 #include "node/look/look_types.h"
+#include "node/look/map_types.h"
 #include "node/probe/event.h"
 #include "node/store/store_types.h"
 #include "schema/control.capnp.h"
@@ -49,7 +50,8 @@ enum class RequestKind {
   kLook,
   kPeers,
   kMeshEndpoints,
-  kKeys
+  kKeys,
+  kMap
 };
 
 struct ControlRequest {
@@ -60,6 +62,7 @@ struct ControlRequest {
   LookQuery look;
   KeyOp key_op = KeyOp::kList;  // keys
   std::string key;
+  MapQuery map;
 };
 
 struct ControlResponse {
@@ -73,7 +76,8 @@ struct ControlResponse {
     kEndpoints,
     kLook,
     kPeers,
-    kKeys
+    kKeys,
+    kMap
   };
   Kind kind = Kind::kError;
   std::string error;
@@ -88,6 +92,7 @@ struct ControlResponse {
   LookNode look;
   std::vector<PeerView> peers;
   std::vector<NodeKeys> keys;
+  MapResult map;
   // The workload of connections[i], of records[i], or of the event ([0]),
   // as meshd resolved it; empty when meshd sent none (a meshd of before).
   std::vector<Workload> workloads;
@@ -119,6 +124,28 @@ Result<LookQuery> FromCapnp(schema::LookQuery::Reader r);
 void ToCapnp(const LookNode& n, schema::LookNode::Builder b);
 Result<LookNode> FromCapnp(schema::LookNode::Reader r);
 
+// The map (convert_map.cc). Its query as meshd accepts it, and its answer
+// as meshctl accepts it: every text and list within these, else an error
+// naming what is over. A node id is "<host>/<group key>", a group key holds
+// a workload's names (256 bytes each, wire.h); a detail is a sentence.
+void ToCapnp(const MapQuery& q, schema::MapQuery::Builder b);
+Result<MapQuery> FromCapnp(schema::MapQuery::Reader r);
+void ToCapnp(const MapResult& m, schema::MapResult::Builder b);
+Result<MapResult> FromCapnp(schema::MapResult::Reader r);
+constexpr size_t kMaxMapTextBytes = 2048;       // ids, labels, hosts, member names
+constexpr size_t kMaxMapDetailBytes = 4096;     // a status detail, a member's error
+constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
+constexpr size_t kMaxMapNodes = 1u << 18;
+constexpr size_t kMaxMapEdges = 1u << 20;
+constexpr size_t kMaxMapMembers = 1u << 16;
+constexpr size_t kMaxMapChanges = 1u << 21;  // appeared + disappeared: both windows' edges
+constexpr size_t kMaxMapNodeEndpoints = 4096;
+constexpr int kMaxMapDepth = 64;  // as ParseMapQueryText's --depth
+constexpr int kMaxMapConcurrency = 4096;
+// A map holds one of the control socket's 4 workers until it is done (a
+// 1,000-member map takes under 2 s); longer is not a map query.
+constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
+
 // The deepest `look` a request may ask for: deeper trees are not useful to
 // read and would strain the message nesting limits.
 constexpr int kMaxLookDepth = 16;
@@ -143,6 +170,7 @@ Result<std::vector<uint8_t>> EncodeEndpointsResponse(const std::vector<EndpointV
 Result<std::vector<uint8_t>> EncodeLookResponse(const LookNode& root);
 Result<std::vector<uint8_t>> EncodePeersResponse(const std::vector<PeerView>& peers);
 Result<std::vector<uint8_t>> EncodeKeysResponse(const std::vector<NodeKeys>& nodes);
+Result<std::vector<uint8_t>> EncodeMapResponse(const MapResult& map);
 
 // Decoding never throws: a message that does not fit the schema is an error.
 Result<ControlRequest> DecodeRequest(Frame& frame);

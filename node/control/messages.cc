@@ -89,6 +89,7 @@ Result<std::vector<uint8_t>> EncodeRequest(const ControlRequest& request) {
       k.setKey(request.key);
       break;
     }
+    case RequestKind::kMap: ToCapnp(request.map, req.initMap()); break;
   }
   return EncodeFrame(message, kMaxRequestBytes);
 }
@@ -189,6 +190,12 @@ Result<std::vector<uint8_t>> EncodeKeysResponse(const std::vector<NodeKeys>& nod
   return ResponseFrame(message);
 }
 
+Result<std::vector<uint8_t>> EncodeMapResponse(const MapResult& map) {
+  capnp::MallocMessageBuilder message;
+  ToCapnp(map, message.initRoot<s::Response>().initMap());
+  return ResponseFrame(message);
+}
+
 Result<ControlRequest> DecodeRequest(Frame& frame) {
   try {
     auto req = frame.Root<s::Request>();
@@ -235,6 +242,11 @@ Result<ControlRequest> DecodeRequest(Frame& frame) {
       case s::Request::LOOK: {
         out.kind = RequestKind::kLook;
         FM_ASSIGN_OR_RETURN(out.look, FromCapnp(req.getLook()));
+        return out;
+      }
+      case s::Request::MAP: {
+        out.kind = RequestKind::kMap;
+        FM_ASSIGN_OR_RETURN(out.map, FromCapnp(req.getMap()));
         return out;
       }
     }
@@ -336,6 +348,11 @@ Result<ControlResponse> DecodeResponse(Frame& frame) {
       case s::Response::LOOK: {
         out.kind = ControlResponse::Kind::kLook;
         FM_ASSIGN_OR_RETURN(out.look, FromCapnp(resp.getLook()));
+        return out;
+      }
+      case s::Response::MAP: {
+        out.kind = ControlResponse::Kind::kMap;
+        FM_ASSIGN_OR_RETURN(out.map, FromCapnp(resp.getMap()));
         return out;
       }
     }

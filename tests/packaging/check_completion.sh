@@ -33,7 +33,14 @@ expect() {
 
 # meshctl: commands, options per command, option values, keys subcommands.
 expect meshctl "look" meshctl lo
-expect meshctl "look flows endpoints peers keys watch top status" meshctl ''
+expect meshctl "look map flows endpoints peers keys watch top status" meshctl ''
+expect meshctl "map" meshctl ma
+expect meshctl "text json dot" meshctl map --format ''
+expect meshctl "--compare-to --change-factor" meshctl map --c
+expect meshctl "--baseline-since --baseline-until" meshctl map --since 1h --b
+expect meshctl "1h 1d 7d" meshctl map --compare-to ''
+expect meshctl "now 5m 15m 1h 6h 1d 7d" meshctl map --baseline-since ''
+expect meshctl "workload pgid pid" meshctl map --workload nginx --group-by ''
 expect meshctl "--format" meshctl look --fo
 expect meshctl "tree json dot" meshctl look --format ''
 expect meshctl "json" meshctl look --format = j
@@ -72,6 +79,22 @@ expect meshd "$tmp/cluster.key" meshd --cluster-key-file "$tmp/cl"
 expect meshd "$tmp/meshd.toml" meshd --config "$tmp/me"
 expect meshd "$tmp/state" meshd --data-dir "$tmp/"
 expect meshctl "$tmp/meshd.toml" meshctl --socket "$tmp/me"
+
+# map --host: the members, from `meshctl peers --json` (a stand-in meshctl
+# that prints what the real one would).
+mkdir "$tmp/bin"
+cat >"$tmp/bin/meshctl" <<'STUB'
+#!/bin/sh
+[ "$1 $2" = "peers --json" ] || exit 1
+echo '[{"name":"web-1","addr":"10.213.0.2:7946","state":"alive"},{"name":"app-1","addr":"10.213.0.3:7946","state":"alive"}]'
+STUB
+chmod +x "$tmp/bin/meshctl"
+saved_path=$PATH
+export PATH="$tmp/bin:$PATH"
+expect meshctl "web-1" meshctl map --host w
+expect meshctl "app-1 web-1" meshctl map --host ''
+export PATH=$saved_path
+expect meshctl "" meshctl map --workload ''
 
 [ $status -eq 0 ] && echo "ok: $cases completions"
 exit $status

@@ -39,6 +39,14 @@ class FakeBackend : public ControlBackend {
                      const std::function<bool(const ConnRecord&)>& fn) override;
   std::vector<EndpointView> GetEndpoints() override { return endpoints; }
   Result<LookResult> RunLook(const LookQuery& query) override;
+  Result<MapResult> RunMap(const MapQuery& query) override {
+    last_map = query;
+    if (map_hook) map_hook();
+    if (!map_error.empty()) return Unavailable(map_error);
+    MapResult r = map_result;
+    r.query = query;
+    return r;
+  }
   Workload WorkloadOf(const ProcessRef& p) override {
     std::lock_guard<std::mutex> lock(workloads_mu);
     workload_asks++;
@@ -59,6 +67,10 @@ class FakeBackend : public ControlBackend {
   std::vector<EndpointView> endpoints;
   LookNode look_root;               // RunLook's answer
   LookQuery last_look;
+  MapResult map_result;  // RunMap's answer (its query is the one asked)
+  MapQuery last_map;
+  std::string map_error;           // not empty: RunMap fails with it
+  std::function<void()> map_hook;  // runs first in RunMap (a slow mesh)
   // WorkloadOf's answers by pid, and how often it was asked.
   std::mutex workloads_mu;
   std::map<uint32_t, Workload> workloads;

@@ -43,9 +43,10 @@ TEST_F(ControlTest, StatusRoundTrip) {
   EXPECT_EQ(st->probe.events, 12u);
   EXPECT_EQ(st->probe.lost, 1u);
   EXPECT_EQ(st->table.open, 3u);
-  ASSERT_EQ(st->probe.detail.size(), 2u);
+  ASSERT_EQ(st->probe.detail.size(), 3u);
   EXPECT_EQ(st->probe.detail[0].first, "lost_ringbuf");
-  EXPECT_EQ(st->probe.detail[1].first, "control_malformed_frames");
+  EXPECT_EQ(st->probe.detail[1].first, "control_maps_refused");
+  EXPECT_EQ(st->probe.detail[2].first, "control_malformed_frames");
   // The same client object can ask again (a new connection underneath).
   EXPECT_TRUE(client->Status().ok());
 }
