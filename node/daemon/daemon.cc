@@ -216,10 +216,10 @@ std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
 
 Status Daemon::InitMetrics() {
   if (config_.metrics_listen.empty()) return Status::Ok();
-  metrics::HttpServerOptions o;
+  http::HttpServerOptions o;
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
-  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(
+  Result<std::unique_ptr<http::HttpServer>> server = http::HttpServer::Start(
       o, [this] { return RenderMetrics(GetStatus(), look_->latency(), drain_); });
   if (!server.ok())
     return Status(

@@ -22,7 +22,7 @@
 #include "node/flow/process_cache.h"
 #include "node/flow/reconciler.h"
 #include "node/look/look_service.h"
-#include "node/metrics/http_server.h"
+#include "node/http/server.h"
 #include "node/probe/probe.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"
@@ -136,7 +136,7 @@ class Daemon final : public ControlBackend {
   DrainBarrier drain_;
 
   // Last, so it is destroyed first: its thread reads everything above.
-  std::unique_ptr<metrics::HttpServer> metrics_;
+  std::unique_ptr<http::HttpServer> metrics_;
 };
 
 }  // namespace flowmesh

@@ -1,4 +1,4 @@
-// The metrics endpoint's HTTP request parsing (node/metrics/http.cc), fed the
+// The metrics endpoint's HTTP request parsing (node/http/http.cc), fed the
 // way http_server.cc feeds it: bytes accumulate chunk by chunk until
 // RequestHeadLength finds the end of the head or the buffer reaches the
 // limit, then Answer (or TooLarge) and the serialized response.
@@ -10,10 +10,10 @@
 #include <string>
 #include <string_view>
 
-#include "node/metrics/http.h"
+#include "node/http/http.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace flowmesh::metrics;
+  using namespace flowmesh::http;
   if (size < 1) return 0;
   const size_t chunk = data[0] ? data[0] : 4096;
   constexpr size_t kLimit = 8192;  // HttpServerOptions::max_request_bytes

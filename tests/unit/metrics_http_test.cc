@@ -11,10 +11,11 @@
 #include <thread>
 
 #include "node/metrics/exposition.h"
-#include "node/metrics/http.h"
-#include "node/metrics/http_server.h"
+#include "node/http/http.h"
+#include "node/http/server.h"
 
 namespace flowmesh::metrics {
+using namespace flowmesh::http;  // the server moved to node/http
 namespace {
 
 std::string Body() { return "fm_up 1\n"; }
