@@ -107,7 +107,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       FM_LOG(Debug, state_->options.log_tag.c_str())
           << "answered " << response.status << " to "
           << request_.substr(0, std::min(request_.find('\n'), size_t{200}));
-    reply_ = response.Serialize();
+    if (state_->options.headers.empty()) {
+      reply_ = response.Serialize();
+    } else {
+      HttpResponse with = response;
+      with.headers.insert(with.headers.begin(), state_->options.headers.begin(),
+                          state_->options.headers.end());
+      reply_ = with.Serialize();
+    }
     asio::async_write(
         socket_, asio::buffer(reply_),
         [self = shared_from_this()](const asio::error_code&, size_t) { self->Close(); });

@@ -14,6 +14,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "node/common/net.h"
 #include "node/common/status.h"
@@ -39,6 +41,8 @@ struct HttpServerOptions {
   // handler's work and a client that reads nothing); 0 = `timeout`.
   std::chrono::milliseconds answer_timeout{0};
   std::string log_tag = "metrics";  // log lines name the server
+  // Sent with every response, the server's own errors too (security headers).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HttpServerStats {
