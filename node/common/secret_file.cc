@@ -20,8 +20,8 @@ struct Fd {
 
 }  // namespace
 
-Result<std::string> ReadSecretFile(const std::string& path, std::string_view what,
-                                   size_t max_bytes, std::string_view size_hint) {
+Result<std::string> ReadSecretFile(const std::string& path, std::string_view what, size_t max_bytes,
+                                   std::string_view size_hint) {
   const std::string name = std::string(what) + " " + path;
   Fd f;
   // O_NONBLOCK: a FIFO in its place must be refused below, not wait for a writer.

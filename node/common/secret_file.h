@@ -13,7 +13,7 @@ namespace flowmesh {
 // cannot be opened, is not a regular file (a FIFO is refused, not waited on),
 // is accessible to group or others (mode beyond 0600: "run `chmod 600 PATH`"),
 // or is larger than `max_bytes` (`size_hint` says what it should look like).
-Result<std::string> ReadSecretFile(const std::string& path, std::string_view what,
-                                   size_t max_bytes, std::string_view size_hint);
+Result<std::string> ReadSecretFile(const std::string& path, std::string_view what, size_t max_bytes,
+                                   std::string_view size_hint);
 
 }  // namespace flowmesh

@@ -101,8 +101,8 @@ Result<std::string> PercentDecode(std::string_view text, bool plus_is_space) {
       int hi = i + 2 < text.size() ? HexDigit(text[i + 1]) : -1;
       int lo = hi >= 0 ? HexDigit(text[i + 2]) : -1;
       if (lo < 0)
-        return InvalidArgument("bad percent-encoding at '" +
-                               std::string(text.substr(i, 3)) + "': '%' takes two hex digits");
+        return InvalidArgument("bad percent-encoding at '" + std::string(text.substr(i, 3)) +
+                               "': '%' takes two hex digits");
       if (hi == 0 && lo == 0) return InvalidArgument("percent-encoded NUL (%00) is not accepted");
       out += static_cast<char>(hi * 16 + lo);
       i += 2;

@@ -2,13 +2,13 @@
 #include "node/http/server.h"
 
 #include <algorithm>
-#include <charconv>
-#include <mutex>
 #include <array>
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+#include <charconv>
+#include <mutex>
 #include <unordered_map>
 
 #include "node/common/log.h"
@@ -42,8 +42,7 @@ class Connection;
 struct HttpServer::State {
   State(asio::io_context& io, HttpServerOptions o, Handler h,
         std::function<HttpResponse(std::string_view)> a)
-      : options(std::move(o)), handler(std::move(h)), answer(std::move(a)), io(&io),
-        acceptor(io) {}
+      : options(std::move(o)), handler(std::move(h)), answer(std::move(a)), io(&io), acceptor(io) {}
   const HttpServerOptions options;
   const Handler handler;
   // The metrics endpoint's: the raw head in, the answer out (Answer), so it
@@ -127,8 +126,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (ec || self->done_) return;
       self->state_->timed_out.fetch_add(1, std::memory_order_relaxed);
       FM_LOG(Debug, self->state_->options.log_tag.c_str())
-          << "closing a connection past its deadline (" << (self->dispatched_ ? "answer" : "request")
-          << ")";
+          << "closing a connection past its deadline ("
+          << (self->dispatched_ ? "answer" : "request") << ")";
       self->Close();
     });
   }
@@ -238,8 +237,8 @@ void Accept(std::shared_ptr<HttpServer::State> state) {
     if (state->stopping) return;
     if (ec) {
       // EMFILE and friends fail again at once: pause instead of spinning.
-      FM_LOG(Warn, state->options.log_tag.c_str()) << "accept failed: " << ec.message() << "; retrying in "
-                              << kAcceptRetry.count() << "ms";
+      FM_LOG(Warn, state->options.log_tag.c_str())
+          << "accept failed: " << ec.message() << "; retrying in " << kAcceptRetry.count() << "ms";
       auto timer =
           std::make_shared<asio::steady_timer>(state->acceptor.get_executor(), kAcceptRetry);
       timer->async_wait([state, timer](const asio::error_code&) {
@@ -251,8 +250,9 @@ void Accept(std::shared_ptr<HttpServer::State> state) {
       uint64_t n = state->rejected.fetch_add(1, std::memory_order_relaxed) + 1;
       // Powers of two: the first few are all logged, a flood is not.
       if ((n & (n - 1)) == 0)
-        FM_LOG(Warn, state->options.log_tag.c_str()) << "refused a connection: " << state->options.max_connections
-                                << " already open (" << n << " refused so far)";
+        FM_LOG(Warn, state->options.log_tag.c_str())
+            << "refused a connection: " << state->options.max_connections << " already open (" << n
+            << " refused so far)";
       asio::error_code ignored;
       socket.close(ignored);
     } else {

@@ -18,7 +18,7 @@ inline constexpr int kMaxLookQueryDepth = 16;
 struct LookQueryText {
   std::string target;  // IP:PORT, or IP alone (the host's processes, downward)
   std::string depth = "3";
-  std::string direction = "both";    // in, out, both
+  std::string direction = "both";     // in, out, both
   std::string group_by = "workload";  // workload, pgid, pid
   std::string since = "1h";           // a duration before now, "now" or RFC 3339
   std::string until = "now";

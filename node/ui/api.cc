@@ -65,9 +65,8 @@ http::HttpResponse BackendError(const Status& s) {
 
 Result<MapQuery> MapQueryOf(const http::HttpRequest& r, int64_t now_ns) {
   static const std::set<std::string> kKnown = {
-      "since",       "until",         "compare_to", "baseline_since", "baseline_until",
-      "change_factor", "group_by",    "host",       "workload",       "depth",
-      "timeout"};
+      "since",    "until", "compare_to", "baseline_since", "baseline_until", "change_factor",
+      "group_by", "host",  "workload",   "depth",          "timeout"};
   FM_ASSIGN_OR_RETURN(Params p, TakeParams(r, kKnown));
   MapQueryText t;
   Take(p, "since", &t.since);
@@ -135,8 +134,7 @@ bool IsApiRoute(std::string_view path) {
          path == "/api/peers" || path == "/api/endpoints";
 }
 
-http::HttpResponse AnswerApi(const http::HttpRequest& r, ControlBackend& backend,
-                             int64_t now_ns) {
+http::HttpResponse AnswerApi(const http::HttpRequest& r, ControlBackend& backend, int64_t now_ns) {
   if (r.path == "/api/map" || r.path == "/api/map.dot")
     return Map(r, backend, now_ns, r.path == "/api/map.dot");
   if (r.path == "/api/look") return Look(r, backend, now_ns);

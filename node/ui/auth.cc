@@ -55,10 +55,9 @@ std::optional<std::string_view> CookieValue(std::string_view header, std::string
 }  // namespace
 
 Result<std::string> LoadTokenFile(const std::string& path) {
-  Result<std::string> text =
-      ReadSecretFile(path, "--ui-token-file", 4096,
-                     "a token file is one line, e.g. `head -c24 /dev/urandom | base64 > " + path +
-                         "`");
+  Result<std::string> text = ReadSecretFile(
+      path, "--ui-token-file", 4096,
+      "a token file is one line, e.g. `head -c24 /dev/urandom | base64 > " + path + "`");
   if (!text.ok()) return text.status();
   std::string token = std::move(text).value();
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
@@ -82,8 +81,7 @@ Auth::Auth(std::optional<std::string> token) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), token->data(), static_cast<int>(token->size()),
-       reinterpret_cast<const unsigned char*>(kCookieLabel.data()), kCookieLabel.size(), mac,
-       &len);
+       reinterpret_cast<const unsigned char*>(kCookieLabel.data()), kCookieLabel.size(), mac, &len);
   cookie_value_ = Hex(mac, len);
   cookie_digest_ = Sha256(cookie_value_);
   OPENSSL_cleanse(token->data(), token->size());

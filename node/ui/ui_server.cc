@@ -35,7 +35,6 @@ HttpResponse Redirect(const std::string& to) {
   return r;
 }
 
-
 }  // namespace
 
 const Asset* FindAsset(std::string_view path) {
@@ -153,8 +152,7 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
         if (auth_.required()) ok.headers.emplace_back("Set-Cookie", auth_.SessionCookie());
         return send(ok);
       }
-      case AuthResult::kThrottled:
-        break;  // below
+      case AuthResult::kThrottled: break;  // below
       default: {
         HttpResponse no = LoginPage(401);
         no.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -168,8 +166,9 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
   }
   if (r.method != "GET" && r.method != "HEAD") {
     Reject("method");
-    HttpResponse no = http::TextError(405, "method not allowed; the page and its API are "
-                                           "read-only (GET, HEAD; POST /login)");
+    HttpResponse no = http::TextError(405,
+                                      "method not allowed; the page and its API are "
+                                      "read-only (GET, HEAD; POST /login)");
     no.allow = r.path == "/login" ? "GET, HEAD, POST" : "GET, HEAD";
     return send(no);
   }
@@ -180,8 +179,7 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
   }
   if (r.path == "/login") return send(LoginPage(200));
   switch (auth_.Check(r)) {
-    case AuthResult::kOk:
-      break;
+    case AuthResult::kOk: break;
     case AuthResult::kThrottled: {
       Reject("throttled");
       HttpResponse slow = api ? JsonError(429, "too many wrong tokens; try again later")
@@ -191,15 +189,17 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
     }
     default: {
       HttpResponse no =
-          api ? JsonError(401, "a token is required: send 'Authorization: Bearer TOKEN' (the "
-                               "contents of meshd's --ui-token-file) or sign in at /login")
+          api ? JsonError(401,
+                          "a token is required: send 'Authorization: Bearer TOKEN' (the "
+                          "contents of meshd's --ui-token-file) or sign in at /login")
               : LoginPage(401);
       no.headers.emplace_back("WWW-Authenticate", "Bearer");
       return send(no);
     }
   }
   if (api) {
-    if (!IsApiRoute(r.path)) return send(JsonError(404, "no API route " + r.path + "; see docs/api.md"));
+    if (!IsApiRoute(r.path))
+      return send(JsonError(404, "no API route " + r.path + "; see docs/api.md"));
     auto job = [this, r = std::move(r), resp, head] {
       HttpResponse answer = AnswerApi(r, *backend_, options_.now_ns());
       answer.head_only = head;

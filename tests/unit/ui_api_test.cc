@@ -62,8 +62,7 @@ TEST(UiApi, MapParametersTakeUnderscoresAndDashesAndRefuseTheRest) {
   EXPECT_EQ(unknown.status, 400);
   EXPECT_NE(unknown.body.find("unknown parameters 'colour', 'shape'"), std::string::npos)
       << unknown.body;
-  EXPECT_NE(unknown.body.find("/api/map takes baseline_since"), std::string::npos)
-      << unknown.body;
+  EXPECT_NE(unknown.body.find("/api/map takes baseline_since"), std::string::npos) << unknown.body;
   HttpResponse twice = Get(b, "/api/map?since=1h&since=2h");
   EXPECT_EQ(twice.status, 400);
   EXPECT_EQ(twice.body, "{\"error\": \"parameter 'since' is given twice; give it once\"}\n");

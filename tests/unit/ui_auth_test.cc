@@ -90,8 +90,7 @@ TEST(UiAuth, BearerRightWrongMissingAndSpaces) {
   // Same length one byte off, a prefix, longer, another scheme, a space inside.
   for (const std::string& bad :
        {"Bearer " + right.substr(0, right.size() - 1) + "X", "Bearer " + right.substr(0, 16),
-        "Bearer " + right + "x", "Basic " + right, "Bearer" + right,
-        "Bearer " + right + " extra"})
+        "Bearer " + right + "x", "Basic " + right, "Bearer" + right, "Bearer " + right + " extra"})
     EXPECT_EQ(a.Check(With("authorization", bad)), AuthResult::kWrong) << bad;
   EXPECT_EQ(a.Stats().failures, 6u);
 }

@@ -1,6 +1,8 @@
 // The web listener over real loopback sockets with a fake backend: auth on
 // the wire, login and cookie, the limits (head size, deadline, slowloris,
 // connection flood, API calls in flight) and what they are counted as.
+#include "node/ui/ui_server.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -10,7 +12,6 @@
 
 #include "cli/format/map_format.h"
 #include "node/ui/assets.h"
-#include "node/ui/ui_server.h"
 #include "tests/unit/http_test_client.h"
 #include "tests/unit/ui_fixture.h"
 
@@ -87,9 +88,10 @@ TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
   MapResult expected = backend_.map;
   expected.query = backend_.last_map;
   EXPECT_EQ(yes.body, FormatMapJson(expected));
-  for (const char* h : {"Content-Security-Policy: default-src 'self'", "X-Content-Type-Options: nosniff",
-                        "X-Frame-Options: DENY", "Referrer-Policy: no-referrer",
-                        "Cache-Control: no-store", "Content-Type: application/json"})
+  for (const char* h :
+       {"Content-Security-Policy: default-src 'self'", "X-Content-Type-Options: nosniff",
+        "X-Frame-Options: DENY", "Referrer-Policy: no-referrer", "Cache-Control: no-store",
+        "Content-Type: application/json"})
     EXPECT_NE(yes.head.find(std::string("\r\n") + h), std::string::npos) << h << "\n" << yes.head;
   EXPECT_EQ(Get(port_, "/api/map", "Authorization: Bearer wrong-wrong-wrong-wrong\r\n").status_line,
             "HTTP/1.1 401 Unauthorized");
@@ -106,8 +108,10 @@ TEST_F(UiServerTest, LoginFormSetsTheCookieThatOpensThePage) {
   EXPECT_NE(form.body.find("name=\"token\""), std::string::npos);
 
   std::string body = std::string("token=") + kToken;
-  Reply in = Ask(port_, "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded"
-                        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  Reply in = Ask(port_,
+                 "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded"
+                 "\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body);
   ASSERT_EQ(in.status_line, "HTTP/1.1 303 See Other") << in.body;
   EXPECT_NE(in.head.find("\r\nLocation: /\r\n"), std::string::npos);
   size_t at = in.head.find("Set-Cookie: flowmesh_ui=");
@@ -120,8 +124,8 @@ TEST_F(UiServerTest, LoginFormSetsTheCookieThatOpensThePage) {
   EXPECT_EQ(Get(port_, "/api/peers", "Cookie: " + cookie + "\r\n").status_line, "HTTP/1.1 200 OK");
 
   std::string wrong = "token=not-the-token-at-all";
-  Reply bad = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: " +
-                             std::to_string(wrong.size()) + "\r\n\r\n" + wrong);
+  Reply bad = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: " + std::to_string(wrong.size()) +
+                             "\r\n\r\n" + wrong);
   EXPECT_EQ(bad.status_line, "HTTP/1.1 401 Unauthorized");
   EXPECT_EQ(bad.head.find("Set-Cookie"), std::string::npos);
   Reply out = Get(port_, "/logout", "Cookie: " + cookie + "\r\n");
@@ -164,9 +168,8 @@ TEST_F(UiServerTest, AMegabyteHeaderIs431) {
   Start();
   Client c(port_);
   // The server answers at 16 KB and closes; the rest may not be sent at all.
-  std::thread sender([&] {
-    c.Send("GET / HTTP/1.1\r\nX-Filler: " + std::string(1 << 20, 'a') + "\r\n\r\n");
-  });
+  std::thread sender(
+      [&] { c.Send("GET / HTTP/1.1\r\nX-Filler: " + std::string(1 << 20, 'a') + "\r\n\r\n"); });
   Reply r = Split(c.ReadAll());
   sender.join();
   EXPECT_EQ(r.status_line, "HTTP/1.1 431 Request Header Fields Too Large");
@@ -204,9 +207,9 @@ TEST_F(UiServerTest, IdleAndSlowClientsAreClosedAtTheDeadline) {
   EXPECT_LE(sent, 4u) << "the slow client got " << sent << " bytes in before the deadline";
   EXPECT_LT(took, 5s);
   EXPECT_EQ(server_->Stats().rejected["timeout"], 2u);
-  std::printf("slowloris: %zu bytes at 1 B/s, closed after %lld ms\n", sent,
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "slowloris: %zu bytes at 1 B/s, closed after %lld ms\n", sent,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 TEST_F(UiServerTest, TwoHundredConnectionsAreCappedCountedAndCheap) {
@@ -221,11 +224,12 @@ TEST_F(UiServerTest, TwoHundredConnectionsAreCappedCountedAndCheap) {
   uint64_t during = RssKb();
   UiStats s = server_->Stats();
   EXPECT_EQ(s.rejected["connections"], 200u - o.max_connections);
-  std::printf("200 connections: RSS %llu kB before, %llu kB with them open (+%lld kB); %llu "
-              "refused over the cap of %zu\n",
-              static_cast<unsigned long long>(before), static_cast<unsigned long long>(during),
-              static_cast<long long>(during - before),
-              static_cast<unsigned long long>(s.rejected["connections"]), o.max_connections);
+  std::printf(
+      "200 connections: RSS %llu kB before, %llu kB with them open (+%lld kB); %llu "
+      "refused over the cap of %zu\n",
+      static_cast<unsigned long long>(before), static_cast<unsigned long long>(during),
+      static_cast<long long>(during - before),
+      static_cast<unsigned long long>(s.rejected["connections"]), o.max_connections);
   EXPECT_LT(during - before, 16u * 1024) << "kB for 64 open connections";
   flood.clear();
   std::this_thread::sleep_for(100ms);
@@ -238,7 +242,8 @@ TEST_F(UiServerTest, APICallsBeyondFourInFlightAre503AndTheIoThreadNeverWaits) {
   backend_.Hold();
   std::vector<std::future<Reply>> held;
   for (int i = 0; i < 4; ++i)
-    held.push_back(std::async(std::launch::async, [&] { return Get(port_, "/api/map", Bearer()); }));
+    held.push_back(
+        std::async(std::launch::async, [&] { return Get(port_, "/api/map", Bearer()); }));
   ASSERT_TRUE(backend_.WaitStarted(2)) << "two workers run maps";
   std::this_thread::sleep_for(200ms);  // the other two are queued
   Reply busy = Get(port_, "/api/map", Bearer());
