@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/kernel/conntrack_util.h"
 #include "tests/kernel/kernel_test_util.h"
@@ -95,8 +97,14 @@ TEST_F(UiListenTest, FromAnotherHostTheTokenIsRequiredAndOpensTheJson) {
   EXPECT_EQ(Ask("/api/map", "Authorization: Bearer not-the-token-at-all\r\n").status_line,
             "HTTP/1.1 401 Unauthorized");
 
-  // The listener itself is one of this node's endpoints.
-  Reply eps = Ask("/api/endpoints", bearer);
+  // The listener itself is one of this node's endpoints, once the probe's
+  // next poll has seen it.
+  Reply eps;
+  for (int i = 0; i < 50; ++i) {
+    eps = Ask("/api/endpoints", bearer);
+    if (eps.body.find("\"addr\":\"10.97.0.1\",\"port\":7947") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   EXPECT_EQ(eps.status_line, "HTTP/1.1 200 OK") << eps.body;
   EXPECT_NE(eps.body.find("\"addr\":\"10.97.0.1\",\"port\":7947"), std::string::npos) << eps.body;
   Reply map = Ask("/api/map?since=5m", bearer);
