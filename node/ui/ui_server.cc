@@ -43,8 +43,8 @@ const Asset* FindAsset(std::string_view path) {
   return nullptr;
 }
 
-UiServer::UiServer(UiOptions options, ControlBackend* backend)
-    : options_(std::move(options)), backend_(backend), auth_(options_.token) {}
+UiServer::UiServer(UiOptions options, ControlBackend* backend, std::optional<std::string> token)
+    : options_(std::move(options)), backend_(backend), auth_(std::move(token)) {}
 
 Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBackend* backend) {
   if (!options.token && !options.listen.addr.is_loopback())
@@ -52,7 +52,10 @@ Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBack
                            " without a token: give --ui-token-file FILE, or listen on a "
                            "loopback address (127.0.0.1:PORT)");
   if (!options.now_ns) options.now_ns = [] { return RealtimeNs(); };
-  std::unique_ptr<UiServer> ui(new UiServer(std::move(options), backend));
+  // Auth keeps only digests of the token; no other copy stays behind.
+  std::optional<std::string> token = std::move(options.token);
+  options.token.reset();
+  std::unique_ptr<UiServer> ui(new UiServer(std::move(options), backend, std::move(token)));
   http::HttpServerOptions o;
   o.listen = ui->options_.listen;
   o.max_request_bytes = ui->options_.max_head_bytes;
@@ -177,6 +180,15 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
     out.headers.emplace_back("Set-Cookie", Auth::ClearedCookie());
     return send(out);
   }
+  if (!auth_.required() && !HostAllowed(r)) {
+    Reject("host");
+    return send(http::TextError(
+        403, "Host '" + std::string(*r.Header("host")) +
+                 "' is not this listener's address, so a page elsewhere may be reaching it "
+                 "through DNS rebinding; open http://" +
+                 options_.listen.ToString() +
+                 "/ (or http://localhost:PORT/), or give --ui-token-file"));
+  }
   if (r.path == "/login") return send(LoginPage(200));
   switch (auth_.Check(r)) {
     case AuthResult::kOk: break;
@@ -221,6 +233,21 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
   send(http::TextError(404, "not found: " + r.path));
 }
 
+bool UiServer::HostAllowed(const HttpRequest& r) const {
+  std::optional<std::string_view> host = r.Header("host");
+  if (!host) return true;  // HTTP/1.0 without one: no browser sends that
+  std::string_view h = *host;
+  // Without the port: "[::1]:7947" -> "[::1]", "localhost:8080" -> "localhost".
+  size_t colon = h.rfind(':');
+  if (colon != std::string_view::npos && h.find(']', colon) == std::string_view::npos)
+    h = h.substr(0, colon);
+  if (h.starts_with('[') && h.ends_with(']')) h = h.substr(1, h.size() - 2);
+  if (h == "localhost") return true;
+  Result<IpAddr> ip = IpAddr::Parse(h);
+  // An address literal is no DNS name to rebind; a tunnel's port may differ.
+  return ip.ok() && (ip->is_loopback() || *ip == options_.listen.addr);
+}
+
 UiStats UiServer::Stats() const {
   UiStats s;
   {
@@ -254,7 +281,7 @@ std::string UiServer::RenderMetrics() const {
             "Wrong tokens and session cookies presented to the web listener.", s.auth_failures);
   e.Family("flowmesh_ui_rejected_total", metrics::Type::kCounter,
            "Requests and connections the web listener refused, by reason (connections, "
-           "timeout, too_large, malformed, method, busy, throttled).");
+           "timeout, too_large, malformed, method, host, busy, throttled).");
   for (const auto& [reason, n] : s.rejected)
     e.Sample("flowmesh_ui_rejected_total", {{"reason", reason}}, n);
   return e.Take();

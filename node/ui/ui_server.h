@@ -23,7 +23,7 @@ namespace flowmesh::ui {
 
 struct UiOptions {
   Endpoint listen;
-  std::optional<std::string> token;  // required on every request when set
+  std::optional<std::string> token;  // required on every request when set (Start takes it)
   // A page is a few files and a refresh every few seconds; 64 leaves room for
   // several browsers and costs at most 64 fds and buffers of 16 KB.
   size_t max_connections = 64;
@@ -62,7 +62,9 @@ class UiServer {
   std::string RenderMetrics() const;
 
  private:
-  explicit UiServer(UiOptions options, ControlBackend* backend);
+  UiServer(UiOptions options, ControlBackend* backend, std::optional<std::string> token);
+  // Without a token: is the Host header one of this listener's names?
+  bool HostAllowed(const http::HttpRequest& request) const;
   void Handle(http::HttpRequest request, http::Responder responder);
   void Send(const http::Responder& responder, http::HttpResponse response, bool api);
   void Reject(const std::string& reason);

@@ -43,7 +43,7 @@ Reply Ask(uint16_t port, const std::string& request) {
 }
 
 Reply Get(uint16_t port, const std::string& target, const std::string& headers = "") {
-  return Ask(port, "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n");
+  return Ask(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n");
 }
 
 uint64_t RssKb() {
@@ -152,6 +152,25 @@ TEST_F(UiServerTest, OnlyGetHeadAndTheLoginPost) {
             "HTTP/1.1 501 Not Implemented");
   EXPECT_EQ(server_->Stats().rejected["method"], 2u);
   EXPECT_EQ(server_->Stats().rejected["malformed"], 2u);
+}
+
+TEST_F(UiServerTest, WithoutATokenOnlyThisListenersNamesAreServed) {
+  Start({}, /*token=*/false);
+  auto status = [&](const std::string& host) {
+    return Ask(port_, "GET /api/peers HTTP/1.1\r\nHost: " + host + "\r\n\r\n").status_line;
+  };
+  const std::string p = std::to_string(port_);
+  EXPECT_EQ(status("127.0.0.1:" + p), "HTTP/1.1 200 OK");
+  EXPECT_EQ(status("localhost:8080"), "HTTP/1.1 200 OK") << "an ssh tunnel's port";
+  EXPECT_EQ(status("[::1]:" + p), "HTTP/1.1 200 OK");
+  EXPECT_EQ(status("127.0.0.1"), "HTTP/1.1 200 OK");
+  // A name that was made to resolve to 127.0.0.1: DNS rebinding.
+  Reply r = Ask(port_, "GET /api/map HTTP/1.1\r\nHost: evil.example:" + p + "\r\n\r\n");
+  EXPECT_EQ(r.status_line, "HTTP/1.1 403 Forbidden");
+  EXPECT_NE(r.body.find("DNS rebinding"), std::string::npos) << r.body;
+  EXPECT_EQ(status("10.1.2.3:" + p), "HTTP/1.1 403 Forbidden");
+  EXPECT_EQ(backend_.maps_started, 0);
+  EXPECT_EQ(server_->Stats().rejected["host"], 2u);
 }
 
 TEST_F(UiServerTest, AnywhereButLoopbackWithoutATokenIsRefused) {
