@@ -90,6 +90,7 @@ Auth::Auth(std::optional<std::string> token) {
 AuthResult Auth::Compare(std::string_view presented, const Digest& expected) {
   // Digests of both sides, compared in full: neither the content nor the
   // length of the right token shows in the time taken.
+  compares_.fetch_add(1, std::memory_order_relaxed);
   Digest got = Sha256(presented);
   if (CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0) return AuthResult::kOk;
   Failed();
@@ -155,7 +156,8 @@ int64_t Auth::RetryAfterSeconds() const {
 }
 
 AuthStats Auth::Stats() const {
-  return {failures_.load(std::memory_order_relaxed), throttled_.load(std::memory_order_relaxed)};
+  return {failures_.load(std::memory_order_relaxed), throttled_.load(std::memory_order_relaxed),
+          compares_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace flowmesh::ui

@@ -34,6 +34,9 @@ enum class AuthResult {
 struct AuthStats {
   uint64_t failures = 0;   // wrong tokens and cookies
   uint64_t throttled = 0;  // attempts refused unchecked
+  // Digest comparisons made: every token or cookie presented and checked
+  // goes through one, whatever its length (tests hold the code to that).
+  uint64_t compares = 0;
 };
 
 class Auth {
@@ -76,7 +79,7 @@ class Auth {
   std::array<std::chrono::steady_clock::time_point, kMaxFailures> failures_at_{};
   size_t next_ = 0;
   size_t recorded_ = 0;  // up to kMaxFailures
-  std::atomic<uint64_t> failures_{0}, throttled_{0};
+  std::atomic<uint64_t> failures_{0}, throttled_{0}, compares_{0};
 };
 
 }  // namespace flowmesh::ui

@@ -95,6 +95,20 @@ TEST(UiAuth, BearerRightWrongMissingAndSpaces) {
   EXPECT_EQ(a.Stats().failures, 6u);
 }
 
+TEST(UiAuth, EveryLengthGoesThroughTheDigestComparison) {
+  // No shortcut on length or prefix: a 1-byte, a right-length and a 4 KB
+  // token are each hashed and compared with CRYPTO_memcmp, so the time taken
+  // says nothing about the right token's length or content.
+  Auth a{std::string(kToken)};
+  uint64_t before = a.Stats().compares;
+  for (const std::string& t : {std::string("x"), std::string(sizeof kToken - 1, 'x'),
+                               std::string(4096, 'x'), std::string(kToken)})
+    a.CheckToken(t);
+  EXPECT_EQ(a.Stats().compares - before, 4u);
+  a.Check(With("cookie", "flowmesh_ui=0"));
+  EXPECT_EQ(a.Stats().compares - before, 5u) << "a cookie of the wrong length too";
+}
+
 TEST(UiAuth, CookieIsAnHmacNotTheTokenAndChecksAlike) {
   Auth a{std::string(kToken)};
   std::string set = a.SessionCookie();
