@@ -191,8 +191,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Dispatch() {
     dispatched_ = true;
-    const HttpServerOptions& o = state_->options;
-    Arm(o.answer_timeout.count() > 0 ? o.answer_timeout : o.timeout);
+    // Without an answer timeout the one deadline from accept goes on (the
+    // metrics endpoint's, as it always was).
+    if (state_->options.answer_timeout.count() > 0) Arm(state_->options.answer_timeout);
   }
 
   std::shared_ptr<HttpServer::State> state_;

@@ -38,7 +38,8 @@ struct HttpServerOptions {
   // one byte a second, is closed after this.
   std::chrono::milliseconds timeout{5000};
   // From the request read to the last byte of the answer written (the
-  // handler's work and a client that reads nothing); 0 = `timeout`.
+  // handler's work and a client that reads nothing); 0 = `timeout` covers
+  // everything from accept to the last byte.
   std::chrono::milliseconds answer_timeout{0};
   std::string log_tag = "metrics";  // log lines name the server
   // Sent with every response, the server's own errors too (security headers).

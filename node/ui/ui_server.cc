@@ -1,6 +1,8 @@
 // Routing (login, logout, auth, API, assets), the API worker pool, counters.
 #include "node/ui/ui_server.h"
 
+#include <exception>
+
 #include "node/common/clock.h"
 #include "node/common/log.h"
 #include "node/metrics/exposition.h"
@@ -103,7 +105,15 @@ void UiServer::Work() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    job();
+    // A formatter or backend that throws must not take meshd down: the
+    // job's Responder, dropped unanswered, answers 500.
+    try {
+      job();
+    } catch (const std::exception& e) {
+      FM_LOG(Error, "ui") << "an API call failed: " << e.what();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++by_code_[500];
+    }
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
   }

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@ class UiFakeBackend : public ControlBackend {
     cv.notify_all();
     cv.wait(lock, [this] { return !hold; });
     last_map = q;
+    if (throw_in_map) throw std::runtime_error("formatter bug");
     if (!map_error.ok()) return map_error;
     MapResult r = map;
     r.query = q;
@@ -64,6 +66,7 @@ class UiFakeBackend : public ControlBackend {
   bool mesh = true;
   MapResult map;
   Status map_error = Status::Ok();
+  bool throw_in_map = false;
   MapQuery last_map;
   LookNode look_root;
   LookQuery last_look;

@@ -280,6 +280,16 @@ TEST_F(UiServerTest, APICallsBeyondFourInFlightAre503AndTheIoThreadNeverWaits) {
       << metrics;
 }
 
+TEST_F(UiServerTest, AnAPICallThatThrowsIs500AndTheWorkersGoOn) {
+  Start();
+  backend_.throw_in_map = true;
+  EXPECT_EQ(Get(port_, "/api/map", Bearer()).status_line, "HTTP/1.1 500 Internal Server Error");
+  backend_.throw_in_map = false;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Get(port_, "/api/map", Bearer()).status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(server_->Stats().requests[500], 1u);
+}
+
 TEST_F(UiServerTest, StopWithAMapInFlightReturns) {
   Start();
   backend_.Hold();
