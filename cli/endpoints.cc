@@ -1,5 +1,4 @@
 // meshctl endpoints: the listening sockets on this node and who owns them.
-#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -31,11 +30,7 @@ int RunEndpoints(const GlobalOptions& g, const EndpointsOptions& o) {
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
   Result<std::vector<EndpointView>> all = o.all ? client->MeshEndpoints() : client->Endpoints();
   if (!all.ok()) return Fail(kExitFailure, all.status().message());
-  std::sort(all->begin(), all->end(), [](const EndpointView& a, const EndpointView& b) {
-    bool a_alias = a.alias(), b_alias = b.alias();
-    return std::tie(a.node, a_alias, a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
-           std::tie(b.node, b_alias, b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
-  });
+  SortEndpoints(&*all);
   if (g.json) {
     std::printf("%s\n", EndpointsJson(*all, o.all).c_str());
     return kExitOk;

@@ -4,7 +4,8 @@
 
 #include "cli/commands.h"
 #include "cli/format/look_format.h"
-#include "node/common/duration.h"
+#include "node/common/clock.h"
+#include "node/look/look_query_text.h"
 #include "node/control/control_client.h"
 
 namespace flowmesh::cli {
@@ -85,36 +86,22 @@ CLI::App* AddLookCommand(CLI::App& app, LookOptions* o) {
   return cmd;
 }
 
+static_assert(kMaxLookDepth == kMaxLookQueryDepth, "the flag and the parser bound --depth alike");
+
 int RunLook(const GlobalOptions& g, const LookOptions& o) {
-  LookQuery query;
-  Result<Endpoint> target = Endpoint::Parse(o.target, /*allow_no_port=*/true);
-  if (!target.ok())
-    return Fail(kExitUsage, "look: '" + o.target + "' is not IP:PORT or IP (" +
-                                target.status().message() + "); e.g. 10.213.0.2:80");
-  query.target = *target;
-  query.depth = o.depth;
-  Result<LookDirection> dir = ParseLookDirection(o.direction);
-  if (!dir.ok()) return Fail(kExitUsage, "--direction: " + dir.status().message());
-  query.direction = *dir;
-  Result<GroupBy> group_by = ParseGroupBy(o.group_by);
-  if (!group_by.ok()) return Fail(kExitUsage, "--group-by: " + group_by.status().message());
-  query.group_by = *group_by;
-  Result<TimeWindow> window = BuildWindow(o.since, o.until);
-  if (!window.ok()) return Fail(kExitUsage, window.status().message());
-  query.window = *window;
-  Result<std::chrono::milliseconds> timeout = PositiveDuration("--timeout", o.timeout);
-  if (!timeout.ok()) return Fail(kExitUsage, timeout.status().message());
-  Result<std::chrono::milliseconds> hop = PositiveDuration("--hop-timeout", o.hop_timeout);
-  if (!hop.ok()) return Fail(kExitUsage, hop.status().message());
-  query.hop_timeout_ns = hop->count() * 1'000'000;
-  query.timeout_ns = timeout->count() * 1'000'000;
+  // The same parser as /api/look's, so both ask the same question.
+  LookQueryText text{o.target,  std::to_string(o.depth), o.direction,   o.group_by,
+                     o.since,   o.until,                 o.hop_timeout, o.timeout};
+  Result<LookQuery> query = ParseLookQueryText(text, RealtimeNs());
+  if (!query.ok()) return Fail(kExitUsage, query.status().message());
+  const std::chrono::milliseconds timeout(query->timeout_ns / 1'000'000);
 
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
   // meshd answers by the deadline; the margin covers its local work.
-  Result<LookNode> root = client->Look(query, *timeout + std::chrono::seconds(5));
+  Result<LookNode> root = client->Look(*query, timeout + std::chrono::seconds(5));
   if (!root.ok()) return Fail(kExitFailure, root.status().message());
-  LookResult result{query, std::move(root).value()};
+  LookResult result{*query, std::move(root).value()};
   std::string format = g.json ? "json" : o.format;
   std::string out = format == "json"  ? FormatLookJson(result)
                     : format == "dot" ? FormatLookDot(result)

@@ -7,6 +7,7 @@
 #include "node/common/clock.h"
 #include "node/common/duration.h"
 #include "node/common/net.h"
+#include "node/look/look_query_text.h"
 
 namespace flowmesh::cli {
 
@@ -56,25 +57,11 @@ Result<WatchFilter> BuildFilter(const FilterOptions& f) {
 }
 
 Result<TimeWindow> BuildWindow(const std::string& since, const std::string& until) {
-  int64_t now = RealtimeNs();
-  TimeWindow w;
-  Result<int64_t> s = ParseTimeSpec(since, now);
-  if (!s.ok()) return s.status().WithContext("--since");
-  Result<int64_t> u = ParseTimeSpec(until, now);
-  if (!u.ok()) return u.status().WithContext("--until");
-  if (*u < *s)
-    return InvalidArgument("--until (" + FormatRfc3339(*u) + ") is before --since (" +
-                           FormatRfc3339(*s) + ")");
-  w.since_ns = *s;
-  w.until_ns = *u;
-  return w;
+  return ParseWindowText("--since", since, "--until", until, RealtimeNs());
 }
 
 Result<std::chrono::milliseconds> PositiveDuration(const char* flag, const std::string& text) {
-  Result<std::chrono::milliseconds> d = ParseDuration(text);
-  if (!d.ok()) return d.status().WithContext(flag);
-  if (d->count() == 0) return InvalidArgument(std::string(flag) + ": must be more than 0");
-  return d;
+  return ParsePositiveDuration(flag, text);
 }
 
 int Fail(int code, const std::string& message) {

@@ -1,5 +1,4 @@
 // meshctl peers: the members of the mesh as this node sees them.
-#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -25,8 +24,7 @@ int RunPeers(const GlobalOptions& g) {
   if (!client.ok()) return Fail(kExitFailure, client.status().message());
   Result<std::vector<PeerView>> peers = client->Peers();
   if (!peers.ok()) return Fail(kExitFailure, peers.status().message());
-  std::sort(peers->begin(), peers->end(),
-            [](const PeerView& a, const PeerView& b) { return a.name < b.name; });
+  SortPeers(&*peers);
   if (g.json) {
     std::printf("%s\n", PeersJson(*peers).c_str());
     return kExitOk;

@@ -114,6 +114,7 @@ struct StatusInfo {
   lateClosesDropped @24 :UInt64;      # real closes after a reconstructed one: dropped
   conntrack @25 :Text;     # NAT translations: "on: ..." or "off: why"
   workloads @26 :Text;     # naming units and containers from cgroups: "on: ..." or "off: why"
+  ui @27 :Text;            # the web page: "on: http://IP:PORT/ (token required)" or "off"
 }
 
 struct MeshInfo {

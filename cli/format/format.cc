@@ -378,6 +378,7 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
   out += row("netns", TerminalSafe(s.netns));
   if (!s.conntrack.empty()) out += row("conntrack", TerminalSafe(s.conntrack));
   if (!s.workloads.empty()) out += row("workloads", TerminalSafe(s.workloads));
+  if (!s.ui.empty()) out += row("ui", TerminalSafe(s.ui));
   std::string events = std::to_string(s.probe.events);
   if (s.first_event_ns > 0)
     events += " (first " +
@@ -479,6 +480,7 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
       .Str("probe_reason", s.probe_reason)
       .Str("conntrack", s.conntrack)
       .Str("workloads", s.workloads)
+      .Str("ui", s.ui)
       .Str("netns", s.netns)
       .Uint("events", s.probe.events)
       .Uint("lost", s.probe.lost)

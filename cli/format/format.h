@@ -102,6 +102,9 @@ std::string FlowsJson(const ConnRecord& r, const Workload& workload = {});
 std::string EndpointsHeader(bool with_node = false);
 std::string EndpointsLine(const EndpointView& e, bool with_node = false);
 std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node = false);
+// The order meshctl endpoints and /api/endpoints list them in: by node,
+// listeners before fronts, then port, address, namespace.
+void SortEndpoints(std::vector<EndpointView>* all);
 
 // ---- peers ----
 std::string PeersHeader();
@@ -109,6 +112,8 @@ std::string PeersLine(const PeerView& p, int64_t now_ns);
 // DESIGN.md: an array of {"name", "addr", "state", "incarnation", "endpoints"},
 // plus generation and last_change.
 std::string PeersJson(const std::vector<PeerView>& peers);
+// By name: meshctl peers' and /api/peers' order.
+void SortPeers(std::vector<PeerView>* peers);
 
 // "512 B", "3.4 KB", "12.0 MB".
 std::string HumanBytes(uint64_t bytes);

@@ -1,6 +1,9 @@
 // meshctl's renderings of what the store holds: flows and endpoints.
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "cli/format/format.h"
 #include "cli/format/format_internal.h"
 #include "node/common/clock.h"
@@ -102,6 +105,14 @@ std::string EndpointsLine(const EndpointView& e, bool with_node) {
                        WorkloadColumn(e.process.workload).c_str());
 }
 
+void SortEndpoints(std::vector<EndpointView>* all) {
+  std::sort(all->begin(), all->end(), [](const EndpointView& a, const EndpointView& b) {
+    bool a_alias = a.alias(), b_alias = b.alias();
+    return std::tie(a.node, a_alias, a.endpoint.port, a.endpoint.addr, a.endpoint.netns) <
+           std::tie(b.node, b_alias, b.endpoint.port, b.endpoint.addr, b.endpoint.netns);
+  });
+}
+
 std::string EndpointsJson(const std::vector<EndpointView>& all, bool with_node) {
   std::string out = "[";
   for (const EndpointView& e : all) {
@@ -152,6 +163,11 @@ std::string PeersLine(const PeerView& p, int64_t now_ns) {
   return Printf("%-16s %-22s %-8s %11u %9llu  %s", TerminalSafe(p.name).c_str(),
                 TerminalSafe(p.addr).c_str(), TerminalSafe(p.state).c_str(), p.incarnation,
                 static_cast<unsigned long long>(p.endpoints), change.c_str());
+}
+
+void SortPeers(std::vector<PeerView>* peers) {
+  std::sort(peers->begin(), peers->end(),
+            [](const PeerView& a, const PeerView& b) { return a.name < b.name; });
 }
 
 std::string PeersJson(const std::vector<PeerView>& peers) {

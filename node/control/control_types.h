@@ -121,6 +121,8 @@ struct NodeStatus {
   std::string conntrack;
   // Workloads named from cgroups: "on: N cgroups named, ...", or "off: why".
   std::string workloads;
+  // The web page (--ui-listen): "on: http://IP:PORT/ (token required)" or "off".
+  std::string ui;
   ProbeStats probe;
   ConnTableStats table;
   uint32_t watchers = 0;

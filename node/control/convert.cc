@@ -251,6 +251,7 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setNetns(st.netns);
   b.setConntrack(st.conntrack);
   b.setWorkloads(st.workloads);
+  b.setUi(st.ui);
   b.setEvents(st.probe.events);
   b.setLost(st.probe.lost);
   b.setMalformed(st.probe.malformed);
@@ -332,6 +333,7 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.netns = r.getNetns();
   st.conntrack = r.getConntrack();
   st.workloads = r.getWorkloads();
+  st.ui = r.getUi();
   st.probe.events = r.getEvents();
   st.probe.lost = r.getLost();
   st.probe.malformed = r.getMalformed();

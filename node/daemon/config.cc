@@ -17,6 +17,7 @@
 #include "node/mesh/keyring.h"
 #include "node/mesh/wire.h"
 #include "node/probe/netns.h"
+#include "node/ui/auth.h"
 
 namespace flowmesh {
 namespace {
@@ -106,6 +107,11 @@ Status CheckLimits(const DaemonConfig& cfg, const ConfigLayers& layers) {
   if (!cfg.cluster_key_file.empty()) {
     Result<mesh::Keyring> ring = mesh::LoadKeyringFile(cfg.cluster_key_file);
     if (!ring.ok()) return InvalidArgument(at("--cluster-key-file") + ring.status().message());
+  }
+  // The same for the page's token: refused before anything has started.
+  if (!cfg.ui_token_file.empty()) {
+    Result<std::string> token = ui::LoadTokenFile(cfg.ui_token_file);
+    if (!token.ok()) return InvalidArgument(at("--ui-token-file") + token.status().message());
   }
   return Status::Ok();
 }
@@ -336,6 +342,16 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "off when empty")
       ->type_name("IP:PORT")
       ->envname("MESHD_METRICS_LISTEN");
+  app.add_option("--ui-listen", cfg.ui_listen,
+                 "Serve the map page and its JSON API at http://IP:PORT/, e.g. 127.0.0.1:7947; "
+                 "anywhere but loopback it needs --ui-token-file; off when empty")
+      ->type_name("IP:PORT")
+      ->envname("MESHD_UI_LISTEN");
+  app.add_option("--ui-token-file", cfg.ui_token_file,
+                 "File (mode 0600) holding the token the page and its API ask for: one line of "
+                 "at least 16 characters, e.g. head -c24 /dev/urandom | base64 > FILE")
+      ->type_name("FILE")
+      ->envname("MESHD_UI_TOKEN_FILE");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->type_name("LEVEL")
       ->envname("MESHD_LOG_LEVEL")
@@ -448,6 +464,17 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     if (!m.ok() || m->port == 0)
       return usage(at("--metrics-listen") + "'" + cfg.metrics_listen +
                    "' is not IP:PORT with a port (e.g. 127.0.0.1:9464 or [::1]:9464)");
+  }
+  if (!cfg.ui_listen.empty()) {
+    Result<Endpoint> u = Endpoint::Parse(cfg.ui_listen);
+    if (!u.ok() || u->port == 0)
+      return usage(at("--ui-listen") + "'" + cfg.ui_listen +
+                   "' is not IP:PORT with a port (e.g. 127.0.0.1:7947 or [::1]:7947)");
+    if (cfg.ui_token_file.empty() && !u->addr.is_loopback())
+      return usage(at("--ui-listen") + cfg.ui_listen +
+                   " is not a loopback address, and without --ui-token-file anyone who reaches "
+                   "it would see the map; give --ui-token-file FILE (head -c24 /dev/urandom | "
+                   "base64 > FILE; chmod 600 FILE), or listen on 127.0.0.1:PORT");
   }
   if (cfg.cluster_label.empty()) return usage(at("--cluster-label") + "must not be empty");
   if (!ports.empty()) {

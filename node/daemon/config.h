@@ -57,6 +57,10 @@ struct DaemonConfig {
   bool insecure = false;
   // Prometheus metrics over HTTP; "" = not served.
   std::string metrics_listen;
+  // The web page and its JSON API (docs/api.md); "" = not served. Anywhere
+  // but loopback it needs the token file.
+  std::string ui_listen;
+  std::string ui_token_file;
   bool mesh_enabled() const { return !cluster_key_file.empty() || insecure; }
 };
 

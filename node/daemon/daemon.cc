@@ -78,6 +78,7 @@ Status Daemon::Init() {
   control_ = std::make_unique<ControlServer>(io_, *this);
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
   FM_RETURN_IF_ERROR(InitMetrics());
+  FM_RETURN_IF_ERROR(InitUi());
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
                         << " probe, netns " << NetnsLabel(filter_.netns)
                         << ", control socket " << config_.control_socket;
@@ -216,11 +217,15 @@ std::vector<EndpointRecord> Daemon::LiveEndpoints() const {
 
 Status Daemon::InitMetrics() {
   if (config_.metrics_listen.empty()) return Status::Ok();
-  metrics::HttpServerOptions o;
+  http::HttpServerOptions o;
   FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.metrics_listen));
   o.content_type = std::string(metrics::kContentType);
-  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(
-      o, [this] { return RenderMetrics(GetStatus(), look_->latency(), drain_); });
+  Result<std::unique_ptr<http::HttpServer>> server = http::HttpServer::Start(
+      o, [this] {
+        std::string text = RenderMetrics(GetStatus(), look_->latency(), drain_);
+        if (ui_) text += ui_->RenderMetrics();
+        return text;
+      });
   if (!server.ok())
     return Status(
         server.status().code(),
@@ -229,6 +234,26 @@ Status Daemon::InitMetrics() {
   metrics_ = std::move(*server);
   FM_LOG(Info, "metrics") << "serving Prometheus metrics at http://"
                           << metrics_->local_endpoint().ToString() << "/metrics";
+  return Status::Ok();
+}
+
+Status Daemon::InitUi() {
+  if (config_.ui_listen.empty()) return Status::Ok();
+  ui::UiOptions o;
+  FM_ASSIGN_OR_RETURN(o.listen, Endpoint::Parse(config_.ui_listen));
+  if (!config_.ui_token_file.empty()) {
+    Result<std::string> token = ui::LoadTokenFile(config_.ui_token_file);
+    if (!token.ok()) return token.status().WithContext("--ui-token-file");
+    o.token = std::move(token).value();
+  }
+  Result<std::unique_ptr<ui::UiServer>> server = ui::UiServer::Start(std::move(o), this);
+  if (!server.ok())
+    return Status(server.status().code(),
+                  "--ui-listen " + config_.ui_listen + ": " + server.status().message() +
+                      "; choose a free IP:PORT, or leave --ui-listen empty to serve no page");
+  ui_ = std::move(*server);
+  FM_LOG(Info, "ui") << "serving the map page at http://" << ui_->local_endpoint().ToString()
+                     << "/" << (config_.ui_token_file.empty() ? "" : " (token required)");
   return Status::Ok();
 }
 
@@ -422,6 +447,8 @@ int Daemon::Run() {
   io_.run();
   // No more scrapes: what follows tears down what they read.
   if (metrics_) metrics_->Stop();
+  // The page's API calls read the store and the mesh: finish them first.
+  if (ui_) ui_->Stop();
   if (probe_thread_.joinable()) probe_thread_.join();
   if (probe_) probe_->Stop();
   // Everything the probe delivered is aggregated by now: write it.
@@ -465,6 +492,7 @@ NodeStatus Daemon::GetStatus() {
   // Workloads: "on" or "off: why" as 0/1, and how naming cgroups went.
   s.probe.detail.emplace_back("workloads_on", workloads_ ? 1 : 0);
   s.workloads = workloads_state_;
+  s.ui = ui_ ? ui_->StatusLine() : "off";
   if (workloads_) {
     const WorkloadResolverStats ws = workloads_->Stats();
     s.workloads += ": " + std::to_string(ws.named) + " cgroups named as units or containers, " +

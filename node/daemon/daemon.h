@@ -22,7 +22,8 @@
 #include "node/flow/process_cache.h"
 #include "node/flow/reconciler.h"
 #include "node/look/look_service.h"
-#include "node/metrics/http_server.h"
+#include "node/http/server.h"
+#include "node/ui/ui_server.h"
 #include "node/probe/probe.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"
@@ -79,6 +80,7 @@ class Daemon final : public ControlBackend {
   Status InitMesh();
   // --metrics-listen: serves RenderMetrics(GetStatus()) on a thread of its own.
   Status InitMetrics();
+  Status InitUi();
   // The look service, after the store; with the mesh's members when in one.
   void InitLook();
   Result<std::vector<LookMember>> LookMembers();
@@ -137,7 +139,9 @@ class Daemon final : public ControlBackend {
   DrainBarrier drain_;
 
   // Last, so it is destroyed first: its thread reads everything above.
-  std::unique_ptr<metrics::HttpServer> metrics_;
+  std::unique_ptr<http::HttpServer> metrics_;
+  // --ui-listen: the page and its API; after control_, stopped before the store.
+  std::unique_ptr<ui::UiServer> ui_;
 };
 
 }  // namespace flowmesh

@@ -7,6 +7,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/duration.h"
+#include "node/look/look_query_text.h"
 
 namespace flowmesh {
 
@@ -41,30 +42,10 @@ std::string_view MapChangeKindName(MapChangeKind k) {
   return "changed";
 }
 
-namespace {
-
-Result<TimeWindow> WindowOf(const char* since_flag, const std::string& since,
-                            const char* until_flag, const std::string& until, int64_t now_ns) {
-  TimeWindow w;
-  Result<int64_t> s = ParseTimeSpec(since, now_ns);
-  if (!s.ok()) return s.status().WithContext(since_flag);
-  Result<int64_t> u = ParseTimeSpec(until.empty() ? "now" : until, now_ns);
-  if (!u.ok()) return u.status().WithContext(until_flag);
-  if (*u < *s)
-    return InvalidArgument(std::string(until_flag) + " (" + FormatRfc3339(*u) + ") is before " +
-                           since_flag + " (" + FormatRfc3339(*s) + ")");
-  w.since_ns = *s;
-  w.until_ns = *u;
-  return w;
-}
-
-}  // namespace
-
 Result<MapQuery> ParseMapQueryText(const MapQueryText& t, int64_t now_ns) {
   MapQuery q;
-  FM_ASSIGN_OR_RETURN(q.window,
-                      WindowOf("--since", t.since.empty() ? "1h" : t.since, "--until", t.until,
-                               now_ns));
+  FM_ASSIGN_OR_RETURN(q.window, ParseWindowText("--since", t.since.empty() ? "1h" : t.since,
+                                                "--until", t.until, now_ns));
   if (!t.compare_to.empty() && (!t.baseline_since.empty() || !t.baseline_until.empty()))
     return InvalidArgument(
         "--compare-to and --baseline-since/--baseline-until both name a baseline; give one");
@@ -75,7 +56,7 @@ Result<MapQuery> ParseMapQueryText(const MapQueryText& t, int64_t now_ns) {
     const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*back).count();
     q.baseline = TimeWindow{q.window.since_ns - ns, q.window.until_ns - ns};
   } else if (!t.baseline_since.empty()) {
-    FM_ASSIGN_OR_RETURN(q.baseline, WindowOf("--baseline-since", t.baseline_since,
+    FM_ASSIGN_OR_RETURN(q.baseline, ParseWindowText("--baseline-since", t.baseline_since,
                                              "--baseline-until", t.baseline_until, now_ns));
   } else if (!t.baseline_until.empty()) {
     return InvalidArgument("--baseline-until needs --baseline-since");

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "node/common/secret_file.h"
+
 namespace flowmesh::mesh {
 namespace {
 
@@ -221,37 +223,11 @@ Result<Keyring> ParseKeyringFile(std::string_view text, const std::string& name)
 }
 
 Result<Keyring> LoadKeyringFile(const std::string& path) {
-  Fd f;
-  // O_NONBLOCK: a FIFO in its place must be refused below, not wait for a writer.
-  f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (f.fd < 0) return Status::FromErrno(errno, "cannot open cluster key file " + path);
-  struct stat st {};
-  if (fstat(f.fd, &st) != 0)
-    return Status::FromErrno(errno, "cannot stat cluster key file " + path);
-  if (!S_ISREG(st.st_mode)) return InvalidArgument("cluster key file " + path + " is not a file");
-  // Like ssh with private keys: a key others can read is no longer secret.
-  if (st.st_mode & 077) {
-    char mode[8];
-    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return PermissionDenied("cluster key file " + path + " has mode " + mode +
-                            ", so group or others can access it; run `chmod 600 " + path +
-                            "` (and consider the keys in it compromised if others read them)");
-  }
-  if (st.st_size > kMaxFileBytes)
-    return InvalidArgument("cluster key file " + path + " is " + std::to_string(st.st_size) +
-                           " bytes; a key file is a few lines of base64");
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t have = 0;
-  while (have < text.size()) {
-    ssize_t n = read(f.fd, text.data() + have, text.size() - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "cannot read cluster key file " + path);
-    if (n == 0) break;
-    have += static_cast<size_t>(n);
-  }
-  text.resize(have);
-  Result<Keyring> ring = ParseKeyringFile(text, path);
-  OPENSSL_cleanse(text.data(), text.size());
+  Result<std::string> text = ReadSecretFile(path, "cluster key file", kMaxFileBytes,
+                                            "a key file is a few lines of base64");
+  if (!text.ok()) return text.status();
+  Result<Keyring> ring = ParseKeyringFile(*text, path);
+  OPENSSL_cleanse(text->data(), text->size());
   return ring;
 }
 

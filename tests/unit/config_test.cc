@@ -1,9 +1,13 @@
-// meshd's flags: history sizes, durations and their limits, --netns lists.
+// meshd's flags: history sizes, durations and their limits, --netns lists,
+// the web listener's address and token file.
 #include "node/daemon/config.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -194,6 +198,56 @@ TEST(NetnsFlag, AllAloneOrAListOfSelfInodesAndPaths) {
   EXPECT_TRUE(CheckNetnsList("all,self").message().find("stands alone") != std::string::npos);
   EXPECT_TRUE(CheckNetnsList("1,2,3,4,5,6,7,8,9").message().find("at most 8") !=
               std::string::npos);
+}
+
+// --ui-listen/--ui-token-file: a usage error naming the flag and the fix.
+std::string ParseError(std::vector<std::string> args) {
+  int code = -1;
+  ::testing::internal::CaptureStderr();
+  std::optional<DaemonConfig> c = Parse(std::move(args), &code);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(c);
+  EXPECT_EQ(code, 2);
+  return err;
+}
+
+TEST(UiFlags, LoopbackNeedsNoTokenAnythingElseDoes) {
+  int code = -1;
+  std::optional<DaemonConfig> c = Parse({}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ui_listen, "") << "off by default";
+  c = Parse({"--ui-listen", "127.0.0.1:7947"}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ui_listen, "127.0.0.1:7947");
+  EXPECT_TRUE(Parse({"--ui-listen", "[::1]:7947"}, &code));
+  for (const char* open : {"0.0.0.0:7947", "10.213.0.2:7947", "[::]:7947"}) {
+    std::string err = ParseError({"--ui-listen", open});
+    EXPECT_NE(err.find("--ui-listen: " + std::string(open) + " is not a loopback address"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("give --ui-token-file FILE"), std::string::npos) << err;
+  }
+  EXPECT_NE(ParseError({"--ui-listen", "127.0.0.1"}).find("--ui-listen: '127.0.0.1' is not IP:PORT"),
+            std::string::npos);
+}
+
+TEST(UiFlags, TheTokenFileIsCheckedBeforeAnythingStarts) {
+  std::string path = ::testing::TempDir() + "fm_ui_token_" + std::to_string(getpid());
+  std::ofstream(path) << "0123456789abcdef0123\n";
+  chmod(path.c_str(), 0644);
+  std::string err = ParseError({"--ui-listen", "0.0.0.0:7947", "--ui-token-file", path});
+  EXPECT_NE(err.find("--ui-token-file: --ui-token-file " + path + " has mode 0644"),
+            std::string::npos)
+      << err;
+  chmod(path.c_str(), 0600);
+  int code = -1;
+  std::optional<DaemonConfig> c =
+      Parse({"--ui-listen", "0.0.0.0:7947", "--ui-token-file", path}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ui_token_file, path);
+  std::ofstream(path, std::ios::trunc) << "short\n";
+  EXPECT_NE(ParseError({"--ui-token-file", path}).find("too short"), std::string::npos);
+  std::remove(path.c_str());
 }
 
 }  // namespace

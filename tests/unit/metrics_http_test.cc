@@ -11,10 +11,13 @@
 #include <thread>
 
 #include "node/metrics/exposition.h"
-#include "node/metrics/http.h"
-#include "node/metrics/http_server.h"
+#include "node/http/http.h"
+#include "node/http/server.h"
+#include "tests/unit/http_test_client.h"
 
 namespace flowmesh::metrics {
+using namespace flowmesh::http;  // the server moved to node/http
+using testing::Client;
 namespace {
 
 std::string Body() { return "fm_up 1\n"; }
@@ -75,44 +78,6 @@ TEST(MetricsHttp, MalformedRequestLinesAre400) {
     EXPECT_EQ(Ask(bad).status, 400) << bad;
   EXPECT_EQ(TooLarge(8192).status, 431);
 }
-
-// A blocking loopback client with a receive timeout.
-class Client {
- public:
-  explicit Client(uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~Client() { close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(std::string_view data) {
-    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
-  }
-  // Everything until the server closes (or the timeout; then *closed is false).
-  std::string ReadAll(bool* closed = nullptr) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (closed) *closed = n == 0 || (n < 0 && errno == ECONNRESET);
-      return out;
-    }
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 std::unique_ptr<HttpServer> StartServer(HttpServerOptions o = {}) {
   o.listen = Endpoint{IpAddr::V4(127, 0, 0, 1), 0};

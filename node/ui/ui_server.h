@@ -1,0 +1,89 @@
+// meshd's web listener (--ui-listen): the embedded page, the login, and the
+// JSON API answered on a small worker pool so that a map that takes seconds
+// never holds the io thread, with a cap on API calls in flight.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/control/backend.h"
+#include "node/http/server.h"
+#include "node/ui/auth.h"
+
+namespace flowmesh::ui {
+
+struct UiOptions {
+  Endpoint listen;
+  std::optional<std::string> token;  // required on every request when set (Start takes it)
+  // A page is a few files and a refresh every few seconds; 64 leaves room for
+  // several browsers and costs at most 64 fds and buffers of 16 KB.
+  size_t max_connections = 64;
+  size_t max_head_bytes = 16 * 1024;
+  size_t max_login_bytes = 4096;  // the POST /login form
+  std::chrono::milliseconds request_timeout{10000};
+  // The map's own deadline is its `timeout` parameter (5 s by default); this
+  // bounds the worst case, a client that asks for more and reads nothing.
+  std::chrono::milliseconds answer_timeout{70000};
+  size_t workers = 2;
+  size_t max_in_flight = 4;  // API calls queued or running; 503 beyond
+  // The clock the API's windows are relative to (tests fix it).
+  std::function<int64_t()> now_ns;
+};
+
+struct UiStats {
+  std::map<int, uint64_t> requests;  // by status code
+  uint64_t auth_failures = 0;
+  std::map<std::string, uint64_t> rejected;  // by reason
+};
+
+class UiServer {
+ public:
+  // Listens (errors name the address); the backend must outlive Stop().
+  static Result<std::unique_ptr<UiServer>> Start(UiOptions options, ControlBackend* backend);
+  ~UiServer();  // Stop()
+  // Stops listening, finishes the API calls under way, joins the workers.
+  void Stop();
+
+  const Endpoint& local_endpoint() const { return http_->local_endpoint(); }
+  UiStats Stats() const;
+  // "on: http://IP:PORT/ (token required)" for meshctl status.
+  std::string StatusLine() const;
+  // flowmesh_ui_requests_total{code}, flowmesh_ui_auth_failures_total,
+  // flowmesh_ui_rejected_total{reason}, in the text exposition format.
+  std::string RenderMetrics() const;
+
+ private:
+  UiServer(UiOptions options, ControlBackend* backend, std::optional<std::string> token);
+  // Without a token: is the Host header one of this listener's names?
+  bool HostAllowed(const http::HttpRequest& request) const;
+  void Handle(http::HttpRequest request, http::Responder responder);
+  void Send(const http::Responder& responder, http::HttpResponse response, bool api);
+  void Reject(const std::string& reason);
+  bool Enqueue(std::function<void()> job);
+  void Work();
+
+  const UiOptions options_;
+  ControlBackend* const backend_;
+  Auth auth_;
+  std::unique_ptr<http::HttpServer> http_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+  size_t in_flight_ = 0;  // queued + running
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::map<int, uint64_t> by_code_;
+  std::map<std::string, uint64_t> rejected_;
+};
+
+}  // namespace flowmesh::ui
