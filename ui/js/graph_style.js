@@ -76,6 +76,12 @@ export function mapStyle() {
       'color': c.disappeared,
     }},
     {selector: 'edge.aggregate', style: {'line-style': 'solid', 'opacity': 0.85}},
+    // A dense overview: edges thin and unlabelled, but those of the picked
+    // node in full.
+    {selector: 'edge.dense', style: {'label': '', 'opacity': 0.35, 'width': 1.2,
+                                     'arrow-scale': 0.6}},
+    {selector: 'edge.dense.near', style: {'label': 'data(label)', 'opacity': 1,
+                                          'width': 'data(width)'}},
     {selector: 'edge:selected', style: {'line-color': c.selected, 'target-arrow-color': c.selected}},
   ];
 }
