@@ -154,6 +154,25 @@ def test_500_overview(d, tmp):
         s.stop()
 
 
+def test_group_by_workload_and_long_names(d, tmp):
+    m = mapgen.lab_map()
+    m['nodes'][2]['label'] = 'x' * 5000
+    s = Server(m, tmp)
+    try:
+        open_page(d, s.url)
+        w = js(d, "return window.flowmesh.cy.getElementById(arguments[0]).width()", m['nodes'][2]['id'])
+        check(w < 600, f'a 5000-character name drew a node {w}px wide')
+        draws = js(d, 'return window.flowmesh.draws')
+        Select(d.find_element(By.ID, 'group-by')).select_by_value('workload')
+        wait_for(d, 'the map by workload', lambda: js(d, 'return window.flowmesh.draws') > draws, 20)
+        got = js(d, "const cy = window.flowmesh.cy; return [cy.nodes(':parent').length,"
+                    " cy.nodes(':childless').length, cy.edges().length];")
+        # No two lab workloads share a name: no boxes, every node and edge.
+        check(got == [0, 7, 8], f'by workload: [boxes, nodes, edges] = {got}')
+    finally:
+        s.stop()
+
+
 def test_svg_export(d, tmp):
     s = Server(None, tmp)
     try:
