@@ -37,7 +37,25 @@ packages=(
   nlohmann-json3-dev
   # vagrant validate of vagrant/Vagrantfile (no hypervisor needed)
   vagrant
+  # the map page's browser tests (tests/ui, tests/integration/ui_browser_test.py)
+  chromium chromium-driver python3-selenium
 )
+# npm for ui/'s pinned graph library, from Debian only where no npm is on the
+# machine (a developer's own node install is left alone).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
+# ui/node_modules from ui/package-lock.json (exact versions): meshd's build
+# embeds files from it (ui/assets.txt). Again whenever the lock file is newer.
+ui_modules() {
+  local ui
+  ui=$(cd "$(dirname "$0")/.." && pwd)/ui
+  if [ ! -d "$ui/node_modules" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules" ]; then
+    echo "setup: npm ci in $ui"
+    (cd "$ui" && npm ci --no-audit --no-fund >/dev/null) ||
+      { echo "setup: npm ci in $ui failed: the npm registry must be reachable once" >&2; exit 1; }
+    touch "$ui/node_modules"
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -46,6 +64,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
+  ui_modules
   exit 0
 fi
 
@@ -67,4 +86,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for svc in nginx redis-server memcached prometheus; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
+ui_modules
 echo "setup: done"

@@ -26,7 +26,7 @@ const state = {
 // What tests and the benchmark read: the graph, and when it was last drawn
 // (performance.now(): ms since navigation) with where the time went.
 const fm = window.flowmesh = {state, cy: null, drawnAt: null, draws: 0, layouts: 0, errors: 0,
-                              timing: {}};
+                              timing: {}, svg: () => graphSvg(fm.cy)};
 
 class HttpError extends Error {}
 

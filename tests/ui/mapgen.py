@@ -192,6 +192,17 @@ def big_map(workloads, per_host=10):
     return map_json(nodes, edges, members(hosts), window(NOW - datetime.timedelta(hours=1)))
 
 
+def hostile_map():
+    """The lab's map with names an attacker controls (a process's comm, a
+    container's name) made of markup: the page must show them as text."""
+    m = lab_map()
+    web = m['nodes'][1]
+    web['label'] = '<img src=x onerror="window.pwned=1">nginx.service'
+    web['process']['comm'] = '<script>window.pwned=2</script>'
+    web['status_detail'] = '<b>bold</b>'
+    return m
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,8 +14,15 @@ function groupKeyOf(node, groupBy, sharedLabels) {
 
 // The text drawn in a node: what operators know it by, where it listens,
 // and any status that is not ok.
+// A name is at most kMaxLabel characters in the graph (the panel has it
+// whole): a process may call itself anything, at any length.
+const kMaxLabel = 60;
+function short(text) {
+  return text.length > kMaxLabel ? text.slice(0, kMaxLabel - 1) + '…' : text;
+}
+
 export function nodeDisplay(node) {
-  const lines = [node.label];
+  const lines = [short(node.label)];
   const ep = (node.endpoints || []).filter((e) => e !== node.label);
   if (ep.length) lines.push(ep.length > 2 ? `${ep[0]} (+${ep.length - 1})` : ep.join(', '));
   if (node.kind === 'balancer') lines.push('balancer');
@@ -166,9 +173,10 @@ export function buildElements(map, opts) {
     // from the id alone, so the red edge has somewhere to go.
     for (const id of [c.from, c.to]) {
       if (byId.has(id) || elements.some((x) => x.data.id === id)) continue;
-      elements.push({group: 'nodes', data: {id, label: id, display: `${id}\n[gone]`, kind: 'gone',
-                                            status: 'gone', w: Math.ceil(textWidth(id)) + 22,
-                                            h: 42},
+      const label = id.replace(/^ext:/, '');
+      elements.push({group: 'nodes', data: {id, label, display: `${short(label)}\n[gone]`,
+                                            kind: 'gone', status: 'gone', h: 42,
+                                            w: Math.ceil(textWidth(short(label))) + 22},
                      classes: 'gone'});
     }
     const src = visibleOf(c.from);
