@@ -87,8 +87,9 @@ class LocalQuerier final : public NodeQuerier {
 };
 
 // What one member's map answer may carry: beyond these, the busiest are
-// kept and the answer says `truncated`. 16384 edges of ~200 wire bytes each
-// stay under look_wire.h's kMaxQueryBytes.
+// kept and the answer says `truncated`. 16384 edges (clients, dependencies
+// and endpoints together) of ~200 wire bytes each stay under look_wire.h's
+// kMaxQueryBytes, and bound the asker's merge of one answer.
 constexpr size_t kMaxMapEntries = 4096;
 constexpr size_t kMaxMapEdges = 16384;
 

@@ -46,6 +46,11 @@ bool Cut(std::vector<MapEntry>& entries) {
   for (MapEntry& e : entries) {
     BusiestFirst(e.clients);
     BusiestFirst(e.dependencies);
+    // Endpoints count too: the asker merges each into its node.
+    size_t endpoints = std::min(budget, e.endpoints.size());
+    budget -= endpoints;
+    if (endpoints < e.endpoints.size()) cut = true;
+    e.endpoints.resize(endpoints);
     size_t deps = std::min(budget, e.dependencies.size());
     budget -= deps;
     size_t clients = std::min(budget, e.clients.size());

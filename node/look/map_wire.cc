@@ -90,10 +90,11 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
                                  " entries, over the cap of " + std::to_string(kMaxMapEntries));
         size_t edges = 0;
         for (q::Process::Reader p : list)
-          edges += p.getClients().size() + p.getDependencies().size();
+          edges += p.getClients().size() + p.getDependencies().size() + p.getEndpoints().size();
         if (edges > kMaxMapEdges)
           return InvalidArgument("malformed map answer: " + std::to_string(edges) +
-                                 " edges, over the cap of " + std::to_string(kMaxMapEdges));
+                                 " edges and endpoints, over the cap of " +
+                                 std::to_string(kMaxMapEdges));
         out->truncated = r.getTruncated();
         out->entries.reserve(list.size());
         for (q::Process::Reader p : list) {

@@ -155,7 +155,15 @@ TEST(MapWire, OversizedAndOverlongAnswersAreRefused) {
   list[1].initClients(kMaxMapEdges / 2 + 1);
   r = DecodeMapAnswer(Flat(edges));
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("edges, over the cap"), std::string::npos);
+  EXPECT_NE(r.status().message().find("edges and endpoints, over the cap"), std::string::npos);
+
+  // Endpoints count: an answer of listeners only may not flood the merge.
+  capnp::MallocMessageBuilder listeners;
+  listeners.initRoot<schema::query::NodeAnswer>().initMap().initEntries(1)[0].initEndpoints(
+      kMaxMapEdges + 1);
+  r = DecodeMapAnswer(Flat(listeners));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("edges and endpoints"), std::string::npos);
 
   // A list that claims more elements than the bytes hold: the traversal
   // limit stops it before anything is allocated for them.
