@@ -88,14 +88,6 @@ CLI::App* AddMapCommand(CLI::App& app, MapOptions* o) {
 int RunMap(const GlobalOptions& g, const MapOptions& o) {
   Result<MapQuery> query = ParseMapQueryText(o.text, RealtimeNs());
   if (!query.ok()) return Fail(kExitUsage, query.status().message());
-  for (const auto& [flag, text] :
-       {std::pair{"--host", &query->host}, {"--workload", &query->workload}})
-    if (text->size() > kMaxMapQueryTextBytes)
-      return Fail(kExitUsage, std::string(flag) + ": " + std::to_string(text->size()) +
-                                  " bytes; at most " + std::to_string(kMaxMapQueryTextBytes));
-  if (query->timeout_ns > kMaxMapTimeoutNs)
-    return Fail(kExitUsage,
-                "--timeout: at most " + std::to_string(kMaxMapTimeoutNs / 1'000'000'000) + "s");
 
   Result<ControlClient> client = ControlClient::Connect(g.socket);
   if (!client.ok()) return Fail(kExitFailure, client.status().message());

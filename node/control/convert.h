@@ -134,7 +134,6 @@ void ToCapnp(const MapResult& m, schema::MapResult::Builder b);
 Result<MapResult> FromCapnp(schema::MapResult::Reader r);
 constexpr size_t kMaxMapTextBytes = 2048;       // ids, labels, hosts, member names
 constexpr size_t kMaxMapDetailBytes = 4096;     // a status detail, a member's error
-constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
 constexpr size_t kMaxMapNodes = 1u << 18;
 constexpr size_t kMaxMapEdges = 1u << 20;
 constexpr size_t kMaxMapMembers = 1u << 16;
@@ -142,9 +141,6 @@ constexpr size_t kMaxMapChanges = 1u << 21;  // appeared + disappeared: both win
 constexpr size_t kMaxMapNodeEndpoints = 4096;
 constexpr int kMaxMapDepth = 64;  // as ParseMapQueryText's --depth
 constexpr int kMaxMapConcurrency = 4096;
-// A map holds one of the control socket's 4 workers until it is done (a
-// 1,000-member map takes under 2 s); longer is not a map query.
-constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
 
 // The deepest `look` a request may ask for: deeper trees are not useful to
 // read and would strain the message nesting limits.

@@ -1,5 +1,7 @@
 // LocalQuerier::Map: this node's part of the mesh's map, from one read of the
 // window's flows, its listeners and its processes.
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -105,7 +107,15 @@ Result<MemberMap> LocalQuerier::Map(const TimeWindow& w, GroupBy group_by) const
 
   MemberMap out;
   out.entries.reserve(groups.size() + forwarded.size());
+  // This meshd's own listeners (the mesh port, the page) are the agent, not
+  // a workload of the host: a node on every host of the map with no edge.
+  // Once something calls it (a browser on the page), it is a dependency
+  // like any other and stays.
+  const ProcId self{static_cast<uint32_t>(getpid()), 0};
   for (auto& [key, g] : groups) {
+    if (g.active.empty() && g.passive.empty() && g.members.size() == 1 &&
+        g.members.begin()->first.first == self.first)
+      continue;
     g.entry.process = procs.Representative(g.members);
     g.entry.dependencies = DependenciesOf(g.active);
     g.entry.clients = ClientEdgesOf(g.passive);

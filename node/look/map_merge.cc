@@ -370,10 +370,14 @@ class Merger {
 }  // namespace
 
 std::string MapLabel(const ProcessDetails& p, GroupBy group_by) {
-  if (group_by == GroupBy::kWorkload) {
+  // By workload, a node is its unit or container only when that is what
+  // grouped it: a login session's processes are grouped by pgid
+  // (WorkloadGroupKey is empty), and "session-1.scope" would not say which.
+  if (group_by == GroupBy::kWorkload && !WorkloadGroupKey(p.workload).empty()) {
     std::string w = WorkloadLabel(p.workload);
     if (!w.empty()) return w;
   }
+  if (p.pid == 0 && p.comm.empty()) return "unknown process";
   const std::string comm = "'" + p.comm + "'";
   if (group_by != GroupBy::kPid && p.pgid != 0) return comm + " pgid " + std::to_string(p.pgid);
   return comm + " pid " + std::to_string(p.pid);

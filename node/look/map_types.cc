@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #include "node/common/clock.h"
 #include "node/common/duration.h"
@@ -74,6 +75,10 @@ Result<MapQuery> ParseMapQueryText(const MapQueryText& t, int64_t now_ns) {
     if (!g.ok()) return g.status().WithContext("--group-by");
     q.group_by = *g;
   }
+  for (const auto& [flag, text] : {std::pair{"--host", &t.host}, {"--workload", &t.workload}})
+    if (text->size() > kMaxMapQueryTextBytes)
+      return InvalidArgument(std::string(flag) + ": " + std::to_string(text->size()) +
+                             " bytes; at most " + std::to_string(kMaxMapQueryTextBytes));
   q.host = t.host;
   q.workload = t.workload;
   if (!t.depth.empty()) {
@@ -87,6 +92,9 @@ Result<MapQuery> ParseMapQueryText(const MapQueryText& t, int64_t now_ns) {
     Result<std::chrono::milliseconds> d = ParseDuration(t.timeout);
     if (!d.ok()) return d.status().WithContext("--timeout");
     if (d->count() == 0) return InvalidArgument("--timeout: must be more than 0");
+    if (*d > std::chrono::nanoseconds(kMaxMapTimeoutNs))
+      return InvalidArgument("--timeout: at most " +
+                             std::to_string(kMaxMapTimeoutNs / 1'000'000'000) + "s");
     q.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*d).count();
     if (q.hop_timeout_ns > q.timeout_ns) q.hop_timeout_ns = q.timeout_ns;
   }

@@ -129,6 +129,12 @@ struct MapResult {
   std::vector<MapEdgeChange> changes;  // with query.baseline: by kind, then edge key
 };
 
+// Bounds every map query is held to, from meshctl and from the page alike.
+// A map holds a control worker or a page worker until it is done (a
+// 1,000-member map takes under 2 s); longer is not a map query.
+constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
+constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
+
 // A map query as meshctl's flags and /api/map's parameters spell it; both
 // parse it here, so they ask the same question. Empty = the default.
 struct MapQueryText {

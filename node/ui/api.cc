@@ -55,6 +55,13 @@ http::HttpResponse Json(std::string body) {
   return r;
 }
 
+http::HttpResponse Text(std::string body, std::string_view content_type) {
+  http::HttpResponse r;
+  r.content_type = std::string(content_type);
+  r.body = std::move(body);
+  return r;
+}
+
 // A backend error: unavailable (a member, the mesh) is 503, a bad query 400.
 http::HttpResponse BackendError(const Status& s) {
   int code = s.code() == Status::Code::kInvalidArgument ? 400
@@ -87,12 +94,9 @@ http::HttpResponse Map(const http::HttpRequest& r, ControlBackend& backend, int6
                        bool dot) {
   Result<MapQuery> q = MapQueryOf(r, now_ns);
   if (!q.ok()) return JsonError(400, q.status().message());
-  if (dot)
-    return JsonError(501,
-                     "/api/map.dot is not built into this meshd yet (it waits for meshctl's dot "
-                     "format); use /api/map, or `meshctl map --format dot`");
   Result<MapResult> m = backend.RunMap(*q);
   if (!m.ok()) return BackendError(m.status());
+  if (dot) return Text(FormatMapDot(*m), "text/vnd.graphviz; charset=utf-8");
   return Json(FormatMapJson(*m));
 }
 

@@ -87,12 +87,24 @@ TEST(UiApi, MapBackendErrorsKeepTheirMeaning) {
   EXPECT_EQ(Get(b, "/api/map").status, 500);
 }
 
-TEST(UiApi, MapDotSaysWhyItIsNotHereAfterCheckingTheQuery) {
+TEST(UiApi, MapDotIsFormatMapDotOfTheSameQuery) {
   UiFakeBackend b;
+  b.map = testing::SampleMap();
   EXPECT_EQ(Get(b, "/api/map.dot?nope=1").status, 400);
   HttpResponse r = Get(b, "/api/map.dot?since=1h");
-  EXPECT_EQ(r.status, 501);
-  EXPECT_NE(r.body.find("meshctl map --format dot"), std::string::npos) << r.body;
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/vnd.graphviz; charset=utf-8");
+  MapResult expected = b.map;
+  expected.query = b.last_map;
+  EXPECT_EQ(r.body, FormatMapDot(expected));
+}
+
+TEST(UiApi, MapTimeoutAndTextsAreBoundedAsMeshctlsAre) {
+  UiFakeBackend b;
+  HttpResponse r = Get(b, "/api/map?timeout=1h");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("--timeout: at most 60s"), std::string::npos) << r.body;
+  EXPECT_EQ(Get(b, "/api/map?workload=" + std::string(2000, 'w')).status, 400);
 }
 
 TEST(UiApi, LookIsFormatLookJsonOfTheSameQueryMeshctlAsks) {
