@@ -75,6 +75,7 @@ struct Process {
   dependencies @4 :List(DependencyEdge);  # active: where it connected
   balancer @5 :Bool;       # clients: a balancer's forwarded connections, endpoints = its front
   via @6 :Endpoint;        # clients: the process dialled this, its node's NAT sent it to the target
+  agent @7 :Bool;          # map: the answering meshd itself (drawn only when something called it)
 }
 
 struct Answer {

@@ -98,6 +98,9 @@ struct ActiveProcess {
 struct MapEntry {
   ProcessDetails process;  // a balancer: none
   bool balancer = false;
+  // The answering meshd itself (its mesh port, its page): the map draws it
+  // only when something called it, not as a workload on every host.
+  bool agent = false;
   FlowStats stats;                  // all its connections in the window, in and out
   std::vector<Endpoint> endpoints;  // where it listened in the window; a balancer: its front
   std::vector<ClientEdge> clients;  // who connected to those endpoints

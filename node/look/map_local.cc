@@ -108,14 +108,11 @@ Result<MemberMap> LocalQuerier::Map(const TimeWindow& w, GroupBy group_by) const
   MemberMap out;
   out.entries.reserve(groups.size() + forwarded.size());
   // This meshd's own listeners (the mesh port, the page) are the agent, not
-  // a workload of the host: a node on every host of the map with no edge.
-  // Once something calls it (a browser on the page), it is a dependency
-  // like any other and stays.
-  const ProcId self{static_cast<uint32_t>(getpid()), 0};
+  // a workload of the host; the probe does not trace meshd's own sockets,
+  // so only a caller's side can show an edge to it (MergeMap keeps it then).
+  const uint32_t self = static_cast<uint32_t>(getpid());
   for (auto& [key, g] : groups) {
-    if (g.active.empty() && g.passive.empty() && g.members.size() == 1 &&
-        g.members.begin()->first.first == self.first)
-      continue;
+    g.entry.agent = g.members.size() == 1 && g.members.begin()->first.first == self;
     g.entry.process = procs.Representative(g.members);
     g.entry.dependencies = DependenciesOf(g.active);
     g.entry.clients = ClientEdgesOf(g.passive);

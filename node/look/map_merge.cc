@@ -68,9 +68,13 @@ class Merger {
     for (const LookMember* m : order_)
       if (const MemberMap* map = Answered(m->name)) AddClients(*m, *map);
 
+    // A member's meshd is drawn only when something called it (its page).
+    std::set<std::string> called;
+    for (const auto& [key, e] : edges_) called.insert(e.to);
     MapGraph g;
     g.window = window;
-    for (auto& [id, n] : nodes_) g.nodes.push_back(std::move(n));
+    for (auto& [id, n] : nodes_)
+      if (!agents_.contains(id) || called.contains(id)) g.nodes.push_back(std::move(n));
     for (auto& [key, e] : edges_) g.edges.push_back(std::move(e));
     for (const LookMember* m : order_) g.members.push_back(Member(*m));
     std::sort(g.members.begin(), g.members.end(),
@@ -148,6 +152,7 @@ class Merger {
         n.process = e.process;
         n.label = MapLabel(e.process, group_by_);
       }
+      if (e.agent) agents_.insert(n.id);
       for (const Endpoint& at : e.endpoints) {
         AddEndpoint(n, at);
         listeners_[at.port].push_back({&m, at, n.id});
@@ -362,6 +367,7 @@ class Merger {
   // Each member's client-side edges by what they went to and what they dialled.
   std::map<std::string, std::map<Endpoint, std::vector<EdgeKey>>> deps_;
   std::map<std::string, MapNode> nodes_;
+  std::set<std::string> agents_;  // node ids of members' own meshd
   std::map<EdgeKey, MapEdge> edges_;
   std::set<std::tuple<std::string, std::string, Endpoint, Endpoint>> client_reports_;
   std::set<std::tuple<std::string, IpAddr, Endpoint>> server_reports_;

@@ -20,6 +20,7 @@ Result<std::vector<uint8_t>> EncodeEntries(const MemberMap& map) {
     auto b = list[i];
     if (!e.balancer) wire::DetailsToWire(e.process, b.initProcess());
     b.setBalancer(e.balancer);
+    b.setAgent(e.agent);
     wire::FlowStatsToWire(e.stats, b.initStats());
     SetEndpoints(b.initEndpoints(static_cast<unsigned>(e.endpoints.size())), e.endpoints);
     SetClients(b.initClients(static_cast<unsigned>(e.clients.size())), e.clients);
@@ -100,6 +101,7 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
         for (q::Process::Reader p : list) {
           MapEntry e;
           e.balancer = p.getBalancer();
+          e.agent = p.getAgent();
           if (!e.balancer) e.process = wire::DetailsFromWire(p.getProcess());
           e.stats = wire::FlowStatsFromWire(p.getStats());
           FM_ASSIGN_OR_RETURN(e.endpoints, GetEndpoints(p.getEndpoints()));

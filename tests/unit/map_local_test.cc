@@ -2,6 +2,7 @@
 // dependencies, a listener nobody called, a balancer's front, grouping, and
 // the caps that keep an answer under the wire's limit.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -37,6 +38,18 @@ TEST_F(MapLocal, ServerGroupsHaveClientsAndEndpointsEvenWithoutFlows) {
   ASSERT_NE(idle, nullptr) << "a listener nobody called is a node of the map";
   EXPECT_EQ(idle->endpoints, std::vector<Endpoint>{E("0.0.0.0:9999")});
   EXPECT_EQ(idle->stats.active(), 0u);
+}
+
+TEST_F(MapLocal, ThisMeshdsOwnListenerIsMarkedTheAgent) {
+  nodes_["s1"]->Listen(1, "0.0.0.0", 7946, static_cast<uint32_t>(getpid()), "meshd");
+  CommitAll();
+  Result<MemberMap> m = nodes_["s1"]->querier->Map(TimeWindow{}, GroupBy::kPgid);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const MapEntry* self = ByComm(*m, "meshd");
+  ASSERT_NE(self, nullptr);
+  EXPECT_TRUE(self->agent);
+  EXPECT_FALSE(ByComm(*m, "fmsrv")->agent);
+  EXPECT_FALSE(ByComm(*m, "idle")->agent);
 }
 
 TEST_F(MapLocal, ClientGroupsKeepWhatTheyDialled) {

@@ -251,6 +251,46 @@ TEST(MapMergeByHand, LoopbackStaysOnItsMemberAndBothEndsAreOneEdge) {
   EXPECT_EQ(e.stats.connections, 3u) << "the client side's counts";
 }
 
+TEST(MapMergeByHand, AMembersOwnMeshdIsDrawnOnlyWhenSomethingCalledIt) {
+  auto member = [](const char* name, const char* addr) {
+    LookMember m;
+    m.name = name;
+    m.address = std::string(addr) + ":7946";
+    m.state = "alive";
+    m.addresses = {A(addr)};
+    return m;
+  };
+  auto meshd = [](uint32_t pid, const char* at) {
+    MapEntry e;
+    e.process.pid = pid;
+    e.process.pgid = pid;
+    e.process.comm = "meshd";
+    e.agent = true;
+    e.endpoints = {E(at)};
+    return e;
+  };
+  MapEntry browser;
+  browser.process.pid = 9;
+  browser.process.pgid = 9;
+  browser.process.comm = "chromium";
+  FlowStats two;
+  two.connections = 2;
+  browser.dependencies.push_back({E("10.0.0.1:8080"), two, {}});
+  MemberMap h1, h2;
+  h1.entries = {meshd(100, "10.0.0.1:8080"), meshd(100, "10.0.0.1:7946")};
+  h2.entries = {meshd(200, "10.0.0.2:7946")};
+  MapGraph quiet = MergeMap({member("h1", "10.0.0.1"), member("h2", "10.0.0.2")},
+                            {{"h1", h1}, {"h2", h2}}, GroupBy::kPgid, TimeWindow{});
+  EXPECT_TRUE(quiet.nodes.empty()) << "no workload of either host: only their meshd";
+  h2.entries.push_back(browser);
+  MapGraph called = MergeMap({member("h1", "10.0.0.1"), member("h2", "10.0.0.2")},
+                             {{"h1", h1}, {"h2", h2}}, GroupBy::kPgid, TimeWindow{});
+  ASSERT_EQ(called.edges.size(), 1u);
+  EXPECT_EQ(called.edges[0].to, "h1/g100") << "the page's meshd, called by a browser";
+  ASSERT_NE(FindNode(called, "h1/g100"), nullptr);
+  EXPECT_EQ(FindNode(called, "h2/g200"), nullptr);
+}
+
 TEST(MapMergeByHand, AnAddressNoTableClaimsIsUnsyncedWhileATableIsMissing) {
   LookMember a;
   a.name = "a";

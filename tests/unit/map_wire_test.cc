@@ -92,6 +92,11 @@ TEST(MapWire, AnswerRoundTrips) {
   EXPECT_EQ(e.dependencies[1].via.port, 0);
   EXPECT_TRUE(back->entries[1].balancer);
   EXPECT_EQ(back->entries[1].process.pid, 0u);
+  EXPECT_FALSE(e.agent);
+  m.entries[0].agent = true;
+  Result<MemberMap> agent = DecodeMapAnswer(*EncodeMapAnswer(m));
+  ASSERT_TRUE(agent.ok());
+  EXPECT_TRUE(agent->entries[0].agent) << "a member's own meshd is said on the wire";
 }
 
 TEST(MapWire, AnErrorTravelsAsItsText) {
