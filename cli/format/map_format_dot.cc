@@ -17,13 +17,14 @@ using namespace map_format_internal;
 // backslashes, and only the label's own line breaks survive as \n.
 std::string VertexLabel(const MapNode& n) {
   std::string s = Safe(n.label.empty() ? n.id : n.label);
-  if (n.process && !n.process->workload.empty())
+  if (n.process && !n.process->workload.empty() && !n.label.starts_with("'"))
     s += "\n" + Safe(n.process->comm) +
          (n.process->pgid ? " (pgid=" + std::to_string(n.process->pgid) + ")"
                           : " (pid=" + std::to_string(n.process->pid) + ")");
-  for (const Endpoint& e : n.endpoints)
-    if (e.port != 0 && e.ToString() != n.label) s += "\n" + e.ToString();
-  if (n.kind == MapNodeKind::kBalancer) s += "\nbalancer";
+  // A balancer's label names its front ("balancer 10.96.0.10:80").
+  if (n.kind != MapNodeKind::kBalancer)
+    for (const Endpoint& e : n.endpoints)
+      if (e.port != 0 && e.ToString() != n.label) s += "\n" + e.ToString();
   if (n.status != LookStatus::kOk && n.status != LookStatus::kNoAgent)
     s += "\n[" + std::string(LookStatusName(n.status)) + "]";
   return s;

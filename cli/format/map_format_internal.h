@@ -37,8 +37,8 @@ inline std::string Safe(std::string_view s) { return WithoutTerminalControls(s);
 inline std::string NodeName(const NodeIndex& index, const std::string& id) {
   const MapNode* n = index.Find(id);
   if (n == nullptr) return Safe(id);
+  // A balancer's label says so ("balancer 10.96.0.10:80", MapLabel).
   std::string s = Safe(n->label.empty() ? n->id : n->label);
-  if (n->kind == MapNodeKind::kBalancer) s += " balancer";
   if (!n->host.empty()) s += " on " + Safe(n->host);
   return s;
 }

@@ -64,17 +64,17 @@ std::string Summary(const MapResult& r) {
 // listens, its status and why.
 std::string NodeLine(const MapNode& n) {
   std::string s = "  " + Safe(n.label.empty() ? n.id : n.label);
-  if (n.kind == MapNodeKind::kBalancer) s += " balancer";
   // A workload's label is its unit or container; the process tells which
-  // program. Without a workload the label names the process already.
-  if (n.process && !n.process->workload.empty()) {
+  // program. A label that is the process already ("'curl' pgid 12", a login
+  // session's group) says it once.
+  if (n.process && !n.process->workload.empty() && !n.label.starts_with("'")) {
     const ProcessDetails& p = *n.process;
     s += " ('" + Safe(p.comm) + "', " +
          (p.pgid != 0 ? "pgid=" + std::to_string(p.pgid) : "pid=" + std::to_string(p.pid)) + ")";
   }
   std::string listens;
   for (const Endpoint& e : n.endpoints)
-    if (e.port != 0 && e.ToString() != n.label)
+    if (e.port != 0 && n.kind != MapNodeKind::kBalancer && e.ToString() != n.label)
       listens += (listens.empty() ? "" : ", ") + e.ToString();
   if (!listens.empty()) s += "  " + listens;
   s += Status(&n);

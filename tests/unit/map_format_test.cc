@@ -51,7 +51,7 @@ TEST(MapText, EachHostListsItsWorkloadsWithClientsAndDependencies) {
   EXPECT_EQ(At(lines, "  container web ('python3', pgid=6111)  10.213.0.3:8000"), app + 1);
   // Through the balancer: what was dialled follows the endpoint reached.
   EXPECT_EQ(At(lines,
-               "    <-- 10.213.250.1:80 balancer on lb-1  10.213.0.3:8000 via "
+               "    <-- balancer 10.213.250.1:80 on lb-1  10.213.0.3:8000 via "
                "10.213.250.1:80  12 conns 91.9 KB"),
             app + 2);
   // An external server is named by its endpoint, once.
@@ -68,10 +68,10 @@ TEST(MapText, EachHostListsItsWorkloadsWithClientsAndDependencies) {
             web + 2);
   EXPECT_EQ(At(lines, "    <-- 10.213.0.5 on client-2  10.213.0.2:80 [unconfirmed]  2 conns 30 B"),
             web + 3);
-  EXPECT_EQ(At(lines, "    --> 10.213.250.1:80 balancer on lb-1  12 conns 91.9 KB"), web + 5);
+  EXPECT_EQ(At(lines, "    --> balancer 10.213.250.1:80 on lb-1  10.213.250.1:80  12 conns 91.9 KB"), web + 5);
   // A process without a workload is named by its label alone.
   EXPECT_GE(At(lines, "  'curl' pgid 5982"), 0);
-  EXPECT_GE(At(lines, "  10.213.250.1:80 balancer"), 0);
+  EXPECT_GE(At(lines, "  balancer 10.213.250.1:80"), 0);
 }
 
 TEST(MapText, ExternalNodesThenTheMembersThatDidNotAnswer) {
@@ -178,7 +178,7 @@ TEST(MapDot, ClustersPerHostAndShapesByKind) {
                      "(pgid=4656)\\n10.213.0.2:80\"];\n  }\n"),
             std::string::npos)
       << dot;
-  EXPECT_NE(dot.find("\"lb-1/lb:10.213.250.1:80\" [label=\"10.213.250.1:80\\nbalancer\", "
+  EXPECT_NE(dot.find("\"lb-1/lb:10.213.250.1:80\" [label=\"balancer 10.213.250.1:80\", "
                      "shape=diamond];"),
             std::string::npos);
   EXPECT_NE(dot.find("\n  \"ext:203.0.113.9:443\" [label=\"203.0.113.9:443\", shape=ellipse];"),

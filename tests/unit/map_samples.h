@@ -88,7 +88,7 @@ inline MapResult SampleMap(bool with_baseline = true) {
   lb.kind = MapNodeKind::kBalancer;
   lb.host = "lb-1";
   lb.endpoints = {*Endpoint::Parse("10.213.250.1:80")};
-  lb.label = "10.213.250.1:80";
+  lb.label = "balancer 10.213.250.1:80";  // MapLabel's
   MapNode cache;
   cache.id = "cache-1/unreachable";
   cache.host = "cache-1";
