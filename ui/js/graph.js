@@ -23,9 +23,10 @@ function short(text) {
 
 export function nodeDisplay(node) {
   const lines = [short(node.label)];
-  const ep = (node.endpoints || []).filter((e) => e !== node.label);
+  // A balancer's label is "balancer FRONT" already (meshd's MapLabel).
+  const ep = node.kind === 'balancer' ? []
+      : (node.endpoints || []).filter((e) => e !== node.label);
   if (ep.length) lines.push(ep.length > 2 ? `${ep[0]} (+${ep.length - 1})` : ep.join(', '));
-  if (node.kind === 'balancer') lines.push('balancer');
   if (node.status && node.status !== 'ok') lines.push(`[${node.status}]`);
   return lines.join('\n');
 }
