@@ -1,6 +1,7 @@
 // A ControlBackend the web listener's tests steer: canned map, look, peers
 // and endpoints, the queries it was asked, and a gate that holds RunMap
-// (API calls in flight). Header-only: the unit-test binaries glob *_test.cc.
+// (API calls in flight), and a client's exchange split into status, head and
+// body. Header-only: the unit-test binaries glob *_test.cc.
 #pragma once
 
 #include <condition_variable>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "node/control/backend.h"
+#include "tests/unit/http_test_client.h"
 
 namespace flowmesh::testing {
 
@@ -73,6 +75,30 @@ class UiFakeBackend : public ControlBackend {
   std::vector<PeerView> peers;
   std::vector<EndpointView> local_endpoints, mesh_endpoints;
 };
+
+// One exchange with the listener, split at the end of the head.
+struct Reply {
+  std::string status_line, head, body;
+};
+
+inline Reply Split(const std::string& raw) {
+  Reply r;
+  size_t end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end == std::string::npos ? raw.size() : end + 2);
+  r.status_line = raw.substr(0, raw.find("\r\n"));
+  if (end != std::string::npos) r.body = raw.substr(end + 4);
+  return r;
+}
+
+inline Reply Ask(uint16_t port, const std::string& request) {
+  Client c(port);
+  c.Send(request);
+  return Split(c.ReadAll());
+}
+
+inline Reply Get(uint16_t port, const std::string& target, const std::string& headers = "") {
+  return Ask(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n");
+}
 
 // A small map: nginx on web-1 called by curl on client-1, and an external.
 inline MapResult SampleMap() {
