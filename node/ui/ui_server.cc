@@ -5,6 +5,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/look/map_types.h"
 #include "node/metrics/exposition.h"
 #include "node/ui/api.h"
 #include "node/ui/assets.h"
@@ -102,12 +103,22 @@ UiServer::~UiServer() { Stop(); }
 
 void UiServer::Stop() {
   if (http_) http_->Stop();  // no new requests; answers still queued go nowhere
+  size_t running = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     stopping_ = true;
+    in_flight_ -= queue_.size();
     queue_.clear();
+    running = in_flight_;
   }
+  // A running call reads the store and asks the mesh, which meshd tears down
+  // next, and nothing can cut it short: it is waited for, and the operator
+  // told why the stop takes that long.
+  if (running > 0)
+    FM_LOG(Info, "ui") << "waiting for " << running
+                       << " API call(s) under way; each ends by its own timeout (at most "
+                       << kMaxMapTimeoutNs / 1'000'000'000 << "s)";
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
 }

@@ -66,7 +66,9 @@ class UiServer {
   // Listens (errors name the address); the backend must outlive Stop().
   static Result<std::unique_ptr<UiServer>> Start(UiOptions options, ControlBackend* backend);
   ~UiServer();  // Stop()
-  // Stops listening, finishes the API calls under way, joins the workers.
+  // Stops listening, drops the queued API calls, waits for the running ones
+  // (each bounded by its own timeout, at most 60 s: they use the backend, so
+  // they cannot be left behind), joins the workers.
   void Stop();
 
   const Endpoint& local_endpoint() const { return http_->local_endpoint(); }
