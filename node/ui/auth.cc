@@ -159,8 +159,9 @@ AuthResult Auth::Check(const http::HttpRequest& request) {
 }
 
 std::string Auth::SessionCookie() const {
-  return cookie_name_ + "=" + CookieValue(now_ms_()) + "; Path=/; Max-Age=" +
-         std::to_string(std::chrono::seconds(kSessionAge).count()) + "; HttpOnly; SameSite=Strict";
+  return cookie_name_ + "=" + CookieValue(now_ms_()) +
+         "; Path=/; Max-Age=" + std::to_string(std::chrono::seconds(kSessionAge).count()) +
+         "; HttpOnly; SameSite=Strict";
 }
 
 std::string Auth::ClearedCookie() const {

@@ -167,10 +167,10 @@ void UiServer::Send(const http::Responder& responder, HttpResponse response, boo
   if (api && response.body.size() > options_.max_api_bytes) {
     FM_LOG(Warn, "ui") << "an API answer of " << response.body.size() << " bytes is over the cap";
     bool head = response.head_only;
-    response = JsonError(500, "the answer is " + std::to_string(response.body.size()) +
-                                  " bytes, over the cap of " +
-                                  std::to_string(options_.max_api_bytes) +
-                                  "; ask for less (a shorter 'since', one 'host' or 'workload', a smaller 'depth')");
+    response = JsonError(
+        500, "the answer is " + std::to_string(response.body.size()) + " bytes, over the cap of " +
+                 std::to_string(options_.max_api_bytes) +
+                 "; ask for less (a shorter 'since', one 'host' or 'workload', a smaller 'depth')");
     response.head_only = head;
   }
   if (api) response.headers.emplace_back("Cache-Control", "no-store");
@@ -301,8 +301,8 @@ bool UiServer::CrossSite(const HttpRequest& r) const {
   std::optional<std::string_view> origin = r.Header("origin");
   if (!origin) return false;
   std::optional<std::string_view> host = r.Header("host");
-  return !host || (*origin != "http://" + std::string(*host) &&
-                   *origin != "https://" + std::string(*host));
+  return !host ||
+         (*origin != "http://" + std::string(*host) && *origin != "https://" + std::string(*host));
 }
 
 bool UiServer::ApiCallFromThePage(const HttpRequest& r) const {

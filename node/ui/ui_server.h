@@ -26,10 +26,12 @@ namespace flowmesh::ui {
 // What the page's fetches send with every API call (docs/api.md "Access").
 inline constexpr std::string_view kApiHeader = "X-Flowmesh-Api";
 inline constexpr std::string_view kApiHeaderLower = "x-flowmesh-api";
-// Sent with every answer. tests/ui/fixture_server.py reads this line from
-// ui_server.h and sends the same, so the page's tests run under meshd's
+// Sent with every answer. tests/ui/fixture_server.py reads these literals
+// from ui_server.h and sends the same, so the page's tests run under meshd's
 // policy. img-src data:: the page exports its drawing as PNG/SVG data URLs.
-inline constexpr std::string_view kContentSecurityPolicy = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+inline constexpr std::string_view kContentSecurityPolicy =
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
 
 struct UiOptions {
   Endpoint listen;

@@ -25,10 +25,11 @@ def meshd_csp():
     """meshd's Content-Security-Policy, read from where meshd has it, so the
     page is tested under the very policy it is served with."""
     with open(os.path.join(ROOT, 'node', 'ui', 'ui_server.h')) as f:
-        m = re.search(r'kContentSecurityPolicy\s*=\s*"([^"]*)";', f.read())
+        m = re.search(r'kContentSecurityPolicy\s*=\s*((?:"[^"]*"\s*)+);', f.read())
     if not m:
         sys.exit('fixture_server: no kContentSecurityPolicy = "..."; in node/ui/ui_server.h')
-    return m.group(1)
+    # Adjacent C++ literals, as clang-format splits them, are one string.
+    return ''.join(re.findall(r'"([^"]*)"', m.group(1)))
 
 
 CSP = meshd_csp()
@@ -151,14 +152,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             path, ctype = self.server.assets[url.path]
             with open(path, 'rb') as f:
                 return self.send(200, ctype, f.read())
-        if is_api and not self.from_the_page():
-            return self.json(403, {'error': f"an API call needs the header '{API_HEADER}: 1' or "
-                                            "'Authorization: Bearer TOKEN'"})
         if not self.authorised():
             if is_api:
                 return self.json(401, {'error': 'a token is needed: Authorization: Bearer '
                                                 'TOKEN, or log in at /'})
             return self.login_page(401)
+        # After the token, as meshd: a missing token is a 401 first.
+        if is_api and not self.from_the_page():
+            return self.json(403, {'error': f"an API call needs the header '{API_HEADER}: 1' or "
+                                            "'Authorization: Bearer TOKEN'"})
         if url.path in self.server.assets:
             path, ctype = self.server.assets[url.path]
             with open(path, 'rb') as f:

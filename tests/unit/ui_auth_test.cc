@@ -129,8 +129,7 @@ TEST(UiAuth, CookieIsADatedHmacNotTheTokenNamedByThePort) {
   std::string value = Presented(set);
   EXPECT_EQ(value.size(), std::string("flowmesh_ui_7947=1800000000000.").size() + 64);
   EXPECT_EQ(a.Check(With("cookie", "theme=dark; " + value)), AuthResult::kOk);
-  EXPECT_EQ(a.Check(With("cookie", "flowmesh_ui_7947=" + std::string(kToken))),
-            AuthResult::kWrong);
+  EXPECT_EQ(a.Check(With("cookie", "flowmesh_ui_7947=" + std::string(kToken))), AuthResult::kWrong);
   EXPECT_EQ(a.Check(With("cookie", value + "0")), AuthResult::kWrong);
   EXPECT_EQ(a.Check(With("cookie", "theme=dark")), AuthResult::kMissing);
   // Another issue time under the same MAC: a cookie cannot be re-dated.

@@ -48,17 +48,17 @@ TEST_F(UiGuardTest, AnotherSitesImgOrFormStartsNoMapWithoutAToken) {
   EXPECT_NE(img.body.find("X-Flowmesh-Api: 1"), std::string::npos) << img.body;
   // A browser that says where the request is from is refused even with the header.
   for (const char* site : {"cross-site", "same-site"})
-    EXPECT_EQ(Get(port_, "/api/map",
-                  std::string("X-Flowmesh-Api: 1\r\nSec-Fetch-Site: ") + site + "\r\n")
-                  .status_line,
-              "HTTP/1.1 403 Forbidden")
+    EXPECT_EQ(
+        Get(port_, "/api/map", std::string("X-Flowmesh-Api: 1\r\nSec-Fetch-Site: ") + site + "\r\n")
+            .status_line,
+        "HTTP/1.1 403 Forbidden")
         << site;
   EXPECT_EQ(backend_.maps_started, 0);
   EXPECT_EQ(server_->Stats().rejected["cross_site"], 3u);
   // The page's own fetch, and curl.
-  EXPECT_EQ(Get(port_, "/api/map", "X-Flowmesh-Api: 1\r\nSec-Fetch-Site: same-origin\r\n")
-                .status_line,
-            "HTTP/1.1 200 OK");
+  EXPECT_EQ(
+      Get(port_, "/api/map", "X-Flowmesh-Api: 1\r\nSec-Fetch-Site: same-origin\r\n").status_line,
+      "HTTP/1.1 200 OK");
   EXPECT_EQ(Get(port_, "/api/peers", "X-Flowmesh-Api: 1\r\n").status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(Get(port_, "/api/peers", "X-Flowmesh-Api: 0\r\n").status_line,
             "HTTP/1.1 403 Forbidden");
@@ -68,22 +68,21 @@ TEST_F(UiGuardTest, AnotherSitesImgOrFormStartsNoMapWithoutAToken) {
 
 TEST_F(UiGuardTest, ABearerTokenNeedsNoPageHeader) {
   Start();
-  EXPECT_EQ(Get(port_, "/api/peers", std::string("Authorization: Bearer ") + kToken + "\r\n")
-                .status_line,
-            "HTTP/1.1 200 OK")
+  EXPECT_EQ(
+      Get(port_, "/api/peers", std::string("Authorization: Bearer ") + kToken + "\r\n").status_line,
+      "HTTP/1.1 200 OK")
       << "curl -H 'Authorization: Bearer ...' as before";
   // A signed-in browser's cookie rides along with another local site's <img>.
   std::string body = std::string("token=") + kToken;
-  Reply in = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body);
+  Reply in = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\n\r\n" + body);
   size_t at = in.head.find("Set-Cookie: ") + 12;
   std::string cookie = "Cookie: " + in.head.substr(at, in.head.find(';', at) - at) + "\r\n";
   EXPECT_EQ(Get(port_, "/api/map", cookie).status_line, "HTTP/1.1 403 Forbidden");
   EXPECT_EQ(Get(port_, "/api/map", cookie + "Sec-Fetch-Site: same-site\r\n").status_line,
             "HTTP/1.1 403 Forbidden");
   EXPECT_EQ(backend_.maps_started, 0);
-  EXPECT_EQ(Get(port_, "/api/map", cookie + "X-Flowmesh-Api: 1\r\n").status_line,
-            "HTTP/1.1 200 OK")
+  EXPECT_EQ(Get(port_, "/api/map", cookie + "X-Flowmesh-Api: 1\r\n").status_line, "HTTP/1.1 200 OK")
       << "the page's own fetch";
 }
 
@@ -92,17 +91,16 @@ TEST_F(UiGuardTest, ABrowsersOwnBasicCredentialsDoNotPass) {
   EXPECT_EQ(Get(port_, "/api/peers", "Authorization: Basic YTpi\r\n").status_line,
             "HTTP/1.1 403 Forbidden")
       << "a browser may send Basic credentials on its own; Bearer never";
-  EXPECT_EQ(Get(port_, "/api/peers", "Authorization: Bearer x\r\n").status_line,
-            "HTTP/1.1 200 OK");
+  EXPECT_EQ(Get(port_, "/api/peers", "Authorization: Bearer x\r\n").status_line, "HTTP/1.1 200 OK");
 }
 
 TEST_F(UiGuardTest, AnotherSitesLoginPostIsRefusedUnchecked) {
   Start();
   auto post = [&](const std::string& headers) {
     std::string body = "token=guess-guess-guess-guess";
-    return Ask(port_, "POST /login HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
-                          "\r\n" + headers + "Content-Length: " + std::to_string(body.size()) +
-                          "\r\n\r\n" + body)
+    return Ask(port_, "POST /login HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n" +
+                          headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                          body)
         .status_line;
   };
   EXPECT_EQ(post("Origin: https://evil.example\r\n"), "HTTP/1.1 403 Forbidden");

@@ -78,9 +78,8 @@ TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
             std::string::npos)
       << yes.head;
   for (const char* h :
-       {"X-Content-Type-Options: nosniff",
-        "X-Frame-Options: DENY", "Referrer-Policy: no-referrer", "Cache-Control: no-store",
-        "Content-Type: application/json"})
+       {"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer",
+        "Cache-Control: no-store", "Content-Type: application/json"})
     EXPECT_NE(yes.head.find(std::string("\r\n") + h), std::string::npos) << h << "\n" << yes.head;
   EXPECT_EQ(Get(port_, "/api/map", "Authorization: Bearer wrong-wrong-wrong-wrong\r\n").status_line,
             "HTTP/1.1 401 Unauthorized");
@@ -122,8 +121,7 @@ TEST_F(UiServerTest, LoginFormSetsTheCookieThatOpensThePage) {
   Reply out = Get(port_, "/logout", "Cookie: " + cookie + "\r\n");
   EXPECT_EQ(out.status_line, "HTTP/1.1 303 See Other");
   EXPECT_NE(out.head.find("Max-Age=0"), std::string::npos);
-  EXPECT_EQ(Get(port_, "/", "Cookie: " + cookie + "\r\n").status_line,
-            "HTTP/1.1 401 Unauthorized")
+  EXPECT_EQ(Get(port_, "/", "Cookie: " + cookie + "\r\n").status_line, "HTTP/1.1 401 Unauthorized")
       << "a copy of the cookie kept after /logout opens nothing";
   // A login body past the bound is refused before it is read.
   Reply big = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: 100000\r\n\r\ntoken=");
@@ -160,8 +158,8 @@ TEST_F(UiServerTest, WithoutATokenOnlyThisListenersNamesAreServed) {
   EXPECT_EQ(status("[::1]:" + p), "HTTP/1.1 200 OK");
   EXPECT_EQ(status("127.0.0.1"), "HTTP/1.1 200 OK");
   // A name that was made to resolve to 127.0.0.1: DNS rebinding.
-  Reply r = Ask(port_, "GET /api/map HTTP/1.1\r\nHost: evil.example:" + p + "\r\n" + kFromPage +
-                          "\r\n");
+  Reply r =
+      Ask(port_, "GET /api/map HTTP/1.1\r\nHost: evil.example:" + p + "\r\n" + kFromPage + "\r\n");
   EXPECT_EQ(r.status_line, "HTTP/1.1 403 Forbidden");
   EXPECT_NE(r.body.find("DNS rebinding"), std::string::npos) << r.body;
   EXPECT_EQ(status("10.1.2.3:" + p), "HTTP/1.1 403 Forbidden");
