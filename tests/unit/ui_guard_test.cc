@@ -22,23 +22,9 @@ using testing::Get;
 using testing::Reply;
 using testing::Split;
 
-constexpr char kToken[] = "correct-horse-battery-staple";
+constexpr const char* kToken = testing::kUiToken;
 
-class UiGuardTest : public ::testing::Test {
- protected:
-  void Start(UiOptions o = {}, bool token = true) {
-    o.listen = Endpoint{IpAddr::V4(127, 0, 0, 1), 0};
-    if (token) o.token = kToken;
-    backend_.map = testing::SampleMap();
-    Result<std::unique_ptr<UiServer>> s = UiServer::Start(std::move(o), &backend_);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    server_ = std::move(*s);
-    port_ = server_->local_endpoint().port;
-  }
-  testing::UiFakeBackend backend_;
-  std::unique_ptr<UiServer> server_;
-  uint16_t port_ = 0;
-};
+using UiGuardTest = testing::UiListenerTest;
 
 TEST_F(UiGuardTest, AnotherSitesImgOrFormStartsNoMapWithoutAToken) {
   Start({}, /*token=*/false);

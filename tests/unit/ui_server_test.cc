@@ -21,7 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Client;
 
-constexpr char kToken[] = "correct-horse-battery-staple";
+constexpr const char* kToken = testing::kUiToken;
 
 using testing::Ask;
 using testing::Get;
@@ -36,24 +36,11 @@ uint64_t RssKb() {
   return 0;
 }
 
-class UiServerTest : public ::testing::Test {
+class UiServerTest : public testing::UiListenerTest {
  protected:
-  void Start(UiOptions o = {}, bool token = true) {
-    o.listen = Endpoint{IpAddr::V4(127, 0, 0, 1), 0};
-    if (token) o.token = kToken;
-    backend_.map = testing::SampleMap();
-    Result<std::unique_ptr<UiServer>> s = UiServer::Start(std::move(o), &backend_);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    server_ = std::move(*s);
-    port_ = server_->local_endpoint().port;
-  }
   std::string Bearer() const { return std::string("Authorization: Bearer ") + kToken + "\r\n"; }
   // What the page's fetches send with every API call.
   static constexpr char kFromPage[] = "X-Flowmesh-Api: 1\r\n";
-
-  testing::UiFakeBackend backend_;
-  std::unique_ptr<UiServer> server_;
-  uint16_t port_ = 0;
 };
 
 TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
