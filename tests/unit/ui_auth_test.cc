@@ -209,6 +209,8 @@ TEST(UiAuth, AnIpv6SourceIsItsSlash64) {
   EXPECT_EQ(a.CheckToken(kToken, "[2001:db8:1:3::1]:1"), AuthResult::kOk) << "the next /64";
   EXPECT_EQ(SourceKey("[2001:db8:1:2:aaaa::1]:80"), "2001:db8:1:2::/64");
   EXPECT_EQ(SourceKey("10.0.0.1:80"), "10.0.0.1");
+  EXPECT_EQ(SourceKey("[::ffff:10.0.0.1]:80"), "10.0.0.1")
+      << "IPv4 on a dual-stack listener: its own address, not everyone's ::/64";
   EXPECT_EQ(SourceKey("?"), "");
 }
 
