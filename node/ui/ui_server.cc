@@ -364,7 +364,7 @@ std::string UiServer::RenderMetrics() const {
             "Wrong tokens and session cookies presented to the web listener.", s.auth_failures);
   e.Family("flowmesh_ui_rejected_total", metrics::Type::kCounter,
            "Requests and connections the web listener refused, by reason (connections, "
-           "timeout, too_large, malformed, method, host, busy, throttled).");
+           "timeout, too_large, malformed, method, host, cross_site, busy, throttled).");
   for (const auto& [reason, n] : s.rejected)
     e.Sample("flowmesh_ui_rejected_total", {{"reason", reason}}, n);
   return e.Take();
