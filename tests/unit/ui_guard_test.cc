@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/common/log.h"
 #include "node/ui/assets.h"
 #include "node/ui/ui_server.h"
 #include "tests/unit/ui_fixture.h"
@@ -156,6 +157,20 @@ TEST_F(UiGuardTest, AnAnswerOverTheCapIsA500ThatSaysSo) {
   EXPECT_EQ(r.status_line, "HTTP/1.1 500 Internal Server Error");
   EXPECT_NE(r.body.find("over the cap of 200"), std::string::npos) << r.body;
   EXPECT_EQ(UiOptions{}.max_api_bytes, kMaxResponseBytes) << "the control socket's 64 MiB";
+}
+
+TEST_F(UiGuardTest, OffLoopbackTheStartWarnsThatThePageIsPlainHttp) {
+  log::Capture capture;
+  Start();  // 127.0.0.1: nothing crosses a network
+  EXPECT_EQ(capture.Count("plain HTTP"), 0u);
+  server_.reset();
+  ui::UiOptions o;
+  o.listen = Endpoint{IpAddr::V4(0, 0, 0, 0), 0};
+  o.token = kToken;
+  Result<std::unique_ptr<UiServer>> s = UiServer::Start(std::move(o), &backend_);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(capture.Count("WARN ui: plain HTTP: the token, the session cookie and the map"), 1u);
+  EXPECT_EQ(capture.Count("SSH tunnel"), 1u);
 }
 
 }  // namespace

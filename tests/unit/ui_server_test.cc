@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/format/map_format.h"
+#include "node/common/log.h"
 #include "node/ui/assets.h"
 #include "tests/unit/http_test_client.h"
 #include "tests/unit/ui_fixture.h"
@@ -281,7 +282,10 @@ TEST_F(UiServerTest, StopWithAMapInFlightReturns) {
     std::this_thread::sleep_for(200ms);
     backend_.Release();
   });
+  log::Capture capture;
   server_->Stop();  // waits for the map under way, answers nothing more
+  EXPECT_EQ(capture.Count("waiting for 1 API call(s) under way"), 1u)
+      << "the operator is told why the stop takes time";
   releaser.join();
   EXPECT_EQ(held.get().status_line, "") << "the connection closed without an answer";
   EXPECT_EQ(server_->StatusLine().find("on: http://127.0.0.1:"), 0u);
