@@ -50,8 +50,10 @@ ui_modules() {
   local ui
   ui=$(cd "$(dirname "$0")/.." && pwd)/ui
   if [ ! -d "$ui/node_modules" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules" ]; then
+    # --ignore-scripts: the page needs only the packages' files; no install script
+    # of theirs (or of a compromised dependency) runs here, often as root.
     echo "setup: npm ci in $ui"
-    (cd "$ui" && npm ci --no-audit --no-fund >/dev/null) ||
+    (cd "$ui" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null) ||
       { echo "setup: npm ci in $ui failed: the npm registry must be reachable once" >&2; exit 1; }
     touch "$ui/node_modules"
   fi

@@ -31,7 +31,10 @@ const fm = window.flowmesh = {state, cy: null, drawnAt: null, draws: 0, layouts:
 class HttpError extends Error {}
 
 async function getJson(url) {
-  const r = await fetch(url, {credentials: 'same-origin', cache: 'no-store'});
+  // X-Flowmesh-Api: meshd answers /api/ only with it (or a Bearer token), which
+  // another site's <img> or form cannot send (docs/api.md "Access").
+  const r = await fetch(url, {credentials: 'same-origin', cache: 'no-store',
+                              headers: {'X-Flowmesh-Api': '1'}});
   const text = await r.text();
   if (r.status === 401) {
     $('login-banner').hidden = false;

@@ -77,8 +77,10 @@ Status Daemon::Init() {
 
   control_ = std::make_unique<ControlServer>(io_, *this);
   FM_RETURN_IF_ERROR(control_->Listen(config_.control_socket));
-  FM_RETURN_IF_ERROR(InitMetrics());
+  // The UI before the metrics: the metrics thread reads ui_ from its first
+  // scrape, so ui_ is set before that thread starts and never written after.
   FM_RETURN_IF_ERROR(InitUi());
+  FM_RETURN_IF_ERROR(InitMetrics());
   FM_LOG(Info, "meshd") << "node " << config_.node_name << " ready: " << probe_->Mode()
                         << " probe, netns " << NetnsLabel(filter_.netns)
                         << ", control socket " << config_.control_socket;

@@ -56,6 +56,7 @@ struct HttpServer::State {
   // io thread only:
   bool stopping = false;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> open;
+  std::unordered_map<std::string, size_t> open_by_peer;  // address -> connections
   std::atomic<uint64_t> requests{0}, rejected{0}, timed_out{0}, too_large{0}, malformed{0};
 };
 
@@ -78,11 +79,15 @@ std::string PeerOf(const tcp::socket& s) {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<HttpServer::State> state, tcp::socket socket)
-      : state_(std::move(state)), socket_(std::move(socket)), deadline_(socket_.get_executor()) {}
+  Connection(std::shared_ptr<HttpServer::State> state, tcp::socket socket, std::string address)
+      : state_(std::move(state)),
+        socket_(std::move(socket)),
+        deadline_(socket_.get_executor()),
+        address_(std::move(address)) {}
 
   void Start() {
     state_->open.emplace(this, weak_from_this());
+    ++state_->open_by_peer[address_];
     Arm(state_->options.timeout);
     Read();
   }
@@ -95,10 +100,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     state_->open.erase(this);
+    auto it = state_->open_by_peer.find(address_);
+    if (it != state_->open_by_peer.end() && --it->second == 0) state_->open_by_peer.erase(it);
   }
 
   // The answer, on the io thread; once.
-  void Respond(const HttpResponse& response) {
+  void Respond(HttpResponse response) {
     if (done_ || responded_) return;
     responded_ = true;
     state_->requests.fetch_add(1, std::memory_order_relaxed);
@@ -109,10 +116,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (state_->options.headers.empty()) {
       reply_ = response.Serialize();
     } else {
-      HttpResponse with = response;
-      with.headers.insert(with.headers.begin(), state_->options.headers.begin(),
-                          state_->options.headers.end());
-      reply_ = with.Serialize();
+      response.headers.insert(response.headers.begin(), state_->options.headers.begin(),
+                              state_->options.headers.end());
+      reply_ = response.Serialize();
     }
     asio::async_write(
         socket_, asio::buffer(reply_),
@@ -143,7 +149,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Fail(std::atomic<uint64_t>& counter, HttpResponse response) {
     counter.fetch_add(1, std::memory_order_relaxed);
-    Respond(response);
+    Respond(std::move(response));
   }
 
   void Received() {
@@ -199,6 +205,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<HttpServer::State> state_;
   tcp::socket socket_;
   asio::steady_timer deadline_;
+  const std::string address_;  // the peer's address, without the port
   std::array<char, 1024> chunk_;
   std::string request_;
   size_t head_ = 0;  // the head's length once it has all arrived
@@ -216,8 +223,8 @@ void Responder::Send(HttpResponse response) const {
   if (!slot_ || slot_->sent.exchange(true)) return;
   std::lock_guard<std::mutex> lock(slot_->state->mu);
   if (!slot_->state->alive) return;
-  asio::post(*slot_->state->io, [c = slot_->connection, r = std::move(response)] {
-    if (std::shared_ptr<Connection> conn = c.lock()) conn->Respond(r);
+  asio::post(*slot_->state->io, [c = slot_->connection, r = std::move(response)]() mutable {
+    if (std::shared_ptr<Connection> conn = c.lock()) conn->Respond(std::move(r));
   });
 }
 
@@ -247,17 +254,26 @@ void Accept(std::shared_ptr<HttpServer::State> state) {
       });
       return;
     }
-    if (state->open.size() >= state->options.max_connections) {
+    asio::error_code peer_ec;
+    tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+    std::string address = peer_ec ? "?" : peer.address().to_string();
+    const size_t per_peer = state->options.max_connections_per_peer;
+    auto mine = state->open_by_peer.find(address);
+    const bool peer_full =
+        per_peer > 0 && mine != state->open_by_peer.end() && mine->second >= per_peer;
+    if (state->open.size() >= state->options.max_connections || peer_full) {
       uint64_t n = state->rejected.fetch_add(1, std::memory_order_relaxed) + 1;
       // Powers of two: the first few are all logged, a flood is not.
       if ((n & (n - 1)) == 0)
         FM_LOG(Warn, state->options.log_tag.c_str())
-            << "refused a connection: " << state->options.max_connections << " already open (" << n
-            << " refused so far)";
+            << "refused a connection from " << address << ": "
+            << (peer_full ? std::to_string(per_peer) + " already open from that address"
+                          : std::to_string(state->options.max_connections) + " already open")
+            << " (" << n << " refused so far)";
       asio::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Connection>(state, std::move(socket))->Start();
+      std::make_shared<Connection>(state, std::move(socket), std::move(address))->Start();
     }
     Accept(state);
   });

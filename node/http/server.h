@@ -34,6 +34,9 @@ struct HttpServerOptions {
   // Prometheus scrapes one connection at a time; a few more leave room for a
   // curl or a second Prometheus, and the cap keeps a flood from costing fds.
   size_t max_connections = 8;
+  // Of those, how many one client address may hold (0 = no cap of its own):
+  // without it one host with a slowloris takes every slot.
+  size_t max_connections_per_peer = 0;
   // From accept to the whole request read: a client that sends nothing, or
   // one byte a second, is closed after this.
   std::chrono::milliseconds timeout{5000};
@@ -48,7 +51,7 @@ struct HttpServerOptions {
 
 struct HttpServerStats {
   uint64_t requests = 0;  // heads answered, whatever the status
-  uint64_t rejected = 0;  // connections closed at once: over max_connections
+  uint64_t rejected = 0;  // connections closed at once: over max_connections(_per_peer)
   uint64_t timed_out = 0;
   uint64_t too_large = 0;  // 431 and 413
   uint64_t malformed = 0;  // 400 before the handler

@@ -6,6 +6,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/duration.h"
+#include "node/look/map_types.h"
 
 namespace flowmesh {
 
@@ -57,6 +58,12 @@ Result<LookQuery> ParseLookQueryText(const LookQueryText& t, int64_t now_ns) {
   if (!timeout.ok()) return timeout.status();
   Result<std::chrono::milliseconds> hop = ParsePositiveDuration("--hop-timeout", t.hop_timeout);
   if (!hop.ok()) return hop.status();
+  // A look holds a control or page worker until its deadline, as a map does:
+  // the map's bound holds here too.
+  for (const auto& [flag, d] : {std::pair{"--timeout", *timeout}, std::pair{"--hop-timeout", *hop}})
+    if (d > std::chrono::nanoseconds(kMaxMapTimeoutNs))
+      return InvalidArgument(std::string(flag) + ": at most " +
+                             std::to_string(kMaxMapTimeoutNs / 1'000'000'000) + "s");
   q.hop_timeout_ns = hop->count() * 1'000'000;
   q.timeout_ns = timeout->count() * 1'000'000;
   return q;

@@ -1,4 +1,4 @@
-// Token file, constant-time checks, the session cookie and the login throttle.
+// Token file, constant-time checks, the session cookie and its age.
 #include "node/ui/auth.h"
 
 #include <openssl/crypto.h>
@@ -6,6 +6,10 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
+#include <charconv>
+
+#include "node/common/clock.h"
 #include "node/common/secret_file.h"
 
 namespace flowmesh::ui {
@@ -40,7 +44,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 // The value of cookie `name` in a Cookie header ("a=1; b=2").
-std::optional<std::string_view> CookieValue(std::string_view header, std::string_view name) {
+std::optional<std::string_view> CookieValueOf(std::string_view header, std::string_view name) {
   while (!header.empty()) {
     size_t semi = header.find(';');
     std::string_view part = header.substr(0, semi);
@@ -75,33 +79,65 @@ Result<std::string> LoadTokenFile(const std::string& path) {
   return token;
 }
 
-Auth::Auth(std::optional<std::string> token) {
+Auth::Auth(std::optional<std::string> token, uint16_t port, std::function<int64_t()> now_ms)
+    : cookie_name_(std::string(kCookiePrefix) + std::to_string(port)), now_ms_(std::move(now_ms)) {
+  if (!now_ms_) now_ms_ = [] { return RealtimeNs() / 1000000; };
   if (!token) return;
   token_digest_ = Sha256(*token);
-  unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), token->data(), static_cast<int>(token->size()),
-       reinterpret_cast<const unsigned char*>(kCookieLabel.data()), kCookieLabel.size(), mac, &len);
-  cookie_value_ = Hex(mac, len);
-  cookie_digest_ = Sha256(cookie_value_);
+       reinterpret_cast<const unsigned char*>(kCookieLabel.data()), kCookieLabel.size(),
+       cookie_key_.data(), &len);
   OPENSSL_cleanse(token->data(), token->size());
 }
 
-AuthResult Auth::Compare(std::string_view presented, const Digest& expected) {
+std::string Auth::CookieValue(int64_t issued_ms) const {
+  std::string issued = std::to_string(issued_ms);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), cookie_key_.data(), static_cast<int>(cookie_key_.size()),
+       reinterpret_cast<const unsigned char*>(issued.data()), issued.size(), mac, &len);
+  return issued + "." + Hex(mac, len);
+}
+
+bool Auth::Matches(std::string_view presented, const Digest& expected) {
   // Digests of both sides, compared in full: neither the content nor the
-  // length of the right token shows in the time taken.
+  // length of the right value shows in the time taken.
   compares_.fetch_add(1, std::memory_order_relaxed);
   Digest got = Sha256(presented);
-  if (CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0) return AuthResult::kOk;
-  Failed();
+  return CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0;
+}
+
+AuthResult Auth::CheckToken(std::string_view presented, std::string_view peer) {
+  if (!token_digest_) return AuthResult::kOk;
+  if (presented.empty()) return AuthResult::kMissing;
+  const std::string source = SourceKey(peer);
+  if (throttle_.Throttled(source)) {
+    throttled_.fetch_add(1, std::memory_order_relaxed);
+    return AuthResult::kThrottled;
+  }
+  if (Matches(presented, *token_digest_)) return AuthResult::kOk;
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  guesses_.fetch_add(1, std::memory_order_relaxed);
+  throttle_.Failed(source);
   return AuthResult::kWrong;
 }
 
-AuthResult Auth::CheckToken(std::string_view presented) {
-  if (!token_digest_) return AuthResult::kOk;
-  if (presented.empty()) return AuthResult::kMissing;
-  if (Throttled()) return AuthResult::kThrottled;
-  return Compare(presented, *token_digest_);
+AuthResult Auth::CheckCookie(std::string_view value) {
+  // "ISSUED_MS.MAC": the MAC is checked against the one this issue time
+  // would have (in constant time), then the age; a garbled value is wrong.
+  size_t dot = value.find('.');
+  int64_t issued = 0;
+  auto [p, err] = std::from_chars(value.data(), value.data() + std::min(dot, value.size()), issued);
+  bool ok = dot != std::string_view::npos && err == std::errc() && p == value.data() + dot &&
+            Matches(value, Sha256(CookieValue(issued)));
+  const int64_t now = now_ms_();
+  constexpr int64_t kAgeMs = std::chrono::milliseconds(kSessionAge).count();
+  constexpr int64_t kSkewMs = 5 * 60 * 1000;  // a clock stepped back a little
+  if (ok && issued > revoked_until_ms_.load() && issued <= now + kSkewMs && now - issued <= kAgeMs)
+    return AuthResult::kOk;
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  return AuthResult::kWrong;
 }
 
 AuthResult Auth::Check(const http::HttpRequest& request) {
@@ -109,55 +145,38 @@ AuthResult Auth::Check(const http::HttpRequest& request) {
   if (std::optional<std::string_view> h = request.Header("authorization")) {
     std::string_view v = *h;
     if (v.size() < 7 || !EqualsIgnoreCase(v.substr(0, 6), "bearer") || v[6] != ' ') {
-      Failed();
+      failures_.fetch_add(1, std::memory_order_relaxed);
       return AuthResult::kWrong;
     }
     v.remove_prefix(7);
     while (v.starts_with(' ')) v.remove_prefix(1);  // "Bearer   TOKEN": lenient, as curl users type
-    return CheckToken(v);
+    return CheckToken(v, request.peer);
   }
   if (std::optional<std::string_view> h = request.Header("cookie")) {
-    if (std::optional<std::string_view> c = CookieValue(*h, kCookieName))
-      return Compare(*c, *cookie_digest_);
+    if (std::optional<std::string_view> c = CookieValueOf(*h, cookie_name_)) return CheckCookie(*c);
   }
   return AuthResult::kMissing;
 }
 
 std::string Auth::SessionCookie() const {
-  return std::string(kCookieName) + "=" + cookie_value_ + "; Path=/; HttpOnly; SameSite=Strict";
+  return cookie_name_ + "=" + CookieValue(now_ms_()) +
+         "; Path=/; Max-Age=" + std::to_string(std::chrono::seconds(kSessionAge).count()) +
+         "; HttpOnly; SameSite=Strict";
 }
 
-std::string Auth::ClearedCookie() {
-  return std::string(kCookieName) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+std::string Auth::ClearedCookie() const {
+  return cookie_name_ + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict";
 }
 
-bool Auth::Throttled() {
-  std::lock_guard<std::mutex> lock(mu_);
-  // The ring's slot `next_` holds the oldest of the last kMaxFailures.
-  if (recorded_ < kMaxFailures ||
-      std::chrono::steady_clock::now() - failures_at_[next_] >= kFailureWindow)
-    return false;
-  throttled_.fetch_add(1, std::memory_order_relaxed);
-  return true;
-}
+void Auth::RevokeSessions() { revoked_until_ms_.store(now_ms_()); }
 
-void Auth::Failed() {
-  failures_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(mu_);
-  failures_at_[next_] = std::chrono::steady_clock::now();
-  next_ = (next_ + 1) % kMaxFailures;
-  if (recorded_ < kMaxFailures) ++recorded_;
-}
-
-int64_t Auth::RetryAfterSeconds() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto left = kFailureWindow - (std::chrono::steady_clock::now() - failures_at_[next_]);
-  return std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(left).count());
+int64_t Auth::RetryAfterSeconds(std::string_view peer) const {
+  return throttle_.RetryAfterSeconds(SourceKey(peer));
 }
 
 AuthStats Auth::Stats() const {
   return {failures_.load(std::memory_order_relaxed), throttled_.load(std::memory_order_relaxed),
-          compares_.load(std::memory_order_relaxed)};
+          guesses_.load(std::memory_order_relaxed), compares_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace flowmesh::ui

@@ -6,18 +6,25 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "node/common/status.h"
 #include "node/http/http.h"
+#include "node/ui/throttle.h"
 
 namespace flowmesh::ui {
 
 inline constexpr size_t kMinTokenLength = 16;
-inline constexpr std::string_view kCookieName = "flowmesh_ui";
+// The cookie's name is this and the listener's port ("flowmesh_ui_7947"):
+// cookies are scoped by host, not port, so two meshd on one host (a lab, an
+// SSH tunnel per node) would otherwise overwrite each other's session.
+inline constexpr std::string_view kCookiePrefix = "flowmesh_ui_";
+// A session lasts this long (the cookie's Max-Age, and checked here: a
+// cookie copied out of a browser is void after it, whatever its Max-Age said).
+inline constexpr std::chrono::hours kSessionAge{12};
 
 // The token in `path`: a file only its owner can access (ReadSecretFile, as
 // the cluster key), one line of at least kMinTokenLength characters with no
@@ -27,13 +34,14 @@ Result<std::string> LoadTokenFile(const std::string& path);
 enum class AuthResult {
   kOk,         // the right token or cookie (or no token is configured)
   kMissing,    // nothing presented
-  kWrong,      // a token or cookie that is not the right one
-  kThrottled,  // too many wrong ones lately: not even checked
+  kWrong,      // a token or cookie that is not the right one (or expired)
+  kThrottled,  // too many wrong tokens from this source lately: not even checked
 };
 
 struct AuthStats {
   uint64_t failures = 0;   // wrong tokens and cookies
   uint64_t throttled = 0;  // attempts refused unchecked
+  uint64_t guesses = 0;    // wrong tokens charged to their source's budget
   // Digest comparisons made: every token or cookie presented and checked
   // goes through one, whatever its length (tests hold the code to that).
   uint64_t compares = 0;
@@ -41,45 +49,50 @@ struct AuthStats {
 
 class Auth {
  public:
-  // No token: every request is let in (a loopback listener).
-  explicit Auth(std::optional<std::string> token);
+  // No token: every request is let in (a loopback listener). `port` names
+  // the cookie; `now_ms` is the wall clock the sessions' ages are read on
+  // (a cookie outlives a restart of meshd; tests fix it).
+  explicit Auth(std::optional<std::string> token, uint16_t port = 0,
+                std::function<int64_t()> now_ms = {});
 
   bool required() const { return token_digest_.has_value(); }
-  // A Bearer header, else the cookie.
+  // A Bearer header, else the session cookie. Wrong tokens are charged to
+  // the source of request.peer; another scheme (a scanner's Basic) and a
+  // wrong, expired or garbled cookie are refused but charged nothing: they
+  // are no guess at the token, and a stale cookie a browser keeps sending
+  // must not use up its owner's budget.
   AuthResult Check(const http::HttpRequest& request);
-  // The token of a login form, checked as a Bearer token is.
-  AuthResult CheckToken(std::string_view presented);
-  // "flowmesh_ui=VALUE; ..." for Set-Cookie after a good login; VALUE is an
-  // HMAC of a fixed label keyed with the token, not the token, so a leaked
-  // cookie does not give away the token (and is void when the token changes).
+  // The token of a login form from `peer`, checked as a Bearer token is.
+  AuthResult CheckToken(std::string_view presented, std::string_view peer);
+  // "flowmesh_ui_PORT=VALUE; ..." for Set-Cookie after a good login. VALUE is
+  // "ISSUED_MS.MAC", MAC an HMAC of ISSUED_MS under a key derived from the
+  // token (not the token: a leaked cookie does not give it away, and is void
+  // when the token changes or kSessionAge has passed).
   std::string SessionCookie() const;
-  static std::string ClearedCookie();
+  std::string ClearedCookie() const;
+  const std::string& cookie_name() const { return cookie_name_; }
+  // /logout: every cookie issued until now is void (one token, one user: a
+  // sign-out anywhere ends the sessions everywhere).
+  void RevokeSessions();
   AuthStats Stats() const;
 
-  // After kMaxFailures wrong attempts (from anyone) within kFailureWindow,
-  // tokens are refused unchecked until the oldest of them is that old: a
-  // guesser gets kMaxFailures tries a minute. A valid cookie still works.
-  static constexpr size_t kMaxFailures = 10;
-  static constexpr std::chrono::seconds kFailureWindow{60};
-  // Seconds until a throttled client may try again (Retry-After).
-  int64_t RetryAfterSeconds() const;
+  // Seconds until `peer`'s source may try again (Retry-After).
+  int64_t RetryAfterSeconds(std::string_view peer) const;
+  static constexpr size_t kMaxFailures = SourceThrottle::kMaxFailures;
 
  private:
   using Digest = std::array<uint8_t, 32>;
-  AuthResult Compare(std::string_view presented, const Digest& expected);
-  bool Throttled();
-  void Failed();
+  bool Matches(std::string_view presented, const Digest& expected);
+  std::string CookieValue(int64_t issued_ms) const;
+  AuthResult CheckCookie(std::string_view value);
 
-  std::optional<Digest> token_digest_;   // SHA-256 of the token
-  std::optional<Digest> cookie_digest_;  // SHA-256 of the cookie's value
-  std::string cookie_value_;
-  mutable std::mutex mu_;
-  // The times of the last kMaxFailures failures, a ring: bounded whatever
-  // the flood.
-  std::array<std::chrono::steady_clock::time_point, kMaxFailures> failures_at_{};
-  size_t next_ = 0;
-  size_t recorded_ = 0;  // up to kMaxFailures
-  std::atomic<uint64_t> failures_{0}, throttled_{0}, compares_{0};
+  std::optional<Digest> token_digest_;  // SHA-256 of the token
+  Digest cookie_key_{};                 // HMAC(token, label): what cookies are signed with
+  std::string cookie_name_;
+  std::function<int64_t()> now_ms_;
+  std::atomic<int64_t> revoked_until_ms_{0};  // cookies issued at or before are void
+  SourceThrottle throttle_;
+  std::atomic<uint64_t> failures_{0}, throttled_{0}, compares_{0}, guesses_{0};
 };
 
 }  // namespace flowmesh::ui

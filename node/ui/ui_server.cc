@@ -5,6 +5,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/look/map_types.h"
 #include "node/metrics/exposition.h"
 #include "node/ui/api.h"
 #include "node/ui/assets.h"
@@ -31,6 +32,15 @@ HttpResponse LoginPage(int status) {
   return r;
 }
 
+HttpResponse AssetResponse(std::string_view path) {
+  const Asset* a = FindAsset(path);
+  if (!a) return http::TextError(404, "not found: " + std::string(path));
+  HttpResponse ok;
+  ok.content_type = std::string(a->content_type);
+  ok.body = std::string(a->body);
+  return ok;
+}
+
 HttpResponse Redirect(const std::string& to) {
   HttpResponse r = http::TextError(303, "see " + to);
   r.headers.emplace_back("Location", to);
@@ -46,7 +56,9 @@ const Asset* FindAsset(std::string_view path) {
 }
 
 UiServer::UiServer(UiOptions options, ControlBackend* backend, std::optional<std::string> token)
-    : options_(std::move(options)), backend_(backend), auth_(std::move(token)) {}
+    : options_(std::move(options)),
+      backend_(backend),
+      auth_(std::move(token), options_.listen.port) {}
 
 Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBackend* backend) {
   if (!options.token && !options.listen.addr.is_loopback())
@@ -65,9 +77,9 @@ Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBack
   o.max_connections = ui->options_.max_connections;
   o.timeout = ui->options_.request_timeout;
   o.answer_timeout = ui->options_.answer_timeout;
+  o.max_connections_per_peer = ui->options_.max_connections_per_peer;
   o.log_tag = "ui";
-  // img-src data:: the page exports its drawing as PNG/SVG data URLs.
-  o.headers = {{"Content-Security-Policy", "default-src 'self'; img-src 'self' data:"},
+  o.headers = {{"Content-Security-Policy", std::string(kContentSecurityPolicy)},
                {"X-Content-Type-Options", "nosniff"},
                {"X-Frame-Options", "DENY"},
                {"Referrer-Policy", "no-referrer"}};
@@ -76,6 +88,12 @@ Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBack
       o, [self](HttpRequest r, http::Responder resp) { self->Handle(std::move(r), resp); });
   if (!server.ok()) return server.status();
   ui->http_ = std::move(*server);
+  if (!ui->options_.listen.addr.is_loopback())
+    FM_LOG(Warn, "ui") << "plain HTTP: the token, the session cookie and the map cross the "
+                          "network to "
+                       << ui->options_.listen.ToString()
+                       << " unencrypted; put a TLS reverse proxy in front, or listen on "
+                          "127.0.0.1 and reach it through an SSH tunnel (README \"The map page\")";
   for (size_t i = 0; i < ui->options_.workers; ++i)
     ui->workers_.emplace_back([self] { self->Work(); });
   return ui;
@@ -85,12 +103,22 @@ UiServer::~UiServer() { Stop(); }
 
 void UiServer::Stop() {
   if (http_) http_->Stop();  // no new requests; answers still queued go nowhere
+  size_t running = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     stopping_ = true;
+    in_flight_ -= queue_.size();
     queue_.clear();
+    running = in_flight_;
   }
+  // A running call reads the store and asks the mesh, which meshd tears down
+  // next, and nothing can cut it short: it is waited for, and the operator
+  // told why the stop takes that long.
+  if (running > 0)
+    FM_LOG(Info, "ui") << "waiting for " << running
+                       << " API call(s) under way; each ends by its own timeout (at most "
+                       << kMaxMapTimeoutNs / 1'000'000'000 << "s)";
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
@@ -136,6 +164,15 @@ void UiServer::Reject(const std::string& reason) {
 }
 
 void UiServer::Send(const http::Responder& responder, HttpResponse response, bool api) {
+  if (api && response.body.size() > options_.max_api_bytes) {
+    FM_LOG(Warn, "ui") << "an API answer of " << response.body.size() << " bytes is over the cap";
+    bool head = response.head_only;
+    response = JsonError(
+        500, "the answer is " + std::to_string(response.body.size()) + " bytes, over the cap of " +
+                 std::to_string(options_.max_api_bytes) +
+                 "; ask for less (a shorter 'since', one 'host' or 'workload', a smaller 'depth')");
+    response.head_only = head;
+  }
   if (api) response.headers.emplace_back("Cache-Control", "no-store");
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -151,7 +188,20 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
     response.head_only = head;
     Send(resp, std::move(response), api);
   };
+  auto throttled = [&] {
+    Reject("throttled");
+    HttpResponse slow = api ? JsonError(429, "too many wrong tokens; try again later")
+                            : http::TextError(429, "too many wrong tokens; try again later");
+    slow.headers.emplace_back("Retry-After", std::to_string(auth_.RetryAfterSeconds(r.peer)));
+    return send(std::move(slow));
+  };
   if (r.path == "/login" && r.method == "POST") {
+    // Another site's page could post wrong tokens from the operator's
+    // browser and spend the budget of the operator's own address.
+    if (CrossSite(r)) {
+      Reject("cross_site");
+      return send(http::TextError(403, "a login posted from another site is refused"));
+    }
     Result<std::vector<std::pair<std::string, std::string>>> form = http::ParseForm(r.body);
     std::string token;
     if (form.ok())
@@ -159,23 +209,19 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
         if (name == "token") token = value;
     if (!form.ok() || token.empty())
       return send(http::TextError(400, "POST /login takes the form field 'token'"));
-    switch (auth_.CheckToken(token)) {
+    switch (auth_.CheckToken(token, r.peer)) {
       case AuthResult::kOk: {
         HttpResponse ok = Redirect("/");
         if (auth_.required()) ok.headers.emplace_back("Set-Cookie", auth_.SessionCookie());
         return send(ok);
       }
-      case AuthResult::kThrottled: break;  // below
+      case AuthResult::kThrottled: return throttled();
       default: {
         HttpResponse no = LoginPage(401);
         no.headers.emplace_back("WWW-Authenticate", "Bearer");
         return send(no);
       }
     }
-    Reject("throttled");
-    HttpResponse slow = http::TextError(429, "too many wrong tokens; try again later");
-    slow.headers.emplace_back("Retry-After", std::to_string(auth_.RetryAfterSeconds()));
-    return send(slow);
   }
   if (r.method != "GET" && r.method != "HEAD") {
     Reject("method");
@@ -186,8 +232,12 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
     return send(no);
   }
   if (r.path == "/logout") {
+    // Only a signed-in browser's own sign-out revokes the sessions: another
+    // site's link to /logout must not sign the operator out.
+    if (!CrossSite(r) && auth_.required() && auth_.Check(r) == AuthResult::kOk)
+      auth_.RevokeSessions();
     HttpResponse out = Redirect("/login");
-    out.headers.emplace_back("Set-Cookie", Auth::ClearedCookie());
+    out.headers.emplace_back("Set-Cookie", auth_.ClearedCookie());
     return send(out);
   }
   if (!auth_.required() && !HostAllowed(r)) {
@@ -200,15 +250,11 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
                  "/ (or http://localhost:PORT/), or give --ui-token-file"));
   }
   if (r.path == "/login") return send(LoginPage(200));
+  // The login page's own look: nothing in them to protect.
+  if (r.path == "/style.css" || r.path == "/favicon.svg") return send(AssetResponse(r.path));
   switch (auth_.Check(r)) {
     case AuthResult::kOk: break;
-    case AuthResult::kThrottled: {
-      Reject("throttled");
-      HttpResponse slow = api ? JsonError(429, "too many wrong tokens; try again later")
-                              : http::TextError(429, "too many wrong tokens; try again later");
-      slow.headers.emplace_back("Retry-After", std::to_string(auth_.RetryAfterSeconds()));
-      return send(slow);
-    }
+    case AuthResult::kThrottled: return throttled();
     default: {
       HttpResponse no =
           api ? JsonError(401,
@@ -218,6 +264,15 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
       no.headers.emplace_back("WWW-Authenticate", "Bearer");
       return send(no);
     }
+  }
+  // After the token: a browser signed in to this listener sends its cookie
+  // along with another local site's <img> (SameSite is by host, not port).
+  if (api && !ApiCallFromThePage(r)) {
+    Reject("cross_site");
+    return send(JsonError(
+        403, std::string("an API call needs the header '") + std::string(kApiHeader) +
+                 ": 1' (the page sends it; another site's page cannot) or "
+                 "'Authorization: Bearer TOKEN', and no Sec-Fetch-Site other than same-origin"));
   }
   if (api) {
     if (!IsApiRoute(r.path))
@@ -234,13 +289,31 @@ void UiServer::Handle(HttpRequest r, http::Responder resp) {
     busy.headers.emplace_back("Retry-After", "1");
     return send(busy);
   }
-  if (const Asset* a = FindAsset(r.path)) {
-    HttpResponse ok;
-    ok.content_type = std::string(a->content_type);
-    ok.body = std::string(a->body);
-    return send(ok);
-  }
-  send(http::TextError(404, "not found: " + r.path));
+  send(AssetResponse(r.path));
+}
+
+bool UiServer::CrossSite(const HttpRequest& r) const {
+  // Browsers since 2020-2023 say where a request comes from; "none" is a
+  // typed address or a bookmark. A request without it (curl, an old browser)
+  // is judged by Origin, which browsers send with every POST.
+  if (std::optional<std::string_view> site = r.Header("sec-fetch-site"))
+    return *site != "same-origin" && *site != "none";
+  std::optional<std::string_view> origin = r.Header("origin");
+  if (!origin) return false;
+  std::optional<std::string_view> host = r.Header("host");
+  return !host ||
+         (*origin != "http://" + std::string(*host) && *origin != "https://" + std::string(*host));
+}
+
+bool UiServer::ApiCallFromThePage(const HttpRequest& r) const {
+  if (CrossSite(r)) return false;
+  // Neither header can come from another site's <img>, <form> or link, and a
+  // cross-site fetch that sets one is preflighted, which this listener never
+  // allows (OPTIONS is 405). A Bearer header is never sent by a browser on
+  // its own, so curl with the token needs nothing more.
+  if (std::optional<std::string_view> h = r.Header(kApiHeaderLower)) return *h == "1";
+  std::optional<std::string_view> a = r.Header("authorization");
+  return a && a->size() > 7 && (a->starts_with("Bearer ") || a->starts_with("bearer "));
 }
 
 bool UiServer::HostAllowed(const HttpRequest& r) const {
@@ -291,7 +364,7 @@ std::string UiServer::RenderMetrics() const {
             "Wrong tokens and session cookies presented to the web listener.", s.auth_failures);
   e.Family("flowmesh_ui_rejected_total", metrics::Type::kCounter,
            "Requests and connections the web listener refused, by reason (connections, "
-           "timeout, too_large, malformed, method, host, busy, throttled).");
+           "timeout, too_large, malformed, method, host, cross_site, busy, throttled).");
   for (const auto& [reason, n] : s.rejected)
     e.Sample("flowmesh_ui_rejected_total", {{"reason", reason}}, n);
   return e.Take();

@@ -5,6 +5,7 @@ nginx shows its look tree, a window in the past empties the edges; saves a
 screenshot. Exits non-zero with the reason on any failure.
 
   ui_browser_test.py BASE_URL --screenshot FILE.png [--token-file F | --token T]
+                     [--expect-label TEXT ...]   (each must be in a drawn node's label)
   ui_browser_test.py BASE_URL --expect-login     (no token: the login form, API 401)
 """
 import argparse
@@ -70,7 +71,8 @@ def fetch(driver, path):
     """GET path in the page's own session (its cookie): status and body."""
     return driver.execute_async_script(
         'const done = arguments[1];'
-        'fetch(arguments[0], {credentials: "same-origin", cache: "no-store"})'
+        'fetch(arguments[0], {credentials: "same-origin", cache: "no-store", '
+        'headers: {"X-Flowmesh-Api": "1"}})'
         '.then(async (r) => done([r.status, await r.text()]), (e) => done([0, String(e)]));',
         path)
 
@@ -151,6 +153,17 @@ def check_map(driver, api):
     return state
 
 
+def check_labels(state, wanted):
+    """Each of `wanted` (the lab's workloads) is in some drawn node's label: the
+    checks above compare the page with the API, so an empty map passes them."""
+    # Leaves only: a host's box is drawn around its workloads whether or not
+    # any of them is there.
+    drawn_labels = [str(n['label']) for n in state['nodes'] if n['visible'] and n['child']]
+    for w in wanted:
+        check(any(w in label for label in drawn_labels),
+              f'no drawn node has {w!r} in its label; drawn: {sorted(drawn_labels)}')
+
+
 def click_node(driver, label_part):
     pos = driver.execute_script("""
       const n = window.flowmesh.cy.nodes().filter((n) => n.isChildless() &&
@@ -184,8 +197,11 @@ def run(a, token):
             check(expected['nodes'], '/api/map has no nodes: nothing to check')
             check(expected['edges'], '/api/map has no edges: is there traffic in the last hour?')
             state = check_map(driver, expected)
+            check_labels(state, a.expect_label)
             print(f'ui_browser_test: {len(expected["nodes"])} nodes and '
-                  f'{len(expected["edges"])} edges drawn with their labels')
+                  f'{len(expected["edges"])} edges drawn with their labels'
+                  + (f', {len(a.expect_label)} expected labels among them' if a.expect_label
+                     else ''))
 
             picked = click_node(driver, a.click)
             wait_for(driver, f'the look tree of {picked}', lambda: driver.execute_script(
@@ -241,6 +257,8 @@ def main():
     p.add_argument('--token')
     p.add_argument('--expect-login', action='store_true')
     p.add_argument('--click', default='nginx', help='click the node whose label has this')
+    p.add_argument('--expect-label', action='append', default=[], metavar='TEXT',
+                   help='fail unless a drawn node has TEXT in its label (repeatable)')
     p.add_argument('--timeout', type=float, default=20)
     a = p.parse_args()
     a.base_url = a.base_url.rstrip('/')

@@ -19,7 +19,24 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-CSP = "default-src 'self'"
+
+
+def meshd_csp():
+    """meshd's Content-Security-Policy, read from where meshd has it, so the
+    page is tested under the very policy it is served with."""
+    with open(os.path.join(ROOT, 'node', 'ui', 'ui_server.h')) as f:
+        m = re.search(r'kContentSecurityPolicy\s*=\s*((?:"[^"]*"\s*)+);', f.read())
+    if not m:
+        sys.exit('fixture_server: no kContentSecurityPolicy = "..."; in node/ui/ui_server.h')
+    # Adjacent C++ literals, as clang-format splits them, are one string.
+    return ''.join(re.findall(r'"([^"]*)"', m.group(1)))
+
+
+CSP = meshd_csp()
+# As meshd: what an API call must carry (or a Bearer token), and the files the
+# login page needs before anyone is logged in.
+API_HEADER = 'X-Flowmesh-Api'
+PUBLIC = ('/login', '/style.css', '/favicon.svg')
 
 
 def load(name):
@@ -93,14 +110,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             got = auth[7:]
         for part in self.headers.get('Cookie', '').split(';'):
             k, _, v = part.strip().partition('=')
-            if k == 'flowmesh_ui' and got is None:
+            if k == self.server.cookie_name and got is None:
                 got = urllib.parse.unquote(v)
         # Digests of both, compared in constant time: as meshd does.
         return got is not None and hmac.compare_digest(
             hashlib.sha256(got.encode()).digest(), hashlib.sha256(want.encode()).digest())
 
+    def from_the_page(self):
+        site = self.headers.get('Sec-Fetch-Site')
+        if site is not None and site not in ('same-origin', 'none'):
+            return False
+        return (self.headers.get(API_HEADER) == '1' or
+                self.headers.get('Authorization', '').lower().startswith('bearer '))
+
     def login_page(self, code):
-        path, ctype = self.server.assets['/login.html']
+        path, ctype = self.server.assets['/login']
         with open(path, 'rb') as f:
             self.send(code, ctype, f.read())
 
@@ -113,7 +137,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.server.token is not None and hmac.compare_digest(
                 hashlib.sha256(token.encode()).digest(),
                 hashlib.sha256(self.server.token.encode()).digest()):
-            cookie = f'flowmesh_ui={urllib.parse.quote(token)}; HttpOnly; SameSite=Strict; Path=/'
+            # meshd's is signed and dated; a stand-in need only be a cookie.
+            cookie = (f'{self.server.cookie_name}={urllib.parse.quote(token)}; Path=/; '
+                      'Max-Age=43200; HttpOnly; SameSite=Strict')
             return self.send(303, 'text/plain', 'logged in\n',
                              [('Location', '/'), ('Set-Cookie', cookie)])
         self.login_page(401)
@@ -122,11 +148,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         is_api = url.path.startswith('/api/')
+        if url.path in PUBLIC:
+            path, ctype = self.server.assets[url.path]
+            with open(path, 'rb') as f:
+                return self.send(200, ctype, f.read())
         if not self.authorised():
             if is_api:
                 return self.json(401, {'error': 'a token is needed: Authorization: Bearer '
                                                 'TOKEN, or log in at /'})
             return self.login_page(401)
+        # After the token, as meshd: a missing token is a 401 first.
+        if is_api and not self.from_the_page():
+            return self.json(403, {'error': f"an API call needs the header '{API_HEADER}: 1' or "
+                                            "'Authorization: Bearer TOKEN'"})
         if url.path in self.server.assets:
             path, ctype = self.server.assets[url.path]
             with open(path, 'rb') as f:
@@ -211,6 +245,7 @@ def main():
     server.assets = read_assets(a.ui)
     server.verbose = a.verbose
     server.token = None
+    server.cookie_name = f'flowmesh_ui_{server.server_address[1]}'
     if a.token_file:
         with open(a.token_file) as f:
             server.token = f.readline().strip()

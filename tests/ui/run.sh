@@ -25,7 +25,7 @@ url=$(sed -n 's/^listening on //p' "$work/server.out")
 passed=0 failed=0
 run() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi; }
 run "$python" "$here/../integration/ui_browser_test.py" "$url" --token-file "$work/token" \
-  --screenshot "${1:-$work/ui_map.png}"
+  --screenshot "${1:-$work/ui_map.png}" --expect-label nginx.service --expect-label redis-server.service
 run "$python" "$here/../integration/ui_browser_test.py" "$url" --expect-login
 kill "$server"; server=
 run "$python" "$here/ui_page_test.py"

@@ -19,10 +19,17 @@ namespace flowmesh::testing {
 // A blocking loopback client with a receive timeout.
 class Client {
  public:
-  explicit Client(uint16_t port) {
+  // From `source` (a loopback address other than 127.0.0.1 is another peer).
+  explicit Client(uint16_t port, const char* source = nullptr) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     timeval tv{5, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (source) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &from.sin_addr);
+      bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);

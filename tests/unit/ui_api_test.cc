@@ -107,6 +107,17 @@ TEST(UiApi, MapTimeoutAndTextsAreBoundedAsMeshctlsAre) {
   EXPECT_EQ(Get(b, "/api/map?workload=" + std::string(2000, 'w')).status, 400);
 }
 
+TEST(UiApi, LookTimeoutsAreBoundedAsTheMapsAre) {
+  UiFakeBackend b;
+  HttpResponse r = Get(b, "/api/look?target=10.0.0.1:80&timeout=1h");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("--timeout: at most 60s"), std::string::npos) << r.body;
+  r = Get(b, "/api/look?target=10.0.0.1:80&hop_timeout=1000h");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("--hop-timeout: at most 60s"), std::string::npos) << r.body;
+  EXPECT_EQ(Get(b, "/api/look?target=10.0.0.1:80&timeout=60s&hop_timeout=60s").status, 200);
+}
+
 TEST(UiApi, LookIsFormatLookJsonOfTheSameQueryMeshctlAsks) {
   UiFakeBackend b;
   b.look_root.host = "web-1";

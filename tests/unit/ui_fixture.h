@@ -1,15 +1,21 @@
 // A ControlBackend the web listener's tests steer: canned map, look, peers
 // and endpoints, the queries it was asked, and a gate that holds RunMap
-// (API calls in flight). Header-only: the unit-test binaries glob *_test.cc.
+// (API calls in flight); a client's exchange split into status, head and
+// body; a listener over that backend. Header-only: the unit-test binaries glob *_test.cc.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "node/control/backend.h"
+#include "node/ui/ui_server.h"
+#include "tests/unit/http_test_client.h"
 
 namespace flowmesh::testing {
 
@@ -74,6 +80,30 @@ class UiFakeBackend : public ControlBackend {
   std::vector<EndpointView> local_endpoints, mesh_endpoints;
 };
 
+// One exchange with the listener, split at the end of the head.
+struct Reply {
+  std::string status_line, head, body;
+};
+
+inline Reply Split(const std::string& raw) {
+  Reply r;
+  size_t end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end == std::string::npos ? raw.size() : end + 2);
+  r.status_line = raw.substr(0, raw.find("\r\n"));
+  if (end != std::string::npos) r.body = raw.substr(end + 4);
+  return r;
+}
+
+inline Reply Ask(uint16_t port, const std::string& request) {
+  Client c(port);
+  c.Send(request);
+  return Split(c.ReadAll());
+}
+
+inline Reply Get(uint16_t port, const std::string& target, const std::string& headers = "") {
+  return Ask(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n");
+}
+
 // A small map: nginx on web-1 called by curl on client-1, and an external.
 inline MapResult SampleMap() {
   MapResult r;
@@ -108,5 +138,26 @@ inline MapResult SampleMap() {
   r.graph.members = {m};
   return r;
 }
+
+inline constexpr char kUiToken[] = "correct-horse-battery-staple";
+
+// A listener on 127.0.0.1 (any port) over a UiFakeBackend with SampleMap,
+// with kUiToken or without a token.
+class UiListenerTest : public ::testing::Test {
+ protected:
+  void Start(ui::UiOptions o = {}, bool token = true) {
+    o.listen = Endpoint{IpAddr::V4(127, 0, 0, 1), 0};
+    if (token) o.token = kUiToken;
+    backend_.map = SampleMap();
+    Result<std::unique_ptr<ui::UiServer>> s = ui::UiServer::Start(std::move(o), &backend_);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    server_ = std::move(*s);
+    port_ = server_->local_endpoint().port;
+  }
+
+  UiFakeBackend backend_;
+  std::unique_ptr<ui::UiServer> server_;
+  uint16_t port_ = 0;
+};
 
 }  // namespace flowmesh::testing

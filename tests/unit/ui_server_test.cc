@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/format/map_format.h"
+#include "node/common/log.h"
 #include "node/ui/assets.h"
 #include "tests/unit/http_test_client.h"
 #include "tests/unit/ui_fixture.h"
@@ -21,30 +22,12 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Client;
 
-constexpr char kToken[] = "correct-horse-battery-staple";
+constexpr const char* kToken = testing::kUiToken;
 
-struct Reply {
-  std::string status_line, head, body;
-};
-
-Reply Split(const std::string& raw) {
-  Reply r;
-  size_t end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end == std::string::npos ? raw.size() : end + 2);
-  r.status_line = raw.substr(0, raw.find("\r\n"));
-  if (end != std::string::npos) r.body = raw.substr(end + 4);
-  return r;
-}
-
-Reply Ask(uint16_t port, const std::string& request) {
-  Client c(port);
-  EXPECT_TRUE(c.Send(request));
-  return Split(c.ReadAll());
-}
-
-Reply Get(uint16_t port, const std::string& target, const std::string& headers = "") {
-  return Ask(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n");
-}
+using testing::Ask;
+using testing::Get;
+using testing::Reply;
+using testing::Split;
 
 uint64_t RssKb() {
   std::ifstream f("/proc/self/status");
@@ -54,22 +37,11 @@ uint64_t RssKb() {
   return 0;
 }
 
-class UiServerTest : public ::testing::Test {
+class UiServerTest : public testing::UiListenerTest {
  protected:
-  void Start(UiOptions o = {}, bool token = true) {
-    o.listen = Endpoint{IpAddr::V4(127, 0, 0, 1), 0};
-    if (token) o.token = kToken;
-    backend_.map = testing::SampleMap();
-    Result<std::unique_ptr<UiServer>> s = UiServer::Start(std::move(o), &backend_);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    server_ = std::move(*s);
-    port_ = server_->local_endpoint().port;
-  }
   std::string Bearer() const { return std::string("Authorization: Bearer ") + kToken + "\r\n"; }
-
-  testing::UiFakeBackend backend_;
-  std::unique_ptr<UiServer> server_;
-  uint16_t port_ = 0;
+  // What the page's fetches send with every API call.
+  static constexpr char kFromPage[] = "X-Flowmesh-Api: 1\r\n";
 };
 
 TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
@@ -88,10 +60,14 @@ TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
   MapResult expected = backend_.map;
   expected.query = backend_.last_map;
   EXPECT_EQ(yes.body, FormatMapJson(expected));
+  EXPECT_NE(yes.head.find("\r\nContent-Security-Policy: default-src 'self'; img-src 'self' data:; "
+                          "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                          "frame-ancestors 'none'\r\n"),
+            std::string::npos)
+      << yes.head;
   for (const char* h :
-       {"Content-Security-Policy: default-src 'self'", "X-Content-Type-Options: nosniff",
-        "X-Frame-Options: DENY", "Referrer-Policy: no-referrer", "Cache-Control: no-store",
-        "Content-Type: application/json"})
+       {"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer",
+        "Cache-Control: no-store", "Content-Type: application/json"})
     EXPECT_NE(yes.head.find(std::string("\r\n") + h), std::string::npos) << h << "\n" << yes.head;
   EXPECT_EQ(Get(port_, "/api/map", "Authorization: Bearer wrong-wrong-wrong-wrong\r\n").status_line,
             "HTTP/1.1 401 Unauthorized");
@@ -114,14 +90,16 @@ TEST_F(UiServerTest, LoginFormSetsTheCookieThatOpensThePage) {
                      std::to_string(body.size()) + "\r\n\r\n" + body);
   ASSERT_EQ(in.status_line, "HTTP/1.1 303 See Other") << in.body;
   EXPECT_NE(in.head.find("\r\nLocation: /\r\n"), std::string::npos);
-  size_t at = in.head.find("Set-Cookie: flowmesh_ui=");
+  size_t at = in.head.find("Set-Cookie: flowmesh_ui_0=");  // the port asked for: 0
   ASSERT_NE(at, std::string::npos) << in.head;
+  EXPECT_NE(in.head.find("; Max-Age=43200;"), std::string::npos) << in.head;
   std::string cookie = in.head.substr(at + 12, in.head.find(';', at) - at - 12);
   Reply page = Get(port_, "/", "Cookie: " + cookie + "\r\n");
   EXPECT_EQ(page.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(page.body, std::string(FindAsset("/")->body));
   EXPECT_NE(page.head.find("Content-Type: text/html; charset=utf-8"), std::string::npos);
-  EXPECT_EQ(Get(port_, "/api/peers", "Cookie: " + cookie + "\r\n").status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(Get(port_, "/api/peers", "Cookie: " + cookie + "\r\n" + kFromPage).status_line,
+            "HTTP/1.1 200 OK");
 
   std::string wrong = "token=not-the-token-at-all";
   Reply bad = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: " + std::to_string(wrong.size()) +
@@ -131,6 +109,8 @@ TEST_F(UiServerTest, LoginFormSetsTheCookieThatOpensThePage) {
   Reply out = Get(port_, "/logout", "Cookie: " + cookie + "\r\n");
   EXPECT_EQ(out.status_line, "HTTP/1.1 303 See Other");
   EXPECT_NE(out.head.find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(Get(port_, "/", "Cookie: " + cookie + "\r\n").status_line, "HTTP/1.1 401 Unauthorized")
+      << "a copy of the cookie kept after /logout opens nothing";
   // A login body past the bound is refused before it is read.
   Reply big = Ask(port_, "POST /login HTTP/1.1\r\nContent-Length: 100000\r\n\r\ntoken=");
   EXPECT_EQ(big.status_line, "HTTP/1.1 413 Content Too Large");
@@ -142,11 +122,11 @@ TEST_F(UiServerTest, OnlyGetHeadAndTheLoginPost) {
             "HTTP/1.1 405 Method Not Allowed");
   EXPECT_EQ(Ask(port_, "POST /api/map HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status_line,
             "HTTP/1.1 405 Method Not Allowed");
-  Reply head = Ask(port_, "HEAD /api/peers HTTP/1.1\r\n\r\n");
+  Reply head = Ask(port_, std::string("HEAD /api/peers HTTP/1.1\r\n") + kFromPage + "\r\n");
   EXPECT_EQ(head.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(head.body, "");
   EXPECT_EQ(Get(port_, "/nothing-here").status_line, "HTTP/1.1 404 Not Found");
-  EXPECT_EQ(Get(port_, "/api/map?x=1").status_line, "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(Get(port_, "/api/map?x=1", kFromPage).status_line, "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(Ask(port_, "GET /a%zz HTTP/1.1\r\n\r\n").status_line, "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(Ask(port_, "POST /login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").status_line,
             "HTTP/1.1 501 Not Implemented");
@@ -157,7 +137,8 @@ TEST_F(UiServerTest, OnlyGetHeadAndTheLoginPost) {
 TEST_F(UiServerTest, WithoutATokenOnlyThisListenersNamesAreServed) {
   Start({}, /*token=*/false);
   auto status = [&](const std::string& host) {
-    return Ask(port_, "GET /api/peers HTTP/1.1\r\nHost: " + host + "\r\n\r\n").status_line;
+    return Ask(port_, "GET /api/peers HTTP/1.1\r\nHost: " + host + "\r\n" + kFromPage + "\r\n")
+        .status_line;
   };
   const std::string p = std::to_string(port_);
   EXPECT_EQ(status("127.0.0.1:" + p), "HTTP/1.1 200 OK");
@@ -165,7 +146,8 @@ TEST_F(UiServerTest, WithoutATokenOnlyThisListenersNamesAreServed) {
   EXPECT_EQ(status("[::1]:" + p), "HTTP/1.1 200 OK");
   EXPECT_EQ(status("127.0.0.1"), "HTTP/1.1 200 OK");
   // A name that was made to resolve to 127.0.0.1: DNS rebinding.
-  Reply r = Ask(port_, "GET /api/map HTTP/1.1\r\nHost: evil.example:" + p + "\r\n\r\n");
+  Reply r =
+      Ask(port_, "GET /api/map HTTP/1.1\r\nHost: evil.example:" + p + "\r\n" + kFromPage + "\r\n");
   EXPECT_EQ(r.status_line, "HTTP/1.1 403 Forbidden");
   EXPECT_NE(r.body.find("DNS rebinding"), std::string::npos) << r.body;
   EXPECT_EQ(status("10.1.2.3:" + p), "HTTP/1.1 403 Forbidden");
@@ -234,6 +216,7 @@ TEST_F(UiServerTest, IdleAndSlowClientsAreClosedAtTheDeadline) {
 TEST_F(UiServerTest, TwoHundredConnectionsAreCappedCountedAndCheap) {
   UiOptions o;
   o.request_timeout = 10s;
+  o.max_connections_per_peer = 0;  // the global cap alone: every client here is 127.0.0.1
   Start(o);
   uint64_t before = RssKb();
   std::vector<std::unique_ptr<Client>> flood;
@@ -299,7 +282,10 @@ TEST_F(UiServerTest, StopWithAMapInFlightReturns) {
     std::this_thread::sleep_for(200ms);
     backend_.Release();
   });
+  log::Capture capture;
   server_->Stop();  // waits for the map under way, answers nothing more
+  EXPECT_EQ(capture.Count("waiting for 1 API call(s) under way"), 1u)
+      << "the operator is told why the stop takes time";
   releaser.join();
   EXPECT_EQ(held.get().status_line, "") << "the connection closed without an answer";
   EXPECT_EQ(server_->StatusLine().find("on: http://127.0.0.1:"), 0u);
