@@ -183,7 +183,10 @@ TEST_F(MapLabTest, EveryHostDrawsTheSameMapAndThePageShowsIt) {
   CommandResult browser = RunCommand(
       {"/usr/sbin/ip", "netns", "exec", Ns(kUiHost), "/usr/bin/python3", UI_BROWSER_PY,
        std::string(kUiUrl) + "/", "--token-file", work_ + "/ui.token", "--screenshot", shot,
-       "--click", "nginx"},
+       "--click", "nginx", "--expect-label", "nginx.service", "--expect-label",
+       "flowmesh-lab-app.service", "--expect-label", "pod shop/api-7d9c5b-x2k4q/api",
+       "--expect-label", "redis-server.service", "--expect-label", "memcached.service",
+       "--expect-label", "container web", "--expect-label", "balancer 10.213.0.9:8000"},
       240s);
   EXPECT_EQ(browser.exit_code, 0) << browser.out << browser.err;
   struct stat st {};
