@@ -82,7 +82,10 @@ Result<std::unique_ptr<UiServer>> UiServer::Start(UiOptions options, ControlBack
   o.headers = {{"Content-Security-Policy", std::string(kContentSecurityPolicy)},
                {"X-Content-Type-Options", "nosniff"},
                {"X-Frame-Options", "DENY"},
-               {"Referrer-Policy", "no-referrer"}};
+               // same-origin, not no-referrer: under no-referrer a browser sends
+               // "Origin: null" with the login form's POST, and over plain HTTP
+               // (no Sec-Fetch-Site off loopback) Origin is all CrossSite has.
+               {"Referrer-Policy", "same-origin"}};
   UiServer* self = ui.get();
   Result<std::unique_ptr<http::HttpServer>> server = http::HttpServer::Start(
       o, [self](HttpRequest r, http::Responder resp) { self->Handle(std::move(r), resp); });

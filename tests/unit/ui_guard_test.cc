@@ -92,6 +92,10 @@ TEST_F(UiGuardTest, AnotherSitesLoginPostIsRefusedUnchecked) {
   };
   EXPECT_EQ(post("Origin: https://evil.example\r\n"), "HTTP/1.1 403 Forbidden");
   EXPECT_EQ(post("Sec-Fetch-Site: cross-site\r\n"), "HTTP/1.1 403 Forbidden");
+  // A sandboxed frame's post says "Origin: null"; so would the page's own
+  // form under Referrer-Policy: no-referrer, which is why the page's policy
+  // is same-origin (ui_server_test checks the header).
+  EXPECT_EQ(post("Origin: null\r\n"), "HTTP/1.1 403 Forbidden");
   EXPECT_EQ(post("Origin: http://127.0.0.1:" + std::to_string(port_) + "\r\n"),
             "HTTP/1.1 401 Unauthorized")
       << "the login form's own post";

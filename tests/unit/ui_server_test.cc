@@ -66,7 +66,7 @@ TEST_F(UiServerTest, WithoutTheToken401WithItTheMapJson) {
             std::string::npos)
       << yes.head;
   for (const char* h :
-       {"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer",
+       {"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: same-origin",
         "Cache-Control: no-store", "Content-Type: application/json"})
     EXPECT_NE(yes.head.find(std::string("\r\n") + h), std::string::npos) << h << "\n" << yes.head;
   EXPECT_EQ(Get(port_, "/api/map", "Authorization: Bearer wrong-wrong-wrong-wrong\r\n").status_line,
