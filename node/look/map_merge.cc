@@ -30,19 +30,26 @@ class Merger {
   Merger(const std::vector<LookMember>& members, GroupBy group_by)
       : members_(members), group_by_(group_by) {
     // An address a live member has now is its, whatever a gone one had.
-    for (const LookMember& m : members_)
-      if (m.live) order_.push_back(&m);
-    for (const LookMember& m : members_)
-      if (!m.live) order_.push_back(&m);
+    // Several members share addresses (docker0's 172.17.0.1, a first
+    // container's 172.17.0.2, virbr0, VIPs): ties among them break by name,
+    // not by the membership list, which differs per host, so every asker
+    // draws the same graph.
+    for (const LookMember& m : members_) order_.push_back(&m);
+    SortOrder();
     for (const LookMember* m : order_) {
       by_name_.emplace(m->name, m);
       if (m->live && !m->synced) unsynced_.push_back(m->name);
-      for (const IpAddr& a : m->addresses) by_addr_.emplace(a, m);
+      for (const IpAddr& a : m->addresses) {
+        by_addr_.emplace(a, m);
+        owned_.emplace(m->name, a);
+      }
     }
     // Before its table arrives, a member's mesh address is the one known its.
     for (const LookMember* m : order_)
-      if (Result<Endpoint> reached = Endpoint::Parse(m->address); reached.ok())
+      if (Result<Endpoint> reached = Endpoint::Parse(m->address); reached.ok()) {
         by_addr_.emplace(reached->addr, m);
+        owned_.emplace(m->name, reached->addr);
+      }
   }
 
   void Add(const MemberAnswer& a) {
@@ -56,6 +63,7 @@ class Merger {
   }
 
   MapGraph Run(TimeWindow window) {
+    SortOrder();  // members only answers named join in the answers' order
     for (const LookMember* m : order_) {
       auto it = answers_.find(m->name);
       if (it != answers_.end() && it->second->map.ok())
@@ -83,6 +91,12 @@ class Merger {
   }
 
  private:
+  void SortOrder() {
+    std::stable_sort(order_.begin(), order_.end(), [](const LookMember* a, const LookMember* b) {
+      return std::make_pair(!a->live, a->name) < std::make_pair(!b->live, b->name);
+    });
+  }
+
   const MemberMap* Answered(const std::string& name) const {
     auto it = answers_.find(name);
     return it != answers_.end() && it->second->map.ok() ? &*it->second->map : nullptr;
@@ -142,8 +156,9 @@ class Merger {
           MapNode& n = Node(BalancerId(m, front), MapNodeKind::kBalancer, m.name);
           n.label = "balancer " + front.ToString();
           AddEndpoint(n, front);
-          fronts_.emplace(front, n.id);
+          AddFront(m, front, n.id);
           for (const DependencyEdge& d : e.dependencies) fronts_of_backend_[d.remote].insert(front);
+          for (const ClientEdge& c : e.clients) balanced_clients_.emplace(n.id, c.addr);
         }
         continue;
       }
@@ -196,7 +211,7 @@ class Merger {
       n.status = status;
       n.status_detail = detail;
       AddEndpoint(n, a.front);
-      fronts_.emplace(a.front, n.id);
+      AddFront(m, a.front, n.id);
     }
   }
 
@@ -208,9 +223,18 @@ class Merger {
     return n;
   }
 
-  // The member an address is on; `reporter` for loopback.
+  void AddFront(const LookMember& m, const Endpoint& front, const std::string& id) {
+    auto& at = fronts_[front];
+    for (const auto& [member, node] : at)
+      if (member == &m) return;
+    at.emplace_back(&m, id);
+  }
+
+  // The member an address is on: `reporter` for loopback and for an address
+  // it has itself (a bridge address every docker host has is, to a process
+  // on that host, its own host), else the first in order_.
   const LookMember* MemberOf(const IpAddr& addr, const LookMember& reporter) const {
-    if (addr.is_loopback()) return &reporter;
+    if (addr.is_loopback() || owned_.contains({reporter.name, addr})) return &reporter;
     auto it = by_addr_.find(addr);
     return it == by_addr_.end() ? nullptr : it->second;
   }
@@ -224,23 +248,46 @@ class Merger {
     return External("ext:" + e.ToString(), e);
   }
 
+  // Among claims of one address, the reporter's own comes first (the same
+  // address on its host is the one its process reached), then order_'s.
   std::optional<std::string> Claimed(const LookMember& reporter, const Endpoint& e, int hops) {
     const LookMember* wildcard_member = MemberOf(e.addr, reporter);
+    // docker-proxy listens on the port it publishes too: the container
+    // behind it is what serves, not the proxy.
+    if (hops == 0 && wildcard_member != nullptr)
+      for (auto [it, end] = published_.equal_range(e); it != end; ++it)
+        if (it->second.first == wildcard_member)
+          if (auto id = Claimed(*wildcard_member, it->second.second, hops + 1)) return id;
+    // The reporter's own NAT rules rewrote its connections to a front before
+    // any socket saw them (kube-ipvs0 puts a VIP on every node, where a
+    // wildcard listener on the port would otherwise claim it).
+    auto front = fronts_.find(e);
+    if (front != fronts_.end())
+      for (const auto& [member, node] : front->second)
+        if (member == &reporter) return node;
+    const Claim* exact = nullptr;
     const Claim* wildcard = nullptr;
     auto port = listeners_.find(e.port);
     for (const Claim& c : port == listeners_.end() ? kNone : port->second) {
       if (e.addr.is_loopback() && c.member != &reporter) continue;
-      if (c.at.addr == e.addr) return c.node;
-      if (c.member == wildcard_member && ListenerServes(c.at.addr, e.addr) && wildcard == nullptr)
+      if (c.at.addr == e.addr) {
+        if (c.member == &reporter) return c.node;
+        if (exact == nullptr) exact = &c;
+      } else if (c.member == wildcard_member && ListenerServes(c.at.addr, e.addr) &&
+                 wildcard == nullptr) {
         wildcard = &c;
-    }
-    if (wildcard != nullptr) return wildcard->node;
-    if (auto front = fronts_.find(e); front != fronts_.end()) return front->second;
-    if (hops == 0)
-      for (auto [it, end] = published_.equal_range(e); it != end; ++it) {
-        // The listener behind a published port.
-        if (auto id = Claimed(*it->second.first, it->second.second, hops + 1)) return id;
       }
+    }
+    if (exact != nullptr) return exact->node;
+    if (wildcard != nullptr) return wildcard->node;
+    if (front != fronts_.end()) return front->second.front().second;
+    if (hops == 0)
+      for (int own = 1; own >= 0; own--)
+        for (auto [it, end] = published_.equal_range(e); it != end; ++it) {
+          // The listener behind a published port.
+          if ((it->second.first == &reporter) != static_cast<bool>(own)) continue;
+          if (auto id = Claimed(*it->second.first, it->second.second, hops + 1)) return id;
+        }
     return std::nullopt;
   }
 
@@ -248,7 +295,12 @@ class Merger {
     MapNode& n = Node(id, MapNodeKind::kExternal, "");
     n.label = e.port == 0 ? e.addr.ToString() : e.ToString();
     AddEndpoint(n, e);
-    if (unsynced_.empty()) {
+    if (auto owner = by_addr_.find(e.addr); owner != by_addr_.end() && !e.addr.is_loopback()) {
+      // The host is in the mesh; what is missing is a listener.
+      n.status = LookStatus::kNoAgent;
+      n.status_detail = "member " + owner->second->name + " has this address but nothing there " +
+                        "listened on port " + std::to_string(e.port) + " in the window";
+    } else if (unsynced_.empty()) {
       n.status = LookStatus::kNoAgent;
       n.status_detail = "no member has this address";
     } else {
@@ -322,6 +374,27 @@ class Merger {
     return matched;
   }
 
+  // A balancer doing DNAT without masquerade passes its client's address
+  // on: the backend reports the client, the balancer reported it too and
+  // its edge to the backend carries these connections. True (that edge
+  // marked seen by the server) when a balancer fronting `at` did.
+  bool Balanced(const IpAddr& client, const std::string& server, const Endpoint& at) {
+    auto fronts = fronts_of_backend_.find(at);
+    if (fronts == fronts_of_backend_.end()) return false;
+    for (const Endpoint& front : fronts->second) {
+      auto lbs = fronts_.find(front);
+      if (lbs == fronts_.end()) continue;
+      for (const auto& [member, lb] : lbs->second) {
+        if (!balanced_clients_.contains({lb, client})) continue;
+        if (auto edge = edges_.find(EdgeKey{lb, server, at}); edge != edges_.end()) {
+          edge->second.server_seen = true;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   void AddClients(const LookMember& m, const MemberMap& map) {
     for (const MapEntry& e : map.entries) {
       const std::string server = EntryNode(m, e);
@@ -331,6 +404,9 @@ class Merger {
         if (at.port == 0 && !e.endpoints.empty()) at = e.endpoints.front();
         if (!server_reports_.emplace(server, c.addr, at).second) continue;
         const LookMember* client = MemberOf(c.addr, m);
+        if ((client == nullptr || Answered(client->name) == nullptr) &&
+            Balanced(c.addr, server, at))
+          continue;
         std::string from;
         if (client == nullptr) {
           from = External("ext:" + c.addr.ToString(), Endpoint{c.addr, 0});
@@ -354,16 +430,19 @@ class Merger {
 
   const std::vector<LookMember>& members_;
   GroupBy group_by_;
-  std::vector<const LookMember*> order_;  // live first
+  std::vector<const LookMember*> order_;  // live first, then by name
   std::map<std::string, const LookMember*> by_name_;
-  std::map<IpAddr, const LookMember*> by_addr_;  // a live member's first
+  std::map<IpAddr, const LookMember*> by_addr_;     // order_'s first
+  std::set<std::pair<std::string, IpAddr>> owned_;  // (member, an address it has)
   std::deque<LookMember> extra_;
   std::vector<std::string> unsynced_;
   std::map<std::string, const MemberAnswer*> answers_;
   std::map<uint16_t, std::vector<Claim>> listeners_;  // by port
-  std::map<Endpoint, std::string> fronts_;            // a balancer's front -> its node
+  // A balancer's front -> each member balancing it, and its node there.
+  std::map<Endpoint, std::vector<std::pair<const LookMember*, std::string>>> fronts_;
   std::multimap<Endpoint, std::pair<const LookMember*, Endpoint>> published_;  // front -> target
   std::map<Endpoint, std::set<Endpoint>> fronts_of_backend_;
+  std::set<std::pair<std::string, IpAddr>> balanced_clients_;  // (balancer node, its client)
   // Each member's client-side edges by what they went to and what they dialled.
   std::map<std::string, std::map<Endpoint, std::vector<EdgeKey>>> deps_;
   std::map<std::string, MapNode> nodes_;
