@@ -97,8 +97,10 @@ struct MapEdgeChange {
   MapChangeKind kind = MapChangeKind::kAppeared;
   MapEdge edge;                    // this window's (appeared, changed) or the baseline's (disappeared)
   std::optional<FlowStats> before;  // the baseline's stats (changed, disappeared)
-  // after / before, of connections (active()) or, when their counts are
-  // equal, of bytes moved; > 1 grew, < 1 shrank.
+  // after / before of connections (active()) or of bytes moved, whichever
+  // moved further from 1 (either may make an edge changed); per the
+  // baseline's window length; a zero baseline counts as 1. > 1 grew, < 1
+  // shrank (map_compare.h).
   double factor = 0;
 };
 
