@@ -160,7 +160,7 @@ Result<MapGraph> GraphFromWire(s::MapGraph::Reader r, const char* what) {
   FM_ASSIGN_OR_RETURN(g.window, WindowFromWire(r.getSinceNs(), r.getUntilNs(), what));
   // Sizes first: a hostile or broken answer is refused before it is read.
   FM_RETURN_IF_ERROR(ListFits(r.getNodes(), kMaxMapNodes, "nodes"));
-  FM_RETURN_IF_ERROR(ListFits(r.getEdges(), kMaxMapEdges, "edges"));
+  FM_RETURN_IF_ERROR(ListFits(r.getEdges(), kMaxControlMapEdges, "edges"));
   FM_RETURN_IF_ERROR(ListFits(r.getMembers(), kMaxMapMembers, "members"));
   g.nodes.reserve(r.getNodes().size());
   for (s::MapNode::Reader n : r.getNodes()) {

@@ -92,10 +92,10 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
         size_t edges = 0;
         for (q::Process::Reader p : list)
           edges += p.getClients().size() + p.getDependencies().size() + p.getEndpoints().size();
-        if (edges > kMaxMapEdges)
+        if (edges > kMaxMemberMapEdges)
           return InvalidArgument("malformed map answer: " + std::to_string(edges) +
                                  " edges and endpoints, over the cap of " +
-                                 std::to_string(kMaxMapEdges));
+                                 std::to_string(kMaxMemberMapEdges));
         out->truncated = r.getTruncated();
         out->entries.reserve(list.size());
         for (q::Process::Reader p : list) {

@@ -156,8 +156,8 @@ TEST(MapWire, OversizedAndOverlongAnswersAreRefused) {
 
   capnp::MallocMessageBuilder edges;
   auto list = edges.initRoot<schema::query::NodeAnswer>().initMap().initEntries(2);
-  list[0].initDependencies(kMaxMapEdges / 2 + 1);
-  list[1].initClients(kMaxMapEdges / 2 + 1);
+  list[0].initDependencies(kMaxMemberMapEdges / 2 + 1);
+  list[1].initClients(kMaxMemberMapEdges / 2 + 1);
   r = DecodeMapAnswer(Flat(edges));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("edges and endpoints, over the cap"), std::string::npos);
@@ -165,7 +165,7 @@ TEST(MapWire, OversizedAndOverlongAnswersAreRefused) {
   // Endpoints count: an answer of listeners only may not flood the merge.
   capnp::MallocMessageBuilder listeners;
   listeners.initRoot<schema::query::NodeAnswer>().initMap().initEntries(1)[0].initEndpoints(
-      kMaxMapEdges + 1);
+      kMaxMemberMapEdges + 1);
   r = DecodeMapAnswer(Flat(listeners));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("edges and endpoints"), std::string::npos);
