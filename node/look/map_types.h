@@ -137,6 +137,14 @@ struct MapResult {
 constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
 constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
 
+// `text` cut to at most `max` bytes, not inside a UTF-8 character. What a
+// peer or a process names (an error, a label) may be any length; the map's
+// decoders refuse what is over their limits, so encoders cut it first.
+std::string ClampMapText(std::string_view text, size_t max);
+// The most of a member's error text the asker keeps: it goes into the
+// status of each of that member's nodes.
+constexpr size_t kMaxMapPeerErrorBytes = 256;
+
 // A map query as meshctl's flags and /api/map's parameters spell it; both
 // parse it here, so they ask the same question. Empty = the default.
 struct MapQueryText {

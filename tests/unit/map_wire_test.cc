@@ -109,6 +109,17 @@ TEST(MapWire, AnErrorTravelsAsItsText) {
   EXPECT_EQ(UnansweredOf(back.status()), Unanswered::kRefused);
 }
 
+// A peer's error goes into each of its nodes' status: the asker keeps 256
+// bytes of it, whatever the peer sent.
+TEST(MapWire, APeersErrorIsCutAtDecode) {
+  Result<std::vector<uint8_t>> bytes =
+      EncodeMapAnswer(Result<MemberMap>(Unavailable(std::string(3000, 'e'))));
+  ASSERT_TRUE(bytes.ok());
+  Result<MemberMap> back = DecodeMapAnswer(*bytes);
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().message(), std::string(kMaxMapPeerErrorBytes, 'e'));
+}
+
 TEST(MapWire, AnOlderMeshdsEmptyLookIsAMeshdWithoutMap) {
   // What a meshd of before answers: the map query read as a look without questions.
   Result<std::vector<uint8_t>> old = EncodeAnswers({});
