@@ -124,6 +124,7 @@ class Merger {
     out.answer_bytes = a.bytes;
     out.latency_ns = a.latency_ns;
     out.truncated = a.map.ok() && a.map->truncated;
+    if (!a.unread.empty()) out.error = a.unread;
     return out;
   }
 

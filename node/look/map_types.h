@@ -136,6 +136,18 @@ struct MapResult {
 // 1,000-member map takes under 2 s); longer is not a map query.
 constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
 constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
+// The mesh transport has 256 outbound exchanges; meshctl's and the page's
+// maps share them. At most kMaxMapsRunning maps gather at once on a node,
+// whoever asked, each with at most kMaxMapMemberQueries member queries out
+// (MapQuery.concurrency is clamped to it); another waits up to
+// kMapSlotWaitNs for one to finish, then is refused.
+constexpr int kMaxMapsRunning = 2;
+constexpr int kMaxMapMemberQueries = 64;
+constexpr int64_t kMapSlotWaitNs = 1'000'000'000;
+// The members' answers one map reads, in wire bytes, both windows together
+// (1,000 members may send 4 MiB each). A member whose answer comes after
+// the budget is spent is truncated: nothing of it is drawn, and it says why.
+constexpr uint64_t kMaxMapAnswerBytes = 256ull << 20;
 
 // `text` cut to at most `max` bytes, not inside a UTF-8 character. What a
 // peer or a process names (an error, a label) may be any length; the map's
