@@ -63,36 +63,31 @@ TEST(MapCompare, WithinTheFactorIsNoChange) {
   EXPECT_EQ(CompareMaps(Graph({Edge("a", "b", 10)}), Graph({Edge("a", "b", 21)}), 0.5).size(), 1u);
 }
 
+// The factor of the one change between two single-edge maps; -1: none.
+double Factor(uint64_t connections_before, uint64_t bytes_before, uint64_t connections_after,
+              uint64_t bytes_after) {
+  std::vector<MapEdgeChange> c =
+      CompareMaps(Graph({Edge("a", "b", connections_before, bytes_before)}),
+                  Graph({Edge("a", "b", connections_after, bytes_after)}), 2.0);
+  return c.empty() ? -1 : c.size() == 1 ? c[0].factor : -2;
+}
+
 TEST(MapCompare, EqualCountsCompareBytesAndAZeroBaselineCountsAsOne) {
-  auto c = CompareMaps(Graph({Edge("a", "b", 3, 1000)}), Graph({Edge("a", "b", 3, 5000)}), 2.0);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_DOUBLE_EQ(c[0].factor, 5.0);
-  c = CompareMaps(Graph({Edge("a", "b", 3, 0)}), Graph({Edge("a", "b", 3, 5000)}), 2.0);
-  ASSERT_EQ(c.size(), 1u) << "bytes from none are news";
-  EXPECT_DOUBLE_EQ(c[0].factor, 5000.0);
+  EXPECT_DOUBLE_EQ(Factor(3, 1000, 3, 5000), 5.0);
+  EXPECT_DOUBLE_EQ(Factor(3, 0, 3, 5000), 5000.0) << "bytes from none are news";
   // From no connections to some: changed, with a finite factor (the count).
-  c = CompareMaps(Graph({Edge("a", "b", 0, 10)}), Graph({Edge("a", "b", 7, 10)}), 2.0);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_DOUBLE_EQ(c[0].factor, 7.0);
+  EXPECT_DOUBLE_EQ(Factor(0, 10, 7, 10), 7.0);
   // ... held to the factor like any other: 0 -> 1 connection is not news.
-  EXPECT_TRUE(
-      CompareMaps(Graph({Edge("a", "b", 0, 10)}), Graph({Edge("a", "b", 1, 10)}), 2.0).empty());
+  EXPECT_DOUBLE_EQ(Factor(0, 10, 1, 10), -1);
 }
 
 TEST(MapCompare, BytesCountWhenConnectionsDifferAndTheFurtherMeasureIsShown) {
   // 100 -> 101 connections, 1 MB -> 1 GB: changed, by the bytes.
-  auto c = CompareMaps(Graph({Edge("a", "b", 100, 1'000'000)}),
-                       Graph({Edge("a", "b", 101, 1'000'000'000)}), 2.0);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_DOUBLE_EQ(c[0].factor, 1000.0);
+  EXPECT_DOUBLE_EQ(Factor(100, 1'000'000, 101, 1'000'000'000), 1000.0);
   // Connections x10, bytes x3: the connections are shown.
-  c = CompareMaps(Graph({Edge("a", "b", 10, 1000)}), Graph({Edge("a", "b", 100, 3000)}), 2.0);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_DOUBLE_EQ(c[0].factor, 10.0);
+  EXPECT_DOUBLE_EQ(Factor(10, 1000, 100, 3000), 10.0);
   // Connections x3, bytes /10: the bytes, shrinking.
-  c = CompareMaps(Graph({Edge("a", "b", 10, 1000)}), Graph({Edge("a", "b", 30, 100)}), 2.0);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_DOUBLE_EQ(c[0].factor, 0.1);
+  EXPECT_DOUBLE_EQ(Factor(10, 1000, 30, 100), 0.1);
 }
 
 TEST(MapCompare, CountsArePerWindowLength) {

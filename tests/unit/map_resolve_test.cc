@@ -48,18 +48,6 @@ std::string Edges(const MapGraph& g) {
   return s;
 }
 
-const MapNode* FindNode(const MapGraph& g, const std::string& id) {
-  for (const MapNode& n : g.nodes)
-    if (n.id == id) return &n;
-  return nullptr;
-}
-
-const MapEdge* FindEdge(const MapGraph& g, const std::string& from, const std::string& to) {
-  for (const MapEdge& e : g.edges)
-    if (e.from == from && e.to == to) return &e;
-  return nullptr;
-}
-
 // Two docker hosts: the same bridge address, the same first container
 // address, each with a redis and an app calling it.
 TEST(MapResolve, EachHostsContainerCallsItsOwnOnASharedBridgeWhateverTheMembersOrder) {
