@@ -10,20 +10,13 @@
 #include <tuple>
 #include <utility>
 
+#include "node/look/map_claims.h"
 #include "node/proc/workload.h"
 
 namespace flowmesh {
 namespace {
 
 using EdgeKey = std::tuple<std::string, std::string, Endpoint>;  // from, to, endpoint
-
-// A listener the merge resolves endpoints to, and whose node it is.
-struct Claim {
-  const LookMember* member;
-  Endpoint at;
-  std::string node;
-};
-const std::vector<Claim> kNone;
 
 class Merger {
  public:
@@ -39,17 +32,8 @@ class Merger {
     for (const LookMember* m : order_) {
       by_name_.emplace(m->name, m);
       if (m->live && !m->synced) unsynced_.push_back(m->name);
-      for (const IpAddr& a : m->addresses) {
-        by_addr_.emplace(a, m);
-        owned_.emplace(m->name, a);
-      }
     }
-    // Before its table arrives, a member's mesh address is the one known its.
-    for (const LookMember* m : order_)
-      if (Result<Endpoint> reached = Endpoint::Parse(m->address); reached.ok()) {
-        by_addr_.emplace(reached->addr, m);
-        owned_.emplace(m->name, reached->addr);
-      }
+    claims_.AddMembers(order_);
   }
 
   void Add(const MemberAnswer& a) {
@@ -157,7 +141,7 @@ class Merger {
           MapNode& n = Node(BalancerId(m, front), MapNodeKind::kBalancer, m.name);
           n.label = "balancer " + front.ToString();
           AddEndpoint(n, front);
-          AddFront(m, front, n.id);
+          claims_.AddFront(m, front, n.id);
           for (const DependencyEdge& d : e.dependencies) fronts_of_backend_[d.remote].insert(front);
           for (const ClientEdge& c : e.clients) balanced_clients_.emplace(n.id, c.addr);
         }
@@ -171,7 +155,7 @@ class Merger {
       if (e.agent) agents_.insert(n.id);
       for (const Endpoint& at : e.endpoints) {
         AddEndpoint(n, at);
-        listeners_[at.port].push_back({&m, at, n.id});
+        claims_.AddListener(m, at, n.id);
       }
     }
     // Published ports reach a listener of this member; balancer fronts
@@ -194,7 +178,7 @@ class Merger {
       n.status = LookStatus::kUnreachable;
       n.status_detail = detail;
       AddEndpoint(n, m.endpoints[i]);
-      listeners_[m.endpoints[i].port].push_back({&m, m.endpoints[i], n.id});
+      claims_.AddListener(m, m.endpoints[i], n.id);
     }
     AddAliases(m, LookStatus::kUnreachable, detail);
   }
@@ -202,7 +186,7 @@ class Merger {
   void AddAliases(const LookMember& m, LookStatus status, const std::string& detail) {
     for (const MemberAlias& a : m.aliases) {
       if (!a.balancer) {
-        published_.emplace(a.front, std::make_pair(&m, a.target));
+        claims_.AddPublished(m, a.front, a.target);
         continue;
       }
       fronts_of_backend_[a.target].insert(a.front);
@@ -212,7 +196,7 @@ class Merger {
       n.status = status;
       n.status_detail = detail;
       AddEndpoint(n, a.front);
-      AddFront(m, a.front, n.id);
+      claims_.AddFront(m, a.front, n.id);
     }
   }
 
@@ -224,82 +208,21 @@ class Merger {
     return n;
   }
 
-  void AddFront(const LookMember& m, const Endpoint& front, const std::string& id) {
-    auto& at = fronts_[front];
-    for (const auto& [member, node] : at)
-      if (member == &m) return;
-    at.emplace_back(&m, id);
-  }
-
-  // The member an address is on: `reporter` for loopback and for an address
-  // it has itself (a bridge address every docker host has is, to a process
-  // on that host, its own host), else the first in order_.
-  const LookMember* MemberOf(const IpAddr& addr, const LookMember& reporter) const {
-    if (addr.is_loopback() || owned_.contains({reporter.name, addr})) return &reporter;
-    auto it = by_addr_.find(addr);
-    return it == by_addr_.end() ? nullptr : it->second;
-  }
-
-  // The node a dependency's endpoint belongs to: a listener (exact, else a
-  // wildcard one on a member with the address; loopback: the reporter's),
-  // else a front (a published port: its listener's node; a balancer's),
-  // else an external node.
+  // The node a dependency's endpoint belongs to (MapClaims::Claimed), else
+  // an external node.
   std::string Owner(const LookMember& reporter, const Endpoint& e) {
-    if (std::optional<std::string> id = Claimed(reporter, e, 0)) return *id;
+    if (std::optional<std::string> id = claims_.Claimed(reporter, e)) return *id;
     return External("ext:" + e.ToString(), e);
-  }
-
-  // Among claims of one address, the reporter's own comes first (the same
-  // address on its host is the one its process reached), then order_'s.
-  std::optional<std::string> Claimed(const LookMember& reporter, const Endpoint& e, int hops) {
-    const LookMember* wildcard_member = MemberOf(e.addr, reporter);
-    // docker-proxy listens on the port it publishes too: the container
-    // behind it is what serves, not the proxy.
-    if (hops == 0 && wildcard_member != nullptr)
-      for (auto [it, end] = published_.equal_range(e); it != end; ++it)
-        if (it->second.first == wildcard_member)
-          if (auto id = Claimed(*wildcard_member, it->second.second, hops + 1)) return id;
-    // The reporter's own NAT rules rewrote its connections to a front before
-    // any socket saw them (kube-ipvs0 puts a VIP on every node, where a
-    // wildcard listener on the port would otherwise claim it).
-    auto front = fronts_.find(e);
-    if (front != fronts_.end())
-      for (const auto& [member, node] : front->second)
-        if (member == &reporter) return node;
-    const Claim* exact = nullptr;
-    const Claim* wildcard = nullptr;
-    auto port = listeners_.find(e.port);
-    for (const Claim& c : port == listeners_.end() ? kNone : port->second) {
-      if (e.addr.is_loopback() && c.member != &reporter) continue;
-      if (c.at.addr == e.addr) {
-        if (c.member == &reporter) return c.node;
-        if (exact == nullptr) exact = &c;
-      } else if (c.member == wildcard_member && ListenerServes(c.at.addr, e.addr) &&
-                 wildcard == nullptr) {
-        wildcard = &c;
-      }
-    }
-    if (exact != nullptr) return exact->node;
-    if (wildcard != nullptr) return wildcard->node;
-    if (front != fronts_.end()) return front->second.front().second;
-    if (hops == 0)
-      for (int own = 1; own >= 0; own--)
-        for (auto [it, end] = published_.equal_range(e); it != end; ++it) {
-          // The listener behind a published port.
-          if ((it->second.first == &reporter) != static_cast<bool>(own)) continue;
-          if (auto id = Claimed(*it->second.first, it->second.second, hops + 1)) return id;
-        }
-    return std::nullopt;
   }
 
   std::string External(const std::string& id, const Endpoint& e) {
     MapNode& n = Node(id, MapNodeKind::kExternal, "");
     n.label = e.port == 0 ? e.addr.ToString() : e.ToString();
     AddEndpoint(n, e);
-    if (auto owner = by_addr_.find(e.addr); owner != by_addr_.end() && !e.addr.is_loopback()) {
+    if (const LookMember* owner = claims_.AnyMemberOf(e.addr)) {
       // The host is in the mesh; what is missing is a listener.
       n.status = LookStatus::kNoAgent;
-      n.status_detail = "member " + owner->second->name + " has this address but nothing there " +
+      n.status_detail = "member " + owner->name + " has this address but nothing there " +
                         "listened on port " + std::to_string(e.port) + " in the window";
     } else if (unsynced_.empty()) {
       n.status = LookStatus::kNoAgent;
@@ -383,9 +306,7 @@ class Merger {
     auto fronts = fronts_of_backend_.find(at);
     if (fronts == fronts_of_backend_.end()) return false;
     for (const Endpoint& front : fronts->second) {
-      auto lbs = fronts_.find(front);
-      if (lbs == fronts_.end()) continue;
-      for (const auto& [member, lb] : lbs->second) {
+      for (const auto& [member, lb] : claims_.Fronts(front)) {
         if (!balanced_clients_.contains({lb, client})) continue;
         if (auto edge = edges_.find(EdgeKey{lb, server, at}); edge != edges_.end()) {
           edge->second.server_seen = true;
@@ -404,7 +325,7 @@ class Merger {
         Endpoint at = c.endpoint;
         if (at.port == 0 && !e.endpoints.empty()) at = e.endpoints.front();
         if (!server_reports_.emplace(server, c.addr, at).second) continue;
-        const LookMember* client = MemberOf(c.addr, m);
+        const LookMember* client = claims_.MemberOf(c.addr, m);
         if ((client == nullptr || Answered(client->name) == nullptr) &&
             Balanced(c.addr, server, at))
           continue;
@@ -433,15 +354,10 @@ class Merger {
   GroupBy group_by_;
   std::vector<const LookMember*> order_;  // live first, then by name
   std::map<std::string, const LookMember*> by_name_;
-  std::map<IpAddr, const LookMember*> by_addr_;     // order_'s first
-  std::set<std::pair<std::string, IpAddr>> owned_;  // (member, an address it has)
   std::deque<LookMember> extra_;
   std::vector<std::string> unsynced_;
   std::map<std::string, const MemberAnswer*> answers_;
-  std::map<uint16_t, std::vector<Claim>> listeners_;  // by port
-  // A balancer's front -> each member balancing it, and its node there.
-  std::map<Endpoint, std::vector<std::pair<const LookMember*, std::string>>> fronts_;
-  std::multimap<Endpoint, std::pair<const LookMember*, Endpoint>> published_;  // front -> target
+  MapClaims claims_;
   std::map<Endpoint, std::set<Endpoint>> fronts_of_backend_;
   std::set<std::pair<std::string, IpAddr>> balanced_clients_;  // (balancer node, its client)
   // Each member's client-side edges by what they went to and what they dialled.
