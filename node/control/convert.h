@@ -135,7 +135,7 @@ Result<MapResult> FromCapnp(schema::MapResult::Reader r);
 constexpr size_t kMaxMapTextBytes = 2048;       // ids, labels, hosts, member names
 constexpr size_t kMaxMapDetailBytes = 4096;     // a status detail, a member's error
 constexpr size_t kMaxMapNodes = 1u << 18;
-constexpr size_t kMaxMapEdges = 1u << 20;
+constexpr size_t kMaxControlMapEdges = 1u << 20;
 constexpr size_t kMaxMapMembers = 1u << 16;
 constexpr size_t kMaxMapChanges = 1u << 21;  // appeared + disappeared: both windows' edges
 constexpr size_t kMaxMapNodeEndpoints = 4096;

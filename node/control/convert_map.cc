@@ -55,17 +55,20 @@ Result<TimeWindow> WindowFromWire(int64_t since, int64_t until, const char* what
   return TimeWindow{since, until};
 }
 
+// Every text is cut to the limit NodeFromWire and its kin hold it to: a
+// label a process chose (a 3 KB container name) must not make meshctl
+// refuse the whole map that /api/map shows.
 void NodeToWire(const MapNode& n, s::MapNode::Builder b) {
-  b.setId(n.id);
+  b.setId(ClampMapText(n.id, kMaxMapTextBytes));
   b.setKind(static_cast<s::MapNodeKind>(n.kind));
-  b.setHost(n.host);
+  b.setHost(ClampMapText(n.host, kMaxMapTextBytes));
   b.setHasProcess(n.process.has_value());
   if (n.process) DetailsToWire(*n.process, b.initProcess());
   auto eps = b.initEndpoints(static_cast<unsigned>(n.endpoints.size()));
   for (unsigned i = 0; i < n.endpoints.size(); i++) EndpointToWire(n.endpoints[i], eps[i]);
   b.setStatus(static_cast<s::LookStatus>(n.status));
-  b.setStatusDetail(n.status_detail);
-  b.setLabel(n.label);
+  b.setStatusDetail(ClampMapText(n.status_detail, kMaxMapDetailBytes));
+  b.setLabel(ClampMapText(n.label, kMaxMapTextBytes));
 }
 
 Result<MapNode> NodeFromWire(s::MapNode::Reader r) {
@@ -92,8 +95,9 @@ Result<MapNode> NodeFromWire(s::MapNode::Reader r) {
 }
 
 void EdgeToWire(const MapEdge& e, s::MapEdge::Builder b) {
-  b.setFrom(e.from);
-  b.setTo(e.to);
+  // Cut as NodeToWire cuts ids: the edge still names its nodes.
+  b.setFrom(ClampMapText(e.from, kMaxMapTextBytes));
+  b.setTo(ClampMapText(e.to, kMaxMapTextBytes));
   EndpointToWire(e.endpoint, b.initEndpoint());
   if (e.via.port != 0) EndpointToWire(e.via, b.initVia());
   FlowStatsToWire(e.stats, b.initStats());
@@ -116,11 +120,11 @@ Result<MapEdge> EdgeFromWire(s::MapEdge::Reader r) {
 }
 
 void MemberToWire(const MapMember& m, s::MapMember::Builder b) {
-  b.setName(m.name);
-  b.setAddress(m.address);
-  b.setState(m.state);
+  b.setName(ClampMapText(m.name, kMaxMapTextBytes));
+  b.setAddress(ClampMapText(m.address, kMaxMapTextBytes));
+  b.setState(ClampMapText(m.state, kMaxMapTextBytes));
   b.setAnswered(m.answered);
-  b.setError(m.error);
+  b.setError(ClampMapText(m.error, kMaxMapDetailBytes));
   b.setAnswerBytes(m.answer_bytes);
   b.setLatencyNs(m.latency_ns);
   b.setTruncated(m.truncated);
@@ -160,7 +164,7 @@ Result<MapGraph> GraphFromWire(s::MapGraph::Reader r, const char* what) {
   FM_ASSIGN_OR_RETURN(g.window, WindowFromWire(r.getSinceNs(), r.getUntilNs(), what));
   // Sizes first: a hostile or broken answer is refused before it is read.
   FM_RETURN_IF_ERROR(ListFits(r.getNodes(), kMaxMapNodes, "nodes"));
-  FM_RETURN_IF_ERROR(ListFits(r.getEdges(), kMaxMapEdges, "edges"));
+  FM_RETURN_IF_ERROR(ListFits(r.getEdges(), kMaxControlMapEdges, "edges"));
   FM_RETURN_IF_ERROR(ListFits(r.getMembers(), kMaxMapMembers, "members"));
   g.nodes.reserve(r.getNodes().size());
   for (s::MapNode::Reader n : r.getNodes()) {

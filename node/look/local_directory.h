@@ -65,7 +65,7 @@ class LocalQuerier final : public NodeQuerier {
 
   // This node's part of the map (map_local.cc): every process group with
   // flows or a listener in the window, and every balancer front, busiest
-  // first, cut at kMaxMapEntries entries and kMaxMapEdges edges (`truncated`).
+  // first, cut at kMaxMapEntries entries and kMaxMemberMapEdges edges (`truncated`).
   Result<MemberMap> Map(const TimeWindow& w, GroupBy group_by) const;
 
  private:
@@ -91,7 +91,7 @@ class LocalQuerier final : public NodeQuerier {
 // and endpoints together) of ~200 wire bytes each stay under look_wire.h's
 // kMaxQueryBytes, and bound the asker's merge of one answer.
 constexpr size_t kMaxMapEntries = 4096;
-constexpr size_t kMaxMapEdges = 16384;
+constexpr size_t kMaxMemberMapEdges = 16384;
 
 // The store's processes, and the owners of the window's listeners as the
 // listeners kept them where the store has no row (or no workload) for them.

@@ -108,7 +108,7 @@ struct MapEntry {
 };
 struct MemberMap {
   std::vector<MapEntry> entries;
-  bool truncated = false;  // more than an answer may carry (kMaxMapEntries, kMaxMapEdges)
+  bool truncated = false;  // more than an answer may carry (kMaxMapEntries, kMaxMemberMapEdges)
 };
 
 class NodeQuerier {

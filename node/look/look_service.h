@@ -6,8 +6,10 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,6 +54,8 @@ struct LookServiceOptions {
   // An error (the mesh did not hand them over) fails the look with it.
   std::function<Result<std::vector<LookMember>>()> members;
   QueryScatter scatter;
+  // The members' answers one map reads (kMaxMapAnswerBytes; tests: less).
+  uint64_t map_answer_budget = kMaxMapAnswerBytes;
 };
 
 class LookService {
@@ -61,8 +65,11 @@ class LookService {
   // `meshctl look`: the walk, timed into latency().meshctl.
   Result<LookResult> Run(const LookQuery& query);
   // `meshctl map` (map_service.cc): every live member's part of the map (this
-  // node's read here), at most query.concurrency queries out at once, merged,
-  // cut, and compared with the baseline window's; timed into latency().map.
+  // node's read here), at most query.concurrency (<= kMaxMapMemberQueries)
+  // queries out at once, merged, cut, and compared with the baseline
+  // window's; timed into latency().map. At most kMaxMapsRunning at once
+  // from any caller; one more waits kMapSlotWaitNs, then is refused
+  // (ResourceExhausted, counted in maps_refused()).
   Result<MapResult> RunMap(const MapQuery& query);
   // Another node's look or map query (look_wire.h, map_wire.h bytes),
   // answered from this node's store; its answer's bytes. A look query reads
@@ -75,6 +82,7 @@ class LookService {
 
   uint64_t looks() const { return looks_.load(std::memory_order_relaxed); }
   uint64_t maps() const { return maps_.load(std::memory_order_relaxed); }
+  uint64_t maps_refused() const { return maps_refused_.load(std::memory_order_relaxed); }
   // Member queries of maps run here that came back without a map, by reason
   // (look's, then no_map), zeros included.
   std::vector<Refusal> map_unanswered() const;
@@ -89,8 +97,10 @@ class LookService {
   // The aliases as they are now, for one walk or one batch of questions.
   AliasSource AliasSnapshot() const;
   Result<LookResult> Walk(const LookQuery& query);
-  // The map of one window from every member, before the cut.
-  Result<MapGraph> GatherMap(const TimeWindow& w, const MapQuery& query, int64_t deadline_ns);
+  // The map of one window from every member, before the cut; members'
+  // answers past `budget` wire bytes are not read.
+  Result<MapGraph> GatherMap(const TimeWindow& w, const MapQuery& query, int64_t deadline_ns,
+                             uint64_t budget);
   Result<std::vector<uint8_t>> AnswerMap(const TimeWindow& w, GroupBy group_by);
 
   const Store& store_;
@@ -99,6 +109,11 @@ class LookService {
   std::atomic<uint64_t> round_trips_{0};  // and the queries they sent
   std::array<std::atomic<uint64_t>, kUnansweredReasons> unanswered_{};
   std::atomic<uint64_t> maps_{0};  // maps run from here
+  // Maps gathering now, whichever entry point asked (RunMap's bound).
+  std::mutex map_slots_mu_;
+  std::condition_variable map_slot_freed_;
+  int maps_running_ = 0;
+  std::atomic<uint64_t> maps_refused_{0};
   std::array<std::atomic<uint64_t>, kMapUnansweredReasons> map_unanswered_{};
   LookLatency latency_;
 };

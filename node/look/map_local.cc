@@ -44,7 +44,7 @@ bool Cut(std::vector<MapEntry>& entries) {
     entries.resize(kMaxMapEntries);
     cut = true;
   }
-  size_t budget = kMaxMapEdges;
+  size_t budget = kMaxMemberMapEdges;
   for (MapEntry& e : entries) {
     BusiestFirst(e.clients);
     BusiestFirst(e.dependencies);

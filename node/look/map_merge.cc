@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "node/look/map_claims.h"
 #include "node/proc/workload.h"
 
 namespace flowmesh {
@@ -17,32 +18,22 @@ namespace {
 
 using EdgeKey = std::tuple<std::string, std::string, Endpoint>;  // from, to, endpoint
 
-// A listener the merge resolves endpoints to, and whose node it is.
-struct Claim {
-  const LookMember* member;
-  Endpoint at;
-  std::string node;
-};
-const std::vector<Claim> kNone;
-
 class Merger {
  public:
   Merger(const std::vector<LookMember>& members, GroupBy group_by)
       : members_(members), group_by_(group_by) {
     // An address a live member has now is its, whatever a gone one had.
-    for (const LookMember& m : members_)
-      if (m.live) order_.push_back(&m);
-    for (const LookMember& m : members_)
-      if (!m.live) order_.push_back(&m);
+    // Several members share addresses (docker0's 172.17.0.1, a first
+    // container's 172.17.0.2, virbr0, VIPs): ties among them break by name,
+    // not by the membership list, which differs per host, so every asker
+    // draws the same graph.
+    for (const LookMember& m : members_) order_.push_back(&m);
+    SortOrder();
     for (const LookMember* m : order_) {
       by_name_.emplace(m->name, m);
       if (m->live && !m->synced) unsynced_.push_back(m->name);
-      for (const IpAddr& a : m->addresses) by_addr_.emplace(a, m);
     }
-    // Before its table arrives, a member's mesh address is the one known its.
-    for (const LookMember* m : order_)
-      if (Result<Endpoint> reached = Endpoint::Parse(m->address); reached.ok())
-        by_addr_.emplace(reached->addr, m);
+    claims_.AddMembers(order_);
   }
 
   void Add(const MemberAnswer& a) {
@@ -56,6 +47,7 @@ class Merger {
   }
 
   MapGraph Run(TimeWindow window) {
+    SortOrder();  // members only answers named join in the answers' order
     for (const LookMember* m : order_) {
       auto it = answers_.find(m->name);
       if (it != answers_.end() && it->second->map.ok())
@@ -83,6 +75,12 @@ class Merger {
   }
 
  private:
+  void SortOrder() {
+    std::stable_sort(order_.begin(), order_.end(), [](const LookMember* a, const LookMember* b) {
+      return std::make_pair(!a->live, a->name) < std::make_pair(!b->live, b->name);
+    });
+  }
+
   const MemberMap* Answered(const std::string& name) const {
     auto it = answers_.find(name);
     return it != answers_.end() && it->second->map.ok() ? &*it->second->map : nullptr;
@@ -110,6 +108,7 @@ class Merger {
     out.answer_bytes = a.bytes;
     out.latency_ns = a.latency_ns;
     out.truncated = a.map.ok() && a.map->truncated;
+    if (!a.unread.empty()) out.error = a.unread;
     return out;
   }
 
@@ -142,8 +141,9 @@ class Merger {
           MapNode& n = Node(BalancerId(m, front), MapNodeKind::kBalancer, m.name);
           n.label = "balancer " + front.ToString();
           AddEndpoint(n, front);
-          fronts_.emplace(front, n.id);
+          claims_.AddFront(m, front, n.id);
           for (const DependencyEdge& d : e.dependencies) fronts_of_backend_[d.remote].insert(front);
+          for (const ClientEdge& c : e.clients) balanced_clients_.emplace(n.id, c.addr);
         }
         continue;
       }
@@ -155,7 +155,7 @@ class Merger {
       if (e.agent) agents_.insert(n.id);
       for (const Endpoint& at : e.endpoints) {
         AddEndpoint(n, at);
-        listeners_[at.port].push_back({&m, at, n.id});
+        claims_.AddListener(m, at, n.id);
       }
     }
     // Published ports reach a listener of this member; balancer fronts
@@ -178,7 +178,7 @@ class Merger {
       n.status = LookStatus::kUnreachable;
       n.status_detail = detail;
       AddEndpoint(n, m.endpoints[i]);
-      listeners_[m.endpoints[i].port].push_back({&m, m.endpoints[i], n.id});
+      claims_.AddListener(m, m.endpoints[i], n.id);
     }
     AddAliases(m, LookStatus::kUnreachable, detail);
   }
@@ -186,7 +186,7 @@ class Merger {
   void AddAliases(const LookMember& m, LookStatus status, const std::string& detail) {
     for (const MemberAlias& a : m.aliases) {
       if (!a.balancer) {
-        published_.emplace(a.front, std::make_pair(&m, a.target));
+        claims_.AddPublished(m, a.front, a.target);
         continue;
       }
       fronts_of_backend_[a.target].insert(a.front);
@@ -196,7 +196,7 @@ class Merger {
       n.status = status;
       n.status_detail = detail;
       AddEndpoint(n, a.front);
-      fronts_.emplace(a.front, n.id);
+      claims_.AddFront(m, a.front, n.id);
     }
   }
 
@@ -208,47 +208,23 @@ class Merger {
     return n;
   }
 
-  // The member an address is on; `reporter` for loopback.
-  const LookMember* MemberOf(const IpAddr& addr, const LookMember& reporter) const {
-    if (addr.is_loopback()) return &reporter;
-    auto it = by_addr_.find(addr);
-    return it == by_addr_.end() ? nullptr : it->second;
-  }
-
-  // The node a dependency's endpoint belongs to: a listener (exact, else a
-  // wildcard one on a member with the address; loopback: the reporter's),
-  // else a front (a published port: its listener's node; a balancer's),
-  // else an external node.
+  // The node a dependency's endpoint belongs to (MapClaims::Claimed), else
+  // an external node.
   std::string Owner(const LookMember& reporter, const Endpoint& e) {
-    if (std::optional<std::string> id = Claimed(reporter, e, 0)) return *id;
+    if (std::optional<std::string> id = claims_.Claimed(reporter, e)) return *id;
     return External("ext:" + e.ToString(), e);
-  }
-
-  std::optional<std::string> Claimed(const LookMember& reporter, const Endpoint& e, int hops) {
-    const LookMember* wildcard_member = MemberOf(e.addr, reporter);
-    const Claim* wildcard = nullptr;
-    auto port = listeners_.find(e.port);
-    for (const Claim& c : port == listeners_.end() ? kNone : port->second) {
-      if (e.addr.is_loopback() && c.member != &reporter) continue;
-      if (c.at.addr == e.addr) return c.node;
-      if (c.member == wildcard_member && ListenerServes(c.at.addr, e.addr) && wildcard == nullptr)
-        wildcard = &c;
-    }
-    if (wildcard != nullptr) return wildcard->node;
-    if (auto front = fronts_.find(e); front != fronts_.end()) return front->second;
-    if (hops == 0)
-      for (auto [it, end] = published_.equal_range(e); it != end; ++it) {
-        // The listener behind a published port.
-        if (auto id = Claimed(*it->second.first, it->second.second, hops + 1)) return id;
-      }
-    return std::nullopt;
   }
 
   std::string External(const std::string& id, const Endpoint& e) {
     MapNode& n = Node(id, MapNodeKind::kExternal, "");
     n.label = e.port == 0 ? e.addr.ToString() : e.ToString();
     AddEndpoint(n, e);
-    if (unsynced_.empty()) {
+    if (const LookMember* owner = claims_.AnyMemberOf(e.addr)) {
+      // The host is in the mesh; what is missing is a listener.
+      n.status = LookStatus::kNoAgent;
+      n.status_detail = "member " + owner->name + " has this address but nothing there " +
+                        "listened on port " + std::to_string(e.port) + " in the window";
+    } else if (unsynced_.empty()) {
       n.status = LookStatus::kNoAgent;
       n.status_detail = "no member has this address";
     } else {
@@ -322,6 +298,25 @@ class Merger {
     return matched;
   }
 
+  // A balancer doing DNAT without masquerade passes its client's address
+  // on: the backend reports the client, the balancer reported it too and
+  // its edge to the backend carries these connections. True (that edge
+  // marked seen by the server) when a balancer fronting `at` did.
+  bool Balanced(const IpAddr& client, const std::string& server, const Endpoint& at) {
+    auto fronts = fronts_of_backend_.find(at);
+    if (fronts == fronts_of_backend_.end()) return false;
+    for (const Endpoint& front : fronts->second) {
+      for (const auto& [member, lb] : claims_.Fronts(front)) {
+        if (!balanced_clients_.contains({lb, client})) continue;
+        if (auto edge = edges_.find(EdgeKey{lb, server, at}); edge != edges_.end()) {
+          edge->second.server_seen = true;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   void AddClients(const LookMember& m, const MemberMap& map) {
     for (const MapEntry& e : map.entries) {
       const std::string server = EntryNode(m, e);
@@ -330,7 +325,10 @@ class Merger {
         Endpoint at = c.endpoint;
         if (at.port == 0 && !e.endpoints.empty()) at = e.endpoints.front();
         if (!server_reports_.emplace(server, c.addr, at).second) continue;
-        const LookMember* client = MemberOf(c.addr, m);
+        const LookMember* client = claims_.MemberOf(c.addr, m);
+        if ((client == nullptr || Answered(client->name) == nullptr) &&
+            Balanced(c.addr, server, at))
+          continue;
         std::string from;
         if (client == nullptr) {
           from = External("ext:" + c.addr.ToString(), Endpoint{c.addr, 0});
@@ -354,16 +352,14 @@ class Merger {
 
   const std::vector<LookMember>& members_;
   GroupBy group_by_;
-  std::vector<const LookMember*> order_;  // live first
+  std::vector<const LookMember*> order_;  // live first, then by name
   std::map<std::string, const LookMember*> by_name_;
-  std::map<IpAddr, const LookMember*> by_addr_;  // a live member's first
   std::deque<LookMember> extra_;
   std::vector<std::string> unsynced_;
   std::map<std::string, const MemberAnswer*> answers_;
-  std::map<uint16_t, std::vector<Claim>> listeners_;  // by port
-  std::map<Endpoint, std::string> fronts_;            // a balancer's front -> its node
-  std::multimap<Endpoint, std::pair<const LookMember*, Endpoint>> published_;  // front -> target
+  MapClaims claims_;
   std::map<Endpoint, std::set<Endpoint>> fronts_of_backend_;
+  std::set<std::pair<std::string, IpAddr>> balanced_clients_;  // (balancer node, its client)
   // Each member's client-side edges by what they went to and what they dialled.
   std::map<std::string, std::map<Endpoint, std::vector<EdgeKey>>> deps_;
   std::map<std::string, MapNode> nodes_;

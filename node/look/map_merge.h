@@ -20,6 +20,9 @@ struct MemberAnswer {
   Result<MemberMap> map = MemberMap{};
   uint64_t bytes = 0;      // its answer's size on the wire (0: answered here)
   int64_t latency_ns = 0;  // query sent to answer decoded
+  // Set: the answer came but was not read (the map's byte budget was
+  // spent); the member shows truncated, with this as its error.
+  std::string unread;
 };
 
 // `members` as look has them (this node included); `answers` one per member

@@ -2,8 +2,10 @@
 // concurrency, this node's part read meanwhile, the merge, the cut and the
 // compare; and this node's part answered for other members.
 #include <algorithm>
+#include <chrono>
 
 #include "node/common/clock.h"
+#include "node/common/duration.h"
 #include "node/common/log.h"
 #include "node/look/look_service.h"
 #include "node/look/map_compare.h"
@@ -11,12 +13,6 @@
 
 namespace flowmesh {
 namespace {
-
-std::string Seconds(int64_t ns) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%gs", static_cast<double>(ns) / 1e9);
-  return buf;
-}
 
 // The reason's index in the map's counters: look's, then no_map.
 size_t MapReason(const Status& why, bool live) {
@@ -27,33 +23,69 @@ size_t MapReason(const Status& why, bool live) {
 
 }  // namespace
 
-Result<MapResult> LookService::RunMap(const MapQuery& query) {
+Result<MapResult> LookService::RunMap(const MapQuery& asked) {
   const int64_t start_ns = MonotonicNs();
+  {
+    // One bound for meshctl and the page together: each entry point's own
+    // limit let 2 + 2 maps x 64 queries fill the transport's 256 exchanges.
+    std::unique_lock lock(map_slots_mu_);
+    const auto wait = std::chrono::nanoseconds(std::min(kMapSlotWaitNs, asked.timeout_ns));
+    if (!map_slot_freed_.wait_for(lock, wait, [&] { return maps_running_ < kMaxMapsRunning; })) {
+      maps_refused_.fetch_add(1, std::memory_order_relaxed);
+      return Status{
+          Status::Code::kResourceExhausted,
+          std::to_string(kMaxMapsRunning) + " maps are already being drawn from " +
+              options_.node_name + " and none finished within " +
+              FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(wait)) +
+              "; try again when one is done"};
+    }
+    maps_running_++;
+  }
+  struct Release {
+    LookService* self;
+    ~Release() {
+      {
+        std::lock_guard lock(self->map_slots_mu_);
+        self->maps_running_--;
+      }
+      self->map_slot_freed_.notify_one();
+    }
+  } release{this};
+  MapQuery query = asked;
+  query.concurrency = std::clamp(query.concurrency, 1, kMaxMapMemberQueries);
   const int64_t deadline = start_ns + query.timeout_ns;
   MapResult result;
   result.query = query;
   // With a baseline, each window has half the time: the second must not find
   // the deadline gone.
   const int64_t first_deadline = query.baseline ? start_ns + query.timeout_ns / 2 : deadline;
-  FM_ASSIGN_OR_RETURN(MapGraph now, GatherMap(query.window, query, first_deadline));
+  const uint64_t budget =
+      query.baseline ? options_.map_answer_budget / 2 : options_.map_answer_budget;
+  FM_ASSIGN_OR_RETURN(MapGraph now, GatherMap(query.window, query, first_deadline, budget));
   std::optional<MapGraph> baseline;
   if (query.baseline) {
-    FM_ASSIGN_OR_RETURN(baseline, GatherMap(*query.baseline, query, deadline));
+    FM_ASSIGN_OR_RETURN(baseline, GatherMap(*query.baseline, query, deadline, budget));
   }
   maps_.fetch_add(1, std::memory_order_relaxed);
   result.graph = CutMap(now, query.host, query.workload, query.depth);
   latency_.map.ObserveNs(MonotonicNs() - start_ns);
-  if (std::string miss = CutMiss(now, result.graph, query.host, query.workload); !miss.empty())
-    return NotFound(miss);
   if (baseline) {
+    // Compared whole, then cut to what either window's cut kept: a workload
+    // gone since the baseline is still what --workload names, and an edge
+    // beyond this window's cut is not "disappeared" while it exists.
     result.baseline = CutMap(*baseline, query.host, query.workload, query.depth);
-    result.changes = CompareMaps(*result.baseline, result.graph, query.change_factor);
+    result.changes = ChangesWithin(CompareMaps(*baseline, now, query.change_factor), result.graph,
+                                   *result.baseline);
   }
+  const MapGraph& kept =
+      result.graph.nodes.empty() && result.baseline ? *result.baseline : result.graph;
+  if (std::string miss = CutMiss(now, kept, query.host, query.workload); !miss.empty())
+    return NotFound(miss);
   return result;
 }
 
 Result<MapGraph> LookService::GatherMap(const TimeWindow& w, const MapQuery& query,
-                                        int64_t deadline_ns) {
+                                        int64_t deadline_ns, uint64_t budget) {
   if (options_.flush) options_.flush();
   std::vector<LookMember> members;
   if (options_.members) {
@@ -101,21 +133,40 @@ Result<MapGraph> LookService::GatherMap(const TimeWindow& w, const MapQuery& que
                                                                 : "no way to ask members")});
   } else {
     std::vector<int64_t> latency;
-    QueryLimits limits{static_cast<size_t>(std::max(query.concurrency, 1)), left, &latency};
-    QueryReplies replies =
-        options_.scatter(std::move(queries), std::min(query.hop_timeout_ns, left), here, limits);
+    QueryLimits limits{static_cast<size_t>(query.concurrency), left, &latency};
+    const int64_t hop_ns = std::min(query.hop_timeout_ns, left);
+    QueryReplies replies = options_.scatter(std::move(queries), hop_ns, here, limits);
+    uint64_t spent = 0;  // answers read, in wire bytes
+    replies.resize(std::max(replies.size(), asked.size()));
     for (size_t k = 0; k < asked.size(); k++) {
       const LookMember& m = members[asked[k]];
       MemberAnswer a{m.name};
       const int64_t t0 = MonotonicNs();
-      const auto& r = k < replies.size() ? replies[k] : std::nullopt;
-      if (!r.has_value()) {
-        a.map = Unavailable("no answer from " + m.name + " in " + Seconds(query.hop_timeout_ns));
+      auto& r = replies[k];
+      if (r.has_value() && r->ok() && spent + (*r)->size() > budget) {
+        // Decoded, an answer is larger still: past the budget, one is
+        // dropped unread rather than have 1,000 large ones take the node.
+        a.bytes = (*r)->size();
+        a.map = MemberMap{.truncated = true};
+        a.unread = "its answer of " + std::to_string(a.bytes) + " bytes was not read: the map's " +
+                   std::to_string(budget) + " bytes for members' answers were spent; cut " +
+                   "the map with --host, --workload or a shorter --since";
+        r.reset();
+      } else if (!r.has_value()) {
+        // The transport times each query out itself and says so; an empty
+        // slot is a query whose completion never came back at all.
+        a.map = Unavailable("no answer from " + m.name +
+                            ": its query never completed (not answered, not timed " +
+                            "out, not failed) within the scatter's " +
+                            FormatDuration(std::chrono::milliseconds(hop_ns / 1'000'000)) +
+                            " and its grace second");
       } else if (!r->ok()) {
         a.map = r->status();
       } else {
         a.bytes = (*r)->size();
+        spent += a.bytes;
         a.map = DecodeMapAnswer(**r);
+        r.reset();  // its bytes are no longer needed
       }
       a.latency_ns = (k < latency.size() ? latency[k] : 0) + (MonotonicNs() - t0);
       if (!a.map.ok()) {

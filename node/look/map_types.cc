@@ -101,4 +101,12 @@ Result<MapQuery> ParseMapQueryText(const MapQueryText& t, int64_t now_ns) {
   return q;
 }
 
+std::string ClampMapText(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t n = max;
+  // Back off continuation bytes (10xxxxxx) to the start of their character.
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80) n--;
+  return std::string(text.substr(0, n));
+}
+
 }  // namespace flowmesh

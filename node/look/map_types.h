@@ -97,8 +97,10 @@ struct MapEdgeChange {
   MapChangeKind kind = MapChangeKind::kAppeared;
   MapEdge edge;                    // this window's (appeared, changed) or the baseline's (disappeared)
   std::optional<FlowStats> before;  // the baseline's stats (changed, disappeared)
-  // after / before, of connections (active()) or, when their counts are
-  // equal, of bytes moved; > 1 grew, < 1 shrank.
+  // after / before of connections (active()) or of bytes moved, whichever
+  // moved further from 1 (either may make an edge changed); per the
+  // baseline's window length; a zero baseline counts as 1. > 1 grew, < 1
+  // shrank (map_compare.h).
   double factor = 0;
 };
 
@@ -134,6 +136,26 @@ struct MapResult {
 // 1,000-member map takes under 2 s); longer is not a map query.
 constexpr int64_t kMaxMapTimeoutNs = 60'000'000'000;
 constexpr size_t kMaxMapQueryTextBytes = 1024;  // --host, --workload
+// The mesh transport has 256 outbound exchanges; meshctl's and the page's
+// maps share them. At most kMaxMapsRunning maps gather at once on a node,
+// whoever asked, each with at most kMaxMapMemberQueries member queries out
+// (MapQuery.concurrency is clamped to it); another waits up to
+// kMapSlotWaitNs for one to finish, then is refused.
+constexpr int kMaxMapsRunning = 2;
+constexpr int kMaxMapMemberQueries = 64;
+constexpr int64_t kMapSlotWaitNs = 1'000'000'000;
+// The members' answers one map reads, in wire bytes, both windows together
+// (1,000 members may send 4 MiB each). A member whose answer comes after
+// the budget is spent is truncated: nothing of it is drawn, and it says why.
+constexpr uint64_t kMaxMapAnswerBytes = 256ull << 20;
+
+// `text` cut to at most `max` bytes, not inside a UTF-8 character. What a
+// peer or a process names (an error, a label) may be any length; the map's
+// decoders refuse what is over their limits, so encoders cut it first.
+std::string ClampMapText(std::string_view text, size_t max);
+// The most of a member's error text the asker keeps: it goes into the
+// status of each of that member's nodes.
+constexpr size_t kMaxMapPeerErrorBytes = 256;
 
 // A map query as meshctl's flags and /api/map's parameters spell it; both
 // parse it here, so they ask the same question. Empty = the default.

@@ -3,6 +3,7 @@
 
 #include "node/look/local_directory.h"
 #include "node/look/look_wire_parts.h"
+#include "node/look/map_types.h"
 
 namespace flowmesh {
 namespace {
@@ -83,8 +84,13 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
         if (!envelope.hasMap())
           return Unavailable(std::string(kNoMapError) + " (an older version; upgrade it)");
         q::MapResponse::Reader r = envelope.getMap();
-        if (r.hasError() && r.getError().size() > 0)
-          return Unavailable(std::string(r.getError().cStr()));
+        if (r.hasError()) {
+          // Read once: each read counts against the traversal limit.
+          capnp::Text::Reader error = r.getError();
+          if (error.size() > 0)
+            return Unavailable(ClampMapText(std::string_view(error.cStr(), error.size()),
+                                            kMaxMapPeerErrorBytes));
+        }
         auto list = r.getEntries();
         if (list.size() > kMaxMapEntries)
           return InvalidArgument("malformed map answer: " + std::to_string(list.size()) +
@@ -92,10 +98,10 @@ Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes) {
         size_t edges = 0;
         for (q::Process::Reader p : list)
           edges += p.getClients().size() + p.getDependencies().size() + p.getEndpoints().size();
-        if (edges > kMaxMapEdges)
+        if (edges > kMaxMemberMapEdges)
           return InvalidArgument("malformed map answer: " + std::to_string(edges) +
                                  " edges and endpoints, over the cap of " +
-                                 std::to_string(kMaxMapEdges));
+                                 std::to_string(kMaxMemberMapEdges));
         out->truncated = r.getTruncated();
         out->entries.reserve(list.size());
         for (q::Process::Reader p : list) {

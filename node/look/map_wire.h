@@ -29,7 +29,7 @@ Result<std::optional<MapAsk>> DecodeMapQuery(std::span<const uint8_t> bytes);
 // and says `truncated`.
 Result<std::vector<uint8_t>> EncodeMapAnswer(const Result<MemberMap>& answer);
 // An answer without `map` is from a meshd without map (it read the query as
-// an empty look); more than kMaxMapEntries entries or kMaxMapEdges edges is
+// an empty look); more than kMaxMapEntries entries or kMaxMemberMapEdges edges is
 // malformed.
 Result<MemberMap> DecodeMapAnswer(std::span<const uint8_t> bytes);
 

@@ -406,5 +406,24 @@ TEST(ControlMap, ARoundTripKeepsHostileTextsAsTheyCame) {
   EXPECT_EQ(got->graph.nodes[0].status_detail, "nul");
 }
 
+// What a process or a peer named may be longer than the decoder takes; the
+// encoder cuts it (not inside a character), so meshctl still reads the map
+// /api/map shows, and an edge still names the node it cut the same way.
+TEST(ControlMap, TextsOverTheLimitsAreCutOnTheWayOutNotRefused) {
+  MapResult m = SampleMap();
+  m.graph.nodes[0].label = std::string(2047, 'x') + "\xc3\xa9tail";
+  m.graph.nodes[0].id = std::string(3000, 'i');
+  m.graph.edges[0].from = m.graph.nodes[0].id;
+  m.graph.nodes[0].status_detail = std::string(9000, 'd');
+  m.graph.members[1].error = std::string(5000, 'e');
+  Result<MapResult> got = ThroughFrames(m);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->graph.nodes[0].label, std::string(2047, 'x')) << "not half a character";
+  EXPECT_EQ(got->graph.nodes[0].id.size(), kMaxMapTextBytes);
+  EXPECT_EQ(got->graph.edges[0].from, got->graph.nodes[0].id);
+  EXPECT_EQ(got->graph.nodes[0].status_detail.size(), kMaxMapDetailBytes);
+  EXPECT_EQ(got->graph.members[1].error.size(), kMaxMapDetailBytes);
+}
+
 }  // namespace
 }  // namespace flowmesh::testing

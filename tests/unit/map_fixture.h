@@ -24,6 +24,17 @@ using ::flowmesh::testing::kT0;
 inline IpAddr A(const char* s) { return *IpAddr::Parse(s); }
 inline Endpoint E(const char* s) { return *Endpoint::Parse(s); }
 
+inline const MapNode* FindNode(const MapGraph& g, const std::string& id) {
+  for (const MapNode& n : g.nodes)
+    if (n.id == id) return &n;
+  return nullptr;
+}
+inline const MapEdge* FindEdge(const MapGraph& g, const std::string& from, const std::string& to) {
+  for (const MapEdge& e : g.edges)
+    if (e.from == from && e.to == to) return &e;
+  return nullptr;
+}
+
 inline FlowKey Key(Direction dir, uint32_t netns, uint32_t pid, const char* laddr, uint16_t lport,
                    const char* raddr, uint16_t rport, const char* x = nullptr) {
   FlowKey k;

@@ -156,7 +156,7 @@ TEST_F(MapLocal, TooManyGroupsKeepsTheBusiestAndSaysTruncated) {
 TEST_F(MapLocal, TooManyEdgesFitTheCapAndTheWire) {
   Node& c1 = *nodes_["c1"];
   c1.Process(99, "scanner");
-  const uint32_t n = kMaxMapEdges + 100;
+  const uint32_t n = kMaxMemberMapEdges + 100;
   for (uint32_t i = 0; i < n; i++) {
     std::string ip = "10.9." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
     // Every field of the stats set: the wire's worst case per edge.
@@ -175,7 +175,7 @@ TEST_F(MapLocal, TooManyEdgesFitTheCapAndTheWire) {
   EXPECT_TRUE(m->truncated);
   size_t edges = 0;
   for (const MapEntry& e : m->entries) edges += e.clients.size() + e.dependencies.size();
-  EXPECT_EQ(edges, kMaxMapEdges);
+  EXPECT_EQ(edges, kMaxMemberMapEdges);
   Result<std::vector<uint8_t>> bytes = EncodeMapAnswer(m);
   ASSERT_TRUE(bytes.ok()) << bytes.status().message();
   EXPECT_LT(bytes->size(), kMaxQueryBytes);
@@ -184,7 +184,7 @@ TEST_F(MapLocal, TooManyEdgesFitTheCapAndTheWire) {
   EXPECT_TRUE(back->truncated);
   size_t back_edges = 0;
   for (const MapEntry& e : back->entries) back_edges += e.dependencies.size();
-  EXPECT_EQ(back_edges, kMaxMapEdges) << "the cap fits the wire whole: nothing more is lost";
+  EXPECT_EQ(back_edges, kMaxMemberMapEdges) << "the cap fits the wire whole: nothing more is lost";
   std::printf("map answer at the edge cap: %zu edges, %zu bytes (cap %zu)\n", edges, bytes->size(),
               kMaxQueryBytes);
 }

@@ -14,18 +14,6 @@
 namespace flowmesh::maptest {
 namespace {
 
-const MapNode* FindNode(const MapGraph& g, const std::string& id) {
-  for (const MapNode& n : g.nodes)
-    if (n.id == id) return &n;
-  return nullptr;
-}
-
-const MapEdge* FindEdge(const MapGraph& g, const std::string& from, const std::string& to) {
-  for (const MapEdge& e : g.edges)
-    if (e.from == from && e.to == to) return &e;
-  return nullptr;
-}
-
 std::string Ids(const MapGraph& g) {
   std::string out;
   for (const MapNode& n : g.nodes) out += n.id + " ";

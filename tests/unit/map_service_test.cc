@@ -3,6 +3,7 @@
 // silent member, a dead one and an older meshd are marked, and counted.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "node/look/look_service.h"
@@ -23,9 +24,10 @@ class MapService : public MapMesh {
           std::make_unique<LookService>(*n->store, n->ServiceOptions());
   }
 
-  std::unique_ptr<LookService> Asker() {
+  std::unique_ptr<LookService> Asker(uint64_t budget = kMaxMapAnswerBytes) {
     Node& c1 = *nodes_["c1"];
     LookServiceOptions o = c1.ServiceOptions();
+    o.map_answer_budget = budget;
     o.members = [this]() -> Result<std::vector<LookMember>> {
       std::vector<LookMember> out;
       for (auto& [name, n] : nodes_) {
@@ -121,6 +123,116 @@ TEST_F(MapService, ABaselineIsComparedAndACutThatMissesSaysSo) {
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().message().rfind("no node matches --workload no-such-thing", 0), 0u)
       << none.status().message();
+}
+
+// Past the map's byte budget a member's answer is not read: that member is
+// truncated and says why; this node's own part is read all the same.
+TEST_F(MapService, AnswersPastTheBudgetAreTruncatedUnread) {
+  std::unique_ptr<LookService> svc = Asker(1);
+  MapQuery q;
+  q.hop_timeout_ns = 100'000'000;
+  q.timeout_ns = 1'000'000'000;
+  Result<MapResult> r = svc->RunMap(q);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::map<std::string, MapMember> by_name;
+  for (const MapMember& m : r->graph.members) by_name[m.name] = m;
+  EXPECT_TRUE(by_name["s1"].truncated);
+  EXPECT_GT(by_name["s1"].answer_bytes, 0u);
+  EXPECT_EQ(by_name["s1"].error.rfind("its answer of ", 0), 0u) << by_name["s1"].error;
+  EXPECT_NE(by_name["s1"].error.find("was not read"), std::string::npos);
+  EXPECT_FALSE(by_name["c1"].truncated);
+  for (const MapNode& n : r->graph.nodes) EXPECT_NE(n.host, "s1") << n.id << ": drawn unread";
+}
+
+// --workload wrk --compare-to: wrk is gone from this window (here: a window
+// before any traffic) but was in the baseline; its edges disappeared.
+TEST_F(MapService, AWorkloadOnlyTheBaselineHasIsFoundAndItsEdgesDisappeared) {
+  std::unique_ptr<LookService> svc = Asker();
+  MapQuery q;
+  q.hop_timeout_ns = 100'000'000;
+  q.timeout_ns = 1'000'000'000;
+  q.window = TimeWindow{0, kT0 - flowmesh::testing::kMin};
+  q.baseline = TimeWindow{};
+  q.workload = "wrk";
+  Result<MapResult> r = svc->RunMap(q);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->graph.nodes.empty());
+  ASSERT_TRUE(r->baseline.has_value());
+  ASSERT_FALSE(r->changes.empty());
+  for (const MapEdgeChange& c : r->changes) {
+    EXPECT_EQ(c.kind, MapChangeKind::kDisappeared);
+    EXPECT_NE(std::find_if(r->baseline->nodes.begin(), r->baseline->nodes.end(),
+                           [&](const MapNode& n) { return n.id == c.edge.to; }),
+              r->baseline->nodes.end())
+        << c.edge.to;
+  }
+}
+
+// The transport times a query out itself ("timed out", as d1 above); an
+// empty slot means its completion never came, and the member says that.
+TEST_F(MapService, AQueryThatNeverCompletedSaysSo) {
+  Node& c1 = *nodes_["c1"];
+  LookServiceOptions o = c1.ServiceOptions();
+  o.members = [this]() -> Result<std::vector<LookMember>> {
+    return std::vector<LookMember>{nodes_["c1"]->Member(), nodes_["s1"]->Member()};
+  };
+  o.scatter = [](std::vector<MemberQuery> queries, int64_t, const std::function<void()>& here,
+                 QueryLimits) {
+    here();
+    return QueryReplies(queries.size());
+  };
+  LookService svc(*c1.store, o);
+  MapQuery q;
+  q.hop_timeout_ns = 2'000'000'000;
+  Result<MapResult> r = svc.RunMap(q);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  for (const MapMember& m : r->graph.members)
+    if (m.name == "s1")
+      EXPECT_EQ(m.error,
+                "no answer from s1: its query never completed (not answered, not timed out, not "
+                "failed) within the scatter's 2s and its grace second");
+}
+
+// meshctl's and the page's maps share one bound: two gather at once, a
+// third waits a second and is refused, counted; 4096 queries out is cut to 64.
+TEST_F(MapService, AtMostTwoMapsGatherAtOnceWhoeverAsks) {
+  Node& c1 = *nodes_["c1"];
+  LookServiceOptions o = c1.ServiceOptions();
+  std::atomic<int> inside{0};
+  std::atomic<bool> go{false};
+  std::atomic<size_t> in_flight{0};
+  o.members = [this]() -> Result<std::vector<LookMember>> {
+    return std::vector<LookMember>{nodes_["c1"]->Member(), nodes_["s1"]->Member()};
+  };
+  o.scatter = [&](std::vector<MemberQuery> queries, int64_t, const std::function<void()>& here,
+                  QueryLimits limits) {
+    in_flight = limits.max_in_flight;
+    here();
+    inside++;
+    while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return QueryReplies(queries.size());
+  };
+  LookService svc(*c1.store, o);
+  MapQuery q;
+  q.concurrency = 4096;
+  std::vector<std::thread> two;
+  for (int i = 0; i < 2; i++) two.emplace_back([&] { EXPECT_TRUE(svc.RunMap(q).ok()); });
+  while (inside < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Asynchronous so that a third map let through (it would block in the
+  // scatter like the others) fails the test rather than hangs it.
+  auto running = std::async(std::launch::async, [&] { return svc.RunMap(q); });
+  const bool returned = running.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  go = true;
+  Result<MapResult> third = running.get();
+  for (std::thread& t : two) t.join();
+  EXPECT_TRUE(returned) << "the third map was let through";
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_NE(third.status().message().find("2 maps are already being drawn from"), std::string::npos)
+      << third.status().message();
+  EXPECT_EQ(svc.maps_refused(), 1u);
+  EXPECT_EQ(in_flight.load(), static_cast<size_t>(kMaxMapMemberQueries));
+  EXPECT_TRUE(svc.RunMap(q).ok()) << "a slot is free again";
 }
 
 TEST_F(MapService, WithoutAMeshTheMapIsThisNodeAlone) {

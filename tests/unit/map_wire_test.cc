@@ -109,6 +109,17 @@ TEST(MapWire, AnErrorTravelsAsItsText) {
   EXPECT_EQ(UnansweredOf(back.status()), Unanswered::kRefused);
 }
 
+// A peer's error goes into each of its nodes' status: the asker keeps 256
+// bytes of it, whatever the peer sent.
+TEST(MapWire, APeersErrorIsCutAtDecode) {
+  Result<std::vector<uint8_t>> bytes =
+      EncodeMapAnswer(Result<MemberMap>(Unavailable(std::string(3000, 'e'))));
+  ASSERT_TRUE(bytes.ok());
+  Result<MemberMap> back = DecodeMapAnswer(*bytes);
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().message(), std::string(kMaxMapPeerErrorBytes, 'e'));
+}
+
 TEST(MapWire, AnOlderMeshdsEmptyLookIsAMeshdWithoutMap) {
   // What a meshd of before answers: the map query read as a look without questions.
   Result<std::vector<uint8_t>> old = EncodeAnswers({});
@@ -156,8 +167,8 @@ TEST(MapWire, OversizedAndOverlongAnswersAreRefused) {
 
   capnp::MallocMessageBuilder edges;
   auto list = edges.initRoot<schema::query::NodeAnswer>().initMap().initEntries(2);
-  list[0].initDependencies(kMaxMapEdges / 2 + 1);
-  list[1].initClients(kMaxMapEdges / 2 + 1);
+  list[0].initDependencies(kMaxMemberMapEdges / 2 + 1);
+  list[1].initClients(kMaxMemberMapEdges / 2 + 1);
   r = DecodeMapAnswer(Flat(edges));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("edges and endpoints, over the cap"), std::string::npos);
@@ -165,7 +176,7 @@ TEST(MapWire, OversizedAndOverlongAnswersAreRefused) {
   // Endpoints count: an answer of listeners only may not flood the merge.
   capnp::MallocMessageBuilder listeners;
   listeners.initRoot<schema::query::NodeAnswer>().initMap().initEntries(1)[0].initEndpoints(
-      kMaxMapEdges + 1);
+      kMaxMemberMapEdges + 1);
   r = DecodeMapAnswer(Flat(listeners));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("edges and endpoints"), std::string::npos);
