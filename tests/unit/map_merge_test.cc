@@ -200,15 +200,17 @@ TEST_F(MapMerge, AClientOnAMemberThatDidNotAnswerComesFromItsUnreachableNode) {
   EXPECT_EQ(FindNode(g, "c1/unreachable")->status, LookStatus::kUnreachable);
 }
 
+// A live member at `addr` with its table in, for merges written by hand.
+LookMember LiveMember(const char* name, const char* addr) {
+  LookMember m;
+  m.name = name;
+  m.address = std::string(addr) + ":7946";
+  m.state = "alive";
+  m.addresses = {A(addr)};
+  return m;
+}
+
 TEST(MapMergeByHand, LoopbackStaysOnItsMemberAndBothEndsAreOneEdge) {
-  auto member = [](const char* name, const char* addr) {
-    LookMember m;
-    m.name = name;
-    m.address = std::string(addr) + ":7946";
-    m.state = "alive";
-    m.addresses = {A(addr)};
-    return m;
-  };
   auto entry = [](uint32_t pid, const char* comm) {
     MapEntry e;
     e.process.pid = pid;
@@ -229,7 +231,7 @@ TEST(MapMergeByHand, LoopbackStaysOnItsMemberAndBothEndsAreOneEdge) {
   MapEntry redis2 = entry(7, "redis");  // the same loopback listener on another host
   redis2.endpoints = {E("127.0.0.1:6379")};
   h2.entries = {redis2};
-  MapGraph g = MergeMap({member("h1", "10.0.0.1"), member("h2", "10.0.0.2")},
+  MapGraph g = MergeMap({LiveMember("h1", "10.0.0.1"), LiveMember("h2", "10.0.0.2")},
                         {{"h1", h1}, {"h2", h2}}, GroupBy::kPgid, TimeWindow{});
   ASSERT_EQ(g.edges.size(), 1u);
   const MapEdge& e = g.edges[0];
@@ -240,14 +242,6 @@ TEST(MapMergeByHand, LoopbackStaysOnItsMemberAndBothEndsAreOneEdge) {
 }
 
 TEST(MapMergeByHand, AMembersOwnMeshdIsDrawnOnlyWhenSomethingCalledIt) {
-  auto member = [](const char* name, const char* addr) {
-    LookMember m;
-    m.name = name;
-    m.address = std::string(addr) + ":7946";
-    m.state = "alive";
-    m.addresses = {A(addr)};
-    return m;
-  };
   auto meshd = [](uint32_t pid, const char* at) {
     MapEntry e;
     e.process.pid = pid;
@@ -267,11 +261,11 @@ TEST(MapMergeByHand, AMembersOwnMeshdIsDrawnOnlyWhenSomethingCalledIt) {
   MemberMap h1, h2;
   h1.entries = {meshd(100, "10.0.0.1:8080"), meshd(100, "10.0.0.1:7946")};
   h2.entries = {meshd(200, "10.0.0.2:7946")};
-  MapGraph quiet = MergeMap({member("h1", "10.0.0.1"), member("h2", "10.0.0.2")},
+  MapGraph quiet = MergeMap({LiveMember("h1", "10.0.0.1"), LiveMember("h2", "10.0.0.2")},
                             {{"h1", h1}, {"h2", h2}}, GroupBy::kPgid, TimeWindow{});
   EXPECT_TRUE(quiet.nodes.empty()) << "no workload of either host: only their meshd";
   h2.entries.push_back(browser);
-  MapGraph called = MergeMap({member("h1", "10.0.0.1"), member("h2", "10.0.0.2")},
+  MapGraph called = MergeMap({LiveMember("h1", "10.0.0.1"), LiveMember("h2", "10.0.0.2")},
                              {{"h1", h1}, {"h2", h2}}, GroupBy::kPgid, TimeWindow{});
   ASSERT_EQ(called.edges.size(), 1u);
   EXPECT_EQ(called.edges[0].to, "h1/g100") << "the page's meshd, called by a browser";
