@@ -123,7 +123,11 @@ Status Daemon::InitStore() {
   InitWorkloads();
   processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root), ProcessCacheOptions{},
                                               nullptr, workloads_.get());
-  aggregator_ = std::make_unique<Aggregator>(processes_.get());
+  AggregatorOptions ao;
+  ao.keep_records = config_.records;
+  aggregator_ = std::make_unique<Aggregator>(processes_.get(), ao);
+  if (!config_.records)
+    FM_LOG(Info, "store") << "--records off: closes go into flows only, no per-connection records";
   pipeline_.set_aggregator(aggregator_.get());
   if (config_.mesh_enabled()) pipeline_.set_own_pid(static_cast<uint32_t>(getpid()));
   FlusherOptions fo;
@@ -362,6 +366,7 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
 }
 
 void Daemon::ProbeLoop() {
+  SetThreadName("probe");
   // The streaming probe's work is throughput work the ring buffer absorbs
   // delay for: run it SCHED_BATCH, so events waking it do not preempt the
   // programs it watches (see SetThreadBatchPolicy). Not the poller, whose
@@ -527,6 +532,7 @@ NodeStatus Daemon::GetStatus() {
     s.store.dropped_records = fs.dropped_records;
     s.store.flows = as.flows_touched;
     s.store.duplicates = as.duplicate_opens + as.duplicates_ignored;
+    s.store.records_off = !config_.records;
     s.store.carried = as.carried;
     s.store.checkpoints_missed = as.checkpoints_missed;
     s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
@@ -592,6 +598,11 @@ std::shared_ptr<Subscriber> Daemon::Subscribe() { return pipeline_.hub().Subscri
 
 Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                            const std::function<bool(const ConnRecord&)>& fn) {
+  if (!config_.records)
+    return Status(Status::Code::kUnavailable,
+                  "this node runs with --records off: it keeps per-minute flows, not "
+                  "one record per connection; meshctl look and meshctl map read the flows, or "
+                  "restart meshd with --records on to keep records from then on");
   FlushForQuery();
   return store_->ScanRecords(window, filter, fn);
 }

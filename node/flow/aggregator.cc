@@ -145,8 +145,12 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   }
   RememberClose(ev.key, ev);
 
-  ConnRecord& r = pending_.records.emplace_back();
   records_++;
+  if (!options_.keep_records) {
+    NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
+    return;
+  }
+  ConnRecord& r = pending_.records.emplace_back();
   r.ts_ns = ev.ts_ns;
   r.key = ev.key;
   r.direction = ev.direction;

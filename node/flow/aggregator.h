@@ -66,6 +66,9 @@ struct AggregatorOptions {
   // connection, and at most this many are kept (the oldest go first).
   int64_t alias_ttl_ns = 3600'000'000'000;
   size_t max_aliases = 4096;
+  // meshd --records off: a close still lands in its flow (counts, bytes,
+  // durations per minute), but no per-connection record is kept.
+  bool keep_records = true;
 };
 
 struct AggregatorStats {

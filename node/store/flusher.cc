@@ -65,6 +65,7 @@ void Flusher::Stop() {
 }
 
 void Flusher::Loop() {
+  SetThreadName("flusher");
   // A write of a second's records is a burst of CPU that the pending batch
   // can wait for; it need not preempt the workload (see SetThreadBatchPolicy).
   SetThreadBatchPolicy("flusher");
