@@ -140,6 +140,29 @@ TEST(AggregatorRecordsOff, ClosesGoIntoFlowsOnly) {
   EXPECT_EQ(b.flows[0].key.pid, 4656u);
 }
 
+// Once the threshold's records are pending the flusher is told, once per
+// batch: however heavy the churn, a batch stays that size.
+TEST_F(AggregatorTest, TellsOnceWhenABatchWorthOfRecordsIsPending) {
+  int told = 0;
+  agg_.set_on_pending_full(3, [&] { ++told; });
+  auto close = [&](uint16_t lport) {
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(lport),
+            nginx_));
+  };
+  close(40001);
+  close(40002);
+  EXPECT_EQ(told, 0);
+  close(40003);
+  EXPECT_EQ(told, 1);
+  close(40004);
+  EXPECT_EQ(told, 1) << "told once per batch";
+  EXPECT_THAT(agg_.TakeBatch().records, SizeIs(4));
+  close(40005);
+  close(40006);
+  close(40007);
+  EXPECT_EQ(told, 2) << "and again for the next batch";
+}
+
 TEST_F(AggregatorTest, PassiveConnectionsCollapseThePeerPort) {
   Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0,
           ConnKey{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0}, nginx_));
