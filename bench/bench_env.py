@@ -155,6 +155,26 @@ def map_name(map_id):
     return name
 
 
+def thread_cpu(pid):
+    """{thread name: CPU seconds} summed over pid's threads of each name."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tck
+    return out
+
+
 def rss_mb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:

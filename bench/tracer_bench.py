@@ -369,12 +369,15 @@ def arm_meshd(churn, meshd, args, tmp, tag, extra=()):
     res = {"idle_rss_mb": bench_env.rss_mb(meshd.p.pid),
            "idle_maps": bench_env.bpf_maps(meshd.p.pid)}
     cpu0 = proc_cpu(meshd.p.pid)
+    threads0 = bench_env.thread_cpu(meshd.p.pid)
     with bench_env.Sampler(meshd.p.pid) as sampler:
         res.update(churn.run(args.duration, meshd.p.pid))
         expected = 2 * res["connections"]
         s1 = drain_meshd(meshd, s0.get("closes", 0), expected)
         s1 = drain_store(meshd, s1)
     res["rss_mb"] = proc_hwm_mb(meshd.p.pid)
+    threads1 = bench_env.thread_cpu(meshd.p.pid)
+    res["threads_cpu_s"] = {k: v - threads0.get(k, 0.0) for k, v in threads1.items()}
     res["maps_peak"] = sampler.map_peak
     res["maps_at_peak"] = sampler.maps_at_peak
     res["rss_growth_after_60s"] = sampler.growth_after(60.0) if args.duration >= 120 else None
@@ -554,6 +557,16 @@ def summarize(results, startup, args):
         if s and s["maps_at_peak"]:
             parts = ", ".join(f"{k} {v / 2**20:.2f}" for k, v in sorted(s["maps_at_peak"].items()))
             print(f"{arm} BPF maps at peak (MB): {parts}; idle {s['maps_idle_mb']:.2f} MB total")
+        rs = results.get(arm, [])
+        if rs:
+            total = {}
+            for r in rs:
+                for k, v in (r.get("threads_cpu_s") or {}).items():
+                    total[k] = total.get(k, 0.0) + v
+            conns = sum(r["connections"] for r in rs)
+            busy = sorted(((v, k) for k, v in total.items() if v > 0), reverse=True)
+            print(f"{arm} CPU by thread (s per 100k connections): " + ", ".join(
+                f"{k} {per_100k(v, conns):.3f}" for v, k in busy))
         if s and s["rss_growth"] is not None:
             print(f"{arm} RSS growth after the first minute: {s['rss_growth']:+.1f} MB")
     noisy = max((s["other_cpu"] or 0) for s in summary.values()) if summary else 0
