@@ -89,7 +89,7 @@ class IdlePool:
         for _ in range(parts):
             s = self.spawn(self.netns.wrap(["python3", POOL, "serve", "--listen", "127.0.0.1:5432",
                                             "--name", "fm-bench-db"]),
-                           stdout=subprocess.PIPE, text=True)
+                           new_session=False, stdout=subprocess.PIPE, text=True)
             self.procs.append(s)
             wait_line(s, "listening", 10)
         for i in range(parts):
@@ -98,7 +98,7 @@ class IdlePool:
                                             "127.0.0.1:5432", "--count", str(count),
                                             "--source-base", f"127.1.{i}.1", "--sources", "16",
                                             "--quiet", "--name", "fm-bench-app"]),
-                           stdout=subprocess.PIPE, text=True)
+                           new_session=False, stdout=subprocess.PIPE, text=True)
             self.procs.append(c)
             wait_line(c, "ready", 120)
 
