@@ -83,9 +83,9 @@ struct fm_listen_owner {
 };
 
 /* Counters the BPF side keeps in .bss; user space reads them through the
- * skeleton's mmapped bss. Every way an event can be missed has its own. The
- * events submitted are counted per CPU, in the event_count map. */
+ * skeleton's mmapped bss. Every way an event can be missed has its own. */
 struct fm_counters {
+	__u64 events;          /* submitted to the ring buffer */
 	__u64 lost_ringbuf;    /* ring buffer full: event dropped */
 	__u64 lost_sockmap;    /* socket table full: process attribution lost */
 	__u64 lost_listenmap;  /* listener table full */

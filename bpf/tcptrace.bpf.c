@@ -84,15 +84,6 @@ struct {
  * is its bucket array, 16 bytes per power-of-two slot.
  */
 
-/* Events submitted, per CPU: the one counter every event touches. As an
- * atomic add in .bss it bounced its cache line between CPUs on each event. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} event_count SEC(".maps");
-
 /* Open and opening sockets -> their process. Entries leave at CLOSE. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -227,13 +218,7 @@ static __always_inline void submit_event(struct fm_event *e)
 		flags = queued / wakeup_bytes != before / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 								       : BPF_RB_NO_WAKEUP;
 	}
-	__u32 zero = 0;
-	__u64 *submitted = bpf_map_lookup_elem(&event_count, &zero);
-
-	/* The kernel skips a program already running on this CPU (recursion),
-	 * so nothing else increments this CPU's slot meanwhile. */
-	if (submitted)
-		*submitted += 1;
+	__sync_fetch_and_add(&counters.events, 1);
 	bpf_ringbuf_submit(e, flags);
 }
 

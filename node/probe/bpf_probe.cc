@@ -237,7 +237,7 @@ ProbeStats BpfProbe::Stats() const {
   s.lost_causes = {{"ring_buffer_full", c.lost_ringbuf}, {"recursion", recursion}};
   // lost_sockmap and lost_listenmap lose a process attribution, not an
   // event: they are not in `lost`.
-  s.detail = {{"kernel_events", KernelEvents()},
+  s.detail = {{"kernel_events", c.events},
               {"lost_ringbuf", c.lost_ringbuf},
               {"lost_recursion", recursion},
               {"lost_sockmap", c.lost_sockmap},
@@ -272,19 +272,6 @@ std::vector<BpfMapUsage> BpfProbe::MapUsage() const {
     out.push_back(std::move(u));
   }
   return out;
-}
-
-uint64_t BpfProbe::KernelEvents() const {
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return 0;
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
-  const uint32_t zero = 0;
-  if (bpf_map__lookup_elem(skel_->maps.event_count, &zero, sizeof zero, per_cpu.data(),
-                           per_cpu.size() * sizeof(uint64_t), 0) != 0)
-    return 0;
-  uint64_t sum = 0;
-  for (uint64_t n : per_cpu) sum += n;
-  return sum;
 }
 
 uint64_t BpfProbe::RecursionMisses() const {

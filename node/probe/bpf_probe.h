@@ -74,8 +74,6 @@ class BpfProbe final : public Probe {
   // running on that CPU (an inet_sock_set_state in a softirq that interrupted
   // it): each skip is a transition, and so possibly an event, never seen.
   uint64_t RecursionMisses() const;
-  // Events the BPF program submitted: the sum of its per-CPU counts.
-  uint64_t KernelEvents() const;
 
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
