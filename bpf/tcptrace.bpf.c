@@ -201,7 +201,8 @@ static __always_inline void submit_event(struct fm_event *e)
 	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
 	/* How close the ring came to full: what --ring-buffer-size is sized by.
-	 * A race between CPUs can only under-report by one record. */
+	 * Two CPUs racing here can leave the smaller of their figures: it may
+	 * read a few records low, never high. */
 	if (queued > counters.ring_high_water)
 		counters.ring_high_water = queued;
 	if (wakeup_bytes) {
