@@ -247,6 +247,7 @@ StoreStats Store::Impl::Stats() const {
   }
   st.corrupt_values = corrupt->load(std::memory_order_relaxed);
   st.read_only = !read_only_reason.empty();
+  memory->Fill(*db, handles, &st);
   std::lock_guard lock(stats_mu_);
   st.batches = batches_;
   st.write_errors = write_errors_;
