@@ -20,6 +20,8 @@ constexpr int kMaxOpenFiles = 128;
 // ones) would evict within 256 KB shards, and each memtable reservation
 // takes 256 KB of one shard. meshd reads from a handful of threads.
 constexpr int kCacheShardBits = 2;
+// An idle store flushes a memtable from this size (Release).
+constexpr uint64_t kReleaseMemtableBytes = 256 << 10;
 
 }  // namespace
 
@@ -92,6 +94,22 @@ rocksdb::ColumnFamilyOptions RocksMemory::ColumnFamily(ColumnFamilyKind kind) co
   o.write_buffer_size = write_buffer;
   o.max_write_buffer_number = 2;
   return o;
+}
+
+void RocksMemory::Release(rocksdb::DB& db,
+                          const std::vector<rocksdb::ColumnFamilyHandle*>& handles) const {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;  // nothing is being written; never hold up one that comes
+  for (auto* h : handles) {
+    uint64_t bytes = 0;
+    // Not the few bytes of a meta stamp: a file a minute would keep
+    // compactions running on an idle node.
+    if (db.GetIntProperty(h, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) &&
+        bytes >= kReleaseMemtableBytes)
+      (void)db.Flush(fo, h);
+  }
+  cache_->EraseUnRefEntries();
 }
 
 void RocksMemory::Fill(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles,

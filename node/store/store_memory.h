@@ -48,6 +48,10 @@ class RocksMemory {
   // compression, index blocks held in the shared cache.
   rocksdb::ColumnFamilyOptions ColumnFamily(ColumnFamilyKind kind) const;
   const RocksEvents& events() const { return *events_; }
+  // An idle store gives its memory back: memtables flushed to disk, blocks
+  // no reader holds dropped from the cache. Errors are left to the next
+  // write to report.
+  void Release(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles) const;
   // The memory figures of StoreStats, from RocksDB's own accounting.
   void Fill(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
             StoreStats* st) const;

@@ -291,9 +291,19 @@ void Store::Impl::StopRetentionThread() {
 void Store::Impl::RetentionLoop() {
   std::unique_lock lock(thread_mu_);
   bool failing = false;
+  uint64_t batches_seen = 0;
   const auto interval = std::chrono::nanoseconds(options.retention_interval_ns);
   while (!thread_cv_.wait_for(lock, interval, [this] { return stop_.load(); })) {
     lock.unlock();
+    // No batch for a whole interval: the memtables (up to half the budget)
+    // and cached blocks would otherwise stay until the next burst.
+    uint64_t batches = 0;
+    {
+      std::lock_guard stats(stats_mu_);
+      batches = batches_;
+    }
+    if (batches == batches_seen) memory->Release(*db, handles);
+    batches_seen = batches;
     StampWatched(RealtimeNs());
     auto removed = EnforceRetention(RealtimeNs());
     if (!removed.ok() && !failing)

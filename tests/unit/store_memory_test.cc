@@ -8,6 +8,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include "tests/unit/store_test_util.h"
@@ -152,6 +153,44 @@ TEST(StoreMemory, WritingThreeBudgetsOfRecordsStaysWithinTheBound) {
   EXPECT_LE(st.memtable_bytes + st.block_cache_bytes, st.memory_limit_bytes);
   EXPECT_EQ(st.records, uint64_t{kBatches} * kPerBatch) << "nothing lost to the bound";
   EXPECT_EQ(ScanAll(*store).size(), uint64_t{kBatches} * kPerBatch);
+}
+
+// After an interval without a batch the background thread flushes the
+// memtables and drops the blocks no reader holds (L0's pinned index stays).
+TEST(StoreMemory, AnIdleStoreGivesItsMemtablesAndCachedBlocksBack) {
+  TempDir dir;
+  StoreOptions so = TestOptions(dir.path());
+  so.retention_interval_ns = 50'000'000;
+  so.retention_ns = std::numeric_limits<int64_t>::max();  // kT0 is years ago
+  so.retention_bytes = 0;
+  auto store = MustOpen(so);
+  ASSERT_TRUE(store);
+  Batch b;
+  for (int i = 0; i < 20000; ++i)
+    b.records.push_back(MakeRecord(kT0 + i * 1'000'000LL, 100 + i % 50, 30000 + i % 20000, 80));
+  ASSERT_TRUE(store->Write(b).ok());
+  const StoreStats busy = store->Stats();
+  ASSERT_GT(busy.memtable_bytes, 1u << 20) << "20,000 records wait in the records memtable";
+
+  StoreStats idle = store->Stats();
+  for (int i = 0; i < 2000 && idle.memtable_bytes > (256u << 10); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    idle = store->Stats();
+  }
+  EXPECT_LT(idle.memtable_bytes, 256u << 10) << "from " << busy.memtable_bytes;
+  EXPECT_GT(idle.memtable_flushes, busy.memtable_flushes);
+
+  // A read fills the cache; the next idle interval empties it again.
+  ASSERT_EQ(ScanAll(*store).size(), 20000u);
+  const uint64_t read = store->Stats().block_cache_bytes;
+  ASSERT_GT(read, 64u << 10);
+  uint64_t cached = read;
+  for (int i = 0; i < 2000 && cached >= (64u << 10); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    cached = store->Stats().block_cache_bytes;
+  }
+  EXPECT_LT(cached, 64u << 10) << "from " << read;
+  EXPECT_EQ(ScanAll(*store).size(), 20000u);
 }
 
 TEST(StoreMemory, ABudgetBelowTheFloorIsRefusedWithTheFlag) {
