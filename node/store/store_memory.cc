@@ -10,15 +10,15 @@
 namespace flowmesh {
 namespace {
 
-// Open SST files: each keeps a table reader (a few KB once its index lives
-// in the cache) and a descriptor. A store at its default 2 GB retention
-// holds about 60 files (64 MB each at the bottom level, plus L0 and the
-// upper levels' smaller ones); past this many, the least recently used
-// file is closed and reopened when read again.
+// Open SST files: each keeps a table reader (about 2 KB once its index
+// lives in the cache) and a descriptor. A compacted store of 10M records
+// (387 MB) is 9 files, so one at the default 2 GB retention about 50; past
+// this many, the least recently used file is closed and opened again when
+// read.
 constexpr int kMaxOpenFiles = 128;
-// Few shards: a small cache split 64 ways (RocksDB's default for large
-// ones) would evict within 256 KB shards, and each memtable reservation
-// takes 256 KB of one shard. meshd reads from a handful of threads.
+// Few shards: RocksDB's default splits the cache into 512 KB shards (32 for
+// 16 MB), each evicting on its own, and each memtable reservation takes
+// 256 KB of one shard. meshd reads from a handful of threads.
 constexpr int kCacheShardBits = 2;
 // An idle store flushes a memtable from this size (Release).
 constexpr uint64_t kReleaseMemtableBytes = 256 << 10;
