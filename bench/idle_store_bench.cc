@@ -32,6 +32,7 @@ struct Options {
   int sources = 50'000;  // distinct client addresses: each one a flow
   int hours = 3;
   int reps = 20;
+  uint64_t memory_mb = StoreOptions{}.memory_bytes >> 20;  // meshd's --store-memory
 };
 
 double MedianMs(int reps, const std::function<void()>& f) {
@@ -52,6 +53,7 @@ int Run(const Options& opt) {
   StoreOptions so;
   so.dir = dir;
   so.retention_interval_ns = 0;
+  so.memory_bytes = opt.memory_mb << 20;
   auto opened = Store::Open(so);
   if (!opened.ok()) return fprintf(stderr, "%s\n", opened.status().message().c_str()), 1;
   Store& store = **opened;
@@ -93,6 +95,7 @@ int Run(const Options& opt) {
     if ((now - t0) % kMin == 0 && !flush()) return 1;
   }
   if (!flush()) return 1;
+  const uint64_t flushes = store.Stats().memtable_flushes;  // before CompactAll's own
   if (Status s = store.CompactAll(); !s.ok())
     return fprintf(stderr, "%s\n", s.message().c_str()), 1;
   const uint64_t disk = store.Stats().disk_bytes;
@@ -119,6 +122,13 @@ int Run(const Options& opt) {
       static_cast<unsigned long long>(seed_deltas), static_cast<double>(deltas) / opt.hours,
       static_cast<unsigned long long>(disk), static_cast<double>(disk) / 1e6 / opt.hours,
       at_checkpoint, found_at_checkpoint, rebuilt, found_rebuilt, hour, found_hour);
+  const StoreStats st = store.Stats();
+  printf(
+      "idle_store_bench: memory_limit_mb=%.1f memtable_flushes=%llu write_stalls=%llu "
+      "block_cache_mb_after_reads=%.1f\n",
+      static_cast<double>(st.memory_limit_bytes) / (1 << 20),
+      static_cast<unsigned long long>(flushes), static_cast<unsigned long long>(st.write_stalls),
+      static_cast<double>(st.block_cache_bytes) / (1 << 20));
   opened->reset();
   std::filesystem::remove_all(dir);
   return 0;
@@ -134,6 +144,8 @@ int main(int argc, char** argv) {
   app.add_option("--sources", opt.sources, "distinct client addresses (flows) among them");
   app.add_option("--hours", opt.hours, "virtual hours to hold them");
   app.add_option("--reps", opt.reps, "repetitions of each read");
+  app.add_option("--store-memory-mb", opt.memory_mb,
+                 "RocksDB's memory budget in MB (meshd's --store-memory)");
   CLI11_PARSE(app, argc, argv);
   return flowmesh::Run(opt);
 }

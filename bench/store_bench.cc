@@ -33,6 +33,7 @@ struct Options {
   std::string dir;
   bool keep = false;
   bool queries_only = false;  // reuse a store a previous run kept (--dir D --keep)
+  uint64_t memory_mb = StoreOptions{}.memory_bytes >> 20;  // meshd's --store-memory
 };
 
 struct Proc {
@@ -211,6 +212,26 @@ Timing Repeat(int reps, F&& f) {
   return {ms[ms.size() / 2], ms[p99]};
 }
 
+double Mb(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+struct PeakMemory {
+  uint64_t memtable = 0, memtable_plus_cache = 0;
+  uint64_t flushes = 0, stalls = 0;  // as of the last sample
+  void Sample(const StoreStats& st) {
+    flushes = st.memtable_flushes;
+    stalls = st.write_stalls;
+    memtable = std::max(memtable, st.memtable_bytes);
+    memtable_plus_cache = std::max(memtable_plus_cache, st.memtable_bytes + st.block_cache_bytes);
+  }
+};
+
+size_t SstFiles(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    n += e.path().extension() == ".sst";
+  return n;
+}
+
 int Run(const Options& opt) {
   std::string dir = opt.dir;
   if (dir.empty()) {
@@ -223,6 +244,7 @@ int Run(const Options& opt) {
   so.retention_interval_ns = 0;  // measure ingest and queries, not retention
   so.retention_bytes = 0;
   so.read_only = opt.queries_only;
+  so.memory_bytes = opt.memory_mb << 20;
   auto opened = Store::Open(so);
   if (!opened.ok()) return fprintf(stderr, "%s\n", opened.status().message().c_str()), 1;
   Store& store = **opened;
@@ -230,6 +252,8 @@ int Run(const Options& opt) {
 
   Workload w(opt.rate);
   double ingest = 0, compact_s = 0;
+  PeakMemory peak;
+  size_t sst_files_written = 0;
   if (!opt.queries_only) {
     // Start the virtual clock so the data ends about now: the 1-hour query
     // then covers real buckets.
@@ -245,7 +269,7 @@ int Run(const Options& opt) {
     if (Status s = store.Write(first); !s.ok())
       return fprintf(stderr, "%s\n", s.message().c_str()), 1;
 
-    uint64_t written = 0;
+    uint64_t written = 0, batches = 0;
     Clock::duration write_time{};
     const auto wall_start = Clock::now();
     while (written < opt.records) {
@@ -255,7 +279,10 @@ int Run(const Options& opt) {
         return fprintf(stderr, "%s\n", s.message().c_str()), 1;
       write_time += Clock::now() - start;
       written += b.records.size();
+      if (++batches % 20 == 0) peak.Sample(store.Stats());
     }
+    peak.Sample(store.Stats());
+    sst_files_written = SstFiles(dir);
     const double wall_s = Ms(Clock::now() - wall_start) / 1000;
     ingest = static_cast<double>(written) / (Ms(write_time) / 1000);
     fprintf(stderr,
@@ -316,6 +343,16 @@ int Run(const Options& opt) {
       static_cast<unsigned long long>(st.disk_bytes), bpr,
       static_cast<unsigned long long>(in_window), scan.median_ms, scan.p99_ms, flows,
       look.median_ms, look.p99_ms, rows, all_flows, all.median_ms);
+  // What the memory budget costs and holds: flushes and stalls while
+  // writing (not compacting), the peaks sampled every 20 batches, the cache after the queries.
+  StoreStats after = store.Stats();
+  printf(
+      "store_bench: memory_limit_mb=%.1f memtable_flushes=%llu write_stalls=%llu "
+      "peak_memtable_mb=%.1f peak_memtable_plus_cache_mb=%.1f sst_files_written=%zu "
+      "sst_files_compacted=%zu block_cache_mb_after_queries=%.1f table_readers_mb=%.2f\n",
+      Mb(after.memory_limit_bytes), static_cast<unsigned long long>(peak.flushes),
+      static_cast<unsigned long long>(peak.stalls), Mb(peak.memtable), Mb(peak.memtable_plus_cache),
+      sst_files_written, SstFiles(dir), Mb(after.block_cache_bytes), Mb(after.table_readers_bytes));
   opened->reset();
   if (!opt.keep && opt.dir.empty()) std::filesystem::remove_all(dir);
   return 0;
@@ -335,6 +372,8 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", opt.keep, "keep the temporary directory");
   app.add_flag("--queries-only", opt.queries_only,
                "only time the queries, on the store an earlier --keep run left in --dir");
+  app.add_option("--store-memory-mb", opt.memory_mb,
+                 "RocksDB's memory budget in MB (meshd's --store-memory)");
   CLI11_PARSE(app, argc, argv);
   return flowmesh::Run(opt);
 }

@@ -177,7 +177,15 @@ struct StoreInfo {
   expiredRecords @9 :UInt64;   # removed by retention
   flows @10 :UInt64;       # flow deltas written
   duplicates @11 :UInt64;  # opens/closes reported twice (both probes) and ignored
-  recordsOff @12 :Bool;    # meshd --records off: flows only, no per-connection records
+  # RocksDB's memory (--store-memory): the budget, the memtables charged to
+  # it, the blocks cached besides them, and table readers outside it.
+  memoryLimitBytes @12 :UInt64;
+  memtableBytes @13 :UInt64;
+  blockCacheBytes @14 :UInt64;
+  tableReadersBytes @15 :UInt64;
+  memtableFlushes @16 :UInt64;  # since meshd started
+  writeStalls @17 :UInt64;      # times RocksDB slowed or stopped writes
+  recordsOff @18 :Bool;    # meshd --records off: flows only, no per-connection records
 }
 
 # ---- History: meshctl flows, endpoints, look ----

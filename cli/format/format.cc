@@ -525,7 +525,13 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
         .Str("last_error", st.stats.last_error)
         .Uint("expired_records", st.stats.expired_records)
         .Uint("flow_deltas", st.flows)
-        .Uint("duplicates_ignored", st.duplicates);
+        .Uint("duplicates_ignored", st.duplicates)
+        .Uint("memory_limit_bytes", st.stats.memory_limit_bytes)
+        .Uint("memtable_bytes", st.stats.memtable_bytes)
+        .Uint("block_cache_bytes", st.stats.block_cache_bytes)
+        .Uint("table_readers_bytes", st.stats.table_readers_bytes)
+        .Uint("memtable_flushes", st.stats.memtable_flushes)
+        .Uint("write_stalls", st.stats.write_stalls);
     o.Raw("store", std::move(store).Finish());
   }
   const MeshStatus& m = s.mesh;

@@ -24,6 +24,12 @@ void StoreToWire(const StoreStatus& st, s::StoreInfo::Builder b) {
   b.setFlows(st.flows);
   b.setDuplicates(st.duplicates);
   b.setRecordsOff(st.records_off);
+  b.setMemoryLimitBytes(st.stats.memory_limit_bytes);
+  b.setMemtableBytes(st.stats.memtable_bytes);
+  b.setBlockCacheBytes(st.stats.block_cache_bytes);
+  b.setTableReadersBytes(st.stats.table_readers_bytes);
+  b.setMemtableFlushes(st.stats.memtable_flushes);
+  b.setWriteStalls(st.stats.write_stalls);
 }
 
 StoreStatus StoreFromWire(s::StoreInfo::Reader r) {
@@ -41,6 +47,12 @@ StoreStatus StoreFromWire(s::StoreInfo::Reader r) {
   st.flows = r.getFlows();
   st.records_off = r.getRecordsOff();
   st.duplicates = r.getDuplicates();
+  st.stats.memory_limit_bytes = r.getMemoryLimitBytes();
+  st.stats.memtable_bytes = r.getMemtableBytes();
+  st.stats.block_cache_bytes = r.getBlockCacheBytes();
+  st.stats.table_readers_bytes = r.getTableReadersBytes();
+  st.stats.memtable_flushes = r.getMemtableFlushes();
+  st.stats.write_stalls = r.getWriteStalls();
   return st;
 }
 

@@ -17,6 +17,7 @@
 #include "node/mesh/keyring.h"
 #include "node/mesh/wire.h"
 #include "node/probe/netns.h"
+#include "node/store/store.h"
 #include "node/ui/auth.h"
 
 namespace flowmesh {
@@ -166,9 +167,9 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   DaemonConfig cfg;
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
-  std::string flush = "1s", retention = "7d", retention_size = "2G";
   std::string max_connections = std::to_string(cfg.max_connections);
   std::string max_listeners = std::to_string(cfg.max_listeners);
+  std::string flush = "1s", retention = "7d", retention_size = "2G", store_memory = "16M";
   std::string ring_size = "8M", reconcile = "30s", account = "30s", drain = "1s";
   std::string records = "on";
   std::string config_path = kDefaultConfigPath;
@@ -353,6 +354,13 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->type_name("SIZE")
       ->envname("MESHD_RETENTION_SIZE")
       ->capture_default_str();
+  app.add_option("--store-memory", store_memory,
+                 "Memory the store (RocksDB) may use: its block cache, with the memtables of "
+                 "records not yet flushed charged to it (up to half); at least 4M. More makes "
+                 "repeated queries faster and flushes fewer and larger, e.g. 64M")
+      ->type_name("SIZE")
+      ->envname("MESHD_STORE_MEMORY")
+      ->capture_default_str();
   std::string join;
   app.add_option("--bind", cfg.bind, "UDP and TCP address of the mesh (gossip and queries)")
       ->type_name("IP:PORT")
@@ -464,6 +472,11 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
     return usage(at("--retention-size") + "must be 0 (no limit) or at least 16M");
   cfg.retention_bytes = *rs;
   cfg.records = records == "on";
+  Result<uint64_t> sm = ParseByteSize(store_memory);
+  if (!sm.ok()) return usage(at("--store-memory") + sm.status().message());
+  if (*sm < kMinStoreMemoryBytes || *sm > (64ULL << 30))
+    return usage(at("--store-memory") + "must be from 4M to 64G");
+  cfg.store_memory_bytes = *sm;
   Result<uint64_t> ring = ParseByteSize(ring_size);
   if (!ring.ok()) return usage(at("--ring-buffer-size") + ring.status().message());
   if (*ring < (64ULL << 10) || *ring > (1ULL << 30) || (*ring & (*ring - 1)) != 0)

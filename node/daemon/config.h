@@ -52,7 +52,8 @@ struct DaemonConfig {
   std::string data_dir = "/var/lib/flowmesh";
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
-  uint64_t retention_bytes = 2ULL << 30;  // 0 = no size limit
+  uint64_t retention_bytes = 2ULL << 30;      // 0 = no size limit
+  uint64_t store_memory_bytes = 16ULL << 20;  // StoreOptions::memory_bytes
   // Mesh. On when a key file is given, or --insecure.
   std::string bind = "0.0.0.0:7946";
   std::string advertise;  // "" = the bind address, or the host's first address

@@ -122,6 +122,7 @@ Status Daemon::InitStore() {
   opts.dir = config_.data_dir;
   opts.retention_ns = static_cast<int64_t>(config_.retention.count()) * 1'000'000;
   opts.retention_bytes = config_.retention_bytes;
+  opts.memory_bytes = config_.store_memory_bytes;
   FM_ASSIGN_OR_RETURN(store_, Store::Open(opts));  // logs what it opened
   InitWorkloads();
   processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root), ProcessCacheOptions{},

@@ -146,6 +146,19 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
   e.Counter("flowmesh_store_records_expired_total",
             "Records removed by retention (--retention, --retention-size) since meshd started.",
             s.store.stats.expired_records);
+  e.Gauge("flowmesh_store_memory_limit_bytes",
+          "The store's RocksDB memory budget (--store-memory): its block cache, which memtables "
+          "are charged to.",
+          static_cast<double>(s.store.stats.memory_limit_bytes));
+  e.Gauge("flowmesh_store_memtable_bytes",
+          "Memory of the store's memtables now (records and flows not yet flushed to disk).",
+          static_cast<double>(s.store.stats.memtable_bytes));
+  e.Gauge("flowmesh_store_block_cache_bytes",
+          "Blocks (data and index) in the store's block cache now, besides the memtables.",
+          static_cast<double>(s.store.stats.block_cache_bytes));
+  e.Counter("flowmesh_store_write_stalls_total",
+            "Times RocksDB slowed or stopped the store's writes (flushes or compactions behind).",
+            s.store.stats.write_stalls);
 
   e.Family("flowmesh_mesh_peers", Type::kGauge,
            "Members of the mesh by state, as this node sees them, itself included; all 0 when "

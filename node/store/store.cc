@@ -2,8 +2,6 @@
 // and the Store facade that forwards to Store::Impl.
 #include "node/store/store.h"
 
-#include <rocksdb/cache.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -27,24 +25,6 @@ constexpr const char* kMetaCf = "meta";
 // Added after the first release: Open creates it in an older store; a
 // read-only open of one without it answers with an empty listen history.
 constexpr const char* kListenHistoryCf = "listen_history";
-
-rocksdb::ColumnFamilyOptions BaseCfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                           size_t block_size, size_t write_buffer) {
-  rocksdb::ColumnFamilyOptions o;
-  rocksdb::BlockBasedTableOptions t;
-  t.block_cache = cache;
-  t.block_size = block_size;
-  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-  // LZ4 is cheap while data moves through the upper levels; the bottommost
-  // level holds nearly everything after compaction, and ZSTD is what keeps a
-  // record well under 100 bytes there.
-  o.compression = rocksdb::kLZ4Compression;
-  o.bottommost_compression = rocksdb::kZSTD;
-  o.level_compaction_dynamic_level_bytes = true;
-  o.write_buffer_size = write_buffer;
-  o.max_write_buffer_number = 3;
-  return o;
-}
 
 bool LockHeld(const std::string& text) {
   return text.find("lock hold by current process") != std::string::npos ||
@@ -164,8 +144,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
                   "cannot create store directory " + options.dir + ": " + ec.message() +
                       "; check permissions or choose another --data-dir");
 
+  if (options.memory_bytes < kMinStoreMemoryBytes)
+    return InvalidArgument("store: a memory budget of " + std::to_string(options.memory_bytes) +
+                           " bytes is too small; give at least 4M (--store-memory)");
+
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->memory = std::make_unique<RocksMemory>(options.memory_bytes);
+  const RocksMemory& memory = *impl->memory;
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -174,15 +160,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 128 << 20;  // old memtables flush instead of the WAL growing
   db_options.info_log = MakeRocksLog();       // no LOG file on the data disk
-  db_options.max_open_files = 512;
+  memory.Apply(&db_options);
   // Default recovery mode (point in time): after kill -9 the WAL replays up
   // to its last complete record; no repair is ever run on open.
 
-  auto cache = rocksdb::NewLRUCache(32 << 20);
-  rocksdb::ColumnFamilyOptions records_opt = BaseCfOptions(cache, 16 << 10, 32 << 20);
-  rocksdb::ColumnFamilyOptions flows_opt = BaseCfOptions(cache, 16 << 10, 16 << 20);
+  rocksdb::ColumnFamilyOptions records_opt = memory.ColumnFamily(ColumnFamilyKind::kRecords);
+  rocksdb::ColumnFamilyOptions flows_opt = memory.ColumnFamily(ColumnFamilyKind::kFlows);
   flows_opt.merge_operator = MakeFlowStatsMerge(impl->corrupt);
-  rocksdb::ColumnFamilyOptions small_opt = BaseCfOptions(cache, 4 << 10, 4 << 20);
+  rocksdb::ColumnFamilyOptions small_opt = memory.ColumnFamily(ColumnFamilyKind::kSmall);
   rocksdb::ColumnFamilyOptions meta_opt = small_opt;
   meta_opt.merge_operator = MakeCountMerge(impl->corrupt);
 
@@ -328,6 +313,8 @@ StoreStats Store::Stats() const { return impl_->Stats(); }
 Result<uint64_t> Store::EnforceRetention(int64_t now_ns) { return impl_->EnforceRetention(now_ns); }
 
 Status Store::CompactAll() { return impl_->CompactAll(); }
+
+Store::Rocks Store::rocks() const { return {impl_->db.get(), impl_->handles}; }
 
 bool RecordFilter::Matches(const ConnRecord& r) const {
   if (pid != 0 && r.proc.pid != pid) return false;

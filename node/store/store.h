@@ -17,7 +17,16 @@
 #include "node/flow/flow.h"
 #include "node/store/store_types.h"
 
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+}  // namespace rocksdb
+
 namespace flowmesh {
+
+// The smallest memory budget: below it the small column families' write
+// buffers reach RocksDB's 64 KB floor and records would flush every batch.
+inline constexpr uint64_t kMinStoreMemoryBytes = 4ULL << 20;
 
 struct StoreOptions {
   std::string dir;                                         // created if missing
@@ -28,6 +37,10 @@ struct StoreOptions {
   // falls back to this, with the reason in Stats().last_error, when the disk
   // refuses writes (read-only or full file system) but the store is readable.
   bool read_only = false;
+  // RocksDB's memory: the block cache's size, with every memtable charged
+  // to it (half of it for memtables before they are flushed); see
+  // store_memory.cc. At least kMinStoreMemoryBytes (4 MB).
+  uint64_t memory_bytes = 16ULL << 20;
 };
 
 // Zeros and empty lists select everything (as in control.capnp's Filter).
@@ -111,6 +124,14 @@ class Store {
   Result<uint64_t> EnforceRetention(int64_t now_ns);
   // Memtables to SST files and a full compaction (benchmarks, size checks).
   Status CompactAll();
+  // The database and every column family it opened, for tests and
+  // benchmarks that read what RocksDB reports (options in effect,
+  // properties). Not for writing.
+  struct Rocks {
+    rocksdb::DB* db = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> families;
+  };
+  Rocks rocks() const;
 
  private:
   class Impl;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "node/store/store.h"
+#include "node/store/store_memory.h"
 
 namespace flowmesh {
 
@@ -134,6 +135,7 @@ class Store::Impl {
 
   // Set by Open.
   StoreOptions options;
+  std::unique_ptr<RocksMemory> memory;  // outlives db: its cache and listener are db's
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every CF opened, ours first
   rocksdb::ColumnFamilyHandle* records = nullptr;

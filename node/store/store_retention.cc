@@ -248,6 +248,7 @@ StoreStats Store::Impl::Stats() const {
   }
   st.corrupt_values = corrupt->load(std::memory_order_relaxed);
   st.read_only = !read_only_reason.empty();
+  memory->Fill(*db, handles, &st);
   std::lock_guard lock(stats_mu_);
   st.batches = batches_;
   st.write_errors = write_errors_;
@@ -292,9 +293,19 @@ void Store::Impl::RetentionLoop() {
   SetThreadName("retention");
   std::unique_lock lock(thread_mu_);
   bool failing = false;
+  uint64_t batches_seen = 0;
   const auto interval = std::chrono::nanoseconds(options.retention_interval_ns);
   while (!thread_cv_.wait_for(lock, interval, [this] { return stop_.load(); })) {
     lock.unlock();
+    // No batch for a whole interval: the memtables (up to half the budget)
+    // and cached blocks would otherwise stay until the next burst.
+    uint64_t batches = 0;
+    {
+      std::lock_guard stats(stats_mu_);
+      batches = batches_;
+    }
+    if (batches == batches_seen) memory->Release(*db, handles);
+    batches_seen = batches;
     StampWatched(RealtimeNs());
     auto removed = EnforceRetention(RealtimeNs());
     if (!removed.ok() && !failing)

@@ -27,6 +27,14 @@ struct StoreStats {
   uint64_t expired_records = 0;  // removed by retention since open
   uint64_t corrupt_values = 0;   // malformed keys/values skipped since open
   bool read_only = false;        // opened read-only (asked for, or the disk refused writes)
+  // RocksDB's memory (store_memory.cc): the budget, memtables (charged to
+  // it), blocks in the cache besides them, and table readers outside it.
+  uint64_t memory_limit_bytes = 0;
+  uint64_t memtable_bytes = 0;
+  uint64_t block_cache_bytes = 0;
+  uint64_t table_readers_bytes = 0;
+  uint64_t memtable_flushes = 0;  // since open
+  uint64_t write_stalls = 0;      // times RocksDB slowed or stopped writes since open
 };
 
 }  // namespace flowmesh

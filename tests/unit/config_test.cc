@@ -41,18 +41,20 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->flush_interval, std::chrono::milliseconds(1000));
   EXPECT_EQ(c->retention, std::chrono::hours(7 * 24));
   EXPECT_EQ(c->retention_bytes, 2ull << 30);
+  EXPECT_EQ(c->store_memory_bytes, 16ull << 20);
   EXPECT_EQ(c->account_interval, std::chrono::seconds(30)) << "the reconciliation's, sharing its dump";
   EXPECT_EQ(c->look_drain_timeout, std::chrono::seconds(1)) << "half the default --hop-timeout";
   EXPECT_TRUE(c->records);
   c = Parse({"--data-dir", "/tmp/x", "--flush-interval", "250ms", "--retention", "12h",
              "--retention-size", "0", "--account-interval", "0s", "--look-drain-timeout", "0s",
-             "--records", "off"},
+             "--records", "off", "--store-memory", "64M"},
             &code);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->data_dir, "/tmp/x");
   EXPECT_EQ(c->flush_interval, std::chrono::milliseconds(250));
   EXPECT_EQ(c->retention, std::chrono::hours(12));
   EXPECT_EQ(c->retention_bytes, 0u);
+  EXPECT_EQ(c->store_memory_bytes, 64ull << 20);
   EXPECT_EQ(c->account_interval, std::chrono::milliseconds(0));
   EXPECT_EQ(c->look_drain_timeout, std::chrono::milliseconds(0));
   EXPECT_FALSE(c->records);
@@ -64,6 +66,9 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
                                        {"--retention", "30s"},
                                        {"--retention-size", "1M"},
                                        {"--retention-size", "lots"},
+                                       {"--store-memory", "1M"},
+                                       {"--store-memory", "1T"},
+                                       {"--store-memory", "plenty"},
                                        {"--data-dir", ""},
                                        {"--account-interval", "500ms"},
                                        {"--account-interval", "often"},

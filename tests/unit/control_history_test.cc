@@ -245,6 +245,12 @@ TEST_F(ControlTest, StatusCarriesTheStoreFigures) {
   backend_.status.store.stats.write_errors = 2;
   backend_.status.store.stats.last_error = "No space left on device";
   backend_.status.store.dropped_records = 7;
+  backend_.status.store.stats.memory_limit_bytes = 16 << 20;
+  backend_.status.store.stats.memtable_bytes = 3 << 20;
+  backend_.status.store.stats.block_cache_bytes = 5 << 20;
+  backend_.status.store.stats.table_readers_bytes = 4096;
+  backend_.status.store.stats.memtable_flushes = 11;
+  backend_.status.store.stats.write_stalls = 1;
   backend_.status.probe.polls = 3;
   backend_.status.table.close_without_open = 4;
   Result<ControlClient> client = ControlClient::Connect(path_);
@@ -264,6 +270,10 @@ TEST_F(ControlTest, StatusCarriesTheStoreFigures) {
       << text;
   std::string json = StatusJson(*st, st->started_ns);
   EXPECT_NE(json.find("\"records\":1234"), std::string::npos) << json;
+  for (const char* field : {"\"memory_limit_bytes\":16777216", "\"memtable_bytes\":3145728",
+                            "\"block_cache_bytes\":5242880", "\"table_readers_bytes\":4096",
+                            "\"memtable_flushes\":11", "\"write_stalls\":1"})
+    EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
 }
 
 TEST(FlowsFormat, TcplifeColumnsAndDesignJsonFields) {

@@ -38,6 +38,9 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
   st.store.flows = 42;
   st.store.stats.disk_bytes = 65536;
   st.store.stats.write_errors = 2;
+  st.store.stats.memory_limit_bytes = 16 << 20;
+  st.store.stats.memtable_bytes = 1 << 20;
+  st.store.stats.write_stalls = 3;
   st.mesh.alive = 3;
   st.mesh.dead = 1;
   st.mesh.bytes_in = 1000;
@@ -60,6 +63,9 @@ TEST(MetricsRender, StatusBecomesNamedTypedSeries) {
            "flowmesh_store_records_written_total 99",
            "flowmesh_store_size_bytes 65536",
            "flowmesh_store_write_errors_total 2",
+           "flowmesh_store_memory_limit_bytes 16777216",
+           "flowmesh_store_memtable_bytes 1048576",
+           "flowmesh_store_write_stalls_total 3",
            "flowmesh_mesh_peers{state=\"alive\"} 3",
            "flowmesh_mesh_peers{state=\"suspect\"} 0",
            "flowmesh_mesh_peers{state=\"dead\"} 1",
