@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "node/flow/flow.h"
+#include "node/flow/interner.h"
 #include "node/flow/process_cache.h"
 #include "node/nat/nat_feed.h"
 #include "node/probe/event.h"
@@ -154,8 +155,10 @@ class Aggregator {
   std::vector<NatAlias> Aliases(int64_t now_ns) const;
 
  private:
+  // 64 bytes a connection: thousands of connections share one flow, so
+  // each holds its id (flows_) rather than an 88-byte FlowKey.
   struct Tracked {
-    FlowKey flow;
+    uint32_t flow = 0;      // flows_ id
     TcpCounters accounted;  // payload counters already added to the flow
     int64_t touched_ns = 0;
     int64_t counted_bucket_ns = 0;  // the latest bucket it is counted in (opened or carried)
@@ -229,6 +232,10 @@ class Aggregator {
   // The key again, now that the process is known; a translation found
   // before is kept (conntrack may have forgotten it since).
   FlowKey Rekey(const FlowKey& before, const ConnEvent& ev);
+  const FlowKey& FlowOf(const Tracked& t) const { return flows_.Get(t.flow); }
+  // A tracked connection with no process yet whose event brings one: its
+  // flow again, with the process.
+  void RekeyIfAttributed(Tracked& t, const ConnEvent& ev);
   // NAT (aggregator_nat.cc): the translation a local connection went
   // through, into its key; a published port's alias.
   void Translate(FlowKey& k, const ConnEvent& ev, const ProcessRef& proc);
@@ -278,6 +285,7 @@ class Aggregator {
   // thread (counter refreshes) at once.
   mutable std::mutex state_mu_;
   std::unordered_map<ConnKey, Tracked, ConnKeyHash> tracked_;
+  Interner<FlowKey, FlowKeyHash> flows_;  // of tracked_ (an id per Tracked)
   std::unordered_map<ConnKey, Closed, ConnKeyHash> closed_;
   bool remember_kernel_closes_ = true;
   Work scratch_;  // guarded by state_mu_
