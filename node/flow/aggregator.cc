@@ -104,7 +104,7 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
   if (ev.source == EventSource::kSeed) {
     // Open before meshd looked: its bytes so far moved before any window
     // meshd can speak for, and it is carried, not opened, here.
-    t.accounted = ev.counters;
+    SetAccounted(t, ev.counters);
     Carry(t, FlowBucketOf(ev.ts_ns), ev.ts_ns, w);
   } else {
     t.counted_bucket_ns = FlowBucketOf(ev.ts_ns);
@@ -267,6 +267,14 @@ FlowKey Aggregator::Rekey(const FlowKey& before, const ConnEvent& ev) {
   return k;
 }
 
+void Aggregator::SetAccounted(Tracked& t, const TcpCounters& c) {
+  t.bytes_tx = c.bytes_tx;
+  t.bytes_rx = c.bytes_rx;
+  t.segs_out = c.segs_out;
+  t.segs_in = c.segs_in;
+  t.retrans = c.retrans;
+}
+
 void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool closed, Work& w) {
   FlowStats s;
   if (opened) {
@@ -276,11 +284,11 @@ void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool clos
   }
   if (closed) s.closed = 1;
   const TcpCounters& c = ev.counters;
-  s.bytes_tx = Delta(c.bytes_tx, t.accounted.bytes_tx);
-  s.bytes_rx = Delta(c.bytes_rx, t.accounted.bytes_rx);
-  s.segs_out = Delta32(c.segs_out, t.accounted.segs_out);
-  s.segs_in = Delta32(c.segs_in, t.accounted.segs_in);
-  s.retrans = Delta32(c.retrans, t.accounted.retrans);
+  s.bytes_tx = Delta(c.bytes_tx, t.bytes_tx);
+  s.bytes_rx = Delta(c.bytes_rx, t.bytes_rx);
+  s.segs_out = Delta32(c.segs_out, t.segs_out);
+  s.segs_in = Delta32(c.segs_in, t.segs_in);
+  s.retrans = Delta32(c.retrans, t.retrans);
   if (closed && c.rtt_us > 0) {
     s.rtt_sum_us = c.rtt_us;
     s.rtt_samples = 1;

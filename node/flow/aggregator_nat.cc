@@ -83,7 +83,7 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
     t.flow = flows_.Intern(ForwardedFlowKey(e));
     if (fe.ts_ns <= nat_seeded_ns_) {
       // Open before meshd looked, as a seed socket is.
-      t.accounted = ev.counters;
+      SetAccounted(t, ev.counters);
       Carry(t, FlowBucketOf(fe.ts_ns), fe.ts_ns, w);
     } else {
       t.counted_bucket_ns = FlowBucketOf(fe.ts_ns);
