@@ -367,8 +367,8 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
                           << "show without a process: " << snap.status().message();
     return Status::Ok();
   }
-  FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and "
-                        << connections << " connections that existed at start-up";
+  FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and " << connections
+                        << " connections that existed at start-up";
   return Status::Ok();
 }
 

@@ -200,8 +200,7 @@ Result<std::vector<NetnsRef>> Snapshotter::Namespaces(std::vector<NetnsRef>* mis
   return out;
 }
 
-Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners,
-                                   const SnapshotSink* sink) {
+Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const SnapshotSink* sink) {
   std::vector<NetnsRef> missing;
   FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
   Snapshot snap;

@@ -77,7 +77,8 @@ SocketOwners::SocketOwners(std::string proc_root, std::chrono::milliseconds min_
 void SocketOwners::Refresh() { Scan(); }
 
 const ProcessRef* SocketOwners::Find(uint32_t inode) const {
-  auto it = std::lower_bound(owners_.begin(), owners_.end(), std::pair<uint32_t, uint32_t>{inode, 0});
+  auto it =
+      std::lower_bound(owners_.begin(), owners_.end(), std::pair<uint32_t, uint32_t>{inode, 0});
   return it != owners_.end() && it->first == inode ? &processes_[it->second] : nullptr;
 }
 

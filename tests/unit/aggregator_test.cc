@@ -635,8 +635,8 @@ TEST_F(AggregatorTest, ConnectionsSharingAFlowKeepTheirOwnKeys) {
   ProcessRef curl = Proc(900, 5, "curl");
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t + 2 * kSec, Active(40003),
           curl));
-  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 3 * kSec,
-          Active(40003)));
+  Feed(
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 3 * kSec, Active(40003)));
   // And a fourth opens after it, to a port of its own.
   ConnKey other = ConnKey{1, kWeb, kApp, 40004, 9000};
   Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t + 4 * kSec, other, curl));

@@ -246,11 +246,11 @@ TEST(ConnKeySet, FindsExactlyTheKeysInsertedOnceSealed) {
   EXPECT_TRUE(set.contains(Key(40002, 80)));
   EXPECT_TRUE(set.contains(v6));
   EXPECT_TRUE(set.contains(Key(40001, 80, 2)));
-  EXPECT_FALSE(set.contains(Key(40001, 80)));     // another namespace
-  EXPECT_FALSE(set.contains(Key(40002, 81)));     // another remote port
+  EXPECT_FALSE(set.contains(Key(40001, 80)));  // another namespace
+  EXPECT_FALSE(set.contains(Key(40002, 81)));  // another remote port
   ConnKey v4 = v6;
   v4.laddr.family = AF_INET;
-  EXPECT_FALSE(set.contains(v4));                 // another family
+  EXPECT_FALSE(set.contains(v4));  // another family
   EXPECT_FALSE(ConnKeySet().contains(Key(40002, 80)));
 }
 
