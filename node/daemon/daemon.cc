@@ -1,6 +1,7 @@
 // Daemon: probe selection and lifecycle, control backend.
 #include "node/daemon/daemon.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -354,23 +355,29 @@ Status Daemon::InitProbe() {
 
 Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
   Snapshotter snapshotter(filter_, config_.proc_root, cgroup_root_);
-  Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed);
+  // A run at a time, a namespace's listeners before its connections (so a
+  // passive connection finds its listener), not the whole picture at once.
+  size_t connections = 0;
+  const SnapshotSink sink = [&](std::span<ConnEvent> events) {
+    for (const ConnEvent& ev : events) {
+      if (ev.kind == EventKind::kOpen) {
+        connections++;
+      } else if (ev.proc.known()) {
+        Status s = probe.SeedListener(ev.key, ev.proc);
+        if (!s.ok()) FM_LOG(Warn, "probe") << s.message();
+      }
+    }
+    pipeline_.OnEvents(events);
+  };
+  Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed, /*with_owners=*/true, &sink);
   if (!snap.ok()) {
     // Not fatal: new connections are still traced; older ones lose their process.
     FM_LOG(Warn, "probe") << "start-up snapshot failed, connections opened before meshd will "
                           << "show without a process: " << snap.status().message();
     return Status::Ok();
   }
-  for (const ConnEvent& l : snap->listeners) {
-    if (l.proc.known()) {
-      Status s = probe.SeedListener(l.key, l.proc);
-      if (!s.ok()) FM_LOG(Warn, "probe") << s.message();
-    }
-    pipeline_.OnEvent(l);
-  }
-  for (const ConnEvent& c : snap->connections) pipeline_.OnEvent(c);
-  FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and "
-                        << snap->connections.size() << " connections that existed at start-up";
+  FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and " << connections
+                        << " connections that existed at start-up";
   return Status::Ok();
 }
 
@@ -415,7 +422,24 @@ void Daemon::CheckKernelIfDue() {
   if (account_ns > 0) next_account_ns_ = now + account_ns;
   const uint64_t seq = pipeline_.table().Sequence();
   const int64_t taken_ns = RealtimeNs();
-  Result<Snapshot> snap = kernel_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false);
+  // Whatever the dump was for, its counters are news: the bytes each open
+  // connection moved since the last reading land in this bucket. UPDATE
+  // never inserts, so a dump racing the ring buffer resurrects nothing. They
+  // go a run at a time as the dump is read (the whole dump as events was
+  // 17 MB at 100,000 sockets), before reconciliation: they are of sockets
+  // the dump found, which reconciliation leaves alone.
+  ConnKeySet found;
+  if (reconcile) found.reserve(pipeline_.table().Stats().open + 1024);
+  const SnapshotSink sink = [&](std::span<ConnEvent> events) {
+    if (events.empty() || events.front().kind != EventKind::kOpen) return;  // listeners
+    for (ConnEvent& c : events) {
+      if (reconcile) found.insert(c.key);
+      c.kind = EventKind::kUpdate;
+    }
+    pipeline_.OnEvents(events);
+  };
+  Result<Snapshot> snap =
+      kernel_snapshotter_->Take(EventSource::kPoll, /*with_owners=*/false, &sink);
   if (!snap.ok()) {
     FM_LOG(Warn, "probe") << "sock_diag dump failed (" << (reconcile ? "reconciliation" : "")
                           << (reconcile && account ? ", " : "")
@@ -425,20 +449,21 @@ void Daemon::CheckKernelIfDue() {
     if (account) account_failures_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  account_dumps_.fetch_add(1, std::memory_order_relaxed);
   if (reconcile) {
-    std::vector<ConnEvent> made_up =
-        reconciler_->Apply(KernelViewOf(*snap, taken_ns, seq), MonotonicNs());
+    KernelView view = KernelViewOf(*snap, taken_ns, seq);
+    view.connections = std::move(found);
+    std::vector<ConnEvent> made_up = reconciler_->Apply(std::move(view), MonotonicNs());
     for (const ConnEvent& ev : made_up) pipeline_.Forward(ev);
     if (!made_up.empty())
       FM_LOG(Info, "probe") << "reconciled " << made_up.size()
                             << " closes or unlistens the probe missed (now gone from sock_diag)";
   }
-  // Whatever the dump was for, its counters are news: the bytes each open
-  // connection moved since the last reading land in this bucket. UPDATE
-  // never inserts, so a dump racing the ring buffer resurrects nothing.
-  for (ConnEvent& c : snap->connections) c.kind = EventKind::kUpdate;
-  pipeline_.OnEvents(snap->connections);
-  account_dumps_.fetch_add(1, std::memory_order_relaxed);
+  // A dump frees what it allocated, and closes free table entries, into
+  // holes glibc keeps resident (only a heap's top goes back by itself):
+  // return whole free pages to the kernel, once per dump (measured at 50 us
+  // with 20,000 sockets open, about 1 ms with 100,000).
+  malloc_trim(0);
 }
 
 int Daemon::Run() {
@@ -585,16 +610,20 @@ void Daemon::RefreshCounters() {
   int64_t now = RealtimeNs();
   if (now - last_refresh_ns_ < config_.probe_interval.count() * 1'000'000 / 2) return;
   last_refresh_ns_ = now;
-  Result<Snapshot> snap = refresher_->Take(EventSource::kPoll);
+  // UPDATE never inserts, so a snapshot racing the ring buffer cannot
+  // resurrect a connection that has just closed.
+  const SnapshotSink sink = [&](std::span<ConnEvent> events) {
+    if (events.empty() || events.front().kind != EventKind::kOpen) return;  // listeners
+    // One at a time: OnEvents is the probe thread's, and this is a control thread.
+    for (ConnEvent& c : events) {
+      c.kind = EventKind::kUpdate;
+      pipeline_.OnEvent(c);
+    }
+  };
+  Result<Snapshot> snap = refresher_->Take(EventSource::kPoll, /*with_owners=*/true, &sink);
   if (!snap.ok()) {
     FM_LOG(Warn, "probe") << "live counter refresh failed: " << snap.status().message();
     return;
-  }
-  for (ConnEvent c : snap->connections) {
-    c.kind = EventKind::kUpdate;
-    // UPDATE never inserts, so a snapshot racing the ring buffer cannot
-    // resurrect a connection that has just closed.
-    pipeline_.OnEvent(c);
   }
 }
 

@@ -96,25 +96,29 @@ void Aggregator::OnOpen(const ConnEvent& ev, Work& w) {
   auto it = tracked_.find(ev.key);
   if (it != tracked_.end()) {
     stats_.duplicate_opens++;
-    if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = Rekey(it->second.flow, ev);
+    RekeyIfAttributed(it->second, ev);
     CarryInto(it->second, ev.ts_ns, w);
     Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
-    NoteProcess(Attribute(ev, it->second.flow.direction), ev.ts_ns, w);
+    NoteProcess(Attribute(ev, FlowOf(it->second).direction), ev.ts_ns, w);
     return;
   }
   if (closed != closed_.end()) closed_.erase(closed);  // a new connection on the same 4-tuple
   Tracked& t = tracked_[ev.key];
-  t.flow = FlowKeyOf(ev);
+  t.flow = flows_.Intern(FlowKeyOf(ev));
   if (ev.source == EventSource::kSeed) {
     // Open before meshd looked: its bytes so far moved before any window
     // meshd can speak for, and it is carried, not opened, here.
-    t.accounted = ev.counters;
+    SetAccounted(t, ev.counters);
     Carry(t, FlowBucketOf(ev.ts_ns), ev.ts_ns, w);
   } else {
     t.counted_bucket_ns = FlowBucketOf(ev.ts_ns);
     Account(t, ev, /*opened=*/true, /*closed=*/false, w);
   }
-  NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
+  NoteProcess(Attribute(ev, FlowOf(t).direction), ev.ts_ns, w);
+}
+
+void Aggregator::RekeyIfAttributed(Tracked& t, const ConnEvent& ev) {
+  if (FlowOf(t).pid == 0 && ev.proc.known()) flows_.Replace(&t.flow, Rekey(FlowOf(t), ev));
 }
 
 void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
@@ -124,7 +128,7 @@ void Aggregator::OnUpdate(const ConnEvent& ev, Work& w) {
     stats_.untracked_updates++;
     return;
   }
-  if (it->second.flow.pid == 0 && ev.proc.known()) it->second.flow = Rekey(it->second.flow, ev);
+  RekeyIfAttributed(it->second, ev);
   CarryInto(it->second, ev.ts_ns, w);
   Account(it->second, ev, /*opened=*/false, /*closed=*/false, w);
 }
@@ -134,31 +138,33 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   Tracked t;
   if (it != tracked_.end()) {
     t = it->second;
-    tracked_.erase(it);
-    if (t.flow.pid == 0 && ev.proc.known()) t.flow = Rekey(t.flow, ev);
+    tracked_.erase(it);  // its flow id is t's now, released below
+    RekeyIfAttributed(t, ev);
     CarryInto(t, ev.ts_ns, w);
     Account(t, ev, /*opened=*/false, /*closed=*/true, w);
-    if (t.flow.translated()) NoteAliasOf(t.flow, ev.ts_ns);  // its last connection
+    if (FlowOf(t).translated()) NoteAliasOf(FlowOf(t), ev.ts_ns);  // its last connection
   } else {
     if (closed_.count(ev.key)) {
       stats_.duplicates_ignored++;
       return;
     }
-    t.flow = FlowKeyOf(ev);
+    t.flow = flows_.Intern(FlowKeyOf(ev));
     Account(t, ev, /*opened=*/true, /*closed=*/true, w);
   }
   RememberClose(ev.key, ev);
+  const Direction direction = FlowOf(t).direction;
+  flows_.Release(t.flow);
 
   records_++;
   if (!options_.keep_records) {
-    NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
+    NoteProcess(Attribute(ev, direction), ev.ts_ns, w);
     return;
   }
   ConnRecord& r = pending_.records.emplace_back();
   r.ts_ns = ev.ts_ns;
   r.key = ev.key;
   r.direction = ev.direction;
-  r.proc = Attribute(ev, t.flow.direction);
+  r.proc = Attribute(ev, direction);
   r.counters = ev.counters;
   r.duration_ns = ev.duration_ns;
   r.reconstructed = ev.reconstructed;
@@ -265,19 +271,28 @@ FlowKey Aggregator::Rekey(const FlowKey& before, const ConnEvent& ev) {
   return k;
 }
 
+void Aggregator::SetAccounted(Tracked& t, const TcpCounters& c) {
+  t.bytes_tx = c.bytes_tx;
+  t.bytes_rx = c.bytes_rx;
+  t.segs_out = c.segs_out;
+  t.segs_in = c.segs_in;
+  t.retrans = c.retrans;
+}
+
 void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool closed, Work& w) {
   FlowStats s;
   if (opened) {
     s.connections = 1;
-    if (t.flow.pid == 0 && t.flow.direction != Direction::kForwarded) stats_.unattributed++;
+    const FlowKey& flow = FlowOf(t);
+    if (flow.pid == 0 && flow.direction != Direction::kForwarded) stats_.unattributed++;
   }
   if (closed) s.closed = 1;
   const TcpCounters& c = ev.counters;
-  s.bytes_tx = Delta(c.bytes_tx, t.accounted.bytes_tx);
-  s.bytes_rx = Delta(c.bytes_rx, t.accounted.bytes_rx);
-  s.segs_out = Delta32(c.segs_out, t.accounted.segs_out);
-  s.segs_in = Delta32(c.segs_in, t.accounted.segs_in);
-  s.retrans = Delta32(c.retrans, t.accounted.retrans);
+  s.bytes_tx = Delta(c.bytes_tx, t.bytes_tx);
+  s.bytes_rx = Delta(c.bytes_rx, t.bytes_rx);
+  s.segs_out = Delta32(c.segs_out, t.segs_out);
+  s.segs_in = Delta32(c.segs_in, t.segs_in);
+  s.retrans = Delta32(c.retrans, t.retrans);
   if (closed && c.rtt_us > 0) {
     s.rtt_sum_us = c.rtt_us;
     s.rtt_samples = 1;
@@ -293,7 +308,7 @@ void Aggregator::Account(Tracked& t, const ConnEvent& ev, bool opened, bool clos
   // Even with nothing carried: this bucket's count (0) must win over later
   // buckets' when the flow is summed over a window that starts here.
   s.carried_from_ns = bucket;
-  w.flows.push_back(FlowDelta{bucket, t.flow, s});
+  w.flows.push_back(FlowDelta{bucket, FlowOf(t), s});
 }
 
 void Aggregator::Carry(Tracked& t, int64_t bucket_ns, int64_t seen_ns, Work& w) {
@@ -301,7 +316,7 @@ void Aggregator::Carry(Tracked& t, int64_t bucket_ns, int64_t seen_ns, Work& w) 
   s.carried = 1;
   s.carried_from_ns = bucket_ns;
   s.first_seen_ns = s.last_seen_ns = seen_ns;
-  w.flows.push_back(FlowDelta{bucket_ns, t.flow, s});
+  w.flows.push_back(FlowDelta{bucket_ns, FlowOf(t), s});
   stats_.carried++;
   t.counted_bucket_ns = std::max(t.counted_bucket_ns, bucket_ns);
 }
@@ -323,7 +338,7 @@ void Aggregator::CheckpointLocked(int64_t bucket_ns) {
     Carry(t, bucket_ns, bucket_ns, w);
     // A published port or a balancer's front with connections still open
     // through it stays announced.
-    if (t.flow.translated()) NoteAliasOf(t.flow, bucket_ns);
+    if (FlowOf(t).translated()) NoteAliasOf(FlowOf(t), bucket_ns);
     // One connection's deltas at a time: scratch_ keeps its capacity, and
     // 50k open connections must not leave 50k deltas' worth behind.
     MergeLocked(w);
@@ -388,8 +403,15 @@ void Aggregator::BoundTracked() {
   auto nth = touched.begin() + static_cast<ptrdiff_t>(touched.size() / 10);
   std::nth_element(touched.begin(), nth, touched.end());
   const int64_t cutoff = *nth;
-  stats_.tracked_evicted +=
-      std::erase_if(tracked_, [&](const auto& p) { return p.second.touched_ns <= cutoff; });
+  for (auto it = tracked_.begin(); it != tracked_.end();) {
+    if (it->second.touched_ns > cutoff) {
+      ++it;
+      continue;
+    }
+    flows_.Release(it->second.flow);
+    it = tracked_.erase(it);
+    stats_.tracked_evicted++;
+  }
 }
 
 void Aggregator::MergeLocked(Work& w) {

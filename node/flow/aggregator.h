@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "node/flow/flow.h"
+#include "node/flow/interner.h"
 #include "node/flow/process_cache.h"
 #include "node/nat/nat_feed.h"
 #include "node/probe/event.h"
@@ -161,12 +162,22 @@ class Aggregator {
   std::vector<NatAlias> Aliases(int64_t now_ns) const;
 
  private:
+  // 48 bytes a connection (with its key, a 112-byte heap block): thousands
+  // of connections share one flow, so each holds its id (flows_) rather
+  // than an 88-byte FlowKey, and only the counters Account adds up.
   struct Tracked {
-    FlowKey flow;
-    TcpCounters accounted;  // payload counters already added to the flow
+    // Payload counters already added to the flow.
+    uint64_t bytes_tx = 0;
+    uint64_t bytes_rx = 0;
+    uint32_t segs_out = 0;
+    uint32_t segs_in = 0;
+    uint32_t retrans = 0;
+    uint32_t flow = 0;  // flows_ id
     int64_t touched_ns = 0;
     int64_t counted_bucket_ns = 0;  // the latest bucket it is counted in (opened or carried)
   };
+  // 100,000 of them on a busy host: a field more is a larger heap block each.
+  static_assert(sizeof(Tracked) == 48);
   struct ProcKey {
     uint32_t pid = 0;
     uint64_t start_ticks = 0;
@@ -236,6 +247,10 @@ class Aggregator {
   // The key again, now that the process is known; a translation found
   // before is kept (conntrack may have forgotten it since).
   FlowKey Rekey(const FlowKey& before, const ConnEvent& ev);
+  const FlowKey& FlowOf(const Tracked& t) const { return flows_.Get(t.flow); }
+  // A tracked connection with no process yet whose event brings one: its
+  // flow again, with the process.
+  void RekeyIfAttributed(Tracked& t, const ConnEvent& ev);
   // NAT (aggregator_nat.cc): the translation a local connection went
   // through, into its key; a published port's alias.
   void Translate(FlowKey& k, const ConnEvent& ev, const ProcessRef& proc);
@@ -248,7 +263,9 @@ class Aggregator {
   // client's VIP).
   void NoteAliasOf(const FlowKey& k, int64_t ts_ns);
   const EndpointRecord* ListenerFor(const ConnKey& key) const;
-  // Adds counters beyond t.accounted, the connection itself if `opened`, and
+  // The counters a seed reports are a baseline, not news.
+  static void SetAccounted(Tracked& t, const TcpCounters& c);
+  // Adds counters beyond t's accounted ones, the connection itself if `opened`, and
   // its close (with its RTT) if `closed`.
   void Account(Tracked& t, const ConnEvent& ev, bool opened, bool closed, Work& w);
   // Counts t as open when bucket_ns began.
@@ -285,6 +302,7 @@ class Aggregator {
   // thread (counter refreshes) at once.
   mutable std::mutex state_mu_;
   std::unordered_map<ConnKey, Tracked, ConnKeyHash> tracked_;
+  Interner<FlowKey, FlowKeyHash> flows_;  // of tracked_ (an id per Tracked)
   std::unordered_map<ConnKey, Closed, ConnKeyHash> closed_;
   bool remember_kernel_closes_ = true;
   Work scratch_;  // guarded by state_mu_

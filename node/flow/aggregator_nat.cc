@@ -80,10 +80,10 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   if (!fe.closed) {
     if (it != tracked_.end()) return;  // a dump after lost events saw it again
     Tracked& t = tracked_[key];
-    t.flow = ForwardedFlowKey(e);
+    t.flow = flows_.Intern(ForwardedFlowKey(e));
     if (fe.ts_ns <= nat_seeded_ns_) {
       // Open before meshd looked, as a seed socket is.
-      t.accounted = ev.counters;
+      SetAccounted(t, ev.counters);
       Carry(t, FlowBucketOf(fe.ts_ns), fe.ts_ns, w);
     } else {
       t.counted_bucket_ns = FlowBucketOf(fe.ts_ns);
@@ -97,14 +97,15 @@ void Aggregator::OnForwarded(const ForwardedEvent& fe, Work& w) {
   const bool known = it != tracked_.end();
   if (known) {
     t = it->second;
-    tracked_.erase(it);
+    tracked_.erase(it);  // its flow id is t's now, released below
     CarryInto(t, fe.ts_ns, w);
   } else {
     // Forgotten to stay within max_tracked: counted at its close, as a
     // socket's missed open is.
-    t.flow = ForwardedFlowKey(e);
+    t.flow = flows_.Intern(ForwardedFlowKey(e));
   }
   Account(t, ev, /*opened=*/!known, /*closed=*/true, w);
+  flows_.Release(t.flow);
   stats_.forwarded_closed++;
 }
 

@@ -1,6 +1,9 @@
 // Open-connection and listener bookkeeping.
 #include "node/flow/conn_table.h"
 
+#include <cstring>
+#include <functional>
+
 namespace flowmesh {
 namespace {
 
@@ -9,16 +12,56 @@ namespace {
 constexpr int64_t kReconstructedKeptNs = 600'000'000'000;
 constexpr size_t kReconstructedKept = 1 << 16;
 
-void FillFrom(const OpenConnection& open, ConnEvent& ev) {
-  if (!ev.proc.known()) ev.proc = open.proc;
-  if (ev.direction == Direction::kUnknown) ev.direction = open.direction;
+void FillFrom(const ProcessRef& proc, Direction direction, EventSource source, int64_t opened_ns,
+              ConnEvent& ev) {
+  if (!ev.proc.known()) ev.proc = proc;
+  if (ev.direction == Direction::kUnknown) ev.direction = direction;
   // BPF reports duration only for connections it saw open; a connection the
   // poller saw open has a first-seen time, which is as good as we know.
-  if (ev.duration_ns == 0 && open.source == EventSource::kPoll && ev.ts_ns > open.opened_ns)
-    ev.duration_ns = static_cast<uint64_t>(ev.ts_ns - open.opened_ns);
+  if (ev.duration_ns == 0 && source == EventSource::kPoll && ev.ts_ns > opened_ns)
+    ev.duration_ns = static_cast<uint64_t>(ev.ts_ns - opened_ns);
+}
+
+template <typename T>
+void HashIn(size_t& h, const T& v) {
+  h ^= std::hash<T>{}(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
 }
 
 }  // namespace
+
+size_t ConnTable::ProcessRefHash::operator()(const ProcessRef& p) const noexcept {
+  size_t h = 0;
+  HashIn(h, p.pid);
+  HashIn(h, p.start_ticks);
+  HashIn(h, p.pgid);
+  HashIn(h, p.cgroup_id);
+  HashIn(h, p.comm_view());
+  return h;
+}
+
+bool ConnTable::ProcessRefEq::operator()(const ProcessRef& a, const ProcessRef& b) const noexcept {
+  return a.pid == b.pid && a.start_ticks == b.start_ticks && a.pgid == b.pgid &&
+         a.cgroup_id == b.cgroup_id && std::memcmp(a.comm, b.comm, sizeof a.comm) == 0;
+}
+
+OpenConnection ConnTable::ToOpenConnection(const ConnKey& key, const Entry& e) const {
+  OpenConnection c;
+  c.key = key;
+  c.direction = e.direction;
+  c.source = e.source;
+  c.proc = procs_.Get(e.proc);
+  c.counters = e.counters;
+  c.opened_ns = e.opened_ns;
+  c.updated_ns = e.updated_ns;
+  c.seen_seq = e.seen_seq;
+  return c;
+}
+
+auto ConnTable::Erase(std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator it)
+    -> std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator {
+  procs_.Release(it->second.proc);
+  return open_.erase(it);
+}
 
 bool ConnTable::Apply(ConnEvent& ev) {
   std::lock_guard lock(mu_);
@@ -42,9 +85,8 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
   switch (ev.kind) {
     case EventKind::kOpen: {
       auto [it, inserted] = open_.try_emplace(ev.key);
-      OpenConnection& c = it->second;
+      Entry& c = it->second;
       if (inserted) {
-        c.key = ev.key;
         c.source = ev.source;
         c.opened_ns = ev.ts_ns;
         stats_.opens++;
@@ -54,8 +96,8 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
       c.seen_seq = ++seq_;
       // A second report of the same open (snapshot and ring buffer racing)
       // merges: keep what is known, prefer the kernel's attribution.
-      if (ev.proc.known() && (!c.proc.known() || ev.source == EventSource::kKernel))
-        c.proc = ev.proc;
+      if (ev.proc.known() && (!procs_.Get(c.proc).known() || ev.source == EventSource::kKernel))
+        procs_.Replace(&c.proc, ev.proc);
       if (ev.direction != Direction::kUnknown) c.direction = ev.direction;
       if (ev.counters.segs_in || ev.counters.segs_out)
         c.counters = PayloadCounters(ev.counters, c.direction, ev.tcp_flags);
@@ -69,7 +111,8 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
       it->second.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);
       it->second.updated_ns = ev.ts_ns;
       it->second.seen_seq = ++seq_;
-      if (!it->second.proc.known() && ev.proc.known()) it->second.proc = ev.proc;
+      if (ev.proc.known() && !procs_.Get(it->second.proc).known())
+        procs_.Replace(&it->second.proc, ev.proc);
       return true;
     }
     case EventKind::kClose: {
@@ -84,9 +127,10 @@ bool ConnTable::ApplyLocked(ConnEvent& ev) {
         if (!ev.proc.known()) stats_.close_unattributed++;
         return true;
       }
-      FillFrom(it->second, ev);
+      const Entry& c = it->second;
+      FillFrom(procs_.Get(c.proc), c.direction, c.source, c.opened_ns, ev);
       if (!ev.proc.known()) stats_.close_unattributed++;
-      open_.erase(it);
+      Erase(it);
       return true;
     }
     case EventKind::kListen: {
@@ -112,8 +156,14 @@ std::vector<OpenConnection> ConnTable::Connections() const {
   std::lock_guard lock(mu_);
   std::vector<OpenConnection> out;
   out.reserve(open_.size());
-  for (const auto& [k, c] : open_) out.push_back(c);
+  for (const auto& [k, c] : open_) out.push_back(ToOpenConnection(k, c));
   return out;
+}
+
+void ConnTable::ForEachConnection(
+    const std::function<void(const ConnKey&, uint64_t seen_seq)>& fn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, c] : open_) fn(k, c.seen_seq);
 }
 
 std::vector<Listener> ConnTable::Listeners() const {
@@ -134,7 +184,7 @@ std::optional<ConnEvent> ConnTable::CloseMissed(const ConnKey& key, uint64_t see
   std::lock_guard lock(mu_);
   auto it = open_.find(key);
   if (it == open_.end() || it->second.seen_seq != seen_seq) return std::nullopt;
-  const OpenConnection& c = it->second;
+  const Entry& c = it->second;
   ConnEvent ev;
   ev.kind = EventKind::kClose;
   ev.source = EventSource::kPoll;  // sock_diag found it gone
@@ -142,11 +192,11 @@ std::optional<ConnEvent> ConnTable::CloseMissed(const ConnKey& key, uint64_t see
   ev.ts_ns = ts_ns;
   ev.key = key;
   ev.direction = c.direction;
-  ev.proc = c.proc;
+  ev.proc = procs_.Get(c.proc);
   ev.counters = c.counters;  // payload bytes already
   // When it was found gone; it closed at most this long after it opened.
   if (ts_ns > c.opened_ns) ev.duration_ns = static_cast<uint64_t>(ts_ns - c.opened_ns);
-  open_.erase(it);
+  Erase(it);
   stats_.closes++;
   stats_.reconstructed_closes++;
   if (!ev.proc.known()) stats_.close_unattributed++;

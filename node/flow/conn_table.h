@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
+#include "node/flow/interner.h"
 #include "node/flow/open_connection.h"
 #include "node/probe/event.h"
 
@@ -39,6 +41,10 @@ class ConnTable {
   void ApplyAll(std::span<ConnEvent> events, bool* changed);
 
   std::vector<OpenConnection> Connections() const;
+  // Each open connection's key and seen_seq, under the table's lock (fn must
+  // not call back into the table): reconciliation reads these of 100,000
+  // connections without copying them whole.
+  void ForEachConnection(const std::function<void(const ConnKey&, uint64_t seen_seq)>& fn) const;
   std::vector<Listener> Listeners() const;
   ConnTableStats Stats() const;
 
@@ -55,10 +61,37 @@ class ConnTable {
   std::optional<ConnEvent> UnlistenMissed(const ConnKey& key, uint64_t seen_seq, int64_t ts_ns);
 
  private:
+  // An open connection as held: its key is the map's and its process is
+  // shared (Interner), 72 bytes instead of OpenConnection's 160, which
+  // Connections() rebuilds.
+  struct Entry {
+    TcpCounters counters;  // as of updated_ns
+    int64_t opened_ns = 0;
+    int64_t updated_ns = 0;
+    uint64_t seen_seq = 0;
+    uint32_t proc = 0;  // procs_ id
+    Direction direction = Direction::kUnknown;
+    EventSource source = EventSource::kKernel;
+  };
+  // 100,000 of them on a busy host: a field more is a larger heap block each.
+  static_assert(sizeof(Entry) == 72);
+  // Every field is the identity here: two connections of one process share
+  // an entry only while what they hold of it is the same.
+  struct ProcessRefHash {
+    size_t operator()(const ProcessRef& p) const noexcept;
+  };
+  struct ProcessRefEq {
+    bool operator()(const ProcessRef& a, const ProcessRef& b) const noexcept;
+  };
+
   bool ApplyLocked(ConnEvent& event);
+  OpenConnection ToOpenConnection(const ConnKey& key, const Entry& e) const;
+  std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator Erase(
+      std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator it);
 
   mutable std::mutex mu_;
-  std::unordered_map<ConnKey, OpenConnection, ConnKeyHash> open_;
+  std::unordered_map<ConnKey, Entry, ConnKeyHash> open_;
+  Interner<ProcessRef, ProcessRefHash, ProcessRefEq> procs_;
   std::unordered_map<ConnKey, Listener, ConnKeyHash> listeners_;
   // Connections closed by reconciliation -> when, so their real CLOSE, if it
   // was only late, does not close them twice. Bounded by kReconstructedKept.

@@ -2,10 +2,28 @@
 #include "node/flow/reconciler.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "node/probe/snapshot.h"
 
 namespace flowmesh {
+namespace {
+
+bool KeyLess(const ConnKey& a, const ConnKey& b) {
+  return std::tie(a.netns, a.laddr, a.raddr, a.lport, a.rport) <
+         std::tie(b.netns, b.laddr, b.raddr, b.lport, b.rport);
+}
+
+}  // namespace
+
+void ConnKeySet::Seal() {
+  std::sort(keys_.begin(), keys_.end(), KeyLess);
+  keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
+}
+
+bool ConnKeySet::contains(const ConnKey& key) const {
+  return std::binary_search(keys_.begin(), keys_.end(), key, KeyLess);
+}
 
 KernelView KernelViewOf(const Snapshot& snap, int64_t taken_ns, uint64_t table_seq) {
   KernelView v;
@@ -32,11 +50,13 @@ void Reconciler::Failed(int64_t now_ns) {
   next_ns_ = now_ns + options_.interval_ns;
 }
 
-std::vector<ConnEvent> Reconciler::Apply(const KernelView& view, int64_t now_ns) {
+std::vector<ConnEvent> Reconciler::Apply(KernelView view, int64_t now_ns) {
   dumps_.fetch_add(1, std::memory_order_relaxed);
+  view.connections.Seal();
+  view.listeners.Seal();
   std::vector<ConnEvent> out;
-  auto missing = [&](const ConnKey& key, const std::unordered_set<ConnKey, ConnKeyHash>& present) {
-    return view.netns.count(key.netns) && !present.count(key);
+  auto missing = [&](const ConnKey& key, const ConnKeySet& present) {
+    return view.netns.count(key.netns) && !present.contains(key);
   };
 
   // Confirm what the previous dump missed. The table refuses anything that
@@ -51,9 +71,10 @@ std::vector<ConnEvent> Reconciler::Apply(const KernelView& view, int64_t now_ns)
   listeners_.clear();
 
   // New candidates: in the table before the dump began, missing from it.
-  for (const OpenConnection& c : table_.Connections())
-    if (c.seen_seq <= view.table_seq && missing(c.key, view.connections))
-      connections_[c.key] = Candidate{c.seen_seq, view.taken_ns};
+  table_.ForEachConnection([&](const ConnKey& key, uint64_t seen_seq) {
+    if (seen_seq <= view.table_seq && missing(key, view.connections))
+      connections_[key] = Candidate{seen_seq, view.taken_ns};
+  });
   for (const Listener& l : table_.Listeners())
     if (l.seen_seq <= view.table_seq && missing(l.key, view.listeners))
       listeners_[l.key] = Candidate{l.seen_seq, view.taken_ns};

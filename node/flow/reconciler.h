@@ -30,13 +30,29 @@ namespace flowmesh {
 
 struct Snapshot;
 
+// The keys a dump found: one sorted array (44 bytes a key, one allocation)
+// rather than a hash set's node per key (about 80 bytes and a heap block
+// each, 100,000 of them a dump on a busy host). insert appends; Seal sorts
+// before the first lookup.
+class ConnKeySet {
+ public:
+  void insert(const ConnKey& key) { keys_.push_back(key); }
+  void reserve(size_t n) { keys_.reserve(n); }
+  void Seal();
+  bool contains(const ConnKey& key) const;  // only after Seal
+  size_t size() const { return keys_.size(); }
+
+ private:
+  std::vector<ConnKey> keys_;
+};
+
 // What one sock_diag dump found, as reconciliation needs it.
 struct KernelView {
   int64_t taken_ns = 0;                // Unix ns when the dump began
   uint64_t table_seq = 0;              // ConnTable::Sequence() read before the dump began
   std::unordered_set<uint32_t> netns;  // namespaces dumped
-  std::unordered_set<ConnKey, ConnKeyHash> connections;
-  std::unordered_set<ConnKey, ConnKeyHash> listeners;  // as ListenKey gives them
+  ConnKeySet connections;
+  ConnKeySet listeners;  // as ListenKey gives them
 };
 KernelView KernelViewOf(const Snapshot& snap, int64_t taken_ns, uint64_t table_seq);
 
@@ -62,7 +78,8 @@ class Reconciler {
   bool Due(int64_t now_ns) const { return now_ns >= next_ns_; }
   // Judges the table against a dump; returns the CLOSE and UNLISTEN events it
   // made up (already applied to the table) for the rest of the pipeline.
-  std::vector<ConnEvent> Apply(const KernelView& view, int64_t now_ns);
+  // Seals the view's key sets.
+  std::vector<ConnEvent> Apply(KernelView view, int64_t now_ns);
   // The dump could not be taken: keep the candidates, try again later.
   void Failed(int64_t now_ns);
   ReconcilerStats Stats() const;

@@ -46,7 +46,8 @@ bool IsConnectedState(uint8_t state) {
 
 void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
                      EventSource source, int64_t now_ns,
-                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out) {
+                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out,
+                     const SnapshotSink* sink) {
   // Every listener of the namespace, filtered or not: port -> (addr, owner).
   struct Listener {
     IpAddr addr;
@@ -73,6 +74,15 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
     ev.counters = s.counters;
     listener_index.emplace(s.key, out->listeners.size());
     out->listeners.push_back(ev);
+  }
+  std::vector<ConnEvent> run;
+  if (sink) {
+    // This namespace's listeners (the ones after the earlier namespaces').
+    run.assign(out->listeners.end() - static_cast<ptrdiff_t>(listener_index.size()),
+               out->listeners.end());
+    if (!run.empty()) (*sink)(run);
+    run.clear();
+    run.reserve(kSnapshotRun);
   }
 
   for (const DiagSocket& s : sockets) {
@@ -108,9 +118,18 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
       // streaming probe reports passive connections.
       if (!ev.proc.known()) ev.proc = listener->proc;
     }
+    if (sink) {
+      run.push_back(ev);
+      if (run.size() == kSnapshotRun) {
+        (*sink)(run);
+        run.clear();
+      }
+      continue;
+    }
     out->connections.push_back(ev);
     out->cookies.push_back(s.cookie);
   }
+  if (sink && !run.empty()) (*sink)(run);
 }
 
 Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root,
@@ -181,7 +200,7 @@ Result<std::vector<NetnsRef>> Snapshotter::Namespaces(std::vector<NetnsRef>* mis
   return out;
 }
 
-Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
+Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const SnapshotSink* sink) {
   std::vector<NetnsRef> missing;
   FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
   Snapshot snap;
@@ -204,7 +223,9 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
       FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(ref));
       for (uint16_t family : {AF_INET, AF_INET6}) {
         FM_ASSIGN_OR_RETURN(std::vector<DiagSocket> part, diag->Dump(family, ref.inode));
-        dumps[i].insert(dumps[i].end(), part.begin(), part.end());
+        // Moved, not copied, when it is the first: a copy of 100,000 is 11 MB.
+        if (dumps[i].empty()) dumps[i] = std::move(part);
+        else dumps[i].insert(dumps[i].end(), part.begin(), part.end());
       }
       return Status::Ok();
     }();
@@ -225,7 +246,9 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners) {
     if (!dumped[i]) continue;
     snap.namespaces++;
     snap.netns_dumped.push_back(refs[i].inode);
-    AddNetnsSockets(dumps[i], filter_, source, now, owner, &snap);
+    AddNetnsSockets(dumps[i], filter_, source, now, owner, &snap, sink);
+    // Each namespace's sockets go as soon as they are events.
+    std::vector<DiagSocket>().swap(dumps[i]);
   }
   // Forget warnings for namespaces that are gone, so the set stays bounded.
   std::erase_if(warned_, [&](uint32_t inode) {

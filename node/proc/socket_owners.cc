@@ -76,22 +76,28 @@ SocketOwners::SocketOwners(std::string proc_root, std::chrono::milliseconds min_
 
 void SocketOwners::Refresh() { Scan(); }
 
+const ProcessRef* SocketOwners::Find(uint32_t inode) const {
+  auto it =
+      std::lower_bound(owners_.begin(), owners_.end(), std::pair<uint32_t, uint32_t>{inode, 0});
+  return it != owners_.end() && it->first == inode ? &processes_[it->second] : nullptr;
+}
+
 ProcessRef SocketOwners::Lookup(uint32_t inode) {
   if (inode == 0) return {};
-  if (auto it = owners_.find(inode); it != owners_.end()) return it->second;
+  if (const ProcessRef* p = Find(inode)) return *p;
   if (scanned_ && clock_() - last_scan_ns_ < min_rescan_ns_) return {};
   Scan();
-  auto it = owners_.find(inode);
-  return it == owners_.end() ? ProcessRef{} : it->second;
+  const ProcessRef* p = Find(inode);
+  return p ? *p : ProcessRef{};
 }
 
 ProcessRef SocketOwners::Lookup(uint32_t inode, int64_t seen_at_ns) {
   if (inode == 0) return {};
-  if (auto it = owners_.find(inode); it != owners_.end()) return it->second;
+  if (const ProcessRef* p = Find(inode)) return *p;
   if (scanned_ && last_scan_ns_ >= seen_at_ns) return {};
   Scan();
-  auto it = owners_.find(inode);
-  return it == owners_.end() ? ProcessRef{} : it->second;
+  const ProcessRef* p = Find(inode);
+  return p ? *p : ProcessRef{};
 }
 
 void SocketOwners::Scan() {
@@ -99,12 +105,15 @@ void SocketOwners::Scan() {
   last_scan_ns_ = clock_();
   scans_++;
   owners_.clear();
+  processes_.clear();
   unreadable_ = 0;
 
   Result<std::vector<uint32_t>> pids = reader_.Pids();
   if (!pids.ok()) return;  // no proc: every socket shows without a process
 
-  std::unordered_map<uint32_t, std::vector<uint32_t>> holders;  // inode -> pids
+  // (inode, pid) per socket fd, sorted below: a pair a socket rather than a
+  // hash node and a vector each.
+  std::vector<std::pair<uint32_t, uint32_t>> holders;
   char link[64];
   for (uint32_t pid : *pids) {
     std::string fd_dir = reader_.PidPath(pid, "fd");
@@ -126,10 +135,11 @@ void SocketOwners::Scan() {
       std::optional<uint32_t> inode =
           ParseInodeLink(std::string_view(link, static_cast<size_t>(n)), "socket");
       if (!inode) continue;
-      std::vector<uint32_t>& h = holders[*inode];
-      if (h.empty() || h.back() != pid) h.push_back(pid);  // dup'ed fds: count once
+      holders.emplace_back(*inode, pid);
     }
   }
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());  // dup'ed fds
 
   if (!cgroup_root_wanted_) {
     // Once: the mount does not move while meshd runs.
@@ -138,13 +148,16 @@ void SocketOwners::Scan() {
     cgroup_root_wanted_ = root.ok() ? *root : std::string();
     cgroup_root_ = *cgroup_root_wanted_;
   }
-  std::unordered_map<uint32_t, uint64_t> cgroups;  // pid -> id: one read per owner per scan
+  // pid -> its processes_ index: one cgroup read per owner per scan.
+  std::unordered_map<uint32_t, uint32_t> owner_index;
   // stat is read once per socket-holding process, not once per socket.
   std::unordered_map<uint32_t, std::optional<ProcStat>> stats;
   std::vector<const ProcStat*> candidates;
-  for (auto& [inode, pids_holding] : holders) {
+  for (size_t i = 0; i < holders.size();) {
+    const uint32_t inode = holders[i].first;
     candidates.clear();
-    for (uint32_t pid : pids_holding) {
+    for (; i < holders.size() && holders[i].first == inode; i++) {
+      const uint32_t pid = holders[i].second;
       auto [it, inserted] = stats.try_emplace(pid);
       if (inserted) {
         Result<ProcStat> st = reader_.ReadStat(pid);
@@ -154,10 +167,13 @@ void SocketOwners::Scan() {
     }
     std::optional<ProcessRef> owner = ChooseOwner(candidates);
     if (!owner) continue;
-    auto [it, inserted] = cgroups.try_emplace(owner->pid);
-    if (inserted) it->second = CgroupId(owner->pid);
-    owner->cgroup_id = it->second;
-    owners_[inode] = *owner;
+    auto [it, inserted] =
+        owner_index.try_emplace(owner->pid, static_cast<uint32_t>(processes_.size()));
+    if (inserted) {
+      owner->cgroup_id = CgroupId(owner->pid);
+      processes_.push_back(*owner);
+    }
+    owners_.emplace_back(inode, it->second);  // in inode order, as holders are
   }
 }
 

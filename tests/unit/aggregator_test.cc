@@ -642,5 +642,44 @@ TEST(Aggregator, AddsFromTwoThreadsWhileAThirdTakesBatches) {
   EXPECT_EQ(agg.Stats().tracked, 0u);
 }
 
+// Connections of one flow share one FlowKey (interned): one of them learning
+// its process moves only it to the process's flow, and a flow all of whose
+// connections closed leaves nothing behind for the next one to inherit.
+TEST_F(AggregatorTest, ConnectionsSharingAFlowKeepTheirOwnKeys) {
+  const int64_t t = FlowBucketOf(kT0) + 10 * kSec;
+  const int64_t hour = FlowCheckpointOf(t) + kFlowCheckpointNs;
+  // Two seeded without a process: one flow, pid 0.
+  Feed(Ev(EventKind::kOpen, EventSource::kSeed, Direction::kActive, t, Active(40001)));
+  Feed(Ev(EventKind::kOpen, EventSource::kSeed, Direction::kActive, t, Active(40002)));
+  // One is named (a poll's UPDATE with its owner), the other stays unknown.
+  Feed(Ev(EventKind::kUpdate, EventSource::kPoll, Direction::kActive, t + kSec, Active(40002),
+          nginx_));
+  // A third flow comes and goes entirely before the checkpoint.
+  ProcessRef curl = Proc(900, 5, "curl");
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t + 2 * kSec, Active(40003),
+          curl));
+  Feed(
+      Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, t + 3 * kSec, Active(40003)));
+  // And a fourth opens after it, to a port of its own.
+  ConnKey other = ConnKey{1, kWeb, kApp, 40004, 9000};
+  Feed(Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, t + 4 * kSec, other, curl));
+  agg_.TakeBatch();
+  agg_.Tick(t + 5 * kSec);
+  agg_.Tick(hour);
+  Batch b = agg_.TakeBatch();
+  std::map<std::pair<uint32_t, uint16_t>, uint64_t> carried;
+  for (const FlowDelta& d : b.flows) carried[{d.key.pid, d.key.rport}] += d.stats.carried;
+  EXPECT_EQ(carried, (std::map<std::pair<uint32_t, uint16_t>, uint64_t>{
+                         {{0, 8000}, 1}, {{4656, 8000}, 1}, {{900, 9000}, 1}}));
+  // Their closes land in the flows they are in now.
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, hour + kSec, Active(40001)));
+  Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, hour + kSec, Active(40002)));
+  Batch closes = agg_.TakeBatch();
+  ASSERT_THAT(closes.flows, SizeIs(2));
+  EXPECT_EQ(closes.flows[0].key.pid, 0u);
+  EXPECT_EQ(closes.flows[1].key.pid, 4656u);
+  EXPECT_EQ(closes.flows[1].key.start_ticks, 9000u);
+}
+
 }  // namespace
 }  // namespace flowmesh

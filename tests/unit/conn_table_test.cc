@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "node/flow/conn_table.h"
 #include "node/flow/event_hub.h"
 
@@ -112,6 +114,87 @@ TEST(ConnTable, ListenersComeAndGo) {
   t.Apply(u);
   EXPECT_EQ(u.proc.pid, 7u);  // attributed from the listen
   EXPECT_TRUE(t.Listeners().empty());
+}
+
+// Connections share one copy of what they hold of a process (ConnTable
+// interns it): each still gives back exactly its own, across pid reuse and
+// an attribution that changes for one of them only.
+TEST(ConnTable, EachConnectionKeepsItsOwnProcessAcrossPidReuse) {
+  ConnTable t;
+  auto open = [&](uint16_t lport, uint64_t start_ticks, const char* comm) {
+    ConnEvent e = Ev(EventKind::kOpen, EventSource::kKernel, 42, Direction::kActive);
+    e.key.lport = lport;
+    e.proc.start_ticks = start_ticks;
+    e.proc.set_comm(comm);
+    t.Apply(e);
+  };
+  auto close = [&](uint16_t lport) {
+    ConnEvent e = Ev(EventKind::kClose, EventSource::kKernel, 0, Direction::kUnknown);
+    e.key.lport = lport;
+    t.Apply(e);
+    return e.proc;
+  };
+  open(40001, 77, "curl");
+  open(40002, 77, "curl");
+  open(40003, 900, "wget");  // pid 42 again, a later process
+  // Seeded without a process, then the kernel's report names one.
+  ConnEvent seed = Ev(EventKind::kOpen, EventSource::kSeed, 0, Direction::kActive);
+  seed.key.lport = 40004;
+  t.Apply(seed);
+  ConnEvent named = Ev(EventKind::kUpdate, EventSource::kPoll, 42, Direction::kActive);
+  named.key.lport = 40004;
+  named.proc.start_ticks = 900;
+  named.proc.set_comm("wget");
+  t.Apply(named);
+
+  ProcessRef first = close(40001);
+  EXPECT_EQ(first.start_ticks, 77u);
+  EXPECT_EQ(first.comm_view(), "curl");
+  ProcessRef reused = close(40003);
+  EXPECT_EQ(reused.pid, 42u);
+  EXPECT_EQ(reused.start_ticks, 900u);
+  EXPECT_EQ(reused.comm_view(), "wget");
+  // Its sibling's process is still there after the first's close.
+  auto conns = t.Connections();
+  ASSERT_EQ(conns.size(), 2u);
+  for (const OpenConnection& c : conns) {
+    EXPECT_EQ(c.proc.pid, 42u);
+    EXPECT_EQ(c.proc.start_ticks, c.key.lport == 40002 ? 77u : 900u) << c.key.lport;
+  }
+  // A freed entry taken by another process does not leak into the rest.
+  open(40005, 1234, "psql");
+  EXPECT_EQ(close(40002).comm_view(), "curl");
+  EXPECT_EQ(close(40004).comm_view(), "wget");
+  EXPECT_EQ(close(40005).comm_view(), "psql");
+  EXPECT_EQ(t.Stats().close_unattributed, 0u);
+}
+
+// The kernel's attribution wins over a snapshot's for one connection only.
+TEST(ConnTable, KernelAttributionChangesOnlyItsOwnConnection) {
+  ConnTable t;
+  for (uint16_t lport : {40001, 40002}) {
+    ConnEvent seed = Ev(EventKind::kOpen, EventSource::kSeed, 42, Direction::kActive);
+    seed.key.lport = lport;
+    t.Apply(seed);
+  }
+  ConnEvent kern = Ev(EventKind::kOpen, EventSource::kKernel, 42, Direction::kActive);
+  kern.key.lport = 40002;
+  kern.proc.set_comm("curl-worker");  // renamed since the snapshot read it
+  t.Apply(kern);
+  for (const OpenConnection& c : t.Connections())
+    EXPECT_EQ(c.proc.comm_view(), c.key.lport == 40002 ? "curl-worker" : "curl") << c.key.lport;
+}
+
+TEST(ConnTable, ForEachConnectionGivesEveryKeyAndItsSequence) {
+  ConnTable t;
+  for (uint16_t lport : {40001, 40002, 40003}) {
+    ConnEvent e = Ev(EventKind::kOpen, EventSource::kKernel, 42, Direction::kActive);
+    e.key.lport = lport;
+    t.Apply(e);
+  }
+  std::map<uint16_t, uint64_t> seen;
+  t.ForEachConnection([&](const ConnKey& k, uint64_t seq) { seen[k.lport] = seq; });
+  EXPECT_EQ(seen, (std::map<uint16_t, uint64_t>{{40001, 1}, {40002, 2}, {40003, 3}}));
 }
 
 TEST(EventHub, SlowWatcherLosesOnlyItsOwnEventsAndIsTold) {

@@ -313,5 +313,43 @@ TEST(Snapshot, PortFilterKeepsListenersForDirection) {
   EXPECT_TRUE(snap.listeners.empty());
 }
 
+// With a sink, the same events arrive a run at a time, a namespace's
+// listeners first, and the snapshot keeps only the listeners.
+TEST(Snapshot, SinkTakesTheSameEventsInRuns) {
+  std::vector<DiagSocket> socks = {Sock(kTcpListen, IpAddr::V4(0, 0, 0, 0), 80, {}, 0, 1)};
+  const size_t n = kSnapshotRun * 2 + 3;
+  for (size_t i = 0; i < n; i++)
+    socks.push_back(Sock(kTcpEstablished, kLocal, static_cast<uint16_t>(i % 2 ? 80 : 30000 + i),
+                         kPeer, static_cast<uint16_t>(1000 + i), 4));
+  Snapshot whole;
+  AddNetnsSockets(socks, ProbeFilter{}, EventSource::kPoll, 5 * kSec, OwnerOf, &whole);
+
+  Snapshot streamed;
+  std::vector<size_t> runs;
+  std::vector<ConnEvent> got;
+  const SnapshotSink sink = [&](std::span<ConnEvent> events) {
+    runs.push_back(events.size());
+    got.insert(got.end(), events.begin(), events.end());
+  };
+  AddNetnsSockets(socks, ProbeFilter{}, EventSource::kPoll, 5 * kSec, OwnerOf, &streamed, &sink);
+  EXPECT_EQ(runs, (std::vector<size_t>{1, kSnapshotRun, kSnapshotRun, 3}));
+  EXPECT_TRUE(streamed.connections.empty());
+  EXPECT_TRUE(streamed.cookies.empty());
+  ASSERT_EQ(streamed.listeners.size(), 1u);
+  ASSERT_EQ(got.size(), n + 1);
+  EXPECT_EQ(got[0].kind, EventKind::kListen);
+  EXPECT_EQ(got[0].key, whole.listeners[0].key);
+  ASSERT_EQ(whole.connections.size(), n);
+  for (size_t i = 0; i < n; i++) {
+    const ConnEvent& a = whole.connections[i];
+    const ConnEvent& b = got[i + 1];
+    EXPECT_EQ(b.kind, EventKind::kOpen);
+    EXPECT_EQ(a.key, b.key) << i;
+    EXPECT_EQ(a.direction, b.direction) << i;
+    EXPECT_EQ(a.proc.pid, b.proc.pid) << i;
+    EXPECT_EQ(a.counters, b.counters) << i;
+  }
+}
+
 }  // namespace
 }  // namespace flowmesh

@@ -5,6 +5,7 @@
 #include "node/flow/reconciler.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
@@ -226,6 +227,31 @@ TEST(ReconcilerPipeline, OneReconstructedRecordForAMissedClose) {
   EXPECT_TRUE(b.records[0].reconstructed);
   EXPECT_EQ(b.records[0].ts_ns, kT0 + 10 * kSec);
   EXPECT_EQ(b.records[0].proc.pid, 42u);
+}
+
+// The dump's keys as one sorted array: duplicates and both families, found
+// exactly, and a key that differs in any one field is not.
+TEST(ConnKeySet, FindsExactlyTheKeysInsertedOnceSealed) {
+  ConnKeySet set;
+  ConnKey v6 = Key(40000, 80);
+  v6.laddr = *IpAddr::Parse("fd00::1");
+  v6.raddr = *IpAddr::Parse("fd00::2");
+  for (int i = 0; i < 3; i++) {
+    set.insert(Key(40002, 80));
+    set.insert(v6);
+    set.insert(Key(40001, 80, 2));
+  }
+  set.Seal();
+  EXPECT_EQ(set.size(), 3u);
+  EXPECT_TRUE(set.contains(Key(40002, 80)));
+  EXPECT_TRUE(set.contains(v6));
+  EXPECT_TRUE(set.contains(Key(40001, 80, 2)));
+  EXPECT_FALSE(set.contains(Key(40001, 80)));  // another namespace
+  EXPECT_FALSE(set.contains(Key(40002, 81)));  // another remote port
+  ConnKey v4 = v6;
+  v4.laddr.family = AF_INET;
+  EXPECT_FALSE(set.contains(v4));  // another family
+  EXPECT_FALSE(ConnKeySet().contains(Key(40002, 80)));
 }
 
 }  // namespace
