@@ -60,8 +60,7 @@ void BpfProbe::Destroy() {
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
   epoll_fd_ = wake_fd_ = -1;
-  if (ring_) ring_buffer__free(ring_);
-  ring_ = nullptr;
+  ring_.reset();
   if (skel_) tcptrace_bpf::destroy(skel_);
   skel_ = nullptr;
   prog_ = nullptr;
@@ -133,12 +132,14 @@ Status BpfProbe::Init() {
     Destroy();
     return s;
   }
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfProbe::OnSample, this, nullptr);
-  if (!ring_) {
-    Status err = BpfError(errno, "cannot create ring buffer consumer");
+  Result<std::unique_ptr<RingReader>> ring =
+      RingReader::Open(bpf_map__fd(skel_->maps.events), bpf_map__max_entries(skel_->maps.events));
+  if (!ring.ok()) {
+    Status err = ring.status().WithContext("cannot read the ring buffer");
     Destroy();
     return err;
   }
+  ring_ = std::move(*ring);
   if (Status w = InitWake(); !w.ok()) {
     Destroy();
     return w;
@@ -152,7 +153,7 @@ Status BpfProbe::InitWake() {
   if (wake_fd_ < 0) return Status::FromErrno(errno, "cannot create the probe's wake-up eventfd");
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return Status::FromErrno(errno, "cannot create the probe's epoll set");
-  for (int fd : {ring_buffer__epoll_fd(ring_), wake_fd_}) {
+  for (int fd : {ring_->fd(), wake_fd_}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -213,13 +214,12 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   // Every ticket handed out by now is served by the consume below.
   const uint64_t serving = wakes_.load(std::memory_order_acquire);
   clock_offset_ns_ = MonotonicToRealtimeOffsetNs();  // one clock read per consume, not per event
-  int n = ring_buffer__consume(ring_);
+  const int64_t n = ring_->Consume(&BpfProbe::OnSample, this);
   DeliverBatch();
   sink_ = nullptr;
-  if (n == -EINTR) return 0;
-  if (n < 0) return BpfError(n, "ring buffer consume failed");
+  if (n < 0) return BpfError(static_cast<int>(n), "ring buffer consume failed");
   wakes_served_ = serving;
-  return n;
+  return static_cast<int>(n);
 }
 
 void BpfProbe::Stop() {

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "node/probe/probe.h"
+#include "node/probe/ring_reader.h"
 
 struct tcptrace_bpf;
-struct ring_buffer;
 struct bpf_program;
 
 namespace flowmesh {
@@ -78,10 +78,9 @@ class BpfProbe final : public Probe {
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
   bpf_program* prog_ = nullptr;  // the attached one of the skeleton's two
-  ring_buffer* ring_ = nullptr;
-  // TransferData waits on its own epoll set: libbpf's (the ring buffer's)
-  // epoll fd and wake_fd_, an eventfd Wake() writes. Never wake_fd_ in
-  // libbpf's set: libbpf reads its epoll data as ring indexes.
+  std::unique_ptr<RingReader> ring_;
+  // TransferData waits on its own epoll set: the ring buffer's map fd and
+  // wake_fd_, an eventfd Wake() writes.
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<uint64_t> wakes_{0};  // tickets handed out

@@ -274,6 +274,42 @@ TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
   EXPECT_EQ(Detail(st, "kernel_events"), c.events.size());
 }
 
+// meshd reads the ring with its data mapped once (RingReader): a record that
+// wraps past the end is reassembled from its two pieces. A 64 KB ring,
+// drained after every 100 connections (about 60 KB of events), wraps every
+// round, at a different offset each time: every event arrives whole.
+TEST(BpfProbeRingBuffer, RecordsThatWrapArriveWhole) {
+  FM_REQUIRE_ROOT();
+  testing::Loopback net;
+  BpfProbeOptions opts;
+  opts.filter.ports = {net.port()};
+  opts.ring_bytes = 64 << 10;
+  BpfProbe probe(opts);
+  Status s = probe.Init();
+  ASSERT_TRUE(s.ok()) << s.message();
+  Collector c;
+  constexpr int kRounds = 20, kPerRound = 100;
+  for (int round = 0; round < kRounds; round++) {
+    ASSERT_TRUE(net.Churn(kPerRound));
+    PumpUntil(probe, c, [&] { return c.events.size() == 4u * kPerRound * (round + 1); });
+  }
+  ProbeStats st = probe.Stats();
+  EXPECT_EQ(st.lost, 0u);
+  EXPECT_EQ(st.malformed, 0u);
+  ASSERT_EQ(c.events.size(), 4u * kPerRound * kRounds);
+  int opens = 0, closes = 0;
+  for (const ConnEvent& e : c.events) {
+    // Both ends of each connection: the listener's port on one side.
+    EXPECT_TRUE(e.key.lport == net.port() || e.key.rport == net.port())
+        << e.key.lport << " " << e.key.rport;
+    EXPECT_EQ(e.key.laddr, IpAddr::V4(127, 0, 0, 1));
+    opens += e.kind == EventKind::kOpen;
+    closes += e.kind == EventKind::kClose;
+  }
+  EXPECT_EQ(opens, 2 * kPerRound * kRounds);
+  EXPECT_EQ(closes, 2 * kPerRound * kRounds);
+}
+
 // A listener on 127.0.0.1 made by this thread inside the namespace at
 // `path` (ip netns add): its port, the socket left open in *fd.
 uint16_t ListenInNetns(const std::string& path, int* fd) {
