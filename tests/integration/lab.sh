@@ -12,11 +12,12 @@
 #   lab.sh mac I          print host I's MAC address (its eth0)
 #
 # Every host knows every other host on its bridge by a permanent neighbour
-# entry (LAB_NEIGH=dynamic: by ARP instead, which fails past ~32 hosts).
+# entry (LAB_NEIGH=dynamic: by ARP instead, which fails past ~32 hosts); the
+# lab's link carries no IPv6.
 # Run a command on a host with: ip netns exec PREFIX-I COMMAND
 set -euo pipefail
 
-usage() { sed -n 2,16p "$0" >&2; exit 2; }
+usage() { sed -n 2,17p "$0" >&2; exit 2; }
 die() { echo "lab.sh: $1" >&2; exit "${2:-1}"; }
 
 # The kernel's neighbour table is one for all namespaces, and its garbage
@@ -68,6 +69,10 @@ create() {
   ip netns add "$host"
   # veth names are per-namespace; create both ends in the host, move one.
   ip -n "$host" link add eth0 address "$(mac "$i")" type veth peer name "p$i"
+  # No IPv6 on the lab's link (its addresses are IPv4): a link-local address
+  # and its multicast reports put ~6 entries per host into the kernel's other
+  # neighbour table (ndisc, also 1024 for every namespace), ~1,200 at 200 hosts.
+  ip netns exec "$host" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1
   ip -n "$host" link set "p$i" netns "$br"
   ip -n "$br" link set "p$i" master br0 up
   ip -n "$host" addr add "$(addr "$i")/16" dev eth0
@@ -112,6 +117,8 @@ up() {
   check_index "$n" N
   down "$prefix" 2>/dev/null || true
   ip netns add "$br"
+  # The bridge and every port moved into it take this namespace's default.
+  ip netns exec "$br" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip -n "$br" link add br0 type bridge
   ip -n "$br" link set br0 up
   ip -n "$br" link set lo up
