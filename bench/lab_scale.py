@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""The measuring half of bench/lab_scale.sh: starts the N meshd it prepared, then times convergence, idle cost, a kill and a rejoin, and looks.
+"""The measuring half of bench/lab_scale.sh: N meshd started, converged, idle, killed, back.
+
+Starts the meshd lab_scale.sh prepared, then times convergence, the idle cost,
+looks, a kill -9 and a rejoin, and counts false positives.
 
 lab_scale.sh makes the lab, writes WORK/hI/start.sh for each host (starts that
 host's meshd in its namespace, its pid in WORK/hI/meshd.pid) and cleans up; this
