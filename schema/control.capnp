@@ -170,6 +170,7 @@ struct StoreInfo {
   expiredRecords @9 :UInt64;   # removed by retention
   flows @10 :UInt64;       # flow deltas written
   duplicates @11 :UInt64;  # opens/closes reported twice (both probes) and ignored
+  recordsOff @12 :Bool;    # meshd --records off: flows only, no per-connection records
 }
 
 # ---- History: meshctl flows, endpoints, look ----

@@ -403,6 +403,8 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
     out += row("store", TerminalSafe(st.stats.dir) + ": " +
                             format_internal::HumanBytes(st.stats.disk_bytes) + ", " +
                             std::to_string(st.stats.records) + " records" +
+                            (st.records_off ? std::string(" (--records off: flows only)")
+                                            : std::string()) +
                             (st.stats.oldest_ns > 0 ? " since " + FormatRfc3339(st.stats.oldest_ns)
                                                     : std::string()));
     out += row("", std::to_string(st.flushes) + " flushes, " + std::to_string(st.pending_records) +
@@ -508,7 +510,8 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
     JsonObject store;
     store.Str("dir", st.stats.dir)
         .Uint("disk_bytes", st.stats.disk_bytes)
-        .Uint("records", st.stats.records);
+        .Uint("records", st.stats.records)
+        .Bool("records_kept", !st.records_off);
     if (st.stats.oldest_ns > 0)
       store.Str("oldest", FormatRfc3339(st.stats.oldest_ns));
     else

@@ -24,14 +24,18 @@ std::atomic<int64_t> g_offset_at{0};  // 0 = never measured
 int64_t RealtimeNs() { return Now(CLOCK_REALTIME); }
 int64_t MonotonicNs() { return Now(CLOCK_MONOTONIC); }
 
-int64_t MonotonicToRealtimeNs(uint64_t monotonic_ns) {
+int64_t MonotonicToRealtimeOffsetNs() {
   int64_t mono_now = MonotonicNs();
   int64_t at = g_offset_at.load(std::memory_order_relaxed);
   if (at == 0 || mono_now - at > 1'000'000'000) {
     g_offset.store(RealtimeNs() - MonotonicNs(), std::memory_order_relaxed);
     g_offset_at.store(mono_now, std::memory_order_relaxed);
   }
-  return static_cast<int64_t>(monotonic_ns) + g_offset.load(std::memory_order_relaxed);
+  return g_offset.load(std::memory_order_relaxed);
+}
+
+int64_t MonotonicToRealtimeNs(uint64_t monotonic_ns) {
+  return static_cast<int64_t>(monotonic_ns) + MonotonicToRealtimeOffsetNs();
 }
 
 uint64_t BoottimeNsToTicks(uint64_t boottime_ns) {

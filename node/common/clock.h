@@ -14,6 +14,9 @@ int64_t MonotonicNs();
 // Converts a CLOCK_MONOTONIC timestamp to Unix-epoch nanoseconds. The offset is
 // measured once and refreshed at most once a second, so NTP steps are followed.
 int64_t MonotonicToRealtimeNs(uint64_t monotonic_ns);
+// The offset MonotonicToRealtimeNs adds (realtime - monotonic), refreshed the
+// same way: read once for a batch of events instead of once per event.
+int64_t MonotonicToRealtimeOffsetNs();
 // task->start_boottime (ns) to /proc/<pid>/stat's starttime (clock ticks),
 // the same integer division the kernel does, so both sides agree exactly.
 uint64_t BoottimeNsToTicks(uint64_t boottime_ns);

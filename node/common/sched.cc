@@ -1,10 +1,12 @@
-// SCHED_BATCH for bulk threads.
+// SCHED_BATCH for bulk threads; thread names.
 #include "node/common/sched.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "node/common/log.h"
 
@@ -22,6 +24,11 @@ bool SetThreadBatchPolicy(std::string_view thread_name) {
     return false;
   }
   return true;
+}
+
+void SetThreadName(const char* name) {
+  // The kernel refuses names of 16 bytes or more: cut, never fail.
+  pthread_setname_np(pthread_self(), std::string(name).substr(0, 15).c_str());
 }
 
 }  // namespace flowmesh

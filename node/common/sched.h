@@ -1,4 +1,4 @@
-// Scheduling policy for meshd's bulk threads.
+// Scheduling policy and names of meshd's threads.
 #pragma once
 
 #include <string_view>
@@ -13,5 +13,9 @@ namespace flowmesh {
 // SCHED_OTHER (one the operator chose, e.g. systemd's CPUSchedulingPolicy=)
 // alone. Returns whether the thread now runs SCHED_BATCH.
 bool SetThreadBatchPolicy(std::string_view thread_name);
+
+// Names the calling thread (at most 15 bytes are kept), so top -H, perf and
+// /proc/PID/task/*/comm tell meshd's threads apart.
+void SetThreadName(const char* name);
 
 }  // namespace flowmesh

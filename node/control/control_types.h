@@ -26,6 +26,7 @@ struct StoreStatus {
   uint64_t dropped_records = 0;
   uint64_t flows = 0;
   uint64_t duplicates = 0;
+  bool records_off = false;  // meshd --records off: flows only
   // In-process only (metrics): open connections carried into a checkpoint,
   // and checkpoints missed because the probe thread stalled (AggregatorStats).
   uint64_t carried = 0;

@@ -23,6 +23,7 @@ void StoreToWire(const StoreStatus& st, s::StoreInfo::Builder b) {
   b.setExpiredRecords(st.stats.expired_records);
   b.setFlows(st.flows);
   b.setDuplicates(st.duplicates);
+  b.setRecordsOff(st.records_off);
 }
 
 StoreStatus StoreFromWire(s::StoreInfo::Reader r) {
@@ -38,6 +39,7 @@ StoreStatus StoreFromWire(s::StoreInfo::Reader r) {
   st.stats.last_error = r.getLastError();
   st.stats.expired_records = r.getExpiredRecords();
   st.flows = r.getFlows();
+  st.records_off = r.getRecordsOff();
   st.duplicates = r.getDuplicates();
   return st;
 }

@@ -154,6 +154,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
   std::string ring_size = "8M", reconcile = "30s", account = "30s", drain = "1s";
+  std::string records = "on";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
 
@@ -283,6 +284,16 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
       ->type_name("MODE")
       ->envname("MESHD_CONNTRACK")
       ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
+  app.add_option("--records", records,
+                 "on: every closed connection is kept as a record (meshctl flows lists them) "
+                 "besides the per-minute flows that look and map read; off: flows only, for "
+                 "hosts with heavy connection churn where per-connection history is not "
+                 "wanted: less CPU and disk per connection, and meshctl flows answers that "
+                 "this node keeps no records")
+      ->type_name("on|off")
+      ->envname("MESHD_RECORDS")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir,
                  "Where meshd keeps its history (RocksDB): closed connections, flows, "
@@ -416,6 +427,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (*rs != 0 && *rs < (16ULL << 20))
     return usage(at("--retention-size") + "must be 0 (no limit) or at least 16M");
   cfg.retention_bytes = *rs;
+  cfg.records = records == "on";
   Result<uint64_t> ring = ParseByteSize(ring_size);
   if (!ring.ok()) return usage(at("--ring-buffer-size") + ring.status().message());
   if (*ring < (64ULL << 10) || *ring > (1ULL << 30) || (*ring & (*ring - 1)) != 0)

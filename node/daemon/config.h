@@ -41,6 +41,8 @@ struct DaemonConfig {
   // NAT translations from the kernel's connection tracking: "auto" (read it
   // when the kernel lets us) or "off".
   std::string conntrack = "auto";
+  // Per-connection records in the store ("on"), or flows only ("off").
+  bool records = true;
   std::string log_level = "info";
   std::string log_format = "text";  // text, json
   // History (RocksDB).

@@ -21,6 +21,9 @@ namespace flowmesh {
 namespace {
 
 constexpr int kProbeWaitMs = 200;
+// Records (160 bytes each in memory) pending before a flush starts early: a
+// batch stays ~2.5 MB at any churn; RocksDB's cost per write is per record.
+constexpr size_t kFlushAtRecords = 16384;
 
 // "all", or each listed namespace with its inode: "self (4026531840),
 // /run/netns/web (4026532290), 4026532311".
@@ -123,13 +126,20 @@ Status Daemon::InitStore() {
   InitWorkloads();
   processes_ = std::make_unique<ProcessCache>(ProcReader(config_.proc_root), ProcessCacheOptions{},
                                               nullptr, workloads_.get());
-  aggregator_ = std::make_unique<Aggregator>(processes_.get());
+  AggregatorOptions ao;
+  ao.keep_records = config_.records;
+  aggregator_ = std::make_unique<Aggregator>(processes_.get(), ao);
+  if (!config_.records)
+    FM_LOG(Info, "store") << "--records off: closes go into flows only, no per-connection records";
   pipeline_.set_aggregator(aggregator_.get());
   if (config_.mesh_enabled()) pipeline_.set_own_pid(static_cast<uint32_t>(getpid()));
   FlusherOptions fo;
   fo.interval_ns = static_cast<int64_t>(config_.flush_interval.count()) * 1'000'000;
   flusher_ = std::make_unique<Flusher>(
       fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()));
+  // Under heavy churn a second's records are tens of MB in memory (and as
+  // much again in the write): write every kFlushAtRecords instead.
+  aggregator_->set_on_pending_full(kFlushAtRecords, [this] { flusher_->Kick(); });
   return Status::Ok();
 }
 
@@ -362,6 +372,7 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
 }
 
 void Daemon::ProbeLoop() {
+  SetThreadName("probe");
   // The streaming probe's work is throughput work the ring buffer absorbs
   // delay for: run it SCHED_BATCH, so events waking it do not preempt the
   // programs it watches (see SetThreadBatchPolicy). Not the poller, whose
@@ -527,6 +538,7 @@ NodeStatus Daemon::GetStatus() {
     s.store.dropped_records = fs.dropped_records;
     s.store.flows = as.flows_touched;
     s.store.duplicates = as.duplicate_opens + as.duplicates_ignored;
+    s.store.records_off = !config_.records;
     s.store.carried = as.carried;
     s.store.checkpoints_missed = as.checkpoints_missed;
     s.probe.detail.emplace_back("carried_into_checkpoints", as.carried);
@@ -592,6 +604,11 @@ std::shared_ptr<Subscriber> Daemon::Subscribe() { return pipeline_.hub().Subscri
 
 Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                            const std::function<bool(const ConnRecord&)>& fn) {
+  if (!config_.records)
+    return Status(Status::Code::kUnavailable,
+                  "this node runs with --records off: it keeps per-minute flows, not "
+                  "one record per connection; meshctl look and meshctl map read the flows, or "
+                  "restart meshd with --records on to keep records from then on");
   FlushForQuery();
   return store_->ScanRecords(window, filter, fn);
 }

@@ -13,6 +13,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "node/look/local_directory.h"
 #include "node/mesh/refusals.h"
 
@@ -180,6 +181,7 @@ Result<std::unique_ptr<MeshService>> MeshService::Start(MeshServiceOptions optio
 
   MeshService* raw = svc.get();
   raw->thread_ = std::thread([raw] {
+    SetThreadName("mesh-io");
     auto guard = asio::make_work_guard(raw->io_);
     raw->io_.run();
   });
@@ -233,6 +235,7 @@ void MeshService::Query(const mesh::Address& to, mesh::Bytes query, int64_t time
 }
 
 void MeshService::PublishLoop() {
+  SetThreadName("mesh-publish");
   std::unique_lock lock(mu_);
   for (int tick = 0; !stopping_; tick++) {
     lock.unlock();

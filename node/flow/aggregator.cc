@@ -48,6 +48,7 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
   if (events.empty()) return;
   std::vector<ProcLookup> lookups;
   std::vector<ConnKey> listened;
+  bool full = false;
   {
     std::lock_guard lock(state_mu_);
     std::lock_guard pending(pending_mu_);
@@ -76,7 +77,10 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
     // Rare: a process seen first, one not named yet, a listener's owner.
     if (!w.processes.empty()) lookups = w.processes;
     if (!w.listened.empty()) listened = w.listened;
+    if (pending_full_at_ && !pending_full_told_ && pending_.records.size() >= pending_full_at_)
+      full = pending_full_told_ = true;
   }
+  if (full) on_pending_full_();
   if (!lookups.empty()) LookUpProcesses(lookups, listened);
 }
 
@@ -145,8 +149,12 @@ void Aggregator::OnClose(const ConnEvent& ev, Work& w) {
   }
   RememberClose(ev.key, ev);
 
-  ConnRecord& r = pending_.records.emplace_back();
   records_++;
+  if (!options_.keep_records) {
+    NoteProcess(Attribute(ev, t.flow.direction), ev.ts_ns, w);
+    return;
+  }
+  ConnRecord& r = pending_.records.emplace_back();
   r.ts_ns = ev.ts_ns;
   r.key = ev.key;
   r.direction = ev.direction;
@@ -417,6 +425,7 @@ Batch Aggregator::TakeBatch() {
   std::lock_guard lock(pending_mu_);
   std::swap(b, pending_);
   pending_index_.clear();
+  pending_full_told_ = false;
   // The next batch is likely as large: growing it from nothing costs a
   // reallocation and fresh pages per doubling, on the probe's thread.
   pending_.records.reserve(b.records.size());

@@ -66,6 +66,9 @@ struct AggregatorOptions {
   // connection, and at most this many are kept (the oldest go first).
   int64_t alias_ttl_ns = 3600'000'000'000;
   size_t max_aliases = 4096;
+  // meshd --records off: a close still lands in its flow (counts, bytes,
+  // durations per minute), but no per-connection record is kept.
+  bool keep_records = true;
 };
 
 struct AggregatorStats {
@@ -131,6 +134,13 @@ class Aggregator {
   // a large table per close, a fifth of meshd's CPU under heavy churn).
   // Closes from other sources are still remembered. Call before events flow.
   void set_remember_kernel_closes(bool remember) { remember_kernel_closes_ = remember; }
+  // Calls `full` (outside the aggregator's locks, once per batch) when
+  // `records` records are pending: the flusher's Kick, so the batch in
+  // memory stays that size however heavy the churn. Set before events flow.
+  void set_on_pending_full(size_t records, std::function<void()> full) {
+    pending_full_at_ = records;
+    on_pending_full_ = std::move(full);
+  }
   AggregatorStats Stats() const;
 
   // Connection tracking's translations (aggregator_nat.cc); null (the
@@ -284,6 +294,9 @@ class Aggregator {
   int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
   NatFeed* nat_ = nullptr;
   std::function<bool(const IpAddr&)> nat_is_local_;
+  size_t pending_full_at_ = 0;            // 0 = never
+  std::function<void()> on_pending_full_;
+  bool pending_full_told_ = false;        // guarded by pending_mu_
   int64_t nat_seeded_ns_ = 0;
   std::map<std::pair<Endpoint, Endpoint>, NatAlias> aliases_;  // (front, target)
   AggregatorStats stats_;

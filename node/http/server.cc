@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "node/common/log.h"
+#include "node/common/sched.h"
 
 namespace flowmesh::http {
 namespace {
@@ -316,7 +317,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   server->local_.port = state->acceptor.local_endpoint(ec).port();
   server->state_ = state;
   Accept(state);
-  server->thread_ = std::thread([io = &server->io_] { io->run(); });
+  server->thread_ = std::thread([io = &server->io_] {
+    SetThreadName("http");
+    io->run();
+  });
   return server;
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "node/common/capabilities.h"
+#include "node/common/clock.h"
 #include "node/common/log.h"
 #include "tcptrace.skel.h"
 
@@ -166,7 +167,7 @@ uint64_t BpfProbe::Wake() {
 
 int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<BpfProbe*>(ctx);
-  Status s = DecodeEventInto(data, size, &self->batch_[self->batch_size_]);
+  Status s = DecodeEventInto(data, size, &self->batch_[self->batch_size_], self->clock_offset_ns_);
   if (!s.ok()) {
     // Counted and dropped; one bad record must not stop the stream.
     if (self->malformed_.fetch_add(1, std::memory_order_relaxed) == 0)
@@ -202,6 +203,7 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
     FM_LOG(Debug, "probe") << "cannot clear the probe's eventfd: " << std::strerror(errno);
   // Every ticket handed out by now is served by the consume below.
   const uint64_t serving = wakes_.load(std::memory_order_acquire);
+  clock_offset_ns_ = MonotonicToRealtimeOffsetNs();  // one clock read per consume, not per event
   int n = ring_buffer__consume(ring_);
   DeliverBatch();
   sink_ = nullptr;

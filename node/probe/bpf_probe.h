@@ -87,6 +87,7 @@ class BpfProbe final : public Probe {
   static constexpr size_t kMaxBatch = 1024;
   std::vector<ConnEvent> batch_;
   size_t batch_size_ = 0;
+  int64_t clock_offset_ns_ = 0;  // MonotonicToRealtimeOffsetNs() for the consume under way
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> malformed_{0};
 };

@@ -85,7 +85,7 @@ size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {
   return v ^ (uint64_t{k.netns} << 32);
 }
 
-Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
+Status DecodeEventInto(const void* data, size_t size, ConnEvent* out, int64_t realtime_offset_ns) {
   if (size < sizeof(fm_event))
     return InvalidArgument("ring buffer record of " + std::to_string(size) + " bytes, expected " +
                            std::to_string(sizeof(fm_event)));
@@ -103,7 +103,7 @@ Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
   ev.kind = static_cast<EventKind>(raw.kind);
   ev.direction = static_cast<Direction>(raw.direction);
   ev.source = EventSource::kKernel;
-  ev.ts_ns = MonotonicToRealtimeNs(raw.ts_ns);
+  ev.ts_ns = static_cast<int64_t>(raw.ts_ns) + realtime_offset_ns;
   ev.key.netns = raw.netns;
   ev.key.laddr = IpAddr::FromRaw(raw.family, raw.laddr);
   ev.key.lport = raw.lport;
@@ -131,6 +131,10 @@ Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
   ev.reconstructed = false;
   ev.duration_ns = raw.duration_ns;
   return Status::Ok();
+}
+
+Status DecodeEventInto(const void* data, size_t size, ConnEvent* out) {
+  return DecodeEventInto(data, size, out, MonotonicToRealtimeOffsetNs());
 }
 
 Result<ConnEvent> DecodeEvent(const void* data, size_t size) {

@@ -104,7 +104,10 @@ uint8_t TcpFlagsForState(uint8_t tcp_state);
 // an error (the caller counts it and drops the record).
 Result<ConnEvent> DecodeEvent(const void* data, size_t size);
 // The same into `ev` (every field set), for a consumer that decodes into
-// storage it reuses. On error `ev` is unspecified.
+// storage it reuses. On error `ev` is unspecified. `realtime_offset_ns` is
+// MonotonicToRealtimeOffsetNs(), read once per batch by a consumer that
+// decodes many records at a time.
+Status DecodeEventInto(const void* data, size_t size, ConnEvent* ev, int64_t realtime_offset_ns);
 Status DecodeEventInto(const void* data, size_t size, ConnEvent* ev);
 
 }  // namespace flowmesh

@@ -65,16 +65,29 @@ void Flusher::Stop() {
 }
 
 void Flusher::Loop() {
+  SetThreadName("flusher");
   // A write of a second's records is a burst of CPU that the pending batch
   // can wait for; it need not preempt the workload (see SetThreadBatchPolicy).
   SetThreadBatchPolicy("flusher");
   std::unique_lock lock(thread_mu_);
   const auto interval = std::chrono::nanoseconds(options_.interval_ns);
-  while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
+  for (;;) {
+    cv_.wait_for(lock, interval, [this] { return stop_ || kicked_; });
+    if (stop_) break;
+    kicked_ = false;
     lock.unlock();
     (void)FlushNow();  // errors are counted and logged in FlushLocked
     lock.lock();
   }
+}
+
+void Flusher::Kick() {
+  {
+    std::lock_guard lock(thread_mu_);
+    if (kicked_) return;
+    kicked_ = true;
+  }
+  cv_.notify_all();
 }
 
 Status Flusher::FlushNow() {

@@ -1,4 +1,6 @@
-// The flush loop between the aggregator and the store: every interval it
+// The flush loop between the aggregator and the store: every interval, or
+// sooner when kicked (the aggregator does once a batch's worth of records is
+// pending, so heavy churn costs a bounded batch, not a second's worth), it
 // drains a Batch and writes it. While writes fail (disk full, read-only) the
 // batch stays pending and grows, up to a bound past which the oldest records
 // are dropped and counted; the probe never waits on the disk.
@@ -49,6 +51,9 @@ class Flusher {
   // Drains and writes now, on the caller's thread (queries that must see the
   // latest records, SIGTERM). Serialised with the background flushes.
   Status FlushNow();
+  // Wakes the thread for a flush now rather than at the end of the interval.
+  // Any thread; cheap, never waits for the flush.
+  void Kick();
   // Stops the thread, then flushes one last time. Idempotent.
   void Stop();
   FlusherStats Stats() const;
@@ -75,6 +80,7 @@ class Flusher {
   std::mutex thread_mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool kicked_ = false;
   bool stopped_ = false;
   std::thread thread_;
 };

@@ -10,6 +10,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "node/store/codec.h"
 #include "node/store/store_impl.h"
 
@@ -288,6 +289,7 @@ void Store::Impl::StopRetentionThread() {
 }
 
 void Store::Impl::RetentionLoop() {
+  SetThreadName("retention");
   std::unique_lock lock(thread_mu_);
   bool failing = false;
   const auto interval = std::chrono::nanoseconds(options.retention_interval_ns);

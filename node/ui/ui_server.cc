@@ -5,6 +5,7 @@
 
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "node/look/map_types.h"
 #include "node/metrics/exposition.h"
 #include "node/ui/api.h"
@@ -127,6 +128,7 @@ void UiServer::Stop() {
 }
 
 void UiServer::Work() {
+  SetThreadName("ui-worker");
   for (;;) {
     std::function<void()> job;
     {

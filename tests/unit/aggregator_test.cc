@@ -114,6 +114,55 @@ TEST_F(AggregatorTest, ActiveConnectionsCollapseTheLocalEphemeralPort) {
   EXPECT_EQ(d.stats.last_seen_ns, kT0 + kSec);
 }
 
+// meshd --records off: the same closes in the same flows, and no records.
+TEST(AggregatorRecordsOff, ClosesGoIntoFlowsOnly) {
+  AggregatorOptions o;
+  o.keep_records = false;
+  Aggregator agg(nullptr, o);
+  ConnTable table;
+  const ProcessRef nginx = Proc(4656, 9000, "nginx");
+  for (uint16_t lport : {40001, 40002}) {
+    for (ConnEvent ev :
+         {Ev(EventKind::kOpen, EventSource::kKernel, Direction::kActive, kT0, Active(lport), nginx),
+          Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0 + kSec,
+             Active(lport))}) {
+      ev.counters = Bytes(1000, 2000);
+      table.Apply(ev);
+      agg.Add(ev);
+    }
+  }
+  EXPECT_EQ(agg.Stats().records, 2u) << "closes are still counted";
+  Batch b = agg.TakeBatch();
+  EXPECT_THAT(b.records, IsEmpty());
+  ASSERT_THAT(b.flows, SizeIs(1));
+  EXPECT_EQ(b.flows[0].stats.connections, 2u);
+  EXPECT_EQ(b.flows[0].stats.bytes_rx, 2u * 2000);
+  EXPECT_EQ(b.flows[0].key.pid, 4656u);
+}
+
+// Once the threshold's records are pending the flusher is told, once per
+// batch: however heavy the churn, a batch stays that size.
+TEST_F(AggregatorTest, TellsOnceWhenABatchWorthOfRecordsIsPending) {
+  int told = 0;
+  agg_.set_on_pending_full(3, [&] { ++told; });
+  auto close = [&](uint16_t lport) {
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(lport),
+            nginx_));
+  };
+  close(40001);
+  close(40002);
+  EXPECT_EQ(told, 0);
+  close(40003);
+  EXPECT_EQ(told, 1);
+  close(40004);
+  EXPECT_EQ(told, 1) << "told once per batch";
+  EXPECT_THAT(agg_.TakeBatch().records, SizeIs(4));
+  close(40005);
+  close(40006);
+  close(40007);
+  EXPECT_EQ(told, 2) << "and again for the next batch";
+}
+
 TEST_F(AggregatorTest, PassiveConnectionsCollapseThePeerPort) {
   Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0,
           ConnKey{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0}, nginx_));

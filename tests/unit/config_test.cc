@@ -43,8 +43,10 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->retention_bytes, 2ull << 30);
   EXPECT_EQ(c->account_interval, std::chrono::seconds(30)) << "the reconciliation's, sharing its dump";
   EXPECT_EQ(c->look_drain_timeout, std::chrono::seconds(1)) << "half the default --hop-timeout";
+  EXPECT_TRUE(c->records);
   c = Parse({"--data-dir", "/tmp/x", "--flush-interval", "250ms", "--retention", "12h",
-             "--retention-size", "0", "--account-interval", "0s", "--look-drain-timeout", "0s"},
+             "--retention-size", "0", "--account-interval", "0s", "--look-drain-timeout", "0s",
+             "--records", "off"},
             &code);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->data_dir, "/tmp/x");
@@ -53,6 +55,7 @@ TEST(DaemonFlags, HistoryDefaultsAndValues) {
   EXPECT_EQ(c->retention_bytes, 0u);
   EXPECT_EQ(c->account_interval, std::chrono::milliseconds(0));
   EXPECT_EQ(c->look_drain_timeout, std::chrono::milliseconds(0));
+  EXPECT_FALSE(c->records);
 }
 
 TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
@@ -65,7 +68,8 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
                                        {"--account-interval", "500ms"},
                                        {"--account-interval", "often"},
                                        {"--look-drain-timeout", "2m"},
-                                       {"--look-drain-timeout", "later"}}) {
+                                       {"--look-drain-timeout", "later"},
+                                       {"--records", "no"}}) {
     int code = -1;
     testing::internal::CaptureStderr();
     EXPECT_FALSE(Parse(bad, &code)) << bad[0] << " " << bad[1];

@@ -228,6 +228,25 @@ TEST(StoreFlusher, StopWritesTheLastBatchWithoutWaitingForTheInterval) {
   EXPECT_EQ(sink.written[0].records.size(), 4u);
 }
 
+// The aggregator kicks once a batch's worth is pending: the thread writes it
+// then, not at the end of an hour-long interval.
+TEST(StoreFlusher, KickWritesBeforeTheInterval) {
+  FakeSource src;
+  FakeSink sink;
+  Flusher f({.interval_ns = 3600'000'000'000}, src.fn(), sink.fn());
+  for (int round = 1; round <= 3; ++round) {
+    src.Add(5, kT0 + round * 10);
+    f.Kick();
+    f.Kick();  // a second kick before the flush is the same flush
+    for (int i = 0; i < 2000 && f.Stats().flushes < static_cast<uint64_t>(round); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(f.Stats().flushes, static_cast<uint64_t>(round));
+    EXPECT_EQ(f.Stats().records_written, 5u * round);
+  }
+  f.Stop();
+  EXPECT_EQ(sink.written.size(), 3u);
+}
+
 TEST(StoreFlusher, FlushNowFromManyThreadsIsSerialised) {
   FakeSource src;
   FakeSink sink;
