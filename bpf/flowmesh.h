@@ -90,6 +90,7 @@ struct fm_counters {
 	__u64 lost_sockmap;    /* socket table full: process attribution lost */
 	__u64 lost_listenmap;  /* listener table full */
 	__u64 passive_no_owner; /* accepted socket whose listener had no recorded owner */
+	__u64 ring_high_water; /* most bytes ever queued in the ring buffer (BPF_RB_AVAIL_DATA) */
 };
 
 #endif /* FLOWMESH_BPF_FLOWMESH_H */

@@ -69,15 +69,26 @@ struct sock_owner {
 	char comm[FM_TASK_COMM_LEN];
 };
 
+/* Sizes here are placeholders: meshd sets each before load (--ring-buffer-size,
+ * --max-connections, --max-listeners). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
+
+/*
+ * The hash maps take memory as entries come and go (BPF_F_NO_PREALLOC; the
+ * kernel's per-CPU element caches, since 6.1 also for tracing programs), not
+ * max_entries of it up front: preallocated, these two held 40 MB of locked
+ * kernel memory per meshd whatever the host did. What a cap costs when idle
+ * is its bucket array, 16 bytes per power-of-two slot.
+ */
 
 /* Open and opening sockets -> their process. Entries leave at CLOSE. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
 	__type(key, __u64);
 	__type(value, struct sock_owner);
 } socks SEC(".maps");
@@ -86,7 +97,8 @@ struct {
  * this map with listeners that existed before it started. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
 	__type(key, struct fm_listen_key);
 	__type(value, struct fm_listen_owner);
 } listeners SEC(".maps");
@@ -185,16 +197,22 @@ static __always_inline struct fm_event *reserve_event(void)
 static __always_inline void submit_event(struct fm_event *e)
 {
 	__u64 flags = 0;
+	/* Our record is already counted in queued. */
+	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
+	/* How close the ring came to full: what --ring-buffer-size is sized by.
+	 * Two CPUs racing here can leave the smaller of their figures: it may
+	 * read a few records low, never high. */
+	if (queued > counters.ring_high_water)
+		counters.ring_high_water = queued;
 	if (wakeup_bytes) {
 		/* Wake the consumer when the queue grows past a multiple of
 		 * wakeup_bytes, not on every event once it is past it: while
 		 * the consumer waits for a CPU, each forced wake-up raised an
 		 * irq_work interrupt for nothing (a quarter of this program's
-		 * cost under churn). Our record is already counted in queued.
-		 * A crossing missed in a race between CPUs is caught at the
-		 * next multiple, or by the consumer's own poll timer. */
-		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		 * cost under churn). A crossing missed in a race between CPUs
+		 * is caught at the next multiple, or by the consumer's own
+		 * poll timer. */
 		__u64 record = sizeof(*e) + 8; /* BPF_RINGBUF_HDR_SZ */
 		__u64 before = queued > record ? queued - record : 0;
 

@@ -14,7 +14,9 @@ CLI::App* AddStatusCommand(CLI::App& app) {
   cmd->footer(
       "With --json: one object with node, version, pid, started, uptime_s, probe_mode,\n"
       "probe_reason, netns, events, lost, malformed, polls, open_connections, listeners,\n"
-      "opens, closes, watchers, first_event_after_ms and detail {name: count}.");
+      "opens, closes, watchers, first_event_after_ms, detail {name: count} and bpf_maps\n"
+      "(null when polling; else memlock_bytes, the kernel memory of all of them, and maps\n"
+      "[{name, memlock_bytes, max_entries}]).");
   return cmd;
 }
 

@@ -115,6 +115,13 @@ struct StatusInfo {
   conntrack @25 :Text;     # NAT translations: "on: ..." or "off: why"
   workloads @26 :Text;     # naming units and containers from cgroups: "on: ..." or "off: why"
   ui @27 :Text;            # the web page: "on: http://IP:PORT/ (token required)" or "off"
+  bpfMaps @28 :List(BpfMapInfo);  # the streaming probe's maps; empty when polling
+}
+
+struct BpfMapInfo {
+  name @0 :Text;           # events, socks, listeners, bss, rodata
+  memlockBytes @1 :UInt64; # kernel memory, as /proc/PID/fdinfo's memlock: says
+  maxEntries @2 :UInt64;   # capacity (the ring buffer's: bytes)
 }
 
 struct MeshInfo {

@@ -389,6 +389,7 @@ std::string StatusText(const NodeStatus& s, int64_t now_ns) {
   out += row("events", events);
   out += row("lost", std::to_string(s.probe.lost) + (s.probe.lost > 0 ? "  <- see detail" : ""));
   out += row("malformed", std::to_string(s.probe.malformed));
+  out += format_internal::BpfMapsText(s.probe);
   out += row("connections", std::to_string(s.table.open) + " open, " +
                                 std::to_string(s.table.listeners) + " listeners; " +
                                 std::to_string(s.table.opens) + " opened, " +
@@ -503,6 +504,7 @@ std::string StatusJson(const NodeStatus& s, int64_t now_ns) {
   else
     o.Null("first_event_after_ms");
   o.Raw("detail", std::move(detail).Finish());
+  o.Raw("bpf_maps", format_internal::BpfMapsJson(s.probe));
   const StoreStatus& st = s.store;
   if (st.stats.dir.empty()) {
     o.Null("store");

@@ -275,6 +275,12 @@ void ToCapnp(const NodeStatus& st, s::StatusInfo::Builder b) {
   b.setReconstructedUnlistens(st.table.reconstructed_unlistens);
   b.setLateClosesDropped(st.table.late_closes_dropped);
   StoreToWire(st.store, b.initStore());
+  auto maps = b.initBpfMaps(static_cast<unsigned>(st.probe.bpf_maps.size()));
+  for (unsigned i = 0; i < st.probe.bpf_maps.size(); i++) {
+    maps[i].setName(st.probe.bpf_maps[i].name);
+    maps[i].setMemlockBytes(st.probe.bpf_maps[i].memlock_bytes);
+    maps[i].setMaxEntries(st.probe.bpf_maps[i].max_entries);
+  }
   auto m = b.initMesh();
   m.setEnabled(st.mesh.enabled);
   m.setAddress(st.mesh.address);
@@ -346,6 +352,8 @@ Result<NodeStatus> FromCapnp(s::StatusInfo::Reader r) {
   st.table.reconstructed_unlistens = r.getReconstructedUnlistens();
   st.table.late_closes_dropped = r.getLateClosesDropped();
   st.store = StoreFromWire(r.getStore());
+  for (s::BpfMapInfo::Reader m : r.getBpfMaps())
+    st.probe.bpf_maps.push_back({m.getName(), m.getMemlockBytes(), m.getMaxEntries()});
   auto m = r.getMesh();
   st.mesh.enabled = m.getEnabled();
   st.mesh.address = m.getAddress();

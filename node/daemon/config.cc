@@ -139,6 +139,20 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   return value << shift;
 }
 
+Result<uint32_t> ParseTableSize(std::string_view text, uint32_t min, uint32_t max) {
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const std::string range = "from " + std::to_string(min) + " to " + std::to_string(max);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && value > max))
+    return InvalidArgument("'" + std::string(text) + "' is too many; give a number " + range);
+  if (ec != std::errc() || ptr != text.data() + text.size())
+    return InvalidArgument("'" + std::string(text) + "' is not a whole number; give how many " +
+                           "entries, " + range + " (e.g. 262144)");
+  if (value < min)
+    return InvalidArgument("'" + std::string(text) + "' is too few; give a number " + range);
+  return static_cast<uint32_t>(value);
+}
+
 std::string_view ProbeModeName(ProbeMode m) {
   switch (m) {
     case ProbeMode::kAuto: return "auto";
@@ -153,6 +167,8 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   cfg.node_name = HostName();
   std::string mode = "auto", interval = "1s", ports, family = "all";
   std::string flush = "1s", retention = "7d", retention_size = "2G";
+  std::string max_connections = std::to_string(cfg.max_connections);
+  std::string max_listeners = std::to_string(cfg.max_listeners);
   std::string ring_size = "8M", reconcile = "30s", account = "30s", drain = "1s";
   std::string records = "on";
   std::string config_path = kDefaultConfigPath;
@@ -246,9 +262,29 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   app.add_option("--ring-buffer-size", ring_size,
                  "Size of the BPF ring buffer (streaming mode), a power of two from 64K to 1G: "
                  "how far meshd may fall behind under connection churn before events are lost "
-                 "(about 152 bytes an event)")
+                 "(about 152 bytes an event, two per connection end). 8M holds about 0.45 s of "
+                 "30k connections/s on loopback; on 2 shared cores the bench's churn filled up to "
+                 "6.9M of it, and 1M and 2M lost events (docs/bench.md). A host with little "
+                 "churn can take 1M: meshctl status shows the most it held "
+                 "(ring_high_water_bytes)")
       ->type_name("SIZE")
       ->envname("MESHD_RING_BUFFER_SIZE")
+      ->capture_default_str();
+  app.add_option("--max-connections", max_connections,
+                 "Streaming mode: how many TCP sockets the kernel's socket table holds, from "
+                 "connect() or accept to close; both ends of a loopback connection count. Past "
+                 "it a connection is still recorded, without its process (lost_sockmap in "
+                 "meshctl status). Not preallocated: 16 bytes a slot when empty, about 120 a "
+                 "socket in it")
+      ->type_name("N")
+      ->envname("MESHD_MAX_CONNECTIONS")
+      ->capture_default_str();
+  app.add_option("--max-listeners", max_listeners,
+                 "Streaming mode: how many listening sockets the kernel's listener table holds, "
+                 "in every namespace traced. Past it, connections accepted on a new listener "
+                 "have no process (lost_listenmap). Not preallocated")
+      ->type_name("N")
+      ->envname("MESHD_MAX_LISTENERS")
       ->capture_default_str();
   app.add_option("--reconcile-interval", reconcile,
                  "Streaming mode: how often open connections and listeners are checked against "
@@ -433,6 +469,12 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   if (*ring < (64ULL << 10) || *ring > (1ULL << 30) || (*ring & (*ring - 1)) != 0)
     return usage(at("--ring-buffer-size") + "must be a power of two from 64K to 1G");
   cfg.ring_buffer_bytes = static_cast<uint32_t>(*ring);
+  Result<uint32_t> mc = ParseTableSize(max_connections, 16, 1U << 24);
+  if (!mc.ok()) return usage(at("--max-connections") + mc.status().message());
+  cfg.max_connections = *mc;
+  Result<uint32_t> ml = ParseTableSize(max_listeners, 16, 1U << 24);
+  if (!ml.ok()) return usage(at("--max-listeners") + ml.status().message());
+  cfg.max_listeners = *ml;
   Result<std::chrono::milliseconds> rc = ParseDuration(reconcile);
   if (!rc.ok()) return usage(at("--reconcile-interval") + rc.status().message());
   if (rc->count() != 0 && rc->count() < 100)

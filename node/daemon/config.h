@@ -31,6 +31,9 @@ struct DaemonConfig {
   std::string runtime_root = "/";
   std::string bpf_attach = "auto";  // auto, tp_btf, raw_tp
   uint32_t ring_buffer_bytes = 8 << 20;
+  // Capacity of the kernel's socket and listener tables (BpfProbeOptions).
+  uint32_t max_connections = 131072;
+  uint32_t max_listeners = 16384;
   // Streaming mode: how often the open-connection table is checked against
   // sock_diag for closes the probe missed; 0 = never.
   std::chrono::milliseconds reconcile_interval{30'000};
@@ -68,6 +71,10 @@ struct DaemonConfig {
 
 // "2G", "500M", "64KiB", "1048576" (bytes); K/M/G/T are powers of 1024.
 Result<uint64_t> ParseByteSize(std::string_view text);
+
+// --max-connections and --max-listeners: a whole number of table entries
+// within [min, max]; the message says which range and gives an example.
+Result<uint32_t> ParseTableSize(std::string_view text, uint32_t min, uint32_t max);
 
 inline constexpr const char* kDefaultConfigPath = "/etc/flowmesh/meshd.toml";
 

@@ -316,6 +316,8 @@ Status Daemon::InitProbe() {
   BpfProbeOptions opts;
   opts.filter = filter_;
   opts.ring_bytes = config_.ring_buffer_bytes;
+  opts.max_connections = config_.max_connections;
+  opts.max_listeners = config_.max_listeners;
   opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
                 : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
                                                  : BpfAttach::kAuto;

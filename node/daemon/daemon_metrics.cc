@@ -48,6 +48,24 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
            s.table.reconstructed_unlistens);
   e.Counter("flowmesh_probe_events_malformed_total",
             "Probe records that did not decode and were dropped.", s.probe.malformed);
+  auto detail = [&s](std::string_view name) -> uint64_t {
+    for (const auto& [n, v] : s.probe.detail)
+      if (n == name) return v;
+    return 0;
+  };
+  if (!s.probe.bpf_maps.empty()) {
+    e.Family("flowmesh_bpf_map_memlock_bytes", Type::kGauge,
+             "Kernel memory of each BPF map of the streaming probe, as the kernel reports it "
+             "(bpftool map show's memlock): not in meshd's RSS. The socket and listener tables "
+             "are not preallocated: this is what their entries take now.");
+    for (const BpfMapUsage& m : s.probe.bpf_maps)
+      e.Sample("flowmesh_bpf_map_memlock_bytes", {{"map", m.name}}, m.memlock_bytes);
+    e.Family("flowmesh_bpf_map_full_total", Type::kCounter,
+             "Entries a full BPF table could not take: socks (a connection recorded without its "
+             "process; raise --max-connections), listeners (raise --max-listeners).");
+    e.Sample("flowmesh_bpf_map_full_total", {{"map", "socks"}}, detail("lost_sockmap"));
+    e.Sample("flowmesh_bpf_map_full_total", {{"map", "listeners"}}, detail("lost_listenmap"));
+  }
   e.Gauge("flowmesh_connections_open",
           "TCP connections open now, as this node's connection table tracks them (the flows "
           "`meshctl top` shows).",
@@ -75,11 +93,6 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
           "1 when meshd reads the kernel's connection tracking (look follows NAT), 0 when not "
           "(meshctl status says why).",
           uint64_t{s.conntrack.rfind("on", 0) == 0});
-  auto detail = [&s](std::string_view name) -> uint64_t {
-    for (const auto& [n, v] : s.probe.detail)
-      if (n == name) return v;
-    return 0;
-  };
   e.Counter("flowmesh_conntrack_events_total", "conntrack NEW and DESTROY events read.",
             detail("conntrack_events"));
   e.Counter("flowmesh_conntrack_events_lost_total",

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include "node/common/capabilities.h"
@@ -88,6 +89,14 @@ Status BpfProbe::Load(bool btf) {
                            " is not a power of two of at least 4096 bytes");
   if (int err = bpf_map__set_max_entries(skel_->maps.events, ring); err)
     return BpfError(err, "cannot size the ring buffer to " + std::to_string(ring) + " bytes");
+  if (options_.max_connections == 0 || options_.max_listeners == 0)
+    return InvalidArgument("the socket and listener tables need room for at least one entry");
+  if (int err = bpf_map__set_max_entries(skel_->maps.socks, options_.max_connections); err)
+    return BpfError(err, "cannot size the socket table to " +
+                             std::to_string(options_.max_connections) + " entries");
+  if (int err = bpf_map__set_max_entries(skel_->maps.listeners, options_.max_listeners); err)
+    return BpfError(err, "cannot size the listener table to " +
+                             std::to_string(options_.max_listeners) + " entries");
   // A wake-up threshold the ring cannot reach would leave only the poll
   // timer: wake at a quarter full at the latest.
   skel_->rodata->wakeup_bytes = std::min(options_.wakeup_bytes, ring / 4);
@@ -235,8 +244,36 @@ ProbeStats BpfProbe::Stats() const {
               {"lost_recursion", recursion},
               {"lost_sockmap", c.lost_sockmap},
               {"lost_listenmap", c.lost_listenmap},
-              {"passive_no_owner", c.passive_no_owner}};
+              {"passive_no_owner", c.passive_no_owner},
+              {"ring_high_water_bytes", c.ring_high_water}};
+  s.bpf_maps = MapUsage();
   return s;
+}
+
+std::vector<BpfMapUsage> BpfProbe::MapUsage() const {
+  std::vector<BpfMapUsage> out;
+  const bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    const int fd = bpf_map__fd(map);
+    if (fd < 0) continue;
+    BpfMapUsage u;
+    u.name = bpf_map__name(map);
+    // Internal maps are named after the object ("tcptrace.bss", cut to 15 bytes).
+    if (size_t dot = u.name.rfind('.'); dot != std::string::npos) u.name.erase(0, dot + 1);
+    u.max_entries = bpf_map__max_entries(map);
+    // The kernel's figure, as bpftool shows it: for a map that is not
+    // preallocated, what its entries take now (linux/kernel/bpf/syscall.c).
+    std::FILE* f = std::fopen(("/proc/self/fdinfo/" + std::to_string(fd)).c_str(), "r");
+    if (!f) continue;
+    char line[128];
+    unsigned long long bytes = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "memlock: %llu", &bytes) == 1) break;
+    std::fclose(f);
+    u.memlock_bytes = bytes;
+    out.push_back(std::move(u));
+  }
+  return out;
 }
 
 uint64_t BpfProbe::RecursionMisses() const {

@@ -31,6 +31,12 @@ struct BpfProbeOptions {
   // is how long meshd may stall (or fall behind under churn) before events
   // are lost; each event takes 152 bytes (fm_event and the record header).
   uint32_t ring_bytes = 8 << 20;
+  // Capacity of the kernel's tables: sockets from connect()/accept to close
+  // (both ends of a loopback connection count), and listening sockets. Past
+  // them a connection is still recorded, without its process (counted in
+  // lost_sockmap / lost_listenmap). Neither is preallocated.
+  uint32_t max_connections = 131072;
+  uint32_t max_listeners = 16384;
 };
 
 class BpfProbe final : public Probe {
@@ -62,6 +68,7 @@ class BpfProbe final : public Probe {
   void Destroy();
   Status InitWake();
   static int OnSample(void* ctx, void* data, size_t size);
+  std::vector<BpfMapUsage> MapUsage() const;
   void DeliverBatch();
   // Times the kernel skipped the attached program because it was already
   // running on that CPU (an inet_sock_set_state in a softirq that interrupted

@@ -141,6 +141,10 @@ TEST_F(MetricsEndpoint, CountersMoveWithRealTrafficAndEveryScrapePassesPromtool)
   EXPECT_EQ(Value(first, "flowmesh_probe_mode{mode=\"polling\"}"), 0) << first;
   EXPECT_EQ(Value(first, "flowmesh_build_info{version=\"" FLOWMESH_VERSION "\"}"), 1) << first;
   EXPECT_GT(Value(first, "process_start_time_seconds"), 1.6e9) << first;
+  // The ring buffer's memory is all there from the start; the tables' grows with use.
+  EXPECT_GE(Value(first, "flowmesh_bpf_map_memlock_bytes{map=\"events\"}"), 64 << 10) << first;
+  EXPECT_GT(Value(first, "flowmesh_bpf_map_memlock_bytes{map=\"socks\"}"), 0) << first;
+  EXPECT_EQ(Value(first, "flowmesh_bpf_map_full_total{map=\"socks\"}"), 0) << first;
   double events0 = Value(first, "flowmesh_probe_events_total");
   double records0 = Value(first, "flowmesh_store_records_written_total");
   double looks0 = Value(first, "flowmesh_look_duration_seconds_count{kind=\"meshctl\"}");

@@ -1,4 +1,4 @@
-// meshd's flags: history sizes, durations and their limits, --netns lists,
+// meshd's flags: history sizes, durations and their limits, kernel table sizes, --netns lists,
 // the web listener's address and token file.
 #include "node/daemon/config.h"
 
@@ -76,6 +76,45 @@ TEST(DaemonFlags, BadHistoryValuesAreUsageErrors) {
     std::string err = testing::internal::GetCapturedStderr();
     EXPECT_EQ(code, 2);
     EXPECT_NE(err.find(bad[0]), std::string::npos) << err;
+  }
+}
+
+// The kernel tables' sizes: whole numbers in range, each error naming its flag, the
+// range and an example; the environment works as for every flag.
+TEST(DaemonFlags, TableSizesAreWholeNumbersInRange) {
+  int code = -1;
+  std::optional<DaemonConfig> c = Parse({}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->max_connections, 131072u);
+  EXPECT_EQ(c->max_listeners, 16384u);
+  c = Parse({"--max-connections", "16", "--max-listeners", "16777216"}, &code);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->max_connections, 16u);
+  EXPECT_EQ(c->max_listeners, 16777216u);
+  setenv("MESHD_MAX_CONNECTIONS", "524288", 1);
+  c = Parse({}, &code);
+  unsetenv("MESHD_MAX_CONNECTIONS");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->max_connections, 524288u);
+  struct Bad {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  for (const Bad& bad : {Bad{{"--max-connections", "15"}, "too few"},
+                         Bad{{"--max-connections", "16777217"}, "too many"},
+                         Bad{{"--max-connections", "99999999999999999999999"}, "too many"},
+                         Bad{{"--max-connections", "256K"}, "not a whole number"},
+                         Bad{{"--max-connections", "-1"}, "not a whole number"},
+                         Bad{{"--max-listeners", ""}, "not a whole number"},
+                         Bad{{"--max-listeners", "lots"}, "not a whole number"}}) {
+    code = -1;
+    testing::internal::CaptureStderr();
+    EXPECT_FALSE(Parse(bad.args, &code)) << bad.args[1];
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(code, 2);
+    EXPECT_NE(err.find(bad.args[0]), std::string::npos) << err;
+    EXPECT_NE(err.find(bad.says), std::string::npos) << err;
+    EXPECT_NE(err.find("from 16 to 16777216"), std::string::npos) << err;
   }
 }
 

@@ -293,7 +293,7 @@ TEST(StatusFormat, Json) {
         "\"probe_reason\":\"fallback from eBPF: Operation not permitted\"", "\"events\":10",
         "\"lost\":2", "\"malformed\":0", "\"open_connections\":3", "\"uptime_s\":3723",
         "\"started\":\"2023-11-14T22:13:20.000Z\"", "\"first_event_after_ms\":12.500",
-        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2},\"store\":null,\"mesh\":null}"})
+        "\"watchers\":0", "\"detail\":{\"lost_ringbuf\":2},\"bpf_maps\":null,\"store\":null,\"mesh\":null}"})
     EXPECT_NE(j.find(want), std::string::npos) << want << " in " << j;
   s.first_event_ns = 0;
   EXPECT_NE(StatusJson(s, s.started_ns).find("\"first_event_after_ms\":null"), std::string::npos);
@@ -311,6 +311,35 @@ TEST(StatusFormat, Text) {
   EXPECT_NE(t.find("  lost_ringbuf               2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("mesh         off (no --cluster-key-file)\n"), std::string::npos) << t;
   EXPECT_EQ(t.find("reconciled"), std::string::npos) << "only once something was: " << t;
+}
+
+// The kernel memory of the streaming probe's maps on one line, and a full table with the flag
+// that makes room; none of it when polling.
+TEST(StatusFormat, BpfMapsMemoryAndFullTables) {
+  NodeStatus s = SampleStatus();
+  EXPECT_EQ(StatusText(s, s.started_ns).find("bpf maps"), std::string::npos);
+  s.probe_mode = "streaming";
+  s.probe.bpf_maps = {{"events", 2u << 20, 2u << 20}, {"socks", 900u << 10, 131072},
+                      {"listeners", 200u << 10, 16384}};
+  s.probe.detail = {{"lost_sockmap", 0}, {"lost_listenmap", 0}};
+  std::string t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("bpf maps     3.1 MB locked (events 2.0 MB, socks 900.0 KB, listeners "
+                   "200.0 KB)\n"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find("map full"), std::string::npos) << "only once one was: " << t;
+  s.probe.detail = {{"lost_sockmap", 24}, {"lost_listenmap", 0}};
+  t = StatusText(s, s.started_ns);
+  EXPECT_NE(t.find("map full     socks full: 24 connections recorded without their process; "
+                   "raise --max-connections (now 131072)\n"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find("--max-listeners"), std::string::npos) << t;
+  std::string j = StatusJson(s, s.started_ns);
+  EXPECT_NE(j.find("\"bpf_maps\":{\"memlock_bytes\":3223552,\"maps\":[{\"name\":\"events\","
+                   "\"memlock_bytes\":2097152,\"max_entries\":2097152},"),
+            std::string::npos)
+      << j;
 }
 
 TEST(TerminalText, C0C1AndInvalidUtf8BecomeQuestionMarksValidUtf8Stays) {
