@@ -39,6 +39,8 @@
 # Any other command on a host: ip netns exec fmt-I COMMAND (TOPOLOGY_PREFIX
 # replaces fmt; docker-1's container is fmt-8c).
 # WORKDIR/NAME/ holds each host's meshd.log, meshd.sock, data/ and server log.
+# Hosts find each other by lab.sh's permanent neighbour entries, not ARP, so
+# labs side by side never fill the kernel's one neighbour table.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,7 +55,7 @@ ui_port=8080
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x /usr/bin/python3 ] && python=/usr/bin/python3 || python=python3; }
 
-usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "topology: $*" >&2; exit 1; }
 note() { echo "topology: $*"; }
 
