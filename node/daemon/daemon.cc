@@ -357,14 +357,17 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
   Snapshotter snapshotter(filter_, config_.proc_root, cgroup_root_);
   // A run at a time, a namespace's listeners before its connections (so a
   // passive connection finds its listener), not the whole picture at once.
-  size_t connections = 0;
+  size_t connections = 0, listeners_full = 0;
   const SnapshotSink sink = [&](std::span<ConnEvent> events) {
     for (const ConnEvent& ev : events) {
       if (ev.kind == EventKind::kOpen) {
         connections++;
       } else if (ev.proc.known()) {
         Status s = probe.SeedListener(ev.key, ev.proc);
-        if (!s.ok()) FM_LOG(Warn, "probe") << s.message();
+        if (s.code() == Status::Code::kResourceExhausted)
+          listeners_full++;  // said once, below
+        else if (!s.ok())
+          FM_LOG(Warn, "probe") << s.message();
       }
     }
     pipeline_.OnEvents(events);
@@ -378,6 +381,11 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
   }
   FM_LOG(Info, "probe") << "seeded " << snap->listeners.size() << " listeners and " << connections
                         << " connections that existed at start-up";
+  if (listeners_full > 0)
+    FM_LOG(Warn, "probe") << listeners_full << " listeners that existed at start-up did not fit "
+                          << "the listener table (--max-listeners " << config_.max_listeners
+                          << "): connections they accept show without their process; raise "
+                          << "--max-listeners";
   return Status::Ok();
 }
 
@@ -639,8 +647,9 @@ Status Daemon::ScanRecords(const TimeWindow& window, const RecordFilter& filter,
   if (!config_.records)
     return Status(Status::Code::kUnavailable,
                   "this node runs with --records off: it keeps per-minute flows, not "
-                  "one record per connection; meshctl look and meshctl map read the flows, or "
-                  "restart meshd with --records on to keep records from then on");
+                  "one record per connection; meshctl look and meshctl map read the flows. "
+                  "Records stored before are kept: restart meshd with --records on to read "
+                  "them and to keep records again");
   FlushForQuery();
   return store_->ScanRecords(window, filter, fn);
 }

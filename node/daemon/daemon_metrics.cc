@@ -57,7 +57,8 @@ std::string RenderMetrics(const NodeStatus& s, const LookLatency& looks,
     e.Family("flowmesh_bpf_map_memlock_bytes", Type::kGauge,
              "Kernel memory of each BPF map of the streaming probe, as the kernel reports it "
              "(bpftool map show's memlock): not in meshd's RSS. The socket and listener tables "
-             "are not preallocated: this is what their entries take now.");
+             "are not preallocated: from Linux 6.4 this is what their entries take now, "
+             "before it the kernel reports their full size.");
     for (const BpfMapUsage& m : s.probe.bpf_maps)
       e.Sample("flowmesh_bpf_map_memlock_bytes", {{"map", m.name}}, m.memlock_bytes);
     e.Family("flowmesh_bpf_map_full_total", Type::kCounter,

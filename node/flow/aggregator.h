@@ -74,7 +74,7 @@ struct AggregatorOptions {
 
 struct AggregatorStats {
   uint64_t events = 0;
-  uint64_t records = 0;              // ConnRecords produced
+  uint64_t records = 0;              // closes taken in (ConnRecords, unless --records off)
   uint64_t flows_touched = 0;        // (bucket, flow) deltas produced
   uint64_t duplicate_opens = 0;      // OPEN of a connection already counted
   uint64_t duplicates_ignored = 0;   // CLOSE of a connection already closed

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,15 @@ void BpfProbe::Destroy() {
   prog_ = nullptr;
 }
 
+// Whether the running kernel is at least major.minor (uname's release).
+static bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  int have_major = 0, have_minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &have_major, &have_minor) != 2)
+    return true;  // unknown: assume a current kernel
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
+
 Status BpfProbe::Load(bool btf) {
   skel_ = tcptrace_bpf::open();
   if (!skel_) return BpfError(errno, "cannot open BPF object tcptrace");
@@ -96,6 +106,16 @@ Status BpfProbe::Load(bool btf) {
   if (int err = bpf_map__set_max_entries(skel_->maps.listeners, options_.max_listeners); err)
     return BpfError(err, "cannot size the listener table to " +
                              std::to_string(options_.max_listeners) + " entries");
+  // Before 6.1 the verifier wants raw_tp (a tracing program) to use
+  // preallocated hash maps: it refuses the others on PREEMPT_RT kernels and
+  // warns (taints) on the rest. tp_btf never minded.
+  if (!btf && !KernelAtLeast(6, 1)) {
+    for (bpf_map* m : {skel_->maps.socks, skel_->maps.listeners})
+      if (int err = bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~BPF_F_NO_PREALLOC); err)
+        return BpfError(err, "cannot preallocate the socket and listener tables for raw_tp");
+    FM_LOG(Info, "probe") << "raw_tp on a kernel before 6.1: the socket and listener tables are "
+                             "preallocated (--max-connections and --max-listeners entries)";
+  }
   // A wake-up threshold the ring cannot reach would leave only the poll
   // timer: wake at a quarter full at the latest.
   skel_->rodata->wakeup_bytes = std::min(options_.wakeup_bytes, ring / 4);
@@ -308,8 +328,16 @@ Status BpfProbe::SeedListener(const ConnKey& key, const ProcessRef& owner) {
   v.proc_start_ns =
       owner.start_ticks * (1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
   std::memcpy(v.comm, owner.comm, sizeof v.comm);
-  if (bpf_map__update_elem(skel_->maps.listeners, &k, sizeof k, &v, sizeof v, BPF_ANY) != 0)
+  if (bpf_map__update_elem(skel_->maps.listeners, &k, sizeof k, &v, sizeof v, BPF_ANY) != 0) {
+    if (errno == E2BIG) {
+      // Counted where the kernel side counts its own: the `map full` row.
+      __atomic_fetch_add(&skel_->bss->counters.lost_listenmap, 1, __ATOMIC_RELAXED);
+      return Status(Status::Code::kResourceExhausted,
+                    "the listener table is full (--max-listeners " +
+                        std::to_string(options_.max_listeners) + ")");
+    }
     return BpfError(errno, "cannot seed listener " + Endpoint{key.laddr, key.lport}.ToString());
+  }
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 // are dropped and counted; the probe never waits on the disk.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -52,7 +53,8 @@ class Flusher {
   // latest records, SIGTERM). Serialised with the background flushes.
   Status FlushNow();
   // Wakes the thread for a flush now rather than at the end of the interval.
-  // Any thread; cheap, never waits for the flush.
+  // Any thread; cheap, never waits for the flush. Ignored while writes fail:
+  // a failing store is retried once an interval, not at every kick.
   void Kick();
   // Stops the thread, then flushes one last time. Idempotent.
   void Stop();
@@ -71,6 +73,7 @@ class Flusher {
   std::mutex flush_mu_;  // one flush at a time; guards pending_ and failing_
   Batch pending_;
   bool failing_ = false;
+  std::atomic<bool> retrying_{false};  // failing_, for Kick (no flush_mu_)
   uint64_t streak_errors_ = 0;
   uint64_t streak_dropped_ = 0;
 

@@ -3,6 +3,9 @@
 // and shown by meshctl status with the flag that makes room.
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <unistd.h>
 
@@ -153,6 +156,40 @@ TEST(BpfMapsMeshd, AFullSocketTableIsCountedAndShownWithTheFlagToRaise) {
   EXPECT_NE(text.find("bpf maps     "), std::string::npos) << text;
   net.CloseHeld();
   EXPECT_EQ(meshd.Stop(), 0) << meshd.Log();
+}
+
+// Listeners that exist before meshd starts are seeded into the listener table;
+// past --max-listeners each one that did not fit is counted where the kernel
+// counts its own (lost_listenmap, the `map full` row) and said once in the log.
+TEST(BpfMapsMeshd, ListenersSeededPastTheTableAreCountedAndSaidOnce) {
+  FM_REQUIRE_ROOT();
+  std::vector<int> fds;
+  for (int i = 0; i < 24; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+    ASSERT_EQ(listen(fd, 1), 0);
+    fds.push_back(fd);
+  }
+  testing::MeshdProcess meshd;
+  std::string err;
+  ASSERT_TRUE(meshd.Start({"--probe-mode", "streaming", "--max-listeners", "16"}, &err)) << err;
+  testing::JsonLine s, detail;
+  ASSERT_TRUE(testing::ParseFlatJson(meshd.Meshctl({"status", "--json"}).out, &s));
+  ASSERT_TRUE(testing::ParseFlatJson(s["detail"], &detail)) << s["detail"];
+  // At least the 24 - 16 of ours (the host's own listeners take slots too).
+  EXPECT_GE(std::stoull(detail["lost_listenmap"]), 8u) << s["detail"];
+  EXPECT_NE(meshd.Meshctl({"status"}).out.find("raise --max-listeners (now 16)"),
+            std::string::npos);
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(meshd.Stop(), 0);
+  const std::string log = meshd.Log();
+  const std::string said = "did not fit the listener table (--max-listeners 16)";
+  EXPECT_NE(log.find(said), std::string::npos) << log;
+  EXPECT_EQ(log.find(said), log.rfind(said)) << "said once, not once per listener";
 }
 
 }  // namespace
