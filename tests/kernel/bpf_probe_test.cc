@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "node/common/clock.h"
 #include "node/probe/bpf_probe.h"
 #include "node/probe/netns.h"
@@ -255,15 +257,23 @@ INSTANTIATE_TEST_SUITE_P(AttachTypes, BpfProbeLoss,
 
 // A ring buffer that fills while nobody drains it: every event that did not
 // fit is counted lost, and the rest arrive.
-TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
-  FM_REQUIRE_ROOT();
-  testing::Loopback net;
+// A probe of `net`'s port with a 64 KB ring (about 430 events).
+std::unique_ptr<BpfProbe> SmallRingProbe(const testing::Loopback& net) {
   BpfProbeOptions opts;
   opts.filter.ports = {net.port()};
   opts.ring_bytes = 64 << 10;
-  BpfProbe probe(opts);
-  Status s = probe.Init();
-  ASSERT_TRUE(s.ok()) << s.message();
+  auto probe = std::make_unique<BpfProbe>(opts);
+  Status s = probe->Init();
+  EXPECT_TRUE(s.ok()) << s.message();
+  return s.ok() ? std::move(probe) : nullptr;
+}
+
+TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
+  FM_REQUIRE_ROOT();
+  testing::Loopback net;
+  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
+  ASSERT_NE(small, nullptr);
+  BpfProbe& probe = *small;
   ASSERT_TRUE(net.Churn(300));  // 1200 events; the ring holds about 430
   Collector c;
   for (int i = 0; i < 5; i++) ASSERT_TRUE(probe.TransferData(c, 50).ok());
@@ -281,12 +291,9 @@ TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
 TEST(BpfProbeRingBuffer, RecordsThatWrapArriveWhole) {
   FM_REQUIRE_ROOT();
   testing::Loopback net;
-  BpfProbeOptions opts;
-  opts.filter.ports = {net.port()};
-  opts.ring_bytes = 64 << 10;
-  BpfProbe probe(opts);
-  Status s = probe.Init();
-  ASSERT_TRUE(s.ok()) << s.message();
+  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
+  ASSERT_NE(small, nullptr);
+  BpfProbe& probe = *small;
   Collector c;
   constexpr int kRounds = 20, kPerRound = 100;
   for (int round = 0; round < kRounds; round++) {
