@@ -48,7 +48,12 @@ class NatLabTest : public LookLabTest {
   // Aliases reach the other members by gossip (published each second): a
   // look asked before they arrive walks without them. Waits until every host
   // lists each of `fronts` in `endpoints --all`, and prints how long it took.
+  // Gossip spreads an announced alias to most members in a second, but it is
+  // best effort: a member the deltas happened to miss (a late full CI run
+  // showed one, twice) gets it with the next push-pull sync, every 30 s. So
+  // the bound is one sync and a margin, and the time it took is printed.
   void WaitForAliases(const std::vector<std::string>& fronts) {
+    constexpr auto kBound = 40s;
     auto start = std::chrono::steady_clock::now();
     for (int i = 1; i <= kHosts; i++) {
       for (;;) {
@@ -56,8 +61,9 @@ class NatLabTest : public LookLabTest {
         bool all = true;
         for (const std::string& f : fronts) all = all && LineMatching(eps, f) != "";
         if (all) break;
-        ASSERT_LT(std::chrono::steady_clock::now() - start, 15s)
-            << kHostNames[i - 1] << " lacks an alias after 15 s:\n" << eps;
+        ASSERT_LT(std::chrono::steady_clock::now() - start, kBound)
+            << kHostNames[i - 1] << " lacks an alias after 40 s (a push-pull sync and more):\n"
+            << eps;
         std::this_thread::sleep_for(200ms);
       }
     }
