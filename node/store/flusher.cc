@@ -82,7 +82,7 @@ void Flusher::Loop() {
 }
 
 void Flusher::Kick() {
-  if (retrying_.load(std::memory_order_relaxed)) return;
+  if (failing_.load(std::memory_order_relaxed)) return;
   {
     std::lock_guard lock(thread_mu_);
     if (kicked_) return;
@@ -148,7 +148,6 @@ Status Flusher::FlushLocked() {
       FM_LOG(Info, "store") << "store writes work again after " << streak_errors_
                             << " failed flushes; " << streak_dropped_ << " records were dropped";
     failing_ = false;
-    retrying_.store(false, std::memory_order_relaxed);
     streak_errors_ = streak_dropped_ = 0;
     std::lock_guard lock(stats_mu_);
     ++stats_.flushes;
@@ -163,7 +162,6 @@ Status Flusher::FlushLocked() {
     FM_LOG(Error, "store") << s.message() << "; keeping up to " << options_.max_pending_records
                            << " records pending";
   failing_ = true;
-  retrying_.store(true, std::memory_order_relaxed);
   ++streak_errors_;
   TrimPending();
   std::lock_guard lock(stats_mu_);

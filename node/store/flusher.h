@@ -70,10 +70,10 @@ class Flusher {
   const DrainFn drain_;
   const WriteFn write_;
 
-  std::mutex flush_mu_;  // one flush at a time; guards pending_ and failing_
+  std::mutex flush_mu_;  // one flush at a time; guards pending_
   Batch pending_;
-  bool failing_ = false;
-  std::atomic<bool> retrying_{false};  // failing_, for Kick (no flush_mu_)
+  // Written under flush_mu_; atomic so Kick can read it without the lock.
+  std::atomic<bool> failing_{false};
   uint64_t streak_errors_ = 0;
   uint64_t streak_dropped_ = 0;
 
