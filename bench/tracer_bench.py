@@ -27,9 +27,9 @@ import bench_env
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TRACEFS = "/sys/kernel/tracing"
-ARMS = ("none", "meshd", "meshd-flows", "tcplife", "meshd-ring2m")
+ARMS = ("none", "meshd", "meshd-flows", "tcplife", "meshd-ring2m", "meshd-base")
 DEFAULT_ARMS = ("none", "meshd", "meshd-flows", "tcplife")
-MESHD_ARMS = ("meshd", "meshd-flows", "meshd-ring2m")
+MESHD_ARMS = ("meshd", "meshd-flows", "meshd-ring2m", "meshd-base")
 MESH_SLACK = 50  # closes a round may hold beyond the churn's: meshd's own mesh syncs
 
 
@@ -181,7 +181,7 @@ class Meshd:
     def __init__(self, args, tmp):
         self.args, self.tmp = args, tmp
 
-    def start(self, tag, extra=()):
+    def start(self, tag, extra=(), binary=None):
         self.sock = os.path.join(self.tmp, tag + ".sock")
         self.log = os.path.join(self.tmp, tag + ".log")
         a = self.args
@@ -189,7 +189,7 @@ class Meshd:
             self.t_exec = time.monotonic()
             # The store is on, as in production: every close becomes a record.
             self.data = os.path.join(self.tmp, tag + ".data")
-            argv = [a.meshd, "--probe-mode", "streaming", "--control-socket", self.sock,
+            argv = [binary or a.meshd, "--probe-mode", "streaming", "--control-socket", self.sock,
                     "--netns", a.meshd_netns, "--data-dir", self.data, "--log-level", "warn",
                     "--node-name", "bench", *extra]
             if a.meshd_ports:
@@ -361,8 +361,8 @@ def arm_none(churn, meshd, args, tmp, tag):
     return churn.run(args.duration)
 
 
-def arm_meshd(churn, meshd, args, tmp, tag, extra=()):
-    meshd.start(tag, extra)
+def arm_meshd(churn, meshd, args, tmp, tag, extra=(), binary=None):
+    meshd.start(tag, extra, binary)
     meshd.wait_ready()
     meshd.wait_joined()
     time.sleep(1.0)  # settled: the seed written, the first gossip rounds done
@@ -443,8 +443,15 @@ def arm_meshd_ring2m(churn, meshd, args, tmp, tag):
     return arm_meshd(churn, meshd, args, tmp, tag, extra=("--ring-buffer-size", "2M"))
 
 
+def arm_meshd_base(churn, meshd, args, tmp, tag):
+    # Another build of meshd (--meshd-base), defaults and all: a change
+    # measured against the build before it in one run, on the same churn.
+    return arm_meshd(churn, meshd, args, tmp, tag, binary=args.meshd_base)
+
+
 ARM_FUNCS = {"none": arm_none, "meshd": arm_meshd, "meshd-flows": arm_meshd_flows,
-             "tcplife": arm_tcplife, "meshd-ring2m": arm_meshd_ring2m}
+             "tcplife": arm_tcplife, "meshd-ring2m": arm_meshd_ring2m,
+             "meshd-base": arm_meshd_base}
 
 
 def wrap(args, argv):
@@ -669,7 +676,10 @@ def parse_args():
     ap.add_argument("--tcplife", default="/usr/sbin/tcplife")
     ap.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                     help="comma list of " + ",".join(ARMS) + " (meshd-flows: --records off; "
-                         "meshd-ring2m: --ring-buffer-size 2M)")
+                         "meshd-ring2m: --ring-buffer-size 2M; meshd-base: the --meshd-base "
+                         "binary)")
+    ap.add_argument("--meshd-base",
+                    help="another meshd (e.g. the previous commit's build) for the meshd-base arm")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of churn per arm")
     ap.add_argument("--port", type=int, default=18473)
@@ -724,6 +734,8 @@ def parse_args():
         need += [("--meshd", args.meshd), ("--meshctl", args.meshctl)]
     if "tcplife" in args.arms:
         need.append(("--tcplife", args.tcplife))
+    if "meshd-base" in args.arms:
+        need.append(("--meshd-base", args.meshd_base))
     for flag, path in need:
         if not path or not os.access(path, os.X_OK):
             ap.error(f"{flag} {path!r} is not an executable; build it or leave its arm out "

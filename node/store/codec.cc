@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace flowmesh {
@@ -20,6 +21,11 @@ constexpr char kRecordFormatBase = 1;
 constexpr char kRecordFormatFlags = 2;
 constexpr char kRecordFormatCgroup = 3;
 constexpr uint64_t kRecordFlagReconstructed = 1;
+// A run of records under one key (keys.h kRecordBlockKeySize): this byte, then
+// per record the ns after the key's time, the value's length and the value.
+constexpr char kRecordBlockFormat = 16;
+// 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10 + 1 + 10 = 126 bytes.
+constexpr size_t kMaxRecordValueSize = 128;
 constexpr char kProcessFormatBase = 1;
 constexpr char kProcessFormatWorkload = 2;
 constexpr char kEndpointFormatBase = 1;
@@ -180,11 +186,12 @@ std::string EncodeRecordValue(const ConnRecord& r) {
   return out;
 }
 
-void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
-  // The same bytes as PutVarint/PutAddr/PutBigEndian16 would append, written
-  // into a stack buffer first: one append per record instead of one per byte.
-  // At most 2 + 5 + 2 x (17 + 2) + 5 + 10 + 2 x 10 + 5 x 5 + 10 + 1 + 10 = 126 bytes.
-  char buf[128];
+namespace {
+
+// The same bytes as PutVarint/PutAddr/PutBigEndian16 would append, written
+// into a stack buffer first: one append per record instead of one per byte.
+// Returns the length, at most kMaxRecordValueSize.
+size_t EncodeRecordInto(const ConnRecord& r, char* buf) {
   char* p = buf;
   auto varint = [&p](uint64_t v) {
     while (v >= 0x80) {
@@ -229,7 +236,49 @@ void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
   varint(r.duration_ns);
   if (format >= kRecordFormatFlags) varint(flags);
   if (format >= kRecordFormatCgroup) varint(r.proc.cgroup_id);
-  out->assign(buf, static_cast<size_t>(p - buf));
+  return static_cast<size_t>(p - buf);
+}
+
+}  // namespace
+
+void EncodeRecordValueTo(const ConnRecord& r, std::string* out) {
+  char buf[kMaxRecordValueSize];
+  out->assign(buf, EncodeRecordInto(r, buf));
+}
+
+void AppendToRecordBlock(int64_t key_ts_ns, const ConnRecord& r, std::string* block) {
+  if (block->empty()) block->push_back(kRecordBlockFormat);
+  char buf[kMaxRecordValueSize];
+  const size_t n = EncodeRecordInto(r, buf);
+  PutVarint(block, static_cast<uint64_t>(std::max<int64_t>(r.ts_ns - key_ts_ns, 0)));
+  PutVarint(block, n);
+  block->append(buf, n);
+}
+
+RecordBlockReader::RecordBlockReader(int64_t key_ts_ns, std::string_view value)
+    : key_ts_ns_(key_ts_ns), value_(value), pos_(1) {
+  malformed_ = value.empty() || value[0] != kRecordBlockFormat;
+}
+
+bool RecordBlockReader::Next(ConnRecord* r) {
+  if (malformed_ || pos_ == value_.size()) return false;
+  uint64_t offset = 0, len = 0;
+  if (!GetVarint(value_, &pos_, &offset) || !GetVarint(value_, &pos_, &len) ||
+      offset > kRecordBlockSpanNs || len > value_.size() - pos_ ||
+      !ParseRecordValue(key_ts_ns_ + static_cast<int64_t>(offset), value_.substr(pos_, len), r)) {
+    malformed_ = true;
+    return false;
+  }
+  pos_ += len;
+  return true;
+}
+
+size_t CountRecordBlock(int64_t key_ts_ns, std::string_view value) {
+  RecordBlockReader reader(key_ts_ns, value);
+  ConnRecord r;
+  size_t n = 0;
+  while (reader.Next(&r)) ++n;
+  return reader.malformed() ? 0 : n;
 }
 
 bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r) {

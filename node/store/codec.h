@@ -38,6 +38,31 @@ Result<ConnRecord> DecodeRecordValue(int64_t ts_ns, std::string_view value);
 // is then partly overwritten.
 bool ParseRecordValue(int64_t ts_ns, std::string_view value, ConnRecord* r);
 
+// Records are written in blocks, one key per run (keys.h RecordBlockKey):
+// RocksDB's cost is per key (the memtable insert, the flush and compaction
+// comparisons), and one key per record was most of meshd's CPU at churn.
+// Appends `r` to *block (empty: a new block), whose key has time key_ts_ns;
+// r.ts_ns must lie in [key_ts_ns, key_ts_ns + kRecordBlockSpanNs].
+void AppendToRecordBlock(int64_t key_ts_ns, const ConnRecord& r, std::string* block);
+
+// Reads a block's records in order, each with ts_ns set and comm empty.
+class RecordBlockReader {
+ public:
+  RecordBlockReader(int64_t key_ts_ns, std::string_view value);
+  // The next record into *r; false at the end, or when the rest is malformed.
+  bool Next(ConnRecord* r);
+  bool malformed() const { return malformed_; }
+
+ private:
+  int64_t key_ts_ns_;
+  std::string_view value_;
+  size_t pos_;
+  bool malformed_;
+};
+
+// How many records a block holds; 0 if it is malformed.
+size_t CountRecordBlock(int64_t key_ts_ns, std::string_view value);
+
 std::string EncodeFlowStats(const FlowStats& s);
 Result<FlowStats> DecodeFlowStats(std::string_view value);
 

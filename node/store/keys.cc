@@ -114,10 +114,17 @@ std::string RecordKeyAt(int64_t ts_ns) {
   return out;
 }
 
+std::string RecordBlockKey(int64_t first_ts_ns, const ConnKey& first) {
+  std::string out = RecordKey(first_ts_ns, first);
+  out.push_back(kRecordBlockMark);
+  return out;
+}
+
 Result<RecordKeyParts> DecodeRecordKey(std::string_view key) {
-  if (key.size() != kRecordKeySize) return BadKey("record", key);
+  const bool block = key.size() == kRecordBlockKeySize && key.back() == kRecordBlockMark;
+  if (key.size() != kRecordKeySize && !block) return BadKey("record", key);
   return RecordKeyParts{static_cast<int64_t>(GetBigEndian64(key.data())),
-                        GetBigEndian32(key.data() + 8)};
+                        GetBigEndian32(key.data() + 8), block};
 }
 
 std::string FlowRowKey(int level, int64_t bucket_ns, const FlowKey& key) {

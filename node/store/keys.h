@@ -30,14 +30,25 @@ bool GetAddr(std::string_view in, size_t* pos, IpAddr* addr);
 
 // --- records: close ts (8) + 32-bit hash of the ConnKey (4). The hash makes
 // rewriting a record idempotent and keeps two closes in the same ns apart.
+// A store of before holds such a key per record; meshd now writes blocks:
+// the key of a block's first record and one more byte, kRecordBlockMark. A
+// block's records are in time order, lie in one flow bucket (retention cuts
+// at buckets) and within kRecordBlockSpanNs of the first, so a window scan
+// seeks that much before its start; at most kMaxRecordsPerBlock of them.
 inline constexpr size_t kRecordKeySize = 12;
+inline constexpr size_t kRecordBlockKeySize = 13;
+inline constexpr char kRecordBlockMark = 'b';
+inline constexpr int64_t kRecordBlockSpanNs = 100'000'000;
+inline constexpr size_t kMaxRecordsPerBlock = 256;
 uint32_t ConnKeyHash32(const ConnKey& key);  // FNV-1a, stable across builds
 std::string RecordKey(int64_t ts_ns, const ConnKey& key);
+std::string RecordBlockKey(int64_t first_ts_ns, const ConnKey& first);
 // Sorts before every record key of `ts_ns` (and after all earlier ones).
 std::string RecordKeyAt(int64_t ts_ns);
 struct RecordKeyParts {
   int64_t ts_ns = 0;
   uint32_t hash = 0;
+  bool block = false;
 };
 Result<RecordKeyParts> DecodeRecordKey(std::string_view key);
 

@@ -85,8 +85,10 @@ class Store {
 
   Status Write(const Batch& batch);
 
-  // Records whose close time is in the window, oldest first. `fn` returns
-  // false to stop early.
+  // Records whose close time is in the window, oldest first (records that
+  // reached meshd out of order, by the few ms the ring buffer allows, may
+  // come out of order if two flushes wrote them). `fn` returns false to stop
+  // early.
   Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                      const std::function<bool(const ConnRecord&)>& fn) const;
   // Flows of every bucket that overlaps the window, summed per key: each

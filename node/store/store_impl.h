@@ -97,6 +97,9 @@ class Store::Impl {
   void StampWatched(int64_t now_ns);
 
   Status Write(const Batch& batch);
+  // The batch's records as blocks into *wb, with the per-bucket counts of
+  // those not stored before; caller holds write_mu_.
+  Status WriteRecords(const Batch& batch, rocksdb::WriteBatch* wb, uint64_t* new_records);
   Status ReplaceEndpoints(const std::vector<EndpointRecord>& endpoints);
   Status ScanRecords(const TimeWindow& window, const RecordFilter& filter,
                      const std::function<bool(const ConnRecord&)>& fn) const;

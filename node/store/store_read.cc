@@ -50,16 +50,11 @@ Status Store::Impl::ScanRecords(const TimeWindow& window, const RecordFilter& fi
   std::unordered_map<ProcessId, std::string, ProcessIdHash> comms;
   ProcessId last_id{};
   const std::string* last_comm = nullptr;
-  ConnRecord rec;  // reused: no allocation per record
-  for (it->Seek(RecordKeyAt(window.since_ns)); it->Valid(); it->Next()) {
-    const rocksdb::Slice k = it->key();
-    if (k.size() != kRecordKeySize ||
-        !ParseRecordValue(static_cast<int64_t>(GetBigEndian64(k.data())), View(it->value()),
-                          &rec)) {
-      corrupt->fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (!filter.Matches(rec)) continue;
+  // False to stop the scan. A block may begin before the window or hold
+  // records past it, so each record's time is checked.
+  auto visit = [&](ConnRecord& rec) {
+    if (rec.ts_ns < window.since_ns || rec.ts_ns > window.until_ns) return true;
+    if (!filter.Matches(rec)) return true;
     if (rec.proc.pid != 0) {
       ProcessId id{rec.proc.pid, rec.proc.start_ticks};
       if (!last_comm || id != last_id) {
@@ -70,7 +65,29 @@ Status Store::Impl::ScanRecords(const TimeWindow& window, const RecordFilter& fi
       }
       rec.proc.set_comm(*last_comm);
     }
-    if (!fn(rec)) break;
+    return fn(rec);
+  };
+  ConnRecord rec;  // reused: no allocation per record
+  // A block that began up to kRecordBlockSpanNs before the window may hold
+  // some of its records.
+  const int64_t seek_ns = window.since_ns > kRecordBlockSpanNs ? window.since_ns - kRecordBlockSpanNs : 0;
+  for (it->Seek(RecordKeyAt(seek_ns)); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    const int64_t key_ts = k.size() >= 8 ? static_cast<int64_t>(GetBigEndian64(k.data())) : 0;
+    if (k.size() == kRecordBlockKeySize && k[kRecordKeySize] == kRecordBlockMark) {
+      RecordBlockReader block(key_ts, View(it->value()));
+      bool more = true;
+      while (more && block.Next(&rec)) more = visit(rec);
+      if (block.malformed()) corrupt->fetch_add(1, std::memory_order_relaxed);
+      if (!more) break;
+      continue;
+    }
+    // One record per key: a store written before blocks.
+    if (k.size() != kRecordKeySize || !ParseRecordValue(key_ts, View(it->value()), &rec)) {
+      corrupt->fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (!visit(rec)) break;
   }
   return FromRocks(it->status(), "cannot read records from " + options.dir);
 }

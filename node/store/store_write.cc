@@ -35,6 +35,19 @@ std::string WriteErrorMessage(const std::string& dir, const rocksdb::Status& s) 
   return "store write failed in " + dir + ": " + why + "; queries answer from what is stored";
 }
 
+// The batch's records in time order: the aggregator's order, all but always.
+std::vector<const ConnRecord*> InTimeOrder(const std::vector<ConnRecord>& records) {
+  std::vector<const ConnRecord*> order;
+  order.reserve(records.size());
+  for (const ConnRecord& r : records) order.push_back(&r);
+  auto earlier = [](const ConnRecord* a, const ConnRecord* b) { return a->ts_ns < b->ts_ns; };
+  if (!std::is_sorted(order.begin(), order.end(), earlier))
+    std::stable_sort(order.begin(), order.end(), earlier);
+  return order;
+}
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
 }  // namespace
 
 bool CommCache::Find(const ProcessId& id, std::string* comm) const {
@@ -110,6 +123,73 @@ Status Store::Impl::RefreshProcesses(const Batch& batch, int64_t batch_time,
   return Status::Ok();
 }
 
+Status Store::Impl::WriteRecords(const Batch& batch, rocksdb::WriteBatch* wb,
+                                 uint64_t* new_records) {
+  // One block per run of records (keys.h): cut at kMaxRecordsPerBlock, at a
+  // flow bucket and past kRecordBlockSpanNs from its first record.
+  struct Block {
+    std::string key;
+    int64_t first_ts = 0;
+    int64_t bucket = 0;
+    uint64_t count = 0;
+  };
+  std::vector<Block> blocks;
+  std::string value;  // the open block's value; one buffer for every block
+  auto put = [&] {
+    if (!blocks.empty()) wb->Put(records, blocks.back().key, value);
+    value.clear();
+  };
+  // A record is its close time and connection: written twice in a batch, it
+  // is stored once. Such twins sort next to each other.
+  std::vector<const ConnRecord*> same_ts;
+  for (const ConnRecord* r : InTimeOrder(batch.records)) {
+    if (!same_ts.empty() && same_ts.front()->ts_ns != r->ts_ns) same_ts.clear();
+    if (std::any_of(same_ts.begin(), same_ts.end(),
+                    [r](const ConnRecord* o) { return o->key == r->key; }))
+      continue;
+    same_ts.push_back(r);
+    const int64_t bucket = FlowBucketOf(r->ts_ns);
+    if (blocks.empty() || blocks.back().count == kMaxRecordsPerBlock ||
+        blocks.back().bucket != bucket || r->ts_ns - blocks.back().first_ts > kRecordBlockSpanNs) {
+      put();
+      blocks.push_back({RecordBlockKey(r->ts_ns, r->key), r->ts_ns, bucket, 0});
+    }
+    AppendToRecordBlock(blocks.back().first_ts, *r, &value);
+    ++blocks.back().count;
+  }
+  put();
+
+  // A block already stored (a batch written again after a failed write that
+  // landed after all) is rewritten, and only the records it did not hold yet
+  // are counted, so Stats().records stays exact: a retried batch is the one
+  // before with more appended, so its blocks begin where they began. Only
+  // such a batch pays for looking its keys up.
+  if (batch.retried && !blocks.empty()) {
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(blocks.size());
+    for (const Block& b : blocks) keys.emplace_back(b.key);
+    std::vector<rocksdb::PinnableSlice> found(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db->MultiGet({}, records, keys.size(), keys.data(), found.data(), statuses.data());
+    std::unordered_set<std::string_view> seen;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      Block& b = blocks[i];
+      if (!statuses[i].ok() && !statuses[i].IsNotFound())
+        return FromRocks(statuses[i], "cannot check records in " + options.dir);
+      const uint64_t stored = statuses[i].ok() ? CountRecordBlock(b.first_ts, View(found[i])) : 0;
+      b.count = seen.insert(b.key).second && b.count > stored ? b.count - stored : 0;
+    }
+  }
+  std::map<int64_t, uint64_t> new_per_bucket;
+  for (const Block& b : blocks) {
+    new_per_bucket[b.bucket] += b.count;
+    *new_records += b.count;
+  }
+  for (const auto& [bucket, n] : new_per_bucket)
+    if (n > 0) wb->Merge(meta, CountKey(bucket), EncodeCount(n));
+  return Status::Ok();
+}
+
 Status Store::Impl::Write(const Batch& batch) {
   if (!read_only_reason.empty()) return batch.empty() ? Status::Ok() : RefuseWrite();
   std::lock_guard lock(write_mu_);
@@ -128,51 +208,13 @@ Status Store::Impl::Write(const Batch& batch) {
   }
   if (batch.empty()) return Status::Ok();
   const int64_t batch_time = BatchTime(batch);
-  // Sized up front (a record is about 70 bytes in the batch, a flow merge
+  // Sized up front (a record is about 60 bytes in the batch, a flow merge
   // about 150): growing a batch of tens of thousands of records by doubling
   // copies it several times.
-  rocksdb::WriteBatch wb(batch.records.size() * 80 + batch.flows.size() * 160 + 64);
+  rocksdb::WriteBatch wb(batch.records.size() * 64 + batch.flows.size() * 160 + 64);
 
-  // Records: a key already stored (a batch written again after a failed
-  // write) is rewritten but not counted again, so Stats().records stays
-  // exact. Only such a batch pays for looking its keys up first: at tens of
-  // thousands of records a second the lookups were a tenth of meshd's CPU.
-  std::vector<std::string> keys;
-  keys.reserve(batch.records.size());
-  for (const auto& r : batch.records) keys.push_back(RecordKey(r.ts_ns, r.key));
-  std::vector<rocksdb::Status> statuses(keys.size(), rocksdb::Status::NotFound());
-  if (batch.retried && !keys.empty()) {
-    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-    std::vector<rocksdb::PinnableSlice> found(keys.size());
-    db->MultiGet({}, records, keys.size(), slices.data(), found.data(), statuses.data());
-  }
-  std::unordered_set<std::string_view> seen;
-  std::map<int64_t, uint64_t> new_per_bucket;
   uint64_t new_records = 0;
-  std::string value;  // one buffer for every record's value
-  value.reserve(64);
-  // Records arrive in time order, so runs share a bucket: count a run, then
-  // add it to the map once.
-  int64_t run_bucket = 0;
-  uint64_t run = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!statuses[i].ok() && !statuses[i].IsNotFound())
-      return FromRocks(statuses[i], "cannot check records in " + options.dir);
-    EncodeRecordValueTo(batch.records[i], &value);
-    wb.Put(records, keys[i], value);
-    if (statuses[i].IsNotFound() && (!batch.retried || seen.insert(keys[i]).second)) {
-      const int64_t bucket = FlowBucketOf(batch.records[i].ts_ns);
-      if (run > 0 && bucket != run_bucket) {
-        new_per_bucket[run_bucket] += run;
-        run = 0;
-      }
-      run_bucket = bucket;
-      ++run;
-      ++new_records;
-    }
-  }
-  if (run > 0) new_per_bucket[run_bucket] += run;
-  for (const auto& [bucket, n] : new_per_bucket) wb.Merge(meta, CountKey(bucket), EncodeCount(n));
+  FM_RETURN_IF_ERROR(WriteRecords(batch, &wb, &new_records));
 
   // Minute buckets only; the coarse levels get them when the minute is over
   // (RollUp, below). A late delta for a minute already rolled up goes to

@@ -56,6 +56,21 @@ TEST(KeyEncoding, RecordKeyIsDeterministicAndSeparatesConnections) {
   EXPECT_EQ(ConnKeyHash32(k), 0xac92d079u);  // FNV-1a, computed independently
 }
 
+TEST(KeyEncoding, BlockKeysAreTheFirstRecordsKeyMarked) {
+  ConnRecord a = MakeRecord(1'700'000'000'000'000'000, 7, 40000, 80);
+  const std::string block = RecordBlockKey(a.ts_ns, a.key);
+  EXPECT_EQ(block.size(), kRecordBlockKeySize);
+  EXPECT_EQ(block.substr(0, kRecordKeySize), RecordKey(a.ts_ns, a.key));
+  auto parts = DecodeRecordKey(block);
+  ASSERT_TRUE(parts.ok()) << parts.status().message();
+  EXPECT_TRUE(parts->block);
+  EXPECT_EQ(parts->ts_ns, a.ts_ns);
+  EXPECT_FALSE(DecodeRecordKey(RecordKey(a.ts_ns, a.key))->block);
+  // Between the bounds of its time, as a record's key is.
+  EXPECT_LT(RecordKeyAt(a.ts_ns), block);
+  EXPECT_LT(block, RecordKeyAt(a.ts_ns + 1));
+}
+
 TEST(KeyEncoding, NegativeTimesClampToZero) { EXPECT_EQ(RecordKeyAt(-5), RecordKeyAt(0)); }
 
 TEST(KeyEncoding, FlowKeysRoundTripV4AndV6) {

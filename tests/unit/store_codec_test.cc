@@ -57,6 +57,76 @@ TEST(StoreCodec, ReconstructedFlagAndCgroupIdRoundTrip) {
   EXPECT_EQ(DecodeRecordValue(r.ts_ns, plain)->proc.cgroup_id, 0u);
 }
 
+// A block's records, read back in order and whole; any truncation is
+// malformed, never a crash or a made-up record.
+TEST(StoreCodec, RecordBlocksRoundTripAndRefuseDamage) {
+  const int64_t t0 = testing::kT0;
+  std::vector<ConnRecord> in;
+  for (int i = 0; i < 40; ++i) {
+    ConnRecord r = MakeRecord(t0 + i * 1'000'000, 100 + i % 5, 40000 + i, 80, i % 2 == 1);
+    r.reconstructed = i % 7 == 0;
+    r.proc.cgroup_id = i % 3 == 0 ? 0 : 9000 + i;
+    in.push_back(r);
+  }
+  in.back().ts_ns = t0 + kRecordBlockSpanNs;  // the span is inclusive
+  std::string block;
+  for (const ConnRecord& r : in) AppendToRecordBlock(t0, r, &block);
+  std::vector<ConnRecord> out;
+  RecordBlockReader reader(t0, block);
+  ConnRecord r;
+  while (reader.Next(&r)) out.push_back(r);
+  EXPECT_FALSE(reader.malformed());
+  EXPECT_EQ(out, in);
+  EXPECT_EQ(CountRecordBlock(t0, block), in.size());
+
+  for (size_t n = 0; n < block.size(); ++n) {
+    std::string cut = block.substr(0, n);
+    RecordBlockReader damaged(t0, cut);
+    size_t read = 0;
+    while (damaged.Next(&r)) ++read;
+    // A cut between two records is a shorter block; anywhere else it is refused.
+    if (!damaged.malformed()) {
+      EXPECT_GT(n, 0u);
+      EXPECT_EQ(CountRecordBlock(t0, cut), read);
+    } else {
+      EXPECT_EQ(CountRecordBlock(t0, cut), 0u) << "cut to " << n;
+    }
+    EXPECT_LE(read, in.size());
+  }
+  // One record's value (format 1..3) is not a block.
+  RecordBlockReader single(t0, EncodeRecordValue(in[0]));
+  EXPECT_FALSE(single.Next(&r));
+  EXPECT_TRUE(single.malformed());
+  // A length past the end, an offset past the span.
+  std::string too_long = block.substr(0, 1) + "\x00\x7f" + block.substr(3, 10);
+  RecordBlockReader long_reader(t0, too_long);
+  EXPECT_FALSE(long_reader.Next(&r));
+  EXPECT_TRUE(long_reader.malformed());
+  std::string late;
+  ConnRecord past = in[0];
+  past.ts_ns = t0 + kRecordBlockSpanNs + 1;
+  AppendToRecordBlock(t0, past, &late);
+  RecordBlockReader late_reader(t0, late);
+  EXPECT_FALSE(late_reader.Next(&r));
+  EXPECT_TRUE(late_reader.malformed());
+}
+
+// Random bytes after the block's format byte: the reader stops, never reads
+// past the value (ASan watches) and never returns more records than bytes.
+TEST(StoreCodec, RecordBlockReaderSurvivesRandomBytes) {
+  std::mt19937 rng(17);
+  ConnRecord r;
+  for (int round = 0; round < 20000; ++round) {
+    std::string v(1 + rng() % 200, '\0');
+    for (char& c : v) c = static_cast<char>(rng());
+    v[0] = 16;
+    RecordBlockReader reader(testing::kT0, v);
+    size_t n = 0;
+    while (reader.Next(&r)) ++n;
+    EXPECT_LE(n * 20, v.size());
+  }
+}
+
 TEST(StoreCodec, RecordsWrittenBeforeFlagsStillDecode) {
   // A format 1 record as meshd wrote it before records had flags, laid out
   // by hand: active, netns 7, 127.0.0.1:40000 -> 127.0.0.1:80, pid 300,

@@ -174,7 +174,8 @@ TEST(StoreMigration, OldValuesReadBackBesideNewOnes) {
   // What this meshd wrote is in the new formats; the old values were read
   // in place, not rewritten.
   RawStore raw(dir.path());
-  EXPECT_EQ(FormatOf(raw, "records", RecordKey(fresh.ts_ns, fresh.key)), 3);
+  // A fresh record is in a block (format 16) of one record in format 3.
+  EXPECT_EQ(FormatOf(raw, "records", RecordBlockKey(fresh.ts_ns, fresh.key)), 16);
   EXPECT_EQ(FormatOf(raw, "records", RecordKey(old_plain.ts_ns, old_plain.key)), 1);
   EXPECT_EQ(FormatOf(raw, "records", RecordKey(old_flagged.ts_ns, old_flagged.key)), 2);
   EXPECT_EQ(FormatOf(raw, "processes", ProcessKey(fresh_proc.pid, fresh_proc.start_ticks)), 2);

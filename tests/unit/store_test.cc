@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <random>
 
 #include "node/store/keys.h"
 #include "node/store/merge_operators.h"
@@ -276,6 +277,77 @@ TEST(Store, RewritingTheSameRecordsIsIdempotent) {
   EXPECT_EQ(store->Stats().records, 14u);
 }
 
+// Records go to disk in blocks (keys.h): a run of at most kMaxRecordsPerBlock,
+// within one flow bucket and kRecordBlockSpanNs. Each window still gets
+// exactly its records, oldest first, whatever order the batch had.
+TEST(Store, RecordsAreStoredInBlocksAndEveryWindowIsExact) {
+  TempDir dir;
+  std::vector<ConnRecord> want;
+  Batch late;
+  {
+    auto store = MustOpen(TestOptions(dir.path()));
+    ASSERT_TRUE(store);
+    // 1000 records 100 us apart across the minute at kT0 + 60 s, shuffled.
+    const int64_t start = kT0 + kMin - 50'000'000;
+    for (int i = 0; i < 1000; ++i)
+      want.push_back(MakeRecord(start + i * 100'000, 100 + i % 3, 20000 + i, 80 + i % 2));
+    Batch b;
+    b.records = want;
+    std::mt19937 rng(5);
+    std::shuffle(b.records.begin(), b.records.end(), rng);
+    ASSERT_TRUE(store->Write(b).ok());
+    // A later batch with one record older than the newest of the first.
+    late.records = {MakeRecord(start + 999 * 100'000 - 50'000, 7, 19999, 80),
+                    MakeRecord(start + 2 * kSec, 7, 19998, 80)};
+    ASSERT_TRUE(store->Write(late).ok());
+    want.insert(want.end(), late.records.begin(), late.records.end());
+    std::stable_sort(want.begin(), want.end(),
+                     [](const auto& a, const auto& b) { return a.ts_ns < b.ts_ns; });
+
+    EXPECT_EQ(store->Stats().records, want.size());
+    auto all = ScanAll(*store);
+    ASSERT_EQ(all.size(), want.size());
+    // Oldest first, but for the late record: its flush's block comes after
+    // the first batch's last one (store.h).
+    const auto late_at = std::find_if(all.begin(), all.end(), [&](const ConnRecord& r) {
+      return r.key == late.records[0].key;
+    });
+    ASSERT_NE(late_at, all.end());
+    EXPECT_EQ(late_at - all.begin(), 1000);
+    std::vector<ConnRecord> in_order = all;
+    std::stable_sort(in_order.begin(), in_order.end(),
+                     [](const auto& a, const auto& b) { return a.ts_ns < b.ts_ns; });
+    for (size_t i = 0; i < all.size(); ++i) {
+      EXPECT_EQ(in_order[i].ts_ns, want[i].ts_ns) << i;
+      EXPECT_EQ(in_order[i].key, want[i].key) << i;
+    }
+    all.erase(late_at);
+    EXPECT_TRUE(std::is_sorted(all.begin(), all.end(),
+                               [](const auto& a, const auto& b) { return a.ts_ns < b.ts_ns; }));
+    // Windows that begin and end inside blocks, and across the bucket.
+    for (auto [from, to] : {std::pair{300, 700}, {0, 0}, {255, 256}, {499, 500}, {1000, 1001},
+                            {1, 998}}) {
+      const TimeWindow w{want[from].ts_ns, want[to].ts_ns};
+      auto got = ScanAll(*store, w);
+      ASSERT_EQ(got.size(), static_cast<size_t>(to - from + 1)) << from << ".." << to;
+      EXPECT_EQ(got.front().ts_ns, want[from].ts_ns);
+      EXPECT_EQ(got.back().ts_ns, want[to].ts_ns);
+    }
+    EXPECT_EQ(ScanAll(*store, {want.back().ts_ns + 1, want.back().ts_ns + kSec}).size(), 0u);
+    EXPECT_EQ(store->Stats().corrupt_values, 0u);
+  }
+  // On disk: the first batch's two half-minutes are 500 records each, two
+  // blocks each (256 + 244); the late batch is two blocks.
+  RawStore raw(dir.path());
+  std::unique_ptr<rocksdb::Iterator> it(raw.db().NewIterator({}, raw.cf("records")));
+  size_t keys = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++keys;
+    EXPECT_EQ(it->key().size(), kRecordBlockKeySize);
+  }
+  EXPECT_EQ(keys, 6u);
+}
+
 TEST(Store, StatsCountRecordsExactly) {
   TempDir dir;
   auto store = MustOpen(TestOptions(dir.path()));
@@ -392,7 +464,8 @@ TEST(Store, MalformedValuesOnDiskAreSkippedAndCounted) {
                                 [](auto* h) { return h->GetName() == "records"; });
     ASSERT_NE(records, handles.end());
     ConnRecord r = MakeRecord(kT0 + 30 * kSec, 100, 40003, 81);
-    ASSERT_TRUE(db->Put({}, *records, RecordKey(r.ts_ns, r.key), "\x01garbage").ok());
+    // Over the block that holds r (alone: the records are 10 s apart).
+    ASSERT_TRUE(db->Put({}, *records, RecordBlockKey(r.ts_ns, r.key), "\x10garbage").ok());
     ASSERT_TRUE(db->Put({}, *records, RecordKeyAt(kT0 + 31 * kSec), "short key").ok());
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   }
