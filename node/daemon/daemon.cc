@@ -138,7 +138,8 @@ Status Daemon::InitStore() {
   FlusherOptions fo;
   fo.interval_ns = static_cast<int64_t>(config_.flush_interval.count()) * 1'000'000;
   flusher_ = std::make_unique<Flusher>(
-      fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()));
+      fo, [this] { return aggregator_->TakeBatch(); }, Flusher::WriteTo(store_.get()),
+      [this](Batch&& written) { aggregator_->Recycle(std::move(written)); });
   // Under heavy churn a second's records are tens of MB in memory (and as
   // much again in the write): write every kFlushAtRecords instead.
   aggregator_->set_on_pending_full(kFlushAtRecords, [this] { flusher_->Kick(); });

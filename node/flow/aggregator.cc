@@ -449,10 +449,24 @@ Batch Aggregator::TakeBatch() {
   pending_index_.clear();
   pending_full_told_ = false;
   // The next batch is likely as large: growing it from nothing costs a
-  // reallocation and fresh pages per doubling, on the probe's thread.
-  pending_.records.reserve(b.records.size());
+  // reallocation and fresh pages per doubling, on the probe's thread. A
+  // batch runs past the flush threshold while the flusher wakes: room for
+  // half as much again.
+  const size_t want = std::max(b.records.size(), pending_full_at_ + pending_full_at_ / 2);
+  if (spare_records_.capacity() >= want) pending_.records = std::move(spare_records_);
+  spare_records_ = {};
+  pending_.records.reserve(want);
   pending_.flows.reserve(b.flows.size());
   return b;
+}
+
+void Aggregator::Recycle(Batch&& written) {
+  std::vector<ConnRecord> records = std::move(written.records);
+  const size_t keep_up_to = std::max<size_t>(2 * pending_full_at_, 65536);
+  if (records.capacity() > keep_up_to) return;  // freed here, off the probe's thread
+  records.clear();
+  std::lock_guard lock(pending_mu_);
+  if (records.capacity() > spare_records_.capacity()) spare_records_ = std::move(records);
 }
 
 AggregatorStats Aggregator::Stats() const {

@@ -45,8 +45,11 @@ Flusher::WriteFn Flusher::WriteTo(Store* store) {
   return [store](const Batch& b) { return store->Write(b); };
 }
 
-Flusher::Flusher(FlusherOptions options, DrainFn drain, WriteFn write)
-    : options_(options), drain_(std::move(drain)), write_(std::move(write)) {
+Flusher::Flusher(FlusherOptions options, DrainFn drain, WriteFn write, RecycleFn recycle)
+    : options_(options),
+      drain_(std::move(drain)),
+      write_(std::move(write)),
+      recycle_(std::move(recycle)) {
   if (options_.interval_ns > 0) thread_ = std::thread([this] { Loop(); });
 }
 
@@ -149,11 +152,14 @@ Status Flusher::FlushLocked() {
                             << " failed flushes; " << streak_dropped_ << " records were dropped";
     failing_ = false;
     streak_errors_ = streak_dropped_ = 0;
-    std::lock_guard lock(stats_mu_);
-    ++stats_.flushes;
-    stats_.records_written += pending_.records.size();
-    stats_.pending_records = 0;
-    stats_.last_error.clear();
+    {
+      std::lock_guard lock(stats_mu_);
+      ++stats_.flushes;
+      stats_.records_written += pending_.records.size();
+      stats_.pending_records = 0;
+      stats_.last_error.clear();
+    }
+    if (recycle_) recycle_(std::move(pending_));
     pending_ = Batch{};
     return s;
   }

@@ -40,11 +40,13 @@ class Flusher {
  public:
   using DrainFn = std::function<Batch()>;               // e.g. the aggregator's TakeBatch
   using WriteFn = std::function<Status(const Batch&)>;  // Store::Write, or a fake in tests
+  // Gets each batch once it is written (the aggregator's Recycle); may be null.
+  using RecycleFn = std::function<void(Batch&&)>;
 
   // Writes to `store`, which must outlive the Flusher.
   static WriteFn WriteTo(Store* store);
 
-  Flusher(FlusherOptions options, DrainFn drain, WriteFn write);
+  Flusher(FlusherOptions options, DrainFn drain, WriteFn write, RecycleFn recycle = nullptr);
   ~Flusher();  // Stop()
   Flusher(const Flusher&) = delete;
   Flusher& operator=(const Flusher&) = delete;
@@ -69,6 +71,7 @@ class Flusher {
   const FlusherOptions options_;
   const DrainFn drain_;
   const WriteFn write_;
+  const RecycleFn recycle_;
 
   std::mutex flush_mu_;  // one flush at a time; guards pending_
   Batch pending_;

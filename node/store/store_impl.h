@@ -4,6 +4,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -194,6 +195,8 @@ class Store::Impl {
   // Serialises writers: the "is this record new?" check and the count merge
   // must not interleave with another write or with retention's deletes.
   std::mutex write_mu_;
+  rocksdb::WriteBatch write_batch_;  // Write's, reused; under write_mu_
+  static constexpr size_t kMaxKeptWriteBatch = 8 << 20;
   bool needs_resume_ = false;
   int64_t rolled_up_to_ = 0;  // kMetaRolledUpToKey; under write_mu_
   bool rollup_failing_ = false;

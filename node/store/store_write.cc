@@ -208,10 +208,13 @@ Status Store::Impl::Write(const Batch& batch) {
   }
   if (batch.empty()) return Status::Ok();
   const int64_t batch_time = BatchTime(batch);
-  // Sized up front (a record is about 60 bytes in the batch, a flow merge
-  // about 150): growing a batch of tens of thousands of records by doubling
-  // copies it several times.
-  rocksdb::WriteBatch wb(batch.records.size() * 64 + batch.flows.size() * 160 + 64);
+  // One WriteBatch kept from write to write: its buffer (a megabyte or two at
+  // churn) stays in memory that is already paged in, instead of fresh pages
+  // faulted in on every write. One that grew past kMaxKeptWriteBatch while
+  // the store failed is let go.
+  rocksdb::WriteBatch& wb = write_batch_;
+  if (wb.GetDataSize() > kMaxKeptWriteBatch) wb = rocksdb::WriteBatch();
+  wb.Clear();
 
   uint64_t new_records = 0;
   FM_RETURN_IF_ERROR(WriteRecords(batch, &wb, &new_records));

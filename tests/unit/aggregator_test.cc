@@ -163,6 +163,44 @@ TEST_F(AggregatorTest, TellsOnceWhenABatchWorthOfRecordsIsPending) {
   EXPECT_EQ(told, 2) << "and again for the next batch";
 }
 
+// A written batch handed back (Recycle) is where the next batch after the
+// one filling now goes: two buffers take turns, warm, instead of a fresh one
+// per batch. One grown past a few batches' worth is not kept.
+TEST_F(AggregatorTest, WrittenBatchesRecordsMemoryIsReused) {
+  agg_.set_on_pending_full(3, [] {});
+  uint16_t port = 40000;
+  auto close = [&] {
+    Feed(Ev(EventKind::kClose, EventSource::kKernel, Direction::kActive, kT0, Active(++port),
+            nginx_));
+  };
+  close();
+  agg_.TakeBatch();  // the next batch gets room for the threshold and half again
+  close();
+  Batch first = agg_.TakeBatch();
+  ASSERT_THAT(first.records, SizeIs(1));
+  const ConnRecord* first_buffer = first.records.data();
+  agg_.Recycle(std::move(first));
+  close();
+  Batch second = agg_.TakeBatch();  // was filling when the first came back
+  ASSERT_THAT(second.records, SizeIs(1));
+  EXPECT_NE(second.records.data(), first_buffer);
+  close();
+  close();
+  Batch third = agg_.TakeBatch();
+  ASSERT_THAT(third.records, SizeIs(2));
+  EXPECT_EQ(third.records.data(), first_buffer) << "the first batch's buffer, filled again";
+  EXPECT_EQ(third.records[0].key, Active(port - 1));
+
+  Batch huge;
+  huge.records.reserve(1'000'000);
+  const ConnRecord* huge_buffer = huge.records.data();
+  agg_.Recycle(std::move(huge));
+  close();
+  agg_.TakeBatch();
+  close();
+  EXPECT_NE(agg_.TakeBatch().records.data(), huge_buffer);
+}
+
 TEST_F(AggregatorTest, PassiveConnectionsCollapseThePeerPort) {
   Feed(Ev(EventKind::kListen, EventSource::kKernel, Direction::kUnknown, kT0,
           ConnKey{1, IpAddr::V4(0, 0, 0, 0), {}, 80, 0}, nginx_));

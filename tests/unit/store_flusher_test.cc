@@ -124,6 +124,26 @@ TEST(StoreFlusher, FailedBatchStaysPendingAndIsWrittenInOrderLater) {
   EXPECT_EQ(st.dropped_records, 0u);
 }
 
+// Only a written batch goes back for its memory to be reused; a failed one
+// stays pending, whole.
+TEST(StoreFlusher, HandsBackOnlyWrittenBatches) {
+  FakeSource src;
+  FakeSink sink;
+  std::vector<size_t> recycled;
+  Flusher f(Manual(), src.fn(), sink.fn(),
+            [&](Batch&& b) { recycled.push_back(b.records.size()); });
+  src.Add(3, kT0);
+  sink.fail = true;
+  EXPECT_FALSE(f.FlushNow().ok());
+  EXPECT_TRUE(recycled.empty());
+  sink.fail = false;
+  src.Add(2, kT0 + 10);
+  ASSERT_TRUE(f.FlushNow().ok());
+  EXPECT_EQ(recycled, std::vector<size_t>{5});
+  ASSERT_EQ(sink.written.size(), 1u);
+  EXPECT_EQ(sink.written[0].records.size(), 5u);
+}
+
 TEST(StoreFlusher, DropsTheOldestRecordsPastTheBound) {
   FakeSource src;
   FakeSink sink;
