@@ -170,7 +170,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   std::string max_connections = std::to_string(cfg.max_connections);
   std::string max_listeners = std::to_string(cfg.max_listeners);
   std::string flush = "1s", retention = "7d", retention_size = "2G", store_memory = "16M";
-  std::string ring_size = "8M", reconcile = "30s", account = "30s", drain = "1s";
+  std::string ring_size = "4M", reconcile = "30s", account = "30s", drain = "1s";
   std::string records = "on";
   std::string config_path = kDefaultConfigPath;
   bool print_config = false;
@@ -263,11 +263,12 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
   app.add_option("--ring-buffer-size", ring_size,
                  "Size of the BPF ring buffer (streaming mode), a power of two from 64K to 1G: "
                  "how far meshd may fall behind under connection churn before events are lost "
-                 "(about 152 bytes an event, two per connection end). 8M holds about 0.45 s of "
-                 "30k connections/s on loopback; on 2 shared cores the bench's churn filled up to "
-                 "6.9M of it, and 1M and 2M lost events (docs/bench.md). A host with little "
-                 "churn can take 1M: meshctl status shows the most it held "
-                 "(ring_high_water_bytes)")
+                 "(about 152 bytes an event, two per connection end). 4M holds about 0.22 s of "
+                 "30k connections/s on loopback; the bench's churn filled at most 1.7M of it "
+                 "(docs/bench.md). It is resident memory of meshd's: a host with little churn "
+                 "can take 1M. meshctl status shows the most it held (ring_high_water_bytes); "
+                 "events lost to a full ring are counted, logged and shown there (ring full): "
+                 "raise it then")
       ->type_name("SIZE")
       ->envname("MESHD_RING_BUFFER_SIZE")
       ->capture_default_str();

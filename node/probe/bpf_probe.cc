@@ -237,9 +237,24 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   const int64_t n = ring_->Consume(&BpfProbe::OnSample, this);
   DeliverBatch();
   sink_ = nullptr;
+  TellRingLosses();
   if (n < 0) return BpfError(static_cast<int>(n), "ring buffer consume failed");
   wakes_served_ = serving;
   return static_cast<int>(n);
+}
+
+void BpfProbe::TellRingLosses() {
+  const uint64_t lost = skel_->bss->counters.lost_ringbuf;
+  if (lost == ring_lost_told_) return;
+  const int64_t now = MonotonicNs();
+  if (ring_lost_told_ns_ != 0 && now - ring_lost_told_ns_ < 60'000'000'000) return;
+  FM_LOG(Warn, "probe") << lost - ring_lost_told_ << " events lost (" << lost
+                        << " since start): the ring buffer (" << (options_.ring_bytes >> 10)
+                        << " KiB) was full, meshd fell behind the kernel; raise "
+                        << "--ring-buffer-size (the most it held: "
+                        << (skel_->bss->counters.ring_high_water >> 10) << " KiB)";
+  ring_lost_told_ = lost;
+  ring_lost_told_ns_ = now;
 }
 
 void BpfProbe::Stop() {

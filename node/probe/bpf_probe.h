@@ -30,7 +30,7 @@ struct BpfProbeOptions {
   // Size of the ring buffer: a power of two, at least a page. What it holds
   // is how long meshd may stall (or fall behind under churn) before events
   // are lost; each event takes 152 bytes (fm_event and the record header).
-  uint32_t ring_bytes = 8 << 20;
+  uint32_t ring_bytes = 4 << 20;
   // Capacity of the kernel's tables: sockets from connect()/accept to close
   // (both ends of a loopback connection count), and listening sockets. Past
   // them a connection is still recorded, without its process (counted in
@@ -74,6 +74,8 @@ class BpfProbe final : public Probe {
   // running on that CPU (an inet_sock_set_state in a softirq that interrupted
   // it): each skip is a transition, and so possibly an event, never seen.
   uint64_t RecursionMisses() const;
+  // Says in the log, at most once a minute, that the ring buffer was full.
+  void TellRingLosses();
 
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
@@ -96,6 +98,8 @@ class BpfProbe final : public Probe {
   int64_t clock_offset_ns_ = 0;  // MonotonicToRealtimeOffsetNs() for the consume under way
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> malformed_{0};
+  uint64_t ring_lost_told_ = 0;  // probe thread only
+  int64_t ring_lost_told_ns_ = 0;
 };
 
 // Formats a libbpf error (negative errno) with what to do about it.

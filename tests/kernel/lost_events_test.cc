@@ -79,6 +79,14 @@ TEST(LostEvents, RingBufferOverflowIsCountedAndMissedClosesAreReconstructed) {
   JsonLine s = Status(meshd);
   EXPECT_GT(Num(s, "lost"), 0u) << meshd.Meshctl({"status"}).out;
   EXPECT_NE(s["detail"].find("\"lost_ringbuf\":"), std::string::npos) << s["detail"];
+  // Said where an operator looks, with the flag that makes room.
+  const std::string text = meshd.Meshctl({"status"}).out;
+  EXPECT_NE(text.find("ring full"), std::string::npos) << text;
+  EXPECT_NE(text.find("raise --ring-buffer-size (now 64"), std::string::npos) << text;
+  EXPECT_TRUE(WaitUntil(
+      [&] { return meshd.Log().find("raise --ring-buffer-size") != std::string::npos; },
+      std::chrono::seconds(5)))
+      << meshd.Log();
 
   // Two dumps a second or two apart find them gone; nothing stays open.
   EXPECT_TRUE(WaitUntil([&] { return Num(Status(meshd), "open_connections") == 0; },
@@ -109,8 +117,8 @@ TEST(LostEvents, RingBufferOverflowIsCountedAndMissedClosesAreReconstructed) {
       EXPECT_EQ(marked[key], "true") << key.first << " -> " << key.second;
     }
   }
-  CommandResult text = meshd.Meshctl({"flows"});
-  EXPECT_NE(text.out.find("[reconstructed]"), std::string::npos) << text.out;
+  CommandResult listed = meshd.Meshctl({"flows"});
+  EXPECT_NE(listed.out.find("[reconstructed]"), std::string::npos) << listed.out;
   EXPECT_EQ(meshd.Stop(), 0) << meshd.Log();
 }
 
