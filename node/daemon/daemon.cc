@@ -423,6 +423,9 @@ void Daemon::CheckKernelIfDue() {
   // full drain of the ring before the next one can confirm it.
   if (!kernel_snapshotter_) return;
   const int64_t now = MonotonicNs();
+  // The ring was drained just before: what the last dump missed and the
+  // ring has reported since needs no confirming dump.
+  if (reconciler_) reconciler_->DropReported(now);
   const bool reconcile = reconciler_ && reconciler_->Due(now);
   const int64_t account_ns = config_.account_interval.count() * 1'000'000;
   const bool account = account_ns > 0 && now >= next_account_ns_;

@@ -208,6 +208,18 @@ std::optional<ConnEvent> ConnTable::CloseMissed(const ConnKey& key, uint64_t see
   return ev;
 }
 
+bool ConnTable::StillUnreported(const ConnKey& key, uint64_t seen_seq) const {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(key);
+  return it != open_.end() && it->second.seen_seq == seen_seq;
+}
+
+bool ConnTable::ListenerStillUnreported(const ConnKey& key, uint64_t seen_seq) const {
+  std::lock_guard lock(mu_);
+  auto it = listeners_.find(key);
+  return it != listeners_.end() && it->second.seen_seq == seen_seq;
+}
+
 std::optional<ConnEvent> ConnTable::UnlistenMissed(const ConnKey& key, uint64_t seen_seq,
                                                    int64_t ts_ns) {
   std::lock_guard lock(mu_);

@@ -59,6 +59,11 @@ class ConnTable {
   std::optional<ConnEvent> CloseMissed(const ConnKey& key, uint64_t seen_seq, int64_t ts_ns);
   // The same for a listener (key as ListenKey gives it).
   std::optional<ConnEvent> UnlistenMissed(const ConnKey& key, uint64_t seen_seq, int64_t ts_ns);
+  // Whether the connection (listener: key as ListenKey gives it) is still in
+  // the table with nothing reported since seen_seq: what CloseMissed
+  // (UnlistenMissed) would close.
+  bool StillUnreported(const ConnKey& key, uint64_t seen_seq) const;
+  bool ListenerStillUnreported(const ConnKey& key, uint64_t seen_seq) const;
 
  private:
   // An open connection as held: its key is the map's and its process is

@@ -45,6 +45,18 @@ void Reconciler::Schedule(int64_t now_ns) {
                                   : options_.interval_ns);
 }
 
+void Reconciler::DropReported(int64_t now_ns) {
+  if (connections_.empty() && listeners_.empty()) return;
+  std::erase_if(connections_,
+                [&](const auto& kv) { return !table_.StillUnreported(kv.first, kv.second.seen_seq); });
+  std::erase_if(listeners_, [&](const auto& kv) {
+    return !table_.ListenerStillUnreported(kv.first, kv.second.seen_seq);
+  });
+  candidates_.store(connections_.size() + listeners_.size(), std::memory_order_relaxed);
+  if (connections_.empty() && listeners_.empty())
+    next_ns_ = std::max(now_ns, last_dump_ns_ + options_.interval_ns);
+}
+
 void Reconciler::Failed(int64_t now_ns) {
   dump_failures_.fetch_add(1, std::memory_order_relaxed);
   next_ns_ = now_ns + options_.interval_ns;
@@ -52,6 +64,7 @@ void Reconciler::Failed(int64_t now_ns) {
 
 std::vector<ConnEvent> Reconciler::Apply(KernelView view, int64_t now_ns) {
   dumps_.fetch_add(1, std::memory_order_relaxed);
+  last_dump_ns_ = now_ns;
   view.connections.Seal();
   view.listeners.Seal();
   std::vector<ConnEvent> out;

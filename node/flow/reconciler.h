@@ -80,6 +80,13 @@ class Reconciler {
   // made up (already applied to the table) for the rest of the pipeline.
   // Seals the view's key sets.
   std::vector<ConnEvent> Apply(KernelView view, int64_t now_ns);
+  // Drops the candidates the ring buffer has since reported (their CLOSE was
+  // still queued when the dump ran: under churn every dump finds some), and
+  // when none is left, the confirming dump: it waits for the interval again.
+  // Call after the ring is drained, before Due; cheap without candidates.
+  // Without it a host with churn dumped every confirm_after_ns, each dump
+  // reading every open socket.
+  void DropReported(int64_t now_ns);
   // The dump could not be taken: keep the candidates, try again later.
   void Failed(int64_t now_ns);
   ReconcilerStats Stats() const;
@@ -96,6 +103,7 @@ class Reconciler {
   ConnTable& table_;
   const ReconcilerOptions options_;
   int64_t next_ns_ = 0;
+  int64_t last_dump_ns_ = 0;  // now_ns of the last Apply
   Candidates connections_;
   Candidates listeners_;
   std::atomic<uint64_t> dumps_{0};

@@ -200,6 +200,46 @@ TEST_F(ReconcilerTest, ConfirmsSoonAfterFindingSomethingElseEveryInterval) {
   EXPECT_EQ(rec.Stats().dump_failures, 1u);
 }
 
+// Under churn every dump misses connections whose CLOSE is still in the
+// ring: once the ring has reported them there is nothing to confirm, and the
+// next dump is an interval away, not confirm_after_ns (each dump reads every
+// open socket). A candidate still unreported keeps the confirming dump.
+TEST_F(ReconcilerTest, CandidatesTheRingReportedNeedNoConfirmingDump) {
+  const ConnKey a = Key(40000, 80), b = Key(40001, 80), c = Key(40002, 80);
+  Open(a);
+  Open(b);
+  Open(c);
+  rec.Apply(Dump(table, {c}, 0), 0);
+  EXPECT_EQ(rec.Stats().candidates, 2u);
+  EXPECT_TRUE(rec.Due(2 * kSec));
+  EXPECT_TRUE(Close(a, 0));
+  rec.DropReported(1 * kSec);
+  EXPECT_EQ(rec.Stats().candidates, 1u) << "b is still unreported";
+  EXPECT_TRUE(rec.Due(2 * kSec));
+  ConnEvent update = Ev(EventKind::kUpdate, b, kT0 + kSec);
+  table.Apply(update);  // reported since: not what the dump judged
+  rec.DropReported(1 * kSec);
+  EXPECT_EQ(rec.Stats().candidates, 0u);
+  EXPECT_FALSE(rec.Due(2 * kSec));
+  EXPECT_FALSE(rec.Due(29 * kSec));
+  EXPECT_TRUE(rec.Due(30 * kSec));
+  EXPECT_TRUE(IsOpen(b));
+  EXPECT_EQ(table.Stats().reconstructed_closes, 0u);
+
+  // A listener's candidate the same way.
+  const ConnKey l = Key(8080, 0);
+  ConnEvent listen = Ev(EventKind::kListen, l, kT0);
+  table.Apply(listen);
+  rec.Apply(Dump(table, {b, c}, 30), 30 * kSec);
+  EXPECT_EQ(rec.Stats().candidates, 1u);
+  ConnEvent unlisten = Ev(EventKind::kUnlisten, l, kT0 + 30 * kSec);
+  table.Apply(unlisten);
+  rec.DropReported(31 * kSec);
+  EXPECT_EQ(rec.Stats().candidates, 0u);
+  EXPECT_FALSE(rec.Due(32 * kSec));
+  EXPECT_TRUE(rec.Due(60 * kSec));
+}
+
 // Through the pipeline to the store's batch: one record, marked, even when
 // the real CLOSE turns up afterwards.
 TEST(ReconcilerPipeline, OneReconstructedRecordForAMissedClose) {
