@@ -46,11 +46,12 @@ std::string BpfMapsText(const ProbeStats& p) {
   std::string out =
       Printf("%-12s %s locked (%s)\n", "bpf maps", HumanBytes(total).c_str(), each.c_str());
   if (const uint64_t lost = Detail(p, "lost_ringbuf"); lost > 0)
-    out += Printf("%-12s events full: %llu events lost (meshd fell behind the kernel); raise "
-                  "--ring-buffer-size (now %s, the most it held %s)\n",
-                  "ring full", static_cast<unsigned long long>(lost),
-                  HumanBytes(Capacity(p, "events")).c_str(),
-                  HumanBytes(Detail(p, "ring_high_water_bytes")).c_str());
+    out += Printf(
+        "%-12s events full: %llu events lost (meshd fell behind the kernel); raise "
+        "--ring-buffer-size (now %s, the most it held %s)\n",
+        "ring full", static_cast<unsigned long long>(lost),
+        HumanBytes(Capacity(p, "events")).c_str(),
+        HumanBytes(Detail(p, "ring_high_water_bytes")).c_str());
   for (const FullTable& t : kFullTables) {
     const uint64_t lost = Detail(p, t.counter);
     if (lost == 0) continue;

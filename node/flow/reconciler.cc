@@ -47,8 +47,9 @@ void Reconciler::Schedule(int64_t now_ns) {
 
 void Reconciler::DropReported(int64_t now_ns) {
   if (connections_.empty() && listeners_.empty()) return;
-  std::erase_if(connections_,
-                [&](const auto& kv) { return !table_.StillUnreported(kv.first, kv.second.seen_seq); });
+  std::erase_if(connections_, [&](const auto& kv) {
+    return !table_.StillUnreported(kv.first, kv.second.seen_seq);
+  });
   std::erase_if(listeners_, [&](const auto& kv) {
     return !table_.ListenerStillUnreported(kv.first, kv.second.seen_seq);
   });

@@ -265,6 +265,7 @@ bool RecordBlockReader::Next(ConnRecord* r) {
   uint64_t offset = 0, len = 0;
   if (!GetVarint(value_, &pos_, &offset) || !GetVarint(value_, &pos_, &len) ||
       offset > kRecordBlockSpanNs || len > value_.size() - pos_ ||
+      key_ts_ns_ > INT64_MAX - static_cast<int64_t>(offset) ||
       !ParseRecordValue(key_ts_ns_ + static_cast<int64_t>(offset), value_.substr(pos_, len), r)) {
     malformed_ = true;
     return false;

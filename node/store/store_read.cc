@@ -70,7 +70,8 @@ Status Store::Impl::ScanRecords(const TimeWindow& window, const RecordFilter& fi
   ConnRecord rec;  // reused: no allocation per record
   // A block that began up to kRecordBlockSpanNs before the window may hold
   // some of its records.
-  const int64_t seek_ns = window.since_ns > kRecordBlockSpanNs ? window.since_ns - kRecordBlockSpanNs : 0;
+  const int64_t seek_ns =
+      window.since_ns > kRecordBlockSpanNs ? window.since_ns - kRecordBlockSpanNs : 0;
   for (it->Seek(RecordKeyAt(seek_ns)); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     const int64_t key_ts = k.size() >= 8 ? static_cast<int64_t>(GetBigEndian64(k.data())) : 0;

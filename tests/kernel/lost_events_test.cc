@@ -83,9 +83,9 @@ TEST(LostEvents, RingBufferOverflowIsCountedAndMissedClosesAreReconstructed) {
   const std::string text = meshd.Meshctl({"status"}).out;
   EXPECT_NE(text.find("ring full"), std::string::npos) << text;
   EXPECT_NE(text.find("raise --ring-buffer-size (now 64"), std::string::npos) << text;
-  EXPECT_TRUE(WaitUntil(
-      [&] { return meshd.Log().find("raise --ring-buffer-size") != std::string::npos; },
-      std::chrono::seconds(5)))
+  EXPECT_TRUE(
+      WaitUntil([&] { return meshd.Log().find("raise --ring-buffer-size") != std::string::npos; },
+                std::chrono::seconds(5)))
       << meshd.Log();
 
   // Two dumps a second or two apart find them gone; nothing stays open.

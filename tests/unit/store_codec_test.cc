@@ -109,6 +109,11 @@ TEST(StoreCodec, RecordBlocksRoundTripAndRefuseDamage) {
   RecordBlockReader late_reader(t0, late);
   EXPECT_FALSE(late_reader.Next(&r));
   EXPECT_TRUE(late_reader.malformed());
+  // A key's time so late that key + offset would overflow (a damaged key).
+  RecordBlockReader overflow(INT64_MAX, block);
+  EXPECT_TRUE(overflow.Next(&r)) << "offset 0 fits";
+  EXPECT_FALSE(overflow.Next(&r));
+  EXPECT_TRUE(overflow.malformed());
 }
 
 // Random bytes after the block's format byte: the reader stops, never reads

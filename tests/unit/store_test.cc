@@ -309,9 +309,8 @@ TEST(Store, RecordsAreStoredInBlocksAndEveryWindowIsExact) {
     ASSERT_EQ(all.size(), want.size());
     // Oldest first, but for the late record: its flush's block comes after
     // the first batch's last one (store.h).
-    const auto late_at = std::find_if(all.begin(), all.end(), [&](const ConnRecord& r) {
-      return r.key == late.records[0].key;
-    });
+    const auto late_at = std::find_if(
+        all.begin(), all.end(), [&](const ConnRecord& r) { return r.key == late.records[0].key; });
     ASSERT_NE(late_at, all.end());
     EXPECT_EQ(late_at - all.begin(), 1000);
     std::vector<ConnRecord> in_order = all;
@@ -325,8 +324,8 @@ TEST(Store, RecordsAreStoredInBlocksAndEveryWindowIsExact) {
     EXPECT_TRUE(std::is_sorted(all.begin(), all.end(),
                                [](const auto& a, const auto& b) { return a.ts_ns < b.ts_ns; }));
     // Windows that begin and end inside blocks, and across the bucket.
-    for (auto [from, to] : {std::pair{300, 700}, {0, 0}, {255, 256}, {499, 500}, {1000, 1001},
-                            {1, 998}}) {
+    for (auto [from, to] :
+         {std::pair{300, 700}, {0, 0}, {255, 256}, {499, 500}, {1000, 1001}, {1, 998}}) {
       const TimeWindow w{want[from].ts_ns, want[to].ts_ns};
       auto got = ScanAll(*store, w);
       ASSERT_EQ(got.size(), static_cast<size_t>(to - from + 1)) << from << ".." << to;
