@@ -401,8 +401,10 @@ def arm_meshd(churn, meshd, args, tmp, tag, extra=(), binary=None):
     res["store_pending"] = store.get("pending_records", 0)
     res["write_stalls"] = store.get("write_stalls", 0)
     # Anything meshd counts as degraded (DESIGN.md: logged and counted) is shown.
-    odd = {k: s1.get(k) for k in ("malformed", "close_without_open", "close_unattributed")}
+    odd = {k: s1.get(k) for k in ("malformed", "close_without_open", "close_unattributed",
+                                  "reconstructed_closes", "late_closes_dropped")}
     odd.update(s1.get("detail") or {})
+    odd["store_duplicates_ignored"] = (s1.get("store") or {}).get("duplicates_ignored")
     res["meshd_anomalies"] = {k: v for k, v in odd.items()
                               if isinstance(v, (int, float)) and v and k != "kernel_events"
                               and not k.startswith("control_")}
