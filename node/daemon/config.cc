@@ -264,7 +264,7 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "Size of the BPF ring buffer (streaming mode), a power of two from 64K to 1G: "
                  "how far meshd may fall behind under connection churn before events are lost "
                  "(about 152 bytes an event, two per connection end). 4M holds about 0.22 s of "
-                 "30k connections/s on loopback; the bench's churn filled at most 1.7M of it "
+                 "30k connections/s on loopback; the bench's churn filled at most 2.5M of it "
                  "(docs/bench.md). It is resident memory of meshd's: a host with little churn "
                  "can take 1M. meshctl status shows the most it held (ring_high_water_bytes); "
                  "events lost to a full ring are counted, logged and shown there (ring full): "
