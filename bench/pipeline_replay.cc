@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "bpf/flowmesh.h"
-#include "node/flow/pipeline.h"
 #include "node/flow/aggregator.h"
+#include "node/flow/pipeline.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"
 
@@ -33,6 +33,7 @@ struct Options {
   double rate = 25'000;  // connections per second of virtual time
   size_t batch = 1024;   // events per delivery (BpfProbe::kMaxBatch)
   double flush_s = 1;    // virtual seconds between flushes (--flush-interval)
+  uint64_t idle = 0;     // pooled connections opened first and left open
   std::string dir;       // store directory; a temp dir by default
 };
 
@@ -137,8 +138,20 @@ int Run(const Options& o) {
   std::stable_sort(raw.begin(), raw.end(),
                    [](const fm_event& a, const fm_event& b) { return a.ts_ns < b.ts_ns; });
 
-  const auto start = std::chrono::steady_clock::now();
   std::vector<ConnEvent> batch(o.batch);
+  // Idle pooled connections (both ends, to 127.0.1.x:6379), open before the
+  // churn and never closed: what every event's table lookups then live among.
+  for (uint64_t i = 0; i < o.idle; ++i) {
+    const uint64_t ts = t0 - 1'000'000'000ull + i;
+    const uint16_t eph = static_cast<uint16_t>(32768 + i % 28000);
+    const uint8_t server = static_cast<uint8_t>(100 + i / 28000);
+    const fm_event pair[2] = {Event(FM_EV_OPEN, FM_DIR_ACTIVE, ts, 4343, eph, 1, 6379, server),
+                              Event(FM_EV_OPEN, FM_DIR_PASSIVE, ts, 4444, 6379, server, eph, 1)};
+    for (const fm_event& e : pair)
+      if (Decode(e, &batch[0])) Deliver(pipeline, batch, 1);
+  }
+
+  const auto start = std::chrono::steady_clock::now();
   const uint64_t flush_ns = static_cast<uint64_t>(o.flush_s * 1e9);
   uint64_t next_flush = t0 + flush_ns;
   size_t n = 0;
@@ -188,6 +201,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", o.batch, "events per delivery to the pipeline")
       ->check(CLI::PositiveNumber);
   app.add_option("--flush", o.flush_s, "virtual seconds between flushes");
+  app.add_option("--idle", o.idle, "idle connections opened before the churn and left open")
+      ->check(CLI::Range(0, 1'000'000));
   app.add_option("--dir", o.dir, "store directory (default: a temp dir, removed)");
   CLI11_PARSE(app, argc, argv);
   return flowmesh::Run(o);

@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "node/flow/flat_map.h"
 #include "node/flow/flow.h"
 #include "node/flow/interner.h"
 #include "node/flow/process_cache.h"
@@ -101,10 +102,10 @@ struct AggregatorStats {
   // connections, not forwarded (closed before meshd looked, or in a
   // namespace not recorded).
   uint64_t forwarded_local_ignored = 0;
-  uint64_t aliases = 0;              // NAT aliases held (announced while fresh)
-  uint64_t tracked = 0;              // open connections now
-  uint64_t listeners = 0;            // listening endpoints now
-  uint64_t pending_records = 0;      // waiting for the next TakeBatch
+  uint64_t aliases = 0;          // NAT aliases held (announced while fresh)
+  uint64_t tracked = 0;          // open connections now
+  uint64_t listeners = 0;        // listening endpoints now
+  uint64_t pending_records = 0;  // waiting for the next TakeBatch
   uint64_t pending_flows = 0;
 };
 
@@ -157,8 +158,7 @@ class Aggregator {
   // namespace's): an entry from or to one was a local connection (one that
   // closed before meshd started, one in a namespace not recorded), never a
   // forwarded one. Empty = none is.
-  void set_nat(NatFeed* nat, int64_t seeded_ns,
-               std::function<bool(const IpAddr&)> is_local = {}) {
+  void set_nat(NatFeed* nat, int64_t seeded_ns, std::function<bool(const IpAddr&)> is_local = {}) {
     nat_ = nat;
     nat_seeded_ns_ = seeded_ns;
     nat_is_local_ = std::move(is_local);
@@ -167,7 +167,7 @@ class Aggregator {
   std::vector<NatAlias> Aliases(int64_t now_ns) const;
 
  private:
-  // 48 bytes a connection (with its key, a 112-byte heap block): thousands
+  // 48 bytes a connection (96 with its key in tracked_): thousands
   // of connections share one flow, so each holds its id (flows_) rather
   // than an 88-byte FlowKey, and only the counters Account adds up.
   struct Tracked {
@@ -181,7 +181,7 @@ class Aggregator {
     int64_t touched_ns = 0;
     int64_t counted_bucket_ns = 0;  // the latest bucket it is counted in (opened or carried)
   };
-  // 100,000 of them on a busy host: a field more is a larger heap block each.
+  // 100,000 of them on a busy host: a field more is 100,000 fields more.
   static_assert(sizeof(Tracked) == 48);
   struct ProcKey {
     uint32_t pid = 0;
@@ -306,7 +306,7 @@ class Aggregator {
   // Between-event state. Add may run on the probe thread and on the control
   // thread (counter refreshes) at once.
   mutable std::mutex state_mu_;
-  std::unordered_map<ConnKey, Tracked, ConnKeyHash> tracked_;
+  FlatMap<ConnKey, Tracked, ConnKeyHash> tracked_;
   Interner<FlowKey, FlowKeyHash> flows_;  // of tracked_ (an id per Tracked)
   std::unordered_map<ConnKey, Closed, ConnKeyHash> closed_;
   bool remember_kernel_closes_ = true;
@@ -317,9 +317,9 @@ class Aggregator {
   int64_t ticked_checkpoint_ns_ = 0;  // the checkpoint Tick last carried everything into
   NatFeed* nat_ = nullptr;
   std::function<bool(const IpAddr&)> nat_is_local_;
-  size_t pending_full_at_ = 0;            // 0 = never
+  size_t pending_full_at_ = 0;  // 0 = never
   std::function<void()> on_pending_full_;
-  bool pending_full_told_ = false;        // guarded by pending_mu_
+  bool pending_full_told_ = false;  // guarded by pending_mu_
   int64_t nat_seeded_ns_ = 0;
   std::map<std::pair<Endpoint, Endpoint>, NatAlias> aliases_;  // (front, target)
   AggregatorStats stats_;

@@ -57,8 +57,7 @@ OpenConnection ConnTable::ToOpenConnection(const ConnKey& key, const Entry& e) c
   return c;
 }
 
-auto ConnTable::Erase(std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator it)
-    -> std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator {
+auto ConnTable::Erase(OpenMap::iterator it) -> OpenMap::iterator {
   procs_.Release(it->second.proc);
   return open_.erase(it);
 }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "node/flow/flat_map.h"
 #include "node/flow/interner.h"
 #include "node/flow/open_connection.h"
 #include "node/probe/event.h"
@@ -78,7 +79,7 @@ class ConnTable {
     Direction direction = Direction::kUnknown;
     EventSource source = EventSource::kKernel;
   };
-  // 100,000 of them on a busy host: a field more is a larger heap block each.
+  // 100,000 of them on a busy host: a field more is 100,000 fields more.
   static_assert(sizeof(Entry) == 72);
   // Every field is the identity here: two connections of one process share
   // an entry only while what they hold of it is the same.
@@ -91,11 +92,11 @@ class ConnTable {
 
   bool ApplyLocked(ConnEvent& event);
   OpenConnection ToOpenConnection(const ConnKey& key, const Entry& e) const;
-  std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator Erase(
-      std::unordered_map<ConnKey, Entry, ConnKeyHash>::iterator it);
+  using OpenMap = FlatMap<ConnKey, Entry, ConnKeyHash>;
+  OpenMap::iterator Erase(OpenMap::iterator it);
 
   mutable std::mutex mu_;
-  std::unordered_map<ConnKey, Entry, ConnKeyHash> open_;
+  OpenMap open_;
   Interner<ProcessRef, ProcessRefHash, ProcessRefEq> procs_;
   std::unordered_map<ConnKey, Listener, ConnKeyHash> listeners_;
   // Connections closed by reconciliation -> when, so their real CLOSE, if it
