@@ -27,6 +27,10 @@ constexpr int kProbeWaitMs = 200;
 // Aggregator::Recycle). With records written in blocks a write's fixed cost
 // is small, so a smaller batch costs no CPU that the benchmark could see.
 constexpr size_t kFlushAtRecords = 4096;
+// Ring buffers' worth of events held in memory while meshd starts (see
+// BpfProbe::HoldEvents): 64 MB with the default ring, about 450k events,
+// what a churn of 30k connections a second makes in 4 seconds.
+constexpr size_t kStartHoldRings = 16;
 
 // "all", or each listed namespace with its inode: "self (4026531840),
 // /run/netns/web (4026532290), 4026532311".
@@ -334,6 +338,12 @@ Status Daemon::InitProbe() {
                           << config_.probe_interval.count() << "ms: " << s.message();
     return polling("fallback from eBPF: " + s.message());
   }
+  // Nothing delivers the ring's events until the probe thread starts, after
+  // the snapshot (a second with 50k connections open) and the rest of Init:
+  // they are held in memory meanwhile, up to kStartHoldRings rings' worth.
+  if (Status held = bpf->HoldEvents(kStartHoldRings * size_t{config_.ring_buffer_bytes});
+      !held.ok())
+    FM_LOG(Warn, "probe") << held.message() << "; a busy host may lose events while meshd starts";
   // Attach first, then snapshot: anything that opens in between is seen by
   // both, and the connection table merges the two reports.
   FM_RETURN_IF_ERROR(SeedFromSnapshot(*bpf));

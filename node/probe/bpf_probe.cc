@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -13,10 +14,12 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "node/common/capabilities.h"
 #include "node/common/clock.h"
 #include "node/common/log.h"
+#include "node/common/sched.h"
 #include "tcptrace.skel.h"
 
 namespace flowmesh {
@@ -58,6 +61,7 @@ BpfProbe::BpfProbe(BpfProbeOptions options) : options_(std::move(options)) {}
 BpfProbe::~BpfProbe() { Destroy(); }
 
 void BpfProbe::Destroy() {
+  StopHolding();
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
   epoll_fd_ = wake_fd_ = -1;
@@ -196,16 +200,77 @@ uint64_t BpfProbe::Wake() {
 }
 
 int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<BpfProbe*>(ctx);
-  Status s = DecodeEventInto(data, size, &self->batch_[self->batch_size_], self->clock_offset_ns_);
+  static_cast<BpfProbe*>(ctx)->Decode(data, size);
+  return 0;
+}
+
+void BpfProbe::Decode(const void* data, size_t size) {
+  Status s = DecodeEventInto(data, size, &batch_[batch_size_], clock_offset_ns_);
   if (!s.ok()) {
     // Counted and dropped; one bad record must not stop the stream.
-    if (self->malformed_.fetch_add(1, std::memory_order_relaxed) == 0)
+    if (malformed_.fetch_add(1, std::memory_order_relaxed) == 0)
       FM_LOG(Warn, "probe") << "dropping malformed ring buffer record: " << s.message();
-    return 0;
+    return;
   }
-  if (++self->batch_size_ == kMaxBatch) self->DeliverBatch();
+  if (++batch_size_ == kMaxBatch) DeliverBatch();
+}
+
+Status BpfProbe::HoldEvents(size_t max_bytes) {
+  if (!ring_) return Unavailable("streaming probe is not initialised");
+  if (holder_.joinable()) return Internal("the probe already holds its events");
+  backlog_max_ = max_bytes;
+  stop_holding_.store(false, std::memory_order_relaxed);
+  try {
+    holder_ = std::thread([this] { HoldLoop(); });
+  } catch (const std::system_error& e) {
+    return Status::FromErrno(e.code().value(), "cannot start the ring buffer's holding thread");
+  }
+  return Status::Ok();
+}
+
+void BpfProbe::HoldLoop() {
+  SetThreadName("ring-hold");
+  pollfd p{ring_->fd(), POLLIN, 0};
+  while (!stop_holding_.load(std::memory_order_acquire)) {
+    // The kernel wakes the ring's poller every wakeup_bytes of records; the
+    // timeout picks up the rest.
+    if (poll(&p, 1, 10) < 0 && errno != EINTR) break;
+    HoldRing();
+  }
+}
+
+void BpfProbe::StopHolding() {
+  if (!holder_.joinable()) return;
+  stop_holding_.store(true, std::memory_order_release);
+  holder_.join();
+}
+
+void BpfProbe::HoldRing() {
+  if (backlog_.bytes() >= backlog_max_) return;  // the ring fills from here
+  const int64_t n = ring_->Consume(&BpfProbe::OnHoldSample, this);
+  if (n > 0) held_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  if (backlog_.bytes() > backlog_peak_bytes_.load(std::memory_order_relaxed))
+    backlog_peak_bytes_.store(backlog_.bytes(), std::memory_order_relaxed);
+}
+
+int BpfProbe::OnHoldSample(void* ctx, void* data, size_t size) {
+  static_cast<BpfProbe*>(ctx)->backlog_.Append(data, size);
   return 0;
+}
+
+int64_t BpfProbe::DeliverHeld() {
+  // Newer records go behind the held ones, then the oldest go on: about
+  // 20 ms of work a call, so a stop or a wake-up waits no longer.
+  constexpr size_t kSlice = 8192;
+  HoldRing();
+  const size_t n =
+      backlog_.Drain(kSlice, [this](const void* data, size_t size) { Decode(data, size); });
+  if (backlog_.empty())
+    FM_LOG(Info, "probe") << "caught up with the " << held_.load(std::memory_order_relaxed)
+                          << " events held while meshd started (at most "
+                          << (backlog_peak_bytes_.load(std::memory_order_relaxed) >> 10)
+                          << " KiB at once)";
+  return static_cast<int64_t>(n);
 }
 
 void BpfProbe::DeliverBatch() {
@@ -217,13 +282,23 @@ void BpfProbe::DeliverBatch() {
 
 Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   if (!ring_) return Unavailable("streaming probe is not initialised");
+  if (holder_.joinable()) {
+    StopHolding();  // the backlog is this thread's from here
+    if (!backlog_.empty())
+      FM_LOG(Info, "probe") << "held " << backlog_.records() << " events ("
+                            << (backlog_.bytes() >> 10) << " KiB) while meshd started; "
+                            << "delivering them first";
+  }
   sink_ = &sink;
   if (batch_.size() < kMaxBatch) batch_.resize(kMaxBatch);
+  const bool behind = !backlog_.empty();
   // Returns when the kernel wakes the ring buffer's consumer (wakeup_bytes
   // queued), on Wake(), or at the timeout; which one does not matter, as
   // events submitted without a wake-up are only found by consuming anyway.
+  // Behind, there is work now.
   epoll_event ready[2];
-  if (epoll_wait(epoll_fd_, ready, 2, std::min(timeout_ms, options_.max_latency_ms)) < 0 &&
+  if (epoll_wait(epoll_fd_, ready, 2, behind ? 0 : std::min(timeout_ms, options_.max_latency_ms)) <
+          0 &&
       errno != EINTR) {
     sink_ = nullptr;
     return BpfError(errno, "ring buffer poll failed");
@@ -234,12 +309,14 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   // Every ticket handed out by now is served by the consume below.
   const uint64_t serving = wakes_.load(std::memory_order_acquire);
   clock_offset_ns_ = MonotonicToRealtimeOffsetNs();  // one clock read per consume, not per event
-  const int64_t n = ring_->Consume(&BpfProbe::OnSample, this);
+  const int64_t n = behind ? DeliverHeld() : ring_->Consume(&BpfProbe::OnSample, this);
   DeliverBatch();
   sink_ = nullptr;
   TellRingLosses();
   if (n < 0) return BpfError(static_cast<int>(n), "ring buffer consume failed");
-  wakes_served_ = serving;
+  // A ticket is served once what was submitted before it is delivered: not
+  // while held records remain.
+  if (backlog_.empty()) wakes_served_ = serving;
   return static_cast<int>(n);
 }
 
@@ -280,7 +357,9 @@ ProbeStats BpfProbe::Stats() const {
               {"lost_sockmap", c.lost_sockmap},
               {"lost_listenmap", c.lost_listenmap},
               {"passive_no_owner", c.passive_no_owner},
-              {"ring_high_water_bytes", c.ring_high_water}};
+              {"ring_high_water_bytes", c.ring_high_water},
+              {"held_at_start", held_.load(std::memory_order_relaxed)},
+              {"held_peak_bytes", backlog_peak_bytes_.load(std::memory_order_relaxed)}};
   s.bpf_maps = MapUsage();
   return s;
 }

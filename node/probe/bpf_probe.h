@@ -6,9 +6,11 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "node/probe/probe.h"
+#include "node/probe/ring_backlog.h"
 #include "node/probe/ring_reader.h"
 
 struct tcptrace_bpf;
@@ -63,6 +65,16 @@ class BpfProbe final : public Probe {
   // sock_diag snapshot).
   Status SeedListener(const ConnKey& key, const ProcessRef& owner);
 
+  // Until the first TransferData, a thread copies the ring's records into
+  // memory as they come, so a ring nobody reads yet does not fill: meshd's
+  // start-up snapshot takes a second on a host with 50k open connections,
+  // and churn fills a 4 MB ring in a quarter of that. TransferData then
+  // hands over what was held first, in order, a slice at a time, moving the
+  // ring's newer records behind it until it has caught up. At most
+  // max_bytes are held: past that the ring is left to fill, and what it
+  // drops is counted lost as ever. Call after Init, once.
+  Status HoldEvents(size_t max_bytes);
+
  private:
   Status Load(bool btf);
   void Destroy();
@@ -76,6 +88,15 @@ class BpfProbe final : public Probe {
   uint64_t RecursionMisses() const;
   // Says in the log, at most once a minute, that the ring buffer was full.
   void TellRingLosses();
+  void Decode(const void* data, size_t size);
+  // HoldEvents' thread, and joining it.
+  void HoldLoop();
+  void StopHolding();
+  // The ring's records to the backlog, unless it holds backlog_max_ already.
+  void HoldRing();
+  static int OnHoldSample(void* ctx, void* data, size_t size);
+  // What TransferData does while behind: held records first.
+  int64_t DeliverHeld();
 
   BpfProbeOptions options_;
   tcptrace_bpf* skel_ = nullptr;
@@ -100,6 +121,14 @@ class BpfProbe final : public Probe {
   std::atomic<uint64_t> malformed_{0};
   uint64_t ring_lost_told_ = 0;  // probe thread only
   int64_t ring_lost_told_ns_ = 0;
+  // Records held out of the ring: by holder_ until the first TransferData
+  // joins it, then by the probe thread; never both at once.
+  RingBacklog backlog_;
+  size_t backlog_max_ = 0;
+  std::thread holder_;
+  std::atomic<bool> stop_holding_{false};
+  std::atomic<uint64_t> held_{0};  // records ever held
+  std::atomic<uint64_t> backlog_peak_bytes_{0};
 };
 
 // Formats a libbpf error (negative errno) with what to do about it.
