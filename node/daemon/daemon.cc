@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <asio/signal_set.hpp>
 
 #include "node/common/capabilities.h"
@@ -16,6 +17,7 @@
 #include "node/probe/netns.h"
 #include "node/probe/poll_probe.h"
 #include "node/probe/snapshot.h"
+#include "node/probe/socket_iter.h"
 #include "node/proc/cgroup.h"
 
 namespace flowmesh {
@@ -330,6 +332,11 @@ Status Daemon::InitProbe() {
   opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
                 : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
                                                  : BpfAttach::kAuto;
+  // The socket-owner iterator loads beside the tracing programs: each load
+  // parses the kernel's BTF (40 ms here), and the snapshot below is the
+  // first to need it.
+  std::future<Result<std::unique_ptr<SocketIter>>> iter =
+      std::async(std::launch::async, [] { return SocketIter::Open(); });
   auto bpf = std::make_unique<BpfProbe>(opts);
   Status s = bpf->Init();
   if (!s.ok()) {
@@ -338,6 +345,14 @@ Status Daemon::InitProbe() {
                           << config_.probe_interval.count() << "ms: " << s.message();
     return polling("fallback from eBPF: " + s.message());
   }
+  // Owners in one read of a BPF iterator rather than a readlink of every
+  // descriptor of every process under /proc (60 ms for 20k sockets, more on
+  // a host with many processes).
+  if (Result<std::unique_ptr<SocketIter>> opened = iter.get(); opened.ok())
+    socket_iter_ = std::move(*opened);
+  else
+    FM_LOG(Info, "probe") << opened.status().message() << "; socket owners are read from "
+                          << config_.proc_root << "/<pid>/fd";
   // Nothing delivers the ring's events until the probe thread starts, after
   // the snapshot (a second with 50k connections open) and the rest of Init:
   // they are held in memory meanwhile, up to kStartHoldRings rings' worth.
@@ -354,6 +369,7 @@ Status Daemon::InitProbe() {
   probe_reason_ = std::string("eBPF (") + std::string(bpf->AttachKind()) + "/inet_sock_set_state)";
   probe_ = std::move(bpf);
   refresher_ = std::make_unique<Snapshotter>(filter_, config_.proc_root, cgroup_root_);
+  refresher_->set_holder_source(HolderSource());
   if (config_.reconcile_interval.count() > 0) {
     ReconcilerOptions ro;
     ro.interval_ns = static_cast<int64_t>(config_.reconcile_interval.count()) * 1'000'000;
@@ -366,8 +382,19 @@ Status Daemon::InitProbe() {
   return Status::Ok();
 }
 
+SocketOwners::HolderSource Daemon::HolderSource() const {
+  if (!socket_iter_) return nullptr;
+  return [iter = socket_iter_.get()]() -> std::optional<std::vector<std::pair<uint32_t, uint32_t>>> {
+    Result<std::vector<std::pair<uint32_t, uint32_t>>> holders = iter->Holders();
+    if (holders.ok()) return std::move(holders).value();
+    FM_LOG(Warn, "probe") << holders.status().message() << "; reading /proc this time";
+    return std::nullopt;
+  };
+}
+
 Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
   Snapshotter snapshotter(filter_, config_.proc_root, cgroup_root_);
+  snapshotter.set_holder_source(HolderSource());
   // A run at a time, a namespace's listeners before its connections (so a
   // passive connection finds its listener), not the whole picture at once.
   size_t connections = 0, listeners_full = 0;

@@ -25,6 +25,7 @@
 #include "node/http/server.h"
 #include "node/ui/ui_server.h"
 #include "node/probe/probe.h"
+#include "node/proc/socket_owners.h"
 #include "node/store/flusher.h"
 #include "node/store/store.h"
 
@@ -32,6 +33,7 @@ namespace flowmesh {
 
 class BpfProbe;
 class Snapshotter;
+class SocketIter;
 
 // Gossiped aliases as `endpoints` rows: a published port one row per target
 // with its owner, a balancer's front one row with all its backends.
@@ -121,6 +123,11 @@ class Daemon final : public ControlBackend {
   std::thread probe_thread_;
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
+
+  // Socket owners in one read (streaming mode; null where it does not load):
+  // before the snapshotters, which use it, so it outlives them.
+  std::unique_ptr<SocketIter> socket_iter_;
+  SocketOwners::HolderSource HolderSource() const;
 
   // Live counters for `top` in streaming mode, refreshed on demand.
   std::mutex refresh_mu_;

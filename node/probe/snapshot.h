@@ -85,6 +85,11 @@ class Snapshotter {
   Result<Snapshot> Take(EventSource source, bool with_owners = true,
                         const SnapshotSink* sink = nullptr);
 
+  // Where owners' (socket inode, pid) pairs come from (see SocketOwners).
+  void set_holder_source(SocketOwners::HolderSource source) {
+    owners_.set_holder_source(std::move(source));
+  }
+
  private:
   // The namespaces to dump now; listed ones not found go to `missing`.
   Result<std::vector<NetnsRef>> Namespaces(std::vector<NetnsRef>* missing);

@@ -108,12 +108,21 @@ void SocketOwners::Scan() {
   processes_.clear();
   unreadable_ = 0;
 
-  Result<std::vector<uint32_t>> pids = reader_.Pids();
-  if (!pids.ok()) return;  // no proc: every socket shows without a process
-
   // (inode, pid) per socket fd, sorted below: a pair a socket rather than a
   // hash node and a vector each.
   std::vector<std::pair<uint32_t, uint32_t>> holders;
+  std::optional<std::vector<std::pair<uint32_t, uint32_t>>> listed;
+  if (holder_source_) listed = holder_source_();
+  if (listed) holders = std::move(*listed);
+  else if (!WalkFds(&holders)) return;  // no proc: every socket shows without a process
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());  // dup'ed fds
+  Attribute(holders);
+}
+
+bool SocketOwners::WalkFds(std::vector<std::pair<uint32_t, uint32_t>>* holders) {
+  Result<std::vector<uint32_t>> pids = reader_.Pids();
+  if (!pids.ok()) return false;
   char link[64];
   for (uint32_t pid : *pids) {
     std::string fd_dir = reader_.PidPath(pid, "fd");
@@ -135,12 +144,13 @@ void SocketOwners::Scan() {
       std::optional<uint32_t> inode =
           ParseInodeLink(std::string_view(link, static_cast<size_t>(n)), "socket");
       if (!inode) continue;
-      holders.emplace_back(*inode, pid);
+      holders->emplace_back(*inode, pid);
     }
   }
-  std::sort(holders.begin(), holders.end());
-  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());  // dup'ed fds
+  return true;
+}
 
+void SocketOwners::Attribute(const std::vector<std::pair<uint32_t, uint32_t>>& holders) {
   if (!cgroup_root_wanted_) {
     // Once: the mount does not move while meshd runs.
     Result<std::string> root = FindCgroupV2Root();

@@ -30,6 +30,13 @@ class SocketOwners {
                         Clock clock = nullptr,
                         std::optional<std::string> cgroup_root = std::nullopt);
 
+  // Where a scan's (socket inode, pid) pairs come from instead of the walk
+  // of /proc/<pid>/fd: meshd's BPF iterator (node/probe/socket_iter.h), one
+  // read for every process. nullopt from it: the walk, that once.
+  using HolderSource =
+      std::function<std::optional<std::vector<std::pair<uint32_t, uint32_t>>>()>;
+  void set_holder_source(HolderSource source) { holder_source_ = std::move(source); }
+
   // Rescans every process now, replacing the cache (closed sockets drop out).
   void Refresh();
 
@@ -62,10 +69,16 @@ class SocketOwners {
 
  private:
   void Scan();
+  // The walk: a pair for each socket descriptor of each process.
+  bool WalkFds(std::vector<std::pair<uint32_t, uint32_t>>* holders);
+  // Chooses each socket's owner among its holders (sorted by inode) and
+  // fills owners_ and processes_.
+  void Attribute(const std::vector<std::pair<uint32_t, uint32_t>>& holders);
   // The v2 id of `pid`'s cgroup, 0 when unknown (counted in cgroup_errors_).
   uint64_t CgroupId(uint32_t pid);
 
   ProcReader reader_;
+  HolderSource holder_source_;
   std::optional<std::string> cgroup_root_wanted_;  // nullopt until found
   std::string cgroup_root_;
   int64_t min_rescan_ns_;

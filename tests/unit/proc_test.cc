@@ -176,6 +176,34 @@ TEST(SocketOwners, SharedSocketGoesToTheServingProcess) {
   EXPECT_EQ(sshd.comm_view(), "sshd");
 }
 
+// A holder source (meshd's BPF iterator) replaces the walk of fd links; the
+// owner is chosen among the holders it names as among the walk's, and a
+// source that fails (nullopt) leaves that scan to the walk.
+TEST(SocketOwners, AHolderSourceNamesTheHoldersInsteadOfTheFdLinks) {
+  SocketOwners owners(kProc);
+  int calls = 0;
+  bool fail = false;
+  owners.set_holder_source([&]() -> std::optional<std::vector<std::pair<uint32_t, uint32_t>>> {
+    calls++;
+    if (fail) return std::nullopt;
+    // The nginx listener held by the master and both workers, in no order,
+    // and a socket the fd links do not show (pid 300, sshd).
+    return std::vector<std::pair<uint32_t, uint32_t>>{
+        {12345, 102}, {77777, 300}, {12345, 100}, {12345, 101}};
+  });
+  EXPECT_EQ(owners.Lookup(12345).pid, 101u) << "a worker, the lower pid of the two";
+  EXPECT_EQ(owners.Lookup(77777).pid, 300u);
+  EXPECT_EQ(owners.Lookup(77777).comm_view(), "sshd");
+  EXPECT_EQ(calls, 1);
+  // Not in the source's list (the walk would have found it): unknown.
+  EXPECT_EQ(owners.Lookup(44444, /*seen_at_ns=*/0).pid, 0u);
+  fail = true;
+  owners.Refresh();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(owners.Lookup(44444).pid, 400u) << "the walk, when the source fails";
+  EXPECT_EQ(owners.Lookup(77777).pid, 0u);
+}
+
 TEST(SocketOwners, UnknownInodesRescanAtMostOncePerInterval) {
   FakeClock clock;
   SocketOwners owners(kProc, std::chrono::milliseconds(100), clock.fn());
