@@ -485,4 +485,34 @@ int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int
 	return handle_set_state(sk, oldstate, newstate, false);
 }
 
+/*
+ * Which process holds which socket, for meshd's start-up snapshot, in one
+ * read() instead of a readlink() of every file descriptor under /proc: a
+ * task_file iterator (the kernel walks every process's file table; threads
+ * that share their leader's are skipped) writes each socket's inode number
+ * and the holder's pid (tgid, initial pid namespace, as the programs above
+ * report it) as two u32s. In this object so the kernel's BTF is parsed once
+ * for both (node/probe/socket_iter.h).
+ */
+#define FM_S_IFMT 00170000
+#define FM_S_IFSOCK 0140000
+
+SEC("iter/task_file")
+int socket_owners(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	if (!task || !file)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!inode)
+		return 0;
+	if ((BPF_CORE_READ(inode, i_mode) & FM_S_IFMT) != FM_S_IFSOCK)
+		return 0;
+	__u32 rec[2] = {(__u32)BPF_CORE_READ(inode, i_ino), (__u32)BPF_CORE_READ(task, tgid)};
+	bpf_seq_write(seq, rec, sizeof rec);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <future>
 #include <asio/signal_set.hpp>
 
 #include "node/common/capabilities.h"
@@ -332,11 +331,6 @@ Status Daemon::InitProbe() {
   opts.attach = config_.bpf_attach == "tp_btf"   ? BpfAttach::kBtf
                 : config_.bpf_attach == "raw_tp" ? BpfAttach::kRaw
                                                  : BpfAttach::kAuto;
-  // The socket-owner iterator loads beside the tracing programs: each load
-  // parses the kernel's BTF (40 ms here), and the snapshot below is the
-  // first to need it.
-  std::future<Result<std::unique_ptr<SocketIter>>> iter =
-      std::async(std::launch::async, [] { return SocketIter::Open(); });
   auto bpf = std::make_unique<BpfProbe>(opts);
   Status s = bpf->Init();
   if (!s.ok()) {
@@ -346,13 +340,9 @@ Status Daemon::InitProbe() {
     return polling("fallback from eBPF: " + s.message());
   }
   // Owners in one read of a BPF iterator rather than a readlink of every
-  // descriptor of every process under /proc (60 ms for 20k sockets, more on
+  // descriptor of every process under /proc (70 ms for 20k sockets, more on
   // a host with many processes).
-  if (Result<std::unique_ptr<SocketIter>> opened = iter.get(); opened.ok())
-    socket_iter_ = std::move(*opened);
-  else
-    FM_LOG(Info, "probe") << opened.status().message() << "; socket owners are read from "
-                          << config_.proc_root << "/<pid>/fd";
+  socket_iter_ = bpf->socket_iter();
   // Nothing delivers the ring's events until the probe thread starts, after
   // the snapshot (a second with 50k connections open) and the rest of Init:
   // they are held in memory meanwhile, up to kStartHoldRings rings' worth.
@@ -384,7 +374,7 @@ Status Daemon::InitProbe() {
 
 SocketOwners::HolderSource Daemon::HolderSource() const {
   if (!socket_iter_) return nullptr;
-  return [iter = socket_iter_.get()]() -> std::optional<std::vector<std::pair<uint32_t, uint32_t>>> {
+  return [iter = socket_iter_]() -> std::optional<std::vector<std::pair<uint32_t, uint32_t>>> {
     Result<std::vector<std::pair<uint32_t, uint32_t>>> holders = iter->Holders();
     if (holders.ok()) return std::move(holders).value();
     FM_LOG(Warn, "probe") << holders.status().message() << "; reading /proc this time";

@@ -124,9 +124,9 @@ class Daemon final : public ControlBackend {
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
 
-  // Socket owners in one read (streaming mode; null where it does not load):
-  // before the snapshotters, which use it, so it outlives them.
-  std::unique_ptr<SocketIter> socket_iter_;
+  // Socket owners in one read (streaming mode: the BpfProbe's, which lives
+  // as long as probe_); null where it did not load: owners from /proc.
+  const SocketIter* socket_iter_ = nullptr;
   SocketOwners::HolderSource HolderSource() const;
 
   // Live counters for `top` in streaming mode, refreshed on demand.

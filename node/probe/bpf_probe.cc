@@ -66,6 +66,7 @@ void BpfProbe::Destroy() {
   if (wake_fd_ >= 0) close(wake_fd_);
   epoll_fd_ = wake_fd_ = -1;
   ring_.reset();
+  socket_iter_.reset();
   if (skel_) tcptrace_bpf::destroy(skel_);
   skel_ = nullptr;
   prog_ = nullptr;
@@ -80,7 +81,7 @@ static bool KernelAtLeast(int major, int minor) {
   return have_major > major || (have_major == major && have_minor >= minor);
 }
 
-Status BpfProbe::Load(bool btf) {
+Status BpfProbe::Load(bool btf, bool with_iter) {
   skel_ = tcptrace_bpf::open();
   if (!skel_) return BpfError(errno, "cannot open BPF object tcptrace");
 
@@ -126,6 +127,7 @@ Status BpfProbe::Load(bool btf) {
 
   bpf_program__set_autoload(skel_->progs.set_state_btf, btf);
   bpf_program__set_autoload(skel_->progs.set_state_raw, !btf);
+  bpf_program__set_autoload(skel_->progs.socket_owners, with_iter);
 
   if (int err = tcptrace_bpf::load(skel_); err)
     return BpfError(err, std::string("cannot load BPF programs (") + (btf ? "tp_btf" : "raw_tp") +
@@ -135,22 +137,35 @@ Status BpfProbe::Load(bool btf) {
                              (btf ? "tp_btf" : "raw_tp") + "/inet_sock_set_state");
   attach_kind_ = btf ? "tp_btf" : "raw_tp";
   prog_ = btf ? skel_->progs.set_state_btf : skel_->progs.set_state_raw;
+  if (with_iter && skel_->links.socket_owners)
+    socket_iter_ = std::make_unique<SocketIter>(bpf_link__fd(skel_->links.socket_owners));
   return Status::Ok();
+}
+
+Status BpfProbe::LoadWithIterIfAny(bool btf) {
+  Status s = Load(btf, /*with_iter=*/true);
+  if (s.ok() || s.code() == Status::Code::kPermissionDenied) return s;
+  Destroy();
+  Status without = Load(btf, /*with_iter=*/false);
+  if (!without.ok()) return s;
+  FM_LOG(Info, "probe") << "the socket-owner iterator (iter/task_file) did not load (" << s.message()
+                        << "); socket owners are read from /proc/<pid>/fd";
+  return without;
 }
 
 Status BpfProbe::Init() {
   libbpf_set_print(LibbpfPrint);
   Status s;
   if (options_.attach != BpfAttach::kRaw) {
-    s = Load(/*btf=*/true);
+    s = LoadWithIterIfAny(/*btf=*/true);
     if (!s.ok() && options_.attach == BpfAttach::kAuto &&
         s.code() != Status::Code::kPermissionDenied) {
       FM_LOG(Info, "probe") << "tp_btf unavailable (" << s.message() << "); using raw_tp";
       Destroy();
-      s = Load(/*btf=*/false);
+      s = LoadWithIterIfAny(/*btf=*/false);
     }
   } else {
-    s = Load(/*btf=*/false);
+    s = LoadWithIterIfAny(/*btf=*/false);
   }
   if (!s.ok()) {
     Destroy();

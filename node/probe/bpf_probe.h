@@ -12,6 +12,7 @@
 #include "node/probe/probe.h"
 #include "node/probe/ring_backlog.h"
 #include "node/probe/ring_reader.h"
+#include "node/probe/socket_iter.h"
 
 struct tcptrace_bpf;
 struct bpf_program;
@@ -75,8 +76,15 @@ class BpfProbe final : public Probe {
   // drops is counted lost as ever. Call after Init, once.
   Status HoldEvents(size_t max_bytes);
 
+  // The socket-owner iterator, loaded and attached with the tracing
+  // programs; null on a kernel where it does not load (Init says why, and
+  // owners then come from /proc). Lives as long as the probe.
+  const SocketIter* socket_iter() const { return socket_iter_.get(); }
+
  private:
-  Status Load(bool btf);
+  Status Load(bool btf, bool with_iter);
+  // Load, and again without the socket-owner iterator if that is what failed.
+  Status LoadWithIterIfAny(bool btf);
   void Destroy();
   Status InitWake();
   static int OnSample(void* ctx, void* data, size_t size);
@@ -102,6 +110,7 @@ class BpfProbe final : public Probe {
   tcptrace_bpf* skel_ = nullptr;
   bpf_program* prog_ = nullptr;  // the attached one of the skeleton's two
   std::unique_ptr<RingReader> ring_;
+  std::unique_ptr<SocketIter> socket_iter_;
   // TransferData waits on its own epoll set: the ring buffer's map fd and
   // wake_fd_, an eventfd Wake() writes.
   int epoll_fd_ = -1;

@@ -1,4 +1,4 @@
-// The task_file iterator's loader and reader.
+// The task_file iterator's reader.
 #include "node/probe/socket_iter.h"
 
 #include <bpf/bpf.h>
@@ -9,27 +9,11 @@
 #include <cstring>
 
 #include "node/probe/bpf_probe.h"
-#include "sockowners.skel.h"
 
 namespace flowmesh {
 
-Result<std::unique_ptr<SocketIter>> SocketIter::Open() {
-  std::unique_ptr<SocketIter> it(new SocketIter());
-  it->skel_ = sockowners_bpf::open_and_load();
-  if (!it->skel_) return BpfError(-errno, "cannot load the socket-owner iterator");
-  it->link_ = bpf_program__attach_iter(it->skel_->progs.socket_owners, nullptr);
-  if (!it->link_)
-    return BpfError(-errno, "cannot attach the socket-owner iterator (iter/task_file)");
-  return it;
-}
-
-SocketIter::~SocketIter() {
-  if (link_) bpf_link__destroy(link_);
-  if (skel_) sockowners_bpf::destroy(skel_);
-}
-
 Result<std::vector<std::pair<uint32_t, uint32_t>>> SocketIter::Holders() const {
-  const int fd = bpf_iter_create(bpf_link__fd(link_));
+  const int fd = bpf_iter_create(link_fd_);
   if (fd < 0) return BpfError(fd, "cannot start the socket-owner iterator");
   std::vector<std::pair<uint32_t, uint32_t>> out;
   // The program writes whole 8-byte records; a read returns whole ones.

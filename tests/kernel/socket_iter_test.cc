@@ -1,4 +1,5 @@
-// The socket-owner iterator (bpf/sockowners.bpf.c) against the real kernel:
+// The socket-owner iterator (bpf/tcptrace.bpf.c, socket_owners) against the
+// real kernel, loaded by BpfProbe with the tracing programs:
 // it names the holder of every socket this process holds, as the walk of
 // /proc/<pid>/fd does, and SocketOwners gives the same owners from either.
 #include "node/probe/socket_iter.h"
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "node/probe/bpf_probe.h"
 #include "node/proc/socket_owners.h"
 #include "tests/kernel/kernel_test_util.h"
 
@@ -57,14 +59,17 @@ struct Sockets {
 
 TEST(SocketIter, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
   FM_REQUIRE_ROOT();
-  Result<std::unique_ptr<SocketIter>> iter = SocketIter::Open();
-  ASSERT_TRUE(iter.ok()) << iter.status().message();
+  BpfProbe probe{BpfProbeOptions{}};
+  Status init = probe.Init();
+  ASSERT_TRUE(init.ok()) << init.message();
+  const SocketIter* iter = probe.socket_iter();
+  ASSERT_NE(iter, nullptr) << "this kernel has task_file iterators";
   Sockets s(100);
   ASSERT_EQ(s.fds.size(), 201u);
   const std::set<uint32_t> mine = s.Inodes();
   ASSERT_EQ(mine.size(), 201u);
 
-  Result<std::vector<std::pair<uint32_t, uint32_t>>> holders = (*iter)->Holders();
+  Result<std::vector<std::pair<uint32_t, uint32_t>>> holders = iter->Holders();
   ASSERT_TRUE(holders.ok()) << holders.status().message();
   std::set<uint32_t> found;
   for (const auto& [inode, pid] : *holders)
@@ -80,7 +85,7 @@ TEST(SocketIter, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
   ASSERT_EQ(fstat(closed, &st), 0);
   close(closed);
   s.fds.pop_back();
-  holders = (*iter)->Holders();
+  holders = iter->Holders();
   ASSERT_TRUE(holders.ok());
   EXPECT_TRUE(std::none_of(holders->begin(), holders->end(), [&](const auto& h) {
     return h.first == static_cast<uint32_t>(st.st_ino);
@@ -89,13 +94,16 @@ TEST(SocketIter, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
 
 TEST(SocketIter, SocketOwnersGiveTheSameOwnersFromTheIteratorAsFromProc) {
   FM_REQUIRE_ROOT();
-  Result<std::unique_ptr<SocketIter>> iter = SocketIter::Open();
-  ASSERT_TRUE(iter.ok()) << iter.status().message();
+  BpfProbe probe{BpfProbeOptions{}};
+  Status init = probe.Init();
+  ASSERT_TRUE(init.ok()) << init.message();
+  const SocketIter* iter = probe.socket_iter();
+  ASSERT_NE(iter, nullptr) << "this kernel has task_file iterators";
   Sockets s(20);
   SocketOwners from_proc;
   SocketOwners from_iter;
   from_iter.set_holder_source([&]() -> std::optional<std::vector<std::pair<uint32_t, uint32_t>>> {
-    Result<std::vector<std::pair<uint32_t, uint32_t>>> h = (*iter)->Holders();
+    Result<std::vector<std::pair<uint32_t, uint32_t>>> h = iter->Holders();
     if (!h.ok()) return std::nullopt;
     return std::move(h).value();
   });
