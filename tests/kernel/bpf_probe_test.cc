@@ -318,6 +318,18 @@ TEST(BpfProbeRingBuffer, RecordsThatWrapArriveWhole) {
   EXPECT_EQ(closes, 2 * kPerRound * kRounds);
 }
 
+// 1,000 connections, 4,000 events, in rounds of 200 events (30 KB) 50 ms
+// apart: a holder (woken by the kernel, or every 10 ms) empties a 64 KB ring
+// between rounds.
+constexpr int kHeldEvents = 4000;
+bool ChurnWithPauses(testing::Loopback& net) {
+  for (int round = 0; round < 20; round++) {
+    if (!net.Churn(50)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
 // meshd's start (BpfProbe::HoldEvents): until the first TransferData the
 // ring's records are copied into memory as they come, so a 64 KB ring
 // (about 430 events) loses none of 4,000, and each connection's events
@@ -329,18 +341,12 @@ TEST(BpfProbeRingBuffer, EventsHeldWhileNothingDeliversArriveInOrderNoneLost) {
   ASSERT_NE(small, nullptr);
   BpfProbe& probe = *small;
   ASSERT_TRUE(probe.HoldEvents(64 << 20).ok());
-  // 200 events a round, 30 KB: the holder (woken by the kernel, or every
-  // 10 ms) empties the ring between rounds.
-  constexpr int kRounds = 20, kPerRound = 50, kEvents = 4 * kRounds * kPerRound;
-  for (int round = 0; round < kRounds; round++) {
-    ASSERT_TRUE(net.Churn(kPerRound));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(ChurnWithPauses(net));
   Collector c;
-  PumpUntil(probe, c, [&] { return c.events.size() >= kEvents; });
+  PumpUntil(probe, c, [&] { return c.events.size() >= kHeldEvents; });
   ProbeStats st = probe.Stats();
   EXPECT_EQ(st.lost, 0u);
-  EXPECT_EQ(c.events.size(), static_cast<size_t>(kEvents));
+  EXPECT_EQ(c.events.size(), static_cast<size_t>(kHeldEvents));
   EXPECT_GT(Detail(st, "held_at_start"), 0u);
   EXPECT_GT(Detail(st, "held_peak_bytes"), size_t{64 << 10}) << "more than the ring held";
   // Each socket: OPEN before CLOSE, each once.
@@ -349,13 +355,13 @@ TEST(BpfProbeRingBuffer, EventsHeldWhileNothingDeliversArriveInOrderNoneLost) {
     std::string& kinds = seen[{e.key.lport, e.key.rport}];
     kinds += e.kind == EventKind::kOpen ? "O" : e.kind == EventKind::kClose ? "C" : "?";
   }
-  EXPECT_EQ(seen.size(), 2u * kRounds * kPerRound);
+  EXPECT_EQ(seen.size(), 2u * kHeldEvents / 4);
   for (const auto& [ports, kinds] : seen)
     EXPECT_EQ(kinds, "OC") << ports.first << " -> " << ports.second;
   // Caught up: from here the ring is read directly again.
   ASSERT_TRUE(net.Churn(10));
-  PumpUntil(probe, c, [&] { return c.events.size() >= kEvents + 40; });
-  EXPECT_EQ(c.events.size(), static_cast<size_t>(kEvents + 40));
+  PumpUntil(probe, c, [&] { return c.events.size() >= kHeldEvents + 40; });
+  EXPECT_EQ(c.events.size(), static_cast<size_t>(kHeldEvents + 40));
 }
 
 // Past its bound the holder leaves the ring to fill: what it drops is
@@ -368,16 +374,12 @@ TEST(BpfProbeRingBuffer, HoldingStopsAtItsBoundAndTheRingCountsWhatItDrops) {
   BpfProbe& probe = *small;
   ASSERT_TRUE(probe.HoldEvents(32 << 10).ok());
   EXPECT_FALSE(probe.HoldEvents(32 << 10).ok()) << "once";
-  constexpr int kRounds = 20, kPerRound = 50, kEvents = 4 * kRounds * kPerRound;
-  for (int round = 0; round < kRounds; round++) {
-    ASSERT_TRUE(net.Churn(kPerRound));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(ChurnWithPauses(net));
   Collector c;
   for (int i = 0; i < 20; i++) ASSERT_TRUE(probe.TransferData(c, 50).ok());
   ProbeStats st = probe.Stats();
   EXPECT_GT(st.lost, 0u);
-  EXPECT_EQ(Detail(st, "lost_ringbuf") + c.events.size(), static_cast<size_t>(kEvents));
+  EXPECT_EQ(Detail(st, "lost_ringbuf") + c.events.size(), static_cast<size_t>(kHeldEvents));
   // The bound, plus at most the one ring's worth read past it.
   EXPECT_LE(Detail(st, "held_peak_bytes"), size_t{(32 << 10) + (64 << 10)});
 }

@@ -57,13 +57,21 @@ struct Sockets {
   std::vector<int> fds;
 };
 
-TEST(SocketIter, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
-  FM_REQUIRE_ROOT();
-  BpfProbe probe{BpfProbeOptions{}};
-  Status init = probe.Init();
-  ASSERT_TRUE(init.ok()) << init.message();
-  const SocketIter* iter = probe.socket_iter();
-  ASSERT_NE(iter, nullptr) << "this kernel has task_file iterators";
+// The iterator as meshd has it: loaded with the tracing programs.
+class SocketIterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FM_REQUIRE_ROOT();
+    Status init = probe_.Init();
+    ASSERT_TRUE(init.ok()) << init.message();
+    iter = probe_.socket_iter();
+    ASSERT_NE(iter, nullptr) << "this kernel has task_file iterators";
+  }
+  BpfProbe probe_{BpfProbeOptions{}};
+  const SocketIter* iter = nullptr;
+};
+
+TEST_F(SocketIterTest, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
   Sockets s(100);
   ASSERT_EQ(s.fds.size(), 201u);
   const std::set<uint32_t> mine = s.Inodes();
@@ -92,13 +100,7 @@ TEST(SocketIter, NamesThisProcessAsTheHolderOfEachOfItsSockets) {
   }));
 }
 
-TEST(SocketIter, SocketOwnersGiveTheSameOwnersFromTheIteratorAsFromProc) {
-  FM_REQUIRE_ROOT();
-  BpfProbe probe{BpfProbeOptions{}};
-  Status init = probe.Init();
-  ASSERT_TRUE(init.ok()) << init.message();
-  const SocketIter* iter = probe.socket_iter();
-  ASSERT_NE(iter, nullptr) << "this kernel has task_file iterators";
+TEST_F(SocketIterTest, SocketOwnersGiveTheSameOwnersFromTheIteratorAsFromProc) {
   Sockets s(20);
   SocketOwners from_proc;
   SocketOwners from_iter;
