@@ -269,12 +269,20 @@ std::unique_ptr<BpfProbe> SmallRingProbe(const testing::Loopback& net) {
   return s.ok() ? std::move(probe) : nullptr;
 }
 
-TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
-  FM_REQUIRE_ROOT();
+// A loopback listener and a probe of its port with a 64 KB ring.
+class BpfProbeRingBuffer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FM_REQUIRE_ROOT();
+    probe_ = SmallRingProbe(net);
+    ASSERT_NE(probe_, nullptr);
+  }
   testing::Loopback net;
-  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
-  ASSERT_NE(small, nullptr);
-  BpfProbe& probe = *small;
+  std::unique_ptr<BpfProbe> probe_;
+};
+
+TEST_F(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
+  BpfProbe& probe = *probe_;
   ASSERT_TRUE(net.Churn(300));  // 1200 events; the ring holds about 430
   Collector c;
   for (int i = 0; i < 5; i++) ASSERT_TRUE(probe.TransferData(c, 50).ok());
@@ -289,12 +297,8 @@ TEST(BpfProbeRingBuffer, FullRingCountsEveryDroppedEvent) {
 // wraps past the end is reassembled from its two pieces. A 64 KB ring,
 // drained after every 100 connections (about 60 KB of events), wraps every
 // round, at a different offset each time: every event arrives whole.
-TEST(BpfProbeRingBuffer, RecordsThatWrapArriveWhole) {
-  FM_REQUIRE_ROOT();
-  testing::Loopback net;
-  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
-  ASSERT_NE(small, nullptr);
-  BpfProbe& probe = *small;
+TEST_F(BpfProbeRingBuffer, RecordsThatWrapArriveWhole) {
+  BpfProbe& probe = *probe_;
   Collector c;
   constexpr int kRounds = 20, kPerRound = 100;
   for (int round = 0; round < kRounds; round++) {
@@ -334,12 +338,8 @@ bool ChurnWithPauses(testing::Loopback& net) {
 // ring's records are copied into memory as they come, so a 64 KB ring
 // (about 430 events) loses none of 4,000, and each connection's events
 // arrive in the order the kernel made them.
-TEST(BpfProbeRingBuffer, EventsHeldWhileNothingDeliversArriveInOrderNoneLost) {
-  FM_REQUIRE_ROOT();
-  testing::Loopback net;
-  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
-  ASSERT_NE(small, nullptr);
-  BpfProbe& probe = *small;
+TEST_F(BpfProbeRingBuffer, EventsHeldWhileNothingDeliversArriveInOrderNoneLost) {
+  BpfProbe& probe = *probe_;
   ASSERT_TRUE(probe.HoldEvents(64 << 20).ok());
   ASSERT_TRUE(ChurnWithPauses(net));
   Collector c;
@@ -366,12 +366,8 @@ TEST(BpfProbeRingBuffer, EventsHeldWhileNothingDeliversArriveInOrderNoneLost) {
 
 // Past its bound the holder leaves the ring to fill: what it drops is
 // counted lost, and every event either arrives or is counted.
-TEST(BpfProbeRingBuffer, HoldingStopsAtItsBoundAndTheRingCountsWhatItDrops) {
-  FM_REQUIRE_ROOT();
-  testing::Loopback net;
-  std::unique_ptr<BpfProbe> small = SmallRingProbe(net);
-  ASSERT_NE(small, nullptr);
-  BpfProbe& probe = *small;
+TEST_F(BpfProbeRingBuffer, HoldingStopsAtItsBoundAndTheRingCountsWhatItDrops) {
+  BpfProbe& probe = *probe_;
   ASSERT_TRUE(probe.HoldEvents(32 << 10).ok());
   EXPECT_FALSE(probe.HoldEvents(32 << 10).ok()) << "once";
   ASSERT_TRUE(ChurnWithPauses(net));
