@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -247,6 +248,12 @@ void BpfProbe::HoldLoop() {
   SetThreadName("ring-hold");
   pollfd p{ring_->fd(), POLLIN, 0};
   while (!stop_holding_.load(std::memory_order_acquire)) {
+    if (backlog_.bytes() >= backlog_max_) {
+      // Full: the ring is left to fill, and stays readable; a poll would
+      // return at once, again and again.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     // The kernel wakes the ring's poller every wakeup_bytes of records; the
     // timeout picks up the rest.
     if (poll(&p, 1, 10) < 0 && errno != EINTR) break;
