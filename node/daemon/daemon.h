@@ -124,10 +124,9 @@ class Daemon final : public ControlBackend {
   std::atomic<bool> running_{false};
   std::atomic<int> exit_code_{0};
 
-  // Socket owners in one read (streaming mode: the BpfProbe's, which lives
-  // as long as probe_); null where it did not load: owners from /proc.
-  const SocketIter* socket_iter_ = nullptr;
-  SocketOwners::HolderSource HolderSource() const;
+  // Socket owners from the BpfProbe's iterator (which lives as long as
+  // probe_); none where it did not load: owners from /proc.
+  static SocketOwners::HolderSource HolderSource(const SocketIter* iter);
 
   // Live counters for `top` in streaming mode, refreshed on demand.
   std::mutex refresh_mu_;
