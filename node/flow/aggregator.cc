@@ -44,6 +44,11 @@ void Aggregator::Add(const ConnEvent& ev) {
   Add(std::span<const ConnEvent* const>(&one, 1));
 }
 
+void Aggregator::Reserve(size_t more) {
+  std::lock_guard lock(state_mu_);
+  tracked_.reserve(tracked_.size() + more);
+}
+
 void Aggregator::Add(std::span<const ConnEvent* const> events) {
   if (events.empty()) return;
   std::vector<ProcLookup> lookups;
@@ -59,8 +64,9 @@ void Aggregator::Add(std::span<const ConnEvent* const> events) {
     // established: its conntrack event is queued by the time the
     // connection's own event was read, so taking them in now finds it.
     if (nat_ != nullptr) nat_->Refresh(events.front()->ts_ns);
-    for (const ConnEvent* e : events) {
-      const ConnEvent& ev = *e;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (i + kPrefetchAhead < events.size()) tracked_.prefetch(events[i + kPrefetchAhead]->key);
+      const ConnEvent& ev = *events[i];
       w.clear();
       stats_.events++;
       ExpireClosed(ev.ts_ns);

@@ -71,9 +71,15 @@ bool ConnTable::Apply(ConnEvent& ev) {
   return changed;
 }
 
+void ConnTable::Reserve(size_t more) {
+  std::lock_guard lock(mu_);
+  open_.reserve(open_.size() + more);
+}
+
 void ConnTable::ApplyAll(std::span<ConnEvent> events, bool* changed) {
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < events.size(); ++i) {
+    if (i + kPrefetchAhead < events.size()) open_.prefetch(events[i + kPrefetchAhead].key);
     ConnEvent& ev = events[i];
     changed[i] = ApplyLocked(ev);
     ev.counters = PayloadCounters(ev.counters, ev.direction, ev.tcp_flags);

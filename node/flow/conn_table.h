@@ -41,6 +41,9 @@ class ConnTable {
   // would have returned for events[i] (changed must hold events.size()).
   void ApplyAll(std::span<ConnEvent> events, bool* changed);
 
+  // Room for `more` connections beyond those open now (see FlatMap::reserve).
+  void Reserve(size_t more);
+
   std::vector<OpenConnection> Connections() const;
   // Each open connection's key and seen_seq, under the table's lock (fn must
   // not call back into the table): reconciliation reads these of 100,000

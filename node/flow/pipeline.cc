@@ -21,6 +21,11 @@ void Pipeline::OnEvent(const ConnEvent& event) {
   Forward(ev);
 }
 
+void Pipeline::Reserve(size_t more) {
+  table_.Reserve(more);
+  if (aggregator_) aggregator_->Reserve(more);
+}
+
 void Pipeline::Forward(const ConnEvent& ev) {
   if (aggregator_ != nullptr && ForHistory(ev)) aggregator_->Add(ev);
   // Live counter refreshes are for `top`, not news for watchers.

@@ -23,6 +23,9 @@ class Pipeline final : public EventSink {
   // Events the table already applied (reconciliation's made-up closes, see
   // ConnTable::CloseMissed): to the aggregator and the watchers only.
   void Forward(const ConnEvent& event);
+  // `more` open connections are about to arrive at once (the start-up
+  // snapshot's): the table and the aggregator make room for them in one go.
+  void Reserve(size_t more);
   // Set once before the probe starts; null = no history (tests).
   void set_aggregator(Aggregator* aggregator) { aggregator_ = aggregator; }
   // meshd's own connections (mesh syncs and queries, on both ends) stay out

@@ -104,6 +104,25 @@ TEST(FlatMap, GivesBackMemoryWhenEmptied) {
   EXPECT_EQ(m.find(99'995), m.end());
 }
 
+TEST(FlatMap, ReservedRoomTakesThatManyWithoutMovingAnEntry) {
+  FlatMap<uint64_t, uint64_t, IdentityHash> m;
+  m[7] = 7;
+  m.reserve(100'001);
+  const auto* first = &*m.begin();
+  const size_t memory = m.memory_bytes();
+  for (uint64_t k = 100; k < 100'100; ++k) m[k] = k;
+  EXPECT_EQ(&*m.begin(), first);  // never moved: no growth
+  EXPECT_EQ(m.memory_bytes(), memory);
+  EXPECT_EQ(m.find(7)->second, 7u);
+  for (uint64_t k = 100; k < 100'100; ++k) ASSERT_EQ(m.find(k)->second, k);
+  // Less than is held: nothing changes.
+  m.reserve(10);
+  EXPECT_EQ(m.memory_bytes(), memory);
+  // A prefetch reads nothing a lookup would not (and changes nothing).
+  m.prefetch(12345);
+  EXPECT_EQ(m.size(), 100'001u);
+}
+
 TEST(FlatMap, HoldsConnectionKeys) {
   // As the connection table uses it: ConnKeyHash, keys that differ only in a
   // port or the namespace.
