@@ -402,7 +402,9 @@ Status Daemon::SeedFromSnapshot(BpfProbe& probe) {
     }
     pipeline_.OnEvents(events);
   };
-  Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed, /*with_owners=*/true, &sink);
+  // Room for them all before the first: see FlatMap::reserve.
+  const SnapshotExpect expect = [&](size_t n) { pipeline_.Reserve(n); };
+  Result<Snapshot> snap = snapshotter.Take(EventSource::kSeed, /*with_owners=*/true, &sink, &expect);
   if (!snap.ok()) {
     // Not fatal: new connections are still traced; older ones lose their process.
     FM_LOG(Warn, "probe") << "start-up snapshot failed, connections opened before meshd will "

@@ -200,7 +200,8 @@ Result<std::vector<NetnsRef>> Snapshotter::Namespaces(std::vector<NetnsRef>* mis
   return out;
 }
 
-Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const SnapshotSink* sink) {
+Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const SnapshotSink* sink,
+                                   const SnapshotExpect* expect) {
   std::vector<NetnsRef> missing;
   FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
   Snapshot snap;
@@ -242,6 +243,14 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const S
   auto owner = [&](uint32_t inode) {
     return with_owners ? owners_.Lookup(inode, dumped_at) : ProcessRef{};
   };
+  if (sink && expect) {
+    size_t connections = 0;
+    for (size_t i = 0; i < refs.size(); i++) {
+      for (const DiagSocket& s : dumps[i])
+        connections += IsConnectedState(s.state) && filter_.Matches(s.key);
+    }
+    (*expect)(connections);
+  }
   for (size_t i = 0; i < refs.size(); i++) {
     if (!dumped[i]) continue;
     snap.namespaces++;

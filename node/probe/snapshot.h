@@ -38,6 +38,9 @@ struct Snapshot {
 // kSnapshotRun. The span is the sink's to modify; it is reused after.
 using SnapshotSink = std::function<void(std::span<ConnEvent> events)>;
 inline constexpr size_t kSnapshotRun = 4096;
+// Told once, before the sink's first run, how many open connections (kOpen
+// events) the snapshot holds, so the tables taking them make room at once.
+using SnapshotExpect = std::function<void(size_t connections)>;
 
 // Whether a socket in `state` is an open connection: every state from
 // ESTABLISHED until the socket is gone, i.e. ESTABLISHED, FIN_WAIT1,
@@ -81,9 +84,11 @@ class Snapshotter {
   // cannot be entered is skipped, logged once and counted; the result is an
   // error only when nothing could be dumped. Without owners, no /proc scan:
   // processes stay unknown (passive connections still get their direction).
-  // With a sink, the events go to it as AddNetnsSockets says.
+  // With a sink, the events go to it as AddNetnsSockets says, after
+  // `expect` (if given) is told how many connections follow.
   Result<Snapshot> Take(EventSource source, bool with_owners = true,
-                        const SnapshotSink* sink = nullptr);
+                        const SnapshotSink* sink = nullptr,
+                        const SnapshotExpect* expect = nullptr);
 
   // Where owners' (socket inode, pid) pairs come from (see SocketOwners).
   void set_holder_source(SocketOwners::HolderSource source) {

@@ -271,6 +271,49 @@ TEST(SockDiagKernel, DumpFindsOwnListenerByInode) {
   EXPECT_EQ(diag->malformed(), 0u);
 }
 
+TEST(SnapshotterKernel, TellsHowManyConnectionsFollowBeforeTheFirstRun) {
+  // The start-up seed sizes meshd's tables from this count (Pipeline::Reserve).
+  Fd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage ss;
+  socklen_t len = testing::LoopbackAddr(AF_INET, 0, &ss);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ASSERT_EQ(listen(listener.get(), 16), 0);
+  const uint16_t port = LocalPort(listener.get());
+  std::vector<std::unique_ptr<Fd>> ends;
+  for (int i = 0; i < 5; ++i) {
+    auto client = std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    len = testing::LoopbackAddr(AF_INET, port, &ss);
+    ASSERT_EQ(connect(client->get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+    ends.push_back(std::move(client));
+    ends.push_back(std::make_unique<Fd>(accept(listener.get(), nullptr, nullptr)));
+    ASSERT_GE(ends.back()->get(), 0);
+  }
+  Result<uint32_t> self = SelfNetnsInode();
+  ASSERT_TRUE(self.ok());
+  ProbeFilter filter;
+  filter.netns = {NetnsRef{*self, 0, ""}};
+  filter.ports = {port};
+  Snapshotter snap(filter, "/proc");
+  int told = 0;
+  size_t expected = 0, opens = 0, opens_before_told = 0;
+  const SnapshotExpect expect = [&](size_t n) {
+    told++;
+    expected = n;
+    opens_before_told = opens;
+  };
+  const SnapshotSink sink = [&](std::span<ConnEvent> events) {
+    for (const ConnEvent& ev : events) opens += ev.kind == EventKind::kOpen;
+  };
+  Result<Snapshot> s = snap.Take(EventSource::kSeed, /*with_owners=*/false, &sink, &expect);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(told, 1);
+  EXPECT_EQ(opens_before_told, 0u);
+  // Both ends of each connection; the listener is not a connection.
+  EXPECT_EQ(expected, 10u);
+  EXPECT_EQ(opens, 10u);
+  EXPECT_EQ(s->listeners.size(), 1u);
+}
+
 TEST(PollProbeNetns, SeesAListenerInAChildNamespace) {
   FM_REQUIRE_ROOT();
   int to_child[2], from_child[2];
