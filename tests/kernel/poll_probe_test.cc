@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -243,13 +244,22 @@ TEST_P(PollProbeLoopback, OpenUpdateCloseWithProcessDirectionAndBytes) {
 INSTANTIATE_TEST_SUITE_P(Families, PollProbeLoopback, ::testing::Values(AF_INET, AF_INET6),
                          [](const auto& info) { return info.param == AF_INET ? "IPv4" : "IPv6"; });
 
+// A listening socket on 127.0.0.1, an ephemeral port; -1 if that failed.
+int LoopbackListener(int backlog) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss;
+  const socklen_t len = testing::LoopbackAddr(AF_INET, 0, &ss);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, backlog) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 TEST(SockDiagKernel, DumpFindsOwnListenerByInode) {
   // Needs no privilege: sock_diag shows every socket of our own namespace.
-  Fd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_storage ss;
-  socklen_t len = testing::LoopbackAddr(AF_INET, 0, &ss);
-  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
-  ASSERT_EQ(listen(listener.get(), 1), 0);
+  Fd listener(LoopbackListener(1));
+  ASSERT_GE(listener.get(), 0) << strerror(errno);
   struct stat st {};
   ASSERT_EQ(fstat(listener.get(), &st), 0);
 
@@ -273,16 +283,14 @@ TEST(SockDiagKernel, DumpFindsOwnListenerByInode) {
 
 TEST(SnapshotterKernel, TellsHowManyConnectionsFollowBeforeTheFirstRun) {
   // The start-up seed sizes meshd's tables from this count (Pipeline::Reserve).
-  Fd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_storage ss;
-  socklen_t len = testing::LoopbackAddr(AF_INET, 0, &ss);
-  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
-  ASSERT_EQ(listen(listener.get(), 16), 0);
+  Fd listener(LoopbackListener(16));
+  ASSERT_GE(listener.get(), 0) << strerror(errno);
   const uint16_t port = LocalPort(listener.get());
   std::vector<std::unique_ptr<Fd>> ends;
   for (int i = 0; i < 5; ++i) {
     auto client = std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    len = testing::LoopbackAddr(AF_INET, port, &ss);
+    sockaddr_storage ss;
+    const socklen_t len = testing::LoopbackAddr(AF_INET, port, &ss);
     ASSERT_EQ(connect(client->get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
     ends.push_back(std::move(client));
     ends.push_back(std::make_unique<Fd>(accept(listener.get(), nullptr, nullptr)));
