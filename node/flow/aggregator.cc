@@ -46,7 +46,8 @@ void Aggregator::Add(const ConnEvent& ev) {
 
 void Aggregator::Reserve(size_t more) {
   std::lock_guard lock(state_mu_);
-  tracked_.reserve(tracked_.size() + more);
+  // No more than it may keep (BoundTracked forgets the rest).
+  tracked_.reserve(std::min(tracked_.size() + more, options_.max_tracked));
 }
 
 void Aggregator::Add(std::span<const ConnEvent* const> events) {

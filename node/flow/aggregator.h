@@ -118,7 +118,8 @@ class Aggregator {
   void Add(const ConnEvent& ev);
   // A run of events in order, under one lock (the probe's batches).
   void Add(std::span<const ConnEvent* const> events);
-  // Room for `more` tracked connections beyond those tracked now.
+  // Room for `more` tracked connections beyond those tracked now, up to
+  // max_tracked.
   void Reserve(size_t more);
   // Carries every tracked connection into the checkpoint bucket of `now_ns`
   // (Unix ns) once that bucket has begun, and marks the checkpoint in the
