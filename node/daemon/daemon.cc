@@ -361,6 +361,7 @@ Status Daemon::InitProbe() {
     ReconcilerOptions ro;
     ro.interval_ns = static_cast<int64_t>(config_.reconcile_interval.count()) * 1'000'000;
     reconciler_ = std::make_unique<Reconciler>(pipeline_.table(), ro);
+    reconciler_->StartAfter(MonotonicNs());  // the seed is this moment's view
   }
   if (reconciler_ || config_.account_interval.count() > 0) {
     kernel_snapshotter_ = std::make_unique<Snapshotter>(filter_, config_.proc_root, cgroup_root_);

@@ -73,6 +73,14 @@ class ReconcilerTest : public ::testing::Test {
   Reconciler rec{table, ReconcilerOptions{30 * kSec, 2 * kSec}};
 };
 
+TEST_F(ReconcilerTest, AfterTheStartUpSnapshotTheFirstDumpWaitsAnInterval) {
+  EXPECT_TRUE(rec.Due(0));  // not started: due at once
+  rec.StartAfter(5 * kSec);
+  EXPECT_FALSE(rec.Due(5 * kSec));
+  EXPECT_FALSE(rec.Due(35 * kSec - 1));
+  EXPECT_TRUE(rec.Due(35 * kSec));
+}
+
 TEST_F(ReconcilerTest, MissedCloseIsMadeUpAfterTwoDumpsMissItAndIsMarked) {
   const ConnKey a = Key(40000, 80), b = Key(40001, 80);
   Open(a);
