@@ -68,8 +68,8 @@ class BpfProbe final : public Probe {
 
   // Until the first TransferData, a thread copies the ring's records into
   // memory as they come, so a ring nobody reads yet does not fill: meshd's
-  // start-up snapshot takes a second on a host with 50k open connections,
-  // and churn fills a 4 MB ring in a quarter of that. TransferData then
+  // start-up snapshot takes a third of a second on a host with 50k open
+  // connections, and churn fills a 4 MB ring in less than that. TransferData then
   // hands over what was held first, in order, a slice at a time, moving the
   // ring's newer records behind it until it has caught up. At most
   // max_bytes are held: past that the ring is left to fill, and what it
