@@ -26,6 +26,14 @@ bool SetThreadBatchPolicy(std::string_view thread_name) {
   return true;
 }
 
+void SetThreadNormalPolicy(std::string_view thread_name) {
+  if (sched_getscheduler(0) != SCHED_BATCH) return;
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_OTHER, &param) != 0)
+    FM_LOG(Debug, "meshd") << "cannot run the " << thread_name
+                           << " thread as SCHED_OTHER: " << std::strerror(errno);
+}
+
 void SetThreadName(const char* name) {
   // The kernel refuses names of 16 bytes or more: cut, never fail.
   pthread_setname_np(pthread_self(), std::string(name).substr(0, 15).c_str());

@@ -14,6 +14,12 @@ namespace flowmesh {
 // alone. Returns whether the thread now runs SCHED_BATCH.
 bool SetThreadBatchPolicy(std::string_view thread_name);
 
+// Back from SCHED_BATCH to SCHED_OTHER, for a thread that must run as soon
+// as it is woken but was started by a batch thread (a new thread inherits
+// the policy): the probe's ring-hold thread, started from the probe thread.
+// Leaves any other policy alone.
+void SetThreadNormalPolicy(std::string_view thread_name);
+
 // Names the calling thread (at most 15 bytes are kept), so top -H, perf and
 // /proc/PID/task/*/comm tell meshd's threads apart.
 void SetThreadName(const char* name);

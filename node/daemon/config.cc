@@ -268,13 +268,10 @@ std::optional<DaemonConfig> ParseDaemonArgs(int argc, char** argv, int* exit_cod
                  "(docs/bench.md). It is resident memory of meshd's: a host with little churn "
                  "can take 1M. meshctl status shows the most it held (ring_high_water_bytes); "
                  "events lost to a full ring are counted, logged and shown there (ring full): "
-                 "raise it then. A host with tens of thousands of open connections and heavy "
-                 "churn needs more: the sock_diag dump every 30 s stops the reader for about "
-                 "0.3 s per 100k sockets (50k idle connections under the bench's full churn "
-                 "lost events with 4M, none with 16M). While meshd starts (its start-up "
-                 "snapshot takes a third of a second with 50k connections open), up to 16 times "
-                 "this size of events are held in memory instead (held_at_start, "
-                 "held_peak_bytes)")
+                 "raise it then. While meshd starts (its start-up snapshot takes a third of a "
+                 "second with 50k connections open), and while a sock_diag dump (every 30 s) "
+                 "keeps the reader busy, up to 16 times this size of events are held in memory "
+                 "instead (held_at_start, held_in_dumps, held_peak_bytes)")
       ->type_name("SIZE")
       ->envname("MESHD_RING_BUFFER_SIZE")
       ->capture_default_str();

@@ -231,10 +231,11 @@ void BpfProbe::Decode(const void* data, size_t size) {
   if (++batch_size_ == kMaxBatch) DeliverBatch();
 }
 
-Status BpfProbe::HoldEvents(size_t max_bytes) {
+Status BpfProbe::HoldEvents(size_t max_bytes, HoldFor why) {
   if (!ring_) return Unavailable("streaming probe is not initialised");
   if (holder_.joinable()) return Internal("the probe already holds its events");
   backlog_max_ = max_bytes;
+  holding_for_ = why;
   stop_holding_.store(false, std::memory_order_relaxed);
   try {
     holder_ = std::thread([this] { HoldLoop(); });
@@ -246,6 +247,9 @@ Status BpfProbe::HoldEvents(size_t max_bytes) {
 
 void BpfProbe::HoldLoop() {
   SetThreadName("ring-hold");
+  // Started by the probe thread (SCHED_BATCH) before its dumps: a batch
+  // thread's wake-up waits for the running one's slice, and the ring fills.
+  SetThreadNormalPolicy("ring-hold");
   pollfd p{ring_->fd(), POLLIN, 0};
   while (!stop_holding_.load(std::memory_order_acquire)) {
     if (backlog_.bytes() >= backlog_max_) {
@@ -270,7 +274,9 @@ void BpfProbe::StopHolding() {
 void BpfProbe::HoldRing() {
   if (backlog_.bytes() >= backlog_max_) return;  // the ring fills from here
   const int64_t n = ring_->Consume(&BpfProbe::OnHoldSample, this);
-  if (n > 0) held_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  if (n > 0)
+    (holding_for_ == HoldFor::kStart ? held_ : held_in_dumps_)
+        .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   if (backlog_.bytes() > backlog_peak_bytes_.load(std::memory_order_relaxed))
     backlog_peak_bytes_.store(backlog_.bytes(), std::memory_order_relaxed);
 }
@@ -287,7 +293,7 @@ int64_t BpfProbe::DeliverHeld() {
   HoldRing();
   const size_t n =
       backlog_.Drain(kSlice, [this](const void* data, size_t size) { Decode(data, size); });
-  if (backlog_.empty())
+  if (backlog_.empty() && holding_for_ == HoldFor::kStart)
     FM_LOG(Info, "probe") << "caught up with the " << held_.load(std::memory_order_relaxed)
                           << " events held while meshd started (at most "
                           << (backlog_peak_bytes_.load(std::memory_order_relaxed) >> 10)
@@ -306,7 +312,7 @@ Result<int> BpfProbe::TransferData(EventSink& sink, int timeout_ms) {
   if (!ring_) return Unavailable("streaming probe is not initialised");
   if (holder_.joinable()) {
     StopHolding();  // the backlog is this thread's from here
-    if (!backlog_.empty())
+    if (!backlog_.empty() && holding_for_ == HoldFor::kStart)
       FM_LOG(Info, "probe") << "held " << backlog_.records() << " events ("
                             << (backlog_.bytes() >> 10) << " KiB) while meshd started; "
                             << "delivering them first";
@@ -381,6 +387,7 @@ ProbeStats BpfProbe::Stats() const {
               {"passive_no_owner", c.passive_no_owner},
               {"ring_high_water_bytes", c.ring_high_water},
               {"held_at_start", held_.load(std::memory_order_relaxed)},
+              {"held_in_dumps", held_in_dumps_.load(std::memory_order_relaxed)},
               {"held_peak_bytes", backlog_peak_bytes_.load(std::memory_order_relaxed)}};
   s.bpf_maps = MapUsage();
   return s;

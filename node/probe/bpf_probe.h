@@ -73,8 +73,12 @@ class BpfProbe final : public Probe {
   // hands over what was held first, in order, a slice at a time, moving the
   // ring's newer records behind it until it has caught up. At most
   // max_bytes are held: past that the ring is left to fill, and what it
-  // drops is counted lost as ever. Call after Init, once.
-  Status HoldEvents(size_t max_bytes);
+  // drops is counted lost as ever. Call after Init; again (HoldFor::kDump)
+  // before anything else keeps the probe's thread from TransferData for long,
+  // such as a sock_diag dump of 100k sockets (a third of a second, the time
+  // churn takes to fill a 4 MB ring).
+  enum class HoldFor { kStart, kDump };
+  Status HoldEvents(size_t max_bytes, HoldFor why = HoldFor::kStart);
 
   // The socket-owner iterator, loaded and attached with the tracing
   // programs; null on a kernel where it does not load (Init says why, and
@@ -136,7 +140,9 @@ class BpfProbe final : public Probe {
   size_t backlog_max_ = 0;
   std::thread holder_;
   std::atomic<bool> stop_holding_{false};
-  std::atomic<uint64_t> held_{0};  // records ever held
+  HoldFor holding_for_ = HoldFor::kStart;  // set before holder_ starts
+  std::atomic<uint64_t> held_{0};           // records held while meshd started
+  std::atomic<uint64_t> held_in_dumps_{0};  // records held while dumps ran
   std::atomic<uint64_t> backlog_peak_bytes_{0};
 };
 
