@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
+#include <fstream>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 #include "node/common/clock.h"
@@ -30,35 +33,59 @@ bool BetterListenerOwner(const ProcessRef& a, const ProcessRef& b) {
   return a.pid < b.pid;
 }
 
+// The number after `label` on its line of a /proc/net/sockstat file
+// ("TCP: inuse 5 orphan 0 ..."); nullopt when the file or line is missing.
+std::optional<size_t> ReadInUse(const std::string& path, std::string_view label) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with(label)) continue;
+    size_t n = 0;
+    const char* first = line.data() + label.size();
+    auto [ptr, ec] = std::from_chars(first, line.data() + line.size(), n);
+    if (ec != std::errc() || ptr == first) return std::nullopt;
+    return n;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool IsConnectedState(uint8_t state) {
-  switch (state) {
-    case kTcpEstablished:
-    case kTcpFinWait1:
-    case kTcpFinWait2:
-    case kTcpCloseWait:
-    case kTcpLastAck:
-    case kTcpClosing: return true;
-    default: return false;
-  }
+  return state < 32 && ((kConnectedStates >> state) & 1) != 0;
 }
 
-void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
-                     EventSource source, int64_t now_ns,
-                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out,
-                     const SnapshotSink* sink) {
-  // Every listener of the namespace, filtered or not: port -> (addr, owner).
-  struct Listener {
-    IpAddr addr;
-    ProcessRef proc;
-  };
-  std::unordered_multimap<uint16_t, Listener> by_port;
+void NetnsListeners::Add(const IpAddr& addr, uint16_t port, const ProcessRef& proc) {
+  by_port_.emplace(port, Listener{addr, proc});
+}
+
+const NetnsListeners::Listener* NetnsListeners::Accepting(const ConnKey& key) const {
+  const Listener* best = nullptr;
+  auto [lo, hi] = by_port_.equal_range(key.lport);
+  for (auto it = lo; it != hi; ++it) {
+    const Listener& l = it->second;
+    if (!ListenerCovers(l.addr, key.laddr)) continue;
+    // The kernel delivers to the most specific listener; among equals the
+    // pick must not depend on hash order, as it feeds the fallback below.
+    bool exact = l.addr == key.laddr;
+    bool best_exact = best && best->addr == key.laddr;
+    if (!best || (exact && !best_exact) ||
+        (exact == best_exact && BetterListenerOwner(l.proc, best->proc)))
+      best = &l;
+  }
+  return best;
+}
+
+size_t AddNetnsListeners(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
+                         EventSource source, int64_t now_ns,
+                         const std::function<ProcessRef(uint32_t inode)>& owner,
+                         NetnsListeners* listeners, Snapshot* out) {
+  // Every listener of the namespace goes into `listeners`, filtered or not.
   std::unordered_map<ConnKey, size_t, ConnKeyHash> listener_index;  // into out->listeners
   for (const DiagSocket& s : sockets) {
     if (s.state != kTcpListen) continue;
     ProcessRef proc = owner(s.inode);
-    by_port.emplace(s.key.lport, Listener{s.key.laddr, proc});
+    listeners->Add(s.key.laddr, s.key.lport, proc);
     if (!filter.Matches(s.key)) continue;
     if (auto it = listener_index.find(s.key); it != listener_index.end()) {
       ConnEvent& existing = out->listeners[it->second];
@@ -75,49 +102,49 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
     listener_index.emplace(s.key, out->listeners.size());
     out->listeners.push_back(ev);
   }
+  return listener_index.size();
+}
+
+ConnEvent ConnectionEvent(const DiagSocket& s, const NetnsListeners& listeners, EventSource source,
+                          int64_t now_ns, const std::function<ProcessRef(uint32_t inode)>& owner) {
+  ConnEvent ev;
+  ev.kind = EventKind::kOpen;
+  ev.source = source;
+  ev.ts_ns = now_ns;
+  ev.key = s.key;
+  ev.counters = s.counters;
+  // Which FINs the sequence-space counters already include, so payload
+  // bytes come out right for a connection caught while closing.
+  ev.tcp_flags = TcpFlagsForState(s.state);
+  ev.proc = owner(s.inode);
+  ev.direction = Direction::kActive;
+  if (const NetnsListeners::Listener* listener = listeners.Accepting(s.key)) {
+    ev.direction = Direction::kPassive;
+    // Not accepted yet (no file, inode 0) or held by a process we may not
+    // inspect: the listener's owner is who will serve it, as the
+    // streaming probe reports passive connections.
+    if (!ev.proc.known()) ev.proc = listener->proc;
+  }
+  return ev;
+}
+
+void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
+                     EventSource source, int64_t now_ns,
+                     const std::function<ProcessRef(uint32_t inode)>& owner, Snapshot* out,
+                     const SnapshotSink* sink) {
+  NetnsListeners listeners;
+  const size_t added = AddNetnsListeners(sockets, filter, source, now_ns, owner, &listeners, out);
   std::vector<ConnEvent> run;
   if (sink) {
     // This namespace's listeners (the ones after the earlier namespaces').
-    run.assign(out->listeners.end() - static_cast<ptrdiff_t>(listener_index.size()),
-               out->listeners.end());
+    run.assign(out->listeners.end() - static_cast<ptrdiff_t>(added), out->listeners.end());
     if (!run.empty()) (*sink)(run);
     run.clear();
     run.reserve(kSnapshotRun);
   }
-
   for (const DiagSocket& s : sockets) {
     if (!IsConnectedState(s.state) || !filter.Matches(s.key)) continue;
-    ConnEvent ev;
-    ev.kind = EventKind::kOpen;
-    ev.source = source;
-    ev.ts_ns = now_ns;
-    ev.key = s.key;
-    ev.counters = s.counters;
-    // Which FINs the sequence-space counters already include, so payload
-    // bytes come out right for a connection caught while closing.
-    ev.tcp_flags = TcpFlagsForState(s.state);
-    ev.proc = owner(s.inode);
-    ev.direction = Direction::kActive;
-    const Listener* listener = nullptr;
-    auto [lo, hi] = by_port.equal_range(s.key.lport);
-    for (auto it = lo; it != hi; ++it) {
-      const Listener& l = it->second;
-      if (!ListenerCovers(l.addr, s.key.laddr)) continue;
-      // The kernel delivers to the most specific listener; among equals the
-      // pick must not depend on hash order, as it feeds the fallback below.
-      bool exact = l.addr == s.key.laddr;
-      bool best_exact = listener && listener->addr == s.key.laddr;
-      if (!listener || (exact && !best_exact) ||
-          (exact == best_exact && BetterListenerOwner(l.proc, listener->proc)))
-        listener = &l;
-    }
-    if (listener) {
-      ev.direction = Direction::kPassive;
-      // Not accepted yet (no file, inode 0) or held by a process we may not
-      // inspect: the listener's owner is who will serve it, as the
-      // streaming probe reports passive connections.
-      if (!ev.proc.known()) ev.proc = listener->proc;
-    }
+    ConnEvent ev = ConnectionEvent(s, listeners, source, now_ns, owner);
     if (sink) {
       run.push_back(ev);
       if (run.size() == kSnapshotRun) {
@@ -200,22 +227,42 @@ Result<std::vector<NetnsRef>> Snapshotter::Namespaces(std::vector<NetnsRef>* mis
   return out;
 }
 
+void Snapshotter::Skip(uint32_t inode, const Status& why, Snapshot* snap, Status* last_error) {
+  snap->namespaces_skipped++;
+  if (warned_.insert(inode).second)
+    FM_LOG(Warn, "probe") << "skipping network namespace " << inode << ": " << why.message();
+  *last_error = why;
+}
+
 Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const SnapshotSink* sink,
                                    const SnapshotExpect* expect) {
   std::vector<NetnsRef> missing;
   FM_ASSIGN_OR_RETURN(std::vector<NetnsRef> refs, Namespaces(&missing));
   Snapshot snap;
-  const int64_t now = RealtimeNs();
   Status last_error;
-  for (const NetnsRef& ref : missing) {
-    snap.namespaces_skipped++;
-    last_error = MissingNetns(ref);
-    if (warned_.insert(ref.inode).second)
-      FM_LOG(Warn, "probe") << "skipping network namespace " << ref.inode << ": "
-                            << last_error.message();
-  }
+  for (const NetnsRef& ref : missing) Skip(ref.inode, MissingNetns(ref), &snap, &last_error);
+  if (sink) TakeStreamed(refs, source, with_owners, *sink, expect, &snap, &last_error);
+  else TakeWhole(refs, source, with_owners, &snap, &last_error);
+  // Forget warnings for namespaces that are gone, so the set stays bounded.
+  std::erase_if(warned_, [&](uint32_t inode) {
+    auto same = [&](const NetnsRef& r) { return r.inode == inode; };
+    return std::none_of(refs.begin(), refs.end(), same) &&
+           std::none_of(missing.begin(), missing.end(), same);
+  });
+  uint64_t malformed = diags_.malformed();
+  snap.malformed = malformed >= malformed_seen_ ? malformed - malformed_seen_ : malformed;
+  malformed_seen_ = malformed;
+  snap.cgroup_errors = owners_.cgroup_errors() - cgroup_errors_seen_;
+  cgroup_errors_seen_ = owners_.cgroup_errors();
+  if (snap.namespaces == 0 && !last_error.ok()) return last_error;
+  return snap;
+}
+
+void Snapshotter::TakeWhole(const std::vector<NetnsRef>& refs, EventSource source,
+                            bool with_owners, Snapshot* snap, Status* last_error) {
+  const int64_t now = RealtimeNs();
   // Dump every namespace first, then resolve owners: one /proc scan then
-  // serves the whole snapshot.
+  // serves the whole snapshot, and finds every socket the dumps found.
   std::vector<std::vector<DiagSocket>> dumps(refs.size());
   std::vector<bool> dumped(refs.size(), false);
   for (size_t i = 0; i < refs.size(); i++) {
@@ -231,10 +278,7 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const S
       return Status::Ok();
     }();
     if (!s.ok()) {
-      snap.namespaces_skipped++;
-      if (warned_.insert(ref.inode).second)
-        FM_LOG(Warn, "probe") << "skipping network namespace " << ref.inode << ": " << s.message();
-      last_error = s;
+      Skip(ref.inode, s, snap, last_error);
       continue;
     }
     dumped[i] = true;
@@ -243,35 +287,147 @@ Result<Snapshot> Snapshotter::Take(EventSource source, bool with_owners, const S
   auto owner = [&](uint32_t inode) {
     return with_owners ? owners_.Lookup(inode, dumped_at) : ProcessRef{};
   };
-  if (sink && expect) {
-    size_t connections = 0;
-    for (size_t i = 0; i < refs.size(); i++) {
-      for (const DiagSocket& s : dumps[i])
-        connections += IsConnectedState(s.state) && filter_.Matches(s.key);
-    }
-    (*expect)(connections);
-  }
   for (size_t i = 0; i < refs.size(); i++) {
     if (!dumped[i]) continue;
-    snap.namespaces++;
-    snap.netns_dumped.push_back(refs[i].inode);
-    AddNetnsSockets(dumps[i], filter_, source, now, owner, &snap, sink);
-    // Each namespace's sockets go as soon as they are events.
+    snap->namespaces++;
+    snap->netns_dumped.push_back(refs[i].inode);
+    AddNetnsSockets(dumps[i], filter_, source, now, owner, snap);
     std::vector<DiagSocket>().swap(dumps[i]);
   }
-  // Forget warnings for namespaces that are gone, so the set stays bounded.
-  std::erase_if(warned_, [&](uint32_t inode) {
-    auto same = [&](const NetnsRef& r) { return r.inode == inode; };
-    return std::none_of(refs.begin(), refs.end(), same) &&
-           std::none_of(missing.begin(), missing.end(), same);
+}
+
+void Snapshotter::TakeStreamed(const std::vector<NetnsRef>& refs, EventSource source,
+                               bool with_owners, const SnapshotSink& sink,
+                               const SnapshotExpect* expect, Snapshot* snap, Status* last_error) {
+  const int64_t now = RealtimeNs();
+  // Owners: one scan, at the first socket it does not know, serves the
+  // whole snapshot. It finds every socket that had its file when it began; a
+  // connection opened after that shows without a process here, and gets it
+  // from the probe that reports its open (the seed's probe is attached
+  // before this, a poll's connections are looked up again at the next poll).
+  const int64_t began = MonotonicNs();
+  auto owner = [&](uint32_t inode) {
+    return with_owners ? owners_.Lookup(inode, began) : ProcessRef{};
+  };
+  // Every namespace's listeners first (few, and the sink needs the count of
+  // connections before anything else), then each namespace's connections
+  // as the kernel hands them over, a datagram at a time.
+  std::vector<std::vector<DiagSocket>> listening(refs.size());
+  std::vector<bool> listed(refs.size(), false);
+  for (size_t i = 0; i < refs.size(); i++) {
+    Status s = [&]() -> Status {
+      FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(refs[i]));
+      for (uint16_t family : {AF_INET, AF_INET6}) {
+        FM_ASSIGN_OR_RETURN(std::vector<DiagSocket> part,
+                            diag->Dump(family, refs[i].inode, kListenStates));
+        listening[i].insert(listening[i].end(), part.begin(), part.end());
+      }
+      return Status::Ok();
+    }();
+    if (!s.ok()) {
+      Skip(refs[i].inode, s, snap, last_error);
+      continue;
+    }
+    listed[i] = true;
+  }
+  if (expect) {
+    if (std::optional<size_t> n = ExpectedConnections(refs, listed, listening)) (*expect)(*n);
+  }
+  std::vector<ConnEvent> run;
+  for (size_t i = 0; i < refs.size(); i++) {
+    if (!listed[i]) continue;
+    const NetnsRef& ref = refs[i];
+    NetnsListeners listeners;
+    const size_t added =
+        AddNetnsListeners(listening[i], filter_, source, now, owner, &listeners, snap);
+    std::vector<DiagSocket>().swap(listening[i]);
+    run.assign(snap->listeners.end() - static_cast<ptrdiff_t>(added), snap->listeners.end());
+    if (!run.empty()) sink(run);
+    run.clear();
+    run.reserve(kSnapshotRun);
+    const SockDiag::DiagRun each = [&](std::span<const DiagSocket> sockets) {
+      for (const DiagSocket& s : sockets) {
+        if (!filter_.Matches(s.key)) continue;
+        run.push_back(ConnectionEvent(s, listeners, source, now, owner));
+        if (run.size() == kSnapshotRun) {
+          sink(run);
+          run.clear();
+        }
+      }
+    };
+    Status s = [&]() -> Status {
+      FM_ASSIGN_OR_RETURN(SockDiag * diag, diags_.Get(ref));
+      for (uint16_t family : {AF_INET, AF_INET6})
+        FM_RETURN_IF_ERROR(diag->DumpEach(family, ref.inode, kConnectedStates, each));
+      return Status::Ok();
+    }();
+    if (!run.empty()) sink(run);
+    run.clear();
+    if (!s.ok()) {
+      // What went to the sink stays there; the namespace is not in
+      // netns_dumped, so nobody takes a socket missing from it as gone.
+      Skip(ref.inode, s, snap, last_error);
+      continue;
+    }
+    snap->namespaces++;
+    snap->netns_dumped.push_back(ref.inode);
+  }
+}
+
+std::optional<size_t> Snapshotter::ExpectedConnections(
+    const std::vector<NetnsRef>& refs, const std::vector<bool>& listed,
+    const std::vector<std::vector<DiagSocket>>& listening) {
+  // A port filter keeps an unknown part of the count.
+  if (!filter_.ports.empty()) return std::nullopt;
+  size_t total = 0;
+  bool any = false;
+  for (size_t i = 0; i < refs.size(); i++) {
+    if (!listed[i]) continue;
+    std::optional<size_t> in_use = TcpSocketsInUse(refs[i]);
+    if (!in_use) continue;
+    any = true;
+    size_t listeners = 0;
+    for (const DiagSocket& s : listening[i])
+      listeners += filter_.family == 0 || s.key.family() == filter_.family;
+    total += *in_use > listeners ? *in_use - listeners : 0;
+  }
+  if (!any) return std::nullopt;
+  return total;
+}
+
+std::optional<size_t> Snapshotter::TcpSocketsInUse(const NetnsRef& ref) {
+  // The kernel counts each namespace's TCP sockets in use (listening, SYN_SENT
+  // and connected; not TIME_WAIT): /proc/<pid>/net/sockstat and sockstat6 of
+  // a process in it. A namespace with no process (a bind mount) is read from
+  // inside it, through this thread's own /proc entry.
+  auto read = [&](const std::string& dir) -> std::optional<size_t> {
+    size_t total = 0;
+    bool found = false;
+    const std::pair<const char*, const char*> files[] = {{"/sockstat", "TCP: inuse "},
+                                                         {"/sockstat6", "TCP6: inuse "}};
+    for (const auto& [file, label] : files) {
+      const uint16_t family = std::string_view(file) == "/sockstat" ? AF_INET : AF_INET6;
+      if (filter_.family != 0 && filter_.family != family) continue;
+      std::optional<size_t> n = ReadInUse(dir + file, label);
+      if (n) {
+        total += *n;
+        found = true;
+      }
+    }
+    if (!found) return std::nullopt;
+    return total;
+  };
+  Result<uint32_t> self = diags_.SelfInode();
+  if (self.ok() && ref.inode == *self) return read(proc_root_ + "/thread-self/net");
+  if (ref.pid != 0) return read(proc_root_ + "/" + std::to_string(ref.pid) + "/net");
+  if (ref.path.empty()) return std::nullopt;
+  std::optional<size_t> n;
+  Status s = RunInNetns(ref.path, ref.inode, [&]() -> Status {
+    n = read(proc_root_ + "/thread-self/net");
+    return Status::Ok();
   });
-  uint64_t malformed = diags_.malformed();
-  snap.malformed = malformed >= malformed_seen_ ? malformed - malformed_seen_ : malformed;
-  malformed_seen_ = malformed;
-  snap.cgroup_errors = owners_.cgroup_errors() - cgroup_errors_seen_;
-  cgroup_errors_seen_ = owners_.cgroup_errors();
-  if (snap.namespaces == 0 && !last_error.ok()) return last_error;
-  return snap;
+  if (!s.ok()) return std::nullopt;
+  return n;
 }
 
 }  // namespace flowmesh

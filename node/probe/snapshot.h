@@ -10,6 +10,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "node/probe/event.h"
@@ -38,8 +39,12 @@ struct Snapshot {
 // kSnapshotRun. The span is the sink's to modify; it is reused after.
 using SnapshotSink = std::function<void(std::span<ConnEvent> events)>;
 inline constexpr size_t kSnapshotRun = 4096;
-// Told once, before the sink's first run, how many open connections (kOpen
-// events) the snapshot holds, so the tables taking them make room at once.
+// Told once, before the sink's first run, about how many open connections
+// (kOpen events) follow, so the tables taking them make room at once: the
+// kernel's count of TCP sockets in use in the namespaces (sockstat), less
+// their listeners. Somewhat more than follow when sockets are connecting;
+// fewer when connections open meanwhile. Not told when there is no count: a
+// port filter, or no namespace's count could be read.
 using SnapshotExpect = std::function<void(size_t connections)>;
 
 // Whether a socket in `state` is an open connection: every state from
@@ -48,6 +53,38 @@ using SnapshotExpect = std::function<void(size_t connections)>;
 // process and counters that can change; SYN_* never carried data yet,
 // TIME_WAIT and CLOSE are the connection's past.
 bool IsConnectedState(uint8_t state);
+
+// The listeners of one network namespace, by port: which of them accepted a
+// connection, if any (see AddNetnsSockets for the rule).
+class NetnsListeners {
+ public:
+  struct Listener {
+    IpAddr addr;
+    ProcessRef proc;
+  };
+  void Add(const IpAddr& addr, uint16_t port, const ProcessRef& proc);
+  // The listener a connection with this local end came in through: the most
+  // specific address first, then a deterministic pick. Null: active.
+  const Listener* Accepting(const ConnKey& key) const;
+
+ private:
+  std::unordered_multimap<uint16_t, Listener> by_port_;
+};
+
+// The listeners among `sockets`: every one into `listeners` (filtered or
+// not, for direction), the filtered ones as kListen events appended to
+// out->listeners, one per key (SO_REUSEPORT siblings are one). Returns how
+// many events it appended.
+size_t AddNetnsListeners(const std::vector<DiagSocket>& sockets, const ProbeFilter& filter,
+                         EventSource source, int64_t now_ns,
+                         const std::function<ProcessRef(uint32_t inode)>& owner,
+                         NetnsListeners* listeners, Snapshot* out);
+
+// One connected socket as a kOpen event: its owner, and its direction from
+// the namespace's listeners (a passive one without a known owner gets the
+// listener's).
+ConnEvent ConnectionEvent(const DiagSocket& s, const NetnsListeners& listeners, EventSource source,
+                          int64_t now_ns, const std::function<ProcessRef(uint32_t inode)>& owner);
 
 // Adds the sockets of one network namespace (both families, one dump each)
 // to `out`: filter, owner lookup, direction. Pure apart from `owner`, so
@@ -84,8 +121,13 @@ class Snapshotter {
   // cannot be entered is skipped, logged once and counted; the result is an
   // error only when nothing could be dumped. Without owners, no /proc scan:
   // processes stay unknown (passive connections still get their direction).
-  // With a sink, the events go to it as AddNetnsSockets says, after
-  // `expect` (if given) is told how many connections follow.
+  // With a sink, the events go to it a run at a time as the dumps are read,
+  // never all of them at once: first a dump of every namespace's listeners,
+  // then `expect` (if given), then per namespace its listeners and its
+  // connections (a second dump, of the connected states only, streamed). A
+  // walk interrupted by churn is read again, so the sink may see an open a
+  // second time (see SockDiag::DumpEach). Connections opened after the
+  // owners' scan began show without a process.
   Result<Snapshot> Take(EventSource source, bool with_owners = true,
                         const SnapshotSink* sink = nullptr,
                         const SnapshotExpect* expect = nullptr);
@@ -99,6 +141,23 @@ class Snapshotter {
   // The namespaces to dump now; listed ones not found go to `missing`.
   Result<std::vector<NetnsRef>> Namespaces(std::vector<NetnsRef>* missing);
   Status MissingNetns(const NetnsRef& ref) const;
+  // A namespace left out of this snapshot: counted, logged once, kept as the
+  // error to return if none was dumped.
+  void Skip(uint32_t inode, const Status& why, Snapshot* snap, Status* last_error);
+  // Without a sink: each namespace's dump whole, then owners, then events.
+  void TakeWhole(const std::vector<NetnsRef>& refs, EventSource source, bool with_owners,
+                 Snapshot* snap, Status* last_error);
+  // With a sink: see Take.
+  void TakeStreamed(const std::vector<NetnsRef>& refs, EventSource source, bool with_owners,
+                    const SnapshotSink& sink, const SnapshotExpect* expect, Snapshot* snap,
+                    Status* last_error);
+  // SnapshotExpect's count for the namespaces listed[i] (listening[i]: their
+  // listeners), or nullopt.
+  std::optional<size_t> ExpectedConnections(const std::vector<NetnsRef>& refs,
+                                            const std::vector<bool>& listed,
+                                            const std::vector<std::vector<DiagSocket>>& listening);
+  // The kernel's count of TCP sockets in use in `ref` (the filter's families).
+  std::optional<size_t> TcpSocketsInUse(const NetnsRef& ref);
 
   ProbeFilter filter_;
   std::string proc_root_;

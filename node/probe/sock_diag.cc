@@ -236,17 +236,25 @@ Result<SockDiag> SockDiag::Open() {
   return SockDiag(nl);
 }
 
-Result<std::vector<DiagSocket>> SockDiag::Dump(uint16_t family, uint32_t netns_inode) {
+Status SockDiag::CheckDumpable(uint16_t family) const {
   if (family != AF_INET && family != AF_INET6)
     return InvalidArgument("sock_diag dump: family " + std::to_string(family) +
                            " is neither AF_INET nor AF_INET6");
   if (!nl_) return Internal("sock_diag dump on a moved-from SockDiag");
+  return Status::Ok();
+}
+
+Result<std::vector<DiagSocket>> SockDiag::Dump(uint16_t family, uint32_t netns_inode,
+                                               uint32_t states) {
+  FM_RETURN_IF_ERROR(CheckDumpable(family));
   std::vector<DiagSocket> out;
+  const DiagRun append = [&](std::span<const DiagSocket> part) {
+    out.insert(out.end(), part.begin(), part.end());
+  };
   for (int attempt = 1;; attempt++) {
     out.clear();
     bool interrupted = false;
-    Status s = DumpOnce(family, netns_inode, &out, &interrupted);
-    if (!s.ok()) return s;
+    FM_RETURN_IF_ERROR(DumpOnce(family, netns_inode, states, append, &interrupted));
     // NLM_F_DUMP_INTR: sockets came and went while the kernel walked its
     // tables, so the result may be inconsistent; a fresh walk usually is not.
     // After the last attempt the slightly inconsistent result beats none.
@@ -255,8 +263,21 @@ Result<std::vector<DiagSocket>> SockDiag::Dump(uint16_t family, uint32_t netns_i
   }
 }
 
-Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<DiagSocket>* out,
-                          bool* interrupted) {
+Status SockDiag::DumpEach(uint16_t family, uint32_t netns_inode, uint32_t states,
+                          const DiagRun& each) {
+  FM_RETURN_IF_ERROR(CheckDumpable(family));
+  for (int attempt = 1;; attempt++) {
+    bool interrupted = false;
+    FM_RETURN_IF_ERROR(DumpOnce(family, netns_inode, states, each, &interrupted));
+    // What the interrupted walk handed over stays handed over; the next walk
+    // repeats most of it and adds what the changing tables made it skip.
+    if (!interrupted || attempt == kDumpAttempts) return Status::Ok();
+    FM_LOG(Debug, "sock_diag") << "dump interrupted by socket churn; reading it again";
+  }
+}
+
+Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, uint32_t states,
+                          const DiagRun& each, bool* interrupted) {
   char req_buf[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(inet_diag_req_v2))] = {};
   nlmsghdr* nlh = mnl_nlmsg_put_header(req_buf);
   nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -267,14 +288,7 @@ Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<Dia
       static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
   req->sdiag_family = static_cast<uint8_t>(family);
   req->sdiag_protocol = IPPROTO_TCP;
-  // Only what a snapshot uses: listeners and connected sockets. Not
-  // TIME_WAIT, SYN_SENT or request sockets: under churn TIME_WAIT alone is
-  // tens of thousands of sockets, which made every dump long, interrupted by
-  // the churn (NLM_F_DUMP_INTR) on every retry, and so inconsistent, down to
-  // a listener missing and its accepted connections misread as active.
-  req->idiag_states = (1u << kTcpListen) | (1u << kTcpEstablished) | (1u << kTcpFinWait1) |
-                      (1u << kTcpFinWait2) | (1u << kTcpCloseWait) | (1u << kTcpLastAck) |
-                      (1u << kTcpClosing);
+  req->idiag_states = states;
   req->idiag_ext = 1 << (INET_DIAG_INFO - 1);
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return DumpError(errno, family);
 
@@ -285,9 +299,11 @@ Status SockDiag::DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<Dia
       return DumpError(errno, family);
     }
     DumpProgress progress;
+    datagram_.clear();
     Status s = ParseDumpDatagram(std::span<const char>(buf_.data(), static_cast<size_t>(n)), seq,
-                                 portid_, netns_inode, out, &progress);
+                                 portid_, netns_inode, &datagram_, &progress);
     malformed_ += progress.malformed;
+    if (!datagram_.empty()) each(datagram_);
     if (progress.interrupted) *interrupted = true;
     if (!s.ok()) return DumpError(-progress.error, family);
     if (progress.done) return Status::Ok();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,16 @@ enum TcpState : uint8_t {
   kTcpClosing,
   kTcpNewSynRecv,
 };
+
+// Which sockets a dump asks for, as masks of 1 << TcpState.
+inline constexpr uint32_t kListenStates = 1u << kTcpListen;
+// Every state from ESTABLISHED until the socket is gone (IsConnectedState).
+// Not TIME_WAIT, SYN_SENT or request sockets: under churn TIME_WAIT alone is
+// tens of thousands of sockets, which made every dump long and interrupted by
+// the churn (NLM_F_DUMP_INTR) on every retry.
+inline constexpr uint32_t kConnectedStates =
+    (1u << kTcpEstablished) | (1u << kTcpFinWait1) | (1u << kTcpFinWait2) |
+    (1u << kTcpCloseWait) | (1u << kTcpLastAck) | (1u << kTcpClosing);
 
 // One socket as sock_diag reports it.
 struct DiagSocket {
@@ -78,17 +89,30 @@ class SockDiag {
   SockDiag& operator=(const SockDiag&) = delete;
   ~SockDiag();
 
-  // Every TCP socket of `family` (AF_INET or AF_INET6), all states.
-  // `netns_inode` is only stamped into each key. Messages that do not parse
-  // are skipped and counted in malformed().
-  Result<std::vector<DiagSocket>> Dump(uint16_t family, uint32_t netns_inode);
+  // Every TCP socket of `family` (AF_INET or AF_INET6) in `states` (a mask
+  // of 1 << TcpState). `netns_inode` is only stamped into each key. Messages
+  // that do not parse are skipped and counted in malformed().
+  Result<std::vector<DiagSocket>> Dump(uint16_t family, uint32_t netns_inode,
+                                       uint32_t states = kListenStates | kConnectedStates);
+
+  // Dump without holding the whole reply: each datagram's sockets (a few
+  // hundred at most) go to `each` as soon as they parse, so 100,000 sockets
+  // never sit in memory at once (11 MB as DiagSockets). The span is reused
+  // after `each` returns. A walk the kernel's tables changed under
+  // (NLM_F_DUMP_INTR) is read again, as Dump does, so `each` may be handed a
+  // socket a second time: callers take a repeat as the same socket. An error
+  // can come after some sockets went to `each`.
+  using DiagRun = std::function<void(std::span<const DiagSocket> sockets)>;
+  Status DumpEach(uint16_t family, uint32_t netns_inode, uint32_t states, const DiagRun& each);
 
   // Messages skipped as malformed, over this socket's life.
   uint64_t malformed() const { return malformed_; }
 
  private:
   explicit SockDiag(struct mnl_socket* nl);
-  Status DumpOnce(uint16_t family, uint32_t netns_inode, std::vector<DiagSocket>* out,
+  Status CheckDumpable(uint16_t family) const;
+  // One walk; each datagram's sockets to `each`.
+  Status DumpOnce(uint16_t family, uint32_t netns_inode, uint32_t states, const DiagRun& each,
                   bool* interrupted);
 
   struct mnl_socket* nl_ = nullptr;
@@ -96,6 +120,7 @@ class SockDiag {
   uint32_t seq_ = 0;
   uint64_t malformed_ = 0;
   std::vector<char> buf_;
+  std::vector<DiagSocket> datagram_;  // one datagram's sockets, reused
 };
 
 }  // namespace flowmesh
