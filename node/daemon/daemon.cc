@@ -483,14 +483,12 @@ void Daemon::CheckKernelIfDue() {
         !held.ok())
       FM_LOG(Debug, "probe") << "events not held during the dump: " << held.message();
   }
-  ConnKeySet found;
-  if (reconcile) found.reserve(pipeline_.table().Stats().open + 1024);
+  // Each connection the dump finds goes through the table as an UPDATE,
+  // which moves its seen_seq on: that is how reconciliation knows it was
+  // found (KernelView::found_in_table), with no set of the dump's keys.
   const SnapshotSink sink = [&](std::span<ConnEvent> events) {
     if (events.empty() || events.front().kind != EventKind::kOpen) return;  // listeners
-    for (ConnEvent& c : events) {
-      if (reconcile) found.insert(c.key);
-      c.kind = EventKind::kUpdate;
-    }
+    for (ConnEvent& c : events) c.kind = EventKind::kUpdate;
     pipeline_.OnEvents(events);
   };
   Result<Snapshot> snap =
@@ -507,7 +505,7 @@ void Daemon::CheckKernelIfDue() {
   account_dumps_.fetch_add(1, std::memory_order_relaxed);
   if (reconcile) {
     KernelView view = KernelViewOf(*snap, taken_ns, seq);
-    view.connections = std::move(found);
+    view.found_in_table = true;
     std::vector<ConnEvent> made_up = reconciler_->Apply(std::move(view), MonotonicNs());
     for (const ConnEvent& ev : made_up) pipeline_.Forward(ev);
     if (!made_up.empty())

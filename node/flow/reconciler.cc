@@ -72,11 +72,16 @@ std::vector<ConnEvent> Reconciler::Apply(KernelView view, int64_t now_ns) {
   auto missing = [&](const ConnKey& key, const ConnKeySet& present) {
     return view.netns.count(key.netns) && !present.contains(key);
   };
+  // Found or not, the table's seen_seq tells (see found_in_table): the
+  // checks below on it are then the whole test.
+  auto connection_missing = [&](const ConnKey& key) {
+    return view.found_in_table ? view.netns.count(key.netns) > 0 : missing(key, view.connections);
+  };
 
   // Confirm what the previous dump missed. The table refuses anything that
   // closed or was reported meanwhile (seen_seq moved on).
   for (const auto& [key, c] : connections_)
-    if (missing(key, view.connections))
+    if (connection_missing(key))
       if (auto ev = table_.CloseMissed(key, c.seen_seq, c.missing_since_ns)) out.push_back(*ev);
   for (const auto& [key, c] : listeners_)
     if (missing(key, view.listeners))
@@ -86,7 +91,7 @@ std::vector<ConnEvent> Reconciler::Apply(KernelView view, int64_t now_ns) {
 
   // New candidates: in the table before the dump began, missing from it.
   table_.ForEachConnection([&](const ConnKey& key, uint64_t seen_seq) {
-    if (seen_seq <= view.table_seq && missing(key, view.connections))
+    if (seen_seq <= view.table_seq && connection_missing(key))
       connections_[key] = Candidate{seen_seq, view.taken_ns};
   });
   for (const Listener& l : table_.Listeners())

@@ -108,6 +108,39 @@ TEST_F(ReconcilerTest, MissedCloseIsMadeUpAfterTwoDumpsMissItAndIsMarked) {
   EXPECT_EQ(s.open, 1u);
 }
 
+TEST_F(ReconcilerTest, ADumpThatUpdatedTheTableIsJudgedBySequenceAlone) {
+  // meshd's dumps send each connection they find through the table as an
+  // UPDATE and keep no set of keys (found_in_table).
+  const ConnKey a = Key(40000, 80), b = Key(40001, 80), c = Key(40002, 80);
+  const ConnKey elsewhere = Key(40003, 80, /*netns=*/2);  // a namespace not dumped
+  Open(a);
+  Open(b);
+  Open(c);
+  Open(elsewhere);
+  auto dump = [&](std::initializer_list<ConnKey> found, int at_s) {
+    KernelView v = Dump(table, {}, at_s);  // the sequence read before it began
+    for (const ConnKey& k : found) {
+      ConnEvent e = Ev(EventKind::kUpdate, k, kT0 + at_s * kSec);
+      EXPECT_TRUE(table.Apply(e));
+    }
+    v.found_in_table = true;
+    return v;
+  };
+  EXPECT_TRUE(rec.Apply(dump({b}, 10), 0).empty());
+  EXPECT_EQ(rec.Stats().candidates, 2u) << "a and c; not b, found; not elsewhere, not dumped";
+  // The confirming dump finds c after all: only a is closed.
+  std::vector<ConnEvent> out = rec.Apply(dump({b, c}, 12), 2 * kSec);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, a);
+  EXPECT_TRUE(out[0].reconstructed);
+  EXPECT_EQ(out[0].ts_ns, kT0 + 10 * kSec);
+  EXPECT_FALSE(IsOpen(a));
+  EXPECT_TRUE(IsOpen(b));
+  EXPECT_TRUE(IsOpen(c));
+  EXPECT_TRUE(IsOpen(elsewhere));
+  EXPECT_EQ(rec.Stats().candidates, 0u);
+}
+
 TEST_F(ReconcilerTest, ConnectionOpenedWhileTheDumpRanIsNotJudged) {
   const ConnKey a = Key(40000, 80);
   KernelView first = Dump(table, {}, 10);  // began before a opened; did not see it
