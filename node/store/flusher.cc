@@ -144,6 +144,13 @@ Status Flusher::FlushLocked() {
   else
     AppendPending(std::move(drained));
   if (pending_.empty()) return Status::Ok();
+  {
+    // In flight is pending too: status must not read 0 pending while a
+    // write (a compaction's stall can make it slow) still holds records the
+    // store's count does not have yet.
+    std::lock_guard lock(stats_mu_);
+    stats_.pending_records = pending_.records.size();
+  }
 
   Status s = write_(pending_);
   if (s.ok()) {

@@ -94,6 +94,24 @@ TEST(StoreFlusher, FlushNowWritesWhatWasDrained) {
   EXPECT_EQ(st.pending_records, 0u);
 }
 
+TEST(StoreFlusher, ABatchBeingWrittenCountsAsPending) {
+  // Drained from the aggregator but not in the store yet: whoever waits for
+  // "nothing pending" (a benchmark, a query's flush) must not see 0 while a
+  // slow write still holds the records.
+  FakeSource src;
+  Flusher* self = nullptr;
+  uint64_t pending_during_write = 0;
+  Flusher f(Manual(), src.fn(), [&](const Batch&) {
+    pending_during_write = self->Stats().pending_records;
+    return Status::Ok();
+  });
+  self = &f;
+  src.Add(5, kT0);
+  ASSERT_TRUE(f.FlushNow().ok());
+  EXPECT_EQ(pending_during_write, 5u);
+  EXPECT_EQ(f.Stats().pending_records, 0u);
+}
+
 TEST(StoreFlusher, FailedBatchStaysPendingAndIsWrittenInOrderLater) {
   FakeSource src;
   FakeSink sink;
