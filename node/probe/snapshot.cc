@@ -347,7 +347,7 @@ void Snapshotter::TakeStreamed(const std::vector<NetnsRef>& refs, EventSource so
     run.reserve(kSnapshotRun);
     const SockDiag::DiagRun each = [&](std::span<const DiagSocket> sockets) {
       for (const DiagSocket& s : sockets) {
-        if (!filter_.Matches(s.key)) continue;
+        if (!IsConnectedState(s.state) || !filter_.Matches(s.key)) continue;
         run.push_back(ConnectionEvent(s, listeners, source, now, owner));
         if (run.size() == kSnapshotRun) {
           sink(run);
