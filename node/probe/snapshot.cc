@@ -49,6 +49,24 @@ std::optional<size_t> ReadInUse(const std::string& path, std::string_view label)
   return std::nullopt;
 }
 
+// Hands events to a sink in runs of at most kSnapshotRun, one buffer reused.
+class SnapshotRuns {
+ public:
+  explicit SnapshotRuns(const SnapshotSink& sink) : sink_(sink) { run_.reserve(kSnapshotRun); }
+  void Add(const ConnEvent& ev) {
+    run_.push_back(ev);
+    if (run_.size() == kSnapshotRun) Flush();
+  }
+  void Flush() {
+    if (!run_.empty()) sink_(run_);
+    run_.clear();
+  }
+
+ private:
+  const SnapshotSink& sink_;
+  std::vector<ConnEvent> run_;
+};
+
 }  // namespace
 
 bool IsConnectedState(uint8_t state) {
@@ -134,29 +152,26 @@ void AddNetnsSockets(const std::vector<DiagSocket>& sockets, const ProbeFilter& 
                      const SnapshotSink* sink) {
   NetnsListeners listeners;
   const size_t added = AddNetnsListeners(sockets, filter, source, now_ns, owner, &listeners, out);
-  std::vector<ConnEvent> run;
+  std::optional<SnapshotRuns> runs;
   if (sink) {
+    runs.emplace(*sink);
     // This namespace's listeners (the ones after the earlier namespaces').
-    run.assign(out->listeners.end() - static_cast<ptrdiff_t>(added), out->listeners.end());
-    if (!run.empty()) (*sink)(run);
-    run.clear();
-    run.reserve(kSnapshotRun);
+    for (auto it = out->listeners.end() - static_cast<ptrdiff_t>(added); it != out->listeners.end();
+         ++it)
+      runs->Add(*it);
+    runs->Flush();
   }
   for (const DiagSocket& s : sockets) {
     if (!IsConnectedState(s.state) || !filter.Matches(s.key)) continue;
     ConnEvent ev = ConnectionEvent(s, listeners, source, now_ns, owner);
-    if (sink) {
-      run.push_back(ev);
-      if (run.size() == kSnapshotRun) {
-        (*sink)(run);
-        run.clear();
-      }
+    if (runs) {
+      runs->Add(ev);
       continue;
     }
     out->connections.push_back(ev);
     out->cookies.push_back(s.cookie);
   }
-  if (sink && !run.empty()) (*sink)(run);
+  if (runs) runs->Flush();
 }
 
 Snapshotter::Snapshotter(ProbeFilter filter, std::string proc_root,
@@ -333,7 +348,7 @@ void Snapshotter::TakeStreamed(const std::vector<NetnsRef>& refs, EventSource so
   if (expect) {
     if (std::optional<size_t> n = ExpectedConnections(refs, listed, listening)) (*expect)(*n);
   }
-  std::vector<ConnEvent> run;
+  SnapshotRuns runs(sink);
   for (size_t i = 0; i < refs.size(); i++) {
     if (!listed[i]) continue;
     const NetnsRef& ref = refs[i];
@@ -341,18 +356,14 @@ void Snapshotter::TakeStreamed(const std::vector<NetnsRef>& refs, EventSource so
     const size_t added =
         AddNetnsListeners(listening[i], filter_, source, now, owner, &listeners, snap);
     std::vector<DiagSocket>().swap(listening[i]);
-    run.assign(snap->listeners.end() - static_cast<ptrdiff_t>(added), snap->listeners.end());
-    if (!run.empty()) sink(run);
-    run.clear();
-    run.reserve(kSnapshotRun);
+    for (auto it = snap->listeners.end() - static_cast<ptrdiff_t>(added);
+         it != snap->listeners.end(); ++it)
+      runs.Add(*it);
+    runs.Flush();
     const SockDiag::DiagRun each = [&](std::span<const DiagSocket> sockets) {
       for (const DiagSocket& s : sockets) {
         if (!IsConnectedState(s.state) || !filter_.Matches(s.key)) continue;
-        run.push_back(ConnectionEvent(s, listeners, source, now, owner));
-        if (run.size() == kSnapshotRun) {
-          sink(run);
-          run.clear();
-        }
+        runs.Add(ConnectionEvent(s, listeners, source, now, owner));
       }
     };
     Status s = [&]() -> Status {
@@ -361,8 +372,7 @@ void Snapshotter::TakeStreamed(const std::vector<NetnsRef>& refs, EventSource so
         FM_RETURN_IF_ERROR(diag->DumpEach(family, ref.inode, kConnectedStates, each));
       return Status::Ok();
     }();
-    if (!run.empty()) sink(run);
-    run.clear();
+    runs.Flush();
     if (!s.ok()) {
       // What went to the sink stays there; the namespace is not in
       // netns_dumped, so nobody takes a socket missing from it as gone.
@@ -403,10 +413,14 @@ std::optional<size_t> Snapshotter::TcpSocketsInUse(const NetnsRef& ref) {
   auto read = [&](const std::string& dir) -> std::optional<size_t> {
     size_t total = 0;
     bool found = false;
-    const std::pair<const char*, const char*> files[] = {{"/sockstat", "TCP: inuse "},
-                                                         {"/sockstat6", "TCP6: inuse "}};
-    for (const auto& [file, label] : files) {
-      const uint16_t family = std::string_view(file) == "/sockstat" ? AF_INET : AF_INET6;
+    struct File {
+      uint16_t family;
+      const char* name;
+      std::string_view label;
+    };
+    static constexpr File kFiles[] = {{AF_INET, "/sockstat", "TCP: inuse "},
+                                      {AF_INET6, "/sockstat6", "TCP6: inuse "}};
+    for (const auto& [family, file, label] : kFiles) {
       if (filter_.family != 0 && filter_.family != family) continue;
       std::optional<size_t> n = ReadInUse(dir + file, label);
       if (n) {
