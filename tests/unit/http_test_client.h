@@ -20,9 +20,11 @@ namespace flowmesh::testing {
 class Client {
  public:
   // From `source` (a loopback address other than 127.0.0.1 is another peer).
-  explicit Client(uint16_t port, const char* source = nullptr) {
+  // Reads give up after `timeout_s`: longer than any server deadline a test
+  // measures, or the two race.
+  explicit Client(uint16_t port, const char* source = nullptr, int timeout_s = 5) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{5, 0};
+    timeval tv{timeout_s, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (source) {
       sockaddr_in from{};
